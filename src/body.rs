@@ -1,0 +1,134 @@
+//! Body types that flow through lacquer: what goes to backends and what goes
+//! back to clients. Each is a small enum so the hit path (one `Bytes`) costs
+//! no boxing.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::fetch::broadcast::BodyReader;
+use crate::fetch::pool::BackendBody;
+
+/// The error type of bodies sent to clients.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body sent to a backend.
+#[derive(Debug)]
+pub enum ReqBody {
+    /// No body.
+    Empty,
+    /// A body held in memory (replayable: requests with it can be retried).
+    Full(Option<Bytes>),
+    /// The client's body, streamed as it arrives.
+    Stream(Incoming),
+}
+
+impl ReqBody {
+    /// A copy of this body when it can be sent again (retries).
+    pub fn try_clone(&self) -> Option<ReqBody> {
+        match self {
+            ReqBody::Empty => Some(ReqBody::Empty),
+            ReqBody::Full(b) => Some(ReqBody::Full(b.clone())),
+            ReqBody::Stream(_) => None,
+        }
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ReqBody::Stream(s) => Pin::new(s).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Empty => true,
+            ReqBody::Full(b) => b.is_none(),
+            ReqBody::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ReqBody::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+/// A response body sent to a client.
+pub enum RespBody {
+    /// A stored body, or a synthetic one.
+    Full(Option<Bytes>),
+    /// Streamed straight from a backend (pass, or a miss not shared).
+    Backend(BackendBody),
+    /// Streamed from a shared fetch (a coalesced miss).
+    Shared(BodyReader),
+}
+
+impl RespBody {
+    /// An empty body.
+    pub fn empty() -> RespBody {
+        RespBody::Full(None)
+    }
+
+    /// A body of the given bytes.
+    pub fn full(b: impl Into<Bytes>) -> RespBody {
+        let b = b.into();
+        RespBody::Full(if b.is_empty() { None } else { Some(b) })
+    }
+}
+
+impl std::fmt::Debug for RespBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RespBody::Full(b) => write!(f, "Full({} bytes)", b.as_ref().map_or(0, |b| b.len())),
+            RespBody::Backend(_) => f.write_str("Backend"),
+            RespBody::Shared(_) => f.write_str("Shared"),
+        }
+    }
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RespBody::Backend(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
+            RespBody::Shared(s) => Pin::new(s).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Full(b) => b.is_none(),
+            RespBody::Backend(s) => s.is_end_stream(),
+            RespBody::Shared(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RespBody::Backend(s) => s.size_hint(),
+            RespBody::Shared(s) => s.size_hint(),
+        }
+    }
+}

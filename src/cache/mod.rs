@@ -1,0 +1,11 @@
+//! The shared cache: keys, immutable objects, the byte-bounded store, and the
+//! RFC 9111 rules that decide what is stored and for how long.
+pub mod freshness;
+pub mod key;
+pub mod object;
+pub mod store;
+pub mod vary;
+
+pub use key::CacheKey;
+pub use object::CachedObject;
+pub use store::{Found, Store};

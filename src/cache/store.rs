@@ -1,0 +1,174 @@
+//! The store: moka, bounded by bytes (each entry weighs its objects' bodies
+//! plus headers), TinyLFU admission, per-entry expiry at the end of the
+//! objects' TTL + grace + keep.
+
+use moka::sync::Cache;
+use moka::Expiry;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::key::CacheKey;
+use super::object::CachedObject;
+use http::HeaderMap;
+
+/// Everything stored under one key: the Vary variants, and a hit-for-miss
+/// marker when the last answer was uncacheable.
+#[derive(Debug, Default)]
+pub struct Entry {
+    /// Variants, oldest first.
+    pub variants: Vec<Arc<CachedObject>>,
+    /// Until when requests for this key skip coalescing (hit-for-miss).
+    pub hit_for_miss_until: Option<Instant>,
+}
+
+impl Entry {
+    fn weight(&self, key: &CacheKey) -> u32 {
+        let w: usize = 128 + key.len() + self.variants.iter().map(|o| o.weight()).sum::<usize>();
+        u32::try_from(w).unwrap_or(u32::MAX)
+    }
+
+    fn expires(&self) -> Instant {
+        let objects = self.variants.iter().map(|o| o.expires).max();
+        match (objects, self.hit_for_miss_until) {
+            (Some(a), Some(b)) => a.max(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => Instant::now(),
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Found {
+    /// A stored variant matching the request.
+    Object(Arc<CachedObject>),
+    /// No matching variant, but a live hit-for-miss marker.
+    HitForMiss,
+    /// Nothing.
+    Nothing,
+}
+
+struct EntryExpiry;
+
+impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Entry>,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.expires().saturating_duration_since(created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Entry>,
+        updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.expires().saturating_duration_since(updated_at))
+    }
+}
+
+/// The shared cache.
+#[derive(Clone)]
+pub struct Store {
+    cache: Cache<CacheKey, Arc<Entry>>,
+    max_variants: usize,
+}
+
+impl Store {
+    /// A store holding at most `budget` bytes, `max_variants` per URL.
+    pub fn new(budget: u64, max_variants: usize) -> Store {
+        let cache = Cache::builder()
+            .max_capacity(budget)
+            .weigher(|k: &CacheKey, v: &Arc<Entry>| v.weight(k))
+            .expire_after(EntryExpiry)
+            .build();
+        Store {
+            cache,
+            max_variants: max_variants.max(1),
+        }
+    }
+
+    /// The variant of `key` that `req` selects, if stored.
+    pub fn lookup(&self, key: &CacheKey, req: &HeaderMap) -> Found {
+        let Some(entry) = self.cache.get(key) else {
+            return Found::Nothing;
+        };
+        let now = Instant::now();
+        // Newest first: a fresher variant for the same request wins.
+        if let Some(obj) = entry
+            .variants
+            .iter()
+            .rev()
+            .find(|o| o.expires > now && o.variant.matches(req))
+        {
+            return Found::Object(obj.clone());
+        }
+        match entry.hit_for_miss_until {
+            Some(t) if t > now => Found::HitForMiss,
+            _ => Found::Nothing,
+        }
+    }
+
+    /// Stores `obj` under `key`, replacing the variant with the same request
+    /// values and clearing any hit-for-miss marker.
+    pub fn insert(&self, key: CacheKey, obj: Arc<CachedObject>) {
+        let max = self.max_variants;
+        self.cache.entry(key).and_upsert_with(|old| {
+            let now = Instant::now();
+            let mut variants: Vec<Arc<CachedObject>> = match old {
+                Some(e) => e
+                    .value()
+                    .variants
+                    .iter()
+                    .filter(|o| o.expires > now && o.variant != obj.variant)
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            variants.push(obj);
+            if variants.len() > max {
+                let excess = variants.len() - max;
+                variants.drain(..excess);
+            }
+            Arc::new(Entry {
+                variants,
+                hit_for_miss_until: None,
+            })
+        });
+    }
+
+    /// Marks `key` hit-for-miss for `ttl`: requests skip coalescing until then.
+    pub fn mark_hit_for_miss(&self, key: CacheKey, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        self.cache.entry(key).and_upsert_with(|old| {
+            let variants = old.map(|e| e.value().variants.clone()).unwrap_or_default();
+            Arc::new(Entry {
+                variants,
+                hit_for_miss_until: Some(Instant::now() + ttl),
+            })
+        });
+    }
+
+    /// Removes every variant of `key`; returns how many objects went.
+    pub fn remove(&self, key: &CacheKey) -> usize {
+        self.cache.remove(key).map_or(0, |e| e.variants.len())
+    }
+
+    /// Bytes charged against the budget, after pending evictions have run.
+    pub fn stored_bytes(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+
+    /// Number of keys stored, after pending evictions have run.
+    pub fn entry_count(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}

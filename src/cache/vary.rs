@@ -1,0 +1,120 @@
+//! Vary (RFC 9111 §4.1): one URL, several stored variants, each selected by
+//! the request headers its response names.
+
+use bytes::Bytes;
+use http::header::{HeaderName, VARY};
+use http::HeaderMap;
+
+/// The request header values a variant was stored for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Variant(Vec<(HeaderName, Option<Bytes>)>);
+
+/// The header names a response varies on; `None` for `Vary: *` (matches no
+/// later request, so never stored).
+pub fn vary_names(resp: &HeaderMap) -> Option<Vec<HeaderName>> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    for v in resp.get_all(VARY) {
+        let Ok(s) = v.to_str() else { continue };
+        for item in s.split(',') {
+            let item = item.trim();
+            if item == "*" {
+                return None;
+            }
+            if let Ok(name) = HeaderName::from_bytes(item.as_bytes()) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    Some(names)
+}
+
+/// The normalised value of `name` in `req`: every field line, trimmed,
+/// joined by `", "` (RFC 9111 §4.1 allows this normalisation).
+fn normalised(req: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
+    let mut values = req.get_all(name).iter().peekable();
+    let first = values.next()?;
+    if values.peek().is_none() {
+        return Some(Bytes::copy_from_slice(first.as_bytes().trim_ascii()));
+    }
+    let mut out = first.as_bytes().trim_ascii().to_vec();
+    for v in values {
+        out.extend_from_slice(b", ");
+        out.extend_from_slice(v.as_bytes().trim_ascii());
+    }
+    Some(Bytes::from(out))
+}
+
+impl Variant {
+    /// Captures the request's values for `names`.
+    pub fn capture(names: &[HeaderName], req: &HeaderMap) -> Variant {
+        Variant(
+            names
+                .iter()
+                .map(|n| (n.clone(), normalised(req, n)))
+                .collect(),
+        )
+    }
+
+    /// Whether `req` selects this variant.
+    pub fn matches(&self, req: &HeaderMap) -> bool {
+        self.0.iter().all(|(n, v)| normalised(req, n) == *v)
+    }
+
+    /// True when the response did not vary.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes this variant description occupies (for weighing).
+    pub fn weight(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, |v| v.len()) + 16)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn names_and_star() {
+        let r = map(&[
+            ("vary", "Accept-Encoding, accept-language"),
+            ("vary", "x-a"),
+        ]);
+        assert_eq!(vary_names(&r).unwrap().len(), 3);
+        assert!(vary_names(&map(&[("vary", "a, *")])).is_none());
+    }
+
+    #[test]
+    fn matching_normalises_whitespace_and_lines() {
+        let names = vary_names(&map(&[("vary", "accept-encoding")])).unwrap();
+        let v = Variant::capture(&names, &map(&[("accept-encoding", " gzip ")]));
+        assert!(v.matches(&map(&[("accept-encoding", "gzip")])));
+        assert!(!v.matches(&map(&[("accept-encoding", "br")])));
+        assert!(!v.matches(&map(&[])));
+        let absent = Variant::capture(&names, &map(&[]));
+        assert!(absent.matches(&map(&[("x", "y")])));
+        let two = Variant::capture(
+            &names,
+            &map(&[("accept-encoding", "gzip"), ("accept-encoding", "br")]),
+        );
+        assert!(two.matches(&map(&[("accept-encoding", "gzip, br")])));
+    }
+}

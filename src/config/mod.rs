@@ -1,0 +1,366 @@
+//! Settings: TOML → validated, immutable [`Config`].
+//!
+//! Every key has a default, so an empty file (or no file, with `-a`/`-b` on the
+//! command line) is a working configuration. Unknown keys and bad values are
+//! refused with the file, line and column of the offending text.
+
+mod units;
+
+pub use units::{parse_bytes, parse_duration, ByteSize, Seconds};
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cache::freshness::FreshnessPolicy;
+
+/// An error in the settings, with its position when it comes from a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The path as given.
+        file: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A syntax error, unknown key or bad value at a known position.
+    #[error("{file}:{line}:{column}: {message}")]
+    At {
+        /// The path as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that is wrong only in combination with others.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// The path as given (or `command line`).
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration. Built once, then shared read-only (`Arc<Config>`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Client-facing listener settings.
+    pub server: ServerConfig,
+    /// Backends (app servers). The first one is used for every request until
+    /// directors exist.
+    pub backend: Vec<BackendConfig>,
+    /// Cache behaviour and storage.
+    pub cache: CacheConfig,
+}
+
+/// The client-facing side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Addresses to listen on (`"127.0.0.1:6081"`).
+    pub listen: Vec<SocketAddr>,
+    /// Largest request head (request line + headers) accepted; larger gets 431.
+    pub max_header_bytes: ByteSize,
+    /// Most request headers accepted; more gets 431.
+    pub max_headers: usize,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Seconds,
+    /// Name used in the `Via` header.
+    pub via_name: String,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+/// One app server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// Name for logs.
+    pub name: String,
+    /// `host:port` of the app server.
+    pub address: String,
+    /// Time to establish a TCP connection.
+    pub connect_timeout: Seconds,
+    /// Time from sending the request to the first byte of the response head.
+    pub first_byte_timeout: Seconds,
+    /// Longest pause between two body chunks of a response.
+    pub between_bytes_timeout: Seconds,
+    /// Most connections open to this backend at once (0 = unlimited).
+    pub max_connections: usize,
+    /// How long an idle pooled connection is kept for reuse.
+    pub idle_timeout: Seconds,
+}
+
+/// Cache behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Byte budget for everything stored (bodies plus headers).
+    pub storage: ByteSize,
+    /// TTL for responses with no explicit freshness. Absent (the default): such
+    /// responses are stored only where RFC 9111 heuristics allow.
+    pub default_ttl: Option<Seconds>,
+    /// How long past its TTL an object may be delivered while one background
+    /// fetch refreshes it, unless the response sets `stale-while-revalidate`.
+    pub grace: Seconds,
+    /// How long past TTL and grace an object is kept for conditional
+    /// revalidation and to replace backend errors (`stale-if-error`).
+    pub keep: Seconds,
+    /// Responses larger than this are delivered but not stored.
+    pub max_object_size: ByteSize,
+    /// How long an uncacheable answer makes later requests for its key go to
+    /// the backend in parallel instead of waiting on each other.
+    pub hit_for_miss: Seconds,
+    /// Fraction of `Date` − `Last-Modified` used as heuristic freshness.
+    pub heuristic_fraction: f64,
+    /// Cap on heuristic freshness.
+    pub heuristic_max: Seconds,
+    /// Whether a client's `Cache-Control: no-cache` forces a backend fetch
+    /// (off by default, as in Varnish: one client must not empty the cache).
+    pub honor_client_no_cache: bool,
+    /// Whether responses carrying `Set-Cookie` may be stored.
+    pub cache_set_cookie: bool,
+    /// Most Vary variants kept per URL; the oldest goes first.
+    pub max_variants: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            backend: Vec::new(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 6081))],
+            max_header_bytes: ByteSize(16 << 10),
+            max_headers: 100,
+            header_read_timeout: Seconds(Duration::from_secs(10)),
+            via_name: "lacquer".into(),
+            threads: 0,
+        }
+    }
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            name: "default".into(),
+            address: String::new(),
+            connect_timeout: Seconds(Duration::from_millis(3500)),
+            first_byte_timeout: Seconds(Duration::from_secs(60)),
+            between_bytes_timeout: Seconds(Duration::from_secs(60)),
+            max_connections: 0,
+            idle_timeout: Seconds(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            storage: ByteSize(256 << 20),
+            default_ttl: None,
+            grace: Seconds(Duration::from_secs(10)),
+            keep: Seconds(Duration::ZERO),
+            max_object_size: ByteSize(64 << 20),
+            hit_for_miss: Seconds(Duration::from_secs(120)),
+            heuristic_fraction: 0.1,
+            heuristic_max: Seconds(Duration::from_secs(86400)),
+            honor_client_no_cache: false,
+            cache_set_cookie: false,
+            max_variants: 32,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The RFC 9111 knobs as the freshness module wants them.
+    pub fn freshness_policy(&self) -> FreshnessPolicy {
+        FreshnessPolicy {
+            default_ttl: self.default_ttl.map(|s| s.0),
+            heuristic_fraction: self.heuristic_fraction,
+            heuristic_max: self.heuristic_max.0,
+            default_grace: self.grace.0,
+            default_keep: self.keep.0,
+            cache_set_cookie: self.cache_set_cookie,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a settings file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::from_toml(&text, &file)
+    }
+
+    /// Parses and validates settings text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_column(text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError::At {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot check alone.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        if self.server.listen.is_empty() {
+            return Err(invalid(
+                "server.listen: at least one address is needed".into(),
+            ));
+        }
+        if self.server.max_header_bytes.0 < 8192 {
+            return Err(invalid(
+                "server.max_header_bytes: must be at least 8KiB (8192)".into(),
+            ));
+        }
+        for (i, b) in self.backend.iter().enumerate() {
+            check_authority(&b.address)
+                .map_err(|m| invalid(format!("backend[{i}] ({}): address {m}", b.name)))?;
+        }
+        let c = &self.cache;
+        if !(0.0..=1.0).contains(&c.heuristic_fraction) {
+            return Err(invalid(
+                "cache.heuristic_fraction: must be between 0 and 1".into(),
+            ));
+        }
+        if c.storage.0 == 0 {
+            return Err(invalid("cache.storage: must be more than 0".into()));
+        }
+        if c.max_object_size.0 > c.storage.0 {
+            return Err(invalid(
+                "cache.max_object_size: larger than cache.storage".into(),
+            ));
+        }
+        if c.max_variants == 0 {
+            return Err(invalid("cache.max_variants: must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The backend every request goes to (the first configured).
+    pub fn primary_backend(&self) -> Option<&BackendConfig> {
+        self.backend.first()
+    }
+}
+
+/// Checks that `s` is `host:port` with a non-empty host and a numeric port.
+pub fn check_authority(s: &str) -> Result<(), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} must be host:port"))?;
+    if host.is_empty() {
+        return Err(format!("{s:?} has no host"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{s:?} has no valid port"))?;
+    Ok(())
+}
+
+/// 1-based line and column (in characters) of byte offset `at` in `text`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::from_toml("", "x.toml").unwrap();
+        assert_eq!(c.cache.storage, ByteSize(256 << 20));
+        assert!(c.cache.default_ttl.is_none());
+        assert!(c.backend.is_empty());
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let text = include_str!("../../fixtures/lacquer.toml");
+        let c = Config::from_toml(text, "fixtures/lacquer.toml").unwrap();
+        assert_eq!(c.primary_backend().unwrap().address, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn unknown_key_has_position() {
+        let e = Config::from_toml("[cache]\nstorage = \"1MiB\"\n  gracee = \"1s\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("a.toml:3:3: unknown field `gracee`"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_has_position() {
+        let e = Config::from_toml("[cache]\nstorage = \"12 parsecs\"\n", "b.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("b.toml:2:11: unknown size unit"), "{e}");
+        let e = Config::from_toml("[[backend]]\nconnect_timeout = \"soon\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:2:19: expected a duration"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = Config::from_toml("[server\nlisten = 1\n", "d.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("d.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_checks() {
+        let e = Config::from_toml("[[backend]]\naddress = \"nohost\"\n", "e.toml").unwrap_err();
+        assert!(e.to_string().contains("must be host:port"), "{e}");
+        let e = Config::from_toml(
+            "[cache]\nstorage = \"1MiB\"\nmax_object_size = \"2MiB\"\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("larger than cache.storage"), "{e}");
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        assert_eq!(line_column("ab\ncdé f", 8), (2, 5));
+        assert_eq!(line_column("", 10), (1, 1));
+    }
+}

@@ -1,0 +1,140 @@
+//! The embedded demo: a small origin serving the site in `fixtures/demo/`
+//! (compiled into the binary, so it runs from anywhere), for `lacquer` with
+//! no arguments.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+struct Page {
+    path: &'static str,
+    body: &'static str,
+    content_type: &'static str,
+    cache_control: Option<&'static str>,
+    etag: Option<&'static str>,
+}
+
+const LAST_MODIFIED_AT: &str = "Sun, 01 Nov 2026 12:00:00 GMT";
+
+const PAGES: &[Page] = &[
+    Page {
+        path: "/",
+        body: include_str!("../fixtures/demo/index.html"),
+        content_type: "text/html; charset=utf-8",
+        cache_control: Some("max-age=60"),
+        etag: Some("\"index-v1\""),
+    },
+    Page {
+        path: "/news",
+        body: include_str!("../fixtures/demo/news.html"),
+        content_type: "text/html; charset=utf-8",
+        cache_control: Some("max-age=5"),
+        etag: Some("\"news-v1\""),
+    },
+    Page {
+        path: "/account",
+        body: include_str!("../fixtures/demo/account.html"),
+        content_type: "text/html; charset=utf-8",
+        cache_control: Some("private, no-store"),
+        etag: None,
+    },
+    Page {
+        path: "/style.css",
+        body: include_str!("../fixtures/demo/style.css"),
+        content_type: "text/css",
+        cache_control: Some("max-age=3600"),
+        etag: Some("\"style-v1\""),
+    },
+];
+
+/// Starts the demo origin on `addr` (port 0 for any); returns where it listens.
+pub async fn start_origin(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let hits = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let hits = hits.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let n = hits.fetch_add(1, Ordering::Relaxed) + 1;
+                    async move { Ok::<_, Infallible>(answer(&req, n)) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn answer(req: &Request<Incoming>, hits: u64) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    resp.headers_mut()
+        .insert("x-origin-hits", HeaderValue::from(hits));
+    if path == "/time" {
+        let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        *resp.body_mut() = Full::new(Bytes::from(format!("origin time: {now}\n")));
+        return resp;
+    }
+    let Some(page) = PAGES.iter().find(|p| p.path == path) else {
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        let h = resp.headers_mut();
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=10"));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        *resp.body_mut() = Full::new(Bytes::from_static(b"not found\n"));
+        return resp;
+    };
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(page.content_type));
+    h.insert(LAST_MODIFIED, HeaderValue::from_static(LAST_MODIFIED_AT));
+    if let Some(cc) = page.cache_control {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static(cc));
+    }
+    if let Some(etag) = page.etag {
+        h.insert(ETAG, HeaderValue::from_static(etag));
+        let matches = req
+            .headers()
+            .get(IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+        if matches {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            return resp;
+        }
+    }
+    *resp.body_mut() = Full::new(Bytes::from_static(page.body.as_bytes()));
+    resp
+}
+
+/// The curl lines printed at demo start.
+pub fn curl_lines(addr: SocketAddr) -> String {
+    format!(
+        "lacquer demo: cache on http://{addr}/ in front of the demo origin. Try:\n\
+         \n  # a cached page: the second answer says X-Cache: HIT, X-Origin-Hits stays put\n\
+         \x20 curl -si http://{addr}/ | grep -iE '^(x-cache|age|x-origin-hits)'\n\
+         \x20 curl -si http://{addr}/ | grep -iE '^(x-cache|age|x-origin-hits)'\n\
+         \n  # a revalidated page: fresh 5 s, then an If-None-Match to the origin answered 304\n\
+         \x20 curl -si http://{addr}/news | grep -iE '^(x-cache|age|etag)'; sleep 6; curl -si http://{addr}/news | grep -iE '^(x-cache|age|etag)'\n\
+         \n  # a conditional request answered 304 from the cache\n\
+         \x20 curl -si -H 'If-None-Match: \"index-v1\"' http://{addr}/ | head -1\n\
+         \n  # an uncacheable page: every request reaches the origin\n\
+         \x20 curl -si http://{addr}/account | grep -iE '^(x-cache|x-origin-hits)'\n"
+    )
+}

@@ -1,0 +1,434 @@
+//! A backend: its keep-alive connection pool and the request/response exchange
+//! with timeouts.
+//!
+//! Why not hyper-util's `legacy::Client`: lacquer needs to know whether a
+//! request went out on a reused connection (a backend that closed an idle
+//! connection must never surface as a 502 — such requests are retried on a
+//! fresh connection), a per-backend connection limit, and the first-byte /
+//! between-bytes timeouts of Varnish. All three sit naturally in a small pool
+//! built on `hyper::client::conn::http1`, with hyper-util supplying the tokio
+//! glue (`TokioIo`).
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+
+use crate::body::ReqBody;
+use crate::config::BackendConfig;
+
+/// Why a backend exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// TCP connect failed (refused, unreachable, name not resolved).
+    #[error("backend {backend}: connect failed: {source}")]
+    Connect {
+        /// Backend name.
+        backend: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TCP connect took longer than `connect_timeout`.
+    #[error("backend {0}: connect timed out")]
+    ConnectTimeout(String),
+    /// All `max_connections` were busy for longer than `connect_timeout`.
+    #[error("backend {0}: all connections busy")]
+    PoolExhausted(String),
+    /// No response head within `first_byte_timeout`.
+    #[error("backend {0}: no response within the first-byte timeout")]
+    FirstByteTimeout(String),
+    /// The backend broke HTTP (garbage, closed early, bad framing).
+    #[error("backend {backend}: {source}")]
+    Protocol {
+        /// Backend name.
+        backend: String,
+        /// hyper's description.
+        source: hyper::Error,
+    },
+}
+
+impl FetchError {
+    /// The status a client gets for this error: 504 for timeouts, else 502.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            FetchError::ConnectTimeout(_)
+            | FetchError::FirstByteTimeout(_)
+            | FetchError::PoolExhausted(_) => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FetchError::Connect { .. } => "connect-failed",
+            FetchError::ConnectTimeout(_) => "connect-timeout",
+            FetchError::PoolExhausted(_) => "pool-exhausted",
+            FetchError::FirstByteTimeout(_) => "first-byte-timeout",
+            FetchError::Protocol { .. } => "protocol-error",
+        }
+    }
+}
+
+/// Errors while streaming a backend body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// No data for longer than `between_bytes_timeout`.
+    #[error("backend body stalled beyond the between-bytes timeout")]
+    BetweenBytesTimeout,
+    /// The connection broke mid-body.
+    #[error("backend body: {0}")]
+    Hyper(#[from] hyper::Error),
+}
+
+struct Conn {
+    sender: SendRequest<ReqBody>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// One app server and its connection pool.
+pub struct Backend {
+    name: String,
+    address: String,
+    connect_timeout: Duration,
+    first_byte_timeout: Duration,
+    between_bytes_timeout: Duration,
+    idle_timeout: Duration,
+    idle: Mutex<Vec<Idle>>,
+    limit: Option<Arc<Semaphore>>,
+    released: Notify,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+impl Backend {
+    /// A backend built from its settings.
+    pub fn new(cfg: &BackendConfig) -> Arc<Backend> {
+        Arc::new(Backend {
+            name: cfg.name.clone(),
+            address: cfg.address.clone(),
+            connect_timeout: cfg.connect_timeout.0,
+            first_byte_timeout: cfg.first_byte_timeout.0,
+            between_bytes_timeout: cfg.between_bytes_timeout.0,
+            idle_timeout: cfg.idle_timeout.0,
+            idle: Mutex::new(Vec::new()),
+            limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
+            released: Notify::new(),
+        })
+    }
+
+    /// The backend's name from the settings.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The backend's `host:port`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Sends `req` and returns the response head with a streaming body.
+    ///
+    /// A request that fails on a reused connection before any response byte
+    /// arrived (the backend closed it while idle) is sent again on a fresh
+    /// connection when its method is idempotent and its body replayable.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: Request<ReqBody>,
+    ) -> Result<Response<BackendBody>, FetchError> {
+        let idempotent = is_idempotent(req.method());
+        // A streamed body cannot be replayed, so it never rides on a
+        // connection that may have been closed while idle.
+        let replay = if idempotent {
+            clone_request(&req)
+        } else {
+            None
+        };
+        let fresh_only = matches!(req.body(), ReqBody::Stream(_)) && idempotent;
+        let mut req = req;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (mut conn, reused) = self.checkout(fresh_only || attempts > 1).await?;
+            let sent =
+                tokio::time::timeout(self.first_byte_timeout, conn.sender.try_send_request(req))
+                    .await;
+            match sent {
+                Err(_) => return Err(FetchError::FirstByteTimeout(self.name.clone())),
+                Ok(Ok(resp)) => return Ok(self.wrap(resp, conn)),
+                Ok(Err(mut e)) => {
+                    if attempts >= 3 {
+                        return Err(self.protocol(e.into_error()));
+                    }
+                    if let Some(unsent) = e.take_message() {
+                        // Never written: any method may go again.
+                        tracing::debug!(backend = %self.name, "connection not ready; resending");
+                        req = unsent;
+                        continue;
+                    }
+                    let err = e.into_error();
+                    let retryable = reused
+                        && (err.is_incomplete_message()
+                            || err.is_canceled()
+                            || err.is_closed()
+                            || is_reset(&err));
+                    match (retryable, replay.as_ref().and_then(clone_request)) {
+                        (true, Some(again)) => {
+                            tracing::debug!(backend = %self.name, error = %err,
+                                "reused connection was closed by the backend; retrying");
+                            req = again;
+                        }
+                        _ => return Err(self.protocol(err)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn protocol(&self, source: hyper::Error) -> FetchError {
+        FetchError::Protocol {
+            backend: self.name.clone(),
+            source,
+        }
+    }
+
+    fn wrap(self: &Arc<Self>, resp: Response<Incoming>, conn: Conn) -> Response<BackendBody> {
+        let (parts, inner) = resp.into_parts();
+        let mut body = BackendBody {
+            inner,
+            conn: Some(conn),
+            backend: Some(self.clone()),
+            timeout: self.between_bytes_timeout,
+            sleep: None,
+        };
+        if body.inner.is_end_stream() {
+            body.release();
+        }
+        Response::from_parts(parts, body)
+    }
+
+    /// Takes an idle connection, or opens one, honouring `max_connections`.
+    async fn checkout(&self, fresh_only: bool) -> Result<(Conn, bool), FetchError> {
+        let deadline = Instant::now() + self.connect_timeout;
+        loop {
+            if !fresh_only {
+                while let Some(mut conn) = self.pop_idle() {
+                    if conn.sender.ready().await.is_ok() {
+                        return Ok((conn, true));
+                    }
+                }
+            }
+            let permit = match &self.limit {
+                None => None,
+                Some(sem) => match sem.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        if fresh_only {
+                            // Make room: an idle connection is worth less than this request.
+                            if let Some(idle) = self.pop_idle() {
+                                drop(idle);
+                                continue;
+                            }
+                        }
+                        let wait = deadline.saturating_duration_since(Instant::now());
+                        // Wait for a connection to be closed (permit) or pooled (notify).
+                        tokio::select! {
+                            p = sem.clone().acquire_owned() => p.ok(),
+                            _ = self.released.notified() => continue,
+                            _ = tokio::time::sleep(wait) => {
+                                return Err(FetchError::PoolExhausted(self.name.clone()))
+                            }
+                        }
+                    }
+                },
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let sender = self.connect(remaining).await?;
+            return Ok((
+                Conn {
+                    sender,
+                    _permit: permit,
+                },
+                false,
+            ));
+        }
+    }
+
+    fn pop_idle(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while let Some(entry) = idle.pop() {
+            if now.duration_since(entry.since) < self.idle_timeout && !entry.conn.sender.is_closed()
+            {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, conn: Conn) {
+        if conn.sender.is_closed() || self.idle_timeout.is_zero() {
+            drop(conn);
+        } else {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            // Drop the stale end of the stack (oldest first) as we go.
+            let now = Instant::now();
+            idle.retain(|i| now.duration_since(i.since) < self.idle_timeout);
+            idle.push(Idle { conn, since: now });
+        }
+        self.released.notify_one();
+    }
+
+    async fn connect(&self, within: Duration) -> Result<SendRequest<ReqBody>, FetchError> {
+        let connect = async {
+            let stream =
+                TcpStream::connect(&self.address)
+                    .await
+                    .map_err(|source| FetchError::Connect {
+                        backend: self.name.clone(),
+                        source,
+                    })?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::Builder::new()
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(|source| self.protocol(source))?;
+            let name = self.name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(backend = %name, error = %e, "backend connection ended");
+                }
+            });
+            Ok(sender)
+        };
+        match tokio::time::timeout(within, connect).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::ConnectTimeout(self.name.clone())),
+        }
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn is_reset(err: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn clone_request(req: &Request<ReqBody>) -> Option<Request<ReqBody>> {
+    let body = req.body().try_clone()?;
+    let mut out = Request::new(body);
+    *out.method_mut() = req.method().clone();
+    *out.uri_mut() = req.uri().clone();
+    *out.version_mut() = req.version();
+    *out.headers_mut() = req.headers().clone();
+    Some(out)
+}
+
+/// A backend response body: streams the backend's bytes with the
+/// between-bytes timeout, and gives the connection back to the pool once the
+/// body has been read to its end.
+pub struct BackendBody {
+    inner: Incoming,
+    conn: Option<Conn>,
+    backend: Option<Arc<Backend>>,
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl BackendBody {
+    fn release(&mut self) {
+        if let (Some(conn), Some(backend)) = (self.conn.take(), self.backend.take()) {
+            backend.checkin(conn);
+        }
+    }
+}
+
+impl Body for BackendBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.release();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                this.sleep = None;
+                if this.inner.is_end_stream() {
+                    this.release();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.conn = None;
+                Poll::Ready(Some(Err(BodyError::Hyper(e))))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.conn = None;
+                        Poll::Ready(Some(Err(BodyError::BetweenBytesTimeout)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

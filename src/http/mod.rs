@@ -1,0 +1,3 @@
+//! Client-side HTTP transforms that need no I/O.
+pub mod conditional;
+pub mod headers;

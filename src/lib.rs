@@ -1,0 +1,14 @@
+//! lacquer: a caching HTTP accelerator with ESI assembly.
+//!
+//! The request lifecycle (recv → hash → lookup → fetch → backend response →
+//! deliver) lives in [`pipeline`]; see `docs/LIFECYCLE.md`.
+#![forbid(unsafe_code)]
+pub mod body;
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod fetch;
+pub mod http;
+pub mod pipeline;
+pub mod policy;
+pub mod server;

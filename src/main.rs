@@ -1,0 +1,161 @@
+//! The `lacquer` command: run the accelerator, check settings, or start the
+//! embedded demo (no arguments).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use lacquer::config::{check_authority, parse_bytes, BackendConfig, ByteSize, Config};
+
+/// lacquer: a caching HTTP accelerator (RFC 9111 shared cache, grace,
+/// coalescing) for app servers behind HAProxy.
+///
+/// With no arguments, runs the embedded demo: a demo origin on a loopback
+/// port, lacquer in front of it on 127.0.0.1:6081, and curl lines to try.
+#[derive(Parser, Debug)]
+#[command(name = "lacquer", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the accelerator in front of a backend.
+    ///
+    /// Like `varnishd -a ... -b ...`: `lacquer run -a 127.0.0.1:6081 -b
+    /// 127.0.0.1:8080` needs no settings file. Flags given here override the
+    /// file's values.
+    Run(RunArgs),
+    /// Run the embedded demo (the default with no arguments).
+    Demo {
+        /// Address for the cache to listen on.
+        #[arg(short = 'a', long = "listen", default_value = "127.0.0.1:6081")]
+        listen: SocketAddr,
+    },
+    /// Check a settings file and exit: 0 when valid, 1 with the error
+    /// (file:line:column: message) when not.
+    Check {
+        /// The settings file (TOML).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Settings file (TOML); see fixtures/lacquer.toml for every key.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to accept clients on (repeatable); replaces server.listen.
+    #[arg(short = 'a', long = "listen", value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Backend (app server) as host:port; replaces the settings' backends.
+    #[arg(short = 'b', long = "backend", value_name = "HOST:PORT")]
+    backend: Option<String>,
+    /// Storage budget in bytes, e.g. 256MiB; replaces cache.storage.
+    #[arg(short = 's', long = "storage", value_name = "SIZE", value_parser = parse_bytes)]
+    storage: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("lacquer=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        None => demo("127.0.0.1:6081".parse().ok()),
+        Some(Command::Demo { listen }) => demo(Some(listen)),
+        Some(Command::Run(args)) => run_from(args),
+        Some(Command::Check { config }) => Config::from_file(&config)
+            .map(|_| println!("{}: ok", config.display()))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lacquer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_from(args: RunArgs) -> Result<(), String> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if !args.listen.is_empty() {
+        config.server.listen = args.listen.clone();
+    }
+    if let Some(b) = &args.backend {
+        check_authority(b).map_err(|m| format!("-b: {m}"))?;
+        config.backend = vec![BackendConfig {
+            address: b.clone(),
+            ..BackendConfig::default()
+        }];
+    }
+    if let Some(s) = args.storage {
+        config.cache.storage = ByteSize(s);
+        if config.cache.max_object_size.0 > s {
+            config.cache.max_object_size = ByteSize(s);
+        }
+    }
+    config.validate("command line").map_err(|e| e.to_string())?;
+    serve(config, None)
+}
+
+fn demo(listen: Option<SocketAddr>) -> Result<(), String> {
+    let mut config = Config::default();
+    if let Some(a) = listen {
+        config.server.listen = vec![a];
+    }
+    serve(config, Some(()))
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        rt.worker_threads(threads);
+    }
+    rt.enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn serve(mut config: Config, demo: Option<()>) -> Result<(), String> {
+    let rt = runtime(config.server.threads)?;
+    rt.block_on(async move {
+        if demo.is_some() {
+            let origin = lacquer::demo::start_origin(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(|e| format!("demo origin: {e}"))?;
+            config.backend = vec![BackendConfig {
+                name: "demo-origin".into(),
+                address: origin.to_string(),
+                ..BackendConfig::default()
+            }];
+            tracing::info!(%origin, "demo origin listening");
+        }
+        let running = lacquer::server::start(Arc::new(config))
+            .await
+            .map_err(|e| e.to_string())?;
+        for addr in &running.addrs {
+            tracing::info!(%addr, "lacquer listening");
+        }
+        if demo.is_some() {
+            println!("{}", lacquer::demo::curl_lines(running.addr()));
+        }
+        tokio::select! {
+            _ = running.wait() => {}
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,176 @@
+//! deliver: build what the client receives — from a stored object, a shared
+//! fetch, a backend stream, or a synthetic answer — with `Age`, `Via`,
+//! `X-Cache`, 304s to conditional requests, and HEAD.
+
+use http::header::{HeaderValue, AGE, CONTENT_LENGTH, CONTENT_TYPE, DATE};
+use http::{HeaderMap, Method, Response, StatusCode};
+use std::time::{Duration, SystemTime};
+
+use super::RequestCtx;
+use crate::body::RespBody;
+use crate::cache::freshness::TARGETED_FIELDS;
+use crate::cache::CachedObject;
+use crate::fetch::broadcast::BodyReader;
+use crate::fetch::inflight::SharedHead;
+use crate::fetch::pool::BackendBody;
+use crate::http::conditional::{is_not_modified, strip_for_304};
+use crate::http::headers::append_via;
+
+/// Name of the header that tells how a response was served.
+pub const X_CACHE: &str = "x-cache";
+
+/// How a response was served (the `X-Cache` header, logs, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// From a fresh stored object.
+    Hit,
+    /// Fetched for this request (or a coalesced one).
+    Miss,
+    /// Not cacheable: straight from the backend.
+    Pass,
+    /// A stale object, in grace or replacing a backend error.
+    Stale,
+}
+
+impl CacheOutcome {
+    /// The name used in headers and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "HIT",
+            CacheOutcome::Miss => "MISS",
+            CacheOutcome::Pass => "PASS",
+            CacheOutcome::Stale => "STALE",
+        }
+    }
+}
+
+fn age_value(age: Duration) -> HeaderValue {
+    HeaderValue::from(age.as_secs())
+}
+
+/// A response from a stored object.
+pub fn from_cache(
+    ctx: &RequestCtx,
+    obj: &CachedObject,
+    outcome: CacheOutcome,
+    via: &str,
+) -> Response<RespBody> {
+    let mut headers = obj.deliver_headers.clone();
+    headers.insert(AGE, age_value(obj.freshness.age(SystemTime::now())));
+    let x_cache = match outcome {
+        CacheOutcome::Hit => HeaderValue::from_str(&format!("HIT {}", obj.record_hit()))
+            .unwrap_or(HeaderValue::from_static("HIT")),
+        other => HeaderValue::from_static(other.as_str()),
+    };
+    headers.insert(X_CACHE, x_cache);
+    append_via(&mut headers, http::Version::HTTP_11, via);
+    if obj.status == StatusCode::OK
+        && is_not_modified(
+            &ctx.headers,
+            obj.etag(),
+            obj.last_modified(),
+            obj.headers.get(DATE),
+        )
+    {
+        return not_modified(headers);
+    }
+    let body = if ctx.method == Method::HEAD {
+        RespBody::empty()
+    } else {
+        RespBody::Full(Some(obj.body.clone()).filter(|b| !b.is_empty()))
+    };
+    respond(obj.status, headers, body)
+}
+
+/// A response read from a shared, still-streaming fetch.
+pub fn shared(
+    ctx: &RequestCtx,
+    head: &SharedHead,
+    reader: BodyReader,
+    via: &str,
+) -> Response<RespBody> {
+    let mut headers = head.headers.clone();
+    headers.insert(AGE, age_value(head.freshness.age(SystemTime::now())));
+    headers.insert(
+        X_CACHE,
+        HeaderValue::from_static(CacheOutcome::Miss.as_str()),
+    );
+    append_via(&mut headers, http::Version::HTTP_11, via);
+    if head.status == StatusCode::OK
+        && is_not_modified(
+            &ctx.headers,
+            headers.get(http::header::ETAG),
+            headers.get(http::header::LAST_MODIFIED),
+            headers.get(DATE),
+        )
+    {
+        return not_modified(headers);
+    }
+    let body = if ctx.method == Method::HEAD {
+        RespBody::empty()
+    } else {
+        RespBody::Shared(reader)
+    };
+    respond(head.status, headers, body)
+}
+
+/// A response streamed straight from the backend.
+pub fn pass_through(
+    ctx: &RequestCtx,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: BackendBody,
+    outcome: CacheOutcome,
+    via: &str,
+) -> Response<RespBody> {
+    for name in TARGETED_FIELDS {
+        headers.remove(name);
+    }
+    headers.insert(X_CACHE, HeaderValue::from_static(outcome.as_str()));
+    append_via(&mut headers, http::Version::HTTP_11, via);
+    let body = if ctx.method == Method::HEAD {
+        RespBody::empty()
+    } else {
+        RespBody::Backend(body)
+    };
+    respond(status, headers, body)
+}
+
+/// Headers for delivery of a stored response (targeted fields removed).
+pub fn delivered_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut h = stored.clone();
+    for name in TARGETED_FIELDS {
+        h.remove(name);
+    }
+    h
+}
+
+fn not_modified(mut headers: HeaderMap) -> Response<RespBody> {
+    strip_for_304(&mut headers);
+    headers.remove(CONTENT_LENGTH);
+    respond(StatusCode::NOT_MODIFIED, headers, RespBody::empty())
+}
+
+fn respond(status: StatusCode, headers: HeaderMap, body: RespBody) -> Response<RespBody> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// A synthetic answer: `status` with a short plain-text explanation.
+pub fn synth(status: StatusCode, message: &str) -> Response<RespBody> {
+    let body = format!(
+        "{} {}\n{}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        message
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    respond(status, headers, RespBody::full(body))
+}

@@ -1,0 +1,42 @@
+//! lookup: what the store holds for a request, classified by freshness.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::RequestCtx;
+use crate::cache::freshness::FreshState;
+use crate::cache::{CacheKey, CachedObject, Found, Store};
+
+/// The outcome of a lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A fresh object: deliver it.
+    Hit(Arc<CachedObject>),
+    /// Stale but within grace: deliver it and refresh in the background.
+    Grace(Arc<CachedObject>),
+    /// Stale beyond grace but retained: revalidate it (and keep it to replace
+    /// an error within stale-if-error).
+    Stale(Arc<CachedObject>),
+    /// Nothing stored: fetch, coalesced.
+    Miss,
+    /// The last answer was uncacheable: fetch without coalescing.
+    HitForMiss,
+}
+
+/// Looks `key` up for `req`.
+pub fn lookup(store: &Store, key: &CacheKey, req: &RequestCtx) -> Lookup {
+    match store.lookup(key, &req.headers) {
+        Found::Object(obj) => {
+            if req.always_miss {
+                return Lookup::Stale(obj);
+            }
+            match obj.freshness.state(SystemTime::now()) {
+                FreshState::Fresh => Lookup::Hit(obj),
+                FreshState::Grace => Lookup::Grace(obj),
+                FreshState::Stale => Lookup::Stale(obj),
+            }
+        }
+        Found::HitForMiss => Lookup::HitForMiss,
+        Found::Nothing => Lookup::Miss,
+    }
+}

@@ -1,0 +1,119 @@
+//! The request lifecycle: recv → hash → lookup → (hit | miss | pass) → fetch
+//! → backend response → deliver. One file per step; this file drives them.
+//! See `docs/LIFECYCLE.md`.
+
+mod backend_response;
+mod deliver;
+mod fetch;
+mod lookup;
+mod recv;
+
+pub use deliver::{synth, CacheOutcome};
+pub use lookup::Lookup;
+pub use recv::{Refused, RequestCtx};
+
+use http::Request;
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::body::RespBody;
+use crate::cache::freshness::FreshnessPolicy;
+use crate::cache::Store;
+use crate::config::Config;
+use crate::fetch::inflight::Inflight;
+use crate::fetch::pool::Backend;
+use crate::policy::{Builtin, Policy, RecvAction};
+
+/// Why a proxy could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No backend in the settings or on the command line.
+    #[error("no backend: give -b HOST:PORT or a [[backend]] table in the settings")]
+    NoBackend,
+}
+
+/// Everything one request needs: settings, store, backend, policy.
+pub struct Proxy {
+    config: Arc<Config>,
+    store: Store,
+    backend: Arc<Backend>,
+    inflight: Arc<Inflight>,
+    policy: Arc<dyn Policy>,
+    freshness: FreshnessPolicy,
+}
+
+impl Proxy {
+    /// A proxy with the built-in policy.
+    pub fn new(config: Arc<Config>) -> Result<Arc<Proxy>, SetupError> {
+        Proxy::with_policy(config, Arc::new(Builtin))
+    }
+
+    /// A proxy with the given policy.
+    pub fn with_policy(
+        config: Arc<Config>,
+        policy: Arc<dyn Policy>,
+    ) -> Result<Arc<Proxy>, SetupError> {
+        let backend = Backend::new(config.primary_backend().ok_or(SetupError::NoBackend)?);
+        let store = Store::new(config.cache.storage.0, config.cache.max_variants);
+        Ok(Arc::new(Proxy {
+            freshness: config.cache.freshness_policy(),
+            config,
+            store,
+            backend,
+            inflight: Inflight::new(),
+            policy,
+        }))
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The cache store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs one request through the lifecycle.
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> http::Response<RespBody> {
+        let (parts, body) = req.into_parts();
+        let ctx = match RequestCtx::from_parts(
+            parts,
+            body,
+            client,
+            self.config.cache.honor_client_no_cache,
+        ) {
+            Ok(ctx) => ctx,
+            Err(refused) => {
+                tracing::info!(client = %client, reason = refused.message, "request refused");
+                return synth(refused.status, refused.message);
+            }
+        };
+        match self.policy.recv(&ctx) {
+            RecvAction::Hash => {}
+            RecvAction::Pass => return self.pass(ctx).await,
+            RecvAction::Synth(status, reason) => return synth(status, &reason),
+        }
+        let key = self.policy.hash(&ctx);
+        match lookup::lookup(&self.store, &key, &ctx) {
+            Lookup::Hit(obj) => deliver::from_cache(&ctx, &obj, CacheOutcome::Hit, self.via()),
+            Lookup::Grace(obj) => {
+                self.refresh_in_background(&ctx, key, obj.clone());
+                deliver::from_cache(&ctx, &obj, CacheOutcome::Stale, self.via())
+            }
+            Lookup::Stale(obj) => self.miss(ctx, key, Some(obj)).await,
+            Lookup::Miss => self.miss(ctx, key, None).await,
+            Lookup::HitForMiss => self.fetch(ctx, key, None, None).await,
+        }
+    }
+
+    fn via(&self) -> &str {
+        &self.config.server.via_name
+    }
+}

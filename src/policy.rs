@@ -1,0 +1,51 @@
+//! The policy hooks of the request lifecycle, and lacquer's built-in policy.
+//!
+//! Each method is one Varnish subroutine; the defaults are the built-in
+//! behaviour. vcl-lite programs will implement this trait.
+
+use http::{Method, StatusCode};
+
+use crate::cache::CacheKey;
+use crate::pipeline::RequestCtx;
+
+/// What `recv` decides for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecvAction {
+    /// Look the request up in the cache.
+    Hash,
+    /// Send it to the backend, store nothing.
+    Pass,
+    /// Answer with a synthetic response.
+    Synth(StatusCode, String),
+}
+
+/// Decisions taken at each phase.
+pub trait Policy: Send + Sync + 'static {
+    /// `vcl_recv`: cache lookup, pass, or synthetic answer.
+    ///
+    /// Built-in: GET and HEAD are looked up, every other method is passed.
+    /// Unlike Varnish's built-in VCL, requests carrying `Cookie` or
+    /// `Authorization` are looked up too: RFC 9111 storability rules decide
+    /// (a response to an `Authorization` request is stored only when it says
+    /// `public`, `s-maxage` or `must-revalidate`; `Set-Cookie` responses are
+    /// not stored; and without `default_ttl`, nothing without explicit
+    /// freshness or a validator-based heuristic is stored).
+    fn recv(&self, req: &RequestCtx) -> RecvAction {
+        if req.method == Method::GET || req.method == Method::HEAD {
+            RecvAction::Hash
+        } else {
+            RecvAction::Pass
+        }
+    }
+
+    /// `vcl_hash`: the key, by default URL then Host.
+    fn hash(&self, req: &RequestCtx) -> CacheKey {
+        CacheKey::for_request(&req.host, &req.url)
+    }
+}
+
+/// lacquer's built-in policy.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Builtin;
+
+impl Policy for Builtin {}

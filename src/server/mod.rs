@@ -1,0 +1,124 @@
+//! The client-facing listeners: HTTP/1.1 with keep-alive, header limits and
+//! timeouts, each connection served by the [`Proxy`].
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ServerConfig};
+use crate::pipeline::{Proxy, SetupError};
+
+/// Why lacquer could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The settings do not make a working proxy.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+/// A running instance: its bound addresses and accept loops. Dropping it
+/// stops accepting (connections in progress finish on their own).
+pub struct Running {
+    /// The proxy serving requests.
+    pub proxy: Arc<Proxy>,
+    /// Bound addresses, in the order of `server.listen`.
+    pub addrs: Vec<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The first bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Waits until every accept loop ends (they end only on error).
+    pub async fn wait(mut self) {
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Binds every listen address and starts serving. Must run inside a tokio
+/// runtime.
+pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
+    let proxy = Proxy::new(config.clone())?;
+    let mut addrs = Vec::new();
+    let mut tasks = Vec::new();
+    for &addr in &config.server.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        addrs.push(bound);
+        let proxy = proxy.clone();
+        let settings = config.server.clone();
+        tasks.push(tokio::spawn(accept_loop(listener, proxy, settings)));
+    }
+    Ok(Running {
+        proxy,
+        addrs,
+        tasks,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, proxy: Arc<Proxy>, settings: ServerConfig) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(settings.header_read_timeout.0)
+        .max_headers(settings.max_headers)
+        .max_header_size(usize::try_from(settings.max_header_bytes.0).unwrap_or(usize::MAX));
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+            });
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+            }
+        });
+    }
+}
