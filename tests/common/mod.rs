@@ -1,0 +1,361 @@
+//! Test support: a scripted origin that counts its hits, lacquer started
+//! in-process on an ephemeral port, and a plain HTTP/1.1 client.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use lacquer::config::{BackendConfig, Config};
+
+/// What the origin saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body_len: usize,
+}
+
+/// A scripted answer.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: ReplyBody,
+    /// Wait this long before sending the head.
+    pub delay: Duration,
+}
+
+pub enum ReplyBody {
+    Bytes(Bytes),
+    /// `count` chunks of `size` bytes, `pause` between them.
+    Chunks {
+        size: usize,
+        count: usize,
+        pause: Duration,
+    },
+}
+
+impl Reply {
+    pub fn new(status: u16) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).expect("status"),
+            headers: Vec::new(),
+            body: ReplyBody::Bytes(Bytes::new()),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn ok(body: impl Into<Bytes>) -> Reply {
+        Reply::new(200).body(body)
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn body(mut self, b: impl Into<Bytes>) -> Reply {
+        self.body = ReplyBody::Bytes(b.into());
+        self
+    }
+    pub fn chunks(mut self, size: usize, count: usize, pause: Duration) -> Reply {
+        self.body = ReplyBody::Chunks { size, count, pause };
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen, usize) -> Reply + Send + Sync>;
+
+/// A real HTTP origin on 127.0.0.1 with scripted routes and hit counters.
+pub struct Origin {
+    pub addr: SocketAddr,
+    routes: Arc<Mutex<HashMap<String, Handler>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    total: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type OutBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+impl Origin {
+    pub async fn start() -> Origin {
+        Origin::start_on("127.0.0.1:0".parse().expect("addr")).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> Origin {
+        let listener = TcpListener::bind(addr).await.expect("bind origin");
+        let addr = listener.local_addr().expect("addr");
+        let routes: Arc<Mutex<HashMap<String, Handler>>> = Default::default();
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Default::default();
+        let total = Arc::new(AtomicUsize::new(0));
+        let seen: Arc<Mutex<Vec<Seen>>> = Default::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, h, t, s) = (routes.clone(), hits.clone(), total.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (r, h, t, s) = (r.clone(), h.clone(), t.clone(), s.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (r, h, t, s) = (r.clone(), h.clone(), t.clone(), s.clone());
+                        async move { Ok::<_, Infallible>(serve(req, r, h, t, s).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            routes,
+            hits,
+            total,
+            seen,
+            stop,
+            task,
+        }
+    }
+
+    /// Scripts `path` (path and query) with a closure of (request, nth hit from 1).
+    pub fn route(&self, path: &str, f: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) {
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), Arc::new(f));
+    }
+
+    /// Hits for `path` so far.
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Hits in all.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// The last request seen for `path`.
+    pub fn last(&self, path: &str) -> Option<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s.path == path)
+            .cloned()
+    }
+
+    /// Stops accepting (existing connections are dropped with the task).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.abort();
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    req: Request<Incoming>,
+    routes: Arc<Mutex<HashMap<String, Handler>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    total: Arc<AtomicUsize>,
+    seen_log: Arc<Mutex<Vec<Seen>>>,
+) -> Response<OutBody> {
+    let (parts, body) = req.into_parts();
+    let body_len = match body.collect().await {
+        Ok(b) => b.to_bytes().len(),
+        Err(_) => 0,
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let seen = Seen {
+        method: parts.method,
+        path: path.clone(),
+        headers: parts.headers,
+        body_len,
+    };
+    let n = {
+        let mut h = hits.lock().unwrap();
+        let e = h.entry(path.clone()).or_insert(0);
+        *e += 1;
+        *e
+    };
+    total.fetch_add(1, Ordering::SeqCst);
+    seen_log.lock().unwrap().push(seen.clone());
+    let handler = routes.lock().unwrap().get(&path).cloned();
+    let reply = match handler {
+        Some(f) => f(&seen, n),
+        None => Reply::new(404).body("no route"),
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut resp = Response::new(match reply.body {
+        ReplyBody::Bytes(b) => Full::new(b).map_err(|e| match e {}).boxed(),
+        ReplyBody::Chunks { size, count, pause } => {
+            let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+            tokio::spawn(async move {
+                let chunk = Bytes::from(vec![b'x'; size]);
+                for i in 0..count {
+                    if i > 0 && !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                    if tx.send(Ok(Frame::data(chunk.clone()))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let stream = tokio_stream_from(rx);
+            StreamBody::new(stream).boxed()
+        }
+    });
+    *resp.status_mut() = reply.status;
+    for (k, v) in reply.headers {
+        resp.headers_mut().append(
+            HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            HeaderValue::from_str(&v).expect("header value"),
+        );
+    }
+    resp
+}
+
+/// An mpsc receiver as a `Stream` without pulling in tokio-stream.
+fn tokio_stream_from<T>(rx: mpsc::Receiver<T>) -> RecvStream<T> {
+    RecvStream(rx)
+}
+
+pub struct RecvStream<T>(mpsc::Receiver<T>);
+
+impl<T> futures_core::Stream for RecvStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Settings for a lacquer in front of `origin`, on an ephemeral port.
+pub fn config_for(origin: SocketAddr) -> Config {
+    let mut c = Config::default();
+    c.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    c.backend = vec![BackendConfig {
+        address: origin.to_string(),
+        ..BackendConfig::default()
+    }];
+    c
+}
+
+/// lacquer, in-process.
+pub async fn lacquer(config: Config) -> lacquer::server::Running {
+    lacquer::server::start(Arc::new(config))
+        .await
+        .expect("start lacquer")
+}
+
+/// lacquer with default settings in front of `origin`.
+pub async fn lacquer_for(origin: &Origin) -> lacquer::server::Running {
+    lacquer(config_for(origin.addr)).await
+}
+
+/// A response as the client saw it.
+#[derive(Debug)]
+pub struct Got {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn x_cache(&self) -> &str {
+        self.header("x-cache").unwrap_or("")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request on a new connection and reads the whole response.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Got {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = Request::builder().method(method).uri(path);
+    let mut has_host = false;
+    for (k, v) in headers {
+        has_host |= k.eq_ignore_ascii_case("host");
+        req = req.header(*k, *v);
+    }
+    if !has_host {
+        req = req.header("host", "test.example");
+    }
+    let req = req.body(Full::new(body.into())).expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Got {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// GET with headers.
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Got {
+    send(addr, "GET", path, headers, Bytes::new()).await
+}
+
+/// Plain GET.
+pub async fn get(addr: SocketAddr, path: &str) -> Got {
+    get_with(addr, path, &[]).await
+}
+
+/// Writes raw bytes, returns whatever comes back until the server closes
+/// or `wait` passes.
+pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
