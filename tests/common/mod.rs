@@ -88,8 +88,11 @@ pub struct Origin {
     hits: Arc<Mutex<HashMap<String, usize>>>,
     total: Arc<AtomicUsize>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Most requests the origin was answering at once.
+    pub max_concurrent: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 type OutBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -107,22 +110,37 @@ impl Origin {
         let total = Arc::new(AtomicUsize::new(0));
         let seen: Arc<Mutex<Vec<Seen>>> = Default::default();
         let stop = Arc::new(AtomicBool::new(false));
+        let max_concurrent = Arc::new(AtomicUsize::new(0));
+        let current = Arc::new(AtomicUsize::new(0));
         let (r, h, t, s) = (routes.clone(), hits.clone(), total.clone(), seen.clone());
+        let (mc, cur) = (max_concurrent.clone(), current.clone());
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let conns_in = conns.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let (r, h, t, s) = (r.clone(), h.clone(), t.clone(), s.clone());
-                tokio::spawn(async move {
+                let (mc, cur) = (mc.clone(), cur.clone());
+                let conns = conns_in.clone();
+                let conn_task = tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (r, h, t, s) = (r.clone(), h.clone(), t.clone(), s.clone());
-                        async move { Ok::<_, Infallible>(serve(req, r, h, t, s).await) }
+                        let (mc, cur) = (mc.clone(), cur.clone());
+                        async move {
+                            let now = cur.fetch_add(1, Ordering::SeqCst) + 1;
+                            mc.fetch_max(now, Ordering::SeqCst);
+                            let resp = serve(req, r, h, t, s).await;
+                            cur.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, Infallible>(resp)
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
+                conns.lock().unwrap().push(conn_task.abort_handle());
             }
         });
         Origin {
@@ -131,8 +149,10 @@ impl Origin {
             hits,
             total,
             seen,
+            max_concurrent,
             stop,
             task,
+            conns,
         }
     }
 
@@ -165,16 +185,19 @@ impl Origin {
             .cloned()
     }
 
-    /// Stops accepting (existing connections are dropped with the task).
+    /// Stops listening and closes every connection: the origin is down.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.task.abort();
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
     }
 }
 
 impl Drop for Origin {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 

@@ -1,0 +1,169 @@
+//! Bad input from clients and backends: a clear status, never a panic, a
+//! hang, or a half-stored object.
+mod common;
+use common::*;
+use lacquer::config::Seconds;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const WAIT: Duration = Duration::from_secs(3);
+
+async fn proxy() -> (Origin, lacquer::server::Running) {
+    let origin = Origin::start().await;
+    origin.route("/", |_, _| Reply::ok("fine"));
+    let lq = lacquer_for(&origin).await;
+    (origin, lq)
+}
+
+#[tokio::test]
+async fn malformed_request_line_gets_400() {
+    let (origin, lq) = proxy().await;
+    let out = raw(lq.addr(), b"GARBAGE\r\n\r\n", WAIT).await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    let out = raw(
+        lq.addr(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert_eq!(origin.total(), 0);
+}
+
+#[tokio::test]
+async fn oversize_headers_get_431() {
+    let (origin, lq) = proxy().await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    let out = raw(lq.addr(), big.as_bytes(), WAIT).await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..150 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let out = raw(lq.addr(), many.as_bytes(), WAIT).await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    assert_eq!(origin.total(), 0);
+}
+
+#[tokio::test]
+async fn missing_or_duplicate_host_gets_400() {
+    let (origin, lq) = proxy().await;
+    let out = raw(lq.addr(), b"GET / HTTP/1.1\r\n\r\n", WAIT).await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("without a Host"), "{out}");
+    let out = raw(
+        lq.addr(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert_eq!(origin.total(), 0);
+}
+
+/// A backend that answers every connection with `reply` then closes.
+async fn raw_backend(reply: &'static [u8]) -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn backend_garbage_gets_502() {
+    let addr = raw_backend(b"this is not http\r\n\r\n").await;
+    let lq = lacquer(config_for(addr)).await;
+    let got = get(lq.addr(), "/").await;
+    assert_eq!(got.status, 502);
+    assert!(got.text().contains("backend"), "{}", got.text());
+}
+
+#[tokio::test]
+async fn backend_closing_mid_body_is_not_stored() {
+    let addr = raw_backend(
+        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 100\r\n\r\nonly part",
+    )
+    .await;
+    let lq = lacquer(config_for(addr)).await;
+    for _ in 0..2 {
+        // The client sees a cut-off body, not a complete-looking one.
+        let stream = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("/")
+            .header("host", "a")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.headers()["x-cache"], "MISS");
+        use http_body_util::BodyExt;
+        assert!(resp.into_body().collect().await.is_err());
+    }
+    assert_eq!(lq.proxy.store().entry_count(), 0);
+}
+
+#[tokio::test]
+async fn backend_refusing_connections_gets_502() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let lq = lacquer(config_for(addr)).await;
+    let got = get(lq.addr(), "/").await;
+    assert_eq!(got.status, 502);
+}
+
+#[tokio::test]
+async fn backend_timeout_gets_504() {
+    let origin = Origin::start().await;
+    origin.route("/slow", |_, _| {
+        Reply::ok("late").delay(Duration::from_secs(3))
+    });
+    let mut config = config_for(origin.addr);
+    config.backend[0].first_byte_timeout = Seconds(Duration::from_millis(200));
+    let lq = lacquer(config).await;
+    let got = get(lq.addr(), "/slow").await;
+    assert_eq!(got.status, 504);
+    let got = send(lq.addr(), "POST", "/slow", &[], "x").await;
+    assert_eq!(got.status, 504);
+}
+
+#[tokio::test]
+async fn a_stalled_backend_body_is_cut_after_the_between_bytes_timeout() {
+    let origin = Origin::start().await;
+    origin.route("/stall", |_, _| {
+        Reply::ok("")
+            .header("cache-control", "max-age=60")
+            .chunks(10, 3, Duration::from_secs(2))
+    });
+    let mut config = config_for(origin.addr);
+    config.backend[0].between_bytes_timeout = Seconds(Duration::from_millis(300));
+    let lq = lacquer(config).await;
+    let out = raw(
+        lq.addr(),
+        b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // Chunked body never terminated with the 0-length chunk.
+    assert!(!out.ends_with("0\r\n\r\n"), "{out}");
+    assert_eq!(lq.proxy.store().entry_count(), 0);
+}
