@@ -117,7 +117,12 @@ async fn accept_loop(listener: TcpListener, proxy: Arc<Proxy>, settings: ServerC
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
-                tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+                if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
+                    // hyper has answered 400 / 431 or closed a slow client.
+                    tracing::info!(client = %peer, error = %e, "bad request refused");
+                } else {
+                    tracing::debug!(client = %peer, error = %e, "client connection ended");
+                }
             }
         });
     }
