@@ -209,10 +209,12 @@ async fn serve(
     seen_log: Arc<Mutex<Vec<Seen>>>,
 ) -> Response<OutBody> {
     let (parts, body) = req.into_parts();
-    let body_len = match body.collect().await {
-        Ok(b) => b.to_bytes().len(),
-        Err(_) => 0,
-    };
+    // Count the body without keeping it (1 GiB uploads pass through here).
+    let mut body = body;
+    let mut body_len = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        body_len += frame.data_ref().map_or(0, |d| d.len());
+    }
     let path = parts
         .uri
         .path_and_query()
@@ -275,6 +277,12 @@ fn tokio_stream_from<T>(rx: mpsc::Receiver<T>) -> RecvStream<T> {
 }
 
 pub struct RecvStream<T>(mpsc::Receiver<T>);
+
+impl<T> RecvStream<T> {
+    pub fn new(rx: mpsc::Receiver<T>) -> RecvStream<T> {
+        RecvStream(rx)
+    }
+}
 
 impl<T> futures_core::Stream for RecvStream<T> {
     type Item = T;

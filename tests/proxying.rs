@@ -1,0 +1,163 @@
+//! Proxying: header hygiene in both directions, passes with bodies, and
+//! backend connections closed while idle never surfacing as errors.
+mod common;
+use common::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
+    let origin = Origin::start().await;
+    origin.route("/h", |_, _| {
+        Reply::ok("ok")
+            .header("keep-alive", "timeout=5")
+            .header("proxy-connection", "keep-alive")
+            .header("x-app", "1")
+            .header("via", "1.1 app")
+    });
+    let lq = lacquer_for(&origin).await;
+    let got = get_with(
+        lq.addr(),
+        "/h",
+        &[
+            ("host", "shop.example"),
+            ("connection", "x-secret"),
+            ("x-secret", "do not forward"),
+            ("keep-alive", "timeout=1"),
+            ("te", "trailers"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-kept", "yes"),
+        ],
+    )
+    .await;
+    let seen = origin.last("/h").unwrap();
+    assert_eq!(seen.headers["host"], "shop.example");
+    assert_eq!(seen.headers["x-kept"], "yes");
+    for gone in ["x-secret", "keep-alive", "te"] {
+        assert!(
+            !seen.headers.contains_key(gone),
+            "{gone} reached the origin"
+        );
+    }
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen.headers["via"], "1.1 lacquer");
+    assert_eq!(got.header("x-app"), Some("1"));
+    assert!(got.header("keep-alive").is_none());
+    assert!(got.header("proxy-connection").is_none());
+    let via: Vec<_> = got.headers.get_all("via").iter().collect();
+    assert_eq!(via, ["1.1 app", "1.1 lacquer"]);
+}
+
+#[tokio::test]
+async fn non_get_methods_are_passed_with_their_bodies() {
+    let origin = Origin::start().await;
+    origin.route("/form", |seen, _| {
+        Reply::ok(format!("{} {}", seen.method, seen.body_len))
+            .header("cache-control", "max-age=60")
+    });
+    let lq = lacquer_for(&origin).await;
+    for method in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+        let got = send(lq.addr(), method, "/form", &[], vec![b'p'; 12345]).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.text(), format!("{method} 12345"));
+        assert_eq!(got.x_cache(), "PASS");
+    }
+    assert_eq!(origin.hits("/form"), 5);
+}
+
+/// A backend that answers the first request of each connection (keep-alive)
+/// and then closes the connection the moment a second request arrives — the
+/// race of a backend closing an idle connection as lacquer reuses it.
+async fn closes_when_reused() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let answered = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                // Read one whole request (head + Content-Length body).
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    got.extend_from_slice(&buf[..n]);
+                    if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: no-store\r\n\r\nok")
+                    .await;
+                // Wait for the next request on this connection, then drop it unanswered.
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    (addr, answered)
+}
+
+#[tokio::test]
+async fn idle_connections_closed_by_the_backend_are_retried_for_idempotent_requests() {
+    let (addr, answered) = closes_when_reused().await;
+    let lq = lacquer(config_for(addr)).await;
+    for (i, method) in ["GET", "GET", "DELETE", "PUT", "HEAD", "GET"]
+        .iter()
+        .enumerate()
+    {
+        let body: &[u8] = if *method == "PUT" { b"replayable" } else { b"" };
+        let got = send(lq.addr(), method, "/r", &[], body.to_vec()).await;
+        assert_eq!(got.status, 200, "{method} (request {i}) got {}", got.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn a_post_is_not_retried_after_the_backend_dropped_it() {
+    let (addr, answered) = closes_when_reused().await;
+    let lq = lacquer(config_for(addr)).await;
+    assert_eq!(get(lq.addr(), "/r").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The POST goes out on the pooled connection, which the backend drops:
+    // lacquer must not send it twice.
+    let got = send(lq.addr(), "POST", "/r", &[], "once").await;
+    assert_eq!(got.status, 502);
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn absolute_form_requests_use_the_uri_host() {
+    let origin = Origin::start().await;
+    origin.route("/abs", |seen, _| {
+        Reply::ok(seen.headers["host"].to_str().unwrap().to_string())
+            .header("cache-control", "max-age=60")
+    });
+    let lq = lacquer_for(&origin).await;
+    let out = raw(
+        lq.addr(),
+        b"GET http://other.example/abs HTTP/1.1\r\nHost: ignored.example\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(out.ends_with("other.example"), "{out}");
+}
