@@ -11,6 +11,15 @@
 //! Cache directives come from the first of these fields that is present and
 //! valid (RFC 9213 targeted fields): `Lacquer-Cache-Control`,
 //! `CDN-Cache-Control`, then the ordinary `Cache-Control`.
+//!
+//! Why not the `http-cache-semantics` crate: it keeps a `CachePolicy` per
+//! stored response (a copy of the request and response headers) and answers
+//! "is it fresh / how to revalidate" from it. lacquer needs what it does not
+//! model: RFC 9213 targeted fields, operator-set grace / keep / default TTL
+//! and a capped heuristic (Varnish's knobs), stale-if-error windows, and
+//! reasons for not storing (for logs and metrics). The rules themselves are
+//! short, so they live here as pure functions with one test per rule, and a
+//! stored object carries only the few numbers in [`Freshness`].
 
 use std::fmt;
 use std::time::{Duration, SystemTime};

@@ -49,7 +49,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration. Built once, then shared read-only (`Arc<Config>`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Client-facing listener settings.
@@ -130,16 +130,6 @@ pub struct CacheConfig {
     pub cache_set_cookie: bool,
     /// Most Vary variants kept per URL; the oldest goes first.
     pub max_variants: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            backend: Vec::new(),
-            cache: CacheConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {
