@@ -231,6 +231,17 @@ impl Config {
                 "server.listen: at least one address is needed".into(),
             ));
         }
+        let via_ok = !self.server.via_name.is_empty()
+            && self
+                .server
+                .via_name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() || b == b' ');
+        if !via_ok {
+            return Err(invalid(
+                "server.via_name: must be printable ASCII and not empty".into(),
+            ));
+        }
         if self.server.max_header_bytes.0 < 8192 {
             return Err(invalid(
                 "server.max_header_bytes: must be at least 8KiB (8192)".into(),

@@ -2,7 +2,7 @@
 //! fetch, a backend stream, or a synthetic answer — with `Age`, `Via`,
 //! `X-Cache`, 304s to conditional requests, and HEAD.
 
-use http::header::{HeaderValue, AGE, CONTENT_LENGTH, CONTENT_TYPE, DATE};
+use http::header::{HeaderValue, AGE, CONTENT_LENGTH, CONTENT_TYPE, DATE, VIA};
 use http::{HeaderMap, Method, Response, StatusCode};
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +14,6 @@ use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
 use crate::http::conditional::{is_not_modified, strip_for_304};
-use crate::http::headers::append_via;
 
 /// Name of the header that tells how a response was served.
 pub const X_CACHE: &str = "x-cache";
@@ -53,7 +52,7 @@ pub fn from_cache(
     ctx: &RequestCtx,
     obj: &CachedObject,
     outcome: CacheOutcome,
-    via: &str,
+    via: &HeaderValue,
 ) -> Response<RespBody> {
     let mut headers = obj.deliver_headers.clone();
     headers.insert(AGE, age_value(obj.freshness.age(SystemTime::now())));
@@ -63,7 +62,7 @@ pub fn from_cache(
         other => HeaderValue::from_static(other.as_str()),
     };
     headers.insert(X_CACHE, x_cache);
-    append_via(&mut headers, http::Version::HTTP_11, via);
+    headers.append(VIA, via.clone());
     if obj.status == StatusCode::OK
         && is_not_modified(
             &ctx.headers,
@@ -87,7 +86,7 @@ pub fn shared(
     ctx: &RequestCtx,
     head: &SharedHead,
     reader: BodyReader,
-    via: &str,
+    via: &HeaderValue,
 ) -> Response<RespBody> {
     let mut headers = head.headers.clone();
     headers.insert(AGE, age_value(head.freshness.age(SystemTime::now())));
@@ -95,7 +94,7 @@ pub fn shared(
         X_CACHE,
         HeaderValue::from_static(CacheOutcome::Miss.as_str()),
     );
-    append_via(&mut headers, http::Version::HTTP_11, via);
+    headers.append(VIA, via.clone());
     if head.status == StatusCode::OK
         && is_not_modified(
             &ctx.headers,
@@ -121,13 +120,13 @@ pub fn pass_through(
     mut headers: HeaderMap,
     body: BackendBody,
     outcome: CacheOutcome,
-    via: &str,
+    via: &HeaderValue,
 ) -> Response<RespBody> {
     for name in TARGETED_FIELDS {
         headers.remove(name);
     }
     headers.insert(X_CACHE, HeaderValue::from_static(outcome.as_str()));
-    append_via(&mut headers, http::Version::HTTP_11, via);
+    headers.append(VIA, via.clone());
     let body = if ctx.method == Method::HEAD {
         RespBody::empty()
     } else {

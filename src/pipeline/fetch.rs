@@ -422,7 +422,7 @@ impl Proxy {
             }
         }
         append_forwarded_for(&mut headers, ctx.client.ip());
-        append_via(&mut headers, ctx.version, self.via());
+        append_via(&mut headers, ctx.version, self.via_name());
         if method == Method::GET || method == Method::HEAD {
             headers.remove(CONTENT_LENGTH);
         }

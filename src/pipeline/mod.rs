@@ -12,7 +12,7 @@ pub use deliver::{synth, CacheOutcome};
 pub use lookup::Lookup;
 pub use recv::{Refused, RequestCtx};
 
-use http::Request;
+use http::{HeaderValue, Request};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +31,9 @@ pub enum SetupError {
     /// No backend in the settings or on the command line.
     #[error("no backend: give -b HOST:PORT or a [[backend]] table in the settings")]
     NoBackend,
+    /// `server.via_name` cannot go in a header.
+    #[error("server.via_name: not a valid header value")]
+    BadViaName,
 }
 
 /// Everything one request needs: settings, store, backend, policy.
@@ -41,6 +44,7 @@ pub struct Proxy {
     inflight: Arc<Inflight>,
     policy: Arc<dyn Policy>,
     freshness: FreshnessPolicy,
+    via: HeaderValue,
 }
 
 impl Proxy {
@@ -56,7 +60,10 @@ impl Proxy {
     ) -> Result<Arc<Proxy>, SetupError> {
         let backend = Backend::new(config.primary_backend().ok_or(SetupError::NoBackend)?);
         let store = Store::new(config.cache.storage.0, config.cache.max_variants);
+        let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
+            .map_err(|_| SetupError::BadViaName)?;
         Ok(Arc::new(Proxy {
+            via,
             freshness: config.cache.freshness_policy(),
             config,
             store,
@@ -113,7 +120,13 @@ impl Proxy {
         }
     }
 
-    fn via(&self) -> &str {
+    /// `Via` value added to responses.
+    fn via(&self) -> &HeaderValue {
+        &self.via
+    }
+
+    /// Name used in `Via` headers.
+    fn via_name(&self) -> &str {
         &self.config.server.via_name
     }
 }

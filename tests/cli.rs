@@ -1,0 +1,140 @@
+//! The command line: help, settings checks, and `run -a -b` without a file.
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
+
+fn lacquer(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run lacquer");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let (ok, out, _) = lacquer(&["run", "--help"]);
+    assert!(ok);
+    for flag in ["--config", "--listen", "--backend", "--storage"] {
+        assert!(out.contains(flag), "{flag} missing from run --help:\n{out}");
+    }
+    let (ok, out, _) = lacquer(&["--help"]);
+    assert!(ok);
+    for cmd in ["run", "demo", "check"] {
+        assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
+    }
+}
+
+#[test]
+fn check_accepts_the_example_and_points_at_errors() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lacquer.toml");
+    let (ok, out, _) = lacquer(&["check", "--config", example]);
+    assert!(ok, "{out}");
+
+    let dir = std::env::temp_dir().join(format!("lacquer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[cache]\ngrace = \"10s\"\nstorage = \"lots\"\n").unwrap();
+    let (ok, _, err) = lacquer(&["check", "--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.toml:3:11: expected a size"),
+        "no file:line:column in: {err}"
+    );
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(
+        &unknown,
+        "[server]\nlisten = [\"127.0.0.1:1\"]\nthreds = 2\n",
+    )
+    .unwrap();
+    let (ok, _, err) = lacquer(&["check", "--config", unknown.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("unknown.toml:3:1: unknown field `threds`"),
+        "{err}"
+    );
+    let (ok, _, err) = lacquer(&[
+        "check",
+        "--config",
+        dir.join("missing.toml").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("missing.toml"), "{err}");
+}
+
+#[test]
+fn run_without_a_backend_says_so() {
+    let (ok, _, err) = lacquer(&["run", "-a", "127.0.0.1:0"]);
+    assert!(!ok);
+    assert!(err.contains("no backend"), "{err}");
+    let (ok, _, err) = lacquer(&["run", "-b", "nohost"]);
+    assert!(!ok);
+    assert!(err.contains("host:port"), "{err}");
+}
+
+/// Starts `lacquer run -a ADDR -b ADDR` against a one-shot origin and fetches
+/// through it.
+#[test]
+fn run_with_listen_and_backend_flags_needs_no_file() {
+    let origin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin_addr = origin.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in origin.incoming().flatten() {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if line == "\r\n" {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=60\r\n\r\nhello",
+                    );
+                }
+                line.clear();
+            }
+        }
+    });
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "-a",
+            &listen,
+            "-b",
+            &origin_addr.to_string(),
+            "-s",
+            "16MiB",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut answers = Vec::new();
+    while answers.len() < 2 && Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(&listen) {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            answers.push(out);
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answers.len(), 2, "lacquer did not come up");
+    assert!(
+        answers[0].ends_with("hello") && answers[0].contains("x-cache: MISS"),
+        "{}",
+        answers[0]
+    );
+    assert!(answers[1].contains("x-cache: HIT 1"), "{}", answers[1]);
+}
