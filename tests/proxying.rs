@@ -161,3 +161,84 @@ async fn absolute_form_requests_use_the_uri_host() {
     .await;
     assert!(out.ends_with("other.example"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_connections_are_pooled_limited_and_dropped_when_idle() {
+    use lacquer::config::Seconds;
+    use std::sync::atomic::Ordering;
+    let origin = Origin::start().await;
+    origin.route("/p", |_, _| {
+        Reply::ok("p").delay(Duration::from_millis(100))
+    });
+    origin.route("/q", |_, _| Reply::ok("q"));
+    let mut config = config_for(origin.addr);
+    config.backend[0].max_connections = 2;
+    config.backend[0].idle_timeout = Seconds(Duration::from_millis(500));
+    let lq = lacquer(config).await;
+    let addr = lq.addr();
+    let clients: Vec<_> = (0..6)
+        .map(|_| tokio::spawn(async move { send(addr, "POST", "/p", &[], "x").await }))
+        .collect();
+    for c in clients {
+        assert_eq!(c.await.unwrap().status, 200);
+    }
+    assert_eq!(origin.max_concurrent.load(Ordering::SeqCst), 2);
+    assert_eq!(origin.connections(), 2, "connections were not reused");
+    // Sequential requests reuse one pooled connection...
+    for _ in 0..3 {
+        send(addr, "POST", "/q", &[], "x").await;
+    }
+    assert_eq!(origin.connections(), 2);
+    // ...until it has been idle longer than idle_timeout.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    send(addr, "POST", "/q", &[], "x").await;
+    assert_eq!(origin.connections(), 3);
+}
+
+#[tokio::test]
+async fn idle_pooled_connections_are_closed_without_further_traffic() {
+    use lacquer::config::Seconds;
+    let (addr, closed) = counts_closed_connections().await;
+    let mut config = config_for(addr);
+    config.backend[0].idle_timeout = Seconds(Duration::from_millis(200));
+    let lq = lacquer(config).await;
+    assert_eq!(get(lq.addr(), "/").await.status, 200);
+    assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 0);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A keep-alive backend that counts connections lacquer closed.
+async fn counts_closed_connections() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let closed = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = closed.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        Ok(_) => {
+                            let _ = s
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                                .await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, closed)
+}

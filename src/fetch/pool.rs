@@ -126,7 +126,7 @@ impl std::fmt::Debug for Backend {
 impl Backend {
     /// A backend built from its settings.
     pub fn new(cfg: &BackendConfig) -> Arc<Backend> {
-        Arc::new(Backend {
+        let backend = Arc::new(Backend {
             name: cfg.name.clone(),
             address: cfg.address.clone(),
             connect_timeout: cfg.connect_timeout.0,
@@ -136,7 +136,34 @@ impl Backend {
             idle: Mutex::new(Vec::new()),
             limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
             released: Notify::new(),
-        })
+        });
+        backend.spawn_reaper();
+        backend
+    }
+
+    /// Closes pooled connections once idle longer than `idle_timeout`, even
+    /// when no request comes to notice them.
+    fn spawn_reaper(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let period = (self.idle_timeout / 2).max(Duration::from_millis(50));
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(backend) = weak.upgrade() else {
+                    return;
+                };
+                let now = Instant::now();
+                let mut idle = backend.idle.lock().unwrap_or_else(|p| p.into_inner());
+                idle.retain(|i| {
+                    now.duration_since(i.since) < backend.idle_timeout && !i.conn.sender.is_closed()
+                });
+            }
+        });
     }
 
     /// The backend's name from the settings.

@@ -195,6 +195,13 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+}
+
 impl Drop for Origin {
     fn drop(&mut self) {
         self.stop();
