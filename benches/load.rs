@@ -49,6 +49,7 @@ fn lacquer_command(bin: &Path, listen: SocketAddr, origin: SocketAddr) -> Comman
 /// Largest body the origin serves; `/bytes/N` above this answers 400.
 const MAX_BODY: usize = 16 << 20;
 const DEFAULT_DURATION_SECS: u64 = 10;
+const DEFAULT_WARMUP_SECS: u64 = 2;
 const DEFAULT_WRK_THREADS: u32 = 2;
 /// How long a proxy may take to start answering.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,6 +141,10 @@ struct Options {
     scenarios: Vec<&'static Scenario>,
     connections: Option<u32>,
     threads: u32,
+    /// Untimed wrk run before each measured one (0 = none).
+    warmup_secs: u64,
+    /// `--serve-origin ADDR`: only run the origin, for measuring by hand.
+    serve_origin: Option<SocketAddr>,
     /// Path of the wrk binary; set once it has been found.
     wrk: PathBuf,
 }
@@ -151,8 +156,11 @@ options:
   --duration SECS        wrk duration per scenario (default 10)
   --only LIST            servers to run, comma separated: lacquer,varnish,nginx (default all)
   --scenarios LIST       scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,pass-1KiB (default all)
+  --warmup SECS          untimed wrk run before each scenario, 0 to skip (default 2)
   --connections N        wrk connections for every scenario (default 256; 64 for hit-1MiB)
   --threads N            wrk threads (default 2)
+  --serve-origin ADDR    only run the origin on ADDR (e.g. 127.0.0.1:8080) until killed,
+                         for running the scenarios by hand
   -h, --help             show this help
 
 environment:
@@ -168,6 +176,8 @@ impl Options {
             scenarios: SCENARIOS.iter().collect(),
             connections: None,
             threads: DEFAULT_WRK_THREADS,
+            warmup_secs: DEFAULT_WARMUP_SECS,
+            serve_origin: None,
             wrk: PathBuf::from("wrk"),
         };
         let mut args = args.into_iter();
@@ -194,6 +204,22 @@ impl Options {
                 "-h" | "--help" => return Ok(None),
                 "--duration" => {
                     opts.duration_secs = parse_positive(&value("--duration")?, "--duration")?;
+                }
+                "--warmup" => {
+                    let v = value("--warmup")?;
+                    opts.warmup_secs = v.trim().parse().map_err(|_| {
+                        format!("--warmup must be a whole number of seconds, got `{v}`")
+                    })?;
+                }
+                "--serve-origin" => {
+                    let v = value("--serve-origin")?;
+                    let addr: SocketAddr = v
+                        .parse()
+                        .map_err(|_| format!("--serve-origin needs IP:PORT, got `{v}`"))?;
+                    if !addr.ip().is_loopback() {
+                        return Err("--serve-origin only binds loopback addresses".to_owned());
+                    }
+                    opts.serve_origin = Some(addr);
                 }
                 "--connections" => {
                     let n = parse_positive(&value("--connections")?, "--connections")?;
@@ -270,9 +296,8 @@ impl Origin {
     }
 }
 
-/// Starts the origin on 127.0.0.1 on a single-threaded runtime in a background thread.
-fn start_origin() -> Origin {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("origin: bind 127.0.0.1:0");
+/// Starts the origin on `listener` on a single-threaded runtime in a background thread.
+fn start_origin(listener: TcpListener) -> Origin {
     listener
         .set_nonblocking(true)
         .expect("origin: set listener non-blocking");
@@ -373,6 +398,7 @@ fn origin_response<B>(req: &Request<B>, body: &Bytes) -> Response<Full<Bytes>> {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
         headers.insert(ETAG, etag);
         if not_modified {
+            resp.headers_mut().remove(CONTENT_TYPE);
             *resp.body_mut() = Full::new(Bytes::new());
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
         }
@@ -640,6 +666,78 @@ fn peak_rss_kib(root: u32) -> (u64, usize) {
     (total, counted)
 }
 
+/// Above this share of the machine's CPU used by outside processes during a
+/// measured run, the run is flagged.
+const OTHER_CPU_WARN: f64 = 0.05;
+
+/// CPU time counters, to tell how much of a run's CPU went to processes other
+/// than this bench (origin and reaped wrk children included) and the server.
+struct CpuSnapshot {
+    /// All CPUs, all states (including idle), in clock ticks.
+    total: u64,
+    /// All CPUs, busy states only.
+    busy: u64,
+    /// This process and the server tree, including reaped children.
+    ours: u64,
+}
+
+impl CpuSnapshot {
+    fn take(server: u32) -> Option<Self> {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+        // user + nice + system + steal. irq/softirq time is left out: it is
+        // not charged to any process, and on loopback it is mostly our own
+        // traffic. guest time is already counted in user.
+        let busy = field(0) + field(1) + field(2) + field(7);
+        let total = busy + field(3) + field(4) + field(5) + field(6);
+        let mut ours = process_ticks("self");
+        let mut tree = descendants(server);
+        tree.push(server);
+        ours += tree
+            .iter()
+            .map(|pid| process_ticks(&pid.to_string()))
+            .sum::<u64>();
+        Some(CpuSnapshot { total, busy, ours })
+    }
+
+    /// Share (0..=1) of all CPU time since `self` spent by other processes.
+    fn other_share(&self, server: u32) -> Option<f64> {
+        let now = CpuSnapshot::take(server)?;
+        let total = now.total.checked_sub(self.total)?;
+        if total == 0 {
+            return None;
+        }
+        let busy = now.busy.saturating_sub(self.busy);
+        let ours = now.ours.saturating_sub(self.ours);
+        Some(busy.saturating_sub(ours) as f64 / total as f64)
+    }
+}
+
+/// utime + stime + cutime + cstime of `/proc/{pid}/stat`, in clock ticks.
+fn process_ticks(pid: &str) -> u64 {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    // After "pid (comm)": state is index 0, utime 11, stime 12, cutime 13, cstime 14.
+    stat[close + 1..]
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
+}
+
 fn free_port() -> Result<SocketAddr, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
     l.local_addr().map_err(|e| format!("local address: {e}"))
@@ -821,13 +919,12 @@ fn http_get(addr: SocketAddr, path: &str) -> io::Result<SimpleResponse> {
 // wrk
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Default)]
 struct WrkStats {
     requests_per_sec: f64,
     /// Microseconds.
     p50_us: Option<f64>,
     p99_us: Option<f64>,
-    requests: u64,
     non_2xx: u64,
     socket_errors: u64,
 }
@@ -908,10 +1005,6 @@ fn parse_wrk(out: &str) -> Option<WrkStats> {
                 .split(',')
                 .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
                 .sum();
-        } else if let Some((n, rest)) = line.split_once(" requests in ") {
-            if rest.contains("read") {
-                stats.requests = n.trim().parse().unwrap_or(0);
-            }
         }
     }
     have_rps.then_some(stats)
@@ -941,6 +1034,8 @@ struct Row {
     server: ServerKind,
     stats: Result<WrkStats, String>,
     origin_requests: u64,
+    /// Share of all CPU time used by processes outside the bench, server and wrk.
+    other_cpu: Option<f64>,
 }
 
 struct ServerOutcome {
@@ -1005,12 +1100,30 @@ fn bench_server(
             opts.threads.min(conns),
             opts.duration_secs
         );
-        // Let the previous run's in-flight work (e.g. pass fetches) drain so
-        // it isn't counted against this scenario.
+        if opts.warmup_secs > 0 {
+            // Untimed: lets thread pools, connection pools and the like reach
+            // steady state before measuring. Results are discarded.
+            thread::sleep(SETTLE);
+            if let Err(e) = run_wrk(&opts.wrk, &url, opts.threads, conns, opts.warmup_secs) {
+                eprintln!("[{kind}] {} warm-up: {e}", sc.name);
+            }
+        }
+        // Let in-flight work (e.g. pass fetches) drain so it isn't counted
+        // against this run.
         thread::sleep(SETTLE);
         let before = origin.requests();
+        let cpu_before = CpuSnapshot::take(server.pid());
         let stats = run_wrk(&opts.wrk, &url, opts.threads, conns, opts.duration_secs);
         let origin_requests = origin.requests() - before;
+        let other_cpu = cpu_before.and_then(|b| b.other_share(server.pid()));
+        if let Some(share) = other_cpu.filter(|&s| s > OTHER_CPU_WARN) {
+            eprintln!(
+                "[{kind}] {}: warning: other processes used {:.0}% of the machine's CPU \
+                 during this run; its figures are skewed",
+                sc.name,
+                share * 100.0
+            );
+        }
         if let Err(e) = &stats {
             eprintln!("[{kind}] {}: {e}", sc.name);
         }
@@ -1026,6 +1139,7 @@ fn bench_server(
             server: kind,
             stats,
             origin_requests,
+            other_cpu,
         });
     }
     let peak_rss = peak_rss_kib(server.pid());
@@ -1064,16 +1178,35 @@ fn print_report(opts: &Options, rows: &[Row], rss: &[(ServerKind, (u64, usize))]
         println!("no results");
         return;
     }
-    println!(
-        "{:<10} | {:<8} | {:>10} | {:>9} | {:>9} | {:<24} | {:>8}",
-        "scenario", "server", "req/s", "p50", "p99", "errors", "origin"
-    );
-    println!("{}", "-".repeat(96));
+    let line = |cells: [&str; 8]| {
+        println!(
+            "{:<10} | {:<8} | {:>10} | {:>9} | {:>9} | {:<24} | {:>8} | {:>9}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+        );
+    };
+    line([
+        "scenario",
+        "server",
+        "req/s",
+        "p50",
+        "p99",
+        "errors",
+        "origin",
+        "other CPU",
+    ]);
+    println!("{}", "-".repeat(108));
     for sc in &opts.scenarios {
         for row in rows.iter().filter(|r| r.scenario == sc.name) {
-            match &row.stats {
-                Ok(s) => {
-                    let errors = if s.errors() == 0 {
+            let origin = row.origin_requests.to_string();
+            let other = row
+                .other_cpu
+                .map_or_else(|| "-".to_owned(), |s| format!("{:.0}%", s * 100.0));
+            let (rps, p50, p99, errors) = match &row.stats {
+                Ok(s) => (
+                    format!("{:.0}", s.requests_per_sec),
+                    fmt_latency(s.p50_us),
+                    fmt_latency(s.p99_us),
+                    if s.errors() == 0 {
                         "0".to_owned()
                     } else {
                         format!(
@@ -1082,32 +1215,35 @@ fn print_report(opts: &Options, rows: &[Row], rss: &[(ServerKind, (u64, usize))]
                             s.non_2xx,
                             s.socket_errors
                         )
-                    };
-                    println!(
-                        "{:<10} | {:<8} | {:>10.0} | {:>9} | {:>9} | {:<24} | {:>8}",
-                        row.scenario,
-                        row.server.name(),
-                        s.requests_per_sec,
-                        fmt_latency(s.p50_us),
-                        fmt_latency(s.p99_us),
-                        errors,
-                        row.origin_requests
-                    );
-                }
-                Err(_) => println!(
-                    "{:<10} | {:<8} | {:>10} | {:>9} | {:>9} | {:<24} | {:>8}",
-                    row.scenario,
-                    row.server.name(),
-                    "failed",
-                    "-",
-                    "-",
-                    "wrk failed",
-                    row.origin_requests
+                    },
                 ),
-            }
+                Err(_) => (
+                    "failed".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "wrk failed".to_owned(),
+                ),
+            };
+            line([
+                row.scenario,
+                row.server.name(),
+                &rps,
+                &p50,
+                &p99,
+                &errors,
+                &origin,
+                &other,
+            ]);
         }
     }
-    println!("(origin = requests that reached the origin during the run; ~0 for hit-* scenarios)");
+    println!(
+        "origin    = requests that reached the origin during the run (~0 for hit-* scenarios)"
+    );
+    println!(
+        "other CPU = share of the machine's CPU used by unrelated processes during the run \
+         (over {:.0}% skews the figures)",
+        OTHER_CPU_WARN * 100.0
+    );
 
     let find = |sc: &str, kind: ServerKind| {
         rows.iter()
@@ -1189,6 +1325,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(addr) = opts.serve_origin {
+        let listener = match TcpListener::bind(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let origin = start_origin(listener);
+        eprintln!(
+            "origin listening on {}: /bytes/N (cacheable), /pass/N (no-store); Ctrl-C to stop",
+            origin.addr
+        );
+        loop {
+            thread::park();
+        }
+    }
     if let Some(wrk) = find_program("wrk") {
         opts.wrk = wrk;
     } else {
@@ -1200,7 +1353,9 @@ fn main() -> ExitCode {
     }
     install_ctrl_c_handler();
 
-    let origin = start_origin();
+    let origin = start_origin(
+        TcpListener::bind("127.0.0.1:0").expect("origin: bind a free port on 127.0.0.1"),
+    );
     eprintln!("origin listening on {}", origin.addr);
 
     let mut rows = Vec::new();
