@@ -146,6 +146,15 @@ impl Store {
         if ttl.is_zero() {
             return;
         }
+        // Passes through a live marker happen on every request: refresh it
+        // only once half of it is used up, so they stay reads, not writes.
+        if let Some(e) = self.cache.get(&key) {
+            if e.hit_for_miss_until
+                .is_some_and(|t| t > Instant::now() + ttl / 2)
+            {
+                return;
+            }
+        }
         self.cache.entry(key).and_upsert_with(|old| {
             let variants = old.map(|e| e.value().variants.clone()).unwrap_or_default();
             Arc::new(Entry {

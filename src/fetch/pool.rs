@@ -93,7 +93,30 @@ pub enum BodyError {
 
 struct Conn {
     sender: SendRequest<ReqBody>,
+    /// The pool shard of the thread that opened it (where its I/O task runs).
+    shard: usize,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Idle pools per backend. Each thread uses its own, so with one runtime per
+/// worker thread a request reuses connections whose I/O task runs on its own
+/// thread: no cross-thread wake-ups per backend exchange.
+const SHARDS: usize = 16;
+
+/// This thread's pool shard.
+fn shard() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SHARD.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+        }
+        s.get()
+    })
 }
 
 struct Idle {
@@ -109,7 +132,8 @@ pub struct Backend {
     first_byte_timeout: Duration,
     between_bytes_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<Vec<Idle>>,
+    /// Idle connections, one stack per worker thread (see [`shard`]).
+    idle: Box<[Mutex<Vec<Idle>>]>,
     limit: Option<Arc<Semaphore>>,
     released: Notify,
 }
@@ -133,7 +157,7 @@ impl Backend {
             first_byte_timeout: cfg.first_byte_timeout.0,
             between_bytes_timeout: cfg.between_bytes_timeout.0,
             idle_timeout: cfg.idle_timeout.0,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
             limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
             released: Notify::new(),
         });
@@ -158,10 +182,13 @@ impl Backend {
                     return;
                 };
                 let now = Instant::now();
-                let mut idle = backend.idle.lock().unwrap_or_else(|p| p.into_inner());
-                idle.retain(|i| {
-                    now.duration_since(i.since) < backend.idle_timeout && !i.conn.sender.is_closed()
-                });
+                for shard in backend.idle.iter() {
+                    let mut idle = shard.lock().unwrap_or_else(|p| p.into_inner());
+                    idle.retain(|i| {
+                        now.duration_since(i.since) < backend.idle_timeout
+                            && !i.conn.sender.is_closed()
+                    });
+                }
             }
         });
     }
@@ -188,17 +215,19 @@ impl Backend {
         let idempotent = is_idempotent(req.method());
         // A streamed body cannot be replayed, so it never rides on a
         // connection that may have been closed while idle.
-        let replay = if idempotent {
-            clone_request(&req)
-        } else {
-            None
-        };
         let fresh_only = matches!(req.body(), ReqBody::Stream(_)) && idempotent;
         let mut req = req;
         let mut attempts = 0;
         loop {
             attempts += 1;
             let (mut conn, reused) = self.checkout(fresh_only || attempts > 1).await?;
+            // Only a reused connection can have been closed under us: keep a
+            // copy to send again only then.
+            let replay = if reused && idempotent {
+                clone_request(&req)
+            } else {
+                None
+            };
             let sent =
                 tokio::time::timeout(self.first_byte_timeout, conn.sender.try_send_request(req))
                     .await;
@@ -221,7 +250,7 @@ impl Backend {
                             || err.is_canceled()
                             || err.is_closed()
                             || is_reset(&err));
-                    match (retryable, replay.as_ref().and_then(clone_request)) {
+                    match (retryable, replay) {
                         (true, Some(again)) => {
                             tracing::debug!(backend = %self.name, error = %err,
                                 "reused connection was closed by the backend; retrying");
@@ -261,7 +290,7 @@ impl Backend {
         let deadline = Instant::now() + self.connect_timeout;
         loop {
             if !fresh_only {
-                while let Some(mut conn) = self.pop_idle() {
+                while let Some(mut conn) = self.pop_idle(Some(shard())) {
                     if conn.sender.ready().await.is_ok() {
                         return Ok((conn, true));
                     }
@@ -272,12 +301,17 @@ impl Backend {
                 Some(sem) => match sem.clone().try_acquire_owned() {
                     Ok(p) => Some(p),
                     Err(_) => {
-                        if fresh_only {
-                            // Make room: an idle connection is worth less than this request.
-                            if let Some(idle) = self.pop_idle() {
+                        if let Some(mut idle) = self.pop_idle(None) {
+                            if fresh_only {
+                                // Make room: an idle connection is worth less than this request.
                                 drop(idle);
                                 continue;
                             }
+                            // At the limit: use another worker's idle connection.
+                            if idle.sender.ready().await.is_ok() {
+                                return Ok((idle, true));
+                            }
+                            continue;
                         }
                         let wait = deadline.saturating_duration_since(Instant::now());
                         // Wait for a connection to be closed (permit) or pooled (notify).
@@ -296,6 +330,7 @@ impl Backend {
             return Ok((
                 Conn {
                     sender,
+                    shard: shard(),
                     _permit: permit,
                 },
                 false,
@@ -303,13 +338,21 @@ impl Backend {
         }
     }
 
-    fn pop_idle(&self) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+    /// An idle connection from `shard`, or from any shard.
+    fn pop_idle(&self, shard: Option<usize>) -> Option<Conn> {
         let now = Instant::now();
-        while let Some(entry) = idle.pop() {
-            if now.duration_since(entry.since) < self.idle_timeout && !entry.conn.sender.is_closed()
-            {
-                return Some(entry.conn);
+        let shards: &[Mutex<Vec<Idle>>] = match shard {
+            Some(i) => std::slice::from_ref(&self.idle[i]),
+            None => &self.idle,
+        };
+        for shard in shards {
+            let mut idle = shard.lock().unwrap_or_else(|p| p.into_inner());
+            while let Some(entry) = idle.pop() {
+                if now.duration_since(entry.since) < self.idle_timeout
+                    && !entry.conn.sender.is_closed()
+                {
+                    return Some(entry.conn);
+                }
             }
         }
         None
@@ -319,7 +362,9 @@ impl Backend {
         if conn.sender.is_closed() || self.idle_timeout.is_zero() {
             drop(conn);
         } else {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = self.idle[conn.shard]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             // Drop the stale end of the stack (oldest first) as we go.
             let now = Instant::now();
             idle.retain(|i| now.duration_since(i.since) < self.idle_timeout);
