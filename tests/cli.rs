@@ -138,3 +138,77 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
     );
     assert!(answers[1].contains("x-cache: HIT 1"), "{}", answers[1]);
 }
+
+/// One request on a new connection; the raw response text.
+fn fetch(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args(["demo", "-a", &addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !printed.contains("/account") && Instant::now() < deadline {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        printed.push_str(&line);
+    }
+    let first = fetch(&addr, "/");
+    let second = fetch(&addr, "/");
+    let account = fetch(&addr, "/account");
+    let conditional = {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nHost: demo\r\nIf-None-Match: \"index-v1\"\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        printed.contains(&format!("curl -si http://{addr}/")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("/news") && printed.contains("/account"),
+        "{printed}"
+    );
+    assert!(
+        first.contains("x-cache: MISS") && first.contains("lacquer demo shop"),
+        "{first}"
+    );
+    assert!(
+        second.contains("x-cache: HIT 1") && second.contains("x-origin-hits: 1"),
+        "{second}"
+    );
+    assert!(
+        account.contains("x-cache: MISS") && account.contains("private, no-store"),
+        "{account}"
+    );
+    assert!(conditional.starts_with("HTTP/1.1 304"), "{conditional}");
+}
