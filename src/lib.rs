@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod http;
+pub mod invalidate;
 pub mod pipeline;
 pub mod policy;
 pub mod server;

@@ -15,6 +15,11 @@ pub enum RecvAction {
     Hash,
     /// Send it to the backend, store nothing.
     Pass,
+    /// Invalidate (PURGE): the URL's objects, or by surrogate key. The
+    /// purge ACL in the settings is checked before anything changes.
+    Purge,
+    /// Add the ban in the `X-Ban` header (same ACL as purges).
+    Ban,
     /// Answer with a synthetic response.
     Synth(StatusCode, String),
 }
@@ -23,7 +28,8 @@ pub enum RecvAction {
 pub trait Policy: Send + Sync + 'static {
     /// `vcl_recv`: cache lookup, pass, or synthetic answer.
     ///
-    /// Built-in: GET and HEAD are looked up, every other method is passed.
+    /// Built-in: PURGE purges, BAN bans, GET and HEAD are looked up, every other
+    /// method is passed.
     /// Unlike Varnish's built-in VCL, requests carrying `Cookie` or
     /// `Authorization` are looked up too: RFC 9111 storability rules decide
     /// (a response to an `Authorization` request is stored only when it says
@@ -31,6 +37,11 @@ pub trait Policy: Send + Sync + 'static {
     /// not stored; and without `default_ttl`, nothing without explicit
     /// freshness or a validator-based heuristic is stored).
     fn recv(&self, req: &RequestCtx) -> RecvAction {
+        match req.method.as_str() {
+            "PURGE" => return RecvAction::Purge,
+            "BAN" => return RecvAction::Ban,
+            _ => {}
+        }
         if req.method == Method::GET || req.method == Method::HEAD {
             RecvAction::Hash
         } else {

@@ -16,18 +16,23 @@ async fn proxy() -> (Origin, lacquer::server::Running) {
     (origin, lq)
 }
 
+/// Writes `request` to `addr` raw, asserts the answer starts with `status`
+/// (e.g. "HTTP/1.1 400") and returns the whole answer.
+async fn assert_answer(addr: std::net::SocketAddr, request: &[u8], status: &str) -> String {
+    let out = raw(addr, request, WAIT).await;
+    assert!(out.starts_with(status), "{out}");
+    out
+}
+
 #[tokio::test]
 async fn malformed_request_line_gets_400() {
     let (origin, lq) = proxy().await;
-    let out = raw(lq.addr(), b"GARBAGE\r\n\r\n", WAIT).await;
-    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
-    let out = raw(
-        lq.addr(),
+    for request in [
+        &b"GARBAGE\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n",
-        WAIT,
-    )
-    .await;
-    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    ] {
+        assert_answer(lq.addr(), request, "HTTP/1.1 400").await;
+    }
     assert_eq!(origin.total(), 0);
 }
 
@@ -38,50 +43,35 @@ async fn oversize_headers_get_431() {
         "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
         "b".repeat(20_000)
     );
-    let out = raw(lq.addr(), big.as_bytes(), WAIT).await;
-    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    assert_answer(lq.addr(), big.as_bytes(), "HTTP/1.1 431").await;
     let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
     for i in 0..150 {
         many.push_str(&format!("X-H{i}: v\r\n"));
     }
     many.push_str("\r\n");
-    let out = raw(lq.addr(), many.as_bytes(), WAIT).await;
-    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    assert_answer(lq.addr(), many.as_bytes(), "HTTP/1.1 431").await;
     assert_eq!(origin.total(), 0);
 }
 
 #[tokio::test]
 async fn missing_or_duplicate_host_gets_400() {
     let (origin, lq) = proxy().await;
-    let out = raw(lq.addr(), b"GET / HTTP/1.1\r\n\r\n", WAIT).await;
-    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    let out = assert_answer(lq.addr(), b"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400").await;
     assert!(out.contains("without a Host"), "{out}");
-    let out = raw(
-        lq.addr(),
-        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-        WAIT,
-    )
-    .await;
-    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    let duplicate = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+    assert_answer(lq.addr(), duplicate, "HTTP/1.1 400").await;
     assert_eq!(origin.total(), 0);
 }
 
 /// A backend that answers every connection with `reply` then closes.
 async fn raw_backend(reply: &'static [u8]) -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s.write_all(reply).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    addr
+    tcp_backend(move |mut s| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(reply).await;
+        let _ = s.shutdown().await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -102,17 +92,7 @@ async fn backend_closing_mid_body_is_not_stored() {
     let lq = lacquer(config_for(addr)).await;
     for _ in 0..2 {
         // The client sees a cut-off body, not a complete-looking one.
-        let stream = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        let req = http::Request::get("/")
-            .header("host", "a")
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .unwrap();
-        let resp = sender.send_request(req).await.unwrap();
+        let resp = get_streaming(lq.addr(), "/").await;
         assert_eq!(resp.headers()["x-cache"], "MISS");
         use http_body_util::BodyExt;
         assert!(resp.into_body().collect().await.is_err());
@@ -136,9 +116,10 @@ async fn backend_timeout_gets_504() {
     origin.route("/slow", |_, _| {
         Reply::ok("late").delay(Duration::from_secs(3))
     });
-    let mut config = config_for(origin.addr);
-    config.backend[0].first_byte_timeout = Seconds(Duration::from_millis(200));
-    let lq = lacquer(config).await;
+    let lq = lacquer_with(&origin, |c| {
+        c.backend[0].first_byte_timeout = Seconds(Duration::from_millis(200))
+    })
+    .await;
     let got = get(lq.addr(), "/slow").await;
     assert_eq!(got.status, 504);
     let got = send(lq.addr(), "POST", "/slow", &[], "x").await;
@@ -153,9 +134,10 @@ async fn a_stalled_backend_body_is_cut_after_the_between_bytes_timeout() {
             .header("cache-control", "max-age=60")
             .chunks(10, 3, Duration::from_secs(2))
     });
-    let mut config = config_for(origin.addr);
-    config.backend[0].between_bytes_timeout = Seconds(Duration::from_millis(300));
-    let lq = lacquer(config).await;
+    let lq = lacquer_with(&origin, |c| {
+        c.backend[0].between_bytes_timeout = Seconds(Duration::from_millis(300))
+    })
+    .await;
     let out = raw(
         lq.addr(),
         b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n",

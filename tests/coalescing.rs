@@ -15,12 +15,8 @@ async fn hundred_clients_on_a_cold_key_make_one_origin_request() {
     });
     let lq = lacquer_for(&origin).await;
     let addr = lq.addr();
-    let clients: Vec<_> = (0..100)
-        .map(|_| tokio::spawn(async move { get(addr, "/cold").await }))
-        .collect();
     let expected = "payload 1".repeat(1000);
-    for c in clients {
-        let got = c.await.unwrap();
+    for got in get_concurrently(addr, "/cold", 100).await {
         assert_eq!(got.status, 200);
         assert_eq!(got.text(), expected);
     }
@@ -42,18 +38,8 @@ async fn waiters_stream_a_slow_miss_before_it_completes() {
     let lq = lacquer_for(&origin).await;
     let addr = lq.addr();
     let read = |addr| async move {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
         let start = Instant::now();
-        let req = http::Request::get("/slow")
-            .header("host", "test.example")
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .unwrap();
-        let mut body = sender.send_request(req).await.unwrap().into_body();
+        let mut body = get_streaming(addr, "/slow").await.into_body();
         let mut first = None;
         let mut total = 0usize;
         while let Some(frame) = body.frame().await {
@@ -78,7 +64,7 @@ async fn waiters_stream_a_slow_miss_before_it_completes() {
     // Stored once complete.
     let again = get(addr, "/slow").await;
     assert!(
-        again.x_cache().starts_with("HIT"),
+        is_hit(&again),
         "{:?} {}",
         again.headers,
         lq.proxy.store().stored_bytes()
@@ -98,12 +84,8 @@ async fn uncacheable_answers_leave_hit_for_miss_so_requests_run_in_parallel() {
     let first = get(addr, "/private").await;
     assert_eq!(first.x_cache(), "MISS");
     origin.max_concurrent.store(0, Ordering::SeqCst);
-    let clients: Vec<_> = (0..5)
-        .map(|_| tokio::spawn(async move { get(addr, "/private").await }))
-        .collect();
     let mut bodies = Vec::new();
-    for c in clients {
-        let got = c.await.unwrap();
+    for got in get_concurrently(addr, "/private", 5).await {
         assert_eq!(got.x_cache(), "PASS");
         bodies.push(got.text());
     }
@@ -126,12 +108,8 @@ async fn waiters_on_an_uncacheable_miss_never_share_its_answer() {
     });
     let lq = lacquer_for(&origin).await;
     let addr = lq.addr();
-    let clients: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(async move { get(addr, "/cookie").await }))
-        .collect();
     let mut cookies = Vec::new();
-    for c in clients {
-        let got = c.await.unwrap();
+    for got in get_concurrently(addr, "/cookie", 4).await {
         let cookie = got.header("set-cookie").unwrap().to_string();
         assert_eq!(got.text(), format!("session {}", &cookie[2..]));
         cookies.push(cookie);

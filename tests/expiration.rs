@@ -3,54 +3,37 @@
 mod common;
 use common::*;
 
-use lacquer::config::{Config, Seconds};
-use std::time::{Duration, SystemTime};
+use lacquer::config::Seconds;
+use std::time::Duration;
 
-/// An HTTP-date `offset` seconds from now (negative: in the past).
-fn http_date(offset: i64) -> String {
-    let now = SystemTime::now();
-    let t = if offset >= 0 {
-        now + Duration::from_secs(offset as u64)
-    } else {
-        now - Duration::from_secs(offset.unsigned_abs())
-    };
-    httpdate::fmt_http_date(t)
+/// An origin routing `path` to a 200 with `headers` (see `route_with`), and
+/// lacquer with default settings in front of it.
+async fn serving(path: &str, headers: &[(&str, &str)]) -> (Origin, lacquer::server::Running) {
+    let origin = Origin::start().await;
+    route_with(&origin, path, 200, headers);
+    let lq = lacquer_for(&origin).await;
+    (origin, lq)
 }
 
-/// Lets a miss finish storing its object before the next request.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(50)).await;
+/// `serving` `path` with `headers`, then `assert_stored` without request headers.
+async fn assert_stored_when_served(path: &str, headers: &[(&str, &str)]) {
+    let (origin, lq) = serving(path, headers).await;
+    assert_stored(&origin, lq.addr(), path, &[]).await;
 }
 
-async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+/// `serving` `path` with `headers`, then `assert_not_stored` without request
+/// headers.
+async fn assert_not_stored_when_served(path: &str, headers: &[(&str, &str)]) {
+    let (origin, lq) = serving(path, headers).await;
+    assert_not_stored(&origin, lq.addr(), path, &[]).await;
 }
 
-/// lacquer in front of `origin` with settings changed by `tweak`.
-async fn lacquer_with(
-    origin: &Origin,
-    tweak: impl FnOnce(&mut Config),
-) -> lacquer::server::Running {
-    let mut config = config_for(origin.addr);
-    tweak(&mut config);
-    lacquer(config).await
-}
-
-/// lacquer without grace: an expired object is never delivered stale.
-async fn lacquer_no_grace(origin: &Origin) -> lacquer::server::Running {
-    lacquer_with(origin, |c| c.cache.grace = Seconds(Duration::ZERO)).await
-}
-
-fn is_hit(g: &Got) -> bool {
-    g.x_cache().starts_with("HIT")
-}
-
-/// Two GETs of `path` (with `headers`); returns both responses.
-async fn get_twice(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (Got, Got) {
-    let a = get_with(addr, path, headers).await;
-    settle().await;
-    let b = get_with(addr, path, headers).await;
-    (a, b)
+/// GETs `path` (a miss), waits `ms` milliseconds and returns a second GET.
+async fn miss_then_after(addr: std::net::SocketAddr, path: &str, ms: u64) -> Got {
+    let first = get(addr, path).await;
+    assert_eq!(first.x_cache(), "MISS");
+    sleep_ms(ms).await;
+    get(addr, path).await
 }
 
 /// Asserts that `path` is stored: fetched once, then a hit with the same body.
@@ -99,34 +82,21 @@ async fn assert_not_stored(
     assert_eq!(b.text(), format!("{path} #2"));
 }
 
-/// Routes `path` to answer `status` with `headers` and the body "`path` #n".
-fn route_with(origin: &Origin, path: &str, status: u16, headers: &[(&str, &str)]) {
-    let p = path.to_string();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    origin.route(path, move |_, n| {
-        let mut r = Reply::new(status).body(format!("{p} #{n}"));
-        for (k, v) in &headers {
-            r = r.header(k, v);
-        }
-        r
-    });
+/// Asserts that two GETs of `path` both reach the origin: the object was
+/// stored already stale (`why` explains the failure).
+async fn assert_refetched(origin: &Origin, addr: std::net::SocketAddr, path: &str, why: &str) {
+    let (a, b) = get_twice(addr, path, &[]).await;
+    assert_eq!(a.text(), format!("{path} #1"));
+    assert!(!is_hit(&b), "{why}: {:?}", b.x_cache());
+    assert_eq!(b.text(), format!("{path} #2"));
+    assert_eq!(origin.hits(path), 2, "{path}");
 }
 
 // ---------------------------------------------------------------- storable
 
 #[tokio::test]
 async fn get_200_with_max_age_is_stored() {
-    let origin = Origin::start().await;
-    route_with(
-        &origin,
-        "/exp/store/200",
-        200,
-        &[("cache-control", "max-age=60")],
-    );
-    let lq = lacquer_for(&origin).await;
+    let (origin, lq) = serving("/exp/store/200", &[("cache-control", "max-age=60")]).await;
     assert_stored(&origin, lq.addr(), "/exp/store/200", &[]).await;
     let third = get(lq.addr(), "/exp/store/200").await;
     assert_eq!(third.x_cache(), "HIT 2");
@@ -204,74 +174,43 @@ async fn post_is_passed_with_its_body() {
 
 #[tokio::test]
 async fn no_store_is_not_stored() {
-    let origin = Origin::start().await;
-    let path = "/exp/not/no-store";
-    route_with(
-        &origin,
-        path,
-        200,
+    assert_not_stored_when_served(
+        "/exp/not/no-store",
         &[("cache-control", "no-store, max-age=60")],
-    );
-    let lq = lacquer_for(&origin).await;
-    assert_not_stored(&origin, lq.addr(), path, &[]).await;
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn private_is_not_stored() {
-    let origin = Origin::start().await;
-    let path = "/exp/not/private";
-    route_with(
-        &origin,
-        path,
-        200,
+    assert_not_stored_when_served(
+        "/exp/not/private",
         &[("cache-control", "private, max-age=60")],
-    );
-    let lq = lacquer_for(&origin).await;
-    assert_not_stored(&origin, lq.addr(), path, &[]).await;
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn vary_star_is_not_stored() {
-    let origin = Origin::start().await;
-    let path = "/exp/not/vary-star";
-    route_with(
-        &origin,
-        path,
-        200,
+    assert_not_stored_when_served(
+        "/exp/not/vary-star",
         &[("cache-control", "max-age=60"), ("vary", "*")],
-    );
-    let lq = lacquer_for(&origin).await;
-    assert_not_stored(&origin, lq.addr(), path, &[]).await;
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn authorization_needs_public_s_maxage_or_must_revalidate() {
     let origin = Origin::start().await;
     let auth = [("authorization", "Bearer secret")];
-    route_with(
-        &origin,
-        "/exp/auth/plain",
-        200,
-        &[("cache-control", "max-age=60")],
-    );
-    route_with(
-        &origin,
-        "/exp/auth/public",
-        200,
-        &[("cache-control", "public, max-age=60")],
-    );
-    route_with(
-        &origin,
-        "/exp/auth/s-maxage",
-        200,
-        &[("cache-control", "s-maxage=60")],
-    );
-    route_with(
-        &origin,
-        "/exp/auth/must-revalidate",
-        200,
-        &[("cache-control", "max-age=60, must-revalidate")],
-    );
+    for (path, cc) in [
+        ("/exp/auth/plain", "max-age=60"),
+        ("/exp/auth/public", "public, max-age=60"),
+        ("/exp/auth/s-maxage", "s-maxage=60"),
+        ("/exp/auth/must-revalidate", "max-age=60, must-revalidate"),
+    ] {
+        route_with(&origin, path, 200, &[("cache-control", cc)]);
+    }
     let lq = lacquer_for(&origin).await;
     assert_not_stored(&origin, lq.addr(), "/exp/auth/plain", &auth).await;
     assert_stored(&origin, lq.addr(), "/exp/auth/public", &auth).await;
@@ -289,19 +228,14 @@ async fn authorization_needs_public_s_maxage_or_must_revalidate() {
 
 #[tokio::test]
 async fn set_cookie_is_not_stored() {
-    let origin = Origin::start().await;
-    let path = "/exp/not/set-cookie";
-    route_with(
-        &origin,
-        path,
-        200,
+    assert_not_stored_when_served(
+        "/exp/not/set-cookie",
         &[
             ("cache-control", "max-age=60"),
             ("set-cookie", "session=abc"),
         ],
-    );
-    let lq = lacquer_for(&origin).await;
-    assert_not_stored(&origin, lq.addr(), path, &[]).await;
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -348,11 +282,7 @@ async fn status_codes_500_404_302() {
 
 #[tokio::test]
 async fn no_freshness_and_no_last_modified_is_not_stored() {
-    let origin = Origin::start().await;
-    let path = "/exp/not/no-freshness";
-    route_with(&origin, path, 200, &[("content-type", "text/plain")]);
-    let lq = lacquer_for(&origin).await;
-    assert_not_stored(&origin, lq.addr(), path, &[]).await;
+    assert_not_stored_when_served("/exp/not/no-freshness", &[("content-type", "text/plain")]).await;
 }
 
 // ---------------------------------------------------------------- freshness
@@ -368,10 +298,7 @@ async fn s_maxage_beats_max_age() {
         &[("cache-control", "max-age=1, s-maxage=60")],
     );
     let lq = lacquer_no_grace(&origin).await;
-    let first = get(lq.addr(), path).await;
-    assert_eq!(first.x_cache(), "MISS");
-    sleep_ms(1500).await;
-    let later = get(lq.addr(), path).await;
+    let later = miss_then_after(lq.addr(), path, 1500).await;
     assert!(
         is_hit(&later),
         "s-maxage=60 still fresh after 1.5 s: {:?}",
@@ -410,10 +337,7 @@ async fn max_age_beats_expires() {
     .await;
 
     let p = "/exp/fresh/max-age-over-future-expires";
-    let first = get(lq.addr(), p).await;
-    assert_eq!(first.x_cache(), "MISS");
-    sleep_ms(1500).await;
-    let later = get(lq.addr(), p).await;
+    let later = miss_then_after(lq.addr(), p, 1500).await;
     assert!(
         !is_hit(&later),
         "max-age=1 is stale after 1.5 s: {:?}",
@@ -434,15 +358,8 @@ async fn expires_minus_date() {
     let lq = lacquer_no_grace(&origin).await;
     assert_stored(&origin, lq.addr(), "/exp/expires/ahead", &[]).await;
     for path in ["/exp/expires/past", "/exp/expires/invalid"] {
-        let (a, b) = get_twice(lq.addr(), path, &[]).await;
-        assert_eq!(a.text(), format!("{path} #1"));
-        assert!(
-            !is_hit(&b),
-            "{path}: already expired, got {:?}",
-            b.x_cache()
-        );
-        assert_eq!(b.text(), format!("{path} #2"));
-        assert_eq!(origin.hits(path), 2, "{path}");
+        let why = format!("{path}: already expired, got");
+        assert_refetched(&origin, lq.addr(), path, &why).await;
     }
 }
 
@@ -509,23 +426,11 @@ async fn default_ttl_stores_responses_without_freshness() {
 
 // ---------------------------------------------------------------- Age
 
-fn age_of(g: &Got) -> u64 {
-    g.header("age")
-        .unwrap_or_else(|| panic!("no Age in {:?}", g.headers))
-        .parse()
-        .expect("Age is delta-seconds")
-}
-
 #[tokio::test]
 async fn age_grows_while_stored() {
-    let origin = Origin::start().await;
     let path = "/exp/age/grows";
-    route_with(&origin, path, 200, &[("cache-control", "max-age=60")]);
-    let lq = lacquer_for(&origin).await;
-    let first = get(lq.addr(), path).await;
-    assert_eq!(first.x_cache(), "MISS");
-    sleep_ms(1100).await;
-    let hit = get(lq.addr(), path).await;
+    let (origin, lq) = serving(path, &[("cache-control", "max-age=60")]).await;
+    let hit = miss_then_after(lq.addr(), path, 1100).await;
     assert!(is_hit(&hit));
     let age = age_of(&hit);
     assert!((1..60).contains(&age), "Age after 1.1 s: {age}");
@@ -534,15 +439,8 @@ async fn age_grows_while_stored() {
 
 #[tokio::test]
 async fn origin_age_is_added() {
-    let origin = Origin::start().await;
     let path = "/exp/age/origin-30";
-    route_with(
-        &origin,
-        path,
-        200,
-        &[("cache-control", "max-age=60"), ("age", "30")],
-    );
-    let lq = lacquer_for(&origin).await;
+    let (origin, lq) = serving(path, &[("cache-control", "max-age=60"), ("age", "30")]).await;
     let (a, b) = get_twice(lq.addr(), path, &[]).await;
     assert!(age_of(&a) >= 30, "miss Age {}", age_of(&a));
     assert!(is_hit(&b), "{:?}", b.x_cache());
@@ -553,20 +451,9 @@ async fn origin_age_is_added() {
 
 #[tokio::test]
 async fn origin_age_beyond_max_age_is_stale() {
-    let origin = Origin::start().await;
     let path = "/exp/age/already-stale";
-    route_with(
-        &origin,
-        path,
-        200,
-        &[("cache-control", "max-age=10"), ("age", "20")],
-    );
-    let lq = lacquer_for(&origin).await;
-    let (a, b) = get_twice(lq.addr(), path, &[]).await;
-    assert_eq!(a.text(), format!("{path} #1"));
-    assert!(!is_hit(&b), "Age 20 > max-age 10: {:?}", b.x_cache());
-    assert_eq!(b.text(), format!("{path} #2"));
-    assert_eq!(origin.hits(path), 2);
+    let (origin, lq) = serving(path, &[("cache-control", "max-age=10"), ("age", "20")]).await;
+    assert_refetched(&origin, lq.addr(), path, "Age 20 > max-age 10").await;
 }
 
 // ---------------------------------------------------------------- Vary
@@ -718,36 +605,26 @@ async fn put_invalidates_its_location() {
 
 #[tokio::test]
 async fn cdn_cache_control_overrides_cache_control() {
-    let origin = Origin::start().await;
-    let path = "/exp/targeted/cdn-store";
-    route_with(
-        &origin,
-        path,
-        200,
+    assert_stored_when_served(
+        "/exp/targeted/cdn-store",
         &[
             ("cdn-cache-control", "max-age=60"),
             ("cache-control", "no-store"),
         ],
-    );
-    let lq = lacquer_for(&origin).await;
-    assert_stored(&origin, lq.addr(), path, &[]).await;
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn lacquer_cache_control_no_store_overrides_cache_control() {
-    let origin = Origin::start().await;
-    let path = "/exp/targeted/lacquer-no-store";
-    route_with(
-        &origin,
-        path,
-        200,
+    assert_not_stored_when_served(
+        "/exp/targeted/lacquer-no-store",
         &[
             ("lacquer-cache-control", "no-store"),
             ("cache-control", "max-age=60"),
         ],
-    );
-    let lq = lacquer_for(&origin).await;
-    assert_not_stored(&origin, lq.addr(), path, &[]).await;
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -5,6 +5,18 @@ use common::*;
 use lacquer::config::Seconds;
 use std::time::{Duration, Instant};
 
+/// Long enough for a `max-age=1` object to be well past its lifetime.
+async fn outlive() {
+    sleep_ms(2100).await;
+}
+
+/// GETs `path` (a `max-age=1` object), outlives it and GETs it again.
+async fn get_after_expiry(addr: std::net::SocketAddr, path: &str) -> Got {
+    get(addr, path).await;
+    outlive().await;
+    get(addr, path).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_grace_stale_is_delivered_at_once_and_refreshed_once() {
     let origin = Origin::start().await;
@@ -19,13 +31,9 @@ async fn in_grace_stale_is_delivered_at_once_and_refreshed_once() {
     let lq = lacquer_for(&origin).await; // default grace: 10 s
     let addr = lq.addr();
     assert_eq!(get(addr, "/g").await.text(), "version 1");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive().await;
     let start = Instant::now();
-    let clients: Vec<_> = (0..5)
-        .map(|_| tokio::spawn(async move { get(addr, "/g").await }))
-        .collect();
-    for c in clients {
-        let got = c.await.unwrap();
+    for got in get_concurrently(addr, "/g", 5).await {
         assert_eq!(got.text(), "version 1");
         assert_eq!(got.x_cache(), "STALE");
     }
@@ -36,14 +44,14 @@ async fn in_grace_stale_is_delivered_at_once_and_refreshed_once() {
     // The refresh lands in the background (the origin takes 400 ms).
     let deadline = Instant::now() + Duration::from_secs(5);
     let fresh = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        sleep_ms(200).await;
         let got = get(addr, "/g").await;
-        if got.x_cache().starts_with("HIT") || Instant::now() > deadline {
+        if is_hit(&got) || Instant::now() > deadline {
             break got;
         }
     };
     assert_eq!(fresh.text(), "version 2");
-    assert!(fresh.x_cache().starts_with("HIT"), "{}", fresh.x_cache());
+    assert!(is_hit(&fresh), "{}", fresh.x_cache());
     assert_eq!(
         origin.hits("/g"),
         2,
@@ -60,7 +68,7 @@ async fn with_the_origin_stopped_an_object_in_grace_is_delivered() {
     let lq = lacquer_for(&origin).await;
     assert_eq!(get(lq.addr(), "/down").await.text(), "still here");
     origin.stop();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive().await;
     let got = get(lq.addr(), "/down").await;
     assert_eq!(got.status, 200);
     assert_eq!(got.text(), "still here");
@@ -73,12 +81,8 @@ async fn stale_while_revalidate_sets_the_grace() {
     origin.route("/swr", |_, n| {
         Reply::ok(format!("v{n}")).header("cache-control", "max-age=1, stale-while-revalidate=30")
     });
-    let mut config = config_for(origin.addr);
-    config.cache.grace = Seconds(Duration::ZERO);
-    let lq = lacquer(config).await;
-    get(lq.addr(), "/swr").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let got = get(lq.addr(), "/swr").await;
+    let lq = lacquer_no_grace(&origin).await;
+    let got = get_after_expiry(lq.addr(), "/swr").await;
     assert_eq!(got.x_cache(), "STALE");
     assert_eq!(got.text(), "v1");
 }
@@ -89,12 +93,8 @@ async fn without_grace_a_stale_object_waits_for_the_backend() {
     origin.route("/nograce", |_, n| {
         Reply::ok(format!("v{n}")).header("cache-control", "max-age=1")
     });
-    let mut config = config_for(origin.addr);
-    config.cache.grace = Seconds(Duration::ZERO);
-    let lq = lacquer(config).await;
-    get(lq.addr(), "/nograce").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let got = get(lq.addr(), "/nograce").await;
+    let lq = lacquer_no_grace(&origin).await;
+    let got = get_after_expiry(lq.addr(), "/nograce").await;
     assert_eq!(got.text(), "v2");
     assert_eq!(got.x_cache(), "MISS");
 }
@@ -110,12 +110,13 @@ async fn primed(
         1 => Reply::ok("good copy").header("cache-control", cache_control),
         _ => Reply::new(503).body("origin broke"),
     });
-    let mut config = config_for(origin.addr);
-    config.cache.grace = Seconds(Duration::ZERO);
-    config.backend[0].first_byte_timeout = Seconds(Duration::from_millis(300));
-    let lq = lacquer(config).await;
+    let lq = lacquer_with(&origin, |c| {
+        c.cache.grace = Seconds(Duration::ZERO);
+        c.backend[0].first_byte_timeout = Seconds(Duration::from_millis(300));
+    })
+    .await;
     assert_eq!(get(lq.addr(), path).await.text(), "good copy");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    outlive().await;
     (origin, lq)
 }
 
@@ -155,13 +156,12 @@ async fn keep_setting_also_replaces_errors() {
         1 => Reply::ok("kept").header("cache-control", "max-age=1"),
         _ => Reply::new(500).body("boom"),
     });
-    let mut config = config_for(origin.addr);
-    config.cache.grace = Seconds(Duration::ZERO);
-    config.cache.keep = Seconds(Duration::from_secs(60));
-    let lq = lacquer(config).await;
-    get(lq.addr(), "/keep").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let got = get(lq.addr(), "/keep").await;
+    let lq = lacquer_with(&origin, |c| {
+        c.cache.grace = Seconds(Duration::ZERO);
+        c.cache.keep = Seconds(Duration::from_secs(60));
+    })
+    .await;
+    let got = get_after_expiry(lq.addr(), "/keep").await;
     assert_eq!(
         (got.status, got.text().as_str(), got.x_cache()),
         (200, "kept", "STALE")

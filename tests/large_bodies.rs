@@ -24,17 +24,7 @@ fn peak_rss_bytes() -> u64 {
 }
 
 async fn download(addr: std::net::SocketAddr, path: &str) -> (u16, String, usize) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::get(path)
-        .header("host", "test.example")
-        .body(http_body_util::Empty::<Bytes>::new())
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+    let resp = get_streaming(addr, path).await;
     let status = resp.status().as_u16();
     let x_cache = resp.headers()["x-cache"].to_str().unwrap().to_string();
     let mut body = resp.into_body();
@@ -46,12 +36,7 @@ async fn download(addr: std::net::SocketAddr, path: &str) -> (u16, String, usize
 }
 
 async fn upload(addr: std::net::SocketAddr, path: &str, size: usize) -> Got {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(addr).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
     tokio::spawn(async move {
         let chunk = Bytes::from(vec![b'u'; CHUNK]);

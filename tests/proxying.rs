@@ -4,7 +4,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
@@ -74,45 +73,43 @@ async fn closes_when_reused() -> (
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let answered = std::sync::Arc::new(AtomicUsize::new(0));
     let count = answered.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let mut got = Vec::new();
-                // Read one whole request (head + Content-Length body).
-                loop {
-                    let n = match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    got.extend_from_slice(&buf[..n]);
-                    if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                        let len = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if got.len() >= end + 4 + len {
-                            break;
-                        }
+    let addr = tcp_backend(move |mut s| {
+        let count = count.clone();
+        async move {
+            let mut buf = vec![0u8; 65536];
+            let mut got = Vec::new();
+            // Read one whole request (head + Content-Length body).
+            loop {
+                let n = match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                got.extend_from_slice(&buf[..n]);
+                if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
                     }
                 }
-                count.fetch_add(1, Ordering::SeqCst);
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: no-store\r\n\r\nok")
-                    .await;
-                // Wait for the next request on this connection, then drop it unanswered.
-                let _ = s.read(&mut buf).await;
-            });
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: no-store\r\n\r\nok",
+                )
+                .await;
+            // Wait for the next request on this connection, then drop it unanswered.
+            let _ = s.read(&mut buf).await;
         }
-    });
+    })
+    .await;
     (addr, answered)
 }
 
@@ -214,31 +211,27 @@ async fn counts_closed_connections() -> (
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let closed = std::sync::Arc::new(AtomicUsize::new(0));
     let count = closed.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => {
-                            count.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
-                        Ok(_) => {
-                            let _ = s
-                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                                .await;
-                        }
+    let addr = tcp_backend(move |mut s| {
+        let count = count.clone();
+        async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                    Ok(_) => {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .await;
                     }
                 }
-            });
+            }
         }
-    });
+    })
+    .await;
     (addr, closed)
 }

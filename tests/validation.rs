@@ -4,39 +4,8 @@
 mod common;
 use common::*;
 
-use lacquer::config::{Config, Seconds};
-use std::time::{Duration, SystemTime};
-
-/// An HTTP-date `offset` seconds from now (negative: in the past).
-fn http_date(offset: i64) -> String {
-    let now = SystemTime::now();
-    let t = if offset >= 0 {
-        now + Duration::from_secs(offset as u64)
-    } else {
-        now - Duration::from_secs(offset.unsigned_abs())
-    };
-    httpdate::fmt_http_date(t)
-}
-
-/// Lets a miss finish storing its object before the next request.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-/// Long enough for a `max-age=1` object to be stale.
-async fn expire() {
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-}
-
-/// lacquer in front of `origin` with settings changed by `tweak`.
-async fn lacquer_with(
-    origin: &Origin,
-    tweak: impl FnOnce(&mut Config),
-) -> lacquer::server::Running {
-    let mut config = config_for(origin.addr);
-    tweak(&mut config);
-    lacquer(config).await
-}
+use lacquer::config::Seconds;
+use std::time::Duration;
 
 /// lacquer that keeps expired objects for revalidation (no grace, so an
 /// expired object is revalidated before it is delivered).
@@ -48,10 +17,6 @@ async fn lacquer_revalidating(origin: &Origin) -> lacquer::server::Running {
     .await
 }
 
-fn is_hit(g: &Got) -> bool {
-    g.x_cache().starts_with("HIT")
-}
-
 fn seen_header(seen: &Seen, name: &str) -> Option<String> {
     seen.headers
         .get(name)
@@ -59,7 +24,48 @@ fn seen_header(seen: &Seen, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Routes `path` to answer `body` with `cache_control` the first time, and a
+/// 500 ("origin broke") after that.
+fn route_then_fail(origin: &Origin, path: &str, body: &'static str, cache_control: &'static str) {
+    origin.route(path, move |_, n| {
+        if n == 1 {
+            Reply::ok(body).header("cache-control", cache_control)
+        } else {
+            Reply::new(500).body("origin broke")
+        }
+    });
+}
+
 // ---------------------------------------------------------------- revalidation
+
+/// Lets the object at `path` (stored once, `max-age=1`) expire and GETs it:
+/// the origin's second request. Returns the response and that request.
+async fn revalidate(origin: &Origin, addr: std::net::SocketAddr, path: &str) -> (Got, Seen) {
+    expire().await;
+    let g = get(addr, path).await;
+    assert_eq!(origin.hits(path), 2);
+    (g, origin.last(path).unwrap())
+}
+
+/// After `revalidate`, GETs `path` again: a hit with `body`, fresh again
+/// without another request to the origin.
+async fn assert_fresh_again(
+    origin: &Origin,
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+) -> Got {
+    settle().await;
+    let g = get(addr, path).await;
+    assert!(
+        is_hit(&g),
+        "fresh again after revalidation: {:?}",
+        g.x_cache()
+    );
+    assert_eq!(g.text(), body);
+    assert_eq!(origin.hits(path), 2);
+    g
+}
 
 #[tokio::test]
 async fn stale_etag_is_revalidated_with_if_none_match() {
@@ -85,11 +91,8 @@ async fn stale_etag_is_revalidated_with_if_none_match() {
     let first = get(lq.addr(), path).await;
     assert_eq!(first.text(), "original body");
     assert_eq!(first.header("x-extra"), Some("old"));
-    expire().await;
 
-    let second = get(lq.addr(), path).await;
-    assert_eq!(origin.hits(path), 2);
-    let seen = origin.last(path).unwrap();
+    let (second, seen) = revalidate(&origin, lq.addr(), path).await;
     assert_eq!(seen.method, http::Method::GET);
     assert_eq!(
         seen_header(&seen, "if-none-match").as_deref(),
@@ -103,16 +106,8 @@ async fn stale_etag_is_revalidated_with_if_none_match() {
     assert_eq!(second.header("etag"), Some("\"v1\""));
     assert_eq!(second.header("content-length"), Some("13"));
 
-    settle().await;
-    let third = get(lq.addr(), path).await;
-    assert!(
-        is_hit(&third),
-        "fresh again after 304: {:?}",
-        third.x_cache()
-    );
-    assert_eq!(third.text(), "original body");
+    let third = assert_fresh_again(&origin, lq.addr(), path, "original body").await;
     assert_eq!(third.header("x-extra"), Some("new"));
-    assert_eq!(origin.hits(path), 2);
 }
 
 #[tokio::test]
@@ -138,11 +133,8 @@ async fn stale_last_modified_is_revalidated_with_if_modified_since() {
     let lq = lacquer_revalidating(&origin).await;
     let first = get(lq.addr(), path).await;
     assert_eq!(first.text(), "dated body");
-    expire().await;
 
-    let second = get(lq.addr(), path).await;
-    assert_eq!(origin.hits(path), 2);
-    let seen = origin.last(path).unwrap();
+    let (second, seen) = revalidate(&origin, lq.addr(), path).await;
     assert_eq!(
         seen_header(&seen, "if-modified-since").as_deref(),
         Some(lm.as_str())
@@ -154,15 +146,7 @@ async fn stale_last_modified_is_revalidated_with_if_modified_since() {
     assert_eq!(second.header("cache-control"), Some("max-age=60"));
     assert_eq!(second.header("last-modified"), Some(lm.as_str()));
 
-    settle().await;
-    let third = get(lq.addr(), path).await;
-    assert!(
-        is_hit(&third),
-        "fresh again after 304: {:?}",
-        third.x_cache()
-    );
-    assert_eq!(third.text(), "dated body");
-    assert_eq!(origin.hits(path), 2);
+    assert_fresh_again(&origin, lq.addr(), path, "dated body").await;
 }
 
 #[tokio::test]
@@ -182,29 +166,26 @@ async fn revalidation_answered_200_replaces_the_body() {
     });
     let lq = lacquer_revalidating(&origin).await;
     assert_eq!(get(lq.addr(), path).await.text(), "version one");
-    expire().await;
-    let second = get(lq.addr(), path).await;
-    assert_eq!(origin.hits(path), 2);
+    let (second, seen) = revalidate(&origin, lq.addr(), path).await;
     assert_eq!(
-        seen_header(&origin.last(path).unwrap(), "if-none-match").as_deref(),
+        seen_header(&seen, "if-none-match").as_deref(),
         Some("\"one\"")
     );
     assert_eq!(second.status, 200);
     assert_eq!(second.text(), "version two");
     assert_eq!(second.header("etag"), Some("\"two\""));
-    settle().await;
-    let third = get(lq.addr(), path).await;
-    assert!(is_hit(&third), "{:?}", third.x_cache());
-    assert_eq!(third.text(), "version two");
+    let third = assert_fresh_again(&origin, lq.addr(), path, "version two").await;
     assert_eq!(third.header("etag"), Some("\"two\""));
-    assert_eq!(origin.hits(path), 2);
 }
 
 // ---------------------------------------------------------------- client conditionals
 
-/// Stores `path` (ETag `"abc"`, Last-Modified an hour ago) and returns the
-/// Last-Modified value.
-async fn store_validated(origin: &Origin, addr: std::net::SocketAddr, path: &str) -> String {
+/// An origin and lacquer (default settings) with `path` stored (ETag `"abc"`,
+/// Last-Modified an hour ago); returns them and the Last-Modified value.
+async fn store_validated(path: &str) -> (Origin, lacquer::server::Running, String) {
+    let origin = Origin::start().await;
+    let lq = lacquer_for(&origin).await;
+    let addr = lq.addr();
     let lm = http_date(-3600);
     let lm2 = lm.clone();
     origin.route(path, move |_, _| {
@@ -219,7 +200,7 @@ async fn store_validated(origin: &Origin, addr: std::net::SocketAddr, path: &str
     assert_eq!(first.text(), "validated body");
     settle().await;
     assert_eq!(origin.hits(path), 1);
-    lm
+    (origin, lq, lm)
 }
 
 fn assert_304(g: &Got, what: &str) {
@@ -235,13 +216,33 @@ fn assert_full(g: &Got, what: &str) {
     assert!(is_hit(g), "{what}: {:?}", g.x_cache());
 }
 
+/// GETs the object `store_validated` stored at `path` once per case, with
+/// `field` set to the case's value: a 304 where the case says not modified,
+/// the full body otherwise, and never a request to the origin.
+async fn assert_conditionals(
+    origin: &Origin,
+    addr: std::net::SocketAddr,
+    path: &str,
+    field: &str,
+    cases: &[(&str, bool)],
+) {
+    for &(value, not_modified) in cases {
+        let g = get_with(addr, path, &[(field, value)]).await;
+        let what = format!("{field}: {value}");
+        if not_modified {
+            assert_304(&g, &what);
+        } else {
+            assert_full(&g, &what);
+        }
+    }
+    assert_eq!(origin.hits(path), 1, "the origin is never contacted");
+}
+
 #[tokio::test]
 async fn client_if_none_match_on_fresh_object() {
-    let origin = Origin::start().await;
     let path = "/val/client/inm";
-    let lq = lacquer_for(&origin).await;
-    store_validated(&origin, lq.addr(), path).await;
-    for (inm, not_modified) in [
+    let (origin, lq, _) = store_validated(path).await;
+    let cases = [
         ("\"abc\"", true),
         ("W/\"abc\"", true),
         ("\"x\", \"abc\"", true),
@@ -249,47 +250,29 @@ async fn client_if_none_match_on_fresh_object() {
         ("*", true),
         ("\"nope\"", false),
         ("\"x\", \"y\"", false),
-    ] {
-        let g = get_with(lq.addr(), path, &[("if-none-match", inm)]).await;
-        if not_modified {
-            assert_304(&g, &format!("If-None-Match: {inm}"));
-        } else {
-            assert_full(&g, &format!("If-None-Match: {inm}"));
-        }
-    }
-    assert_eq!(origin.hits(path), 1, "the origin is never contacted");
+    ];
+    assert_conditionals(&origin, lq.addr(), path, "If-None-Match", &cases).await;
 }
 
 #[tokio::test]
 async fn client_if_modified_since_on_fresh_object() {
-    let origin = Origin::start().await;
     let path = "/val/client/ims";
-    let lq = lacquer_for(&origin).await;
-    let lm = store_validated(&origin, lq.addr(), path).await;
+    let (origin, lq, lm) = store_validated(path).await;
     let later = http_date(-60);
     let earlier = http_date(-7200);
-    for (ims, not_modified) in [
+    let cases = [
         (lm.as_str(), true),
         (later.as_str(), true),
         (earlier.as_str(), false),
         ("not a date", false),
-    ] {
-        let g = get_with(lq.addr(), path, &[("if-modified-since", ims)]).await;
-        if not_modified {
-            assert_304(&g, &format!("If-Modified-Since: {ims}"));
-        } else {
-            assert_full(&g, &format!("If-Modified-Since: {ims}"));
-        }
-    }
-    assert_eq!(origin.hits(path), 1, "the origin is never contacted");
+    ];
+    assert_conditionals(&origin, lq.addr(), path, "If-Modified-Since", &cases).await;
 }
 
 #[tokio::test]
 async fn if_none_match_overrides_if_modified_since() {
-    let origin = Origin::start().await;
     let path = "/val/client/inm-over-ims";
-    let lq = lacquer_for(&origin).await;
-    let lm = store_validated(&origin, lq.addr(), path).await;
+    let (origin, lq, lm) = store_validated(path).await;
     let earlier = http_date(-7200);
     // INM does not match, IMS would: 200.
     let g = get_with(
@@ -432,20 +415,8 @@ async fn must_revalidate_forbids_stale_on_error() {
     let origin = Origin::start().await;
     let strict = "/val/error/must-revalidate";
     let lenient = "/val/error/lenient";
-    origin.route(strict, |_, n| {
-        if n == 1 {
-            Reply::ok("strict body").header("cache-control", "max-age=1, must-revalidate")
-        } else {
-            Reply::new(500).body("origin broke")
-        }
-    });
-    origin.route(lenient, |_, n| {
-        if n == 1 {
-            Reply::ok("lenient body").header("cache-control", "max-age=1")
-        } else {
-            Reply::new(500).body("origin broke")
-        }
-    });
+    route_then_fail(&origin, strict, "strict body", "max-age=1, must-revalidate");
+    route_then_fail(&origin, lenient, "lenient body", "max-age=1");
     // keep=60: both objects are retained past their lifetime (and, without
     // must-revalidate, usable on error for that long).
     let lq = lacquer_revalidating(&origin).await;
@@ -473,21 +444,14 @@ async fn stale_if_error_delivers_stale_content() {
     let origin = Origin::start().await;
     let with = "/val/error/stale-if-error";
     let without = "/val/error/no-stale-if-error";
-    origin.route(with, |_, n| {
-        if n == 1 {
-            Reply::ok("stale but useful").header("cache-control", "max-age=1, stale-if-error=60")
-        } else {
-            Reply::new(500).body("origin broke")
-        }
-    });
-    origin.route(without, |_, n| {
-        if n == 1 {
-            Reply::ok("gone soon").header("cache-control", "max-age=1")
-        } else {
-            Reply::new(500).body("origin broke")
-        }
-    });
-    let lq = lacquer_with(&origin, |c| c.cache.grace = Seconds(Duration::ZERO)).await;
+    route_then_fail(
+        &origin,
+        with,
+        "stale but useful",
+        "max-age=1, stale-if-error=60",
+    );
+    route_then_fail(&origin, without, "gone soon", "max-age=1");
+    let lq = lacquer_no_grace(&origin).await;
     assert_eq!(get(lq.addr(), with).await.text(), "stale but useful");
     assert_eq!(get(lq.addr(), without).await.text(), "gone soon");
     expire().await;

@@ -4,6 +4,7 @@ pub mod freshness;
 pub mod key;
 pub mod object;
 pub mod store;
+pub mod tags;
 pub mod vary;
 
 pub use key::CacheKey;

@@ -13,6 +13,43 @@ use super::vary::Variant;
 /// Fixed bytes charged per object on top of its headers and body.
 const OVERHEAD: usize = 256;
 
+/// Which response headers carry surrogate keys, and whether they are
+/// delivered.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Headers whose space-separated values tag the object.
+    pub headers: Vec<http::HeaderName>,
+    /// Remove those headers before delivery.
+    pub strip: bool,
+}
+
+impl KeySpec {
+    /// The surrogate keys named in `headers`.
+    pub fn keys_of(&self, headers: &HeaderMap) -> Box<[Box<str>]> {
+        let mut keys: Vec<Box<str>> = Vec::new();
+        for name in &self.headers {
+            for v in headers.get_all(name) {
+                let Ok(v) = v.to_str() else { continue };
+                for k in super::tags::parse_keys(v) {
+                    if !keys.iter().any(|x| &**x == k) {
+                        keys.push(k.into());
+                    }
+                }
+            }
+        }
+        keys.into_boxed_slice()
+    }
+
+    /// Removes the key headers from `headers` when configured to.
+    pub fn strip_from(&self, headers: &mut HeaderMap) {
+        if self.strip {
+            for name in &self.headers {
+                headers.remove(name);
+            }
+        }
+    }
+}
+
 /// A stored response.
 #[derive(Debug)]
 pub struct CachedObject {
@@ -32,9 +69,30 @@ pub struct CachedObject {
     pub variant: Variant,
     /// When the store should let go of it.
     pub expires: Instant,
+    /// Surrogate keys (tags) for purges by key.
+    pub tags: Box<[Box<str>]>,
+    /// The URL it was fetched for (bans: `req.url`).
+    pub url: Box<str>,
+    /// The Host it was fetched for (bans: `req.http.host`).
+    pub host: Box<str>,
+    /// The newest ban this object has been checked against (see
+    /// `invalidate::bans`).
+    pub ban_checked: AtomicU64,
     /// Times delivered from the cache.
     hits: AtomicU64,
     weight: usize,
+}
+
+/// Where an object came from: the request it was fetched for, and the
+/// newest ban at that time.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// The URL (path and query).
+    pub url: Box<str>,
+    /// The Host.
+    pub host: Box<str>,
+    /// The newest ban when it was fetched: older bans do not apply to it.
+    pub ban_stamp: u64,
 }
 
 impl CachedObject {
@@ -45,11 +103,15 @@ impl CachedObject {
         body: Bytes,
         freshness: Freshness,
         variant: Variant,
+        keys: &KeySpec,
+        from: Provenance,
     ) -> CachedObject {
+        let tags = keys.keys_of(&headers);
         let mut deliver_headers = headers.clone();
         for name in TARGETED_FIELDS {
             deliver_headers.remove(name);
         }
+        keys.strip_from(&mut deliver_headers);
         deliver_headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let header_bytes: usize = headers
             .iter()
@@ -69,23 +131,72 @@ impl CachedObject {
             freshness,
             variant,
             expires,
+            tags,
+            url: from.url,
+            host: from.host,
+            ban_checked: AtomicU64::new(from.ban_stamp),
             hits: AtomicU64::new(0),
             weight,
         }
     }
 
+    /// Where this object came from, stamped with `ban_stamp`.
+    pub fn provenance(&self, ban_stamp: u64) -> Provenance {
+        Provenance {
+            url: self.url.clone(),
+            host: self.host.clone(),
+            ban_stamp,
+        }
+    }
+
     /// A copy with the headers and freshness of a 304 revalidation; the body
     /// bytes are shared, the hit count carries over.
-    pub fn refreshed(&self, headers: HeaderMap, freshness: Freshness) -> CachedObject {
+    pub fn refreshed(
+        &self,
+        headers: HeaderMap,
+        freshness: Freshness,
+        keys: &KeySpec,
+        ban_stamp: u64,
+    ) -> CachedObject {
         let obj = CachedObject::new(
             self.status,
             headers,
             self.body.clone(),
             freshness,
             self.variant.clone(),
+            keys,
+            self.provenance(ban_stamp),
         );
         obj.hits.store(self.hits(), Ordering::Relaxed);
         obj
+    }
+
+    /// A copy that is stale from `now` on (a soft purge): grace, keep and
+    /// stale-if-error still apply, so it is delivered while one fetch
+    /// refreshes it.
+    pub fn expired(&self, now: SystemTime) -> CachedObject {
+        let mut freshness = self.freshness.clone();
+        freshness.ttl = freshness.age(now).min(freshness.ttl);
+        CachedObject {
+            status: self.status,
+            headers: self.headers.clone(),
+            deliver_headers: self.deliver_headers.clone(),
+            body: self.body.clone(),
+            expires: self.expires,
+            variant: self.variant.clone(),
+            tags: self.tags.clone(),
+            url: self.url.clone(),
+            host: self.host.clone(),
+            ban_checked: AtomicU64::new(self.ban_checked.load(Ordering::Acquire)),
+            hits: AtomicU64::new(self.hits()),
+            weight: self.weight,
+            freshness,
+        }
+    }
+
+    /// Whether the object carries surrogate key `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| &**t == tag)
     }
 
     /// Counts one delivery from cache and returns the new count.

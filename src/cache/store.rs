@@ -2,10 +2,14 @@
 //! plus headers), TinyLFU admission, per-entry expiry at the end of the
 //! objects' TTL + grace + keep.
 
+use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
 use moka::sync::Cache;
 use moka::Expiry;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::tags::TagIndex;
 
 use super::key::CacheKey;
 use super::object::CachedObject;
@@ -76,19 +80,43 @@ impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
 pub struct Store {
     cache: Cache<CacheKey, Arc<Entry>>,
     max_variants: usize,
+    tags: Arc<TagIndex>,
+}
+
+/// How a purge treats the objects it selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeMode {
+    /// Remove them.
+    Hard,
+    /// Mark them stale: grace delivers them while one fetch refreshes them.
+    Soft,
 }
 
 impl Store {
     /// A store holding at most `budget` bytes, `max_variants` per URL.
     pub fn new(budget: u64, max_variants: usize) -> Store {
+        let tags = Arc::new(TagIndex::default());
+        let index = tags.clone();
         let cache = Cache::builder()
             .max_capacity(budget)
             .weigher(|k: &CacheKey, v: &Arc<Entry>| v.weight(k))
             .expire_after(EntryExpiry)
+            .eviction_listener(move |key: Arc<CacheKey>, entry: Arc<Entry>, cause| {
+                // A replaced entry's tags are left: the new value may carry
+                // the same ones (purges check tags before acting).
+                if cause != RemovalCause::Replaced {
+                    for obj in &entry.variants {
+                        for tag in obj.tags.iter() {
+                            index.remove(tag, &key);
+                        }
+                    }
+                }
+            })
             .build();
         Store {
             cache,
             max_variants: max_variants.max(1),
+            tags,
         }
     }
 
@@ -116,6 +144,9 @@ impl Store {
     /// Stores `obj` under `key`, replacing the variant with the same request
     /// values and clearing any hit-for-miss marker.
     pub fn insert(&self, key: CacheKey, obj: Arc<CachedObject>) {
+        for tag in obj.tags.iter() {
+            self.tags.add(tag, &key);
+        }
         let max = self.max_variants;
         self.cache.entry(key).and_upsert_with(|old| {
             let now = Instant::now();
@@ -167,6 +198,76 @@ impl Store {
     /// Removes every variant of `key`; returns how many objects went.
     pub fn remove(&self, key: &CacheKey) -> usize {
         self.cache.remove(key).map_or(0, |e| e.variants.len())
+    }
+
+    /// Purges the variants of `key` that `select` picks; returns how many.
+    pub fn purge(
+        &self,
+        key: &CacheKey,
+        mode: PurgeMode,
+        select: impl Fn(&CachedObject) -> bool,
+    ) -> usize {
+        let mut count = 0;
+        let now = SystemTime::now();
+        let _ = self.cache.entry(key.clone()).and_compute_with(|old| {
+            let Some(old) = old else {
+                return Op::Nop;
+            };
+            let entry = old.into_value();
+            let mut variants = Vec::with_capacity(entry.variants.len());
+            for obj in &entry.variants {
+                if !select(obj) {
+                    variants.push(obj.clone());
+                    continue;
+                }
+                count += 1;
+                if mode == PurgeMode::Soft {
+                    variants.push(Arc::new(obj.expired(now)));
+                }
+            }
+            if count == 0 {
+                Op::Nop
+            } else if variants.is_empty() && entry.hit_for_miss_until.is_none() {
+                Op::Remove
+            } else {
+                Op::Put(Arc::new(Entry {
+                    variants,
+                    hit_for_miss_until: entry.hit_for_miss_until,
+                }))
+            }
+        });
+        count
+    }
+
+    /// Purges every object tagged `tag`; returns how many. Costs time in
+    /// proportion to the tagged objects, not to the cache size.
+    pub fn purge_tag(&self, tag: &str, mode: PurgeMode) -> usize {
+        let mut count = 0;
+        for key in self.tags.keys(tag) {
+            let n = self.purge(&key, mode, |o| o.has_tag(tag));
+            if n == 0 || mode == PurgeMode::Hard {
+                self.tags.remove(tag, &key);
+            }
+            count += n;
+        }
+        count
+    }
+
+    /// Every stored object with its key (a snapshot walk; entries added or
+    /// removed meanwhile may or may not be seen).
+    pub fn objects(&self) -> impl Iterator<Item = (Arc<CacheKey>, Arc<CachedObject>)> + '_ {
+        self.cache.iter().flat_map(|(key, entry)| {
+            entry
+                .variants
+                .iter()
+                .map(|o| (key.clone(), o.clone()))
+                .collect::<Vec<_>>()
+        })
+    }
+
+    /// Removes exactly this object (if still stored); true when it went.
+    pub fn remove_object(&self, key: &CacheKey, obj: &CachedObject) -> bool {
+        self.purge(key, PurgeMode::Hard, |o| std::ptr::eq(o, obj)) > 0
     }
 
     /// Bytes charged against the budget, after pending evictions have run.

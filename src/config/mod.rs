@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cache::freshness::FreshnessPolicy;
+use crate::invalidate::acl::Acl;
 
 /// An error in the settings, with its position when it comes from a file.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,43 @@ pub struct Config {
     pub backend: Vec<BackendConfig>,
     /// Cache behaviour and storage.
     pub cache: CacheConfig,
+    /// PURGE, BAN and surrogate keys.
+    pub invalidation: InvalidationConfig,
+}
+
+/// Invalidation from application code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvalidationConfig {
+    /// Clients allowed to PURGE and BAN (CIDR blocks or addresses); others
+    /// get 405. Default: loopback only.
+    pub purge_acl: Acl,
+    /// Request header that makes a PURGE soft when its value is `soft`:
+    /// objects are marked stale (grace delivers them while one fetch
+    /// refreshes them) instead of removed.
+    pub soft_purge_header: String,
+    /// Response headers whose space-separated values tag an object with
+    /// surrogate keys; a PURGE carrying the first of them purges by key.
+    pub surrogate_key_headers: Vec<String>,
+    /// Remove the surrogate key headers before delivery.
+    pub strip_surrogate_keys: bool,
+    /// Most surrogate keys accepted in one purge request (more gets 400).
+    pub max_keys_per_purge: usize,
+    /// Pause between two walks of the ban lurker.
+    pub ban_lurker_sleep: Seconds,
+}
+
+impl Default for InvalidationConfig {
+    fn default() -> Self {
+        InvalidationConfig {
+            purge_acl: Acl::loopback(),
+            soft_purge_header: "x-purge".into(),
+            surrogate_key_headers: vec!["surrogate-key".into(), "xkey".into()],
+            strip_surrogate_keys: true,
+            max_keys_per_purge: 256,
+            ban_lurker_sleep: Seconds(Duration::from_secs(1)),
+        }
+    }
 }
 
 /// The client-facing side.
@@ -264,6 +302,14 @@ impl Config {
             return Err(invalid(
                 "cache.max_object_size: larger than cache.storage".into(),
             ));
+        }
+        let inv = &self.invalidation;
+        for name in std::iter::once(&inv.soft_purge_header).chain(&inv.surrogate_key_headers) {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(format!(
+                    "invalidation: {name:?} is not a valid header name"
+                )));
+            }
         }
         if c.max_variants == 0 {
             return Err(invalid("cache.max_variants: must be at least 1".into()));

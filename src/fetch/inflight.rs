@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::broadcast::Broadcast;
 use crate::cache::freshness::Freshness;
+use crate::cache::object::Provenance;
 use crate::cache::vary::Variant;
 use crate::cache::CacheKey;
 
@@ -32,6 +33,8 @@ pub struct SharedHead {
     pub body: Arc<Broadcast>,
     /// Body length when the backend said so.
     pub size: Option<u64>,
+    /// The request it was fetched for.
+    pub from: Provenance,
 }
 
 impl std::fmt::Debug for Broadcast {

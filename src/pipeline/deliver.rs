@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::RequestCtx;
 use crate::body::RespBody;
 use crate::cache::freshness::TARGETED_FIELDS;
+use crate::cache::object::KeySpec;
 use crate::cache::CachedObject;
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
@@ -121,10 +122,12 @@ pub fn pass_through(
     body: BackendBody,
     outcome: CacheOutcome,
     via: &HeaderValue,
+    keys: &KeySpec,
 ) -> Response<RespBody> {
     for name in TARGETED_FIELDS {
         headers.remove(name);
     }
+    keys.strip_from(&mut headers);
     headers.insert(X_CACHE, HeaderValue::from_static(outcome.as_str()));
     headers.append(VIA, via.clone());
     let body = if ctx.method == Method::HEAD {
@@ -136,11 +139,12 @@ pub fn pass_through(
 }
 
 /// Headers for delivery of a stored response (targeted fields removed).
-pub fn delivered_headers(stored: &HeaderMap) -> HeaderMap {
+pub fn delivered_headers(stored: &HeaderMap, keys: &KeySpec) -> HeaderMap {
     let mut h = stored.clone();
     for name in TARGETED_FIELDS {
         h.remove(name);
     }
+    keys.strip_from(&mut h);
     h
 }
 

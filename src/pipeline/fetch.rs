@@ -15,6 +15,7 @@ use super::deliver::{self, synth, CacheOutcome};
 use super::{Proxy, RequestCtx};
 use crate::body::{ReqBody, RespBody};
 use crate::cache::freshness::merge_304;
+use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
 use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
@@ -104,6 +105,8 @@ impl Proxy {
             return synth(StatusCode::BAD_REQUEST, "invalid request target");
         };
         let request_time = SystemTime::now();
+        // Bans added from here on apply to what this fetch stores.
+        let ban_stamp = self.bans.newest();
         let resp = match self.backend.send(bereq).await {
             Ok(r) => r,
             Err(e) => {
@@ -127,7 +130,14 @@ impl Proxy {
 
         if status == StatusCode::NOT_MODIFIED {
             if let Some(old) = stale {
-                return self.refresh(ctx, key, &old, headers, request_time, response_time, guard);
+                return self.refresh(
+                    ctx,
+                    key,
+                    &old,
+                    headers,
+                    (request_time, response_time, ban_stamp),
+                    guard,
+                );
             }
         }
         if status.is_server_error() {
@@ -166,16 +176,22 @@ impl Proxy {
                         body,
                         CacheOutcome::Miss,
                         self.via(),
+                        &self.keys,
                     );
                 }
                 let bc = Broadcast::new();
                 let head = Arc::new(SharedHead {
                     status,
-                    headers: deliver::delivered_headers(&headers),
+                    headers: deliver::delivered_headers(&headers, &self.keys),
                     freshness,
                     variant,
                     body: bc.clone(),
                     size,
+                    from: Provenance {
+                        url: ctx.url.as_str().into(),
+                        host: ctx.host.as_str().into(),
+                        ban_stamp,
+                    },
                 });
                 let reader = bc.subscribe(size);
                 if let Some(g) = &guard {
@@ -203,7 +219,7 @@ impl Proxy {
                     }
                     None => CacheOutcome::Pass,
                 };
-                deliver::pass_through(&ctx, status, headers, body, outcome, self.via())
+                deliver::pass_through(&ctx, status, headers, body, outcome, self.via(), &self.keys)
             }
         }
     }
@@ -217,8 +233,7 @@ impl Proxy {
         key: CacheKey,
         old: &CachedObject,
         headers: http::HeaderMap,
-        request_time: SystemTime,
-        response_time: SystemTime,
+        (request_time, response_time, ban_stamp): (SystemTime, SystemTime, u64),
         guard: Option<LeaderGuard>,
     ) -> Response<RespBody> {
         let merged = merge_304(&old.headers, &headers);
@@ -231,7 +246,7 @@ impl Proxy {
             &self.freshness,
         ) {
             Decision::Store(freshness, _) => {
-                let obj = Arc::new(old.refreshed(merged, freshness));
+                let obj = Arc::new(old.refreshed(merged, freshness, &self.keys, ban_stamp));
                 self.store.insert(key, obj.clone());
                 if let Some(g) = guard {
                     g.finish(Some(FlightState::Stored));
@@ -250,6 +265,8 @@ impl Proxy {
                     old.body.clone(),
                     old.freshness.clone(),
                     old.variant.clone(),
+                    &self.keys,
+                    old.provenance(ban_stamp),
                 );
                 deliver::from_cache(&ctx, &obj, CacheOutcome::Miss, self.via())
             }
@@ -314,8 +331,13 @@ impl Proxy {
                     all,
                     head.freshness.clone(),
                     head.variant.clone(),
+                    &self.keys,
+                    head.from.clone(),
                 );
-                self.store.insert(key, Arc::new(obj));
+                // A ban that arrived while this was fetched applies to it.
+                if !self.bans.is_banned(&obj, None) {
+                    self.store.insert(key, Arc::new(obj));
+                }
             }
         }
         bc.finish(Ok(()));
@@ -356,6 +378,7 @@ impl Proxy {
             body,
             CacheOutcome::Pass,
             self.via(),
+            &self.keys,
         )
     }
 

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use super::RequestCtx;
 use crate::cache::freshness::FreshState;
 use crate::cache::{CacheKey, CachedObject, Found, Store};
+use crate::invalidate::bans::BanList;
 
 /// The outcome of a lookup.
 #[derive(Debug)]
@@ -23,10 +24,15 @@ pub enum Lookup {
     HitForMiss,
 }
 
-/// Looks `key` up for `req`.
-pub fn lookup(store: &Store, key: &CacheKey, req: &RequestCtx) -> Lookup {
+/// Looks `key` up for `req`. An object a ban matches is removed here and
+/// the lookup is a miss.
+pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &RequestCtx) -> Lookup {
     match store.lookup(key, &req.headers) {
         Found::Object(obj) => {
+            if bans.is_banned(&obj, Some(&req.headers)) {
+                store.remove_object(key, &obj);
+                return Lookup::Miss;
+            }
             if req.always_miss {
                 return Lookup::Stale(obj);
             }

@@ -6,6 +6,7 @@ mod backend_response;
 mod deliver;
 mod fetch;
 mod lookup;
+mod purge;
 mod recv;
 
 pub use deliver::{synth, CacheOutcome};
@@ -19,10 +20,12 @@ use std::sync::Arc;
 
 use crate::body::RespBody;
 use crate::cache::freshness::FreshnessPolicy;
+use crate::cache::object::KeySpec;
 use crate::cache::Store;
 use crate::config::Config;
 use crate::fetch::inflight::Inflight;
 use crate::fetch::pool::Backend;
+use crate::invalidate::bans::BanList;
 use crate::policy::{Builtin, Policy, RecvAction};
 
 /// Why a proxy could not be built.
@@ -45,6 +48,8 @@ pub struct Proxy {
     policy: Arc<dyn Policy>,
     freshness: FreshnessPolicy,
     via: HeaderValue,
+    keys: KeySpec,
+    bans: Arc<BanList>,
 }
 
 impl Proxy {
@@ -62,8 +67,27 @@ impl Proxy {
         let store = Store::new(config.cache.storage.0, config.cache.max_variants);
         let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
             .map_err(|_| SetupError::BadViaName)?;
+        let keys = KeySpec {
+            headers: config
+                .invalidation
+                .surrogate_key_headers
+                .iter()
+                .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                .collect(),
+            strip: config.invalidation.strip_surrogate_keys,
+        };
+        let bans = Arc::new(BanList::new());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(crate::invalidate::lurker::run(
+                store.clone(),
+                bans.clone(),
+                config.invalidation.ban_lurker_sleep.0,
+            ));
+        }
         Ok(Arc::new(Proxy {
             via,
+            keys,
+            bans,
             freshness: config.cache.freshness_policy(),
             config,
             store,
@@ -81,6 +105,11 @@ impl Proxy {
     /// The cache store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The bans in force.
+    pub fn bans(&self) -> &BanList {
+        &self.bans
     }
 
     /// Runs one request through the lifecycle.
@@ -105,10 +134,12 @@ impl Proxy {
         match self.policy.recv(&ctx) {
             RecvAction::Hash => {}
             RecvAction::Pass => return self.pass(ctx).await,
+            RecvAction::Purge => return self.purge(&ctx),
+            RecvAction::Ban => return self.ban(&ctx),
             RecvAction::Synth(status, reason) => return synth(status, &reason),
         }
         let key = self.policy.hash(&ctx);
-        match lookup::lookup(&self.store, &key, &ctx) {
+        match lookup::lookup(&self.store, &self.bans, &key, &ctx) {
             Lookup::Hit(obj) => deliver::from_cache(&ctx, &obj, CacheOutcome::Hit, self.via()),
             Lookup::Grace(obj) => {
                 self.refresh_in_background(&ctx, key, obj.clone());

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -15,11 +15,37 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use lacquer::config::{BackendConfig, Config};
+
+/// An HTTP-date `offset` seconds from now (negative: in the past).
+pub fn http_date(offset: i64) -> String {
+    let now = SystemTime::now();
+    let t = if offset >= 0 {
+        now + Duration::from_secs(offset as u64)
+    } else {
+        now - Duration::from_secs(offset.unsigned_abs())
+    };
+    httpdate::fmt_http_date(t)
+}
+
+/// Sleeps `ms` milliseconds.
+pub async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Lets a miss finish storing its object before the next request.
+pub async fn settle() {
+    sleep_ms(50).await;
+}
+
+/// Long enough for a `max-age=1` object to be stale.
+pub async fn expire() {
+    sleep_ms(1100).await;
+}
 
 /// What the origin saw of one request.
 #[derive(Debug, Clone)]
@@ -324,6 +350,62 @@ pub async fn lacquer_for(origin: &Origin) -> lacquer::server::Running {
     lacquer(config_for(origin.addr)).await
 }
 
+/// lacquer in front of `origin` with settings changed by `tweak`.
+pub async fn lacquer_with(
+    origin: &Origin,
+    tweak: impl FnOnce(&mut Config),
+) -> lacquer::server::Running {
+    let mut config = config_for(origin.addr);
+    tweak(&mut config);
+    lacquer(config).await
+}
+
+/// lacquer without grace in front of `origin`: an expired object is not
+/// delivered stale while it is refetched.
+pub async fn lacquer_no_grace(origin: &Origin) -> lacquer::server::Running {
+    lacquer_with(origin, |c| {
+        c.cache.grace = lacquer::config::Seconds(Duration::ZERO)
+    })
+    .await
+}
+
+/// Routes `path` to answer `status` with `headers` and the body "`path` #n"
+/// (n: the origin's hit count for `path`).
+pub fn route_with(origin: &Origin, path: &str, status: u16, headers: &[(&str, &str)]) {
+    let p = path.to_string();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    origin.route(path, move |_, n| {
+        let mut r = Reply::new(status).body(format!("{p} #{n}"));
+        for (k, v) in &headers {
+            r = r.header(k, v);
+        }
+        r
+    });
+}
+
+/// A raw TCP backend on 127.0.0.1: every accepted connection is handed to
+/// `serve` on a task of its own.
+pub async fn tcp_backend<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.expect("accept");
+            tokio::spawn(serve(s));
+        }
+    });
+    addr
+}
+
 /// A response as the client saw it.
 #[derive(Debug)]
 pub struct Got {
@@ -344,6 +426,49 @@ impl Got {
     }
 }
 
+/// Whether `g` was served from the cache (`X-Cache: HIT n`).
+pub fn is_hit(g: &Got) -> bool {
+    g.x_cache().starts_with("HIT")
+}
+
+/// The `Age` of `g` in seconds; panics if it has none.
+pub fn age_of(g: &Got) -> u64 {
+    g.header("age")
+        .unwrap_or_else(|| panic!("no Age in {:?}", g.headers))
+        .parse()
+        .expect("Age is delta-seconds")
+}
+
+/// Opens an HTTP/1.1 client connection to `addr`, driven on a task of its
+/// own, for requests with bodies of type `B`.
+pub async fn connect<B>(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// GET `path` (Host: test.example) on a new connection; returns the response
+/// with its body still to be read.
+pub async fn get_streaming(addr: SocketAddr, path: &str) -> Response<Incoming> {
+    let req = Request::get(path)
+        .header("host", "test.example")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    connect(addr)
+        .await
+        .send_request(req)
+        .await
+        .expect("response")
+}
+
 /// Sends one request on a new connection and reads the whole response.
 pub async fn send(
     addr: SocketAddr,
@@ -352,11 +477,7 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Got {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
+    let mut sender = connect(addr).await;
     let mut req = Request::builder().method(method).uri(path);
     let mut has_host = false;
     for (k, v) in headers {
@@ -375,6 +496,31 @@ pub async fn send(
         headers: parts.headers,
         body,
     }
+}
+
+/// Two GETs of `path` (with `headers`), the second once the first has
+/// settled; returns both responses.
+pub async fn get_twice(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (Got, Got) {
+    let a = get_with(addr, path, headers).await;
+    settle().await;
+    let b = get_with(addr, path, headers).await;
+    (a, b)
+}
+
+/// `n` GETs of `path` at once, each on a connection and task of its own;
+/// returns the responses in the order the requests were started.
+pub async fn get_concurrently(addr: SocketAddr, path: &str, n: usize) -> Vec<Got> {
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            let path = path.to_string();
+            tokio::spawn(async move { get(addr, &path).await })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for c in clients {
+        out.push(c.await.expect("client task"));
+    }
+    out
 }
 
 /// GET with headers.

@@ -1,0 +1,5 @@
+//! Invalidation: PURGE, BAN and surrogate keys.
+pub mod acl;
+pub mod ban_expr;
+pub mod bans;
+pub mod lurker;
