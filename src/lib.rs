@@ -3,8 +3,10 @@
 //! The request lifecycle (recv → hash → lookup → fetch → backend response →
 //! deliver) lives in [`pipeline`]; see `docs/LIFECYCLE.md`.
 #![forbid(unsafe_code)]
+pub mod admin_client;
 pub mod body;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod fetch;

@@ -34,6 +34,37 @@ enum Command {
         /// Address for the cache to listen on.
         #[arg(short = 'a', long = "listen", default_value = "127.0.0.1:6081")]
         listen: SocketAddr,
+        /// Address of the admin listener.
+        #[arg(short = 'T', long = "admin", default_value = "127.0.0.1:6082")]
+        admin: SocketAddr,
+    },
+    /// Add a ban through the admin listener, e.g. `lacquer ban 'req.url ~ "^/products/"'`.
+    Ban {
+        /// The ban expression (Varnish syntax: req.url, req.http.NAME,
+        /// obj.status, obj.http.NAME; ==, !=, ~, !~; joined by &&).
+        expression: String,
+        #[command(flatten)]
+        admin: AdminArg,
+    },
+    /// List the bans in force.
+    Bans {
+        #[command(flatten)]
+        admin: AdminArg,
+    },
+    /// Purge a URL (`lacquer purge http://shop.example/cart`) or, with
+    /// --key, every object tagged with the surrogate keys.
+    Purge {
+        /// The URL to purge (absolute: http://host/path).
+        url: Option<String>,
+        /// Surrogate keys to purge instead of a URL (repeatable).
+        #[arg(short = 'k', long = "key", value_name = "KEY")]
+        keys: Vec<String>,
+        /// Mark objects stale instead of removing them (grace delivers them
+        /// while one fetch refreshes them).
+        #[arg(long)]
+        soft: bool,
+        #[command(flatten)]
+        admin: AdminArg,
     },
     /// Check a settings file and exit: 0 when valid, 1 with the error
     /// (file:line:column: message) when not.
@@ -42,6 +73,19 @@ enum Command {
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+/// Where the admin listener is.
+#[derive(Args, Debug)]
+struct AdminArg {
+    /// Address of lacquer's admin listener.
+    #[arg(
+        short = 'T',
+        long = "admin",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:6082"
+    )]
+    admin: String,
 }
 
 #[derive(Args, Debug)]
@@ -58,6 +102,9 @@ struct RunArgs {
     /// Storage budget in bytes, e.g. 256MiB; replaces cache.storage.
     #[arg(short = 's', long = "storage", value_name = "SIZE", value_parser = parse_bytes)]
     storage: Option<u64>,
+    /// Admin listener address (like varnishd -T); replaces admin.listen.
+    #[arg(short = 'T', long = "admin", value_name = "ADDR:PORT")]
+    admin: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -70,8 +117,27 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        None => demo("127.0.0.1:6081".parse().ok()),
-        Some(Command::Demo { listen }) => demo(Some(listen)),
+        None => demo(None, None),
+        Some(Command::Demo { listen, admin }) => demo(Some(listen), Some(admin)),
+        Some(Command::Ban { expression, admin }) => {
+            admin_call(&admin.admin, "POST", "/ban", &[], &expression)
+        }
+        Some(Command::Bans { admin }) => admin_call(&admin.admin, "GET", "/bans", &[], ""),
+        Some(Command::Purge {
+            url,
+            keys,
+            soft,
+            admin,
+        }) => {
+            let soft: &[(&str, &str)] = if soft { &[("x-purge", "soft")] } else { &[] };
+            match (url, keys.is_empty()) {
+                (Some(url), true) => admin_call(&admin.admin, "POST", "/purge", soft, &url),
+                (None, false) => {
+                    admin_call(&admin.admin, "POST", "/purge/keys", soft, &keys.join(" "))
+                }
+                _ => Err("purge: give a URL or --key KEY (not both)".into()),
+            }
+        }
         Some(Command::Run(args)) => run_from(args),
         Some(Command::Check { config }) => Config::from_file(&config)
             .map(|_| println!("{}: ok", config.display()))
@@ -101,6 +167,9 @@ fn run_from(args: RunArgs) -> Result<(), String> {
             ..BackendConfig::default()
         }];
     }
+    if let Some(a) = args.admin {
+        config.admin.listen = Some(a);
+    }
     if let Some(s) = args.storage {
         config.cache.storage = ByteSize(s);
         if config.cache.max_object_size.0 > s {
@@ -111,12 +180,33 @@ fn run_from(args: RunArgs) -> Result<(), String> {
     serve(config, None)
 }
 
-fn demo(listen: Option<SocketAddr>) -> Result<(), String> {
+fn demo(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), String> {
     let mut config = Config::default();
     if let Some(a) = listen {
         config.server.listen = vec![a];
     }
+    if let Some(a) = admin {
+        config.admin.listen = Some(a);
+    }
     serve(config, Some(()))
+}
+
+/// One request to the admin listener; prints the answer, fails on non-2xx.
+fn admin_call(
+    admin: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(), String> {
+    let (status, text) = lacquer::admin_client::request(admin, method, path, headers, body)
+        .map_err(|e| format!("admin listener {admin}: {e}"))?;
+    print!("{text}");
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("admin answered {status}"))
+    }
 }
 
 fn serve(mut config: Config, demo: Option<()>) -> Result<(), String> {

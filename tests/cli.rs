@@ -101,6 +101,7 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
         l.local_addr().unwrap().port()
     };
     let listen = format!("127.0.0.1:{port}");
+    let admin = free_addr();
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -110,6 +111,8 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
             &origin_addr.to_string(),
             "-s",
             "16MiB",
+            "-T",
+            &admin,
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -128,8 +131,35 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    // The admin commands talk to it.
+    let ban = lacquer(&["ban", "req.url ~ ^/nothing", "-T", &admin]);
+    let bans = lacquer(&["bans", "-T", &admin]);
+    let purge = lacquer(&["purge", "http://x/", "-T", &admin]);
+    let purge_again = lacquer(&["purge", "http://x/", "-T", &admin]);
+    let bad_ban = lacquer(&["ban", "req.nope == 1", "-T", &admin]);
+    let by_key = lacquer(&[
+        "purge", "--key", "k1", "--key", "k2", "--soft", "-T", &admin,
+    ]);
     let _ = child.kill();
     let _ = child.wait();
+    assert!(ban.0 && ban.1.contains("ban 1 added"), "{ban:?}");
+    assert!(
+        bans.0 && bans.1.contains("req.url ~ \"^/nothing\""),
+        "{bans:?}"
+    );
+    assert!(purge.0 && purge.1.contains("purged 1 object"), "{purge:?}");
+    assert!(
+        !purge_again.0 && purge_again.1.contains("nothing stored"),
+        "{purge_again:?}"
+    );
+    assert!(
+        !bad_ban.0 && bad_ban.1.contains("unknown field"),
+        "{bad_ban:?}"
+    );
+    assert!(
+        !by_key.0 && by_key.1.contains("nothing stored for 2 key(s)"),
+        "{by_key:?}"
+    );
     assert_eq!(answers.len(), 2, "lacquer did not come up");
     assert!(
         answers[0].ends_with("hello") && answers[0].contains("x-cache: MISS"),
@@ -160,7 +190,7 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
     };
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(BIN)
-        .args(["demo", "-a", &addr])
+        .args(["demo", "-a", &addr, "-T", &free_addr()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -211,4 +241,10 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
         "{account}"
     );
     assert!(conditional.starts_with("HTTP/1.1 304"), "{conditional}");
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }

@@ -62,6 +62,54 @@ pub struct Config {
     pub cache: CacheConfig,
     /// PURGE, BAN and surrogate keys.
     pub invalidation: InvalidationConfig,
+    /// The admin listener.
+    pub admin: AdminConfig,
+    /// Peers that receive this node's invalidations.
+    pub cluster: ClusterConfig,
+}
+
+/// The admin listener: purge, ban, list bans, key purge, counts, and the
+/// endpoint peers forward invalidations to. Keep it on loopback or a
+/// private network: it has no ACL of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address to listen on; absent turns the admin listener off.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 6082))),
+        }
+    }
+}
+
+/// Cluster coherence: where to forward invalidations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Peers' admin listeners, `host:port`.
+    pub peers: Vec<String>,
+    /// Shared secret authenticating forwarded invalidations (both ways).
+    pub secret: String,
+    /// Longest pause between two retries to a peer that is down.
+    pub retry_max: Seconds,
+    /// Invalidations queued per peer while it is down; beyond that, new
+    /// ones are dropped for that peer (and logged).
+    pub queue_limit: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            peers: Vec::new(),
+            secret: String::new(),
+            retry_max: Seconds(Duration::from_secs(10)),
+            queue_limit: 10_000,
+        }
+    }
 }
 
 /// Invalidation from application code.
@@ -310,6 +358,20 @@ impl Config {
                     "invalidation: {name:?} is not a valid header name"
                 )));
             }
+        }
+        let cl = &self.cluster;
+        for p in &cl.peers {
+            check_authority(p).map_err(|m| invalid(format!("cluster.peers: {m}")))?;
+        }
+        if !cl.peers.is_empty() && cl.secret.len() < 16 {
+            return Err(invalid(
+                "cluster.secret: at least 16 characters are needed when peers are set".into(),
+            ));
+        }
+        if !cl.secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "cluster.secret: printable ASCII without spaces".into(),
+            ));
         }
         if c.max_variants == 0 {
             return Err(invalid("cache.max_variants: must be at least 1".into()));

@@ -3,3 +3,4 @@ pub mod acl;
 pub mod ban_expr;
 pub mod bans;
 pub mod lurker;
+pub mod op;

@@ -11,6 +11,7 @@ mod recv;
 
 pub use deliver::{synth, CacheOutcome};
 pub use lookup::Lookup;
+pub use purge::{answer, Applied, InvalidationError};
 pub use recv::{Refused, RequestCtx};
 
 use http::{HeaderValue, Request};
@@ -22,6 +23,7 @@ use crate::body::RespBody;
 use crate::cache::freshness::FreshnessPolicy;
 use crate::cache::object::KeySpec;
 use crate::cache::Store;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::fetch::inflight::Inflight;
 use crate::fetch::pool::Backend;
@@ -50,6 +52,7 @@ pub struct Proxy {
     via: HeaderValue,
     keys: KeySpec,
     bans: Arc<BanList>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Proxy {
@@ -84,10 +87,12 @@ impl Proxy {
                 config.invalidation.ban_lurker_sleep.0,
             ));
         }
+        let cluster = Cluster::start(&config.cluster);
         Ok(Arc::new(Proxy {
             via,
             keys,
             bans,
+            cluster,
             freshness: config.cache.freshness_policy(),
             config,
             store,
@@ -105,6 +110,11 @@ impl Proxy {
     /// The cache store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The cluster, when peers or a secret are configured.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_deref()
     }
 
     /// The bans in force.

@@ -1,95 +1,124 @@
-//! purge: PURGE requests from application code — a URL's variants, or every
-//! object carrying given surrogate keys; hard (removed) or soft (marked
-//! stale). Only clients in the purge ACL may purge.
+//! purge: invalidations from application code — PURGE of a URL's variants,
+//! PURGE by surrogate key, BAN — hard (removed) or soft (marked stale).
+//! Clients must be in the purge ACL; the admin API and peers reach
+//! [`Proxy::invalidate`] directly.
 
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
+use std::sync::Arc;
 
 use super::deliver::synth;
 use super::{Proxy, RequestCtx};
 use crate::body::RespBody;
 use crate::cache::store::PurgeMode;
 use crate::cache::tags::parse_keys;
-use crate::invalidate::ban_expr::BanExpr;
+use crate::cache::CacheKey;
+use crate::invalidate::ban_expr::{BanExpr, BanParseError};
+use crate::invalidate::bans::Ban;
+use crate::invalidate::op::Invalidation;
+
+/// Why an invalidation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidationError {
+    /// The ban expression does not parse.
+    #[error("ban expression: {0}")]
+    Ban(#[from] BanParseError),
+    /// A key purge named no key.
+    #[error("no surrogate key given")]
+    NoKeys,
+    /// A key purge named too many keys.
+    #[error("{0} keys in one purge; at most {1} (invalidation.max_keys_per_purge)")]
+    TooManyKeys(usize, usize),
+}
+
+/// What an invalidation did.
+#[derive(Debug)]
+pub enum Applied {
+    /// Objects purged (or soft-purged).
+    Purged(usize),
+    /// The ban added.
+    Banned(Arc<Ban>),
+}
 
 impl Proxy {
-    /// Handles a PURGE.
-    pub(super) fn purge(&self, ctx: &RequestCtx) -> Response<RespBody> {
-        let inv = &self.config.invalidation;
-        let ip = ctx.client.ip();
-        if !inv.purge_acl.allows(ip) {
-            tracing::info!(client = %ip, url = %ctx.url, "purge refused by the ACL");
-            return synth(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("PURGE is not allowed for {ip}"),
-            );
+    /// Applies an invalidation on this node and, unless it came from a peer,
+    /// forwards it to every peer.
+    pub fn invalidate(
+        &self,
+        inv: &Invalidation,
+        from_peer: bool,
+    ) -> Result<Applied, InvalidationError> {
+        let applied = match inv {
+            Invalidation::Url { mode, host, url } => {
+                let key = CacheKey::for_request(host, url);
+                Applied::Purged(self.store.purge(&key, *mode, |_| true))
+            }
+            Invalidation::Keys { mode, keys } => {
+                let max = self.config.invalidation.max_keys_per_purge;
+                if keys.is_empty() {
+                    return Err(InvalidationError::NoKeys);
+                }
+                if keys.len() > max {
+                    return Err(InvalidationError::TooManyKeys(keys.len(), max));
+                }
+                Applied::Purged(keys.iter().map(|k| self.store.purge_tag(k, *mode)).sum())
+            }
+            Invalidation::Ban(text) => Applied::Banned(self.bans.add(BanExpr::parse(text)?)),
+        };
+        tracing::info!(invalidation = %inv.encode(), from_peer, result = ?applied, "invalidation applied");
+        if !from_peer {
+            if let Some(cluster) = &self.cluster {
+                cluster.forward(inv);
+            }
         }
-        let mode = match ctx.headers.get(inv.soft_purge_header.as_str()) {
-            Some(v) if v.as_bytes().eq_ignore_ascii_case(b"soft") => PurgeMode::Soft,
-            _ => PurgeMode::Hard,
-        };
-        let verb = match mode {
-            PurgeMode::Hard => "purged",
-            PurgeMode::Soft => "soft-purged",
-        };
+        Ok(applied)
+    }
+
+    /// Handles a PURGE request.
+    pub(super) fn purge(&self, ctx: &RequestCtx) -> Response<RespBody> {
+        if let Some(refused) = self.refuse_outside_acl(ctx) {
+            return refused;
+        }
+        let mode = self.purge_mode(&ctx.headers);
         let key_header = self
             .keys
             .headers
             .iter()
             .find(|h| ctx.headers.contains_key(*h));
-        if let Some(header) = key_header {
-            let mut tags: Vec<&str> = Vec::new();
-            for v in ctx.headers.get_all(header) {
-                let Ok(v) = v.to_str() else {
-                    return synth(StatusCode::BAD_REQUEST, "surrogate keys must be ASCII");
+        let inv = match key_header {
+            Some(header) => {
+                let mut keys: Vec<String> = Vec::new();
+                for v in ctx.headers.get_all(header) {
+                    let Ok(v) = v.to_str() else {
+                        return synth(StatusCode::BAD_REQUEST, "surrogate keys must be ASCII");
+                    };
+                    keys.extend(parse_keys(v).map(str::to_string));
+                }
+                keys.sort_unstable();
+                keys.dedup();
+                Invalidation::Keys { mode, keys }
+            }
+            None => {
+                // The policy's hash decides the key locally; peers get host + URL.
+                let count = self.store.purge(&self.policy.hash(ctx), mode, |_| true);
+                let inv = Invalidation::Url {
+                    mode,
+                    host: ctx.host.clone(),
+                    url: ctx.url.clone(),
                 };
-                tags.extend(parse_keys(v));
+                if let Some(cluster) = &self.cluster {
+                    cluster.forward(&inv);
+                }
+                tracing::info!(client = %ctx.client.ip(), invalidation = %inv.encode(), count, "purge");
+                return answer(&inv, Ok(Applied::Purged(count)));
             }
-            tags.sort_unstable();
-            tags.dedup();
-            if tags.is_empty() {
-                return synth(StatusCode::BAD_REQUEST, &format!("empty {header} header"));
-            }
-            if tags.len() > inv.max_keys_per_purge {
-                return synth(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "{} keys in one purge; at most {} (invalidation.max_keys_per_purge)",
-                        tags.len(),
-                        inv.max_keys_per_purge
-                    ),
-                );
-            }
-            let count: usize = tags.iter().map(|t| self.store.purge_tag(t, mode)).sum();
-            tracing::info!(client = %ip, keys = tags.len(), count, ?mode, "purge by surrogate key");
-            return purged(count, verb, &format!("{} key(s)", tags.len()));
-        }
-        let key = self.policy.hash(ctx);
-        let count = self.store.purge(&key, mode, |_| true);
-        tracing::info!(client = %ip, url = %ctx.url, host = %ctx.host, count, ?mode, "purge");
-        purged(count, verb, &ctx.url)
+        };
+        answer(&inv, self.invalidate(&inv, false))
     }
-}
 
-fn purged(count: usize, verb: &str, what: &str) -> Response<RespBody> {
-    if count == 0 {
-        synth(StatusCode::NOT_FOUND, &format!("nothing stored for {what}"))
-    } else {
-        let noun = if count == 1 { "object" } else { "objects" };
-        synth(StatusCode::OK, &format!("{verb} {count} {noun} for {what}"))
-    }
-}
-
-impl Proxy {
-    /// Handles a BAN: the expression in `X-Ban` applies to every object
-    /// stored before it.
+    /// Handles a BAN request: the expression is in `X-Ban`.
     pub(super) fn ban(&self, ctx: &RequestCtx) -> Response<RespBody> {
-        let ip = ctx.client.ip();
-        if !self.config.invalidation.purge_acl.allows(ip) {
-            tracing::info!(client = %ip, "ban refused by the ACL");
-            return synth(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("BAN is not allowed for {ip}"),
-            );
+        if let Some(refused) = self.refuse_outside_acl(ctx) {
+            return refused;
         }
         let Some(text) = ctx.headers.get("x-ban") else {
             return synth(
@@ -103,16 +132,64 @@ impl Proxy {
                 "X-Ban: the expression must be ASCII",
             );
         };
-        match BanExpr::parse(text) {
-            Ok(expr) => {
-                let ban = self.bans.add(expr);
-                tracing::info!(client = %ip, id = ban.id, ban = %ban.expr, "ban added");
-                synth(
-                    StatusCode::OK,
-                    &format!("ban {} added: {}", ban.id, ban.expr),
-                )
-            }
-            Err(e) => synth(StatusCode::BAD_REQUEST, &format!("X-Ban: {e}")),
+        let inv = Invalidation::Ban(text.to_string());
+        answer(&inv, self.invalidate(&inv, false))
+    }
+
+    /// `soft` when the soft-purge header says so.
+    pub fn purge_mode(&self, headers: &HeaderMap) -> PurgeMode {
+        match headers.get(self.config.invalidation.soft_purge_header.as_str()) {
+            Some(v) if v.as_bytes().eq_ignore_ascii_case(b"soft") => PurgeMode::Soft,
+            _ => PurgeMode::Hard,
         }
+    }
+
+    fn refuse_outside_acl(&self, ctx: &RequestCtx) -> Option<Response<RespBody>> {
+        let ip = ctx.client.ip();
+        if self.config.invalidation.purge_acl.allows(ip) {
+            return None;
+        }
+        tracing::info!(client = %ip, method = %ctx.method, url = %ctx.url, "refused by the purge ACL");
+        Some(synth(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{} is not allowed for {ip}", ctx.method),
+        ))
+    }
+}
+
+/// The HTTP answer to an invalidation: 200 with what happened, 404 when a
+/// purge found nothing, 400 for a bad request.
+pub fn answer(
+    inv: &Invalidation,
+    result: Result<Applied, InvalidationError>,
+) -> Response<RespBody> {
+    match result {
+        Err(e) => synth(StatusCode::BAD_REQUEST, &e.to_string()),
+        Ok(Applied::Banned(ban)) => synth(
+            StatusCode::OK,
+            &format!("ban {} added: {}", ban.id, ban.expr),
+        ),
+        Ok(Applied::Purged(count)) => {
+            let (verb, what) = match inv {
+                Invalidation::Url { mode, url, .. } => (verb(*mode), url.clone()),
+                Invalidation::Keys { mode, keys } => {
+                    (verb(*mode), format!("{} key(s)", keys.len()))
+                }
+                Invalidation::Ban(_) => ("banned", String::new()),
+            };
+            if count == 0 {
+                synth(StatusCode::NOT_FOUND, &format!("nothing stored for {what}"))
+            } else {
+                let noun = if count == 1 { "object" } else { "objects" };
+                synth(StatusCode::OK, &format!("{verb} {count} {noun} for {what}"))
+            }
+        }
+    }
+}
+
+fn verb(mode: PurgeMode) -> &'static str {
+    match mode {
+        PurgeMode::Hard => "purged",
+        PurgeMode::Soft => "soft-purged",
     }
 }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub mod admin;
+
 use crate::config::{Config, ServerConfig};
 use crate::pipeline::{Proxy, SetupError};
 
@@ -36,6 +38,8 @@ pub struct Running {
     pub proxy: Arc<Proxy>,
     /// Bound addresses, in the order of `server.listen`.
     pub addrs: Vec<SocketAddr>,
+    /// The admin listener's address, when on.
+    pub admin: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -79,11 +83,33 @@ pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
         let settings = config.server.clone();
         tasks.push(tokio::spawn(accept_loop(listener, proxy, settings)));
     }
+    let admin = start_admin(&config, &proxy, &mut tasks).await?;
     Ok(Running {
         proxy,
         addrs,
+        admin,
         tasks,
     })
+}
+
+/// Binds the admin listener (when configured) and serves it on the
+/// current runtime.
+async fn start_admin(
+    config: &Config,
+    proxy: &Arc<Proxy>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, StartError> {
+    let Some(addr) = config.admin.listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tasks.push(tokio::spawn(admin::serve(listener, proxy.clone())));
+    Ok(Some(bound))
 }
 
 /// Binds every listen address once per worker thread (`SO_REUSEPORT`, so the
@@ -99,6 +125,8 @@ pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
 /// keeps the background tasks: pool reaping, and the caller's own).
 pub async fn start_workers(config: Arc<Config>, workers: usize) -> Result<Running, StartError> {
     let proxy = Proxy::new(config.clone())?;
+    let mut tasks = Vec::new();
+    let admin = start_admin(&config, &proxy, &mut tasks).await?;
     let workers = workers.max(1);
     let mut addrs = Vec::new();
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
@@ -135,7 +163,8 @@ pub async fn start_workers(config: Arc<Config>, workers: usize) -> Result<Runnin
     Ok(Running {
         proxy,
         addrs,
-        tasks: Vec::new(),
+        admin,
+        tasks,
     })
 }
 

@@ -331,6 +331,7 @@ impl<T> futures_core::Stream for RecvStream<T> {
 pub fn config_for(origin: SocketAddr) -> Config {
     let mut c = Config::default();
     c.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    c.admin.listen = Some("127.0.0.1:0".parse().expect("addr"));
     c.backend = vec![BackendConfig {
         address: origin.to_string(),
         ..BackendConfig::default()

@@ -1,0 +1,162 @@
+//! The admin listener: a small HTTP API for operators, the `lacquer ban` /
+//! `lacquer purge` commands, and peers forwarding invalidations.
+//!
+//! | request | does |
+//! |---|---|
+//! | `POST /ban` (body: expression) | adds a ban |
+//! | `GET /bans` | lists bans: id, age in seconds, expression |
+//! | `POST /purge` (body: URL; `X-Purge: soft`) | purges a URL's variants |
+//! | `POST /purge/keys` (body: keys; `X-Purge: soft`) | purges by surrogate key |
+//! | `GET /counts` | objects, bytes, bans, in-flight fetches |
+//! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::net::TcpListener;
+
+use crate::body::RespBody;
+use crate::cache::tags::parse_keys;
+use crate::cluster::{APPLY_PATH, ID_HEADER, SECRET_HEADER};
+use crate::invalidate::op::Invalidation;
+use crate::pipeline::{answer, synth, Proxy};
+
+/// Largest request body the admin API reads.
+const MAX_BODY: usize = 64 << 10;
+
+/// Serves the admin API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(handle(&proxy, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(client = %peer, error = %e, "admin connection ended");
+            }
+        });
+    }
+}
+
+async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return synth(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "admin request bodies are limited to 64 KiB",
+            )
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return synth(StatusCode::BAD_REQUEST, "the body must be UTF-8 text");
+    };
+    let text = text.trim();
+    let mode = proxy.purge_mode(&parts.headers);
+    match (&parts.method, parts.uri.path()) {
+        (&Method::POST, "/ban") => {
+            let inv = Invalidation::Ban(text.to_string());
+            answer(&inv, proxy.invalidate(&inv, false))
+        }
+        (&Method::GET, "/bans") => {
+            let now = SystemTime::now();
+            let mut out = String::new();
+            for ban in proxy.bans().list() {
+                let age = now
+                    .duration_since(ban.created)
+                    .unwrap_or_default()
+                    .as_secs();
+                out.push_str(&format!("{}\t{}s\t{}\n", ban.id, age, ban.expr));
+            }
+            text_response(out)
+        }
+        (&Method::POST, "/purge") => {
+            let Some((host, url)) = split_url(text, &parts.headers) else {
+                return synth(
+                    StatusCode::BAD_REQUEST,
+                    "body: an absolute URL (http://host/path) or a path with a Host header",
+                );
+            };
+            let inv = Invalidation::Url { mode, host, url };
+            answer(&inv, proxy.invalidate(&inv, false))
+        }
+        (&Method::POST, "/purge/keys") => {
+            let keys: Vec<String> = parse_keys(text).map(str::to_string).collect();
+            let inv = Invalidation::Keys { mode, keys };
+            answer(&inv, proxy.invalidate(&inv, false))
+        }
+        (&Method::GET, "/counts") => text_response(format!(
+            "objects {}\nbytes {}\nbans {}\n",
+            proxy.store().entry_count(),
+            proxy.store().stored_bytes(),
+            proxy.bans().len(),
+        )),
+        (&Method::POST, APPLY_PATH) => apply_from_peer(proxy, &parts.headers, text),
+        _ => synth(StatusCode::NOT_FOUND, "unknown admin request"),
+    }
+}
+
+fn apply_from_peer(proxy: &Proxy, headers: &http::HeaderMap, text: &str) -> Response<RespBody> {
+    let Some(cluster) = proxy.cluster() else {
+        return synth(StatusCode::FORBIDDEN, "this node has no cluster secret");
+    };
+    let secret = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    if !cluster.authorized(secret) {
+        tracing::warn!("forwarded invalidation with a wrong secret refused");
+        return synth(StatusCode::FORBIDDEN, "wrong cluster secret");
+    }
+    let Some(id) = headers.get(ID_HEADER).and_then(|v| v.to_str().ok()) else {
+        return synth(StatusCode::BAD_REQUEST, "missing invalidation id");
+    };
+    let inv = match Invalidation::decode(text) {
+        Ok(inv) => inv,
+        Err(e) => return synth(StatusCode::BAD_REQUEST, &e),
+    };
+    if !cluster.first_time(id) {
+        return synth(StatusCode::OK, &format!("{id} already applied"));
+    }
+    answer(&inv, proxy.invalidate(&inv, true))
+}
+
+/// Host and path-and-query of a purge target.
+fn split_url(text: &str, headers: &http::HeaderMap) -> Option<(String, String)> {
+    let uri: Uri = text.parse().ok()?;
+    let url = uri.path_and_query()?.as_str().to_string();
+    let host = match uri.authority() {
+        Some(a) => a.as_str().to_ascii_lowercase(),
+        None => headers
+            .get(http::header::HOST)?
+            .to_str()
+            .ok()?
+            .to_ascii_lowercase(),
+    };
+    Some((host, url))
+}
+
+fn text_response(text: String) -> Response<RespBody> {
+    let mut resp = Response::new(RespBody::full(Bytes::from(text)));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
