@@ -72,12 +72,7 @@ pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
     for &addr in &config.server.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let (listener, bound) = bind(addr).await?;
         addrs.push(bound);
         let proxy = proxy.clone();
         let settings = config.server.clone();
@@ -92,6 +87,14 @@ pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
     })
 }
 
+/// A listener on `addr` and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
 /// Binds the admin listener (when configured) and serves it on the
 /// current runtime.
 async fn start_admin(
@@ -102,12 +105,7 @@ async fn start_admin(
     let Some(addr) = config.admin.listen else {
         return Ok(None);
     };
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let (listener, bound) = bind(addr).await?;
     tasks.push(tokio::spawn(admin::serve(listener, proxy.clone())));
     Ok(Some(bound))
 }
