@@ -241,8 +241,22 @@ fn serve(mut config: Config, demo: Option<()>) -> Result<(), String> {
         if demo.is_some() {
             println!("{}", lacquer::demo::curl_lines(running.addr()));
         }
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("interrupted; stopping");
+        let drain = running.proxy.config().server.drain_timeout.0;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; draining"),
+            _ = term.recv() => tracing::info!("SIGTERM; draining"),
+        }
+        let left = running.shutdown(drain).await;
+        if left > 0 {
+            tracing::warn!(
+                connections = left,
+                "drain timeout reached; closing the rest"
+            );
+        } else {
+            tracing::info!("drained; bye");
+        }
         drop(running);
         Ok(())
     })

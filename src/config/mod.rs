@@ -163,6 +163,15 @@ pub struct ServerConfig {
     pub via_name: String,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Expect a PROXY protocol header (v1 or v2, e.g. HAProxy's
+    /// `send-proxy-v2`) on every client connection; its address becomes the
+    /// client address (ACLs, X-Forwarded-For).
+    pub proxy_protocol: bool,
+    /// Path answered by lacquer itself for load-balancer health checks:
+    /// 200 while serving, 503 while draining.
+    pub health_path: String,
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    pub drain_timeout: Seconds,
 }
 
 /// One app server.
@@ -227,6 +236,9 @@ impl Default for ServerConfig {
             header_read_timeout: Seconds(Duration::from_secs(10)),
             via_name: "lacquer".into(),
             threads: 0,
+            proxy_protocol: false,
+            health_path: "/healthz".into(),
+            drain_timeout: Seconds(Duration::from_secs(30)),
         }
     }
 }

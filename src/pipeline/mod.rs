@@ -53,6 +53,7 @@ pub struct Proxy {
     keys: KeySpec,
     bans: Arc<BanList>,
     cluster: Option<Arc<Cluster>>,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Proxy {
@@ -93,6 +94,7 @@ impl Proxy {
             keys,
             bans,
             cluster,
+            draining: std::sync::atomic::AtomicBool::new(false),
             freshness: config.cache.freshness_policy(),
             config,
             store,
@@ -122,12 +124,25 @@ impl Proxy {
         &self.bans
     }
 
+    /// From now on the health endpoint answers 503 (shutdown under way).
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Runs one request through the lifecycle.
     pub async fn handle(
         self: &Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> http::Response<RespBody> {
+        if req.uri().path() == self.config.server.health_path {
+            return if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+                synth(http::StatusCode::SERVICE_UNAVAILABLE, "draining")
+            } else {
+                synth(http::StatusCode::OK, "ok")
+            };
+        }
         let (parts, body) = req.into_parts();
         let ctx = match RequestCtx::from_parts(
             parts,

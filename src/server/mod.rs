@@ -6,11 +6,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub mod admin;
+pub mod proxy_protocol;
 
 use crate::config::{Config, ServerConfig};
 use crate::pipeline::{Proxy, SetupError};
@@ -41,12 +44,45 @@ pub struct Running {
     /// The admin listener's address, when on.
     pub admin: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    active: Arc<ActiveConnections>,
+}
+
+fn lifecycle() -> (watch::Sender<bool>, Lifecycle) {
+    let (tx, rx) = watch::channel(false);
+    (
+        tx,
+        Lifecycle {
+            stop: rx,
+            active: Arc::new(ActiveConnections::default()),
+        },
+    )
 }
 
 impl Running {
     /// The first bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
+    }
+
+    /// Graceful shutdown: the health endpoint starts failing, listeners stop
+    /// accepting, every connection finishes the request in flight and
+    /// closes. Waits up to `timeout`; returns the connections still open
+    /// then (0 when all drained).
+    pub async fn shutdown(&self, timeout: std::time::Duration) -> usize {
+        self.proxy.start_draining();
+        self.stop.send_replace(true);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let idle = self.active.idle.notified();
+            let open = self.active.count.load(Ordering::Acquire);
+            if open == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.active.count.load(Ordering::Acquire);
+            }
+        }
     }
 
     /// Waits until every accept loop ends (they end only on error).
@@ -69,6 +105,7 @@ impl Drop for Running {
 /// runtime.
 pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
     let proxy = Proxy::new(config.clone())?;
+    let (stop_tx, life) = lifecycle();
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
     for &addr in &config.server.listen {
@@ -76,7 +113,12 @@ pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
         addrs.push(bound);
         let proxy = proxy.clone();
         let settings = config.server.clone();
-        tasks.push(tokio::spawn(accept_loop(listener, proxy, settings)));
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            proxy,
+            settings,
+            life.clone(),
+        )));
     }
     let admin = start_admin(&config, &proxy, &mut tasks).await?;
     Ok(Running {
@@ -84,6 +126,8 @@ pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
         addrs,
         admin,
         tasks,
+        stop: stop_tx,
+        active: life.active,
     })
 }
 
@@ -123,6 +167,7 @@ async fn start_admin(
 /// keeps the background tasks: pool reaping, and the caller's own).
 pub async fn start_workers(config: Arc<Config>, workers: usize) -> Result<Running, StartError> {
     let proxy = Proxy::new(config.clone())?;
+    let (stop_tx, life) = lifecycle();
     let mut tasks = Vec::new();
     let admin = start_admin(&config, &proxy, &mut tasks).await?;
     let workers = workers.max(1);
@@ -147,9 +192,10 @@ pub async fn start_workers(config: Arc<Config>, workers: usize) -> Result<Runnin
     for (i, listeners) in per_worker.into_iter().enumerate() {
         let proxy = proxy.clone();
         let settings = config.server.clone();
+        let life = life.clone();
         std::thread::Builder::new()
             .name(format!("lacquer-worker-{i}"))
-            .spawn(move || worker(listeners, proxy, settings))
+            .spawn(move || worker(listeners, proxy, settings, life))
             .map_err(|source| StartError::Bind {
                 addr: addrs
                     .first()
@@ -163,6 +209,8 @@ pub async fn start_workers(config: Arc<Config>, workers: usize) -> Result<Runnin
         addrs,
         admin,
         tasks,
+        stop: stop_tx,
+        active: life.active,
     })
 }
 
@@ -179,7 +227,12 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     listener.into_std()
 }
 
-fn worker(listeners: Vec<std::net::TcpListener>, proxy: Arc<Proxy>, settings: ServerConfig) {
+fn worker(
+    listeners: Vec<std::net::TcpListener>,
+    proxy: Arc<Proxy>,
+    settings: ServerConfig,
+    life: Lifecycle,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -198,6 +251,7 @@ fn worker(listeners: Vec<std::net::TcpListener>, proxy: Arc<Proxy>, settings: Se
                     l,
                     proxy.clone(),
                     settings.clone(),
+                    life.clone(),
                 ))),
                 Err(e) => tracing::error!(error = %e, "listener setup failed"),
             }
@@ -208,7 +262,12 @@ fn worker(listeners: Vec<std::net::TcpListener>, proxy: Arc<Proxy>, settings: Se
     });
 }
 
-async fn accept_loop(listener: TcpListener, proxy: Arc<Proxy>, settings: ServerConfig) {
+async fn accept_loop(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    settings: ServerConfig,
+    life: Lifecycle,
+) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -217,8 +276,13 @@ async fn accept_loop(listener: TcpListener, proxy: Arc<Proxy>, settings: ServerC
         .max_headers(settings.max_headers)
         .max_header_size(usize::try_from(settings.max_header_bytes.0).unwrap_or(usize::MAX));
     let builder = Arc::new(builder);
+    let mut stop = life.stop.clone();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = stopped(&mut stop) => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -230,22 +294,105 @@ async fn accept_loop(listener: TcpListener, proxy: Arc<Proxy>, settings: ServerC
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         let builder = builder.clone();
+        let life = life.clone();
+        let settings_proxy_protocol = settings.proxy_protocol;
+        let header_timeout = settings.header_read_timeout.0;
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-            });
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
-                    // hyper has answered 400 / 431 or closed a slow client.
-                    tracing::info!(client = %peer, error = %e, "bad request refused");
-                } else {
-                    tracing::debug!(client = %peer, error = %e, "client connection ended");
-                }
+            let _active = life.active.enter();
+            if !settings_proxy_protocol {
+                serve(stream, peer, proxy, &builder, life.stop).await;
+                return;
             }
+            // Behind HAProxy: the real client address comes first.
+            let mut io = tokio::io::BufReader::with_capacity(512, stream);
+            let client = match tokio::time::timeout(
+                header_timeout,
+                proxy_protocol::read_header(&mut io),
+            )
+            .await
+            {
+                Ok(Ok(addr)) => addr.unwrap_or(peer),
+                Ok(Err(e)) => {
+                    tracing::info!(peer = %peer, error = %e, "connection without a valid PROXY header closed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(peer = %peer, "no PROXY header in time; connection closed");
+                    return;
+                }
+            };
+            serve(io, client, proxy, &builder, life.stop).await;
         });
+    }
+}
+
+/// Serves one client connection until it ends, or until shutdown, when it
+/// finishes its request in flight and closes.
+async fn serve<I>(
+    io: I,
+    client: SocketAddr,
+    proxy: Arc<Proxy>,
+    builder: &http1::Builder,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
+            // hyper has answered 400 / 431 or closed a slow client.
+            tracing::info!(client = %client, error = %e, "bad request refused");
+        } else {
+            tracing::debug!(client = %client, error = %e, "client connection ended");
+        }
+    }
+}
+
+/// Resolves once shutdown has been signalled (or the signal is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Shutdown signal and the count of open client connections, shared by
+/// every accept loop of one instance.
+#[derive(Clone)]
+struct Lifecycle {
+    stop: watch::Receiver<bool>,
+    active: Arc<ActiveConnections>,
+}
+
+/// Open client connections.
+#[derive(Default)]
+struct ActiveConnections {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct ActiveGuard<'a>(&'a ActiveConnections);
+
+impl ActiveConnections {
+    fn enter(&self) -> ActiveGuard<'_> {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(self)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }

@@ -1,0 +1,118 @@
+//! Running behind HAProxy: the PROXY protocol, the health endpoint, and a
+//! graceful drain.
+mod common;
+use common::*;
+use std::time::Duration;
+
+#[tokio::test]
+async fn health_endpoint_fails_while_draining() {
+    let origin = Origin::start().await;
+    let lq = lacquer_for(&origin).await;
+    let ok = get(lq.addr(), "/healthz").await;
+    assert_eq!((ok.status, ok.text().contains("ok")), (200, true));
+    lq.proxy.start_draining();
+    let draining = get(lq.addr(), "/healthz").await;
+    assert_eq!(draining.status, 503);
+    assert_eq!(origin.total(), 0, "health checks must not reach the origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish_and_stops_accepting() {
+    let origin = Origin::start().await;
+    origin.route("/slow", |_, _| {
+        Reply::ok(vec![b's'; 100_000])
+            .header("cache-control", "no-store")
+            .delay(Duration::from_millis(600))
+    });
+    let lq = lacquer_for(&origin).await;
+    let addr = lq.addr();
+    let in_flight = tokio::spawn(async move { get(addr, "/slow").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left = lq.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(left, 0, "connections left after the drain");
+    let got = in_flight.await.unwrap();
+    assert_eq!((got.status, got.body.len()), (200, 100_000));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_after_the_drain_timeout() {
+    let origin = Origin::start().await;
+    origin.route("/stuck", |_, _| {
+        Reply::ok("late").delay(Duration::from_secs(5))
+    });
+    let lq = lacquer_for(&origin).await;
+    let addr = lq.addr();
+    let _stuck = tokio::spawn(async move { get(addr, "/stuck").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(lq.shutdown(Duration::from_millis(300)).await, 1);
+}
+
+async fn proxied(config: lacquer::config::Config) -> lacquer::server::Running {
+    let mut config = config;
+    config.server.proxy_protocol = true;
+    lacquer(config).await
+}
+
+#[tokio::test]
+async fn the_proxy_protocol_address_is_the_client() {
+    let origin = Origin::start().await;
+    origin.route("/who", |_, _| {
+        Reply::ok("x").header("cache-control", "no-store")
+    });
+    origin.route("/p", |_, n| {
+        Reply::ok(format!("v{n}")).header("cache-control", "max-age=60")
+    });
+    let mut config = config_for(origin.addr);
+    config.invalidation.purge_acl =
+        lacquer::invalidate::acl::Acl(vec!["203.0.113.0/24".parse().unwrap()]);
+    let lq = proxied(config).await;
+    let wait = Duration::from_secs(3);
+
+    // v1, as HAProxy's send-proxy writes it.
+    let out = raw(
+        lq.addr(),
+        b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 80\r\nGET /who HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        wait,
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let seen = origin.last("/who").unwrap();
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7");
+
+    // v2 (send-proxy-v2), IPv4.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[
+        0x21, 0x11, 0, 12, 198, 51, 100, 9, 10, 0, 0, 1, 0x9c, 0x40, 0, 80,
+    ]);
+    v2.extend_from_slice(b"GET /who HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let out = raw(lq.addr(), &v2, wait).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(
+        origin.last("/who").unwrap().headers["x-forwarded-for"],
+        "198.51.100.9"
+    );
+
+    // The purge ACL sees the real client, not the balancer's address.
+    let purge_from = |ip: &str| {
+        format!("PROXY TCP4 {ip} 10.0.0.1 40000 80\r\nPURGE /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    };
+    raw(lq.addr(), b"PROXY TCP4 203.0.113.7 10.0.0.1 1 80\r\nGET /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", wait).await;
+    let refused = raw(lq.addr(), purge_from("192.0.2.1").as_bytes(), wait).await;
+    assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+    let allowed = raw(lq.addr(), purge_from("203.0.113.50").as_bytes(), wait).await;
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+
+    // No header, or a broken one: closed without an answer, nothing fetched.
+    let before = origin.total();
+    for bad in [
+        &b"GET /who HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"PROXY TCP4 not-an-ip 10.0.0.1 1 80\r\nGET /who HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(raw(lq.addr(), bad, wait).await, "");
+    }
+    assert_eq!(origin.total(), before);
+}
