@@ -38,6 +38,13 @@ enum Command {
         #[arg(short = 'T', long = "admin", default_value = "127.0.0.1:6082")]
         admin: SocketAddr,
     },
+    /// Run only the demo origin (the app behind the cache in the demo and in
+    /// deploy/compose.yaml).
+    Origin {
+        /// Address to listen on.
+        #[arg(short = 'a', long = "listen", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
     /// Add a ban through the admin listener, e.g. `lacquer ban 'req.url ~ "^/products/"'`.
     Ban {
         /// The ban expression (Varnish syntax: req.url, req.http.NAME,
@@ -122,6 +129,7 @@ fn main() -> ExitCode {
         Some(Command::Ban { expression, admin }) => {
             admin_call(&admin.admin, "POST", "/ban", &[], &expression)
         }
+        Some(Command::Origin { listen }) => origin_only(listen),
         Some(Command::Bans { admin }) => admin_call(&admin.admin, "GET", "/bans", &[], ""),
         Some(Command::Purge {
             url,
@@ -189,6 +197,26 @@ fn demo(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), Str
         config.admin.listen = Some(a);
     }
     serve(config, Some(()))
+}
+
+fn origin_only(listen: SocketAddr) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let addr = lacquer::demo::start_origin(listen)
+            .await
+            .map_err(|e| format!("demo origin on {listen}: {e}"))?;
+        tracing::info!(%addr, "demo origin listening");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    })
 }
 
 /// One request to the admin listener; prints the answer, fails on non-2xx.
