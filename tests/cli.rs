@@ -31,9 +31,16 @@ fn help_explains_every_flag() {
 
 #[test]
 fn check_accepts_the_example_and_points_at_errors() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lacquer.toml");
-    let (ok, out, _) = lacquer(&["check", "--config", example]);
-    assert!(ok, "{out}");
+    for example in [
+        "fixtures/lacquer.toml",
+        "deploy/lacquer.toml",
+        "deploy/compose-lacquer1.toml",
+        "deploy/compose-lacquer2.toml",
+    ] {
+        let path = format!("{}/{example}", env!("CARGO_MANIFEST_DIR"));
+        let (ok, out, err) = lacquer(&["check", "--config", &path]);
+        assert!(ok, "{example}: {out}{err}");
+    }
 
     let dir = std::env::temp_dir().join(format!("lacquer-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
