@@ -12,6 +12,7 @@ pub mod demo;
 pub mod fetch;
 pub mod http;
 pub mod invalidate;
+pub mod observe;
 pub mod pipeline;
 pub mod policy;
 pub mod server;

@@ -53,6 +53,17 @@ enum Command {
         #[command(flatten)]
         admin: AdminArg,
     },
+    /// Live counters and rates from the admin listener, like varnishstat.
+    Stats {
+        /// Seconds between two samples.
+        #[arg(long, default_value_t = 1)]
+        interval: u64,
+        /// Samples to print (0: until interrupted).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
+        #[command(flatten)]
+        admin: AdminArg,
+    },
     /// List the bans in force.
     Bans {
         #[command(flatten)]
@@ -130,6 +141,11 @@ fn main() -> ExitCode {
             admin_call(&admin.admin, "POST", "/ban", &[], &expression)
         }
         Some(Command::Origin { listen }) => origin_only(listen),
+        Some(Command::Stats {
+            interval,
+            count,
+            admin,
+        }) => stats(&admin.admin, interval, count),
         Some(Command::Bans { admin }) => admin_call(&admin.admin, "GET", "/bans", &[], ""),
         Some(Command::Purge {
             url,
@@ -217,6 +233,52 @@ fn origin_only(listen: SocketAddr) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// Prints the metrics every `interval` seconds with per-second rates of the
+/// counters.
+fn stats(admin: &str, interval: u64, count: u64) -> Result<(), String> {
+    let sample = || -> Result<Vec<(String, f64)>, String> {
+        let (status, text) = lacquer::admin_client::request(admin, "GET", "/metrics", &[], "")
+            .map_err(|e| format!("admin listener {admin}: {e}"))?;
+        if status != 200 {
+            return Err(format!("admin answered {status}"));
+        }
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, v) = l.rsplit_once(' ')?;
+                Some((name.to_string(), v.parse().ok()?))
+            })
+            .collect())
+    };
+    let interval = std::time::Duration::from_secs(interval.max(1));
+    let mut before = sample()?;
+    let mut n = 0;
+    loop {
+        std::thread::sleep(interval);
+        let now = sample()?;
+        println!("{:<60} {:>14} {:>12}", "metric", "value", "per second");
+        for (name, v) in &now {
+            let prev = before
+                .iter()
+                .find(|(p, _)| p == name)
+                .map_or(*v, |(_, p)| *p);
+            let rate = if name.ends_with("_total") || name.contains("_total{") {
+                format!("{:.1}", (v - prev) / interval.as_secs_f64())
+            } else {
+                String::new()
+            };
+            println!("{name:<60} {v:>14} {rate:>12}");
+        }
+        println!();
+        before = now;
+        n += 1;
+        if count > 0 && n >= count {
+            return Ok(());
+        }
+    }
 }
 
 /// One request to the admin listener; prints the answer, fails on non-2xx.

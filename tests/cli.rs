@@ -297,3 +297,57 @@ fn sigterm_drains_and_exits_cleanly() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn access_log_and_stats() {
+    let dir = std::env::temp_dir().join(format!("lacquer-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("log.toml");
+    std::fs::write(&conf, "[server]\naccess_log = true\n").unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "-c",
+            conf.to_str().unwrap(),
+            "-a",
+            &listen,
+            "-b",
+            "127.0.0.1:9",
+            "-T",
+            &admin,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&listen).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fetch(&listen, "/healthz");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let stats = lacquer(&["stats", "--count", "1", "-T", &admin]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("127.0.0.1 - - [") && line.contains("\"GET /healthz HTTP/1.1\" 200 "),
+        "{line}"
+    );
+    assert!(
+        line.trim_end().ends_with(|c: char| c.is_ascii_digit()),
+        "{line}"
+    );
+    assert!(line.contains(" SYNTH "), "{line}");
+    assert!(stats.0, "{stats:?}");
+    assert!(
+        stats
+            .1
+            .contains("lacquer_requests_total{outcome=\"synth\"}"),
+        "{}",
+        stats.1
+    );
+    assert!(stats.1.contains("per second"), "{}", stats.1);
+}

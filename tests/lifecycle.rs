@@ -116,3 +116,38 @@ async fn the_proxy_protocol_address_is_the_client() {
     }
     assert_eq!(origin.total(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_outcomes_backend_answers_and_storage() {
+    let origin = Origin::start().await;
+    origin.route("/m", |_, _| {
+        Reply::ok("x").header("cache-control", "max-age=60")
+    });
+    origin.route("/p", |_, _| {
+        Reply::ok("y").header("cache-control", "no-store")
+    });
+    origin.route("/e", |_, _| Reply::new(503));
+    let lq = lacquer_for(&origin).await;
+    let a = lq.addr();
+    get(a, "/m").await;
+    get(a, "/m").await;
+    get(a, "/m").await;
+    get(a, "/p").await;
+    get(a, "/p").await;
+    get(a, "/e").await;
+    send(a, "PURGE", "/m", &[], "").await;
+    let text = get(lq.admin.unwrap(), "/metrics").await.text();
+    for line in [
+        "lacquer_requests_total{outcome=\"hit\"} 2",
+        "lacquer_requests_total{outcome=\"miss\"} 3",
+        "lacquer_requests_total{outcome=\"pass\"} 1",
+        "lacquer_requests_total{outcome=\"synth\"} 1",
+        "lacquer_backend_responses_total{class=\"2xx\"} 3",
+        "lacquer_backend_responses_total{class=\"5xx\"} 1",
+        "lacquer_invalidations_total 1",
+        // /m was purged; /p and /e left hit-for-miss markers.
+        "lacquer_keys 2",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

@@ -81,6 +81,14 @@ pub struct Store {
     cache: Cache<CacheKey, Arc<Entry>>,
     max_variants: usize,
     tags: Arc<TagIndex>,
+    removals: Arc<Removals>,
+}
+
+/// Entries the store let go of on its own.
+#[derive(Debug, Default)]
+struct Removals {
+    evicted: std::sync::atomic::AtomicU64,
+    expired: std::sync::atomic::AtomicU64,
 }
 
 /// How a purge treats the objects it selects.
@@ -97,6 +105,8 @@ impl Store {
     pub fn new(budget: u64, max_variants: usize) -> Store {
         let tags = Arc::new(TagIndex::default());
         let index = tags.clone();
+        let removals = Arc::new(Removals::default());
+        let counted = removals.clone();
         let cache = Cache::builder()
             .max_capacity(budget)
             .weigher(|k: &CacheKey, v: &Arc<Entry>| v.weight(k))
@@ -104,6 +114,19 @@ impl Store {
             .eviction_listener(move |key: Arc<CacheKey>, entry: Arc<Entry>, cause| {
                 // A replaced entry's tags are left: the new value may carry
                 // the same ones (purges check tags before acting).
+                match cause {
+                    RemovalCause::Size => {
+                        counted
+                            .evicted
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    RemovalCause::Expired => {
+                        counted
+                            .expired
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
                 if cause != RemovalCause::Replaced {
                     for obj in &entry.variants {
                         for tag in obj.tags.iter() {
@@ -117,6 +140,7 @@ impl Store {
             cache,
             max_variants: max_variants.max(1),
             tags,
+            removals,
         }
     }
 
@@ -274,6 +298,15 @@ impl Store {
     pub fn stored_bytes(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.weighted_size()
+    }
+
+    /// Entries evicted for space, and entries expired, so far.
+    pub fn removals(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.removals.evicted.load(Relaxed),
+            self.removals.expired.load(Relaxed),
+        )
     }
 
     /// Number of keys stored, after pending evictions have run.

@@ -172,6 +172,9 @@ pub struct ServerConfig {
     pub health_path: String,
     /// On SIGTERM, how long in-flight requests may take to finish.
     pub drain_timeout: Seconds,
+    /// Write an access log line per request to standard output (NCSA
+    /// combined, plus cache outcome and time to first byte in ms).
+    pub access_log: bool,
 }
 
 /// One app server.
@@ -239,6 +242,7 @@ impl Default for ServerConfig {
             proxy_protocol: false,
             health_path: "/healthz".into(),
             drain_timeout: Seconds(Duration::from_secs(30)),
+            access_log: false,
         }
     }
 }

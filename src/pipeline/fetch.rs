@@ -37,7 +37,10 @@ impl Proxy {
         for _ in 0..MAX_FOLLOW_ATTEMPTS {
             let flight = match self.inflight.join_or_lead(&key) {
                 Role::Leader(guard) => return self.fetch(ctx, key, stale, Some(guard)).await,
-                Role::Follower(flight) => flight,
+                Role::Follower(flight) => {
+                    self.metrics.count_coalesced();
+                    flight
+                }
             };
             match flight.outcome().await {
                 FlightState::Shared(head) if head.variant.matches(&ctx.headers) => {
@@ -108,8 +111,12 @@ impl Proxy {
         // Bans added from here on apply to what this fetch stores.
         let ban_stamp = self.bans.newest();
         let resp = match self.backend.send(bereq).await {
-            Ok(r) => r,
+            Ok(r) => {
+                self.metrics.count_backend(r.status());
+                r
+            }
             Err(e) => {
+                self.metrics.count_backend_error();
                 tracing::warn!(url = %ctx.url, error = %e, "backend fetch failed");
                 let status = e.status();
                 let reason = Bytes::from(e.to_string());
@@ -359,8 +366,12 @@ impl Proxy {
             return synth(StatusCode::BAD_REQUEST, "invalid request target");
         };
         let resp = match self.backend.send(bereq).await {
-            Ok(r) => r,
+            Ok(r) => {
+                self.metrics.count_backend(r.status());
+                r
+            }
             Err(e) => {
+                self.metrics.count_backend_error();
                 tracing::warn!(url = %ctx.url, error = %e, "backend pass failed");
                 return synth(e.status(), &e.to_string());
             }

@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::fetch::inflight::Inflight;
 use crate::fetch::pool::Backend;
 use crate::invalidate::bans::BanList;
+use crate::observe::metrics::{Gauges, Metrics};
 use crate::policy::{Builtin, Policy, RecvAction};
 
 /// Why a proxy could not be built.
@@ -54,6 +55,7 @@ pub struct Proxy {
     bans: Arc<BanList>,
     cluster: Option<Arc<Cluster>>,
     draining: std::sync::atomic::AtomicBool,
+    metrics: Metrics,
 }
 
 impl Proxy {
@@ -95,6 +97,7 @@ impl Proxy {
             bans,
             cluster,
             draining: std::sync::atomic::AtomicBool::new(false),
+            metrics: Metrics::default(),
             freshness: config.cache.freshness_policy(),
             config,
             store,
@@ -130,8 +133,35 @@ impl Proxy {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Runs one request through the lifecycle.
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus exposition of the counters and gauges.
+    pub fn render_metrics(&self) -> String {
+        let (evictions, expirations) = self.store.removals();
+        self.metrics.render(&Gauges {
+            objects: self.store.entry_count(),
+            bytes: self.store.stored_bytes(),
+            bans: self.bans.len() as u64,
+            evictions,
+            expirations,
+        })
+    }
+
+    /// Runs one request through the lifecycle, and counts how it was served.
     pub async fn handle(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> http::Response<RespBody> {
+        let resp = self.lifecycle(req, client).await;
+        self.metrics.count_response(&resp);
+        resp
+    }
+
+    async fn lifecycle(
         self: &Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,

@@ -64,6 +64,7 @@ impl Proxy {
             }
             Invalidation::Ban(text) => Applied::Banned(self.bans.add(BanExpr::parse(text)?)),
         };
+        self.metrics.count_invalidation();
         tracing::info!(invalidation = %inv.encode(), from_peer, result = ?applied, "invalidation applied");
         if !from_peer {
             if let Some(cluster) = &self.cluster {
@@ -100,6 +101,7 @@ impl Proxy {
             None => {
                 // The policy's hash decides the key locally; peers get host + URL.
                 let count = self.store.purge(&self.policy.hash(ctx), mode, |_| true);
+                self.metrics.count_invalidation();
                 let inv = Invalidation::Url {
                     mode,
                     host: ctx.host.clone(),

@@ -7,7 +7,8 @@
 //! | `GET /bans` | lists bans: id, age in seconds, expression |
 //! | `POST /purge` (body: URL; `X-Purge: soft`) | purges a URL's variants |
 //! | `POST /purge/keys` (body: keys; `X-Purge: soft`) | purges by surrogate key |
-//! | `GET /counts` | objects, bytes, bans, in-flight fetches |
+//! | `GET /counts` | objects, bytes, bans |
+//! | `GET /metrics` | Prometheus metrics |
 //! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
 
 use bytes::Bytes;
@@ -102,11 +103,12 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
             answer(&inv, proxy.invalidate(&inv, false))
         }
         (&Method::GET, "/counts") => text_response(format!(
-            "objects {}\nbytes {}\nbans {}\n",
+            "keys {}\nbytes {}\nbans {}\n",
             proxy.store().entry_count(),
             proxy.store().stored_bytes(),
             proxy.bans().len(),
         )),
+        (&Method::GET, "/metrics") => text_response(proxy.render_metrics()),
         (&Method::POST, APPLY_PATH) => apply_from_peer(proxy, &parts.headers, text),
         _ => synth(StatusCode::NOT_FOUND, "unknown admin request"),
     }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod proxy_protocol;
 
 use crate::config::{Config, ServerConfig};
+use crate::observe::access_log::RequestLine;
 use crate::pipeline::{Proxy, SetupError};
 
 /// Why lacquer could not start serving.
@@ -337,9 +338,24 @@ async fn serve<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let access_log = proxy.config().server.access_log;
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
+        async move {
+            if !access_log {
+                return Ok::<_, Infallible>(proxy.handle(req, client).await);
+            }
+            let line = RequestLine::capture(
+                req.method(),
+                &req.uri().to_string(),
+                req.version(),
+                req.headers(),
+            );
+            let start = std::time::Instant::now();
+            let resp = proxy.handle(req, client).await;
+            line.log(client, &resp, start.elapsed());
+            Ok(resp)
+        }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

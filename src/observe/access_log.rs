@@ -1,0 +1,145 @@
+//! The access log: one line per request in NCSA combined format (like
+//! varnishncsa), plus how it was served and the time to the response head,
+//! written to standard output when `server.access_log` is on.
+
+use http::{HeaderMap, Method, Response, Version};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::body::RespBody;
+
+/// What the access log needs from a request, captured before it is handled.
+#[derive(Debug)]
+pub struct RequestLine {
+    method: Method,
+    target: String,
+    version: Version,
+    referer: String,
+    user_agent: String,
+}
+
+impl RequestLine {
+    /// Captures the parts of a request the log line shows.
+    pub fn capture(method: &Method, target: &str, version: Version, headers: &HeaderMap) -> Self {
+        let h = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .replace('"', "\\\"")
+        };
+        RequestLine {
+            method: method.clone(),
+            target: target.to_string(),
+            version,
+            referer: h(http::header::REFERER),
+            user_agent: h(http::header::USER_AGENT),
+        }
+    }
+
+    /// Writes the line for `resp` to standard output.
+    pub fn log(&self, client: SocketAddr, resp: &Response<RespBody>, ttfb: Duration) {
+        let line = self.format(client, resp, ttfb, SystemTime::now());
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(line.as_bytes());
+    }
+
+    fn format(
+        &self,
+        client: SocketAddr,
+        resp: &Response<RespBody>,
+        ttfb: Duration,
+        now: SystemTime,
+    ) -> String {
+        let bytes = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        let outcome = resp
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(' ').next())
+            .unwrap_or("SYNTH");
+        let mut s = String::with_capacity(200);
+        let _ = writeln!(
+            s,
+            "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" {} {:.3}",
+            client.ip(),
+            clf_time(now),
+            self.method,
+            self.target,
+            self.version,
+            resp.status().as_u16(),
+            bytes,
+            self.referer,
+            self.user_agent,
+            outcome,
+            ttfb.as_secs_f64() * 1000.0,
+        );
+        s
+    }
+}
+
+/// `22/Nov/2026:05:10:00 +0000` (UTC).
+fn clf_time(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let name = MONTHS[((month - 1) as usize).min(11)];
+    format!(
+        "{day:02}/{name}/{year}:{:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_format_with_outcome_and_ttfb() {
+        let mut headers = HeaderMap::new();
+        headers.insert("user-agent", "curl/8 \"x\"".parse().unwrap());
+        let line = RequestLine::capture(&Method::GET, "/a?b=1", Version::HTTP_11, &headers);
+        let mut resp = Response::new(RespBody::empty());
+        resp.headers_mut()
+            .insert("content-length", "512".parse().unwrap());
+        resp.headers_mut()
+            .insert("x-cache", "HIT 3".parse().unwrap());
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_325_400); // 2026-11-22 05:30:00 UTC
+        let s = line.format(
+            "203.0.113.7:5000".parse().unwrap(),
+            &resp,
+            Duration::from_micros(1250),
+            t,
+        );
+        assert_eq!(
+            s,
+            "203.0.113.7 - - [22/Nov/2026:05:30:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 512 \"-\" \"curl/8 \\\"x\\\"\" HIT 1.250\n"
+        );
+        assert_eq!(clf_time(UNIX_EPOCH), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(
+            clf_time(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "29/Feb/2000:00:00:00 +0000"
+        );
+    }
+}

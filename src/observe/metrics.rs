@@ -1,0 +1,180 @@
+//! Counters, shared by every worker thread (relaxed atomics: each is one
+//! uncontended-in-practice add per event), rendered in Prometheus text
+//! format at `GET /metrics` on the admin listener.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{Response, StatusCode};
+
+use crate::body::RespBody;
+
+/// How a response was served, for the requests counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// From a fresh object.
+    Hit,
+    /// Fetched (or waited on a fetch) to store.
+    Miss,
+    /// Not cacheable.
+    Pass,
+    /// Stale object (grace or error).
+    Stale,
+    /// Answered by lacquer itself (errors, purges, health).
+    Synth,
+}
+
+const OUTCOMES: [(Outcome, &str); 5] = [
+    (Outcome::Hit, "hit"),
+    (Outcome::Miss, "miss"),
+    (Outcome::Pass, "pass"),
+    (Outcome::Stale, "stale"),
+    (Outcome::Synth, "synth"),
+];
+
+/// All counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [AtomicU64; 5],
+    backend_status: [AtomicU64; 5], // 1xx..5xx
+    backend_errors: AtomicU64,
+    coalesced: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+fn add(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Counts a response by its `X-Cache` header (none: synthetic).
+    pub fn count_response(&self, resp: &Response<RespBody>) -> Outcome {
+        let outcome = match resp.headers().get("x-cache").map(|v| v.as_bytes()) {
+            Some(v) if v.starts_with(b"HIT") => Outcome::Hit,
+            Some(b"MISS") => Outcome::Miss,
+            Some(b"PASS") => Outcome::Pass,
+            Some(b"STALE") => Outcome::Stale,
+            _ => Outcome::Synth,
+        };
+        add(&self.requests[outcome as usize]);
+        outcome
+    }
+
+    /// Counts a backend answer by status class.
+    pub fn count_backend(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        add(&self.backend_status[class]);
+    }
+
+    /// Counts a failed backend exchange (connect, timeout, garbage).
+    pub fn count_backend_error(&self) {
+        add(&self.backend_errors);
+    }
+
+    /// Counts a request that waited on another's fetch.
+    pub fn count_coalesced(&self) {
+        add(&self.coalesced);
+    }
+
+    /// Counts an applied invalidation (purge, key purge, ban).
+    pub fn count_invalidation(&self) {
+        add(&self.invalidations);
+    }
+
+    /// The Prometheus text exposition, with the store's and ban list's
+    /// gauges given by the caller.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP lacquer_requests_total Client requests by how they were served."
+        );
+        let _ = writeln!(out, "# TYPE lacquer_requests_total counter");
+        for (o, name) in OUTCOMES {
+            let _ = writeln!(
+                out,
+                "lacquer_requests_total{{outcome=\"{name}\"}} {}",
+                get(&self.requests[o as usize])
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP lacquer_backend_responses_total Backend responses by status class."
+        );
+        let _ = writeln!(out, "# TYPE lacquer_backend_responses_total counter");
+        for (i, c) in self.backend_status.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "lacquer_backend_responses_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                get(c)
+            );
+        }
+        let counters = [
+            (
+                "lacquer_backend_errors_total",
+                "Backend exchanges that failed (connect, timeout, protocol).",
+                get(&self.backend_errors),
+            ),
+            (
+                "lacquer_coalesced_total",
+                "Requests that waited on another request's fetch.",
+                get(&self.coalesced),
+            ),
+            (
+                "lacquer_invalidations_total",
+                "Purges, key purges and bans applied.",
+                get(&self.invalidations),
+            ),
+            (
+                "lacquer_evictions_total",
+                "Objects evicted for space.",
+                gauges.evictions,
+            ),
+            (
+                "lacquer_expirations_total",
+                "Entries removed after their TTL, grace and keep.",
+                gauges.expirations,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        let gauges = [
+            (
+                "lacquer_keys",
+                "Keys stored (URLs with objects, and hit-for-miss markers).",
+                gauges.objects,
+            ),
+            (
+                "lacquer_stored_bytes",
+                "Bytes charged against the storage budget.",
+                gauges.bytes,
+            ),
+            ("lacquer_bans", "Bans in force.", gauges.bans),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}
+
+/// Values read from the store and ban list at render time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    /// Keys stored.
+    pub objects: u64,
+    /// Bytes charged.
+    pub bytes: u64,
+    /// Bans in force.
+    pub bans: u64,
+    /// Evictions for space so far.
+    pub evictions: u64,
+    /// Expirations so far.
+    pub expirations: u64,
+}
