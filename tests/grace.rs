@@ -20,12 +20,15 @@ async fn get_after_expiry(addr: std::net::SocketAddr, path: &str) -> Got {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_grace_stale_is_delivered_at_once_and_refreshed_once() {
     let origin = Origin::start().await;
+    // Version 1 expires after a second; the refresh (slow, 400 ms) is fresh
+    // for a minute, so polling for it cannot trigger another refresh.
     origin.route("/g", |_, n| {
-        let r = Reply::ok(format!("version {n}")).header("cache-control", "max-age=1");
         if n > 1 {
-            r.delay(Duration::from_millis(400))
+            Reply::ok(format!("version {n}"))
+                .header("cache-control", "max-age=60")
+                .delay(Duration::from_millis(400))
         } else {
-            r
+            Reply::ok("version 1").header("cache-control", "max-age=1")
         }
     });
     let lq = lacquer_for(&origin).await; // default grace: 10 s
