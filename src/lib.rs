@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod esi;
 pub mod fetch;
 pub mod http;
 pub mod invalidate;

@@ -1,0 +1,3 @@
+//! ESI: Edge Side Includes, parsed once when a page is stored.
+pub mod parse;
+pub mod vars;
