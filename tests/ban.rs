@@ -117,7 +117,10 @@ async fn a_thousand_bans_keep_lookups_correct() {
     for i in 0..50 {
         cacheable(&origin, &format!("/many/{i}"), "text/plain");
     }
-    let lq = lacquer_for(&origin).await;
+    // The lurker stays asleep: lookups alone must apply the 1,000 bans.
+    let mut config = config_for(origin.addr);
+    config.invalidation.ban_lurker_sleep = lacquer::config::Seconds(Duration::from_secs(3600));
+    let lq = lacquer(config).await;
     let a = lq.addr();
     for i in 0..50 {
         get(a, &format!("/many/{i}")).await;

@@ -55,9 +55,10 @@ pub enum ConfigError {
 pub struct Config {
     /// Client-facing listener settings.
     pub server: ServerConfig,
-    /// Backends (app servers). The first one is used for every request until
-    /// directors exist.
+    /// Backends (app servers), spread by the director.
     pub backend: Vec<BackendConfig>,
+    /// How requests are spread over the backends.
+    pub director: DirectorConfig,
     /// Cache behaviour and storage.
     pub cache: CacheConfig,
     /// PURGE, BAN and surrogate keys.
@@ -195,6 +196,64 @@ pub struct BackendConfig {
     pub max_connections: usize,
     /// How long an idle pooled connection is kept for reuse.
     pub idle_timeout: Seconds,
+    /// Health probe (Varnish's `.probe`); absent: always healthy.
+    pub probe: Option<ProbeConfig>,
+}
+
+/// A health probe: a request sent every `interval`; the backend is healthy
+/// while at least `threshold` of the last `window` probes succeeded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Path requested (GET) with `Host` set to the backend address.
+    pub url: String,
+    /// Time between two probes.
+    pub interval: Seconds,
+    /// Time a probe may take.
+    pub timeout: Seconds,
+    /// Probes remembered (1 to 64).
+    pub window: u32,
+    /// Successes among them needed to be healthy.
+    pub threshold: u32,
+    /// Status a successful probe answers.
+    pub expected_status: u16,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            url: "/".into(),
+            interval: Seconds(Duration::from_secs(5)),
+            timeout: Seconds(Duration::from_secs(2)),
+            window: 8,
+            threshold: 3,
+            expected_status: 200,
+        }
+    }
+}
+
+/// How requests are spread over the backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirectorKind {
+    /// In turn.
+    #[default]
+    RoundRobin,
+    /// At random.
+    Random,
+    /// By a hash of the URL (or of `hash_header`): the same key goes to the
+    /// same backend while it is healthy.
+    Hash,
+}
+
+/// The director in front of the backends.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectorConfig {
+    /// round-robin (default), random or hash.
+    pub kind: DirectorKind,
+    /// For `hash`: hash this request header instead of the URL.
+    pub hash_header: Option<String>,
 }
 
 /// Cache behaviour.
@@ -257,6 +316,7 @@ impl Default for BackendConfig {
             between_bytes_timeout: Seconds(Duration::from_secs(60)),
             max_connections: 0,
             idle_timeout: Seconds(Duration::from_secs(60)),
+            probe: None,
         }
     }
 }
@@ -352,6 +412,33 @@ impl Config {
         for (i, b) in self.backend.iter().enumerate() {
             check_authority(&b.address)
                 .map_err(|m| invalid(format!("backend[{i}] ({}): address {m}", b.name)))?;
+            if self.backend[..i].iter().any(|o| o.name == b.name) {
+                return Err(invalid(format!(
+                    "backend[{i}]: name {:?} is used twice",
+                    b.name
+                )));
+            }
+            if let Some(p) = &b.probe {
+                if !(1..=64).contains(&p.window) || p.threshold == 0 || p.threshold > p.window {
+                    return Err(invalid(format!(
+                        "backend[{i}] ({}): probe needs 1 <= threshold <= window <= 64",
+                        b.name
+                    )));
+                }
+                if !p.url.starts_with('/') || p.interval.0.is_zero() {
+                    return Err(invalid(format!(
+                        "backend[{i}] ({}): probe url must start with / and interval be > 0",
+                        b.name
+                    )));
+                }
+            }
+        }
+        if let Some(h) = &self.director.hash_header {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(format!(
+                    "director.hash_header: {h:?} is not a header name"
+                )));
+            }
         }
         let c = &self.cache;
         if !(0.0..=1.0).contains(&c.heuristic_fraction) {

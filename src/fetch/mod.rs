@@ -1,5 +1,7 @@
-//! Talking to backends: the connection pool, request coalescing, and the
-//! shared streaming body of a coalesced fetch.
+//! Talking to backends: the connection pool, directors and health probes,
+//! request coalescing, and the shared streaming body of a coalesced fetch.
 pub mod broadcast;
+pub mod director;
 pub mod inflight;
 pub mod pool;
+pub mod probe;

@@ -44,6 +44,9 @@ pub enum FetchError {
     /// All `max_connections` were busy for longer than `connect_timeout`.
     #[error("backend {0}: all connections busy")]
     PoolExhausted(String),
+    /// Every backend of the director is sick.
+    #[error("no healthy backend")]
+    NoHealthyBackend,
     /// No response head within `first_byte_timeout`.
     #[error("backend {0}: no response within the first-byte timeout")]
     FirstByteTimeout(String),
@@ -64,6 +67,7 @@ impl FetchError {
             FetchError::ConnectTimeout(_)
             | FetchError::FirstByteTimeout(_)
             | FetchError::PoolExhausted(_) => StatusCode::GATEWAY_TIMEOUT,
+            FetchError::NoHealthyBackend => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -75,6 +79,7 @@ impl FetchError {
             FetchError::ConnectTimeout(_) => "connect-timeout",
             FetchError::PoolExhausted(_) => "pool-exhausted",
             FetchError::FirstByteTimeout(_) => "first-byte-timeout",
+            FetchError::NoHealthyBackend => "no-healthy-backend",
             FetchError::Protocol { .. } => "protocol-error",
         }
     }
@@ -136,6 +141,12 @@ pub struct Backend {
     idle: Box<[Mutex<Vec<Idle>>]>,
     limit: Option<Arc<Semaphore>>,
     released: Notify,
+    /// Probe verdict; true without a probe.
+    healthy: std::sync::atomic::AtomicBool,
+    /// The last probes, newest in bit 0 (1 = success).
+    probe_window: std::sync::atomic::AtomicU64,
+    /// Probes remembered (0: no probe).
+    probe_window_len: u32,
 }
 
 impl std::fmt::Debug for Backend {
@@ -160,6 +171,9 @@ impl Backend {
             idle: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
             limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
             released: Notify::new(),
+            healthy: std::sync::atomic::AtomicBool::new(true),
+            probe_window: std::sync::atomic::AtomicU64::new(0),
+            probe_window_len: cfg.probe.as_ref().map_or(0, |p| p.window),
         });
         backend.spawn_reaper();
         backend
@@ -191,6 +205,44 @@ impl Backend {
                 }
             }
         });
+    }
+
+    /// Whether the probe (if any) says the backend is healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records a probe result; returns the new verdict (healthy while at
+    /// least `threshold` of the last `window` probes succeeded).
+    pub fn record_probe(&self, ok: bool, window: u32, threshold: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        let mask = if window >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << window) - 1
+        };
+        let bits = self
+            .probe_window
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some(((w << 1) | u64::from(ok)) & mask)
+            })
+            .map_or(0, |old| ((old << 1) | u64::from(ok)) & mask);
+        let healthy = bits.count_ones() >= threshold;
+        let was = self.healthy.swap(healthy, Ordering::AcqRel);
+        if was != healthy {
+            tracing::warn!(backend = %self.name, healthy, probes = %format!("{bits:0w$b}", w = window as usize), "backend health changed");
+        }
+        healthy
+    }
+
+    /// The last probes, newest last (`X` success, `-` failure), like
+    /// varnishadm's `backend.list -p`; empty without a probe.
+    pub fn probe_history(&self) -> String {
+        let bits = self.probe_window.load(std::sync::atomic::Ordering::Acquire);
+        (0..self.probe_window_len)
+            .rev()
+            .map(|i| if bits >> i & 1 == 1 { 'X' } else { '-' })
+            .collect()
     }
 
     /// The backend's name from the settings.

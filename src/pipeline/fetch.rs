@@ -19,7 +19,7 @@ use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
 use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
-use crate::fetch::pool::BackendBody;
+use crate::fetch::pool::{BackendBody, FetchError};
 use crate::http::headers::{append_forwarded_for, append_via};
 
 /// How often a follower starts over after its leader gave up.
@@ -110,7 +110,7 @@ impl Proxy {
         let request_time = SystemTime::now();
         // Bans added from here on apply to what this fetch stores.
         let ban_stamp = self.bans.newest();
-        let resp = match self.backend.send(bereq).await {
+        let resp = match self.send(&ctx, bereq).await {
             Ok(r) => {
                 self.metrics.count_backend(r.status());
                 r
@@ -365,7 +365,7 @@ impl Proxy {
         let Some(bereq) = self.backend_request(&ctx, method.clone(), None, body, false) else {
             return synth(StatusCode::BAD_REQUEST, "invalid request target");
         };
-        let resp = match self.backend.send(bereq).await {
+        let resp = match self.send(&ctx, bereq).await {
             Ok(r) => {
                 self.metrics.count_backend(r.status());
                 r
@@ -391,6 +391,18 @@ impl Proxy {
             self.via(),
             &self.keys,
         )
+    }
+
+    /// Sends to the backend the director picks.
+    async fn send(
+        &self,
+        ctx: &RequestCtx,
+        bereq: Request<ReqBody>,
+    ) -> Result<Response<BackendBody>, FetchError> {
+        match self.director.pick(&ctx.url, &ctx.headers) {
+            Some(backend) => backend.send(bereq).await,
+            None => Err(FetchError::NoHealthyBackend),
+        }
     }
 
     /// RFC 9111 §4.4: the target URI, and same-host `Location` /

@@ -25,8 +25,8 @@ use crate::cache::object::KeySpec;
 use crate::cache::Store;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::fetch::director::Director;
 use crate::fetch::inflight::Inflight;
-use crate::fetch::pool::Backend;
 use crate::invalidate::bans::BanList;
 use crate::observe::metrics::{Gauges, Metrics};
 use crate::policy::{Builtin, Policy, RecvAction};
@@ -46,7 +46,7 @@ pub enum SetupError {
 pub struct Proxy {
     config: Arc<Config>,
     store: Store,
-    backend: Arc<Backend>,
+    director: Director,
     inflight: Arc<Inflight>,
     policy: Arc<dyn Policy>,
     freshness: FreshnessPolicy,
@@ -69,7 +69,10 @@ impl Proxy {
         config: Arc<Config>,
         policy: Arc<dyn Policy>,
     ) -> Result<Arc<Proxy>, SetupError> {
-        let backend = Backend::new(config.primary_backend().ok_or(SetupError::NoBackend)?);
+        if config.backend.is_empty() {
+            return Err(SetupError::NoBackend);
+        }
+        let director = Director::new(&config);
         let store = Store::new(config.cache.storage.0, config.cache.max_variants);
         let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
             .map_err(|_| SetupError::BadViaName)?;
@@ -101,7 +104,7 @@ impl Proxy {
             freshness: config.cache.freshness_policy(),
             config,
             store,
-            backend,
+            director,
             inflight: Inflight::new(),
             policy,
         }))
@@ -133,6 +136,11 @@ impl Proxy {
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
+    /// The director and its backends.
+    pub fn director(&self) -> &Director {
+        &self.director
+    }
+
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -141,13 +149,23 @@ impl Proxy {
     /// The Prometheus exposition of the counters and gauges.
     pub fn render_metrics(&self) -> String {
         let (evictions, expirations) = self.store.removals();
-        self.metrics.render(&Gauges {
+        let mut out = self.metrics.render(&Gauges {
             objects: self.store.entry_count(),
             bytes: self.store.stored_bytes(),
             bans: self.bans.len() as u64,
             evictions,
             expirations,
-        })
+        });
+        out.push_str("# HELP lacquer_backend_healthy 1 while the backend's probe says healthy.\n");
+        out.push_str("# TYPE lacquer_backend_healthy gauge\n");
+        for b in self.director.backends() {
+            out.push_str(&format!(
+                "lacquer_backend_healthy{{backend=\"{}\"}} {}\n",
+                b.name(),
+                u8::from(b.is_healthy())
+            ));
+        }
+        out
     }
 
     /// Runs one request through the lifecycle, and counts how it was served.

@@ -9,6 +9,7 @@
 //! | `POST /purge/keys` (body: keys; `X-Purge: soft`) | purges by surrogate key |
 //! | `GET /counts` | objects, bytes, bans |
 //! | `GET /metrics` | Prometheus metrics |
+//! | `GET /backends` | name, address, healthy/sick, recent probes |
 //! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
 
 use bytes::Bytes;
@@ -109,6 +110,20 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
             proxy.bans().len(),
         )),
         (&Method::GET, "/metrics") => text_response(proxy.render_metrics()),
+        (&Method::GET, "/backends") => {
+            let mut out = String::new();
+            for b in proxy.director().backends() {
+                let state = if b.is_healthy() { "healthy" } else { "sick" };
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\n",
+                    b.name(),
+                    b.address(),
+                    state,
+                    b.probe_history()
+                ));
+            }
+            text_response(out)
+        }
         (&Method::POST, APPLY_PATH) => apply_from_peer(proxy, &parts.headers, text),
         _ => synth(StatusCode::NOT_FOUND, "unknown admin request"),
     }

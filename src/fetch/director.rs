@@ -1,0 +1,105 @@
+//! Directors: which backend a request goes to — round-robin, random, or by
+//! hash of the URL (or a header) — skipping sick backends.
+
+use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::pool::Backend;
+use crate::config::{Config, DirectorKind};
+
+/// The backends and how to choose among them.
+pub struct Director {
+    kind: DirectorKind,
+    hash_header: Option<http::HeaderName>,
+    backends: Vec<Arc<Backend>>,
+    next: AtomicUsize,
+    hasher: BuildHasherDefault<DefaultHasher>,
+}
+
+impl Director {
+    /// Builds the backends of `config` (starting their probes when a tokio
+    /// runtime is running).
+    pub fn new(config: &Config) -> Director {
+        let backends: Vec<Arc<Backend>> = config
+            .backend
+            .iter()
+            .map(|b| {
+                let backend = Backend::new(b);
+                if let (Some(probe), Ok(rt)) = (&b.probe, tokio::runtime::Handle::try_current()) {
+                    rt.spawn(super::probe::run(Arc::downgrade(&backend), probe.clone()));
+                }
+                backend
+            })
+            .collect();
+        Director {
+            kind: config.director.kind,
+            hash_header: config
+                .director
+                .hash_header
+                .as_deref()
+                .and_then(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()),
+            backends,
+            next: AtomicUsize::new(0),
+            // Unseeded: every node, and every restart, maps a key to the same
+            // backend.
+            hasher: BuildHasherDefault::default(),
+        }
+    }
+
+    /// Every backend, healthy or not.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.backends
+    }
+
+    /// The backend for a request with this URL and headers, or `None` when
+    /// all are sick.
+    pub fn pick(&self, url: &str, headers: &http::HeaderMap) -> Option<Arc<Backend>> {
+        if let [only] = self.backends.as_slice() {
+            return only.is_healthy().then(|| only.clone());
+        }
+        match self.kind {
+            DirectorKind::RoundRobin => self.in_turn(self.next.fetch_add(1, Ordering::Relaxed)),
+            DirectorKind::Random => self.in_turn(random()),
+            DirectorKind::Hash => {
+                let key: &[u8] = match &self.hash_header {
+                    Some(h) => headers.get(h).map_or(b"", |v| v.as_bytes()),
+                    None => url.as_bytes(),
+                };
+                // Rendezvous hashing: the healthy backend with the highest
+                // score for this key; when one falls sick only its keys move.
+                self.backends
+                    .iter()
+                    .filter(|b| b.is_healthy())
+                    .max_by_key(|b| self.hasher.hash_one((key, b.name())))
+                    .cloned()
+            }
+        }
+    }
+
+    /// The first healthy backend from position `start` on.
+    fn in_turn(&self, start: usize) -> Option<Arc<Backend>> {
+        let n = self.backends.len();
+        (0..n)
+            .map(|i| &self.backends[(start + i) % n])
+            .find(|b| b.is_healthy())
+            .cloned()
+    }
+}
+
+/// A cheap per-thread pseudo-random number (xorshift), enough to spread load.
+fn random() -> usize {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0u8) | 1);
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x as usize
+    })
+}

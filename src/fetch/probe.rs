@@ -1,0 +1,47 @@
+//! Health probes (Varnish's `.probe`): a GET every `interval`; a backend is
+//! healthy while at least `threshold` of the last `window` probes answered
+//! the expected status within `timeout`. Directors skip sick backends.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+use super::pool::Backend;
+use crate::config::ProbeConfig;
+
+/// Probes `backend` forever (stops when the backend is dropped).
+pub async fn run(backend: std::sync::Weak<Backend>, cfg: ProbeConfig) {
+    let mut tick = tokio::time::interval(cfg.interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = backend.upgrade() else { return };
+        let ok = matches!(
+            tokio::time::timeout(cfg.timeout.0, probe_once(&b, &cfg)).await,
+            Ok(Ok(status)) if status == cfg.expected_status
+        );
+        b.record_probe(ok, cfg.window, cfg.threshold);
+    }
+}
+
+/// One probe on a fresh connection (so it tests connecting too).
+async fn probe_once(backend: &Arc<Backend>, cfg: &ProbeConfig) -> Result<u16, String> {
+    let stream = TcpStream::connect(backend.address())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = Request::get(cfg.url.as_str())
+        .header("host", backend.address())
+        .header("user-agent", "lacquer-probe")
+        .header("connection", "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
+}
