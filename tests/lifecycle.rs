@@ -151,3 +151,66 @@ async fn metrics_count_outcomes_backend_answers_and_storage() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn limits_max_connections_and_slow_or_idle_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start().await;
+    origin.route("/", |_, _| Reply::ok("fine"));
+    let mut config = config_for(origin.addr);
+    config.server.max_connections = 2;
+    config.server.header_read_timeout = lacquer::config::Seconds(Duration::from_millis(300));
+    let lq = lacquer(config).await;
+    // Two connections held open (idle keep-alive)...
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    // ...a third is refused with a clear 503.
+    let out = raw(
+        lq.addr(),
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.1 503") && out.contains("too many connections"),
+        "{out}"
+    );
+    // Idle keep-alive connections are closed after header_read_timeout,
+    // which frees the slots.
+    for s in &mut held {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 0, "idle connection not closed");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A slowloris client sending its head a byte at a time is cut off.
+    let mut slow = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for b in b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: 1234567890\r\n" {
+        if slow.write_all(&[*b]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), slow.read_to_end(&mut rest)).await;
+    assert!(closed || started.elapsed() < Duration::from_secs(3));
+    let text = String::from_utf8_lossy(&rest);
+    assert!(!text.contains("200 OK"), "slow client was served: {text}");
+    let out = get(lq.addr(), "/").await;
+    assert_eq!(out.status, 200, "slots not freed");
+}

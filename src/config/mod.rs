@@ -158,8 +158,13 @@ pub struct ServerConfig {
     pub max_header_bytes: ByteSize,
     /// Most request headers accepted; more gets 431.
     pub max_headers: usize,
-    /// Time a client has to send a complete request head.
+    /// Time a client has to send a complete request head. It also runs
+    /// while a keep-alive connection waits for its next request, so it is
+    /// the idle keep-alive timeout and the slow-client (slowloris) guard.
     pub header_read_timeout: Seconds,
+    /// Most client connections open at once (per instance); beyond that a
+    /// new connection gets `503 too many connections` and is closed.
+    pub max_connections: usize,
     /// Name used in the `Via` header.
     pub via_name: String,
     /// Worker threads (0 = one per core).
@@ -296,6 +301,7 @@ impl Default for ServerConfig {
             max_header_bytes: ByteSize(16 << 10),
             max_headers: 100,
             header_read_timeout: Seconds(Duration::from_secs(10)),
+            max_connections: 10_000,
             via_name: "lacquer".into(),
             threads: 0,
             proxy_protocol: false,
@@ -403,6 +409,9 @@ impl Config {
             return Err(invalid(
                 "server.via_name: must be printable ASCII and not empty".into(),
             ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections: must be at least 1".into()));
         }
         if self.server.max_header_bytes.0 < 8192 {
             return Err(invalid(

@@ -298,8 +298,13 @@ async fn accept_loop(
         let life = life.clone();
         let settings_proxy_protocol = settings.proxy_protocol;
         let header_timeout = settings.header_read_timeout.0;
+        // Counted here, before the task starts, so a burst cannot overshoot.
+        let Some(active) = ActiveConnections::enter(&life.active, settings.max_connections) else {
+            tokio::spawn(refuse_connection(stream, peer));
+            continue;
+        };
         tokio::spawn(async move {
-            let _active = life.active.enter();
+            let _active = active;
             if !settings_proxy_protocol {
                 serve(stream, peer, proxy, &builder, life.stop).await;
                 return;
@@ -325,6 +330,24 @@ async fn accept_loop(
             serve(io, client, proxy, &builder, life.stop).await;
         });
     }
+}
+
+/// Answers a connection over `server.max_connections` with a 503 and
+/// closes it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
+    tracing::warn!(client = %peer, "server.max_connections reached; connection refused");
+    let body = "503 Service Unavailable\ntoo many connections\n";
+    let resp = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        stream.write_all(resp.as_bytes()),
+    )
+    .await;
+    let _ = stream.shutdown().await;
 }
 
 /// Serves one client connection until it ends, or until shutdown, when it
@@ -396,16 +419,21 @@ struct ActiveConnections {
     idle: Notify,
 }
 
-struct ActiveGuard<'a>(&'a ActiveConnections);
+struct ActiveGuard(Arc<ActiveConnections>);
 
 impl ActiveConnections {
-    fn enter(&self) -> ActiveGuard<'_> {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        ActiveGuard(self)
+    /// Counts a new connection, unless `max` are already open.
+    fn enter(this: &Arc<Self>, max: usize) -> Option<ActiveGuard> {
+        this.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ActiveGuard(this.clone()))
     }
 }
 
-impl Drop for ActiveGuard<'_> {
+impl Drop for ActiveGuard {
     fn drop(&mut self) {
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
