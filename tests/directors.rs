@@ -82,7 +82,7 @@ fn probed(mut c: Config) -> Config {
         b.probe = Some(ProbeConfig {
             url: "/health".into(),
             interval: Seconds(Duration::from_millis(50)),
-            timeout: Seconds(Duration::from_millis(200)),
+            timeout: Seconds(Duration::from_secs(1)),
             window: 3,
             threshold: 2,
             expected_status: 200,

@@ -81,7 +81,7 @@ fn node_config(name: &str, admin: SocketAddr, peer: SocketAddr, apps: &[&Origin]
             probe: Some(ProbeConfig {
                 url: "/health".into(),
                 interval: Seconds(Duration::from_millis(100)),
-                timeout: Seconds(Duration::from_millis(500)),
+                timeout: Seconds(Duration::from_secs(1)),
                 window: 3,
                 threshold: 2,
                 expected_status: 200,

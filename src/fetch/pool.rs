@@ -172,7 +172,14 @@ impl Backend {
             limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
             released: Notify::new(),
             healthy: std::sync::atomic::AtomicBool::new(true),
-            probe_window: std::sync::atomic::AtomicU64::new(0),
+            // As Varnish's default `.initial`: threshold - 1 good probes are
+            // assumed, so the first good probe confirms the backend healthy
+            // and the first bad one makes it sick.
+            probe_window: std::sync::atomic::AtomicU64::new(
+                cfg.probe
+                    .as_ref()
+                    .map_or(0, |p| (1u64 << p.threshold.saturating_sub(1).min(63)) - 1),
+            ),
             probe_window_len: cfg.probe.as_ref().map_or(0, |p| p.window),
         });
         backend.spawn_reaper();
@@ -554,5 +561,33 @@ impl Body for BackendBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProbeConfig;
+
+    #[tokio::test]
+    async fn probe_window_starts_one_short_of_the_threshold() {
+        let cfg = BackendConfig {
+            address: "127.0.0.1:9".into(),
+            probe: Some(ProbeConfig {
+                window: 5,
+                threshold: 3,
+                ..ProbeConfig::default()
+            }),
+            ..BackendConfig::default()
+        };
+        let b = Backend::new(&cfg);
+        assert!(b.is_healthy(), "healthy until the first probe");
+        assert!(b.record_probe(true, 5, 3), "first good probe confirms health");
+        assert_eq!(b.probe_history(), "--XXX");
+        let b = Backend::new(&cfg);
+        assert!(!b.record_probe(false, 5, 3), "first bad probe makes it sick");
+        assert!(b.record_probe(true, 5, 3), "3 of the last 5 good again");
+        assert!(!b.record_probe(false, 5, 3) || b.is_healthy());
+        assert_eq!(b.probe_history(), "XX-X-");
     }
 }
