@@ -1,0 +1,223 @@
+//! The syntax tree produced by the parser (names are still strings; the
+//! checker resolves them).
+
+use crate::error::Span;
+
+/// A name and where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    /// The name as written (`req.http.Host`).
+    pub name: String,
+    /// Where.
+    pub span: Span,
+}
+
+/// A whole policy file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Policy {
+    /// `vcl 4.1;`, when present.
+    pub version: Option<(String, Span)>,
+    /// Top-level declarations, in source order.
+    pub items: Vec<Item>,
+}
+
+/// A top-level declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// `import std;`
+    Import(Ident),
+    /// `acl name { ... }`
+    Acl(Acl),
+    /// `sub name { ... }`
+    Sub(SubDef),
+}
+
+/// `acl name { "127.0.0.1"; "10.0.0.0"/8; !"10.0.0.1"; }`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acl {
+    /// Its name.
+    pub name: Ident,
+    /// Its entries, in order.
+    pub entries: Vec<AclEntry>,
+}
+
+/// One line of an ACL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AclEntry {
+    /// `!` before the address: matching addresses are excluded.
+    pub negated: bool,
+    /// The address, as written between the quotes.
+    pub addr: String,
+    /// Where the quoted address is.
+    pub addr_span: Span,
+    /// `/bits` after the address.
+    pub prefix: Option<(i64, Span)>,
+}
+
+/// `sub name { ... }`
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubDef {
+    /// Its name.
+    pub name: Ident,
+    /// Its statements.
+    pub body: Block,
+}
+
+/// `{ statements }`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// The statements, in order.
+    pub stmts: Vec<Stmt>,
+    /// From `{` to `}`.
+    pub span: Span,
+}
+
+/// A statement and where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    /// What it does.
+    pub kind: StmtKind,
+    /// From its first token to its `;` (or closing `}`).
+    pub span: Span,
+}
+
+/// The statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StmtKind {
+    /// `if (c) { } elseif (c) { } else { }`
+    If {
+        /// Each condition with its block, in order.
+        branches: Vec<(Expr, Block)>,
+        /// The final `else`.
+        otherwise: Option<Block>,
+    },
+    /// `set VAR = EXPR;`
+    Set {
+        /// The variable.
+        target: Ident,
+        /// The value.
+        value: Expr,
+    },
+    /// `unset VAR;`
+    Unset(Ident),
+    /// `return (action);` or `return (action(args));`
+    Return(ActionExpr),
+    /// `call name;`
+    Call(Ident),
+    /// `hash_data(EXPR);`
+    HashData(Expr),
+    /// `synthetic(EXPR);`
+    Synthetic(Expr),
+    /// `name(args);`: a function called for nothing (always an error in
+    /// vcl-lite: its functions have no side effects).
+    CallFunction(Ident),
+}
+
+/// The action of a `return`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionExpr {
+    /// `hash`, `pass`, `synth`, …
+    pub name: Ident,
+    /// `synth(404, "Not found")` arguments.
+    pub args: Vec<Expr>,
+    /// The whole action, name and arguments.
+    pub span: Span,
+}
+
+/// An expression and where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `>`
+    Gt,
+    /// `<=`
+    Le,
+    /// `>=`
+    Ge,
+    /// `~`
+    Match,
+    /// `!~`
+    NoMatch,
+}
+
+impl CmpOp {
+    /// As written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Gt => ">",
+            CmpOp::Le => "<=",
+            CmpOp::Ge => ">=",
+            CmpOp::Match => "~",
+            CmpOp::NoMatch => "!~",
+        }
+    }
+}
+
+/// `+` or `-`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOp {
+    /// `+`: addition or string concatenation.
+    Add,
+    /// `-`
+    Sub,
+}
+
+/// The expressions. Chains of `||`, `&&` and `+`/`-` are kept flat.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// `"text"`
+    Str(String),
+    /// `42`
+    Int(i64),
+    /// `10s` (in seconds)
+    Duration(f64),
+    /// `true`, `false`
+    Bool(bool),
+    /// A variable, or an ACL name on the right of `~`.
+    Name(Ident),
+    /// `f(a, b)`
+    Call {
+        /// The function.
+        name: Ident,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
+    /// `!e`
+    Not(Box<Expr>),
+    /// `-e`
+    Neg(Box<Expr>),
+    /// `a + b - c`: the first operand and the rest with their operators.
+    Arith(Box<Expr>, Vec<(AddOp, Span, Expr)>),
+    /// `a == b`, `a ~ "re"`, …
+    Cmp {
+        /// The operator.
+        op: CmpOp,
+        /// Where the operator is.
+        op_span: Span,
+        /// Left.
+        lhs: Box<Expr>,
+        /// Right.
+        rhs: Box<Expr>,
+    },
+    /// `a && b && c`
+    And(Vec<Expr>),
+    /// `a || b || c`
+    Or(Vec<Expr>),
+}

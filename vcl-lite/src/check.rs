@@ -1,0 +1,1512 @@
+//! Names, types, where variables may be used and which actions each
+//! subroutine may return; turns the AST into the evaluator's program.
+
+use std::collections::HashMap;
+
+use regex::{Regex, RegexBuilder};
+
+use crate::acl::CompiledAcl;
+use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
+use crate::error::{Error, Span};
+use crate::eval::{Action, Program, MAX_CALL_DEPTH};
+use crate::ir::{self, ActionIr, Replacement};
+use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
+
+/// The deepest nesting of blocks and calls together, along any call chain.
+pub const MAX_NESTING: usize = 256;
+
+/// Compiled size limit of one regular expression.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// How a `return` action takes arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActionArgs {
+    /// `hash`
+    None,
+    /// `synth(404)`, `synth(404, "Not Found")`
+    Status,
+    /// `pass(10s)`
+    Ttl,
+}
+
+/// The actions each built-in subroutine may return (Varnish 7's, plus
+/// lacquer's `ban` in vcl_recv).
+pub(crate) fn actions(sub: Sub) -> &'static [(&'static str, ActionArgs)] {
+    use ActionArgs::*;
+    match sub {
+        Sub::Recv => &[
+            ("hash", None),
+            ("pass", None),
+            ("pipe", None),
+            ("purge", None),
+            ("ban", None),
+            ("synth", Status),
+            ("restart", None),
+            ("fail", None),
+        ],
+        Sub::Hash => &[("lookup", None), ("fail", None)],
+        Sub::Hit => &[
+            ("deliver", None),
+            ("pass", None),
+            ("restart", None),
+            ("synth", Status),
+            ("fail", None),
+        ],
+        Sub::Miss => &[
+            ("fetch", None),
+            ("pass", None),
+            ("restart", None),
+            ("synth", Status),
+            ("fail", None),
+        ],
+        Sub::Pass => &[
+            ("fetch", None),
+            ("restart", None),
+            ("synth", Status),
+            ("fail", None),
+        ],
+        Sub::Purge => &[("restart", None), ("synth", Status), ("fail", None)],
+        Sub::Deliver => &[
+            ("deliver", None),
+            ("restart", None),
+            ("synth", Status),
+            ("fail", None),
+        ],
+        Sub::Synth => &[("deliver", None), ("restart", None), ("fail", None)],
+        Sub::BackendFetch => &[
+            ("fetch", None),
+            ("abandon", None),
+            ("error", Status),
+            ("fail", None),
+        ],
+        Sub::BackendResponse => &[
+            ("deliver", None),
+            ("retry", None),
+            ("abandon", None),
+            ("pass", Ttl),
+            ("error", Status),
+            ("fail", None),
+        ],
+        Sub::BackendError => &[
+            ("deliver", None),
+            ("retry", None),
+            ("abandon", None),
+            ("fail", None),
+        ],
+    }
+}
+
+fn plain_action(name: &str) -> Option<Action> {
+    Some(match name {
+        "hash" => Action::Hash,
+        "lookup" => Action::Lookup,
+        "pass" => Action::Pass,
+        "pipe" => Action::Pipe,
+        "purge" => Action::Purge,
+        "ban" => Action::Ban,
+        "restart" => Action::Restart,
+        "fetch" => Action::Fetch,
+        "deliver" => Action::Deliver,
+        "retry" => Action::Retry,
+        "abandon" => Action::Abandon,
+        "fail" => Action::Fail,
+        _ => return None,
+    })
+}
+
+/// A function parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Param {
+    Str,
+    Regex,
+    Int,
+    Duration,
+}
+
+impl Param {
+    fn name(self) -> &'static str {
+        match self {
+            Param::Str => "STRING",
+            Param::Regex => "REGEX",
+            Param::Int => "INT",
+            Param::Duration => "DURATION",
+        }
+    }
+}
+
+/// A built-in function.
+pub(crate) struct FuncDef {
+    pub(crate) name: &'static str,
+    pub(crate) params: &'static [Param],
+    pub(crate) ret: Type,
+    pub(crate) doc: &'static str,
+}
+
+impl FuncDef {
+    pub(crate) fn signature(&self) -> String {
+        let params: Vec<&str> = self.params.iter().map(|p| p.name()).collect();
+        format!("{}({})", self.name, params.join(", "))
+    }
+}
+
+pub(crate) static FUNCS: &[FuncDef] = &[
+    FuncDef {
+        name: "regsub",
+        params: &[Param::Str, Param::Regex, Param::Str],
+        ret: Type::String,
+        doc: "the string with the first match of the regular expression replaced; `\\0`…`\\9` in the replacement insert the match and its groups",
+    },
+    FuncDef {
+        name: "regsuball",
+        params: &[Param::Str, Param::Regex, Param::Str],
+        ret: Type::String,
+        doc: "like `regsub`, replacing every match",
+    },
+    FuncDef {
+        name: "std.tolower",
+        params: &[Param::Str],
+        ret: Type::String,
+        doc: "the string with ASCII letters lower-cased",
+    },
+    FuncDef {
+        name: "std.toupper",
+        params: &[Param::Str],
+        ret: Type::String,
+        doc: "the string with ASCII letters upper-cased",
+    },
+    FuncDef {
+        name: "std.integer",
+        params: &[Param::Str, Param::Int],
+        ret: Type::Int,
+        doc: "the string as an integer (surrounding spaces allowed), else the fallback",
+    },
+    FuncDef {
+        name: "std.duration",
+        params: &[Param::Str, Param::Duration],
+        ret: Type::Duration,
+        doc: "the string as a duration (`10s`, `1.5m`), else the fallback",
+    },
+];
+
+/// Compiles a regular expression with vcl-lite's limits.
+pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => format!(
+                "too large once compiled (the limit is {} KiB)",
+                REGEX_SIZE_LIMIT / 1024
+            ),
+            other => {
+                let text = other.to_string();
+                text.lines()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix("error: "))
+                    .map_or(text.clone(), str::to_string)
+            }
+        })
+}
+
+struct CallSite<'p> {
+    callee: usize,
+    ident: &'p Ident,
+    /// Block nesting at the call.
+    depth: usize,
+}
+
+struct SubInfo<'p> {
+    def: &'p ast::SubDef,
+    builtin: Option<Sub>,
+    calls: Vec<CallSite<'p>>,
+    /// Index among the custom subroutines.
+    custom: usize,
+}
+
+struct Checker<'p> {
+    src: &'p str,
+    file: &'p str,
+    subs: Vec<SubInfo<'p>>,
+    sub_names: HashMap<&'p str, usize>,
+    acl_names: HashMap<&'p str, usize>,
+    acls: Vec<CompiledAcl>,
+}
+
+/// The subroutine being checked and where it runs.
+struct Scope<'s> {
+    name: &'s str,
+    builtin: bool,
+    mask: Mask,
+}
+
+/// Checks a parsed policy and builds the program.
+pub(crate) fn check(policy: &ast::Policy, src: &str, file: &str) -> Result<Program, Error> {
+    let mut checker = Checker {
+        src,
+        file,
+        subs: Vec::new(),
+        sub_names: HashMap::new(),
+        acl_names: HashMap::new(),
+        acls: Vec::new(),
+    };
+    checker.declarations(policy)?;
+    checker.collect_calls()?;
+    let order = checker.post_order()?;
+    let masks = checker.masks(&order)?;
+    checker.depths(&order)?;
+
+    let mut subs: Vec<Option<Vec<ir::Stmt>>> = vec![None; Sub::ALL.len()];
+    let mut customs: Vec<Vec<ir::Stmt>> = Vec::new();
+    for (i, info) in checker.subs.iter().enumerate() {
+        let scope = Scope {
+            name: &info.def.name.name,
+            builtin: info.builtin.is_some(),
+            mask: masks[i],
+        };
+        let body = checker.block(&info.def.body, &scope)?;
+        match info.builtin {
+            Some(sub) => subs[sub.index()] = Some(body),
+            None => customs.push(body),
+        }
+    }
+    Ok(Program {
+        file: file.to_string(),
+        source: src.to_string(),
+        subs,
+        customs,
+        acls: checker.acls,
+    })
+}
+
+fn line_of(src: &str, span: Span) -> usize {
+    crate::error::locate(src, span.start).0
+}
+
+fn visit_calls<'p>(block: &'p ast::Block, depth: usize, out: &mut Vec<(&'p Ident, usize)>) {
+    for stmt in &block.stmts {
+        match &stmt.kind {
+            StmtKind::Call(name) => out.push((name, depth)),
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
+                for (_, b) in branches {
+                    visit_calls(b, depth + 1, out);
+                }
+                if let Some(b) = otherwise {
+                    visit_calls(b, depth + 1, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<'p> Checker<'p> {
+    fn error(&self, span: Span, message: impl Into<String>, label: impl Into<String>) -> Error {
+        Error::new(self.src, self.file, span, message, label)
+    }
+
+    // ----- declarations and the call graph -----
+
+    fn declarations(&mut self, policy: &'p ast::Policy) -> Result<(), Error> {
+        let mut customs = 0;
+        for item in &policy.items {
+            match item {
+                Item::Import(name) => {
+                    if name.name != "std" {
+                        return Err(self.error(
+                            name.span,
+                            format!("unknown module `{}`", name.name),
+                            "vcl-lite has only `std` (built in: importing it is optional)",
+                        ));
+                    }
+                }
+                Item::Acl(acl) => {
+                    let name = acl.name.name.as_str();
+                    if let Some(&first) = self.acl_names.get(name) {
+                        let first_span = policy_acl_span(policy, first);
+                        return Err(self
+                            .error(
+                                acl.name.span,
+                                format!("duplicate ACL `{name}`"),
+                                "defined again here",
+                            )
+                            .note(format!(
+                                "`{name}` is first defined on line {}",
+                                line_of(self.src, first_span)
+                            )));
+                    }
+                    let compiled = CompiledAcl::compile(acl, self.src, self.file)?;
+                    self.acl_names.insert(name, self.acls.len());
+                    self.acls.push(compiled);
+                }
+                Item::Sub(def) => {
+                    let name = def.name.name.as_str();
+                    let builtin = Sub::from_name(name);
+                    if builtin.is_none() && name.starts_with("vcl_") {
+                        let label = match name {
+                            "vcl_pipe" => "lacquer does not pipe: `return (pipe)` is a pass".to_string(),
+                            "vcl_init" | "vcl_fini" => "vcl-lite has no objects to set up".to_string(),
+                            _ => match closest(name, Sub::ALL.iter().map(|s| s.name())) {
+                                Some(s) => format!("did you mean `{s}`?"),
+                                None => "names starting with `vcl_` are reserved for built-in subroutines".to_string(),
+                            },
+                        };
+                        return Err(self.error(
+                            def.name.span,
+                            format!("unknown built-in subroutine `{name}`"),
+                            label,
+                        ));
+                    }
+                    if let Some(&first) = self.sub_names.get(name) {
+                        let first_span = self.subs[first].def.name.span;
+                        return Err(self
+                            .error(
+                                def.name.span,
+                                format!("duplicate subroutine `{name}`"),
+                                "defined again here",
+                            )
+                            .note(format!(
+                                "`{name}` is first defined on line {}",
+                                line_of(self.src, first_span)
+                            )));
+                    }
+                    self.sub_names.insert(name, self.subs.len());
+                    self.subs.push(SubInfo {
+                        def,
+                        builtin,
+                        calls: Vec::new(),
+                        custom: if builtin.is_none() {
+                            customs += 1;
+                            customs - 1
+                        } else {
+                            usize::MAX
+                        },
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn collect_calls(&mut self) -> Result<(), Error> {
+        for i in 0..self.subs.len() {
+            let mut found = Vec::new();
+            visit_calls(&self.subs[i].def.body, 0, &mut found);
+            let mut calls = Vec::new();
+            for (ident, depth) in found {
+                let name = ident.name.as_str();
+                if Sub::from_name(name).is_some() {
+                    return Err(self.error(
+                        ident.span,
+                        format!("cannot call `{name}`"),
+                        "built-in subroutines are run by lacquer, not called",
+                    ));
+                }
+                match self.sub_names.get(name) {
+                    Some(&callee) if self.subs[callee].builtin.is_some() => {
+                        return Err(self.error(
+                            ident.span,
+                            format!("cannot call `{name}`"),
+                            "built-in subroutines are run by lacquer, not called",
+                        ))
+                    }
+                    Some(&callee) => calls.push(CallSite {
+                        callee,
+                        ident,
+                        depth,
+                    }),
+                    None => {
+                        let customs = self
+                            .subs
+                            .iter()
+                            .filter(|s| s.builtin.is_none())
+                            .map(|s| s.def.name.name.as_str());
+                        let label = match closest(name, customs) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => format!("no `sub {name}` is defined"),
+                        };
+                        return Err(self.error(
+                            ident.span,
+                            format!("unknown subroutine `{name}`"),
+                            label,
+                        ));
+                    }
+                }
+            }
+            self.subs[i].calls = calls;
+        }
+        Ok(())
+    }
+
+    /// Post-order of the call graph (callees before callers); a cycle is an
+    /// error. Iterative, so long call chains cannot overflow the stack.
+    fn post_order(&self) -> Result<Vec<usize>, Error> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum State {
+            New,
+            Open,
+            Done,
+        }
+        let mut state = vec![State::New; self.subs.len()];
+        let mut order = Vec::with_capacity(self.subs.len());
+        for root in 0..self.subs.len() {
+            if state[root] != State::New {
+                continue;
+            }
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            state[root] = State::Open;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(call) = self.subs[node].calls.get(*next) {
+                    *next += 1;
+                    match state[call.callee] {
+                        State::New => {
+                            state[call.callee] = State::Open;
+                            stack.push((call.callee, 0));
+                        }
+                        State::Open => {
+                            let from = stack
+                                .iter()
+                                .position(|(n, _)| *n == call.callee)
+                                .unwrap_or(0);
+                            let mut path: Vec<String> = stack[from..]
+                                .iter()
+                                .map(|(n, _)| format!("`{}`", self.subs[*n].def.name.name))
+                                .collect();
+                            path.push(format!("`{}`", call.ident.name));
+                            return Err(self
+                                .error(
+                                    call.ident.span,
+                                    format!("recursive call of `{}`", call.ident.name),
+                                    format!("this call closes the loop {}", path.join(" → ")),
+                                )
+                                .note("subroutines cannot call themselves, directly or through others"));
+                        }
+                        State::Done => {}
+                    }
+                } else {
+                    state[node] = State::Done;
+                    order.push(node);
+                    stack.pop();
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// The built-in subroutines each subroutine runs in.
+    fn masks(&self, order: &[usize]) -> Result<Vec<Mask>, Error> {
+        let mut masks: Vec<Mask> = self
+            .subs
+            .iter()
+            .map(|s| s.builtin.map_or(Mask::NONE, Sub::bit))
+            .collect();
+        for &node in order.iter().rev() {
+            for call in &self.subs[node].calls {
+                masks[call.callee] = masks[call.callee].union(masks[node]);
+            }
+        }
+        for (i, info) in self.subs.iter().enumerate() {
+            if masks[i].is_empty() {
+                return Err(self
+                    .error(
+                        info.def.name.span,
+                        format!("subroutine `{}` is never called", info.def.name.name),
+                        "no built-in subroutine calls it, directly or through others",
+                    )
+                    .note(
+                        "`call` it, or remove it (as in Varnish, unused subroutines are refused)",
+                    ));
+            }
+        }
+        Ok(masks)
+    }
+
+    /// Bounds call chains and total nesting, so running cannot overflow.
+    fn depths(&self, order: &[usize]) -> Result<(), Error> {
+        let mut chain = vec![0usize; self.subs.len()];
+        let mut nest = vec![0usize; self.subs.len()];
+        for &node in order {
+            for call in &self.subs[node].calls {
+                let c = 1 + chain[call.callee];
+                if c > MAX_CALL_DEPTH {
+                    return Err(self.error(
+                        call.ident.span,
+                        "call chain too deep",
+                        format!("more than {MAX_CALL_DEPTH} nested `call`s from here"),
+                    ));
+                }
+                let n = call.depth + 1 + nest[call.callee];
+                if n > MAX_NESTING {
+                    return Err(self.error(
+                        call.ident.span,
+                        "subroutine calls nest too deeply",
+                        format!("more than {MAX_NESTING} levels of blocks and calls from here"),
+                    ));
+                }
+                chain[node] = chain[node].max(c);
+                nest[node] = nest[node].max(n);
+            }
+        }
+        Ok(())
+    }
+
+    // ----- statements -----
+
+    /// Where a custom subroutine runs, as a note.
+    fn context_note(&self, err: Error, scope: &Scope, sub: Sub) -> Error {
+        if scope.builtin {
+            err
+        } else {
+            err.note(format!("`{}` is called from {}", scope.name, sub.name()))
+        }
+    }
+
+    fn block(&self, block: &ast::Block, scope: &Scope) -> Result<Vec<ir::Stmt>, Error> {
+        let mut out = Vec::with_capacity(block.stmts.len());
+        for stmt in &block.stmts {
+            out.push(self.stmt(stmt, scope)?);
+        }
+        Ok(out)
+    }
+
+    fn stmt(&self, stmt: &ast::Stmt, scope: &Scope) -> Result<ir::Stmt, Error> {
+        Ok(match &stmt.kind {
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
+                let mut out = Vec::with_capacity(branches.len());
+                for (cond, body) in branches {
+                    out.push((self.condition(cond, scope)?, self.block(body, scope)?));
+                }
+                let otherwise = match otherwise {
+                    Some(b) => self.block(b, scope)?,
+                    None => Vec::new(),
+                };
+                ir::Stmt::If {
+                    branches: out,
+                    otherwise,
+                }
+            }
+            StmtKind::Set { target, value } => {
+                let (def, var) = self.variable(target)?;
+                self.writable(def, target, scope, "set")?;
+                let value = if def.ty == Type::String {
+                    self.text(value, scope)?
+                } else {
+                    let (e, ty) = self.expr(value, scope)?;
+                    self.coerce(e, ty, def.ty, value)?
+                };
+                ir::Stmt::Set {
+                    var,
+                    ty: def.ty,
+                    value,
+                    at: stmt.span.start,
+                }
+            }
+            StmtKind::Unset(target) => {
+                let (def, var) = self.variable(target)?;
+                if !def.is_header() {
+                    return Err(self.error(
+                        target.span,
+                        format!("`{}` cannot be unset", target.name),
+                        "only headers (`req.http.*`, `resp.http.*`, …) can be unset; give it a value with `set`",
+                    ));
+                }
+                self.writable(def, target, scope, "unset")?;
+                ir::Stmt::Unset(var)
+            }
+            StmtKind::Return(action) => ir::Stmt::Return {
+                action: self.action(action, scope)?,
+                at: stmt.span.start,
+            },
+            StmtKind::Call(name) => {
+                let index = self.sub_names.get(name.name.as_str()).copied().unwrap_or(0);
+                ir::Stmt::Call(self.subs.get(index).map_or(0, |s| s.custom))
+            }
+            StmtKind::HashData(e) => {
+                self.only_in(scope, stmt.span, "hash_data", Mask::of(&[Sub::Hash]))?;
+                ir::Stmt::HashData(self.text(e, scope)?)
+            }
+            StmtKind::Synthetic(e) => {
+                self.only_in(
+                    scope,
+                    stmt.span,
+                    "synthetic",
+                    Mask::of(&[Sub::Synth, Sub::BackendError]),
+                )?;
+                ir::Stmt::Synthetic(self.text(e, scope)?)
+            }
+            StmtKind::CallFunction(name) => {
+                let def = self.function(name)?;
+                return Err(self.error(
+                    name.span,
+                    format!("the result of `{}` is not used", def.name),
+                    "functions have no side effects: use the result, as in `set … = f(…);`",
+                ));
+            }
+        })
+    }
+
+    fn only_in(&self, scope: &Scope, span: Span, what: &str, allowed: Mask) -> Result<(), Error> {
+        if let Some(sub) = scope.mask.subs().find(|s| !allowed.contains(*s)) {
+            let err = self.error(
+                span,
+                format!("`{what}` is not allowed in {}", sub.name()),
+                format!("`{what}` can be used only in {}", allowed.describe()),
+            );
+            return Err(self.context_note(err, scope, sub));
+        }
+        Ok(())
+    }
+
+    fn action(&self, action: &ast::ActionExpr, scope: &Scope) -> Result<ActionIr, Error> {
+        let name = action.name.name.as_str();
+        let known = Sub::ALL
+            .iter()
+            .any(|s| actions(*s).iter().any(|(a, _)| *a == name));
+        let first = scope.mask.subs().next().unwrap_or(Sub::Recv);
+        let listing = |sub: Sub| {
+            let names: Vec<&str> = actions(sub).iter().map(|(a, _)| *a).collect();
+            let list = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                _ => names.join(""),
+            };
+            format!("{} can return {list}", sub.name())
+        };
+        if !known {
+            let label = match closest(name, actions(first).iter().map(|(a, _)| *a)) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => listing(first),
+            };
+            return Err(self.error(action.name.span, format!("unknown action `{name}`"), label));
+        }
+        let mut spec = None;
+        for sub in scope.mask.subs() {
+            match actions(sub).iter().find(|(a, _)| *a == name) {
+                Some((_, args)) if spec.is_none() || spec == Some(*args) => spec = Some(*args),
+                _ => {
+                    let err = self.error(
+                        action.span,
+                        format!("`return ({name})` is not allowed in {}", sub.name()),
+                        listing(sub),
+                    );
+                    return Err(self.context_note(err, scope, sub));
+                }
+            }
+        }
+        let args = &action.args;
+        match spec.unwrap_or(ActionArgs::None) {
+            ActionArgs::None => {
+                if !args.is_empty() {
+                    return Err(self.error(
+                        action.span,
+                        format!("`{name}` takes no arguments"),
+                        format!("write `return ({name});`"),
+                    ));
+                }
+                Ok(ActionIr::Plain(plain_action(name).unwrap_or(Action::Fail)))
+            }
+            ActionArgs::Status => {
+                if args.is_empty() || args.len() > 2 {
+                    return Err(self.error(
+                        action.span,
+                        format!("`{name}` takes a status and an optional reason"),
+                        format!("write `return ({name}(404));` or `return ({name}(404, \"Not Found\"));`"),
+                    ));
+                }
+                let (s, ty) = self.expr(&args[0], scope)?;
+                let status = self.coerce(s, ty, Type::Int, &args[0])?;
+                if let ExprKind::Int(code) = args[0].kind {
+                    if !(100..=999).contains(&code) {
+                        return Err(self.error(
+                            args[0].span,
+                            format!("bad status {code}"),
+                            "a status is between 100 and 999",
+                        ));
+                    }
+                }
+                let reason = match args.get(1) {
+                    Some(r) => Some(self.text(r, scope)?),
+                    None => None,
+                };
+                Ok(if name == "synth" {
+                    ActionIr::Synth { status, reason }
+                } else {
+                    ActionIr::Error { status, reason }
+                })
+            }
+            ActionArgs::Ttl => {
+                if args.len() != 1 {
+                    return Err(self.error(
+                        action.span,
+                        format!("`{name}` here takes a duration"),
+                        format!("write `return ({name}(10s));` to make a hit-for-pass object"),
+                    ));
+                }
+                let (t, ty) = self.expr(&args[0], scope)?;
+                Ok(ActionIr::PassFor(self.coerce(
+                    t,
+                    ty,
+                    Type::Duration,
+                    &args[0],
+                )?))
+            }
+        }
+    }
+
+    // ----- variables -----
+
+    fn variable(&self, ident: &Ident) -> Result<(&'static VarDef, Var), Error> {
+        if let Some(found) = vars::lookup(&ident.name) {
+            return Ok(found);
+        }
+        if self.acl_names.contains_key(ident.name.as_str()) {
+            return Err(self.error(
+                ident.span,
+                format!("`{}` is an ACL, not a variable", ident.name),
+                format!("match an address against it: `client.ip ~ {}`", ident.name),
+            ));
+        }
+        Err(self.error(
+            ident.span,
+            format!("unknown variable `{}`", ident.name),
+            vars::suggest_var(&ident.name),
+        ))
+    }
+
+    /// The same variable under the prefix that works in `sub`
+    /// (`req.url` → `bereq.url` in backend subroutines).
+    fn counterpart(&self, name: &str, sub: Sub, write: bool) -> Option<String> {
+        const PAIRS: &[(&str, &str)] = &[
+            ("req.", "bereq."),
+            ("bereq.", "req."),
+            ("beresp.", "resp."),
+            ("resp.", "beresp."),
+            ("obj.", "resp."),
+            ("obj.", "beresp."),
+            ("beresp.", "obj."),
+            ("resp.", "obj."),
+        ];
+        PAIRS.iter().find_map(|(from, to)| {
+            let rest = name.strip_prefix(from)?;
+            let alt = format!("{to}{rest}");
+            let (def, _) = vars::lookup(&alt)?;
+            let mask = if write { def.write } else { def.read };
+            mask.contains(sub).then_some(alt)
+        })
+    }
+
+    fn readable(&self, def: &VarDef, ident: &Ident, scope: &Scope) -> Result<(), Error> {
+        let Some(sub) = scope.mask.subs().find(|s| !def.read.contains(*s)) else {
+            return Ok(());
+        };
+        let label = match self.counterpart(&ident.name, sub, false) {
+            Some(alt) => format!("did you mean `{alt}`?"),
+            None => format!("readable only in {}", describe(def.read)),
+        };
+        let err = self.error(
+            ident.span,
+            format!("`{}` is not available in {}", ident.name, sub.name()),
+            label,
+        );
+        Err(self.context_note(err, scope, sub))
+    }
+
+    fn writable(
+        &self,
+        def: &VarDef,
+        ident: &Ident,
+        scope: &Scope,
+        verb: &str,
+    ) -> Result<(), Error> {
+        if def.write.is_empty() {
+            let err = self.error(
+                ident.span,
+                format!("`{}` is read-only", ident.name),
+                "it can be read, but not set",
+            );
+            return Err(
+                match self.counterpart(
+                    &ident.name,
+                    scope.mask.subs().next().unwrap_or(Sub::Recv),
+                    true,
+                ) {
+                    Some(alt) => err.note(format!("did you mean `{alt}`?")),
+                    None => err,
+                },
+            );
+        }
+        let Some(sub) = scope.mask.subs().find(|s| !def.write.contains(*s)) else {
+            return Ok(());
+        };
+        let label = match self.counterpart(&ident.name, sub, true) {
+            Some(alt) => format!("did you mean `{alt}`?"),
+            None => format!("it can be set only in {}", describe(def.write)),
+        };
+        let err = self.error(
+            ident.span,
+            format!("`{}` cannot be {verb} in {}", ident.name, sub.name()),
+            label,
+        );
+        Err(self.context_note(err, scope, sub))
+    }
+
+    // ----- expressions -----
+
+    fn function(&self, name: &Ident) -> Result<&'static FuncDef, Error> {
+        if let Some(def) = FUNCS.iter().find(|f| f.name == name.name) {
+            return Ok(def);
+        }
+        let label = match name.name.as_str() {
+            "hash_data" | "synthetic" => {
+                format!("`{}` is a statement: `{}(…);`", name.name, name.name)
+            }
+            "ban" | "std.ban" => "bans are sent with the BAN method or `lacquer ban`".to_string(),
+            n => match closest(n, FUNCS.iter().map(|f| f.name)) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => {
+                    let all: Vec<&str> = FUNCS.iter().map(|f| f.name).collect();
+                    format!("the functions are {}", all.join(", "))
+                }
+            },
+        };
+        Err(self.error(
+            name.span,
+            format!("unknown function `{}`", name.name),
+            label,
+        ))
+    }
+
+    fn regex_literal(&self, e: &ast::Expr, what: &str) -> Result<Regex, Error> {
+        let ExprKind::Str(pattern) = &e.kind else {
+            return Err(self.error(
+                e.span,
+                format!("{what} must be a string literal"),
+                "regular expressions are compiled when the policy is loaded",
+            ));
+        };
+        compile_regex(pattern)
+            .map_err(|reason| self.error(e.span, "invalid regular expression", reason))
+    }
+
+    fn call(
+        &self,
+        name: &Ident,
+        args: &[ast::Expr],
+        span: Span,
+        scope: &Scope,
+    ) -> Result<(ir::Expr, Type), Error> {
+        let def = self.function(name)?;
+        if args.len() != def.params.len() {
+            let plural = if def.params.len() == 1 { "" } else { "s" };
+            return Err(self.error(
+                span,
+                format!(
+                    "`{}` takes {} argument{plural}, found {}",
+                    def.name,
+                    def.params.len(),
+                    args.len()
+                ),
+                format!("expected `{}`", def.signature()),
+            ));
+        }
+        let mut regex = None;
+        let mut typed = Vec::with_capacity(args.len());
+        for (arg, param) in args.iter().zip(def.params) {
+            match param {
+                Param::Regex => regex = Some(self.regex_literal(arg, "the regular expression")?),
+                Param::Str => typed.push(self.text(arg, scope)?),
+                Param::Int => {
+                    let (x, ty) = self.expr(arg, scope)?;
+                    typed.push(self.coerce(x, ty, Type::Int, arg)?);
+                }
+                Param::Duration => {
+                    let (x, ty) = self.expr(arg, scope)?;
+                    typed.push(self.coerce(x, ty, Type::Duration, arg)?);
+                }
+            }
+        }
+        let mut it = typed.into_iter().map(Box::new);
+        let mut next = || {
+            it.next()
+                .unwrap_or_else(|| Box::new(ir::Expr::Str("".into())))
+        };
+        let e = match def.name {
+            "regsub" | "regsuball" => {
+                let subject = next();
+                let sub = match *next() {
+                    ir::Expr::Str(s) => Replacement::Fixed(ir::parse_replacement(&s)),
+                    other => Replacement::Dynamic(Box::new(other)),
+                };
+                let Some(re) = regex.take() else {
+                    return Err(self.error(span, "missing regular expression", "internal error"));
+                };
+                ir::Expr::Regsub {
+                    subject,
+                    re,
+                    sub,
+                    all: def.name == "regsuball",
+                }
+            }
+            "std.tolower" => ir::Expr::Lower(next()),
+            "std.toupper" => ir::Expr::Upper(next()),
+            "std.integer" => {
+                let s = next();
+                ir::Expr::Integer(s, next())
+            }
+            _ => {
+                let s = next();
+                ir::Expr::Duration(s, next())
+            }
+        };
+        Ok((e, def.ret))
+    }
+
+    fn coerce(&self, e: ir::Expr, from: Type, to: Type, at: &ast::Expr) -> Result<ir::Expr, Error> {
+        if from == to {
+            return Ok(e);
+        }
+        if to == Type::String {
+            return Ok(ir::Expr::ToStr(Box::new(e), from));
+        }
+        let label = match (&at.kind, from, to) {
+            (ExprKind::Int(i), Type::Int, Type::Duration) => format!("add a unit, as in `{i}s`"),
+            (ExprKind::Str(s), Type::String, Type::Bool) if s == "true" || s == "false" => {
+                format!("write `{s}` without quotes")
+            }
+            (_, Type::String, Type::Duration) => {
+                "write a duration such as `10s`, or convert with `std.duration(…, 0s)`".to_string()
+            }
+            (_, Type::String, Type::Int) => {
+                "write a number, or convert with `std.integer(…, 0)`".to_string()
+            }
+            _ => format!("expected {to} here"),
+        };
+        Err(self.error(
+            at.span,
+            format!("wrong type: expected {to}, found {from}"),
+            label,
+        ))
+    }
+
+    /// An expression used as a condition: BOOL, or a STRING (true when set).
+    fn condition(&self, e: &ast::Expr, scope: &Scope) -> Result<ir::Expr, Error> {
+        let (x, ty) = self.expr(e, scope)?;
+        match ty {
+            Type::Bool => Ok(x),
+            Type::String => Ok(ir::Expr::Defined(Box::new(x))),
+            other => Err(self.error(
+                e.span,
+                format!("wrong type: expected BOOL, found {other}"),
+                "a condition is BOOL (or a STRING: true when set); compare it, as in `… > 0`",
+            )),
+        }
+    }
+
+    fn expr(&self, e: &ast::Expr, scope: &Scope) -> Result<(ir::Expr, Type), Error> {
+        Ok(match &e.kind {
+            ExprKind::Str(s) => (ir::Expr::Str(s.as_str().into()), Type::String),
+            ExprKind::Int(i) => (ir::Expr::Int(*i), Type::Int),
+            ExprKind::Duration(d) => (ir::Expr::Dur(*d), Type::Duration),
+            ExprKind::Bool(b) => (ir::Expr::Bool(*b), Type::Bool),
+            ExprKind::Name(ident) => {
+                let (def, var) = self.variable(ident)?;
+                self.readable(def, ident, scope)?;
+                let x = if var == Var::ClientIp {
+                    ir::Expr::ClientIp
+                } else {
+                    ir::Expr::Var(var)
+                };
+                (x, def.ty)
+            }
+            ExprKind::Call { name, args } => self.call(name, args, e.span, scope)?,
+            ExprKind::Not(inner) => (
+                ir::Expr::Not(Box::new(self.condition(inner, scope)?)),
+                Type::Bool,
+            ),
+            ExprKind::Neg(inner) => {
+                let (x, ty) = self.expr(inner, scope)?;
+                if ty != Type::Int && ty != Type::Duration {
+                    return Err(self.error(
+                        e.span,
+                        format!("cannot negate a {ty}"),
+                        "`-` applies to INT and DURATION values",
+                    ));
+                }
+                (ir::Expr::Neg(Box::new(x)), ty)
+            }
+            ExprKind::Arith(first, rest) => self.arith(first, rest, scope, false)?,
+            ExprKind::Cmp {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => (self.compare(*op, *op_span, lhs, rhs, scope)?, Type::Bool),
+            ExprKind::And(items) | ExprKind::Or(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(self.condition(item, scope)?);
+                }
+                let x = if matches!(e.kind, ExprKind::And(_)) {
+                    ir::Expr::And(out)
+                } else {
+                    ir::Expr::Or(out)
+                };
+                (x, Type::Bool)
+            }
+        })
+    }
+
+    /// `a + b - c`, left to right. INT and DURATION add up; `+` with a
+    /// STRING on its left joins. Where a STRING is expected (`string_ctx`:
+    /// a header, `synthetic`, a STRING argument), `+` joins whatever its
+    /// operands are, as in Varnish: `obj.hits + " hits"`.
+    fn arith(
+        &self,
+        first: &ast::Expr,
+        rest: &[(AddOp, Span, ast::Expr)],
+        scope: &Scope,
+        string_ctx: bool,
+    ) -> Result<(ir::Expr, Type), Error> {
+        let (mut cur, mut ty) = self.expr(first, scope)?;
+        for (op, op_span, e) in rest {
+            let (y, yty) = self.expr(e, scope)?;
+            let numeric = matches!(ty, Type::Int | Type::Duration) && yty == ty;
+            if numeric {
+                match &mut cur {
+                    ir::Expr::Arith(_, ops) => ops.push((*op, y)),
+                    _ => cur = ir::Expr::Arith(Box::new(cur), vec![(*op, y)]),
+                }
+                continue;
+            }
+            if *op == AddOp::Add && (ty == Type::String || string_ctx) {
+                match &mut cur {
+                    ir::Expr::Concat(parts) if ty == Type::String => parts.push((y, yty)),
+                    _ => cur = ir::Expr::Concat(vec![(cur, ty), (y, yty)]),
+                }
+                ty = Type::String;
+                continue;
+            }
+            return Err(match (ty, *op) {
+                (Type::String, _) => self.error(
+                    *op_span,
+                    "cannot subtract from a STRING",
+                    "`+` joins strings; `-` works on INT and DURATION",
+                ),
+                (Type::Bool | Type::Ip, _) => self.error(
+                    *op_span,
+                    format!("`+` and `-` cannot be used on {ty}"),
+                    "they work on STRING (joining), INT and DURATION",
+                ),
+                (_, AddOp::Add) if yty == Type::String => self.error(
+                    e.span,
+                    format!("wrong type: expected {ty}, found {yty}"),
+                    "to build a string, start with one: `\"\" + …`",
+                ),
+                _ => self.error(
+                    e.span,
+                    format!("wrong type: expected {ty}, found {yty}"),
+                    format!("expected {ty} here"),
+                ),
+            });
+        }
+        Ok((cur, ty))
+    }
+
+    /// An expression where a STRING is expected (anything converts).
+    fn text(&self, e: &ast::Expr, scope: &Scope) -> Result<ir::Expr, Error> {
+        let (x, ty) = match &e.kind {
+            ExprKind::Arith(first, rest) => self.arith(first, rest, scope, true)?,
+            _ => self.expr(e, scope)?,
+        };
+        self.coerce(x, ty, Type::String, e)
+    }
+
+    fn compare(
+        &self,
+        op: CmpOp,
+        op_span: Span,
+        lhs: &ast::Expr,
+        rhs: &ast::Expr,
+        scope: &Scope,
+    ) -> Result<ir::Expr, Error> {
+        let (l, lty) = self.expr(lhs, scope)?;
+        if matches!(op, CmpOp::Match | CmpOp::NoMatch) {
+            let negate = op == CmpOp::NoMatch;
+            return match lty {
+                Type::String => Ok(ir::Expr::Regex {
+                    subject: Box::new(l),
+                    re: self.regex_literal(rhs, &format!("the right side of `{}`", op.symbol()))?,
+                    negate,
+                }),
+                Type::Ip => {
+                    let ExprKind::Name(acl) = &rhs.kind else {
+                        return Err(self.error(
+                            rhs.span,
+                            "expected an ACL name",
+                            format!(
+                                "an address is matched against an ACL: `client.ip {} name`",
+                                op.symbol()
+                            ),
+                        ));
+                    };
+                    match self.acl_names.get(acl.name.as_str()) {
+                        Some(&index) => Ok(ir::Expr::Acl {
+                            subject: Box::new(l),
+                            acl: index,
+                            negate,
+                        }),
+                        None => {
+                            let label = match closest(&acl.name, self.acl_names.keys().copied()) {
+                                Some(c) => format!("did you mean `{c}`?"),
+                                None => format!("no `acl {}` is defined", acl.name),
+                            };
+                            Err(self.error(acl.span, format!("unknown ACL `{}`", acl.name), label))
+                        }
+                    }
+                }
+                other => Err(self.error(
+                    op_span,
+                    format!("`{}` cannot be used on {other}", op.symbol()),
+                    "`~` matches a STRING against a regular expression, or an IP against an ACL",
+                )),
+            };
+        }
+        let (r, rty) = self.expr(rhs, scope)?;
+        if lty != rty {
+            let label = if lty == Type::Ip {
+                "to test an address, match it against an ACL: `client.ip ~ name`".to_string()
+            } else if rty == Type::String && lty != Type::String {
+                format!("cannot compare {lty} with STRING")
+            } else {
+                format!("expected {lty} here")
+            };
+            return Err(self.error(
+                rhs.span,
+                format!("wrong type: expected {lty}, found {rty}"),
+                label,
+            ));
+        }
+        let ordered = matches!(op, CmpOp::Lt | CmpOp::Gt | CmpOp::Le | CmpOp::Ge);
+        if ordered && !matches!(lty, Type::Int | Type::Duration) {
+            return Err(self.error(
+                op_span,
+                format!("`{}` cannot compare {lty} values", op.symbol()),
+                format!("{lty} values are compared with `==` and `!=`"),
+            ));
+        }
+        Ok(ir::Expr::Cmp {
+            op,
+            ty: lty,
+            lhs: Box::new(l),
+            rhs: Box::new(r),
+        })
+    }
+}
+
+fn describe(mask: Mask) -> String {
+    if mask == vars::ALL {
+        "every subroutine".to_string()
+    } else if mask == vars::CLIENT {
+        "client-side subroutines (vcl_recv to vcl_synth)".to_string()
+    } else if mask == vars::BACKEND {
+        "backend subroutines (vcl_backend_*)".to_string()
+    } else {
+        mask.describe()
+    }
+}
+
+fn policy_acl_span(policy: &ast::Policy, index: usize) -> Span {
+    policy
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Acl(a) => Some(a.name.span),
+            _ => None,
+        })
+        .nth(index)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile;
+    use crate::error::Error;
+
+    fn err(src: &str) -> Error {
+        match compile(src, "t.vcl") {
+            Ok(_) => panic!("compiled: {src}"),
+            Err(e) => e,
+        }
+    }
+
+    fn ok(src: &str) {
+        if let Err(e) = compile(src, "t.vcl") {
+            panic!("{e}");
+        }
+    }
+
+    fn recv(body: &str) -> String {
+        format!("sub vcl_recv {{\n{body}\n}}")
+    }
+
+    #[test]
+    fn accepts_common_policies() {
+        ok(&(recv(
+            r#"
+            if (req.http.Cookie && req.url ~ "\.(css|js|png)$") { unset req.http.Cookie; }
+            set req.http.X-Forwarded-Host = req.http.host;
+            set req.http.X-Restarts = req.restarts;
+            set req.http.X-Client = "ip=" + client.ip + " restarts=" + req.restarts;
+            set req.url = regsuball(req.url, "[?&]utm_[a-z]+=[^&]*", "");
+            set req.http.host = std.tolower(req.http.host);
+            if (std.integer(req.http.X-N, 0) > 3 || !req.http.X-Test) { return (pass); }
+            if (client.ip ~ local) { return (hash); } elsif (client.ip !~ local) { return (synth(403, "Forbidden")); }
+        "#,
+        ) + "\nacl local { \"127.0.0.1\"; }"));
+        ok(r#"
+            sub vcl_backend_response {
+                set beresp.ttl = std.duration(beresp.http.X-TTL, 120s) + 1m - 500ms;
+                if (beresp.ttl <= 0s) { return (pass(2m)); }
+                set beresp.grace = -beresp.ttl;
+                set beresp.do_esi = beresp.http.Content-Type ~ "html";
+                return (deliver);
+            }
+            sub vcl_deliver { set resp.http.X-Hits = obj.hits; if (obj.hits > 0) { set resp.http.X-Cache = "HIT"; } }
+            sub vcl_synth { synthetic("<h1>" + resp.status + " " + resp.reason + "</h1>"); return (deliver); }
+        "#);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            err(&recv("if (req.uri) {}")).label(),
+            "did you mean `req.url`?"
+        );
+        assert_eq!(
+            err(&recv("call nope;")).message(),
+            "unknown subroutine `nope`"
+        );
+        assert_eq!(
+            err(&recv("if (client.ip ~ nope) {}")).message(),
+            "unknown ACL `nope`"
+        );
+        assert_eq!(
+            err(&recv("set req.url = std.lower(req.url);")).label(),
+            "did you mean `std.tolower`?"
+        );
+        assert_eq!(
+            err("import directors;").message(),
+            "unknown module `directors`"
+        );
+        assert_eq!(err("sub vcl_recvv {}").label(), "did you mean `vcl_recv`?");
+        assert_eq!(
+            err("sub vcl_pipe {}").message(),
+            "unknown built-in subroutine `vcl_pipe`"
+        );
+        assert_eq!(err("sub a {}").message(), "subroutine `a` is never called");
+        assert_eq!(err("acl a { } acl a { }").message(), "duplicate ACL `a`");
+        assert_eq!(
+            err("sub vcl_recv {} sub vcl_recv {}").message(),
+            "duplicate subroutine `vcl_recv`"
+        );
+        assert_eq!(
+            err(&recv("call vcl_hash;")).message(),
+            "cannot call `vcl_hash`"
+        );
+        assert_eq!(
+            err(&(recv("set purge = 1;") + " acl purge {}")).message(),
+            "`purge` is an ACL, not a variable"
+        );
+    }
+
+    #[test]
+    fn recursion_and_depth() {
+        let e = err("sub vcl_recv { call a; } sub a { call b; } sub b { if (true) { call a; } }");
+        assert_eq!(e.message(), "recursive call of `a`");
+        assert_eq!(e.label(), "this call closes the loop `a` → `b` → `a`");
+        assert_eq!(
+            err("sub vcl_recv { call vcl_recv; }").message(),
+            "cannot call `vcl_recv`"
+        );
+        assert_eq!(
+            err("sub vcl_recv { call a; } sub a { call a; }").message(),
+            "recursive call of `a`"
+        );
+
+        // A chain of 64 calls is fine, 65 is not; 10 000 does not overflow.
+        let chain = |n: usize| {
+            let mut src = String::from("sub vcl_recv { call s0; }\n");
+            for i in 0..n {
+                src.push_str(&format!("sub s{i} {{ call s{}; }}\n", i + 1));
+            }
+            src.push_str(&format!("sub s{n} {{ }}\n"));
+            src
+        };
+        ok(&chain(63));
+        assert_eq!(err(&chain(64)).message(), "call chain too deep");
+        assert_eq!(err(&chain(10_000)).message(), "call chain too deep");
+
+        // Deep blocks at every level of a call chain add up.
+        let nested = |depth: usize| {
+            format!(
+                "{}call next;{}",
+                "if (true) {".repeat(depth),
+                "}".repeat(depth)
+            )
+        };
+        let mut src = format!("sub vcl_recv {{ {} }}\n", nested(60).replace("next", "s0"));
+        for i in 0..5 {
+            src.push_str(&format!(
+                "sub s{i} {{ {} }}\n",
+                nested(60).replace("next", &format!("s{}", i + 1))
+            ));
+        }
+        src.push_str("sub s5 { }\n");
+        assert_eq!(err(&src).message(), "subroutine calls nest too deeply");
+    }
+
+    #[test]
+    fn types() {
+        let e = err("sub vcl_backend_response { set beresp.ttl = \"10s\"; }");
+        assert_eq!(e.message(), "wrong type: expected DURATION, found STRING");
+        assert_eq!(
+            err("sub vcl_backend_response { set beresp.ttl = 10; }").label(),
+            "add a unit, as in `10s`"
+        );
+        assert_eq!(
+            err(&recv("if (req.restarts == \"1\") {}")).message(),
+            "wrong type: expected INT, found STRING"
+        );
+        assert_eq!(
+            err(&recv("if (req.url < \"b\") {}")).message(),
+            "`<` cannot compare STRING values"
+        );
+        assert_eq!(
+            err(&recv("if (req.restarts) {}")).message(),
+            "wrong type: expected BOOL, found INT"
+        );
+        assert_eq!(
+            err(&recv("if (req.restarts + \"x\" == 1) {}")).message(),
+            "wrong type: expected INT, found STRING"
+        );
+        assert_eq!(
+            err(&recv("set req.http.a = req.url - \"x\";")).message(),
+            "cannot subtract from a STRING"
+        );
+        assert_eq!(
+            err(&recv("if (client.ip == \"1.2.3.4\") {}")).message(),
+            "wrong type: expected IP, found STRING"
+        );
+        assert_eq!(
+            err(&recv("if (req.url ~ req.http.x) {}")).message(),
+            "the right side of `~` must be a string literal"
+        );
+        assert_eq!(
+            err(&recv("if (req.restarts ~ \"1\") {}")).message(),
+            "`~` cannot be used on INT"
+        );
+        assert_eq!(
+            err(&recv("if (req.url ~ \"(\") {}")).message(),
+            "invalid regular expression"
+        );
+        assert_eq!(
+            err(&recv("if (req.url ~ \"(?=x)\") {}")).message(),
+            "invalid regular expression"
+        );
+        assert_eq!(
+            err(&recv("set req.url = regsub(req.url, \"a\");")).message(),
+            "`regsub` takes 3 arguments, found 2"
+        );
+        assert_eq!(
+            err(&recv("std.tolower(req.url);")).message(),
+            "the result of `std.tolower` is not used"
+        );
+        assert_eq!(
+            err(&recv("set req.url = -req.url;")).message(),
+            "cannot negate a STRING"
+        );
+        assert_eq!(
+            err(&recv("set req.hash_always_miss = \"true\";")).label(),
+            "write `true` without quotes"
+        );
+    }
+
+    #[test]
+    fn huge_regex_is_refused() {
+        let e = err(&recv(r#"if (req.url ~ "\w{1000}\w{1000}\w{1000}") {}"#));
+        assert_eq!(e.message(), "invalid regular expression");
+        assert!(e.label().contains("too large"), "{e}");
+    }
+
+    #[test]
+    fn variable_contexts() {
+        let e = err(&recv("if (beresp.ttl > 0s) {}"));
+        assert_eq!(e.message(), "`beresp.ttl` is not available in vcl_recv");
+        let e = err("sub vcl_backend_fetch { set req.url = \"/\"; }");
+        assert_eq!(e.message(), "`req.url` cannot be set in vcl_backend_fetch");
+        assert_eq!(e.label(), "did you mean `bereq.url`?");
+        let e = err("sub vcl_deliver { set obj.hits = 1; }");
+        assert_eq!(e.message(), "`obj.hits` is read-only");
+        let e = err("sub vcl_deliver { unset resp.status; }");
+        assert_eq!(e.message(), "`resp.status` cannot be unset");
+        ok("sub vcl_hit { if (obj.ttl < 0s && obj.http.X-A) { return (pass); } }");
+        assert_eq!(
+            err("sub vcl_deliver { if (obj.http.a) {} }").message(),
+            "`obj.http.a` is not available in vcl_deliver"
+        );
+        // A custom subroutine is checked in every context it is called from.
+        let e = err("sub vcl_recv { call strip; } sub vcl_backend_response { call strip; } sub strip { unset req.http.Cookie; }");
+        assert_eq!(
+            e.message(),
+            "`req.http.Cookie` cannot be unset in vcl_backend_response"
+        );
+        assert_eq!(e.notes(), ["`strip` is called from vcl_backend_response"]);
+    }
+
+    #[test]
+    fn actions() {
+        let e = err("sub vcl_deliver { return (pass); }");
+        assert_eq!(e.message(), "`return (pass)` is not allowed in vcl_deliver");
+        assert_eq!(
+            e.label(),
+            "vcl_deliver can return deliver, restart, synth or fail"
+        );
+        assert_eq!(err(&recv("return (hsah);")).label(), "did you mean `hash`?");
+        assert_eq!(
+            err(&recv("return (synth);")).message(),
+            "`synth` takes a status and an optional reason"
+        );
+        assert_eq!(err(&recv("return (synth(42));")).message(), "bad status 42");
+        assert_eq!(
+            err(&recv("return (hash(1));")).message(),
+            "`hash` takes no arguments"
+        );
+        assert_eq!(
+            err("sub vcl_backend_response { return (pass); }").message(),
+            "`pass` here takes a duration"
+        );
+        assert_eq!(
+            err(&recv("hash_data(req.url);")).message(),
+            "`hash_data` is not allowed in vcl_recv"
+        );
+        assert_eq!(
+            err(&recv("synthetic(\"x\");")).message(),
+            "`synthetic` is not allowed in vcl_recv"
+        );
+        let e =
+            err("sub vcl_recv { call x; } sub vcl_deliver { call x; } sub x { return (hash); }");
+        assert_eq!(e.message(), "`return (hash)` is not allowed in vcl_deliver");
+        ok("sub vcl_backend_fetch { return (error(503, \"down\")); } sub vcl_backend_error { return (retry); }");
+    }
+
+    #[test]
+    fn default_policy_compiles() {
+        ok(crate::DEFAULT_POLICY);
+    }
+}

@@ -1,0 +1,878 @@
+//! Subroutines, types, and the variables with where each can be read and
+//! written.
+
+use std::fmt;
+
+/// The built-in subroutines, one per step of a request's way through lacquer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Sub {
+    /// `vcl_recv`: a request arrived.
+    Recv,
+    /// `vcl_hash`: build the cache key.
+    Hash,
+    /// `vcl_hit`: a fresh or graced object was found.
+    Hit,
+    /// `vcl_miss`: nothing usable was found.
+    Miss,
+    /// `vcl_pass`: the request is passed to the backend.
+    Pass,
+    /// `vcl_purge`: after a purge.
+    Purge,
+    /// `vcl_deliver`: before a response is sent.
+    Deliver,
+    /// `vcl_synth`: a synthetic response is made.
+    Synth,
+    /// `vcl_backend_fetch`: before a backend request is sent.
+    BackendFetch,
+    /// `vcl_backend_response`: a backend response arrived.
+    BackendResponse,
+    /// `vcl_backend_error`: the backend could not be reached or failed.
+    BackendError,
+}
+
+impl Sub {
+    /// Every built-in subroutine.
+    pub const ALL: [Sub; 11] = [
+        Sub::Recv,
+        Sub::Hash,
+        Sub::Hit,
+        Sub::Miss,
+        Sub::Pass,
+        Sub::Purge,
+        Sub::Deliver,
+        Sub::Synth,
+        Sub::BackendFetch,
+        Sub::BackendResponse,
+        Sub::BackendError,
+    ];
+
+    /// Its VCL name (`vcl_recv`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Sub::Recv => "vcl_recv",
+            Sub::Hash => "vcl_hash",
+            Sub::Hit => "vcl_hit",
+            Sub::Miss => "vcl_miss",
+            Sub::Pass => "vcl_pass",
+            Sub::Purge => "vcl_purge",
+            Sub::Deliver => "vcl_deliver",
+            Sub::Synth => "vcl_synth",
+            Sub::BackendFetch => "vcl_backend_fetch",
+            Sub::BackendResponse => "vcl_backend_response",
+            Sub::BackendError => "vcl_backend_error",
+        }
+    }
+
+    /// The subroutine named `name`.
+    pub fn from_name(name: &str) -> Option<Sub> {
+        Sub::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn bit(self) -> Mask {
+        Mask(1 << (self as u16))
+    }
+}
+
+impl fmt::Display for Sub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of subroutines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Mask(pub(crate) u16);
+
+impl Mask {
+    pub(crate) const NONE: Mask = Mask(0);
+    pub(crate) const fn of(subs: &[Sub]) -> Mask {
+        let mut bits = 0u16;
+        let mut i = 0;
+        while i < subs.len() {
+            bits |= 1 << (subs[i] as u16);
+            i += 1;
+        }
+        Mask(bits)
+    }
+    pub(crate) fn contains(self, sub: Sub) -> bool {
+        self.0 & sub.bit().0 != 0
+    }
+    pub(crate) fn union(self, other: Mask) -> Mask {
+        Mask(self.0 | other.0)
+    }
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub(crate) fn subs(self) -> impl Iterator<Item = Sub> {
+        Sub::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+    /// `vcl_recv, vcl_hash and vcl_deliver`
+    pub(crate) fn describe(self) -> String {
+        let names: Vec<&str> = self.subs().map(Sub::name).collect();
+        match names.len() {
+            0 => "no subroutine".to_string(),
+            1 => names[0].to_string(),
+            n => format!("{} and {}", names[..n - 1].join(", "), names[n - 1]),
+        }
+    }
+}
+
+pub(crate) const CLIENT: Mask = Mask::of(&[
+    Sub::Recv,
+    Sub::Hash,
+    Sub::Hit,
+    Sub::Miss,
+    Sub::Pass,
+    Sub::Purge,
+    Sub::Deliver,
+    Sub::Synth,
+]);
+pub(crate) const BACKEND: Mask =
+    Mask::of(&[Sub::BackendFetch, Sub::BackendResponse, Sub::BackendError]);
+pub(crate) const ALL: Mask = Mask(CLIENT.0 | BACKEND.0);
+const BERESP: Mask = Mask::of(&[Sub::BackendResponse, Sub::BackendError]);
+const RESP: Mask = Mask::of(&[Sub::Deliver, Sub::Synth]);
+const OBJ: Mask = Mask::of(&[Sub::Hit, Sub::Deliver]);
+
+/// The types of values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    /// Text.
+    String,
+    /// A 64-bit signed integer.
+    Int,
+    /// A duration in seconds (`10s`).
+    Duration,
+    /// `true` or `false`.
+    Bool,
+    /// An IPv4 or IPv6 address.
+    Ip,
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Type::String => "STRING",
+            Type::Int => "INT",
+            Type::Duration => "DURATION",
+            Type::Bool => "BOOL",
+            Type::Ip => "IP",
+        })
+    }
+}
+
+/// A header name, lower-cased (`req.http.X-Forwarded-For` → `x-forwarded-for`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Header(Box<str>);
+
+impl Header {
+    /// A header name; stored lower-cased.
+    pub fn new(name: &str) -> Header {
+        Header(name.to_ascii_lowercase().into_boxed_str())
+    }
+
+    /// The lower-cased name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A variable, resolved when the policy is compiled. The host's
+/// [`Context`](crate::Context) reads and writes these.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Var {
+    /// `req.method`
+    ReqMethod,
+    /// `req.url`
+    ReqUrl,
+    /// `req.proto`
+    ReqProto,
+    /// `req.http.NAME`
+    ReqHttp(Header),
+    /// `req.restarts`
+    ReqRestarts,
+    /// `req.hash_always_miss`
+    ReqHashAlwaysMiss,
+    /// `req.ttl`: upper limit on the TTL of an object this request may use.
+    ReqTtl,
+    /// `req.grace`: upper limit on the grace this request accepts.
+    ReqGrace,
+    /// `bereq.method`
+    BereqMethod,
+    /// `bereq.url`
+    BereqUrl,
+    /// `bereq.proto`
+    BereqProto,
+    /// `bereq.http.NAME`
+    BereqHttp(Header),
+    /// `bereq.retries`
+    BereqRetries,
+    /// `bereq.uncacheable`
+    BereqUncacheable,
+    /// `bereq.connect_timeout`
+    BereqConnectTimeout,
+    /// `bereq.first_byte_timeout`
+    BereqFirstByteTimeout,
+    /// `bereq.between_bytes_timeout`
+    BereqBetweenBytesTimeout,
+    /// `beresp.status`
+    BerespStatus,
+    /// `beresp.reason`
+    BerespReason,
+    /// `beresp.proto`
+    BerespProto,
+    /// `beresp.http.NAME`
+    BerespHttp(Header),
+    /// `beresp.ttl`
+    BerespTtl,
+    /// `beresp.grace`
+    BerespGrace,
+    /// `beresp.keep`
+    BerespKeep,
+    /// `beresp.age`
+    BerespAge,
+    /// `beresp.uncacheable`
+    BerespUncacheable,
+    /// `beresp.do_esi`
+    BerespDoEsi,
+    /// `beresp.do_gzip`
+    BerespDoGzip,
+    /// `beresp.do_gunzip`
+    BerespDoGunzip,
+    /// `beresp.do_stream`
+    BerespDoStream,
+    /// `beresp.was_304`
+    BerespWas304,
+    /// `obj.hits`
+    ObjHits,
+    /// `obj.age`
+    ObjAge,
+    /// `obj.ttl`
+    ObjTtl,
+    /// `obj.grace`
+    ObjGrace,
+    /// `obj.keep`
+    ObjKeep,
+    /// `obj.status`
+    ObjStatus,
+    /// `obj.reason`
+    ObjReason,
+    /// `obj.http.NAME`
+    ObjHttp(Header),
+    /// `obj.uncacheable`
+    ObjUncacheable,
+    /// `resp.status`
+    RespStatus,
+    /// `resp.reason`
+    RespReason,
+    /// `resp.proto`
+    RespProto,
+    /// `resp.http.NAME`
+    RespHttp(Header),
+    /// `client.ip` (read through [`Context::client_ip`](crate::Context::client_ip))
+    ClientIp,
+    /// `server.ip`
+    ServerIp,
+    /// `server.hostname`
+    ServerHostname,
+    /// `server.identity`
+    ServerIdentity,
+}
+
+/// How a variable is made from its name (header families take the header).
+#[derive(Clone, Copy)]
+pub(crate) enum Make {
+    Plain(fn() -> Var),
+    Header(fn(Header) -> Var),
+}
+
+/// One row of the variable table.
+pub(crate) struct VarDef {
+    /// `req.url`, or `req.http.` for a header family.
+    pub(crate) name: &'static str,
+    pub(crate) ty: Type,
+    pub(crate) read: Mask,
+    pub(crate) write: Mask,
+    pub(crate) make: Make,
+    /// What the README says it is.
+    pub(crate) doc: &'static str,
+}
+
+impl VarDef {
+    pub(crate) fn is_header(&self) -> bool {
+        matches!(self.make, Make::Header(_))
+    }
+
+    /// `req.url`, or `req.http.*`.
+    pub(crate) fn display_name(&self) -> String {
+        if self.is_header() {
+            format!("{}*", self.name)
+        } else {
+            self.name.to_string()
+        }
+    }
+}
+
+macro_rules! plain {
+    ($name:expr, $ty:ident, $read:expr, $write:expr, $var:ident, $doc:expr) => {
+        VarDef {
+            name: $name,
+            ty: Type::$ty,
+            read: $read,
+            write: $write,
+            make: Make::Plain(|| Var::$var),
+            doc: $doc,
+        }
+    };
+}
+
+macro_rules! header {
+    ($name:expr, $read:expr, $write:expr, $var:ident, $doc:expr) => {
+        VarDef {
+            name: $name,
+            ty: Type::String,
+            read: $read,
+            write: $write,
+            make: Make::Header(Var::$var),
+            doc: $doc,
+        }
+    };
+}
+
+const NONE: Mask = Mask::NONE;
+const RECV: Mask = Mask::of(&[Sub::Recv]);
+const BERESP_ONLY: Mask = Mask::of(&[Sub::BackendResponse]);
+const HIT: Mask = Mask::of(&[Sub::Hit]);
+const DELIVER: Mask = Mask::of(&[Sub::Deliver]);
+
+/// Every variable.
+pub(crate) static VARS: &[VarDef] = &[
+    plain!(
+        "req.method",
+        String,
+        CLIENT,
+        CLIENT,
+        ReqMethod,
+        "the request method"
+    ),
+    plain!(
+        "req.url",
+        String,
+        CLIENT,
+        CLIENT,
+        ReqUrl,
+        "the request path and query"
+    ),
+    plain!(
+        "req.proto",
+        String,
+        CLIENT,
+        CLIENT,
+        ReqProto,
+        "the request protocol (`HTTP/1.1`)"
+    ),
+    header!("req.http.", CLIENT, CLIENT, ReqHttp, "a request header"),
+    plain!(
+        "req.restarts",
+        Int,
+        CLIENT,
+        NONE,
+        ReqRestarts,
+        "how many times the request was restarted"
+    ),
+    plain!(
+        "req.hash_always_miss",
+        Bool,
+        RECV,
+        RECV,
+        ReqHashAlwaysMiss,
+        "ignore cached objects and fetch (the new object replaces them)"
+    ),
+    plain!(
+        "req.ttl",
+        Duration,
+        CLIENT,
+        CLIENT,
+        ReqTtl,
+        "objects older than this are not used for this request"
+    ),
+    plain!(
+        "req.grace",
+        Duration,
+        CLIENT,
+        CLIENT,
+        ReqGrace,
+        "the most grace this request accepts"
+    ),
+    plain!(
+        "bereq.method",
+        String,
+        BACKEND,
+        BACKEND,
+        BereqMethod,
+        "the backend request method"
+    ),
+    plain!(
+        "bereq.url",
+        String,
+        BACKEND,
+        BACKEND,
+        BereqUrl,
+        "the backend request path and query"
+    ),
+    plain!(
+        "bereq.proto",
+        String,
+        BACKEND,
+        BACKEND,
+        BereqProto,
+        "the backend request protocol"
+    ),
+    header!(
+        "bereq.http.",
+        BACKEND,
+        BACKEND,
+        BereqHttp,
+        "a backend request header"
+    ),
+    plain!(
+        "bereq.retries",
+        Int,
+        BACKEND,
+        NONE,
+        BereqRetries,
+        "how many times the fetch was retried"
+    ),
+    plain!(
+        "bereq.uncacheable",
+        Bool,
+        BACKEND,
+        NONE,
+        BereqUncacheable,
+        "the fetch is for a pass or hit-for-miss: nothing will be stored"
+    ),
+    plain!(
+        "bereq.connect_timeout",
+        Duration,
+        BACKEND,
+        BACKEND,
+        BereqConnectTimeout,
+        "the backend connect timeout"
+    ),
+    plain!(
+        "bereq.first_byte_timeout",
+        Duration,
+        BACKEND,
+        BACKEND,
+        BereqFirstByteTimeout,
+        "the time allowed for the response head"
+    ),
+    plain!(
+        "bereq.between_bytes_timeout",
+        Duration,
+        BACKEND,
+        BACKEND,
+        BereqBetweenBytesTimeout,
+        "the time allowed between body bytes"
+    ),
+    plain!(
+        "beresp.status",
+        Int,
+        BERESP,
+        BERESP,
+        BerespStatus,
+        "the backend response status"
+    ),
+    plain!(
+        "beresp.reason",
+        String,
+        BERESP,
+        BERESP,
+        BerespReason,
+        "the backend response reason phrase"
+    ),
+    plain!(
+        "beresp.proto",
+        String,
+        BERESP,
+        BERESP,
+        BerespProto,
+        "the backend response protocol"
+    ),
+    header!(
+        "beresp.http.",
+        BERESP,
+        BERESP,
+        BerespHttp,
+        "a backend response header"
+    ),
+    plain!(
+        "beresp.ttl",
+        Duration,
+        BERESP,
+        BERESP,
+        BerespTtl,
+        "how long the object stays fresh"
+    ),
+    plain!(
+        "beresp.grace",
+        Duration,
+        BERESP,
+        BERESP,
+        BerespGrace,
+        "how long it may be served stale while refreshed"
+    ),
+    plain!(
+        "beresp.keep",
+        Duration,
+        BERESP,
+        BERESP,
+        BerespKeep,
+        "how long it is kept for conditional revalidation"
+    ),
+    plain!(
+        "beresp.age",
+        Duration,
+        BERESP,
+        NONE,
+        BerespAge,
+        "the age of the response"
+    ),
+    plain!(
+        "beresp.uncacheable",
+        Bool,
+        BERESP,
+        BERESP,
+        BerespUncacheable,
+        "do not store (hit-for-miss)"
+    ),
+    plain!(
+        "beresp.do_esi",
+        Bool,
+        BERESP,
+        BERESP,
+        BerespDoEsi,
+        "process ESI in the body"
+    ),
+    plain!(
+        "beresp.do_gzip",
+        Bool,
+        BERESP,
+        BERESP,
+        BerespDoGzip,
+        "compress the body before storing it"
+    ),
+    plain!(
+        "beresp.do_gunzip",
+        Bool,
+        BERESP,
+        BERESP,
+        BerespDoGunzip,
+        "decompress the body before storing it"
+    ),
+    plain!(
+        "beresp.do_stream",
+        Bool,
+        BERESP,
+        BERESP,
+        BerespDoStream,
+        "deliver the body while it is fetched"
+    ),
+    plain!(
+        "beresp.was_304",
+        Bool,
+        BERESP_ONLY,
+        NONE,
+        BerespWas304,
+        "the backend answered a conditional fetch with 304"
+    ),
+    plain!(
+        "obj.hits",
+        Int,
+        OBJ,
+        NONE,
+        ObjHits,
+        "how many times the object was delivered from cache"
+    ),
+    plain!(
+        "obj.age",
+        Duration,
+        OBJ,
+        NONE,
+        ObjAge,
+        "the age of the object"
+    ),
+    plain!(
+        "obj.ttl",
+        Duration,
+        OBJ,
+        NONE,
+        ObjTtl,
+        "its remaining time to live"
+    ),
+    plain!("obj.grace", Duration, OBJ, NONE, ObjGrace, "its grace"),
+    plain!("obj.keep", Duration, OBJ, NONE, ObjKeep, "its keep"),
+    plain!("obj.status", Int, HIT, NONE, ObjStatus, "its status"),
+    plain!(
+        "obj.reason",
+        String,
+        HIT,
+        NONE,
+        ObjReason,
+        "its reason phrase"
+    ),
+    header!("obj.http.", HIT, NONE, ObjHttp, "one of its headers"),
+    plain!(
+        "obj.uncacheable",
+        Bool,
+        DELIVER,
+        NONE,
+        ObjUncacheable,
+        "the response is a pass or hit-for-miss, not a cached object"
+    ),
+    plain!(
+        "resp.status",
+        Int,
+        RESP,
+        RESP,
+        RespStatus,
+        "the response status"
+    ),
+    plain!(
+        "resp.reason",
+        String,
+        RESP,
+        RESP,
+        RespReason,
+        "the response reason phrase"
+    ),
+    plain!(
+        "resp.proto",
+        String,
+        RESP,
+        RESP,
+        RespProto,
+        "the response protocol"
+    ),
+    header!("resp.http.", RESP, RESP, RespHttp, "a response header"),
+    plain!("client.ip", Ip, ALL, NONE, ClientIp, "the client's address"),
+    plain!(
+        "server.ip",
+        Ip,
+        ALL,
+        NONE,
+        ServerIp,
+        "the address the request was received on"
+    ),
+    plain!(
+        "server.hostname",
+        String,
+        ALL,
+        NONE,
+        ServerHostname,
+        "the host name of the machine"
+    ),
+    plain!(
+        "server.identity",
+        String,
+        ALL,
+        NONE,
+        ServerIdentity,
+        "lacquer's identity (`-i`, else the host name)"
+    ),
+];
+
+/// Names from older VCL or common slips, with what to write instead.
+static RENAMED: &[(&str, &str)] = &[
+    (
+        "req.request",
+        "did you mean `req.method`? (renamed in VCL 4.0)",
+    ),
+    (
+        "bereq.request",
+        "did you mean `bereq.method`? (renamed in VCL 4.0)",
+    ),
+    (
+        "beresp.cacheable",
+        "did you mean `beresp.uncacheable`? (VCL 4.0 inverted it)",
+    ),
+    (
+        "obj.response",
+        "did you mean `obj.reason`? (renamed in VCL 4.0)",
+    ),
+    (
+        "resp.response",
+        "did you mean `resp.reason`? (renamed in VCL 4.0)",
+    ),
+    (
+        "beresp.response",
+        "did you mean `beresp.reason`? (renamed in VCL 4.0)",
+    ),
+    ("req.host", "did you mean `req.http.host`?"),
+    ("bereq.host", "did you mean `bereq.http.host`?"),
+    (
+        "req.backend",
+        "backends are chosen in lacquer's settings, not in the policy",
+    ),
+    (
+        "req.backend_hint",
+        "backends are chosen in lacquer's settings, not in the policy",
+    ),
+    (
+        "bereq.backend",
+        "backends are chosen in lacquer's settings, not in the policy",
+    ),
+    (
+        "now",
+        "vcl-lite has no TIME type; use durations such as `obj.age`",
+    ),
+];
+
+/// Looks a variable name up: its table row and the resolved variable.
+/// Header families need a non-empty header name.
+pub(crate) fn lookup(name: &str) -> Option<(&'static VarDef, Var)> {
+    for def in VARS {
+        match def.make {
+            Make::Plain(make) if def.name == name => return Some((def, make())),
+            Make::Header(make) => {
+                if let Some(header) = name.strip_prefix(def.name) {
+                    if !header.is_empty() && !header.contains('.') {
+                        return Some((def, make(Header::new(header))));
+                    }
+                }
+            }
+            Make::Plain(_) => {}
+        }
+    }
+    None
+}
+
+/// Edit distance (a swap of two neighbours counts as one edit), for
+/// "did you mean".
+pub(crate) fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        d[i * width] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = best;
+        }
+    }
+    d[a.len() * width + b.len()]
+}
+
+/// The closest of `candidates` to `name`, if close enough to suggest.
+pub(crate) fn closest<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let lower = name.to_ascii_lowercase();
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (distance(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// The hint under an unknown variable.
+pub(crate) fn suggest_var(name: &str) -> String {
+    if let Some((_, hint)) = RENAMED.iter().find(|(old, _)| *old == name) {
+        return (*hint).to_string();
+    }
+    // A header family with a typo in its prefix: `req.htpp.Host`.
+    let parts: Vec<&str> = name.splitn(3, '.').collect();
+    if parts.len() == 3 {
+        let prefix = format!("{}.{}.", parts[0], parts[1]);
+        let families = VARS.iter().filter(|d| d.is_header()).map(|d| d.name);
+        if let Some(family) = closest(&prefix, families) {
+            return format!("did you mean `{family}{}`?", parts[2]);
+        }
+    }
+    if let Some(family) = VARS
+        .iter()
+        .filter(|d| d.is_header())
+        .find(|d| d.name.trim_end_matches('.') == name)
+    {
+        return format!("a header name is missing: `{}NAME`", family.name);
+    }
+    let plain = VARS.iter().filter(|d| !d.is_header()).map(|d| d.name);
+    if let Some(best) = closest(name, plain) {
+        return format!("did you mean `{best}`?");
+    }
+    "not a vcl-lite variable (see the variable table in the README)".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_resolves_names() {
+        assert_eq!(lookup("req.url").map(|v| v.1), Some(Var::ReqUrl));
+        assert_eq!(
+            lookup("req.http.X-Forwarded-For").map(|v| v.1),
+            Some(Var::ReqHttp(Header::new("x-forwarded-for")))
+        );
+        assert!(lookup("req.http.").is_none());
+        assert!(lookup("req.uri").is_none());
+        assert!(lookup("req.http.a.b").is_none());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest_var("req.uri"), "did you mean `req.url`?");
+        assert_eq!(
+            suggest_var("req.htpp.Host"),
+            "did you mean `req.http.Host`?"
+        );
+        assert_eq!(
+            suggest_var("req.request"),
+            "did you mean `req.method`? (renamed in VCL 4.0)"
+        );
+        assert_eq!(suggest_var("beresp.TTL"), "did you mean `beresp.ttl`?");
+        assert_eq!(
+            suggest_var("req.http"),
+            "a header name is missing: `req.http.NAME`"
+        );
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(distance("hsah", "hash"), 1);
+        assert_eq!(distance("req.uri", "req.url"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn masks() {
+        assert!(CLIENT.contains(Sub::Recv));
+        assert!(!CLIENT.contains(Sub::BackendFetch));
+        assert_eq!(RESP.describe(), "vcl_deliver and vcl_synth");
+        assert_eq!(
+            BACKEND.describe(),
+            "vcl_backend_fetch, vcl_backend_response and vcl_backend_error"
+        );
+    }
+}

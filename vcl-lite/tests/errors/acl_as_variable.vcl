@@ -1,0 +1,9 @@
+acl purgers {
+    "127.0.0.1";
+}
+
+sub vcl_recv {
+    if (purgers) {
+        return (purge);
+    }
+}

@@ -1,0 +1,5 @@
+sub vcl_deliver {
+    if (resp.status >= 500) {
+        return (pass);
+    }
+}

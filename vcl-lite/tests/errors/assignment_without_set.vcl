@@ -1,0 +1,3 @@
+sub vcl_recv {
+    req.http.X-Forwarded-Proto = "https";
+}

@@ -1,0 +1,7 @@
+sub vcl_recv {
+    return (hash);
+}
+
+sub vcl_recv {
+    return (pass);
+}

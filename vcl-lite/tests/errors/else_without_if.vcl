@@ -1,0 +1,5 @@
+sub vcl_recv {
+    else {
+        return (pass);
+    }
+}

@@ -1,0 +1,7 @@
+sub vcl_recv {
+    if (req.method == "POST") {
+        return (pass);
+    }
+    }
+    return (hash);
+}

@@ -1,0 +1,3 @@
+sub vcl_recv {
+    hash_data(req.http.Cookie);
+}

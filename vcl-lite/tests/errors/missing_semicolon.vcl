@@ -1,0 +1,4 @@
+sub vcl_recv {
+    set req.http.X-Policy = "static"
+    return (hash);
+}

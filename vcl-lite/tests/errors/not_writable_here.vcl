@@ -1,0 +1,3 @@
+sub vcl_backend_fetch {
+    set req.url = "/backend" + bereq.url;
+}

@@ -1,0 +1,3 @@
+sub vcl_deliver {
+    set obj.hits = 0;
+}

@@ -1,0 +1,6 @@
+sub vcl_recv {
+    if (req.method == "POST") {
+        return (pass);
+
+    return (hash);
+}

@@ -1,0 +1,5 @@
+sub vcl_recv {
+    if (req.http.Cookie & req.http.Authorization) {
+        return (pass);
+    }
+}

@@ -1,0 +1,3 @@
+sub vcl_pipe {
+    return (pipe);
+}

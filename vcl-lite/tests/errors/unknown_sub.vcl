@@ -1,0 +1,7 @@
+sub vcl_recv {
+    call normalise;
+}
+
+sub normalize {
+    set req.http.host = std.tolower(req.http.host);
+}

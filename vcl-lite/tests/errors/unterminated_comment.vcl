@@ -1,0 +1,4 @@
+sub vcl_recv {
+    /* strip tracking parameters
+    set req.url = regsuball(req.url, "[?&]utm_[a-z]+=[^&]*", "");
+}

@@ -1,0 +1,5 @@
+sub vcl_recv {
+    if (beresp.ttl > 1h) {
+        return (pass);
+    }
+}
