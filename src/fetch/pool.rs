@@ -582,10 +582,16 @@ mod tests {
         };
         let b = Backend::new(&cfg);
         assert!(b.is_healthy(), "healthy until the first probe");
-        assert!(b.record_probe(true, 5, 3), "first good probe confirms health");
+        assert!(
+            b.record_probe(true, 5, 3),
+            "first good probe confirms health"
+        );
         assert_eq!(b.probe_history(), "--XXX");
         let b = Backend::new(&cfg);
-        assert!(!b.record_probe(false, 5, 3), "first bad probe makes it sick");
+        assert!(
+            !b.record_probe(false, 5, 3),
+            "first bad probe makes it sick"
+        );
         assert!(b.record_probe(true, 5, 3), "3 of the last 5 good again");
         assert!(!b.record_probe(false, 5, 3) || b.is_healthy());
         assert_eq!(b.probe_history(), "XX-X-");
