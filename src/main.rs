@@ -84,12 +84,14 @@ enum Command {
         #[command(flatten)]
         admin: AdminArg,
     },
-    /// Check a settings file and exit: 0 when valid, 1 with the error
-    /// (file:line:column: message) when not.
+    /// Check settings and/or a vcl-lite policy and exit: 0 when valid, 1
+    /// with the error (file:line:column and what was expected) when not.
     Check {
         /// The settings file (TOML).
         #[arg(short = 'c', long = "config", value_name = "FILE")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// A vcl-lite policy file (else the one the settings name, if any).
+        policy: Option<PathBuf>,
     },
 }
 
@@ -120,6 +122,9 @@ struct RunArgs {
     /// Storage budget in bytes, e.g. 256MiB; replaces cache.storage.
     #[arg(short = 's', long = "storage", value_name = "SIZE", value_parser = parse_bytes)]
     storage: Option<u64>,
+    /// vcl-lite policy file (like varnishd -f); replaces policy.file.
+    #[arg(short = 'f', long = "policy", value_name = "FILE.vcl")]
+    policy: Option<PathBuf>,
     /// Admin listener address (like varnishd -T); replaces admin.listen.
     #[arg(short = 'T', long = "admin", value_name = "ADDR:PORT")]
     admin: Option<SocketAddr>,
@@ -163,9 +168,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Run(args)) => run_from(args),
-        Some(Command::Check { config }) => Config::from_file(&config)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(|e| e.to_string()),
+        Some(Command::Check { config, policy }) => check(config, policy),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +177,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn check(config: Option<PathBuf>, policy: Option<PathBuf>) -> Result<(), String> {
+    if config.is_none() && policy.is_none() {
+        return Err("check: give --config FILE and/or a POLICY.vcl".into());
+    }
+    let mut policy = policy;
+    if let Some(path) = &config {
+        let c = Config::from_file(path).map_err(|e| e.to_string())?;
+        println!("{}: ok", path.display());
+        if policy.is_none() {
+            policy = c.policy.file;
+        }
+    }
+    if let Some(path) = policy {
+        lacquer::policy::vcl::VclPolicy::load(&path).map_err(|e| e.to_string())?;
+        println!("{}: ok", path.display());
+    }
+    Ok(())
 }
 
 fn run_from(args: RunArgs) -> Result<(), String> {
@@ -193,6 +215,9 @@ fn run_from(args: RunArgs) -> Result<(), String> {
     }
     if let Some(a) = args.admin {
         config.admin.listen = Some(a);
+    }
+    if let Some(p) = &args.policy {
+        config.policy.file = Some(p.clone());
     }
     if let Some(s) = args.storage {
         config.cache.storage = ByteSize(s);

@@ -351,3 +351,40 @@ fn access_log_and_stats() {
     );
     assert!(stats.1.contains("per second"), "{}", stats.1);
 }
+
+#[test]
+fn policies_are_checked_and_a_bad_one_refuses_to_start() {
+    let dir = std::env::temp_dir().join(format!("lacquer-vcl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.vcl");
+    std::fs::write(
+        &good,
+        "sub vcl_recv {\n    if (req.url ~ \"^/admin\") { return (pass); }\n}\n",
+    )
+    .unwrap();
+    let bad = dir.join("bad.vcl");
+    std::fs::write(
+        &bad,
+        "sub vcl_recv {\n    if (req.uri ~ \"^/admin\") { return (pass); }\n}\n",
+    )
+    .unwrap();
+    let (ok, out, _) = lacquer(&["check", good.to_str().unwrap()]);
+    assert!(ok && out.contains("good.vcl: ok"), "{out}");
+    let (ok, _, err) = lacquer(&["check", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("bad.vcl:2:9"), "{err}");
+    assert!(err.contains("^^^^^^^") && err.contains("req.url"), "{err}");
+    let (ok, _, err) = lacquer(&[
+        "run",
+        "-b",
+        "127.0.0.1:9",
+        "-a",
+        &free_addr(),
+        "-T",
+        &free_addr(),
+        "-f",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!ok, "started with a bad policy");
+    assert!(err.contains("unknown variable"), "{err}");
+}

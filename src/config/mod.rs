@@ -67,6 +67,16 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Peers that receive this node's invalidations.
     pub cluster: ClusterConfig,
+    /// The vcl-lite policy.
+    pub policy: PolicyConfig,
+}
+
+/// Where the request policy comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// A vcl-lite file; absent: the built-in policy (`vcl-lite/default.vcl`).
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// The admin listener: purge, ban, list bans, key purge, counts, and the

@@ -37,6 +37,9 @@ pub enum SetupError {
     /// No backend in the settings or on the command line.
     #[error("no backend: give -b HOST:PORT or a [[backend]] table in the settings")]
     NoBackend,
+    /// The policy file does not load or compile.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::vcl::PolicyError),
     /// `server.via_name` cannot go in a header.
     #[error("server.via_name: not a valid header value")]
     BadViaName,
@@ -59,9 +62,14 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy with the built-in policy.
+    /// A proxy with the policy of the settings (`policy.file`), else the
+    /// built-in one.
     pub fn new(config: Arc<Config>) -> Result<Arc<Proxy>, SetupError> {
-        Proxy::with_policy(config, Arc::new(Builtin))
+        let policy: Arc<dyn Policy> = match &config.policy.file {
+            Some(path) => Arc::new(crate::policy::vcl::VclPolicy::load(path)?),
+            None => Arc::new(Builtin),
+        };
+        Proxy::with_policy(config, policy)
     }
 
     /// A proxy with the given policy.
@@ -192,7 +200,7 @@ impl Proxy {
             };
         }
         let (parts, body) = req.into_parts();
-        let ctx = match RequestCtx::from_parts(
+        let mut ctx = match RequestCtx::from_parts(
             parts,
             body,
             client,
@@ -204,7 +212,7 @@ impl Proxy {
                 return synth(refused.status, refused.message);
             }
         };
-        match self.policy.recv(&ctx) {
+        match self.policy.recv(&mut ctx) {
             RecvAction::Hash => {}
             RecvAction::Pass => return self.pass(ctx).await,
             RecvAction::Purge => return self.purge(&ctx),

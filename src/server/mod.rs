@@ -106,6 +106,12 @@ impl Drop for Running {
 /// runtime.
 pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
     let proxy = Proxy::new(config.clone())?;
+    start_with(config, proxy).await
+}
+
+/// Like [`start`], with a proxy built by the caller (e.g. with its own
+/// policy).
+pub async fn start_with(config: Arc<Config>, proxy: Arc<Proxy>) -> Result<Running, StartError> {
     let (stop_tx, life) = lifecycle();
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();

@@ -3,6 +3,8 @@
 //! Each method is one Varnish subroutine; the defaults are the built-in
 //! behaviour. vcl-lite programs will implement this trait.
 
+pub mod vcl;
+
 use http::{Method, StatusCode};
 
 use crate::cache::CacheKey;
@@ -36,7 +38,7 @@ pub trait Policy: Send + Sync + 'static {
     /// `public`, `s-maxage` or `must-revalidate`; `Set-Cookie` responses are
     /// not stored; and without `default_ttl`, nothing without explicit
     /// freshness or a validator-based heuristic is stored).
-    fn recv(&self, req: &RequestCtx) -> RecvAction {
+    fn recv(&self, req: &mut RequestCtx) -> RecvAction {
         match req.method.as_str() {
             "PURGE" => return RecvAction::Purge,
             "BAN" => return RecvAction::Ban,

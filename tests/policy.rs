@@ -1,0 +1,95 @@
+//! vcl-lite policies in lacquer: vcl_recv and vcl_hash decide, a sub with
+//! no return falls through to the built-in policy.
+mod common;
+use common::*;
+use lacquer::policy::vcl::VclPolicy;
+use std::sync::Arc;
+
+async fn with_policy(origin: &Origin, source: &str) -> lacquer::server::Running {
+    let config = Arc::new(config_for(origin.addr));
+    let policy = Arc::new(VclPolicy::compile(source, "test.vcl").expect("policy compiles"));
+    let proxy = lacquer::pipeline::Proxy::with_policy(config.clone(), policy).unwrap();
+    lacquer::server::start_with(config, proxy).await.unwrap()
+}
+
+fn cacheable(origin: &Origin, path: &str) {
+    origin.route(path, |seen, n| {
+        let cookie = seen
+            .headers
+            .get("cookie")
+            .map_or("none", |v| v.to_str().unwrap_or("?"))
+            .to_string();
+        Reply::ok(format!("v{n} cookie={cookie}")).header("cache-control", "max-age=60")
+    });
+}
+
+const POLICY: &str = r#"
+vcl 4.1;
+
+sub vcl_recv {
+    if (req.http.x-maintenance == "on") {
+        return (synth(503, "down for maintenance"));
+    }
+    if (req.url ~ "^/admin/") {
+        return (pass);
+    }
+    if (req.url ~ "\.(css|png)$") {
+        unset req.http.cookie;
+    }
+    set req.http.x-policy = "seen";
+}
+
+sub vcl_hash {
+    hash_data(req.http.x-tenant);
+}
+"#;
+
+#[tokio::test]
+async fn recv_passes_strips_cookies_and_answers_synth() {
+    let origin = Origin::start().await;
+    for p in ["/admin/x", "/style.css", "/page"] {
+        cacheable(&origin, p);
+    }
+    let lq = with_policy(&origin, POLICY).await;
+    let a = lq.addr();
+    for _ in 0..2 {
+        assert_eq!(get(a, "/admin/x").await.x_cache(), "PASS");
+    }
+    assert_eq!(origin.hits("/admin/x"), 2);
+    let css = get_with(a, "/style.css", &[("cookie", "session=1")]).await;
+    assert_eq!(css.text(), "v1 cookie=none");
+    assert_eq!(
+        origin.last("/style.css").unwrap().headers["x-policy"],
+        "seen"
+    );
+    let down = get_with(a, "/page", &[("x-maintenance", "on")]).await;
+    assert_eq!(down.status, 503);
+    assert!(down.text().contains("down for maintenance"));
+    assert_eq!(origin.hits("/page"), 0);
+}
+
+#[tokio::test]
+async fn vcl_hash_adds_to_the_key() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/t");
+    let lq = with_policy(&origin, POLICY).await;
+    let a = lq.addr();
+    for tenant in ["a", "b", "a", "b"] {
+        get_with(a, "/t", &[("x-tenant", tenant)]).await;
+    }
+    assert_eq!(origin.hits("/t"), 2, "one object per tenant");
+}
+
+#[tokio::test]
+async fn the_default_policy_in_vcl_lite_behaves_as_the_builtin() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/d");
+    origin.route("/post", |_, _| Reply::ok("posted"));
+    let lq = with_policy(&origin, vcl_lite::DEFAULT_POLICY).await;
+    let a = lq.addr();
+    assert_eq!(get(a, "/d").await.x_cache(), "MISS");
+    assert!(get(a, "/d").await.x_cache().starts_with("HIT"));
+    assert_eq!(send(a, "POST", "/post", &[], "x").await.x_cache(), "PASS");
+    assert_eq!(send(a, "PURGE", "/d", &[], "").await.status, 200);
+    assert_eq!(get(a, "/d").await.x_cache(), "MISS");
+}
