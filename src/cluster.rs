@@ -7,11 +7,9 @@
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
@@ -164,20 +162,13 @@ async fn deliver_to_peer(
 
 async fn send(address: &str, secret: &str, msg: &Message) -> Result<StatusCode, String> {
     let exchange = async {
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
         let req = Request::post(APPLY_PATH)
             .header("host", address)
             .header(SECRET_HEADER, secret)
             .header(ID_HEADER, &msg.id)
             .body(Full::new(Bytes::from(msg.body.clone())))
             .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let resp = crate::fetch::oneshot::request(address, req).await?;
         Ok(resp.status())
     };
     tokio::time::timeout(Duration::from_secs(5), exchange)

@@ -3,5 +3,6 @@
 pub mod broadcast;
 pub mod director;
 pub mod inflight;
+pub mod oneshot;
 pub mod pool;
 pub mod probe;

@@ -5,9 +5,7 @@
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 use super::pool::Backend;
 use crate::config::ProbeConfig;
@@ -29,19 +27,12 @@ pub async fn run(backend: std::sync::Weak<Backend>, cfg: ProbeConfig) {
 
 /// One probe on a fresh connection (so it tests connecting too).
 async fn probe_once(backend: &Arc<Backend>, cfg: &ProbeConfig) -> Result<u16, String> {
-    let stream = TcpStream::connect(backend.address())
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
     let req = Request::get(cfg.url.as_str())
         .header("host", backend.address())
         .header("user-agent", "lacquer-probe")
         .header("connection", "close")
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let resp = super::oneshot::request(backend.address(), req).await?;
     Ok(resp.status().as_u16())
 }
