@@ -359,9 +359,23 @@ fn serve(mut config: Config, demo: Option<()>) -> Result<(), String> {
         let drain = running.proxy.config().server.drain_timeout.0;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; draining"),
-            _ = term.recv() => tracing::info!("SIGTERM; draining"),
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("interrupted; draining");
+                    break;
+                }
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM; draining");
+                    break;
+                }
+                _ = hup.recv() => match running.proxy.reload_policy() {
+                    Ok(msg) => tracing::info!("SIGHUP: {msg}"),
+                    Err(e) => tracing::error!("SIGHUP: policy not reloaded, the old one keeps serving:\n{e}"),
+                },
+            }
         }
         let left = running.shutdown(drain).await;
         if left > 0 {

@@ -93,3 +93,77 @@ async fn the_default_policy_in_vcl_lite_behaves_as_the_builtin() {
     assert_eq!(send(a, "PURGE", "/d", &[], "").await.status, 200);
     assert_eq!(get(a, "/d").await.x_cache(), "MISS");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_the_policy_twenty_times_under_load_fails_no_request() {
+    let origin = Origin::start().await;
+    origin.route("/r", |seen, _| {
+        let tag = seen
+            .headers
+            .get("x-policy")
+            .map_or("none", |v| v.to_str().unwrap_or("?"))
+            .to_string();
+        Reply::ok(tag).header("cache-control", "no-store")
+    });
+    let dir = std::env::temp_dir().join(format!("lacquer-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.vcl");
+    let version =
+        |n: usize| format!("sub vcl_recv {{\n    set req.http.x-policy = \"v{n}\";\n}}\n");
+    std::fs::write(&file, version(0)).unwrap();
+    let mut config = config_for(origin.addr);
+    config.policy.file = Some(file.clone());
+    let lq = lacquer(config).await;
+    let (addr, admin) = (lq.addr(), lq.admin.unwrap());
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let got = send(addr, "POST", "/r", &[], "").await;
+                    if got.status == 200 && got.text().starts_with('v') {
+                        ok += 1;
+                    } else {
+                        failed.push(format!("{} {}", got.status, got.text()));
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let mut last_valid = 0;
+    for i in 1..=20 {
+        let valid = i % 3 != 0;
+        let text = if valid {
+            version(i)
+        } else {
+            "sub vcl_recv {\n    set req.http.x-policy = ;\n}\n".to_string()
+        };
+        std::fs::write(&file, text).unwrap();
+        let got = send(admin, "POST", "/reload", &[], "").await;
+        if valid {
+            assert_eq!(got.status, 200, "{}", got.text());
+            last_valid = i;
+        } else {
+            assert_eq!(got.status, 400);
+            assert!(got.text().contains("policy.vcl:2:"), "{}", got.text());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut total = 0;
+    for c in clients {
+        let (ok, failed) = c.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "failed requests during reloads: {failed:?}"
+        );
+        total += ok;
+    }
+    assert!(total > 40, "only {total} requests during the reloads");
+    let got = send(addr, "POST", "/r", &[], "").await;
+    assert_eq!(got.text(), format!("v{last_valid}"));
+}

@@ -408,7 +408,7 @@ impl Proxy {
     /// RFC 9111 §4.4: the target URI, and same-host `Location` /
     /// `Content-Location`, lose their stored responses.
     fn invalidate_after_unsafe(&self, ctx: &RequestCtx, headers: &http::HeaderMap) {
-        let mut removed = self.store.remove(&self.policy.hash(ctx));
+        let mut removed = self.store.remove(&self.policy().hash(ctx));
         for name in [LOCATION, CONTENT_LOCATION] {
             let Some(uri) = headers
                 .get(&name)

@@ -51,7 +51,8 @@ pub struct Proxy {
     store: Store,
     director: Director,
     inflight: Arc<Inflight>,
-    policy: Arc<dyn Policy>,
+    /// Swapped whole on reload; each request keeps the one it started with.
+    policy: std::sync::RwLock<Arc<dyn Policy>>,
     freshness: FreshnessPolicy,
     via: HeaderValue,
     keys: KeySpec,
@@ -114,7 +115,7 @@ impl Proxy {
             store,
             director,
             inflight: Inflight::new(),
-            policy,
+            policy: std::sync::RwLock::new(policy),
         }))
     }
 
@@ -142,6 +143,27 @@ impl Proxy {
     pub fn start_draining(&self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<dyn Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reloads the policy file named in the settings: compiled first, then
+    /// swapped in; requests in flight finish under the old one. On error the
+    /// old policy stays and the error (file:line:column …) is returned.
+    pub fn reload_policy(&self) -> Result<&'static str, crate::policy::vcl::PolicyError> {
+        let Some(path) = &self.config.policy.file else {
+            return Ok("no policy file configured: the built-in policy stays");
+        };
+        let fresh = crate::policy::vcl::VclPolicy::load(path)?;
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        tracing::info!(file = %path.display(), "policy reloaded");
+        Ok("policy reloaded")
     }
 
     /// The director and its backends.
@@ -212,14 +234,15 @@ impl Proxy {
                 return synth(refused.status, refused.message);
             }
         };
-        match self.policy.recv(&mut ctx) {
+        let policy = self.policy();
+        match policy.recv(&mut ctx) {
             RecvAction::Hash => {}
             RecvAction::Pass => return self.pass(ctx).await,
             RecvAction::Purge => return self.purge(&ctx),
             RecvAction::Ban => return self.ban(&ctx),
             RecvAction::Synth(status, reason) => return synth(status, &reason),
         }
-        let key = self.policy.hash(&ctx);
+        let key = policy.hash(&ctx);
         match lookup::lookup(&self.store, &self.bans, &key, &ctx) {
             Lookup::Hit(obj) => deliver::from_cache(&ctx, &obj, CacheOutcome::Hit, self.via()),
             Lookup::Grace(obj) => {

@@ -100,7 +100,7 @@ impl Proxy {
             }
             None => {
                 // The policy's hash decides the key locally; peers get host + URL.
-                let count = self.store.purge(&self.policy.hash(ctx), mode, |_| true);
+                let count = self.store.purge(&self.policy().hash(ctx), mode, |_| true);
                 self.metrics.count_invalidation();
                 let inv = Invalidation::Url {
                     mode,

@@ -4,7 +4,8 @@
 //!
 //! TODO(next session, issue 5): vcl_hit/miss/pass, vcl_backend_fetch,
 //! vcl_backend_response (beresp.ttl/grace/keep/uncacheable/do_esi),
-//! vcl_deliver, vcl_synth; hot reload (SIGHUP, admin); see vcl-lite/TODO.md.
+//! vcl_deliver, vcl_synth; reloading the settings too (the policy reloads
+//! on SIGHUP and `POST /reload`); see vcl-lite/TODO.md.
 
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use std::borrow::Cow;

@@ -9,6 +9,7 @@
 //! | `POST /purge/keys` (body: keys; `X-Purge: soft`) | purges by surrogate key |
 //! | `GET /counts` | objects, bytes, bans |
 //! | `GET /metrics` | Prometheus metrics |
+//! | `POST /reload` | recompiles the policy file and swaps it in (400 with the error, old one kept) |
 //! | `GET /backends` | name, address, healthy/sick, recent probes |
 //! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
 
@@ -110,6 +111,13 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
             proxy.bans().len(),
         )),
         (&Method::GET, "/metrics") => text_response(proxy.render_metrics()),
+        (&Method::POST, "/reload") => match proxy.reload_policy() {
+            Ok(msg) => synth(StatusCode::OK, msg),
+            Err(e) => synth(
+                StatusCode::BAD_REQUEST,
+                &format!("policy not reloaded:\n{e}"),
+            ),
+        },
         (&Method::GET, "/backends") => {
             let mut out = String::new();
             for b in proxy.director().backends() {
