@@ -167,3 +167,61 @@ async fn reloading_the_policy_twenty_times_under_load_fails_no_request() {
     let got = send(addr, "POST", "/r", &[], "").await;
     assert_eq!(got.text(), format!("v{last_valid}"));
 }
+
+const TTL_POLICY: &str = r#"
+sub vcl_backend_response {
+    if (bereq.url ~ "^/static/") {
+        set beresp.ttl = 1h;
+    }
+    if (bereq.url ~ "^/nocache/") {
+        set beresp.uncacheable = true;
+    }
+    if (bereq.url ~ "^/force/") {
+        set beresp.uncacheable = false;
+        set beresp.ttl = 60s;
+    }
+    unset beresp.http.x-internal;
+}
+"#;
+
+#[tokio::test]
+async fn backend_response_sets_ttls_and_storability_per_path() {
+    let origin = Origin::start().await;
+    origin.route("/static/app.js", |_, n| {
+        Reply::ok(format!("js v{n}")).header("x-internal", "secret")
+    });
+    origin.route("/plain", |_, n| Reply::ok(format!("plain v{n}")));
+    origin.route("/nocache/x", |_, n| {
+        Reply::ok(format!("nc v{n}")).header("cache-control", "max-age=60")
+    });
+    origin.route("/force/x", |_, n| {
+        Reply::ok(format!("f v{n}"))
+            .header("cache-control", "max-age=60")
+            .header("set-cookie", "a=b")
+    });
+    let lq = with_policy(&origin, TTL_POLICY).await;
+    let a = lq.addr();
+    for p in ["/static/app.js", "/plain", "/nocache/x", "/force/x"] {
+        let first = get(a, p).await;
+        assert!(
+            first.header("x-internal").is_none(),
+            "{p}: x-internal delivered"
+        );
+        get(a, p).await;
+    }
+    assert_eq!(
+        origin.hits("/static/app.js"),
+        1,
+        "a TTL from the policy stores it"
+    );
+    assert_eq!(
+        origin.hits("/plain"),
+        2,
+        "no freshness, no policy TTL: not stored"
+    );
+    assert_eq!(origin.hits("/nocache/x"), 2, "uncacheable by policy");
+    assert_eq!(origin.hits("/force/x"), 1, "forced cacheable by policy");
+    let hit = get(a, "/static/app.js").await;
+    assert!(hit.x_cache().starts_with("HIT"));
+    assert!(hit.header("x-internal").is_none());
+}

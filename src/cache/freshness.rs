@@ -96,6 +96,8 @@ pub enum NoCacheReason {
     /// `must-understand` is present but the status code is not one whose
     /// caching rules this cache implements.
     MustUnderstand,
+    /// The policy (`vcl_backend_response`) made it uncacheable.
+    Policy,
 }
 
 impl NoCacheReason {
@@ -111,6 +113,7 @@ impl NoCacheReason {
             NoCacheReason::SetCookie => "set-cookie",
             NoCacheReason::NoFreshness => "no-freshness",
             NoCacheReason::MustUnderstand => "must-understand",
+            NoCacheReason::Policy => "policy",
         }
     }
 }

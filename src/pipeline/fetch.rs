@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::backend_response::{decide, Decision};
+use super::backend_response::{apply_policy, decide, Decision};
 use super::deliver::{self, synth, CacheOutcome};
 use super::{Proxy, RequestCtx};
 use crate::body::{ReqBody, RespBody};
@@ -160,14 +160,23 @@ impl Proxy {
             }
         }
         let cache = &self.config.cache;
-        match decide(
+        let decision = decide(
             &ctx,
             status,
             &headers,
             request_time,
             response_time,
             &self.freshness,
-        ) {
+        );
+        let decision = apply_policy(
+            &*self.policy(),
+            &ctx,
+            status,
+            &mut headers,
+            decision,
+            response_time,
+        );
+        match decision {
             Decision::Store(freshness, variant) => {
                 let size = content_length(&headers);
                 if size.is_some_and(|n| n > cache.max_object_size.0) {

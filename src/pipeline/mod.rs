@@ -9,6 +9,7 @@ mod lookup;
 mod purge;
 mod recv;
 
+pub use backend_response::Beresp;
 pub use deliver::{synth, CacheOutcome};
 pub use lookup::Lookup;
 pub use purge::{answer, Applied, InvalidationError};

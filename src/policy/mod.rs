@@ -8,6 +8,7 @@ pub mod vcl;
 use http::{Method, StatusCode};
 
 use crate::cache::CacheKey;
+use crate::pipeline::Beresp;
 use crate::pipeline::RequestCtx;
 
 /// What `recv` decides for a request.
@@ -50,6 +51,11 @@ pub trait Policy: Send + Sync + 'static {
             RecvAction::Pass
         }
     }
+
+    /// `vcl_backend_response`: may change a backend response's headers,
+    /// lifetimes and storability (set `beresp.changed`). Built-in: nothing
+    /// to change, RFC 9111 decides.
+    fn backend_response(&self, _req: &RequestCtx, _beresp: &mut Beresp<'_>) {}
 
     /// `vcl_hash`: the key, by default URL then Host.
     fn hash(&self, req: &RequestCtx) -> CacheKey {

@@ -1,10 +1,9 @@
 //! A vcl-lite program as lacquer's policy: `vcl_recv` and `vcl_hash` run on
-//! every request; a subroutine that returns nothing falls through to the
+//! every request, `vcl_backend_response` on every response fetched to store; a subroutine that returns nothing falls through to the
 //! built-in policy, as in Varnish.
 //!
 //! TODO(next session, issue 5): vcl_hit/miss/pass, vcl_backend_fetch,
-//! vcl_backend_response (beresp.ttl/grace/keep/uncacheable/do_esi),
-//! vcl_deliver, vcl_synth; reloading the settings too (the policy reloads
+//! beresp.do_esi (with ESI assembly), retry/abandon, vcl_deliver, vcl_synth; reloading the settings too (the policy reloads
 //! on SIGHUP and `POST /reload`); see vcl-lite/TODO.md.
 
 use http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -15,7 +14,7 @@ use vcl_lite::{Action, Context, Program, Sub, Value, Var};
 
 use super::{Builtin, Policy, RecvAction};
 use crate::cache::CacheKey;
-use crate::pipeline::RequestCtx;
+use crate::pipeline::{Beresp, RequestCtx};
 
 /// A policy that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +176,33 @@ impl Policy for VclPolicy {
         }
     }
 
+    fn backend_response(&self, req: &RequestCtx, beresp: &mut Beresp<'_>) {
+        if !self.program.defines(Sub::BackendResponse) {
+            return;
+        }
+        let mut view = BerespView { req, beresp };
+        match self.program.run(Sub::BackendResponse, &mut view) {
+            Ok(None | Some(Action::Deliver)) => {}
+            Ok(Some(Action::Pass | Action::HitForPass { .. })) => {
+                view.beresp.uncacheable = true;
+                view.beresp.changed = true;
+            }
+            Ok(Some(other)) => {
+                tracing::warn!(
+                    ?other,
+                    "vcl_backend_response action not supported yet; not stored"
+                );
+                view.beresp.uncacheable = true;
+                view.beresp.changed = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "vcl_backend_response failed; not stored");
+                view.beresp.uncacheable = true;
+                view.beresp.changed = true;
+            }
+        }
+    }
+
     fn hash(&self, req: &RequestCtx) -> CacheKey {
         if !self.program.defines(Sub::Hash) {
             return Builtin.hash(req);
@@ -205,4 +231,102 @@ impl Policy for VclPolicy {
         }
         CacheKey::from_parts(parts.iter().map(String::as_str))
     }
+}
+
+/// A backend response as vcl_backend_response sees it.
+struct BerespView<'a, 'b> {
+    req: &'a RequestCtx,
+    beresp: &'a mut Beresp<'b>,
+}
+
+fn seconds(v: &Value<'_>) -> Option<std::time::Duration> {
+    match v {
+        Value::Duration(s) if s.is_finite() => {
+            Some(std::time::Duration::from_secs_f64(s.clamp(0.0, 1e10)))
+        }
+        Value::Int(i) => Some(std::time::Duration::from_secs((*i).max(0) as u64)),
+        _ => None,
+    }
+}
+
+impl Context for BerespView<'_, '_> {
+    fn get(&self, var: &Var) -> Option<Value<'_>> {
+        let b = &*self.beresp;
+        match var {
+            Var::BerespStatus => Some(Value::Int(i64::from(b.status.as_u16()))),
+            Var::BerespHttp(h) => b
+                .headers
+                .get(h.name())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| Value::Str(Cow::Borrowed(v))),
+            Var::BerespTtl => Some(Value::Duration(b.ttl.as_secs_f64())),
+            Var::BerespGrace => Some(Value::Duration(b.grace.as_secs_f64())),
+            Var::BerespKeep => Some(Value::Duration(b.keep.as_secs_f64())),
+            Var::BerespUncacheable => Some(Value::Bool(b.uncacheable)),
+            Var::BerespDoEsi => Some(Value::Bool(false)),
+            Var::BereqUrl => Some(Value::Str(Cow::Borrowed(&self.req.url))),
+            Var::BereqMethod => Some(Value::Str(Cow::Borrowed("GET"))),
+            Var::BereqHttp(h) if h.name() == "host" => {
+                Some(Value::Str(Cow::Borrowed(&self.req.host)))
+            }
+            Var::BereqHttp(h) => self
+                .req
+                .headers
+                .get(h.name())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| Value::Str(Cow::Borrowed(v))),
+            Var::ClientIp => Some(Value::Ip(self.req.client.ip())),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+        let b = &mut *self.beresp;
+        match var {
+            Var::BerespTtl => {
+                b.ttl = seconds(&value).ok_or("beresp.ttl needs a duration")?;
+                // No freshness information was the only obstacle: a TTL
+                // makes it storable (as Varnish's default_ttl would).
+                if b.reason == Some(crate::cache::freshness::NoCacheReason::NoFreshness) {
+                    b.uncacheable = false;
+                }
+            }
+            Var::BerespGrace => b.grace = seconds(&value).ok_or("beresp.grace needs a duration")?,
+            Var::BerespKeep => b.keep = seconds(&value).ok_or("beresp.keep needs a duration")?,
+            Var::BerespUncacheable => b.uncacheable = matches!(value, Value::Bool(true)),
+            Var::BerespHttp(h) => {
+                let name = HeaderName::from_bytes(h.name().as_bytes())
+                    .map_err(|_| format!("{}: not a header name", h.name()))?;
+                let text = match &value {
+                    Value::Str(s) => s.to_string(),
+                    other => format!("{other:?}"),
+                };
+                let v = HeaderValue::from_str(&text)
+                    .map_err(|_| format!("beresp.http.{}: not a valid header value", h.name()))?;
+                b.headers.insert(name, v);
+            }
+            Var::BerespDoEsi => {
+                tracing::warn!("beresp.do_esi: ESI assembly is not in lacquer yet; ignored");
+                return Ok(());
+            }
+            other => return Err(format!("{other:?} cannot be set here")),
+        }
+        b.changed = true;
+        Ok(())
+    }
+
+    fn unset(&mut self, var: &Var) {
+        if let Var::BerespHttp(h) = var {
+            self.beresp.headers.remove(h.name());
+            self.beresp.changed = true;
+        }
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        self.req.client.ip()
+    }
+
+    fn hash_data(&mut self, _data: &str) {}
+
+    fn synthetic(&mut self, _body: &str) {}
 }
