@@ -225,3 +225,43 @@ async fn backend_response_sets_ttls_and_storability_per_path() {
     assert!(hit.x_cache().starts_with("HIT"));
     assert!(hit.header("x-internal").is_none());
 }
+
+#[tokio::test]
+async fn the_static_cookies_example_caches_static_files_once_for_everyone() {
+    let origin = Origin::start().await;
+    origin.route("/site.css", |seen, n| {
+        let cookie = seen.headers.contains_key("cookie");
+        Reply::ok(format!("css v{n} cookie={cookie}"))
+            .header("cache-control", "max-age=600")
+            .header("set-cookie", "tracking=1")
+    });
+    let example = include_str!("../vcl-lite/examples/static_cookies.vcl");
+    let lq = with_policy(&origin, example).await;
+    let a = lq.addr();
+    let first = get_with(a, "/site.css", &[("cookie", "session=alice")]).await;
+    assert_eq!(first.text(), "css v1 cookie=false");
+    assert!(first.header("set-cookie").is_none());
+    let other = get_with(a, "/site.css", &[("cookie", "session=bob")]).await;
+    assert!(other.x_cache().starts_with("HIT"), "{}", other.x_cache());
+    assert_eq!(origin.hits("/site.css"), 1);
+}
+
+#[tokio::test]
+async fn the_per_path_ttl_example_stores_assets_and_passes_errors() {
+    let origin = Origin::start().await;
+    origin.route("/assets/app.1234.js", |_, n| Reply::ok(format!("js v{n}")));
+    origin.route("/broken", |_, n| {
+        Reply::new(500)
+            .body(format!("err {n}"))
+            .header("cache-control", "max-age=60")
+    });
+    let example = include_str!("../vcl-lite/examples/per_path_ttl.vcl");
+    let lq = with_policy(&origin, example).await;
+    let a = lq.addr();
+    for _ in 0..3 {
+        get(a, "/assets/app.1234.js").await;
+        get(a, "/broken").await;
+    }
+    assert_eq!(origin.hits("/assets/app.1234.js"), 1);
+    assert_eq!(origin.hits("/broken"), 3, "5xx must not be stored");
+}

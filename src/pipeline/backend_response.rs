@@ -47,11 +47,12 @@ pub fn decide(
 
 /// What `vcl_backend_response` sees and may change: the response headers,
 /// its lifetimes (remaining TTL, grace, keep) and whether it is stored.
-/// `uncacheable` starts as RFC 9111's verdict (with `reason`). Setting a TTL
-/// on a response that only lacked freshness information makes it storable,
-/// as in Varnish; one RFC 9111 refuses for another reason (`private`,
-/// `no-store`, `Set-Cookie`…) is stored only if the policy also sets
-/// `uncacheable = false`.
+///
+/// After the policy ran, RFC 9111 decides again on the changed headers (so
+/// `unset beresp.http.Set-Cookie` makes a response storable, as in Varnish's
+/// built-in VCL); then what the policy set explicitly wins: a TTL makes a
+/// response that only lacked freshness information storable, and
+/// `uncacheable` forces the verdict either way.
 #[derive(Debug)]
 pub struct Beresp<'a> {
     /// Status.
@@ -68,22 +69,39 @@ pub struct Beresp<'a> {
     pub uncacheable: bool,
     /// Why RFC 9111 would not store it.
     pub reason: Option<NoCacheReason>,
-    /// Set by the policy when it changed any of the above.
+    /// What the policy set: headers or anything else.
     pub changed: bool,
+    /// The policy set `ttl`.
+    pub set_ttl: bool,
+    /// The policy set `grace`.
+    pub set_grace: bool,
+    /// The policy set `keep`.
+    pub set_keep: bool,
+    /// The policy set `uncacheable`.
+    pub set_uncacheable: bool,
 }
 
-/// Runs the policy's `backend_response` over a decision.
+/// Runs the policy's `backend_response` over a decision, and decides again
+/// when it changed anything.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_policy(
     policy: &dyn Policy,
     req: &RequestCtx,
     status: StatusCode,
     headers: &mut HeaderMap,
     decision: Decision,
+    request_time: SystemTime,
     response_time: SystemTime,
+    rules: &FreshnessPolicy,
 ) -> Decision {
     let (ttl, grace, keep, reason) = match &decision {
         Decision::Store(f, _) => (f.ttl.saturating_sub(f.initial_age), f.grace, f.keep, None),
-        Decision::DontStore(r) => (Duration::ZERO, Duration::ZERO, Duration::ZERO, Some(*r)),
+        Decision::DontStore(r) => (
+            Duration::ZERO,
+            rules.default_grace,
+            rules.default_keep,
+            Some(*r),
+        ),
     };
     let mut beresp = Beresp {
         status,
@@ -94,30 +112,50 @@ pub fn apply_policy(
         uncacheable: reason.is_some(),
         reason,
         changed: false,
+        set_ttl: false,
+        set_grace: false,
+        set_keep: false,
+        set_uncacheable: false,
     };
     policy.backend_response(req, &mut beresp);
     if !beresp.changed {
         return decision;
     }
-    if beresp.uncacheable {
-        return Decision::DontStore(reason.unwrap_or(NoCacheReason::Policy));
+    let again = decide(
+        req,
+        status,
+        beresp.headers,
+        request_time,
+        response_time,
+        rules,
+    );
+    let uncacheable = if beresp.set_uncacheable {
+        beresp.uncacheable
+    } else {
+        match &again {
+            Decision::Store(..) => false,
+            Decision::DontStore(r) => !(beresp.set_ttl && *r == NoCacheReason::NoFreshness),
+        }
+    };
+    if uncacheable {
+        return Decision::DontStore(match again {
+            Decision::DontStore(r) => r,
+            Decision::Store(..) => NoCacheReason::Policy,
+        });
     }
     let Some(names) = vary_names(beresp.headers) else {
         return Decision::DontStore(NoCacheReason::VaryStar);
     };
-    if beresp.ttl.is_zero() && beresp.grace.is_zero() && beresp.keep.is_zero() {
-        return Decision::DontStore(reason.unwrap_or(NoCacheReason::Policy));
-    }
-    let (mut freshness, variant) = match decision {
+    let (mut freshness, variant) = match again {
         Decision::Store(f, v) => (f, v),
         Decision::DontStore(_) => (
             Freshness {
                 ttl: Duration::ZERO,
                 initial_age: Duration::ZERO,
                 response_time,
-                grace: Duration::ZERO,
-                stale_if_error: Duration::ZERO,
-                keep: Duration::ZERO,
+                grace: rules.default_grace,
+                stale_if_error: rules.default_grace.max(rules.default_keep),
+                keep: rules.default_keep,
                 must_revalidate: false,
                 no_cache: false,
                 heuristic: false,
@@ -125,9 +163,20 @@ pub fn apply_policy(
             Variant::capture(&names, &req.headers),
         ),
     };
-    freshness.ttl = freshness.initial_age + beresp.ttl;
-    freshness.grace = beresp.grace;
-    freshness.keep = beresp.keep;
-    freshness.stale_if_error = freshness.stale_if_error.max(beresp.grace.max(beresp.keep));
+    if beresp.set_ttl {
+        freshness.ttl = freshness.initial_age + beresp.ttl;
+    }
+    if beresp.set_grace {
+        freshness.grace = beresp.grace;
+    }
+    if beresp.set_keep {
+        freshness.keep = beresp.keep;
+    }
+    freshness.stale_if_error = freshness
+        .stale_if_error
+        .max(freshness.grace.max(freshness.keep));
+    if freshness.retention().is_zero() {
+        return Decision::DontStore(NoCacheReason::Policy);
+    }
     Decision::Store(freshness, variant)
 }

@@ -174,7 +174,9 @@ impl Proxy {
             status,
             &mut headers,
             decision,
+            request_time,
             response_time,
+            &self.freshness,
         );
         match decision {
             Decision::Store(freshness, variant) => {

@@ -184,21 +184,18 @@ impl Policy for VclPolicy {
         match self.program.run(Sub::BackendResponse, &mut view) {
             Ok(None | Some(Action::Deliver)) => {}
             Ok(Some(Action::Pass | Action::HitForPass { .. })) => {
-                view.beresp.uncacheable = true;
-                view.beresp.changed = true;
+                uncacheable(view.beresp);
             }
             Ok(Some(other)) => {
                 tracing::warn!(
                     ?other,
                     "vcl_backend_response action not supported yet; not stored"
                 );
-                view.beresp.uncacheable = true;
-                view.beresp.changed = true;
+                uncacheable(view.beresp);
             }
             Err(e) => {
                 tracing::error!(error = %e, "vcl_backend_response failed; not stored");
-                view.beresp.uncacheable = true;
-                view.beresp.changed = true;
+                uncacheable(view.beresp);
             }
         }
     }
@@ -231,6 +228,12 @@ impl Policy for VclPolicy {
         }
         CacheKey::from_parts(parts.iter().map(String::as_str))
     }
+}
+
+fn uncacheable(b: &mut Beresp<'_>) {
+    b.uncacheable = true;
+    b.set_uncacheable = true;
+    b.changed = true;
 }
 
 /// A backend response as vcl_backend_response sees it.
@@ -285,15 +288,20 @@ impl Context for BerespView<'_, '_> {
         match var {
             Var::BerespTtl => {
                 b.ttl = seconds(&value).ok_or("beresp.ttl needs a duration")?;
-                // No freshness information was the only obstacle: a TTL
-                // makes it storable (as Varnish's default_ttl would).
-                if b.reason == Some(crate::cache::freshness::NoCacheReason::NoFreshness) {
-                    b.uncacheable = false;
-                }
+                b.set_ttl = true;
             }
-            Var::BerespGrace => b.grace = seconds(&value).ok_or("beresp.grace needs a duration")?,
-            Var::BerespKeep => b.keep = seconds(&value).ok_or("beresp.keep needs a duration")?,
-            Var::BerespUncacheable => b.uncacheable = matches!(value, Value::Bool(true)),
+            Var::BerespGrace => {
+                b.grace = seconds(&value).ok_or("beresp.grace needs a duration")?;
+                b.set_grace = true;
+            }
+            Var::BerespKeep => {
+                b.keep = seconds(&value).ok_or("beresp.keep needs a duration")?;
+                b.set_keep = true;
+            }
+            Var::BerespUncacheable => {
+                b.uncacheable = matches!(value, Value::Bool(true));
+                b.set_uncacheable = true;
+            }
             Var::BerespHttp(h) => {
                 let name = HeaderName::from_bytes(h.name().as_bytes())
                     .map_err(|_| format!("{}: not a header name", h.name()))?;
