@@ -273,10 +273,7 @@ fn sigterm_drains_and_exits_cleanly() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&listen).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&listen);
     let health = fetch(&listen, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let killed = Command::new("kill")
@@ -321,10 +318,7 @@ fn access_log_and_stats() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&listen).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&listen);
     fetch(&listen, "/healthz");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -387,4 +381,12 @@ fn policies_are_checked_and_a_bad_one_refuses_to_start() {
     ]);
     assert!(!ok, "started with a bad policy");
     assert!(err.contains("unknown variable"), "{err}");
+}
+
+/// Waits (up to 10 s) until something accepts connections on `addr`.
+fn wait_listening(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
