@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -76,6 +77,12 @@ pub enum RespBody {
     Backend(BackendBody),
     /// Streamed from a shared fetch (a coalesced miss).
     Shared(BodyReader),
+    /// Several buffers sent in order (an ESI page whose parts were all in
+    /// the cache).
+    Parts(VecDeque<Bytes>),
+    /// An ESI page assembled while it is sent: chunks arrive in document
+    /// order from the assembling task; an `Err` aborts the response.
+    Assembled(tokio::sync::mpsc::Receiver<Result<Bytes, BoxError>>),
 }
 
 impl RespBody {
@@ -97,6 +104,8 @@ impl std::fmt::Debug for RespBody {
             RespBody::Full(b) => write!(f, "Full({} bytes)", b.as_ref().map_or(0, |b| b.len())),
             RespBody::Backend(_) => f.write_str("Backend"),
             RespBody::Shared(_) => f.write_str("Shared"),
+            RespBody::Parts(p) => write!(f, "Parts({})", p.len()),
+            RespBody::Assembled(_) => f.write_str("Assembled"),
         }
     }
 }
@@ -113,6 +122,8 @@ impl Body for RespBody {
             RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Backend(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
             RespBody::Shared(s) => Pin::new(s).poll_frame(cx),
+            RespBody::Parts(p) => Poll::Ready(p.pop_front().map(|b| Ok(Frame::data(b)))),
+            RespBody::Assembled(rx) => rx.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data))),
         }
     }
 
@@ -121,6 +132,8 @@ impl Body for RespBody {
             RespBody::Full(b) => b.is_none(),
             RespBody::Backend(s) => s.is_end_stream(),
             RespBody::Shared(s) => s.is_end_stream(),
+            RespBody::Parts(p) => p.is_empty(),
+            RespBody::Assembled(_) => false,
         }
     }
 
@@ -129,6 +142,8 @@ impl Body for RespBody {
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RespBody::Backend(s) => s.size_hint(),
             RespBody::Shared(s) => s.size_hint(),
+            RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
+            RespBody::Assembled(_) => SizeHint::default(),
         }
     }
 }

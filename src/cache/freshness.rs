@@ -35,6 +35,15 @@ pub const MAX_DELTA_SECONDS: u64 = 2_147_483_648;
 /// in order of precedence: the first one present and valid is used.
 pub const TARGETED_FIELDS: [&str; 2] = ["lacquer-cache-control", "cdn-cache-control"];
 
+/// Response fields meant for this cache and removed before delivery: the
+/// targeted cache-control fields and `Surrogate-Control` (the ESI
+/// handshake; its other directives are not used).
+pub const NOT_DELIVERED: [&str; 3] = [
+    "lacquer-cache-control",
+    "cdn-cache-control",
+    "surrogate-control",
+];
+
 /// Knobs from the settings file.
 #[derive(Debug, Clone)]
 pub struct FreshnessPolicy {
@@ -163,6 +172,22 @@ pub struct Freshness {
 }
 
 impl Freshness {
+    /// The timing of a response received at `response_time` that is not
+    /// stored (no lifetime, no grace, no keep).
+    pub fn unstored(response_time: SystemTime) -> Freshness {
+        Freshness {
+            ttl: Duration::ZERO,
+            initial_age: Duration::ZERO,
+            response_time,
+            grace: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            keep: Duration::ZERO,
+            must_revalidate: false,
+            no_cache: false,
+            heuristic: false,
+        }
+    }
+
     /// `current_age` (RFC 9111 §4.2.3): `initial_age + (now - response_time)`,
     /// saturating; a `now` before `response_time` counts as no time passed.
     pub fn age(&self, now: SystemTime) -> Duration {

@@ -5,10 +5,12 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::freshness::{Freshness, TARGETED_FIELDS};
+use super::freshness::{Freshness, NOT_DELIVERED};
 use super::vary::Variant;
+use crate::esi::parse::{Segment, Template};
 
 /// Fixed bytes charged per object on top of its headers and body: the
 /// header maps' tables, the object and entry structs, moka's per-entry
@@ -84,6 +86,8 @@ pub struct CachedObject {
     /// The newest ban this object has been checked against (see
     /// `invalidate::bans`).
     pub ban_checked: AtomicU64,
+    /// The ESI template, when the body is assembled at delivery.
+    pub esi: Option<Arc<Template>>,
     /// Times delivered from the cache.
     hits: AtomicU64,
     weight: usize,
@@ -114,7 +118,7 @@ impl CachedObject {
     ) -> CachedObject {
         let tags = keys.keys_of(&headers);
         let mut deliver_headers = headers.clone();
-        for name in TARGETED_FIELDS {
+        for name in NOT_DELIVERED {
             deliver_headers.remove(name);
         }
         keys.strip_from(&mut deliver_headers);
@@ -141,9 +145,28 @@ impl CachedObject {
             url: from.url,
             host: from.host,
             ban_checked: AtomicU64::new(from.ban_stamp),
+            esi: None,
             hits: AtomicU64::new(0),
             weight,
         }
+    }
+
+    /// Makes this an ESI page assembled from `template` at delivery: the
+    /// delivered `ETag` is weakened (the assembled bytes vary with the
+    /// fragments) and the template's size is charged.
+    pub fn with_template(mut self, template: Arc<Template>) -> CachedObject {
+        if let Some(etag) = self.deliver_headers.get(http::header::ETAG) {
+            if !etag.as_bytes().starts_with(b"W/") {
+                let mut weak = b"W/".to_vec();
+                weak.extend_from_slice(etag.as_bytes());
+                if let Ok(v) = HeaderValue::from_bytes(&weak) {
+                    self.deliver_headers.insert(http::header::ETAG, v);
+                }
+            }
+        }
+        self.weight += template_weight(&template.segments);
+        self.esi = Some(template);
+        self
     }
 
     /// Where this object came from, stamped with `ban_stamp`.
@@ -174,7 +197,10 @@ impl CachedObject {
             self.provenance(ban_stamp),
         );
         obj.hits.store(self.hits(), Ordering::Relaxed);
-        obj
+        match &self.esi {
+            Some(t) => obj.with_template(t.clone()),
+            None => obj,
+        }
     }
 
     /// A copy that is stale from `now` on (a soft purge): grace, keep and
@@ -194,6 +220,7 @@ impl CachedObject {
             url: self.url.clone(),
             host: self.host.clone(),
             ban_checked: AtomicU64::new(self.ban_checked.load(Ordering::Acquire)),
+            esi: self.esi.clone(),
             hits: AtomicU64::new(self.hits()),
             weight: self.weight,
             freshness,
@@ -234,4 +261,27 @@ impl CachedObject {
     pub fn has_validator(&self) -> bool {
         self.etag().is_some() || self.last_modified().is_some()
     }
+}
+
+/// Bytes a template adds to its object: its segments (the literal bytes
+/// are slices of the body, already counted).
+fn template_weight(segments: &[Segment]) -> usize {
+    segments
+        .iter()
+        .map(|s| {
+            64 + match s {
+                Segment::Try { attempt, except } => {
+                    template_weight(attempt) + template_weight(except)
+                }
+                Segment::Choose { whens, otherwise } => {
+                    whens
+                        .iter()
+                        .map(|(_, b)| 64 + template_weight(b))
+                        .sum::<usize>()
+                        + template_weight(otherwise)
+                }
+                _ => 0,
+            }
+        })
+        .sum()
 }

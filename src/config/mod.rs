@@ -4,7 +4,10 @@
 //! command line) is a working configuration. Unknown keys and bad values are
 //! refused with the file, line and column of the offending text.
 
+mod esi;
 mod units;
+
+pub use esi::{EsiConfig, EsiOnError};
 
 pub use units::{parse_bytes, parse_duration, ByteSize, Seconds};
 
@@ -69,6 +72,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The vcl-lite policy.
     pub policy: PolicyConfig,
+    /// ESI processing and assembly.
+    pub esi: EsiConfig,
 }
 
 /// Where the request policy comes from.
@@ -459,6 +464,7 @@ impl Config {
                 )));
             }
         }
+        self.esi.validate().map_err(invalid)?;
         let c = &self.cache;
         if !(0.0..=1.0).contains(&c.heuristic_fraction) {
             return Err(invalid(

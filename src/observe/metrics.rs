@@ -40,6 +40,8 @@ pub struct Metrics {
     backend_errors: AtomicU64,
     coalesced: AtomicU64,
     invalidations: AtomicU64,
+    esi_includes: AtomicU64,
+    esi_errors: AtomicU64,
 }
 
 fn add(c: &AtomicU64) {
@@ -79,6 +81,17 @@ impl Metrics {
     /// Counts an applied invalidation (purge, key purge, ban).
     pub fn count_invalidation(&self) {
         add(&self.invalidations);
+    }
+
+    /// Counts an ESI include met while assembling a page.
+    pub fn count_esi_include(&self) {
+        add(&self.esi_includes);
+    }
+
+    /// Counts ESI errors: malformed markup removed, includes failed,
+    /// refused, looping or too deep.
+    pub fn count_esi_errors(&self, n: u64) {
+        self.esi_errors.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition, with the store's and ban list's
@@ -126,6 +139,16 @@ impl Metrics {
                 "lacquer_invalidations_total",
                 "Purges, key purges and bans applied.",
                 get(&self.invalidations),
+            ),
+            (
+                "lacquer_esi_includes_total",
+                "ESI includes met while assembling pages (from cache or fetched).",
+                get(&self.esi_includes),
+            ),
+            (
+                "lacquer_esi_errors_total",
+                "ESI errors: malformed markup removed, includes failed, refused, looping or too deep.",
+                get(&self.esi_errors),
             ),
             (
                 "lacquer_evictions_total",

@@ -79,10 +79,14 @@ pub struct Beresp<'a> {
     pub set_keep: bool,
     /// The policy set `uncacheable`.
     pub set_uncacheable: bool,
+    /// Process the body as ESI (starts as the handshake and the `[esi]`
+    /// settings say; the policy may change it).
+    pub do_esi: bool,
 }
 
 /// Runs the policy's `backend_response` over a decision, and decides again
-/// when it changed anything.
+/// when it changed anything. `do_esi` goes in as the settings decide and
+/// comes out as the policy left it.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_policy(
     policy: &dyn Policy,
@@ -90,6 +94,7 @@ pub fn apply_policy(
     status: StatusCode,
     headers: &mut HeaderMap,
     decision: Decision,
+    do_esi: &mut bool,
     request_time: SystemTime,
     response_time: SystemTime,
     rules: &FreshnessPolicy,
@@ -116,8 +121,10 @@ pub fn apply_policy(
         set_grace: false,
         set_keep: false,
         set_uncacheable: false,
+        do_esi: *do_esi,
     };
     policy.backend_response(req, &mut beresp);
+    *do_esi = beresp.do_esi;
     if !beresp.changed {
         return decision;
     }

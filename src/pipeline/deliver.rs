@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::RequestCtx;
 use crate::body::RespBody;
-use crate::cache::freshness::TARGETED_FIELDS;
+use crate::cache::freshness::NOT_DELIVERED;
 use crate::cache::object::KeySpec;
 use crate::cache::CachedObject;
 use crate::fetch::broadcast::BodyReader;
@@ -124,7 +124,7 @@ pub fn pass_through(
     via: &HeaderValue,
     keys: &KeySpec,
 ) -> Response<RespBody> {
-    for name in TARGETED_FIELDS {
+    for name in NOT_DELIVERED {
         headers.remove(name);
     }
     keys.strip_from(&mut headers);
@@ -141,7 +141,7 @@ pub fn pass_through(
 /// Headers for delivery of a stored response (targeted fields removed).
 pub fn delivered_headers(stored: &HeaderMap, keys: &KeySpec) -> HeaderMap {
     let mut h = stored.clone();
-    for name in TARGETED_FIELDS {
+    for name in NOT_DELIVERED {
         h.remove(name);
     }
     keys.strip_from(&mut h);

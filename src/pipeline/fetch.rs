@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use super::backend_response::{apply_policy, decide, Decision};
 use super::deliver::{self, synth, CacheOutcome};
+use super::esi::{Keep, SURROGATE_CAPABILITY};
 use super::{Proxy, RequestCtx};
 use crate::body::{ReqBody, RespBody};
 use crate::cache::freshness::merge_304;
@@ -52,14 +53,14 @@ impl Proxy {
                 FlightState::Stored => {
                     if let Found::Object(obj) = self.store.lookup(&key, &ctx.headers) {
                         if obj.freshness.is_fresh(SystemTime::now()) {
-                            return deliver::from_cache(&ctx, &obj, CacheOutcome::Hit, self.via());
+                            return self.deliver_object(&ctx, &obj, CacheOutcome::Hit);
                         }
                     }
                     break;
                 }
                 FlightState::Failed(status, reason) => {
                     if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
-                        return deliver::from_cache(&ctx, obj, CacheOutcome::Stale, self.via());
+                        return self.deliver_object(&ctx, obj, CacheOutcome::Stale);
                     }
                     return synth(status, &String::from_utf8_lossy(&reason));
                 }
@@ -124,7 +125,7 @@ impl Proxy {
                     g.finish(Some(FlightState::Failed(status, reason)));
                 }
                 if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
-                    return deliver::from_cache(&ctx, obj, CacheOutcome::Stale, self.via());
+                    return self.deliver_object(&ctx, obj, CacheOutcome::Stale);
                 }
                 return synth(status, &e.to_string());
             }
@@ -156,7 +157,7 @@ impl Proxy {
                         Bytes::from_static(b"backend error"),
                     )));
                 }
-                return deliver::from_cache(&ctx, obj, CacheOutcome::Stale, self.via());
+                return self.deliver_object(&ctx, obj, CacheOutcome::Stale);
             }
         }
         let cache = &self.config.cache;
@@ -168,16 +169,41 @@ impl Proxy {
             response_time,
             &self.freshness,
         );
+        let mut do_esi = self.esi_wanted(&ctx.url, &headers);
         let decision = apply_policy(
             &*self.policy(),
             &ctx,
             status,
             &mut headers,
             decision,
+            &mut do_esi,
             request_time,
             response_time,
             &self.freshness,
         );
+        if do_esi {
+            let from = Provenance {
+                url: ctx.url.as_str().into(),
+                host: ctx.host.as_str().into(),
+                ban_stamp,
+            };
+            let (keep, outcome) = match decision {
+                Decision::Store(f, v) => (Keep::Store(key, f, v), CacheOutcome::Miss),
+                Decision::DontStore(reason) => {
+                    tracing::debug!(url = %ctx.url, reason = reason.as_str(), "ESI page not stored");
+                    self.store.mark_hit_for_miss(key, cache.hit_for_miss.0);
+                    let outcome = if guard.is_some() {
+                        CacheOutcome::Miss
+                    } else {
+                        CacheOutcome::Pass
+                    };
+                    (Keep::Transient, outcome)
+                }
+            };
+            return self
+                .process_esi(ctx, status, headers, body, keep, from, guard, outcome)
+                .await;
+        }
         match decision {
             Decision::Store(freshness, variant) => {
                 let size = content_length(&headers);
@@ -246,7 +272,7 @@ impl Proxy {
     /// that keeps the old body.
     #[allow(clippy::too_many_arguments)]
     fn refresh(
-        &self,
+        self: &Arc<Self>,
         ctx: RequestCtx,
         key: CacheKey,
         old: &CachedObject,
@@ -269,7 +295,7 @@ impl Proxy {
                 if let Some(g) = guard {
                     g.finish(Some(FlightState::Stored));
                 }
-                deliver::from_cache(&ctx, &obj, CacheOutcome::Miss, self.via())
+                self.deliver_object(&ctx, &obj, CacheOutcome::Miss)
             }
             Decision::DontStore(reason) => {
                 tracing::debug!(url = %ctx.url, reason = reason.as_str(), "revalidated object no longer storable");
@@ -286,7 +312,7 @@ impl Proxy {
                     &self.keys,
                     old.provenance(ban_stamp),
                 );
-                deliver::from_cache(&ctx, &obj, CacheOutcome::Miss, self.via())
+                self.deliver_object(&ctx, &obj, CacheOutcome::Miss)
             }
         }
     }
@@ -393,6 +419,25 @@ impl Proxy {
         if !method.is_safe() && (parts.status.is_success() || parts.status.is_redirection()) {
             self.invalidate_after_unsafe(&ctx, &headers);
         }
+        if method != Method::HEAD && self.esi_wanted(&ctx.url, &headers) {
+            let from = Provenance {
+                url: ctx.url.as_str().into(),
+                host: ctx.host.as_str().into(),
+                ban_stamp: 0,
+            };
+            return self
+                .process_esi(
+                    ctx,
+                    parts.status,
+                    headers,
+                    body,
+                    Keep::Transient,
+                    from,
+                    None,
+                    CacheOutcome::Pass,
+                )
+                .await;
+        }
         deliver::pass_through(
             &ctx,
             parts.status,
@@ -478,6 +523,10 @@ impl Proxy {
                 headers.insert(HOST, v);
             }
         }
+        headers.insert(
+            "surrogate-capability",
+            HeaderValue::from_static(SURROGATE_CAPABILITY),
+        );
         append_forwarded_for(&mut headers, ctx.client.ip());
         append_via(&mut headers, ctx.version, self.via_name());
         if method == Method::GET || method == Method::HEAD {

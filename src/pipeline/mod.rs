@@ -4,6 +4,7 @@
 
 mod backend_response;
 mod deliver;
+mod esi;
 mod fetch;
 mod lookup;
 mod purge;
@@ -41,6 +42,9 @@ pub enum SetupError {
     /// The policy file does not load or compile.
     #[error(transparent)]
     Policy(#[from] crate::policy::vcl::PolicyError),
+    /// `esi.paths` holds an invalid regular expression.
+    #[error("esi.paths: {0}")]
+    EsiPaths(#[from] regex::Error),
     /// `server.via_name` cannot go in a header.
     #[error("server.via_name: not a valid header value")]
     BadViaName,
@@ -61,6 +65,8 @@ pub struct Proxy {
     cluster: Option<Arc<Cluster>>,
     draining: std::sync::atomic::AtomicBool,
     metrics: Metrics,
+    /// `esi.paths`, compiled.
+    esi_paths: regex::RegexSet,
 }
 
 impl Proxy {
@@ -104,7 +110,9 @@ impl Proxy {
             ));
         }
         let cluster = Cluster::start(&config.cluster);
+        let esi_paths = regex::RegexSet::new(&config.esi.paths)?;
         Ok(Arc::new(Proxy {
+            esi_paths,
             via,
             keys,
             bans,
@@ -223,7 +231,7 @@ impl Proxy {
             };
         }
         let (parts, body) = req.into_parts();
-        let mut ctx = match RequestCtx::from_parts(
+        let ctx = match RequestCtx::from_parts(
             parts,
             body,
             client,
@@ -235,6 +243,12 @@ impl Proxy {
                 return synth(refused.status, refused.message);
             }
         };
+        self.process(ctx).await
+    }
+
+    /// recv → hash → lookup → hit, miss or pass: for client requests and
+    /// ESI fragment requests alike.
+    async fn process(self: &Arc<Self>, mut ctx: RequestCtx) -> http::Response<RespBody> {
         let policy = self.policy();
         match policy.recv(&mut ctx) {
             RecvAction::Hash => {}
@@ -245,10 +259,10 @@ impl Proxy {
         }
         let key = policy.hash(&ctx);
         match lookup::lookup(&self.store, &self.bans, &key, &ctx) {
-            Lookup::Hit(obj) => deliver::from_cache(&ctx, &obj, CacheOutcome::Hit, self.via()),
+            Lookup::Hit(obj) => self.deliver_object(&ctx, &obj, CacheOutcome::Hit),
             Lookup::Grace(obj) => {
                 self.refresh_in_background(&ctx, key, obj.clone());
-                deliver::from_cache(&ctx, &obj, CacheOutcome::Stale, self.via())
+                self.deliver_object(&ctx, &obj, CacheOutcome::Stale)
             }
             Lookup::Stale(obj) => self.miss(ctx, key, Some(obj)).await,
             Lookup::Miss => self.miss(ctx, key, None).await,

@@ -6,6 +6,9 @@ use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::esi::chain::IncludeChain;
 
 use crate::http::headers::remove_hop_by_hop;
 
@@ -28,6 +31,8 @@ pub struct RequestCtx {
     pub body: Option<Incoming>,
     /// Skip the cached object (client `no-cache` when honoured).
     pub always_miss: bool,
+    /// For an ESI fragment request: the pages it is included from.
+    pub esi: Option<Arc<IncludeChain>>,
 }
 
 /// A request refused at recv.
@@ -96,6 +101,7 @@ impl RequestCtx {
             client,
             body: Some(body),
             always_miss,
+            esi: None,
         })
     }
 
@@ -110,6 +116,7 @@ impl RequestCtx {
             client: self.client,
             body: None,
             always_miss: false,
+            esi: self.esi.clone(),
         }
     }
 }

@@ -266,7 +266,7 @@ impl Context for BerespView<'_, '_> {
             Var::BerespGrace => Some(Value::Duration(b.grace.as_secs_f64())),
             Var::BerespKeep => Some(Value::Duration(b.keep.as_secs_f64())),
             Var::BerespUncacheable => Some(Value::Bool(b.uncacheable)),
-            Var::BerespDoEsi => Some(Value::Bool(false)),
+            Var::BerespDoEsi => Some(Value::Bool(b.do_esi)),
             Var::BereqUrl => Some(Value::Str(Cow::Borrowed(&self.req.url))),
             Var::BereqMethod => Some(Value::Str(Cow::Borrowed("GET"))),
             Var::BereqHttp(h) if h.name() == "host" => {
@@ -314,7 +314,8 @@ impl Context for BerespView<'_, '_> {
                 b.headers.insert(name, v);
             }
             Var::BerespDoEsi => {
-                tracing::warn!("beresp.do_esi: ESI assembly is not in lacquer yet; ignored");
+                b.do_esi = matches!(value, Value::Bool(true));
+                // Not a change RFC 9111 needs to look at again.
                 return Ok(());
             }
             other => return Err(format!("{other:?} cannot be set here")),
