@@ -22,6 +22,8 @@ struct Page {
     content_type: &'static str,
     cache_control: Option<&'static str>,
     etag: Option<&'static str>,
+    /// Answer with `Surrogate-Control: content="ESI/1.0"`.
+    esi: bool,
 }
 
 const LAST_MODIFIED_AT: &str = "Sun, 01 Nov 2026 12:00:00 GMT";
@@ -33,6 +35,23 @@ const PAGES: &[Page] = &[
         content_type: "text/html; charset=utf-8",
         cache_control: Some("max-age=60"),
         etag: Some("\"index-v1\""),
+        esi: false,
+    },
+    Page {
+        path: "/shop",
+        body: include_str!("../fixtures/demo/shop.html"),
+        content_type: "text/html; charset=utf-8",
+        cache_control: Some("max-age=60"),
+        etag: Some("\"shop-v1\""),
+        esi: true,
+    },
+    Page {
+        path: "/fragments/footer",
+        body: "<footer>lacquer demo footer (cached for an hour)</footer>\n",
+        content_type: "text/html; charset=utf-8",
+        cache_control: Some("max-age=3600"),
+        etag: None,
+        esi: false,
     },
     Page {
         path: "/news",
@@ -40,6 +59,7 @@ const PAGES: &[Page] = &[
         content_type: "text/html; charset=utf-8",
         cache_control: Some("max-age=5"),
         etag: Some("\"news-v1\""),
+        esi: false,
     },
     Page {
         path: "/account",
@@ -47,6 +67,7 @@ const PAGES: &[Page] = &[
         content_type: "text/html; charset=utf-8",
         cache_control: Some("private, no-store"),
         etag: None,
+        esi: false,
     },
     Page {
         path: "/style.css",
@@ -54,6 +75,7 @@ const PAGES: &[Page] = &[
         content_type: "text/css",
         cache_control: Some("max-age=3600"),
         etag: Some("\"style-v1\""),
+        esi: false,
     },
 ];
 
@@ -94,6 +116,21 @@ fn answer(req: &Request<Incoming>, hits: u64) -> Response<Full<Bytes>> {
         *resp.body_mut() = Full::new(Bytes::from(format!("origin time: {now}\n")));
         return resp;
     }
+    if let Some(body) = dynamic_fragment(req, hits) {
+        let h = resp.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        let cc = if path == "/fragments/price" {
+            "max-age=5"
+        } else {
+            "private"
+        };
+        h.insert(CACHE_CONTROL, HeaderValue::from_static(cc));
+        *resp.body_mut() = Full::new(Bytes::from(body));
+        return resp;
+    }
     let Some(page) = PAGES.iter().find(|p| p.path == path) else {
         *resp.status_mut() = StatusCode::NOT_FOUND;
         let h = resp.headers_mut();
@@ -104,6 +141,12 @@ fn answer(req: &Request<Incoming>, hits: u64) -> Response<Full<Bytes>> {
     };
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(page.content_type));
+    if page.esi {
+        h.insert(
+            "surrogate-control",
+            HeaderValue::from_static("content=\"ESI/1.0\""),
+        );
+    }
     h.insert(LAST_MODIFIED, HeaderValue::from_static(LAST_MODIFIED_AT));
     if let Some(cc) = page.cache_control {
         h.insert(CACHE_CONTROL, HeaderValue::from_static(cc));
@@ -123,6 +166,34 @@ fn answer(req: &Request<Incoming>, hits: u64) -> Response<Full<Bytes>> {
     resp
 }
 
+/// The fragments of `/shop` that change per request: the price (with the
+/// origin's time and hit count, cached 5 s) and the cart (from the `cart`
+/// cookie, never stored).
+fn dynamic_fragment(req: &Request<Incoming>, hits: u64) -> Option<String> {
+    match req.uri().path() {
+        "/fragments/price" => Some(format!(
+            "<p>42.00 EUR, computed by the origin at {} (origin request #{hits})</p>\n",
+            httpdate::fmt_http_date(std::time::SystemTime::now())
+        )),
+        "/fragments/cart" => {
+            let items = req
+                .headers()
+                .get(http::header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|c| {
+                    c.split(';')
+                        .filter_map(|p| p.trim().split_once('='))
+                        .find(|(k, _)| *k == "cart")
+                        .map(|(_, v)| v.to_string())
+                })
+                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty())
+                .unwrap_or_else(|| "0".into());
+            Some(format!("<p>{items} item(s) in your cart</p>\n"))
+        }
+        _ => None,
+    }
+}
+
 /// The curl lines printed at demo start.
 pub fn curl_lines(addr: SocketAddr) -> String {
     format!(
@@ -134,6 +205,8 @@ pub fn curl_lines(addr: SocketAddr) -> String {
          \x20 curl -si http://{addr}/news | grep -iE '^(x-cache|age|etag)'; sleep 6; curl -si http://{addr}/news | grep -iE '^(x-cache|age|etag)'\n\
          \n  # a conditional request answered 304 from the cache\n\
          \x20 curl -si -H 'If-None-Match: \"index-v1\"' http://{addr}/ | head -1\n\
+         \n  # an ESI page: a cached shell, a price cached 5 s, a cart built per cookie\n\
+         \x20 curl -s -b cart=3 http://{addr}/shop | sed -n '/<h2>/,/<\\/body>/p'\n\
          \n  # an uncacheable page: every request reaches the origin\n\
          \x20 curl -si http://{addr}/account | grep -iE '^(x-cache|x-origin-hits)'\n"
     )

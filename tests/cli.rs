@@ -178,10 +178,15 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
 
 /// One request on a new connection; the raw response text.
 fn fetch(addr: &str, path: &str) -> String {
+    fetch_with(addr, path, "")
+}
+
+/// One request with extra header lines (each ending in CRLF).
+fn fetch_with(addr: &str, path: &str, headers: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: demo\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -215,6 +220,8 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
     let first = fetch(&addr, "/");
     let second = fetch(&addr, "/");
     let account = fetch(&addr, "/account");
+    let shop = fetch_with(&addr, "/shop", "Cookie: cart=3\r\n");
+    let shop_again = fetch_with(&addr, "/shop", "Cookie: cart=5\r\n");
     let conditional = {
         let mut s = TcpStream::connect(&addr).unwrap();
         s.write_all(
@@ -248,6 +255,20 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
         "{account}"
     );
     assert!(conditional.starts_with("HTTP/1.1 304"), "{conditional}");
+    // The ESI page: assembled from a cached price, a per-cookie cart and a
+    // footer; the shell is a hit the second time, the cart follows the cookie.
+    for (page, items) in [(&shop, "3 item(s)"), (&shop_again, "5 item(s)")] {
+        assert!(
+            page.contains("42.00 EUR") && page.contains(items) && page.contains("demo footer"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<esi:") && !page.contains("You see this only"),
+            "{page}"
+        );
+    }
+    assert!(shop_again.contains("x-cache: HIT"), "{shop_again}");
+    assert!(printed.contains("/shop"), "{printed}");
 }
 
 /// A loopback address with a port that was free a moment ago.

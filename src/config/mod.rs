@@ -556,6 +556,23 @@ mod tests {
     }
 
     #[test]
+    fn esi_settings_are_checked() {
+        let e = Config::from_toml("[esi]\npaths = [\"(unclosed\"]\n", "e.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("e.toml: esi.paths: \"(unclosed\""), "{e}");
+        let e = Config::from_toml("[esi]\non_error = \"explode\"\n", "e.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("e.toml:2:12: unknown variant `explode`"),
+            "{e}"
+        );
+        let c = Config::from_toml("[esi]\non_error = \"abort\"\n", "e.toml").unwrap();
+        assert_eq!(c.esi.on_error, EsiOnError::Abort);
+    }
+
+    #[test]
     fn unknown_key_has_position() {
         let e = Config::from_toml("[cache]\nstorage = \"1MiB\"\n  gracee = \"1s\"\n", "a.toml")
             .unwrap_err()
