@@ -6,8 +6,13 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
@@ -23,7 +28,63 @@ pub enum ReqBody {
     /// A body held in memory (replayable: requests with it can be retried).
     Full(Option<Bytes>),
     /// The client's body, streamed as it arrives.
-    Stream(Incoming),
+    Stream(ClientBody),
+}
+
+/// The client paused its request body longer than `server.body_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body stalled beyond server.body_timeout")]
+pub struct BodyStalled;
+
+/// A client's request body on its way to a backend, cut off when the client
+/// sends nothing for longer than the idle timeout (a slow-body client would
+/// otherwise hold a backend connection forever).
+pub struct ClientBody {
+    inner: Incoming,
+    idle: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl ClientBody {
+    /// Wraps `inner`; `stalled` is set when the timeout cut it off.
+    pub fn new(inner: Incoming, idle: Duration, stalled: Arc<AtomicBool>) -> ClientBody {
+        ClientBody {
+            inner,
+            idle,
+            timer: None,
+            stalled,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                self.timer = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let idle = self.idle;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.stalled.store(true, Ordering::Release);
+                    self.timer = Some(Box::pin(tokio::time::sleep_until(Instant::now() + idle)));
+                    return Poll::Ready(Some(Err(BodyStalled.into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBody")
+            .field("idle", &self.idle)
+            .finish()
+    }
 }
 
 impl ReqBody {
@@ -39,16 +100,16 @@ impl ReqBody {
 
 impl Body for ReqBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ReqBody::Empty => Poll::Ready(None),
             ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ReqBody::Stream(s) => Pin::new(s).poll_frame(cx),
+            ReqBody::Stream(s) => s.poll_frame(cx),
         }
     }
 
@@ -56,7 +117,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Empty => true,
             ReqBody::Full(b) => b.is_none(),
-            ReqBody::Stream(s) => s.is_end_stream(),
+            ReqBody::Stream(s) => s.inner.is_end_stream(),
         }
     }
 
@@ -64,7 +125,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Empty => SizeHint::with_exact(0),
             ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ReqBody::Stream(s) => s.size_hint(),
+            ReqBody::Stream(s) => s.inner.size_hint(),
         }
     }
 }

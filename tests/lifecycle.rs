@@ -214,3 +214,42 @@ async fn limits_max_connections_and_slow_or_idle_clients() {
     let out = get(lq.addr(), "/").await;
     assert_eq!(out.status, 200, "slots not freed");
 }
+
+#[tokio::test]
+async fn a_request_body_that_stalls_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start().await;
+    route_with(&origin, "/upload", 200, &[]);
+    let lq = lacquer_with(&origin, |c| {
+        c.server.body_timeout = lacquer::config::Seconds(Duration::from_millis(300))
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        origin.last("/upload").is_none_or(|s| s.body_len < 100),
+        "the origin never got a complete body"
+    );
+    // A body that keeps coming, however slowly, is passed whole.
+    let mut s = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for b in b"abcd" {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        s.write_all(&[*b]).await.unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(origin.last("/upload").map(|s| s.body_len), Some(4));
+}

@@ -177,6 +177,10 @@ pub struct ServerConfig {
     /// while a keep-alive connection waits for its next request, so it is
     /// the idle keep-alive timeout and the slow-client (slowloris) guard.
     pub header_read_timeout: Seconds,
+    /// Longest pause in a client's request body (passed to a backend as it
+    /// arrives); beyond it the request is answered 408 and the backend
+    /// request abandoned.
+    pub body_timeout: Seconds,
     /// Most client connections open at once (per instance); beyond that a
     /// new connection gets `503 too many connections` and is closed.
     pub max_connections: usize,
@@ -316,6 +320,7 @@ impl Default for ServerConfig {
             max_header_bytes: ByteSize(16 << 10),
             max_headers: 100,
             header_read_timeout: Seconds(Duration::from_secs(10)),
+            body_timeout: Seconds(Duration::from_secs(30)),
             max_connections: 10_000,
             via_name: "lacquer".into(),
             threads: 0,

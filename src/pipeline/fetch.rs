@@ -14,7 +14,7 @@ use super::backend_response::{apply_policy, decide, Decision};
 use super::deliver::{self, synth, CacheOutcome};
 use super::esi::{Keep, SURROGATE_CAPABILITY};
 use super::{Proxy, RequestCtx};
-use crate::body::{ReqBody, RespBody};
+use crate::body::{ClientBody, ReqBody, RespBody};
 use crate::cache::freshness::merge_304;
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
@@ -394,8 +394,13 @@ impl Proxy {
     /// nothing is stored. A successful unsafe method invalidates what is
     /// stored for its URL (RFC 9111 §4.4).
     pub(super) async fn pass(self: &Arc<Self>, mut ctx: RequestCtx) -> Response<RespBody> {
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let body = match ctx.body.take() {
-            Some(b) if !http_body::Body::is_end_stream(&b) => ReqBody::Stream(b),
+            Some(b) if !http_body::Body::is_end_stream(&b) => ReqBody::Stream(ClientBody::new(
+                b,
+                self.config.server.body_timeout.0,
+                stalled.clone(),
+            )),
             _ => ReqBody::Empty,
         };
         let method = ctx.method.clone();
@@ -406,6 +411,13 @@ impl Proxy {
             Ok(r) => {
                 self.metrics.count_backend(r.status());
                 r
+            }
+            Err(_) if stalled.load(std::sync::atomic::Ordering::Acquire) => {
+                tracing::info!(url = %ctx.url, client = %ctx.client, "request body stalled: 408");
+                return synth(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &crate::body::BodyStalled.to_string(),
+                );
             }
             Err(e) => {
                 self.metrics.count_backend_error();
