@@ -5,6 +5,8 @@
 //! The bench starts an in-process origin (hyper, one tokio thread), then starts
 //! each proxy under test in turn as a child process in front of it, warms the
 //! cache, and runs one `wrk` pass per scenario. Proxies never run concurrently.
+//! The `scale-out` scenario then puts HAProxy in front of one and then two
+//! lacquer nodes.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -12,11 +14,12 @@ use std::env;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -34,7 +37,14 @@ use hyper_util::rt::TokioIo;
 const STORAGE_MIB: u64 = 256;
 
 /// The lacquer command line. This is the one place to adjust if the CLI changes.
-fn lacquer_command(bin: &Path, listen: SocketAddr, origin: SocketAddr) -> Command {
+/// The admin listener gets a free port too (its default, 6082, would clash
+/// between the two nodes of `scale-out`).
+fn lacquer_command(
+    bin: &Path,
+    listen: SocketAddr,
+    origin: SocketAddr,
+    admin: SocketAddr,
+) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("run")
         .arg("-a")
@@ -42,7 +52,9 @@ fn lacquer_command(bin: &Path, listen: SocketAddr, origin: SocketAddr) -> Comman
         .arg("-b")
         .arg(origin.to_string())
         .arg("--storage")
-        .arg(format!("{STORAGE_MIB}MiB"));
+        .arg(format!("{STORAGE_MIB}MiB"))
+        .arg("-T")
+        .arg(admin.to_string());
     cmd
 }
 
@@ -58,18 +70,50 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Pause before each wrk run.
 const SETTLE: Duration = Duration::from_secs(1);
 
+/// Body size of `/obj/*` and of each ESI fragment.
+const OBJ_SIZE: usize = 1024;
+/// Size of the ESI page as the origin sends it, `<esi:include>` tags included.
+const ESI_PAGE_SIZE: usize = 10 * 1024;
+/// Fragments included by the ESI page: `/frag/1` ..= `/frag/ESI_FRAGMENTS`.
+const ESI_FRAGMENTS: usize = 3;
+const ESI_PAGE_PATH: &str = "/esi/page";
+/// `mix-90-10`: hot URLs `/obj/hot-1` ..= `/obj/hot-MIX_HOT_URLS`, warmed first.
+const MIX_HOT_URLS: u32 = 100;
+/// `mix-90-10`: every MIX_MISS_EVERY-th request of each wrk thread is a miss.
+const MIX_MISS_EVERY: u32 = 10;
+/// `scale-out`: distinct cacheable URLs `/obj/so-0` .. `/obj/so-(N-1)`.
+const SCALE_OUT_URLS: u32 = 1000;
+/// `scale-out`: wrk connections unless `--connections` overrides it.
+const SCALE_OUT_CONNECTIONS: u32 = 256;
+
 // ---------------------------------------------------------------------------
 // Scenarios and options
 // ---------------------------------------------------------------------------
 
+/// How a scenario generates its requests.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Load {
+    /// Every request is for `path`; warmed first if `hit`.
+    Url,
+    /// Every request is for the ESI page at `path`; page and fragments are warmed.
+    Esi,
+    /// A wrk Lua script: 90% hot URLs (warmed), 10% URLs never seen before.
+    Mix,
+    /// Not run per server: HAProxy in front of one, then two lacquer nodes.
+    ScaleOut,
+}
+
 #[derive(PartialEq)]
 struct Scenario {
     name: &'static str,
+    /// The URL path given to wrk. Scripted loads (`Mix`, `ScaleOut`) replace it
+    /// with their own paths.
     path: &'static str,
     /// Cacheable: warmed before the run, and should not reach the origin during it.
     hit: bool,
     /// wrk connections unless `--connections` overrides it.
     connections: u32,
+    load: Load,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -78,12 +122,14 @@ const SCENARIOS: &[Scenario] = &[
         path: "/bytes/1024",
         hit: true,
         connections: 256,
+        load: Load::Url,
     },
     Scenario {
         name: "hit-16KiB",
         path: "/bytes/16384",
         hit: true,
         connections: 256,
+        load: Load::Url,
     },
     // 64 connections are plenty to saturate loopback with 1 MiB bodies; 256 of
     // them only inflates latency (and risks wrk's 2 s timeout) without adding
@@ -93,12 +139,35 @@ const SCENARIOS: &[Scenario] = &[
         path: "/bytes/1048576",
         hit: true,
         connections: 64,
+        load: Load::Url,
     },
     Scenario {
         name: "pass-1KiB",
         path: "/pass/1024",
         hit: false,
         connections: 256,
+        load: Load::Url,
+    },
+    Scenario {
+        name: "esi",
+        path: ESI_PAGE_PATH,
+        hit: true,
+        connections: 256,
+        load: Load::Esi,
+    },
+    Scenario {
+        name: "mix-90-10",
+        path: "/obj/hot-1",
+        hit: true,
+        connections: 256,
+        load: Load::Mix,
+    },
+    Scenario {
+        name: "scale-out",
+        path: "/obj/so-0",
+        hit: true,
+        connections: SCALE_OUT_CONNECTIONS,
+        load: Load::ScaleOut,
     },
 ];
 
@@ -125,6 +194,14 @@ impl ServerKind {
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s))
     }
+
+    /// Why this server cannot run scenarios of this kind, if it cannot.
+    fn unsupported(self, load: Load) -> Option<&'static str> {
+        match (self, load) {
+            (ServerKind::Nginx, Load::Esi) => Some("nginx has no ESI"),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for ServerKind {
@@ -139,6 +216,9 @@ struct Options {
     /// True when `--only` was given: a missing proxy binary is then an error.
     servers_explicit: bool,
     scenarios: Vec<&'static Scenario>,
+    /// True when `--scenarios` was given: a missing HAProxy is then an error
+    /// for `scale-out`.
+    scenarios_explicit: bool,
     connections: Option<u32>,
     threads: u32,
     /// Untimed wrk run before each measured one (0 = none).
@@ -147,6 +227,8 @@ struct Options {
     serve_origin: Option<SocketAddr>,
     /// Path of the wrk binary; set once it has been found.
     wrk: PathBuf,
+    /// Where the wrk Lua scripts are; set once they have been written.
+    scripts_dir: PathBuf,
 }
 
 const USAGE: &str = "\
@@ -155,7 +237,9 @@ usage: cargo bench --bench load [-- OPTIONS]
 options:
   --duration SECS        wrk duration per scenario (default 10)
   --only LIST            servers to run, comma separated: lacquer,varnish,nginx (default all)
-  --scenarios LIST       scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,pass-1KiB (default all)
+  --scenarios LIST       scenarios, comma separated (default all; scale-out only if
+                         haproxy is installed): hit-1KiB,hit-16KiB,hit-1MiB,pass-1KiB,
+                         esi,mix-90-10,scale-out
   --warmup SECS          untimed wrk run before each scenario, 0 to skip (default 2)
   --connections N        wrk connections for every scenario (default 256; 64 for hit-1MiB)
   --threads N            wrk threads (default 2)
@@ -165,6 +249,8 @@ options:
 
 environment:
   LACQUER_BIN            lacquer binary to run instead of the one cargo built
+
+Results go to stdout; progress (a line updated every second) goes to stderr.
 ";
 
 impl Options {
@@ -174,11 +260,13 @@ impl Options {
             servers: ALL_SERVERS.to_vec(),
             servers_explicit: false,
             scenarios: SCENARIOS.iter().collect(),
+            scenarios_explicit: false,
             connections: None,
             threads: DEFAULT_WRK_THREADS,
             warmup_secs: DEFAULT_WARMUP_SECS,
             serve_origin: None,
             wrk: PathBuf::from("wrk"),
+            scripts_dir: PathBuf::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -245,6 +333,7 @@ impl Options {
                             .find(|sc| sc.name.eq_ignore_ascii_case(s))
                             .ok_or_else(|| format!("unknown scenario `{s}`"))
                     })?;
+                    opts.scenarios_explicit = true;
                 }
                 other => return Err(format!("unknown argument `{other}`")),
             }
@@ -296,6 +385,73 @@ impl Origin {
     }
 }
 
+/// Everything the origin serves, built once.
+struct Bodies {
+    /// `MAX_BODY` bytes of `x`: `/bytes/N`, `/pass/N` and `/obj/*` are slices of it.
+    filler: Bytes,
+    /// `/esi/page`.
+    esi_page: Bytes,
+    /// `/frag/1` ..= `/frag/ESI_FRAGMENTS`, in order.
+    fragments: Vec<Bytes>,
+}
+
+impl Bodies {
+    fn new() -> Self {
+        Bodies {
+            filler: Bytes::from(vec![b'x'; MAX_BODY]),
+            esi_page: Bytes::from(esi_page()),
+            fragments: (1..=ESI_FRAGMENTS)
+                .map(|n| Bytes::from(esi_fragment(n)))
+                .collect(),
+        }
+    }
+}
+
+/// The `ESI_PAGE_SIZE`-byte HTML page: filler paragraphs with one
+/// `<esi:include src="/frag/N"/>` between each two of them.
+fn esi_page() -> Vec<u8> {
+    let head = "<!DOCTYPE html>\n<html><head><title>lacquer ESI bench</title></head><body>\n";
+    let tail = "</body></html>\n";
+    let includes: Vec<String> = (1..=ESI_FRAGMENTS)
+        .map(|n| format!("<esi:include src=\"/frag/{n}\"/>\n"))
+        .collect();
+    let fixed = head.len() + tail.len() + includes.iter().map(String::len).sum::<usize>();
+    let filler = ESI_PAGE_SIZE - fixed;
+    let gaps = ESI_FRAGMENTS + 1;
+    let mut page = String::with_capacity(ESI_PAGE_SIZE);
+    page.push_str(head);
+    for gap in 0..gaps {
+        // The last paragraph takes the remainder, so the page is exactly ESI_PAGE_SIZE.
+        let len = if gap + 1 == gaps {
+            filler - filler / gaps * (gaps - 1)
+        } else {
+            filler / gaps
+        };
+        // "<p>" + text + "</p>\n"
+        page.push_str("<p>");
+        page.push_str(&"lorem ipsum ".repeat(len / 12 + 1)[..len - 8]);
+        page.push_str("</p>\n");
+        if let Some(include) = includes.get(gap) {
+            page.push_str(include);
+        }
+    }
+    page.push_str(tail);
+    assert_eq!(page.len(), ESI_PAGE_SIZE, "ESI page size");
+    page.into_bytes()
+}
+
+/// Fragment `n`: `OBJ_SIZE` bytes of HTML, different for each `n`.
+fn esi_fragment(n: usize) -> Vec<u8> {
+    let open = format!("<div class=\"frag-{n}\">");
+    let close = "</div>\n";
+    let fill = char::from(b'a' + (n % 26) as u8);
+    let mut frag = open.clone();
+    frag.push_str(&fill.to_string().repeat(OBJ_SIZE - open.len() - close.len()));
+    frag.push_str(close);
+    assert_eq!(frag.len(), OBJ_SIZE, "ESI fragment size");
+    frag.into_bytes()
+}
+
 /// Starts the origin on `listener` on a single-threaded runtime in a background thread.
 fn start_origin(listener: TcpListener) -> Origin {
     listener
@@ -304,7 +460,7 @@ fn start_origin(listener: TcpListener) -> Origin {
     let addr = listener.local_addr().expect("origin: local address");
     let requests = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&requests);
-    let body = Bytes::from(vec![b'x'; MAX_BODY]);
+    let bodies = Arc::new(Bodies::new());
     thread::Builder::new()
         .name("origin".into())
         .spawn(move || {
@@ -312,13 +468,13 @@ fn start_origin(listener: TcpListener) -> Origin {
                 .enable_all()
                 .build()
                 .expect("origin: build tokio runtime");
-            rt.block_on(serve_origin(listener, body, counter));
+            rt.block_on(serve_origin(listener, bodies, counter));
         })
         .expect("origin: spawn thread");
     Origin { addr, requests }
 }
 
-async fn serve_origin(listener: TcpListener, body: Bytes, counter: Arc<AtomicU64>) {
+async fn serve_origin(listener: TcpListener, bodies: Arc<Bodies>, counter: Arc<AtomicU64>) {
     let listener =
         tokio::net::TcpListener::from_std(listener).expect("origin: register listener with tokio");
     loop {
@@ -332,12 +488,12 @@ async fn serve_origin(listener: TcpListener, body: Bytes, counter: Arc<AtomicU64
             }
         };
         let _ = stream.set_nodelay(true);
-        let body = body.clone();
+        let bodies = Arc::clone(&bodies);
         let counter = Arc::clone(&counter);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 counter.fetch_add(1, Ordering::Relaxed);
-                let resp = origin_response(&req, &body);
+                let resp = origin_response(&req, &bodies);
                 async move { Ok::<_, Infallible>(resp) }
             });
             // Connection errors (client resets) are expected under load.
@@ -348,9 +504,15 @@ async fn serve_origin(listener: TcpListener, body: Bytes, counter: Arc<AtomicU64
     }
 }
 
-/// `/bytes/N`: N bytes, cacheable for an hour, with an ETag.
-/// `/pass/N`: N bytes, `no-store, private`. The query string is ignored.
-fn origin_response<B>(req: &Request<B>, body: &Bytes) -> Response<Full<Bytes>> {
+/// The origin's routes (the query string is ignored):
+/// - `/bytes/N`: N bytes, cacheable for an hour, with an ETag.
+/// - `/pass/N`: N bytes, `no-store, private`.
+/// - `/obj/KEY`: `OBJ_SIZE` bytes for any non-empty KEY, cacheable for an hour.
+/// - `/esi/page`: the ESI page, cacheable, with `Surrogate-Control: content="ESI/1.0"`.
+/// - `/frag/N` (N in 1..=3): an ESI fragment, cacheable.
+///
+/// Cacheable responses answer a matching `If-None-Match` with 304.
+fn origin_response<B>(req: &Request<B>, bodies: &Bodies) -> Response<Full<Bytes>> {
     let simple = |status: StatusCode, msg: String| {
         let mut resp = Response::new(Full::new(Bytes::from(msg)));
         *resp.status_mut() = status;
@@ -362,48 +524,83 @@ fn origin_response<B>(req: &Request<B>, body: &Bytes) -> Response<Full<Bytes>> {
         return simple(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n".into());
     }
     let path = req.uri().path();
-    let (cacheable, len) = if let Some(n) = path.strip_prefix("/bytes/") {
-        (true, n)
-    } else if let Some(n) = path.strip_prefix("/pass/") {
-        (false, n)
-    } else {
-        return simple(StatusCode::NOT_FOUND, "try /bytes/N or /pass/N\n".into());
+    let sized = |n: &str| {
+        n.parse::<usize>()
+            .ok()
+            .filter(|&n| n <= bodies.filler.len())
+            .map(|n| bodies.filler.slice(..n))
     };
-    let len = match len.parse::<usize>() {
-        Ok(n) if n <= body.len() => n,
-        _ => {
-            let msg = format!("N must be an integer in 0..={}\n", body.len());
-            return simple(StatusCode::BAD_REQUEST, msg);
-        }
+    let bad_len = || {
+        let msg = format!("N must be an integer in 0..={}\n", bodies.filler.len());
+        simple(StatusCode::BAD_REQUEST, msg)
+    };
+    let octets = HeaderValue::from_static("application/octet-stream");
+    let html = HeaderValue::from_static("text/html; charset=utf-8");
+    let fragment = path
+        .strip_prefix("/frag/")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=ESI_FRAGMENTS).contains(n));
+    // (body, content type, ETag for cacheable responses, ESI page?)
+    let (body, content_type, etag, esi) = if let Some(n) = path.strip_prefix("/bytes/") {
+        let Some(body) = sized(n) else {
+            return bad_len();
+        };
+        let etag = format!("bytes-{}", body.len());
+        (body, octets, Some(etag), false)
+    } else if let Some(n) = path.strip_prefix("/pass/") {
+        let Some(body) = sized(n) else {
+            return bad_len();
+        };
+        (body, octets, None, false)
+    } else if path
+        .strip_prefix("/obj/")
+        .is_some_and(|key| !key.is_empty())
+    {
+        let body = bodies.filler.slice(..OBJ_SIZE);
+        (body, octets, Some(format!("obj-{OBJ_SIZE}")), false)
+    } else if path == ESI_PAGE_PATH {
+        let body = bodies.esi_page.clone();
+        (body, html, Some("esi-page".to_owned()), true)
+    } else if let Some(n) = fragment {
+        let body = bodies.fragments[n - 1].clone();
+        (body, html, Some(format!("frag-{n}")), false)
+    } else {
+        let msg = "try /bytes/N, /pass/N, /obj/KEY, /esi/page or /frag/1..3\n";
+        return simple(StatusCode::NOT_FOUND, msg.into());
     };
 
-    let mut resp = Response::new(Full::new(body.slice(..len)));
+    let mut resp = Response::new(Full::new(body));
     let headers = resp.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if cacheable {
-        let etag = HeaderValue::from_str(&format!("\"bytes-{len}\""))
-            .expect("an ETag made of digits is a valid header value");
-        let not_modified = req
-            .headers()
-            .get(IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .map(|t| t.trim().trim_start_matches("W/"))
-                    .any(|t| t == "*" || t.as_bytes() == etag.as_bytes())
-            });
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
-        headers.insert(ETAG, etag);
-        if not_modified {
-            resp.headers_mut().remove(CONTENT_TYPE);
-            *resp.body_mut() = Full::new(Bytes::new());
-            *resp.status_mut() = StatusCode::NOT_MODIFIED;
-        }
-    } else {
+    headers.insert(CONTENT_TYPE, content_type);
+    if esi {
+        // The Edge Architecture handshake: lacquer processes ESI on it; the
+        // bench's VCL turns it into `beresp.do_esi` for Varnish.
+        headers.insert(
+            HeaderName::from_static("surrogate-control"),
+            HeaderValue::from_static("content=\"ESI/1.0\""),
+        );
+    }
+    let Some(etag) = etag else {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store, private"));
+        return resp;
+    };
+    let etag = HeaderValue::from_str(&format!("\"{etag}\""))
+        .expect("an ETag made of letters, digits and dashes is a valid header value");
+    let not_modified = req
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t.as_bytes() == etag.as_bytes())
+        });
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
+    headers.insert(ETAG, etag);
+    if not_modified {
+        resp.headers_mut().remove(CONTENT_TYPE);
+        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
     }
     resp
 }
@@ -418,6 +615,15 @@ static LIVE: Mutex<Vec<(u32, Option<PathBuf>)>> = Mutex::new(Vec::new());
 
 fn live() -> std::sync::MutexGuard<'static, Vec<(u32, Option<PathBuf>)>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Temp dirs not tied to a child process (the wrk scripts), for Ctrl-C to remove.
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn scratch() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    SCRATCH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// On Ctrl-C: stop every live server, remove its temp dir and exit 130.
@@ -439,6 +645,9 @@ fn install_ctrl_c_handler() {
                 if let Some(dir) = dir {
                     let _ = fs::remove_dir_all(dir);
                 }
+            }
+            for dir in std::mem::take(&mut *scratch()) {
+                let _ = fs::remove_dir_all(dir);
             }
             std::process::exit(130);
         }
@@ -475,6 +684,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        scratch().retain(|d| *d != self.0);
         let _ = fs::remove_dir_all(&self.0);
     }
 }
@@ -671,18 +881,18 @@ fn peak_rss_kib(root: u32) -> (u64, usize) {
 const OTHER_CPU_WARN: f64 = 0.05;
 
 /// CPU time counters, to tell how much of a run's CPU went to processes other
-/// than this bench (origin and reaped wrk children included) and the server.
+/// than this bench (origin and reaped wrk children included) and the servers.
 struct CpuSnapshot {
     /// All CPUs, all states (including idle), in clock ticks.
     total: u64,
     /// All CPUs, busy states only.
     busy: u64,
-    /// This process and the server tree, including reaped children.
+    /// This process and the servers' trees, including reaped children.
     ours: u64,
 }
 
 impl CpuSnapshot {
-    fn take(server: u32) -> Option<Self> {
+    fn take(servers: &[u32]) -> Option<Self> {
         let stat = fs::read_to_string("/proc/stat").ok()?;
         // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
         let fields: Vec<u64> = stat
@@ -699,8 +909,8 @@ impl CpuSnapshot {
         let busy = field(0) + field(1) + field(2) + field(7);
         let total = busy + field(3) + field(4) + field(5) + field(6);
         let mut ours = process_ticks("self");
-        let mut tree = descendants(server);
-        tree.push(server);
+        let mut tree: Vec<u32> = servers.iter().flat_map(|&s| descendants(s)).collect();
+        tree.extend_from_slice(servers);
         ours += tree
             .iter()
             .map(|pid| process_ticks(&pid.to_string()))
@@ -709,8 +919,8 @@ impl CpuSnapshot {
     }
 
     /// Share (0..=1) of all CPU time since `self` spent by other processes.
-    fn other_share(&self, server: u32) -> Option<f64> {
-        let now = CpuSnapshot::take(server)?;
+    fn other_share(&self, servers: &[u32]) -> Option<f64> {
+        let now = CpuSnapshot::take(servers)?;
         let total = now.total.checked_sub(self.total)?;
         if total == 0 {
             return None;
@@ -780,26 +990,29 @@ fn server_command(
     dir: &Path,
 ) -> Result<Option<Command>, String> {
     match kind {
-        ServerKind::Lacquer => {
-            let bin = env::var_os("LACQUER_BIN")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lacquer")));
-            Ok(Some(lacquer_command(&bin, listen, origin)))
-        }
+        ServerKind::Lacquer => Ok(Some(lacquer_command(
+            &lacquer_bin(),
+            listen,
+            origin,
+            free_port()?,
+        ))),
         ServerKind::Varnish => {
             let Some(bin) = find_program("varnishd") else {
                 return Ok(None);
             };
+            let vcl = dir.join("bench.vcl");
+            fs::write(&vcl, varnish_vcl(origin))
+                .map_err(|e| format!("write {}: {e}", vcl.display()))?;
             // Runs fine as root with the default `-j unix` jail (it drops to
-            // the varnish/vcache users); default builtin VCL via -b.
+            // the varnish/vcache users).
             let mut cmd = Command::new(bin);
             cmd.arg("-F")
                 .arg("-n")
                 .arg(dir.join("varnish"))
                 .arg("-a")
                 .arg(listen.to_string())
-                .arg("-b")
-                .arg(origin.to_string())
+                .arg("-f")
+                .arg(vcl)
                 .arg("-s")
                 .arg(format!("malloc,{STORAGE_MIB}m"));
             Ok(Some(cmd))
@@ -818,6 +1031,38 @@ fn server_command(
             Ok(Some(cmd))
         }
     }
+}
+
+fn lacquer_bin() -> PathBuf {
+    env::var_os("LACQUER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lacquer")))
+}
+
+/// What `varnishd -b ORIGIN` does (the builtin VCL), plus ESI for responses
+/// that carry the `Surrogate-Control: content="ESI/1.0"` handshake. Nothing
+/// returns from the subroutine, so the builtin `vcl_backend_response` still
+/// runs after it.
+fn varnish_vcl(origin: SocketAddr) -> String {
+    format!(
+        "\
+vcl 4.1;
+
+backend origin {{
+    .host = \"{ip}\";
+    .port = \"{port}\";
+}}
+
+sub vcl_backend_response {{
+    if (beresp.http.Surrogate-Control ~ \"ESI/1.0\") {{
+        unset beresp.http.Surrogate-Control;
+        set beresp.do_esi = true;
+    }}
+}}
+",
+        ip = origin.ip(),
+        port = origin.port()
+    )
 }
 
 /// nginx as a caching proxy: honours origin Cache-Control (no
@@ -880,7 +1125,8 @@ http {{
 
 struct SimpleResponse {
     status: u16,
-    body_len: usize,
+    /// The body, de-chunked if it came with `Transfer-Encoding: chunked`.
+    body: Vec<u8>,
 }
 
 /// One `GET` over a fresh connection with `Connection: close`.
@@ -899,20 +1145,76 @@ fn http_get(addr: SocketAddr, path: &str) -> io::Result<SimpleResponse> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| bad("no end of response head"))?;
-    let status_line = buf[..head_end]
-        .split(|&b| b == b'\r')
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let mut lines = head.split("\r\n");
+    let status = lines
         .next()
-        .and_then(|l| std::str::from_utf8(l).ok())
-        .ok_or_else(|| bad("unreadable status line"))?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("bad status line"))?;
-    Ok(SimpleResponse {
-        status,
-        body_len: buf.len() - head_end - 4,
-    })
+    let chunked = lines.any(|l| {
+        l.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("transfer-encoding")
+                && value.to_ascii_lowercase().contains("chunked")
+        })
+    });
+    let raw = &buf[head_end + 4..];
+    let body = if chunked {
+        dechunk(raw).ok_or_else(|| bad("malformed chunked body"))?
+    } else {
+        raw.to_vec()
+    };
+    Ok(SimpleResponse { status, body })
+}
+
+/// Decodes a complete `Transfer-Encoding: chunked` body (trailers ignored).
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&data[..line_end]).ok()?;
+        // "SIZE[;extensions]"
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        let chunk = data.get(..size)?;
+        out.extend_from_slice(chunk);
+        data = data.get(size + 2..)?;
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Checks that the ESI page fetched through a proxy was assembled: every
+/// fragment's bytes are in it and no `<esi:` markup is left. `Err` says what
+/// is wrong.
+fn check_esi_page(body: &[u8]) -> Result<(), String> {
+    let raw_tags = contains(body, b"<esi:");
+    let missing: Vec<String> = (1..=ESI_FRAGMENTS)
+        .filter(|&n| !contains(body, &esi_fragment(n)))
+        .map(|n| format!("/frag/{n}"))
+        .collect();
+    match (raw_tags, missing.is_empty()) {
+        (false, true) => Ok(()),
+        (true, _) if missing.len() == ESI_FRAGMENTS => Err(format!(
+            "ESI NOT PROCESSED: page delivered raw ({} bytes, `<esi:` tags left, no fragment)",
+            body.len()
+        )),
+        _ => Err(format!(
+            "ESI INCOMPLETE: {} bytes, `<esi:` tags left: {}, fragments missing: {}",
+            body.len(),
+            if raw_tags { "yes" } else { "no" },
+            if missing.is_empty() {
+                "none".to_owned()
+            } else {
+                missing.join(" ")
+            }
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -922,6 +1224,8 @@ fn http_get(addr: SocketAddr, path: &str) -> io::Result<SimpleResponse> {
 #[derive(Default)]
 struct WrkStats {
     requests_per_sec: f64,
+    /// Requests completed during the run (wrk's "N requests in Xs").
+    requests: u64,
     /// Microseconds.
     p50_us: Option<f64>,
     p99_us: Option<f64>,
@@ -935,27 +1239,69 @@ impl WrkStats {
     }
 }
 
-fn run_wrk(
-    wrk: &Path,
-    url: &str,
+/// One wrk invocation.
+struct WrkRun {
+    url: String,
+    /// Lua script (`-s`) and the argument its `init(args)` gets.
+    script: Option<(PathBuf, String)>,
     threads: u32,
     connections: u32,
     secs: u64,
-) -> Result<WrkStats, String> {
-    // wrk refuses fewer connections than threads.
-    let threads = threads.min(connections);
+    /// Shown in the progress line, e.g. `lacquer hit-1KiB`.
+    label: String,
+}
+
+impl WrkRun {
+    fn args(&self) -> Vec<String> {
+        // wrk refuses fewer connections than threads.
+        let threads = self.threads.min(self.connections);
+        let mut args = vec![
+            format!("-t{threads}"),
+            format!("-c{}", self.connections),
+            format!("-d{}s", self.secs),
+            "--latency".to_owned(),
+        ];
+        if let Some((script, _)) = &self.script {
+            args.push("-s".to_owned());
+            args.push(script.display().to_string());
+        }
+        args.push(self.url.clone());
+        if let Some((_, arg)) = &self.script {
+            args.push("--".to_owned());
+            args.push(arg.clone());
+        }
+        args
+    }
+
+    fn describe(&self) -> String {
+        format!("wrk {}", self.args().join(" "))
+    }
+}
+
+/// A tag no earlier run of this process used, for the URLs a script makes up.
+fn unique_tag() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:x}-{nanos:x}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn run_wrk(wrk: &Path, run: &WrkRun) -> Result<WrkStats, String> {
     let mut cmd = Command::new(wrk);
-    cmd.arg(format!("-t{threads}"))
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{secs}s"))
-        .arg("--latency")
-        .arg(url)
+    cmd.args(run.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = spawn_registered(&mut cmd, None).map_err(|e| format!("failed to run wrk: {e}"))?;
     let pid = child.id();
+    let progress = Progress::start(&run.label, run.secs);
     let out = child.wait_with_output();
+    drop(progress);
     live().retain(|(p, _)| *p != pid);
     let out = out.map_err(|e| format!("waiting for wrk: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -968,6 +1314,56 @@ fn run_wrk(
         ));
     }
     parse_wrk(&stdout).ok_or_else(|| format!("could not parse wrk output:\n{stdout}"))
+}
+
+/// A progress line on stderr, `[LABEL] n/N s`, redrawn in place every second
+/// until dropped. On a terminal the line is erased at the end; otherwise it is
+/// ended with a newline so the next message starts on a line of its own.
+struct Progress {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(label: &str, secs: u64) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let label = label.to_owned();
+        let thread = thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                let start = Instant::now();
+                loop {
+                    let elapsed = start.elapsed().as_secs();
+                    eprint!("\r[{label}] {}/{secs} s", elapsed.min(secs));
+                    let _ = io::stderr().flush();
+                    let next_tick = start + Duration::from_secs(elapsed + 1);
+                    match stopped.recv_timeout(next_tick.saturating_duration_since(Instant::now()))
+                    {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                if io::stderr().is_terminal() {
+                    eprint!("\r\x1b[K");
+                } else {
+                    eprintln!();
+                }
+            })
+            .ok();
+        Progress {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Parses `wrk --latency` output. `None` if there is no `Requests/sec` line.
@@ -997,6 +1393,9 @@ fn parse_wrk(out: &str) -> Option<WrkStats> {
         if let Some(v) = line.strip_prefix("Requests/sec:") {
             stats.requests_per_sec = v.trim().parse().ok()?;
             have_rps = true;
+        } else if let Some((n, _)) = line.split_once(" requests in ") {
+            // "123456 requests in 10.00s, 1.23GB read"
+            stats.requests = n.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
             stats.non_2xx = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Socket errors:") {
@@ -1026,16 +1425,123 @@ fn parse_latency_us(s: &str) -> Option<f64> {
 }
 
 // ---------------------------------------------------------------------------
+// wrk Lua scripts
+// ---------------------------------------------------------------------------
+
+const MIX_SCRIPT: &str = "mix-90-10.lua";
+const SCALE_OUT_SCRIPT: &str = "scale-out.lua";
+
+/// Shared head of the scripts: each wrk thread gets an `id` (0, 1, ...) and
+/// seeds its random numbers with it.
+const SCRIPT_THREAD_IDS: &str = "\
+local threads = 0
+
+function setup(thread)
+   thread:set(\"id\", threads)
+   threads = threads + 1
+end
+";
+
+/// `mix-90-10`: every `MIX_MISS_EVERY`-th request of each wrk thread is for a
+/// URL never requested before (`/obj/miss-TAG-THREAD-N`, TAG being the
+/// script argument, new for every wrk run); the others are for one of the
+/// `MIX_HOT_URLS` warmed URLs `/obj/hot-K`, picked at random.
+fn mix_script() -> String {
+    format!(
+        "\
+-- mix-90-10, written by benches/load.rs: 1 request in {MIX_MISS_EVERY} is a miss.
+{SCRIPT_THREAD_IDS}
+local counter = 0
+local miss_prefix
+
+function init(args)
+   miss_prefix = \"/obj/miss-\" .. (args[1] or tostring(os.time())) .. \"-\" .. id .. \"-\"
+   math.randomseed(id + 1)
+end
+
+function request()
+   counter = counter + 1
+   if counter % {MIX_MISS_EVERY} == 0 then
+      return wrk.format(\"GET\", miss_prefix .. counter)
+   end
+   return wrk.format(\"GET\", \"/obj/hot-\" .. math.random({MIX_HOT_URLS}))
+end
+"
+    )
+}
+
+/// `scale-out`: each request is for one of `SCALE_OUT_URLS` URLs
+/// `/obj/so-K`, picked at random.
+fn scale_out_script() -> String {
+    format!(
+        "\
+-- scale-out, written by benches/load.rs: {SCALE_OUT_URLS} distinct URLs, random order.
+{SCRIPT_THREAD_IDS}
+function init(args)
+   math.randomseed(id + 1)
+end
+
+function request()
+   return wrk.format(\"GET\", \"/obj/so-\" .. math.random(0, {last}))
+end
+",
+        last = SCALE_OUT_URLS - 1
+    )
+}
+
+fn write_scripts(dir: &Path) -> Result<(), String> {
+    for (name, text) in [
+        (MIX_SCRIPT, mix_script()),
+        (SCALE_OUT_SCRIPT, scale_out_script()),
+    ] {
+        let path = dir.join(name);
+        fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // Running a server through the scenarios
 // ---------------------------------------------------------------------------
+
+enum Outcome {
+    Measured(WrkStats),
+    /// wrk or the warm-up failed; the message went to stderr.
+    Failed,
+    /// The server can't do this scenario (nginx and ESI); shown in the table.
+    NotApplicable(&'static str),
+}
+
+impl Outcome {
+    fn stats(&self) -> Option<&WrkStats> {
+        match self {
+            Outcome::Measured(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl From<Result<WrkStats, String>> for Outcome {
+    fn from(r: Result<WrkStats, String>) -> Self {
+        r.map_or(Outcome::Failed, Outcome::Measured)
+    }
+}
 
 struct Row {
     scenario: &'static str,
     server: ServerKind,
-    stats: Result<WrkStats, String>,
+    stats: Outcome,
     origin_requests: u64,
     /// Share of all CPU time used by processes outside the bench, server and wrk.
     other_cpu: Option<f64>,
+    /// What went wrong with this row, if anything (shown in the table).
+    note: Option<String>,
+}
+
+/// 1 - origin requests / client requests, clamped to 0..=1. `None` without
+/// a client request to divide by.
+fn hit_ratio(origin_requests: u64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| (1.0 - origin_requests as f64 / requests as f64).clamp(0.0, 1.0))
 }
 
 struct ServerOutcome {
@@ -1047,6 +1553,117 @@ struct ServerOutcome {
 enum BenchError {
     NotInstalled,
     Failed(String),
+}
+
+/// Expected body length of `/bytes/N` and `/pass/N`.
+fn path_len(path: &str) -> Option<usize> {
+    path.rsplit('/').next().and_then(|n| n.parse().ok())
+}
+
+/// Fills the cache of the proxy at `addr` for `sc`: one GET per URL the
+/// scenario expects to hit, then a second GET, warning on stderr if that one
+/// reached the origin. `Ok(Some(note))` when the proxy answered but its
+/// answer is wrong in a way that doesn't stop the measurement (ESI page not
+/// assembled); `Err` when the scenario can't be run.
+fn warm(
+    label: &str,
+    addr: SocketAddr,
+    sc: &Scenario,
+    origin: &Origin,
+) -> Result<Option<String>, String> {
+    let paths: Vec<(String, Option<usize>)> = match sc.load {
+        Load::Url if sc.hit => vec![(sc.path.to_owned(), path_len(sc.path))],
+        Load::Url => Vec::new(),
+        // The assembled size depends on the proxy; check_esi_page checks the content.
+        Load::Esi => vec![(sc.path.to_owned(), None)],
+        Load::Mix => (1..=MIX_HOT_URLS)
+            .map(|k| (format!("/obj/hot-{k}"), Some(OBJ_SIZE)))
+            .collect(),
+        Load::ScaleOut => (0..SCALE_OUT_URLS)
+            .map(|k| (format!("/obj/so-{k}"), Some(OBJ_SIZE)))
+            .collect(),
+    };
+    let mut note = None;
+    let mut uncached = Vec::new();
+    for (path, expected) in &paths {
+        let resp = http_get(addr, path).map_err(|e| format!("warm-up GET {path}: {e}"))?;
+        if resp.status != 200 || expected.is_some_and(|n| resp.body.len() != n) {
+            let expected = expected.map_or_else(String::new, |n| format!(", {n}"));
+            return Err(format!(
+                "warm-up GET {path}: status {}, {} body bytes (expected 200{expected})",
+                resp.status,
+                resp.body.len()
+            ));
+        }
+        let before = origin.requests();
+        let again = http_get(addr, path);
+        if !again.as_ref().is_ok_and(|r| r.status == 200) || origin.requests() != before {
+            uncached.push(path.as_str());
+        }
+        if sc.load == Load::Esi {
+            // Check the cached copy too: that is what wrk will get.
+            let checked = check_esi_page(&resp.body).and_then(|()| match &again {
+                Ok(r) => check_esi_page(&r.body).map_err(|e| format!("second GET: {e}")),
+                Err(e) => Err(format!("second GET failed: {e}")),
+            });
+            if let Err(e) = checked {
+                eprintln!("[{label}] warning: {e}");
+                note = Some(e);
+            }
+        }
+    }
+    if !uncached.is_empty() {
+        eprintln!(
+            "[{label}] warning: {} of {} warm-up URLs reached the origin again on a \
+             second GET (not cached?), e.g. {}",
+            uncached.len(),
+            paths.len(),
+            uncached[0]
+        );
+    }
+    Ok(note)
+}
+
+/// Untimed warm-up run (if `--warmup` is not 0), then the measured run:
+/// returns the measured run's figures, the origin requests it caused and the
+/// share of the CPU other processes took meanwhile.
+fn measure(
+    opts: &Options,
+    origin: &Origin,
+    label: &str,
+    servers: &[u32],
+    make_run: impl Fn(&str, u64) -> WrkRun,
+) -> (Result<WrkStats, String>, u64, Option<f64>) {
+    if opts.warmup_secs > 0 {
+        // Untimed: lets thread pools, connection pools and the like reach
+        // steady state before measuring. Results are discarded.
+        thread::sleep(SETTLE);
+        let run = make_run(&format!("{label} warm-up"), opts.warmup_secs);
+        if let Err(e) = run_wrk(&opts.wrk, &run) {
+            eprintln!("[{label}] warm-up: {e}");
+        }
+    }
+    // Let in-flight work (e.g. pass fetches) drain so it isn't counted
+    // against this run.
+    thread::sleep(SETTLE);
+    let run = make_run(label, opts.duration_secs);
+    eprintln!("[{label}] {}", run.describe());
+    let before = origin.requests();
+    let cpu_before = CpuSnapshot::take(servers);
+    let stats = run_wrk(&opts.wrk, &run);
+    let origin_requests = origin.requests() - before;
+    let other_cpu = cpu_before.and_then(|b| b.other_share(servers));
+    if let Some(share) = other_cpu.filter(|&s| s > OTHER_CPU_WARN) {
+        eprintln!(
+            "[{label}] warning: other processes used {:.0}% of the machine's CPU \
+             during this run; its figures are skewed",
+            share * 100.0
+        );
+    }
+    if let Err(e) = &stats {
+        eprintln!("[{label}] {e}");
+    }
+    (stats, origin_requests, other_cpu)
 }
 
 fn bench_server(
@@ -1064,69 +1681,46 @@ fn bench_server(
     let mut server = RunningServer::spawn(cmd, listen, dir).map_err(BenchError::Failed)?;
     server.wait_ready().map_err(BenchError::Failed)?;
 
-    // Warm: one request per hit URL, then check that a second one is a hit.
-    for sc in opts.scenarios.iter().filter(|s| s.hit) {
-        let resp = http_get(listen, sc.path)
-            .map_err(|e| BenchError::Failed(format!("warm-up GET {}: {e}", sc.path)))?;
-        let expected: usize = sc
-            .path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        if resp.status != 200 || resp.body_len != expected {
-            return Err(BenchError::Failed(format!(
-                "warm-up GET {}: status {}, {} body bytes (expected 200, {expected})",
-                sc.path, resp.status, resp.body_len
-            )));
-        }
-        let before = origin.requests();
-        let again = http_get(listen, sc.path);
-        if again.is_err() || origin.requests() != before {
-            eprintln!(
-                "[{kind}] warning: second GET {} was not served from cache",
-                sc.path
-            );
-        }
-    }
-
     let mut rows = Vec::new();
-    for sc in &opts.scenarios {
-        let conns = opts.connections_for(sc);
-        let url = format!("http://{listen}{}", sc.path);
-        eprintln!(
-            "[{kind}] {}: wrk -t{} -c{conns} -d{}s --latency {url}",
-            sc.name,
-            opts.threads.min(conns),
-            opts.duration_secs
-        );
-        if opts.warmup_secs > 0 {
-            // Untimed: lets thread pools, connection pools and the like reach
-            // steady state before measuring. Results are discarded.
-            thread::sleep(SETTLE);
-            if let Err(e) = run_wrk(&opts.wrk, &url, opts.threads, conns, opts.warmup_secs) {
-                eprintln!("[{kind}] {} warm-up: {e}", sc.name);
+    for &sc in opts.scenarios.iter().filter(|s| s.load != Load::ScaleOut) {
+        let label = format!("{kind} {}", sc.name);
+        let mut row = Row {
+            scenario: sc.name,
+            server: kind,
+            stats: Outcome::Failed,
+            origin_requests: 0,
+            other_cpu: None,
+            note: None,
+        };
+        if let Some(why) = kind.unsupported(sc.load) {
+            eprintln!("[{label}] skipped: {why}");
+            row.stats = Outcome::NotApplicable(why);
+            rows.push(row);
+            continue;
+        }
+        match warm(&label, listen, sc, origin) {
+            Ok(note) => row.note = note,
+            Err(e) => {
+                eprintln!("[{label}] error: {e}");
+                row.note = Some(e);
+                rows.push(row);
+                continue;
             }
         }
-        // Let in-flight work (e.g. pass fetches) drain so it isn't counted
-        // against this run.
-        thread::sleep(SETTLE);
-        let before = origin.requests();
-        let cpu_before = CpuSnapshot::take(server.pid());
-        let stats = run_wrk(&opts.wrk, &url, opts.threads, conns, opts.duration_secs);
-        let origin_requests = origin.requests() - before;
-        let other_cpu = cpu_before.and_then(|b| b.other_share(server.pid()));
-        if let Some(share) = other_cpu.filter(|&s| s > OTHER_CPU_WARN) {
-            eprintln!(
-                "[{kind}] {}: warning: other processes used {:.0}% of the machine's CPU \
-                 during this run; its figures are skewed",
-                sc.name,
-                share * 100.0
-            );
-        }
-        if let Err(e) = &stats {
-            eprintln!("[{kind}] {}: {e}", sc.name);
-        }
+        let mix = opts.scripts_dir.join(MIX_SCRIPT);
+        let make_run = |label: &str, secs| WrkRun {
+            url: format!("http://{listen}{}", sc.path),
+            script: (sc.load == Load::Mix).then(|| (mix.clone(), unique_tag())),
+            threads: opts.threads,
+            connections: opts.connections_for(sc),
+            secs,
+            label: label.to_owned(),
+        };
+        let (stats, origin_requests, other_cpu) =
+            measure(opts, origin, &label, &[server.pid()], make_run);
+        row.stats = stats.into();
+        row.origin_requests = origin_requests;
+        row.other_cpu = other_cpu;
         if let Ok(Some(status)) = server.child.try_wait() {
             return Err(BenchError::Failed(format!(
                 "exited during {} ({status}); {}",
@@ -1134,13 +1728,7 @@ fn bench_server(
                 server.log_tail()
             )));
         }
-        rows.push(Row {
-            scenario: sc.name,
-            server: kind,
-            stats,
-            origin_requests,
-            other_cpu,
-        });
+        rows.push(row);
     }
     let peak_rss = peak_rss_kib(server.pid());
     drop(server);
@@ -1153,6 +1741,163 @@ fn describe(cmd: &Command) -> String {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+// ---------------------------------------------------------------------------
+// Scale-out: HAProxy in front of one, then two lacquer nodes
+// ---------------------------------------------------------------------------
+
+struct ScaleRow {
+    nodes: usize,
+    stats: Outcome,
+    origin_requests: u64,
+    other_cpu: Option<f64>,
+    /// Of the `SCALE_OUT_URLS` warm-up GETs, how many reached the origin.
+    warm_fetches: u64,
+}
+
+/// HAProxy in front of `nodes`, hashing the URI on a consistent-hash ring as a
+/// cache cluster would. The one-node and two-node runs use this same config,
+/// only the `server` lines differ.
+fn haproxy_config(bind: SocketAddr, nodes: &[SocketAddr]) -> String {
+    let mut cfg = format!(
+        "\
+global
+    maxconn 4096
+
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    maxconn 4096
+
+frontend cache
+    bind {bind}
+    default_backend lacquer
+
+backend lacquer
+    balance uri
+    hash-type consistent
+"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        cfg.push_str(&format!("    server node{} {node}\n", i + 1));
+    }
+    cfg
+}
+
+fn start_haproxy(
+    bin: &Path,
+    bind: SocketAddr,
+    nodes: &[SocketAddr],
+) -> Result<RunningServer, String> {
+    let dir = TempDir::new("haproxy").map_err(|e| format!("create temp dir: {e}"))?;
+    let cfg = dir.0.join("haproxy.cfg");
+    fs::write(&cfg, haproxy_config(bind, nodes))
+        .map_err(|e| format!("write {}: {e}", cfg.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("-f").arg(&cfg).arg("-db");
+    eprintln!(
+        "[scale-out] haproxy on {bind} -> {} lacquer node{}: {}",
+        nodes.len(),
+        if nodes.len() == 1 { "" } else { "s" },
+        describe(&cmd)
+    );
+    let mut haproxy = RunningServer::spawn(cmd, bind, dir).map_err(|e| format!("haproxy: {e}"))?;
+    haproxy.wait_ready().map_err(|e| format!("haproxy: {e}"))?;
+    Ok(haproxy)
+}
+
+fn bench_scale_out(opts: &Options, origin: &Origin) -> Result<Vec<ScaleRow>, BenchError> {
+    let haproxy_bin = find_program("haproxy").ok_or(BenchError::NotInstalled)?;
+    let mut nodes = Vec::new();
+    for i in 1..=2 {
+        let dir = TempDir::new(&format!("lacquer-node{i}"))
+            .map_err(|e| BenchError::Failed(format!("create temp dir: {e}")))?;
+        let listen = free_port().map_err(BenchError::Failed)?;
+        let admin = free_port().map_err(BenchError::Failed)?;
+        let cmd = lacquer_command(&lacquer_bin(), listen, origin.addr, admin);
+        eprintln!(
+            "[scale-out] lacquer node {i} on {listen}: {}",
+            describe(&cmd)
+        );
+        let mut node = RunningServer::spawn(cmd, listen, dir)
+            .map_err(|e| BenchError::Failed(format!("lacquer node {i}: {e}")))?;
+        node.wait_ready()
+            .map_err(|e| BenchError::Failed(format!("lacquer node {i}: {e}")))?;
+        nodes.push(node);
+    }
+    let node_addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    // The same address for both runs: proxies key their cache on the Host
+    // header too, and wrk and the warm-up send the address as Host.
+    let bind = free_port().map_err(BenchError::Failed)?;
+
+    let script = opts.scripts_dir.join(SCALE_OUT_SCRIPT);
+    let scenario = SCENARIOS
+        .iter()
+        .find(|s| s.load == Load::ScaleOut)
+        .expect("the scale-out scenario is in SCENARIOS");
+    let mut rows = Vec::new();
+    for count in [1, 2] {
+        let label = format!(
+            "scale-out {count} node{}",
+            if count == 1 { "" } else { "s" }
+        );
+        let mut haproxy =
+            start_haproxy(&haproxy_bin, bind, &node_addrs[..count]).map_err(BenchError::Failed)?;
+        let mut row = ScaleRow {
+            nodes: count,
+            stats: Outcome::Failed,
+            origin_requests: 0,
+            other_cpu: None,
+            warm_fetches: 0,
+        };
+        // Node 1 has every URL from the one-node run; with two nodes, the
+        // URLs the ring gives to node 2 are misses there. About half of them
+        // reaching the origin shows that both nodes get traffic.
+        let before = origin.requests();
+        if let Err(e) = warm(&label, bind, scenario, origin) {
+            eprintln!("[{label}] error: {e}");
+            rows.push(row);
+            continue;
+        }
+        row.warm_fetches = origin.requests() - before;
+        eprintln!(
+            "[{label}] warm-up: {} of {SCALE_OUT_URLS} URLs fetched from the origin",
+            row.warm_fetches
+        );
+        let make_run = |label: &str, secs| WrkRun {
+            url: format!("http://{bind}/"),
+            script: Some((script.clone(), unique_tag())),
+            threads: opts.threads,
+            connections: opts.connections_for(scenario),
+            secs,
+            label: label.to_owned(),
+        };
+        let mut pids = vec![haproxy.pid()];
+        pids.extend(nodes.iter().map(RunningServer::pid));
+        let (stats, origin_requests, other_cpu) = measure(opts, origin, &label, &pids, make_run);
+        row.stats = stats.into();
+        row.origin_requests = origin_requests;
+        row.other_cpu = other_cpu;
+        for (what, server) in std::iter::once(("haproxy", &mut haproxy))
+            .chain(nodes.iter_mut().map(|n| ("lacquer node", n)))
+        {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(BenchError::Failed(format!(
+                    "{what} exited during {label} ({status}); {}",
+                    server.log_tail()
+                )));
+            }
+        }
+        rows.push(row);
+        // Stopped before the nodes, and before the next run binds the same address.
+        drop(haproxy);
+    }
+    drop(nodes);
+    Ok(rows)
 }
 
 // ---------------------------------------------------------------------------
@@ -1172,89 +1917,134 @@ fn fmt_mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn print_report(opts: &Options, rows: &[Row], rss: &[(ServerKind, (u64, usize))]) {
-    println!();
-    if rows.is_empty() {
-        println!("no results");
-        return;
+/// req/s, p50, p99, errors, origin, hit %, other CPU.
+fn result_cells(stats: &Outcome, origin: u64, other_cpu: Option<f64>) -> [String; 7] {
+    let dash = || "-".to_owned();
+    let other = other_cpu.map_or_else(dash, |s| format!("{:.0}%", s * 100.0));
+    match stats {
+        Outcome::Measured(s) => [
+            format!("{:.0}", s.requests_per_sec),
+            fmt_latency(s.p50_us),
+            fmt_latency(s.p99_us),
+            if s.errors() == 0 {
+                "0".to_owned()
+            } else {
+                format!(
+                    "{} (non-2xx {}, sock {})",
+                    s.errors(),
+                    s.non_2xx,
+                    s.socket_errors
+                )
+            },
+            origin.to_string(),
+            hit_ratio(origin, s.requests).map_or_else(dash, |h| format!("{:.1}%", h * 100.0)),
+            other,
+        ],
+        Outcome::Failed => [
+            "failed".to_owned(),
+            dash(),
+            dash(),
+            "failed".to_owned(),
+            dash(),
+            dash(),
+            other,
+        ],
+        Outcome::NotApplicable(_) => [
+            "n/a".to_owned(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+        ],
     }
-    let line = |cells: [&str; 8]| {
-        println!(
-            "{:<10} | {:<8} | {:>10} | {:>9} | {:>9} | {:<24} | {:>8} | {:>9}",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
-        );
-    };
-    line([
-        "scenario",
-        "server",
+}
+
+/// One table line: two leading cells, the result cells, then notes.
+fn table_line(first: &str, second: &str, cells: &[String; 7], notes: &str) {
+    let [rps, p50, p99, errors, origin, hit, other] = cells;
+    let line = format!(
+        "{first:<10} | {second:<8} | {rps:>10} | {p50:>9} | {p99:>9} | {errors:<24} | {origin:>8} | {hit:>6} | {other:>9} | {notes}"
+    );
+    println!("{}", line.trim_end());
+}
+
+fn table_header(first: &str, second: &str) {
+    let head = [
         "req/s",
         "p50",
         "p99",
         "errors",
         "origin",
+        "hit %",
         "other CPU",
-    ]);
-    println!("{}", "-".repeat(108));
+    ]
+    .map(str::to_owned);
+    table_line(first, second, &head, "notes");
+    println!("{}", "-".repeat(126));
+}
+
+fn print_report(
+    opts: &Options,
+    rows: &[Row],
+    rss: &[(ServerKind, (u64, usize))],
+    scale_out: &[ScaleRow],
+) {
+    println!();
+    if rows.is_empty() && scale_out.is_empty() {
+        println!("no results");
+        return;
+    }
+    if !rows.is_empty() {
+        print_table(opts, rows);
+        print_ratios(opts, rows);
+    }
+    if !scale_out.is_empty() {
+        print_scale_out(opts, scale_out);
+    }
+    if !rss.is_empty() {
+        print_rss(rss);
+    }
+}
+
+fn print_table(opts: &Options, rows: &[Row]) {
+    table_header("scenario", "server");
     for sc in &opts.scenarios {
         for row in rows.iter().filter(|r| r.scenario == sc.name) {
-            let origin = row.origin_requests.to_string();
-            let other = row
-                .other_cpu
-                .map_or_else(|| "-".to_owned(), |s| format!("{:.0}%", s * 100.0));
-            let (rps, p50, p99, errors) = match &row.stats {
-                Ok(s) => (
-                    format!("{:.0}", s.requests_per_sec),
-                    fmt_latency(s.p50_us),
-                    fmt_latency(s.p99_us),
-                    if s.errors() == 0 {
-                        "0".to_owned()
-                    } else {
-                        format!(
-                            "{} (non-2xx {}, sock {})",
-                            s.errors(),
-                            s.non_2xx,
-                            s.socket_errors
-                        )
-                    },
-                ),
-                Err(_) => (
-                    "failed".to_owned(),
-                    "-".to_owned(),
-                    "-".to_owned(),
-                    "wrk failed".to_owned(),
-                ),
+            let cells = result_cells(&row.stats, row.origin_requests, row.other_cpu);
+            let notes = match (&row.stats, &row.note) {
+                (_, Some(note)) => note.as_str(),
+                (Outcome::NotApplicable(why), None) => why,
+                _ => "",
             };
-            line([
-                row.scenario,
-                row.server.name(),
-                &rps,
-                &p50,
-                &p99,
-                &errors,
-                &origin,
-                &other,
-            ]);
+            table_line(row.scenario, row.server.name(), &cells, notes);
         }
     }
+    println!("origin    = requests that reached the origin during the run (~0 for hit-* and esi)");
     println!(
-        "origin    = requests that reached the origin during the run (~0 for hit-* scenarios)"
+        "hit %     = 1 - origin / requests made by wrk, floored at 0; for esi, requests are \
+         pages and fragment fetches count as origin requests"
     );
     println!(
         "other CPU = share of the machine's CPU used by unrelated processes during the run \
          (over {:.0}% skews the figures)",
         OTHER_CPU_WARN * 100.0
     );
+}
 
-    let find = |sc: &str, kind: ServerKind| {
-        rows.iter()
-            .find(|r| r.scenario == sc && r.server == kind)
-            .and_then(|r| r.stats.as_ref().ok())
-    };
+fn print_ratios(opts: &Options, rows: &[Row]) {
+    let find =
+        |sc: &str, kind: ServerKind| rows.iter().find(|r| r.scenario == sc && r.server == kind);
     let mut ratio_lines = Vec::new();
     for other in [ServerKind::Varnish, ServerKind::Nginx] {
         for sc in &opts.scenarios {
-            let (Some(l), Some(o)) = (find(sc.name, ServerKind::Lacquer), find(sc.name, other))
+            let (Some(lrow), Some(orow)) =
+                (find(sc.name, ServerKind::Lacquer), find(sc.name, other))
             else {
+                continue;
+            };
+            let (Some(l), Some(o)) = (lrow.stats.stats(), orow.stats.stats()) else {
                 continue;
             };
             let rps = if o.requests_per_sec > 0.0 {
@@ -1271,8 +2061,21 @@ fn print_report(opts: &Options, rows: &[Row], rss: &[(ServerKind, (u64, usize))]
                 ),
                 (a, b) => format!("{} vs {}", fmt_latency(a), fmt_latency(b)),
             };
+            let warned: Vec<&str> = [lrow, orow]
+                .iter()
+                .filter(|r| r.note.is_some())
+                .map(|r| r.server.name())
+                .collect();
+            let caveat = if warned.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "   (not comparable: see the notes of {})",
+                    warned.join(" and ")
+                )
+            };
             ratio_lines.push(format!(
-                "lacquer/{:<7} {:<10} req/s {rps:>6}   p99 {p99}",
+                "lacquer/{:<7} {:<10} req/s {rps:>6}   p99 {p99}{caveat}",
                 other.name(),
                 sc.name
             ));
@@ -1284,28 +2087,65 @@ fn print_report(opts: &Options, rows: &[Row], rss: &[(ServerKind, (u64, usize))]
             println!("{line}");
         }
     }
+}
 
-    if !rss.is_empty() {
-        println!();
-        println!("peak RSS (VmHWM summed over each server's processes):");
-        for (kind, (kib, procs)) in rss {
-            println!(
-                "  {:<8} {:>10}  ({procs} process{})",
-                kind.name(),
-                fmt_mib(*kib),
-                if *procs == 1 { "" } else { "es" }
-            );
+fn print_scale_out(opts: &Options, rows: &[ScaleRow]) {
+    let connections = opts.connections.unwrap_or(SCALE_OUT_CONNECTIONS);
+    println!();
+    println!(
+        "scale-out: wrk ({connections} connections) -> HAProxy (balance uri, hash-type consistent) \
+         -> lacquer nodes; {SCALE_OUT_URLS} URLs of {OBJ_SIZE} bytes in random order"
+    );
+    table_header("scenario", "nodes");
+    for row in rows {
+        let cells = result_cells(&row.stats, row.origin_requests, row.other_cpu);
+        let notes = format!(
+            "warm-up fetched {} of {SCALE_OUT_URLS} URLs",
+            row.warm_fetches
+        );
+        table_line("scale-out", &row.nodes.to_string(), &cells, &notes);
+    }
+    let rps = |n: usize| {
+        rows.iter()
+            .find(|r| r.nodes == n)
+            .and_then(|r| r.stats.stats())
+            .map(|s| s.requests_per_sec)
+    };
+    if let (Some(one), Some(two)) = (rps(1), rps(2)) {
+        if one > 0.0 {
+            println!("2 nodes / 1 node          req/s {:.2}x", two / one);
         }
-        let lacquer = rss.iter().find(|(k, _)| *k == ServerKind::Lacquer);
-        for (kind, (kib, _)) in rss.iter().filter(|(k, _)| *k != ServerKind::Lacquer) {
-            if let Some((_, (l, _))) = lacquer {
-                if *kib > 0 {
-                    println!(
-                        "  lacquer/{:<7} RSS {:.2}x",
-                        kind.name(),
-                        *l as f64 / *kib as f64
-                    );
-                }
+    }
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "caveat: wrk, HAProxy, both lacquer nodes and the origin all ran on this machine's \
+         {cores} CPU core{}. A second node on the same cores adds no CPU, so this ratio \
+         shows the cost of spreading the cache over two processes, not the scale-out \
+         that a second machine would give.",
+        if cores == 1 { "" } else { "s" }
+    );
+}
+
+fn print_rss(rss: &[(ServerKind, (u64, usize))]) {
+    println!();
+    println!("peak RSS (VmHWM summed over each server's processes):");
+    for (kind, (kib, procs)) in rss {
+        println!(
+            "  {:<8} {:>10}  ({procs} process{})",
+            kind.name(),
+            fmt_mib(*kib),
+            if *procs == 1 { "" } else { "es" }
+        );
+    }
+    let lacquer = rss.iter().find(|(k, _)| *k == ServerKind::Lacquer);
+    for (kind, (kib, _)) in rss.iter().filter(|(k, _)| *k != ServerKind::Lacquer) {
+        if let Some((_, (l, _))) = lacquer {
+            if *kib > 0 {
+                println!(
+                    "  lacquer/{:<7} RSS {:.2}x",
+                    kind.name(),
+                    *l as f64 / *kib as f64
+                );
             }
         }
     }
@@ -1335,7 +2175,9 @@ fn main() -> ExitCode {
         };
         let origin = start_origin(listener);
         eprintln!(
-            "origin listening on {}: /bytes/N (cacheable), /pass/N (no-store); Ctrl-C to stop",
+            "origin listening on {}: /bytes/N (cacheable), /pass/N (no-store), /obj/KEY \
+             (cacheable, {OBJ_SIZE} bytes), {ESI_PAGE_PATH} (ESI page), /frag/1..{ESI_FRAGMENTS}; \
+             Ctrl-C to stop",
             origin.addr
         );
         loop {
@@ -1351,7 +2193,38 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let mut failed = false;
+    let scale_out = opts.scenarios.iter().any(|s| s.load == Load::ScaleOut);
+    if scale_out && !opts.servers.contains(&ServerKind::Lacquer) {
+        // Only lacquer runs behind HAProxy.
+        eprintln!("[scale-out] skipped: it runs lacquer only, and --only leaves lacquer out");
+        opts.scenarios.retain(|s| s.load != Load::ScaleOut);
+    } else if scale_out && find_program("haproxy").is_none() {
+        if opts.scenarios_explicit {
+            eprintln!(
+                "[scale-out] error: haproxy is not installed (not found on PATH or in /usr/sbin)"
+            );
+            failed = true;
+        } else {
+            eprintln!("[scale-out] skipped: haproxy is not installed");
+        }
+        opts.scenarios.retain(|s| s.load != Load::ScaleOut);
+    }
     install_ctrl_c_handler();
+
+    let scripts = match TempDir::new("scripts") {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: create temp dir: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    scratch().push(scripts.0.clone());
+    if let Err(e) = write_scripts(&scripts.0) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    opts.scripts_dir = scripts.0.clone();
 
     let origin = start_origin(
         TcpListener::bind("127.0.0.1:0").expect("origin: bind a free port on 127.0.0.1"),
@@ -1360,11 +2233,14 @@ fn main() -> ExitCode {
 
     let mut rows = Vec::new();
     let mut rss = Vec::new();
-    let mut failed = false;
-    for &kind in &opts.servers {
+    let per_server = opts.scenarios.iter().any(|s| s.load != Load::ScaleOut);
+    for &kind in opts.servers.iter().filter(|_| per_server) {
         match bench_server(kind, &opts, &origin) {
             Ok(outcome) => {
-                failed |= outcome.rows.iter().any(|r| r.stats.is_err());
+                failed |= outcome
+                    .rows
+                    .iter()
+                    .any(|r| matches!(r.stats, Outcome::Failed));
                 rows.extend(outcome.rows);
                 rss.push((kind, outcome.peak_rss));
             }
@@ -1382,7 +2258,26 @@ fn main() -> ExitCode {
         }
     }
 
-    print_report(&opts, &rows, &rss);
+    let mut scale_rows = Vec::new();
+    if opts.scenarios.iter().any(|s| s.load == Load::ScaleOut) {
+        match bench_scale_out(&opts, &origin) {
+            Ok(r) => {
+                failed |= r.iter().any(|r| matches!(r.stats, Outcome::Failed));
+                scale_rows = r;
+            }
+            Err(BenchError::NotInstalled) => {
+                eprintln!("[scale-out] error: haproxy is not installed");
+                failed = true;
+            }
+            Err(BenchError::Failed(e)) => {
+                eprintln!("[scale-out] error: {e}");
+                failed = true;
+            }
+        }
+    }
+
+    print_report(&opts, &rows, &rss, &scale_rows);
+    drop(scripts);
     if failed {
         eprintln!("\nsome servers or scenarios failed; see the messages above");
         ExitCode::FAILURE
