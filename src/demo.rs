@@ -1,6 +1,9 @@
 //! The embedded demo: a small origin serving the site in `fixtures/demo/`
 //! (compiled into the binary, so it runs from anywhere), for `lacquer` with
-//! no arguments.
+//! no arguments and `lacquer origin` (the app in deploy/compose.yaml and
+//! tests/haproxy.rs). Besides the site: `/time`, `/health` (for probes) and
+//! `/echo/headers` (the X-Forwarded-For and Via it received), both
+//! uncacheable; `--name` adds an `X-Origin-Name` header to every answer.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
@@ -81,6 +84,25 @@ const PAGES: &[Page] = &[
 
 /// Starts the demo origin on `addr` (port 0 for any); returns where it listens.
 pub async fn start_origin(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    start_named_origin(addr, None).await
+}
+
+/// [`start_origin`], with every answer carrying `X-Origin-Name: name` when a
+/// name is given (`lacquer origin --name app1`), so several origins behind
+/// one director can be told apart.
+pub async fn start_named_origin(
+    addr: SocketAddr,
+    name: Option<String>,
+) -> std::io::Result<SocketAddr> {
+    let name = match name {
+        Some(n) => Some(HeaderValue::try_from(n).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the origin name must be a valid header value",
+            )
+        })?),
+        None => None,
+    };
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let hits = Arc::new(AtomicU64::new(0));
@@ -90,10 +112,15 @@ pub async fn start_origin(addr: SocketAddr) -> std::io::Result<SocketAddr> {
                 continue;
             };
             let hits = hits.clone();
+            let name = name.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let n = hits.fetch_add(1, Ordering::Relaxed) + 1;
-                    async move { Ok::<_, Infallible>(answer(&req, n)) }
+                    let mut resp = answer(&req, n);
+                    if let Some(name) = &name {
+                        resp.headers_mut().insert("x-origin-name", name.clone());
+                    }
+                    async move { Ok::<_, Infallible>(resp) }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -109,6 +136,13 @@ fn answer(req: &Request<Incoming>, hits: u64) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     resp.headers_mut()
         .insert("x-origin-hits", HeaderValue::from(hits));
+    if let Some(body) = utility(req, path) {
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        *resp.body_mut() = Full::new(Bytes::from(body));
+        return resp;
+    }
     if path == "/time" {
         let now = httpdate::fmt_http_date(std::time::SystemTime::now());
         resp.headers_mut()
@@ -164,6 +198,27 @@ fn answer(req: &Request<Incoming>, hits: u64) -> Response<Full<Bytes>> {
     }
     *resp.body_mut() = Full::new(Bytes::from_static(page.body.as_bytes()));
     resp
+}
+
+/// Request headers a proxy in front adds, echoed by `/echo/headers`.
+const ECHOED: &[&str] = &["x-forwarded-for", "via"];
+
+/// Uncacheable answers for health probes and tests: `/health` says `ok`;
+/// `/echo/headers` answers the proxy headers it received (`X-Forwarded-For`,
+/// `Via`), one `name: value` line each, so the client address a cache
+/// forwarded can be seen.
+fn utility(req: &Request<Incoming>, path: &str) -> Option<String> {
+    match path {
+        "/health" => Some("ok\n".into()),
+        "/echo/headers" => Some(
+            req.headers()
+                .iter()
+                .filter(|(k, _)| ECHOED.contains(&k.as_str()))
+                .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// The fragments of `/shop` that change per request: the price (with the

@@ -44,6 +44,10 @@ enum Command {
         /// Address to listen on.
         #[arg(short = 'a', long = "listen", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Name sent in an `X-Origin-Name` header on every answer, to tell
+        /// several origins apart.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
     },
     /// Add a ban through the admin listener, e.g. `lacquer ban 'req.url ~ "^/products/"'`.
     Ban {
@@ -145,7 +149,7 @@ fn main() -> ExitCode {
         Some(Command::Ban { expression, admin }) => {
             admin_call(&admin.admin, "POST", "/ban", &[], &expression)
         }
-        Some(Command::Origin { listen }) => origin_only(listen),
+        Some(Command::Origin { listen, name }) => origin_only(listen, name),
         Some(Command::Stats {
             interval,
             count,
@@ -240,13 +244,13 @@ fn demo(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), Str
     serve(config, Some(()))
 }
 
-fn origin_only(listen: SocketAddr) -> Result<(), String> {
+fn origin_only(listen: SocketAddr, name: Option<String>) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     rt.block_on(async move {
-        let addr = lacquer::demo::start_origin(listen)
+        let addr = lacquer::demo::start_named_origin(listen, name)
             .await
             .map_err(|e| format!("demo origin on {listen}: {e}"))?;
         tracing::info!(%addr, "demo origin listening");
