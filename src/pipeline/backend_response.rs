@@ -4,10 +4,10 @@
 use http::{HeaderMap, Method, StatusCode};
 use std::time::{Duration, SystemTime};
 
-use super::RequestCtx;
+use super::{Bereq, Live, RequestCtx};
 use crate::cache::freshness::{self, Freshness, FreshnessPolicy, NoCacheReason};
 use crate::cache::vary::{vary_names, Variant};
-use crate::policy::Policy;
+use crate::policy::BackendAction;
 
 /// Whether and how a backend response is stored.
 #[derive(Debug)]
@@ -45,8 +45,9 @@ pub fn decide(
     }
 }
 
-/// What `vcl_backend_response` sees and may change: the response headers,
-/// its lifetimes (remaining TTL, grace, keep) and whether it is stored.
+/// What `vcl_backend_response` sees and may change: the response status
+/// and headers, its lifetimes (remaining TTL, grace, keep) and whether it
+/// is stored.
 ///
 /// After the policy ran, RFC 9111 decides again on the changed headers (so
 /// `unset beresp.http.Set-Cookie` makes a response storable, as in Varnish's
@@ -65,8 +66,13 @@ pub struct Beresp<'a> {
     pub grace: Duration,
     /// Keep after TTL and grace.
     pub keep: Duration,
+    /// The response's age when it arrived.
+    pub age: Duration,
     /// Not stored.
     pub uncacheable: bool,
+    /// The backend answered a revalidation with 304 (status and headers
+    /// are the stored object's, refreshed).
+    pub was_304: bool,
     /// Why RFC 9111 would not store it.
     pub reason: Option<NoCacheReason>,
     /// What the policy set: headers or anything else.
@@ -84,27 +90,74 @@ pub struct Beresp<'a> {
     pub do_esi: bool,
 }
 
-/// Runs the policy's `backend_response` over a decision, and decides again
-/// when it changed anything. `do_esi` goes in as the settings decide and
-/// comes out as the policy left it.
-#[allow(clippy::too_many_arguments)]
+/// A backend response as fetched, for [`apply_policy`].
+pub struct Fetched<'a> {
+    /// Status (after a 304: the stored object's).
+    pub status: StatusCode,
+    /// Headers (after a 304: the merged ones).
+    pub headers: &'a mut HeaderMap,
+    /// The response was a 304 to a revalidation.
+    pub was_304: bool,
+    /// When the request was sent.
+    pub request_time: SystemTime,
+    /// When the response arrived.
+    pub response_time: SystemTime,
+}
+
+/// What `vcl_backend_response` made of a response.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Stored or not, and how.
+    pub decision: Decision,
+    /// The status to store and deliver.
+    pub status: StatusCode,
+    /// Process the body as ESI.
+    pub do_esi: bool,
+    /// The hook's `return`.
+    pub action: BackendAction,
+}
+
+/// Runs the policy's `backend_response` (when it has one) over RFC 9111's
+/// decision, and decides again when it changed anything. `do_esi` goes in
+/// as the settings decide. For a pass (`bereq.uncacheable`) only headers,
+/// status, `do_esi` and the action count.
 pub fn apply_policy(
-    policy: &dyn Policy,
+    live: &Live,
     req: &RequestCtx,
-    status: StatusCode,
-    headers: &mut HeaderMap,
+    bereq: &mut Bereq,
+    fetched: Fetched<'_>,
     decision: Decision,
-    do_esi: &mut bool,
-    request_time: SystemTime,
-    response_time: SystemTime,
-    rules: &FreshnessPolicy,
-) -> Decision {
-    let (ttl, grace, keep, reason) = match &decision {
-        Decision::Store(f, _) => (f.ttl.saturating_sub(f.initial_age), f.grace, f.keep, None),
+    do_esi: bool,
+) -> Verdict {
+    let Fetched {
+        status,
+        headers,
+        was_304,
+        request_time,
+        response_time,
+    } = fetched;
+    if !live.hooks.backend_response {
+        return Verdict {
+            decision,
+            status,
+            do_esi,
+            action: BackendAction::Builtin,
+        };
+    }
+    let rules = &live.freshness;
+    let (ttl, grace, keep, age, reason) = match &decision {
+        Decision::Store(f, _) => (
+            f.ttl.saturating_sub(f.initial_age),
+            f.grace,
+            f.keep,
+            f.initial_age,
+            None,
+        ),
         Decision::DontStore(r) => (
             Duration::ZERO,
             rules.default_grace,
             rules.default_keep,
+            Duration::ZERO,
             Some(*r),
         ),
     };
@@ -114,19 +167,31 @@ pub fn apply_policy(
         ttl,
         grace,
         keep,
-        uncacheable: reason.is_some(),
+        age,
+        uncacheable: reason.is_some() || bereq.uncacheable,
+        was_304,
         reason,
         changed: false,
         set_ttl: false,
         set_grace: false,
         set_keep: false,
         set_uncacheable: false,
-        do_esi: *do_esi,
+        do_esi,
     };
-    policy.backend_response(req, &mut beresp);
-    *do_esi = beresp.do_esi;
-    if !beresp.changed {
-        return decision;
+    let action = live.policy.backend_response(bereq, &mut beresp);
+    let status = beresp.status;
+    let do_esi = beresp.do_esi;
+    let verdict = |decision| Verdict {
+        decision,
+        status,
+        do_esi,
+        action: action.clone(),
+    };
+    if let BackendAction::HitForPass(_) = action {
+        return verdict(Decision::DontStore(NoCacheReason::Policy));
+    }
+    if !beresp.changed || bereq.uncacheable {
+        return verdict(decision);
     }
     let again = decide(
         req,
@@ -145,13 +210,13 @@ pub fn apply_policy(
         }
     };
     if uncacheable {
-        return Decision::DontStore(match again {
+        return verdict(Decision::DontStore(match again {
             Decision::DontStore(r) => r,
             Decision::Store(..) => NoCacheReason::Policy,
-        });
+        }));
     }
     let Some(names) = vary_names(beresp.headers) else {
-        return Decision::DontStore(NoCacheReason::VaryStar);
+        return verdict(Decision::DontStore(NoCacheReason::VaryStar));
     };
     let (mut freshness, variant) = match again {
         Decision::Store(f, v) => (f, v),
@@ -183,7 +248,7 @@ pub fn apply_policy(
         .stale_if_error
         .max(freshness.grace.max(freshness.keep));
     if freshness.retention().is_zero() {
-        return Decision::DontStore(NoCacheReason::Policy);
+        return verdict(Decision::DontStore(NoCacheReason::Policy));
     }
-    Decision::Store(freshness, variant)
+    verdict(Decision::Store(freshness, variant))
 }

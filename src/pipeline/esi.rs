@@ -52,9 +52,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::deliver::{self, synth, CacheOutcome};
+use super::deliver::{self, CacheOutcome, ObjMeta};
 use super::lookup::{lookup, Lookup};
-use super::{Proxy, RequestCtx};
+use super::{Live, Proxy, RequestCtx, Served};
 use crate::body::{BoxError, RespBody};
 use crate::cache::freshness::Freshness;
 use crate::cache::object::Provenance;
@@ -68,6 +68,7 @@ use crate::esi::vars::{render, RequestView, VarPart};
 use crate::fetch::inflight::{FlightState, LeaderGuard};
 use crate::http::gzip::{gunzip, is_gzip};
 use crate::policy::RecvAction;
+use std::time::SystemTime;
 
 /// Sent to every backend: this cache processes ESI 1.0.
 pub const SURROGATE_CAPABILITY: &str = "lacquer=\"ESI/1.0\"";
@@ -178,10 +179,12 @@ struct Page {
     chain: Arc<IncludeChain>,
     /// Includes of this page being fetched at once.
     permits: Arc<Semaphore>,
+    /// The settings and policy of the page's request.
+    live: Arc<Live>,
 }
 
 impl Page {
-    fn of(ctx: &RequestCtx, concurrency: usize) -> Page {
+    fn of(ctx: &RequestCtx) -> Page {
         let mut headers = ctx.headers.clone();
         for name in [
             IF_NONE_MATCH,
@@ -203,7 +206,8 @@ impl Page {
             client: ctx.client,
             version: ctx.version,
             chain: IncludeChain::child(ctx.esi.as_deref(), &ctx.host, &ctx.url),
-            permits: Arc::new(Semaphore::new(concurrency)),
+            permits: Arc::new(Semaphore::new(ctx.live.config.esi.concurrency)),
+            live: ctx.live.clone(),
         }
     }
 
@@ -223,6 +227,10 @@ impl Page {
             body: None,
             always_miss: false,
             esi: Some(self.chain.clone()),
+            live: self.live.clone(),
+            restarts: 0,
+            max_ttl: None,
+            max_grace: None,
         }
     }
 }
@@ -289,11 +297,11 @@ struct Stopped;
 impl Proxy {
     /// Whether the settings ask for ESI on this response (the handshake, or
     /// `esi.paths` with `esi.content_types`); the policy decides last.
-    pub(super) fn esi_wanted(&self, url: &str, headers: &HeaderMap) -> bool {
+    pub(super) fn esi_wanted(&self, live: &Live, url: &str, headers: &HeaderMap) -> bool {
         if surrogate_control_asks_esi(headers) {
             return true;
         }
-        if self.esi_paths.is_empty() || !self.esi_paths.is_match(url) {
+        if live.esi_paths.is_empty() || !live.esi_paths.is_match(url) {
             return false;
         }
         let media = headers
@@ -301,7 +309,7 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim())
             .unwrap_or("");
-        self.config
+        live.config
             .esi
             .content_types
             .iter()
@@ -313,7 +321,7 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn process_esi<B>(
         self: &Arc<Self>,
-        ctx: RequestCtx,
+        ctx: &RequestCtx,
         status: StatusCode,
         mut headers: HeaderMap,
         body: B,
@@ -321,12 +329,12 @@ impl Proxy {
         from: Provenance,
         guard: Option<LeaderGuard>,
         outcome: CacheOutcome,
-    ) -> Response<RespBody>
+    ) -> Served
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let limit = self.config.cache.max_object_size.0;
+        let limit = ctx.live.config.cache.max_object_size.0;
         let raw = match collect(body, limit).await.map(concat).and_then(|raw| {
             if is_gzip(&headers) {
                 headers.remove(CONTENT_ENCODING);
@@ -341,10 +349,10 @@ impl Proxy {
                 if let Some(g) = guard {
                     g.finish(None);
                 }
-                return synth(StatusCode::BAD_GATEWAY, &e.to_string());
+                return Served::synth(StatusCode::BAD_GATEWAY, e.to_string());
             }
         };
-        let template = self.parse_page(&ctx, &raw);
+        let template = self.parse_page(ctx, &raw);
         let (freshness, variant) = match &keep {
             Keep::Store(_, f, v) => (f.clone(), v.clone()),
             Keep::Transient => (
@@ -353,8 +361,16 @@ impl Proxy {
             ),
         };
         let obj = Arc::new(
-            CachedObject::new(status, headers, raw, freshness, variant, &self.keys, from)
-                .with_template(Arc::new(template)),
+            CachedObject::new(
+                status,
+                headers,
+                raw,
+                freshness,
+                variant,
+                &ctx.live.keys,
+                from,
+            )
+            .with_template(Arc::new(template)),
         );
         if let Keep::Store(key, ..) = keep {
             // A ban that arrived while this was fetched applies to it.
@@ -367,13 +383,13 @@ impl Proxy {
         } else if let Some(g) = guard {
             g.finish(Some(FlightState::NotShared));
         }
-        self.deliver_object(&ctx, &obj, outcome)
+        self.deliver_object(ctx, &obj, outcome)
     }
 
     /// Parses a page body, logging and counting what was malformed.
     fn parse_page(&self, ctx: &RequestCtx, raw: &Bytes) -> Template {
         let limits = Limits {
-            max_includes: self.config.esi.max_includes,
+            max_includes: ctx.live.config.esi.max_includes,
             ..Limits::default()
         };
         let template = parse(raw, &limits);
@@ -388,13 +404,29 @@ impl Proxy {
     }
 
     /// A stored object as the response to `ctx`; an ESI page is assembled.
+    /// `obj.*` for `vcl_deliver` is read only when the policy has it.
     pub(super) fn deliver_object(
         self: &Arc<Self>,
         ctx: &RequestCtx,
         obj: &CachedObject,
         outcome: CacheOutcome,
+    ) -> Served {
+        let resp = self.object_response(ctx, obj, outcome);
+        let meta = if ctx.live.hooks.deliver {
+            ObjMeta::of(&obj.freshness, obj.hits(), SystemTime::now())
+        } else {
+            ObjMeta::default()
+        };
+        Served::Response(resp, meta)
+    }
+
+    fn object_response(
+        self: &Arc<Self>,
+        ctx: &RequestCtx,
+        obj: &CachedObject,
+        outcome: CacheOutcome,
     ) -> Response<RespBody> {
-        let mut resp = deliver::from_cache(ctx, obj, outcome, self.via());
+        let mut resp = deliver::from_cache(ctx, obj, outcome, &ctx.live.via);
         let Some(template) = &obj.esi else {
             return resp;
         };
@@ -417,7 +449,7 @@ impl Proxy {
 
     /// The body of `template` delivered for `ctx`.
     fn assemble(self: &Arc<Self>, ctx: &RequestCtx, template: &Template) -> RespBody {
-        let page = Arc::new(Page::of(ctx, self.config.esi.concurrency));
+        let page = Arc::new(Page::of(ctx));
         let mut parts = Vec::new();
         self.plan(&page, &template.segments, &mut parts);
         if is_ready(&parts) {
@@ -427,8 +459,9 @@ impl Proxy {
         }
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let proxy = self.clone();
+        let on_error = ctx.live.config.esi.on_error;
         tokio::spawn(async move {
-            let _ = proxy.render(parts, &tx).await;
+            let _ = proxy.render(parts, on_error, &tx).await;
         });
         RespBody::Assembled(rx)
     }
@@ -502,11 +535,11 @@ impl Proxy {
         out: &mut Vec<Part>,
     ) -> bool {
         let mut fctx = page.fragment_request(target);
-        let policy = self.policy();
-        if policy.recv(&mut fctx) != RecvAction::Hash {
+        let live = page.live.clone();
+        if live.policy.recv(&mut fctx) != RecvAction::Hash {
             return false;
         }
-        let key = policy.hash(&fctx);
+        let key = live.policy.hash(&fctx);
         let (Lookup::Hit(obj) | Lookup::Grace(obj)) = lookup(&self.store, &self.bans, &key, &fctx)
         else {
             return false;
@@ -517,7 +550,7 @@ impl Proxy {
         // A backend that compressed a fragment unasked: decode it (once per
         // delivery; such fragments are rare).
         let body = if is_gzip(&obj.headers) {
-            match gunzip(&obj.body, self.config.esi.max_fragment_size.0) {
+            match gunzip(&obj.body, live.config.esi.max_fragment_size.0) {
                 Ok(b) => b,
                 Err(_) => return false,
             }
@@ -531,7 +564,7 @@ impl Proxy {
         match &obj.esi {
             None => push_ready(out, body),
             Some(t) => {
-                let child = Arc::new(Page::of(&fctx, self.config.esi.concurrency));
+                let child = Arc::new(Page::of(&fctx));
                 self.plan(&child, &t.segments, out);
             }
         }
@@ -542,9 +575,10 @@ impl Proxy {
     /// `esi.max_depth`.
     fn include_allowed_here(&self, page: &Page) -> bool {
         let level = page.chain.level();
-        if level > self.config.esi.max_depth as usize {
+        let max = page.live.config.esi.max_depth;
+        if level > max as usize {
             self.metrics.count_esi_errors(1);
-            tracing::warn!(url = %page.url, level, max = self.config.esi.max_depth, "ESI include deeper than esi.max_depth: not fetched");
+            tracing::warn!(url = %page.url, level, max, "ESI include deeper than esi.max_depth: not fetched");
             return false;
         }
         true
@@ -558,7 +592,13 @@ impl Proxy {
     /// Where an include's `src` (or `alt`) points.
     fn target(&self, page: &Page, src: &[VarPart]) -> Result<Target, ()> {
         let src = render(src, page);
-        resolve(&src, &page.host, &page.url, &self.config.esi.allowed_hosts).map_err(|e| {
+        resolve(
+            &src,
+            &page.host,
+            &page.url,
+            &page.live.config.esi.allowed_hosts,
+        )
+        .map_err(|e| {
             self.metrics.count_esi_errors(1);
             tracing::warn!(page = %page.url, error = %e, "ESI include refused");
         })
@@ -588,7 +628,7 @@ impl Proxy {
         let resp = Box::pin(self.process(page.fragment_request(&target))).await;
         let failed = resp.status().as_u16() >= 400;
         let gzipped = is_gzip(resp.headers());
-        let limit = self.config.esi.max_fragment_size.0;
+        let limit = page.live.config.esi.max_fragment_size.0;
         let body = collect(resp.into_body(), limit).await.and_then(|chunks| {
             if gzipped {
                 Ok(vec![gunzip(&concat(chunks), limit)?])
@@ -615,13 +655,14 @@ impl Proxy {
     async fn render(
         self: &Arc<Self>,
         parts: Vec<Part>,
+        on_error: EsiOnError,
         tx: &mpsc::Sender<Result<Bytes, BoxError>>,
     ) -> Result<(), Stopped> {
         for part in parts {
             match part {
                 Part::Ready(b) => send(tx, b).await?,
                 Part::Failed { continue_on_error } => {
-                    self.include_failed(tx, continue_on_error, Vec::new())
+                    self.include_failed(tx, on_error, continue_on_error, Vec::new())
                         .await?
                 }
                 Part::Fragment {
@@ -634,7 +675,7 @@ impl Proxy {
                         }
                     }
                     Err(error_body) => {
-                        self.include_failed(tx, continue_on_error, error_body)
+                        self.include_failed(tx, on_error, continue_on_error, error_body)
                             .await?
                     }
                 },
@@ -651,7 +692,7 @@ impl Proxy {
                     None => {
                         let mut parts = Vec::new();
                         self.plan(&page, &except, &mut parts);
-                        Box::pin(self.render(parts, tx)).await?;
+                        Box::pin(self.render(parts, on_error, tx)).await?;
                     }
                 },
             }
@@ -664,13 +705,14 @@ impl Proxy {
     async fn include_failed(
         &self,
         tx: &mpsc::Sender<Result<Bytes, BoxError>>,
+        on_error: EsiOnError,
         continue_on_error: bool,
         error_body: Chunks,
     ) -> Result<(), Stopped> {
         if continue_on_error {
             return Ok(());
         }
-        match self.config.esi.on_error {
+        match on_error {
             EsiOnError::Include => {
                 for c in error_body {
                     send(tx, c).await?;

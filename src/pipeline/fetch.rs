@@ -1,40 +1,62 @@
 //! fetch: misses (coalesced), revalidations, background refreshes and passes.
 
 use bytes::Bytes;
-use http::header::{
-    HeaderValue, CONTENT_LENGTH, CONTENT_LOCATION, HOST, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LOCATION, RANGE,
-};
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt;
+use http::header::{CONTENT_LENGTH, CONTENT_LOCATION, LOCATION};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::backend_response::{apply_policy, decide, Decision};
-use super::deliver::{self, synth, CacheOutcome};
-use super::esi::{Keep, SURROGATE_CAPABILITY};
-use super::{Proxy, RequestCtx};
-use crate::body::{ClientBody, ReqBody, RespBody};
+use super::backend_response::{apply_policy, decide, Decision, Fetched, Verdict};
+use super::bereq::{Exchange, Next};
+use super::deliver::{self, CacheOutcome, ObjMeta};
+use super::esi::Keep;
+use super::{Live, Proxy, RequestCtx, Served};
+use crate::body::{ClientBody, ReqBody};
 use crate::cache::freshness::merge_304;
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
 use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
-use crate::fetch::pool::{BackendBody, FetchError};
-use crate::http::headers::{append_forwarded_for, append_via};
+use crate::fetch::pool::BackendBody;
+use crate::policy::BackendAction;
 
 /// How often a follower starts over after its leader gave up.
 const MAX_FOLLOW_ATTEMPTS: usize = 3;
+
+/// A backend response's parts, hop-by-hop headers removed.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: BackendBody,
+    request_time: SystemTime,
+    response_time: SystemTime,
+}
+
+impl Answer {
+    fn of(resp: http::Response<BackendBody>, request_time: SystemTime) -> Answer {
+        let response_time = SystemTime::now();
+        let (parts, body) = resp.into_parts();
+        let mut headers = parts.headers;
+        crate::http::headers::remove_hop_by_hop(&mut headers);
+        Answer {
+            status: parts.status,
+            headers,
+            body,
+            request_time,
+            response_time,
+        }
+    }
+}
 
 impl Proxy {
     /// A miss (or a stale object needing revalidation): join the fetch in
     /// progress for this key or lead a new one.
     pub(super) async fn miss(
         self: &Arc<Self>,
-        ctx: RequestCtx,
+        ctx: &mut RequestCtx,
         key: CacheKey,
         stale: Option<Arc<CachedObject>>,
-    ) -> Response<RespBody> {
+    ) -> Served {
         for _ in 0..MAX_FOLLOW_ATTEMPTS {
             let flight = match self.inflight.join_or_lead(&key) {
                 Role::Leader(guard) => return self.fetch(ctx, key, stale, Some(guard)).await,
@@ -46,23 +68,25 @@ impl Proxy {
             match flight.outcome().await {
                 FlightState::Shared(head) if head.variant.matches(&ctx.headers) => {
                     if let Some(reader) = head.body.subscribe(head.size) {
-                        return deliver::shared(&ctx, &head, reader, self.via());
+                        let meta = ObjMeta::of(&head.freshness, 0, SystemTime::now());
+                        let resp = deliver::shared(ctx, &head, reader, &ctx.live.via);
+                        return Served::Response(resp, meta);
                     }
                     break;
                 }
                 FlightState::Stored => {
                     if let Found::Object(obj) = self.store.lookup(&key, &ctx.headers) {
                         if obj.freshness.is_fresh(SystemTime::now()) {
-                            return self.deliver_object(&ctx, &obj, CacheOutcome::Hit);
+                            return self.deliver_object(ctx, &obj, CacheOutcome::Hit);
                         }
                     }
                     break;
                 }
                 FlightState::Failed(status, reason) => {
                     if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
-                        return self.deliver_object(&ctx, obj, CacheOutcome::Stale);
+                        return self.deliver_object(ctx, obj, CacheOutcome::Stale);
                     }
-                    return synth(status, &String::from_utf8_lossy(&reason));
+                    return Served::synth(status, String::from_utf8_lossy(&reason));
                 }
                 FlightState::Abandoned | FlightState::Pending => continue,
                 FlightState::Shared(_) | FlightState::NotShared => break,
@@ -81,9 +105,9 @@ impl Proxy {
     ) {
         if let Role::Leader(guard) = self.inflight.join_or_lead(&key) {
             let proxy = self.clone();
-            let ctx = ctx.detached();
+            let mut ctx = ctx.detached();
             tokio::spawn(async move {
-                let _ = proxy.fetch(ctx, key, Some(stale), Some(guard)).await;
+                let _ = proxy.fetch(&mut ctx, key, Some(stale), Some(guard)).await;
             });
         }
     }
@@ -97,101 +121,154 @@ impl Proxy {
     /// the outcome to followers through `guard`.
     pub(super) async fn fetch(
         self: &Arc<Self>,
-        mut ctx: RequestCtx,
+        ctx: &mut RequestCtx,
         key: CacheKey,
         stale: Option<Arc<CachedObject>>,
         guard: Option<LeaderGuard>,
-    ) -> Response<RespBody> {
+    ) -> Served {
         ctx.body = None;
-        let Some(bereq) =
-            self.backend_request(&ctx, Method::GET, stale.as_deref(), ReqBody::Empty, true)
-        else {
-            return synth(StatusCode::BAD_REQUEST, "invalid request target");
-        };
-        let request_time = SystemTime::now();
+        let ctx = &*ctx;
+        let live = ctx.live.clone();
+        let mut bereq = self.backend_request(ctx, Method::GET, stale.as_deref(), true);
+        let mut body = Some(ReqBody::Empty);
         // Bans added from here on apply to what this fetch stores.
         let ban_stamp = self.bans.newest();
-        let resp = match self.send(&ctx, bereq).await {
-            Ok(r) => {
-                self.metrics.count_backend(r.status());
-                r
-            }
-            Err(e) => {
-                self.metrics.count_backend_error();
-                tracing::warn!(url = %ctx.url, error = %e, "backend fetch failed");
-                let status = e.status();
-                let reason = Bytes::from(e.to_string());
-                if let Some(g) = guard {
-                    g.finish(Some(FlightState::Failed(status, reason)));
-                }
-                if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
-                    return self.deliver_object(&ctx, obj, CacheOutcome::Stale);
-                }
-                return synth(status, &e.to_string());
-            }
-        };
-        let response_time = SystemTime::now();
-        let (parts, body) = resp.into_parts();
-        let mut headers = parts.headers;
-        crate::http::headers::remove_hop_by_hop(&mut headers);
-        let status = parts.status;
-
-        if status == StatusCode::NOT_MODIFIED {
-            if let Some(old) = stale {
-                return self.refresh(
+        loop {
+            let mut answer = match self.exchange(&live, &mut bereq, &mut body, None).await {
+                Exchange::Answer(resp, sent) => Answer::of(resp, sent),
+                failed => return self.fetch_failed(ctx, failed, stale.as_deref(), guard),
+            };
+            let (status, request_time, response_time) =
+                (answer.status, answer.request_time, answer.response_time);
+            if let (StatusCode::NOT_MODIFIED, Some(old)) = (status, &stale) {
+                let mut merged = merge_304(&old.headers, &answer.headers);
+                let decision = decide(
                     ctx,
-                    key,
-                    &old,
-                    headers,
-                    (request_time, response_time, ban_stamp),
-                    guard,
+                    old.status,
+                    &merged,
+                    request_time,
+                    response_time,
+                    &live.freshness,
                 );
-            }
-        }
-        if status.is_server_error() {
-            if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
-                tracing::info!(url = %ctx.url, status = status.as_u16(), "backend error; delivering stale");
-                if let Some(g) = guard {
-                    g.finish(Some(FlightState::Failed(
-                        status,
-                        Bytes::from_static(b"backend error"),
-                    )));
+                let fetched = Fetched {
+                    status: old.status,
+                    headers: &mut merged,
+                    was_304: true,
+                    request_time,
+                    response_time,
+                };
+                let verdict = apply_policy(&live, ctx, &mut bereq, fetched, decision, false);
+                match self.after_backend_response(&live, &mut bereq, verdict.action.clone()) {
+                    Next::Go => {}
+                    Next::Retry => continue,
+                    Next::Done(failed) => {
+                        return self.fetch_failed(ctx, failed, stale.as_deref(), guard)
+                    }
                 }
-                return self.deliver_object(&ctx, obj, CacheOutcome::Stale);
+                return self.refresh(ctx, key, old, merged, verdict, ban_stamp, guard);
             }
+            if status.is_server_error() {
+                if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
+                    tracing::info!(url = %ctx.url, status = status.as_u16(), "backend error; delivering stale");
+                    if let Some(g) = guard {
+                        g.finish(Some(FlightState::Failed(
+                            status,
+                            Bytes::from_static(b"backend error"),
+                        )));
+                    }
+                    return self.deliver_object(ctx, obj, CacheOutcome::Stale);
+                }
+            }
+            let decision = decide(
+                ctx,
+                status,
+                &answer.headers,
+                request_time,
+                response_time,
+                &live.freshness,
+            );
+            let do_esi = self.esi_wanted(&live, &ctx.url, &answer.headers);
+            let fetched = Fetched {
+                status,
+                headers: &mut answer.headers,
+                was_304: false,
+                request_time,
+                response_time,
+            };
+            let verdict = apply_policy(&live, ctx, &mut bereq, fetched, decision, do_esi);
+            match self.after_backend_response(&live, &mut bereq, verdict.action.clone()) {
+                Next::Go => {}
+                Next::Retry => continue,
+                Next::Done(failed) => {
+                    return self.fetch_failed(ctx, failed, stale.as_deref(), guard)
+                }
+            }
+            return self
+                .store_and_deliver(ctx, key, answer, verdict, ban_stamp, guard)
+                .await;
         }
-        let cache = &self.config.cache;
-        let decision = decide(
-            &ctx,
-            status,
-            &headers,
-            request_time,
-            response_time,
-            &self.freshness,
-        );
-        let mut do_esi = self.esi_wanted(&ctx.url, &headers);
-        let decision = apply_policy(
-            &*self.policy(),
-            &ctx,
-            status,
-            &mut headers,
-            decision,
-            &mut do_esi,
-            request_time,
-            response_time,
-            &self.freshness,
-        );
-        if do_esi {
+    }
+
+    /// A fetch for the cache that got no backend answer: followers learn
+    /// of it; a stale object within stale-if-error stands in; else the
+    /// synthetic answer of `vcl_backend_error`, else lacquer's error.
+    fn fetch_failed(
+        self: &Arc<Self>,
+        ctx: &RequestCtx,
+        failed: Exchange,
+        stale: Option<&CachedObject>,
+        guard: Option<LeaderGuard>,
+    ) -> Served {
+        let (status, reason) = match &failed {
+            Exchange::Failed(status, reason) => (*status, reason.clone()),
+            _ => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend fetch failed".into(),
+            ),
+        };
+        if let Some(g) = guard {
+            g.finish(Some(FlightState::Failed(status, Bytes::from(reason))));
+        }
+        if let Some(obj) = stale.filter(|o| self.usable_on_error(o)) {
+            return self.deliver_object(ctx, obj, CacheOutcome::Stale);
+        }
+        match failed {
+            Exchange::Synthetic(resp) => Served::Response(resp, ObjMeta::uncacheable()),
+            Exchange::Failed(status, reason) => Served::Synth(status, reason),
+            Exchange::Answer(..) => Served::synth(status, "backend fetch failed"),
+        }
+    }
+
+    /// Stores what the verdict allows (streaming it to this client and the
+    /// followers meanwhile), or delivers it unstored.
+    async fn store_and_deliver(
+        self: &Arc<Self>,
+        ctx: &RequestCtx,
+        key: CacheKey,
+        answer: Answer,
+        verdict: Verdict,
+        ban_stamp: u64,
+        guard: Option<LeaderGuard>,
+    ) -> Served {
+        let live = &ctx.live;
+        let cache = &live.config.cache;
+        let Answer { headers, body, .. } = answer;
+        let status = verdict.status;
+        let hit_for_miss = match verdict.action {
+            BackendAction::HitForPass(d) => d,
+            _ => cache.hit_for_miss.0,
+        };
+        if verdict.do_esi {
             let from = Provenance {
                 url: ctx.url.as_str().into(),
                 host: ctx.host.as_str().into(),
                 ban_stamp,
             };
-            let (keep, outcome) = match decision {
+            let (keep, outcome) = match verdict.decision {
                 Decision::Store(f, v) => (Keep::Store(key, f, v), CacheOutcome::Miss),
                 Decision::DontStore(reason) => {
                     tracing::debug!(url = %ctx.url, reason = reason.as_str(), "ESI page not stored");
-                    self.store.mark_hit_for_miss(key, cache.hit_for_miss.0);
+                    self.store.mark_hit_for_miss(key, hit_for_miss);
                     let outcome = if guard.is_some() {
                         CacheOutcome::Miss
                     } else {
@@ -204,29 +281,30 @@ impl Proxy {
                 .process_esi(ctx, status, headers, body, keep, from, guard, outcome)
                 .await;
         }
-        match decision {
+        match verdict.decision {
             Decision::Store(freshness, variant) => {
                 let size = content_length(&headers);
                 if size.is_some_and(|n| n > cache.max_object_size.0) {
                     tracing::debug!(url = %ctx.url, "too large to store");
-                    self.store.mark_hit_for_miss(key, cache.hit_for_miss.0);
+                    self.store.mark_hit_for_miss(key, hit_for_miss);
                     if let Some(g) = guard {
                         g.finish(Some(FlightState::NotShared));
                     }
-                    return deliver::pass_through(
-                        &ctx,
+                    let resp = deliver::pass_through(
+                        ctx,
                         status,
                         headers,
                         body,
                         CacheOutcome::Miss,
-                        self.via(),
-                        &self.keys,
+                        &live.via,
+                        &live.keys,
                     );
+                    return Served::Response(resp, ObjMeta::uncacheable());
                 }
                 let bc = Broadcast::new();
                 let head = Arc::new(SharedHead {
                     status,
-                    headers: deliver::delivered_headers(&headers, &self.keys),
+                    headers: deliver::delivered_headers(&headers, &live.keys),
                     freshness,
                     variant,
                     body: bc.clone(),
@@ -243,17 +321,25 @@ impl Proxy {
                 }
                 let proxy = self.clone();
                 let pump_head = head.clone();
+                let pump_live = live.clone();
                 tokio::spawn(async move {
-                    proxy.pump(key, pump_head, headers, body, guard).await;
+                    proxy
+                        .pump(pump_live, key, pump_head, headers, body, guard)
+                        .await;
                 });
                 match reader {
-                    Some(reader) => deliver::shared(&ctx, &head, reader, self.via()),
-                    None => synth(StatusCode::SERVICE_UNAVAILABLE, "fetch could not be shared"),
+                    Some(reader) => {
+                        let meta = ObjMeta::of(&head.freshness, 0, SystemTime::now());
+                        Served::Response(deliver::shared(ctx, &head, reader, &live.via), meta)
+                    }
+                    None => {
+                        Served::synth(StatusCode::SERVICE_UNAVAILABLE, "fetch could not be shared")
+                    }
                 }
             }
             Decision::DontStore(reason) => {
                 tracing::debug!(url = %ctx.url, reason = reason.as_str(), "not stored");
-                self.store.mark_hit_for_miss(key, cache.hit_for_miss.0);
+                self.store.mark_hit_for_miss(key, hit_for_miss);
                 // Without a guard this request did not lead a coalesced miss
                 // (hit-for-miss, or an answer it could not share): a pass.
                 let outcome = match guard {
@@ -263,39 +349,36 @@ impl Proxy {
                     }
                     None => CacheOutcome::Pass,
                 };
-                deliver::pass_through(&ctx, status, headers, body, outcome, self.via(), &self.keys)
+                let resp = deliver::pass_through(
+                    ctx, status, headers, body, outcome, &live.via, &live.keys,
+                );
+                Served::Response(resp, ObjMeta::uncacheable())
             }
         }
     }
 
-    /// A 304 answered our revalidation: merge its headers into a new object
-    /// that keeps the old body.
+    /// A 304 answered our revalidation: a new object with the merged
+    /// headers keeps the old body.
     #[allow(clippy::too_many_arguments)]
     fn refresh(
         self: &Arc<Self>,
-        ctx: RequestCtx,
+        ctx: &RequestCtx,
         key: CacheKey,
         old: &CachedObject,
-        headers: http::HeaderMap,
-        (request_time, response_time, ban_stamp): (SystemTime, SystemTime, u64),
+        merged: HeaderMap,
+        verdict: Verdict,
+        ban_stamp: u64,
         guard: Option<LeaderGuard>,
-    ) -> Response<RespBody> {
-        let merged = merge_304(&old.headers, &headers);
-        match decide(
-            &ctx,
-            old.status,
-            &merged,
-            request_time,
-            response_time,
-            &self.freshness,
-        ) {
+    ) -> Served {
+        let keys = &ctx.live.keys;
+        match verdict.decision {
             Decision::Store(freshness, _) => {
-                let obj = Arc::new(old.refreshed(merged, freshness, &self.keys, ban_stamp));
+                let obj = Arc::new(old.refreshed(merged, freshness, keys, ban_stamp));
                 self.store.insert(key, obj.clone());
                 if let Some(g) = guard {
                     g.finish(Some(FlightState::Stored));
                 }
-                self.deliver_object(&ctx, &obj, CacheOutcome::Miss)
+                self.deliver_object(ctx, &obj, CacheOutcome::Miss)
             }
             Decision::DontStore(reason) => {
                 tracing::debug!(url = %ctx.url, reason = reason.as_str(), "revalidated object no longer storable");
@@ -309,10 +392,10 @@ impl Proxy {
                     old.body.clone(),
                     old.freshness.clone(),
                     old.variant.clone(),
-                    &self.keys,
+                    keys,
                     old.provenance(ban_stamp),
                 );
-                self.deliver_object(&ctx, &obj, CacheOutcome::Miss)
+                self.deliver_object(ctx, &obj, CacheOutcome::Miss)
             }
         }
     }
@@ -321,14 +404,16 @@ impl Proxy {
     /// the object (unless it grew past `max_object_size` or broke).
     async fn pump(
         self: Arc<Self>,
+        live: Arc<Live>,
         key: CacheKey,
         head: Arc<SharedHead>,
-        stored_headers: http::HeaderMap,
+        stored_headers: HeaderMap,
         mut body: BackendBody,
         mut guard: Option<LeaderGuard>,
     ) {
+        use http_body_util::BodyExt;
         let bc = &head.body;
-        let max = self.config.cache.max_object_size.0;
+        let max = live.config.cache.max_object_size.0;
         let mut storing = true;
         loop {
             match body.frame().await {
@@ -343,7 +428,7 @@ impl Proxy {
                         storing = false;
                         bc.stop_retaining();
                         self.store
-                            .mark_hit_for_miss(key.clone(), self.config.cache.hit_for_miss.0);
+                            .mark_hit_for_miss(key.clone(), live.config.cache.hit_for_miss.0);
                         if let Some(g) = guard.take() {
                             g.finish(None);
                         }
@@ -375,7 +460,7 @@ impl Proxy {
                     all,
                     head.freshness.clone(),
                     head.variant.clone(),
-                    &self.keys,
+                    &live.keys,
                     head.from.clone(),
                 );
                 // A ban that arrived while this was fetched applies to it.
@@ -393,45 +478,51 @@ impl Proxy {
     /// A pass: the request goes to the backend as it is, body streamed, and
     /// nothing is stored. A successful unsafe method invalidates what is
     /// stored for its URL (RFC 9111 §4.4).
-    pub(super) async fn pass(self: &Arc<Self>, mut ctx: RequestCtx) -> Response<RespBody> {
+    pub(super) async fn pass(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
+        let live = ctx.live.clone();
         let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let body = match ctx.body.take() {
+        let mut body = Some(match ctx.body.take() {
             Some(b) if !http_body::Body::is_end_stream(&b) => ReqBody::Stream(ClientBody::new(
                 b,
-                self.config.server.body_timeout.0,
+                live.config.server.body_timeout.0,
                 stalled.clone(),
             )),
             _ => ReqBody::Empty,
-        };
+        });
+        let ctx = &*ctx;
         let method = ctx.method.clone();
-        let Some(bereq) = self.backend_request(&ctx, method.clone(), None, body, false) else {
-            return synth(StatusCode::BAD_REQUEST, "invalid request target");
+        let mut bereq = self.backend_request(ctx, method.clone(), None, false);
+        let (mut answer, verdict) = loop {
+            let mut answer = match self
+                .exchange(&live, &mut bereq, &mut body, Some(&stalled))
+                .await
+            {
+                Exchange::Answer(resp, sent) => Answer::of(resp, sent),
+                failed => return self.fetch_failed(ctx, failed, None, None),
+            };
+            let do_esi =
+                method != Method::HEAD && self.esi_wanted(&live, &ctx.url, &answer.headers);
+            let fetched = Fetched {
+                status: answer.status,
+                headers: &mut answer.headers,
+                was_304: false,
+                request_time: answer.request_time,
+                response_time: answer.response_time,
+            };
+            let decision = Decision::DontStore(crate::cache::freshness::NoCacheReason::Method);
+            let verdict = apply_policy(&live, ctx, &mut bereq, fetched, decision, do_esi);
+            match self.after_backend_response(&live, &mut bereq, verdict.action.clone()) {
+                Next::Go => break (answer, verdict),
+                Next::Retry => continue,
+                Next::Done(failed) => return self.fetch_failed(ctx, failed, None, None),
+            }
         };
-        let resp = match self.send(&ctx, bereq).await {
-            Ok(r) => {
-                self.metrics.count_backend(r.status());
-                r
-            }
-            Err(_) if stalled.load(std::sync::atomic::Ordering::Acquire) => {
-                tracing::info!(url = %ctx.url, client = %ctx.client, "request body stalled: 408");
-                return synth(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &crate::body::BodyStalled.to_string(),
-                );
-            }
-            Err(e) => {
-                self.metrics.count_backend_error();
-                tracing::warn!(url = %ctx.url, error = %e, "backend pass failed");
-                return synth(e.status(), &e.to_string());
-            }
-        };
-        let (parts, body) = resp.into_parts();
-        let mut headers = parts.headers;
-        crate::http::headers::remove_hop_by_hop(&mut headers);
-        if !method.is_safe() && (parts.status.is_success() || parts.status.is_redirection()) {
-            self.invalidate_after_unsafe(&ctx, &headers);
+        let status = verdict.status;
+        if !method.is_safe() && (status.is_success() || status.is_redirection()) {
+            self.invalidate_after_unsafe(ctx, &answer.headers);
         }
-        if method != Method::HEAD && self.esi_wanted(&ctx.url, &headers) {
+        let headers = std::mem::take(&mut answer.headers);
+        if verdict.do_esi && method != Method::HEAD {
             let from = Provenance {
                 url: ctx.url.as_str().into(),
                 host: ctx.host.as_str().into(),
@@ -440,9 +531,9 @@ impl Proxy {
             return self
                 .process_esi(
                     ctx,
-                    parts.status,
+                    status,
                     headers,
-                    body,
+                    answer.body,
                     Keep::Transient,
                     from,
                     None,
@@ -450,33 +541,22 @@ impl Proxy {
                 )
                 .await;
         }
-        deliver::pass_through(
-            &ctx,
-            parts.status,
+        let resp = deliver::pass_through(
+            ctx,
+            status,
             headers,
-            body,
+            answer.body,
             CacheOutcome::Pass,
-            self.via(),
-            &self.keys,
-        )
-    }
-
-    /// Sends to the backend the director picks.
-    async fn send(
-        &self,
-        ctx: &RequestCtx,
-        bereq: Request<ReqBody>,
-    ) -> Result<Response<BackendBody>, FetchError> {
-        match self.director.pick(&ctx.url, &ctx.headers) {
-            Some(backend) => backend.send(bereq).await,
-            None => Err(FetchError::NoHealthyBackend),
-        }
+            &live.via,
+            &live.keys,
+        );
+        Served::Response(resp, ObjMeta::uncacheable())
     }
 
     /// RFC 9111 §4.4: the target URI, and same-host `Location` /
     /// `Content-Location`, lose their stored responses.
-    fn invalidate_after_unsafe(&self, ctx: &RequestCtx, headers: &http::HeaderMap) {
-        let mut removed = self.store.remove(&self.policy().hash(ctx));
+    fn invalidate_after_unsafe(&self, ctx: &RequestCtx, headers: &HeaderMap) {
+        let mut removed = self.store.remove(&ctx.live.policy.hash(ctx));
         for name in [LOCATION, CONTENT_LOCATION] {
             let Some(uri) = headers
                 .get(&name)
@@ -496,62 +576,8 @@ impl Proxy {
         }
         tracing::debug!(url = %ctx.url, method = %ctx.method, removed, "invalidated after unsafe method");
     }
-
-    /// The backend request for `ctx`. Fetches for the cache drop the
-    /// client's conditionals and ranges (the whole body is stored) and add
-    /// the stale object's validators instead.
-    fn backend_request(
-        &self,
-        ctx: &RequestCtx,
-        method: Method,
-        stale: Option<&CachedObject>,
-        body: ReqBody,
-        for_cache: bool,
-    ) -> Option<Request<ReqBody>> {
-        let uri: Uri = ctx.url.parse().ok()?;
-        let mut headers = ctx.headers.clone();
-        if for_cache {
-            for name in [
-                IF_NONE_MATCH,
-                IF_MODIFIED_SINCE,
-                IF_MATCH,
-                IF_UNMODIFIED_SINCE,
-                IF_RANGE,
-                RANGE,
-            ] {
-                headers.remove(name);
-            }
-        }
-        if let Some(obj) = stale {
-            if let Some(etag) = obj.etag() {
-                headers.insert(IF_NONE_MATCH, etag.clone());
-            }
-            if let Some(lm) = obj.last_modified() {
-                headers.insert(IF_MODIFIED_SINCE, lm.clone());
-            }
-        }
-        if !headers.contains_key(HOST) && !ctx.host.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&ctx.host) {
-                headers.insert(HOST, v);
-            }
-        }
-        headers.insert(
-            "surrogate-capability",
-            HeaderValue::from_static(SURROGATE_CAPABILITY),
-        );
-        append_forwarded_for(&mut headers, ctx.client.ip());
-        append_via(&mut headers, ctx.version, self.via_name());
-        if method == Method::GET || method == Method::HEAD {
-            headers.remove(CONTENT_LENGTH);
-        }
-        let mut req = Request::new(body);
-        *req.method_mut() = method;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        Some(req)
-    }
 }
 
-fn content_length(h: &http::HeaderMap) -> Option<u64> {
+fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }

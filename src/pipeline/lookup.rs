@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::RequestCtx;
-use crate::cache::freshness::FreshState;
+use crate::cache::freshness::{FreshState, Freshness};
 use crate::cache::{CacheKey, CachedObject, Found, Store};
 use crate::invalidate::bans::BanList;
 
@@ -36,7 +36,7 @@ pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &RequestCtx) -
             if req.always_miss {
                 return Lookup::Stale(obj);
             }
-            match obj.freshness.state(SystemTime::now()) {
+            match state_for(&obj.freshness, req, SystemTime::now()) {
                 FreshState::Fresh => Lookup::Hit(obj),
                 FreshState::Grace => Lookup::Grace(obj),
                 FreshState::Stale => Lookup::Stale(obj),
@@ -45,4 +45,21 @@ pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &RequestCtx) -
         Found::HitForMiss => Lookup::HitForMiss,
         Found::Nothing => Lookup::Miss,
     }
+}
+
+/// The object's state for this request: its own, unless the policy
+/// narrowed it with `req.ttl` (objects older than that are not fresh) or
+/// `req.grace` (at most that much grace).
+fn state_for(f: &Freshness, req: &RequestCtx, now: SystemTime) -> FreshState {
+    if req.max_ttl.is_none() && req.max_grace.is_none() {
+        return f.state(now);
+    }
+    let mut narrowed = f.clone();
+    if let Some(ttl) = req.max_ttl {
+        narrowed.ttl = narrowed.ttl.min(ttl);
+    }
+    if let Some(grace) = req.max_grace {
+        narrowed.grace = narrowed.grace.min(grace);
+    }
+    narrowed.state(now)
 }

@@ -3,27 +3,35 @@
 //! See `docs/LIFECYCLE.md`.
 
 mod backend_response;
+mod bereq;
 mod deliver;
 mod esi;
 mod fetch;
+mod live;
 mod lookup;
 mod purge;
 mod recv;
+mod reload;
+mod synth;
 
 pub use backend_response::Beresp;
-pub use deliver::{synth, CacheOutcome};
+pub use bereq::Bereq;
+pub use deliver::{synth, CacheOutcome, ObjMeta, SynthText};
+pub use live::Live;
 pub use lookup::Lookup;
 pub use purge::{answer, Applied, InvalidationError};
 pub use recv::{Refused, RequestCtx};
+pub use reload::{ReloadError, Reloaded, SettingsSource};
+pub use synth::Synthetic;
+pub(crate) use synth::{phrase_of, set_phrase};
 
-use http::{HeaderValue, Request};
+use arc_swap::ArcSwap;
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::body::RespBody;
-use crate::cache::freshness::FreshnessPolicy;
-use crate::cache::object::KeySpec;
 use crate::cache::Store;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -31,7 +39,10 @@ use crate::fetch::director::Director;
 use crate::fetch::inflight::Inflight;
 use crate::invalidate::bans::BanList;
 use crate::observe::metrics::{Gauges, Metrics};
-use crate::policy::{Builtin, Policy, RecvAction};
+use crate::policy::{ClientAction, Policy, RecvAction};
+
+/// How many times one request may restart (Varnish's `max_restarts`).
+pub const MAX_RESTARTS: u32 = 4;
 
 /// Why a proxy could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -50,33 +61,51 @@ pub enum SetupError {
     BadViaName,
 }
 
+/// What one pass through the lifecycle produced for the client, before
+/// `vcl_deliver` / `vcl_synth`.
+// Nearly every request carries the large variant: boxing it would cost an
+// allocation per response.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Served {
+    /// A response to deliver, with what `obj.*` reads in `vcl_deliver`.
+    Response(Response<RespBody>, ObjMeta),
+    /// A synthetic answer to make (status, reason).
+    Synth(StatusCode, String),
+    /// Start over at `recv`.
+    Restart,
+}
+
+impl Served {
+    /// A synthetic answer.
+    pub(crate) fn synth(status: StatusCode, reason: impl Into<String>) -> Served {
+        Served::Synth(status, reason.into())
+    }
+}
+
 /// Everything one request needs: settings, store, backend, policy.
 pub struct Proxy {
-    config: Arc<Config>,
     store: Store,
     director: Director,
     inflight: Arc<Inflight>,
-    /// Swapped whole on reload; each request keeps the one it started with.
-    policy: std::sync::RwLock<Arc<dyn Policy>>,
-    freshness: FreshnessPolicy,
-    via: HeaderValue,
-    keys: KeySpec,
+    /// The settings and policy in force, swapped whole on reload; each
+    /// request keeps the generation it started with. `ArcSwap` rather than
+    /// a lock: reading it is the first thing every request does.
+    live: ArcSwap<Live>,
+    /// The settings at start-up (what restart-only keys stay at).
+    started: Arc<Config>,
+    /// Where reloads read the settings from (and the reload lock).
+    settings_source: std::sync::Mutex<Option<SettingsSource>>,
     bans: Arc<BanList>,
     cluster: Option<Arc<Cluster>>,
     draining: std::sync::atomic::AtomicBool,
     metrics: Metrics,
-    /// `esi.paths`, compiled.
-    esi_paths: regex::RegexSet,
 }
 
 impl Proxy {
     /// A proxy with the policy of the settings (`policy.file`), else the
     /// built-in one.
     pub fn new(config: Arc<Config>) -> Result<Arc<Proxy>, SetupError> {
-        let policy: Arc<dyn Policy> = match &config.policy.file {
-            Some(path) => Arc::new(crate::policy::vcl::VclPolicy::load(path)?),
-            None => Arc::new(Builtin),
-        };
+        let policy = Live::load_policy(&config)?;
         Proxy::with_policy(config, policy)
     }
 
@@ -88,19 +117,9 @@ impl Proxy {
         if config.backend.is_empty() {
             return Err(SetupError::NoBackend);
         }
+        let live = Live::new(config.clone(), policy)?;
         let director = Director::new(&config);
         let store = Store::new(config.cache.storage.0, config.cache.max_variants);
-        let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
-            .map_err(|_| SetupError::BadViaName)?;
-        let keys = KeySpec {
-            headers: config
-                .invalidation
-                .surrogate_key_headers
-                .iter()
-                .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
-                .collect(),
-            strip: config.invalidation.strip_surrogate_keys,
-        };
         let bans = Arc::new(BanList::new());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(crate::invalidate::lurker::run(
@@ -110,27 +129,28 @@ impl Proxy {
             ));
         }
         let cluster = Cluster::start(&config.cluster);
-        let esi_paths = regex::RegexSet::new(&config.esi.paths)?;
         Ok(Arc::new(Proxy {
-            esi_paths,
-            via,
-            keys,
             bans,
             cluster,
             draining: std::sync::atomic::AtomicBool::new(false),
             metrics: Metrics::default(),
-            freshness: config.cache.freshness_policy(),
-            config,
+            started: config,
+            settings_source: std::sync::Mutex::new(None),
             store,
             director,
             inflight: Inflight::new(),
-            policy: std::sync::RwLock::new(policy),
+            live: ArcSwap::from_pointee(live),
         }))
     }
 
     /// The settings in force.
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
+    }
+
+    /// The settings and policy in force now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
     }
 
     /// The cache store.
@@ -156,23 +176,7 @@ impl Proxy {
 
     /// The policy in force now.
     pub fn policy(&self) -> Arc<dyn Policy> {
-        self.policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Reloads the policy file named in the settings: compiled first, then
-    /// swapped in; requests in flight finish under the old one. On error the
-    /// old policy stays and the error (file:line:column …) is returned.
-    pub fn reload_policy(&self) -> Result<&'static str, crate::policy::vcl::PolicyError> {
-        let Some(path) = &self.config.policy.file else {
-            return Ok("no policy file configured: the built-in policy stays");
-        };
-        let fresh = crate::policy::vcl::VclPolicy::load(path)?;
-        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
-        tracing::info!(file = %path.display(), "policy reloaded");
-        Ok("policy reloaded")
+        self.live.load().policy.clone()
     }
 
     /// The director and its backends.
@@ -223,7 +227,8 @@ impl Proxy {
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> http::Response<RespBody> {
-        if req.uri().path() == self.config.server.health_path {
+        let live = self.live.load_full();
+        if req.uri().path() == live.config.server.health_path {
             return if self.draining.load(std::sync::atomic::Ordering::Acquire) {
                 synth(http::StatusCode::SERVICE_UNAVAILABLE, "draining")
             } else {
@@ -231,12 +236,7 @@ impl Proxy {
             };
         }
         let (parts, body) = req.into_parts();
-        let ctx = match RequestCtx::from_parts(
-            parts,
-            body,
-            client,
-            self.config.cache.honor_client_no_cache,
-        ) {
+        let ctx = match RequestCtx::from_parts(parts, body, client, live) {
             Ok(ctx) => ctx,
             Err(refused) => {
                 tracing::info!(client = %client, reason = refused.message, "request refused");
@@ -246,37 +246,144 @@ impl Proxy {
         self.process(ctx).await
     }
 
-    /// recv → hash → lookup → hit, miss or pass: for client requests and
-    /// ESI fragment requests alike.
+    /// One request to its response, for client requests and ESI fragment
+    /// requests alike: the lifecycle, then `vcl_deliver` or `vcl_synth`,
+    /// starting over on `restart` (at most [`MAX_RESTARTS`] times).
     async fn process(self: &Arc<Self>, mut ctx: RequestCtx) -> http::Response<RespBody> {
-        let policy = self.policy();
-        match policy.recv(&mut ctx) {
+        let mut served = self.serve(&mut ctx).await;
+        loop {
+            served = match served {
+                Served::Response(resp, meta) => match self.deliver_hook(&mut ctx, resp, &meta) {
+                    Ok(resp) => return resp,
+                    Err(next) => next,
+                },
+                Served::Synth(status, reason) => match self.synthesize(&mut ctx, status, reason) {
+                    Some(resp) => return resp,
+                    None => Served::Restart,
+                },
+                Served::Restart if ctx.restarts >= MAX_RESTARTS => {
+                    tracing::warn!(url = %ctx.url, restarts = ctx.restarts, "too many restarts");
+                    return synth(StatusCode::SERVICE_UNAVAILABLE, "too many restarts");
+                }
+                Served::Restart => {
+                    ctx.restarts += 1;
+                    self.serve(&mut ctx).await
+                }
+            };
+        }
+    }
+
+    /// `vcl_deliver` on a response (not for ESI fragments: only their body
+    /// is used). `Err`: what to do instead of delivering it.
+    #[allow(clippy::result_large_err)] // moved once, not worth an allocation
+    fn deliver_hook(
+        &self,
+        ctx: &mut RequestCtx,
+        mut resp: http::Response<RespBody>,
+        meta: &ObjMeta,
+    ) -> Result<http::Response<RespBody>, Served> {
+        if !ctx.live.hooks.deliver || ctx.esi.is_some() {
+            return Ok(resp);
+        }
+        let live = ctx.live.clone();
+        match live.policy.deliver(ctx, &mut resp, meta) {
+            ClientAction::Synth(status, reason) => Err(Served::Synth(status, reason)),
+            ClientAction::Restart => Err(Served::Restart),
+            ClientAction::Fail => Err(Served::synth(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vcl_deliver failed",
+            )),
+            _ => Ok(resp),
+        }
+    }
+
+    /// recv → hash → lookup → hit, miss or pass, once.
+    async fn serve(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
+        let live = ctx.live.clone();
+        match live.policy.recv(ctx) {
             RecvAction::Hash => {}
-            RecvAction::Pass => return self.pass(ctx).await,
-            RecvAction::Purge => return self.purge(&ctx),
-            RecvAction::Ban => return self.ban(&ctx),
-            RecvAction::Synth(status, reason) => return synth(status, &reason),
+            RecvAction::Pass => return self.pass_step(ctx).await,
+            RecvAction::Purge => return self.purge(ctx),
+            RecvAction::Ban => return self.ban(ctx),
+            RecvAction::Synth(status, reason) => return Served::Synth(status, reason),
+            RecvAction::Restart => return Served::Restart,
         }
-        let key = policy.hash(&ctx);
-        match lookup::lookup(&self.store, &self.bans, &key, &ctx) {
-            Lookup::Hit(obj) => self.deliver_object(&ctx, &obj, CacheOutcome::Hit),
-            Lookup::Grace(obj) => {
-                self.refresh_in_background(&ctx, key, obj.clone());
-                self.deliver_object(&ctx, &obj, CacheOutcome::Stale)
+        let key = live.policy.hash(ctx);
+        let found = lookup::lookup(&self.store, &self.bans, &key, ctx);
+        let (obj, in_grace) = match found {
+            Lookup::Hit(obj) => (obj, false),
+            Lookup::Grace(obj) => (obj, true),
+            Lookup::Stale(obj) => return self.miss_step(ctx, key, Some(obj), true).await,
+            Lookup::Miss => return self.miss_step(ctx, key, None, true).await,
+            Lookup::HitForMiss => return self.miss_step(ctx, key, None, false).await,
+        };
+        if live.hooks.hit {
+            match live.policy.hit(ctx, &obj) {
+                ClientAction::Pass => return self.pass_step(ctx).await,
+                other => {
+                    if let Some(served) = client_detour(other, "vcl_hit") {
+                        return served;
+                    }
+                }
             }
-            Lookup::Stale(obj) => self.miss(ctx, key, Some(obj)).await,
-            Lookup::Miss => self.miss(ctx, key, None).await,
-            Lookup::HitForMiss => self.fetch(ctx, key, None, None).await,
+        }
+        if in_grace {
+            self.refresh_in_background(ctx, key, obj.clone());
+            self.deliver_object(ctx, &obj, CacheOutcome::Stale)
+        } else {
+            self.deliver_object(ctx, &obj, CacheOutcome::Hit)
         }
     }
 
-    /// `Via` value added to responses.
-    fn via(&self) -> &HeaderValue {
-        &self.via
+    /// `vcl_miss`, then the fetch: coalesced (`coalesce`) or on its own
+    /// (hit-for-miss).
+    async fn miss_step(
+        self: &Arc<Self>,
+        ctx: &mut RequestCtx,
+        key: crate::cache::CacheKey,
+        stale: Option<Arc<crate::cache::CachedObject>>,
+        coalesce: bool,
+    ) -> Served {
+        if ctx.live.hooks.miss {
+            let live = ctx.live.clone();
+            match live.policy.miss(ctx) {
+                ClientAction::Pass => return self.pass_step(ctx).await,
+                other => {
+                    if let Some(served) = client_detour(other, "vcl_miss") {
+                        return served;
+                    }
+                }
+            }
+        }
+        if coalesce {
+            self.miss(ctx, key, stale).await
+        } else {
+            self.fetch(ctx, key, None, None).await
+        }
     }
 
-    /// Name used in `Via` headers.
-    fn via_name(&self) -> &str {
-        &self.config.server.via_name
+    /// `vcl_pass`, then the pass.
+    async fn pass_step(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
+        if ctx.live.hooks.pass {
+            let live = ctx.live.clone();
+            if let Some(served) = client_detour(live.policy.pass(ctx), "vcl_pass") {
+                return served;
+            }
+        }
+        self.pass(ctx).await
+    }
+}
+
+/// Where a client-side hook sends the request instead of going on; `None`:
+/// go on (`Builtin`, `Continue`; `Pass` is handled by the caller).
+fn client_detour(action: ClientAction, hook: &str) -> Option<Served> {
+    match action {
+        ClientAction::Builtin | ClientAction::Continue | ClientAction::Pass => None,
+        ClientAction::Synth(status, reason) => Some(Served::Synth(status, reason)),
+        ClientAction::Restart => Some(Served::Restart),
+        ClientAction::Fail => Some(Served::synth(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{hook} failed"),
+        )),
     }
 }

@@ -7,7 +7,7 @@ use http::{HeaderMap, Response, StatusCode};
 use std::sync::Arc;
 
 use super::deliver::synth;
-use super::{Proxy, RequestCtx};
+use super::{Proxy, RequestCtx, Served};
 use crate::body::RespBody;
 use crate::cache::store::PurgeMode;
 use crate::cache::tags::parse_keys;
@@ -15,6 +15,7 @@ use crate::cache::CacheKey;
 use crate::invalidate::ban_expr::{BanExpr, BanParseError};
 use crate::invalidate::bans::Ban;
 use crate::invalidate::op::Invalidation;
+use crate::policy::ClientAction;
 
 /// Why an invalidation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,7 @@ impl Proxy {
                 Applied::Purged(self.store.purge(&key, *mode, |_| true))
             }
             Invalidation::Keys { mode, keys } => {
-                let max = self.config.invalidation.max_keys_per_purge;
+                let max = self.live.load().config.invalidation.max_keys_per_purge;
                 if keys.is_empty() {
                     return Err(InvalidationError::NoKeys);
                 }
@@ -74,13 +75,33 @@ impl Proxy {
         Ok(applied)
     }
 
-    /// Handles a PURGE request.
-    pub(super) fn purge(&self, ctx: &RequestCtx) -> Response<RespBody> {
+    /// Handles a PURGE request; then `vcl_purge` may choose the answer.
+    pub(super) fn purge(&self, ctx: &mut RequestCtx) -> Served {
         if let Some(refused) = self.refuse_outside_acl(ctx) {
             return refused;
         }
-        let mode = self.purge_mode(&ctx.headers);
-        let key_header = self
+        let (status, message) = self.apply_purge(ctx);
+        if !ctx.live.hooks.purge || !(status.is_success() || status == StatusCode::NOT_FOUND) {
+            return Served::Synth(status, message);
+        }
+        let live = ctx.live.clone();
+        match live.policy.purge(ctx) {
+            ClientAction::Synth(status, reason) => Served::Synth(status, reason),
+            ClientAction::Restart => Served::Restart,
+            ClientAction::Fail => {
+                Served::synth(StatusCode::SERVICE_UNAVAILABLE, "vcl_purge failed")
+            }
+            _ => Served::Synth(status, message),
+        }
+    }
+
+    /// Applies a PURGE: by surrogate key when the request names keys, else
+    /// the URL's objects (under the policy's hash). The answer's status and
+    /// message.
+    fn apply_purge(&self, ctx: &RequestCtx) -> (StatusCode, String) {
+        let mode = purge_mode(&ctx.live.config, &ctx.headers);
+        let key_header = ctx
+            .live
             .keys
             .headers
             .iter()
@@ -90,7 +111,10 @@ impl Proxy {
                 let mut keys: Vec<String> = Vec::new();
                 for v in ctx.headers.get_all(header) {
                     let Ok(v) = v.to_str() else {
-                        return synth(StatusCode::BAD_REQUEST, "surrogate keys must be ASCII");
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            "surrogate keys must be ASCII".into(),
+                        );
                     };
                     keys.extend(parse_keys(v).map(str::to_string));
                 }
@@ -100,7 +124,8 @@ impl Proxy {
             }
             None => {
                 // The policy's hash decides the key locally; peers get host + URL.
-                let count = self.store.purge(&self.policy().hash(ctx), mode, |_| true);
+                let key = ctx.live.policy.hash(ctx);
+                let count = self.store.purge(&key, mode, |_| true);
                 self.metrics.count_invalidation();
                 let inv = Invalidation::Url {
                     mode,
@@ -111,51 +136,57 @@ impl Proxy {
                     cluster.forward(&inv);
                 }
                 tracing::info!(client = %ctx.client.ip(), invalidation = %inv.encode(), count, "purge");
-                return answer(&inv, Ok(Applied::Purged(count)));
+                return answer_parts(&inv, Ok(Applied::Purged(count)));
             }
         };
-        answer(&inv, self.invalidate(&inv, false))
+        answer_parts(&inv, self.invalidate(&inv, false))
     }
 
     /// Handles a BAN request: the expression is in `X-Ban`.
-    pub(super) fn ban(&self, ctx: &RequestCtx) -> Response<RespBody> {
+    pub(super) fn ban(&self, ctx: &RequestCtx) -> Served {
         if let Some(refused) = self.refuse_outside_acl(ctx) {
             return refused;
         }
         let Some(text) = ctx.headers.get("x-ban") else {
-            return synth(
+            return Served::synth(
                 StatusCode::BAD_REQUEST,
                 "BAN needs the expression in an X-Ban header",
             );
         };
         let Ok(text) = text.to_str() else {
-            return synth(
+            return Served::synth(
                 StatusCode::BAD_REQUEST,
                 "X-Ban: the expression must be ASCII",
             );
         };
         let inv = Invalidation::Ban(text.to_string());
-        answer(&inv, self.invalidate(&inv, false))
+        let (status, message) = answer_parts(&inv, self.invalidate(&inv, false));
+        Served::Synth(status, message)
     }
 
-    /// `soft` when the soft-purge header says so.
+    /// `soft` when the soft-purge header (of the settings in force) says so.
     pub fn purge_mode(&self, headers: &HeaderMap) -> PurgeMode {
-        match headers.get(self.config.invalidation.soft_purge_header.as_str()) {
-            Some(v) if v.as_bytes().eq_ignore_ascii_case(b"soft") => PurgeMode::Soft,
-            _ => PurgeMode::Hard,
-        }
+        purge_mode(&self.live.load().config, headers)
     }
 
-    fn refuse_outside_acl(&self, ctx: &RequestCtx) -> Option<Response<RespBody>> {
+    fn refuse_outside_acl(&self, ctx: &RequestCtx) -> Option<Served> {
         let ip = ctx.client.ip();
-        if self.config.invalidation.purge_acl.allows(ip) {
+        if ctx.live.config.invalidation.purge_acl.allows(ip) {
             return None;
         }
         tracing::info!(client = %ip, method = %ctx.method, url = %ctx.url, "refused by the purge ACL");
-        Some(synth(
+        Some(Served::synth(
             StatusCode::METHOD_NOT_ALLOWED,
-            &format!("{} is not allowed for {ip}", ctx.method),
+            format!("{} is not allowed for {ip}", ctx.method),
         ))
+    }
+}
+
+/// `soft` when `config`'s soft-purge header says so.
+fn purge_mode(config: &crate::config::Config, headers: &HeaderMap) -> PurgeMode {
+    match headers.get(config.invalidation.soft_purge_header.as_str()) {
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"soft") => PurgeMode::Soft,
+        _ => PurgeMode::Hard,
     }
 }
 
@@ -165,11 +196,20 @@ pub fn answer(
     inv: &Invalidation,
     result: Result<Applied, InvalidationError>,
 ) -> Response<RespBody> {
+    let (status, message) = answer_parts(inv, result);
+    synth(status, &message)
+}
+
+/// The status and message of [`answer`].
+fn answer_parts(
+    inv: &Invalidation,
+    result: Result<Applied, InvalidationError>,
+) -> (StatusCode, String) {
     match result {
-        Err(e) => synth(StatusCode::BAD_REQUEST, &e.to_string()),
-        Ok(Applied::Banned(ban)) => synth(
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Applied::Banned(ban)) => (
             StatusCode::OK,
-            &format!("ban {} added: {}", ban.id, ban.expr),
+            format!("ban {} added: {}", ban.id, ban.expr),
         ),
         Ok(Applied::Purged(count)) => {
             let (verb, what) = match inv {
@@ -180,15 +220,14 @@ pub fn answer(
                 Invalidation::Ban(_) => ("banned", String::new()),
             };
             if count == 0 {
-                synth(StatusCode::NOT_FOUND, &format!("nothing stored for {what}"))
+                (StatusCode::NOT_FOUND, format!("nothing stored for {what}"))
             } else {
                 let noun = if count == 1 { "object" } else { "objects" };
-                synth(StatusCode::OK, &format!("{verb} {count} {noun} for {what}"))
+                (StatusCode::OK, format!("{verb} {count} {noun} for {what}"))
             }
         }
     }
 }
-
 fn verb(mode: PurgeMode) -> &'static str {
     match mode {
         PurgeMode::Hard => "purged",

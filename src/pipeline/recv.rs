@@ -7,6 +7,9 @@ use http::{HeaderMap, Method, StatusCode, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use super::Live;
 
 use crate::esi::chain::IncludeChain;
 
@@ -33,6 +36,15 @@ pub struct RequestCtx {
     pub always_miss: bool,
     /// For an ESI fragment request: the pages it is included from.
     pub esi: Option<Arc<IncludeChain>>,
+    /// The settings and policy this request runs under (taken when it
+    /// arrived; a reload does not change them).
+    pub live: Arc<Live>,
+    /// How many times the policy restarted it (`req.restarts`).
+    pub restarts: u32,
+    /// `req.ttl`: objects older than this are not fresh for this request.
+    pub max_ttl: Option<Duration>,
+    /// `req.grace`: the most grace this request accepts.
+    pub max_grace: Option<Duration>,
 }
 
 /// A request refused at recv.
@@ -58,7 +70,7 @@ impl RequestCtx {
         parts: Parts,
         body: Incoming,
         client: SocketAddr,
-        honor_client_no_cache: bool,
+        live: Arc<Live>,
     ) -> Result<RequestCtx, Refused> {
         let mut headers = parts.headers;
         let mut hosts = headers.get_all(HOST).iter();
@@ -91,7 +103,7 @@ impl RequestCtx {
             None => "/".to_string(),
         };
         remove_hop_by_hop(&mut headers);
-        let always_miss = honor_client_no_cache && client_no_cache(&headers);
+        let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
         Ok(RequestCtx {
             method: parts.method,
             version: parts.version,
@@ -102,6 +114,10 @@ impl RequestCtx {
             body: Some(body),
             always_miss,
             esi: None,
+            live,
+            restarts: 0,
+            max_ttl: None,
+            max_grace: None,
         })
     }
 
@@ -117,6 +133,10 @@ impl RequestCtx {
             body: None,
             always_miss: false,
             esi: self.esi.clone(),
+            live: self.live.clone(),
+            restarts: 0,
+            max_ttl: None,
+            max_grace: None,
         }
     }
 }

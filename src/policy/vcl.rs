@@ -1,20 +1,28 @@
-//! A vcl-lite program as lacquer's policy: `vcl_recv` and `vcl_hash` run on
-//! every request, `vcl_backend_response` on every response fetched to store; a subroutine that returns nothing falls through to the
-//! built-in policy, as in Varnish.
+//! A vcl-lite program as lacquer's policy: each of its subroutines runs
+//! where Varnish runs it (see docs/LIFECYCLE.md); a subroutine that returns
+//! nothing falls through to the built-in behaviour, as in Varnish. Only
+//! the subroutines the program defines are ever run: [`Policy::hooks`]
+//! tells the pipeline which, so the others cost nothing.
 //!
-//! TODO(next session, issue 5): vcl_hit/miss/pass, vcl_backend_fetch,
-//! beresp.do_esi (with ESI assembly), retry/abandon, vcl_deliver, vcl_synth; reloading the settings too (the policy reloads
-//! on SIGHUP and `POST /reload`); see vcl-lite/TODO.md.
+//! A run-time failure (a value lacquer refuses, a computed status out of
+//! range) is logged with its place in the file and treated as `fail`: a
+//! 503, as in Varnish.
 
-use http::{HeaderName, HeaderValue, Method, StatusCode};
-use std::borrow::Cow;
-use std::net::IpAddr;
+mod backend;
+mod client;
+mod values;
+
+use http::{Response, StatusCode};
 use std::path::Path;
-use vcl_lite::{Action, Context, Program, Sub, Value, Var};
+use std::time::{Duration, SystemTime};
+use vcl_lite::{Action, Program, RuntimeError, Sub};
 
-use super::{Builtin, Policy, RecvAction};
-use crate::cache::CacheKey;
-use crate::pipeline::{Beresp, RequestCtx};
+use super::{BackendAction, Builtin, ClientAction, Hooks, Policy, RecvAction};
+use crate::body::RespBody;
+use crate::cache::{CacheKey, CachedObject};
+use crate::pipeline::{Bereq, Beresp, ObjMeta, RequestCtx, Synthetic};
+use backend::{BackendView, BerespPart};
+use client::{ClientView, RespPart};
 
 /// A policy that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,8 @@ pub enum PolicyError {
 #[derive(Debug)]
 pub struct VclPolicy {
     program: Program,
+    /// `server.hostname` and `server.identity`.
+    hostname: String,
 }
 
 impl VclPolicy {
@@ -53,106 +63,112 @@ impl VclPolicy {
     /// Compiles policy text; `file` names it in errors.
     pub fn compile(source: &str, file: &str) -> Result<VclPolicy, PolicyError> {
         vcl_lite::compile(source, file)
-            .map(|program| VclPolicy { program })
+            .map(|program| VclPolicy {
+                program,
+                hostname: values::hostname(),
+            })
             .map_err(PolicyError::Compile)
     }
+
+    fn client(&self, sub: Sub, view: &mut ClientView<'_>) -> ClientAction {
+        match self.program.run(sub, view) {
+            Ok(None) => ClientAction::Builtin,
+            Ok(Some(action)) => client_action(sub, action),
+            Err(e) => failed(sub, &e, ClientAction::Fail),
+        }
+    }
+
+    fn backend(&self, sub: Sub, view: &mut BackendView<'_, '_>) -> BackendAction {
+        match self.program.run(sub, view) {
+            Ok(None) => BackendAction::Builtin,
+            Ok(Some(action)) => backend_action(sub, action),
+            Err(e) => failed(sub, &e, BackendAction::Fail),
+        }
+    }
 }
 
-/// The request as vcl_recv / vcl_hash see it.
-struct ReqView<'a> {
-    req: &'a mut RequestCtx,
-    hash: Vec<String>,
+/// Logs a run-time failure; `fail` is what follows.
+fn failed<T>(sub: Sub, e: &RuntimeError, fail: T) -> T {
+    tracing::error!(error = %e, "{sub} failed");
+    fail
 }
 
-impl Context for ReqView<'_> {
-    fn get(&self, var: &Var) -> Option<Value<'_>> {
-        let r = &*self.req;
-        match var {
-            Var::ReqMethod => Some(Value::Str(Cow::Borrowed(r.method.as_str()))),
-            Var::ReqUrl => Some(Value::Str(Cow::Borrowed(&r.url))),
-            Var::ReqProto => Some(Value::Str(Cow::Owned(format!("{:?}", r.version)))),
-            Var::ReqHttp(h) if h.name() == "host" && !r.host.is_empty() => {
-                Some(Value::Str(Cow::Borrowed(&r.host)))
-            }
-            Var::ReqHttp(h) => r
-                .headers
-                .get(h.name())
-                .and_then(|v| v.to_str().ok())
-                .map(|v| Value::Str(Cow::Borrowed(v))),
-            Var::ReqHashAlwaysMiss => Some(Value::Bool(r.always_miss)),
-            Var::ReqRestarts => Some(Value::Int(0)),
-            Var::ClientIp => Some(Value::Ip(r.client.ip())),
-            _ => None,
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// The reason given, else the status's standard phrase.
+fn reason_or_standard(status: StatusCode, reason: Option<String>) -> String {
+    reason.unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string())
+}
+
+fn client_action(sub: Sub, action: Action) -> ClientAction {
+    match action {
+        Action::Deliver | Action::Fetch | Action::Hash | Action::Lookup => ClientAction::Continue,
+        Action::Pass | Action::Pipe => ClientAction::Pass,
+        Action::Restart => ClientAction::Restart,
+        Action::Fail => ClientAction::Fail,
+        Action::Synth {
+            status: code,
+            reason,
+        } => {
+            let s = status(code);
+            ClientAction::Synth(s, reason_or_standard(s, reason))
+        }
+        other => {
+            // The checker allows only the subroutine's own actions.
+            tracing::warn!(?other, "{sub}: unexpected action; built-in behaviour");
+            ClientAction::Builtin
         }
     }
+}
 
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
-        let text = || -> Result<String, String> {
-            Ok(match &value {
-                Value::Str(s) => s.to_string(),
-                Value::Int(i) => i.to_string(),
-                Value::Bool(b) => b.to_string(),
-                Value::Duration(d) => format!("{d}"),
-                Value::Ip(ip) => ip.to_string(),
-            })
-        };
-        match var {
-            Var::ReqUrl => {
-                let url: String = text()?;
-                url.parse::<http::Uri>()
-                    .map_err(|_| format!("req.url: {url:?} is not a valid request target"))?;
-                self.req.url = url;
-            }
-            Var::ReqMethod => {
-                self.req.method = Method::from_bytes(text()?.as_bytes())
-                    .map_err(|_| "req.method: not a valid method".to_string())?;
-            }
-            Var::ReqHttp(h) => {
-                let name = HeaderName::from_bytes(h.name().as_bytes())
-                    .map_err(|_| format!("{}: not a header name", h.name()))?;
-                let v = HeaderValue::from_str(&text()?)
-                    .map_err(|_| format!("req.http.{}: not a valid header value", h.name()))?;
-                if name == http::header::HOST {
-                    if let Ok(host) = v.to_str() {
-                        self.req.host = host.to_ascii_lowercase();
-                    }
-                }
-                self.req.headers.insert(name, v);
-            }
-            Var::ReqHashAlwaysMiss => {
-                self.req.always_miss = matches!(value, Value::Bool(true));
-            }
-            other => return Err(format!("{other:?} cannot be set here")),
+fn backend_action(sub: Sub, action: Action) -> BackendAction {
+    match action {
+        Action::Fetch | Action::Deliver => BackendAction::Continue,
+        Action::Retry => BackendAction::Retry,
+        Action::Abandon => BackendAction::Abandon,
+        Action::Fail => BackendAction::Fail,
+        Action::Error {
+            status: code,
+            reason,
+        } => {
+            let s = status(code);
+            BackendAction::Error(s, reason_or_standard(s, reason))
         }
-        Ok(())
-    }
-
-    fn unset(&mut self, var: &Var) {
-        if let Var::ReqHttp(h) = var {
-            self.req.headers.remove(h.name());
+        Action::HitForPass { ttl } => BackendAction::HitForPass(if ttl.is_finite() {
+            Duration::from_secs_f64(ttl.clamp(0.0, 1e10))
+        } else {
+            Duration::ZERO
+        }),
+        other => {
+            tracing::warn!(?other, "{sub}: unexpected action; built-in behaviour");
+            BackendAction::Builtin
         }
     }
-
-    fn client_ip(&self) -> IpAddr {
-        self.req.client.ip()
-    }
-
-    fn hash_data(&mut self, data: &str) {
-        self.hash.push(data.to_string());
-    }
-
-    fn synthetic(&mut self, _body: &str) {}
 }
 
 impl Policy for VclPolicy {
+    fn hooks(&self) -> Hooks {
+        let has = |sub| self.program.defines(sub);
+        Hooks {
+            hit: has(Sub::Hit),
+            miss: has(Sub::Miss),
+            pass: has(Sub::Pass),
+            purge: has(Sub::Purge),
+            deliver: has(Sub::Deliver),
+            synth: has(Sub::Synth),
+            backend_fetch: has(Sub::BackendFetch),
+            backend_response: has(Sub::BackendResponse),
+            backend_error: has(Sub::BackendError),
+        }
+    }
+
     fn recv(&self, req: &mut RequestCtx) -> RecvAction {
         if !self.program.defines(Sub::Recv) {
             return Builtin.recv(req);
         }
-        let mut view = ReqView {
-            req,
-            hash: Vec::new(),
-        };
+        let mut view = ClientView::of(req, &self.hostname);
         match self.program.run(Sub::Recv, &mut view) {
             Ok(None) => Builtin.recv(req),
             Ok(Some(action)) => match action {
@@ -160,43 +176,26 @@ impl Policy for VclPolicy {
                 Action::Pass | Action::Pipe => RecvAction::Pass,
                 Action::Purge => RecvAction::Purge,
                 Action::Ban => RecvAction::Ban,
-                Action::Synth { status, reason } => RecvAction::Synth(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                    reason.unwrap_or_default(),
-                ),
+                Action::Restart => RecvAction::Restart,
+                Action::Synth {
+                    status: code,
+                    reason,
+                } => {
+                    let s = status(code);
+                    RecvAction::Synth(s, reason_or_standard(s, reason))
+                }
                 other => {
-                    tracing::warn!(?other, "vcl_recv action not supported yet; passing");
-                    RecvAction::Pass
+                    if other != Action::Fail {
+                        tracing::warn!(?other, "vcl_recv: unexpected action; failing");
+                    }
+                    RecvAction::Synth(StatusCode::SERVICE_UNAVAILABLE, "vcl_recv failed".into())
                 }
             },
-            Err(e) => {
-                tracing::error!(error = %e, "vcl_recv failed");
-                RecvAction::Synth(StatusCode::SERVICE_UNAVAILABLE, "policy error".into())
-            }
-        }
-    }
-
-    fn backend_response(&self, req: &RequestCtx, beresp: &mut Beresp<'_>) {
-        if !self.program.defines(Sub::BackendResponse) {
-            return;
-        }
-        let mut view = BerespView { req, beresp };
-        match self.program.run(Sub::BackendResponse, &mut view) {
-            Ok(None | Some(Action::Deliver)) => {}
-            Ok(Some(Action::Pass | Action::HitForPass { .. })) => {
-                uncacheable(view.beresp);
-            }
-            Ok(Some(other)) => {
-                tracing::warn!(
-                    ?other,
-                    "vcl_backend_response action not supported yet; not stored"
-                );
-                uncacheable(view.beresp);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "vcl_backend_response failed; not stored");
-                uncacheable(view.beresp);
-            }
+            Err(e) => failed(
+                Sub::Recv,
+                &e,
+                RecvAction::Synth(StatusCode::SERVICE_UNAVAILABLE, "vcl_recv failed".into()),
+            ),
         }
     }
 
@@ -208,10 +207,7 @@ impl Policy for VclPolicy {
         // it can read.
         let mut copy = req.detached();
         copy.method = req.method.clone();
-        let mut view = ReqView {
-            req: &mut copy,
-            hash: Vec::new(),
-        };
+        let mut view = ClientView::of(&mut copy, &self.hostname);
         let action = self.program.run(Sub::Hash, &mut view);
         let mut parts = std::mem::take(&mut view.hash);
         match action {
@@ -221,121 +217,77 @@ impl Policy for VclPolicy {
                 parts.push(req.url.clone());
                 parts.push(req.host.clone());
             }
-            Err(e) => {
-                tracing::error!(error = %e, "vcl_hash failed; using the built-in key");
-                return Builtin.hash(req);
-            }
+            Err(e) => return failed(Sub::Hash, &e, Builtin.hash(req)),
         }
         CacheKey::from_parts(parts.iter().map(String::as_str))
     }
-}
 
-fn uncacheable(b: &mut Beresp<'_>) {
-    b.uncacheable = true;
-    b.set_uncacheable = true;
-    b.changed = true;
-}
-
-/// A backend response as vcl_backend_response sees it.
-struct BerespView<'a, 'b> {
-    req: &'a RequestCtx,
-    beresp: &'a mut Beresp<'b>,
-}
-
-fn seconds(v: &Value<'_>) -> Option<std::time::Duration> {
-    match v {
-        Value::Duration(s) if s.is_finite() => {
-            Some(std::time::Duration::from_secs_f64(s.clamp(0.0, 1e10)))
-        }
-        Value::Int(i) => Some(std::time::Duration::from_secs((*i).max(0) as u64)),
-        _ => None,
-    }
-}
-
-impl Context for BerespView<'_, '_> {
-    fn get(&self, var: &Var) -> Option<Value<'_>> {
-        let b = &*self.beresp;
-        match var {
-            Var::BerespStatus => Some(Value::Int(i64::from(b.status.as_u16()))),
-            Var::BerespHttp(h) => b
-                .headers
-                .get(h.name())
-                .and_then(|v| v.to_str().ok())
-                .map(|v| Value::Str(Cow::Borrowed(v))),
-            Var::BerespTtl => Some(Value::Duration(b.ttl.as_secs_f64())),
-            Var::BerespGrace => Some(Value::Duration(b.grace.as_secs_f64())),
-            Var::BerespKeep => Some(Value::Duration(b.keep.as_secs_f64())),
-            Var::BerespUncacheable => Some(Value::Bool(b.uncacheable)),
-            Var::BerespDoEsi => Some(Value::Bool(b.do_esi)),
-            Var::BereqUrl => Some(Value::Str(Cow::Borrowed(&self.req.url))),
-            Var::BereqMethod => Some(Value::Str(Cow::Borrowed("GET"))),
-            Var::BereqHttp(h) if h.name() == "host" => {
-                Some(Value::Str(Cow::Borrowed(&self.req.host)))
-            }
-            Var::BereqHttp(h) => self
-                .req
-                .headers
-                .get(h.name())
-                .and_then(|v| v.to_str().ok())
-                .map(|v| Value::Str(Cow::Borrowed(v))),
-            Var::ClientIp => Some(Value::Ip(self.req.client.ip())),
-            _ => None,
-        }
+    fn hit(&self, req: &mut RequestCtx, obj: &CachedObject) -> ClientAction {
+        let mut view = ClientView::of(req, &self.hostname);
+        view.obj = Some(obj);
+        // This delivery counts: obj.hits is 1 on the first hit.
+        view.meta = Some(ObjMeta::of(
+            &obj.freshness,
+            obj.hits() + 1,
+            SystemTime::now(),
+        ));
+        self.client(Sub::Hit, &mut view)
     }
 
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
-        let b = &mut *self.beresp;
-        match var {
-            Var::BerespTtl => {
-                b.ttl = seconds(&value).ok_or("beresp.ttl needs a duration")?;
-                b.set_ttl = true;
-            }
-            Var::BerespGrace => {
-                b.grace = seconds(&value).ok_or("beresp.grace needs a duration")?;
-                b.set_grace = true;
-            }
-            Var::BerespKeep => {
-                b.keep = seconds(&value).ok_or("beresp.keep needs a duration")?;
-                b.set_keep = true;
-            }
-            Var::BerespUncacheable => {
-                b.uncacheable = matches!(value, Value::Bool(true));
-                b.set_uncacheable = true;
-            }
-            Var::BerespHttp(h) => {
-                let name = HeaderName::from_bytes(h.name().as_bytes())
-                    .map_err(|_| format!("{}: not a header name", h.name()))?;
-                let text = match &value {
-                    Value::Str(s) => s.to_string(),
-                    other => format!("{other:?}"),
-                };
-                let v = HeaderValue::from_str(&text)
-                    .map_err(|_| format!("beresp.http.{}: not a valid header value", h.name()))?;
-                b.headers.insert(name, v);
-            }
-            Var::BerespDoEsi => {
-                b.do_esi = matches!(value, Value::Bool(true));
-                // Not a change RFC 9111 needs to look at again.
-                return Ok(());
-            }
-            other => return Err(format!("{other:?} cannot be set here")),
-        }
-        b.changed = true;
-        Ok(())
+    fn miss(&self, req: &mut RequestCtx) -> ClientAction {
+        self.client(Sub::Miss, &mut ClientView::of(req, &self.hostname))
     }
 
-    fn unset(&mut self, var: &Var) {
-        if let Var::BerespHttp(h) = var {
-            self.beresp.headers.remove(h.name());
-            self.beresp.changed = true;
-        }
+    fn pass(&self, req: &mut RequestCtx) -> ClientAction {
+        self.client(Sub::Pass, &mut ClientView::of(req, &self.hostname))
     }
 
-    fn client_ip(&self) -> IpAddr {
-        self.req.client.ip()
+    fn purge(&self, req: &mut RequestCtx) -> ClientAction {
+        self.client(Sub::Purge, &mut ClientView::of(req, &self.hostname))
     }
 
-    fn hash_data(&mut self, _data: &str) {}
+    fn deliver(
+        &self,
+        req: &mut RequestCtx,
+        resp: &mut Response<RespBody>,
+        obj: &ObjMeta,
+    ) -> ClientAction {
+        let mut view = ClientView::of(req, &self.hostname);
+        view.meta = Some(*obj);
+        view.resp = Some(RespPart::Delivered(resp));
+        self.client(Sub::Deliver, &mut view)
+    }
 
-    fn synthetic(&mut self, _body: &str) {}
+    fn synth(&self, req: &mut RequestCtx, resp: &mut Synthetic) -> ClientAction {
+        let mut view = ClientView::of(req, &self.hostname);
+        view.resp = Some(RespPart::Synth(resp));
+        self.client(Sub::Synth, &mut view)
+    }
+
+    fn backend_fetch(&self, bereq: &mut Bereq) -> BackendAction {
+        let mut view = BackendView {
+            bereq,
+            beresp: None,
+            hostname: &self.hostname,
+        };
+        self.backend(Sub::BackendFetch, &mut view)
+    }
+
+    fn backend_response(&self, bereq: &mut Bereq, beresp: &mut Beresp<'_>) -> BackendAction {
+        let mut view = BackendView {
+            bereq,
+            beresp: Some(BerespPart::Fetched(beresp)),
+            hostname: &self.hostname,
+        };
+        self.backend(Sub::BackendResponse, &mut view)
+    }
+
+    fn backend_error(&self, bereq: &mut Bereq, beresp: &mut Synthetic) -> BackendAction {
+        let mut view = BackendView {
+            bereq,
+            beresp: Some(BerespPart::Error(beresp)),
+            hostname: &self.hostname,
+        };
+        self.backend(Sub::BackendError, &mut view)
+    }
 }

@@ -214,12 +214,6 @@ pub enum Var {
     BereqRetries,
     /// `bereq.uncacheable`
     BereqUncacheable,
-    /// `bereq.connect_timeout`
-    BereqConnectTimeout,
-    /// `bereq.first_byte_timeout`
-    BereqFirstByteTimeout,
-    /// `bereq.between_bytes_timeout`
-    BereqBetweenBytesTimeout,
     /// `beresp.status`
     BerespStatus,
     /// `beresp.reason`
@@ -240,12 +234,6 @@ pub enum Var {
     BerespUncacheable,
     /// `beresp.do_esi`
     BerespDoEsi,
-    /// `beresp.do_gzip`
-    BerespDoGzip,
-    /// `beresp.do_gunzip`
-    BerespDoGunzip,
-    /// `beresp.do_stream`
-    BerespDoStream,
     /// `beresp.was_304`
     BerespWas304,
     /// `obj.hits`
@@ -276,8 +264,6 @@ pub enum Var {
     RespHttp(Header),
     /// `client.ip` (read through [`Context::client_ip`](crate::Context::client_ip))
     ClientIp,
-    /// `server.ip`
-    ServerIp,
     /// `server.hostname`
     ServerHostname,
     /// `server.identity`
@@ -347,6 +333,7 @@ macro_rules! header {
 const NONE: Mask = Mask::NONE;
 const RECV: Mask = Mask::of(&[Sub::Recv]);
 const BERESP_ONLY: Mask = Mask::of(&[Sub::BackendResponse]);
+const BACKEND_ERROR: Mask = Mask::of(&[Sub::BackendError]);
 const HIT: Mask = Mask::of(&[Sub::Hit]);
 const DELIVER: Mask = Mask::of(&[Sub::Deliver]);
 
@@ -429,9 +416,9 @@ pub(crate) static VARS: &[VarDef] = &[
         "bereq.proto",
         String,
         BACKEND,
-        BACKEND,
+        NONE,
         BereqProto,
-        "the backend request protocol"
+        "the backend request protocol (always `HTTP/1.1`)"
     ),
     header!(
         "bereq.http.",
@@ -457,30 +444,6 @@ pub(crate) static VARS: &[VarDef] = &[
         "the fetch is for a pass or hit-for-miss: nothing will be stored"
     ),
     plain!(
-        "bereq.connect_timeout",
-        Duration,
-        BACKEND,
-        BACKEND,
-        BereqConnectTimeout,
-        "the backend connect timeout"
-    ),
-    plain!(
-        "bereq.first_byte_timeout",
-        Duration,
-        BACKEND,
-        BACKEND,
-        BereqFirstByteTimeout,
-        "the time allowed for the response head"
-    ),
-    plain!(
-        "bereq.between_bytes_timeout",
-        Duration,
-        BACKEND,
-        BACKEND,
-        BereqBetweenBytesTimeout,
-        "the time allowed between body bytes"
-    ),
-    plain!(
         "beresp.status",
         Int,
         BERESP,
@@ -492,15 +455,15 @@ pub(crate) static VARS: &[VarDef] = &[
         "beresp.reason",
         String,
         BERESP,
-        BERESP,
+        BACKEND_ERROR,
         BerespReason,
-        "the backend response reason phrase"
+        "the backend response reason phrase (set in vcl_backend_error, it is the phrase sent to the client)"
     ),
     plain!(
         "beresp.proto",
         String,
         BERESP,
-        BERESP,
+        NONE,
         BerespProto,
         "the backend response protocol"
     ),
@@ -514,31 +477,31 @@ pub(crate) static VARS: &[VarDef] = &[
     plain!(
         "beresp.ttl",
         Duration,
-        BERESP,
-        BERESP,
+        BERESP_ONLY,
+        BERESP_ONLY,
         BerespTtl,
         "how long the object stays fresh"
     ),
     plain!(
         "beresp.grace",
         Duration,
-        BERESP,
-        BERESP,
+        BERESP_ONLY,
+        BERESP_ONLY,
         BerespGrace,
         "how long it may be served stale while refreshed"
     ),
     plain!(
         "beresp.keep",
         Duration,
-        BERESP,
-        BERESP,
+        BERESP_ONLY,
+        BERESP_ONLY,
         BerespKeep,
         "how long it is kept for conditional revalidation"
     ),
     plain!(
         "beresp.age",
         Duration,
-        BERESP,
+        BERESP_ONLY,
         NONE,
         BerespAge,
         "the age of the response"
@@ -546,42 +509,18 @@ pub(crate) static VARS: &[VarDef] = &[
     plain!(
         "beresp.uncacheable",
         Bool,
-        BERESP,
-        BERESP,
+        BERESP_ONLY,
+        BERESP_ONLY,
         BerespUncacheable,
         "do not store (hit-for-miss)"
     ),
     plain!(
         "beresp.do_esi",
         Bool,
-        BERESP,
-        BERESP,
+        BERESP_ONLY,
+        BERESP_ONLY,
         BerespDoEsi,
         "process ESI in the body"
-    ),
-    plain!(
-        "beresp.do_gzip",
-        Bool,
-        BERESP,
-        BERESP,
-        BerespDoGzip,
-        "compress the body before storing it"
-    ),
-    plain!(
-        "beresp.do_gunzip",
-        Bool,
-        BERESP,
-        BERESP,
-        BerespDoGunzip,
-        "decompress the body before storing it"
-    ),
-    plain!(
-        "beresp.do_stream",
-        Bool,
-        BERESP,
-        BERESP,
-        BerespDoStream,
-        "deliver the body while it is fetched"
     ),
     plain!(
         "beresp.was_304",
@@ -597,7 +536,7 @@ pub(crate) static VARS: &[VarDef] = &[
         OBJ,
         NONE,
         ObjHits,
-        "how many times the object was delivered from cache"
+        "how many times the object was delivered from cache, this delivery included (0 on a miss or pass)"
     ),
     plain!(
         "obj.age",
@@ -613,7 +552,7 @@ pub(crate) static VARS: &[VarDef] = &[
         OBJ,
         NONE,
         ObjTtl,
-        "its remaining time to live"
+        "its remaining time to live (negative once it expired)"
     ),
     plain!("obj.grace", Duration, OBJ, NONE, ObjGrace, "its grace"),
     plain!("obj.keep", Duration, OBJ, NONE, ObjKeep, "its keep"),
@@ -655,20 +594,12 @@ pub(crate) static VARS: &[VarDef] = &[
         "resp.proto",
         String,
         RESP,
-        RESP,
+        NONE,
         RespProto,
         "the response protocol"
     ),
     header!("resp.http.", RESP, RESP, RespHttp, "a response header"),
     plain!("client.ip", Ip, ALL, NONE, ClientIp, "the client's address"),
-    plain!(
-        "server.ip",
-        Ip,
-        ALL,
-        NONE,
-        ServerIp,
-        "the address the request was received on"
-    ),
     plain!(
         "server.hostname",
         String,
@@ -683,7 +614,7 @@ pub(crate) static VARS: &[VarDef] = &[
         ALL,
         NONE,
         ServerIdentity,
-        "lacquer's identity (`-i`, else the host name)"
+        "lacquer's identity: the host name (lacquer has no `-i`)"
     ),
 ];
 
@@ -726,6 +657,34 @@ static RENAMED: &[(&str, &str)] = &[
     (
         "bereq.backend",
         "backends are chosen in lacquer's settings, not in the policy",
+    ),
+    (
+        "bereq.connect_timeout",
+        "backend timeouts are set per backend in lacquer's settings",
+    ),
+    (
+        "bereq.first_byte_timeout",
+        "backend timeouts are set per backend in lacquer's settings",
+    ),
+    (
+        "bereq.between_bytes_timeout",
+        "backend timeouts are set per backend in lacquer's settings",
+    ),
+    (
+        "beresp.do_gzip",
+        "lacquer does not compress bodies; the backend's encoding is kept",
+    ),
+    (
+        "beresp.do_gunzip",
+        "lacquer does not decompress bodies (ESI pages excepted, automatically)",
+    ),
+    (
+        "beresp.do_stream",
+        "lacquer always streams bodies while they are fetched",
+    ),
+    (
+        "server.ip",
+        "not available in lacquer; use `server.hostname`",
     ),
     (
         "now",

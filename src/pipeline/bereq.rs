@@ -1,0 +1,280 @@
+//! The backend request: built from the client's, given to
+//! `vcl_backend_fetch`, sent to the backend the director picks, and on
+//! failure given to `vcl_backend_error`, which may retry (at most
+//! [`MAX_RETRIES`] times in all) or answer with a synthetic response.
+
+use http::header::{
+    HeaderValue, CONTENT_LENGTH, HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
+    IF_UNMODIFIED_SINCE, RANGE,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use super::esi::SURROGATE_CAPABILITY;
+use super::{Live, Proxy, RequestCtx, Synthetic};
+use crate::body::{ReqBody, RespBody};
+use crate::cache::CachedObject;
+use crate::fetch::pool::BackendBody;
+use crate::http::headers::{append_forwarded_for, append_via};
+use crate::policy::BackendAction;
+
+/// How many times one fetch may be retried (Varnish's `max_retries`).
+pub const MAX_RETRIES: u32 = 4;
+
+/// A backend request as the backend hooks see it (`bereq.*`).
+#[derive(Debug, Clone)]
+pub struct Bereq {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub url: String,
+    /// Headers (with `Host`).
+    pub headers: HeaderMap,
+    /// Times this fetch was retried.
+    pub retries: u32,
+    /// A pass: nothing will be stored.
+    pub uncacheable: bool,
+    /// The client's address (`client.ip`).
+    pub client: IpAddr,
+}
+
+impl Bereq {
+    /// The request to send; `None` when the policy left an invalid URL.
+    fn to_request(&self, body: ReqBody) -> Option<Request<ReqBody>> {
+        let uri: Uri = self.url.parse().ok()?;
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = self.headers.clone();
+        Some(req)
+    }
+}
+
+/// What sending a backend request came to.
+// Most fetches carry the large variant: boxing it would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Exchange {
+    /// The backend answered (sent at this time).
+    Answer(Response<BackendBody>, SystemTime),
+    /// `vcl_backend_error` answered with this synthetic response.
+    Synthetic(Response<RespBody>),
+    /// No answer: lacquer's error (status, reason).
+    Failed(StatusCode, String),
+}
+
+/// What follows a backend hook.
+#[allow(clippy::large_enum_variant)] // as `Exchange`
+pub(super) enum Next {
+    /// Go on with the response.
+    Go,
+    /// Send the request again (`retries` was counted).
+    Retry,
+    /// Stop here.
+    Done(Exchange),
+}
+
+/// A body that can be sent again on a retry (a streamed one cannot).
+fn replay(body: &ReqBody) -> Option<ReqBody> {
+    match body {
+        ReqBody::Empty => Some(ReqBody::Empty),
+        ReqBody::Full(b) => Some(ReqBody::Full(b.clone())),
+        ReqBody::Stream(_) => None,
+    }
+}
+
+impl Proxy {
+    /// The backend request for `ctx`. Fetches for the cache drop the
+    /// client's conditionals and ranges (the whole body is stored) and add
+    /// the stale object's validators instead.
+    pub(super) fn backend_request(
+        &self,
+        ctx: &RequestCtx,
+        method: Method,
+        stale: Option<&CachedObject>,
+        for_cache: bool,
+    ) -> Bereq {
+        let mut headers = ctx.headers.clone();
+        if for_cache {
+            for name in [
+                IF_NONE_MATCH,
+                IF_MODIFIED_SINCE,
+                IF_MATCH,
+                IF_UNMODIFIED_SINCE,
+                IF_RANGE,
+                RANGE,
+            ] {
+                headers.remove(name);
+            }
+        }
+        if let Some(obj) = stale {
+            if let Some(etag) = obj.etag() {
+                headers.insert(IF_NONE_MATCH, etag.clone());
+            }
+            if let Some(lm) = obj.last_modified() {
+                headers.insert(IF_MODIFIED_SINCE, lm.clone());
+            }
+        }
+        if !headers.contains_key(HOST) && !ctx.host.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&ctx.host) {
+                headers.insert(HOST, v);
+            }
+        }
+        headers.insert(
+            "surrogate-capability",
+            HeaderValue::from_static(SURROGATE_CAPABILITY),
+        );
+        append_forwarded_for(&mut headers, ctx.client.ip());
+        append_via(&mut headers, ctx.version, &ctx.live.config.server.via_name);
+        if method == Method::GET || method == Method::HEAD {
+            headers.remove(CONTENT_LENGTH);
+        }
+        Bereq {
+            method,
+            url: ctx.url.clone(),
+            headers,
+            retries: 0,
+            uncacheable: !for_cache,
+            client: ctx.client.ip(),
+        }
+    }
+
+    /// `vcl_backend_fetch`, then the request to the backend; a failure goes
+    /// to `vcl_backend_error`, which may retry. `body` is taken by the
+    /// first attempt (and put back when it can be sent again). `stalled`
+    /// is set when the client's streamed body stalled: that failure is a
+    /// 408 and no backend error.
+    pub(super) async fn exchange(
+        &self,
+        live: &Live,
+        bereq: &mut Bereq,
+        body: &mut Option<ReqBody>,
+        stalled: Option<&AtomicBool>,
+    ) -> Exchange {
+        loop {
+            let (status, reason) = match self.attempt(live, bereq, body, stalled).await {
+                Ok(done) => return done,
+                Err(failure) => failure,
+            };
+            match self.on_failure(live, bereq, status, reason) {
+                Next::Done(done) => return done,
+                Next::Go | Next::Retry => continue,
+            }
+        }
+    }
+
+    /// One attempt. `Err`: a failure for `vcl_backend_error`.
+    async fn attempt(
+        &self,
+        live: &Live,
+        bereq: &mut Bereq,
+        body: &mut Option<ReqBody>,
+        stalled: Option<&AtomicBool>,
+    ) -> Result<Exchange, (StatusCode, String)> {
+        if live.hooks.backend_fetch {
+            match live.policy.backend_fetch(bereq) {
+                BackendAction::Abandon | BackendAction::Fail => {
+                    return Ok(Exchange::Failed(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "vcl_backend_fetch abandoned the fetch".into(),
+                    ))
+                }
+                BackendAction::Error(status, reason) => return Err((status, reason)),
+                _ => {}
+            }
+        }
+        let Some(this_body) = body.take() else {
+            return Ok(Exchange::Failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot retry: the request body was streamed".into(),
+            ));
+        };
+        *body = replay(&this_body);
+        let Some(request) = bereq.to_request(this_body) else {
+            return Ok(Exchange::Failed(
+                StatusCode::BAD_REQUEST,
+                "invalid request target".into(),
+            ));
+        };
+        let sent = SystemTime::now();
+        let result = match self.director.pick(&bereq.url, &bereq.headers) {
+            Some(backend) => backend.send(request).await,
+            None => Err(crate::fetch::pool::FetchError::NoHealthyBackend),
+        };
+        match result {
+            Ok(resp) => {
+                self.metrics.count_backend(resp.status());
+                Ok(Exchange::Answer(resp, sent))
+            }
+            Err(_) if stalled.is_some_and(|s| s.load(Ordering::Acquire)) => {
+                tracing::info!(url = %bereq.url, client = %bereq.client, "request body stalled: 408");
+                Ok(Exchange::Failed(
+                    StatusCode::REQUEST_TIMEOUT,
+                    crate::body::BodyStalled.to_string(),
+                ))
+            }
+            Err(e) => {
+                self.metrics.count_backend_error();
+                tracing::warn!(url = %bereq.url, method = %bereq.method, error = %e, "backend fetch failed");
+                Err((e.status(), e.to_string()))
+            }
+        }
+    }
+
+    /// `vcl_backend_error` for a failed fetch, and what follows: a retry,
+    /// its synthetic answer, or lacquer's error.
+    pub(super) fn on_failure(
+        &self,
+        live: &Live,
+        bereq: &mut Bereq,
+        status: StatusCode,
+        reason: String,
+    ) -> Next {
+        if !live.hooks.backend_error {
+            return Next::Done(Exchange::Failed(status, reason));
+        }
+        let mut beresp = Synthetic::new(status, reason.clone());
+        match live.policy.backend_error(bereq, &mut beresp) {
+            BackendAction::Continue => Next::Done(Exchange::Synthetic(beresp.into_response())),
+            BackendAction::Retry if bereq.retries < MAX_RETRIES => {
+                bereq.retries += 1;
+                Next::Retry
+            }
+            BackendAction::Retry => Next::Done(Exchange::Failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many retries".into(),
+            )),
+            _ => Next::Done(Exchange::Failed(status, reason)),
+        }
+    }
+
+    /// What `vcl_backend_response`'s action leads to.
+    pub(super) fn after_backend_response(
+        &self,
+        live: &Live,
+        bereq: &mut Bereq,
+        action: BackendAction,
+    ) -> Next {
+        match action {
+            BackendAction::Retry if bereq.retries < MAX_RETRIES => {
+                bereq.retries += 1;
+                Next::Retry
+            }
+            BackendAction::Retry => self.on_failure(
+                live,
+                bereq,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many retries".into(),
+            ),
+            BackendAction::Abandon | BackendAction::Fail => Next::Done(Exchange::Failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vcl_backend_response abandoned the fetch".into(),
+            )),
+            BackendAction::Error(status, reason) => self.on_failure(live, bereq, status, reason),
+            BackendAction::Builtin | BackendAction::Continue | BackendAction::HitForPass(_) => {
+                Next::Go
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The settings and policy in force, swapped whole on reload: each request
+//! takes one [`Live`] when it arrives and keeps it to the end, so a reload
+//! never mixes old and new rules within a request.
+
+use http::HeaderValue;
+use std::sync::Arc;
+
+use super::SetupError;
+use crate::cache::freshness::FreshnessPolicy;
+use crate::cache::object::KeySpec;
+use crate::config::Config;
+use crate::policy::{Builtin, Hooks, Policy};
+
+/// One generation of settings and policy, with what is derived from them.
+pub struct Live {
+    /// The settings (restart-only keys keep their start-up values).
+    pub config: Arc<Config>,
+    /// The request policy.
+    pub policy: Arc<dyn Policy>,
+    /// Which optional policy hooks exist: the pipeline skips the others
+    /// without building anything for them.
+    pub hooks: Hooks,
+    /// RFC 9111 knobs from `[cache]`.
+    pub freshness: FreshnessPolicy,
+    /// `Via` value added to responses (`server.via_name`).
+    pub via: HeaderValue,
+    /// Surrogate key headers (`[invalidation]`).
+    pub keys: KeySpec,
+    /// `esi.paths`, compiled.
+    pub esi_paths: regex::RegexSet,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("hooks", &self.hooks)
+            .field("policy_file", &self.config.policy.file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Derives everything a request needs from `config` and `policy`.
+    pub fn new(config: Arc<Config>, policy: Arc<dyn Policy>) -> Result<Live, SetupError> {
+        let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
+            .map_err(|_| SetupError::BadViaName)?;
+        let keys = KeySpec {
+            headers: config
+                .invalidation
+                .surrogate_key_headers
+                .iter()
+                .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                .collect(),
+            strip: config.invalidation.strip_surrogate_keys,
+        };
+        let esi_paths = regex::RegexSet::new(&config.esi.paths)?;
+        Ok(Live {
+            hooks: policy.hooks(),
+            freshness: config.cache.freshness_policy(),
+            via,
+            keys,
+            esi_paths,
+            policy,
+            config,
+        })
+    }
+
+    /// The policy of the settings: `policy.file` compiled, else the
+    /// built-in one.
+    pub fn load_policy(config: &Config) -> Result<Arc<dyn Policy>, SetupError> {
+        Ok(match &config.policy.file {
+            Some(path) => Arc::new(crate::policy::vcl::VclPolicy::load(path)?),
+            None => Arc::new(Builtin),
+        })
+    }
+}

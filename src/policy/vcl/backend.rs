@@ -1,0 +1,183 @@
+//! The backend subroutines' view: the backend request (`bereq.*`), and the
+//! backend response (`beresp.*`) — fetched in `vcl_backend_response`,
+//! synthetic in `vcl_backend_error`.
+
+use http::{HeaderMap, Method};
+use std::borrow::Cow;
+use std::net::IpAddr;
+use vcl_lite::{Context, Value, Var};
+
+use super::values::{
+    canonical_reason, common_get, duration, header_get, header_set, seconds, status_of,
+    status_value,
+};
+use crate::pipeline::{Bereq, Beresp, Synthetic};
+
+/// The backend response a backend subroutine works on.
+pub(super) enum BerespPart<'a, 'b> {
+    /// `vcl_backend_response`: what the backend sent.
+    Fetched(&'a mut Beresp<'b>),
+    /// `vcl_backend_error`: the synthetic answer being made.
+    Error(&'a mut Synthetic),
+}
+
+/// What a backend subroutine reads and writes.
+pub(super) struct BackendView<'a, 'b> {
+    pub(super) bereq: &'a mut Bereq,
+    pub(super) beresp: Option<BerespPart<'a, 'b>>,
+    pub(super) hostname: &'a str,
+}
+
+impl BackendView<'_, '_> {
+    fn bereq_get(&self, var: &Var) -> Option<Value<'_>> {
+        let b = &*self.bereq;
+        match var {
+            Var::BereqMethod => Some(Value::Str(Cow::Borrowed(b.method.as_str()))),
+            Var::BereqUrl => Some(Value::Str(Cow::Borrowed(&b.url))),
+            Var::BereqProto => Some(Value::Str(Cow::Borrowed("HTTP/1.1"))),
+            Var::BereqHttp(h) => header_get(&b.headers, h),
+            Var::BereqRetries => Some(Value::Int(i64::from(b.retries))),
+            Var::BereqUncacheable => Some(Value::Bool(b.uncacheable)),
+            _ => None,
+        }
+    }
+
+    fn beresp_get(&self, var: &Var) -> Option<Value<'_>> {
+        match (self.beresp.as_ref()?, var) {
+            (BerespPart::Fetched(b), Var::BerespStatus) => Some(status_value(b.status)),
+            (BerespPart::Error(s), Var::BerespStatus) => Some(status_value(s.status)),
+            (BerespPart::Fetched(b), Var::BerespReason) => Some(canonical_reason(b.status)),
+            (BerespPart::Error(s), Var::BerespReason) => Some(Value::Str(Cow::Borrowed(&s.reason))),
+            (_, Var::BerespProto) => Some(Value::Str(Cow::Borrowed("HTTP/1.1"))),
+            (BerespPart::Fetched(b), Var::BerespHttp(h)) => header_get(b.headers, h),
+            (BerespPart::Error(s), Var::BerespHttp(h)) => header_get(&s.headers, h),
+            (BerespPart::Fetched(b), Var::BerespTtl) => Some(duration(b.ttl)),
+            (BerespPart::Fetched(b), Var::BerespGrace) => Some(duration(b.grace)),
+            (BerespPart::Fetched(b), Var::BerespKeep) => Some(duration(b.keep)),
+            (BerespPart::Fetched(b), Var::BerespAge) => Some(duration(b.age)),
+            (BerespPart::Fetched(b), Var::BerespUncacheable) => Some(Value::Bool(b.uncacheable)),
+            (BerespPart::Fetched(b), Var::BerespDoEsi) => Some(Value::Bool(b.do_esi)),
+            (BerespPart::Fetched(b), Var::BerespWas304) => Some(Value::Bool(b.was_304)),
+            _ => None,
+        }
+    }
+
+    fn beresp_headers(&mut self) -> Option<&mut HeaderMap> {
+        match self.beresp.as_mut()? {
+            BerespPart::Fetched(b) => {
+                b.changed = true;
+                Some(&mut *b.headers)
+            }
+            BerespPart::Error(s) => Some(&mut s.headers),
+        }
+    }
+
+    fn set_fetched(b: &mut Beresp<'_>, var: &Var, value: &Value<'_>) -> Result<(), String> {
+        match var {
+            Var::BerespStatus => b.status = status_of(value, "beresp.status")?,
+            Var::BerespTtl => {
+                b.ttl = seconds(value).ok_or("beresp.ttl needs a duration")?;
+                b.set_ttl = true;
+            }
+            Var::BerespGrace => {
+                b.grace = seconds(value).ok_or("beresp.grace needs a duration")?;
+                b.set_grace = true;
+            }
+            Var::BerespKeep => {
+                b.keep = seconds(value).ok_or("beresp.keep needs a duration")?;
+                b.set_keep = true;
+            }
+            Var::BerespUncacheable => {
+                b.uncacheable = matches!(value, Value::Bool(true));
+                b.set_uncacheable = true;
+            }
+            Var::BerespDoEsi => {
+                b.do_esi = matches!(value, Value::Bool(true));
+                // Not a change RFC 9111 needs to look at again.
+                return Ok(());
+            }
+            other => return Err(format!("{other:?} cannot be set here")),
+        }
+        b.changed = true;
+        Ok(())
+    }
+}
+
+impl Context for BackendView<'_, '_> {
+    fn get(&self, var: &Var) -> Option<Value<'_>> {
+        match var {
+            Var::BereqMethod
+            | Var::BereqUrl
+            | Var::BereqProto
+            | Var::BereqHttp(_)
+            | Var::BereqRetries
+            | Var::BereqUncacheable => self.bereq_get(var),
+            Var::ClientIp | Var::ServerHostname | Var::ServerIdentity => {
+                common_get(var, self.bereq.client, self.hostname)
+            }
+            _ => self.beresp_get(var),
+        }
+    }
+
+    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+        match var {
+            Var::BereqUrl => {
+                let url = value.to_string();
+                url.parse::<http::Uri>()
+                    .map_err(|_| format!("bereq.url: {url:?} is not a valid request target"))?;
+                self.bereq.url = url;
+            }
+            Var::BereqMethod => {
+                self.bereq.method = Method::from_bytes(value.to_string().as_bytes())
+                    .map_err(|_| "bereq.method: not a valid method".to_string())?;
+            }
+            Var::BereqHttp(h) => header_set(&mut self.bereq.headers, h, &value, "bereq.http")?,
+            Var::BerespHttp(h) => {
+                let headers = self
+                    .beresp_headers()
+                    .ok_or("beresp.http cannot be set here")?;
+                header_set(headers, h, &value, "beresp.http")?;
+            }
+            _ => match self.beresp.as_mut() {
+                Some(BerespPart::Fetched(b)) => Self::set_fetched(b, var, &value)?,
+                Some(BerespPart::Error(s)) => match var {
+                    Var::BerespStatus => s.status = status_of(&value, "beresp.status")?,
+                    Var::BerespReason => {
+                        let text = value.to_string();
+                        s.phrase = Some(text.clone());
+                        s.reason = text;
+                    }
+                    other => return Err(format!("{other:?} cannot be set here")),
+                },
+                None => return Err(format!("{var:?} cannot be set here")),
+            },
+        }
+        Ok(())
+    }
+
+    fn unset(&mut self, var: &Var) {
+        match var {
+            Var::BereqHttp(h) => {
+                self.bereq.headers.remove(h.name());
+            }
+            Var::BerespHttp(h) => {
+                if let Some(headers) = self.beresp_headers() {
+                    headers.remove(h.name());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        self.bereq.client
+    }
+
+    fn hash_data(&mut self, _data: &str) {}
+
+    fn synthetic(&mut self, body: &str) {
+        if let Some(BerespPart::Error(s)) = self.beresp.as_mut() {
+            s.body.push_str(body);
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The client subroutines' view (`vcl_recv` to `vcl_synth`): the request,
+//! and where the subroutine has them the object (`obj.*`) and the response
+//! (`resp.*`).
+
+use http::{HeaderMap, Method, Response, StatusCode, Version};
+use std::borrow::Cow;
+use std::net::IpAddr;
+use vcl_lite::{Context, Value, Var};
+
+use super::values::{
+    canonical_reason, common_get, duration, header_get, header_set, seconds, status_of,
+    status_value,
+};
+use crate::body::RespBody;
+use crate::cache::CachedObject;
+use crate::pipeline::{ObjMeta, RequestCtx, Synthetic};
+
+/// The response a client subroutine works on.
+pub(super) enum RespPart<'a> {
+    /// `vcl_deliver`: the response about to be sent.
+    Delivered(&'a mut Response<RespBody>),
+    /// `vcl_synth`: the synthetic answer being made.
+    Synth(&'a mut Synthetic),
+}
+
+/// What a client subroutine reads and writes.
+pub(super) struct ClientView<'a> {
+    pub(super) req: &'a mut RequestCtx,
+    /// `vcl_hit`: the object found (`obj.status`, `obj.http.*`).
+    pub(super) obj: Option<&'a CachedObject>,
+    /// `vcl_hit`, `vcl_deliver`: `obj.hits`, `obj.age`, …
+    pub(super) meta: Option<ObjMeta>,
+    pub(super) resp: Option<RespPart<'a>>,
+    /// `vcl_hash`: the parts of the key.
+    pub(super) hash: Vec<String>,
+    pub(super) hostname: &'a str,
+}
+
+impl<'a> ClientView<'a> {
+    /// A view of the request only.
+    pub(super) fn of(req: &'a mut RequestCtx, hostname: &'a str) -> ClientView<'a> {
+        ClientView {
+            req,
+            obj: None,
+            meta: None,
+            resp: None,
+            hash: Vec::new(),
+            hostname,
+        }
+    }
+
+    fn resp_get(&self, var: &Var) -> Option<Value<'_>> {
+        match (self.resp.as_ref()?, var) {
+            (RespPart::Delivered(r), Var::RespStatus) => Some(status_value(r.status())),
+            (RespPart::Synth(s), Var::RespStatus) => Some(status_value(s.status)),
+            (RespPart::Delivered(r), Var::RespReason) => {
+                Some(Value::Str(Cow::Borrowed(crate::pipeline::phrase_of(r))))
+            }
+            (RespPart::Synth(s), Var::RespReason) => Some(Value::Str(Cow::Borrowed(&s.reason))),
+            (_, Var::RespProto) => Some(Value::Str(Cow::Owned(format!("{:?}", self.req.version)))),
+            (RespPart::Delivered(r), Var::RespHttp(h)) => header_get(r.headers(), h),
+            (RespPart::Synth(s), Var::RespHttp(h)) => header_get(&s.headers, h),
+            _ => None,
+        }
+    }
+
+    fn resp_headers(&mut self) -> Option<&mut HeaderMap> {
+        match self.resp.as_mut()? {
+            RespPart::Delivered(r) => Some(r.headers_mut()),
+            RespPart::Synth(s) => Some(&mut s.headers),
+        }
+    }
+
+    fn obj_get(&self, var: &Var) -> Option<Value<'_>> {
+        let meta = self.meta.as_ref();
+        match var {
+            Var::ObjHits => Some(Value::Int(i64::try_from(meta?.hits).unwrap_or(i64::MAX))),
+            Var::ObjAge => Some(duration(meta?.age)),
+            Var::ObjTtl => Some(Value::Duration(meta?.ttl)),
+            Var::ObjGrace => Some(duration(meta?.grace)),
+            Var::ObjKeep => Some(duration(meta?.keep)),
+            Var::ObjUncacheable => Some(Value::Bool(meta?.uncacheable)),
+            Var::ObjStatus => Some(status_value(self.obj?.status)),
+            Var::ObjReason => Some(canonical_reason(self.obj?.status)),
+            Var::ObjHttp(h) => header_get(&self.obj?.headers, h),
+            _ => None,
+        }
+    }
+}
+
+fn req_get<'r>(r: &'r RequestCtx, var: &Var) -> Option<Value<'r>> {
+    match var {
+        Var::ReqMethod => Some(Value::Str(Cow::Borrowed(r.method.as_str()))),
+        Var::ReqUrl => Some(Value::Str(Cow::Borrowed(&r.url))),
+        Var::ReqProto => Some(Value::Str(Cow::Owned(format!("{:?}", r.version)))),
+        Var::ReqHttp(h) if h.name() == "host" && !r.host.is_empty() => {
+            Some(Value::Str(Cow::Borrowed(&r.host)))
+        }
+        Var::ReqHttp(h) => header_get(&r.headers, h),
+        Var::ReqHashAlwaysMiss => Some(Value::Bool(r.always_miss)),
+        Var::ReqRestarts => Some(Value::Int(i64::from(r.restarts))),
+        Var::ReqTtl => r.max_ttl.map(duration),
+        Var::ReqGrace => r.max_grace.map(duration),
+        _ => None,
+    }
+}
+
+impl Context for ClientView<'_> {
+    fn get(&self, var: &Var) -> Option<Value<'_>> {
+        match var {
+            Var::ReqMethod
+            | Var::ReqUrl
+            | Var::ReqProto
+            | Var::ReqHttp(_)
+            | Var::ReqHashAlwaysMiss
+            | Var::ReqRestarts
+            | Var::ReqTtl
+            | Var::ReqGrace => req_get(self.req, var),
+            Var::RespStatus | Var::RespReason | Var::RespProto | Var::RespHttp(_) => {
+                self.resp_get(var)
+            }
+            Var::ClientIp | Var::ServerHostname | Var::ServerIdentity => {
+                common_get(var, self.req.client.ip(), self.hostname)
+            }
+            _ => self.obj_get(var),
+        }
+    }
+
+    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+        let req = &mut *self.req;
+        match var {
+            Var::ReqUrl => {
+                let url = value.to_string();
+                url.parse::<http::Uri>()
+                    .map_err(|_| format!("req.url: {url:?} is not a valid request target"))?;
+                req.url = url;
+            }
+            Var::ReqMethod => {
+                req.method = Method::from_bytes(value.to_string().as_bytes())
+                    .map_err(|_| "req.method: not a valid method".to_string())?;
+            }
+            Var::ReqProto => {
+                req.version = match value.to_string().as_str() {
+                    "HTTP/1.0" => Version::HTTP_10,
+                    "HTTP/1.1" => Version::HTTP_11,
+                    other => {
+                        return Err(format!("req.proto: {other:?} is not HTTP/1.0 or HTTP/1.1"))
+                    }
+                };
+            }
+            Var::ReqHttp(h) => {
+                header_set(&mut req.headers, h, &value, "req.http")?;
+                if h.name() == "host" {
+                    req.host = value.to_string().to_ascii_lowercase();
+                }
+            }
+            Var::ReqHashAlwaysMiss => req.always_miss = matches!(value, Value::Bool(true)),
+            Var::ReqTtl => req.max_ttl = seconds(&value),
+            Var::ReqGrace => req.max_grace = seconds(&value),
+            Var::RespStatus => {
+                let status: StatusCode = status_of(&value, "resp.status")?;
+                match self.resp.as_mut() {
+                    Some(RespPart::Delivered(r)) => *r.status_mut() = status,
+                    Some(RespPart::Synth(s)) => s.status = status,
+                    None => return Err("resp.status cannot be set here".into()),
+                }
+            }
+            Var::RespReason => {
+                let text = value.to_string();
+                match self.resp.as_mut() {
+                    Some(RespPart::Delivered(r)) => crate::pipeline::set_phrase(r, &text),
+                    Some(RespPart::Synth(s)) => {
+                        s.phrase = Some(text.clone());
+                        s.reason = text;
+                    }
+                    None => return Err("resp.reason cannot be set here".into()),
+                }
+            }
+            Var::RespHttp(h) => {
+                let headers = self.resp_headers().ok_or("resp.http cannot be set here")?;
+                header_set(headers, h, &value, "resp.http")?;
+            }
+            other => return Err(format!("{other:?} cannot be set here")),
+        }
+        Ok(())
+    }
+
+    fn unset(&mut self, var: &Var) {
+        match var {
+            Var::ReqHttp(h) => {
+                self.req.headers.remove(h.name());
+                if h.name() == "host" {
+                    self.req.host.clear();
+                }
+            }
+            Var::RespHttp(h) => {
+                if let Some(headers) = self.resp_headers() {
+                    headers.remove(h.name());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        self.req.client.ip()
+    }
+
+    fn hash_data(&mut self, data: &str) {
+        self.hash.push(data.to_string());
+    }
+
+    fn synthetic(&mut self, body: &str) {
+        if let Some(RespPart::Synth(s)) = self.resp.as_mut() {
+            s.body.push_str(body);
+        }
+    }
+}
