@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use lacquer::config::{check_authority, parse_bytes, BackendConfig, ByteSize, Config};
+use lacquer::config::{check_authority, parse_bytes, BackendConfig, ByteSize, Config, ConfigError};
 
 /// lacquer: a caching HTTP accelerator (RFC 9111 shared cache, grace,
 /// coalescing) for app servers behind HAProxy.
@@ -203,15 +203,26 @@ fn check(config: Option<PathBuf>, policy: Option<PathBuf>) -> Result<(), String>
 }
 
 fn run_from(args: RunArgs) -> Result<(), String> {
+    let config = settings(&args).map_err(|e| e.to_string())?;
+    // SIGHUP and `POST /reload` read the settings again the same way.
+    let source: lacquer::pipeline::SettingsSource = Box::new(move || settings(&args));
+    serve(config, None, Some(source))
+}
+
+/// The settings file (if any) with the command line's flags over it.
+fn settings(args: &RunArgs) -> Result<Config, ConfigError> {
     let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
     if !args.listen.is_empty() {
         config.server.listen = args.listen.clone();
     }
     if let Some(b) = &args.backend {
-        check_authority(b).map_err(|m| format!("-b: {m}"))?;
+        check_authority(b).map_err(|m| ConfigError::Invalid {
+            file: "command line".into(),
+            message: format!("-b: {m}"),
+        })?;
         config.backend = vec![BackendConfig {
             address: b.clone(),
             ..BackendConfig::default()
@@ -229,8 +240,8 @@ fn run_from(args: RunArgs) -> Result<(), String> {
             config.cache.max_object_size = ByteSize(s);
         }
     }
-    config.validate("command line").map_err(|e| e.to_string())?;
-    serve(config, None)
+    config.validate("command line")?;
+    Ok(config)
 }
 
 fn demo(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), String> {
@@ -241,7 +252,7 @@ fn demo(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), Str
     if let Some(a) = admin {
         config.admin.listen = Some(a);
     }
-    serve(config, Some(()))
+    serve(config, Some(()), None)
 }
 
 fn origin_only(listen: SocketAddr, name: Option<String>) -> Result<(), String> {
@@ -328,7 +339,11 @@ fn admin_call(
     }
 }
 
-fn serve(mut config: Config, demo: Option<()>) -> Result<(), String> {
+fn serve(
+    mut config: Config,
+    demo: Option<()>,
+    source: Option<lacquer::pipeline::SettingsSource>,
+) -> Result<(), String> {
     // The main runtime runs signals, the demo origin and background upkeep;
     // requests are served by one single-threaded runtime per worker thread.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -360,7 +375,9 @@ fn serve(mut config: Config, demo: Option<()>) -> Result<(), String> {
         if demo.is_some() {
             println!("{}", lacquer::demo::curl_lines(running.addr()));
         }
-        let drain = running.proxy.config().server.drain_timeout.0;
+        if let Some(source) = source {
+            running.proxy.set_settings_source(source);
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -375,12 +392,13 @@ fn serve(mut config: Config, demo: Option<()>) -> Result<(), String> {
                     tracing::info!("SIGTERM; draining");
                     break;
                 }
-                _ = hup.recv() => match running.proxy.reload_policy() {
-                    Ok(msg) => tracing::info!("SIGHUP: {msg}"),
-                    Err(e) => tracing::error!("SIGHUP: policy not reloaded, the old one keeps serving:\n{e}"),
+                // A reload logs what it changed (and what needs a restart).
+                _ = hup.recv() => if let Err(e) = running.proxy.reload() {
+                    tracing::error!("SIGHUP: not reloaded, the settings and policy in force keep serving:\n{e}");
                 },
             }
         }
+        let drain = running.proxy.config().server.drain_timeout.0;
         let left = running.shutdown(drain).await;
         if left > 0 {
             tracing::warn!(

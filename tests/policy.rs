@@ -265,3 +265,81 @@ async fn the_per_path_ttl_example_stores_assets_and_passes_errors() {
     assert_eq!(origin.hits("/assets/app.1234.js"), 1);
     assert_eq!(origin.hits("/broken"), 3, "5xx must not be stored");
 }
+
+/// Settings for `origin` as a file: `via` names this node, `extra` adds
+/// keys to `[cache]`.
+fn settings_text(origin: std::net::SocketAddr, listen: &str, via: &str, extra: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"{listen}\"]\nvia_name = \"{via}\"\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [cache]\n{extra}\n\n\
+         [[backend]]\naddress = \"{origin}\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_settings_reports_restart_only_keys_and_refuses_bad_files() {
+    let origin = Origin::start().await;
+    origin.route("/slow", |_, n| {
+        Reply::ok(format!("slow {n}")).delay(std::time::Duration::from_millis(400))
+    });
+    origin.route("/plain", |_, n| Reply::ok(format!("plain {n}")));
+    let dir = std::env::temp_dir().join(format!("lacquer-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lacquer.toml");
+    std::fs::write(&file, settings_text(origin.addr, "127.0.0.1:0", "one", "")).unwrap();
+    let config = lacquer::config::Config::from_file(&file).unwrap();
+    let lq = lacquer(config).await;
+    let source_file = file.clone();
+    lq.proxy.set_settings_source(Box::new(move || {
+        lacquer::config::Config::from_file(&source_file)
+    }));
+    let (addr, admin) = (lq.addr(), lq.admin.unwrap());
+    assert_eq!(get(addr, "/plain").await.header("via"), Some("1.1 one"));
+
+    // A request in flight finishes under the settings it started with.
+    let in_flight = tokio::spawn(async move { get(addr, "/slow").await });
+    sleep_ms(100).await;
+    let default_ttl = "default_ttl = \"60s\"";
+    std::fs::write(
+        &file,
+        settings_text(origin.addr, "127.0.0.1:1", "two", default_ttl),
+    )
+    .unwrap();
+    let answer = send(admin, "POST", "/reload", &[], "").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(
+        answer.text().contains("settings reloaded"),
+        "{}",
+        answer.text()
+    );
+    assert!(
+        answer.text().contains("needs restart") && answer.text().contains("server.listen"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(in_flight.await.unwrap().header("via"), Some("1.1 one"));
+    let started: Vec<std::net::SocketAddr> = vec!["127.0.0.1:0".parse().unwrap()];
+    assert_eq!(
+        lq.proxy.config().server.listen,
+        started,
+        "start-up value kept"
+    );
+
+    // The new settings: Via, and a default TTL that now stores /plain.
+    let fresh = get(addr, "/plain").await;
+    assert_eq!(fresh.header("via"), Some("1.1 two"));
+    settle().await;
+    assert!(is_hit(&get(addr, "/plain").await), "default_ttl applied");
+
+    // An invalid file is refused with its position; the settings stay.
+    std::fs::write(&file, "[cache]\ngrace = \"soon\"\n").unwrap();
+    let refused = send(admin, "POST", "/reload", &[], "").await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.text().contains("lacquer.toml:2:"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(get(addr, "/plain").await.header("via"), Some("1.1 two"));
+}
