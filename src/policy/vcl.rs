@@ -207,6 +207,7 @@ impl Policy for VclPolicy {
         // it can read.
         let mut copy = req.detached();
         copy.method = req.method.clone();
+        copy.restarts = req.restarts;
         let mut view = ClientView::of(&mut copy, &self.hostname);
         let action = self.program.run(Sub::Hash, &mut view);
         let mut parts = std::mem::take(&mut view.hash);

@@ -386,7 +386,7 @@ pub(crate) static VARS: &[VarDef] = &[
         CLIENT,
         CLIENT,
         ReqTtl,
-        "objects older than this are not used for this request"
+        "objects older than this are not fresh for this request (grace still applies)"
     ),
     plain!(
         "req.grace",
@@ -441,7 +441,7 @@ pub(crate) static VARS: &[VarDef] = &[
         BACKEND,
         NONE,
         BereqUncacheable,
-        "the fetch is for a pass or hit-for-miss: nothing will be stored"
+        "the fetch is for a pass: nothing will be stored"
     ),
     plain!(
         "beresp.status",
