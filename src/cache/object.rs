@@ -116,6 +116,8 @@ impl CachedObject {
         keys: &KeySpec,
         from: Provenance,
     ) -> CachedObject {
+        let headers = compact_headers(&headers);
+        let body = compact_body(body);
         let tags = keys.keys_of(&headers);
         let mut deliver_headers = headers.clone();
         for name in NOT_DELIVERED {
@@ -263,6 +265,48 @@ impl CachedObject {
     }
 }
 
+/// Bodies up to this size are copied into an allocation of their own when
+/// stored (see [`compact_body`]).
+const COMPACT_BODY_MAX: usize = 64 << 10;
+
+/// A body as received is often a slice of the backend connection's read
+/// buffer (8 KiB or more): storing the slice would keep that whole buffer
+/// alive for the object's lifetime. Measured before this copy: 100k stored
+/// 1 KiB objects held ~460 MiB resident for ~100 MiB charged. Small bodies
+/// are copied (cheap); large ones are already built from many chunks or
+/// dwarf any buffer they could pin.
+fn compact_body(body: Bytes) -> Bytes {
+    if body.len() <= COMPACT_BODY_MAX {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body
+    }
+}
+
+/// The same headers with every value copied into one shared buffer: hyper's
+/// parsed values are slices of the connection's read buffer, which a stored
+/// object must not keep alive (see [`compact_body`]).
+fn compact_headers(headers: &HeaderMap) -> HeaderMap {
+    let total: usize = headers.values().map(HeaderValue::len).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for (_, v) in headers {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let buf = buf.freeze();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
+    for (name, v) in headers {
+        let end = at + v.len();
+        // The bytes were a valid value a moment ago.
+        let mut copy =
+            HeaderValue::from_maybe_shared(buf.slice(at..end)).unwrap_or_else(|_| v.clone());
+        copy.set_sensitive(v.is_sensitive());
+        out.append(name.clone(), copy);
+        at = end;
+    }
+    out
+}
+
 /// Bytes a template adds to its object: its segments (the literal bytes
 /// are slices of the body, already counted).
 fn template_weight(segments: &[Segment]) -> usize {
@@ -284,4 +328,31 @@ fn template_weight(segments: &[Segment]) -> usize {
             }
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacted_headers_keep_every_value_in_order() {
+        let mut h = HeaderMap::new();
+        h.append("set-cookie", HeaderValue::from_static("a=1"));
+        h.append("x-one", HeaderValue::from_static("one"));
+        h.append("set-cookie", HeaderValue::from_static("b=2"));
+        h.append("x-empty", HeaderValue::from_static(""));
+        let c = compact_headers(&h);
+        assert_eq!(c, h);
+        let cookies: Vec<_> = c.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+    }
+
+    #[test]
+    fn small_bodies_get_their_own_allocation() {
+        let big = Bytes::from(vec![7u8; 8192]);
+        let slice = big.slice(100..1124);
+        let stored = compact_body(slice.clone());
+        assert_eq!(stored, slice);
+        assert_ne!(stored.as_ptr(), slice.as_ptr());
+    }
 }

@@ -352,7 +352,6 @@ impl Proxy {
                 return Served::synth(StatusCode::BAD_GATEWAY, e.to_string());
             }
         };
-        let template = self.parse_page(ctx, &raw);
         let (freshness, variant) = match &keep {
             Keep::Store(_, f, v) => (f.clone(), v.clone()),
             Keep::Transient => (
@@ -360,18 +359,19 @@ impl Proxy {
                 Variant::default(),
             ),
         };
-        let obj = Arc::new(
-            CachedObject::new(
-                status,
-                headers,
-                raw,
-                freshness,
-                variant,
-                &ctx.live.keys,
-                from,
-            )
-            .with_template(Arc::new(template)),
+        let obj = CachedObject::new(
+            status,
+            headers,
+            raw,
+            freshness,
+            variant,
+            &ctx.live.keys,
+            from,
         );
+        // Parsed from the stored body, so the template's literals are
+        // slices of it (not of the buffer the backend's bytes arrived in).
+        let template = self.parse_page(ctx, &obj.body);
+        let obj = Arc::new(obj.with_template(Arc::new(template)));
         if let Keep::Store(key, ..) = keep {
             // A ban that arrived while this was fetched applies to it.
             if !self.bans.is_banned(&obj, None) {
