@@ -133,14 +133,7 @@ fn fill(store: &Store, n: u64) {
     let now = SystemTime::now();
     let freshness = Freshness {
         ttl: Duration::from_secs(3600),
-        initial_age: Duration::ZERO,
-        response_time: now,
-        grace: Duration::ZERO,
-        stale_if_error: Duration::ZERO,
-        keep: Duration::ZERO,
-        must_revalidate: false,
-        no_cache: false,
-        heuristic: false,
+        ..Freshness::unstored(now)
     };
     for i in 0..n {
         let url = format!("/p/{i}");

@@ -14,11 +14,7 @@ async fn with_policy(origin: &Origin, source: &str) -> lacquer::server::Running 
 
 fn cacheable(origin: &Origin, path: &str) {
     origin.route(path, |seen, n| {
-        let cookie = seen
-            .headers
-            .get("cookie")
-            .map_or("none", |v| v.to_str().unwrap_or("?"))
-            .to_string();
+        let cookie = seen.header_or_none("cookie");
         Reply::ok(format!("v{n} cookie={cookie}")).header("cache-control", "max-age=60")
     });
 }
@@ -98,11 +94,7 @@ async fn the_default_policy_in_vcl_lite_behaves_as_the_builtin() {
 async fn reloading_the_policy_twenty_times_under_load_fails_no_request() {
     let origin = Origin::start().await;
     origin.route("/r", |seen, _| {
-        let tag = seen
-            .headers
-            .get("x-policy")
-            .map_or("none", |v| v.to_str().unwrap_or("?"))
-            .to_string();
+        let tag = seen.header_or_none("x-policy");
         Reply::ok(tag).header("cache-control", "no-store")
     });
     let dir = std::env::temp_dir().join(format!("lacquer-reload-{}", std::process::id()));

@@ -39,11 +39,7 @@ async fn from_client(addr: SocketAddr, client: &str, method: &str, path: &str) -
 async fn accept_encoding_keeps_one_variant_per_encoding() {
     let origin = Origin::start().await;
     origin.route("/page", |seen, n| {
-        let ae = seen
-            .headers
-            .get("accept-encoding")
-            .map_or("none", |v| v.to_str().unwrap_or("?"))
-            .to_string();
+        let ae = seen.header_or_none("accept-encoding");
         Reply::ok(format!("v{n} ae={ae}"))
             .header("cache-control", "max-age=60")
             .header("vary", "Accept-Encoding")

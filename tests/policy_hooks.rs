@@ -202,11 +202,7 @@ sub vcl_backend_fetch {
 async fn vcl_backend_fetch_changes_what_the_origin_sees() {
     let origin = Origin::start().await;
     origin.route("/new/x", |seen, n| {
-        let from = seen
-            .headers
-            .get("x-from-fetch")
-            .map_or("none", |v| v.to_str().unwrap_or("?"))
-            .to_string();
+        let from = seen.header_or_none("x-from-fetch");
         Reply::ok(format!(
             "new v{n} from={from} secret={}",
             seen.headers.contains_key("x-secret")

@@ -35,11 +35,7 @@ async fn wait_for(what: &str, mut ok: impl AsyncFnMut() -> bool) {
 async fn sighup_reloads_settings_and_policy_keeping_command_line_flags() {
     let origin = Origin::start().await;
     origin.route("/x", |seen, _| {
-        let tag = seen
-            .headers
-            .get("x-policy")
-            .map_or("none", |v| v.to_str().unwrap_or("?"))
-            .to_string();
+        let tag = seen.header_or_none("x-policy");
         Reply::ok(tag)
     });
     let dir = std::env::temp_dir().join(format!("lacquer-sighup-{}", std::process::id()));

@@ -7,7 +7,19 @@
 
 use std::time::SystemTime;
 
-use ::http::header::{self, HeaderMap, HeaderValue};
+use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The client's conditional and range fields: dropped from requests lacquer
+/// makes for the cache (the whole body is stored) and from ESI fragment
+/// requests.
+pub const CONDITIONAL_AND_RANGE: [HeaderName; 6] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
 
 /// True when a GET/HEAD request with `req_headers` should get a 304 for a
 /// stored response whose `ETag`, `Last-Modified` and `Date` values are given.

@@ -3,10 +3,7 @@
 //! failure given to `vcl_backend_error`, which may retry (at most
 //! [`MAX_RETRIES`] times in all) or answer with a synthetic response.
 
-use http::header::{
-    HeaderValue, CONTENT_LENGTH, HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
-    IF_UNMODIFIED_SINCE, RANGE,
-};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +14,7 @@ use super::{Live, Proxy, RequestCtx, Synthetic};
 use crate::body::{ReqBody, RespBody};
 use crate::cache::CachedObject;
 use crate::fetch::pool::BackendBody;
+use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
 use crate::policy::BackendAction;
 
@@ -97,14 +95,7 @@ impl Proxy {
     ) -> Bereq {
         let mut headers = ctx.headers.clone();
         if for_cache {
-            for name in [
-                IF_NONE_MATCH,
-                IF_MODIFIED_SINCE,
-                IF_MATCH,
-                IF_UNMODIFIED_SINCE,
-                IF_RANGE,
-                RANGE,
-            ] {
+            for name in CONDITIONAL_AND_RANGE {
                 headers.remove(name);
             }
         }

@@ -40,8 +40,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
-    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_MATCH,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST,
 };
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use http_body::Body;
@@ -66,6 +65,7 @@ use crate::esi::parse::{parse, Include, Limits, Segment, Template};
 use crate::esi::src_url::{resolve, Target};
 use crate::esi::vars::{render, RequestView, VarPart};
 use crate::fetch::inflight::{FlightState, LeaderGuard};
+use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::gzip::{gunzip, is_gzip};
 use crate::policy::RecvAction;
 use std::time::SystemTime;
@@ -186,17 +186,10 @@ struct Page {
 impl Page {
     fn of(ctx: &RequestCtx) -> Page {
         let mut headers = ctx.headers.clone();
-        for name in [
-            IF_NONE_MATCH,
-            IF_MODIFIED_SINCE,
-            IF_MATCH,
-            IF_UNMODIFIED_SINCE,
-            IF_RANGE,
-            RANGE,
-            ACCEPT_ENCODING,
-            CONTENT_LENGTH,
-            CONTENT_TYPE,
-        ] {
+        for name in CONDITIONAL_AND_RANGE {
+            headers.remove(name);
+        }
+        for name in [ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE] {
             headers.remove(name);
         }
         Page {

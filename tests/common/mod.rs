@@ -56,6 +56,17 @@ pub struct Seen {
     pub body_len: usize,
 }
 
+impl Seen {
+    /// The value of request header `name` as text: `none` when absent, `?`
+    /// when not visible ASCII.
+    pub fn header_or_none(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map_or("none", |v| v.to_str().unwrap_or("?"))
+            .to_string()
+    }
+}
+
 /// A scripted answer.
 pub struct Reply {
     pub status: StatusCode,
