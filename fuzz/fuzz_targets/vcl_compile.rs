@@ -49,9 +49,6 @@ fn type_of(var: &Var) -> Type {
         | Var::RespStatus => Type::Int,
         Var::ReqTtl
         | Var::ReqGrace
-        | Var::BereqConnectTimeout
-        | Var::BereqFirstByteTimeout
-        | Var::BereqBetweenBytesTimeout
         | Var::BerespTtl
         | Var::BerespGrace
         | Var::BerespKeep
@@ -64,12 +61,9 @@ fn type_of(var: &Var) -> Type {
         | Var::BereqUncacheable
         | Var::BerespUncacheable
         | Var::BerespDoEsi
-        | Var::BerespDoGzip
-        | Var::BerespDoGunzip
-        | Var::BerespDoStream
         | Var::BerespWas304
         | Var::ObjUncacheable => Type::Bool,
-        Var::ClientIp | Var::ServerIp => Type::Ip,
+        Var::ClientIp => Type::Ip,
         _ => Type::String,
     }
 }

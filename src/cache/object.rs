@@ -65,12 +65,16 @@ impl KeySpec {
 pub struct CachedObject {
     /// The response status.
     pub status: StatusCode,
-    /// The stored headers as the backend sent them (hop-by-hop removed);
-    /// used for revalidation and 304 merges.
-    pub headers: HeaderMap,
-    /// The headers delivered to clients: `headers` without the targeted
-    /// cache-control fields, with an exact `Content-Length`.
+    /// The headers delivered to clients: the backend's (hop-by-hop
+    /// removed) without the fields meant for this cache, with an exact
+    /// `Content-Length` (and a weak `ETag` on ESI pages).
     pub deliver_headers: HeaderMap,
+    /// The backend's fields kept out of `deliver_headers` (targeted cache
+    /// control, `Surrogate-Control`, stripped surrogate keys, the strong
+    /// `ETag` of an ESI page): usually empty, which costs no allocation.
+    /// One map plus this instead of two full copies saves ~0.5 KiB per
+    /// object.
+    withheld: HeaderMap,
     /// The body.
     pub body: Bytes,
     /// RFC 9111 timing.
@@ -118,19 +122,17 @@ impl CachedObject {
         keys: &KeySpec,
         from: Provenance,
     ) -> CachedObject {
-        let headers = compact_headers(&headers);
         let body = compact_body(body);
         let tags = keys.keys_of(&headers);
-        let mut deliver_headers = headers.clone();
-        for name in NOT_DELIVERED {
-            deliver_headers.remove(name);
-        }
-        keys.strip_from(&mut deliver_headers);
-        deliver_headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let header_bytes: usize = headers
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
             .sum();
+        let withhold = |name: &http::HeaderName| {
+            NOT_DELIVERED.contains(&name.as_str()) || (keys.strip && keys.headers.contains(name))
+        };
+        let (mut deliver_headers, withheld) = compact_headers(&headers, withhold);
+        deliver_headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let weight = OVERHEAD + 2 * header_bytes + body.len() + variant.weight();
         // Retention counts from now, not from the response's own clock.
         let resident = SystemTime::now()
@@ -139,8 +141,8 @@ impl CachedObject {
         let expires = Instant::now() + freshness.retention().saturating_sub(resident);
         CachedObject {
             status,
-            headers,
             deliver_headers,
+            withheld,
             body,
             freshness,
             variant,
@@ -159,12 +161,14 @@ impl CachedObject {
     /// delivered `ETag` is weakened (the assembled bytes vary with the
     /// fragments) and the template's size is charged.
     pub fn with_template(mut self, template: Arc<Template>) -> CachedObject {
-        if let Some(etag) = self.deliver_headers.get(http::header::ETAG) {
+        if let Some(etag) = self.deliver_headers.get(ETAG).cloned() {
             if !etag.as_bytes().starts_with(b"W/") {
                 let mut weak = b"W/".to_vec();
                 weak.extend_from_slice(etag.as_bytes());
                 if let Ok(v) = HeaderValue::from_bytes(&weak) {
-                    self.deliver_headers.insert(http::header::ETAG, v);
+                    // The strong one stays for revalidation with the backend.
+                    self.withheld.insert(ETAG, etag);
+                    self.deliver_headers.insert(ETAG, v);
                 }
             }
         }
@@ -215,8 +219,8 @@ impl CachedObject {
         freshness.ttl = freshness.age(now).min(freshness.ttl);
         CachedObject {
             status: self.status,
-            headers: self.headers.clone(),
             deliver_headers: self.deliver_headers.clone(),
+            withheld: self.withheld.clone(),
             body: self.body.clone(),
             expires: self.expires,
             variant: self.variant.clone(),
@@ -251,14 +255,34 @@ impl CachedObject {
         self.weight
     }
 
-    /// The stored `ETag`.
+    /// The backend's value of response field `name` (withheld fields
+    /// included; `Content-Length` is the stored body's).
+    pub fn header<K: http::header::AsHeaderName + Clone>(&self, name: K) -> Option<&HeaderValue> {
+        self.withheld
+            .get(name.clone())
+            .or_else(|| self.deliver_headers.get(name))
+    }
+
+    /// The backend's response fields (for merging a 304 into them).
+    pub fn stored_headers(&self) -> HeaderMap {
+        let mut all = self.deliver_headers.clone();
+        for name in self.withheld.keys() {
+            all.remove(name);
+        }
+        for (name, v) in &self.withheld {
+            all.append(name.clone(), v.clone());
+        }
+        all
+    }
+
+    /// The stored `ETag` (the backend's, strong even on an ESI page).
     pub fn etag(&self) -> Option<&HeaderValue> {
-        self.headers.get(ETAG)
+        self.header(ETAG)
     }
 
     /// The stored `Last-Modified`.
     pub fn last_modified(&self) -> Option<&HeaderValue> {
-        self.headers.get(LAST_MODIFIED)
+        self.header(LAST_MODIFIED)
     }
 
     /// Whether a conditional request can revalidate it.
@@ -285,17 +309,22 @@ fn compact_body(body: Bytes) -> Bytes {
     }
 }
 
-/// The same headers with every value copied into one shared buffer: hyper's
-/// parsed values are slices of the connection's read buffer, which a stored
-/// object must not keep alive (see [`compact_body`]).
-fn compact_headers(headers: &HeaderMap) -> HeaderMap {
+/// The headers split in two (`withhold` picks the second part), every
+/// value copied into one shared buffer: hyper's parsed values are slices of
+/// the connection's read buffer, which a stored object must not keep alive
+/// (see [`compact_body`]).
+fn compact_headers(
+    headers: &HeaderMap,
+    withhold: impl Fn(&http::HeaderName) -> bool,
+) -> (HeaderMap, HeaderMap) {
     let total: usize = headers.values().map(HeaderValue::len).sum();
     let mut buf = bytes::BytesMut::with_capacity(total);
     for (_, v) in headers {
         buf.extend_from_slice(v.as_bytes());
     }
     let buf = buf.freeze();
-    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut kept = HeaderMap::with_capacity(headers.len() + 1);
+    let mut withheld = HeaderMap::new();
     let mut at = 0;
     for (name, v) in headers {
         let end = at + v.len();
@@ -303,10 +332,14 @@ fn compact_headers(headers: &HeaderMap) -> HeaderMap {
         let mut copy =
             HeaderValue::from_maybe_shared(buf.slice(at..end)).unwrap_or_else(|_| v.clone());
         copy.set_sensitive(v.is_sensitive());
-        out.append(name.clone(), copy);
+        if withhold(name) {
+            withheld.append(name.clone(), copy);
+        } else {
+            kept.append(name.clone(), copy);
+        }
         at = end;
     }
-    out
+    (kept, withheld)
 }
 
 /// Bytes a template adds to its object: its segments (the literal bytes
@@ -343,9 +376,13 @@ mod tests {
         h.append("x-one", HeaderValue::from_static("one"));
         h.append("set-cookie", HeaderValue::from_static("b=2"));
         h.append("x-empty", HeaderValue::from_static(""));
-        let c = compact_headers(&h);
+        let (c, none) = compact_headers(&h, |_| false);
         assert_eq!(c, h);
-        let cookies: Vec<_> = c.get_all("set-cookie").iter().collect();
+        assert!(none.is_empty());
+        let (rest, cookies_only) = compact_headers(&h, |n| n == "set-cookie");
+        assert_eq!(rest.len(), 2);
+        assert_eq!(cookies_only.get_all("set-cookie").iter().count(), 2);
+        let cookies: Vec<_> = cookies_only.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
     }
 

@@ -58,7 +58,7 @@ impl BanTarget for Target<'_> {
     }
 
     fn obj_header(&self, name: &str) -> Option<&str> {
-        self.obj.headers.get(name)?.to_str().ok()
+        self.obj.header(name)?.to_str().ok()
     }
 }
 

@@ -110,7 +110,7 @@ pub fn from_cache(
             &ctx.headers,
             obj.etag(),
             obj.last_modified(),
-            obj.headers.get(DATE),
+            obj.header(DATE),
         )
     {
         return not_modified(headers);

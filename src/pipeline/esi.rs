@@ -542,7 +542,7 @@ impl Proxy {
         }
         // A backend that compressed a fragment unasked: decode it (once per
         // delivery; such fragments are rare).
-        let body = if is_gzip(&obj.headers) {
+        let body = if is_gzip(&obj.deliver_headers) {
             match gunzip(&obj.body, live.config.esi.max_fragment_size.0) {
                 Ok(b) => b,
                 Err(_) => return false,

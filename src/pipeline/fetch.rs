@@ -141,7 +141,7 @@ impl Proxy {
             let (status, request_time, response_time) =
                 (answer.status, answer.request_time, answer.response_time);
             if let (StatusCode::NOT_MODIFIED, Some(old)) = (status, &stale) {
-                let mut merged = merge_304(&old.headers, &answer.headers);
+                let mut merged = merge_304(&old.stored_headers(), &answer.headers);
                 let decision = decide(
                     ctx,
                     old.status,

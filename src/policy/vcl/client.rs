@@ -82,7 +82,11 @@ impl<'a> ClientView<'a> {
             Var::ObjUncacheable => Some(Value::Bool(meta?.uncacheable)),
             Var::ObjStatus => Some(status_value(self.obj?.status)),
             Var::ObjReason => Some(canonical_reason(self.obj?.status)),
-            Var::ObjHttp(h) => header_get(&self.obj?.headers, h),
+            Var::ObjHttp(h) => self
+                .obj?
+                .header(h.name())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| Value::Str(Cow::Borrowed(v))),
             _ => None,
         }
     }
