@@ -546,3 +546,39 @@ async fn oversized_fragment_fails_the_include() {
     let lq = lacquer_with(&origin, |c| c.esi.max_fragment_size = ByteSize(1024)).await;
     assert_eq!(get(lq.addr(), "/big").await.text(), "small#1");
 }
+
+#[tokio::test]
+async fn an_esi_page_revalidates_with_its_strong_etag() {
+    let origin = Origin::start().await;
+    origin.route("/rv", |seen, _| {
+        if seen.headers.get("if-none-match").map(|v| v.as_bytes()) == Some(&b"\"v1\""[..]) {
+            return Reply::new(304)
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=1");
+        }
+        Reply::ok("[<esi:include src=\"/f\"/>]")
+            .header(ESI.0, ESI.1)
+            .header("etag", "\"v1\"")
+            .header("cache-control", "max-age=1")
+    });
+    fragment(&origin, "/f", "F", 60);
+    // No grace (revalidate at once), keep (so the stale page is kept to be
+    // revalidated).
+    let lq = lacquer_with(&origin, |c| {
+        c.cache.grace = Seconds(Duration::ZERO);
+        c.cache.keep = Seconds(Duration::from_secs(30));
+    })
+    .await;
+    assert_eq!(get(lq.addr(), "/rv").await.text(), "[F#1]");
+    expire().await;
+    let again = get(lq.addr(), "/rv").await;
+    assert_eq!(again.text(), "[F#1]", "the 304 kept the template");
+    assert_eq!(again.header("etag"), Some("W/\"v1\""));
+    let seen = origin.last("/rv").expect("revalidated");
+    assert_eq!(
+        seen.headers.get("if-none-match").map(|v| v.as_bytes()),
+        Some(&b"\"v1\""[..]),
+        "the backend gets its own strong ETag back"
+    );
+    assert_eq!(origin.hits("/rv"), 2);
+}
