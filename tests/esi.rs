@@ -582,3 +582,34 @@ async fn an_esi_page_revalidates_with_its_strong_etag() {
     );
     assert_eq!(origin.hits("/rv"), 2);
 }
+
+#[tokio::test]
+async fn a_background_refresh_of_a_page_fetches_no_fragment() {
+    let origin = Origin::start().await;
+    origin.route("/bg", |_, n| {
+        Reply::ok(format!("v{n}[<esi:include src=\"/live\"/>]"))
+            .header(ESI.0, ESI.1)
+            .header("cache-control", "max-age=1")
+    });
+    fragment(&origin, "/live", "live", 0); // never stored
+    let lq = lacquer_for(&origin).await; // default grace: 10 s
+    assert_eq!(get(lq.addr(), "/bg").await.text(), "v1[live#1]");
+    expire().await;
+    // In grace: the stale page is assembled for this client (one fragment
+    // fetch) while one background fetch refreshes the page.
+    let stale = get(lq.addr(), "/bg").await;
+    assert_eq!(stale.x_cache(), "STALE");
+    assert_eq!(stale.text(), "v1[live#2]");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while origin.hits("/bg") < 2 && std::time::Instant::now() < deadline {
+        sleep_ms(20).await;
+    }
+    sleep_ms(200).await;
+    assert_eq!(origin.hits("/bg"), 2, "the page was refreshed");
+    assert_eq!(
+        origin.hits("/live"),
+        2,
+        "the refresh, whose response nobody reads, assembled nothing"
+    );
+    assert_eq!(get(lq.addr(), "/bg").await.text(), "v2[live#3]");
+}

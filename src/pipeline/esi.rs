@@ -224,6 +224,7 @@ impl Page {
             restarts: 0,
             max_ttl: None,
             max_grace: None,
+            background: false,
         }
     }
 }
@@ -427,7 +428,8 @@ impl Proxy {
             return resp;
         }
         resp.headers_mut().remove(CONTENT_LENGTH);
-        if ctx.method == Method::HEAD {
+        if ctx.method == Method::HEAD || ctx.background {
+            *resp.body_mut() = RespBody::empty();
             return resp;
         }
         let body = self.assemble(ctx, template);

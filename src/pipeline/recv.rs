@@ -45,6 +45,9 @@ pub struct RequestCtx {
     pub max_ttl: Option<Duration>,
     /// `req.grace`: the most grace this request accepts.
     pub max_grace: Option<Duration>,
+    /// A background refresh: its response is dropped, so an ESI page it
+    /// fetches is stored but not assembled (no fragment fetched for nobody).
+    pub background: bool,
 }
 
 /// A request refused at recv.
@@ -118,6 +121,7 @@ impl RequestCtx {
             restarts: 0,
             max_ttl: None,
             max_grace: None,
+            background: false,
         })
     }
 
@@ -137,6 +141,7 @@ impl RequestCtx {
             restarts: 0,
             max_ttl: None,
             max_grace: None,
+            background: true,
         }
     }
 }
