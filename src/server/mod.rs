@@ -73,16 +73,9 @@ impl Running {
     pub async fn shutdown(&self, timeout: std::time::Duration) -> usize {
         self.proxy.start_draining();
         self.stop.send_replace(true);
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let idle = self.active.idle.notified();
-            let open = self.active.count.load(Ordering::Acquire);
-            if open == 0 {
-                return 0;
-            }
-            if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                return self.active.count.load(Ordering::Acquire);
-            }
+        match tokio::time::timeout(timeout, self.active.wait_idle()).await {
+            Ok(()) => 0,
+            Err(_) => self.active.count.load(Ordering::Acquire),
         }
     }
 
@@ -266,6 +259,11 @@ fn worker(
         for l in loops {
             let _ = l.await;
         }
+        // Accepting has stopped (shutdown). Dropping this runtime would
+        // cancel every connection it serves, so it keeps running until they
+        // have finished their requests in flight (bodies included); the
+        // main thread bounds that wait by `server.drain_timeout` and exits.
+        life.active.wait_idle().await;
     });
 }
 
@@ -428,6 +426,19 @@ struct ActiveConnections {
 struct ActiveGuard(Arc<ActiveConnections>);
 
 impl ActiveConnections {
+    /// Resolves once no connection is open.
+    async fn wait_idle(&self) {
+        loop {
+            // Registered before the count is read, so a connection closing
+            // in between still wakes this.
+            let idle = self.idle.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
     /// Counts a new connection, unless `max` are already open.
     fn enter(this: &Arc<Self>, max: usize) -> Option<ActiveGuard> {
         this.count
