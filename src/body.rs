@@ -44,6 +44,38 @@ pub struct ClientBody {
     idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
     stalled: Arc<AtomicBool>,
+    sent: BodySent,
+}
+
+/// Tells when a streamed request body has been handed over whole: the
+/// backend's first-byte timeout starts then, not when the head is sent (an
+/// upload may take longer than the backend needs to answer it).
+#[derive(Clone, Debug, Default)]
+pub struct BodySent(Arc<BodySentState>);
+
+#[derive(Debug, Default)]
+struct BodySentState {
+    done: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl BodySent {
+    fn mark(&self) {
+        if !self.0.done.swap(true, Ordering::AcqRel) {
+            self.0.notify.notify_waiters();
+        }
+    }
+
+    /// Resolves once the body's last byte has been read from the client.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.0.done.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl ClientBody {
@@ -54,13 +86,22 @@ impl ClientBody {
             idle,
             timer: None,
             stalled,
+            sent: BodySent::default(),
         }
+    }
+
+    /// The signal that the whole body has been read.
+    pub fn sent(&self) -> BodySent {
+        self.sent.clone()
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 self.timer = None;
+                if frame.is_none() || self.inner.is_end_stream() {
+                    self.sent.mark();
+                }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
@@ -88,6 +129,15 @@ impl std::fmt::Debug for ClientBody {
 }
 
 impl ReqBody {
+    /// For a streamed body, the signal that it has been read whole; `None`
+    /// for bodies sent with the head.
+    pub fn sent(&self) -> Option<BodySent> {
+        match self {
+            ReqBody::Stream(s) => Some(s.sent()),
+            _ => None,
+        }
+    }
+
     /// A copy of this body when it can be sent again (retries).
     pub fn try_clone(&self) -> Option<ReqBody> {
         match self {

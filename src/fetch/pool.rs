@@ -287,9 +287,13 @@ impl Backend {
             } else {
                 None
             };
-            let sent =
-                tokio::time::timeout(self.first_byte_timeout, conn.sender.try_send_request(req))
-                    .await;
+            let body_sent = req.body().sent();
+            let sent = within_first_byte(
+                self.first_byte_timeout,
+                body_sent,
+                conn.sender.try_send_request(req),
+            )
+            .await;
             match sent {
                 Err(_) => return Err(FetchError::FirstByteTimeout(self.name.clone())),
                 Ok(Ok(resp)) => return Ok(self.wrap(resp, conn)),
@@ -459,6 +463,26 @@ impl Backend {
             Err(_) => Err(FetchError::ConnectTimeout(self.name.clone())),
         }
     }
+}
+
+/// Runs `exchange` (send the request, await the response head) with the
+/// first-byte timeout counted from the moment the request body has been
+/// sent whole: a long upload at a steady pace is not a slow backend, and a
+/// stalled one is `server.body_timeout`'s to cut (408). A backend may still
+/// answer before the body is done (e.g. 413).
+async fn within_first_byte<F: Future>(
+    limit: Duration,
+    body_sent: Option<crate::body::BodySent>,
+    exchange: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::pin!(exchange);
+    if let Some(body_sent) = body_sent {
+        tokio::select! {
+            answer = &mut exchange => return Ok(answer),
+            () = body_sent.wait() => {}
+        }
+    }
+    tokio::time::timeout(limit, exchange).await
 }
 
 fn is_idempotent(m: &Method) -> bool {
