@@ -191,6 +191,9 @@ fn check(config: Option<PathBuf>, policy: Option<PathBuf>) -> Result<(), String>
     if let Some(path) = &config {
         let c = Config::from_file(path).map_err(|e| e.to_string())?;
         println!("{}: ok", path.display());
+        for w in c.warnings() {
+            eprintln!("{}: warning: {w}", path.display());
+        }
         if policy.is_none() {
             policy = c.policy.file;
         }
@@ -354,6 +357,9 @@ fn serve(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     rt.block_on(async move {
         if demo.is_some() {
             let origin = lacquer::demo::start_origin(SocketAddr::from(([127, 0, 0, 1], 0)))

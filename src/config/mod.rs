@@ -192,6 +192,12 @@ pub struct ServerConfig {
     /// `send-proxy-v2`) on every client connection; its address becomes the
     /// client address (ACLs, X-Forwarded-For).
     pub proxy_protocol: bool,
+    /// With `proxy_protocol`: the sources (CIDR blocks, e.g. the HAProxy
+    /// hosts) that may — and must — send a PROXY header. Connections from
+    /// anywhere else are closed: a client that could reach lacquer directly
+    /// would otherwise claim any address (one inside `purge_acl`, say).
+    /// Unset: loopback only, and `lacquer check` warns.
+    pub proxy_protocol_from: Option<Acl>,
     /// Path answered by lacquer itself for load-balancer health checks:
     /// 200 while serving, 503 while draining.
     pub health_path: String,
@@ -325,6 +331,7 @@ impl Default for ServerConfig {
             via_name: "lacquer".into(),
             threads: 0,
             proxy_protocol: false,
+            proxy_protocol_from: None,
             health_path: "/healthz".into(),
             drain_timeout: Seconds(Duration::from_secs(30)),
             access_log: false,
@@ -406,6 +413,29 @@ impl Config {
         })?;
         config.validate(file)?;
         Ok(config)
+    }
+
+    /// Settings that work but are probably not what a production setup
+    /// wants; `lacquer check` prints them and `lacquer run` logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.server.proxy_protocol && self.server.proxy_protocol_from.is_none() {
+            out.push(
+                "server.proxy_protocol is on without server.proxy_protocol_from: only loopback \
+                 sources may send a PROXY header; name the HAProxy hosts"
+                    .into(),
+            );
+        }
+        out
+    }
+
+    /// The sources trusted to send a PROXY header (see
+    /// [`ServerConfig::proxy_protocol_from`]).
+    pub fn proxy_sources(&self) -> Acl {
+        self.server
+            .proxy_protocol_from
+            .clone()
+            .unwrap_or_else(Acl::loopback)
     }
 
     /// Checks values that serde cannot check alone.

@@ -92,6 +92,7 @@ fn keep_restart_only(started: &Config, fresh: &mut Config) -> Vec<&'static str> 
         "server.header_read_timeout" => server.header_read_timeout;
         "server.max_connections" => server.max_connections;
         "server.proxy_protocol" => server.proxy_protocol;
+        "server.proxy_protocol_from" => server.proxy_protocol_from;
         "backend" => backend;
         "director" => director;
         "cache.storage" => cache.storage;

@@ -16,6 +16,14 @@ pub mod admin;
 pub mod proxy_protocol;
 
 use crate::config::{Config, ServerConfig};
+use crate::log_limited;
+use crate::observe::log_limit::LogLimit;
+
+/// Log-line limits for what connecting clients can trigger.
+static UNTRUSTED: LogLimit = LogLimit::new(5);
+static BAD_HEADER: LogLimit = LogLimit::new(5);
+static BAD_REQUEST: LogLimit = LogLimit::new(10);
+static TOO_MANY: LogLimit = LogLimit::new(5);
 use crate::observe::access_log::RequestLine;
 use crate::pipeline::{Proxy, SetupError};
 
@@ -281,6 +289,7 @@ async fn accept_loop(
         .max_headers(settings.max_headers)
         .max_header_size(usize::try_from(settings.max_header_bytes.0).unwrap_or(usize::MAX));
     let builder = Arc::new(builder);
+    let proxy_sources = proxy.config().proxy_sources();
     let mut stop = life.stop.clone();
     loop {
         let accepted = tokio::select! {
@@ -302,6 +311,14 @@ async fn accept_loop(
         let life = life.clone();
         let settings_proxy_protocol = settings.proxy_protocol;
         let header_timeout = settings.header_read_timeout.0;
+        // Behind HAProxy, only the HAProxy hosts may speak: anyone else
+        // could claim any client address with a forged PROXY header.
+        if settings_proxy_protocol && !proxy_sources.allows(peer.ip()) {
+            log_limited!(UNTRUSTED, warn, peer = %peer,
+                "connection from outside server.proxy_protocol_from closed");
+            drop(stream);
+            continue;
+        }
         // Counted here, before the task starts, so a burst cannot overshoot.
         let Some(active) = ActiveConnections::enter(&life.active, settings.max_connections) else {
             tokio::spawn(refuse_connection(stream, peer));
@@ -315,22 +332,22 @@ async fn accept_loop(
             }
             // Behind HAProxy: the real client address comes first.
             let mut io = tokio::io::BufReader::with_capacity(512, stream);
-            let client = match tokio::time::timeout(
-                header_timeout,
-                proxy_protocol::read_header(&mut io),
-            )
-            .await
-            {
-                Ok(Ok(addr)) => addr.unwrap_or(peer),
-                Ok(Err(e)) => {
-                    tracing::info!(peer = %peer, error = %e, "connection without a valid PROXY header closed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(peer = %peer, "no PROXY header in time; connection closed");
-                    return;
-                }
-            };
+            let client =
+                match tokio::time::timeout(header_timeout, proxy_protocol::read_header(&mut io))
+                    .await
+                {
+                    Ok(Ok(addr)) => addr.unwrap_or(peer),
+                    Ok(Err(e)) => {
+                        log_limited!(BAD_HEADER, info, peer = %peer, error = %e,
+                        "connection without a valid PROXY header closed");
+                        return;
+                    }
+                    Err(_) => {
+                        log_limited!(BAD_HEADER, info, peer = %peer,
+                        "no PROXY header in time; connection closed");
+                        return;
+                    }
+                };
             serve(io, client, proxy, &builder, life.stop).await;
         });
     }
@@ -340,7 +357,7 @@ async fn accept_loop(
 /// closes it.
 async fn refuse_connection(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
     use tokio::io::AsyncWriteExt;
-    tracing::warn!(client = %peer, "server.max_connections reached; connection refused");
+    log_limited!(TOO_MANY, warn, client = %peer, "server.max_connections reached; connection refused");
     let body = "503 Service Unavailable\ntoo many connections\n";
     let resp = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
@@ -396,7 +413,7 @@ async fn serve<I>(
     if let Err(e) = result {
         if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
             // hyper has answered 400 / 431 or closed a slow client.
-            tracing::info!(client = %client, error = %e, "bad request refused");
+            log_limited!(BAD_REQUEST, info, client = %client, error = %e, "bad request refused");
         } else {
             tracing::debug!(client = %client, error = %e, "client connection ended");
         }
