@@ -95,6 +95,11 @@ pub enum NoCacheReason {
     Private,
     /// The response has `Vary: *`.
     VaryStar,
+    /// The response's `Vary` is not a list of field names (`Cookie
+    /// Session`, `Cookie;q=1`, non-ASCII): which request headers select the
+    /// variant is unknown, so storing it could hand one user's page to
+    /// another. Not stored (hit-for-miss), as in Varnish.
+    VaryInvalid,
     /// The request carried `Authorization` and the response has none of
     /// `public`, `s-maxage`, `must-revalidate`.
     Authorization,
@@ -118,6 +123,7 @@ impl NoCacheReason {
             NoCacheReason::NoStore => "no-store",
             NoCacheReason::Private => "private",
             NoCacheReason::VaryStar => "vary-star",
+            NoCacheReason::VaryInvalid => "vary-invalid",
             NoCacheReason::Authorization => "authorization",
             NoCacheReason::SetCookie => "set-cookie",
             NoCacheReason::NoFreshness => "no-freshness",

@@ -5,29 +5,39 @@ use bytes::Bytes;
 use http::header::{HeaderName, VARY};
 use http::HeaderMap;
 
+use super::freshness::NoCacheReason;
+
 /// The request header values a variant was stored for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Variant(Vec<(HeaderName, Option<Bytes>)>);
 
-/// The header names a response varies on; `None` for `Vary: *` (matches no
-/// later request, so never stored).
-pub fn vary_names(resp: &HeaderMap) -> Option<Vec<HeaderName>> {
+/// The header names a response varies on. `Err` when the response must
+/// not be stored: `Vary: *` matches no later request, and a `Vary` that is
+/// not a comma-separated list of field names (RFC 9110 §12.5.5) leaves the
+/// selecting headers unknown.
+pub fn vary_names(resp: &HeaderMap) -> Result<Vec<HeaderName>, NoCacheReason> {
     let mut names: Vec<HeaderName> = Vec::new();
     for v in resp.get_all(VARY) {
-        let Ok(s) = v.to_str() else { continue };
+        let Ok(s) = v.to_str() else {
+            return Err(NoCacheReason::VaryInvalid);
+        };
         for item in s.split(',') {
-            let item = item.trim();
-            if item == "*" {
-                return None;
+            let item = item.trim_matches([' ', '\t']);
+            if item.is_empty() {
+                // Empty list elements are allowed (RFC 9110 §5.6.1).
+                continue;
             }
-            if let Ok(name) = HeaderName::from_bytes(item.as_bytes()) {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
+            if item == "*" {
+                return Err(NoCacheReason::VaryStar);
+            }
+            let name =
+                HeaderName::from_bytes(item.as_bytes()).map_err(|_| NoCacheReason::VaryInvalid)?;
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
     }
-    Some(names)
+    Ok(names)
 }
 
 /// The normalised value of `name` in `req`: every field line, trimmed,
@@ -99,7 +109,25 @@ mod tests {
             ("vary", "x-a"),
         ]);
         assert_eq!(vary_names(&r).unwrap().len(), 3);
-        assert!(vary_names(&map(&[("vary", "a, *")])).is_none());
+        assert_eq!(
+            vary_names(&map(&[("vary", "a, *")])),
+            Err(NoCacheReason::VaryStar)
+        );
+        assert_eq!(vary_names(&map(&[("vary", "a, , b,")])).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_unparsable_vary_is_refused() {
+        for bad in ["Cookie Session", "Cookie;q=1", "Cookie, (x)", "a/b"] {
+            assert_eq!(
+                vary_names(&map(&[("vary", bad)])),
+                Err(NoCacheReason::VaryInvalid),
+                "{bad}"
+            );
+        }
+        let mut m = HeaderMap::new();
+        m.insert(VARY, HeaderValue::from_bytes(b"Cookie, X-\xe9").unwrap());
+        assert_eq!(vary_names(&m), Err(NoCacheReason::VaryInvalid));
     }
 
     #[test]

@@ -18,7 +18,16 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
+///
+/// A message framed by `Transfer-Encoding` also loses its `Content-Length`:
+/// the body was read by the transfer coding (RFC 9112 §6.3: it wins, and a
+/// forwarding intermediary removes the length), and passing the stale length
+/// on would let the next hop cut the body short or read into the next
+/// message.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        headers.remove(http::header::CONTENT_LENGTH);
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()

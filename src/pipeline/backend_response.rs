@@ -28,8 +28,9 @@ pub fn decide(
     response_time: SystemTime,
     policy: &FreshnessPolicy,
 ) -> Decision {
-    let Some(names) = vary_names(headers) else {
-        return Decision::DontStore(NoCacheReason::VaryStar);
+    let names = match vary_names(headers) {
+        Ok(names) => names,
+        Err(reason) => return Decision::DontStore(reason),
     };
     match freshness::evaluate(
         &Method::GET,
@@ -215,8 +216,9 @@ pub fn apply_policy(
             Decision::Store(..) => NoCacheReason::Policy,
         }));
     }
-    let Some(names) = vary_names(beresp.headers) else {
-        return verdict(Decision::DontStore(NoCacheReason::VaryStar));
+    let names = match vary_names(beresp.headers) {
+        Ok(names) => names,
+        Err(reason) => return verdict(Decision::DontStore(reason)),
     };
     let (mut freshness, variant) = match again {
         Decision::Store(f, v) => (f, v),
