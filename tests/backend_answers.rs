@@ -136,3 +136,44 @@ async fn chunked_wins_over_content_length_for_coalesced_followers() {
         assert_ne!(g.header("content-length"), Some("1"));
     }
 }
+
+#[tokio::test]
+async fn backend_error_details_go_to_the_admin_listener_not_to_clients() {
+    // A port nothing listens on: connections are refused.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let lq = lacquer(config_for(closed)).await;
+    let got = get(lq.addr(), "/down").await;
+    assert_eq!(got.status, 502);
+    let body = got.text();
+    for secret in ["refused", "os error", "default", &closed.port().to_string()] {
+        assert!(
+            !body.contains(secret),
+            "{secret:?} told to the client: {body}"
+        );
+    }
+    assert!(body.contains("backend fetch failed"), "{body}");
+    let admin = lq.admin.expect("admin listener");
+    let listing = get(admin, "/backends").await.text();
+    assert!(
+        listing.contains("last error") && listing.contains("Connection refused"),
+        "{listing}"
+    );
+
+    // A timeout names neither the backend nor the timeout setting.
+    let origin = Origin::start().await;
+    origin.route("/slow", |_, _| {
+        Reply::ok("late").delay(Duration::from_secs(2))
+    });
+    let lq = lacquer_with(&origin, |c| {
+        c.backend[0].name = "app-internal-7".into();
+        c.backend[0].first_byte_timeout = lacquer::config::Seconds(Duration::from_millis(200));
+    })
+    .await;
+    let got = get(lq.addr(), "/slow").await;
+    assert_eq!(got.status, 504);
+    assert!(!got.text().contains("app-internal-7"), "{}", got.text());
+    assert!(got.text().contains("backend timed out"), "{}", got.text());
+}

@@ -72,6 +72,17 @@ impl FetchError {
         }
     }
 
+    /// What a client is told: a fixed text per status. The detail (which
+    /// backend, the OS error) names internal hosts and ports, so it goes to
+    /// the log and to the admin listener's `/backends`, never to clients.
+    pub fn public_reason(&self) -> &'static str {
+        match self.status() {
+            StatusCode::GATEWAY_TIMEOUT => "backend timed out",
+            StatusCode::SERVICE_UNAVAILABLE => "no healthy backend",
+            _ => "backend fetch failed",
+        }
+    }
+
     /// Short name for logs and metrics.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -147,6 +158,8 @@ pub struct Backend {
     probe_window: std::sync::atomic::AtomicU64,
     /// Probes remembered (0: no probe).
     probe_window_len: u32,
+    /// The last failed exchange: when, and the full error (for operators).
+    last_error: Mutex<Option<(std::time::SystemTime, String)>>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -181,6 +194,7 @@ impl Backend {
                     .map_or(0, |p| (1u64 << p.threshold.saturating_sub(1).min(63)) - 1),
             ),
             probe_window_len: cfg.probe.as_ref().map_or(0, |p| p.window),
+            last_error: Mutex::new(None),
         });
         backend.spawn_reaper();
         backend
@@ -250,6 +264,20 @@ impl Backend {
             .rev()
             .map(|i| if bits >> i & 1 == 1 { 'X' } else { '-' })
             .collect()
+    }
+
+    /// Remembers `error` as this backend's last failure.
+    pub fn note_error(&self, error: &FetchError) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some((std::time::SystemTime::now(), error.to_string()));
+    }
+
+    /// The last failure and when it happened, if any.
+    pub fn last_error(&self) -> Option<(std::time::SystemTime, String)> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The backend's name from the settings.

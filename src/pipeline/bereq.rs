@@ -18,6 +18,11 @@ use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
 use crate::policy::BackendAction;
 
+/// Backend failures are logged at most this often (an outage would
+/// otherwise log one line per request).
+static BACKEND_FAILED: crate::observe::log_limit::LogLimit =
+    crate::observe::log_limit::LogLimit::new(10);
+
 /// How many times one fetch may be retried (Varnish's `max_retries`).
 pub const MAX_RETRIES: u32 = 4;
 
@@ -190,7 +195,9 @@ impl Proxy {
         };
         let sent = SystemTime::now();
         let result = match self.director.pick(&bereq.url, &bereq.headers) {
-            Some(backend) => backend.send(request).await,
+            Some(backend) => backend.send(request).await.inspect_err(|e| {
+                backend.note_error(e);
+            }),
             None => Err(crate::fetch::pool::FetchError::NoHealthyBackend),
         };
         match result {
@@ -207,8 +214,9 @@ impl Proxy {
             }
             Err(e) => {
                 self.metrics.count_backend_error();
-                tracing::warn!(url = %bereq.url, method = %bereq.method, error = %e, "backend fetch failed");
-                Err((e.status(), e.to_string()))
+                crate::log_limited!(BACKEND_FAILED, warn, url = %bereq.url, method = %bereq.method,
+                    kind = e.as_str(), error = %e, "backend fetch failed");
+                Err((e.status(), e.public_reason().to_string()))
             }
         }
     }

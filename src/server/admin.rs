@@ -10,7 +10,7 @@
 //! | `GET /counts` | objects, bytes, bans |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `POST /reload` | re-reads the settings file and the policy it names, and swaps both in (400 with the error, old ones kept; restart-only keys listed as "needs restart") |
-//! | `GET /backends` | name, address, healthy/sick, recent probes |
+//! | `GET /backends` | name, address, healthy/sick, recent probes, the last error in full (clients only see a fixed reason) |
 //! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
 
 use bytes::Bytes;
@@ -122,12 +122,17 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
             let mut out = String::new();
             for b in proxy.director().backends() {
                 let state = if b.is_healthy() { "healthy" } else { "sick" };
+                let last_error = b.last_error().map_or(String::new(), |(at, e)| {
+                    let ago = SystemTime::now().duration_since(at).unwrap_or_default();
+                    format!("last error {}s ago: {e}", ago.as_secs())
+                });
                 out.push_str(&format!(
-                    "{}\t{}\t{}\t{}\n",
+                    "{}\t{}\t{}\t{}\t{}\n",
                     b.name(),
                     b.address(),
                     state,
-                    b.probe_history()
+                    b.probe_history(),
+                    last_error
                 ));
             }
             text_response(out)
