@@ -206,6 +206,9 @@ pub struct ServerConfig {
     /// Write an access log line per request to standard output (NCSA
     /// combined, plus cache outcome and time to first byte in ms).
     pub access_log: bool,
+    /// Access log lines waiting for standard output, at most; beyond,
+    /// lines are dropped and counted rather than stalling requests.
+    pub access_log_queue: usize,
 }
 
 /// One app server.
@@ -335,6 +338,7 @@ impl Default for ServerConfig {
             health_path: "/healthz".into(),
             drain_timeout: Seconds(Duration::from_secs(30)),
             access_log: false,
+            access_log_queue: 8192,
         }
     }
 }

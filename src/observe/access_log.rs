@@ -1,11 +1,20 @@
 //! The access log: one line per request in NCSA combined format (like
 //! varnishncsa), plus how it was served and the time to the response head,
 //! written to standard output when `server.access_log` is on.
+//!
+//! Worker threads never write to standard output themselves: a line goes
+//! into a bounded queue (`server.access_log_queue` lines) that one thread of
+//! its own drains. When the reader of standard output falls behind (a full
+//! pipe, a stalled log shipper), lines are dropped and counted
+//! (`lacquer_access_log_dropped_total`) instead of stalling the requests.
 
 use http::{HeaderMap, Method, Response, Version};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::body::RespBody;
@@ -39,11 +48,11 @@ impl RequestLine {
         }
     }
 
-    /// Writes the line for `resp` to standard output.
-    pub fn log(&self, client: SocketAddr, resp: &Response<RespBody>, ttfb: Duration) {
+    /// Queues the line for `resp` for standard output (dropped and counted
+    /// when the queue is full). `queue` sizes the queue the first time.
+    pub fn log(&self, client: SocketAddr, resp: &Response<RespBody>, ttfb: Duration, queue: usize) {
         let line = self.format(client, resp, ttfb, SystemTime::now());
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(line.as_bytes());
+        writer(queue).send(line);
     }
 
     fn format(
@@ -81,6 +90,75 @@ impl RequestLine {
             ttfb.as_secs_f64() * 1000.0,
         );
         s
+    }
+}
+
+/// Lines dropped because the writer thread fell behind.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Access log lines dropped so far (standard output too slow).
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// The process's access log queue and the thread writing it out.
+struct Writer {
+    queue: Option<SyncSender<String>>,
+}
+
+impl Writer {
+    fn send(&self, line: String) {
+        let Some(queue) = &self.queue else {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match queue.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The writer, started on first use with a queue of `capacity` lines (one
+/// per process: standard output is one too).
+fn writer(capacity: usize) -> &'static Writer {
+    static WRITER: OnceLock<Writer> = OnceLock::new();
+    WRITER.get_or_init(|| {
+        let (tx, rx) = sync_channel(capacity.max(1));
+        let started = std::thread::Builder::new()
+            .name("lacquer-access-log".into())
+            .spawn(move || write_out(rx, std::io::stdout()));
+        match started {
+            Ok(_) => Writer { queue: Some(tx) },
+            Err(e) => {
+                tracing::error!(error = %e, "access log thread failed to start; lines are dropped");
+                Writer { queue: None }
+            }
+        }
+    })
+}
+
+/// Drains the queue into `out`, flushing whenever it runs empty; reports
+/// drops to the log now and then.
+fn write_out(rx: Receiver<String>, out: impl std::io::Write) {
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+    let mut reported = 0;
+    while let Ok(line) = rx.recv() {
+        let _ = out.write_all(line.as_bytes());
+        while let Ok(more) = rx.try_recv() {
+            let _ = out.write_all(more.as_bytes());
+        }
+        let _ = out.flush();
+        let dropped = dropped();
+        if dropped > reported {
+            tracing::warn!(
+                dropped = dropped - reported,
+                "access log lines dropped: standard output is not keeping up"
+            );
+            reported = dropped;
+        }
     }
 }
 

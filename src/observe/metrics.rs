@@ -151,6 +151,11 @@ impl Metrics {
                 get(&self.esi_errors),
             ),
             (
+                "lacquer_access_log_dropped_total",
+                "Access log lines dropped because standard output did not keep up.",
+                super::access_log::dropped(),
+            ),
+            (
                 "lacquer_evictions_total",
                 "Objects evicted for space.",
                 gauges.evictions,

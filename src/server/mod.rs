@@ -383,6 +383,7 @@ async fn serve<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let access_log = proxy.config().server.access_log;
+    let queue = proxy.config().server.access_log_queue;
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
         async move {
@@ -397,7 +398,7 @@ async fn serve<I>(
             );
             let start = std::time::Instant::now();
             let resp = proxy.handle(req, client).await;
-            line.log(client, &resp, start.elapsed());
+            line.log(client, &resp, start.elapsed(), queue);
             Ok(resp)
         }
     });
