@@ -113,3 +113,47 @@ fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
         .unwrap_or_else(|| panic!("no dropped counter:\n{metrics}"));
     assert!(dropped > 0, "{metrics}");
 }
+
+#[test]
+fn client_triggered_log_lines_are_rate_limited() {
+    let dir = std::env::temp_dir().join(format!("lacquer-rl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stderr = dir.join("stderr");
+    let listen = free_addr();
+    let mut child = Command::new(BIN)
+        .args(["run", "-a", &listen, "-b", &origin(), "-T", &free_addr()])
+        .env("RUST_LOG", "lacquer=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&listen).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(&listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        assert!(
+            out.starts_with(b"HTTP/1.1 400"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    let lines = log.matches("bad request refused").count();
+    assert!(lines >= 1, "{log}");
+    assert!(
+        lines as u64 <= 10 * (seconds + 1),
+        "{lines} lines in {seconds} s:\n{log}"
+    );
+}

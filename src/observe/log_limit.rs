@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Lets through at most `per_second` events per second; counts the rest so
 /// the next line that gets through can say how many were dropped.
 ///
-/// One per call site, as a `static`: `static LIMIT: LogLimit = LogLimit::new(10);`.
+/// One per call site, as a `static` ([`log_limited!`](crate::log_limited)
+/// declares it).
 #[derive(Debug)]
 pub struct LogLimit {
     per_second: u64,
@@ -58,16 +59,18 @@ impl LogLimit {
     }
 }
 
-/// Logs through `tracing` at most as often as `$limit` allows, adding a
-/// `suppressed` field with the lines dropped since the last one.
-/// `log_limited!(LIMIT, info, peer = %p, "message")`.
+/// Logs through `tracing` at most `$per_second` times a second from this
+/// call site, adding a `suppressed` field with the lines dropped since the
+/// last one: `log_limited!(10, info, peer = %p, "message")`.
 #[macro_export]
 macro_rules! log_limited {
-    ($limit:expr, $level:ident, $($rest:tt)+) => {
-        if let Some(suppressed) = $limit.allow() {
+    ($per_second:literal, $level:ident, $($rest:tt)+) => {{
+        static LIMIT: $crate::observe::log_limit::LogLimit =
+            $crate::observe::log_limit::LogLimit::new($per_second);
+        if let Some(suppressed) = LIMIT.allow() {
             tracing::$level!(suppressed, $($rest)+);
         }
-    };
+    }};
 }
 
 #[cfg(test)]

@@ -18,11 +18,6 @@ use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
 use crate::policy::BackendAction;
 
-/// Backend failures are logged at most this often (an outage would
-/// otherwise log one line per request).
-static BACKEND_FAILED: crate::observe::log_limit::LogLimit =
-    crate::observe::log_limit::LogLimit::new(10);
-
 /// How many times one fetch may be retried (Varnish's `max_retries`).
 pub const MAX_RETRIES: u32 = 4;
 
@@ -206,7 +201,7 @@ impl Proxy {
                 Ok(Exchange::Answer(resp, sent))
             }
             Err(_) if stalled.is_some_and(|s| s.load(Ordering::Acquire)) => {
-                tracing::info!(url = %bereq.url, client = %bereq.client, "request body stalled: 408");
+                crate::log_limited!(10, info, url = %bereq.url, client = %bereq.client, "request body stalled: 408");
                 Ok(Exchange::Failed(
                     StatusCode::REQUEST_TIMEOUT,
                     crate::body::BodyStalled.to_string(),
@@ -214,7 +209,7 @@ impl Proxy {
             }
             Err(e) => {
                 self.metrics.count_backend_error();
-                crate::log_limited!(BACKEND_FAILED, warn, url = %bereq.url, method = %bereq.method,
+                crate::log_limited!(10, warn, url = %bereq.url, method = %bereq.method,
                     kind = e.as_str(), error = %e, "backend fetch failed");
                 Err((e.status(), e.public_reason().to_string()))
             }

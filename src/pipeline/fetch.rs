@@ -169,7 +169,7 @@ impl Proxy {
             }
             if status.is_server_error() {
                 if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
-                    tracing::info!(url = %ctx.url, status = status.as_u16(), "backend error; delivering stale");
+                    crate::log_limited!(10, info, url = %ctx.url, status = status.as_u16(), "backend error; delivering stale");
                     if let Some(g) = guard {
                         g.finish(Some(FlightState::Failed(
                             status,
@@ -443,7 +443,7 @@ impl Proxy {
                     }
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(key = key.as_str(), error = %e, "backend body failed; nothing stored");
+                    crate::log_limited!(10, warn, key = key.as_str(), error = %e, "backend body failed; nothing stored");
                     bc.finish(Err(e.to_string()));
                     if let Some(g) = guard.take() {
                         g.finish(None);

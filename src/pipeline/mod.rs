@@ -239,7 +239,7 @@ impl Proxy {
         let ctx = match RequestCtx::from_parts(parts, body, client, live) {
             Ok(ctx) => ctx,
             Err(refused) => {
-                tracing::info!(client = %client, reason = refused.message, "request refused");
+                crate::log_limited!(10, info, client = %client, reason = refused.message, "request refused");
                 return synth(refused.status, refused.message);
             }
         };
@@ -262,7 +262,7 @@ impl Proxy {
                     None => Served::Restart,
                 },
                 Served::Restart if ctx.restarts >= MAX_RESTARTS => {
-                    tracing::warn!(url = %ctx.url, restarts = ctx.restarts, "too many restarts");
+                    crate::log_limited!(10, warn, url = %ctx.url, restarts = ctx.restarts, "too many restarts");
                     return synth(StatusCode::SERVICE_UNAVAILABLE, "too many restarts");
                 }
                 Served::Restart => {

@@ -174,7 +174,7 @@ impl Proxy {
         if ctx.live.config.invalidation.purge_acl.allows(ip) {
             return None;
         }
-        tracing::info!(client = %ip, method = %ctx.method, url = %ctx.url, "refused by the purge ACL");
+        crate::log_limited!(10, info, client = %ip, method = %ctx.method, url = %ctx.url, "refused by the purge ACL");
         Some(Served::synth(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not allowed for {ip}", ctx.method),

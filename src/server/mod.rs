@@ -17,13 +17,6 @@ pub mod proxy_protocol;
 
 use crate::config::{Config, ServerConfig};
 use crate::log_limited;
-use crate::observe::log_limit::LogLimit;
-
-/// Log-line limits for what connecting clients can trigger.
-static UNTRUSTED: LogLimit = LogLimit::new(5);
-static BAD_HEADER: LogLimit = LogLimit::new(5);
-static BAD_REQUEST: LogLimit = LogLimit::new(10);
-static TOO_MANY: LogLimit = LogLimit::new(5);
 use crate::observe::access_log::RequestLine;
 use crate::pipeline::{Proxy, SetupError};
 
@@ -314,7 +307,7 @@ async fn accept_loop(
         // Behind HAProxy, only the HAProxy hosts may speak: anyone else
         // could claim any client address with a forged PROXY header.
         if settings_proxy_protocol && !proxy_sources.allows(peer.ip()) {
-            log_limited!(UNTRUSTED, warn, peer = %peer,
+            log_limited!(5, warn, peer = %peer,
                 "connection from outside server.proxy_protocol_from closed");
             drop(stream);
             continue;
@@ -338,12 +331,12 @@ async fn accept_loop(
                 {
                     Ok(Ok(addr)) => addr.unwrap_or(peer),
                     Ok(Err(e)) => {
-                        log_limited!(BAD_HEADER, info, peer = %peer, error = %e,
+                        log_limited!(5, info, peer = %peer, error = %e,
                         "connection without a valid PROXY header closed");
                         return;
                     }
                     Err(_) => {
-                        log_limited!(BAD_HEADER, info, peer = %peer,
+                        log_limited!(5, info, peer = %peer,
                         "no PROXY header in time; connection closed");
                         return;
                     }
@@ -357,7 +350,7 @@ async fn accept_loop(
 /// closes it.
 async fn refuse_connection(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
     use tokio::io::AsyncWriteExt;
-    log_limited!(TOO_MANY, warn, client = %peer, "server.max_connections reached; connection refused");
+    log_limited!(5, warn, client = %peer, "server.max_connections reached; connection refused");
     let body = "503 Service Unavailable\ntoo many connections\n";
     let resp = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
@@ -414,7 +407,7 @@ async fn serve<I>(
     if let Err(e) = result {
         if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
             // hyper has answered 400 / 431 or closed a slow client.
-            log_limited!(BAD_REQUEST, info, client = %client, error = %e, "bad request refused");
+            log_limited!(10, info, client = %client, error = %e, "bad request refused");
         } else {
             tracing::debug!(client = %client, error = %e, "client connection ended");
         }
