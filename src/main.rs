@@ -350,6 +350,7 @@ fn serve(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    lacquer::server::descriptors::prepare_fd_limit(config.server.max_connections);
     let workers = match config.server.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

@@ -30,15 +30,24 @@ use crate::cache::tags::parse_keys;
 use crate::cluster::{APPLY_PATH, ID_HEADER, SECRET_HEADER};
 use crate::invalidate::op::Invalidation;
 use crate::pipeline::{answer, synth, Proxy};
+use crate::server::descriptors::AcceptBackoff;
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 << 10;
 
 /// Serves the admin API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+    let mut backoff = AcceptBackoff::new("admin", &listener);
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => {
+                backoff.accepted();
+                c
+            }
+            Err(e) => {
+                backoff.failed(&e).await;
+                continue;
+            }
         };
         let proxy = proxy.clone();
         tokio::spawn(async move {
