@@ -74,6 +74,32 @@ fn check_accepts_the_example_and_points_at_errors() {
 }
 
 #[test]
+fn check_refuses_weak_or_placeholder_cluster_secrets() {
+    let dir = std::env::temp_dir().join(format!("lacquer-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The production example's placeholder, and a short secret without
+    // peers (it still turns POST /cluster/apply on).
+    for (name, cluster, error) in [
+        (
+            "placeholder.toml",
+            "peers = [\"10.0.2.22:6082\"]\nsecret = \"CHANGE-ME-to-a-long-random-string\"\n",
+            "cluster.secret: still the example's placeholder",
+        ),
+        (
+            "short.toml",
+            "secret = \"hunter2\"\n",
+            "cluster.secret: at least 16 characters",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("[cluster]\n{cluster}")).unwrap();
+        let (ok, out, err) = lacquer(&["check", "--config", path.to_str().unwrap()]);
+        assert!(!ok, "{name} passed the check: {out}");
+        assert!(err.contains(error), "{name}: {err}");
+    }
+}
+
+#[test]
 fn run_without_a_backend_says_so() {
     let (ok, _, err) = lacquer(&["run", "-a", "127.0.0.1:0"]);
     assert!(!ok);

@@ -11,7 +11,7 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `POST /reload` | re-reads the settings file and the policy it names, and swaps both in (400 with the error, old ones kept; restart-only keys listed as "needs restart") |
 //! | `GET /backends` | name, address, healthy/sick, recent probes |
-//! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
+//! | `POST /cluster/apply` | a peer's invalidation (id, timestamp and HMAC headers; see [`crate::cluster`]) |
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use crate::body::RespBody;
 use crate::cache::tags::parse_keys;
-use crate::cluster::{APPLY_PATH, ID_HEADER, SECRET_HEADER};
+use crate::cluster::APPLY_PATH;
 use crate::invalidate::op::Invalidation;
 use crate::pipeline::{answer, synth, Proxy};
 use crate::server::descriptors::AcceptBackoff;
@@ -141,25 +141,26 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
             }
             text_response(out)
         }
-        (&Method::POST, APPLY_PATH) => apply_from_peer(proxy, &parts.headers, text),
+        (&Method::POST, APPLY_PATH) => apply_from_peer(proxy, &parts.headers, &body, text),
         _ => synth(StatusCode::NOT_FOUND, "unknown admin request"),
     }
 }
 
-fn apply_from_peer(proxy: &Proxy, headers: &http::HeaderMap, text: &str) -> Response<RespBody> {
+fn apply_from_peer(
+    proxy: &Proxy,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    text: &str,
+) -> Response<RespBody> {
     let Some(cluster) = proxy.cluster() else {
         return synth(StatusCode::FORBIDDEN, "this node has no cluster secret");
     };
-    let secret = headers
-        .get(SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or(b"");
-    if !cluster.authorized(secret) {
-        tracing::warn!("forwarded invalidation with a wrong secret refused");
-        return synth(StatusCode::FORBIDDEN, "wrong cluster secret");
-    }
-    let Some(id) = headers.get(ID_HEADER).and_then(|v| v.to_str().ok()) else {
-        return synth(StatusCode::BAD_REQUEST, "missing invalidation id");
+    let id = match cluster.verify(headers, body) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "forwarded invalidation refused");
+            return synth(e.status(), &e.to_string());
+        }
     };
     let inv = match Invalidation::decode(text) {
         Ok(inv) => inv,
