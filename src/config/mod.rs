@@ -86,18 +86,24 @@ pub struct PolicyConfig {
 
 /// The admin listener: purge, ban, list bans, key purge, counts, and the
 /// endpoint peers forward invalidations to. Keep it on loopback or a
-/// private network: it has no ACL of its own.
+/// private network; off loopback, set `secret`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Address to listen on; absent turns the admin listener off.
     pub listen: Option<SocketAddr>,
+    /// Bearer token every admin request must carry
+    /// (`Authorization: Bearer <secret>`), except peers' `/cluster/apply`,
+    /// which is signed with `cluster.secret`. Empty (the default): no
+    /// authentication; else 16+ characters.
+    pub secret: String,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 6082))),
+            secret: String::new(),
         }
     }
 }
@@ -504,10 +510,27 @@ impl Config {
         }
         // A secret turns POST /cluster/apply on, peers or not.
         check_secret("cluster.secret", &cl.secret).map_err(invalid)?;
+        check_secret("admin.secret", &self.admin.secret).map_err(invalid)?;
         if c.max_variants == 0 {
             return Err(invalid("cache.max_variants: must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// Settings that work but are probably a mistake, one sentence each:
+    /// `lacquer check` prints them and `lacquer run` logs them at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(addr) = self.admin.listen {
+            if !addr.ip().is_loopback() && self.admin.secret.is_empty() {
+                out.push(format!(
+                    "admin.listen = {addr} is not a loopback address and admin.secret is not set: \
+                     anyone who reaches it can purge, ban, reload and read metrics; \
+                     set admin.secret (openssl rand -hex 32) or listen on 127.0.0.1"
+                ));
+            }
+        }
+        out
     }
 
     /// The backend every request goes to (the first configured).

@@ -1,5 +1,7 @@
 //! The admin listener: a small HTTP API for operators, the `lacquer ban` /
-//! `lacquer purge` commands, and peers forwarding invalidations.
+//! `lacquer purge` commands, and peers forwarding invalidations. With
+//! `admin.secret` set, every request but a peer's (signed) `/cluster/apply`
+//! needs `Authorization: Bearer <admin.secret>`, else gets 401.
 //!
 //! | request | does |
 //! |---|---|
@@ -67,6 +69,23 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
 
 async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
     let (parts, body) = req.into_parts();
+    // Peers sign their requests with cluster.secret instead.
+    if parts.uri.path() != APPLY_PATH && !authorized(&proxy.config().admin.secret, &parts.headers) {
+        tracing::warn!(
+            path = parts.uri.path(),
+            "admin request without the admin.secret refused"
+        );
+        let mut resp = synth(
+            StatusCode::UNAUTHORIZED,
+            "admin.secret is set: send Authorization: Bearer <admin.secret> \
+             (lacquer commands: LACQUER_ADMIN_SECRET or -c FILE)",
+        );
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"lacquer admin\""),
+        );
+        return resp;
+    }
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -170,6 +189,22 @@ fn apply_from_peer(
         return synth(StatusCode::OK, &format!("{id} already applied"));
     }
     answer(&inv, proxy.invalidate(&inv, true))
+}
+
+/// Whether a request may use the admin API: always when `secret` is empty,
+/// else when it carries `Authorization: Bearer <secret>` (compared in
+/// constant time).
+fn authorized(secret: &str, headers: &http::HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    if secret.is_empty() {
+        return true;
+    }
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let (scheme, token) = value.split_at(value.len().min(7));
+    scheme.eq_ignore_ascii_case(b"bearer ") && bool::from(token.ct_eq(secret.as_bytes()))
 }
 
 /// Host and path-and-query of a purge target.
