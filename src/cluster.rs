@@ -97,12 +97,13 @@ fn unix_now() -> u64 {
 
 /// Lowercase or uppercase hex to bytes.
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digits = std::str::from_utf8(pair).ok()?;
+            let ok = digits.len() == 2 && pair.iter().all(u8::is_ascii_hexdigit);
+            ok.then(|| u8::from_str_radix(digits, 16).ok()).flatten()
+        })
         .collect()
 }
 
@@ -285,4 +286,20 @@ async fn send(address: &str, secret: &str, msg: &Message) -> Result<StatusCode, 
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
         .map_err(|_| "timed out".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_odd_or_signed_input() {
+        let sig = signature("0123456789abcdef", "n-1", 1_700_000_000, b"ban x");
+        assert_eq!(sig.len(), 64);
+        assert_eq!(from_hex(&sig).map(|b| b.len()), Some(32));
+        assert_eq!(from_hex("0aFf"), Some(vec![0x0a, 0xff]));
+        for bad in ["abc", "+f", "zz"] {
+            assert_eq!(from_hex(bad), None, "{bad}");
+        }
+    }
 }
