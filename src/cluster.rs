@@ -1,26 +1,111 @@
 //! Keeping several lacquer nodes coherent: every invalidation a node accepts
 //! from a client is forwarded to each peer's admin listener, in order,
-//! retried with backoff while the peer is down, authenticated with the
-//! shared secret, and applied once per node (each carries an id). What a
-//! node receives from a peer is not forwarded again.
+//! retried with backoff while the peer is down, signed with the shared
+//! secret, and applied once per node (each carries an id). What a node
+//! receives from a peer is not forwarded again.
+//!
+//! The secret never travels: each request carries its id, the time it was
+//! sent and an HMAC-SHA256, keyed with the secret, of id, time and body
+//! ([`signature`]). A receiver checks the MAC (in constant time), refuses
+//! requests sent more than [`MAX_CLOCK_SKEW`] away from its own clock, and
+//! applies an id once, so a captured request can neither be altered nor
+//! replayed.
 
 use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
 use crate::invalidate::op::Invalidation;
 
-/// Header carrying the shared secret between nodes.
-pub const SECRET_HEADER: &str = "x-lacquer-secret";
 /// Header carrying an invalidation's id.
 pub const ID_HEADER: &str = "x-lacquer-invalidation-id";
+/// Header carrying the time a peer sent the request (seconds since the
+/// Unix epoch).
+pub const TIMESTAMP_HEADER: &str = "x-lacquer-timestamp";
+/// Header carrying the request's MAC, as lowercase hex (see [`signature`]).
+pub const SIGNATURE_HEADER: &str = "x-lacquer-signature";
 /// Path of the peer endpoint on the admin listener.
 pub const APPLY_PATH: &str = "/cluster/apply";
+/// Largest difference between a request's timestamp and the receiver's
+/// clock; older (or later) requests are refused.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+/// How long applied ids are remembered; longer than the accepted clock
+/// skew both ways, so a replay is either remembered or too old.
+const SEEN_FOR: Duration = Duration::from_secs(3600);
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 keyed with `secret` over `id`, a line feed, `timestamp` in
+/// decimal, a line feed, and `body`, as lowercase hex: what a peer sends in
+/// [`SIGNATURE_HEADER`].
+pub fn signature(secret: &str, id: &str, timestamp: u64, body: &[u8]) -> String {
+    let tag = mac(secret, id, timestamp, body).finalize().into_bytes();
+    tag.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mac(secret: &str, id: &str, timestamp: u64, body: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length: this cannot fail.
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(id.as_bytes());
+    mac.update(b"\n");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b"\n");
+    mac.update(body);
+    mac
+}
+
+/// Why a peer's request was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refused {
+    /// The id, timestamp or signature header is missing or malformed.
+    #[error("missing or malformed {0} header")]
+    Malformed(&'static str),
+    /// The MAC does not match: another secret, or an altered request.
+    #[error("wrong signature (another cluster.secret, or an altered request)")]
+    BadSignature,
+    /// The timestamp is too far from this node's clock.
+    #[error("sent {skew_secs} s away from this node's clock (at most {} s accepted)", MAX_CLOCK_SKEW.as_secs())]
+    Stale {
+        /// Distance between the timestamp and this node's clock.
+        skew_secs: u64,
+    },
+}
+
+impl Refused {
+    /// The status a peer gets for it.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refused::Malformed(_) => StatusCode::BAD_REQUEST,
+            Refused::BadSignature | Refused::Stale { .. } => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Lowercase or uppercase hex to bytes.
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digits = std::str::from_utf8(pair).ok()?;
+            let ok = digits.len() == 2 && pair.iter().all(u8::is_ascii_hexdigit);
+            ok.then(|| u8::from_str_radix(digits, 16).ok()).flatten()
+        })
+        .collect()
+}
 
 /// One invalidation on its way to a peer.
 #[derive(Debug)]
@@ -79,7 +164,7 @@ impl Cluster {
             peers,
             seen: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(3600))
+                .time_to_live(SEEN_FOR)
                 .build(),
         }))
     }
@@ -106,17 +191,38 @@ impl Cluster {
         }
     }
 
-    /// Whether `given` is the shared secret (constant-time comparison).
-    pub fn authorized(&self, given: &[u8]) -> bool {
-        let want = self.secret.as_bytes();
-        if self.secret.is_empty() || given.len() != want.len() {
-            return false;
+    /// Checks a peer's request: its signature over `id`, `timestamp` and
+    /// `body` (constant-time comparison), then its timestamp. Returns the
+    /// id to apply.
+    pub fn verify<'a>(
+        &self,
+        headers: &'a http::HeaderMap,
+        body: &[u8],
+    ) -> Result<&'a str, Refused> {
+        let header = |name: &'static str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .ok_or(Refused::Malformed(name))
+        };
+        let id = header(ID_HEADER)?;
+        let timestamp: u64 = header(TIMESTAMP_HEADER)?
+            .parse()
+            .map_err(|_| Refused::Malformed(TIMESTAMP_HEADER))?;
+        let given =
+            from_hex(header(SIGNATURE_HEADER)?).ok_or(Refused::Malformed(SIGNATURE_HEADER))?;
+        if self.secret.is_empty() {
+            return Err(Refused::BadSignature);
         }
-        given
-            .iter()
-            .zip(want)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        mac(&self.secret, id, timestamp, body)
+            .verify_slice(&given)
+            .map_err(|_| Refused::BadSignature)?;
+        let skew_secs = unix_now().abs_diff(timestamp);
+        if skew_secs > MAX_CLOCK_SKEW.as_secs() {
+            return Err(Refused::Stale { skew_secs });
+        }
+        Ok(id)
     }
 
     /// True the first time `id` is seen: apply it; false: already applied.
@@ -162,10 +268,16 @@ async fn deliver_to_peer(
 
 async fn send(address: &str, secret: &str, msg: &Message) -> Result<StatusCode, String> {
     let exchange = async {
+        // Signed at each try: a message retried for hours is not stale.
+        let now = unix_now();
         let req = Request::post(APPLY_PATH)
             .header("host", address)
-            .header(SECRET_HEADER, secret)
             .header(ID_HEADER, &msg.id)
+            .header(TIMESTAMP_HEADER, now)
+            .header(
+                SIGNATURE_HEADER,
+                signature(secret, &msg.id, now, msg.body.as_bytes()),
+            )
             .body(Full::new(Bytes::from(msg.body.clone())))
             .map_err(|e| e.to_string())?;
         let resp = crate::fetch::oneshot::request(address, req).await?;
@@ -174,4 +286,20 @@ async fn send(address: &str, secret: &str, msg: &Message) -> Result<StatusCode, 
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
         .map_err(|_| "timed out".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_odd_or_signed_input() {
+        let sig = signature("0123456789abcdef", "n-1", 1_700_000_000, b"ban x");
+        assert_eq!(sig.len(), 64);
+        assert_eq!(from_hex(&sig).map(|b| b.len()), Some(32));
+        assert_eq!(from_hex("0aFf"), Some(vec![0x0a, 0xff]));
+        for bad in ["abc", "+f", "zz"] {
+            assert_eq!(from_hex(bad), None, "{bad}");
+        }
+    }
 }

@@ -99,17 +99,90 @@ enum Command {
     },
 }
 
-/// Where the admin listener is.
+/// Where the admin listener is, and its secret.
+///
+/// When the node sets `admin.secret`, the commands send it as a bearer
+/// token, read from the LACQUER_ADMIN_SECRET environment variable, else from
+/// the settings file given with -c. (No flag: other users can read a
+/// command line.)
 #[derive(Args, Debug)]
 struct AdminArg {
-    /// Address of lacquer's admin listener.
-    #[arg(
-        short = 'T',
-        long = "admin",
-        value_name = "ADDR:PORT",
-        default_value = "127.0.0.1:6082"
-    )]
-    admin: String,
+    /// Address of lacquer's admin listener [default: admin.listen from -c,
+    /// else 127.0.0.1:6082].
+    #[arg(short = 'T', long = "admin", value_name = "ADDR:PORT")]
+    admin: Option<String>,
+    /// The node's settings file: admin.listen and admin.secret are read
+    /// from it.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Environment variable the admin commands read `admin.secret` from.
+const ADMIN_SECRET_ENV: &str = "LACQUER_ADMIN_SECRET";
+
+/// The admin listener's address when neither -T nor -c say otherwise.
+const DEFAULT_ADMIN: &str = "127.0.0.1:6082";
+
+impl AdminArg {
+    /// The address to talk to and the bearer token to send, from -T, the
+    /// environment and the settings file.
+    fn target(&self) -> Result<AdminTarget, String> {
+        let file = match &self.config {
+            Some(path) => Some(Config::from_file(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let addr = match (&self.admin, file.as_ref().and_then(|c| c.admin.listen)) {
+            (Some(addr), _) => addr.clone(),
+            (None, Some(listen)) => reachable(listen).to_string(),
+            (None, None) => DEFAULT_ADMIN.to_string(),
+        };
+        let secret = std::env::var(ADMIN_SECRET_ENV)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| file.map(|c| c.admin.secret).filter(|s| !s.is_empty()));
+        Ok(AdminTarget {
+            addr,
+            authorization: secret.map(|s| format!("Bearer {s}")),
+        })
+    }
+}
+
+/// Where to connect for a listener bound to `listen`: a wildcard address
+/// (0.0.0.0, ::) is reached on loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, listen.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
+    }
+}
+
+/// An admin listener and the `Authorization` value it wants, if any.
+struct AdminTarget {
+    addr: String,
+    authorization: Option<String>,
+}
+
+impl AdminTarget {
+    /// One request; the status and body text.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(u16, String), String> {
+        let mut all = headers.to_vec();
+        if let Some(auth) = &self.authorization {
+            all.push(("authorization", auth));
+        }
+        lacquer::admin_client::request(&self.addr, method, path, &all, body)
+            .map_err(|e| format!("admin listener {}: {e}", self.addr))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -146,16 +219,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => demo(None, None),
         Some(Command::Demo { listen, admin }) => demo(Some(listen), Some(admin)),
-        Some(Command::Ban { expression, admin }) => {
-            admin_call(&admin.admin, "POST", "/ban", &[], &expression)
-        }
+        Some(Command::Ban { expression, admin }) => admin
+            .target()
+            .and_then(|t| admin_call(&t, "POST", "/ban", &[], &expression)),
         Some(Command::Origin { listen, name }) => origin_only(listen, name),
         Some(Command::Stats {
             interval,
             count,
             admin,
-        }) => stats(&admin.admin, interval, count),
-        Some(Command::Bans { admin }) => admin_call(&admin.admin, "GET", "/bans", &[], ""),
+        }) => admin.target().and_then(|t| stats(&t, interval, count)),
+        Some(Command::Bans { admin }) => admin
+            .target()
+            .and_then(|t| admin_call(&t, "GET", "/bans", &[], "")),
         Some(Command::Purge {
             url,
             keys,
@@ -164,10 +239,12 @@ fn main() -> ExitCode {
         }) => {
             let soft: &[(&str, &str)] = if soft { &[("x-purge", "soft")] } else { &[] };
             match (url, keys.is_empty()) {
-                (Some(url), true) => admin_call(&admin.admin, "POST", "/purge", soft, &url),
-                (None, false) => {
-                    admin_call(&admin.admin, "POST", "/purge/keys", soft, &keys.join(" "))
-                }
+                (Some(url), true) => admin
+                    .target()
+                    .and_then(|t| admin_call(&t, "POST", "/purge", soft, &url)),
+                (None, false) => admin
+                    .target()
+                    .and_then(|t| admin_call(&t, "POST", "/purge/keys", soft, &keys.join(" "))),
                 _ => Err("purge: give a URL or --key KEY (not both)".into()),
             }
         }
@@ -190,10 +267,10 @@ fn check(config: Option<PathBuf>, policy: Option<PathBuf>) -> Result<(), String>
     let mut policy = policy;
     if let Some(path) = &config {
         let c = Config::from_file(path).map_err(|e| e.to_string())?;
-        println!("{}: ok", path.display());
-        for w in c.warnings() {
-            eprintln!("{}: warning: {w}", path.display());
+        for warning in c.warnings() {
+            eprintln!("{}: warning: {warning}", path.display());
         }
+        println!("{}: ok", path.display());
         if policy.is_none() {
             policy = c.policy.file;
         }
@@ -280,10 +357,9 @@ fn origin_only(listen: SocketAddr, name: Option<String>) -> Result<(), String> {
 
 /// Prints the metrics every `interval` seconds with per-second rates of the
 /// counters.
-fn stats(admin: &str, interval: u64, count: u64) -> Result<(), String> {
+fn stats(admin: &AdminTarget, interval: u64, count: u64) -> Result<(), String> {
     let sample = || -> Result<Vec<(String, f64)>, String> {
-        let (status, text) = lacquer::admin_client::request(admin, "GET", "/metrics", &[], "")
-            .map_err(|e| format!("admin listener {admin}: {e}"))?;
+        let (status, text) = admin.request("GET", "/metrics", &[], "")?;
         if status != 200 {
             return Err(format!("admin answered {status}"));
         }
@@ -326,14 +402,13 @@ fn stats(admin: &str, interval: u64, count: u64) -> Result<(), String> {
 
 /// One request to the admin listener; prints the answer, fails on non-2xx.
 fn admin_call(
-    admin: &str,
+    admin: &AdminTarget,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<(), String> {
-    let (status, text) = lacquer::admin_client::request(admin, method, path, headers, body)
-        .map_err(|e| format!("admin listener {admin}: {e}"))?;
+    let (status, text) = admin.request(method, path, headers, body)?;
     print!("{text}");
     if (200..300).contains(&status) {
         Ok(())
@@ -353,13 +428,14 @@ fn serve(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    lacquer::server::descriptors::prepare_fd_limit(config.server.max_connections);
     let workers = match config.server.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    for w in config.warnings() {
-        tracing::warn!("{w}");
-    }
     rt.block_on(async move {
         if demo.is_some() {
             let origin = lacquer::demo::start_origin(SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -74,6 +74,141 @@ fn check_accepts_the_example_and_points_at_errors() {
 }
 
 #[test]
+fn check_refuses_weak_or_placeholder_cluster_secrets() {
+    let dir = std::env::temp_dir().join(format!("lacquer-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The production example's placeholder, and a short secret without
+    // peers (it still turns POST /cluster/apply on).
+    for (name, cluster, error) in [
+        (
+            "placeholder.toml",
+            "peers = [\"10.0.2.22:6082\"]\nsecret = \"CHANGE-ME-to-a-long-random-string\"\n",
+            "cluster.secret: still the example's placeholder",
+        ),
+        (
+            "short.toml",
+            "secret = \"hunter2\"\n",
+            "cluster.secret: at least 16 characters",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("[cluster]\n{cluster}")).unwrap();
+        let (ok, out, err) = lacquer(&["check", "--config", path.to_str().unwrap()]);
+        assert!(!ok, "{name} passed the check: {out}");
+        assert!(err.contains(error), "{name}: {err}");
+    }
+}
+
+const ADMIN_SECRET: &str = "5d1f0c9e7a3b46e2a8c4f1d9b7e3a5c2";
+
+#[test]
+fn check_warns_about_an_admin_listener_off_loopback_without_a_secret() {
+    let dir = std::env::temp_dir().join(format!("lacquer-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let open = dir.join("open.toml");
+    std::fs::write(&open, "[admin]\nlisten = \"0.0.0.0:6082\"\n").unwrap();
+    let (ok, out, err) = lacquer(&["check", "--config", open.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("warning: admin.listen = 0.0.0.0:6082 is not a loopback address")
+            && err.contains("admin.secret"),
+        "{err}"
+    );
+    let closed = dir.join("closed.toml");
+    std::fs::write(
+        &closed,
+        format!("[admin]\nlisten = \"0.0.0.0:6082\"\nsecret = \"{ADMIN_SECRET}\"\n"),
+    )
+    .unwrap();
+    let (ok, out, err) = lacquer(&["check", "--config", closed.to_str().unwrap()]);
+    assert!(ok && !err.contains("warning"), "{out}{err}");
+    let weak = dir.join("weak.toml");
+    std::fs::write(&weak, "[admin]\nsecret = \"admin\"\n").unwrap();
+    let (ok, _, err) = lacquer(&["check", "--config", weak.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("admin.secret: at least 16 characters"),
+        "{err}"
+    );
+}
+
+/// With admin.secret set, the admin API answers 401 without it, and the
+/// lacquer commands find it in LACQUER_ADMIN_SECRET or the settings file.
+#[test]
+fn the_admin_secret_guards_the_admin_api_and_the_commands_send_it() {
+    let dir = std::env::temp_dir().join(format!("lacquer-admin-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (listen, admin) = (free_addr(), free_addr());
+    let conf = dir.join("secret.toml");
+    std::fs::write(
+        &conf,
+        format!("[admin]\nlisten = \"{admin}\"\nsecret = \"{ADMIN_SECRET}\"\n"),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "-c", conf, "-a", &listen, "-b", "127.0.0.1:9"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(&admin);
+    let raw = |auth: &str| {
+        let mut s = TcpStream::connect(&admin).unwrap();
+        write!(
+            s,
+            "GET /counts HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let none = raw("");
+    let wrong = raw("Authorization: Bearer 5d1f0c9e7a3b46e2a8c4f1d9b7e3a5c3\r\n");
+    let right = raw(&format!("Authorization: Bearer {ADMIN_SECRET}\r\n"));
+    let without = lacquer(&["bans", "-T", &admin]);
+    let from_env = Command::new(BIN)
+        .args(["ban", "req.url ~ ^/env", "-T", &admin])
+        .env("LACQUER_ADMIN_SECRET", ADMIN_SECRET)
+        .output()
+        .unwrap();
+    // -c: the address and the secret come from the node's settings file.
+    let from_file = lacquer(&["bans", "-c", conf]);
+    let stats = lacquer(&["stats", "--count", "1", "-c", conf]);
+    let health = fetch(&listen, "/healthz");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(none.starts_with("HTTP/1.1 401"), "{none}");
+    assert!(
+        none.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{none}"
+    );
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    assert!(
+        right.starts_with("HTTP/1.1 200") && right.contains("bans 0"),
+        "{right}"
+    );
+    assert!(
+        !without.0 && without.2.contains("admin answered 401"),
+        "{without:?}"
+    );
+    assert!(without.1.contains("LACQUER_ADMIN_SECRET"), "{without:?}");
+    assert!(
+        from_env.status.success()
+            && String::from_utf8_lossy(&from_env.stdout).contains("ban 1 added"),
+        "{from_env:?}"
+    );
+    assert!(
+        from_file.0 && from_file.1.contains("^/env"),
+        "{from_file:?}"
+    );
+    assert!(stats.0 && stats.1.contains("per second"), "{stats:?}");
+    // The client side is not behind the admin secret.
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
+
+#[test]
 fn run_without_a_backend_says_so() {
     let (ok, _, err) = lacquer(&["run", "-a", "127.0.0.1:0"]);
     assert!(!ok);

@@ -134,8 +134,28 @@ async fn purge_ban_and_key_purge_reach_every_node_even_one_that_was_down() {
     assert!(origin.total() > hits_before);
 }
 
+/// The signature a peer sends: HMAC-SHA256 of id, timestamp and body, keyed
+/// with the secret, in hex (computed here independently of lacquer).
+fn sign(secret: &str, id: &str, timestamp: u64, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{id}\n{timestamp}\n{body}").as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[tokio::test]
-async fn forwarded_invalidations_need_the_secret_and_apply_once() {
+async fn forwarded_invalidations_need_a_signature_and_apply_once() {
     let origin = Origin::start().await;
     origin.route("/s", |_, n| {
         Reply::ok(format!("v{n}")).header("cache-control", "max-age=600")
@@ -143,27 +163,50 @@ async fn forwarded_invalidations_need_the_secret_and_apply_once() {
     let admin = free_addr();
     let node = lacquer(node_config(origin.addr, admin, &[])).await;
     get(node.addr(), "/s").await;
-    let apply = async |secret: &str, id: &str, body: &'static str| {
-        let headers = [
-            ("x-lacquer-secret", secret),
-            ("x-lacquer-invalidation-id", id),
-        ];
-        send(admin, "POST", "/cluster/apply", &headers, body).await
+    let purge = "url hard test.example /s";
+    let post = async |headers: &[(&str, &str)], body: &'static str| {
+        send(admin, "POST", "/cluster/apply", headers, body).await
     };
-    let wrong = apply(
-        "not-the-secret-at-all",
-        "peer-1",
-        "url hard test.example /s",
+    let signed = async |key: &str, id: &str, at: u64, signed_body: &str, body: &'static str| {
+        let at_text = at.to_string();
+        let mac = sign(key, id, at, signed_body);
+        let headers = [
+            ("x-lacquer-invalidation-id", id),
+            ("x-lacquer-timestamp", at_text.as_str()),
+            ("x-lacquer-signature", mac.as_str()),
+        ];
+        post(&headers, body).await
+    };
+    let now = unix_now();
+
+    // The secret itself is no password: sent in clear, it is refused.
+    let cleartext = post(
+        &[
+            ("x-lacquer-secret", SECRET),
+            ("x-lacquer-invalidation-id", "peer-0"),
+        ],
+        purge,
     )
     .await;
-    assert_eq!(wrong.status, 403);
+    assert_eq!(cleartext.status, 400, "{}", cleartext.text());
+    let wrong_key = signed("not-the-secret-at-all", "peer-1", now, purge, purge).await;
+    assert_eq!(wrong_key.status, 403, "{}", wrong_key.text());
+    // The MAC covers the body: a signed request with another body is refused.
+    let altered = signed(SECRET, "peer-1", now, "url hard test.example /other", purge).await;
+    assert_eq!(altered.status, 403, "{}", altered.text());
+    // And the time: an old request is refused even when signed.
+    let old = signed(SECRET, "peer-1", now - 3600, purge, purge).await;
+    assert_eq!(old.status, 403, "{}", old.text());
+    assert!(old.text().contains("clock"), "{}", old.text());
     assert!(get(node.addr(), "/s").await.x_cache().starts_with("HIT"));
-    let garbage = apply(SECRET, "peer-2", "drop everything").await;
+
+    let garbage = signed(SECRET, "peer-2", now, "drop everything", "drop everything").await;
     assert_eq!(garbage.status, 400);
-    let ok = apply(SECRET, "peer-3", "url hard test.example /s").await;
+    let ok = signed(SECRET, "peer-3", now, purge, purge).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     get(node.addr(), "/s").await;
-    let again = apply(SECRET, "peer-3", "url hard test.example /s").await;
+    // A replay of the same request is applied once.
+    let again = signed(SECRET, "peer-3", now, purge, purge).await;
     assert!(again.text().contains("already applied"), "{}", again.text());
     assert!(get(node.addr(), "/s").await.x_cache().starts_with("HIT"));
     assert_eq!(origin.hits("/s"), 2);

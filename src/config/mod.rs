@@ -86,18 +86,24 @@ pub struct PolicyConfig {
 
 /// The admin listener: purge, ban, list bans, key purge, counts, and the
 /// endpoint peers forward invalidations to. Keep it on loopback or a
-/// private network: it has no ACL of its own.
+/// private network; off loopback, set `secret`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Address to listen on; absent turns the admin listener off.
     pub listen: Option<SocketAddr>,
+    /// Bearer token every admin request must carry
+    /// (`Authorization: Bearer <secret>`), except peers' `/cluster/apply`,
+    /// which is signed with `cluster.secret`. Empty (the default): no
+    /// authentication; else 16+ characters.
+    pub secret: String,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 6082))),
+            secret: String::new(),
         }
     }
 }
@@ -108,7 +114,8 @@ impl Default for AdminConfig {
 pub struct ClusterConfig {
     /// Peers' admin listeners, `host:port`.
     pub peers: Vec<String>,
-    /// Shared secret authenticating forwarded invalidations (both ways).
+    /// Shared secret: the HMAC key signing forwarded invalidations (both
+    /// ways). Empty: `/cluster/apply` is off; else 16+ characters.
     pub secret: String,
     /// Longest pause between two retries to a peer that is down.
     pub retry_max: Seconds,
@@ -419,20 +426,6 @@ impl Config {
         Ok(config)
     }
 
-    /// Settings that work but are probably not what a production setup
-    /// wants; `lacquer check` prints them and `lacquer run` logs them.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.server.proxy_protocol && self.server.proxy_protocol_from.is_none() {
-            out.push(
-                "server.proxy_protocol is on without server.proxy_protocol_from: only loopback \
-                 sources may send a PROXY header; name the HAProxy hosts"
-                    .into(),
-            );
-        }
-        out
-    }
-
     /// The sources trusted to send a PROXY header (see
     /// [`ServerConfig::proxy_protocol_from`]).
     pub fn proxy_sources(&self) -> Acl {
@@ -530,26 +523,78 @@ impl Config {
         for p in &cl.peers {
             check_authority(p).map_err(|m| invalid(format!("cluster.peers: {m}")))?;
         }
-        if !cl.peers.is_empty() && cl.secret.len() < 16 {
+        if !cl.peers.is_empty() && cl.secret.is_empty() {
             return Err(invalid(
-                "cluster.secret: at least 16 characters are needed when peers are set".into(),
+                "cluster.secret: needed when cluster.peers are set".into(),
             ));
         }
-        if !cl.secret.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid(
-                "cluster.secret: printable ASCII without spaces".into(),
-            ));
-        }
+        // A secret turns POST /cluster/apply on, peers or not.
+        check_secret("cluster.secret", &cl.secret).map_err(invalid)?;
+        check_secret("admin.secret", &self.admin.secret).map_err(invalid)?;
         if c.max_variants == 0 {
             return Err(invalid("cache.max_variants: must be at least 1".into()));
         }
         Ok(())
     }
 
+    /// Settings that work but are probably a mistake, one sentence each:
+    /// `lacquer check` prints them and `lacquer run` logs them at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(addr) = self.admin.listen {
+            if !addr.ip().is_loopback() && self.admin.secret.is_empty() {
+                out.push(format!(
+                    "admin.listen = {addr} is not a loopback address and admin.secret is not set: \
+                     anyone who reaches it can purge, ban, reload and read metrics; \
+                     set admin.secret (openssl rand -hex 32) or listen on 127.0.0.1"
+                ));
+            }
+        }
+        if self.server.proxy_protocol && self.server.proxy_protocol_from.is_none() {
+            out.push(
+                "server.proxy_protocol is on without server.proxy_protocol_from: only loopback \
+                 sources may send a PROXY header; name the HAProxy hosts"
+                    .into(),
+            );
+        }
+        out
+    }
+
     /// The backend every request goes to (the first configured).
     pub fn primary_backend(&self) -> Option<&BackendConfig> {
         self.backend.first()
     }
+}
+
+/// Fewest characters a secret may have.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Checks a secret setting named `key`: empty (off), or at least
+/// [`MIN_SECRET_LEN`] printable ASCII characters without spaces, and not a
+/// placeholder left from an example ("CHANGE-ME…").
+fn check_secret(key: &str, secret: &str) -> Result<(), String> {
+    if secret.is_empty() {
+        return Ok(());
+    }
+    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("{key}: printable ASCII without spaces"));
+    }
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "{key}: at least {MIN_SECRET_LEN} characters are needed (generate one: openssl rand -hex 32)"
+        ));
+    }
+    let folded: String = secret
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if folded.contains("changeme") {
+        return Err(format!(
+            "{key}: still the example's placeholder; generate a secret: openssl rand -hex 32"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that `s` is `host:port` with a non-empty host and a numeric port.
@@ -649,6 +694,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("larger than cache.storage"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_long_and_not_placeholders() {
+        for (secret, error) in [
+            ("short", "at least 16 characters"),
+            ("CHANGE-ME-to-a-long-random-string", "placeholder"),
+            ("compose-demo-secret-change-me", "placeholder"),
+            ("with a space in the middle", "printable ASCII"),
+        ] {
+            let text = format!("[cluster]\nsecret = {secret:?}\n");
+            let e = Config::from_toml(&text, "s.toml").unwrap_err().to_string();
+            assert!(e.contains("cluster.secret") && e.contains(error), "{e}");
+        }
+        let text = "[cluster]\nsecret = \"9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c\"\n";
+        assert!(Config::from_toml(text, "s.toml").is_ok());
     }
 
     #[test]

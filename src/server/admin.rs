@@ -1,5 +1,7 @@
 //! The admin listener: a small HTTP API for operators, the `lacquer ban` /
-//! `lacquer purge` commands, and peers forwarding invalidations.
+//! `lacquer purge` commands, and peers forwarding invalidations. With
+//! `admin.secret` set, every request but a peer's (signed) `/cluster/apply`
+//! needs `Authorization: Bearer <admin.secret>`, else gets 401.
 //!
 //! | request | does |
 //! |---|---|
@@ -11,7 +13,7 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `POST /reload` | re-reads the settings file and the policy it names, and swaps both in (400 with the error, old ones kept; restart-only keys listed as "needs restart") |
 //! | `GET /backends` | name, address, healthy/sick, recent probes, the last error in full (clients only see a fixed reason) |
-//! | `POST /cluster/apply` | a peer's invalidation (secret and id headers) |
+//! | `POST /cluster/apply` | a peer's invalidation (id, timestamp and HMAC headers; see [`crate::cluster`]) |
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -27,18 +29,27 @@ use tokio::net::TcpListener;
 
 use crate::body::RespBody;
 use crate::cache::tags::parse_keys;
-use crate::cluster::{APPLY_PATH, ID_HEADER, SECRET_HEADER};
+use crate::cluster::APPLY_PATH;
 use crate::invalidate::op::Invalidation;
 use crate::pipeline::{answer, synth, Proxy};
+use crate::server::descriptors::AcceptBackoff;
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 << 10;
 
 /// Serves the admin API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+    let mut backoff = AcceptBackoff::new("admin", &listener);
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => {
+                backoff.accepted();
+                c
+            }
+            Err(e) => {
+                backoff.failed(&e).await;
+                continue;
+            }
         };
         let proxy = proxy.clone();
         tokio::spawn(async move {
@@ -58,6 +69,23 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
 
 async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
     let (parts, body) = req.into_parts();
+    // Peers sign their requests with cluster.secret instead.
+    if parts.uri.path() != APPLY_PATH && !authorized(&proxy.config().admin.secret, &parts.headers) {
+        tracing::warn!(
+            path = parts.uri.path(),
+            "admin request without the admin.secret refused"
+        );
+        let mut resp = synth(
+            StatusCode::UNAUTHORIZED,
+            "admin.secret is set: send Authorization: Bearer <admin.secret> \
+             (lacquer commands: LACQUER_ADMIN_SECRET or -c FILE)",
+        );
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"lacquer admin\""),
+        );
+        return resp;
+    }
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -137,25 +165,26 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
             }
             text_response(out)
         }
-        (&Method::POST, APPLY_PATH) => apply_from_peer(proxy, &parts.headers, text),
+        (&Method::POST, APPLY_PATH) => apply_from_peer(proxy, &parts.headers, &body, text),
         _ => synth(StatusCode::NOT_FOUND, "unknown admin request"),
     }
 }
 
-fn apply_from_peer(proxy: &Proxy, headers: &http::HeaderMap, text: &str) -> Response<RespBody> {
+fn apply_from_peer(
+    proxy: &Proxy,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    text: &str,
+) -> Response<RespBody> {
     let Some(cluster) = proxy.cluster() else {
         return synth(StatusCode::FORBIDDEN, "this node has no cluster secret");
     };
-    let secret = headers
-        .get(SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or(b"");
-    if !cluster.authorized(secret) {
-        tracing::warn!("forwarded invalidation with a wrong secret refused");
-        return synth(StatusCode::FORBIDDEN, "wrong cluster secret");
-    }
-    let Some(id) = headers.get(ID_HEADER).and_then(|v| v.to_str().ok()) else {
-        return synth(StatusCode::BAD_REQUEST, "missing invalidation id");
+    let id = match cluster.verify(headers, body) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "forwarded invalidation refused");
+            return synth(e.status(), &e.to_string());
+        }
     };
     let inv = match Invalidation::decode(text) {
         Ok(inv) => inv,
@@ -165,6 +194,22 @@ fn apply_from_peer(proxy: &Proxy, headers: &http::HeaderMap, text: &str) -> Resp
         return synth(StatusCode::OK, &format!("{id} already applied"));
     }
     answer(&inv, proxy.invalidate(&inv, true))
+}
+
+/// Whether a request may use the admin API: always when `secret` is empty,
+/// else when it carries `Authorization: Bearer <secret>` (compared in
+/// constant time).
+fn authorized(secret: &str, headers: &http::HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    if secret.is_empty() {
+        return true;
+    }
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let (scheme, token) = value.split_at(value.len().min(7));
+    scheme.eq_ignore_ascii_case(b"bearer ") && bool::from(token.ct_eq(secret.as_bytes()))
 }
 
 /// Host and path-and-query of a purge target.

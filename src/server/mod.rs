@@ -13,6 +13,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub mod admin;
+pub mod descriptors;
 pub mod proxy_protocol;
 
 use crate::config::{Config, ServerConfig};
@@ -284,18 +285,23 @@ async fn accept_loop(
     let builder = Arc::new(builder);
     let proxy_sources = proxy.config().proxy_sources();
     let mut stop = life.stop.clone();
+    let mut backoff = descriptors::AcceptBackoff::new("client", &listener);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             () = stopped(&mut stop) => return,
         };
         let (stream, peer) = match accepted {
-            Ok(c) => c,
+            Ok(c) => {
+                backoff.accepted();
+                c
+            }
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
+                tokio::select! {
+                    () = backoff.failed(&e) => continue,
+                    () = stopped(&mut stop) => return,
+                }
             }
         };
         let _ = stream.set_nodelay(true);
