@@ -48,11 +48,13 @@ fn lives() -> &'static [Arc<Live>; 2] {
     static LIVES: OnceLock<[Arc<Live>; 2]> = OnceLock::new();
     LIVES.get_or_init(|| {
         let live = |default_host: Option<&str>| {
-            let mut c = Config::default();
-            c.backend = vec![BackendConfig {
-                address: "127.0.0.1:1".into(),
-                ..BackendConfig::default()
-            }];
+            let mut c = Config {
+                backend: vec![BackendConfig {
+                    address: "127.0.0.1:1".into(),
+                    ..BackendConfig::default()
+                }],
+                ..Config::default()
+            };
             c.server.default_host = default_host.map(str::to_string);
             let c = Arc::new(c);
             let policy = Live::load_policy(&c).expect("built-in policy");
