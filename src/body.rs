@@ -3,12 +3,13 @@
 //! no boxing.
 
 use bytes::Bytes;
+use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,10 +32,58 @@ pub enum ReqBody {
     Stream(ClientBody),
 }
 
-/// The client paused its request body longer than `server.body_timeout`.
-#[derive(Debug, thiserror::Error)]
-#[error("client request body stalled beyond server.body_timeout")]
-pub struct BodyStalled;
+/// Why a client's streamed request body could not be passed on: the
+/// client's doing, answered with a 4xx and no backend error counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyFault {
+    /// The client paused its body longer than `server.body_timeout`.
+    #[error("client request body stalled beyond server.body_timeout")]
+    Stalled,
+    /// The body could not be decoded (bad chunked framing: a size that
+    /// overflows or is not hex, a bare LF, too long extensions) or ended
+    /// before its end.
+    #[error("malformed or incomplete request body")]
+    Malformed,
+}
+
+impl BodyFault {
+    /// The status the client gets: 408 for a stall, 400 otherwise.
+    pub fn status(self) -> StatusCode {
+        match self {
+            BodyFault::Stalled => StatusCode::REQUEST_TIMEOUT,
+            BodyFault::Malformed => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Where a [`ClientBody`] records its first [`BodyFault`], for the exchange
+/// that was sending it.
+#[derive(Debug, Default)]
+pub struct FaultSlot(AtomicU8);
+
+impl FaultSlot {
+    const STALLED: u8 = 1;
+    const MALFORMED: u8 = 2;
+
+    fn set(&self, fault: BodyFault) {
+        let v = match fault {
+            BodyFault::Stalled => Self::STALLED,
+            BodyFault::Malformed => Self::MALFORMED,
+        };
+        let _ = self
+            .0
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The fault recorded, if any.
+    pub fn get(&self) -> Option<BodyFault> {
+        match self.0.load(Ordering::Acquire) {
+            Self::STALLED => Some(BodyFault::Stalled),
+            Self::MALFORMED => Some(BodyFault::Malformed),
+            _ => None,
+        }
+    }
+}
 
 /// A client's request body on its way to a backend, cut off when the client
 /// sends nothing for longer than the idle timeout (a slow-body client would
@@ -43,7 +92,7 @@ pub struct ClientBody {
     inner: Incoming,
     idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
-    stalled: Arc<AtomicBool>,
+    fault: Arc<FaultSlot>,
     sent: BodySent,
 }
 
@@ -79,13 +128,13 @@ impl BodySent {
 }
 
 impl ClientBody {
-    /// Wraps `inner`; `stalled` is set when the timeout cut it off.
-    pub fn new(inner: Incoming, idle: Duration, stalled: Arc<AtomicBool>) -> ClientBody {
+    /// Wraps `inner`; `fault` records why it failed, if it does.
+    pub fn new(inner: Incoming, idle: Duration, fault: Arc<FaultSlot>) -> ClientBody {
         ClientBody {
             inner,
             idle,
             timer: None,
-            stalled,
+            fault,
             sent: BodySent::default(),
         }
     }
@@ -99,7 +148,10 @@ impl ClientBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 self.timer = None;
-                if frame.is_none() || self.inner.is_end_stream() {
+                if let Some(Err(e)) = &frame {
+                    tracing::debug!(error = %e, "client request body failed");
+                    self.fault.set(BodyFault::Malformed);
+                } else if frame.is_none() || self.inner.is_end_stream() {
                     self.sent.mark();
                 }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
@@ -110,9 +162,9 @@ impl ClientBody {
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 if timer.as_mut().poll(cx).is_ready() {
-                    self.stalled.store(true, Ordering::Release);
+                    self.fault.set(BodyFault::Stalled);
                     self.timer = Some(Box::pin(tokio::time::sleep_until(Instant::now() + idle)));
-                    return Poll::Ready(Some(Err(BodyStalled.into())));
+                    return Poll::Ready(Some(Err(BodyFault::Stalled.into())));
                 }
                 Poll::Pending
             }

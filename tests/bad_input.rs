@@ -149,3 +149,96 @@ async fn a_stalled_backend_body_is_cut_after_the_between_bytes_timeout() {
     assert!(!out.ends_with("0\r\n\r\n"), "{out}");
     assert_eq!(lq.proxy.store().entry_count(), 0);
 }
+
+/// The status code of a raw answer (`HTTP/1.x NNN ...`).
+fn status_of(answer: &str) -> &str {
+    answer.split(' ').nth(1).unwrap_or("")
+}
+
+#[tokio::test]
+async fn connect_gets_405_and_an_unasked_101_gets_502() {
+    let (origin, lq) = proxy().await;
+    let out = assert_answer(
+        lq.addr(),
+        b"CONNECT t2.test:443 HTTP/1.1\r\nHost: t2.test:443\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 405",
+    )
+    .await;
+    let lower = out.to_ascii_lowercase();
+    assert!(lower.contains("\r\nallow: get, head,"), "{out}");
+    assert!(!lower.contains("connect\r\n"), "{out}");
+    assert_eq!(origin.total(), 0, "CONNECT reached the backend");
+
+    // lacquer never asks a backend to upgrade (Upgrade is hop-by-hop), so a
+    // 101 is a broken backend: the client gets a 502, not a dead connection.
+    let addr = raw_backend(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .await;
+    let lq = lacquer(config_for(addr)).await;
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"[..],
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\r\n",
+    ] {
+        let out = raw(lq.addr(), request, WAIT).await;
+        assert_eq!(status_of(&out), "502", "{out}");
+    }
+    let metrics = get(lq.admin.unwrap(), "/metrics").await.text();
+    assert!(
+        metrics.contains("lacquer_backend_errors_total 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn http10_without_host_gets_400_or_the_default_host() {
+    let (origin, lq) = proxy().await;
+    let out = raw(lq.addr(), b"GET / HTTP/1.0\r\n\r\n", WAIT).await;
+    assert_eq!(status_of(&out), "400", "{out}");
+    assert!(out.contains("without a Host"), "{out}");
+    assert_eq!(origin.total(), 0);
+
+    let origin = Origin::start().await;
+    route_with(&origin, "/d", 200, &[("cache-control", "max-age=60")]);
+    let lq = lacquer_with(&origin, |c| {
+        c.server.default_host = Some("WWW.T2.test:80".into())
+    })
+    .await;
+    let out = raw(lq.addr(), b"GET /d HTTP/1.0\r\n\r\n", WAIT).await;
+    assert_eq!(status_of(&out), "200", "{out}");
+    assert!(out.ends_with("/d #1"), "{out}");
+    assert_eq!(
+        origin.last("/d").unwrap().header_or_none("host"),
+        "www.t2.test"
+    );
+    // The same object as for requests naming that host.
+    let got = get_with(lq.addr(), "/d", &[("host", "www.t2.test")]).await;
+    assert!(is_hit(&got), "{:?}", got.headers);
+    assert_eq!(origin.hits("/d"), 1);
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_request_body_gets_400_and_is_no_backend_error() {
+    let (_origin, lq) = proxy().await;
+    let long_extension = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(17 * 1024));
+    let bodies: [&[u8]; 4] = [
+        b"FFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n", // size overflow
+        b"-5\r\nhello\r\n0\r\n\r\n",                 // negative
+        b"5\nhello\r\n0\r\n\r\n",                    // bare LF
+        long_extension.as_bytes(),                   // extension too long
+    ];
+    for body in bodies {
+        let mut request =
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        request.extend_from_slice(body);
+        let out = raw(lq.addr(), &request, WAIT).await;
+        assert_eq!(status_of(&out), "400", "{out}");
+    }
+    let metrics = get(lq.admin.unwrap(), "/metrics").await.text();
+    for line in [
+        "lacquer_backend_errors_total 0",
+        "lacquer_client_errors_total{kind=\"malformed_body\"} 4",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+}

@@ -144,7 +144,7 @@ async fn metrics_count_outcomes_backend_answers_and_storage() {
         "lacquer_requests_total{outcome=\"synth\"} 1",
         "lacquer_backend_responses_total{class=\"2xx\"} 3",
         "lacquer_backend_responses_total{class=\"5xx\"} 1",
-        "lacquer_invalidations_total 1",
+        "lacquer_invalidations_total{kind=\"purge\"} 1",
         // /m was purged; /p and /e left hit-for-miss markers.
         "lacquer_keys 2",
     ] {

@@ -235,3 +235,79 @@ async fn counts_closed_connections() -> (
     .await;
     (addr, closed)
 }
+
+/// A raw request for `target` on its own connection; the whole answer.
+async fn raw_get(addr: std::net::SocketAddr, target: &str, host: &str) -> String {
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    raw(addr, request.as_bytes(), Duration::from_secs(3)).await
+}
+
+#[tokio::test]
+async fn absolute_form_targets_are_normalised_like_host_and_userinfo_refused() {
+    let origin = Origin::start().await;
+    route_with(&origin, "/x", 200, &[("cache-control", "max-age=60")]);
+    let lq = lacquer_for(&origin).await;
+    let a = lq.addr();
+    let first = raw_get(a, "http://T2.TEST/x", "ignored.example").await;
+    assert!(first.contains("x-cache: MISS"), "{first}");
+    assert_eq!(origin.last("/x").unwrap().header_or_none("host"), "t2.test");
+    settle().await;
+    for (target, host) in [
+        ("/x", "t2.test"),
+        ("/x", "T2.Test:80"),
+        ("http://t2.test:80/x", "t2.test"),
+        ("HTTP://T2.test:/x", "t2.test"),
+    ] {
+        let out = raw_get(a, target, host).await;
+        assert!(out.contains("x-cache: HIT"), "{target} {host}: {out}");
+    }
+    assert_eq!(origin.hits("/x"), 1);
+    // A purge in absolute form finds the object.
+    let purged = raw(
+        a,
+        b"PURGE http://T2.test:80/x HTTP/1.1\r\nHost: t2.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(purged.starts_with("HTTP/1.1 200"), "{purged}");
+    let again = raw_get(a, "/x", "t2.test").await;
+    assert!(again.contains("x-cache: MISS"), "{again}");
+    assert_eq!(origin.hits("/x"), 2);
+    // Credentials in the target are refused, never forwarded.
+    let out = raw_get(a, "http://user:pw@t2.test/x", "t2.test").await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert_eq!(origin.hits("/x"), 2);
+}
+
+#[tokio::test]
+async fn only_unsafe_methods_rfc9111_knows_invalidate_and_are_counted() {
+    let origin = Origin::start().await;
+    route_with(&origin, "/u", 200, &[("cache-control", "max-age=60")]);
+    // The test client is outside the purge ACL.
+    let lq = lacquer_with(&origin, |c| {
+        c.invalidation.purge_acl =
+            lacquer::invalidate::acl::Acl(vec!["10.0.0.0/8".parse().unwrap()]);
+    })
+    .await;
+    let a = lq.addr();
+    get(a, "/u").await;
+    settle().await;
+    for method in ["FOO", "PROPFIND", "PURGEALL"] {
+        let got = send(a, method, "/u", &[], "").await;
+        assert_eq!(got.status, 200, "{method}");
+        assert!(is_hit(&get(a, "/u").await), "{method} evicted /u");
+    }
+    assert_eq!(origin.hits("/u"), 4);
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        assert_eq!(send(a, method, "/u", &[], "b").await.status, 200);
+        let got = get(a, "/u").await;
+        assert_eq!(got.x_cache(), "MISS", "{method} did not invalidate /u");
+        settle().await;
+    }
+    assert_eq!(origin.hits("/u"), 12);
+    let metrics = get(lq.admin.unwrap(), "/metrics").await.text();
+    assert!(
+        metrics.contains("lacquer_invalidations_total{kind=\"unsafe_method\"} 4"),
+        "{metrics}"
+    );
+}

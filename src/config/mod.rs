@@ -216,6 +216,10 @@ pub struct ServerConfig {
     /// Access log lines waiting for standard output, at most; beyond,
     /// lines are dropped and counted rather than stalling requests.
     pub access_log_queue: usize,
+    /// Host given to requests that name none (HTTP/1.0 without `Host`):
+    /// they are forwarded, cached and purged as requests for this host.
+    /// Absent (the default): such requests get 400.
+    pub default_host: Option<String>,
 }
 
 /// One app server.
@@ -346,6 +350,7 @@ impl Default for ServerConfig {
             drain_timeout: Seconds(Duration::from_secs(30)),
             access_log: false,
             access_log_queue: 8192,
+            default_host: None,
         }
     }
 }
@@ -456,6 +461,13 @@ impl Config {
             return Err(invalid(
                 "server.via_name: must be printable ASCII and not empty".into(),
             ));
+        }
+        if let Some(h) = &self.server.default_host {
+            crate::http::headers::normalize_host(h, 80).map_err(|e| {
+                invalid(format!(
+                    "server.default_host: {e}: {h:?} (expected host[:port])"
+                ))
+            })?;
         }
         if self.server.max_connections == 0 {
             return Err(invalid("server.max_connections: must be at least 1".into()));
@@ -694,6 +706,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("larger than cache.storage"), "{e}");
+        for bad in ["", "u@www.example", "www.example/x", "a:b:c"] {
+            let text = format!("[server]\ndefault_host = {bad:?}\n");
+            let e = Config::from_toml(&text, "g.toml").unwrap_err();
+            assert!(e.to_string().contains("server.default_host"), "{e}");
+        }
+        let c = Config::from_toml("[server]\ndefault_host = \"www.example\"\n", "h.toml");
+        assert_eq!(
+            c.unwrap().server.default_host.as_deref(),
+            Some("www.example")
+        );
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! does; a host other than the page's must be listed in `esi.allowed_hosts`,
 //! so a page cannot make the cache fetch from anywhere (no open proxy).
 
+use crate::http::headers::normalize_host;
+
 /// Where a fragment is fetched from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The `Host` of the fragment request (lower case).
+    /// The `Host` of the fragment request (in the form of
+    /// [`normalize_host`]).
     pub host: String,
     /// Path and query, starting with `/`.
     pub url: String,
@@ -41,6 +44,8 @@ pub fn resolve(
     if src.is_empty() || !src.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(SrcError::Invalid(src.to_string()));
     }
+    // The default port of the scheme, for the host's normal form.
+    let mut default_port = 80;
     let (authority, rest) = if let Some(after) = src.strip_prefix("//") {
         split_authority(after)
     } else if let Some((scheme, after)) = src.split_once("://").filter(|(s, _)| {
@@ -48,7 +53,9 @@ pub fn resolve(
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
     }) {
-        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        if scheme.eq_ignore_ascii_case("https") {
+            default_port = 443;
+        } else if !scheme.eq_ignore_ascii_case("http") {
             return Err(SrcError::Scheme(src.to_string()));
         }
         split_authority(after)
@@ -57,10 +64,10 @@ pub fn resolve(
     };
     let host = match authority {
         Some(a) => {
-            let a = a.to_ascii_lowercase();
-            if a.is_empty() || a.contains('@') {
-                return Err(SrcError::Invalid(src.to_string()));
-            }
+            // As a client's Host is keyed (lowercase, no default port);
+            // userinfo is refused.
+            let a =
+                normalize_host(a, default_port).map_err(|_| SrcError::Invalid(src.to_string()))?;
             let allowed = a.eq_ignore_ascii_case(page_host)
                 || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&a));
             if !allowed {
@@ -176,6 +183,11 @@ mod tests {
         assert_eq!(ok("http://CDN.test/x"), ("cdn.test".into(), "/x".into()));
         assert_eq!(ok("https://shop.test"), ("shop.test".into(), "/".into()));
         assert_eq!(ok("//cdn.test/y#frag"), ("cdn.test".into(), "/y".into()));
+        assert_eq!(
+            ok("http://SHOP.test:80/x"),
+            ("shop.test".into(), "/x".into())
+        );
+        assert_eq!(ok("https://cdn.test:443/"), ("cdn.test".into(), "/".into()));
         assert_eq!(
             r("http://evil.test/x"),
             Err(SrcError::HostNotAllowed("evil.test".into()))

@@ -1,5 +1,5 @@
 //! Header transforms at the proxy boundary: hop-by-hop removal (RFC 9110
-//! §7.6.1), `Via`, `X-Forwarded-For`.
+//! §7.6.1), `Via`, `X-Forwarded-For`, and the one normal form of a host.
 
 use http::header::{HeaderName, HeaderValue, CONNECTION, VIA};
 use http::{HeaderMap, Version};
@@ -16,6 +16,68 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
     "proxy-authorization",
 ];
+
+/// Why a `Host` value or a request target's authority is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// Empty, longer than 255 bytes, a bad port, or bytes no host name or
+    /// address literal holds.
+    #[error("invalid host")]
+    Invalid,
+    /// `user:password@` before the host (RFC 9110 §4.2.4: never sent).
+    #[error("userinfo in the host")]
+    Userinfo,
+}
+
+/// The default port of a request target's scheme: 443 for `https`, else 80
+/// (origin-form requests, with only a `Host`, are plain HTTP to lacquer).
+pub fn default_port(scheme: Option<&http::uri::Scheme>) -> u16 {
+    if scheme == Some(&http::uri::Scheme::HTTPS) {
+        443
+    } else {
+        80
+    }
+}
+
+/// The one form in which lacquer keys, forwards and purges a host, whether
+/// it came from `Host` or from an absolute-form target: ASCII lowercase,
+/// the port as a plain number and dropped when it is `default_port` or
+/// empty (RFC 9110 §4.2.3). An IPv6 literal keeps its brackets.
+pub fn normalize_host(raw: &str, default_port: u16) -> Result<String, HostError> {
+    if raw.contains('@') {
+        return Err(HostError::Userinfo);
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b);
+    if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(allowed) {
+        return Err(HostError::Invalid);
+    }
+    // The port follows the last ':' that is not inside an IPv6 literal.
+    let (host, port) = match raw.rfind(':') {
+        Some(i) if !raw[i..].contains(']') => (&raw[..i], Some(&raw[i + 1..])),
+        _ => (raw, None),
+    };
+    let bracketed = host.len() > 2
+        && host.starts_with('[')
+        && host.ends_with(']')
+        && !host[1..host.len() - 1].contains(['[', ']']);
+    if host.is_empty() || (host.contains([':', '[', ']']) && !bracketed) {
+        return Err(HostError::Invalid);
+    }
+    let port = match port.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
+            let n: u16 = p.parse().map_err(|_| HostError::Invalid)?;
+            (n != default_port).then_some(n)
+        }
+        Some(_) => return Err(HostError::Invalid),
+    };
+    let mut out = host.to_ascii_lowercase();
+    if let Some(n) = port {
+        out.push(':');
+        out.push_str(&n.to_string());
+    }
+    Ok(out)
+}
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 ///
@@ -82,6 +144,38 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn hosts_are_lowercased_without_the_default_port() {
+        for (raw, port, want) in [
+            ("T2.Test", 80, "t2.test"),
+            ("t2.test:80", 80, "t2.test"),
+            ("t2.test:", 80, "t2.test"),
+            ("t2.test:0080", 80, "t2.test"),
+            ("t2.test:443", 80, "t2.test:443"),
+            ("T2.test:443", 443, "t2.test"),
+            ("t2.test:8080", 80, "t2.test:8080"),
+            ("[::1]:80", 80, "[::1]"),
+            ("[::1]:81", 80, "[::1]:81"),
+            ("[::1]", 80, "[::1]"),
+            ("10.0.0.1:80", 80, "10.0.0.1"),
+        ] {
+            assert_eq!(normalize_host(raw, port).as_deref(), Ok(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn bad_hosts_and_userinfo_are_refused() {
+        assert_eq!(normalize_host("u:p@t2.test", 80), Err(HostError::Userinfo));
+        assert_eq!(normalize_host("@t2.test", 80), Err(HostError::Userinfo));
+        let long = "a".repeat(256);
+        for raw in [
+            "", ":80", "a b", "a/b", "::1", "a:b:c", "[::1", "::1]", "[]", "a:99999", "a:8o",
+            "a]:80", &long,
+        ] {
+            assert_eq!(normalize_host(raw, 80), Err(HostError::Invalid), "{raw:?}");
+        }
     }
 
     #[test]

@@ -32,14 +32,54 @@ const OUTCOMES: [(Outcome, &str); 5] = [
     (Outcome::Synth, "synth"),
 ];
 
+/// What removed or marked stored objects, for the invalidations counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidationKind {
+    /// A PURGE of a URL (client, admin API or peer).
+    Purge,
+    /// A purge by surrogate key.
+    KeyPurge,
+    /// A ban added.
+    Ban,
+    /// A successful POST, PUT, DELETE or PATCH that removed stored objects
+    /// (RFC 9111 §4.4).
+    UnsafeMethod,
+}
+
+const INVALIDATION_KINDS: [(InvalidationKind, &str); 4] = [
+    (InvalidationKind::Purge, "purge"),
+    (InvalidationKind::KeyPurge, "key_purge"),
+    (InvalidationKind::Ban, "ban"),
+    (InvalidationKind::UnsafeMethod, "unsafe_method"),
+];
+
+/// A request lacquer answered with an error that is the client's doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientErrorKind {
+    /// Refused at recv (no or a bad Host, userinfo, CONNECT, ...).
+    Refused,
+    /// A request body hyper could not decode (bad chunked framing) or that
+    /// ended early: 400.
+    MalformedBody,
+    /// A request body that stalled beyond `server.body_timeout`: 408.
+    BodyTimeout,
+}
+
+const CLIENT_ERROR_KINDS: [(ClientErrorKind, &str); 3] = [
+    (ClientErrorKind::Refused, "refused"),
+    (ClientErrorKind::MalformedBody, "malformed_body"),
+    (ClientErrorKind::BodyTimeout, "body_timeout"),
+];
+
 /// All counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: [AtomicU64; 5],
     backend_status: [AtomicU64; 5], // 1xx..5xx
     backend_errors: AtomicU64,
+    client_errors: [AtomicU64; 3],
     coalesced: AtomicU64,
-    invalidations: AtomicU64,
+    invalidations: [AtomicU64; 4],
     esi_includes: AtomicU64,
     esi_errors: AtomicU64,
 }
@@ -73,14 +113,19 @@ impl Metrics {
         add(&self.backend_errors);
     }
 
+    /// Counts a request answered with an error of the client's making.
+    pub fn count_client_error(&self, kind: ClientErrorKind) {
+        add(&self.client_errors[kind as usize]);
+    }
+
     /// Counts a request that waited on another's fetch.
     pub fn count_coalesced(&self) {
         add(&self.coalesced);
     }
 
-    /// Counts an applied invalidation (purge, key purge, ban).
-    pub fn count_invalidation(&self) {
-        add(&self.invalidations);
+    /// Counts an applied invalidation.
+    pub fn count_invalidation(&self, kind: InvalidationKind) {
+        add(&self.invalidations[kind as usize]);
     }
 
     /// Counts an ESI include met while assembling a page.
@@ -124,6 +169,24 @@ impl Metrics {
                 get(c)
             );
         }
+        let labelled = [
+            (
+                "lacquer_invalidations_total",
+                "Invalidations applied, by kind (purges, key purges and bans from clients, admin or peers; unsafe methods that removed objects).",
+                &INVALIDATION_KINDS.map(|(k, n)| (n, get(&self.invalidations[k as usize])))[..],
+            ),
+            (
+                "lacquer_client_errors_total",
+                "Requests answered with an error of the client's making, by kind.",
+                &CLIENT_ERROR_KINDS.map(|(k, n)| (n, get(&self.client_errors[k as usize])))[..],
+            ),
+        ];
+        for (name, help, values) in labelled {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (kind, v) in values {
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {v}");
+            }
+        }
         let counters = [
             (
                 "lacquer_backend_errors_total",
@@ -134,11 +197,6 @@ impl Metrics {
                 "lacquer_coalesced_total",
                 "Requests that waited on another request's fetch.",
                 get(&self.coalesced),
-            ),
-            (
-                "lacquer_invalidations_total",
-                "Purges, key purges and bans applied.",
-                get(&self.invalidations),
             ),
             (
                 "lacquer_esi_includes_total",

@@ -6,16 +6,16 @@
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use super::esi::SURROGATE_CAPABILITY;
 use super::{Live, Proxy, RequestCtx, Synthetic};
-use crate::body::{ReqBody, RespBody};
+use crate::body::{BodyFault, FaultSlot, ReqBody, RespBody};
 use crate::cache::CachedObject;
 use crate::fetch::pool::BackendBody;
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
+use crate::observe::metrics::ClientErrorKind;
 use crate::policy::BackendAction;
 
 /// How many times one fetch may be retried (Varnish's `max_retries`).
@@ -133,18 +133,18 @@ impl Proxy {
 
     /// `vcl_backend_fetch`, then the request to the backend; a failure goes
     /// to `vcl_backend_error`, which may retry. `body` is taken by the
-    /// first attempt (and put back when it can be sent again). `stalled`
-    /// is set when the client's streamed body stalled: that failure is a
-    /// 408 and no backend error.
+    /// first attempt (and put back when it can be sent again). `fault`
+    /// is set when the client's streamed body stalled (408) or was
+    /// malformed (400): such failures are the client's, not the backend's.
     pub(super) async fn exchange(
         &self,
         live: &Live,
         bereq: &mut Bereq,
         body: &mut Option<ReqBody>,
-        stalled: Option<&AtomicBool>,
+        fault: Option<&FaultSlot>,
     ) -> Exchange {
         loop {
-            let (status, reason) = match self.attempt(live, bereq, body, stalled).await {
+            let (status, reason) = match self.attempt(live, bereq, body, fault).await {
                 Ok(done) => return done,
                 Err(failure) => failure,
             };
@@ -161,7 +161,7 @@ impl Proxy {
         live: &Live,
         bereq: &mut Bereq,
         body: &mut Option<ReqBody>,
-        stalled: Option<&AtomicBool>,
+        fault: Option<&FaultSlot>,
     ) -> Result<Exchange, (StatusCode, String)> {
         if live.hooks.backend_fetch {
             match live.policy.backend_fetch(bereq) {
@@ -195,17 +195,27 @@ impl Proxy {
             }),
             None => Err(crate::fetch::pool::FetchError::NoHealthyBackend),
         };
+        let client_fault = || fault.and_then(FaultSlot::get);
         match result {
+            Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                // lacquer never asks to upgrade (Upgrade is hop-by-hop).
+                self.metrics.count_backend_error();
+                crate::log_limited!(10, warn, url = %bereq.url, method = %bereq.method, "backend answered 101 to a request that did not ask to upgrade");
+                Err((StatusCode::BAD_GATEWAY, "backend fetch failed".into()))
+            }
             Ok(resp) => {
                 self.metrics.count_backend(resp.status());
                 Ok(Exchange::Answer(resp, sent))
             }
-            Err(_) if stalled.is_some_and(|s| s.load(Ordering::Acquire)) => {
-                crate::log_limited!(10, info, url = %bereq.url, client = %bereq.client, "request body stalled: 408");
-                Ok(Exchange::Failed(
-                    StatusCode::REQUEST_TIMEOUT,
-                    crate::body::BodyStalled.to_string(),
-                ))
+            Err(e) if client_fault().is_some() => {
+                let fault = client_fault().unwrap_or(BodyFault::Malformed);
+                let kind = match fault {
+                    BodyFault::Stalled => ClientErrorKind::BodyTimeout,
+                    BodyFault::Malformed => ClientErrorKind::MalformedBody,
+                };
+                self.metrics.count_client_error(kind);
+                crate::log_limited!(10, info, url = %bereq.url, client = %bereq.client, error = %e, status = fault.status().as_u16(), "request body failed: {fault}");
+                Ok(Exchange::Failed(fault.status(), fault.to_string()))
             }
             Err(e) => {
                 self.metrics.count_backend_error();

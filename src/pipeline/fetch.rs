@@ -11,13 +11,15 @@ use super::bereq::{Exchange, Next};
 use super::deliver::{self, CacheOutcome, ObjMeta};
 use super::esi::Keep;
 use super::{Live, Proxy, RequestCtx, Served};
-use crate::body::{ClientBody, ReqBody};
+use crate::body::{ClientBody, FaultSlot, ReqBody};
 use crate::cache::freshness::merge_304;
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
 use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
+use crate::http::headers::{default_port, normalize_host};
+use crate::observe::metrics::InvalidationKind;
 use crate::policy::BackendAction;
 
 /// How often a follower starts over after its leader gave up.
@@ -476,16 +478,16 @@ impl Proxy {
     }
 
     /// A pass: the request goes to the backend as it is, body streamed, and
-    /// nothing is stored. A successful unsafe method invalidates what is
-    /// stored for its URL (RFC 9111 §4.4).
+    /// nothing is stored. A successful POST, PUT, DELETE or PATCH
+    /// invalidates what is stored for its URL (RFC 9111 §4.4).
     pub(super) async fn pass(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
         let live = ctx.live.clone();
-        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fault = Arc::new(FaultSlot::default());
         let mut body = Some(match ctx.body.take() {
             Some(b) if !http_body::Body::is_end_stream(&b) => ReqBody::Stream(ClientBody::new(
                 b,
                 live.config.server.body_timeout.0,
-                stalled.clone(),
+                fault.clone(),
             )),
             _ => ReqBody::Empty,
         });
@@ -494,7 +496,7 @@ impl Proxy {
         let mut bereq = self.backend_request(ctx, method.clone(), None, false);
         let (mut answer, verdict) = loop {
             let mut answer = match self
-                .exchange(&live, &mut bereq, &mut body, Some(&stalled))
+                .exchange(&live, &mut bereq, &mut body, Some(&fault))
                 .await
             {
                 Exchange::Answer(resp, sent) => Answer::of(resp, sent),
@@ -518,7 +520,7 @@ impl Proxy {
             }
         };
         let status = verdict.status;
-        if !method.is_safe() && (status.is_success() || status.is_redirection()) {
+        if invalidates(&method) && (status.is_success() || status.is_redirection()) {
             self.invalidate_after_unsafe(ctx, &answer.headers);
         }
         let headers = std::mem::take(&mut answer.headers);
@@ -554,7 +556,8 @@ impl Proxy {
     }
 
     /// RFC 9111 §4.4: the target URI, and same-host `Location` /
-    /// `Content-Location`, lose their stored responses.
+    /// `Content-Location`, lose their stored responses. Counted when
+    /// something was removed.
     fn invalidate_after_unsafe(&self, ctx: &RequestCtx, headers: &HeaderMap) {
         let mut removed = self.store.remove(&ctx.live.policy.hash(ctx));
         for name in [LOCATION, CONTENT_LOCATION] {
@@ -565,17 +568,31 @@ impl Proxy {
             else {
                 continue;
             };
-            let same_host = uri
-                .authority()
-                .is_none_or(|a| a.as_str().eq_ignore_ascii_case(&ctx.host));
+            let same_host = uri.authority().is_none_or(|a| {
+                normalize_host(a.as_str(), default_port(uri.scheme())).is_ok_and(|h| h == ctx.host)
+            });
             if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
                 removed += self
                     .store
                     .remove(&CacheKey::for_request(&ctx.host, pq.as_str()));
             }
         }
+        if removed > 0 {
+            self.metrics
+                .count_invalidation(InvalidationKind::UnsafeMethod);
+        }
         tracing::debug!(url = %ctx.url, method = %ctx.method, removed, "invalidated after unsafe method");
     }
+}
+
+/// The unsafe methods whose success invalidates (RFC 9111 §4.4 speaks of
+/// the unsafe methods a cache knows; an unknown method's meaning is not
+/// known, so it must not let any client empty the cache).
+fn invalidates(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    )
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {

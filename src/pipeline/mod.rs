@@ -38,7 +38,7 @@ use crate::config::Config;
 use crate::fetch::director::Director;
 use crate::fetch::inflight::Inflight;
 use crate::invalidate::bans::BanList;
-use crate::observe::metrics::{Gauges, Metrics};
+use crate::observe::metrics::{ClientErrorKind, Gauges, Metrics};
 use crate::policy::{ClientAction, Policy, RecvAction};
 
 /// How many times one request may restart (Varnish's `max_restarts`).
@@ -240,7 +240,13 @@ impl Proxy {
             Ok(ctx) => ctx,
             Err(refused) => {
                 crate::log_limited!(10, info, client = %client, reason = refused.message, "request refused");
-                return synth(refused.status, refused.message);
+                self.metrics.count_client_error(ClientErrorKind::Refused);
+                let mut resp = synth(refused.status, refused.message);
+                if let Some(allow) = refused.allow {
+                    resp.headers_mut()
+                        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+                }
+                return resp;
             }
         };
         self.process(ctx).await

@@ -15,6 +15,7 @@ use crate::cache::CacheKey;
 use crate::invalidate::ban_expr::{BanExpr, BanParseError};
 use crate::invalidate::bans::Ban;
 use crate::invalidate::op::Invalidation;
+use crate::observe::metrics::InvalidationKind;
 use crate::policy::ClientAction;
 
 /// Why an invalidation was refused.
@@ -48,10 +49,11 @@ impl Proxy {
         inv: &Invalidation,
         from_peer: bool,
     ) -> Result<Applied, InvalidationError> {
-        let applied = match inv {
+        let (applied, kind) = match inv {
             Invalidation::Url { mode, host, url } => {
                 let key = CacheKey::for_request(host, url);
-                Applied::Purged(self.store.purge(&key, *mode, |_| true))
+                let count = self.store.purge(&key, *mode, |_| true);
+                (Applied::Purged(count), InvalidationKind::Purge)
             }
             Invalidation::Keys { mode, keys } => {
                 let max = self.live.load().config.invalidation.max_keys_per_purge;
@@ -61,11 +63,15 @@ impl Proxy {
                 if keys.len() > max {
                     return Err(InvalidationError::TooManyKeys(keys.len(), max));
                 }
-                Applied::Purged(keys.iter().map(|k| self.store.purge_tag(k, *mode)).sum())
+                let count = keys.iter().map(|k| self.store.purge_tag(k, *mode)).sum();
+                (Applied::Purged(count), InvalidationKind::KeyPurge)
             }
-            Invalidation::Ban(text) => Applied::Banned(self.bans.add(BanExpr::parse(text)?)),
+            Invalidation::Ban(text) => (
+                Applied::Banned(self.bans.add(BanExpr::parse(text)?)),
+                InvalidationKind::Ban,
+            ),
         };
-        self.metrics.count_invalidation();
+        self.metrics.count_invalidation(kind);
         tracing::info!(invalidation = %inv.encode(), from_peer, result = ?applied, "invalidation applied");
         if !from_peer {
             if let Some(cluster) = &self.cluster {
@@ -126,7 +132,7 @@ impl Proxy {
                 // The policy's hash decides the key locally; peers get host + URL.
                 let key = ctx.live.policy.hash(ctx);
                 let count = self.store.purge(&key, mode, |_| true);
-                self.metrics.count_invalidation();
+                self.metrics.count_invalidation(InvalidationKind::Purge);
                 let inv = Invalidation::Url {
                     mode,
                     host: ctx.host.clone(),

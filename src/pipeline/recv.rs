@@ -3,7 +3,7 @@
 
 use http::header::{HeaderValue, CACHE_CONTROL, HOST, PRAGMA};
 use http::request::Parts;
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use super::Live;
 
 use crate::esi::chain::IncludeChain;
 
-use crate::http::headers::remove_hop_by_hop;
+use crate::http::headers::{default_port, normalize_host, remove_hop_by_hop, HostError};
 
 /// One client request as the lifecycle sees it.
 #[derive(Debug)]
@@ -58,12 +58,53 @@ pub struct Refused {
     pub status: StatusCode,
     /// Why.
     pub message: &'static str,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
 }
 
 fn refuse(message: &'static str) -> Refused {
     Refused {
         status: StatusCode::BAD_REQUEST,
         message,
+        allow: None,
+    }
+}
+
+/// The methods a 405 to CONNECT names: every standard one lacquer forwards.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
+
+/// Which host a request is for: its absolute-form target's authority,
+/// else its `Host`, else `server.default_host` (HTTP/1.0 only), each in
+/// the form of [`normalize_host`].
+fn request_host(
+    uri: &Uri,
+    version: Version,
+    host_header: Option<&HeaderValue>,
+    default_host: Option<&str>,
+) -> Result<String, Refused> {
+    let refused = |e: HostError| match e {
+        HostError::Userinfo => refuse("userinfo (user:password@) in the request target"),
+        HostError::Invalid => refuse("invalid authority in the request target"),
+    };
+    if let Some(a) = uri.authority() {
+        // Absolute-form: the URI's authority wins (RFC 9112 §3.2.2).
+        return normalize_host(a.as_str(), default_port(uri.scheme())).map_err(refused);
+    }
+    match (host_header, default_host) {
+        (Some(h), _) => h
+            .to_str()
+            .ok()
+            .and_then(|h| normalize_host(h, default_port(None)).ok())
+            .ok_or_else(|| refuse("invalid Host header")),
+        (None, _) if version != Version::HTTP_10 => {
+            Err(refuse("HTTP/1.1 request without a Host header"))
+        }
+        (None, Some(d)) => {
+            normalize_host(d, default_port(None)).map_err(|_| refuse("invalid server.default_host"))
+        }
+        (None, None) => Err(refuse(
+            "HTTP/1.0 request without a Host header (and no server.default_host)",
+        )),
     }
 }
 
@@ -76,27 +117,25 @@ impl RequestCtx {
         live: Arc<Live>,
     ) -> Result<RequestCtx, Refused> {
         let mut headers = parts.headers;
+        if parts.method == Method::CONNECT {
+            // No tunnels (there is no pipe): a backend's 200 would leave
+            // the client without an answer.
+            return Err(Refused {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "CONNECT is not supported",
+                allow: Some(ALLOWED_METHODS),
+            });
+        }
+        let default_host = live.config.server.default_host.as_deref();
         let mut hosts = headers.get_all(HOST).iter();
         let host_header = hosts.next();
         if hosts.next().is_some() {
             return Err(refuse("more than one Host header"));
         }
-        let host = match (parts.uri.authority(), host_header) {
-            (Some(a), _) => a.as_str().to_string(),
-            (None, Some(h)) => h
-                .to_str()
-                .ok()
-                .filter(|h| valid_host(h))
-                .ok_or_else(|| refuse("invalid Host header"))?
-                .to_ascii_lowercase(),
-            (None, None) if parts.version == Version::HTTP_10 => String::new(),
-            (None, None) => return Err(refuse("HTTP/1.1 request without a Host header")),
-        };
-        if parts.uri.authority().is_some() {
-            // Absolute-form: the URI's authority wins (RFC 9112 §3.2.2).
-            if let Ok(v) = HeaderValue::from_str(&host) {
-                headers.insert(HOST, v);
-            }
+        let host = request_host(&parts.uri, parts.version, host_header, default_host)?;
+        // What the backend sees is what the object is keyed by.
+        if let Ok(v) = HeaderValue::from_str(&host) {
+            headers.insert(HOST, v);
         }
         let url = match parts.uri.path_and_query() {
             Some(pq) if parts.method != Method::OPTIONS || pq.as_str() != "*" => {
@@ -144,14 +183,6 @@ impl RequestCtx {
             background: true,
         }
     }
-}
-
-/// A Host value: `host[:port]` with no spaces or control bytes.
-fn valid_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
 }
 
 fn client_no_cache(headers: &HeaderMap) -> bool {

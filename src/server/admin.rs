@@ -212,17 +212,19 @@ fn authorized(secret: &str, headers: &http::HeaderMap) -> bool {
     scheme.eq_ignore_ascii_case(b"bearer ") && bool::from(token.ct_eq(secret.as_bytes()))
 }
 
-/// Host and path-and-query of a purge target.
+/// Host (in the form requests are keyed by) and path-and-query of a purge
+/// target.
 fn split_url(text: &str, headers: &http::HeaderMap) -> Option<(String, String)> {
+    use crate::http::headers::{default_port, normalize_host};
     let uri: Uri = text.parse().ok()?;
     let url = uri.path_and_query()?.as_str().to_string();
     let host = match uri.authority() {
-        Some(a) => a.as_str().to_ascii_lowercase(),
-        None => headers
-            .get(http::header::HOST)?
-            .to_str()
-            .ok()?
-            .to_ascii_lowercase(),
+        Some(a) => normalize_host(a.as_str(), default_port(uri.scheme())).ok()?,
+        None => normalize_host(
+            headers.get(http::header::HOST)?.to_str().ok()?,
+            default_port(None),
+        )
+        .ok()?,
     };
     Some((host, url))
 }

@@ -269,12 +269,9 @@ fn worker(
     });
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    settings: ServerConfig,
-    life: Lifecycle,
-) {
+/// The hyper HTTP/1 server settings every client connection is served
+/// with (public for the `http1_request` fuzz target).
+pub fn http1_builder(settings: &ServerConfig) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -282,7 +279,16 @@ async fn accept_loop(
         .header_read_timeout(settings.header_read_timeout.0)
         .max_headers(settings.max_headers)
         .max_header_size(usize::try_from(settings.max_header_bytes.0).unwrap_or(usize::MAX));
-    let builder = Arc::new(builder);
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    settings: ServerConfig,
+    life: Lifecycle,
+) {
+    let builder = Arc::new(http1_builder(&settings));
     let proxy_sources = proxy.config().proxy_sources();
     let mut stop = life.stop.clone();
     let mut backoff = descriptors::AcceptBackoff::new("client", &listener);

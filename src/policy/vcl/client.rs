@@ -155,7 +155,11 @@ impl Context for ClientView<'_> {
             Var::ReqHttp(h) => {
                 header_set(&mut req.headers, h, &value, "req.http")?;
                 if h.name() == "host" {
-                    req.host = value.to_string().to_ascii_lowercase();
+                    // Keyed as recv keys a client's Host; a value that is
+                    // no host is kept as it is, lowercased.
+                    let value = value.to_string();
+                    req.host = crate::http::headers::normalize_host(&value, 80)
+                        .unwrap_or_else(|_| value.to_ascii_lowercase());
                 }
             }
             Var::ReqHashAlwaysMiss => req.always_miss = matches!(value, Value::Bool(true)),
