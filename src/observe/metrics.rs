@@ -179,6 +179,11 @@ impl Metrics {
                 gauges.bytes,
             ),
             ("lacquer_bans", "Bans in force.", gauges.bans),
+            (
+                "lacquer_ban_bytes",
+                "Bytes charged for the bans in force against invalidation.ban_memory.",
+                gauges.ban_bytes,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -196,6 +201,8 @@ pub struct Gauges {
     pub bytes: u64,
     /// Bans in force.
     pub bans: u64,
+    /// Bytes charged for the bans in force.
+    pub ban_bytes: u64,
     /// Evictions for space so far.
     pub evictions: u64,
     /// Expirations so far.

@@ -196,6 +196,7 @@ impl Proxy {
             objects: self.store.entry_count(),
             bytes: self.store.stored_bytes(),
             bans: self.bans.len() as u64,
+            ban_bytes: self.bans.bytes(),
             evictions,
             expirations,
         });
