@@ -128,6 +128,7 @@ fn fill(store: &Store, n: u64) {
     let keys = KeySpec {
         headers: vec![HeaderName::from_static("surrogate-key")],
         strip: true,
+        max_keys: 1024,
     };
     let body = Bytes::from(vec![b'x'; BODY_LEN]);
     let now = SystemTime::now();

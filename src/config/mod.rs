@@ -319,6 +319,10 @@ pub struct CacheConfig {
     pub cache_set_cookie: bool,
     /// Most Vary variants kept per URL; the oldest goes first.
     pub max_variants: usize,
+    /// Most surrogate keys kept per stored object (the first ones); more
+    /// are ignored, logged once and counted in
+    /// `lacquer_surrogate_keys_ignored_total`.
+    pub max_surrogate_keys: usize,
 }
 
 impl Default for ServerConfig {
@@ -369,6 +373,7 @@ impl Default for CacheConfig {
             honor_client_no_cache: false,
             cache_set_cookie: false,
             max_variants: 32,
+            max_surrogate_keys: 1024,
         }
     }
 }
