@@ -18,9 +18,12 @@ use super::key::CacheKey;
 
 const SHARDS: usize = 16;
 
+/// One shard: tag → cache key → objects of that key carrying the tag.
+type Shard = HashMap<Box<str>, HashMap<CacheKey, u32>>;
+
 /// Tag → keys, sharded by tag to spread lock contention.
 pub struct TagIndex {
-    shards: Vec<Mutex<HashMap<Box<str>, HashMap<CacheKey, u32>>>>,
+    shards: Vec<Mutex<Shard>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -34,7 +37,7 @@ impl Default for TagIndex {
 }
 
 impl TagIndex {
-    fn shard(&self, tag: &str) -> &Mutex<HashMap<Box<str>, HashMap<CacheKey, u32>>> {
+    fn shard(&self, tag: &str) -> &Mutex<Shard> {
         &self.shards[(self.hasher.hash_one(tag) as usize) % SHARDS]
     }
 
