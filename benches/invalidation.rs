@@ -30,7 +30,7 @@ use lacquer::cache::store::PurgeMode;
 use lacquer::cache::vary::Variant;
 use lacquer::cache::{CacheKey, CachedObject, Found, Store};
 use lacquer::invalidate::ban_expr::BanExpr;
-use lacquer::invalidate::bans::BanList;
+use lacquer::invalidate::bans::{BanLimits, BanList};
 use lacquer::invalidate::lurker;
 
 /// Same allocator as the `lacquer` binary.
@@ -128,6 +128,7 @@ fn fill(store: &Store, n: u64) {
     let keys = KeySpec {
         headers: vec![HeaderName::from_static("surrogate-key")],
         strip: true,
+        max_keys: 1024,
     };
     let body = Bytes::from(vec![b'x'; BODY_LEN]);
     let now = SystemTime::now();
@@ -366,7 +367,8 @@ fn main() -> ExitCode {
     let expr = BanExpr::parse(BAN).expect("ban expression parses");
     eprintln!("ban {BAN} ({banned_expected} objects) and one lurker walk, with lookups ...");
     let (walk, during) = rt.block_on(with_lookups(&store, &bans, n, 1, async {
-        bans.add(expr);
+        bans.add(expr, BanLimits::default())
+            .expect("one ban fits the default limits");
         let (store, bans) = (store.clone(), bans.clone());
         let t = Instant::now();
         let walk = tokio::spawn(async move { lurker::walk(&store, &bans, LURKER_BATCH).await })
@@ -410,7 +412,11 @@ fn main() -> ExitCode {
     let alone_expected = (0..n).filter(|i| i % 100 == 43).count();
     eprintln!("ban {BAN_ALONE} ({alone_expected} objects) and one lurker walk, no lookups ...");
     let (alone, alone_time) = rt.block_on(async {
-        bans.add(BanExpr::parse(BAN_ALONE).expect("ban expression parses"));
+        bans.add(
+            BanExpr::parse(BAN_ALONE).expect("ban expression parses"),
+            BanLimits::default(),
+        )
+        .expect("one ban fits the default limits");
         let (store, bans) = (store.clone(), bans.clone());
         let t = Instant::now();
         let walk = tokio::spawn(async move { lurker::walk(&store, &bans, LURKER_BATCH).await })

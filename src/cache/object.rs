@@ -25,31 +25,61 @@ use crate::esi::parse::{Segment, Template};
 /// side of the real memory.
 const OVERHEAD: usize = 2048;
 
+/// Bytes charged per surrogate key of an object, on top of twice the key's
+/// length (the object's copy and the index's). Counted for a key unique to
+/// the object (the common worst case): the object's boxed copy (16 + a
+/// 32-byte allocation), the index's tag entry (~64 bytes in a table at most
+/// 7/8 full, doubling: up to ~146), the tag's copy (32), and its map of
+/// cache keys with a count (a 128-byte allocation): ~320 bytes. A key shared
+/// by many objects costs less per object (~40 bytes in its map).
+const TAG_OVERHEAD: usize = 320;
+
 /// Which response headers carry surrogate keys, and whether they are
 /// delivered.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct KeySpec {
     /// Headers whose space-separated values tag the object.
     pub headers: Vec<http::HeaderName>,
     /// Remove those headers before delivery.
     pub strip: bool,
+    /// Most keys kept per object (`cache.max_surrogate_keys`); the first
+    /// ones, in header order, are kept.
+    pub max_keys: usize,
+}
+
+impl Default for KeySpec {
+    /// No key headers; at most 1024 keys per object (the setting's default).
+    fn default() -> Self {
+        KeySpec {
+            headers: Vec::new(),
+            strip: false,
+            max_keys: 1024,
+        }
+    }
 }
 
 impl KeySpec {
-    /// The surrogate keys named in `headers`.
-    pub fn keys_of(&self, headers: &HeaderMap) -> Box<[Box<str>]> {
+    /// The surrogate keys named in `headers` (duplicates once), at most
+    /// `max_keys` of them, and how many more were ignored.
+    pub fn keys_of(&self, headers: &HeaderMap) -> (Box<[Box<str>]>, usize) {
         let mut keys: Vec<Box<str>> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut ignored = 0;
         for name in &self.headers {
             for v in headers.get_all(name) {
                 let Ok(v) = v.to_str() else { continue };
                 for k in super::tags::parse_keys(v) {
-                    if !keys.iter().any(|x| &**x == k) {
-                        keys.push(k.into());
+                    if seen.insert(k) {
+                        if keys.len() < self.max_keys {
+                            keys.push(k.into());
+                        } else {
+                            ignored += 1;
+                        }
                     }
                 }
             }
         }
-        keys.into_boxed_slice()
+        (keys.into_boxed_slice(), ignored)
     }
 
     /// Removes the key headers from `headers` when configured to.
@@ -87,6 +117,8 @@ pub struct CachedObject {
     pub expires: Instant,
     /// Surrogate keys (tags) for purges by key.
     pub tags: Box<[Box<str>]>,
+    /// Surrogate keys the response named beyond `cache.max_surrogate_keys`.
+    pub ignored_tags: u32,
     /// The URL it was fetched for (bans: `req.url`).
     pub url: Box<str>,
     /// The Host it was fetched for (bans: `req.http.host`).
@@ -125,7 +157,7 @@ impl CachedObject {
         from: Provenance,
     ) -> CachedObject {
         let body = compact_body(body);
-        let tags = keys.keys_of(&headers);
+        let (tags, ignored_tags) = keys.keys_of(&headers);
         let header_bytes: usize = headers
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
@@ -135,7 +167,8 @@ impl CachedObject {
         };
         let (mut deliver_headers, withheld) = compact_headers(&headers, withhold);
         deliver_headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let weight = OVERHEAD + 2 * header_bytes + body.len() + variant.weight();
+        let tag_bytes: usize = tags.iter().map(|t| TAG_OVERHEAD + 2 * t.len()).sum();
+        let weight = OVERHEAD + 2 * header_bytes + body.len() + variant.weight() + tag_bytes;
         // Retention counts from now, not from the response's own clock.
         let resident = SystemTime::now()
             .duration_since(freshness.response_time)
@@ -150,6 +183,7 @@ impl CachedObject {
             variant,
             expires,
             tags,
+            ignored_tags: u32::try_from(ignored_tags).unwrap_or(u32::MAX),
             url: from.url,
             host: from.host,
             ban_checked: AtomicU64::new(from.ban_stamp),
@@ -227,6 +261,7 @@ impl CachedObject {
             expires: self.expires,
             variant: self.variant.clone(),
             tags: self.tags.clone(),
+            ignored_tags: self.ignored_tags,
             url: self.url.clone(),
             host: self.host.clone(),
             ban_checked: AtomicU64::new(self.ban_checked.load(Ordering::Acquire)),

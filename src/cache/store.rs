@@ -1,6 +1,7 @@
 //! The store: moka, bounded by bytes (each entry weighs its objects' bodies
-//! plus headers), TinyLFU admission, per-entry expiry at the end of the
-//! objects' TTL + grace + keep.
+//! plus headers and surrogate keys), TinyLFU admission, per-entry expiry at
+//! the end of the objects' TTL + grace + keep. The surrogate-key index
+//! follows the objects stored exactly (see `tags`).
 
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -84,11 +85,22 @@ pub struct Store {
     removals: Arc<Removals>,
 }
 
-/// Entries the store let go of on its own.
+/// Entries the store let go of on its own, and surrogate keys it ignored.
 #[derive(Debug, Default)]
 struct Removals {
     evicted: std::sync::atomic::AtomicU64,
     expired: std::sync::atomic::AtomicU64,
+    /// Surrogate keys beyond `cache.max_surrogate_keys` on stored objects.
+    ignored_tags: std::sync::atomic::AtomicU64,
+    /// Whether that has been logged yet.
+    ignored_logged: std::sync::atomic::AtomicBool,
+}
+
+/// Takes `obj`'s tags under `key` out of the index (one object fewer).
+fn untag(index: &TagIndex, key: &CacheKey, obj: &CachedObject) {
+    for tag in obj.tags.iter() {
+        index.remove(tag, key);
+    }
 }
 
 /// How a purge treats the objects it selects.
@@ -112,8 +124,6 @@ impl Store {
             .weigher(|k: &CacheKey, v: &Arc<Entry>| v.weight(k))
             .expire_after(EntryExpiry)
             .eviction_listener(move |key: Arc<CacheKey>, entry: Arc<Entry>, cause| {
-                // A replaced entry's tags are left: the new value may carry
-                // the same ones (purges check tags before acting).
                 match cause {
                     RemovalCause::Size => {
                         counted
@@ -127,11 +137,12 @@ impl Store {
                     }
                     _ => {}
                 }
+                // A replaced entry's objects are accounted for by whoever
+                // replaced it (`insert`, `purge`): some live on in the new
+                // value. Every other way out takes all of them.
                 if cause != RemovalCause::Replaced {
                     for obj in &entry.variants {
-                        for tag in obj.tags.iter() {
-                            index.remove(tag, &key);
-                        }
+                        untag(&index, &key, obj);
                     }
                 }
             })
@@ -168,32 +179,55 @@ impl Store {
     /// Stores `obj` under `key`, replacing the variant with the same request
     /// values and clearing any hit-for-miss marker.
     pub fn insert(&self, key: CacheKey, obj: Arc<CachedObject>) {
+        if obj.ignored_tags > 0 {
+            self.note_ignored_tags(&obj);
+        }
         for tag in obj.tags.iter() {
             self.tags.add(tag, &key);
         }
         let max = self.max_variants;
-        self.cache.entry(key).and_upsert_with(|old| {
+        // Variants of the old value that the new one does not keep.
+        let mut dropped: Vec<Arc<CachedObject>> = Vec::new();
+        self.cache.entry(key.clone()).and_upsert_with(|old| {
             let now = Instant::now();
-            let mut variants: Vec<Arc<CachedObject>> = match old {
-                Some(e) => e
-                    .value()
-                    .variants
-                    .iter()
-                    .filter(|o| o.expires > now && o.variant != obj.variant)
-                    .cloned()
-                    .collect(),
-                None => Vec::new(),
-            };
+            let mut variants: Vec<Arc<CachedObject>> = Vec::new();
+            if let Some(e) = old {
+                for o in &e.value().variants {
+                    if o.expires > now && o.variant != obj.variant {
+                        variants.push(o.clone());
+                    } else {
+                        dropped.push(o.clone());
+                    }
+                }
+            }
             variants.push(obj);
             if variants.len() > max {
                 let excess = variants.len() - max;
-                variants.drain(..excess);
+                dropped.extend(variants.drain(..excess));
             }
             Arc::new(Entry {
                 variants,
                 hit_for_miss_until: None,
             })
         });
+        for o in &dropped {
+            untag(&self.tags, &key, o);
+        }
+    }
+
+    /// Counts the keys `obj` was stored without, and logs the first time.
+    fn note_ignored_tags(&self, obj: &CachedObject) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = u64::from(obj.ignored_tags);
+        self.removals.ignored_tags.fetch_add(n, Relaxed);
+        if !self.removals.ignored_logged.swap(true, Relaxed) {
+            tracing::warn!(
+                url = %obj.url,
+                kept = obj.tags.len(),
+                ignored = n,
+                "surrogate keys beyond cache.max_surrogate_keys ignored (logged once; see lacquer_surrogate_keys_ignored_total)"
+            );
+        }
     }
 
     /// Marks `key` hit-for-miss for `ttl`: requests skip coalescing until then.
@@ -233,6 +267,9 @@ impl Store {
     ) -> usize {
         let mut count = 0;
         let now = SystemTime::now();
+        // Objects removed from an entry that stays (a removed entry's go
+        // through the eviction listener).
+        let mut dropped: Vec<Arc<CachedObject>> = Vec::new();
         let _ = self.cache.entry(key.clone()).and_compute_with(|old| {
             let Some(old) = old else {
                 return Op::Nop;
@@ -245,13 +282,17 @@ impl Store {
                     continue;
                 }
                 count += 1;
-                if mode == PurgeMode::Soft {
-                    variants.push(Arc::new(obj.expired(now)));
+                match mode {
+                    // Same tags: the index does not change.
+                    PurgeMode::Soft => variants.push(Arc::new(obj.expired(now))),
+                    PurgeMode::Hard => dropped.push(obj.clone()),
                 }
             }
             if count == 0 {
+                dropped.clear();
                 Op::Nop
             } else if variants.is_empty() && entry.hit_for_miss_until.is_none() {
+                dropped.clear();
                 Op::Remove
             } else {
                 Op::Put(Arc::new(Entry {
@@ -260,21 +301,20 @@ impl Store {
                 }))
             }
         });
+        for o in &dropped {
+            untag(&self.tags, key, o);
+        }
         count
     }
 
     /// Purges every object tagged `tag`; returns how many. Costs time in
     /// proportion to the tagged objects, not to the cache size.
     pub fn purge_tag(&self, tag: &str, mode: PurgeMode) -> usize {
-        let mut count = 0;
-        for key in self.tags.keys(tag) {
-            let n = self.purge(&key, mode, |o| o.has_tag(tag));
-            if n == 0 || mode == PurgeMode::Hard {
-                self.tags.remove(tag, &key);
-            }
-            count += n;
-        }
-        count
+        self.tags
+            .keys(tag)
+            .iter()
+            .map(|key| self.purge(key, mode, |o| o.has_tag(tag)))
+            .sum()
     }
 
     /// Every stored object with its key (a snapshot walk; entries added or
@@ -307,6 +347,21 @@ impl Store {
             self.removals.evicted.load(Relaxed),
             self.removals.expired.load(Relaxed),
         )
+    }
+
+    /// Surrogate keys ignored so far on stored objects (beyond
+    /// `cache.max_surrogate_keys`).
+    pub fn ignored_surrogate_keys(&self) -> u64 {
+        self.removals
+            .ignored_tags
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Distinct surrogate keys in the index, after pending evictions have
+    /// run.
+    pub fn surrogate_keys(&self) -> usize {
+        self.cache.run_pending_tasks();
+        self.tags.len()
     }
 
     /// Number of keys stored, after pending evictions have run.

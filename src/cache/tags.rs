@@ -2,11 +2,15 @@
 //! it, so a purge by tag costs time proportional to the tagged objects, not
 //! to the cache size.
 //!
-//! The index may hold a key whose object no longer carries the tag (an
-//! object replaced by one with other tags): purges check each variant's tags
-//! before acting, and the stale entry goes when the key is evicted.
+//! The index is exact: under each tag, each cache key counts the stored
+//! objects (Vary variants) of that key carrying the tag. The store adds an
+//! object's tags when it stores it and takes them away when the object
+//! leaves, whichever way (replaced, dropped as an excess or expired
+//! variant, purged, evicted, expired); a tag goes when its last object does.
+//! The memory this takes is charged to each object's weight
+//! (`CachedObject::weight`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
@@ -14,9 +18,12 @@ use super::key::CacheKey;
 
 const SHARDS: usize = 16;
 
+/// One shard: tag → cache key → objects of that key carrying the tag.
+type Shard = HashMap<Box<str>, HashMap<CacheKey, u32>>;
+
 /// Tag → keys, sharded by tag to spread lock contention.
 pub struct TagIndex {
-    shards: Vec<Mutex<HashMap<Box<str>, HashSet<CacheKey>>>>,
+    shards: Vec<Mutex<Shard>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -30,28 +37,32 @@ impl Default for TagIndex {
 }
 
 impl TagIndex {
-    fn shard(&self, tag: &str) -> &Mutex<HashMap<Box<str>, HashSet<CacheKey>>> {
+    fn shard(&self, tag: &str) -> &Mutex<Shard> {
         &self.shards[(self.hasher.hash_one(tag) as usize) % SHARDS]
     }
 
-    /// Records that `key` holds an object tagged `tag`.
+    /// Records one more object under `key` tagged `tag`.
     pub fn add(&self, tag: &str, key: &CacheKey) {
         let mut map = self.shard(tag).lock().unwrap_or_else(|p| p.into_inner());
         match map.get_mut(tag) {
-            Some(keys) => {
-                keys.insert(key.clone());
-            }
+            Some(keys) => *keys.entry(key.clone()).or_insert(0) += 1,
             None => {
-                map.insert(tag.into(), HashSet::from([key.clone()]));
+                map.insert(tag.into(), HashMap::from([(key.clone(), 1)]));
             }
         }
     }
 
-    /// Forgets `key` under `tag`.
+    /// Records one object fewer under `key` tagged `tag`; forgets the key
+    /// (and the tag) when none is left.
     pub fn remove(&self, tag: &str, key: &CacheKey) {
         let mut map = self.shard(tag).lock().unwrap_or_else(|p| p.into_inner());
         if let Some(keys) = map.get_mut(tag) {
-            keys.remove(key);
+            if let Some(count) = keys.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    keys.remove(key);
+                }
+            }
             if keys.is_empty() {
                 map.remove(tag);
             }
@@ -62,7 +73,7 @@ impl TagIndex {
     pub fn keys(&self, tag: &str) -> Vec<CacheKey> {
         let map = self.shard(tag).lock().unwrap_or_else(|p| p.into_inner());
         map.get(tag)
-            .map(|k| k.iter().cloned().collect())
+            .map(|k| k.keys().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -97,7 +108,11 @@ mod tests {
         idx.add("red", &a);
         idx.add("red", &b);
         idx.add("blue", &a);
+        // Two variants of `a` tagged red.
+        idx.add("red", &a);
         assert_eq!(idx.keys("red").len(), 2);
+        idx.remove("red", &a);
+        assert_eq!(idx.keys("red").len(), 2, "one variant of a is left");
         idx.remove("red", &a);
         assert_eq!(idx.keys("red"), vec![b.clone()]);
         idx.remove("red", &b);

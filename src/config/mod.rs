@@ -155,6 +155,12 @@ pub struct InvalidationConfig {
     pub max_keys_per_purge: usize,
     /// Pause between two walks of the ban lurker.
     pub ban_lurker_sleep: Seconds,
+    /// Most bans in force; a ban beyond it is refused with 429.
+    pub max_bans: usize,
+    /// Most memory charged for the bans in force (expressions plus each
+    /// distinct compiled regex once); a ban that would exceed it is refused
+    /// with 429 (413 when it alone exceeds it).
+    pub ban_memory: ByteSize,
 }
 
 impl Default for InvalidationConfig {
@@ -166,6 +172,8 @@ impl Default for InvalidationConfig {
             strip_surrogate_keys: true,
             max_keys_per_purge: 256,
             ban_lurker_sleep: Seconds(Duration::from_secs(1)),
+            max_bans: 10_000,
+            ban_memory: ByteSize(64 << 20),
         }
     }
 }
@@ -331,6 +339,10 @@ pub struct CacheConfig {
     pub cache_set_cookie: bool,
     /// Most Vary variants kept per URL; the oldest goes first.
     pub max_variants: usize,
+    /// Most surrogate keys kept per stored object (the first ones); more
+    /// are ignored, logged once and counted in
+    /// `lacquer_surrogate_keys_ignored_total`.
+    pub max_surrogate_keys: usize,
 }
 
 impl Default for ServerConfig {
@@ -384,6 +396,7 @@ impl Default for CacheConfig {
             honor_client_no_cache: false,
             cache_set_cookie: false,
             max_variants: 32,
+            max_surrogate_keys: 1024,
         }
     }
 }
@@ -530,6 +543,14 @@ impl Config {
                     "invalidation: {name:?} is not a valid header name"
                 )));
             }
+        }
+        if inv.max_bans == 0 {
+            return Err(invalid("invalidation.max_bans: must be at least 1".into()));
+        }
+        if inv.ban_memory.0 < 1 << 20 {
+            return Err(invalid(
+                "invalidation.ban_memory: must be at least 1MiB".into(),
+            ));
         }
         let cl = &self.cluster;
         for p in &cl.peers {

@@ -16,7 +16,10 @@
 //!   lowercase, as in Varnish.
 //! * `~` and `!~` take a regular expression (the [`regex`] crate's syntax,
 //!   unanchored search). It is compiled once, at parse time, with its
-//!   compiled size bounded by [`REGEX_SIZE_LIMIT`].
+//!   compiled size bounded by [`REGEX_SIZE_LIMIT`] and its lazy DFA cache by
+//!   [`REGEX_CACHE_LIMIT`]. Each compiled regex reports what it costs
+//!   ([`BanExpr::regexes`], [`BanRegex::charge`]), and [`BanExpr::parse_with`]
+//!   can reuse regexes already compiled for other bans.
 //! * In a quoted argument, `\"` stands for `"` and `\\` for `\`; a backslash
 //!   before any other character is kept as is, so regex escapes such as
 //!   `"\.png$"` need no doubling.
@@ -36,7 +39,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
-use regex::{Regex, RegexBuilder};
+use std::sync::Arc;
+
+use regex_automata::meta;
 
 /// Longest accepted expression, in bytes.
 pub const MAX_LEN: usize = 4096;
@@ -44,9 +49,19 @@ pub const MAX_LEN: usize = 4096;
 /// Most conditions (joined by `&&`) accepted in one expression.
 pub const MAX_CONDITIONS: usize = 16;
 
-/// Bound on the compiled size of each regex (and on its lazy DFA cache), in
-/// bytes, so that a client cannot make the cache allocate without limit.
+/// Bound on the compiled size of each regex (its NFA), in bytes, so that a
+/// client cannot make the cache allocate without limit.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Bound on each lazy DFA cache of a regex (forward and reverse), in bytes.
+/// Past it the cache is cleared and refilled, or matching falls back to a
+/// slower engine: never more memory.
+pub const REGEX_CACHE_LIMIT: usize = 256 << 10;
+
+/// Bytes charged for one thread's match cache of a regex, on top of the
+/// compiled form: both lazy DFA caches at their bound, plus the bounded
+/// backtracker's visited set (256 KiB in `regex-automata`).
+const MATCH_CACHE_CHARGE: usize = 2 * REGEX_CACHE_LIMIT + (256 << 10);
 
 const FIELD_HINT: &str = "(expected req.url, req.http.NAME, obj.status or obj.http.NAME)";
 const STRING_OPS_HINT: &str = "(==, !=, ~, !~)";
@@ -105,8 +120,68 @@ enum TextField {
 enum TextTest {
     Eq(String),
     Ne(String),
-    Match(Regex),
-    NoMatch(Regex),
+    Match(Arc<BanRegex>),
+    NoMatch(Arc<BanRegex>),
+}
+
+/// A compiled ban regex, shared (`Arc`) by every condition of the bans in
+/// force that uses the same pattern.
+pub struct BanRegex {
+    pattern: Box<str>,
+    re: meta::Regex,
+    charge: usize,
+}
+
+impl BanRegex {
+    /// Compiles `pattern` with the size bounds of this module. The error is
+    /// one line, starting with `invalid regex: `.
+    pub fn compile(pattern: &str) -> Result<BanRegex, String> {
+        let config = meta::Config::new()
+            .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+            .hybrid_cache_capacity(REGEX_CACHE_LIMIT)
+            .utf8_empty(true);
+        let syntax = regex_automata::util::syntax::Config::new().utf8(true);
+        let re = meta::Builder::new()
+            .configure(config)
+            .syntax(syntax)
+            .build(pattern)
+            .map_err(|e| format!("invalid regex: {}", regex_message(&e)))?;
+        // The match caches grow with the program (NFA states, DFA states
+        // built from them) up to their bounds: a small pattern's stay small.
+        let compiled = re.memory_usage();
+        let charge = compiled + MATCH_CACHE_CHARGE.min(2 * compiled) + 2 * pattern.len() + 64;
+        Ok(BanRegex {
+            pattern: pattern.into(),
+            re,
+            charge,
+        })
+    }
+
+    /// The pattern as written (after unquoting).
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Bytes this regex is charged: its compiled form (as `regex-automata`
+    /// measures it), one match cache (estimated as twice the compiled form,
+    /// at most the caches' bounds), and the pattern text. Each further
+    /// thread matching it at the same moment may hold another match cache.
+    pub fn charge(&self) -> usize {
+        self.charge
+    }
+
+    fn is_match(&self, haystack: &str) -> bool {
+        self.re.is_match(haystack)
+    }
+}
+
+impl fmt::Debug for BanRegex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BanRegex")
+            .field("pattern", &self.pattern)
+            .field("charge", &self.charge)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,8 +300,8 @@ impl Condition {
                 let (op, arg) = match test {
                     TextTest::Eq(s) => (TextOp::Eq, s.as_str()),
                     TextTest::Ne(s) => (TextOp::Ne, s.as_str()),
-                    TextTest::Match(re) => (TextOp::Match, re.as_str()),
-                    TextTest::NoMatch(re) => (TextOp::NoMatch, re.as_str()),
+                    TextTest::Match(re) => (TextOp::Match, re.pattern()),
+                    TextTest::NoMatch(re) => (TextOp::NoMatch, re.pattern()),
                 };
                 out.push(' ');
                 out.push_str(op.as_str());
@@ -254,6 +329,15 @@ impl BanExpr {
     ///
     /// Errors carry the 1-based column (in characters) of the offending token.
     pub fn parse(s: &str) -> Result<BanExpr, BanParseError> {
+        BanExpr::parse_with(s, &|_| None)
+    }
+
+    /// Like [`BanExpr::parse`], but a regex whose pattern `known` returns
+    /// is shared instead of compiled again.
+    pub fn parse_with(
+        s: &str,
+        known: &dyn Fn(&str) -> Option<Arc<BanRegex>>,
+    ) -> Result<BanExpr, BanParseError> {
         if s.len() > MAX_LEN {
             let column = s.char_indices().take_while(|(i, _)| *i < MAX_LEN).count() + 1;
             return Err(BanParseError {
@@ -264,6 +348,7 @@ impl BanExpr {
         let mut parser = Parser {
             chars: s.chars().collect(),
             pos: 0,
+            known,
         };
         let conditions = parser.expression()?;
         let mut canonical = String::with_capacity(s.len() + 8);
@@ -277,6 +362,59 @@ impl BanExpr {
             conditions,
             canonical,
         })
+    }
+
+    /// The compiled regexes of the expression, in condition order (a
+    /// pattern used twice appears twice).
+    pub fn regexes(&self) -> impl Iterator<Item = &Arc<BanRegex>> + '_ {
+        self.conditions.iter().filter_map(|c| match c {
+            Condition::Text {
+                test: TextTest::Match(re) | TextTest::NoMatch(re),
+                ..
+            } => Some(re),
+            _ => None,
+        })
+    }
+
+    /// Replaces each regex by what `f` returns for it (the ban list swaps in
+    /// the copy it already holds, so that identical patterns share one).
+    pub fn intern_regexes(&mut self, mut f: impl FnMut(&Arc<BanRegex>) -> Arc<BanRegex>) {
+        for c in &mut self.conditions {
+            if let Condition::Text {
+                test: TextTest::Match(re) | TextTest::NoMatch(re),
+                ..
+            } = c
+            {
+                *re = f(re);
+            }
+        }
+    }
+
+    /// Heap and inline bytes of the expression without its regexes (those
+    /// are charged per distinct pattern: [`BanRegex::charge`]).
+    pub fn own_bytes(&self) -> usize {
+        let conditions: usize = self
+            .conditions
+            .iter()
+            .map(|c| {
+                std::mem::size_of::<Condition>()
+                    + match c {
+                        Condition::Status { .. } => 0,
+                        Condition::Text { field, test } => {
+                            let name = match field {
+                                TextField::ReqUrl => 0,
+                                TextField::ReqHeader(n) | TextField::ObjHeader(n) => n.len(),
+                            };
+                            let arg = match test {
+                                TextTest::Eq(a) | TextTest::Ne(a) => a.len(),
+                                TextTest::Match(_) | TextTest::NoMatch(_) => 0,
+                            };
+                            name + arg
+                        }
+                    }
+            })
+            .sum();
+        std::mem::size_of::<BanExpr>() + self.canonical.len() + conditions
     }
 
     /// True when every condition holds for `t`.
@@ -346,12 +484,14 @@ enum ParsedField {
 
 /// Recursive-descent parser over the input's characters; `pos` is a
 /// character index, so the column of `pos` is `pos + 1`.
-struct Parser {
+struct Parser<'k> {
     chars: Vec<char>,
     pos: usize,
+    /// Regexes compiled already, by pattern.
+    known: &'k dyn Fn(&str) -> Option<Arc<BanRegex>>,
 }
 
-impl Parser {
+impl Parser<'_> {
     fn err(&self, pos: usize, reason: impl Into<String>) -> BanParseError {
         BanParseError {
             column: pos + 1,
@@ -427,16 +567,22 @@ impl Parser {
                 let test = match op {
                     TextOp::Eq => TextTest::Eq(arg),
                     TextOp::Ne => TextTest::Ne(arg),
-                    TextOp::Match => {
-                        TextTest::Match(compile(&arg).map_err(|r| self.err(arg_pos, r))?)
-                    }
-                    TextOp::NoMatch => {
-                        TextTest::NoMatch(compile(&arg).map_err(|r| self.err(arg_pos, r))?)
-                    }
+                    TextOp::Match => TextTest::Match(self.regex(&arg, arg_pos)?),
+                    TextOp::NoMatch => TextTest::NoMatch(self.regex(&arg, arg_pos)?),
                 };
                 Ok(Condition::Text { field, test })
             }
         }
+    }
+
+    /// The compiled regex for `pattern`: a known one, else compiled now.
+    fn regex(&self, pattern: &str, pos: usize) -> Result<Arc<BanRegex>, BanParseError> {
+        if let Some(re) = (self.known)(pattern) {
+            return Ok(re);
+        }
+        BanRegex::compile(pattern)
+            .map(Arc::new)
+            .map_err(|r| self.err(pos, r))
     }
 
     fn field(&mut self) -> Result<ParsedField, BanParseError> {
@@ -625,19 +771,17 @@ fn parse_status(arg: &str) -> Result<u16, String> {
     }
 }
 
-fn compile(pattern: &str) -> Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| format!("invalid regex: {}", regex_message(&e)))
-}
-
 /// The informative line of a regex error: for syntax errors the line
 /// starting with `error:` (the first line is only "regex parse error:"),
 /// otherwise the first line.
-fn regex_message(e: &regex::Error) -> String {
-    let text = e.to_string();
+fn regex_message(e: &meta::BuildError) -> String {
+    if let Some(limit) = e.size_limit() {
+        return format!("compiled regex exceeds the size limit of {limit} bytes");
+    }
+    let text = match e.syntax_error() {
+        Some(syntax) => syntax.to_string(),
+        None => e.to_string(),
+    };
     if let Some(line) = text
         .lines()
         .find_map(|l| l.trim_start().strip_prefix("error:"))

@@ -219,6 +219,11 @@ impl Metrics {
                 gauges.evictions,
             ),
             (
+                "lacquer_surrogate_keys_ignored_total",
+                "Surrogate keys ignored on stored objects, beyond cache.max_surrogate_keys.",
+                gauges.ignored_surrogate_keys,
+            ),
+            (
                 "lacquer_expirations_total",
                 "Entries removed after their TTL, grace and keep.",
                 gauges.expirations,
@@ -241,7 +246,17 @@ impl Metrics {
                 "Bytes charged against the storage budget.",
                 gauges.bytes,
             ),
+            (
+                "lacquer_surrogate_keys",
+                "Distinct surrogate keys indexed for purges by key.",
+                gauges.surrogate_keys,
+            ),
             ("lacquer_bans", "Bans in force.", gauges.bans),
+            (
+                "lacquer_ban_bytes",
+                "Bytes charged for the bans in force against invalidation.ban_memory.",
+                gauges.ban_bytes,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -257,8 +272,14 @@ pub struct Gauges {
     pub objects: u64,
     /// Bytes charged.
     pub bytes: u64,
+    /// Distinct surrogate keys indexed.
+    pub surrogate_keys: u64,
+    /// Surrogate keys ignored so far (beyond the per-object cap).
+    pub ignored_surrogate_keys: u64,
     /// Bans in force.
     pub bans: u64,
+    /// Bytes charged for the bans in force.
+    pub ban_bytes: u64,
     /// Evictions for space so far.
     pub evictions: u64,
     /// Expirations so far.

@@ -52,6 +52,7 @@ impl Live {
                 .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
                 .collect(),
             strip: config.invalidation.strip_surrogate_keys,
+            max_keys: config.cache.max_surrogate_keys,
         };
         let esi_paths = regex::RegexSet::new(&config.esi.paths)?;
         Ok(Live {

@@ -195,7 +195,10 @@ impl Proxy {
         let mut out = self.metrics.render(&Gauges {
             objects: self.store.entry_count(),
             bytes: self.store.stored_bytes(),
+            surrogate_keys: self.store.surrogate_keys() as u64,
+            ignored_surrogate_keys: self.store.ignored_surrogate_keys(),
             bans: self.bans.len() as u64,
+            ban_bytes: self.bans.bytes(),
             evictions,
             expirations,
         });

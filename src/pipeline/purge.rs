@@ -12,8 +12,8 @@ use crate::body::RespBody;
 use crate::cache::store::PurgeMode;
 use crate::cache::tags::parse_keys;
 use crate::cache::CacheKey;
-use crate::invalidate::ban_expr::{BanExpr, BanParseError};
-use crate::invalidate::bans::Ban;
+use crate::invalidate::ban_expr::BanParseError;
+use crate::invalidate::bans::{Ban, BanLimitError, BanLimits};
 use crate::invalidate::op::Invalidation;
 use crate::observe::metrics::InvalidationKind;
 use crate::policy::ClientAction;
@@ -24,6 +24,9 @@ pub enum InvalidationError {
     /// The ban expression does not parse.
     #[error("ban expression: {0}")]
     Ban(#[from] BanParseError),
+    /// The ban list has no room for the ban.
+    #[error("{0}")]
+    BanLimit(#[from] BanLimitError),
     /// A key purge named no key.
     #[error("no surrogate key given")]
     NoKeys,
@@ -66,10 +69,21 @@ impl Proxy {
                 let count = keys.iter().map(|k| self.store.purge_tag(k, *mode)).sum();
                 (Applied::Purged(count), InvalidationKind::KeyPurge)
             }
-            Invalidation::Ban(text) => (
-                Applied::Banned(self.bans.add(BanExpr::parse(text)?)),
-                InvalidationKind::Ban,
-            ),
+            Invalidation::Ban(text) => {
+                let inv = &self.live.load().config.invalidation;
+                let limits = BanLimits {
+                    max_bans: inv.max_bans,
+                    max_bytes: inv.ban_memory.0,
+                };
+                let expr = self.bans.parse(text)?;
+                match self.bans.add(expr, limits) {
+                    Ok(ban) => (Applied::Banned(ban), InvalidationKind::Ban),
+                    Err(e) => {
+                        crate::log_limited!(10, warn, error = %e, bans = self.bans.len(), bytes = self.bans.bytes(), "ban refused");
+                        return Err(e.into());
+                    }
+                }
+            }
         };
         self.metrics.count_invalidation(kind);
         tracing::info!(invalidation = %inv.encode(), from_peer, result = ?applied, "invalidation applied");
@@ -197,7 +211,9 @@ fn purge_mode(config: &crate::config::Config, headers: &HeaderMap) -> PurgeMode 
 }
 
 /// The HTTP answer to an invalidation: 200 with what happened, 404 when a
-/// purge found nothing, 400 for a bad request.
+/// purge found nothing, 400 for a bad request, 429 when the ban list is full
+/// (count or memory; retrying later may succeed) and 413 for a ban that
+/// alone needs more than the whole ban budget.
 pub fn answer(
     inv: &Invalidation,
     result: Result<Applied, InvalidationError>,
@@ -212,6 +228,10 @@ fn answer_parts(
     result: Result<Applied, InvalidationError>,
 ) -> (StatusCode, String) {
     match result {
+        Err(e @ InvalidationError::BanLimit(BanLimitError::TooLarge { .. })) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        Err(e @ InvalidationError::BanLimit(_)) => (StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
         Ok(Applied::Banned(ban)) => (
             StatusCode::OK,
