@@ -332,6 +332,7 @@ impl Proxy {
         let raw = match collect(body, limit).await.map(concat).and_then(|raw| {
             if is_gzip(&headers) {
                 headers.remove(CONTENT_ENCODING);
+                let _decoding = self.metrics.decoding();
                 Ok(gunzip(&raw, limit)?)
             } else {
                 Ok(raw)
@@ -545,6 +546,7 @@ impl Proxy {
         // A backend that compressed a fragment unasked: decode it (once per
         // delivery; such fragments are rare).
         let body = if is_gzip(&obj.deliver_headers) {
+            let _decoding = self.metrics.decoding();
             match gunzip(&obj.body, live.config.esi.max_fragment_size.0) {
                 Ok(b) => b,
                 Err(_) => return false,
@@ -626,6 +628,7 @@ impl Proxy {
         let limit = page.live.config.esi.max_fragment_size.0;
         let body = collect(resp.into_body(), limit).await.and_then(|chunks| {
             if gzipped {
+                let _decoding = self.metrics.decoding();
                 Ok(vec![gunzip(&concat(chunks), limit)?])
             } else {
                 Ok(chunks)
