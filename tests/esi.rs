@@ -427,6 +427,9 @@ async fn gzipped_pages_and_fragments_are_decoded() {
     }
     let seen = origin.last("/z").expect("fragment fetched");
     assert!(seen.headers.get("accept-encoding").is_none());
+    // The page when stored, the fragment once (the miss decodes the stored
+    // copy, which the hit then uses).
+    assert_eq!(metric(&lq, "lacquer_esi_decodes_total"), 2);
 }
 
 #[tokio::test]

@@ -7,6 +7,9 @@ use lacquer::config::ByteSize;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The tests measure the process's memory: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Resident memory of this process, in bytes (`VmRSS` in /proc/self/status).
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -29,6 +32,7 @@ fn metric(lq: &lacquer::server::Running, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_holds_a_bounded_part_of_the_page() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const INCLUDES: usize = 128;
     const FRAGMENT: usize = 1 << 20;
     let origin = Origin::start().await;
@@ -96,4 +100,78 @@ async fn a_client_that_does_not_read_holds_a_bounded_part_of_the_page() {
     let xs = got[head_end..].iter().filter(|&&b| b == b'x').count();
     assert_eq!(xs, INCLUDES * FRAGMENT);
     assert!(text.trim_end().ends_with("0"), "chunked body complete");
+}
+
+/// A gzip stream decoding to `size` zero bytes.
+fn zeros_gz(size: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&vec![0u8; size]).expect("write");
+    e.finish().expect("finish")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_do_not_read_a_page_of_one_gzipped_fragment_share_its_bytes() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    const INCLUDES: usize = 32;
+    const DECODED: usize = 2 << 20;
+    const CLIENTS: usize = 4;
+    let origin = Origin::start().await;
+    let body = "<esi:include src=\"/gzf\"/>".repeat(INCLUDES);
+    origin.route("/gzpage", move |_, _| {
+        Reply::ok(body.clone())
+            .header("surrogate-control", "content=\"ESI/1.0\"")
+            .header("cache-control", "max-age=60")
+    });
+    let zipped = zeros_gz(DECODED);
+    origin.route("/gzf", move |_, _| {
+        Reply::ok(zipped.clone())
+            .header("content-encoding", "gzip")
+            .header("cache-control", "max-age=60")
+    });
+    let lq = lacquer_for(&origin).await;
+    // The page and its fragment are stored.
+    let first = get(lq.addr(), "/gzpage").await;
+    assert_eq!(first.body.len(), INCLUDES * DECODED);
+    drop(first);
+    settle().await;
+    let before = rss();
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut c = tokio::net::TcpStream::connect(lq.addr())
+            .await
+            .expect("connect");
+        c.write_all(b"GET /gzpage HTTP/1.1\r\nhost: test.example\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        clients.push(c);
+    }
+    sleep_ms(2000).await;
+    let during = rss();
+    eprintln!(
+        "{CLIENTS} clients not reading a page of {INCLUDES} includes of one gzip'd fragment \
+         ({DECODED} bytes decoded): RSS {} MiB -> {} MiB, {} decodes",
+        before >> 20,
+        during >> 20,
+        metric(&lq, "lacquer_esi_decodes_total")
+    );
+    assert!(
+        during.saturating_sub(before) < 32 << 20,
+        "RSS grew by {} MiB",
+        (during - before) >> 20
+    );
+    for mut c in clients {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), c.read_to_end(&mut got))
+            .await
+            .expect("read in time")
+            .expect("read");
+        assert!(got.len() > INCLUDES * DECODED);
+    }
+    assert_eq!(origin.hits("/gzf"), 1);
+    assert_eq!(
+        metric(&lq, "lacquer_esi_decodes_total"),
+        1,
+        "decoded once: by the first page's miss, for all its includes"
+    );
 }

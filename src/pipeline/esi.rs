@@ -876,6 +876,13 @@ impl Proxy {
         let mut body = collect(resp.into_body(), limit, charging).await;
         if gzipped {
             if let Ok(chunks) = body {
+                // Stored by now (the usual miss): decoded once for every
+                // include of it, and kept, as for a hit.
+                if !failed {
+                    if let Some((key, obj)) = self.stored_as(page, &target, &chunks) {
+                        return self.decode_stored(page, &key, &obj).await;
+                    }
+                }
                 body = self.decode_fetched(page, turn, chunks, limit).await;
             }
         }
@@ -892,6 +899,37 @@ impl Proxy {
                 Err(Vec::new())
             }
         }
+    }
+
+    /// The stored gzip'd fragment that a fetched body (`chunks`, as
+    /// received) is, if the fetch stored it already.
+    fn stored_as(
+        &self,
+        page: &Page,
+        target: &Target,
+        chunks: &[Piece],
+    ) -> Option<(CacheKey, Arc<CachedObject>)> {
+        let mut fctx = page.fragment_request(target);
+        if page.live.policy.recv(&mut fctx) != RecvAction::Hash {
+            return None;
+        }
+        let key = page.live.policy.hash(&fctx);
+        let (Lookup::Hit(obj) | Lookup::Grace(obj)) = lookup(&self.store, &self.bans, &key, &fctx)
+        else {
+            return None;
+        };
+        let same = obj.esi.is_none()
+            && is_gzip(&obj.deliver_headers)
+            && obj.body.len() == chunks.iter().map(|c| c.bytes.len()).sum::<usize>()
+            && chunks
+                .iter()
+                .scan(0, |at, c| {
+                    let start = *at;
+                    *at += c.bytes.len();
+                    Some(obj.body.get(start..*at) == Some(&c.bytes[..]))
+                })
+                .all(|equal| equal);
+        same.then_some((key, obj))
     }
 
     /// Decodes a gzip'd fragment as fetched, off the worker, stopping at
