@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -243,9 +243,69 @@ pub enum RespBody {
     /// Several buffers sent in order (an ESI page whose parts were all in
     /// the cache).
     Parts(VecDeque<Bytes>),
-    /// An ESI page assembled while it is sent: chunks arrive in document
-    /// order from the assembling task; an `Err` aborts the response.
-    Assembled(tokio::sync::mpsc::Receiver<Result<Bytes, BoxError>>),
+    /// An ESI page assembled while it is sent: pieces arrive in document
+    /// order from the assembling task; an `Err` aborts the response. A
+    /// piece's charge is released when the connection takes its bytes.
+    Assembled(tokio::sync::mpsc::Receiver<Result<Piece, BoxError>>),
+}
+
+/// Bytes of an assembled ESI page on their way to the client, holding the
+/// share of the page's buffer budget (`esi.max_buffered`) they were charged
+/// until the client connection takes them. Bytes the cache holds anyway
+/// (literal parts of the page, stored fragments) carry no charge.
+#[derive(Debug)]
+pub struct Piece {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// Their charge, if any.
+    pub charge: Option<Charge>,
+}
+
+impl Piece {
+    /// Bytes charged to no budget.
+    pub fn free(bytes: Bytes) -> Piece {
+        Piece {
+            bytes,
+            charge: None,
+        }
+    }
+
+    /// The bytes; the charge is released.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+}
+
+/// Bytes held against a page's buffer budget (a permit per byte), counted
+/// in a gauge (`lacquer_esi_buffered_bytes`) until dropped.
+#[derive(Debug)]
+pub struct Charge {
+    permit: tokio::sync::OwnedSemaphorePermit,
+    gauge: Arc<AtomicU64>,
+}
+
+impl Charge {
+    /// A charge of the permits in `permit`, added to `gauge`.
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit, gauge: Arc<AtomicU64>) -> Charge {
+        gauge.fetch_add(permit.num_permits() as u64, Ordering::Relaxed);
+        Charge { permit, gauge }
+    }
+
+    /// Gives back what is held beyond `n` bytes (a reservation made before
+    /// the size was known).
+    pub fn shrink_to(&mut self, n: usize) {
+        let excess = self.permit.num_permits().saturating_sub(n);
+        if excess > 0 && self.permit.split(excess).is_some() {
+            self.gauge.fetch_sub(excess as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.gauge
+            .fetch_sub(self.permit.num_permits() as u64, Ordering::Relaxed);
+    }
 }
 
 impl RespBody {
@@ -286,7 +346,9 @@ impl Body for RespBody {
             RespBody::Backend(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
             RespBody::Shared(s) => Pin::new(s).poll_frame(cx),
             RespBody::Parts(p) => Poll::Ready(p.pop_front().map(|b| Ok(Frame::data(b)))),
-            RespBody::Assembled(rx) => rx.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data))),
+            RespBody::Assembled(rx) => rx
+                .poll_recv(cx)
+                .map(|c| c.map(|c| c.map(|piece| Frame::data(piece.into_bytes())))),
         }
     }
 

@@ -427,6 +427,9 @@ async fn gzipped_pages_and_fragments_are_decoded() {
     }
     let seen = origin.last("/z").expect("fragment fetched");
     assert!(seen.headers.get("accept-encoding").is_none());
+    // The page when stored, the fragment once (the miss decodes the stored
+    // copy, which the hit then uses).
+    assert_eq!(metric(&lq, "lacquer_esi_decodes_total"), 2);
 }
 
 #[tokio::test]
@@ -612,4 +615,166 @@ async fn a_background_refresh_of_a_page_fetches_no_fragment() {
         "the refresh, whose response nobody reads, assembled nothing"
     );
     assert_eq!(get(lq.addr(), "/bg").await.text(), "v2[live#3]");
+}
+
+/// The value of metric `name` (a line `name value`).
+fn metric(lq: &lacquer::server::Running, name: &str) -> u64 {
+    let metrics = lq.proxy.render_metrics();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+}
+
+/// A gzip stream (of `members` members) decoding to `members` times
+/// `member_size` zero bytes: a few KiB that expand to MiBs.
+fn zeros_gz(member_size: usize, members: usize) -> Vec<u8> {
+    let one = gzip(&vec![0u8; member_size]);
+    one.repeat(members)
+}
+
+#[tokio::test]
+async fn a_gzipped_fragment_is_decoded_once_and_charged_not_at_every_hit() {
+    let origin = Origin::start().await;
+    let mut body = String::from("[");
+    for _ in 0..8 {
+        body.push_str("<esi:include src=\"/zf\"/>");
+    }
+    body.push(']');
+    let body: &'static str = Box::leak(body.into_boxed_str());
+    page(&origin, "/zp", body);
+    let text = "z".repeat(256 << 10);
+    let zipped = gzip(text.as_bytes());
+    origin.route("/zf", move |_, _| {
+        Reply::ok(zipped.clone())
+            .header("content-encoding", "gzip")
+            .header("cache-control", "max-age=60")
+    });
+    let lq = lacquer_for(&origin).await;
+    // Stored as the backend sent it, by a client that takes gzip.
+    let direct = get_with(lq.addr(), "/zf", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(direct.header("content-encoding"), Some("gzip"));
+    settle().await;
+    let stored_before = metric(&lq, "lacquer_stored_bytes");
+    for _ in 0..10 {
+        let got = get(lq.addr(), "/zp").await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body.len(), 2 + 8 * text.len());
+        assert!(got.body[1..].starts_with(text.as_bytes()));
+        settle().await;
+    }
+    assert_eq!(origin.hits("/zf"), 1);
+    assert_eq!(
+        metric(&lq, "lacquer_esi_decodes_total"),
+        1,
+        "decoded once, for the first page, not for each include of each hit"
+    );
+    let stored_after = metric(&lq, "lacquer_stored_bytes");
+    assert!(
+        stored_after >= stored_before + text.len() as u64,
+        "the decoded body is charged: {stored_before} -> {stored_after}"
+    );
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_fragment_fails_once_and_is_not_expanded_again() {
+    let origin = Origin::start().await;
+    page(
+        &origin,
+        "/bp",
+        "a<esi:include src=\"/bomb\" alt=\"/small\"/>b<esi:include src=\"/bomb\" onerror=\"continue\"/>c",
+    );
+    // 16 KiB on the wire, 16 MiB decoded.
+    let bomb = zeros_gz(1 << 20, 16);
+    assert!(bomb.len() < 32 << 10, "{}", bomb.len());
+    origin.route("/bomb", move |_, _| {
+        Reply::ok(bomb.clone())
+            .header("content-encoding", "gzip")
+            .header("cache-control", "max-age=60")
+    });
+    fragment(&origin, "/small", "small", 60);
+    let lq = lacquer_with(&origin, |c| c.esi.max_fragment_size = ByteSize(1 << 20)).await;
+    let direct = get_with(lq.addr(), "/bomb", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(direct.status, 200);
+    settle().await;
+    for _ in 0..5 {
+        let got = get(lq.addr(), "/bp").await;
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            got.text(),
+            "asmall#1bc",
+            "the include failed: alt, then continue"
+        );
+        settle().await;
+    }
+    assert_eq!(origin.hits("/bomb"), 1);
+    assert_eq!(origin.hits("/small"), 1);
+    assert_eq!(
+        metric(&lq, "lacquer_esi_decodes_total"),
+        1,
+        "the failure is remembered with the stored fragment"
+    );
+}
+
+#[test]
+fn a_page_being_assembled_does_not_block_its_worker() {
+    const N: usize = 16;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let origin = Origin::start().await;
+        let mut body = String::new();
+        for i in 0..N {
+            body.push_str(&format!("<esi:include src=\"/hf/{i}\"/>"));
+            let zipped = zeros_gz(1 << 20, 4);
+            origin.route(&format!("/hf/{i}"), move |_, _| {
+                Reply::ok(zipped.clone())
+                    .header("content-encoding", "gzip")
+                    .header("cache-control", "max-age=60")
+            });
+        }
+        let body: &'static str = Box::leak(body.into_boxed_str());
+        page(&origin, "/heavy", body);
+        fragment(&origin, "/unrelated", "u", 60);
+        let mut config = config_for(origin.addr);
+        config.esi.max_fragment_size = ByteSize(8 << 20);
+        // One worker thread: everything below is served by one runtime.
+        let lq = lacquer::server::start_workers(std::sync::Arc::new(config), 1)
+            .await
+            .expect("start lacquer");
+        for i in 0..N {
+            let got = get_with(
+                lq.addr(),
+                &format!("/hf/{i}"),
+                &[("accept-encoding", "gzip")],
+            )
+            .await;
+            assert_eq!(got.header("content-encoding"), Some("gzip"));
+        }
+        assert_eq!(get(lq.addr(), "/unrelated").await.text(), "u#1");
+        settle().await;
+        let addr = lq.addr();
+        let heavy = tokio::spawn(async move { get(addr, "/heavy").await });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metric(&lq, "lacquer_esi_decoding") == 0 {
+            assert!(Instant::now() < deadline, "no decode started");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The heavy page is being decoded: an unrelated request on the same
+        // worker is answered meanwhile, not after all of it.
+        let unrelated = get(addr, "/unrelated").await;
+        let decoded = metric(&lq, "lacquer_esi_decodes_total");
+        assert_eq!(unrelated.text(), "u#1");
+        assert!(
+            decoded < N as u64,
+            "the unrelated request waited for {decoded} of {N} decodes"
+        );
+        let heavy = heavy.await.expect("heavy client");
+        assert_eq!(heavy.status, 200);
+        assert_eq!(heavy.body.len(), N * (4 << 20));
+        lq.shutdown(Duration::from_secs(1)).await;
+    });
 }

@@ -128,6 +128,12 @@ pub struct CachedObject {
     pub ban_checked: AtomicU64,
     /// The ESI template, when the body is assembled at delivery.
     pub esi: Option<Arc<Template>>,
+    /// The body decoded from gzip, for insertion into ESI pages: filled on
+    /// first use (`None` inside: it did not decode within
+    /// `esi.max_fragment_size` then), so a stored fragment is decoded once,
+    /// not at every hit. Once filled it is part of [`CachedObject::weight`];
+    /// the store is told to weigh the object again (`Store::recharge`).
+    identity: tokio::sync::OnceCell<Option<Bytes>>,
     /// Times delivered from the cache.
     hits: AtomicU64,
     weight: usize,
@@ -188,6 +194,7 @@ impl CachedObject {
             host: from.host,
             ban_checked: AtomicU64::new(from.ban_stamp),
             esi: None,
+            identity: tokio::sync::OnceCell::new(),
             hits: AtomicU64::new(0),
             weight,
         }
@@ -241,6 +248,9 @@ impl CachedObject {
             self.provenance(ban_stamp),
         );
         obj.hits.store(self.hits(), Ordering::Relaxed);
+        // Same body bytes, same decoded form.
+        let mut obj = obj;
+        obj.identity = self.identity.clone();
         match &self.esi {
             Some(t) => obj.with_template(t.clone()),
             None => obj,
@@ -266,6 +276,7 @@ impl CachedObject {
             host: self.host.clone(),
             ban_checked: AtomicU64::new(self.ban_checked.load(Ordering::Acquire)),
             esi: self.esi.clone(),
+            identity: self.identity.clone(),
             hits: AtomicU64::new(self.hits()),
             weight: self.weight,
             freshness,
@@ -287,9 +298,22 @@ impl CachedObject {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// Bytes this object is charged against the storage budget.
+    /// Bytes this object is charged against the storage budget: its body,
+    /// headers, template and fixed overhead, plus its decoded body once
+    /// there is one.
     pub fn weight(&self) -> usize {
-        self.weight
+        let decoded = self
+            .identity
+            .get()
+            .and_then(Option::as_ref)
+            .map_or(0, Bytes::len);
+        self.weight + decoded
+    }
+
+    /// The cell holding the body decoded from gzip (see the field's docs):
+    /// `get` it, or fill it once with `get_or_init`.
+    pub fn identity(&self) -> &tokio::sync::OnceCell<Option<Bytes>> {
+        &self.identity
     }
 
     /// The backend's value of response field `name` (withheld fields

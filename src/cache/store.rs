@@ -230,6 +230,21 @@ impl Store {
         }
     }
 
+    /// Weighs the entry of `key` again, if it still holds `obj`: an object
+    /// grew after it was stored (its decoded body, see
+    /// [`CachedObject::identity`]), and the budget must know.
+    pub fn recharge(&self, key: &CacheKey, obj: &Arc<CachedObject>) {
+        let _ = self
+            .cache
+            .entry(key.clone())
+            .and_compute_with(|old| match old {
+                Some(e) if e.value().variants.iter().any(|o| Arc::ptr_eq(o, obj)) => {
+                    Op::Put(e.into_value())
+                }
+                _ => Op::Nop,
+            });
+    }
+
     /// Marks `key` hit-for-miss for `ttl`: requests skip coalescing until then.
     pub fn mark_hit_for_miss(&self, key: CacheKey, ttl: Duration) {
         if ttl.is_zero() {

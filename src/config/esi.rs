@@ -43,9 +43,17 @@ pub struct EsiConfig {
     /// own host is always allowed. Anything else is refused (logged), so the
     /// cache is never an open proxy.
     pub allowed_hosts: Vec<String>,
-    /// Largest fragment body inserted; a larger one counts as a failed
-    /// include.
+    /// Largest fragment body inserted, after decoding a gzip'd one (the
+    /// decoder stops as soon as it would produce more); a larger one counts
+    /// as a failed include.
     pub max_fragment_size: crate::config::ByteSize,
+    /// Fragment bytes one assembled page may hold ahead of its client:
+    /// fetched includes wait (and stop reading their backend) once the page
+    /// holds this much that the client has not taken yet. The include the
+    /// client is waiting for next always proceeds, so a slow client costs at
+    /// most about this plus one fragment (`max_fragment_size`) per page.
+    /// Bytes inserted from the cache are the cache's and not counted.
+    pub max_buffered: crate::config::ByteSize,
 }
 
 impl Default for EsiConfig {
@@ -59,6 +67,7 @@ impl Default for EsiConfig {
             on_error: EsiOnError::Include,
             allowed_hosts: Vec::new(),
             max_fragment_size: crate::config::ByteSize(8 << 20),
+            max_buffered: crate::config::ByteSize(1 << 20),
         }
     }
 }
@@ -71,6 +80,9 @@ impl EsiConfig {
         }
         if self.concurrency == 0 {
             return Err("esi.concurrency: must be at least 1".into());
+        }
+        if self.max_buffered.0 == 0 {
+            return Err("esi.max_buffered: must be at least 1 byte".into());
         }
         if self.max_depth > 64 {
             return Err("esi.max_depth: at most 64".into());

@@ -82,6 +82,23 @@ pub struct Metrics {
     invalidations: [AtomicU64; 4],
     esi_includes: AtomicU64,
     esi_errors: AtomicU64,
+    esi_decodes: AtomicU64,
+    esi_decoding: AtomicU64,
+    /// Shared with the pieces of assembled pages that hold a charge (see
+    /// `pipeline::esi`), which outlive any borrow of the metrics.
+    esi_buffered: std::sync::Arc<AtomicU64>,
+}
+
+/// A gzip decode of an ESI page or fragment in progress (see
+/// [`Metrics::decoding`]); counted as done when dropped.
+#[derive(Debug)]
+pub struct Decoding<'a>(&'a Metrics);
+
+impl Drop for Decoding<'_> {
+    fn drop(&mut self) {
+        self.0.esi_decoding.fetch_sub(1, Ordering::Relaxed);
+        add(&self.0.esi_decodes);
+    }
 }
 
 fn add(c: &AtomicU64) {
@@ -137,6 +154,20 @@ impl Metrics {
     /// refused, looping or too deep.
     pub fn count_esi_errors(&self, n: u64) {
         self.esi_errors.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a gzip decode of an ESI page or fragment body from now until
+    /// the guard is dropped (`lacquer_esi_decoding`), then as done
+    /// (`lacquer_esi_decodes_total`).
+    pub fn decoding(&self) -> Decoding<'_> {
+        add(&self.esi_decoding);
+        Decoding(self)
+    }
+
+    /// The gauge of bytes assembled ESI pages hold for their clients
+    /// (`lacquer_esi_buffered_bytes`), for the charges to update.
+    pub fn esi_buffered(&self) -> std::sync::Arc<AtomicU64> {
+        self.esi_buffered.clone()
     }
 
     /// The Prometheus text exposition, with the store's and ban list's
@@ -214,6 +245,11 @@ impl Metrics {
                 super::access_log::dropped(),
             ),
             (
+                "lacquer_esi_decodes_total",
+                "Gzip'd ESI pages and fragments decoded (a stored fragment once, not at every hit).",
+                get(&self.esi_decodes),
+            ),
+            (
                 "lacquer_evictions_total",
                 "Objects evicted for space.",
                 gauges.evictions,
@@ -256,6 +292,16 @@ impl Metrics {
                 "lacquer_ban_bytes",
                 "Bytes charged for the bans in force against invalidation.ban_memory.",
                 gauges.ban_bytes,
+            ),
+            (
+                "lacquer_esi_decoding",
+                "Gzip decodes of ESI pages and fragments in progress.",
+                get(&self.esi_decoding),
+            ),
+            (
+                "lacquer_esi_buffered_bytes",
+                "Fragment bytes assembled ESI pages hold until their clients read them (see esi.max_buffered).",
+                get(&self.esi_buffered),
             ),
         ];
         for (name, help, v) in gauges {

@@ -10,13 +10,17 @@
 //! **Store.** The whole body is read (up to `cache.max_object_size`),
 //! gunzipped if the backend compressed it, and parsed once into a
 //! [`Template`] kept with the object; delivery never scans the page again.
+//! Large decodes and parses run on the blocking pool: each worker is one
+//! single-threaded runtime, and CPU spent there stalls all its connections.
 //!
 //! **Assembly**, at each delivery, in two steps:
 //!
 //! 1. *Plan* (synchronous): walk the template; literal bytes and variables
 //!    are ready at once, `esi:choose` picks its branch, and every include is
 //!    looked up in the cache. A fresh (or in-grace) fragment is inserted
-//!    directly — an ESI fragment is planned in place, one level deeper. Any
+//!    directly — an ESI fragment is planned in place, one level deeper; a
+//!    gzip'd one is inserted decoded, decoded once for all hits and kept
+//!    with the stored object (charged to the cache). Any
 //!    other include is started at once as a task through the whole request
 //!    lifecycle (recv, hash, lookup, coalesced fetch, its own ESI), at most
 //!    `esi.concurrency` per page at a time.
@@ -24,7 +28,11 @@
 //!    with an exact `Content-Length`. Otherwise a task sends the parts down a
 //!    channel in document order: bytes before the first pending include
 //!    leave at once, each fragment as soon as it and everything before it
-//!    are ready (chunked; close-delimited for HTTP/1.0 clients).
+//!    are ready (chunked; close-delimited for HTTP/1.0 clients). Fetched
+//!    bytes not yet taken by the client are charged to the page's
+//!    `esi.max_buffered` budget; includes wait for it, except the one the
+//!    client is waiting for (its turn), so a slow client costs a bounded
+//!    amount of memory and nothing deadlocks.
 //!
 //! **Errors.** A failed include (status ≥ 400, refused, timeout, a cut or
 //! oversized body, a refused `src`) tries `alt`; then `onerror="continue"`
@@ -47,14 +55,15 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::deliver::{self, CacheOutcome, ObjMeta};
 use super::lookup::{lookup, Lookup};
 use super::{Live, Proxy, RequestCtx, Served};
-use crate::body::{BoxError, RespBody};
+use crate::body::{BoxError, Charge, Piece, RespBody};
 use crate::cache::freshness::Freshness;
 use crate::cache::object::Provenance;
 use crate::cache::vary::Variant;
@@ -66,18 +75,24 @@ use crate::esi::src_url::{resolve, Target};
 use crate::esi::vars::{render, RequestView, VarPart};
 use crate::fetch::inflight::{FlightState, LeaderGuard};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
-use crate::http::gzip::{gunzip, is_gzip};
+use crate::http::gzip::{decoded_bound, gunzip_off_worker, is_gzip};
 use crate::policy::RecvAction;
 use std::time::SystemTime;
 
 /// Sent to every backend: this cache processes ESI 1.0.
 pub const SURROGATE_CAPABILITY: &str = "lacquer=\"ESI/1.0\"";
 
-/// Chunks buffered between the assembling task and the client connection.
+/// Pieces buffered between the assembling task and the client connection
+/// (fetched bytes among them are charged to the page's budget).
 const CHANNEL_DEPTH: usize = 16;
 
-/// A fragment's body, in the chunks it arrived in.
-type Chunks = Vec<Bytes>;
+/// Pages up to this size are parsed on the worker; larger ones on the
+/// blocking pool, like large gzip decodes (a worker's runtime serves all
+/// of its connections on one thread).
+const PARSE_INLINE_MAX: usize = 256 << 10;
+
+/// A fragment's body, in the pieces it arrived in.
+type Chunks = Vec<Piece>;
 /// A fragment: its body, or on failure the error body to insert (maybe
 /// empty).
 type FragmentResult = Result<Chunks, Chunks>;
@@ -120,8 +135,92 @@ enum PrepareError {
     Gzip(#[from] crate::http::gzip::GunzipError),
 }
 
-/// Reads a body into chunks, refusing more than `limit` bytes.
-async fn collect<B>(mut body: B, limit: u64) -> Result<Chunks, PrepareError>
+/// What an assembled page may hold ahead of its client: `esi.max_buffered`
+/// bytes of fetched fragments that the client has not taken yet (one
+/// permit per byte). Bytes inserted from the cache are the cache's and are
+/// not charged. Why: a client that does not read would otherwise make the
+/// page fetch and hold every include at once (128 includes of 1 MiB: 130
+/// MiB resident per such client).
+struct Budget {
+    permits: Arc<Semaphore>,
+    total: usize,
+    /// `lacquer_esi_buffered_bytes`.
+    gauge: Arc<AtomicU64>,
+}
+
+impl Budget {
+    fn new(bytes: u64, gauge: Arc<AtomicU64>) -> Arc<Budget> {
+        let total = usize::try_from(bytes)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        Arc::new(Budget {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+            gauge,
+        })
+    }
+
+    /// Charges `n` bytes held for the include of `turn`, waiting while the
+    /// page holds too much. Once it is the include's turn (the client waits
+    /// for it) nothing is charged and nothing waits: the include before it
+    /// have been sent, so waiting could only deadlock.
+    async fn charge(&self, turn: &Turn, n: usize) -> Option<Charge> {
+        if n == 0 || turn.is_now() {
+            return None;
+        }
+        let want = u32::try_from(n).ok().filter(|_| n <= self.total);
+        let Some(want) = want else {
+            // More than the whole budget: only on its turn.
+            turn.wait().await;
+            return None;
+        };
+        tokio::select! {
+            biased;
+            () = turn.wait() => None,
+            permit = self.permits.clone().acquire_many_owned(want) => {
+                permit.ok().map(|p| Charge::new(p, self.gauge.clone()))
+            }
+        }
+    }
+}
+
+/// Set when the render reaches an include: the client is waiting for it,
+/// so it no longer waits for the page's budget or a concurrency slot.
+#[derive(Default)]
+struct Turn {
+    now: AtomicBool,
+    notify: Notify,
+}
+
+impl Turn {
+    fn start(&self) {
+        self.now.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_now(&self) -> bool {
+        self.now.load(Ordering::Acquire)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_now() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How a body is read: charged to a page's budget for an include, or not.
+type Charging<'a> = Option<(&'a Budget, &'a Turn)>;
+
+/// Reads a body into pieces, refusing more than `limit` bytes; each piece
+/// is charged as `charging` says before the next is read.
+async fn collect<B>(mut body: B, limit: u64, charging: Charging<'_>) -> Result<Chunks, PrepareError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -136,22 +235,29 @@ where
                 return Err(PrepareError::TooLarge(limit));
             }
             if !data.is_empty() {
-                chunks.push(data);
+                let charge = match charging {
+                    Some((budget, turn)) => budget.charge(turn, data.len()).await,
+                    None => None,
+                };
+                chunks.push(Piece {
+                    bytes: data,
+                    charge,
+                });
             }
         }
     }
     Ok(chunks)
 }
 
-/// One contiguous buffer from chunks (no copy for a single chunk).
-fn concat(chunks: Chunks) -> Bytes {
-    match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.into_iter().next().unwrap_or_default(),
+/// One contiguous buffer from pieces (no copy for a single piece).
+fn concat(chunks: &[Piece]) -> Bytes {
+    match chunks {
+        [] => Bytes::new(),
+        [one] => one.bytes.clone(),
         _ => {
-            let mut b = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+            let mut b = BytesMut::with_capacity(chunks.iter().map(|c| c.bytes.len()).sum());
             for c in chunks {
-                b.extend_from_slice(&c);
+                b.extend_from_slice(&c.bytes);
             }
             b.freeze()
         }
@@ -179,12 +285,15 @@ struct Page {
     chain: Arc<IncludeChain>,
     /// Includes of this page being fetched at once.
     permits: Arc<Semaphore>,
+    /// What the page may hold ahead of its client (shared with the ESI
+    /// fragments expanded in place).
+    budget: Arc<Budget>,
     /// The settings and policy of the page's request.
     live: Arc<Live>,
 }
 
 impl Page {
-    fn of(ctx: &RequestCtx) -> Page {
+    fn of(ctx: &RequestCtx, budget: Arc<Budget>) -> Page {
         let mut headers = ctx.headers.clone();
         for name in CONDITIONAL_AND_RANGE {
             headers.remove(name);
@@ -200,6 +309,7 @@ impl Page {
             version: ctx.version,
             chain: IncludeChain::child(ctx.esi.as_deref(), &ctx.host, &ctx.url),
             permits: Arc::new(Semaphore::new(ctx.live.config.esi.concurrency)),
+            budget,
             live: ctx.live.clone(),
         }
     }
@@ -243,10 +353,12 @@ impl RequestView for Page {
 enum Part {
     /// Bytes to send.
     Ready(Bytes),
-    /// An include being fetched.
+    /// An include being fetched (or decoded).
     Fragment {
         task: JoinHandle<FragmentResult>,
         continue_on_error: bool,
+        /// Started when the render reaches it.
+        turn: Arc<Turn>,
     },
     /// An include that failed before any fetch (its `src` was refused and
     /// it has no `alt`): an empty error body.
@@ -287,6 +399,29 @@ fn flatten_ready(parts: Vec<Part>, out: &mut VecDeque<Bytes>) {
 
 /// The assembling task stopped: the client left, or delivery was aborted.
 struct Stopped;
+
+/// What the cache holds for an include.
+enum Cached {
+    /// Its body was inserted (or its template planned in place).
+    Inserted,
+    /// Nothing usable: fetch it.
+    Miss,
+    /// A gzip'd fragment not decoded yet: decode it (once for all hits).
+    Decode(CacheKey, Arc<CachedObject>),
+    /// A gzip'd fragment that does not decode within
+    /// `esi.max_fragment_size`: the include fails.
+    Failed,
+}
+
+/// How an include's `src` is first tried.
+enum First {
+    /// Through the request lifecycle.
+    Fetch,
+    /// By decoding the stored gzip'd fragment.
+    Decode(CacheKey, Arc<CachedObject>),
+    /// Not at all: it failed already (refused, or does not decode).
+    Failed,
+}
 
 impl Proxy {
     /// Whether the settings ask for ESI on this response (the handshake, or
@@ -329,14 +464,7 @@ impl Proxy {
         B::Error: std::fmt::Display,
     {
         let limit = ctx.live.config.cache.max_object_size.0;
-        let raw = match collect(body, limit).await.map(concat).and_then(|raw| {
-            if is_gzip(&headers) {
-                headers.remove(CONTENT_ENCODING);
-                Ok(gunzip(&raw, limit)?)
-            } else {
-                Ok(raw)
-            }
-        }) {
+        let raw = match self.read_page(body, &mut headers, limit).await {
             Ok(raw) => raw,
             Err(e) => {
                 tracing::warn!(url = %ctx.url, error = %e, "ESI page not processed");
@@ -364,7 +492,7 @@ impl Proxy {
         );
         // Parsed from the stored body, so the template's literals are
         // slices of it (not of the buffer the backend's bytes arrived in).
-        let template = self.parse_page(ctx, &obj.body);
+        let template = self.parse_page(ctx, &obj.body).await;
         let obj = Arc::new(obj.with_template(Arc::new(template)));
         if let Keep::Store(key, ..) = keep {
             // A ban that arrived while this was fetched applies to it.
@@ -380,13 +508,52 @@ impl Proxy {
         self.deliver_object(ctx, &obj, outcome)
     }
 
-    /// Parses a page body, logging and counting what was malformed.
-    fn parse_page(&self, ctx: &RequestCtx, raw: &Bytes) -> Template {
+    /// Reads a page's body (at most `limit` bytes, decoded), removing
+    /// `Content-Encoding` when it was gzip'd.
+    async fn read_page<B>(
+        &self,
+        body: B,
+        headers: &mut HeaderMap,
+        limit: u64,
+    ) -> Result<Bytes, PrepareError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let raw = concat(&collect(body, limit, None).await?);
+        if !is_gzip(headers) {
+            return Ok(raw);
+        }
+        headers.remove(CONTENT_ENCODING);
+        let _decoding = self.metrics.decoding();
+        Ok(gunzip_off_worker(raw, limit).await?)
+    }
+
+    /// Parses a page body (a large one off the worker), logging and
+    /// counting what was malformed.
+    async fn parse_page(&self, ctx: &RequestCtx, raw: &Bytes) -> Template {
         let limits = Limits {
             max_includes: ctx.live.config.esi.max_includes,
             ..Limits::default()
         };
-        let template = parse(raw, &limits);
+        let template = if raw.len() <= PARSE_INLINE_MAX {
+            parse(raw, &limits)
+        } else {
+            let owned = raw.clone();
+            match tokio::task::spawn_blocking(move || parse(&owned, &limits)).await {
+                Ok(t) => t,
+                // The parser panicked (a bug) or the runtime is going away:
+                // the page is delivered as it is.
+                Err(e) => {
+                    tracing::error!(url = %ctx.url, error = %e, "ESI parse failed");
+                    Template {
+                        segments: vec![Segment::Literal(raw.clone())],
+                        includes: 0,
+                        diagnostics: Vec::new(),
+                    }
+                }
+            }
+        };
         if !template.diagnostics.is_empty() {
             self.metrics
                 .count_esi_errors(template.diagnostics.len() as u64);
@@ -444,7 +611,11 @@ impl Proxy {
 
     /// The body of `template` delivered for `ctx`.
     fn assemble(self: &Arc<Self>, ctx: &RequestCtx, template: &Template) -> RespBody {
-        let page = Arc::new(Page::of(ctx));
+        let budget = Budget::new(
+            ctx.live.config.esi.max_buffered.0,
+            self.metrics.esi_buffered(),
+        );
+        let page = Arc::new(Page::of(ctx, budget.clone()));
         let mut parts = Vec::new();
         self.plan(&page, &template.segments, &mut parts);
         if is_ready(&parts) {
@@ -457,6 +628,10 @@ impl Proxy {
         let on_error = ctx.live.config.esi.on_error;
         tokio::spawn(async move {
             let _ = proxy.render(parts, on_error, &tx).await;
+            // Includes still waiting for the budget (the client left, or
+            // delivery was aborted) go on unbounded, as nobody will read
+            // them: they end instead of waiting forever.
+            budget.permits.close();
         });
         RespBody::Assembled(rx)
     }
@@ -495,75 +670,127 @@ impl Proxy {
         if !self.include_allowed_here(page) {
             return;
         }
-        match self.target(page, &inc.src) {
+        let first = match self.target(page, &inc.src) {
             Ok(target) => {
                 if page.chain.contains(&target.host, &target.url) {
                     self.refuse_loop(page, &target);
                     return;
                 }
-                if self.plan_cached(page, &target, out) {
-                    return;
+                match self.plan_cached(page, &target, out) {
+                    Cached::Inserted => return,
+                    Cached::Miss => First::Fetch,
+                    Cached::Decode(key, obj) => First::Decode(key, obj),
+                    Cached::Failed => First::Failed,
                 }
             }
-            Err(()) if inc.alt.is_none() => {
-                out.push(Part::Failed {
-                    continue_on_error: inc.continue_on_error,
-                });
-                return;
-            }
-            Err(()) => {}
+            Err(()) => First::Failed,
+        };
+        if matches!(first, First::Failed) && inc.alt.is_none() {
+            out.push(Part::Failed {
+                continue_on_error: inc.continue_on_error,
+            });
+            return;
         }
         let proxy = self.clone();
-        let (page, inc2) = (page.clone(), inc.clone());
+        let turn = Arc::new(Turn::default());
+        let (page, inc2, turn2) = (page.clone(), inc.clone(), turn.clone());
         out.push(Part::Fragment {
-            task: tokio::spawn(async move { proxy.fetch_fragment(page, inc2).await }),
+            task: tokio::spawn(async move { proxy.fetch_fragment(page, inc2, first, turn2).await }),
             continue_on_error: inc.continue_on_error,
+            turn,
         });
     }
 
-    /// Inserts a fragment found fresh (or in grace) in the cache; false when
-    /// it must be fetched.
+    /// Inserts a fragment found fresh (or in grace) in the cache, or says
+    /// what else to do.
     fn plan_cached(
         self: &Arc<Self>,
         page: &Arc<Page>,
         target: &Target,
         out: &mut Vec<Part>,
-    ) -> bool {
+    ) -> Cached {
         let mut fctx = page.fragment_request(target);
         let live = page.live.clone();
         if live.policy.recv(&mut fctx) != RecvAction::Hash {
-            return false;
+            return Cached::Miss;
         }
         let key = live.policy.hash(&fctx);
         let (Lookup::Hit(obj) | Lookup::Grace(obj)) = lookup(&self.store, &self.bans, &key, &fctx)
         else {
-            return false;
+            return Cached::Miss;
         };
         if obj.status.as_u16() >= 400 {
-            return false;
+            return Cached::Miss;
         }
-        // A backend that compressed a fragment unasked: decode it (once per
-        // delivery; such fragments are rare).
-        let body = if is_gzip(&obj.deliver_headers) {
-            match gunzip(&obj.body, live.config.esi.max_fragment_size.0) {
-                Ok(b) => b,
-                Err(_) => return false,
-            }
-        } else {
-            obj.body.clone()
-        };
         if !obj.freshness.is_fresh(std::time::SystemTime::now()) {
-            self.refresh_in_background(&fctx, key, obj.clone());
+            self.refresh_in_background(&fctx, key.clone(), obj.clone());
         }
         obj.record_hit();
-        match &obj.esi {
-            None => push_ready(out, body),
-            Some(t) => {
-                let child = Arc::new(Page::of(&fctx));
-                self.plan(&child, &t.segments, out);
+        if let Some(t) = &obj.esi {
+            let child = Arc::new(Page::of(&fctx, page.budget.clone()));
+            self.plan(&child, &t.segments, out);
+            return Cached::Inserted;
+        }
+        if !is_gzip(&obj.deliver_headers) {
+            push_ready(out, obj.body.clone());
+            return Cached::Inserted;
+        }
+        // A backend that compressed a fragment unasked: it is decoded once,
+        // kept with the stored object and charged to the cache (see
+        // `decode_stored`), so hits insert the decoded bytes.
+        let limit = live.config.esi.max_fragment_size.0;
+        match obj.identity().get() {
+            Some(Some(b)) if b.len() as u64 <= limit => {
+                push_ready(out, b.clone());
+                Cached::Inserted
+            }
+            Some(_) => {
+                self.metrics.count_esi_errors(1);
+                tracing::info!(page = %page.url, src = %target.url, "ESI include failed: gzip'd fragment larger than esi.max_fragment_size");
+                Cached::Failed
+            }
+            None => Cached::Decode(key, obj),
+        }
+    }
+
+    /// Decodes a stored gzip'd fragment once for all requests (they wait
+    /// for the first), off the worker, stopping at `esi.max_fragment_size`;
+    /// the decoded body stays with the object and is charged to the cache.
+    /// A fragment that does not decode within the limit fails the include,
+    /// and keeps failing without being decoded again while it is stored.
+    async fn decode_stored(
+        &self,
+        page: &Page,
+        key: &CacheKey,
+        obj: &Arc<CachedObject>,
+    ) -> FragmentResult {
+        let limit = page.live.config.esi.max_fragment_size.0;
+        let mut decoded_here = false;
+        let identity = obj
+            .identity()
+            .get_or_init(|| async {
+                decoded_here = true;
+                let _decoding = self.metrics.decoding();
+                match gunzip_off_worker(obj.body.clone(), limit).await {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!(src = %obj.url, error = %e, "gzip'd ESI fragment not decoded");
+                        None
+                    }
+                }
+            })
+            .await;
+        if decoded_here && identity.is_some() {
+            self.store.recharge(key, obj);
+        }
+        match identity {
+            Some(b) if b.len() as u64 <= limit => Ok(vec![Piece::free(b.clone())]),
+            _ => {
+                self.metrics.count_esi_errors(1);
+                tracing::info!(page = %page.url, src = %obj.url, "ESI include failed: gzip'd fragment larger than esi.max_fragment_size");
+                Err(Vec::new())
             }
         }
-        true
     }
 
     /// False (logged) when includes of `page` would be deeper than
@@ -599,20 +826,41 @@ impl Proxy {
         })
     }
 
-    /// Fetches an include through the whole lifecycle, then its `alt` if it
-    /// failed.
-    async fn fetch_fragment(self: Arc<Self>, page: Arc<Page>, inc: Include) -> FragmentResult {
-        let Ok(_permit) = page.permits.clone().acquire_owned().await else {
-            return Err(Vec::new());
+    /// Gets an include (`first` says how), then its `alt` if it failed. It
+    /// waits for one of the page's `esi.concurrency` slots, unless the
+    /// client is waiting for it already (its `turn`).
+    async fn fetch_fragment(
+        self: Arc<Self>,
+        page: Arc<Page>,
+        inc: Include,
+        first: First,
+        turn: Arc<Turn>,
+    ) -> FragmentResult {
+        let _permit = tokio::select! {
+            biased;
+            () = turn.wait() => None,
+            permit = page.permits.clone().acquire_owned() => match permit {
+                Ok(p) => Some(p),
+                Err(_) => return Err(Vec::new()),
+            },
         };
-        let first = self.fetch_src(&page, &inc.src).await;
+        let first = match first {
+            First::Fetch => self.fetch_src(&page, &inc.src, &turn).await,
+            First::Decode(key, obj) => self.decode_stored(&page, &key, &obj).await,
+            First::Failed => Err(Vec::new()),
+        };
         match (first, &inc.alt) {
-            (Err(_), Some(alt)) => self.fetch_src(&page, alt).await,
+            (Err(_), Some(alt)) => self.fetch_src(&page, alt, &turn).await,
             (result, _) => result,
         }
     }
 
-    async fn fetch_src(self: &Arc<Self>, page: &Page, src: &[VarPart]) -> FragmentResult {
+    async fn fetch_src(
+        self: &Arc<Self>,
+        page: &Page,
+        src: &[VarPart],
+        turn: &Turn,
+    ) -> FragmentResult {
         let Ok(target) = self.target(page, src) else {
             return Err(Vec::new());
         };
@@ -624,13 +872,20 @@ impl Proxy {
         let failed = resp.status().as_u16() >= 400;
         let gzipped = is_gzip(resp.headers());
         let limit = page.live.config.esi.max_fragment_size.0;
-        let body = collect(resp.into_body(), limit).await.and_then(|chunks| {
-            if gzipped {
-                Ok(vec![gunzip(&concat(chunks), limit)?])
-            } else {
-                Ok(chunks)
+        let charging = Some((&*page.budget, turn));
+        let mut body = collect(resp.into_body(), limit, charging).await;
+        if gzipped {
+            if let Ok(chunks) = body {
+                // Stored by now (the usual miss): decoded once for every
+                // include of it, and kept, as for a hit.
+                if !failed {
+                    if let Some((key, obj)) = self.stored_as(page, &target, &chunks) {
+                        return self.decode_stored(page, &key, &obj).await;
+                    }
+                }
+                body = self.decode_fetched(page, turn, chunks, limit).await;
             }
-        });
+        }
         match body {
             Ok(chunks) if !failed => Ok(chunks),
             Ok(chunks) => {
@@ -646,16 +901,74 @@ impl Proxy {
         }
     }
 
+    /// The stored gzip'd fragment that a fetched body (`chunks`, as
+    /// received) is, if the fetch stored it already.
+    fn stored_as(
+        &self,
+        page: &Page,
+        target: &Target,
+        chunks: &[Piece],
+    ) -> Option<(CacheKey, Arc<CachedObject>)> {
+        let mut fctx = page.fragment_request(target);
+        if page.live.policy.recv(&mut fctx) != RecvAction::Hash {
+            return None;
+        }
+        let key = page.live.policy.hash(&fctx);
+        let (Lookup::Hit(obj) | Lookup::Grace(obj)) = lookup(&self.store, &self.bans, &key, &fctx)
+        else {
+            return None;
+        };
+        let same = obj.esi.is_none()
+            && is_gzip(&obj.deliver_headers)
+            && obj.body.len() == chunks.iter().map(|c| c.bytes.len()).sum::<usize>()
+            && chunks
+                .iter()
+                .scan(0, |at, c| {
+                    let start = *at;
+                    *at += c.bytes.len();
+                    Some(obj.body.get(start..*at) == Some(&c.bytes[..]))
+                })
+                .all(|equal| equal);
+        same.then_some((key, obj))
+    }
+
+    /// Decodes a gzip'd fragment as fetched, off the worker, stopping at
+    /// `limit`. The most it can decode to is reserved from the page's budget
+    /// first, so waiting decodes hold no memory; the excess is given back.
+    async fn decode_fetched(
+        &self,
+        page: &Page,
+        turn: &Turn,
+        chunks: Chunks,
+        limit: u64,
+    ) -> Result<Chunks, PrepareError> {
+        let compressed = concat(&chunks);
+        let bound = usize::try_from(decoded_bound(compressed.len(), limit)).unwrap_or(usize::MAX);
+        let mut charge = page.budget.charge(turn, bound).await;
+        let decoded = {
+            let _decoding = self.metrics.decoding();
+            gunzip_off_worker(compressed, limit).await?
+        };
+        drop(chunks);
+        if let Some(c) = &mut charge {
+            c.shrink_to(decoded.len());
+        }
+        Ok(vec![Piece {
+            bytes: decoded,
+            charge,
+        }])
+    }
+
     /// Sends parts in order as they become ready.
     async fn render(
         self: &Arc<Self>,
         parts: Vec<Part>,
         on_error: EsiOnError,
-        tx: &mpsc::Sender<Result<Bytes, BoxError>>,
+        tx: &mpsc::Sender<Result<Piece, BoxError>>,
     ) -> Result<(), Stopped> {
         for part in parts {
             match part {
-                Part::Ready(b) => send(tx, b).await?,
+                Part::Ready(b) => send(tx, Piece::free(b)).await?,
                 Part::Failed { continue_on_error } => {
                     self.include_failed(tx, on_error, continue_on_error, Vec::new())
                         .await?
@@ -663,7 +976,8 @@ impl Proxy {
                 Part::Fragment {
                     task,
                     continue_on_error,
-                } => match task.await.unwrap_or(Err(Vec::new())) {
+                    turn,
+                } => match its_turn(task, &turn).await {
                     Ok(chunks) => {
                         for c in chunks {
                             send(tx, c).await?;
@@ -699,7 +1013,7 @@ impl Proxy {
     /// else what `esi.on_error` says.
     async fn include_failed(
         &self,
-        tx: &mpsc::Sender<Result<Bytes, BoxError>>,
+        tx: &mpsc::Sender<Result<Piece, BoxError>>,
         on_error: EsiOnError,
         continue_on_error: bool,
         error_body: Chunks,
@@ -729,13 +1043,14 @@ impl Proxy {
         let mut out = Vec::new();
         for part in parts {
             match part {
-                Part::Ready(b) => out.push(b),
+                Part::Ready(b) => out.push(Piece::free(b)),
                 Part::Failed { continue_on_error } if continue_on_error => {}
                 Part::Failed { .. } => return None,
                 Part::Fragment {
                     task,
                     continue_on_error,
-                } => match task.await.unwrap_or(Err(Vec::new())) {
+                    turn,
+                } => match its_turn(task, &turn).await {
                     Ok(chunks) => out.extend(chunks),
                     Err(_) if continue_on_error => {}
                     Err(_) => return None,
@@ -758,11 +1073,18 @@ impl Proxy {
     }
 }
 
-async fn send(tx: &mpsc::Sender<Result<Bytes, BoxError>>, b: Bytes) -> Result<(), Stopped> {
-    if b.is_empty() {
+/// The result of an include the render has reached: from now on it waits
+/// for nothing but its own fetch.
+async fn its_turn(task: JoinHandle<FragmentResult>, turn: &Turn) -> FragmentResult {
+    turn.start();
+    task.await.unwrap_or(Err(Vec::new()))
+}
+
+async fn send(tx: &mpsc::Sender<Result<Piece, BoxError>>, p: Piece) -> Result<(), Stopped> {
+    if p.bytes.is_empty() {
         return Ok(());
     }
-    tx.send(Ok(b)).await.map_err(|_| Stopped)
+    tx.send(Ok(p)).await.map_err(|_| Stopped)
 }
 
 #[cfg(test)]
