@@ -467,11 +467,12 @@ impl Proxy {
         let raw = match self.read_page(body, &mut headers, limit).await {
             Ok(raw) => raw,
             Err(e) => {
-                tracing::warn!(url = %ctx.url, error = %e, "ESI page not processed");
+                crate::log_limited!(10, warn, url = %ctx.url, error = %e, "ESI page not processed");
                 if let Some(g) = guard {
                     g.finish(None);
                 }
-                return Served::synth(StatusCode::BAD_GATEWAY, e.to_string());
+                // The detail (backend error text, limits) is for the log.
+                return Served::synth(StatusCode::BAD_GATEWAY, "backend fetch failed");
             }
         };
         let (freshness, variant) = match &keep {
@@ -558,7 +559,7 @@ impl Proxy {
             self.metrics
                 .count_esi_errors(template.diagnostics.len() as u64);
             for d in template.diagnostics.iter().take(8) {
-                tracing::warn!(url = %ctx.url, host = %ctx.host, "malformed ESI removed: {d}");
+                crate::log_limited!(10, warn, url = %ctx.url, host = %ctx.host, "malformed ESI removed: {d}");
             }
         }
         template
@@ -746,7 +747,7 @@ impl Proxy {
             }
             Some(_) => {
                 self.metrics.count_esi_errors(1);
-                tracing::info!(page = %page.url, src = %target.url, "ESI include failed: gzip'd fragment larger than esi.max_fragment_size");
+                crate::log_limited!(10, info, page = %page.url, src = %target.url, "ESI include failed: gzip'd fragment larger than esi.max_fragment_size");
                 Cached::Failed
             }
             None => Cached::Decode(key, obj),
@@ -774,7 +775,7 @@ impl Proxy {
                 match gunzip_off_worker(obj.body.clone(), limit).await {
                     Ok(b) => Some(b),
                     Err(e) => {
-                        tracing::warn!(src = %obj.url, error = %e, "gzip'd ESI fragment not decoded");
+                        crate::log_limited!(10, warn, src = %obj.url, error = %e, "gzip'd ESI fragment not decoded");
                         None
                     }
                 }
@@ -787,7 +788,7 @@ impl Proxy {
             Some(b) if b.len() as u64 <= limit => Ok(vec![Piece::free(b.clone())]),
             _ => {
                 self.metrics.count_esi_errors(1);
-                tracing::info!(page = %page.url, src = %obj.url, "ESI include failed: gzip'd fragment larger than esi.max_fragment_size");
+                crate::log_limited!(10, info, page = %page.url, src = %obj.url, "ESI include failed: gzip'd fragment larger than esi.max_fragment_size");
                 Err(Vec::new())
             }
         }
@@ -800,7 +801,7 @@ impl Proxy {
         let max = page.live.config.esi.max_depth;
         if level > max as usize {
             self.metrics.count_esi_errors(1);
-            tracing::warn!(url = %page.url, level, max, "ESI include deeper than esi.max_depth: not fetched");
+            crate::log_limited!(10, warn, url = %page.url, level, max, "ESI include deeper than esi.max_depth: not fetched");
             return false;
         }
         true
@@ -808,7 +809,7 @@ impl Proxy {
 
     fn refuse_loop(&self, page: &Page, target: &Target) {
         self.metrics.count_esi_errors(1);
-        tracing::warn!(page = %page.url, src = %target.url, "ESI include loop: not fetched");
+        crate::log_limited!(10, warn, page = %page.url, src = %target.url, "ESI include loop: not fetched");
     }
 
     /// Where an include's `src` (or `alt`) points.
@@ -822,7 +823,7 @@ impl Proxy {
         )
         .map_err(|e| {
             self.metrics.count_esi_errors(1);
-            tracing::warn!(page = %page.url, error = %e, "ESI include refused");
+            crate::log_limited!(10, warn, page = %page.url, error = %e, "ESI include refused");
         })
     }
 
@@ -890,12 +891,12 @@ impl Proxy {
             Ok(chunks) if !failed => Ok(chunks),
             Ok(chunks) => {
                 self.metrics.count_esi_errors(1);
-                tracing::info!(page = %page.url, src = %target.url, "ESI include failed");
+                crate::log_limited!(10, info, page = %page.url, src = %target.url, "ESI include failed");
                 Err(chunks)
             }
             Err(e) => {
                 self.metrics.count_esi_errors(1);
-                tracing::warn!(page = %page.url, src = %target.url, error = %e, "ESI include failed");
+                crate::log_limited!(10, warn, page = %page.url, src = %target.url, error = %e, "ESI include failed");
                 Err(Vec::new())
             }
         }

@@ -71,7 +71,9 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
     let (parts, body) = req.into_parts();
     // Peers sign their requests with cluster.secret instead.
     if parts.uri.path() != APPLY_PATH && !authorized(&proxy.config().admin.secret, &parts.headers) {
-        tracing::warn!(
+        crate::log_limited!(
+            5,
+            warn,
             path = parts.uri.path(),
             "admin request without the admin.secret refused"
         );
@@ -182,7 +184,7 @@ fn apply_from_peer(
     let id = match cluster.verify(headers, body) {
         Ok(id) => id,
         Err(e) => {
-            tracing::warn!(error = %e, "forwarded invalidation refused");
+            crate::log_limited!(5, warn, error = %e, "forwarded invalidation refused");
             return synth(e.status(), &e.to_string());
         }
     };
