@@ -38,7 +38,7 @@ fn slow_origin(delay: Duration, chunks: usize, gap: Duration) -> (String, mpsc::
                             "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nCache-Control: no-store\r\n\r\n"
                         );
                         for i in 0..chunks {
-                            let _ = write!(s, "chunk-{i:03}\n");
+                            let _ = writeln!(s, "chunk-{i:03}");
                             let _ = s.flush();
                             std::thread::sleep(gap);
                         }
