@@ -1,46 +1,25 @@
 //! The access log never stalls requests: on the real binary, with standard
 //! output a pipe that nobody reads, requests keep being answered and the
 //! lines that did not fit are counted as dropped.
+mod process;
+use process::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 /// An origin answering every request with a small cacheable body.
 fn origin() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = s;
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    if line == "\r\n" {
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nContent-Length: 2\r\n\r\nok",
-                        );
-                    }
-                    line.clear();
-                }
-            });
-        }
-    });
-    addr
+    line_origin(|_, s| {
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nContent-Length: 2\r\n\r\nok",
+        );
+    })
 }
 
 #[test]
 fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
-    let dir = std::env::temp_dir().join(format!("lacquer-alog-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("alog");
     let conf = dir.join("log.toml");
     std::fs::write(
         &conf,
@@ -66,10 +45,7 @@ fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&listen).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&listen);
     let pad = "p".repeat(3000);
     let mut s = TcpStream::connect(&listen).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -116,8 +92,7 @@ fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
 
 #[test]
 fn client_triggered_log_lines_are_rate_limited() {
-    let dir = std::env::temp_dir().join(format!("lacquer-rl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("rate-limit");
     let stderr = dir.join("stderr");
     let listen = free_addr();
     let mut child = Command::new(BIN)
@@ -127,10 +102,7 @@ fn client_triggered_log_lines_are_rate_limited() {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&listen).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&listen);
     let started = Instant::now();
     for _ in 0..300 {
         let mut s = TcpStream::connect(&listen).unwrap();

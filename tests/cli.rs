@@ -4,7 +4,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
+mod process;
+use process::*;
 
 fn lacquer(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN).args(args).output().expect("run lacquer");
@@ -406,12 +407,6 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
     assert!(printed.contains("/shop"), "{printed}");
 }
 
-/// A loopback address with a port that was free a moment ago.
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 #[test]
 fn sigterm_drains_and_exits_cleanly() {
     let listen = free_addr();
@@ -537,12 +532,4 @@ fn policies_are_checked_and_a_bad_one_refuses_to_start() {
     ]);
     assert!(!ok, "started with a bad policy");
     assert!(err.contains("unknown variable"), "{err}");
-}
-
-/// Waits (up to 10 s) until something accepts connections on `addr`.
-fn wait_listening(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

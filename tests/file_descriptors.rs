@@ -11,18 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
-
-/// A loopback address with a port that was free a moment ago.
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
+mod process;
+use process::*;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lacquer-fds-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch_dir("fds").join(name)
 }
 
 /// `lacquer ARGS` after the shell's `limits` (e.g. `ulimit -n 64`), with
@@ -38,16 +31,6 @@ fn start_limited(limits: &str, args: &[&str], stderr: &Path) -> Child {
         .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
         .unwrap()
-}
-
-/// Kills the child when the test ends, passed or not.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// One request on a new connection; the raw answer ("" when none came in

@@ -2,68 +2,39 @@
 //! only `server.proxy_protocol_from` may send a PROXY header; a client that
 //! connects from anywhere else cannot claim an address inside `purge_acl`.
 //! 127.0.0.1 and 127.0.0.2 are both loopback, and tell the two apart.
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod process;
+use process::*;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
+use std::time::Duration;
 
 /// An origin answering every GET with a cacheable body; counts requests.
 fn origin() -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let hits = counted.clone();
-            std::thread::spawn(move || {
-                let mut s = s;
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                    if line == "\r\n" {
-                        let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
-                        let body = format!("hit {n}");
-                        let _ = write!(
-                            s,
-                            "HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                    }
-                    line.clear();
-                }
-            });
-        }
+    let addr = line_origin(move |_, s| {
+        let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        let body = format!("hit {n}");
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
     });
     (addr, hits)
 }
 
 struct Lacquer {
-    child: Child,
+    _child: Running,
     listen: String,
     stderr: std::path::PathBuf,
 }
 
-impl Drop for Lacquer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 fn start(name: &str, backend: &str, extra: &str) -> Lacquer {
-    let dir =
-        std::env::temp_dir().join(format!("lacquer-proxy-trust-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(&format!("proxy-trust-{name}"));
     let listen = free_addr();
     let settings = dir.join("lacquer.toml");
     std::fs::write(
@@ -82,12 +53,9 @@ fn start(name: &str, backend: &str, extra: &str) -> Lacquer {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&listen).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&listen);
     Lacquer {
-        child,
+        _child: Running(child),
         listen,
         stderr,
     }
@@ -193,8 +161,7 @@ fn proxy_protocol_from_names_the_trusted_hosts() {
 
 #[test]
 fn check_warns_when_proxy_protocol_trusts_the_default() {
-    let dir = std::env::temp_dir().join(format!("lacquer-proxy-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("proxy-check");
     let file = dir.join("default.toml");
     std::fs::write(
         &file,
