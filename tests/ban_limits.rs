@@ -16,13 +16,6 @@ async fn ban(addr: SocketAddr, expr: &str) -> Got {
     send(addr, "BAN", "/", &[("x-ban", expr)], "").await
 }
 
-/// The value of an unlabelled metric on the admin listener, if exposed.
-async fn metric(admin: SocketAddr, name: &str) -> Option<u64> {
-    let text = get(admin, "/metrics").await.text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// A request-dependent ban of 16 Unicode `\w{20}` conditions, distinct per
 /// `i` (each compiles to about 1 MiB).
 fn heavy_ban(i: usize) -> String {
@@ -67,7 +60,7 @@ async fn heavy_regex_bans_stop_at_the_default_ban_memory() {
         "{refusal}"
     );
     assert_eq!(lq.proxy.bans().len(), accepted);
-    let charged = metric(admin, "lacquer_ban_bytes")
+    let charged = admin_metric(admin, "lacquer_ban_bytes")
         .await
         .expect("lacquer_ban_bytes exposed");
     assert!(charged <= 64 << 20, "{charged} bytes charged over 64 MiB");
@@ -137,7 +130,7 @@ async fn identical_regexes_are_compiled_and_charged_once() {
     let lq = lacquer_for(&origin).await;
     let (a, admin) = (lq.addr(), lq.admin.expect("admin listener"));
     get(a, "/page").await;
-    let bytes = || async { metric(admin, "lacquer_ban_bytes").await.unwrap_or(0) };
+    let bytes = || async { admin_metric(admin, "lacquer_ban_bytes").await.unwrap_or(0) };
     assert_eq!(
         ban(a, r#"req.http.x-a ~ "\w{20}" && req.url ~ "^/p""#)
             .await
@@ -188,16 +181,6 @@ async fn a_ban_larger_than_the_whole_budget_gets_413() {
     assert!(lq.proxy.bans().is_empty());
     // A cheap ban still fits.
     assert_eq!(ban(lq.addr(), "req.url ~ ^/a").await.status, 200);
-}
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 /// The memory figure: 20 request-dependent bans of 16 distinct Unicode

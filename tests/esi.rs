@@ -617,15 +617,6 @@ async fn a_background_refresh_of_a_page_fetches_no_fragment() {
     assert_eq!(get(lq.addr(), "/bg").await.text(), "v2[live#3]");
 }
 
-/// The value of metric `name` (a line `name value`).
-fn metric(lq: &lacquer::server::Running, name: &str) -> u64 {
-    let metrics = lq.proxy.render_metrics();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
-}
-
 /// A gzip stream (of `members` members) decoding to `members` times
 /// `member_size` zero bytes: a few KiB that expand to MiBs.
 fn zeros_gz(member_size: usize, members: usize) -> Vec<u8> {

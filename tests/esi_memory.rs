@@ -10,26 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The tests measure the process's memory: one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Resident memory of this process, in bytes (`VmRSS` in /proc/self/status).
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
-}
-
-/// The value of metric `name` (a line `name value`).
-fn metric(lq: &lacquer::server::Running, name: &str) -> u64 {
-    let metrics = lq.proxy.render_metrics();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_holds_a_bounded_part_of_the_page() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -55,7 +35,7 @@ async fn a_client_that_does_not_read_holds_a_bounded_part_of_the_page() {
             .header("cache-control", "max-age=60")
     });
     let lq = lacquer_with(&origin, |c| c.esi.max_buffered = ByteSize(2 << 20)).await;
-    let before = rss();
+    let before = rss_bytes();
     let mut client = tokio::net::TcpStream::connect(lq.addr())
         .await
         .expect("connect");
@@ -65,7 +45,7 @@ async fn a_client_that_does_not_read_holds_a_bounded_part_of_the_page() {
         .expect("request");
     // The client reads nothing for a while: assembly runs as far as it may.
     sleep_ms(3000).await;
-    let during = rss();
+    let during = rss_bytes();
     let buffered = metric(&lq, "lacquer_esi_buffered_bytes");
     let fetched = origin.total() - 1;
     eprintln!(
@@ -135,7 +115,7 @@ async fn clients_that_do_not_read_a_page_of_one_gzipped_fragment_share_its_bytes
     assert_eq!(first.body.len(), INCLUDES * DECODED);
     drop(first);
     settle().await;
-    let before = rss();
+    let before = rss_bytes();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         let mut c = tokio::net::TcpStream::connect(lq.addr())
@@ -147,7 +127,7 @@ async fn clients_that_do_not_read_a_page_of_one_gzipped_fragment_share_its_bytes
         clients.push(c);
     }
     sleep_ms(2000).await;
-    let during = rss();
+    let during = rss_bytes();
     eprintln!(
         "{CLIENTS} clients not reading a page of {INCLUDES} includes of one gzip'd fragment \
          ({DECODED} bytes decoded): RSS {} MiB -> {} MiB, {} decodes",

@@ -4,14 +4,6 @@
 //! of one object.
 mod common;
 use common::*;
-use std::net::SocketAddr;
-
-/// The value of an unlabelled metric on the admin listener, if exposed.
-async fn metric(admin: SocketAddr, name: &str) -> Option<u64> {
-    let text = get(admin, "/metrics").await.text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
 
 /// `/list` varies on `X-Variant`; fetch n carries `keys` keys of its own.
 fn varying_list(origin: &Origin, keys: usize) {
@@ -37,7 +29,7 @@ async fn keys_of_dropped_variants_leave_the_index() {
     }
     assert_eq!(origin.hits("/list"), 100);
     // Four variants are kept, with 50 keys each.
-    let indexed = metric(admin, "lacquer_surrogate_keys")
+    let indexed = admin_metric(admin, "lacquer_surrogate_keys")
         .await
         .expect("lacquer_surrogate_keys exposed");
     assert_eq!(
@@ -50,21 +42,33 @@ async fn keys_of_dropped_variants_leave_the_index() {
     assert_eq!((got.status, got.text().contains("1 object")), (200, true));
     let got = send(a, "PURGE", "/", &[("surrogate-key", "f3-k7")], "").await;
     assert_eq!(got.status, 404);
-    assert_eq!(metric(admin, "lacquer_surrogate_keys").await, Some(3 * 50));
+    assert_eq!(
+        admin_metric(admin, "lacquer_surrogate_keys").await,
+        Some(3 * 50)
+    );
     // The purged variant is fetched again with new keys, and pushes the
     // oldest one (fetch 97) out.
     let got = get_with(a, "/list", &[("x-variant", "v99")]).await;
     assert_eq!(got.text(), "list #101");
     assert_eq!(origin.hits("/list"), 101);
-    assert_eq!(metric(admin, "lacquer_surrogate_keys").await, Some(4 * 50));
+    assert_eq!(
+        admin_metric(admin, "lacquer_surrogate_keys").await,
+        Some(4 * 50)
+    );
     let got = get_with(a, "/list", &[("x-variant", "v0")]).await;
     assert_eq!(got.text(), "list #102");
-    assert_eq!(metric(admin, "lacquer_surrogate_keys").await, Some(4 * 50));
+    assert_eq!(
+        admin_metric(admin, "lacquer_surrogate_keys").await,
+        Some(4 * 50)
+    );
     let got = send(a, "PURGE", "/", &[("surrogate-key", "f97-k0")], "").await;
     assert_eq!(got.status, 404, "{}", got.text());
     let got = send(a, "PURGE", "/", &[("surrogate-key", "f101-k0")], "").await;
     assert_eq!(got.status, 200);
-    assert_eq!(metric(admin, "lacquer_surrogate_keys").await, Some(3 * 50));
+    assert_eq!(
+        admin_metric(admin, "lacquer_surrogate_keys").await,
+        Some(3 * 50)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,10 +88,14 @@ async fn the_index_is_charged_to_the_storage_budget() {
     let (a, admin) = (lq.addr(), lq.admin.expect("admin listener"));
     get(a, "/plain").await;
     settle().await;
-    let plain = metric(admin, "lacquer_stored_bytes").await.unwrap_or(0);
+    let plain = admin_metric(admin, "lacquer_stored_bytes")
+        .await
+        .unwrap_or(0);
     get(a, "/tagged").await;
     settle().await;
-    let both = metric(admin, "lacquer_stored_bytes").await.unwrap_or(0);
+    let both = admin_metric(admin, "lacquer_stored_bytes")
+        .await
+        .unwrap_or(0);
     let per_key = (both - 2 * plain) / 1000;
     assert!(
         per_key >= 150,
@@ -134,9 +142,12 @@ async fn keys_beyond_max_surrogate_keys_are_ignored_and_counted() {
     let (a, admin) = (lq.addr(), lq.admin.expect("admin listener"));
     get(a, "/many").await;
     settle().await;
-    assert_eq!(metric(admin, "lacquer_surrogate_keys").await, Some(10));
     assert_eq!(
-        metric(admin, "lacquer_surrogate_keys_ignored_total").await,
+        admin_metric(admin, "lacquer_surrogate_keys").await,
+        Some(10)
+    );
+    assert_eq!(
+        admin_metric(admin, "lacquer_surrogate_keys_ignored_total").await,
         Some(20)
     );
     let got = send(a, "PURGE", "/", &[("surrogate-key", "m25")], "").await;
@@ -145,16 +156,6 @@ async fn keys_beyond_max_surrogate_keys_are_ignored_and_counted() {
     let got = send(a, "PURGE", "/", &[("surrogate-key", "m9")], "").await;
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(get(a, "/many").await.text(), "many #2");
-}
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 /// The memory figure of the issue: one URL, a `Vary`ing header, 1000 keys
@@ -179,7 +180,9 @@ async fn memory_figure_for_3000_variants_of_1000_keys() {
             println!(
                 "{} fetches x {keys} keys: {} keys indexed, {} bytes charged, RSS +{:.1} MiB",
                 i + 1,
-                metric(admin, "lacquer_surrogate_keys").await.unwrap_or(0),
+                admin_metric(admin, "lacquer_surrogate_keys")
+                    .await
+                    .unwrap_or(0),
                 lq.proxy.store().stored_bytes(),
                 (rss_bytes().saturating_sub(before)) as f64 / f64::from(1 << 20),
             );

@@ -555,3 +555,31 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
     let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The value of an unlabelled metric on the admin listener at `admin`, if
+/// exposed.
+pub async fn admin_metric(admin: SocketAddr, name: &str) -> Option<u64> {
+    let text = get(admin, "/metrics").await.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The value of an unlabelled metric of an in-process lacquer.
+pub fn metric(lq: &lacquer::server::Running, name: &str) -> u64 {
+    let metrics = lq.proxy.render_metrics();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+}
+
+/// Resident memory of this process, in bytes (`VmRSS` in /proc/self/status).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
