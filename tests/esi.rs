@@ -769,3 +769,75 @@ fn a_page_being_assembled_does_not_block_its_worker() {
         lq.shutdown(Duration::from_secs(1)).await;
     });
 }
+
+/// Serves `body` at `/p` with fragments `/f` ("F") and `/g` ("G"); returns
+/// the delivered page and the origin hits of `/f` and `/g`.
+async fn deliver(body: &'static str) -> (String, usize, usize) {
+    let origin = Origin::start().await;
+    page(&origin, "/p", body);
+    fragment(&origin, "/f", "F", 60);
+    fragment(&origin, "/g", "G", 60);
+    let lq = lacquer_for(&origin).await;
+    let text = get(lq.addr(), "/p").await.text();
+    (text, origin.hits("/f"), origin.hits("/g"))
+}
+
+/// As Varnish: ESI markup inside an ordinary HTML comment is left alone
+/// (only `<!--esi … -->` is processed) and not fetched.
+#[tokio::test]
+async fn an_include_in_an_html_comment_is_not_fetched() {
+    let body = "a<!-- <esi:include src=\"/f\"/> -->b<!--esi <esi:include src=\"/g\"/> -->c";
+    assert_eq!(
+        deliver(body).await,
+        ("a<!-- <esi:include src=\"/f\"/> -->b G#1 c".into(), 0, 1)
+    );
+}
+
+/// As Varnish: ESI markup inside `<![CDATA[ … ]]>` is left alone.
+#[tokio::test]
+async fn an_include_in_cdata_is_not_fetched() {
+    let body = "a<![CDATA[<esi:include src=\"/f\"/>]]>b<esi:include src=\"/g\"/>";
+    assert_eq!(
+        deliver(body).await,
+        ("a<![CDATA[<esi:include src=\"/f\"/>]]>bG#1".into(), 0, 1)
+    );
+}
+
+/// As Varnish: an HTML comment without `-->` runs to the end of the body.
+#[tokio::test]
+async fn an_unclosed_html_comment_runs_to_the_end() {
+    let body = "a<esi:include src=\"/g\"/>b<!-- <esi:include src=\"/f\"/>";
+    assert_eq!(
+        deliver(body).await,
+        ("aG#1b<!-- <esi:include src=\"/f\"/>".into(), 0, 1)
+    );
+}
+
+/// As Varnish: a `</esi:remove>` inside CDATA does not close the remove.
+#[tokio::test]
+async fn a_remove_close_in_cdata_does_not_close_the_remove() {
+    let body = "a<esi:remove>x<![CDATA[</esi:remove>]]><esi:include src=\"/f\"/></esi:remove>b<esi:include src=\"/g\"/>";
+    assert_eq!(deliver(body).await, ("abG#1".into(), 0, 1));
+}
+
+/// The same inside an HTML comment.
+#[tokio::test]
+async fn a_remove_close_in_a_comment_does_not_close_the_remove() {
+    let body = "a<esi:remove>x<!-- </esi:remove> --><esi:include src=\"/f\"/></esi:remove>b<esi:include src=\"/g\"/>";
+    assert_eq!(deliver(body).await, ("abG#1".into(), 0, 1));
+}
+
+/// As Varnish: an `<esi:remove>` never closed removes the rest of the page.
+#[tokio::test]
+async fn an_unclosed_remove_removes_the_rest() {
+    let body = "a<esi:include src=\"/g\"/>b<esi:remove>c<esi:include src=\"/f\"/>d";
+    assert_eq!(deliver(body).await, ("aG#1b".into(), 0, 1));
+}
+
+/// As Varnish: an include with two `src` attributes is dropped, neither is
+/// fetched.
+#[tokio::test]
+async fn an_include_with_two_src_is_dropped() {
+    let body = "a<esi:include src=\"/f\" src=\"/g\"/>b";
+    assert_eq!(deliver(body).await, ("ab".into(), 0, 0));
+}
