@@ -841,3 +841,84 @@ async fn an_include_with_two_src_is_dropped() {
     let body = "a<esi:include src=\"/f\" src=\"/g\"/>b";
     assert_eq!(deliver(body).await, ("ab".into(), 0, 0));
 }
+
+/// ESI 1.0 §4 defaults, quoted and unquoted: printed when the variable is
+/// empty or unset.
+#[tokio::test]
+async fn variable_defaults_print_when_the_variable_is_empty() {
+    let origin = Origin::start().await;
+    page(
+        &origin,
+        "/d",
+        "<esi:vars>Hello $(HTTP_COOKIE{first_name}|'new user'), #$(HTTP_COOKIE{id}|default)</esi:vars>",
+    );
+    let lq = lacquer_for(&origin).await;
+    assert_eq!(
+        get(lq.addr(), "/d").await.text(),
+        "Hello new user, #default"
+    );
+    let known = get_with(lq.addr(), "/d", &[("cookie", "first_name=Ann; id=7")]).await;
+    assert_eq!(known.text(), "Hello Ann, #7");
+    let empty = get_with(lq.addr(), "/d", &[("cookie", "first_name=; id=")]).await;
+    assert_eq!(empty.text(), "Hello new user, #default");
+    assert_eq!(origin.hits("/d"), 1);
+}
+
+/// ESI 1.0 §4: `$(HTTP_ACCEPT_LANGUAGE{da})` is true when the client's list
+/// has that language (q-values and region subtags considered).
+#[tokio::test]
+async fn accept_language_is_a_boolean() {
+    let origin = Origin::start().await;
+    page(
+        &origin,
+        "/l",
+        "<esi:choose><esi:when test=\"$(HTTP_ACCEPT_LANGUAGE{da})\">dansk</esi:when><esi:otherwise>english</esi:otherwise></esi:choose>|<esi:vars>$(HTTP_ACCEPT_LANGUAGE{da})</esi:vars>",
+    );
+    let lq = lacquer_for(&origin).await;
+    let lang = |al: &'static str| {
+        let addr = lq.addr();
+        async move {
+            get_with(addr, "/l", &[("accept-language", al)])
+                .await
+                .text()
+        }
+    };
+    assert_eq!(lang("da, en-gb;q=0.8").await, "dansk|true");
+    assert_eq!(lang("en-GB,da-DK;q=0.5").await, "dansk|true");
+    assert_eq!(lang("en, da;q=0").await, "english|false");
+    assert_eq!(lang("de").await, "english|false");
+    assert_eq!(get(lq.addr(), "/l").await.text(), "english|false");
+}
+
+/// Variables in an include's `src`, in the path and in the query, resolve
+/// (defaults included) before the fetch; a value a request target cannot
+/// carry is percent-encoded.
+#[tokio::test]
+async fn variables_in_src_path_and_query_resolve_before_the_fetch() {
+    let origin = Origin::start().await;
+    page(
+        &origin,
+        "/s",
+        "[<esi:include src=\"/u/$(HTTP_COOKIE{user}|anon)/box?lang=$(QUERY_STRING{lang}|en)&da=$(HTTP_ACCEPT_LANGUAGE{da})&n=$(HTTP_COOKIE{name}|'new user')\"/>]",
+    );
+    origin.route("/s?lang=fr", |_, _| {
+        Reply::ok("[<esi:include src=\"/u/$(HTTP_COOKIE{user}|anon)/box?lang=$(QUERY_STRING{lang}|en)&da=$(HTTP_ACCEPT_LANGUAGE{da})&n=$(HTTP_COOKIE{name}|'new user')\"/>]")
+            .header(ESI.0, ESI.1)
+    });
+    fragment(
+        &origin,
+        "/u/anon/box?lang=en&da=false&n=new%20user",
+        "anon",
+        60,
+    );
+    fragment(&origin, "/u/ann/box?lang=fr&da=true&n=Ann", "ann", 60);
+    let lq = lacquer_for(&origin).await;
+    assert_eq!(get(lq.addr(), "/s").await.text(), "[anon#1]");
+    let ann = get_with(
+        lq.addr(),
+        "/s?lang=fr",
+        &[("cookie", "user=ann; name=Ann"), ("accept-language", "da")],
+    )
+    .await;
+    assert_eq!(ann.text(), "[ann#1]");
+}
