@@ -946,9 +946,10 @@ fn broken(end: usize) -> TagEnd {
 }
 
 /// The end of the first `</esi:remove>` at or after `from`, skipping HTML
-/// comments and CDATA sections (a closing tag inside them does not count).
+/// comments and CDATA sections (a closing tag inside them does not count)
+/// and ESI tags (a `<!--` in a quoted attribute value starts no comment).
 /// `None` when there is none, or when a comment or CDATA section in the way
-/// is never closed. Each byte is looked at once.
+/// is never closed. Each byte is looked at about once.
 fn find_remove_close(src: &[u8], from: usize) -> Option<usize> {
     let mut pos = from;
     loop {
@@ -956,9 +957,13 @@ fn find_remove_close(src: &[u8], from: usize) -> Option<usize> {
         if let Some(end) = consume_close(src, k, b"remove") {
             return Some(end);
         }
-        pos = match opaque_kind(&src[k..]) {
-            Some((open, close)) => find_after(src, k + open, close)?,
-            None => k + 1,
+        let rest = &src[k..];
+        pos = if rest.starts_with(b"<esi:") {
+            scan_tag(src, k + 5).end.max(k + 1)
+        } else if let Some((open, close)) = opaque_kind(rest) {
+            find_after(src, k + open, close)?
+        } else {
+            k + 1
         };
     }
 }
@@ -1479,6 +1484,10 @@ mod tests {
         // An <!--esi block is not opaque.
         let t = p("a<esi:remove><!--esi </esi:remove>b");
         assert_eq!(t.segments, vec![lit("a"), lit("b")]);
+        // A `<!--` in an attribute value of a removed tag is no comment.
+        let t = p("a<esi:remove><esi:include src=\"<!--\"/></esi:remove>b");
+        assert_eq!(t.segments, vec![lit("a"), lit("b")]);
+        assert!(t.diagnostics.is_empty());
     }
 
     #[test]
@@ -1991,6 +2000,7 @@ mod tests {
             "<esi:include src=\"".repeat(n),
             "<esi:remove>".repeat(n),
             "<esi:remove><!--".repeat(n),
+            "<esi:remove><esi:a \"".repeat(n),
             "<!--".repeat(n),
             "<![CDATA[".repeat(n) + &"<esi:remove>]]>".repeat(n),
             "<!--esi<!--".repeat(n),
