@@ -769,3 +769,156 @@ fn a_page_being_assembled_does_not_block_its_worker() {
         lq.shutdown(Duration::from_secs(1)).await;
     });
 }
+
+/// Serves `body` at `/p` with fragments `/f` ("F") and `/g` ("G"); returns
+/// the delivered page and the origin hits of `/f` and `/g`.
+async fn deliver(body: &'static str) -> (String, usize, usize) {
+    let origin = Origin::start().await;
+    page(&origin, "/p", body);
+    fragment(&origin, "/f", "F", 60);
+    fragment(&origin, "/g", "G", 60);
+    let lq = lacquer_for(&origin).await;
+    let text = get(lq.addr(), "/p").await.text();
+    (text, origin.hits("/f"), origin.hits("/g"))
+}
+
+/// As Varnish: ESI markup inside an ordinary HTML comment is left alone
+/// (only `<!--esi … -->` is processed) and not fetched.
+#[tokio::test]
+async fn an_include_in_an_html_comment_is_not_fetched() {
+    let body = "a<!-- <esi:include src=\"/f\"/> -->b<!--esi <esi:include src=\"/g\"/> -->c";
+    assert_eq!(
+        deliver(body).await,
+        ("a<!-- <esi:include src=\"/f\"/> -->b G#1 c".into(), 0, 1)
+    );
+}
+
+/// As Varnish: ESI markup inside `<![CDATA[ … ]]>` is left alone.
+#[tokio::test]
+async fn an_include_in_cdata_is_not_fetched() {
+    let body = "a<![CDATA[<esi:include src=\"/f\"/>]]>b<esi:include src=\"/g\"/>";
+    assert_eq!(
+        deliver(body).await,
+        ("a<![CDATA[<esi:include src=\"/f\"/>]]>bG#1".into(), 0, 1)
+    );
+}
+
+/// As Varnish: an HTML comment without `-->` runs to the end of the body.
+#[tokio::test]
+async fn an_unclosed_html_comment_runs_to_the_end() {
+    let body = "a<esi:include src=\"/g\"/>b<!-- <esi:include src=\"/f\"/>";
+    assert_eq!(
+        deliver(body).await,
+        ("aG#1b<!-- <esi:include src=\"/f\"/>".into(), 0, 1)
+    );
+}
+
+/// As Varnish: a `</esi:remove>` inside CDATA does not close the remove.
+#[tokio::test]
+async fn a_remove_close_in_cdata_does_not_close_the_remove() {
+    let body = "a<esi:remove>x<![CDATA[</esi:remove>]]><esi:include src=\"/f\"/></esi:remove>b<esi:include src=\"/g\"/>";
+    assert_eq!(deliver(body).await, ("abG#1".into(), 0, 1));
+}
+
+/// The same inside an HTML comment.
+#[tokio::test]
+async fn a_remove_close_in_a_comment_does_not_close_the_remove() {
+    let body = "a<esi:remove>x<!-- </esi:remove> --><esi:include src=\"/f\"/></esi:remove>b<esi:include src=\"/g\"/>";
+    assert_eq!(deliver(body).await, ("abG#1".into(), 0, 1));
+}
+
+/// As Varnish: an `<esi:remove>` never closed removes the rest of the page.
+#[tokio::test]
+async fn an_unclosed_remove_removes_the_rest() {
+    let body = "a<esi:include src=\"/g\"/>b<esi:remove>c<esi:include src=\"/f\"/>d";
+    assert_eq!(deliver(body).await, ("aG#1b".into(), 0, 1));
+}
+
+/// As Varnish: an include with two `src` attributes is dropped, neither is
+/// fetched.
+#[tokio::test]
+async fn an_include_with_two_src_is_dropped() {
+    let body = "a<esi:include src=\"/f\" src=\"/g\"/>b";
+    assert_eq!(deliver(body).await, ("ab".into(), 0, 0));
+}
+
+/// ESI 1.0 §4 defaults, quoted and unquoted: printed when the variable is
+/// empty or unset.
+#[tokio::test]
+async fn variable_defaults_print_when_the_variable_is_empty() {
+    let origin = Origin::start().await;
+    page(
+        &origin,
+        "/d",
+        "<esi:vars>Hello $(HTTP_COOKIE{first_name}|'new user'), #$(HTTP_COOKIE{id}|default)</esi:vars>",
+    );
+    let lq = lacquer_for(&origin).await;
+    assert_eq!(
+        get(lq.addr(), "/d").await.text(),
+        "Hello new user, #default"
+    );
+    let known = get_with(lq.addr(), "/d", &[("cookie", "first_name=Ann; id=7")]).await;
+    assert_eq!(known.text(), "Hello Ann, #7");
+    let empty = get_with(lq.addr(), "/d", &[("cookie", "first_name=; id=")]).await;
+    assert_eq!(empty.text(), "Hello new user, #default");
+    assert_eq!(origin.hits("/d"), 1);
+}
+
+/// ESI 1.0 §4: `$(HTTP_ACCEPT_LANGUAGE{da})` is true when the client's list
+/// has that language (q-values and region subtags considered).
+#[tokio::test]
+async fn accept_language_is_a_boolean() {
+    let origin = Origin::start().await;
+    page(
+        &origin,
+        "/l",
+        "<esi:choose><esi:when test=\"$(HTTP_ACCEPT_LANGUAGE{da})\">dansk</esi:when><esi:otherwise>english</esi:otherwise></esi:choose>|<esi:vars>$(HTTP_ACCEPT_LANGUAGE{da})</esi:vars>",
+    );
+    let lq = lacquer_for(&origin).await;
+    let lang = |al: &'static str| {
+        let addr = lq.addr();
+        async move {
+            get_with(addr, "/l", &[("accept-language", al)])
+                .await
+                .text()
+        }
+    };
+    assert_eq!(lang("da, en-gb;q=0.8").await, "dansk|true");
+    assert_eq!(lang("en-GB,da-DK;q=0.5").await, "dansk|true");
+    assert_eq!(lang("en, da;q=0").await, "english|false");
+    assert_eq!(lang("de").await, "english|false");
+    assert_eq!(get(lq.addr(), "/l").await.text(), "english|false");
+}
+
+/// Variables in an include's `src`, in the path and in the query, resolve
+/// (defaults included) before the fetch; a value a request target cannot
+/// carry is percent-encoded.
+#[tokio::test]
+async fn variables_in_src_path_and_query_resolve_before_the_fetch() {
+    let origin = Origin::start().await;
+    page(
+        &origin,
+        "/s",
+        "[<esi:include src=\"/u/$(HTTP_COOKIE{user}|anon)/box?lang=$(QUERY_STRING{lang}|en)&da=$(HTTP_ACCEPT_LANGUAGE{da})&n=$(HTTP_COOKIE{name}|'new user')\"/>]",
+    );
+    origin.route("/s?lang=fr", |_, _| {
+        Reply::ok("[<esi:include src=\"/u/$(HTTP_COOKIE{user}|anon)/box?lang=$(QUERY_STRING{lang}|en)&da=$(HTTP_ACCEPT_LANGUAGE{da})&n=$(HTTP_COOKIE{name}|'new user')\"/>]")
+            .header(ESI.0, ESI.1)
+    });
+    fragment(
+        &origin,
+        "/u/anon/box?lang=en&da=false&n=new%20user",
+        "anon",
+        60,
+    );
+    fragment(&origin, "/u/ann/box?lang=fr&da=true&n=Ann", "ann", 60);
+    let lq = lacquer_for(&origin).await;
+    assert_eq!(get(lq.addr(), "/s").await.text(), "[anon#1]");
+    let ann = get_with(
+        lq.addr(),
+        "/s?lang=fr",
+        &[("cookie", "user=ann; name=Ann"), ("accept-language", "da")],
+    )
+    .await;
+    assert_eq!(ann.text(), "[ann#1]");
+}

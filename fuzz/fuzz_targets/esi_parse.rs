@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use lacquer::esi::parse::{parse, Limits, Segment, Template};
-use lacquer::esi::vars::{render, RequestView};
+use lacquer::esi::vars::{render, render_url, RequestView};
 use libfuzzer_sys::fuzz_target;
 
 struct Req;
@@ -18,6 +18,7 @@ impl RequestView for Req {
             "host" => Some("www.example.com"),
             "referer" => Some("https://www.example.com/from?x=1"),
             "user-agent" => Some("Mozilla/5.0 (fuzz)"),
+            "accept-language" => Some("da, en-GB;q=0.8, en;q=0.7, de;q=0, *;q=0.1"),
             _ => None,
         }
     }
@@ -43,9 +44,9 @@ fn walk(segs: &[Segment], body: &Bytes, req: &Req) -> usize {
             }
             Segment::Include(inc) => {
                 assert!(!inc.src.is_empty(), "include with an empty src");
-                let _ = render(&inc.src, req);
+                let _ = render_url(&inc.src, req);
                 if let Some(alt) = &inc.alt {
-                    let _ = render(alt, req);
+                    let _ = render_url(alt, req);
                 }
             }
             Segment::Vars(parts) => {

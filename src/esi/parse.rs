@@ -1,7 +1,8 @@
 //! Parsing a stored page body into an ESI [`Template`], once, at store time.
 //!
-//! The scanner looks for `<esi:`, `</esi:` and `<!--esi` (and, inside an
-//! `<!--esi` block, its closing `-->`) anywhere in the bytes; everything else
+//! The scanner looks for `<esi:`, `</esi:`, `<!--esi` (and, inside an
+//! `<!--esi` block, its closing `-->`), and for the HTML comments and CDATA
+//! sections it skips, anywhere in the bytes; everything else
 //! is kept as [`Segment::Literal`] slices of the original buffer (no copy, bytes
 //! preserved exactly, whatever the encoding). A tag's attributes are read by
 //! quick-xml's HTML-mode attribute iterator: values quoted with `"` or `'` (or
@@ -12,8 +13,9 @@
 //!
 //! The body is untrusted. [`parse`] never panics, never recurses on the
 //! input's structure, and its work grows linearly with the body (each tag is
-//! scanned once and at most 8 KiB far; the search for `</esi:remove>` is
-//! remembered; open elements are bounded by [`Limits::max_nesting`]).
+//! scanned once and at most 8 KiB far; the search for `</esi:remove>` and for
+//! the end of a comment or CDATA section covers bytes that are then skipped;
+//! open elements are bounded by [`Limits::max_nesting`]).
 //! Diagnostics are capped at 256 per page, plus one entry counting the rest.
 //! Whatever cannot be understood is dropped from the output and reported as a
 //! [`Diagnostic`]; the page around it is kept:
@@ -28,9 +30,10 @@
 //!   `esi:try`/`esi:choose`);
 //! * a closing tag that closes an outer container first closes the inner ones
 //!   as above (unterminated); one that closes nothing is dropped;
-//! * an `esi:remove` without `</esi:remove>`: only its opening tag is dropped;
-//! * an `esi:include` without a usable `src`, or beyond
-//!   [`Limits::max_includes`]: dropped;
+//! * an `esi:remove` without `</esi:remove>`: everything from it to the end
+//!   of the body is removed (as Varnish does);
+//! * an `esi:include` without a usable `src`, with more than one `src`
+//!   attribute (as Varnish), or beyond [`Limits::max_includes`]: dropped;
 //! * text directly inside `esi:try` or `esi:choose` (outside a branch) is
 //!   dropped; whitespace silently, anything else with a diagnostic;
 //! * an `esi:when` whose `test` is missing or does not parse: the branch is
@@ -42,8 +45,18 @@
 //! Closing tags may carry junk before `>`; tag names are case-sensitive (ESI
 //! is XML). A non-self-closed `<esi:include …>` or `<esi:comment …>` is taken
 //! as an empty element; a `</esi:include>` / `</esi:comment>` right after it
-//! (whitespace between allowed) is consumed. ESI markup inside an ordinary
-//! HTML comment `<!-- … -->` is processed like anywhere else.
+//! (whitespace between allowed) is consumed.
+//!
+//! # HTML comments and CDATA
+//!
+//! As in Varnish, an ordinary HTML comment `<!-- … -->` (one that does not
+//! start `<!--esi`) and a CDATA section `<![CDATA[ … ]]>` are opaque: kept
+//! byte for byte, ESI markup and variables in them untouched. One that is
+//! never closed runs to the end of the body. They are opaque inside
+//! `<!--esi … -->` too (the comment's `-->` does not end the `<!--esi`
+//! block; Varnish ends the block there and delivers the block's own `-->`),
+//! and while looking for the `</esi:remove>` that ends an `esi:remove` (a
+//! `</esi:remove>` inside them does not end it).
 //!
 //! Variables are substituted in text only inside `esi:vars` (at any depth
 //! below it), and always in `esi:include`'s `src` and `alt`.
@@ -223,14 +236,6 @@ impl Frame {
     }
 }
 
-/// Remembers the last search for a closing tag so that many unterminated
-/// openers cannot make the scan quadratic.
-struct Memo {
-    from: usize,
-    found: Option<(usize, usize)>,
-    valid: bool,
-}
-
 struct Parser<'a> {
     body: &'a Bytes,
     src: &'a [u8],
@@ -251,7 +256,6 @@ struct Parser<'a> {
     includes: usize,
     diagnostics: Vec<Diagnostic>,
     suppressed: usize,
-    remove_memo: Memo,
 }
 
 /// How a tag ended.
@@ -286,11 +290,6 @@ impl<'a> Parser<'a> {
             includes: 0,
             diagnostics: Vec::new(),
             suppressed: 0,
-            remove_memo: Memo {
-                from: 0,
-                found: None,
-                valid: false,
-            },
         }
     }
 
@@ -341,6 +340,17 @@ impl<'a> Parser<'a> {
             } else if rest.starts_with(b"<!--esi") {
                 self.text(text_start, i);
                 self.open_comment(i)
+            } else if let Some(end) = opaque_end(src, i) {
+                // An HTML comment or CDATA section: kept as it is, ESI
+                // markup in it untouched. Part of the surrounding text,
+                // except inside esi:vars, where it must not be substituted.
+                if self.vars_depth > 0 {
+                    self.text(text_start, i);
+                    self.literal(i, end);
+                    text_start = end;
+                }
+                pos = end;
+                continue;
             } else {
                 pos = i + 1;
                 continue;
@@ -766,9 +776,13 @@ impl<'a> Parser<'a> {
             consume_close(self.src, tag.end, b"include").unwrap_or(tag.end)
         };
         let (mut src, mut alt, mut onerror) = (None, None, None);
+        let mut srcs = 0;
         for (key, value) in self.attributes(i, attrs) {
             let slot = match key.to_ascii_lowercase().as_str() {
-                "src" => &mut src,
+                "src" => {
+                    srcs += 1;
+                    &mut src
+                }
                 "alt" => &mut alt,
                 "onerror" => &mut onerror,
                 _ => continue,
@@ -776,6 +790,11 @@ impl<'a> Parser<'a> {
             if slot.is_none() {
                 *slot = Some(value);
             }
+        }
+        if srcs > 1 {
+            // As Varnish: which one was meant is unknown, so neither.
+            self.diag(i, "<esi:include> with more than one src removed".to_owned());
+            return resume;
         }
         let src = match src {
             Some(s) if !s.trim().is_empty() => s,
@@ -808,41 +827,16 @@ impl<'a> Parser<'a> {
         if tag.self_closing {
             return tag.end;
         }
-        match self.find_remove_close(tag.end) {
-            Some((_, end)) => end,
+        match find_remove_close(self.src, tag.end) {
+            Some(end) => end,
             None => {
                 self.diag(
                     i,
-                    "unterminated <esi:remove>: tag removed, content kept".to_owned(),
+                    "unterminated <esi:remove>: the rest of the page removed".to_owned(),
                 );
-                tag.end
+                self.src.len()
             }
         }
-    }
-
-    /// The first `</esi:remove>` at or after `from`: (start, end).
-    fn find_remove_close(&mut self, from: usize) -> Option<(usize, usize)> {
-        let m = &self.remove_memo;
-        if m.valid && m.from <= from && m.found.is_none_or(|(s, _)| s >= from) {
-            return m.found;
-        }
-        let src = self.src;
-        let mut pos = from;
-        let found = loop {
-            let Some(k) = find_either(src, pos, b'<', b'<') else {
-                break None;
-            };
-            if let Some(end) = consume_close(src, k, b"remove") {
-                break Some((k, end));
-            }
-            pos = k + 1;
-        };
-        self.remove_memo = Memo {
-            from,
-            found,
-            valid: true,
-        };
-        found
     }
 
     fn when_test(&mut self, i: usize, attrs: std::ops::Range<usize>) -> Expr {
@@ -948,6 +942,64 @@ fn broken(end: usize) -> TagEnd {
         closed: false,
         self_closing: false,
         attrs_end: end,
+    }
+}
+
+/// The end of the first `</esi:remove>` at or after `from`, skipping HTML
+/// comments and CDATA sections (a closing tag inside them does not count)
+/// and ESI tags (a `<!--` in a quoted attribute value starts no comment).
+/// `None` when there is none, or when a comment or CDATA section in the way
+/// is never closed. Each byte is looked at about once.
+fn find_remove_close(src: &[u8], from: usize) -> Option<usize> {
+    let mut pos = from;
+    loop {
+        let k = find_either(src, pos, b'<', b'<')?;
+        if let Some(end) = consume_close(src, k, b"remove") {
+            return Some(end);
+        }
+        let rest = &src[k..];
+        pos = if rest.starts_with(b"<esi:") {
+            scan_tag(src, k + 5).end.max(k + 1)
+        } else if let Some((open, close)) = opaque_kind(rest) {
+            find_after(src, k + open, close)?
+        } else {
+            k + 1
+        };
+    }
+}
+
+/// If `rest` starts with an HTML comment (`<!--` not followed by `esi`) or
+/// a CDATA section (`<![CDATA[`): the length of its opening and its closing
+/// delimiter.
+fn opaque_kind(rest: &[u8]) -> Option<(usize, &'static [u8])> {
+    if rest.starts_with(b"<!--") && !rest.starts_with(b"<!--esi") {
+        Some((4, b"-->"))
+    } else if rest.starts_with(b"<![CDATA[") {
+        Some((9, b"]]>"))
+    } else {
+        None
+    }
+}
+
+/// If an HTML comment or CDATA section starts at `at`: where it ends, just
+/// after its closing delimiter, or the end of `src` when it is never closed
+/// (as in Varnish, it then runs to the end of the body).
+fn opaque_end(src: &[u8], at: usize) -> Option<usize> {
+    let (open, close) = opaque_kind(src.get(at..)?)?;
+    Some(find_after(src, at + open, close).unwrap_or(src.len()))
+}
+
+/// The position just after the first `needle` (non-empty) at or after
+/// `from`.
+fn find_after(src: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    let (&first, _) = needle.split_first()?;
+    let mut pos = from;
+    loop {
+        let k = find_either(src, pos, first, first)?;
+        if src[k..].starts_with(needle) {
+            return Some(k + needle.len());
+        }
+        pos = k + 1;
     }
 }
 
@@ -1267,9 +1319,13 @@ mod tests {
         };
         assert_eq!(i.src, vec![text("/a>b")]);
         assert_eq!(i.alt, Some(vec![text("<x>")]));
-        // The first of repeated attributes wins.
-        let t = p(r#"<esi:include src="/1" src="/2"/>"#);
-        assert_eq!(t.segments, vec![inc("/1")]);
+        // The first of repeated attributes wins (but two src: see
+        // include_with_two_src_is_dropped).
+        let t = p(r#"<esi:include src="/1" alt="/a" alt="/b"/>"#);
+        let [Segment::Include(i)] = t.segments.as_slice() else {
+            panic!("{:?}", t.segments)
+        };
+        assert_eq!(i.alt, Some(vec![text("/a")]));
     }
 
     #[test]
@@ -1346,24 +1402,101 @@ mod tests {
     }
 
     #[test]
-    fn unterminated_remove_keeps_rest() {
+    fn unterminated_remove_removes_the_rest() {
         let t = p("a<esi:remove>b<esi:include src=\"/x\"/>c");
-        assert_eq!(t.segments, vec![lit("a"), lit("b"), inc("/x"), lit("c")]);
+        assert_eq!(t.segments, vec![lit("a")]);
+        assert_eq!(t.includes, 0);
         assert_eq!(t.diagnostics.len(), 1);
         assert_eq!(t.diagnostics[0].offset, 1);
         assert!(t.diagnostics[0]
             .reason
             .contains("unterminated <esi:remove>"));
+        // Inside an element: the element is unterminated too.
+        let t = p("<esi:vars>a<esi:remove>b");
+        assert_eq!(t.segments, vec![lit("a")]);
+        assert_eq!(t.diagnostics.len(), 2);
     }
 
     #[test]
-    fn many_unterminated_removes_are_linear() {
+    fn many_removes_are_linear() {
         let body = Bytes::from("<esi:remove>x".repeat(50_000));
         let t = parse(&body, &Limits::default());
         check_literals(&body, &t);
+        assert!(t.segments.is_empty());
+        assert_eq!(t.diagnostics.len(), 1);
+        let body = Bytes::from("<esi:remove><!--</esi:remove>".repeat(50_000));
+        let t = parse(&body, &Limits::default());
+        assert!(t.segments.is_empty());
+        let body = Bytes::from("<esi:remove>x</esi:remove>y".repeat(50_000));
+        let t = parse(&body, &Limits::default());
         assert_eq!(t.segments.len(), 50_000);
-        assert_eq!(t.diagnostics.len(), MAX_DIAGNOSTICS + 1);
-        assert!(t.diagnostics[MAX_DIAGNOSTICS].reason.contains("suppressed"));
+        assert!(t.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn html_comments_and_cdata_are_opaque() {
+        let t = p("a<!-- <esi:include src=\"/x\"/> -->b<esi:include src=\"/y\"/>");
+        assert_eq!(
+            t.segments,
+            vec![lit("a<!-- <esi:include src=\"/x\"/> -->b"), inc("/y")]
+        );
+        assert!(t.diagnostics.is_empty());
+        let t = p("a<![CDATA[<esi:remove>x</esi:remove>]]>b");
+        assert_eq!(
+            t.segments,
+            vec![lit("a<![CDATA[<esi:remove>x</esi:remove>]]>b")]
+        );
+        assert!(t.is_static());
+        // Never closed: to the end of the body.
+        let t = p("a<!-- <esi:include src=\"/x\"/>");
+        assert_eq!(t.segments, vec![lit("a<!-- <esi:include src=\"/x\"/>")]);
+        assert!(t.diagnostics.is_empty());
+        let t = p("a<![CDATA[ <esi:include src=\"/x\"/> ]>");
+        assert_eq!(t.includes, 0);
+        // Variables in a comment inside esi:vars stay as written.
+        let t = p("<esi:vars><!-- $(HTTP_HOST) --></esi:vars>");
+        assert_eq!(t.segments, vec![lit("<!-- $(HTTP_HOST) -->")]);
+        // `<!---->` is a comment; `<!--esi` is not.
+        let t = p("<!---->x<!--esi y-->");
+        assert_eq!(t.segments, vec![lit("<!---->x"), lit(" y")]);
+        // Inside esi:vars, kept apart from the substituted text.
+        let t = p("<esi:vars>$(HTTP_HOST)<!-- $(HTTP_HOST) --></esi:vars>");
+        assert_eq!(
+            t.segments,
+            vec![
+                Segment::Vars(vec![VarPart::Var(Variable::HttpHost)]),
+                lit("<!-- $(HTTP_HOST) -->")
+            ]
+        );
+    }
+
+    #[test]
+    fn remove_ignores_its_close_inside_comments_and_cdata() {
+        let t = p("a<esi:remove>b<![CDATA[</esi:remove>]]>c</esi:remove>d");
+        assert_eq!(t.segments, vec![lit("a"), lit("d")]);
+        assert!(t.diagnostics.is_empty());
+        let t = p("a<esi:remove>b<!-- </esi:remove> -->c</esi:remove>d");
+        assert_eq!(t.segments, vec![lit("a"), lit("d")]);
+        // A comment in the remove that is never closed: all removed.
+        let t = p("a<esi:remove>b<!-- </esi:remove>c");
+        assert_eq!(t.segments, vec![lit("a")]);
+        assert_eq!(t.diagnostics.len(), 1);
+        // An <!--esi block is not opaque.
+        let t = p("a<esi:remove><!--esi </esi:remove>b");
+        assert_eq!(t.segments, vec![lit("a"), lit("b")]);
+        // A `<!--` in an attribute value of a removed tag is no comment.
+        let t = p("a<esi:remove><esi:include src=\"<!--\"/></esi:remove>b");
+        assert_eq!(t.segments, vec![lit("a"), lit("b")]);
+        assert!(t.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn include_with_two_src_is_dropped() {
+        let t = p("a<esi:include src=\"/x\" src=\"/y\"/>b<esi:include SRC=\"/x\" src=\"/x\"/>c");
+        assert_eq!(t.segments, vec![lit("a"), lit("b"), lit("c")]);
+        assert_eq!(t.includes, 0);
+        assert_eq!(t.diagnostics.len(), 2);
+        assert!(t.diagnostics[0].reason.contains("more than one src"));
     }
 
     #[test]
@@ -1384,9 +1517,10 @@ mod tests {
         assert!(t.diagnostics.is_empty());
         let t = p("a<!--esi-->b<!--esi\n-->c");
         assert_eq!(t.segments, vec![lit("a"), lit("b"), lit("\n"), lit("c")]);
-        // A plain comment's end inside the wrapper ends the wrapper.
+        // A plain comment inside the wrapper is kept whole; its `-->` does
+        // not end the wrapper.
         let t = p("<!--esi x <!-- y --> z -->");
-        assert_eq!(t.segments, vec![lit(" x <!-- y "), lit(" z -->")]);
+        assert_eq!(t.segments, vec![lit(" x <!-- y --> z ")]);
     }
 
     #[test]
@@ -1865,6 +1999,11 @@ mod tests {
             "<esi:a \"<esi:b '".repeat(n),
             "<esi:include src=\"".repeat(n),
             "<esi:remove>".repeat(n),
+            "<esi:remove><!--".repeat(n),
+            "<esi:remove><esi:a \"".repeat(n),
+            "<!--".repeat(n),
+            "<![CDATA[".repeat(n) + &"<esi:remove>]]>".repeat(n),
+            "<!--esi<!--".repeat(n),
             "<!--esi".repeat(n),
             "<esi:try>".repeat(n) + &"</esi:foo>".repeat(n),
             "<esi:vars>".repeat(200) + &"<esi:comment/>x".repeat(n),
@@ -1923,6 +2062,8 @@ mod tests {
             "-->",
             "<!--esi",
             "<!--",
+            "<![CDATA[",
+            "]]>",
             "<esi:remove>",
             "</esi:remove>",
             "<esi:comment text=\"c\"/>",

@@ -15,14 +15,34 @@
 //! | `$(HTTP_USER_AGENT)`       | the `User-Agent` header                           |
 //! | `$(QUERY_STRING{key})`     | the value of query parameter `key`                |
 //! | `$(QUERY_STRING)`          | the whole query string (without `?`)              |
+//! | `$(HTTP_ACCEPT_LANGUAGE{da})` | `true` when the client accepts language `da`, else `false` |
+//! | `$(HTTP_ACCEPT_LANGUAGE)`  | the whole `Accept-Language` header                |
+//!
+//! `HTTP_ACCEPT_LANGUAGE{lang}` is a list variable (ESI 1.0 §4): a boolean.
+//! It is true when an entry of the client's `Accept-Language` list with a
+//! q-value above 0 matches `lang`, ignoring case: the same tag, the tag
+//! with a region subtag (`da` matches `da-DK`), or the entry's primary
+//! language alone (an entry `en` accepts every English, so it matches
+//! `en-gb`). `*` matches nothing (it names no language). In a test, the
+//! variable alone is true or false; written in text, it prints `true` or
+//! `false`.
+//!
+//! # Default values
+//!
+//! `$(NAME{key}|default)` and `$(NAME{key}|'default')` resolve to the
+//! default when the variable is empty (unset, or set to nothing). A quoted
+//! default runs to the next `'` and may hold any character but `'`; an
+//! unquoted one runs to the `)` and may not hold whitespace, `'`, `(` or
+//! `$`. Defaults work wherever variables do: in text, in `src`/`alt` and in
+//! tests.
 //!
 //! A variable that is not set resolves to the empty string. Values are
 //! inserted as they are: cookie and query values are **not** percent-decoded,
 //! and nothing is HTML-escaped (as in the ESI 1.0 specification), so a page
 //! that writes `$(QUERY_STRING{q})` into its markup reflects whatever the
 //! client sent. Anything else written `$(…)` (an unknown name, a key on a
-//! variable that takes none, the spec's `|default` form, which is not
-//! supported) is not a variable and stays in the text literally.
+//! variable that takes none, a malformed default) is not a variable and
+//! stays in the text literally.
 //!
 //! # Test expressions
 //!
@@ -48,7 +68,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-/// Longest key accepted inside `{…}` of a variable.
+/// Longest key accepted inside `{…}` of a variable, and longest default.
 const MAX_KEY_LEN: usize = 256;
 /// Deepest nesting of `(` and `!` accepted in a test expression.
 const MAX_EXPR_DEPTH: usize = 64;
@@ -66,6 +86,12 @@ pub enum Variable {
     HttpUserAgent,
     /// `$(QUERY_STRING{key})`, or the whole query string for `None`.
     QueryString(Option<String>),
+    /// `$(HTTP_ACCEPT_LANGUAGE{lang})` (a boolean), or the whole
+    /// `Accept-Language` header for `None`.
+    HttpAcceptLanguage(Option<String>),
+    /// `$(…|default)`: the variable, or the default when it is empty.
+    /// The inner variable is never itself a `WithDefault`.
+    WithDefault(Box<Variable>, String),
 }
 
 /// Text in which variables are substituted at delivery.
@@ -80,7 +106,8 @@ pub enum VarPart {
 /// What variables need from the client's request.
 pub trait RequestView {
     /// The value of request header `name`. Names are asked for in lower case
-    /// (`cookie`, `host`, `referer`, `user-agent`); implementations should
+    /// (`cookie`, `host`, `referer`, `user-agent`, `accept-language`);
+    /// implementations should
     /// match case-insensitively. For a repeated `Cookie` header, joining the
     /// values with `"; "` lets every cookie be found.
     fn header(&self, name: &str) -> Option<&str>;
@@ -97,6 +124,21 @@ impl Variable {
     /// empty value). The first match wins. Nothing is percent-decoded.
     pub fn resolve(&self, req: &dyn RequestView) -> String {
         let found = match self {
+            Variable::WithDefault(var, default) => {
+                let value = var.resolve(req);
+                return if value.is_empty() {
+                    default.clone()
+                } else {
+                    value
+                };
+            }
+            Variable::HttpAcceptLanguage(Some(lang)) => {
+                let accepted = req
+                    .header("accept-language")
+                    .is_some_and(|h| accepts_language(h, lang));
+                return accepted.to_string();
+            }
+            Variable::HttpAcceptLanguage(None) => req.header("accept-language"),
             Variable::HttpCookie(None) => req.header("cookie"),
             Variable::HttpCookie(Some(name)) => req.header("cookie").and_then(|h| cookie(h, name)),
             Variable::HttpHost => req.header("host"),
@@ -107,6 +149,41 @@ impl Variable {
         };
         found.unwrap_or_default().to_owned()
     }
+
+    /// True for a list variable used as a boolean
+    /// (`$(HTTP_ACCEPT_LANGUAGE{lang})`): its value is `true` or `false`.
+    pub fn is_boolean(&self) -> bool {
+        match self {
+            Variable::HttpAcceptLanguage(key) => key.is_some(),
+            Variable::WithDefault(var, _) => var.is_boolean(),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an `Accept-Language` list accepts `lang` (see the module docs).
+fn accepts_language(header: &str, lang: &str) -> bool {
+    let lang = lang.trim();
+    let primary = |t: &str| t.split('-').next().unwrap_or(t).to_owned();
+    header.split(',').any(|entry| {
+        let mut fields = entry.split(';');
+        let tag = fields.next().unwrap_or("").trim();
+        let q_zero = fields.any(|f| {
+            let Some((k, v)) = f.split_once('=') else {
+                return false;
+            };
+            k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f64>().is_ok_and(|q| q <= 0.0)
+        });
+        if tag.is_empty() || tag == "*" || q_zero {
+            return false;
+        }
+        let (tag, lang) = (tag.to_ascii_lowercase(), lang.to_ascii_lowercase());
+        tag == lang
+            // `da` asked, `da-DK` accepted.
+            || (tag.starts_with(&lang) && tag.as_bytes().get(lang.len()) == Some(&b'-'))
+            // `en-gb` asked, `en` (any English) accepted.
+            || (!tag.contains('-') && primary(&lang) == tag)
+    })
 }
 
 impl fmt::Display for Variable {
@@ -120,6 +197,15 @@ impl fmt::Display for Variable {
             Variable::HttpUserAgent => f.write_str("$(HTTP_USER_AGENT)"),
             Variable::QueryString(None) => f.write_str("$(QUERY_STRING)"),
             Variable::QueryString(Some(k)) => write!(f, "$(QUERY_STRING{{{k}}})"),
+            Variable::HttpAcceptLanguage(None) => f.write_str("$(HTTP_ACCEPT_LANGUAGE)"),
+            Variable::HttpAcceptLanguage(Some(k)) => {
+                write!(f, "$(HTTP_ACCEPT_LANGUAGE{{{k}}})")
+            }
+            Variable::WithDefault(var, default) => {
+                let inner = var.to_string();
+                let open = inner.strip_suffix(')').unwrap_or(&inner);
+                write!(f, "{open}|'{default}')")
+            }
         }
     }
 }
@@ -161,7 +247,15 @@ pub(crate) fn parse_var_prefix(s: &str) -> Option<(Variable, usize)> {
         }
         None => (None, 0),
     };
-    if !after[key_span..].starts_with(')') {
+    let tail = &after[key_span..];
+    let (default, default_span) = match tail.strip_prefix('|') {
+        Some(d) => {
+            let (value, span) = parse_default(d)?;
+            (Some(value), span + 1)
+        }
+        None => (None, 0),
+    };
+    if !tail[default_span..].starts_with(')') {
         return None;
     }
     let var = match (name, key) {
@@ -170,9 +264,27 @@ pub(crate) fn parse_var_prefix(s: &str) -> Option<(Variable, usize)> {
         ("HTTP_HOST", None) => Variable::HttpHost,
         ("HTTP_REFERER", None) => Variable::HttpReferer,
         ("HTTP_USER_AGENT", None) => Variable::HttpUserAgent,
+        ("HTTP_ACCEPT_LANGUAGE", key) => Variable::HttpAcceptLanguage(key),
         _ => return None,
     };
-    Some((var, 2 + name_len + key_span + 1))
+    let var = match default {
+        Some(d) => Variable::WithDefault(Box::new(var), d),
+        None => var,
+    };
+    Some((var, 2 + name_len + key_span + default_span + 1))
+}
+
+/// A default value at the start of `s` (just after the `|`): the value and
+/// the bytes it spans, up to (not including) the closing `)`.
+fn parse_default(s: &str) -> Option<(String, usize)> {
+    if let Some(q) = s.strip_prefix('\'') {
+        let end = q.bytes().take(MAX_KEY_LEN + 1).position(|b| b == b'\'')?;
+        return Some((q[..end].to_owned(), end + 2));
+    }
+    let end = s.bytes().take(MAX_KEY_LEN + 1).position(|b| {
+        b == b')' || b == b'\'' || b == b'(' || b == b'$' || b.is_ascii_whitespace()
+    })?;
+    (s.as_bytes()[end] == b')').then(|| (s[..end].to_owned(), end))
 }
 
 /// Splits text into literal parts and variables. Adjacent text is merged;
@@ -212,6 +324,33 @@ pub fn render(parts: &[VarPart], req: &dyn RequestView) -> String {
         match part {
             VarPart::Text(t) => out.push_str(t),
             VarPart::Var(v) => out.push_str(&v.resolve(req)),
+        }
+    }
+    out
+}
+
+/// Like [`render`], for an include's `src` or `alt`: the value of each
+/// variable is inserted with the bytes a request target cannot carry
+/// percent-encoded (whitespace, control characters, non-ASCII, and
+/// `"` `#` `<` `>` `\\` `^` `` ` `` `{` `|` `}`), so that a default such as
+/// `'new user'` or a cookie with a space still makes a URL. Everything else,
+/// `%`, `&`, `=`, `/` and `?` included, is inserted as it is (cookies and
+/// query values often hold percent-encoded text already). The text around
+/// the variables is copied as written.
+pub fn render_url(parts: &[VarPart], req: &dyn RequestView) -> String {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            VarPart::Text(t) => out.push_str(t),
+            VarPart::Var(v) => {
+                for b in v.resolve(req).bytes() {
+                    if b.is_ascii_graphic() && !b"\"#<>\\^`{|}".contains(&b) {
+                        out.push(char::from(b));
+                    } else {
+                        out.push_str(&format!("%{b:02X}"));
+                    }
+                }
+            }
         }
     }
     out
@@ -270,6 +409,7 @@ impl Expr {
             Expr::Value(op) => match op {
                 Operand::Num(n) => *n != 0.0,
                 Operand::Str(s) => !s.is_empty(),
+                Operand::Var(v) if v.is_boolean() => v.resolve(req) == "true",
                 Operand::Var(v) => !v.resolve(req).is_empty(),
             },
             Expr::Cmp(l, op, r) => compare(l, *op, r, req),
@@ -607,7 +747,12 @@ mod tests {
             "$(HTTP_COOKIE{a}",
             "$(HTTP_HOST",
             "$(http_host)",
-            "$(HTTP_HOST|'x')",
+            "$(HTTP_HOST|'x)",
+            "$(HTTP_HOST|x y)",
+            "$(HTTP_HOST|x",
+            "$(HTTP_HOST|'x'y)",
+            "$(HTTP_HOST|'x'|'y')",
+            "$(HTTP_ACCEPT_LANGUAGE{})",
             "$(",
             "$",
         ] {
@@ -624,6 +769,9 @@ mod tests {
             "$(HTTP_COOKIE)",
             "$(HTTP_HOST)",
             "$(QUERY_STRING{q})",
+            "$(HTTP_ACCEPT_LANGUAGE{da})",
+            "$(HTTP_ACCEPT_LANGUAGE)",
+            "$(HTTP_COOKIE{a}|'new user')",
         ] {
             let (v, _) = parse_var_prefix(s).unwrap();
             assert_eq!(v.to_string(), s);
@@ -673,6 +821,94 @@ mod tests {
         let none = Req::new();
         assert_eq!(Variable::HttpHost.resolve(&none), "");
         assert_eq!(Variable::QueryString(Some("a".into())).resolve(&none), "");
+    }
+
+    #[test]
+    fn default_values() {
+        let r = req();
+        let get = |s: &str| {
+            let (v, len) = parse_var_prefix(s).unwrap();
+            assert_eq!(len, s.len(), "{s}");
+            v.resolve(&r)
+        };
+        assert_eq!(get("$(HTTP_COOKIE{first_name}|'new user')"), "new user");
+        assert_eq!(get("$(HTTP_COOKIE{id}|default)"), "42");
+        assert_eq!(get("$(HTTP_COOKIE{missing}|default)"), "default");
+        assert_eq!(get("$(HTTP_COOKIE{empty}|'x')"), "x");
+        assert_eq!(get("$(HTTP_COOKIE{empty}|)"), "");
+        assert_eq!(get("$(HTTP_COOKIE{empty}|'a)b|c$(')"), "a)b|c$(");
+        assert_eq!(get("$(HTTP_HOST|'h')"), "shop.example");
+        assert_eq!(get("$(QUERY_STRING{zzz}|0)"), "0");
+        assert_eq!(
+            parse_vars("[$(HTTP_COOKIE{x}|'n u')]"),
+            vec![
+                VarPart::Text("[".into()),
+                VarPart::Var(Variable::WithDefault(
+                    Box::new(Variable::HttpCookie(Some("x".into()))),
+                    "n u".into()
+                )),
+                VarPart::Text("]".into()),
+            ]
+        );
+        assert!(eval("$(HTTP_COOKIE{nope}|'x')=='x'"));
+        assert!(eval("$(HTTP_COOKIE{nope}|'x')"));
+        assert!(eval("$(QUERY_STRING{zz}|5) > 4"));
+        assert!(eval(
+            "$(HTTP_COOKIE{nope}|'a')=='b' | $(HTTP_HOST)=='shop.example'"
+        ));
+    }
+
+    #[test]
+    fn accept_language_is_a_boolean_list() {
+        let r = Req::new().h(
+            "accept-language",
+            "da, en-GB;q=0.8, EN;q=0.7, fr-CA, de;q=0, *;q=0.1",
+        );
+        let get = |s: &str| parse_var_prefix(s).unwrap().0.resolve(&r);
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{da})"), "true");
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{DA})"), "true");
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{en-gb})"), "true");
+        // `en` accepted: any English.
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{en-us})"), "true");
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{en})"), "true");
+        // `fr-CA` accepted: `fr` asked is there with a region.
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{fr})"), "true");
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{fr-fr})"), "false");
+        // q=0: not acceptable; `*` names no language.
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{de})"), "false");
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{ja})"), "false");
+        assert_eq!(get("$(HTTP_ACCEPT_LANGUAGE{d})"), "false");
+        assert_eq!(
+            get("$(HTTP_ACCEPT_LANGUAGE)"),
+            "da, en-GB;q=0.8, EN;q=0.7, fr-CA, de;q=0, *;q=0.1"
+        );
+        assert_eq!(
+            Variable::HttpAcceptLanguage(Some("da".into())).resolve(&Req::new()),
+            "false"
+        );
+        let t = |s: &str| parse_expr(s).unwrap().eval(&r);
+        assert!(t("$(HTTP_ACCEPT_LANGUAGE{da})"));
+        assert!(!t("$(HTTP_ACCEPT_LANGUAGE{ja})"));
+        assert!(t(
+            "!$(HTTP_ACCEPT_LANGUAGE{ja}) & $(HTTP_ACCEPT_LANGUAGE{en})"
+        ));
+        assert!(t("$(HTTP_ACCEPT_LANGUAGE{ja})=='false'"));
+        let none = Req::new();
+        assert!(!parse_expr("$(HTTP_ACCEPT_LANGUAGE{da})")
+            .unwrap()
+            .eval(&none));
+    }
+
+    #[test]
+    fn render_url_encodes_what_a_url_cannot_carry() {
+        let r = Req::new()
+            .h("cookie", "a=x y; b=%41&c=d/e?f; c=\u{e9}\"#<>")
+            .h("host", "h");
+        let parts = parse_vars("/p q/$(HTTP_COOKIE{a})?b=$(HTTP_COOKIE{b})&c=$(HTTP_COOKIE{c})&d=$(HTTP_COOKIE{d}|'n u')");
+        assert_eq!(
+            render_url(&parts, &r),
+            "/p q/x%20y?b=%41&c=d/e?f&c=%C3%A9%22%23%3C%3E&d=n%20u"
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ use crate::config::EsiOnError;
 use crate::esi::chain::IncludeChain;
 use crate::esi::parse::{parse, Include, Limits, Segment, Template};
 use crate::esi::src_url::{resolve, Target};
-use crate::esi::vars::{render, RequestView, VarPart};
+use crate::esi::vars::{render, render_url, RequestView, VarPart};
 use crate::fetch::inflight::{FlightState, LeaderGuard};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::gzip::{decoded_bound, gunzip_off_worker, is_gzip};
@@ -814,7 +814,7 @@ impl Proxy {
 
     /// Where an include's `src` (or `alt`) points.
     fn target(&self, page: &Page, src: &[VarPart]) -> Result<Target, ()> {
-        let src = render(src, page);
+        let src = render_url(src, page);
         resolve(
             &src,
             &page.host,
