@@ -133,9 +133,14 @@ impl RequestCtx {
             return Err(refuse("more than one Host header"));
         }
         let host = request_host(&parts.uri, parts.version, host_header, default_host)?;
-        // What the backend sees is what the object is keyed by.
-        if let Ok(v) = HeaderValue::from_str(&host) {
-            headers.insert(HOST, v);
+        // What the backend sees is what the object is keyed by; a Host
+        // already in that form (the usual case) is left as it is, so the
+        // hit path does not copy it.
+        let already = host_header.is_some_and(|h| h.as_bytes() == host.as_bytes());
+        if !already {
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                headers.insert(HOST, v);
+            }
         }
         let url = match parts.uri.path_and_query() {
             Some(pq) if parts.method != Method::OPTIONS || pq.as_str() != "*" => {

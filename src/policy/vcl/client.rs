@@ -158,8 +158,11 @@ impl Context for ClientView<'_> {
                     // Keyed as recv keys a client's Host; a value that is
                     // no host is kept as it is, lowercased.
                     let value = value.to_string();
-                    req.host = crate::http::headers::normalize_host(&value, 80)
-                        .unwrap_or_else(|_| value.to_ascii_lowercase());
+                    req.host = crate::http::headers::normalize_host(
+                        &value,
+                        crate::http::headers::default_port(None),
+                    )
+                    .unwrap_or_else(|_| value.to_ascii_lowercase());
                 }
             }
             Var::ReqHashAlwaysMiss => req.always_miss = matches!(value, Value::Bool(true)),
