@@ -13,6 +13,7 @@ pub mod esi;
 pub mod fetch;
 pub mod http;
 pub mod invalidate;
+pub mod lifecycle;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;

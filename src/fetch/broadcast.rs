@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
-use crate::body::BoxError;
+use crate::http::BoxError;
 
 /// Bytes buffered ahead of the slowest reader once the body is not stored.
 const WINDOW: usize = 1 << 20;

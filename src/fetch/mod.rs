@@ -6,3 +6,4 @@ pub mod inflight;
 pub mod oneshot;
 pub mod pool;
 pub mod probe;
+pub mod req_body;

@@ -24,8 +24,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use crate::body::ReqBody;
 use crate::config::BackendConfig;
+use crate::fetch::req_body::ReqBody;
 
 /// Why a backend exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -500,7 +500,7 @@ impl Backend {
 /// answer before the body is done (e.g. 413).
 async fn within_first_byte<F: Future>(
     limit: Duration,
-    body_sent: Option<crate::body::BodySent>,
+    body_sent: Option<crate::fetch::req_body::BodySent>,
     exchange: F,
 ) -> Result<F::Output, tokio::time::error::Elapsed> {
     tokio::pin!(exchange);

@@ -2,3 +2,6 @@
 pub mod conditional;
 pub mod gzip;
 pub mod headers;
+
+/// The error type of bodies lacquer sends and receives.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

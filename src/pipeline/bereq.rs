@@ -4,39 +4,23 @@
 //! [`MAX_RETRIES`] times in all) or answer with a synthetic response.
 
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use std::net::IpAddr;
+use http::{Method, Request, Response, StatusCode, Uri};
 use std::time::SystemTime;
 
 use super::esi::SURROGATE_CAPABILITY;
-use super::{Live, Proxy, RequestCtx, Synthetic};
-use crate::body::{BodyFault, FaultSlot, ReqBody, RespBody};
+use super::Proxy;
+use crate::body::RespBody;
 use crate::cache::CachedObject;
 use crate::fetch::pool::BackendBody;
+use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
+use crate::lifecycle::{Bereq, Live, RequestCtx, Synthetic};
 use crate::observe::metrics::ClientErrorKind;
 use crate::policy::BackendAction;
 
 /// How many times one fetch may be retried (Varnish's `max_retries`).
 pub const MAX_RETRIES: u32 = 4;
-
-/// A backend request as the backend hooks see it (`bereq.*`).
-#[derive(Debug, Clone)]
-pub struct Bereq {
-    /// Method.
-    pub method: Method,
-    /// Path and query.
-    pub url: String,
-    /// Headers (with `Host`).
-    pub headers: HeaderMap,
-    /// Times this fetch was retried.
-    pub retries: u32,
-    /// A pass: nothing will be stored.
-    pub uncacheable: bool,
-    /// The client's address (`client.ip`).
-    pub client: IpAddr,
-}
 
 impl Bereq {
     /// The request to send; `None` when the policy left an invalid URL.

@@ -60,10 +60,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::deliver::{self, CacheOutcome, ObjMeta};
+use super::deliver;
 use super::lookup::{lookup, Lookup};
 use super::{Live, Proxy, RequestCtx, Served};
-use crate::body::{BoxError, Charge, Piece, RespBody};
+use crate::body::{Charge, Piece, RespBody};
 use crate::cache::freshness::Freshness;
 use crate::cache::object::Provenance;
 use crate::cache::vary::Variant;
@@ -76,6 +76,8 @@ use crate::esi::vars::{render, render_url, RequestView, VarPart};
 use crate::fetch::inflight::{FlightState, LeaderGuard};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::gzip::{decoded_bound, gunzip_off_worker, is_gzip};
+use crate::http::BoxError;
+use crate::lifecycle::{CacheOutcome, ObjMeta};
 use crate::policy::RecvAction;
 use std::time::SystemTime;
 

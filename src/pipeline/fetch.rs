@@ -8,17 +8,18 @@ use std::time::SystemTime;
 
 use super::backend_response::{apply_policy, decide, Decision, Fetched, Verdict};
 use super::bereq::{Exchange, Next};
-use super::deliver::{self, CacheOutcome, ObjMeta};
+use super::deliver;
 use super::esi::Keep;
 use super::{Live, Proxy, RequestCtx, Served};
-use crate::body::{ClientBody, FaultSlot, ReqBody};
 use crate::cache::freshness::merge_304;
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
 use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
+use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
 use crate::http::headers::{default_port, normalize_host};
+use crate::lifecycle::{CacheOutcome, ObjMeta};
 use crate::observe::metrics::InvalidationKind;
 use crate::policy::BackendAction;
 

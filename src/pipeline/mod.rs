@@ -14,16 +14,13 @@ mod recv;
 mod reload;
 mod synth;
 
-pub use backend_response::Beresp;
-pub use bereq::Bereq;
-pub use deliver::{synth, CacheOutcome, ObjMeta, SynthText};
-pub use live::Live;
+pub use crate::lifecycle::{
+    synth, Bereq, Beresp, CacheOutcome, Live, ObjMeta, RequestCtx, SynthText, Synthetic,
+};
 pub use lookup::Lookup;
 pub use purge::{answer, Applied, InvalidationError};
-pub use recv::{Refused, RequestCtx};
+pub use recv::Refused;
 pub use reload::{ReloadError, Reloaded, SettingsSource};
-pub use synth::Synthetic;
-pub(crate) use synth::{phrase_of, set_phrase};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};

@@ -6,7 +6,6 @@
 use http::{HeaderMap, Response, StatusCode};
 use std::sync::Arc;
 
-use super::deliver::synth;
 use super::{Proxy, RequestCtx, Served};
 use crate::body::RespBody;
 use crate::cache::store::PurgeMode;
@@ -15,6 +14,7 @@ use crate::cache::CacheKey;
 use crate::invalidate::ban_expr::BanParseError;
 use crate::invalidate::bans::{Ban, BanLimitError, BanLimits};
 use crate::invalidate::op::Invalidation;
+use crate::lifecycle::synth;
 use crate::observe::metrics::InvalidationKind;
 use crate::policy::ClientAction;
 

@@ -8,9 +8,9 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use super::live::Live;
 use super::{Proxy, SetupError};
 use crate::config::{Config, ConfigError};
+use crate::lifecycle::Live;
 
 /// Reads the settings again, as at start-up (the file, then the command
 /// line's overrides).

@@ -20,7 +20,7 @@ use vcl_lite::{Action, Program, RuntimeError, Sub};
 use super::{BackendAction, Builtin, ClientAction, Hooks, Policy, RecvAction};
 use crate::body::RespBody;
 use crate::cache::{CacheKey, CachedObject};
-use crate::pipeline::{Bereq, Beresp, ObjMeta, RequestCtx, Synthetic};
+use crate::lifecycle::{Bereq, Beresp, ObjMeta, RequestCtx, Synthetic};
 use backend::{BackendView, BerespPart};
 use client::{ClientView, RespPart};
 

@@ -11,7 +11,7 @@ use super::values::{
     canonical_reason, common_get, duration, header_get, header_set, seconds, status_of,
     status_value,
 };
-use crate::pipeline::{Bereq, Beresp, Synthetic};
+use crate::lifecycle::{Bereq, Beresp, Synthetic};
 
 /// The backend response a backend subroutine works on.
 pub(super) enum BerespPart<'a, 'b> {

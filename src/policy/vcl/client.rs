@@ -13,7 +13,7 @@ use super::values::{
 };
 use crate::body::RespBody;
 use crate::cache::CachedObject;
-use crate::pipeline::{ObjMeta, RequestCtx, Synthetic};
+use crate::lifecycle::{ObjMeta, RequestCtx, Synthetic};
 
 /// The response a client subroutine works on.
 pub(super) enum RespPart<'a> {
@@ -54,7 +54,7 @@ impl<'a> ClientView<'a> {
             (RespPart::Delivered(r), Var::RespStatus) => Some(status_value(r.status())),
             (RespPart::Synth(s), Var::RespStatus) => Some(status_value(s.status)),
             (RespPart::Delivered(r), Var::RespReason) => {
-                Some(Value::Str(Cow::Borrowed(crate::pipeline::phrase_of(r))))
+                Some(Value::Str(Cow::Borrowed(crate::lifecycle::phrase_of(r))))
             }
             (RespPart::Synth(s), Var::RespReason) => Some(Value::Str(Cow::Borrowed(&s.reason))),
             (_, Var::RespProto) => Some(Value::Str(Cow::Owned(format!("{:?}", self.req.version)))),
@@ -179,7 +179,7 @@ impl Context for ClientView<'_> {
             Var::RespReason => {
                 let text = value.to_string();
                 match self.resp.as_mut() {
-                    Some(RespPart::Delivered(r)) => crate::pipeline::set_phrase(r, &text),
+                    Some(RespPart::Delivered(r)) => crate::lifecycle::set_phrase(r, &text),
                     Some(RespPart::Synth(s)) => {
                         s.phrase = Some(text.clone());
                         s.reason = text;

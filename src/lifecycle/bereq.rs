@@ -1,0 +1,22 @@
+//! The backend request as the backend hooks see it (`bereq.*`). Built by
+//! `pipeline::bereq` from the client's.
+
+use http::{HeaderMap, Method};
+use std::net::IpAddr;
+
+/// A backend request as the backend hooks see it (`bereq.*`).
+#[derive(Debug, Clone)]
+pub struct Bereq {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub url: String,
+    /// Headers (with `Host`).
+    pub headers: HeaderMap,
+    /// Times this fetch was retried.
+    pub retries: u32,
+    /// A pass: nothing will be stored.
+    pub uncacheable: bool,
+    /// The client's address (`client.ip`).
+    pub client: IpAddr,
+}

@@ -1,0 +1,51 @@
+//! The backend response as `vcl_backend_response` sees it (`beresp.*`).
+
+use http::{HeaderMap, StatusCode};
+use std::time::Duration;
+
+use crate::cache::freshness::NoCacheReason;
+
+/// What `vcl_backend_response` sees and may change: the response status
+/// and headers, its lifetimes (remaining TTL, grace, keep) and whether it
+/// is stored.
+///
+/// After the policy ran, RFC 9111 decides again on the changed headers (so
+/// `unset beresp.http.Set-Cookie` makes a response storable, as in Varnish's
+/// built-in VCL); then what the policy set explicitly wins: a TTL makes a
+/// response that only lacked freshness information storable, and
+/// `uncacheable` forces the verdict either way.
+#[derive(Debug)]
+pub struct Beresp<'a> {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers as they will be stored and delivered.
+    pub headers: &'a mut HeaderMap,
+    /// Remaining time to live.
+    pub ttl: Duration,
+    /// Grace after the TTL.
+    pub grace: Duration,
+    /// Keep after TTL and grace.
+    pub keep: Duration,
+    /// The response's age when it arrived.
+    pub age: Duration,
+    /// Not stored.
+    pub uncacheable: bool,
+    /// The backend answered a revalidation with 304 (status and headers
+    /// are the stored object's, refreshed).
+    pub was_304: bool,
+    /// Why RFC 9111 would not store it.
+    pub reason: Option<NoCacheReason>,
+    /// What the policy set: headers or anything else.
+    pub changed: bool,
+    /// The policy set `ttl`.
+    pub set_ttl: bool,
+    /// The policy set `grace`.
+    pub set_grace: bool,
+    /// The policy set `keep`.
+    pub set_keep: bool,
+    /// The policy set `uncacheable`.
+    pub set_uncacheable: bool,
+    /// Process the body as ESI (starts as the handshake and the `[esi]`
+    /// settings say; the policy may change it).
+    pub do_esi: bool,
+}

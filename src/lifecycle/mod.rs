@@ -1,0 +1,32 @@
+//! The lifecycle's vocabulary (Varnish's `cache.h`): the data every step of
+//! a request works on, and the policy interface that decides between steps.
+//!
+//! This module holds data and interfaces only; [`crate::pipeline`] is the one
+//! driver that moves a request through the steps, and [`crate::policy`]
+//! implements [`Policy`]. Both depend on this module, never on each other.
+//!
+//! | Type | Varnish | What |
+//! |---|---|---|
+//! | [`RequestCtx`] | `req` | the client request |
+//! | [`Bereq`] | `bereq` | the backend request |
+//! | [`Beresp`] | `beresp` | the backend response, in `vcl_backend_response` |
+//! | [`ObjMeta`] | `obj` | the object behind a delivered response |
+//! | [`Synthetic`] | `resp` in `vcl_synth` | an answer lacquer makes |
+//! | [`Live`] | the loaded VCL | settings and policy of one generation |
+//! | [`CacheOutcome`] | `X-Varnish`/`hitmiss` | how a response was served |
+
+mod bereq;
+mod beresp;
+mod live;
+mod outcome;
+mod policy;
+mod request;
+mod synthetic;
+
+pub use bereq::Bereq;
+pub use beresp::Beresp;
+pub use live::Live;
+pub use outcome::{CacheOutcome, ObjMeta};
+pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};
+pub use request::RequestCtx;
+pub use synthetic::{phrase_of, set_phrase, synth, synth_body, SynthText, Synthetic};

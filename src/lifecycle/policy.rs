@@ -1,0 +1,195 @@
+//! The policy's interface: one method per Varnish subroutine, the actions
+//! each may return, and which optional hooks a policy has. The defaults are
+//! the built-in behaviour; `crate::policy` implements it (the built-in
+//! policy, and a vcl-lite program).
+//!
+//! Cost: `recv` and `hash` run on every request. The other hooks run only
+//! when [`Policy::hooks`] says the policy has them, so a policy without, say,
+//! `vcl_deliver` costs nothing on delivery — not even building the values
+//! the hook would read.
+
+use http::{Method, Response, StatusCode};
+use std::time::Duration;
+
+use super::{Bereq, Beresp, ObjMeta, RequestCtx, Synthetic};
+use crate::body::RespBody;
+use crate::cache::{CacheKey, CachedObject};
+
+/// What `recv` decides for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecvAction {
+    /// Look the request up in the cache.
+    Hash,
+    /// Send it to the backend, store nothing.
+    Pass,
+    /// Invalidate (PURGE): the URL's objects, or by surrogate key. The
+    /// purge ACL in the settings is checked before anything changes.
+    Purge,
+    /// Add the ban in the `X-Ban` header (same ACL as purges).
+    Ban,
+    /// Answer with a synthetic response.
+    Synth(StatusCode, String),
+    /// Start over at `recv` (the request as the policy left it).
+    Restart,
+}
+
+/// What a client-side hook (`hit`, `miss`, `pass`, `purge`, `deliver`,
+/// `synth`) decided. Each hook is only ever given the actions its Varnish
+/// subroutine allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAction {
+    /// No decision (`vcl_*` ended without `return`): the built-in
+    /// behaviour goes on.
+    Builtin,
+    /// `deliver` / `fetch`: go on along the normal path. For `synth`: send
+    /// the response as the policy built it.
+    Continue,
+    /// `pass` (from `hit` or `miss`): fetch without storing.
+    Pass,
+    /// `synth(status, reason)`: answer with a synthetic response.
+    Synth(StatusCode, String),
+    /// `restart`: start over at `recv`.
+    Restart,
+    /// `fail`: the request fails (a 503).
+    Fail,
+}
+
+/// What a backend-side hook (`backend_fetch`, `backend_response`,
+/// `backend_error`) decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendAction {
+    /// No decision: the built-in behaviour goes on.
+    Builtin,
+    /// `fetch` / `deliver`.
+    Continue,
+    /// `retry`: fetch again (a limited number of times).
+    Retry,
+    /// `abandon`: give the fetch up (the client gets a 503).
+    Abandon,
+    /// `error(status, reason)`: go to `backend_error` with this status.
+    Error(StatusCode, String),
+    /// `pass(duration)` from `backend_response`: deliver, store nothing, and
+    /// fetch the key without coalescing for this long.
+    HitForPass(Duration),
+    /// `fail`: like `abandon`.
+    Fail,
+}
+
+/// Which optional hooks a policy has (`recv` and `hash` always run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// `vcl_hit`
+    pub hit: bool,
+    /// `vcl_miss`
+    pub miss: bool,
+    /// `vcl_pass`
+    pub pass: bool,
+    /// `vcl_purge`
+    pub purge: bool,
+    /// `vcl_deliver`
+    pub deliver: bool,
+    /// `vcl_synth`
+    pub synth: bool,
+    /// `vcl_backend_fetch`
+    pub backend_fetch: bool,
+    /// `vcl_backend_response`
+    pub backend_response: bool,
+    /// `vcl_backend_error`
+    pub backend_error: bool,
+}
+
+/// Decisions taken at each phase.
+pub trait Policy: Send + Sync + 'static {
+    /// The optional hooks this policy has; the others are never called.
+    /// Built-in: none.
+    fn hooks(&self) -> Hooks {
+        Hooks::default()
+    }
+
+    /// `vcl_recv`: cache lookup, pass, or synthetic answer.
+    ///
+    /// Built-in: PURGE purges, BAN bans, GET and HEAD are looked up, every other
+    /// method is passed.
+    /// Unlike Varnish's built-in VCL, requests carrying `Cookie` or
+    /// `Authorization` are looked up too: RFC 9111 storability rules decide
+    /// (a response to an `Authorization` request is stored only when it says
+    /// `public`, `s-maxage` or `must-revalidate`; `Set-Cookie` responses are
+    /// not stored; and without `default_ttl`, nothing without explicit
+    /// freshness or a validator-based heuristic is stored).
+    fn recv(&self, req: &mut RequestCtx) -> RecvAction {
+        match req.method.as_str() {
+            "PURGE" => return RecvAction::Purge,
+            "BAN" => return RecvAction::Ban,
+            _ => {}
+        }
+        if req.method == Method::GET || req.method == Method::HEAD {
+            RecvAction::Hash
+        } else {
+            RecvAction::Pass
+        }
+    }
+
+    /// `vcl_hash`: the key, by default URL then Host.
+    fn hash(&self, req: &RequestCtx) -> CacheKey {
+        CacheKey::for_request(&req.host, &req.url)
+    }
+
+    /// `vcl_hit`: a fresh or in-grace object was found. Built-in: deliver
+    /// it (an object in grace is refreshed in the background).
+    fn hit(&self, _req: &mut RequestCtx, _obj: &CachedObject) -> ClientAction {
+        ClientAction::Builtin
+    }
+
+    /// `vcl_miss`: nothing usable was found (or only a stale object to
+    /// revalidate). Built-in: fetch.
+    fn miss(&self, _req: &mut RequestCtx) -> ClientAction {
+        ClientAction::Builtin
+    }
+
+    /// `vcl_pass`: the request is about to be passed. Built-in: fetch.
+    fn pass(&self, _req: &mut RequestCtx) -> ClientAction {
+        ClientAction::Builtin
+    }
+
+    /// `vcl_purge`: after a PURGE was applied. Built-in: lacquer's answer
+    /// (200 with what was purged, 404 when nothing was stored).
+    fn purge(&self, _req: &mut RequestCtx) -> ClientAction {
+        ClientAction::Builtin
+    }
+
+    /// `vcl_deliver`: a response is about to go to the client. Built-in:
+    /// send it.
+    fn deliver(
+        &self,
+        _req: &mut RequestCtx,
+        _resp: &mut Response<RespBody>,
+        _obj: &ObjMeta,
+    ) -> ClientAction {
+        ClientAction::Builtin
+    }
+
+    /// `vcl_synth`: a synthetic answer is being made. Built-in: lacquer's
+    /// plain-text body (status and reason).
+    fn synth(&self, _req: &mut RequestCtx, _resp: &mut Synthetic) -> ClientAction {
+        ClientAction::Builtin
+    }
+
+    /// `vcl_backend_fetch`: a backend request is about to be sent.
+    fn backend_fetch(&self, _bereq: &mut Bereq) -> BackendAction {
+        BackendAction::Builtin
+    }
+
+    /// `vcl_backend_response`: may change a backend response's headers,
+    /// status, lifetimes and storability (set `beresp.changed`). Built-in:
+    /// nothing to change, RFC 9111 decides.
+    fn backend_response(&self, _bereq: &mut Bereq, _beresp: &mut Beresp<'_>) -> BackendAction {
+        BackendAction::Builtin
+    }
+
+    /// `vcl_backend_error`: the fetch failed. `beresp` starts as a 503
+    /// with an empty body. Built-in: lacquer's own error answer (through
+    /// `synth`).
+    fn backend_error(&self, _bereq: &mut Bereq, _beresp: &mut Synthetic) -> BackendAction {
+        BackendAction::Builtin
+    }
+}

@@ -1,0 +1,68 @@
+//! The client request as the lifecycle sees it (`req.*`). Built by
+//! `pipeline::recv`; read and changed by the policy.
+
+use http::{HeaderMap, Method, Version};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Live;
+use crate::esi::chain::IncludeChain;
+
+/// One client request as the lifecycle sees it.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// Request method.
+    pub method: Method,
+    /// Client protocol version.
+    pub version: Version,
+    /// Host the request is for (from the absolute URI or the Host header).
+    pub host: String,
+    /// Path and query, as received.
+    pub url: String,
+    /// Request headers, hop-by-hop ones removed.
+    pub headers: HeaderMap,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Request body, for passes.
+    pub body: Option<Incoming>,
+    /// Skip the cached object (client `no-cache` when honoured).
+    pub always_miss: bool,
+    /// For an ESI fragment request: the pages it is included from.
+    pub esi: Option<Arc<IncludeChain>>,
+    /// The settings and policy this request runs under (taken when it
+    /// arrived; a reload does not change them).
+    pub live: Arc<Live>,
+    /// How many times the policy restarted it (`req.restarts`).
+    pub restarts: u32,
+    /// `req.ttl`: objects older than this are not fresh for this request.
+    pub max_ttl: Option<Duration>,
+    /// `req.grace`: the most grace this request accepts.
+    pub max_grace: Option<Duration>,
+    /// A background refresh: its response is dropped, so an ESI page it
+    /// fetches is stored but not assembled (no fragment fetched for nobody).
+    pub background: bool,
+}
+
+impl RequestCtx {
+    /// A body-less copy for a background fetch.
+    pub fn detached(&self) -> RequestCtx {
+        RequestCtx {
+            method: Method::GET,
+            version: self.version,
+            host: self.host.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            client: self.client,
+            body: None,
+            always_miss: false,
+            esi: self.esi.clone(),
+            live: self.live.clone(),
+            restarts: 0,
+            max_ttl: None,
+            max_grace: None,
+            background: true,
+        }
+    }
+}
