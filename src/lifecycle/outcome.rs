@@ -5,8 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::freshness::Freshness;
 
-/// How a response was served (the `X-Cache` header, logs, metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a response was served: the `X-Cache` header, the access log and the
+/// metrics. Carried as a value from where the response is made to where it
+/// is counted, so a policy that rewrites or removes `X-Cache` in
+/// `vcl_deliver` changes what the client sees, not what is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CacheOutcome {
     /// From a fresh stored object.
     Hit,
@@ -16,6 +19,10 @@ pub enum CacheOutcome {
     Pass,
     /// A stale object, in grace or replacing a backend error.
     Stale,
+    /// Answered by lacquer itself: errors, refusals, purges, `synth()`,
+    /// the health check. No `X-Cache` header.
+    #[default]
+    Synth,
 }
 
 impl CacheOutcome {
@@ -26,7 +33,22 @@ impl CacheOutcome {
             CacheOutcome::Miss => "MISS",
             CacheOutcome::Pass => "PASS",
             CacheOutcome::Stale => "STALE",
+            CacheOutcome::Synth => "SYNTH",
         }
+    }
+
+    /// Every outcome, in the order of [`CacheOutcome::index`].
+    pub const ALL: [CacheOutcome; 5] = [
+        CacheOutcome::Hit,
+        CacheOutcome::Miss,
+        CacheOutcome::Pass,
+        CacheOutcome::Stale,
+        CacheOutcome::Synth,
+    ];
+
+    /// A dense index (0..5), for counters.
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -45,12 +67,14 @@ pub struct ObjMeta {
     pub keep: Duration,
     /// A pass or hit-for-miss answer: no stored object.
     pub uncacheable: bool,
+    /// How the response was served.
+    pub outcome: CacheOutcome,
 }
 
 impl ObjMeta {
     /// A stored (or just fetched) object with this freshness, delivered
-    /// `hits` times.
-    pub fn of(freshness: &Freshness, hits: u64, now: SystemTime) -> ObjMeta {
+    /// `hits` times, served as `outcome`.
+    pub fn of(freshness: &Freshness, hits: u64, now: SystemTime, outcome: CacheOutcome) -> ObjMeta {
         let age = freshness.age(now);
         ObjMeta {
             hits,
@@ -59,13 +83,23 @@ impl ObjMeta {
             grace: freshness.grace,
             keep: freshness.keep,
             uncacheable: false,
+            outcome,
+        }
+    }
+
+    /// Only how the response was served (when no hook reads `obj.*`).
+    pub fn served(outcome: CacheOutcome) -> ObjMeta {
+        ObjMeta {
+            outcome,
+            ..ObjMeta::default()
         }
     }
 
     /// A response that is not a stored object.
-    pub fn uncacheable() -> ObjMeta {
+    pub fn uncacheable(outcome: CacheOutcome) -> ObjMeta {
         ObjMeta {
             uncacheable: true,
+            outcome,
             ..ObjMeta::default()
         }
     }

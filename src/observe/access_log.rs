@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::body::RespBody;
+use crate::lifecycle::CacheOutcome;
 
 /// What the access log needs from a request, captured before it is handled.
 #[derive(Debug)]
@@ -50,8 +51,15 @@ impl RequestLine {
 
     /// Queues the line for `resp` for standard output (dropped and counted
     /// when the queue is full). `queue` sizes the queue the first time.
-    pub fn log(&self, client: SocketAddr, resp: &Response<RespBody>, ttfb: Duration, queue: usize) {
-        let line = self.format(client, resp, ttfb, SystemTime::now());
+    pub fn log(
+        &self,
+        client: SocketAddr,
+        resp: &Response<RespBody>,
+        outcome: CacheOutcome,
+        ttfb: Duration,
+        queue: usize,
+    ) {
+        let line = self.format(client, resp, outcome, ttfb, SystemTime::now());
         writer(queue).send(line);
     }
 
@@ -59,6 +67,7 @@ impl RequestLine {
         &self,
         client: SocketAddr,
         resp: &Response<RespBody>,
+        outcome: CacheOutcome,
         ttfb: Duration,
         now: SystemTime,
     ) -> String {
@@ -67,12 +76,6 @@ impl RequestLine {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        let outcome = resp
-            .headers()
-            .get("x-cache")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(' ').next())
-            .unwrap_or("SYNTH");
         let mut s = String::with_capacity(200);
         let _ = writeln!(
             s,
@@ -86,7 +89,7 @@ impl RequestLine {
             bytes,
             self.referer,
             self.user_agent,
-            outcome,
+            outcome.as_str(),
             ttfb.as_secs_f64() * 1000.0,
         );
         s
@@ -201,12 +204,14 @@ mod tests {
         let mut resp = Response::new(RespBody::empty());
         resp.headers_mut()
             .insert("content-length", "512".parse().unwrap());
+        // What a policy left in X-Cache does not matter: the outcome does.
         resp.headers_mut()
-            .insert("x-cache", "HIT 3".parse().unwrap());
+            .insert("x-cache", "MISS".parse().unwrap());
         let t = UNIX_EPOCH + Duration::from_secs(1_795_325_400); // 2026-11-22 05:30:00 UTC
         let s = line.format(
             "203.0.113.7:5000".parse().unwrap(),
             &resp,
+            CacheOutcome::Hit,
             Duration::from_micros(1250),
             t,
         );

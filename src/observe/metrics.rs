@@ -5,32 +5,9 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::{Response, StatusCode};
+use http::StatusCode;
 
-use crate::body::RespBody;
-
-/// How a response was served, for the requests counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// From a fresh object.
-    Hit,
-    /// Fetched (or waited on a fetch) to store.
-    Miss,
-    /// Not cacheable.
-    Pass,
-    /// Stale object (grace or error).
-    Stale,
-    /// Answered by lacquer itself (errors, purges, health).
-    Synth,
-}
-
-const OUTCOMES: [(Outcome, &str); 5] = [
-    (Outcome::Hit, "hit"),
-    (Outcome::Miss, "miss"),
-    (Outcome::Pass, "pass"),
-    (Outcome::Stale, "stale"),
-    (Outcome::Synth, "synth"),
-];
+use crate::lifecycle::CacheOutcome;
 
 /// What removed or marked stored objects, for the invalidations counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,17 +83,9 @@ fn add(c: &AtomicU64) {
 }
 
 impl Metrics {
-    /// Counts a response by its `X-Cache` header (none: synthetic).
-    pub fn count_response(&self, resp: &Response<RespBody>) -> Outcome {
-        let outcome = match resp.headers().get("x-cache").map(|v| v.as_bytes()) {
-            Some(v) if v.starts_with(b"HIT") => Outcome::Hit,
-            Some(b"MISS") => Outcome::Miss,
-            Some(b"PASS") => Outcome::Pass,
-            Some(b"STALE") => Outcome::Stale,
-            _ => Outcome::Synth,
-        };
-        add(&self.requests[outcome as usize]);
-        outcome
+    /// Counts a client request by how it was served.
+    pub fn count_served(&self, outcome: CacheOutcome) {
+        add(&self.requests[outcome.index()]);
     }
 
     /// Counts a backend answer by status class.
@@ -180,11 +149,12 @@ impl Metrics {
             "# HELP lacquer_requests_total Client requests by how they were served."
         );
         let _ = writeln!(out, "# TYPE lacquer_requests_total counter");
-        for (o, name) in OUTCOMES {
+        for o in CacheOutcome::ALL {
+            let name = o.as_str().to_ascii_lowercase();
             let _ = writeln!(
                 out,
                 "lacquer_requests_total{{outcome=\"{name}\"}} {}",
-                get(&self.requests[o as usize])
+                get(&self.requests[o.index()])
             );
         }
         let _ = writeln!(

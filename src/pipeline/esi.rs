@@ -577,9 +577,9 @@ impl Proxy {
     ) -> Served {
         let resp = self.object_response(ctx, obj, outcome);
         let meta = if ctx.live.hooks.deliver {
-            ObjMeta::of(&obj.freshness, obj.hits(), SystemTime::now())
+            ObjMeta::of(&obj.freshness, obj.hits(), SystemTime::now(), outcome)
         } else {
-            ObjMeta::default()
+            ObjMeta::served(outcome)
         };
         Served::Response(resp, meta)
     }
@@ -871,7 +871,7 @@ impl Proxy {
             self.refuse_loop(page, &target);
             return Ok(Vec::new());
         }
-        let resp = Box::pin(self.process(page.fragment_request(&target))).await;
+        let (resp, _) = Box::pin(self.process(page.fragment_request(&target))).await;
         let failed = resp.status().as_u16() >= 400;
         let gzipped = is_gzip(resp.headers());
         let limit = page.live.config.esi.max_fragment_size.0;

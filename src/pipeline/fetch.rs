@@ -71,7 +71,8 @@ impl Proxy {
             match flight.outcome().await {
                 FlightState::Shared(head) if head.variant.matches(&ctx.headers) => {
                     if let Some(reader) = head.body.subscribe(head.size) {
-                        let meta = ObjMeta::of(&head.freshness, 0, SystemTime::now());
+                        let meta =
+                            ObjMeta::of(&head.freshness, 0, SystemTime::now(), CacheOutcome::Miss);
                         let resp = deliver::shared(ctx, &head, reader, &ctx.live.via);
                         return Served::Response(resp, meta);
                     }
@@ -236,7 +237,9 @@ impl Proxy {
             return self.deliver_object(ctx, obj, CacheOutcome::Stale);
         }
         match failed {
-            Exchange::Synthetic(resp) => Served::Response(resp, ObjMeta::uncacheable()),
+            Exchange::Synthetic(resp) => {
+                Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Synth))
+            }
             Exchange::Failed(status, reason) => Served::Synth(status, reason),
             Exchange::Answer(..) => Served::synth(status, "backend fetch failed"),
         }
@@ -302,7 +305,7 @@ impl Proxy {
                         &live.via,
                         &live.keys,
                     );
-                    return Served::Response(resp, ObjMeta::uncacheable());
+                    return Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Miss));
                 }
                 let bc = Broadcast::new();
                 let head = Arc::new(SharedHead {
@@ -332,7 +335,8 @@ impl Proxy {
                 });
                 match reader {
                     Some(reader) => {
-                        let meta = ObjMeta::of(&head.freshness, 0, SystemTime::now());
+                        let meta =
+                            ObjMeta::of(&head.freshness, 0, SystemTime::now(), CacheOutcome::Miss);
                         Served::Response(deliver::shared(ctx, &head, reader, &live.via), meta)
                     }
                     None => {
@@ -355,7 +359,7 @@ impl Proxy {
                 let resp = deliver::pass_through(
                     ctx, status, headers, body, outcome, &live.via, &live.keys,
                 );
-                Served::Response(resp, ObjMeta::uncacheable())
+                Served::Response(resp, ObjMeta::uncacheable(outcome))
             }
         }
     }
@@ -553,7 +557,7 @@ impl Proxy {
             &live.via,
             &live.keys,
         );
-        Served::Response(resp, ObjMeta::uncacheable())
+        Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Pass))
     }
 
     /// RFC 9111 §4.4: the target URI, and same-host `Location` /

@@ -211,29 +211,32 @@ impl Proxy {
         out
     }
 
-    /// Runs one request through the lifecycle, and counts how it was served.
+    /// Runs one request through the lifecycle, and counts how it was served
+    /// (the outcome is returned too, for the access log: it is the value
+    /// the lifecycle decided, whatever the policy did to `X-Cache`).
     pub async fn handle(
         self: &Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,
-    ) -> http::Response<RespBody> {
-        let resp = self.lifecycle(req, client).await;
-        self.metrics.count_response(&resp);
-        resp
+    ) -> (http::Response<RespBody>, CacheOutcome) {
+        let (resp, outcome) = self.lifecycle(req, client).await;
+        self.metrics.count_served(outcome);
+        (resp, outcome)
     }
 
     async fn lifecycle(
         self: &Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,
-    ) -> http::Response<RespBody> {
+    ) -> (http::Response<RespBody>, CacheOutcome) {
         let live = self.live.load_full();
         if req.uri().path() == live.config.server.health_path {
-            return if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+            let resp = if self.draining.load(std::sync::atomic::Ordering::Acquire) {
                 synth(http::StatusCode::SERVICE_UNAVAILABLE, "draining")
             } else {
                 synth(http::StatusCode::OK, "ok")
             };
+            return (resp, CacheOutcome::Synth);
         }
         let (parts, body) = req.into_parts();
         let ctx = match RequestCtx::from_parts(parts, body, client, live) {
@@ -246,30 +249,35 @@ impl Proxy {
                     resp.headers_mut()
                         .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
                 }
-                return resp;
+                return (resp, CacheOutcome::Synth);
             }
         };
         self.process(ctx).await
     }
 
-    /// One request to its response, for client requests and ESI fragment
-    /// requests alike: the lifecycle, then `vcl_deliver` or `vcl_synth`,
-    /// starting over on `restart` (at most [`MAX_RESTARTS`] times).
-    async fn process(self: &Arc<Self>, mut ctx: RequestCtx) -> http::Response<RespBody> {
+    /// One request to its response and how it was served, for client
+    /// requests and ESI fragment requests alike: the lifecycle, then
+    /// `vcl_deliver` or `vcl_synth`, starting over on `restart` (at most
+    /// [`MAX_RESTARTS`] times).
+    async fn process(
+        self: &Arc<Self>,
+        mut ctx: RequestCtx,
+    ) -> (http::Response<RespBody>, CacheOutcome) {
         let mut served = self.serve(&mut ctx).await;
         loop {
             served = match served {
                 Served::Response(resp, meta) => match self.deliver_hook(&mut ctx, resp, &meta) {
-                    Ok(resp) => return resp,
+                    Ok(resp) => return (resp, meta.outcome),
                     Err(next) => next,
                 },
                 Served::Synth(status, reason) => match self.synthesize(&mut ctx, status, reason) {
-                    Some(resp) => return resp,
+                    Some(resp) => return (resp, CacheOutcome::Synth),
                     None => Served::Restart,
                 },
                 Served::Restart if ctx.restarts >= MAX_RESTARTS => {
                     crate::log_limited!(10, warn, url = %ctx.url, restarts = ctx.restarts, "too many restarts");
-                    return synth(StatusCode::SERVICE_UNAVAILABLE, "too many restarts");
+                    let resp = synth(StatusCode::SERVICE_UNAVAILABLE, "too many restarts");
+                    return (resp, CacheOutcome::Synth);
                 }
                 Served::Restart => {
                     ctx.restarts += 1;

@@ -231,6 +231,7 @@ impl Policy for VclPolicy {
             &obj.freshness,
             obj.hits() + 1,
             SystemTime::now(),
+            crate::lifecycle::CacheOutcome::Hit,
         ));
         self.client(Sub::Hit, &mut view)
     }

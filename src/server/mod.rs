@@ -393,7 +393,7 @@ async fn serve<I>(
         let proxy = proxy.clone();
         async move {
             if !access_log {
-                return Ok::<_, Infallible>(proxy.handle(req, client).await);
+                return Ok::<_, Infallible>(proxy.handle(req, client).await.0);
             }
             let line = RequestLine::capture(
                 req.method(),
@@ -402,8 +402,8 @@ async fn serve<I>(
                 req.headers(),
             );
             let start = std::time::Instant::now();
-            let resp = proxy.handle(req, client).await;
-            line.log(client, &resp, start.elapsed(), queue);
+            let (resp, outcome) = proxy.handle(req, client).await;
+            line.log(client, &resp, outcome, start.elapsed(), queue);
             Ok(resp)
         }
     });
