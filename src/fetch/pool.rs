@@ -10,7 +10,7 @@
 //! glue (`TokioIo`).
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -61,28 +61,6 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// The status a client gets for this error: 504 for timeouts, else 502.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            FetchError::ConnectTimeout(_)
-            | FetchError::FirstByteTimeout(_)
-            | FetchError::PoolExhausted(_) => StatusCode::GATEWAY_TIMEOUT,
-            FetchError::NoHealthyBackend => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_GATEWAY,
-        }
-    }
-
-    /// What a client is told: a fixed text per status. The detail (which
-    /// backend, the OS error) names internal hosts and ports, so it goes to
-    /// the log and to the admin listener's `/backends`, never to clients.
-    pub fn public_reason(&self) -> &'static str {
-        match self.status() {
-            StatusCode::GATEWAY_TIMEOUT => "backend timed out",
-            StatusCode::SERVICE_UNAVAILABLE => "no healthy backend",
-            _ => "backend fetch failed",
-        }
-    }
-
     /// Short name for logs and metrics.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -14,9 +14,11 @@
 //! | [`Synthetic`] | `resp` in `vcl_synth` | an answer lacquer makes |
 //! | [`Live`] | the loaded VCL | settings and policy of one generation |
 //! | [`CacheOutcome`] | `X-Varnish`/`hitmiss` | how a response was served |
+//! | [`Failure`] | `FetchError`/`VSLb` errors | why a request failed, and what the client is told |
 
 mod bereq;
 mod beresp;
+mod failure;
 mod live;
 mod outcome;
 mod policy;
@@ -25,6 +27,7 @@ mod synthetic;
 
 pub use bereq::Bereq;
 pub use beresp::Beresp;
+pub use failure::{Failure, FailureKind};
 pub use live::Live;
 pub use outcome::{CacheOutcome, ObjMeta};
 pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};

@@ -11,12 +11,11 @@ use super::esi::SURROGATE_CAPABILITY;
 use super::Proxy;
 use crate::body::RespBody;
 use crate::cache::CachedObject;
-use crate::fetch::pool::BackendBody;
+use crate::fetch::pool::{BackendBody, FetchError};
 use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
-use crate::lifecycle::{Bereq, Live, RequestCtx, Synthetic};
-use crate::observe::metrics::ClientErrorKind;
+use crate::lifecycle::{Bereq, Failure, FailureKind, Live, RequestCtx, Synthetic};
 use crate::policy::BackendAction;
 
 /// How many times one fetch may be retried (Varnish's `max_retries`).
@@ -42,8 +41,8 @@ pub(super) enum Exchange {
     Answer(Response<BackendBody>, SystemTime),
     /// `vcl_backend_error` answered with this synthetic response.
     Synthetic(Response<RespBody>),
-    /// No answer: lacquer's error (status, reason).
-    Failed(StatusCode, String),
+    /// No answer.
+    Failed(Failure),
 }
 
 /// What follows a backend hook.
@@ -55,6 +54,19 @@ pub(super) enum Next {
     Retry,
     /// Stop here.
     Done(Exchange),
+}
+
+/// What a backend exchange's error is, for the client: a timeout (504),
+/// no healthy backend (503), or an unusable answer (502). The error's text
+/// names the backend, so it is the failure's source, for the log only.
+fn failure_kind(e: &FetchError) -> FailureKind {
+    match e {
+        FetchError::ConnectTimeout(_)
+        | FetchError::FirstByteTimeout(_)
+        | FetchError::PoolExhausted(_) => FailureKind::BackendTimeout,
+        FetchError::NoHealthyBackend => FailureKind::BackendUnavailable,
+        FetchError::Connect { .. } | FetchError::Protocol { .. } => FailureKind::BadGateway,
+    }
 }
 
 /// A body that can be sent again on a retry (a streamed one cannot).
@@ -128,11 +140,11 @@ impl Proxy {
         fault: Option<&FaultSlot>,
     ) -> Exchange {
         loop {
-            let (status, reason) = match self.attempt(live, bereq, body, fault).await {
+            let failure = match self.attempt(live, bereq, body, fault).await {
                 Ok(done) => return done,
                 Err(failure) => failure,
             };
-            match self.on_failure(live, bereq, status, reason) {
+            match self.on_failure(live, bereq, failure) {
                 Next::Done(done) => return done,
                 Next::Go | Next::Retry => continue,
             }
@@ -146,30 +158,33 @@ impl Proxy {
         bereq: &mut Bereq,
         body: &mut Option<ReqBody>,
         fault: Option<&FaultSlot>,
-    ) -> Result<Exchange, (StatusCode, String)> {
+    ) -> Result<Exchange, Failure> {
         if live.hooks.backend_fetch {
             match live.policy.backend_fetch(bereq) {
                 BackendAction::Abandon | BackendAction::Fail => {
                     return Ok(Exchange::Failed(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "vcl_backend_fetch abandoned the fetch".into(),
+                        Failure::new(FailureKind::FetchFailed)
+                            .because("vcl_backend_fetch abandoned the fetch"),
                     ))
                 }
-                BackendAction::Error(status, reason) => return Err((status, reason)),
+                BackendAction::Error(status, reason) => {
+                    return Err(Failure::policy_error(status, reason))
+                }
                 _ => {}
             }
         }
         let Some(this_body) = body.take() else {
             return Ok(Exchange::Failed(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot retry: the request body was streamed".into(),
+                Failure::new(FailureKind::FetchFailed)
+                    .because("cannot retry: the request body was streamed"),
             ));
         };
         *body = replay(&this_body);
         let Some(request) = bereq.to_request(this_body) else {
             return Ok(Exchange::Failed(
-                StatusCode::BAD_REQUEST,
-                "invalid request target".into(),
+                Failure::new(FailureKind::BadRequest)
+                    .telling("invalid request target")
+                    .because(format!("the policy left bereq.url {:?}", bereq.url)),
             ));
         };
         let sent = SystemTime::now();
@@ -177,7 +192,7 @@ impl Proxy {
             Some(backend) => backend.send(request).await.inspect_err(|e| {
                 backend.note_error(e);
             }),
-            None => Err(crate::fetch::pool::FetchError::NoHealthyBackend),
+            None => Err(FetchError::NoHealthyBackend),
         };
         let client_fault = || fault.and_then(FaultSlot::get);
         match result {
@@ -185,7 +200,7 @@ impl Proxy {
                 // lacquer never asks to upgrade (Upgrade is hop-by-hop).
                 self.metrics.count_backend_error();
                 crate::log_limited!(10, warn, url = %bereq.url, method = %bereq.method, "backend answered 101 to a request that did not ask to upgrade");
-                Err((StatusCode::BAD_GATEWAY, "backend fetch failed".into()))
+                Err(Failure::new(FailureKind::BadGateway).because("unasked-for 101"))
             }
             Ok(resp) => {
                 self.metrics.count_backend(resp.status());
@@ -194,35 +209,27 @@ impl Proxy {
             Err(e) if client_fault().is_some() => {
                 let fault = client_fault().unwrap_or(BodyFault::Malformed);
                 let kind = match fault {
-                    BodyFault::Stalled => ClientErrorKind::BodyTimeout,
-                    BodyFault::Malformed => ClientErrorKind::MalformedBody,
+                    BodyFault::Stalled => FailureKind::BodyStalled,
+                    BodyFault::Malformed => FailureKind::BodyMalformed,
                 };
-                self.metrics.count_client_error(kind);
-                crate::log_limited!(10, info, url = %bereq.url, client = %bereq.client, error = %e, status = fault.status().as_u16(), "request body failed: {fault}");
-                Ok(Exchange::Failed(fault.status(), fault.to_string()))
+                Ok(Exchange::Failed(Failure::new(kind).because(e.to_string())))
             }
             Err(e) => {
                 self.metrics.count_backend_error();
                 crate::log_limited!(10, warn, url = %bereq.url, method = %bereq.method,
                     kind = e.as_str(), error = %e, "backend fetch failed");
-                Err((e.status(), e.public_reason().to_string()))
+                Err(Failure::new(failure_kind(&e)).because(e.to_string()))
             }
         }
     }
 
     /// `vcl_backend_error` for a failed fetch, and what follows: a retry,
-    /// its synthetic answer, or lacquer's error.
-    pub(super) fn on_failure(
-        &self,
-        live: &Live,
-        bereq: &mut Bereq,
-        status: StatusCode,
-        reason: String,
-    ) -> Next {
+    /// its synthetic answer, or the failure.
+    pub(super) fn on_failure(&self, live: &Live, bereq: &mut Bereq, failure: Failure) -> Next {
         if !live.hooks.backend_error {
-            return Next::Done(Exchange::Failed(status, reason));
+            return Next::Done(Exchange::Failed(failure));
         }
-        let mut beresp = Synthetic::new(status, reason.clone());
+        let mut beresp = Synthetic::new(failure.status, failure.reason.to_string());
         match live.policy.backend_error(bereq, &mut beresp) {
             BackendAction::Continue => Next::Done(Exchange::Synthetic(beresp.into_response())),
             BackendAction::Retry if bereq.retries < MAX_RETRIES => {
@@ -230,10 +237,9 @@ impl Proxy {
                 Next::Retry
             }
             BackendAction::Retry => Next::Done(Exchange::Failed(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many retries".into(),
+                Failure::new(FailureKind::FetchFailed).because("too many retries"),
             )),
-            _ => Next::Done(Exchange::Failed(status, reason)),
+            _ => Next::Done(Exchange::Failed(failure)),
         }
     }
 
@@ -252,14 +258,15 @@ impl Proxy {
             BackendAction::Retry => self.on_failure(
                 live,
                 bereq,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many retries".into(),
+                Failure::new(FailureKind::FetchFailed).because("too many retries"),
             ),
             BackendAction::Abandon | BackendAction::Fail => Next::Done(Exchange::Failed(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "vcl_backend_response abandoned the fetch".into(),
+                Failure::new(FailureKind::FetchFailed)
+                    .because("vcl_backend_response abandoned the fetch"),
             )),
-            BackendAction::Error(status, reason) => self.on_failure(live, bereq, status, reason),
+            BackendAction::Error(status, reason) => {
+                self.on_failure(live, bereq, Failure::policy_error(status, reason))
+            }
             BackendAction::Builtin | BackendAction::Continue | BackendAction::HitForPass(_) => {
                 Next::Go
             }

@@ -77,7 +77,7 @@ use crate::fetch::inflight::{FlightState, LeaderGuard};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::gzip::{decoded_bound, gunzip_off_worker, is_gzip};
 use crate::http::BoxError;
-use crate::lifecycle::{CacheOutcome, ObjMeta};
+use crate::lifecycle::{CacheOutcome, FailureKind, ObjMeta};
 use crate::policy::RecvAction;
 use std::time::SystemTime;
 
@@ -473,8 +473,7 @@ impl Proxy {
                 if let Some(g) = guard {
                     g.finish(None);
                 }
-                // The detail (backend error text, limits) is for the log.
-                return Served::synth(StatusCode::BAD_GATEWAY, "backend fetch failed");
+                return Served::failed(FailureKind::BadGateway, format!("ESI page: {e}"));
             }
         };
         let (freshness, variant) = match &keep {

@@ -19,7 +19,7 @@ use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
 use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
 use crate::http::headers::{default_port, normalize_host};
-use crate::lifecycle::{CacheOutcome, ObjMeta};
+use crate::lifecycle::{CacheOutcome, Failure, FailureKind, ObjMeta};
 use crate::observe::metrics::InvalidationKind;
 use crate::policy::BackendAction;
 
@@ -90,7 +90,7 @@ impl Proxy {
                     if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
                         return self.deliver_object(ctx, obj, CacheOutcome::Stale);
                     }
-                    return Served::synth(status, String::from_utf8_lossy(&reason));
+                    return Served::Failed(Failure::shared(status, &reason));
                 }
                 FlightState::Abandoned | FlightState::Pending => continue,
                 FlightState::Shared(_) | FlightState::NotShared => break,
@@ -223,26 +223,29 @@ impl Proxy {
         stale: Option<&CachedObject>,
         guard: Option<LeaderGuard>,
     ) -> Served {
-        let (status, reason) = match &failed {
-            Exchange::Failed(status, reason) => (*status, reason.clone()),
-            _ => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "backend fetch failed".into(),
-            ),
+        let failure = match failed {
+            Exchange::Synthetic(resp) => {
+                if let Some(g) = guard {
+                    let reason =
+                        Bytes::from_static(FailureKind::FetchFailed.public_reason().as_bytes());
+                    g.finish(Some(FlightState::Failed(resp.status(), reason)));
+                }
+                if let Some(obj) = stale.filter(|o| self.usable_on_error(o)) {
+                    return self.deliver_object(ctx, obj, CacheOutcome::Stale);
+                }
+                return Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Synth));
+            }
+            Exchange::Failed(failure) => failure,
+            Exchange::Answer(..) => Failure::new(FailureKind::FetchFailed),
         };
         if let Some(g) = guard {
-            g.finish(Some(FlightState::Failed(status, Bytes::from(reason))));
+            let reason = Bytes::from(failure.reason.clone().into_owned());
+            g.finish(Some(FlightState::Failed(failure.status, reason)));
         }
         if let Some(obj) = stale.filter(|o| self.usable_on_error(o)) {
             return self.deliver_object(ctx, obj, CacheOutcome::Stale);
         }
-        match failed {
-            Exchange::Synthetic(resp) => {
-                Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Synth))
-            }
-            Exchange::Failed(status, reason) => Served::Synth(status, reason),
-            Exchange::Answer(..) => Served::synth(status, "backend fetch failed"),
-        }
+        Served::Failed(failure)
     }
 
     /// Stores what the verdict allows (streaming it to this client and the
@@ -339,9 +342,7 @@ impl Proxy {
                             ObjMeta::of(&head.freshness, 0, SystemTime::now(), CacheOutcome::Miss);
                         Served::Response(deliver::shared(ctx, &head, reader, &live.via), meta)
                     }
-                    None => {
-                        Served::synth(StatusCode::SERVICE_UNAVAILABLE, "fetch could not be shared")
-                    }
+                    None => Served::failed(FailureKind::FetchFailed, "fetch could not be shared"),
                 }
             }
             Decision::DontStore(reason) => {

@@ -19,12 +19,12 @@ pub use crate::lifecycle::{
 };
 pub use lookup::Lookup;
 pub use purge::{answer, Applied, InvalidationError};
-pub use recv::Refused;
 pub use reload::{ReloadError, Reloaded, SettingsSource};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -35,8 +35,10 @@ use crate::config::Config;
 use crate::fetch::director::Director;
 use crate::fetch::inflight::Inflight;
 use crate::invalidate::bans::BanList;
-use crate::observe::metrics::{ClientErrorKind, Gauges, Metrics};
+use crate::lifecycle::{Failure, FailureKind};
+use crate::observe::metrics::{Gauges, Metrics};
 use crate::policy::{ClientAction, Policy, RecvAction};
+use synth::failure_response;
 
 /// How many times one request may restart (Varnish's `max_restarts`).
 pub const MAX_RESTARTS: u32 = 4;
@@ -66,16 +68,19 @@ pub enum SetupError {
 pub(crate) enum Served {
     /// A response to deliver, with what `obj.*` reads in `vcl_deliver`.
     Response(Response<RespBody>, ObjMeta),
-    /// A synthetic answer to make (status, reason).
+    /// A synthetic answer the policy asked for (status, reason).
     Synth(StatusCode, String),
+    /// A failure: logged and counted by `Proxy::note_failure`, then
+    /// answered like `Synth` with its status and public reason.
+    Failed(Failure),
     /// Start over at `recv`.
     Restart,
 }
 
 impl Served {
-    /// A synthetic answer.
-    pub(crate) fn synth(status: StatusCode, reason: impl Into<String>) -> Served {
-        Served::Synth(status, reason.into())
+    /// A failure of this kind, with its cause for the log.
+    pub(crate) fn failed(kind: FailureKind, source: impl Into<Cow<'static, str>>) -> Served {
+        Served::Failed(Failure::new(kind).because(source))
     }
 }
 
@@ -241,15 +246,11 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let ctx = match RequestCtx::from_parts(parts, body, client, live) {
             Ok(ctx) => ctx,
+            // Refused before there is a request for the policy to see:
+            // answered without vcl_synth.
             Err(refused) => {
-                crate::log_limited!(10, info, client = %client, reason = refused.message, "request refused");
-                self.metrics.count_client_error(ClientErrorKind::Refused);
-                let mut resp = synth(refused.status, refused.message);
-                if let Some(allow) = refused.allow {
-                    resp.headers_mut()
-                        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
-                }
-                return (resp, CacheOutcome::Synth);
+                self.note_failure(&refused, client, None);
+                return (failure_response(&refused), CacheOutcome::Synth);
             }
         };
         self.process(ctx).await
@@ -274,11 +275,14 @@ impl Proxy {
                     Some(resp) => return (resp, CacheOutcome::Synth),
                     None => Served::Restart,
                 },
-                Served::Restart if ctx.restarts >= MAX_RESTARTS => {
-                    crate::log_limited!(10, warn, url = %ctx.url, restarts = ctx.restarts, "too many restarts");
-                    let resp = synth(StatusCode::SERVICE_UNAVAILABLE, "too many restarts");
-                    return (resp, CacheOutcome::Synth);
+                Served::Failed(failure) => {
+                    self.note_failure(&failure, ctx.client, Some(&ctx.url));
+                    Served::Synth(failure.status, failure.reason.into_owned())
                 }
+                Served::Restart if ctx.restarts >= MAX_RESTARTS => Served::Failed(
+                    Failure::new(FailureKind::TooManyRestarts)
+                        .because(format!("{} restarts of {}", ctx.restarts, ctx.url)),
+                ),
                 Served::Restart => {
                     ctx.restarts += 1;
                     Box::pin(self.serve(&mut ctx)).await
@@ -303,10 +307,7 @@ impl Proxy {
         match live.policy.deliver(ctx, &mut resp, meta) {
             ClientAction::Synth(status, reason) => Err(Served::Synth(status, reason)),
             ClientAction::Restart => Err(Served::Restart),
-            ClientAction::Fail => Err(Served::synth(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "vcl_deliver failed",
-            )),
+            ClientAction::Fail => Err(Served::failed(FailureKind::PolicyFailed, "vcl_deliver")),
             _ => Ok(resp),
         }
     }
@@ -396,14 +397,11 @@ impl Proxy {
 
 /// Where a client-side hook sends the request instead of going on; `None`:
 /// go on (`Builtin`, `Continue`; `Pass` is handled by the caller).
-fn client_detour(action: ClientAction, hook: &str) -> Option<Served> {
+fn client_detour(action: ClientAction, hook: &'static str) -> Option<Served> {
     match action {
         ClientAction::Builtin | ClientAction::Continue | ClientAction::Pass => None,
         ClientAction::Synth(status, reason) => Some(Served::Synth(status, reason)),
         ClientAction::Restart => Some(Served::Restart),
-        ClientAction::Fail => Some(Served::synth(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{hook} failed"),
-        )),
+        ClientAction::Fail => Some(Served::failed(FailureKind::PolicyFailed, hook)),
     }
 }

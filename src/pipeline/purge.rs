@@ -14,7 +14,7 @@ use crate::cache::CacheKey;
 use crate::invalidate::ban_expr::BanParseError;
 use crate::invalidate::bans::{Ban, BanLimitError, BanLimits};
 use crate::invalidate::op::Invalidation;
-use crate::lifecycle::synth;
+use crate::lifecycle::{synth, Failure, FailureKind};
 use crate::observe::metrics::InvalidationKind;
 use crate::policy::ClientAction;
 
@@ -108,9 +108,7 @@ impl Proxy {
         match live.policy.purge(ctx) {
             ClientAction::Synth(status, reason) => Served::Synth(status, reason),
             ClientAction::Restart => Served::Restart,
-            ClientAction::Fail => {
-                Served::synth(StatusCode::SERVICE_UNAVAILABLE, "vcl_purge failed")
-            }
+            ClientAction::Fail => Served::failed(FailureKind::PolicyFailed, "vcl_purge"),
             _ => Served::Synth(status, message),
         }
     }
@@ -168,15 +166,15 @@ impl Proxy {
             return refused;
         }
         let Some(text) = ctx.headers.get("x-ban") else {
-            return Served::synth(
-                StatusCode::BAD_REQUEST,
-                "BAN needs the expression in an X-Ban header",
+            return Served::Failed(
+                Failure::new(FailureKind::BadRequest)
+                    .telling("BAN needs the expression in an X-Ban header"),
             );
         };
         let Ok(text) = text.to_str() else {
-            return Served::synth(
-                StatusCode::BAD_REQUEST,
-                "X-Ban: the expression must be ASCII",
+            return Served::Failed(
+                Failure::new(FailureKind::BadRequest)
+                    .telling("X-Ban: the expression must be ASCII"),
             );
         };
         let inv = Invalidation::Ban(text.to_string());
@@ -194,10 +192,14 @@ impl Proxy {
         if ctx.live.config.invalidation.purge_acl.allows(ip) {
             return None;
         }
-        crate::log_limited!(10, info, client = %ip, method = %ctx.method, url = %ctx.url, "refused by the purge ACL");
-        Some(Served::synth(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed for {ip}", ctx.method),
+        // Logged (with the address and method) where failures are.
+        Some(Served::Failed(
+            Failure::new(FailureKind::MethodNotAllowed)
+                .telling("not allowed from this address")
+                .because(format!(
+                    "{} from {ip}: outside invalidation.purge_acl",
+                    ctx.method
+                )),
         ))
     }
 }

@@ -3,33 +3,19 @@
 
 use http::header::{HeaderValue, CACHE_CONTROL, HOST, PRAGMA};
 use http::request::Parts;
-use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Uri, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::lifecycle::{Live, RequestCtx};
+use crate::lifecycle::{Failure, FailureKind, Live, RequestCtx};
 
 use crate::http::headers::{default_port, normalize_host, remove_hop_by_hop, HostError};
 
-/// A request refused at recv.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Refused {
-    /// Status to answer with.
-    pub status: StatusCode,
-    /// Why.
-    pub message: &'static str,
-    /// The `Allow` header of a 405.
-    pub allow: Option<&'static str>,
-}
-
-fn refuse(message: &'static str) -> Refused {
-    Refused {
-        status: StatusCode::BAD_REQUEST,
-        message,
-        allow: None,
-    }
+/// A refusal at recv: a 400 saying what was wrong with the client's own
+/// request (static text, so nothing else can end up in it).
+fn refuse(message: &'static str) -> Failure {
+    Failure::new(FailureKind::BadRequest).telling(message)
 }
 
 /// The methods a 405 to CONNECT names: every standard one lacquer forwards.
@@ -43,7 +29,7 @@ fn request_host(
     version: Version,
     host_header: Option<&HeaderValue>,
     default_host: Option<&str>,
-) -> Result<String, Refused> {
+) -> Result<String, Failure> {
     let refused = |e: HostError| match e {
         HostError::Userinfo => refuse("userinfo (user:password@) in the request target"),
         HostError::Invalid => refuse("invalid authority in the request target"),
@@ -77,16 +63,14 @@ impl RequestCtx {
         body: Incoming,
         client: SocketAddr,
         live: Arc<Live>,
-    ) -> Result<RequestCtx, Refused> {
+    ) -> Result<RequestCtx, Failure> {
         let mut headers = parts.headers;
         if parts.method == Method::CONNECT {
             // No tunnels (there is no pipe): a backend's 200 would leave
             // the client without an answer.
-            return Err(Refused {
-                status: StatusCode::METHOD_NOT_ALLOWED,
-                message: "CONNECT is not supported",
-                allow: Some(ALLOWED_METHODS),
-            });
+            return Err(Failure::new(FailureKind::MethodNotAllowed)
+                .telling("CONNECT is not supported")
+                .allowing(ALLOWED_METHODS));
         }
         let default_host = live.config.server.default_host.as_deref();
         let mut hosts = headers.get_all(HOST).iter();
