@@ -50,7 +50,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{
     HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST,
 };
-use http::{HeaderMap, Method, Response, StatusCode, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
@@ -60,7 +60,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::deliver::{self, CacheOutcome, ObjMeta};
+use super::deliver::CacheOutcome;
 use super::lookup::{lookup, Lookup};
 use super::{Live, Proxy, RequestCtx, Served};
 use crate::body::{BoxError, Charge, Piece, RespBody};
@@ -77,7 +77,6 @@ use crate::fetch::inflight::{FlightState, LeaderGuard};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::gzip::{decoded_bound, gunzip_off_worker, is_gzip};
 use crate::policy::RecvAction;
-use std::time::SystemTime;
 
 /// Sent to every backend: this cache processes ESI 1.0.
 pub const SURROGATE_CAPABILITY: &str = "lacquer=\"ESI/1.0\"";
@@ -565,53 +564,8 @@ impl Proxy {
         template
     }
 
-    /// A stored object as the response to `ctx`; an ESI page is assembled.
-    /// `obj.*` for `vcl_deliver` is read only when the policy has it.
-    pub(super) fn deliver_object(
-        self: &Arc<Self>,
-        ctx: &RequestCtx,
-        obj: &CachedObject,
-        outcome: CacheOutcome,
-    ) -> Served {
-        let resp = self.object_response(ctx, obj, outcome);
-        let meta = if ctx.live.hooks.deliver {
-            ObjMeta::of(&obj.freshness, obj.hits(), SystemTime::now())
-        } else {
-            ObjMeta::default()
-        };
-        Served::Response(resp, meta)
-    }
-
-    fn object_response(
-        self: &Arc<Self>,
-        ctx: &RequestCtx,
-        obj: &CachedObject,
-        outcome: CacheOutcome,
-    ) -> Response<RespBody> {
-        let mut resp = deliver::from_cache(ctx, obj, outcome, &ctx.live.via);
-        let Some(template) = &obj.esi else {
-            return resp;
-        };
-        if resp.status() == StatusCode::NOT_MODIFIED {
-            return resp;
-        }
-        resp.headers_mut().remove(CONTENT_LENGTH);
-        if ctx.method == Method::HEAD || ctx.background {
-            *resp.body_mut() = RespBody::empty();
-            return resp;
-        }
-        let body = self.assemble(ctx, template);
-        if let RespBody::Parts(parts) = &body {
-            let len: usize = parts.iter().map(Bytes::len).sum();
-            resp.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(len));
-        }
-        *resp.body_mut() = body;
-        resp
-    }
-
     /// The body of `template` delivered for `ctx`.
-    fn assemble(self: &Arc<Self>, ctx: &RequestCtx, template: &Template) -> RespBody {
+    pub(super) fn assemble(self: &Arc<Self>, ctx: &RequestCtx, template: &Template) -> RespBody {
         let budget = Budget::new(
             ctx.live.config.esi.max_buffered.0,
             self.metrics.esi_buffered(),
