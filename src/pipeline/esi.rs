@@ -274,6 +274,7 @@ impl Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn h(v: &str) -> HeaderMap {
         let mut m = HeaderMap::new();

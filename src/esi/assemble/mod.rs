@@ -38,6 +38,8 @@ mod budget;
 mod emit;
 mod fetch;
 mod plan;
+#[cfg(test)]
+mod tests;
 
 pub use budget::{Charge, Piece};
 
