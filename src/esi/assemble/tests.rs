@@ -207,8 +207,8 @@ impl FragmentSource for MapSource {
         None
     }
 
-    fn decode(&self, stored: Bytes, limit: u64) -> impl Future<Output = Option<Bytes>> + Send {
-        async move { crate::http::gzip::gunzip(&stored, limit).ok() }
+    async fn decode(&self, stored: Bytes, limit: u64) -> Option<Bytes> {
+        crate::http::gzip::gunzip(&stored, limit).ok()
     }
 
     fn allowed_hosts(&self) -> &[String] {
