@@ -6,8 +6,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::fetch::broadcast::BodyReader;
@@ -31,64 +29,9 @@ pub enum RespBody {
     Assembled(tokio::sync::mpsc::Receiver<Result<Piece, BoxError>>),
 }
 
-/// Bytes of an assembled ESI page on their way to the client, holding the
-/// share of the page's buffer budget (`esi.max_buffered`) they were charged
-/// until the client connection takes them. Bytes the cache holds anyway
-/// (literal parts of the page, stored fragments) carry no charge.
-#[derive(Debug)]
-pub struct Piece {
-    /// The bytes.
-    pub bytes: Bytes,
-    /// Their charge, if any.
-    pub charge: Option<Charge>,
-}
-
-impl Piece {
-    /// Bytes charged to no budget.
-    pub fn free(bytes: Bytes) -> Piece {
-        Piece {
-            bytes,
-            charge: None,
-        }
-    }
-
-    /// The bytes; the charge is released.
-    pub fn into_bytes(self) -> Bytes {
-        self.bytes
-    }
-}
-
-/// Bytes held against a page's buffer budget (a permit per byte), counted
-/// in a gauge (`lacquer_esi_buffered_bytes`) until dropped.
-#[derive(Debug)]
-pub struct Charge {
-    permit: tokio::sync::OwnedSemaphorePermit,
-    gauge: Arc<AtomicU64>,
-}
-
-impl Charge {
-    /// A charge of the permits in `permit`, added to `gauge`.
-    pub fn new(permit: tokio::sync::OwnedSemaphorePermit, gauge: Arc<AtomicU64>) -> Charge {
-        gauge.fetch_add(permit.num_permits() as u64, Ordering::Relaxed);
-        Charge { permit, gauge }
-    }
-
-    /// Gives back what is held beyond `n` bytes (a reservation made before
-    /// the size was known).
-    pub fn shrink_to(&mut self, n: usize) {
-        let excess = self.permit.num_permits().saturating_sub(n);
-        if excess > 0 && self.permit.split(excess).is_some() {
-            self.gauge.fetch_sub(excess as u64, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.gauge
-            .fetch_sub(self.permit.num_permits() as u64, Ordering::Relaxed);
-    }
-}
+// The pieces of an assembled ESI page are the ESI engine's (`esi` cannot
+// depend on this module: the cache holds parsed templates).
+pub use crate::esi::assemble::{Charge, Piece};
 
 impl RespBody {
     /// An empty body.

@@ -2,10 +2,13 @@
 //! fetch, a backend stream, or a synthetic answer — with `Age`, `Via`,
 //! `X-Cache`, 304s to conditional requests, and HEAD.
 
+use bytes::Bytes;
 use http::header::{HeaderValue, AGE, CONTENT_LENGTH, DATE, VIA};
 use http::{HeaderMap, Method, Response, StatusCode};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::{Proxy, Served};
 use crate::body::RespBody;
 use crate::cache::freshness::NOT_DELIVERED;
 use crate::cache::object::KeySpec;
@@ -14,7 +17,7 @@ use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
 use crate::http::conditional::{is_not_modified, strip_for_304};
-use crate::lifecycle::{CacheOutcome, RequestCtx};
+use crate::lifecycle::{CacheOutcome, ObjMeta, RequestCtx};
 
 /// Name of the header that tells how a response was served.
 pub const X_CACHE: &str = "x-cache";
@@ -134,4 +137,50 @@ fn respond(status: StatusCode, headers: HeaderMap, body: RespBody) -> Response<R
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp
+}
+impl Proxy {
+    /// A stored object as the response to `ctx`; an ESI page is assembled.
+    /// `obj.*` for `vcl_deliver` is read only when the policy has it.
+    pub(super) fn deliver_object(
+        self: &Arc<Self>,
+        ctx: &RequestCtx,
+        obj: &CachedObject,
+        outcome: CacheOutcome,
+    ) -> Served {
+        let resp = self.object_response(ctx, obj, outcome);
+        let meta = if ctx.live.hooks.deliver {
+            ObjMeta::of(&obj.freshness, obj.hits(), SystemTime::now(), outcome)
+        } else {
+            ObjMeta::served(outcome)
+        };
+        Served::Response(resp, meta)
+    }
+
+    fn object_response(
+        self: &Arc<Self>,
+        ctx: &RequestCtx,
+        obj: &CachedObject,
+        outcome: CacheOutcome,
+    ) -> Response<RespBody> {
+        let mut resp = from_cache(ctx, obj, outcome, &ctx.live.via);
+        let Some(template) = &obj.esi else {
+            return resp;
+        };
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return resp;
+        }
+        resp.headers_mut().remove(CONTENT_LENGTH);
+        if ctx.method == Method::HEAD || ctx.background {
+            *resp.body_mut() = RespBody::empty();
+            return resp;
+        }
+        let body = self.assemble(ctx, template);
+        if let RespBody::Parts(parts) = &body {
+            let len: usize = parts.iter().map(Bytes::len).sum();
+            resp.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        *resp.body_mut() = body;
+        resp
+    }
 }

@@ -7,6 +7,7 @@ mod bereq;
 mod deliver;
 mod esi;
 mod fetch;
+mod fragments;
 mod live;
 mod lookup;
 mod purge;
