@@ -19,7 +19,7 @@ pub use bereq::Bereq;
 pub use deliver::{synth, CacheOutcome, ObjMeta, SynthText};
 pub use live::Live;
 pub use lookup::Lookup;
-pub use purge::{answer, Applied, InvalidationError};
+pub use purge::{answer, bare_get, key_for, Applied, InvalidationError, InvalidationSource};
 pub use recv::{Refused, RequestCtx};
 pub use reload::{ReloadError, Reloaded, SettingsSource};
 pub use synth::Synthetic;
