@@ -139,7 +139,8 @@ impl Proxy {
 
     /// The background work of the proxy's parts, not started: the ban
     /// lurker, each backend's reaper and probe, each peer's sender (handed
-    /// out once). The server runs it (`crate::server::services`).
+    /// out once). The server runs it (`crate::server::services`); call it
+    /// once per proxy: each call makes new lurker, probe and reaper work.
     pub fn background(&self) -> Vec<crate::background::Background> {
         let mut out = vec![crate::background::Background::new(
             "ban lurker",
