@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
+use crate::background::Background;
 use crate::config::ClusterConfig;
 use crate::invalidate::op::Invalidation;
 
@@ -114,12 +115,22 @@ struct Message {
     body: String,
 }
 
+/// One peer's queue, until its sender is started.
+struct PeerQueue {
+    address: String,
+    rx: mpsc::Receiver<Arc<Message>>,
+}
+
 /// This node's view of the cluster.
 pub struct Cluster {
     node: String,
     seq: AtomicU64,
     secret: String,
+    retry_max: Duration,
     peers: Vec<mpsc::Sender<Arc<Message>>>,
+    /// The peers' queues, handed to their senders by [`Cluster::background`]
+    /// (what is forwarded before that waits in them).
+    queues: std::sync::Mutex<Vec<PeerQueue>>,
     seen: moka::sync::Cache<String, ()>,
 }
 
@@ -130,13 +141,13 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Starts one sender task per peer. `None` without peers or outside a
-    /// tokio runtime.
-    pub fn start(cfg: &ClusterConfig) -> Option<Arc<Cluster>> {
+    /// The cluster of `cfg`, with one queue per peer; `None` without peers
+    /// or a secret. Nothing is sent until the server starts the peers'
+    /// senders ([`Cluster::background`]).
+    pub fn new(cfg: &ClusterConfig) -> Option<Arc<Cluster>> {
         if cfg.peers.is_empty() && cfg.secret.is_empty() {
             return None;
         }
-        let rt = tokio::runtime::Handle::try_current().ok()?;
         let node = {
             use std::hash::BuildHasher;
             let nanos = std::time::SystemTime::now()
@@ -147,26 +158,43 @@ impl Cluster {
             format!("{r:016x}")
         };
         let mut peers = Vec::new();
+        let mut queues = Vec::new();
         for address in &cfg.peers {
             let (tx, rx) = mpsc::channel(cfg.queue_limit.max(1));
-            rt.spawn(deliver_to_peer(
-                address.clone(),
-                cfg.secret.clone(),
-                cfg.retry_max.0,
-                rx,
-            ));
             peers.push(tx);
+            queues.push(PeerQueue {
+                address: address.clone(),
+                rx,
+            });
         }
         Some(Arc::new(Cluster {
             node,
             seq: AtomicU64::new(0),
             secret: cfg.secret.clone(),
+            retry_max: cfg.retry_max.0,
             peers,
+            queues: std::sync::Mutex::new(queues),
             seen: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(SEEN_FOR)
                 .build(),
         }))
+    }
+
+    /// One sender per peer, delivering its queue in order: background
+    /// work for the server. The queues are handed over once; later calls
+    /// return nothing.
+    pub fn background(&self) -> Vec<Background> {
+        let queues = std::mem::take(&mut *self.queues.lock().unwrap_or_else(|p| p.into_inner()));
+        queues
+            .into_iter()
+            .map(|q| {
+                Background::new(
+                    format!("peer sender {}", q.address),
+                    deliver_to_peer(q.address, self.secret.clone(), self.retry_max, q.rx),
+                )
+            })
+            .collect()
     }
 
     /// Queues `inv` for every peer.

@@ -4,6 +4,7 @@
 //! deliver) lives in [`pipeline`]; see `docs/LIFECYCLE.md`.
 #![forbid(unsafe_code)]
 pub mod admin_client;
+pub mod background;
 pub mod body;
 pub mod cache;
 pub mod cluster;

@@ -448,9 +448,13 @@ fn serve(
             }];
             tracing::info!(%origin, "demo origin listening");
         }
-        let running = lacquer::server::start_workers(Arc::new(config), workers)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The proxy may be built anywhere: nothing runs until start_proxy
+        // (the same start path as in-process use) starts it.
+        let proxy = lacquer::pipeline::Proxy::new(Arc::new(config)).map_err(|e| e.to_string())?;
+        let running =
+            lacquer::server::start_proxy(proxy, lacquer::server::Threads::Workers(workers))
+                .await
+                .map_err(|e| e.to_string())?;
         for addr in &running.addrs {
             tracing::info!(%addr, "lacquer listening");
         }

@@ -7,32 +7,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::pool::Backend;
-use crate::config::{Config, DirectorKind};
+use crate::background::Background;
+use crate::config::{Config, DirectorKind, ProbeConfig};
 
 /// The backends and how to choose among them.
 pub struct Director {
     kind: DirectorKind,
     hash_header: Option<http::HeaderName>,
     backends: Vec<Arc<Backend>>,
+    /// Each backend's probe settings, in the order of `backends`.
+    probes: Vec<Option<ProbeConfig>>,
     next: AtomicUsize,
     hasher: BuildHasherDefault<DefaultHasher>,
 }
 
 impl Director {
-    /// Builds the backends of `config` (starting their probes when a tokio
-    /// runtime is running).
+    /// Builds the backends of `config`. Nothing runs until the server
+    /// starts their [`background`](Director::background) work.
     pub fn new(config: &Config) -> Director {
-        let backends: Vec<Arc<Backend>> = config
-            .backend
-            .iter()
-            .map(|b| {
-                let backend = Backend::new(b);
-                if let (Some(probe), Ok(rt)) = (&b.probe, tokio::runtime::Handle::try_current()) {
-                    rt.spawn(super::probe::run(Arc::downgrade(&backend), probe.clone()));
-                }
-                backend
-            })
-            .collect();
+        let backends = config.backend.iter().map(Backend::new).collect();
+        let probes = config.backend.iter().map(|b| b.probe.clone()).collect();
         Director {
             kind: config.director.kind,
             hash_header: config
@@ -41,11 +35,32 @@ impl Director {
                 .as_deref()
                 .and_then(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()),
             backends,
+            probes,
             next: AtomicUsize::new(0),
             // Unseeded: every node, and every restart, maps a key to the same
             // backend.
             hasher: BuildHasherDefault::default(),
         }
+    }
+
+    /// The backends' background work: each one's idle-connection reaper,
+    /// and its health probe when it has one. Each ends by itself once its
+    /// backend is dropped.
+    pub fn background(&self) -> Vec<Background> {
+        let mut out = Vec::new();
+        for (backend, probe) in self.backends.iter().zip(&self.probes) {
+            out.push(Background::new(
+                format!("reaper {}", backend.name()),
+                backend.reaper(),
+            ));
+            if let Some(probe) = probe {
+                out.push(Background::new(
+                    format!("probe {}", backend.name()),
+                    super::probe::run(Arc::downgrade(backend), probe.clone()),
+                ));
+            }
+        }
+        out
     }
 
     /// Every backend, healthy or not.

@@ -174,19 +174,16 @@ impl Backend {
             probe_window_len: cfg.probe.as_ref().map_or(0, |p| p.window),
             last_error: Mutex::new(None),
         });
-        backend.spawn_reaper();
         backend
     }
 
     /// Closes pooled connections once idle longer than `idle_timeout`, even
-    /// when no request comes to notice them.
-    fn spawn_reaper(self: &Arc<Self>) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
+    /// when no request comes to notice them: background work for the
+    /// server to run (it ends when the backend is dropped).
+    pub fn reaper(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let period = (self.idle_timeout / 2).max(Duration::from_millis(50));
         let weak = Arc::downgrade(self);
-        rt.spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -203,7 +200,7 @@ impl Backend {
                     });
                 }
             }
-        });
+        }
     }
 
     /// Whether the probe (if any) says the backend is healthy.

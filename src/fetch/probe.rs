@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::pool::Backend;
 use crate::config::ProbeConfig;
 
-/// Probes `backend` forever (stops when the backend is dropped).
+/// Probes `backend` until stopped (a background service the server starts,
+/// see `Director::background`) or until the backend is dropped.
 pub async fn run(backend: std::sync::Weak<Backend>, cfg: ProbeConfig) {
     let mut tick = tokio::time::interval(cfg.interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

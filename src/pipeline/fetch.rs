@@ -1,8 +1,8 @@
 //! fetch: misses (coalesced), revalidations, background refreshes and passes.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_LOCATION, LOCATION};
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, Method, StatusCode};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -18,9 +18,7 @@ use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
 use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
-use crate::http::headers::{default_port, normalize_host};
 use crate::lifecycle::{CacheOutcome, Failure, FailureKind, ObjMeta};
-use crate::observe::metrics::InvalidationKind;
 use crate::policy::BackendAction;
 
 /// How often a follower starts over after its leader gave up.
@@ -559,35 +557,6 @@ impl Proxy {
             &live.keys,
         );
         Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Pass))
-    }
-
-    /// RFC 9111 §4.4: the target URI, and same-host `Location` /
-    /// `Content-Location`, lose their stored responses. Counted when
-    /// something was removed.
-    fn invalidate_after_unsafe(&self, ctx: &RequestCtx, headers: &HeaderMap) {
-        let mut removed = self.store.remove(&ctx.live.policy.hash(ctx));
-        for name in [LOCATION, CONTENT_LOCATION] {
-            let Some(uri) = headers
-                .get(&name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<Uri>().ok())
-            else {
-                continue;
-            };
-            let same_host = uri.authority().is_none_or(|a| {
-                normalize_host(a.as_str(), default_port(uri.scheme())).is_ok_and(|h| h == ctx.host)
-            });
-            if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
-                removed += self
-                    .store
-                    .remove(&CacheKey::for_request(&ctx.host, pq.as_str()));
-            }
-        }
-        if removed > 0 {
-            self.metrics
-                .count_invalidation(InvalidationKind::UnsafeMethod);
-        }
-        tracing::debug!(url = %ctx.url, method = %ctx.method, removed, "invalidated after unsafe method");
     }
 }
 

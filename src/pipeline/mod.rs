@@ -19,7 +19,7 @@ pub use crate::lifecycle::{
     synth, Bereq, Beresp, CacheOutcome, Live, ObjMeta, RequestCtx, SynthText, Synthetic,
 };
 pub use lookup::Lookup;
-pub use purge::{answer, Applied, InvalidationError};
+pub use purge::{answer, bare_get, key_for, Applied, InvalidationError, InvalidationSource};
 pub use reload::{ReloadError, Reloaded, SettingsSource};
 
 use arc_swap::ArcSwap;
@@ -124,14 +124,8 @@ impl Proxy {
         let director = Director::new(&config);
         let store = Store::new(config.cache.storage.0, config.cache.max_variants);
         let bans = Arc::new(BanList::new());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(crate::invalidate::lurker::run(
-                store.clone(),
-                bans.clone(),
-                config.invalidation.ban_lurker_sleep.0,
-            ));
-        }
-        let cluster = Cluster::start(&config.cluster);
+        // Nothing is spawned here: the server starts `background()`.
+        let cluster = Cluster::new(&config.cluster);
         Ok(Arc::new(Proxy {
             bans,
             cluster,
@@ -144,6 +138,26 @@ impl Proxy {
             inflight: Inflight::new(),
             live: ArcSwap::from_pointee(live),
         }))
+    }
+
+    /// The background work of the proxy's parts, not started: the ban
+    /// lurker, each backend's reaper and probe, each peer's sender (handed
+    /// out once). The server runs it (`crate::server::services`); call it
+    /// once per proxy: each call makes new lurker, probe and reaper work.
+    pub fn background(&self) -> Vec<crate::background::Background> {
+        let mut out = vec![crate::background::Background::new(
+            "ban lurker",
+            crate::invalidate::lurker::run(
+                self.store.clone(),
+                self.bans.clone(),
+                self.started.invalidation.ban_lurker_sleep.0,
+            ),
+        )];
+        out.extend(self.director.background());
+        if let Some(cluster) = &self.cluster {
+            out.extend(cluster.background());
+        }
+        out
     }
 
     /// The settings in force.

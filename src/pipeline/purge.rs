@@ -1,22 +1,115 @@
-//! purge: invalidations from application code — PURGE of a URL's variants,
-//! PURGE by surrogate key, BAN — hard (removed) or soft (marked stale).
-//! Clients must be in the purge ACL; the admin API and peers reach
-//! [`Proxy::invalidate`] directly.
+//! purge: invalidations — PURGE of a URL's variants, PURGE by surrogate
+//! key, BAN, hard (removed) or soft (marked stale) — and the one entry every
+//! way in ends in, [`Proxy::invalidate`]: PURGE and BAN requests (clients in
+//! the purge ACL), the admin API, peers, and successful unsafe methods
+//! (RFC 9111 §4.4). A URL's cache key is computed in one place,
+//! [`key_for`], with the policy's `vcl_hash`.
 
-use http::{HeaderMap, Response, StatusCode};
+use http::header::{CONTENT_LOCATION, HOST, LOCATION};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Version};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{Proxy, RequestCtx, Served};
+use super::{Live, Proxy, RequestCtx, Served};
 use crate::body::RespBody;
 use crate::cache::store::PurgeMode;
 use crate::cache::tags::parse_keys;
 use crate::cache::CacheKey;
+use crate::http::headers::{default_port, normalize_host};
 use crate::invalidate::ban_expr::BanParseError;
 use crate::invalidate::bans::{Ban, BanLimitError, BanLimits};
 use crate::invalidate::op::Invalidation;
 use crate::lifecycle::{synth, Failure, FailureKind};
 use crate::observe::metrics::InvalidationKind;
 use crate::policy::ClientAction;
+
+/// Where an invalidation comes from: decides which request a URL's key is
+/// computed from, whether it goes to peers, and how it is counted.
+#[derive(Debug, Clone, Copy)]
+pub enum InvalidationSource<'a> {
+    /// A PURGE or BAN request from a client in the purge ACL. A URL purge
+    /// of the request's own host + URL is keyed by `vcl_hash` on that
+    /// request (its headers count, as in Varnish).
+    Request(&'a RequestCtx),
+    /// The admin API (`lacquer purge`, `lacquer ban`).
+    Admin,
+    /// A peer node: applied here, not forwarded again.
+    Peer,
+    /// A successful POST, PUT, DELETE or PATCH (RFC 9111 §4.4): hard, on
+    /// this node only, counted as `unsafe_method` when it removed
+    /// something.
+    UnsafeMethod(&'a RequestCtx),
+}
+
+impl InvalidationSource<'_> {
+    /// The client request behind it, if any.
+    fn request(&self) -> Option<&RequestCtx> {
+        match self {
+            InvalidationSource::Request(req) | InvalidationSource::UnsafeMethod(req) => Some(req),
+            InvalidationSource::Admin | InvalidationSource::Peer => None,
+        }
+    }
+
+    /// Whether peers get it: not what came from a peer, and not §4.4 (a
+    /// write invalidates where it was served, as RFC 9111 describes for one
+    /// cache).
+    fn forwarded(&self) -> bool {
+        matches!(
+            self,
+            InvalidationSource::Request(_) | InvalidationSource::Admin
+        )
+    }
+}
+
+impl std::fmt::Display for InvalidationSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidationSource::Request(req) => write!(f, "client {}", req.client.ip()),
+            InvalidationSource::Admin => f.write_str("admin"),
+            InvalidationSource::Peer => f.write_str("peer"),
+            InvalidationSource::UnsafeMethod(req) => {
+                write!(f, "{} by {}", req.method, req.client.ip())
+            }
+        }
+    }
+}
+
+/// The request a URL is keyed by when no client request for it is at hand
+/// (admin API, peers, §4.4 `Location` targets): a bare `GET` of `url` with
+/// only `Host: host`, from the unspecified address. `vcl_recv` does not run
+/// on it; a `vcl_hash` reading other headers sees them absent.
+pub fn bare_get(live: Arc<Live>, host: &str, url: &str) -> RequestCtx {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.insert(HOST, v);
+    }
+    RequestCtx {
+        method: Method::GET,
+        version: Version::HTTP_11,
+        host: host.to_string(),
+        url: url.to_string(),
+        headers,
+        client: SocketAddr::from(([0, 0, 0, 0], 0)),
+        body: None,
+        always_miss: false,
+        esi: None,
+        live,
+        restarts: 0,
+        max_ttl: None,
+        max_grace: None,
+        background: false,
+    }
+}
+
+/// The cache key of `host` + `url` under `live`'s policy (`vcl_hash`): the
+/// one key function of every invalidation. Computed from `req` when it is a
+/// request for that host + URL, else from [`bare_get`].
+pub fn key_for(live: &Arc<Live>, host: &str, url: &str, req: Option<&RequestCtx>) -> CacheKey {
+    match req {
+        Some(req) if req.host == host && req.url == url => live.policy.hash(req),
+        _ => live.policy.hash(&bare_get(live.clone(), host, url)),
+    }
+}
 
 /// Why an invalidation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -45,21 +138,30 @@ pub enum Applied {
 }
 
 impl Proxy {
-    /// Applies an invalidation on this node and, unless it came from a peer,
-    /// forwards it to every peer.
+    /// Applies an invalidation on this node, counts it
+    /// (`lacquer_invalidations_total{kind}`), logs it, and forwards it to
+    /// every peer unless it came from one (or from an unsafe method): the
+    /// one entry of every invalidation.
     pub fn invalidate(
         &self,
         inv: &Invalidation,
-        from_peer: bool,
+        source: InvalidationSource<'_>,
     ) -> Result<Applied, InvalidationError> {
+        let live = source
+            .request()
+            .map_or_else(|| self.live.load_full(), |req| req.live.clone());
         let (applied, kind) = match inv {
             Invalidation::Url { mode, host, url } => {
-                let key = CacheKey::for_request(host, url);
+                let key = key_for(&live, host, url, source.request());
                 let count = self.store.purge(&key, *mode, |_| true);
-                (Applied::Purged(count), InvalidationKind::Purge)
+                let kind = match source {
+                    InvalidationSource::UnsafeMethod(_) => InvalidationKind::UnsafeMethod,
+                    _ => InvalidationKind::Purge,
+                };
+                (Applied::Purged(count), kind)
             }
             Invalidation::Keys { mode, keys } => {
-                let max = self.live.load().config.invalidation.max_keys_per_purge;
+                let max = live.config.invalidation.max_keys_per_purge;
                 if keys.is_empty() {
                     return Err(InvalidationError::NoKeys);
                 }
@@ -70,7 +172,7 @@ impl Proxy {
                 (Applied::Purged(count), InvalidationKind::KeyPurge)
             }
             Invalidation::Ban(text) => {
-                let inv = &self.live.load().config.invalidation;
+                let inv = &live.config.invalidation;
                 let limits = BanLimits {
                     max_bans: inv.max_bans,
                     max_bytes: inv.ban_memory.0,
@@ -85,14 +187,56 @@ impl Proxy {
                 }
             }
         };
+        if let InvalidationSource::UnsafeMethod(_) = source {
+            // Most writes find nothing stored: neither counted nor logged
+            // above debug.
+            tracing::debug!(%source, invalidation = %inv.encode(), result = ?applied, "invalidated after unsafe method");
+            if matches!(applied, Applied::Purged(0)) {
+                return Ok(applied);
+            }
+        } else {
+            tracing::info!(%source, invalidation = %inv.encode(), result = ?applied, "invalidation applied");
+        }
         self.metrics.count_invalidation(kind);
-        tracing::info!(invalidation = %inv.encode(), from_peer, result = ?applied, "invalidation applied");
-        if !from_peer {
+        if source.forwarded() {
             if let Some(cluster) = &self.cluster {
                 cluster.forward(inv);
             }
         }
         Ok(applied)
+    }
+
+    /// RFC 9111 §4.4: the target URI, and same-host `Location` /
+    /// `Content-Location` URLs, lose their stored responses (hard, this
+    /// node only). Each URL that had something stored counts once.
+    pub(super) fn invalidate_after_unsafe(&self, ctx: &RequestCtx, headers: &HeaderMap) {
+        let mut urls = vec![ctx.url.clone()];
+        for name in [LOCATION, CONTENT_LOCATION] {
+            let Some(uri) = headers
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Uri>().ok())
+            else {
+                continue;
+            };
+            let same_host = uri.authority().is_none_or(|a| {
+                normalize_host(a.as_str(), default_port(uri.scheme())).is_ok_and(|h| h == ctx.host)
+            });
+            if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
+                if !urls.iter().any(|u| u == pq.as_str()) {
+                    urls.push(pq.as_str().to_string());
+                }
+            }
+        }
+        for url in urls {
+            let inv = Invalidation::Url {
+                mode: PurgeMode::Hard,
+                host: ctx.host.clone(),
+                url,
+            };
+            // A URL purge cannot be refused.
+            let _ = self.invalidate(&inv, InvalidationSource::UnsafeMethod(ctx));
+        }
     }
 
     /// Handles a PURGE request; then `vcl_purge` may choose the answer.
@@ -140,24 +284,16 @@ impl Proxy {
                 keys.dedup();
                 Invalidation::Keys { mode, keys }
             }
-            None => {
-                // The policy's hash decides the key locally; peers get host + URL.
-                let key = ctx.live.policy.hash(ctx);
-                let count = self.store.purge(&key, mode, |_| true);
-                self.metrics.count_invalidation(InvalidationKind::Purge);
-                let inv = Invalidation::Url {
-                    mode,
-                    host: ctx.host.clone(),
-                    url: ctx.url.clone(),
-                };
-                if let Some(cluster) = &self.cluster {
-                    cluster.forward(&inv);
-                }
-                tracing::info!(client = %ctx.client.ip(), invalidation = %inv.encode(), count, "purge");
-                return answer_parts(&inv, Ok(Applied::Purged(count)));
-            }
+            None => Invalidation::Url {
+                mode,
+                host: ctx.host.clone(),
+                url: ctx.url.clone(),
+            },
         };
-        answer_parts(&inv, self.invalidate(&inv, false))
+        answer_parts(
+            &inv,
+            self.invalidate(&inv, InvalidationSource::Request(ctx)),
+        )
     }
 
     /// Handles a BAN request: the expression is in `X-Ban`.
@@ -178,7 +314,10 @@ impl Proxy {
             );
         };
         let inv = Invalidation::Ban(text.to_string());
-        let (status, message) = answer_parts(&inv, self.invalidate(&inv, false));
+        let (status, message) = answer_parts(
+            &inv,
+            self.invalidate(&inv, InvalidationSource::Request(ctx)),
+        );
         Served::Synth(status, message)
     }
 

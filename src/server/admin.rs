@@ -31,7 +31,7 @@ use crate::body::RespBody;
 use crate::cache::tags::parse_keys;
 use crate::cluster::APPLY_PATH;
 use crate::invalidate::op::Invalidation;
-use crate::pipeline::{answer, synth, Proxy};
+use crate::pipeline::{answer, synth, InvalidationSource, Proxy};
 use crate::server::descriptors::AcceptBackoff;
 
 /// Largest request body the admin API reads.
@@ -105,7 +105,7 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
     match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/ban") => {
             let inv = Invalidation::Ban(text.to_string());
-            answer(&inv, proxy.invalidate(&inv, false))
+            answer(&inv, proxy.invalidate(&inv, InvalidationSource::Admin))
         }
         (&Method::GET, "/bans") => {
             let now = SystemTime::now();
@@ -127,12 +127,12 @@ async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<RespBody> {
                 );
             };
             let inv = Invalidation::Url { mode, host, url };
-            answer(&inv, proxy.invalidate(&inv, false))
+            answer(&inv, proxy.invalidate(&inv, InvalidationSource::Admin))
         }
         (&Method::POST, "/purge/keys") => {
             let keys: Vec<String> = parse_keys(text).map(str::to_string).collect();
             let inv = Invalidation::Keys { mode, keys };
-            answer(&inv, proxy.invalidate(&inv, false))
+            answer(&inv, proxy.invalidate(&inv, InvalidationSource::Admin))
         }
         (&Method::GET, "/counts") => text_response(format!(
             "keys {}\nbytes {}\nbans {}\n",
@@ -195,7 +195,7 @@ fn apply_from_peer(
     if !cluster.first_time(id) {
         return synth(StatusCode::OK, &format!("{id} already applied"));
     }
-    answer(&inv, proxy.invalidate(&inv, true))
+    answer(&inv, proxy.invalidate(&inv, InvalidationSource::Peer))
 }
 
 /// Whether a request may use the admin API: always when `secret` is empty,

@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 pub mod admin;
 pub mod descriptors;
 pub mod proxy_protocol;
+pub mod services;
+
+pub use services::Services;
 
 use crate::config::{Config, ServerConfig};
 use crate::log_limited;
@@ -37,8 +40,9 @@ pub enum StartError {
     Setup(#[from] SetupError),
 }
 
-/// A running instance: its bound addresses and accept loops. Dropping it
-/// stops accepting (connections in progress finish on their own).
+/// A running instance: its bound addresses, accept loops and background
+/// services. Dropping it stops accepting and aborts the services
+/// (connections in progress finish on their own).
 pub struct Running {
     /// The proxy serving requests.
     pub proxy: Arc<Proxy>,
@@ -46,10 +50,17 @@ pub struct Running {
     pub addrs: Vec<SocketAddr>,
     /// The admin listener's address, when on.
     pub admin: Option<SocketAddr>,
+    /// The proxy's background services (lurker, probes, reapers, peer
+    /// senders), on the runtime that started the server.
+    pub services: Services,
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     active: Arc<ActiveConnections>,
 }
+
+/// How long [`Running::shutdown`] waits for the background services to end
+/// once told to (they end at their next await).
+const SERVICES_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn lifecycle() -> (watch::Sender<bool>, Lifecycle) {
     let (tx, rx) = watch::channel(false);
@@ -70,15 +81,19 @@ impl Running {
 
     /// Graceful shutdown: the health endpoint starts failing, listeners stop
     /// accepting, every connection finishes the request in flight and
-    /// closes. Waits up to `timeout`; returns the connections still open
-    /// then (0 when all drained).
+    /// closes; then the background services stop. Waits up to `timeout`
+    /// for the connections; returns the connections still open then (0
+    /// when all drained).
     pub async fn shutdown(&self, timeout: std::time::Duration) -> usize {
         self.proxy.start_draining();
         self.stop.send_replace(true);
-        match tokio::time::timeout(timeout, self.active.wait_idle()).await {
+        let left = match tokio::time::timeout(timeout, self.active.wait_idle()).await {
             Ok(()) => 0,
             Err(_) => self.active.count.load(Ordering::Acquire),
-        }
+        };
+        // After the drain: a purge served while draining is still forwarded.
+        self.services.stop(SERVICES_STOP_BOUND).await;
+        left
     }
 
     /// Waits until every accept loop ends (they end only on error).
@@ -97,40 +112,111 @@ impl Drop for Running {
     }
 }
 
-/// Binds every listen address and starts serving. Must run inside a tokio
-/// runtime.
-pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
-    let proxy = Proxy::new(config.clone())?;
-    start_with(config, proxy).await
+/// Where client connections are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// On the runtime that starts the server (in-process use, tests).
+    Caller,
+    /// On this many worker threads, each with a single-threaded runtime of
+    /// its own (the binary; see [`start_workers`] for why).
+    Workers(usize),
 }
 
-/// Like [`start`], with a proxy built by the caller (e.g. with its own
-/// policy).
-pub async fn start_with(config: Arc<Config>, proxy: Arc<Proxy>) -> Result<Running, StartError> {
+/// Starts serving `proxy`, the one start path of the binary and of
+/// in-process use: binds every `server.listen` address and `admin.listen`,
+/// then starts the accept loops (on the calling runtime or on worker
+/// threads, per `threads`), the admin listener and the proxy's background
+/// services (lurker, probes, reapers, peer senders) on the calling runtime.
+/// Must run inside a tokio runtime; the proxy may have been built anywhere.
+pub async fn start_proxy(proxy: Arc<Proxy>, threads: Threads) -> Result<Running, StartError> {
+    let config = proxy.config();
     let (stop_tx, life) = lifecycle();
-    let mut addrs = Vec::new();
     let mut tasks = Vec::new();
-    for &addr in &config.server.listen {
-        let (listener, bound) = bind(addr).await?;
-        addrs.push(bound);
-        let proxy = proxy.clone();
-        let settings = config.server.clone();
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            proxy,
-            settings,
-            life.clone(),
-        )));
+    // Everything is bound before anything starts: a bind error leaves
+    // nothing running.
+    let (addrs, listeners) = match threads {
+        Threads::Caller => {
+            let mut addrs = Vec::new();
+            let mut listeners = Vec::new();
+            for &addr in &config.server.listen {
+                let (listener, bound) = bind(addr).await?;
+                addrs.push(bound);
+                listeners.push(listener);
+            }
+            (addrs, Listeners::Caller(listeners))
+        }
+        Threads::Workers(n) => {
+            let (addrs, per_worker) = bind_workers(&config.server.listen, n.max(1))?;
+            (addrs, Listeners::Workers(per_worker))
+        }
+    };
+    let admin = match config.admin.listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    match listeners {
+        Listeners::Caller(listeners) => {
+            for listener in listeners {
+                tasks.push(tokio::spawn(accept_loop(
+                    listener,
+                    proxy.clone(),
+                    config.server.clone(),
+                    life.clone(),
+                )));
+            }
+        }
+        Listeners::Workers(per_worker) => {
+            for (i, listeners) in per_worker.into_iter().enumerate() {
+                let proxy = proxy.clone();
+                let settings = config.server.clone();
+                let life = life.clone();
+                std::thread::Builder::new()
+                    .name(format!("lacquer-worker-{i}"))
+                    .spawn(move || worker(listeners, proxy, settings, life))
+                    .map_err(|source| StartError::Bind {
+                        addr: addrs
+                            .first()
+                            .copied()
+                            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                        source,
+                    })?;
+            }
+        }
     }
-    let admin = start_admin(&config, &proxy, &mut tasks).await?;
+    let admin = admin.map(|(listener, bound)| {
+        tasks.push(tokio::spawn(admin::serve(listener, proxy.clone())));
+        bound
+    });
+    let services = Services::start(proxy.background(), &tokio::runtime::Handle::current());
     Ok(Running {
         proxy,
         addrs,
         admin,
+        services,
         tasks,
         stop: stop_tx,
         active: life.active,
     })
+}
+
+/// Client listeners, bound and not yet served.
+enum Listeners {
+    /// For accept loops on the calling runtime.
+    Caller(Vec<TcpListener>),
+    /// Per worker thread, one socket per address.
+    Workers(Vec<Vec<std::net::TcpListener>>),
+}
+
+/// [`start_proxy`] on the calling runtime for a proxy built from `config`.
+pub async fn start(config: Arc<Config>) -> Result<Running, StartError> {
+    start_proxy(Proxy::new(config)?, Threads::Caller).await
+}
+
+/// [`start_proxy`] on the calling runtime, with a proxy built by the caller
+/// (e.g. with its own policy). `_config` is what the proxy was built from;
+/// the proxy's own settings are used.
+pub async fn start_with(_config: Arc<Config>, proxy: Arc<Proxy>) -> Result<Running, StartError> {
+    start_proxy(proxy, Threads::Caller).await
 }
 
 /// A listener on `addr` and the address it got.
@@ -141,24 +227,10 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     Ok((listener, bound))
 }
 
-/// Binds the admin listener (when configured) and serves it on the
-/// current runtime.
-async fn start_admin(
-    config: &Config,
-    proxy: &Arc<Proxy>,
-    tasks: &mut Vec<JoinHandle<()>>,
-) -> Result<Option<SocketAddr>, StartError> {
-    let Some(addr) = config.admin.listen else {
-        return Ok(None);
-    };
-    let (listener, bound) = bind(addr).await?;
-    tasks.push(tokio::spawn(admin::serve(listener, proxy.clone())));
-    Ok(Some(bound))
-}
-
-/// Binds every listen address once per worker thread (`SO_REUSEPORT`, so the
-/// kernel spreads connections over the workers) and serves each worker's
-/// sockets on its own single-threaded runtime.
+/// [`start_proxy`] with a proxy built from `config`, serving on `workers`
+/// worker threads: every listen address is bound once per worker thread
+/// (`SO_REUSEPORT`, so the kernel spreads connections over the workers) and
+/// each worker's sockets are served on its own single-threaded runtime.
 ///
 /// Why not one work-stealing runtime: on a 1 KiB hit the work per request is
 /// a few microseconds, and a profile showed thread wake-ups between
@@ -166,17 +238,22 @@ async fn start_admin(
 /// own code. A runtime per core keeps each connection, its timers and its
 /// buffers on one thread. The cache, the backend pool and the coalescing
 /// table are shared by all workers. Must run inside a tokio runtime (which
-/// keeps the background tasks: pool reaping, and the caller's own).
+/// runs the admin listener and the background services).
 pub async fn start_workers(config: Arc<Config>, workers: usize) -> Result<Running, StartError> {
-    let proxy = Proxy::new(config.clone())?;
-    let (stop_tx, life) = lifecycle();
-    let mut tasks = Vec::new();
-    let admin = start_admin(&config, &proxy, &mut tasks).await?;
-    let workers = workers.max(1);
+    start_proxy(Proxy::new(config)?, Threads::Workers(workers)).await
+}
+
+/// Every address of `listen` bound once per worker; the bound addresses
+/// (port 0 resolved) and each worker's sockets.
+#[allow(clippy::type_complexity)]
+fn bind_workers(
+    listen: &[SocketAddr],
+    workers: usize,
+) -> Result<(Vec<SocketAddr>, Vec<Vec<std::net::TcpListener>>), StartError> {
     let mut addrs = Vec::new();
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..workers).map(|_| Vec::new()).collect();
-    for &addr in &config.server.listen {
+    for &addr in listen {
         let mut bound = addr;
         for (i, list) in per_worker.iter_mut().enumerate() {
             // Port 0 picks a port once; the other workers join that port.
@@ -191,29 +268,7 @@ pub async fn start_workers(config: Arc<Config>, workers: usize) -> Result<Runnin
             list.push(socket);
         }
     }
-    for (i, listeners) in per_worker.into_iter().enumerate() {
-        let proxy = proxy.clone();
-        let settings = config.server.clone();
-        let life = life.clone();
-        std::thread::Builder::new()
-            .name(format!("lacquer-worker-{i}"))
-            .spawn(move || worker(listeners, proxy, settings, life))
-            .map_err(|source| StartError::Bind {
-                addr: addrs
-                    .first()
-                    .copied()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                source,
-            })?;
-    }
-    Ok(Running {
-        proxy,
-        addrs,
-        admin,
-        tasks,
-        stop: stop_tx,
-        active: life.active,
-    })
+    Ok((addrs, per_worker))
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

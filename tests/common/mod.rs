@@ -350,9 +350,12 @@ pub fn config_for(origin: SocketAddr) -> Config {
     c
 }
 
-/// lacquer, in-process.
+/// lacquer, in-process, started as the binary starts it
+/// (`server::start_proxy`: listeners, admin, background services), serving
+/// on the test's runtime.
 pub async fn lacquer(config: Config) -> lacquer::server::Running {
-    lacquer::server::start(Arc::new(config))
+    let proxy = lacquer::pipeline::Proxy::new(Arc::new(config)).expect("build lacquer");
+    lacquer::server::start_proxy(proxy, lacquer::server::Threads::Caller)
         .await
         .expect("start lacquer")
 }
