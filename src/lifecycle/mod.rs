@@ -8,6 +8,7 @@
 //! | Type | Varnish | What |
 //! |---|---|---|
 //! | [`RequestCtx`] | `req` | the client request |
+//! | [`Fetch`] | `busyobj` | one backend fetch in progress |
 //! | [`Bereq`] | `bereq` | the backend request |
 //! | [`Beresp`] | `beresp` | the backend response, in `vcl_backend_response` |
 //! | [`ObjMeta`] | `obj` | the object behind a delivered response |
@@ -19,6 +20,7 @@
 mod bereq;
 mod beresp;
 mod failure;
+mod fetch;
 mod live;
 mod outcome;
 mod policy;
@@ -28,6 +30,7 @@ mod synthetic;
 pub use bereq::Bereq;
 pub use beresp::Beresp;
 pub use failure::{Failure, FailureKind};
+pub use fetch::Fetch;
 pub use live::Live;
 pub use outcome::{CacheOutcome, ObjMeta};
 pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::freshness::{self, Freshness, FreshnessPolicy, NoCacheReason};
 use crate::cache::vary::{vary_names, Variant};
-use crate::lifecycle::{Bereq, Beresp, Live, RequestCtx};
+use crate::lifecycle::{Beresp, Fetch, RequestCtx};
 use crate::policy::BackendAction;
 
 /// Whether and how a backend response is stored.
@@ -78,9 +78,8 @@ pub struct Verdict {
 /// as the settings decide. For a pass (`bereq.uncacheable`) only headers,
 /// status, `do_esi` and the action count.
 pub fn apply_policy(
-    live: &Live,
+    f: &mut Fetch,
     req: &RequestCtx,
-    bereq: &mut Bereq,
     fetched: Fetched<'_>,
     decision: Decision,
     do_esi: bool,
@@ -92,6 +91,7 @@ pub fn apply_policy(
         request_time,
         response_time,
     } = fetched;
+    let (live, bereq) = (&*f.live, &mut f.bereq);
     if !live.hooks.backend_response {
         return Verdict {
             decision,

@@ -15,7 +15,7 @@ use crate::fetch::pool::{BackendBody, FetchError};
 use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
-use crate::lifecycle::{Bereq, Failure, FailureKind, Live, RequestCtx, Synthetic};
+use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, RequestCtx, Synthetic};
 use crate::policy::BackendAction;
 
 /// How many times one fetch may be retried (Varnish's `max_retries`).
@@ -128,23 +128,18 @@ impl Proxy {
     }
 
     /// `vcl_backend_fetch`, then the request to the backend; a failure goes
-    /// to `vcl_backend_error`, which may retry. `body` is taken by the
-    /// first attempt (and put back when it can be sent again). `fault`
-    /// is set when the client's streamed body stalled (408) or was
-    /// malformed (400): such failures are the client's, not the backend's.
-    pub(super) async fn exchange(
-        &self,
-        live: &Live,
-        bereq: &mut Bereq,
-        body: &mut Option<ReqBody>,
-        fault: Option<&FaultSlot>,
-    ) -> Exchange {
+    /// to `vcl_backend_error`, which may retry. The body is taken by the
+    /// first attempt (and put back when it can be sent again). The fetch's
+    /// fault slot is set when the client's streamed body stalled (408) or
+    /// was malformed (400): such failures are the client's, not the
+    /// backend's.
+    pub(super) async fn exchange(&self, f: &mut Fetch) -> Exchange {
         loop {
-            let failure = match self.attempt(live, bereq, body, fault).await {
+            let failure = match self.attempt(f).await {
                 Ok(done) => return done,
                 Err(failure) => failure,
             };
-            match self.on_failure(live, bereq, failure) {
+            match self.on_failure(f, failure) {
                 Next::Done(done) => return done,
                 Next::Go | Next::Retry => continue,
             }
@@ -152,13 +147,14 @@ impl Proxy {
     }
 
     /// One attempt. `Err`: a failure for `vcl_backend_error`.
-    async fn attempt(
-        &self,
-        live: &Live,
-        bereq: &mut Bereq,
-        body: &mut Option<ReqBody>,
-        fault: Option<&FaultSlot>,
-    ) -> Result<Exchange, Failure> {
+    async fn attempt(&self, f: &mut Fetch) -> Result<Exchange, Failure> {
+        let Fetch {
+            live,
+            bereq,
+            body,
+            fault,
+            ..
+        } = f;
         if live.hooks.backend_fetch {
             match live.policy.backend_fetch(bereq) {
                 BackendAction::Abandon | BackendAction::Fail => {
@@ -194,7 +190,7 @@ impl Proxy {
             }),
             None => Err(FetchError::NoHealthyBackend),
         };
-        let client_fault = || fault.and_then(FaultSlot::get);
+        let client_fault = || fault.as_deref().and_then(FaultSlot::get);
         match result {
             Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
                 // lacquer never asks to upgrade (Upgrade is hop-by-hop).
@@ -225,7 +221,8 @@ impl Proxy {
 
     /// `vcl_backend_error` for a failed fetch, and what follows: a retry,
     /// its synthetic answer, or the failure.
-    pub(super) fn on_failure(&self, live: &Live, bereq: &mut Bereq, failure: Failure) -> Next {
+    pub(super) fn on_failure(&self, f: &mut Fetch, failure: Failure) -> Next {
+        let (live, bereq) = (&f.live, &mut f.bereq);
         if !live.hooks.backend_error {
             return Next::Done(Exchange::Failed(failure));
         }
@@ -244,20 +241,14 @@ impl Proxy {
     }
 
     /// What `vcl_backend_response`'s action leads to.
-    pub(super) fn after_backend_response(
-        &self,
-        live: &Live,
-        bereq: &mut Bereq,
-        action: BackendAction,
-    ) -> Next {
+    pub(super) fn after_backend_response(&self, f: &mut Fetch, action: BackendAction) -> Next {
         match action {
-            BackendAction::Retry if bereq.retries < MAX_RETRIES => {
-                bereq.retries += 1;
+            BackendAction::Retry if f.bereq.retries < MAX_RETRIES => {
+                f.bereq.retries += 1;
                 Next::Retry
             }
             BackendAction::Retry => self.on_failure(
-                live,
-                bereq,
+                f,
                 Failure::new(FailureKind::FetchFailed).because("too many retries"),
             ),
             BackendAction::Abandon | BackendAction::Fail => Next::Done(Exchange::Failed(
@@ -265,7 +256,7 @@ impl Proxy {
                     .because("vcl_backend_response abandoned the fetch"),
             )),
             BackendAction::Error(status, reason) => {
-                self.on_failure(live, bereq, Failure::policy_error(status, reason))
+                self.on_failure(f, Failure::policy_error(status, reason))
             }
             BackendAction::Builtin | BackendAction::Continue | BackendAction::HitForPass(_) => {
                 Next::Go

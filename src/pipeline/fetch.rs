@@ -18,7 +18,7 @@ use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
 use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
-use crate::lifecycle::{CacheOutcome, Failure, FailureKind, ObjMeta};
+use crate::lifecycle::{CacheOutcome, Failure, FailureKind, Fetch, ObjMeta};
 use crate::policy::BackendAction;
 
 /// How often a follower starts over after its leader gave up.
@@ -131,18 +131,25 @@ impl Proxy {
         ctx.body = None;
         let ctx = &*ctx;
         let live = ctx.live.clone();
-        let mut bereq = self.backend_request(ctx, Method::GET, stale.as_deref(), true);
-        let mut body = Some(ReqBody::Empty);
-        // Bans added from here on apply to what this fetch stores.
-        let ban_stamp = self.bans.newest();
+        let mut f = Fetch {
+            bereq: self.backend_request(ctx, Method::GET, stale.as_deref(), true),
+            live: live.clone(),
+            body: Some(ReqBody::Empty),
+            fault: None,
+            key: Some(key),
+            stale,
+            guard,
+            // Bans added from here on apply to what this fetch stores.
+            ban_stamp: self.bans.newest(),
+        };
         loop {
-            let mut answer = match self.exchange(&live, &mut bereq, &mut body, None).await {
+            let mut answer = match self.exchange(&mut f).await {
                 Exchange::Answer(resp, sent) => Answer::of(resp, sent),
-                failed => return self.fetch_failed(ctx, failed, stale.as_deref(), guard),
+                failed => return self.fetch_failed(ctx, f, failed),
             };
             let (status, request_time, response_time) =
                 (answer.status, answer.request_time, answer.response_time);
-            if let (StatusCode::NOT_MODIFIED, Some(old)) = (status, &stale) {
+            if let (StatusCode::NOT_MODIFIED, Some(old)) = (status, f.stale.clone()) {
                 let mut merged = merge_304(&old.stored_headers(), &answer.headers);
                 let decision = decide(
                     ctx,
@@ -159,20 +166,18 @@ impl Proxy {
                     request_time,
                     response_time,
                 };
-                let verdict = apply_policy(&live, ctx, &mut bereq, fetched, decision, false);
-                match self.after_backend_response(&live, &mut bereq, verdict.action.clone()) {
+                let verdict = apply_policy(&mut f, ctx, fetched, decision, false);
+                match self.after_backend_response(&mut f, verdict.action.clone()) {
                     Next::Go => {}
                     Next::Retry => continue,
-                    Next::Done(failed) => {
-                        return self.fetch_failed(ctx, failed, stale.as_deref(), guard)
-                    }
+                    Next::Done(failed) => return self.fetch_failed(ctx, f, failed),
                 }
-                return self.refresh(ctx, key, old, merged, verdict, ban_stamp, guard);
+                return self.refresh(ctx, f, &old, merged, verdict);
             }
             if status.is_server_error() {
-                if let Some(obj) = stale.as_ref().filter(|o| self.usable_on_error(o)) {
+                if let Some(obj) = f.stale.as_ref().filter(|o| self.usable_on_error(o)) {
                     crate::log_limited!(10, info, url = %ctx.url, status = status.as_u16(), "backend error; delivering stale");
-                    if let Some(g) = guard {
+                    if let Some(g) = f.guard.take() {
                         g.finish(Some(FlightState::Failed(
                             status,
                             Bytes::from_static(b"backend error"),
@@ -197,30 +202,22 @@ impl Proxy {
                 request_time,
                 response_time,
             };
-            let verdict = apply_policy(&live, ctx, &mut bereq, fetched, decision, do_esi);
-            match self.after_backend_response(&live, &mut bereq, verdict.action.clone()) {
+            let verdict = apply_policy(&mut f, ctx, fetched, decision, do_esi);
+            match self.after_backend_response(&mut f, verdict.action.clone()) {
                 Next::Go => {}
                 Next::Retry => continue,
-                Next::Done(failed) => {
-                    return self.fetch_failed(ctx, failed, stale.as_deref(), guard)
-                }
+                Next::Done(failed) => return self.fetch_failed(ctx, f, failed),
             }
-            return self
-                .store_and_deliver(ctx, key, answer, verdict, ban_stamp, guard)
-                .await;
+            return self.store_and_deliver(ctx, f, answer, verdict).await;
         }
     }
 
     /// A fetch for the cache that got no backend answer: followers learn
     /// of it; a stale object within stale-if-error stands in; else the
     /// synthetic answer of `vcl_backend_error`, else lacquer's error.
-    fn fetch_failed(
-        self: &Arc<Self>,
-        ctx: &RequestCtx,
-        failed: Exchange,
-        stale: Option<&CachedObject>,
-        guard: Option<LeaderGuard>,
-    ) -> Served {
+    fn fetch_failed(self: &Arc<Self>, ctx: &RequestCtx, f: Fetch, failed: Exchange) -> Served {
+        let Fetch { stale, guard, .. } = f;
+        let stale = stale.as_deref();
         let failure = match failed {
             Exchange::Synthetic(resp) => {
                 if let Some(g) = guard {
@@ -251,12 +248,22 @@ impl Proxy {
     async fn store_and_deliver(
         self: &Arc<Self>,
         ctx: &RequestCtx,
-        key: CacheKey,
+        f: Fetch,
         answer: Answer,
         verdict: Verdict,
-        ban_stamp: u64,
-        guard: Option<LeaderGuard>,
     ) -> Served {
+        let Fetch {
+            key,
+            guard,
+            ban_stamp,
+            ..
+        } = f;
+        let Some(key) = key else {
+            return Served::failed(
+                FailureKind::FetchFailed,
+                "a fetch for the cache without a key",
+            );
+        };
         let live = &ctx.live;
         let cache = &live.config.cache;
         let Answer { headers, body, .. } = answer;
@@ -365,17 +372,23 @@ impl Proxy {
 
     /// A 304 answered our revalidation: a new object with the merged
     /// headers keeps the old body.
-    #[allow(clippy::too_many_arguments)]
     fn refresh(
         self: &Arc<Self>,
         ctx: &RequestCtx,
-        key: CacheKey,
+        f: Fetch,
         old: &CachedObject,
         merged: HeaderMap,
         verdict: Verdict,
-        ban_stamp: u64,
-        guard: Option<LeaderGuard>,
     ) -> Served {
+        let Fetch {
+            key,
+            guard,
+            ban_stamp,
+            ..
+        } = f;
+        let Some(key) = key else {
+            return Served::failed(FailureKind::FetchFailed, "a revalidation without a key");
+        };
         let keys = &ctx.live.keys;
         match verdict.decision {
             Decision::Store(freshness, _) => {
@@ -487,7 +500,7 @@ impl Proxy {
     pub(super) async fn pass(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
         let live = ctx.live.clone();
         let fault = Arc::new(FaultSlot::default());
-        let mut body = Some(match ctx.body.take() {
+        let body = Some(match ctx.body.take() {
             Some(b) if !http_body::Body::is_end_stream(&b) => ReqBody::Stream(ClientBody::new(
                 b,
                 live.config.server.body_timeout.0,
@@ -497,14 +510,20 @@ impl Proxy {
         });
         let ctx = &*ctx;
         let method = ctx.method.clone();
-        let mut bereq = self.backend_request(ctx, method.clone(), None, false);
+        let mut f = Fetch {
+            bereq: self.backend_request(ctx, method.clone(), None, false),
+            live: live.clone(),
+            body,
+            fault: Some(fault),
+            key: None,
+            stale: None,
+            guard: None,
+            ban_stamp: 0,
+        };
         let (mut answer, verdict) = loop {
-            let mut answer = match self
-                .exchange(&live, &mut bereq, &mut body, Some(&fault))
-                .await
-            {
+            let mut answer = match self.exchange(&mut f).await {
                 Exchange::Answer(resp, sent) => Answer::of(resp, sent),
-                failed => return self.fetch_failed(ctx, failed, None, None),
+                failed => return self.fetch_failed(ctx, f, failed),
             };
             let do_esi =
                 method != Method::HEAD && self.esi_wanted(&live, &ctx.url, &answer.headers);
@@ -516,11 +535,11 @@ impl Proxy {
                 response_time: answer.response_time,
             };
             let decision = Decision::DontStore(crate::cache::freshness::NoCacheReason::Method);
-            let verdict = apply_policy(&live, ctx, &mut bereq, fetched, decision, do_esi);
-            match self.after_backend_response(&live, &mut bereq, verdict.action.clone()) {
+            let verdict = apply_policy(&mut f, ctx, fetched, decision, do_esi);
+            match self.after_backend_response(&mut f, verdict.action.clone()) {
                 Next::Go => break (answer, verdict),
                 Next::Retry => continue,
-                Next::Done(failed) => return self.fetch_failed(ctx, failed, None, None),
+                Next::Done(failed) => return self.fetch_failed(ctx, f, failed),
             }
         };
         let status = verdict.status;
