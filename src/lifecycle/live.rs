@@ -6,7 +6,7 @@
 use http::HeaderValue;
 use std::sync::Arc;
 
-use super::{Hooks, Policy};
+use super::{Clock, Hooks, Policy};
 use crate::cache::freshness::FreshnessPolicy;
 use crate::cache::object::KeySpec;
 use crate::config::Config;
@@ -28,6 +28,9 @@ pub struct Live {
     pub keys: KeySpec,
     /// `esi.paths`, compiled.
     pub esi_paths: regex::RegexSet,
+    /// The clock freshness is judged by (the proxy's, shared by every
+    /// generation).
+    pub clock: Clock,
 }
 
 impl std::fmt::Debug for Live {

@@ -19,6 +19,7 @@
 
 mod bereq;
 mod beresp;
+mod clock;
 mod failure;
 mod fetch;
 mod live;
@@ -29,6 +30,7 @@ mod synthetic;
 
 pub use bereq::Bereq;
 pub use beresp::Beresp;
+pub use clock::Clock;
 pub use failure::{Failure, FailureKind};
 pub use fetch::Fetch;
 pub use live::Live;

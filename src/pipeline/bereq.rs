@@ -183,7 +183,7 @@ impl Proxy {
                     .because(format!("the policy left bereq.url {:?}", bereq.url)),
             ));
         };
-        let sent = SystemTime::now();
+        let sent = live.clock.now();
         let result = match self.director.pick(&bereq.url, &bereq.headers) {
             Some(backend) => backend.send(request).await.inspect_err(|e| {
                 backend.note_error(e);

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, AGE, CONTENT_LENGTH, DATE, VIA};
 use http::{HeaderMap, Method, Response, StatusCode};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::{Proxy, Served};
 use crate::body::RespBody;
@@ -34,7 +34,7 @@ pub fn from_cache(
     via: &HeaderValue,
 ) -> Response<RespBody> {
     let mut headers = obj.deliver_headers.clone();
-    headers.insert(AGE, age_value(obj.freshness.age(SystemTime::now())));
+    headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
     let x_cache = match outcome {
         CacheOutcome::Hit => HeaderValue::from_str(&format!("HIT {}", obj.record_hit()))
             .unwrap_or(HeaderValue::from_static("HIT")),
@@ -68,7 +68,7 @@ pub fn shared(
     via: &HeaderValue,
 ) -> Response<RespBody> {
     let mut headers = head.headers.clone();
-    headers.insert(AGE, age_value(head.freshness.age(SystemTime::now())));
+    headers.insert(AGE, age_value(head.freshness.age(ctx.live.clock.now())));
     headers.insert(
         X_CACHE,
         HeaderValue::from_static(CacheOutcome::Miss.as_str()),
@@ -149,7 +149,7 @@ impl Proxy {
     ) -> Served {
         let resp = self.object_response(ctx, obj, outcome);
         let meta = if ctx.live.hooks.deliver {
-            ObjMeta::of(&obj.freshness, obj.hits(), SystemTime::now(), outcome)
+            ObjMeta::of(&obj.freshness, obj.hits(), ctx.live.clock.now(), outcome)
         } else {
             ObjMeta::served(outcome)
         };

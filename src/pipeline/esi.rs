@@ -155,7 +155,7 @@ impl Proxy {
         let (freshness, variant) = match &keep {
             Keep::Store(_, f, v) => (f.clone(), v.clone()),
             Keep::Transient => (
-                Freshness::unstored(std::time::SystemTime::now()),
+                Freshness::unstored(ctx.live.clock.now()),
                 Variant::default(),
             ),
         };

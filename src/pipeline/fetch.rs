@@ -18,7 +18,7 @@ use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
 use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
-use crate::lifecycle::{CacheOutcome, Failure, FailureKind, Fetch, ObjMeta};
+use crate::lifecycle::{CacheOutcome, Clock, Failure, FailureKind, Fetch, ObjMeta};
 use crate::policy::BackendAction;
 
 /// How often a follower starts over after its leader gave up.
@@ -34,8 +34,8 @@ struct Answer {
 }
 
 impl Answer {
-    fn of(resp: http::Response<BackendBody>, request_time: SystemTime) -> Answer {
-        let response_time = SystemTime::now();
+    fn of(resp: http::Response<BackendBody>, request_time: SystemTime, clock: &Clock) -> Answer {
+        let response_time = clock.now();
         let (parts, body) = resp.into_parts();
         let mut headers = parts.headers;
         crate::http::headers::remove_hop_by_hop(&mut headers);
@@ -69,8 +69,12 @@ impl Proxy {
             match flight.outcome().await {
                 FlightState::Shared(head) if head.variant.matches(&ctx.headers) => {
                     if let Some(reader) = head.body.subscribe(head.size) {
-                        let meta =
-                            ObjMeta::of(&head.freshness, 0, SystemTime::now(), CacheOutcome::Miss);
+                        let meta = ObjMeta::of(
+                            &head.freshness,
+                            0,
+                            ctx.live.clock.now(),
+                            CacheOutcome::Miss,
+                        );
                         let resp = deliver::shared(ctx, &head, reader, &ctx.live.via);
                         return Served::Response(resp, meta);
                     }
@@ -78,7 +82,7 @@ impl Proxy {
                 }
                 FlightState::Stored => {
                     if let Found::Object(obj) = self.store.lookup(&key, &ctx.headers) {
-                        if obj.freshness.is_fresh(SystemTime::now()) {
+                        if obj.freshness.is_fresh(ctx.live.clock.now()) {
                             return self.deliver_object(ctx, &obj, CacheOutcome::Hit);
                         }
                     }
@@ -115,7 +119,7 @@ impl Proxy {
     }
 
     fn usable_on_error(&self, obj: &CachedObject) -> bool {
-        obj.freshness.within_stale_if_error(SystemTime::now())
+        obj.freshness.within_stale_if_error(self.clock().now())
     }
 
     /// Fetches `key` for the cache: a GET, conditional when a stale object
@@ -144,7 +148,7 @@ impl Proxy {
         };
         loop {
             let mut answer = match self.exchange(&mut f).await {
-                Exchange::Answer(resp, sent) => Answer::of(resp, sent),
+                Exchange::Answer(resp, sent) => Answer::of(resp, sent, &live.clock),
                 failed => return self.fetch_failed(ctx, f, failed),
             };
             let (status, request_time, response_time) =
@@ -343,8 +347,12 @@ impl Proxy {
                 });
                 match reader {
                     Some(reader) => {
-                        let meta =
-                            ObjMeta::of(&head.freshness, 0, SystemTime::now(), CacheOutcome::Miss);
+                        let meta = ObjMeta::of(
+                            &head.freshness,
+                            0,
+                            ctx.live.clock.now(),
+                            CacheOutcome::Miss,
+                        );
                         Served::Response(deliver::shared(ctx, &head, reader, &live.via), meta)
                     }
                     None => Served::failed(FailureKind::FetchFailed, "fetch could not be shared"),
@@ -522,7 +530,7 @@ impl Proxy {
         };
         let (mut answer, verdict) = loop {
             let mut answer = match self.exchange(&mut f).await {
-                Exchange::Answer(resp, sent) => Answer::of(resp, sent),
+                Exchange::Answer(resp, sent) => Answer::of(resp, sent, &live.clock),
                 failed => return self.fetch_failed(ctx, f, failed),
             };
             let do_esi =

@@ -8,7 +8,6 @@ use http::{Method, Response, Version};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::lookup::{lookup, Lookup};
 use super::{Live, Proxy, RequestCtx};
@@ -85,7 +84,7 @@ impl FragmentSource for Fragments {
         if obj.status.as_u16() >= 400 {
             return Cached::Miss;
         }
-        if !obj.freshness.is_fresh(SystemTime::now()) {
+        if !obj.freshness.is_fresh(self.proxy.clock().now()) {
             self.proxy
                 .refresh_in_background(&fctx, key.clone(), obj.clone());
         }

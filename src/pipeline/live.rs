@@ -8,12 +8,17 @@ use std::sync::Arc;
 use super::SetupError;
 use crate::cache::object::KeySpec;
 use crate::config::Config;
-use crate::lifecycle::Live;
+use crate::lifecycle::{Clock, Live};
 use crate::policy::{Builtin, Policy};
 
 impl Live {
-    /// Derives everything a request needs from `config` and `policy`.
-    pub fn new(config: Arc<Config>, policy: Arc<dyn Policy>) -> Result<Live, SetupError> {
+    /// Derives everything a request needs from `config` and `policy`;
+    /// freshness is judged by `clock`.
+    pub fn new(
+        config: Arc<Config>,
+        policy: Arc<dyn Policy>,
+        clock: Clock,
+    ) -> Result<Live, SetupError> {
         let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
             .map_err(|_| SetupError::BadViaName)?;
         let keys = KeySpec {
@@ -35,6 +40,7 @@ impl Live {
             esi_paths,
             policy,
             config,
+            clock,
         })
     }
 

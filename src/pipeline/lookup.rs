@@ -36,7 +36,7 @@ pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &RequestCtx) -
             if req.always_miss {
                 return Lookup::Stale(obj);
             }
-            match state_for(&obj.freshness, req, SystemTime::now()) {
+            match state_for(&obj.freshness, req, req.live.clock.now()) {
                 FreshState::Fresh => Lookup::Hit(obj),
                 FreshState::Grace => Lookup::Grace(obj),
                 FreshState::Stale => Lookup::Stale(obj),

@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::fetch::director::Director;
 use crate::fetch::inflight::Inflight;
 use crate::invalidate::bans::BanList;
-use crate::lifecycle::{Failure, FailureKind};
+use crate::lifecycle::{Clock, Failure, FailureKind};
 use crate::observe::metrics::{Gauges, Metrics};
 use crate::policy::{ClientAction, Policy, RecvAction};
 use synth::failure_response;
@@ -120,7 +120,7 @@ impl Proxy {
         if config.backend.is_empty() {
             return Err(SetupError::NoBackend);
         }
-        let live = Live::new(config.clone(), policy)?;
+        let live = Live::new(config.clone(), policy, Clock::default())?;
         let director = Director::new(&config);
         let store = Store::new(config.cache.storage.0, config.cache.max_variants);
         let bans = Arc::new(BanList::new());
@@ -158,6 +158,12 @@ impl Proxy {
             out.extend(cluster.background());
         }
         out
+    }
+
+    /// The clock freshness is judged by (tests move it forward instead of
+    /// sleeping).
+    pub fn clock(&self) -> Clock {
+        self.live.load().clock.clone()
     }
 
     /// The settings in force.

@@ -133,7 +133,7 @@ impl Proxy {
         };
         let needs_restart = keep_restart_only(&self.started, &mut config);
         let policy = Live::load_policy(&config)?;
-        let live = Live::new(Arc::new(config), policy)?;
+        let live = Live::new(Arc::new(config), policy, current.clock.clone())?;
         let done = Reloaded {
             settings,
             policy_file: live.config.policy.file.clone(),

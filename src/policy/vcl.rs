@@ -14,7 +14,7 @@ mod values;
 
 use http::{Response, StatusCode};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use vcl_lite::{Action, Program, RuntimeError, Sub};
 
 use super::{BackendAction, Builtin, ClientAction, Hooks, Policy, RecvAction};
@@ -224,13 +224,14 @@ impl Policy for VclPolicy {
     }
 
     fn hit(&self, req: &mut RequestCtx, obj: &CachedObject) -> ClientAction {
+        let now = req.live.clock.now();
         let mut view = ClientView::of(req, &self.hostname);
         view.obj = Some(obj);
         // This delivery counts: obj.hits is 1 on the first hit.
         view.meta = Some(ObjMeta::of(
             &obj.freshness,
             obj.hits() + 1,
-            SystemTime::now(),
+            now,
             crate::lifecycle::CacheOutcome::Hit,
         ));
         self.client(Sub::Hit, &mut view)
