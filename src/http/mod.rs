@@ -1,4 +1,7 @@
-//! Client-side HTTP transforms that need no I/O.
+//! Client-side HTTP transforms, and the field syntax they and the cache
+//! share; none needs I/O.
 pub mod conditional;
 pub mod gzip;
 pub mod headers;
+pub(crate) mod structured;
+pub(crate) mod syntax;

@@ -5,7 +5,8 @@ use http::{HeaderMap, Method, StatusCode};
 use std::time::{Duration, SystemTime};
 
 use super::{Bereq, Live, RequestCtx};
-use crate::cache::freshness::{self, Freshness, FreshnessPolicy, NoCacheReason};
+use crate::cache::freshness::{self, Freshness, FreshnessPolicy};
+use crate::cache::storable::NoCacheReason;
 use crate::cache::vary::{vary_names, Variant};
 use crate::policy::BackendAction;
 

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use super::RequestCtx;
 use crate::body::RespBody;
-use crate::cache::freshness::{Freshness, NOT_DELIVERED};
+use crate::cache::directives::NOT_DELIVERED;
+use crate::cache::freshness::Freshness;
 use crate::cache::object::KeySpec;
 use crate::cache::CachedObject;
 use crate::fetch::broadcast::BodyReader;
