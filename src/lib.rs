@@ -2,7 +2,6 @@
 //!
 //! The request lifecycle (recv → hash → lookup → fetch → backend response →
 //! deliver) lives in [`pipeline`]; see `docs/LIFECYCLE.md`.
-#![forbid(unsafe_code)]
 pub mod admin_client;
 pub mod background;
 pub mod body;

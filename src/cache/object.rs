@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::freshness::{Freshness, NOT_DELIVERED};
+use super::directives::NOT_DELIVERED;
+use super::freshness::Freshness;
 use super::vary::Variant;
 use crate::esi::parse::{Segment, Template};
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, VARY};
 use http::HeaderMap;
 
-use super::freshness::NoCacheReason;
+use super::storable::NoCacheReason;
 
 /// The request header values a variant was stored for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

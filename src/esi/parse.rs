@@ -107,12 +107,16 @@ pub enum Segment {
     /// Deliver `attempt`; if an include in it fails (without
     /// `onerror="continue"`), deliver `except` instead.
     Try {
+        /// `esi:attempt`'s content.
         attempt: Vec<Segment>,
+        /// `esi:except`'s content.
         except: Vec<Segment>,
     },
     /// The body of the first `when` whose test is true, else `otherwise`.
     Choose {
+        /// Each `esi:when`: its test and its content, in document order.
         whens: Vec<(Expr, Vec<Segment>)>,
+        /// `esi:otherwise`'s content (empty when absent).
         otherwise: Vec<Segment>,
     },
     /// Text inside `esi:vars` that contains variables.

@@ -5,9 +5,9 @@
 //! stored headers down to what a 304 carries. Pure functions; header values
 //! are untrusted and malformed ones never produce a 304 by accident.
 
-use std::time::SystemTime;
-
 use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::syntax::{parse_http_date, trim_ows};
 
 /// The client's conditional and range fields: dropped from requests lacquer
 /// makes for the cache (the whole body is stored) and from ESI fragment
@@ -222,21 +222,6 @@ fn if_none_match_matches(req_headers: &HeaderMap, etag: Option<&HeaderValue>) ->
         Member::Tag(t) => t.opaque == stored.opaque,
         Member::Star | Member::Malformed => false,
     })
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-fn parse_http_date(bytes: &[u8]) -> Option<SystemTime> {
-    let s = std::str::from_utf8(trim_ows(bytes)).ok()?;
-    httpdate::parse_http_date(s).ok()
 }
 
 #[cfg(test)]

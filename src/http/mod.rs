@@ -1,7 +1,10 @@
-//! Client-side HTTP transforms that need no I/O.
+//! Client-side HTTP transforms, and the field syntax they and the cache
+//! share; none needs I/O.
 pub mod conditional;
 pub mod gzip;
 pub mod headers;
+pub(crate) mod structured;
+pub(crate) mod syntax;
 
 /// The error type of bodies lacquer sends and receives.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -3,7 +3,7 @@
 use http::{HeaderMap, StatusCode};
 use std::time::Duration;
 
-use crate::cache::freshness::NoCacheReason;
+use crate::cache::storable::NoCacheReason;
 
 /// What `vcl_backend_response` sees and may change: the response status
 /// and headers, its lifetimes (remaining TTL, grace, keep) and whether it

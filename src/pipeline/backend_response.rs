@@ -4,7 +4,8 @@
 use http::{HeaderMap, Method, StatusCode};
 use std::time::{Duration, SystemTime};
 
-use crate::cache::freshness::{self, Freshness, FreshnessPolicy, NoCacheReason};
+use crate::cache::freshness::{self, Freshness, FreshnessPolicy};
+use crate::cache::storable::NoCacheReason;
 use crate::cache::vary::{vary_names, Variant};
 use crate::lifecycle::{Beresp, Fetch, RequestCtx};
 use crate::policy::BackendAction;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{Proxy, Served};
 use crate::body::RespBody;
-use crate::cache::freshness::NOT_DELIVERED;
+use crate::cache::directives::NOT_DELIVERED;
 use crate::cache::object::KeySpec;
 use crate::cache::CachedObject;
 use crate::fetch::broadcast::BodyReader;

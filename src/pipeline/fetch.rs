@@ -11,7 +11,7 @@ use super::bereq::{Exchange, Next};
 use super::deliver;
 use super::esi::Keep;
 use super::{Live, Proxy, RequestCtx, Served};
-use crate::cache::freshness::merge_304;
+use crate::cache::merge_304::merge_304;
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
 use crate::fetch::broadcast::Broadcast;
@@ -542,7 +542,7 @@ impl Proxy {
                 request_time: answer.request_time,
                 response_time: answer.response_time,
             };
-            let decision = Decision::DontStore(crate::cache::freshness::NoCacheReason::Method);
+            let decision = Decision::DontStore(crate::cache::storable::NoCacheReason::Method);
             let verdict = apply_policy(&mut f, ctx, fetched, decision, do_esi);
             match self.after_backend_response(&mut f, verdict.action.clone()) {
                 Next::Go => break (answer, verdict),

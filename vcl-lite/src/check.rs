@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use regex::{Regex, RegexBuilder};
 
 use crate::acl::CompiledAcl;
+use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
 use crate::error::{Error, Span};
-use crate::eval::{Action, Program, MAX_CALL_DEPTH};
+use crate::eval::{Program, MAX_CALL_DEPTH};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
 

@@ -3,8 +3,8 @@
 
 use regex::Regex;
 
+use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
-use crate::eval::Action;
 use crate::vars::{Type, Var};
 
 /// A typed expression.

@@ -17,6 +17,7 @@
 //! The host implements [`Context`] and calls [`Program::run`] at each step.
 
 mod acl;
+mod action;
 pub mod ast;
 mod check;
 pub mod error;
@@ -28,8 +29,9 @@ pub mod reference;
 mod vars;
 
 pub use acl::CompiledAcl;
+pub use action::Action;
 pub use error::{Error, Location, RuntimeError, Span};
-pub use eval::{Action, Context, Program, Value, MAX_CALL_DEPTH};
+pub use eval::{Context, Program, Value, MAX_CALL_DEPTH};
 pub use vars::{Header, Sub, Type, Var};
 
 /// The built-in policy (`default.vcl`), written in vcl-lite.

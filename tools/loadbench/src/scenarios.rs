@@ -1,0 +1,129 @@
+//! The scenarios and the servers under test.
+
+use std::fmt;
+
+use crate::origin::ESI_PAGE_PATH;
+
+/// `scale-out`: wrk connections unless `--connections` overrides it.
+pub(crate) const SCALE_OUT_CONNECTIONS: u32 = 256;
+
+/// How a scenario generates its requests.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Load {
+    /// Every request is for `path`; warmed first if `hit`.
+    Url,
+    /// Every request is for the ESI page at `path`; page and fragments are warmed.
+    Esi,
+    /// A wrk Lua script: 90% hot URLs (warmed), 10% URLs never seen before.
+    Mix,
+    /// Not run per server: HAProxy in front of one, then two lacquer nodes.
+    ScaleOut,
+}
+
+#[derive(PartialEq)]
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    /// The URL path given to wrk. Scripted loads (`Mix`, `ScaleOut`) replace it
+    /// with their own paths.
+    pub(crate) path: &'static str,
+    /// Cacheable: warmed before the run, and should not reach the origin during it.
+    pub(crate) hit: bool,
+    /// wrk connections unless `--connections` overrides it.
+    pub(crate) connections: u32,
+    pub(crate) load: Load,
+}
+
+pub(crate) const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "hit-1KiB",
+        path: "/bytes/1024",
+        hit: true,
+        connections: 256,
+        load: Load::Url,
+    },
+    Scenario {
+        name: "hit-16KiB",
+        path: "/bytes/16384",
+        hit: true,
+        connections: 256,
+        load: Load::Url,
+    },
+    // 64 connections are plenty to saturate loopback with 1 MiB bodies; 256 of
+    // them only inflates latency (and risks wrk's 2 s timeout) without adding
+    // throughput.
+    Scenario {
+        name: "hit-1MiB",
+        path: "/bytes/1048576",
+        hit: true,
+        connections: 64,
+        load: Load::Url,
+    },
+    Scenario {
+        name: "pass-1KiB",
+        path: "/pass/1024",
+        hit: false,
+        connections: 256,
+        load: Load::Url,
+    },
+    Scenario {
+        name: "esi",
+        path: ESI_PAGE_PATH,
+        hit: true,
+        connections: 256,
+        load: Load::Esi,
+    },
+    Scenario {
+        name: "mix-90-10",
+        path: "/obj/hot-1",
+        hit: true,
+        connections: 256,
+        load: Load::Mix,
+    },
+    Scenario {
+        name: "scale-out",
+        path: "/obj/so-0",
+        hit: true,
+        connections: SCALE_OUT_CONNECTIONS,
+        load: Load::ScaleOut,
+    },
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ServerKind {
+    Lacquer,
+    Varnish,
+    Nginx,
+}
+
+pub(crate) const ALL_SERVERS: [ServerKind; 3] =
+    [ServerKind::Lacquer, ServerKind::Varnish, ServerKind::Nginx];
+
+impl ServerKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ServerKind::Lacquer => "lacquer",
+            ServerKind::Varnish => "varnish",
+            ServerKind::Nginx => "nginx",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        ALL_SERVERS
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+    }
+
+    /// Why this server cannot run scenarios of this kind, if it cannot.
+    pub(crate) fn unsupported(self, load: Load) -> Option<&'static str> {
+        match (self, load) {
+            (ServerKind::Nginx, Load::Esi) => Some("nginx has no ESI"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,214 @@
+//! Running wrk, showing its progress, and parsing its report.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::process::{live, spawn_registered};
+
+#[derive(Default)]
+pub(crate) struct WrkStats {
+    pub(crate) requests_per_sec: f64,
+    /// Requests completed during the run (wrk's "N requests in Xs").
+    pub(crate) requests: u64,
+    /// Microseconds.
+    pub(crate) p50_us: Option<f64>,
+    pub(crate) p99_us: Option<f64>,
+    pub(crate) non_2xx: u64,
+    pub(crate) socket_errors: u64,
+}
+
+impl WrkStats {
+    pub(crate) fn errors(&self) -> u64 {
+        self.non_2xx + self.socket_errors
+    }
+}
+
+/// One wrk invocation.
+pub(crate) struct WrkRun {
+    pub(crate) url: String,
+    /// Lua script (`-s`) and the argument its `init(args)` gets.
+    pub(crate) script: Option<(PathBuf, String)>,
+    pub(crate) threads: u32,
+    pub(crate) connections: u32,
+    pub(crate) secs: u64,
+    /// Shown in the progress line, e.g. `lacquer hit-1KiB`.
+    pub(crate) label: String,
+}
+
+impl WrkRun {
+    pub(crate) fn args(&self) -> Vec<String> {
+        // wrk refuses fewer connections than threads.
+        let threads = self.threads.min(self.connections);
+        let mut args = vec![
+            format!("-t{threads}"),
+            format!("-c{}", self.connections),
+            format!("-d{}s", self.secs),
+            "--latency".to_owned(),
+        ];
+        if let Some((script, _)) = &self.script {
+            args.push("-s".to_owned());
+            args.push(script.display().to_string());
+        }
+        args.push(self.url.clone());
+        if let Some((_, arg)) = &self.script {
+            args.push("--".to_owned());
+            args.push(arg.clone());
+        }
+        args
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!("wrk {}", self.args().join(" "))
+    }
+}
+
+/// A tag no earlier run of this process used, for the URLs a script makes up.
+pub(crate) fn unique_tag() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:x}-{nanos:x}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub(crate) fn run_wrk(wrk: &Path, run: &WrkRun) -> Result<WrkStats, String> {
+    let mut cmd = Command::new(wrk);
+    cmd.args(run.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = spawn_registered(&mut cmd, None).map_err(|e| format!("failed to run wrk: {e}"))?;
+    let pid = child.id();
+    let progress = Progress::start(&run.label, run.secs);
+    let out = child.wait_with_output();
+    drop(progress);
+    live().retain(|(p, _)| *p != pid);
+    let out = out.map_err(|e| format!("waiting for wrk: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "wrk failed ({}): {}{}",
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse_wrk(&stdout).ok_or_else(|| format!("could not parse wrk output:\n{stdout}"))
+}
+
+/// A progress line on stderr, `[LABEL] n/N s`, redrawn in place every second
+/// until dropped. On a terminal the line is erased at the end; otherwise it is
+/// ended with a newline so the next message starts on a line of its own.
+pub(crate) struct Progress {
+    pub(crate) stop: Option<mpsc::Sender<()>>,
+    pub(crate) thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    pub(crate) fn start(label: &str, secs: u64) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let label = label.to_owned();
+        let thread = thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                let start = Instant::now();
+                loop {
+                    let elapsed = start.elapsed().as_secs();
+                    eprint!("\r[{label}] {}/{secs} s", elapsed.min(secs));
+                    let _ = io::stderr().flush();
+                    let next_tick = start + Duration::from_secs(elapsed + 1);
+                    match stopped.recv_timeout(next_tick.saturating_duration_since(Instant::now()))
+                    {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                if io::stderr().is_terminal() {
+                    eprint!("\r\x1b[K");
+                } else {
+                    eprintln!();
+                }
+            })
+            .ok();
+        Progress {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Parses `wrk --latency` output. `None` if there is no `Requests/sec` line.
+pub(crate) fn parse_wrk(out: &str) -> Option<WrkStats> {
+    let mut stats = WrkStats::default();
+    let mut have_rps = false;
+    let mut in_distribution = false;
+    for line in out.lines().map(str::trim) {
+        if line.starts_with("Latency Distribution") {
+            in_distribution = true;
+            continue;
+        }
+        if in_distribution {
+            if let Some((pct, value)) = line.split_once('%') {
+                if let Ok(pct) = pct.trim().parse::<f64>() {
+                    let us = parse_latency_us(value.trim());
+                    if pct == 50.0 {
+                        stats.p50_us = us;
+                    } else if pct == 99.0 {
+                        stats.p99_us = us;
+                    }
+                    continue;
+                }
+            }
+            in_distribution = false;
+        }
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            stats.requests_per_sec = v.trim().parse().ok()?;
+            have_rps = true;
+        } else if let Some((n, _)) = line.split_once(" requests in ") {
+            // "123456 requests in 10.00s, 1.23GB read"
+            stats.requests = n.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            stats.non_2xx = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            stats.socket_errors = v
+                .split(',')
+                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+        }
+    }
+    have_rps.then_some(stats)
+}
+
+/// "850.00us", "1.23ms", "2.00s", "1.50m" → microseconds.
+pub(crate) fn parse_latency_us(s: &str) -> Option<f64> {
+    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
+    let value: f64 = s[..split].trim().parse().ok()?;
+    let scale = match &s[split..] {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        "m" => 60e6,
+        "h" => 3600e6,
+        _ => return None,
+    };
+    Some(value * scale)
+}
