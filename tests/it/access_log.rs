@@ -7,15 +7,6 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// An origin answering every request with a small cacheable body.
-fn origin() -> String {
-    line_origin(|_, s| {
-        let _ = s.write_all(
-            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nContent-Length: 2\r\n\r\nok",
-        );
-    })
-}
-
 #[test]
 fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
     let dir = scratch_dir("alog");
@@ -25,7 +16,7 @@ fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
         "[server]\naccess_log = true\naccess_log_queue = 16\nthreads = 1\n",
     )
     .unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
+    let (listen, admin) = (free_addr().to_string(), free_addr().to_string());
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -34,7 +25,7 @@ fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
             "-a",
             &listen,
             "-b",
-            &origin(),
+            &counting_origin().0,
             "-T",
             &admin,
         ])
@@ -93,9 +84,17 @@ fn a_stalled_stdout_drops_log_lines_instead_of_requests() {
 fn client_triggered_log_lines_are_rate_limited() {
     let dir = scratch_dir("rate-limit");
     let stderr = dir.join("stderr");
-    let listen = free_addr();
+    let listen = free_addr().to_string();
     let mut child = Command::new(BIN)
-        .args(["run", "-a", &listen, "-b", &origin(), "-T", &free_addr()])
+        .args([
+            "run",
+            "-a",
+            &listen,
+            "-b",
+            &counting_origin().0,
+            "-T",
+            &free_addr().to_string(),
+        ])
         .env("RUST_LOG", "lacquer=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())

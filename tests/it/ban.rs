@@ -3,23 +3,11 @@
 use crate::common::*;
 use std::time::Duration;
 
-fn cacheable(origin: &Origin, path: &str, content_type: &'static str) {
-    origin.route(path, move |seen, n| {
-        Reply::ok(format!("{} v{n}", seen.path))
-            .header("cache-control", "max-age=600")
-            .header("content-type", content_type)
-    });
-}
-
-async fn ban(addr: std::net::SocketAddr, expr: &str) -> Got {
-    send(addr, "BAN", "/", &[("x-ban", expr)], "").await
-}
-
 #[tokio::test]
 async fn a_url_ban_removes_what_matches_and_nothing_else() {
     let origin = Origin::start().await;
     for p in ["/a/1", "/a/2", "/b/1", "/ab"] {
-        cacheable(&origin, p, "text/html");
+        cacheable_with(&origin, p, &[("content-type", "text/html")]);
     }
     let lq = lacquer_for(&origin).await;
     let a = lq.addr();
@@ -45,8 +33,8 @@ async fn a_url_ban_removes_what_matches_and_nothing_else() {
 #[tokio::test]
 async fn bans_on_headers_status_and_host() {
     let origin = Origin::start().await;
-    cacheable(&origin, "/img", "image/png");
-    cacheable(&origin, "/page", "text/html");
+    cacheable_with(&origin, "/img", &[("content-type", "image/png")]);
+    cacheable_with(&origin, "/page", &[("content-type", "text/html")]);
     origin.route("/gone", |_, n| {
         Reply::new(404)
             .body(format!("gone {n}"))
@@ -87,7 +75,11 @@ async fn bans_on_headers_status_and_host() {
 async fn the_lurker_removes_banned_objects_and_empties_the_list() {
     let origin = Origin::start().await;
     for i in 0..20 {
-        cacheable(&origin, &format!("/l/{i}"), "text/plain");
+        cacheable_with(
+            &origin,
+            &format!("/l/{i}"),
+            &[("content-type", "text/plain")],
+        );
     }
     let mut config = config_for(origin.addr);
     config.invalidation.ban_lurker_sleep = lacquer::config::Seconds(Duration::from_millis(100));
@@ -114,7 +106,11 @@ async fn the_lurker_removes_banned_objects_and_empties_the_list() {
 async fn a_thousand_bans_keep_lookups_correct() {
     let origin = Origin::start().await;
     for i in 0..50 {
-        cacheable(&origin, &format!("/many/{i}"), "text/plain");
+        cacheable_with(
+            &origin,
+            &format!("/many/{i}"),
+            &[("content-type", "text/plain")],
+        );
     }
     // The lurker stays asleep: lookups alone must apply the 1,000 bans.
     let mut config = config_for(origin.addr);
@@ -161,7 +157,7 @@ async fn an_identical_newer_ban_supersedes_the_older() {
 #[tokio::test]
 async fn bad_bans_are_refused_with_position_and_acl_applies() {
     let origin = Origin::start().await;
-    cacheable(&origin, "/keep", "text/plain");
+    cacheable_with(&origin, "/keep", &[("content-type", "text/plain")]);
     let lq = lacquer_for(&origin).await;
     let a = lq.addr();
     get(a, "/keep").await;

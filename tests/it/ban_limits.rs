@@ -2,18 +2,7 @@
 //! distinct compiled regex once), and a ban over `invalidation.max_bans` or
 //! `invalidation.ban_memory` is refused with a clear 4xx.
 use crate::common::*;
-use std::net::SocketAddr;
 use std::time::Duration;
-
-fn cacheable(origin: &Origin, path: &str) {
-    origin.route(path, move |seen, n| {
-        Reply::ok(format!("{} v{n}", seen.path)).header("cache-control", "max-age=600")
-    });
-}
-
-async fn ban(addr: SocketAddr, expr: &str) -> Got {
-    send(addr, "BAN", "/", &[("x-ban", expr)], "").await
-}
 
 /// A request-dependent ban of 16 Unicode `\w{20}` conditions, distinct per
 /// `i` (each compiles to about 1 MiB).

@@ -42,8 +42,7 @@ fn check_accepts_the_example_and_points_at_errors() {
         assert!(ok, "{example}: {out}{err}");
     }
 
-    let dir = std::env::temp_dir().join(format!("lacquer-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cli");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[cache]\ngrace = \"10s\"\nstorage = \"lots\"\n").unwrap();
     let (ok, _, err) = lacquer(&["check", "--config", bad.to_str().unwrap()]);
@@ -75,8 +74,7 @@ fn check_accepts_the_example_and_points_at_errors() {
 
 #[test]
 fn check_refuses_weak_or_placeholder_cluster_secrets() {
-    let dir = std::env::temp_dir().join(format!("lacquer-secret-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("secret");
     // The production example's placeholder, and a short secret without
     // peers (it still turns POST /cluster/apply on).
     for (name, cluster, error) in [
@@ -103,8 +101,7 @@ const ADMIN_SECRET: &str = "5d1f0c9e7a3b46e2a8c4f1d9b7e3a5c2";
 
 #[test]
 fn check_warns_about_an_admin_listener_off_loopback_without_a_secret() {
-    let dir = std::env::temp_dir().join(format!("lacquer-admin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("admin");
     let open = dir.join("open.toml");
     std::fs::write(&open, "[admin]\nlisten = \"0.0.0.0:6082\"\n").unwrap();
     let (ok, out, err) = lacquer(&["check", "--config", open.to_str().unwrap()]);
@@ -135,9 +132,8 @@ fn check_warns_about_an_admin_listener_off_loopback_without_a_secret() {
 /// lacquer commands find it in LACQUER_ADMIN_SECRET or the settings file.
 #[test]
 fn the_admin_secret_guards_the_admin_api_and_the_commands_send_it() {
-    let dir = std::env::temp_dir().join(format!("lacquer-admin-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
+    let dir = scratch_dir("admin-run");
+    let (listen, admin) = (free_addr().to_string(), free_addr().to_string());
     let conf = dir.join("secret.toml");
     std::fs::write(
         &conf,
@@ -243,7 +239,7 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
         l.local_addr().unwrap().port()
     };
     let listen = format!("127.0.0.1:{port}");
-    let admin = free_addr();
+    let admin = free_addr().to_string();
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -337,7 +333,7 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
     };
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(BIN)
-        .args(["demo", "-a", &addr, "-T", &free_addr()])
+        .args(["demo", "-a", &addr, "-T", &free_addr().to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -408,7 +404,7 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
 
 #[test]
 fn sigterm_drains_and_exits_cleanly() {
-    let listen = free_addr();
+    let listen = free_addr().to_string();
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -417,7 +413,7 @@ fn sigterm_drains_and_exits_cleanly() {
             "-b",
             "127.0.0.1:9",
             "-T",
-            &free_addr(),
+            &free_addr().to_string(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -447,11 +443,10 @@ fn sigterm_drains_and_exits_cleanly() {
 
 #[test]
 fn access_log_and_stats() {
-    let dir = std::env::temp_dir().join(format!("lacquer-log-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("log");
     let conf = dir.join("log.toml");
     std::fs::write(&conf, "[server]\naccess_log = true\n").unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
+    let (listen, admin) = (free_addr().to_string(), free_addr().to_string());
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -498,8 +493,7 @@ fn access_log_and_stats() {
 
 #[test]
 fn policies_are_checked_and_a_bad_one_refuses_to_start() {
-    let dir = std::env::temp_dir().join(format!("lacquer-vcl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("vcl");
     let good = dir.join("good.vcl");
     std::fs::write(
         &good,
@@ -523,9 +517,9 @@ fn policies_are_checked_and_a_bad_one_refuses_to_start() {
         "-b",
         "127.0.0.1:9",
         "-a",
-        &free_addr(),
+        &free_addr().to_string(),
         "-T",
-        &free_addr(),
+        &free_addr().to_string(),
         "-f",
         bad.to_str().unwrap(),
     ]);

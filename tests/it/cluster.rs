@@ -1,17 +1,13 @@
 //! Several nodes kept coherent: an invalidation sent to one node reaches
 //! every peer, including one that was unreachable when it was sent.
 use crate::common::*;
+use crate::process::free_addr;
 use lacquer::config::Config;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 const SECRET: &str = "correct-horse-battery-staple";
-
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
 
 fn node_config(origin: SocketAddr, admin: SocketAddr, peers: &[SocketAddr]) -> Config {
     let mut c = config_for(origin);
@@ -38,17 +34,6 @@ async fn relay(from: SocketAddr, to: SocketAddr) -> tokio::task::JoinHandle<()> 
             });
         }
     })
-}
-
-async fn wait_for(mut cond: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +91,7 @@ async fn purge_ban_and_key_purge_reach_every_node_even_one_that_was_down() {
     // A and B are coherent at once (B got A's, A got B's).
     for node in [a.addr(), b.addr()] {
         assert!(
-            wait_for(async || get(node, "/x").await.x_cache() == "MISS").await,
+            eventually(async || get(node, "/x").await.x_cache() == "MISS").await,
             "purge missing on {node}"
         );
         assert_eq!(get(node, "/banned/1").await.x_cache(), "MISS");
@@ -119,10 +104,10 @@ async fn purge_ban_and_key_purge_reach_every_node_even_one_that_was_down() {
     // C comes back: the retries deliver, in order.
     let _relay = relay(c_via_relay, admin_c).await;
     assert!(
-        wait_for(async || c.proxy.bans().len() == 1).await,
+        eventually(async || c.proxy.bans().len() == 1).await,
         "ban never reached C"
     );
-    assert!(wait_for(async || get(c.addr(), "/x").await.x_cache() == "MISS").await);
+    assert!(eventually(async || get(c.addr(), "/x").await.x_cache() == "MISS").await);
     assert_eq!(get(c.addr(), "/banned/1").await.x_cache(), "MISS");
     assert_eq!(get(c.addr(), "/tagged").await.x_cache(), "STALE");
     assert!(get(c.addr(), "/kept").await.x_cache().starts_with("HIT"));

@@ -19,6 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use lacquer::config::{BackendConfig, Config};
+use lacquer::policy::vcl::VclPolicy;
+
+pub use crate::poll::*;
 
 /// An HTTP-date `offset` seconds from now (negative: in the past).
 pub fn http_date(offset: i64) -> String {
@@ -380,6 +383,49 @@ pub async fn lacquer_no_grace(origin: &Origin) -> lacquer::server::Running {
     .await
 }
 
+/// lacquer in front of `origin` running the vcl-lite policy `source`.
+pub async fn with_policy(origin: SocketAddr, source: &str) -> lacquer::server::Running {
+    with_policy_and(origin, source, |_| {}).await
+}
+
+/// lacquer in front of `origin` running the vcl-lite policy `source`, with
+/// settings changed by `tweak`.
+pub async fn with_policy_and(
+    origin: SocketAddr,
+    source: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> lacquer::server::Running {
+    let mut config = config_for(origin);
+    tweak(&mut config);
+    let config = Arc::new(config);
+    let policy = Arc::new(VclPolicy::compile(source, "test.vcl").expect("policy compiles"));
+    let proxy = lacquer::pipeline::Proxy::with_policy(config.clone(), policy).expect("proxy");
+    lacquer::server::start_with(config, proxy)
+        .await
+        .expect("start lacquer")
+}
+
+/// Routes `path` to a cacheable answer (`max-age=600`) with `headers`,
+/// whose body is "`path` v`n`" (n: the origin's hit count for `path`).
+pub fn cacheable_with(origin: &Origin, path: &str, headers: &[(&str, &str)]) {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    origin.route(path, move |seen, n| {
+        let mut r = Reply::ok(format!("{} v{n}", seen.path)).header("cache-control", "max-age=600");
+        for (k, v) in &headers {
+            r = r.header(k, v);
+        }
+        r
+    });
+}
+
+/// [`cacheable_with`] without other headers.
+pub fn cacheable(origin: &Origin, path: &str) {
+    cacheable_with(origin, path, &[]);
+}
+
 /// Routes `path` to answer `status` with `headers` and the body "`path` #n"
 /// (n: the origin's hit count for `path`).
 pub fn route_with(origin: &Origin, path: &str, status: u16, headers: &[(&str, &str)]) {
@@ -555,6 +601,25 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A `BAN` request with the ban expression `expr`.
+pub async fn ban(addr: SocketAddr, expr: &str) -> Got {
+    send(addr, "BAN", "/", &[("x-ban", expr)], "").await
+}
+
+/// `data` gzip'd.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("write");
+    e.finish().expect("finish")
+}
+
+/// `members` gzip members of `member_size` zero bytes each, one after the
+/// other (a valid gzip stream of `members * member_size` zeros).
+pub fn zeros_gz(member_size: usize, members: usize) -> Vec<u8> {
+    gzip(&vec![0u8; member_size]).repeat(members)
+}
+
 /// The value of an unlabelled metric on the admin listener at `admin`, if
 /// exposed.
 pub async fn admin_metric(admin: SocketAddr, name: &str) -> Option<u64> {
@@ -574,12 +639,22 @@ pub fn metric(lq: &lacquer::server::Running, name: &str) -> u64 {
 
 /// Resident memory of this process, in bytes (`VmRSS` in /proc/self/status).
 pub fn rss_bytes() -> u64 {
+    proc_status_bytes("VmRSS")
+}
+
+/// The most resident memory this process has had, in bytes (`VmHWM`).
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_bytes("VmHWM")
+}
+
+/// A size in kB from /proc/self/status, in bytes.
+fn proc_status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
         * 1024
 }
 

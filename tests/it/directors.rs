@@ -90,16 +90,6 @@ fn probed(mut c: Config) -> Config {
     c
 }
 
-async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_probe_takes_a_backend_out_and_back_in() {
     let (a, b) = (Origin::start().await, Origin::start().await);
@@ -120,7 +110,7 @@ async fn a_failing_probe_takes_a_backend_out_and_back_in() {
     a_sick.store(true, std::sync::atomic::Ordering::SeqCst);
     let dir = lq.proxy.clone();
     assert!(
-        wait_until(|| !dir.director().backends()[0].is_healthy()).await,
+        eventually(async || !dir.director().backends()[0].is_healthy()).await,
         "a never marked sick"
     );
     let before = a.hits("/x");
@@ -140,7 +130,7 @@ async fn a_failing_probe_takes_a_backend_out_and_back_in() {
     );
     a_sick.store(false, std::sync::atomic::Ordering::SeqCst);
     assert!(
-        wait_until(|| dir.director().backends()[0].is_healthy()).await,
+        eventually(async || dir.director().backends()[0].is_healthy()).await,
         "a never came back"
     );
 }
@@ -167,7 +157,7 @@ async fn with_every_backend_sick_stale_content_or_a_clear_503() {
     assert_eq!(get(lq.addr(), "/page").await.text(), "page v1");
     sick.store(true, std::sync::atomic::Ordering::SeqCst);
     let p = lq.proxy.clone();
-    assert!(wait_until(|| !p.director().backends()[0].is_healthy()).await);
+    assert!(eventually(async || !p.director().backends()[0].is_healthy()).await);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let stale = get(lq.addr(), "/page").await;
     assert_eq!(

@@ -32,9 +32,17 @@ fn slow_origin(delay: Duration, chunks: usize, gap: Duration) -> (String, mpsc::
 }
 
 fn start(backend: &str) -> (Child, String) {
-    let listen = free_addr();
+    let listen = free_addr().to_string();
     let child = Command::new(BIN)
-        .args(["run", "-a", &listen, "-b", backend, "-T", &free_addr()])
+        .args([
+            "run",
+            "-a",
+            &listen,
+            "-b",
+            backend,
+            "-T",
+            &free_addr().to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

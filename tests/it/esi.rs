@@ -4,7 +4,6 @@
 use crate::common::*;
 use http_body_util::BodyExt;
 use lacquer::config::{ByteSize, EsiOnError, Seconds};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 const ESI: (&str, &str) = ("surrogate-control", "content=\"ESI/1.0\"");
@@ -395,12 +394,6 @@ async fn malformed_markup_is_removed_and_the_rest_delivered() {
     assert_eq!(value("lacquer_esi_includes_total"), 1, "{metrics}");
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("write");
-    e.finish().expect("finish")
-}
-
 #[tokio::test]
 async fn gzipped_pages_and_fragments_are_decoded() {
     let origin = Origin::start().await;
@@ -614,13 +607,6 @@ async fn a_background_refresh_of_a_page_fetches_no_fragment() {
         "the refresh, whose response nobody reads, assembled nothing"
     );
     assert_eq!(get(lq.addr(), "/bg").await.text(), "v2[live#3]");
-}
-
-/// A gzip stream (of `members` members) decoding to `members` times
-/// `member_size` zero bytes: a few KiB that expand to MiBs.
-fn zeros_gz(member_size: usize, members: usize) -> Vec<u8> {
-    let one = gzip(&vec![0u8; member_size]);
-    one.repeat(members)
 }
 
 #[tokio::test]

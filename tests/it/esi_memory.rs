@@ -80,14 +80,6 @@ async fn a_client_that_does_not_read_holds_a_bounded_part_of_the_page() {
     assert!(text.trim_end().ends_with("0"), "chunked body complete");
 }
 
-/// A gzip stream decoding to `size` zero bytes.
-fn zeros_gz(size: usize) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(&vec![0u8; size]).expect("write");
-    e.finish().expect("finish")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_do_not_read_a_page_of_one_gzipped_fragment_share_its_bytes() {
     if !in_own_process(
@@ -105,7 +97,7 @@ async fn clients_that_do_not_read_a_page_of_one_gzipped_fragment_share_its_bytes
             .header("surrogate-control", "content=\"ESI/1.0\"")
             .header("cache-control", "max-age=60")
     });
-    let zipped = zeros_gz(DECODED);
+    let zipped = zeros_gz(DECODED, 1);
     origin.route("/gzf", move |_, _| {
         Reply::ok(zipped.clone())
             .header("content-encoding", "gzip")

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::process::*;
 
@@ -52,18 +52,6 @@ fn healthz(addr: &str, wait: Duration) -> String {
     )
 }
 
-/// Polls `f` every 100 ms until it is true or `limit` has passed.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 /// User + system CPU time the process has used so far.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -93,7 +81,7 @@ fn open_files_limit(pid: u32) -> (String, String) {
 
 #[test]
 fn out_of_descriptors_backs_off_quietly_and_recovers() {
-    let (listen, admin) = (free_addr(), free_addr());
+    let (listen, admin) = (free_addr().to_string(), free_addr().to_string());
     let log = scratch("emfile.log");
     let child = Running(start_limited(
         "ulimit -n 64",
@@ -102,7 +90,7 @@ fn out_of_descriptors_backs_off_quietly_and_recovers() {
     ));
     let pid = child.0.id();
     assert!(
-        eventually(Duration::from_secs(10), || healthz(
+        eventually_blocking(Duration::from_secs(10), || healthz(
             &listen,
             Duration::from_secs(2)
         )
@@ -139,7 +127,7 @@ fn out_of_descriptors_backs_off_quietly_and_recovers() {
     // Descriptors come back: both listeners serve again.
     drop(held);
     assert!(
-        eventually(Duration::from_secs(5), || healthz(
+        eventually_blocking(Duration::from_secs(5), || healthz(
             &listen,
             Duration::from_millis(500)
         )
@@ -154,7 +142,7 @@ fn out_of_descriptors_backs_off_quietly_and_recovers() {
         )
     };
     assert!(
-        eventually(Duration::from_secs(5), || counts(())
+        eventually_blocking(Duration::from_secs(5), || counts(())
             .starts_with("HTTP/1.1 200")),
         "admin listener did not recover"
     );
@@ -164,7 +152,7 @@ fn out_of_descriptors_backs_off_quietly_and_recovers() {
 fn the_soft_limit_is_raised_for_max_connections_when_the_hard_limit_allows() {
     let conf = scratch("raise.toml");
     std::fs::write(&conf, "[server]\nmax_connections = 1000\n").unwrap();
-    let (listen, admin) = (free_addr(), free_addr());
+    let (listen, admin) = (free_addr().to_string(), free_addr().to_string());
     let log = scratch("raise.log");
     let child = Running(start_limited(
         "ulimit -Sn 64 && ulimit -Hn 4096",
@@ -182,7 +170,7 @@ fn the_soft_limit_is_raised_for_max_connections_when_the_hard_limit_allows() {
         &log,
     ));
     assert!(
-        eventually(Duration::from_secs(10), || healthz(
+        eventually_blocking(Duration::from_secs(10), || healthz(
             &listen,
             Duration::from_secs(2)
         )

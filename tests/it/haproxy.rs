@@ -11,16 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
+use crate::process::{free_addr, scratch_dir, wait_until, BIN};
 /// The demo origin's `/style.css`, cached an hour (any query string).
 const CSS: &str = include_str!("../../fixtures/demo/style.css");
 /// Sent by the test straight to a node, which expects a PROXY header.
 const PROXY_V1: &str = "PROXY TCP4 127.0.0.9 127.0.0.1 40000 80\r\n";
-
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
 
 fn haproxy_bin() -> Option<String> {
     for p in [
@@ -55,7 +50,7 @@ struct Proc {
 
 impl Topology {
     fn new() -> Topology {
-        let dir = std::env::temp_dir().join(format!("lacquer-haproxy-{}", std::process::id()));
+        let dir = scratch_dir("haproxy");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Topology {
@@ -343,18 +338,6 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Polls `check` every 50 ms for up to 10 s.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened within 10 s: {what}");
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -377,7 +360,7 @@ async fn haproxy_two_lacquer_processes_two_origin_processes() {
     }
 
     for (i, app) in apps.iter().enumerate() {
-        eventually(&format!("app{} up", i + 1), async || {
+        wait_until(&format!("app{} up", i + 1), async || {
             topo.check_running();
             let r = request_from("127.0.0.1", *app, "", "GET", "/health").await;
             r.is_some_and(|r| r.status == 200 && r.origin() == format!("app{}", i + 1))
@@ -396,7 +379,7 @@ async fn haproxy_two_lacquer_processes_two_origin_processes() {
     }
 
     for (i, admin_addr) in admins.iter().enumerate() {
-        eventually(
+        wait_until(
             &format!("node{} up, both apps healthy", i + 1),
             async || {
                 topo.check_running();
@@ -418,7 +401,7 @@ async fn haproxy_two_lacquer_processes_two_origin_processes() {
         ("node1".to_string(), "UP".to_string()),
         ("node2".to_string(), "UP".to_string()),
     ]);
-    eventually("haproxy up, both nodes UP", async || {
+    wait_until("haproxy up, both nodes UP", async || {
         topo.check_running();
         haproxy_servers(&socket) == both_up
             && request_from("127.0.0.1", front, "", "GET", "/healthz")
@@ -486,7 +469,7 @@ async fn haproxy_two_lacquer_processes_two_origin_processes() {
     let purge = via_haproxy("127.0.0.2", front, "PURGE", purged).await;
     assert_eq!(purge.status, 200, "{purge:?}");
     for (i, node) in nodes.iter().enumerate() {
-        eventually(&format!("purge effective on node{}", i + 1), async || {
+        wait_until(&format!("purge effective on node{}", i + 1), async || {
             let r = direct(*node, purged).await;
             assert_eq!(r.status, 200, "{r:?}");
             assert_eq!(r.via(), format!("1.1 node{}", i + 1));
@@ -509,7 +492,7 @@ async fn haproxy_two_lacquer_processes_two_origin_processes() {
     );
     topo.kill("app1");
     for (i, admin_addr) in admins.iter().enumerate() {
-        eventually(&format!("app1 sick on node{}", i + 1), async || {
+        wait_until(&format!("app1 sick on node{}", i + 1), async || {
             let b = admin(*admin_addr, "/backends").await.unwrap_or_default();
             health_of(&b, "app1") == Some("sick") && health_of(&b, "app2") == Some("healthy")
         })
@@ -542,7 +525,7 @@ async fn haproxy_two_lacquer_processes_two_origin_processes() {
             assert_eq!(r.origin(), "app2", "{url}: app1 is down");
         }
     }
-    eventually("haproxy marks node1 DOWN", async || {
+    wait_until("haproxy marks node1 DOWN", async || {
         haproxy_servers(&socket).get("node1").map(String::as_str) == Some("DOWN")
     })
     .await;

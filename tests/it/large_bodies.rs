@@ -12,16 +12,6 @@ use std::time::Duration;
 const GIB: usize = 1 << 30;
 const CHUNK: usize = 1 << 20;
 
-fn peak_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
 async fn download(addr: std::net::SocketAddr, path: &str) -> (u16, String, usize) {
     let resp = get_streaming(addr, path).await;
     let status = resp.status().as_u16();

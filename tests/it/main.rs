@@ -19,6 +19,7 @@
 
 // Shared helpers.
 mod common;
+mod poll;
 mod process;
 
 // Test modules, one per topic.

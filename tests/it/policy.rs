@@ -1,17 +1,10 @@
 //! vcl-lite policies in lacquer: vcl_recv and vcl_hash decide, a sub with
 //! no return falls through to the built-in policy.
 use crate::common::*;
-use lacquer::policy::vcl::VclPolicy;
+use crate::process::scratch_dir;
 use std::sync::Arc;
 
-async fn with_policy(origin: &Origin, source: &str) -> lacquer::server::Running {
-    let config = Arc::new(config_for(origin.addr));
-    let policy = Arc::new(VclPolicy::compile(source, "test.vcl").expect("policy compiles"));
-    let proxy = lacquer::pipeline::Proxy::with_policy(config.clone(), policy).unwrap();
-    lacquer::server::start_with(config, proxy).await.unwrap()
-}
-
-fn cacheable(origin: &Origin, path: &str) {
+fn echoes_cookie(origin: &Origin, path: &str) {
     origin.route(path, |seen, n| {
         let cookie = seen.header_or_none("cookie");
         Reply::ok(format!("v{n} cookie={cookie}")).header("cache-control", "max-age=60")
@@ -43,9 +36,9 @@ sub vcl_hash {
 async fn recv_passes_strips_cookies_and_answers_synth() {
     let origin = Origin::start().await;
     for p in ["/admin/x", "/style.css", "/page"] {
-        cacheable(&origin, p);
+        echoes_cookie(&origin, p);
     }
-    let lq = with_policy(&origin, POLICY).await;
+    let lq = with_policy(origin.addr, POLICY).await;
     let a = lq.addr();
     for _ in 0..2 {
         assert_eq!(get(a, "/admin/x").await.x_cache(), "PASS");
@@ -66,8 +59,8 @@ async fn recv_passes_strips_cookies_and_answers_synth() {
 #[tokio::test]
 async fn vcl_hash_adds_to_the_key() {
     let origin = Origin::start().await;
-    cacheable(&origin, "/t");
-    let lq = with_policy(&origin, POLICY).await;
+    echoes_cookie(&origin, "/t");
+    let lq = with_policy(origin.addr, POLICY).await;
     let a = lq.addr();
     for tenant in ["a", "b", "a", "b"] {
         get_with(a, "/t", &[("x-tenant", tenant)]).await;
@@ -78,9 +71,9 @@ async fn vcl_hash_adds_to_the_key() {
 #[tokio::test]
 async fn the_default_policy_in_vcl_lite_behaves_as_the_builtin() {
     let origin = Origin::start().await;
-    cacheable(&origin, "/d");
+    echoes_cookie(&origin, "/d");
     origin.route("/post", |_, _| Reply::ok("posted"));
-    let lq = with_policy(&origin, vcl_lite::DEFAULT_POLICY).await;
+    let lq = with_policy(origin.addr, vcl_lite::DEFAULT_POLICY).await;
     let a = lq.addr();
     assert_eq!(get(a, "/d").await.x_cache(), "MISS");
     assert!(get(a, "/d").await.x_cache().starts_with("HIT"));
@@ -96,8 +89,7 @@ async fn reloading_the_policy_twenty_times_under_load_fails_no_request() {
         let tag = seen.header_or_none("x-policy");
         Reply::ok(tag).header("cache-control", "no-store")
     });
-    let dir = std::env::temp_dir().join(format!("lacquer-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("reload");
     let file = dir.join("policy.vcl");
     let version =
         |n: usize| format!("sub vcl_recv {{\n    set req.http.x-policy = \"v{n}\";\n}}\n");
@@ -190,7 +182,7 @@ async fn backend_response_sets_ttls_and_storability_per_path() {
             .header("cache-control", "max-age=60")
             .header("set-cookie", "a=b")
     });
-    let lq = with_policy(&origin, TTL_POLICY).await;
+    let lq = with_policy(origin.addr, TTL_POLICY).await;
     let a = lq.addr();
     for p in ["/static/app.js", "/plain", "/nocache/x", "/force/x"] {
         let first = get(a, p).await;
@@ -227,7 +219,7 @@ async fn the_static_cookies_example_caches_static_files_once_for_everyone() {
             .header("set-cookie", "tracking=1")
     });
     let example = include_str!("../../vcl-lite/examples/static_cookies.vcl");
-    let lq = with_policy(&origin, example).await;
+    let lq = with_policy(origin.addr, example).await;
     let a = lq.addr();
     let first = get_with(a, "/site.css", &[("cookie", "session=alice")]).await;
     assert_eq!(first.text(), "css v1 cookie=false");
@@ -247,7 +239,7 @@ async fn the_per_path_ttl_example_stores_assets_and_passes_errors() {
             .header("cache-control", "max-age=60")
     });
     let example = include_str!("../../vcl-lite/examples/per_path_ttl.vcl");
-    let lq = with_policy(&origin, example).await;
+    let lq = with_policy(origin.addr, example).await;
     let a = lq.addr();
     for _ in 0..3 {
         get(a, "/assets/app.1234.js").await;
@@ -275,8 +267,7 @@ async fn reload_applies_settings_reports_restart_only_keys_and_refuses_bad_files
         Reply::ok(format!("slow {n}")).delay(std::time::Duration::from_millis(400))
     });
     origin.route("/plain", |_, n| Reply::ok(format!("plain {n}")));
-    let dir = std::env::temp_dir().join(format!("lacquer-settings-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("settings");
     let file = dir.join("lacquer.toml");
     std::fs::write(&file, settings_text(origin.addr, "127.0.0.1:0", "one", "")).unwrap();
     let config = lacquer::config::Config::from_file(&file).unwrap();

@@ -2,28 +2,10 @@
 //! a real origin, the policy compiled as shipped (or with its switch
 //! flipped, as an operator would), and what the client sees.
 use crate::common::*;
-use lacquer::policy::vcl::VclPolicy;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-async fn with_policy(origin: SocketAddr, source: &str) -> lacquer::server::Running {
-    with_policy_and(origin, source, |_| {}).await
-}
-
-async fn with_policy_and(
-    origin: SocketAddr,
-    source: &str,
-    tweak: impl FnOnce(&mut lacquer::config::Config),
-) -> lacquer::server::Running {
-    let mut config = config_for(origin);
-    tweak(&mut config);
-    let config = Arc::new(config);
-    let policy = Arc::new(VclPolicy::compile(source, "example.vcl").expect("policy compiles"));
-    let proxy = lacquer::pipeline::Proxy::with_policy(config.clone(), policy).unwrap();
-    lacquer::server::start_with(config, proxy).await.unwrap()
-}
 
 /// One request on a connection that starts with a PROXY v1 header naming
 /// `client` as the client address; the raw response.

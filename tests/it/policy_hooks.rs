@@ -3,23 +3,7 @@
 //! vcl_backend_fetch, vcl_backend_response, vcl_backend_error, restarts
 //! and req.grace.
 use crate::common::*;
-use lacquer::policy::vcl::VclPolicy;
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-async fn with_policy(origin: SocketAddr, source: &str) -> lacquer::server::Running {
-    let config = Arc::new(config_for(origin));
-    let policy = Arc::new(VclPolicy::compile(source, "test.vcl").expect("policy compiles"));
-    let proxy = lacquer::pipeline::Proxy::with_policy(config.clone(), policy).unwrap();
-    lacquer::server::start_with(config, proxy).await.unwrap()
-}
-
-fn cacheable(origin: &Origin, path: &str) {
-    let p = path.to_string();
-    origin.route(path, move |_, n| {
-        Reply::ok(format!("{p} v{n}")).header("cache-control", "max-age=60")
-    });
-}
 
 /// An origin address where nothing listens.
 async fn dead_address() -> SocketAddr {

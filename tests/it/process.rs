@@ -2,27 +2,32 @@
 //! loopback addresses, scratch directories, a plain-thread origin, and a
 //! child process that is killed when the test ends.
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::poll::*;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
 
-/// A loopback address with a port that was free a moment ago.
-pub fn free_addr() -> String {
+/// A loopback address with a port that was free a moment ago (for a
+/// process, or a listener, started later by the test).
+pub fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
+    l.local_addr().expect("addr")
 }
 
-/// Waits (up to 10 s) until something accepts connections on `addr`.
+/// Waits (up to [`DEADLINE`]) until something accepts connections on
+/// `addr`.
 pub fn wait_listening(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_blocking(&format!("something listening on {addr}"), || {
+        TcpStream::connect(addr).is_ok()
+    });
 }
 
 /// A directory of this test process's own under the temp dir.
@@ -64,6 +69,24 @@ pub fn line_origin(
     addr
 }
 
+/// A line origin answering every request with a cacheable
+/// (`max-age=300`) "hit `n`", n counting the requests; its address and the
+/// count.
+pub fn counting_origin() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let addr = line_origin(move |_, s| {
+        let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        let body = format!("hit {n}");
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    (addr, hits)
+}
+
 /// A child process killed (and reaped) when the test ends, passed or not.
 pub struct Running(pub Child);
 
@@ -76,12 +99,11 @@ impl Drop for Running {
 
 /// Waits up to `limit` for `child` to exit; panics when it does not.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "lacquer did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut status = None;
+    let exited = eventually_blocking(limit, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    assert!(exited, "lacquer did not exit within {limit:?}");
+    status.expect("exited")
 }

@@ -3,28 +3,10 @@
 //! connects from anywhere else cannot claim an address inside `purge_acl`.
 //! 127.0.0.1 and 127.0.0.2 are both loopback, and tell the two apart.
 use crate::process::*;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// An origin answering every GET with a cacheable body; counts requests.
-fn origin() -> (String, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
-    let addr = line_origin(move |_, s| {
-        let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
-        let body = format!("hit {n}");
-        let _ = write!(
-            s,
-            "HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-    });
-    (addr, hits)
-}
 
 struct Lacquer {
     _child: Running,
@@ -34,7 +16,7 @@ struct Lacquer {
 
 fn start(name: &str, backend: &str, extra: &str) -> Lacquer {
     let dir = scratch_dir(&format!("proxy-trust-{name}"));
-    let listen = free_addr();
+    let listen = free_addr().to_string();
     let settings = dir.join("lacquer.toml");
     std::fs::write(
         &settings,
@@ -105,7 +87,7 @@ fn purge(source: &str, to: &str) -> String {
 
 #[test]
 fn an_untrusted_source_cannot_forge_a_purging_client() {
-    let (backend, hits) = origin();
+    let (backend, hits) = counting_origin();
     // Trusting 127.0.0.1/32 only, so that 127.0.0.2 plays an outside client.
     let lq = start(
         "narrow",
@@ -143,7 +125,7 @@ fn an_untrusted_source_cannot_forge_a_purging_client() {
 
 #[test]
 fn proxy_protocol_from_names_the_trusted_hosts() {
-    let (backend, _) = origin();
+    let (backend, _) = counting_origin();
     let lq = start(
         "other",
         &backend,

@@ -3,14 +3,6 @@
 use crate::common::*;
 use std::time::Duration;
 
-fn cacheable(origin: &Origin, path: &str) {
-    origin.route(path, |seen, n| {
-        Reply::ok(format!("{} v{n}", seen.path))
-            .header("cache-control", "max-age=60")
-            .header("vary", "accept-language")
-    });
-}
-
 async fn purge(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Got {
     send(addr, "PURGE", path, headers, "").await
 }
@@ -18,7 +10,7 @@ async fn purge(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)])
 #[tokio::test]
 async fn purge_removes_every_variant_of_the_url_and_only_that_host() {
     let origin = Origin::start().await;
-    cacheable(&origin, "/p");
+    cacheable_with(&origin, "/p", &[("vary", "accept-language")]);
     let lq = lacquer_for(&origin).await;
     let a = lq.addr();
     for lang in ["en", "fr"] {
@@ -46,7 +38,7 @@ async fn purge_removes_every_variant_of_the_url_and_only_that_host() {
 #[tokio::test]
 async fn clients_outside_the_acl_get_405_and_nothing_changes() {
     let origin = Origin::start().await;
-    cacheable(&origin, "/acl");
+    cacheable_with(&origin, "/acl", &[("vary", "accept-language")]);
     let mut config = config_for(origin.addr);
     config.invalidation.purge_acl =
         lacquer::invalidate::acl::Acl(vec!["10.0.0.0/8".parse().unwrap()]);
