@@ -116,7 +116,9 @@ fn client_triggered_log_lines_are_rate_limited() {
         );
     }
     let seconds = started.elapsed().as_secs() + 1;
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until_blocking("a refusal logged", || {
+        std::fs::read_to_string(&stderr).is_ok_and(|log| log.contains("bad request refused"))
+    });
     let _ = child.kill();
     let _ = child.wait();
     let log = std::fs::read_to_string(&stderr).unwrap();

@@ -101,13 +101,10 @@ async fn max_bans_refuses_with_429_until_the_lurker_drops_bans() {
     // Once the object has been looked up past every ban (here: purged), the
     // lurker drops them and bans are accepted again.
     assert_eq!(send(a, "PURGE", "/page", &[], "").await.status, 200);
-    for _ in 0..50 {
-        if lq.proxy.bans().is_empty() {
-            break;
-        }
-        sleep_ms(100).await;
-    }
-    assert!(lq.proxy.bans().is_empty(), "bans were not dropped");
+    wait_until("the lurker drops the bans", async || {
+        lq.proxy.bans().is_empty()
+    })
+    .await;
     assert_eq!(ban(a, "req.http.x-user == u3").await.status, 200);
 }
 
@@ -141,13 +138,10 @@ async fn identical_regexes_are_compiled_and_charged_once() {
     assert_eq!(lq.proxy.bans().regex_count(), 2);
     // The regex goes with the last ban using it.
     assert_eq!(send(a, "PURGE", "/page", &[], "").await.status, 200);
-    for _ in 0..50 {
-        if lq.proxy.bans().is_empty() {
-            break;
-        }
-        sleep_ms(100).await;
-    }
-    assert!(lq.proxy.bans().is_empty(), "bans were not dropped");
+    wait_until("the lurker drops the bans", async || {
+        lq.proxy.bans().is_empty()
+    })
+    .await;
     assert_eq!(lq.proxy.bans().regex_count(), 0);
     assert_eq!(bytes().await, 0);
 }

@@ -256,19 +256,17 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut answers = Vec::new();
-    while answers.len() < 2 && Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(&listen) {
+    wait_listening(&listen);
+    let answers: Vec<String> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&listen).unwrap();
             s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .unwrap();
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
-            answers.push(out);
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+            out
+        })
+        .collect();
     // The admin commands talk to it.
     let ban = lacquer(&["ban", "req.url ~ ^/nothing", "-T", &admin]);
     let bans = lacquer(&["bans", "-T", &admin]);
@@ -427,17 +425,7 @@ fn sigterm_drains_and_exits_cleanly() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "lacquer did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
 

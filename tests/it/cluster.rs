@@ -88,14 +88,22 @@ async fn purge_ban_and_key_purge_reach_every_node_even_one_that_was_down() {
     .await;
     assert_eq!(by_key.status, 200, "{}", by_key.text());
 
-    // A and B are coherent at once (B got A's, A got B's).
+    // A and B are coherent at once (B got A's, A got B's), each peer's
+    // invalidations in the order they were sent, but A's and B's in no
+    // order between them.
     for node in [a.addr(), b.addr()] {
         assert!(
             eventually(async || get(node, "/x").await.x_cache() == "MISS").await,
             "purge missing on {node}"
         );
-        assert_eq!(get(node, "/banned/1").await.x_cache(), "MISS");
-        assert_eq!(get(node, "/tagged").await.x_cache(), "STALE");
+        assert!(
+            eventually(async || get(node, "/banned/1").await.x_cache() == "MISS").await,
+            "ban missing on {node}"
+        );
+        assert!(
+            eventually(async || get(node, "/tagged").await.x_cache() == "STALE").await,
+            "key purge missing on {node}"
+        );
     }
     // C was unreachable: it still has everything.
     assert!(get(c.addr(), "/x").await.x_cache().starts_with("HIT"));
@@ -109,7 +117,11 @@ async fn purge_ban_and_key_purge_reach_every_node_even_one_that_was_down() {
     );
     assert!(eventually(async || get(c.addr(), "/x").await.x_cache() == "MISS").await);
     assert_eq!(get(c.addr(), "/banned/1").await.x_cache(), "MISS");
-    assert_eq!(get(c.addr(), "/tagged").await.x_cache(), "STALE");
+    // B's key purge comes on B's retries, not A's.
+    assert!(
+        eventually(async || get(c.addr(), "/tagged").await.x_cache() == "STALE").await,
+        "key purge never reached C"
+    );
     assert!(get(c.addr(), "/kept").await.x_cache().starts_with("HIT"));
     // Each node applied the ban once (nothing bounced back and forth).
     for node in [&a, &b, &c] {

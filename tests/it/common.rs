@@ -34,19 +34,56 @@ pub fn http_date(offset: i64) -> String {
     httpdate::fmt_http_date(t)
 }
 
-/// Sleeps `ms` milliseconds.
+/// Sleeps `ms` milliseconds: only where time passing is the scenario (a
+/// TTL running out, a client or backend that is slow); to wait for
+/// something to happen, poll it (`wait_until`, `wait_stored`).
 pub async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
-}
-
-/// Lets a miss finish storing its object before the next request.
-pub async fn settle() {
-    sleep_ms(50).await;
 }
 
 /// Long enough for a `max-age=1` object to be stale.
 pub async fn expire() {
     sleep_ms(1100).await;
+}
+
+/// Objects (variants, fresh or not) stored for `url` (path and query),
+/// under any host.
+pub fn stored(lq: &lacquer::server::Running, url: &str) -> usize {
+    lq.proxy
+        .store()
+        .objects()
+        .filter(|(_, o)| &*o.url == url)
+        .count()
+}
+
+/// Waits until at least `n` objects (variants) are stored for `url`. A
+/// miss stores its object once the backend's body has ended, which may be
+/// just after the client got its last byte: a test that needs it stored
+/// before its next request waits for it.
+pub async fn wait_stored_n(lq: &lacquer::server::Running, url: &str, n: usize) {
+    wait_until(&format!("{n} object(s) stored for {url}"), async || {
+        stored(lq, url) >= n
+    })
+    .await;
+}
+
+/// Waits until an object is stored for `url` (see [`wait_stored_n`]).
+pub async fn wait_stored(lq: &lacquer::server::Running, url: &str) {
+    wait_stored_n(lq, url, 1).await;
+}
+
+/// Waits until a fresh object is stored for `url`: the refetch (a
+/// background refresh in grace, a revalidation answered 200) that replaces
+/// an expired one.
+pub async fn wait_fresh(lq: &lacquer::server::Running, url: &str) {
+    wait_until(&format!("a fresh object stored for {url}"), async || {
+        let now = SystemTime::now();
+        lq.proxy
+            .store()
+            .objects()
+            .any(|(_, o)| &*o.url == url && o.freshness.is_fresh(now))
+    })
+    .await;
 }
 
 /// What the origin saw of one request.
@@ -555,11 +592,28 @@ pub async fn send(
     }
 }
 
-/// Two GETs of `path` (with `headers`), the second once the first has
-/// settled; returns both responses.
-pub async fn get_twice(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (Got, Got) {
+/// Two GETs of `path` (with `headers`), the second once the first's object
+/// is stored; returns both responses.
+pub async fn get_twice(
+    lq: &lacquer::server::Running,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (Got, Got) {
+    let a = get_with(lq.addr(), path, headers).await;
+    wait_stored(lq, path).await;
+    let b = get_with(lq.addr(), path, headers).await;
+    (a, b)
+}
+
+/// Two GETs of `path` (with `headers`), one after the other: for answers
+/// that are not stored (nothing to wait for: lacquer decides that before
+/// it sends the head).
+pub async fn get_unstored_twice(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (Got, Got) {
     let a = get_with(addr, path, headers).await;
-    settle().await;
     let b = get_with(addr, path, headers).await;
     (a, b)
 }

@@ -83,8 +83,9 @@ fn sigterm_lets_a_slow_backend_answer_reach_the_client() {
         .expect("the request reached the origin");
     sigterm(&child);
     // Draining: no new connection is accepted while the request finishes.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(TcpStream::connect(&listen).is_err(), "still accepting");
+    wait_until_blocking("the listener closed", || {
+        TcpStream::connect(&listen).is_err()
+    });
     assert!(
         child.try_wait().unwrap().is_none(),
         "exited before the answer"
@@ -103,6 +104,8 @@ fn sigterm_lets_a_streaming_body_finish() {
     arrived
         .recv_timeout(Duration::from_secs(10))
         .expect("the request reached the origin");
+    // The scenario: SIGTERM comes while the body is streaming (3 of its 20
+    // chunks, 100 ms apart, are out).
     std::thread::sleep(Duration::from_millis(300));
     sigterm(&child);
     let answer = client.join().unwrap();

@@ -46,7 +46,9 @@ async fn includes_are_assembled_and_cached_separately() {
     assert_eq!(first.text(), "<html>A#1|B#1</html>");
     assert_eq!(first.x_cache(), "MISS");
     assert!(first.header("surrogate-control").is_none());
-    settle().await;
+    for url in ["/page", "/a", "/b"] {
+        wait_stored(&lq, url).await;
+    }
     let second = get(lq.addr(), "/page").await;
     assert_eq!(second.text(), "<html>A#1|B#1</html>");
     assert!(is_hit(&second), "{}", second.x_cache());
@@ -138,7 +140,9 @@ async fn nested_includes_and_relative_and_absolute_src() {
         Some(&b"cdn.example"[..])
     );
     // Again, all from the cache, nested page included.
-    settle().await;
+    for url in ["/shop/index.html", "/shop/box", "/inner", "/abs", "/c"] {
+        wait_stored(&lq, url).await;
+    }
     let again = get(lq.addr(), "/shop/index.html").await;
     assert_eq!(again.text(), "[box(inner#1)][abs#1][cdn#1][]");
     assert!(again.header("content-length").is_some());
@@ -228,7 +232,7 @@ async fn timeouts_and_refused_connections_fail_the_include() {
     assert_eq!(get(lq.addr(), "/t").await.text(), "slow failed");
     // The page is cached; the fragment is not (max-age=0). Origin down.
     assert_eq!(get(lq.addr(), "/r").await.text(), "gone#1");
-    settle().await;
+    wait_stored(&lq, "/r").await;
     origin.stop();
     assert_eq!(get(lq.addr(), "/r").await.text(), "refused");
 }
@@ -415,7 +419,8 @@ async fn gzipped_pages_and_fragments_are_decoded() {
         let got = get_with(lq.addr(), "/gz", &[("accept-encoding", "gzip")]).await;
         assert_eq!(got.text(), "<p>zipped fragment</p>");
         assert!(got.header("content-encoding").is_none());
-        settle().await;
+        wait_stored(&lq, "/gz").await;
+        wait_stored(&lq, "/z").await;
     }
     let seen = origin.last("/z").expect("fragment fetched");
     assert!(seen.headers.get("accept-encoding").is_none());
@@ -441,7 +446,7 @@ async fn ten_slow_includes_are_fetched_at_once_and_streamed_in_order() {
     page(&origin, "/ten", body);
     let lq = lacquer_for(&origin).await;
     get(lq.addr(), "/ten").await; // the page is stored; fragments never are
-    settle().await;
+    wait_stored(&lq, "/ten").await;
     let start = Instant::now();
     let mut resp = get_streaming(lq.addr(), "/ten").await;
     let first = resp
@@ -595,11 +600,8 @@ async fn a_background_refresh_of_a_page_fetches_no_fragment() {
     let stale = get(lq.addr(), "/bg").await;
     assert_eq!(stale.x_cache(), "STALE");
     assert_eq!(stale.text(), "v1[live#2]");
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while origin.hits("/bg") < 2 && std::time::Instant::now() < deadline {
-        sleep_ms(20).await;
-    }
-    sleep_ms(200).await;
+    // The refreshed page is stored once its refresh is over.
+    wait_fresh(&lq, "/bg").await;
     assert_eq!(origin.hits("/bg"), 2, "the page was refreshed");
     assert_eq!(
         origin.hits("/live"),
@@ -630,14 +632,14 @@ async fn a_gzipped_fragment_is_decoded_once_and_charged_not_at_every_hit() {
     // Stored as the backend sent it, by a client that takes gzip.
     let direct = get_with(lq.addr(), "/zf", &[("accept-encoding", "gzip")]).await;
     assert_eq!(direct.header("content-encoding"), Some("gzip"));
-    settle().await;
+    wait_stored(&lq, "/zf").await;
     let stored_before = metric(&lq, "lacquer_stored_bytes");
     for _ in 0..10 {
         let got = get(lq.addr(), "/zp").await;
         assert_eq!(got.status, 200);
         assert_eq!(got.body.len(), 2 + 8 * text.len());
         assert!(got.body[1..].starts_with(text.as_bytes()));
-        settle().await;
+        wait_stored(&lq, "/zp").await;
     }
     assert_eq!(origin.hits("/zf"), 1);
     assert_eq!(
@@ -672,7 +674,7 @@ async fn a_gzip_bomb_fragment_fails_once_and_is_not_expanded_again() {
     let lq = lacquer_with(&origin, |c| c.esi.max_fragment_size = ByteSize(1 << 20)).await;
     let direct = get_with(lq.addr(), "/bomb", &[("accept-encoding", "gzip")]).await;
     assert_eq!(direct.status, 200);
-    settle().await;
+    wait_stored(&lq, "/bomb").await;
     for _ in 0..5 {
         let got = get(lq.addr(), "/bp").await;
         assert_eq!(got.status, 200);
@@ -681,7 +683,7 @@ async fn a_gzip_bomb_fragment_fails_once_and_is_not_expanded_again() {
             "asmall#1bc",
             "the include failed: alt, then continue"
         );
-        settle().await;
+        wait_stored(&lq, "/bp").await;
     }
     assert_eq!(origin.hits("/bomb"), 1);
     assert_eq!(origin.hits("/small"), 1);
@@ -731,7 +733,7 @@ fn a_page_being_assembled_does_not_block_its_worker() {
             assert_eq!(got.header("content-encoding"), Some("gzip"));
         }
         assert_eq!(get(lq.addr(), "/unrelated").await.text(), "u#1");
-        settle().await;
+        wait_stored(&lq, "/unrelated").await;
         let addr = lq.addr();
         let heavy = tokio::spawn(async move { get(addr, "/heavy").await });
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -41,7 +41,8 @@ async fn a_client_that_does_not_read_holds_a_bounded_part_of_the_page() {
         .write_all(b"GET /big HTTP/1.1\r\nhost: test.example\r\nconnection: close\r\n\r\n")
         .await
         .expect("request");
-    // The client reads nothing for a while: assembly runs as far as it may.
+    // The scenario: the client reads nothing for a while, and assembly runs
+    // as far as it may meanwhile.
     sleep_ms(3000).await;
     let during = rss_bytes();
     let buffered = metric(&lq, "lacquer_esi_buffered_bytes");
@@ -108,7 +109,8 @@ async fn clients_that_do_not_read_a_page_of_one_gzipped_fragment_share_its_bytes
     let first = get(lq.addr(), "/gzpage").await;
     assert_eq!(first.body.len(), INCLUDES * DECODED);
     drop(first);
-    settle().await;
+    wait_stored(&lq, "/gzpage").await;
+    wait_stored(&lq, "/gzf").await;
     let before = rss_bytes();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {

@@ -17,33 +17,35 @@ async fn serving(path: &str, headers: &[(&str, &str)]) -> (Origin, lacquer::serv
 /// `serving` `path` with `headers`, then `assert_stored` without request headers.
 async fn assert_stored_when_served(path: &str, headers: &[(&str, &str)]) {
     let (origin, lq) = serving(path, headers).await;
-    assert_stored(&origin, lq.addr(), path, &[]).await;
+    assert_stored(&origin, &lq, path, &[]).await;
 }
 
 /// `serving` `path` with `headers`, then `assert_not_stored` without request
 /// headers.
 async fn assert_not_stored_when_served(path: &str, headers: &[(&str, &str)]) {
     let (origin, lq) = serving(path, headers).await;
-    assert_not_stored(&origin, lq.addr(), path, &[]).await;
+    assert_not_stored(&origin, &lq, path, &[]).await;
 }
 
-/// GETs `path` (a miss), waits `ms` milliseconds and returns a second GET.
-async fn miss_then_after(addr: std::net::SocketAddr, path: &str, ms: u64) -> Got {
-    let first = get(addr, path).await;
+/// GETs `path` (a miss, stored), lets `ms` milliseconds pass (the object
+/// ages) and returns a second GET.
+async fn miss_then_after(lq: &lacquer::server::Running, path: &str, ms: u64) -> Got {
+    let first = get(lq.addr(), path).await;
     assert_eq!(first.x_cache(), "MISS");
+    wait_stored(lq, path).await;
     sleep_ms(ms).await;
-    get(addr, path).await
+    get(lq.addr(), path).await
 }
 
 /// Asserts that `path` is stored: fetched once, then a hit with the same body.
 async fn assert_stored(
     origin: &Origin,
-    addr: std::net::SocketAddr,
+    lq: &lacquer::server::Running,
     path: &str,
     headers: &[(&str, &str)],
 ) {
     assert_eq!(origin.hits(path), 0, "{path}: fresh path");
-    let (a, b) = get_twice(addr, path, headers).await;
+    let (a, b) = get_twice(lq, path, headers).await;
     assert_eq!(a.x_cache(), "MISS", "{path}: first request");
     assert_eq!(
         origin.hits(path),
@@ -60,16 +62,18 @@ async fn assert_stored(
     assert!(b.header("age").is_some(), "{path}: a hit has Age");
 }
 
-/// Asserts that `path` is not stored: each request reaches the origin, and
-/// the client gets the origin's answer each time.
+/// Asserts that `path` is not stored: each request reaches the origin, the
+/// client gets the origin's answer each time, and the store holds nothing
+/// for it.
 async fn assert_not_stored(
     origin: &Origin,
-    addr: std::net::SocketAddr,
+    lq: &lacquer::server::Running,
     path: &str,
     headers: &[(&str, &str)],
 ) {
     assert_eq!(origin.hits(path), 0, "{path}: fresh path");
-    let (a, b) = get_twice(addr, path, headers).await;
+    let (a, b) = get_unstored_twice(lq.addr(), path, headers).await;
+    assert_eq!(stored(lq, path), 0, "{path}: in the store");
     assert_eq!(
         origin.hits(path),
         2,
@@ -84,7 +88,7 @@ async fn assert_not_stored(
 /// Asserts that two GETs of `path` both reach the origin: the object was
 /// stored already stale (`why` explains the failure).
 async fn assert_refetched(origin: &Origin, addr: std::net::SocketAddr, path: &str, why: &str) {
-    let (a, b) = get_twice(addr, path, &[]).await;
+    let (a, b) = get_unstored_twice(addr, path, &[]).await;
     assert_eq!(a.text(), format!("{path} #1"));
     assert!(!is_hit(&b), "{why}: {:?}", b.x_cache());
     assert_eq!(b.text(), format!("{path} #2"));
@@ -96,7 +100,7 @@ async fn assert_refetched(origin: &Origin, addr: std::net::SocketAddr, path: &st
 #[tokio::test]
 async fn get_200_with_max_age_is_stored() {
     let (origin, lq) = serving("/exp/store/200", &[("cache-control", "max-age=60")]).await;
-    assert_stored(&origin, lq.addr(), "/exp/store/200", &[]).await;
+    assert_stored(&origin, &lq, "/exp/store/200", &[]).await;
     let third = get(lq.addr(), "/exp/store/200").await;
     assert_eq!(third.x_cache(), "HIT 2");
     assert_eq!(third.text(), "/exp/store/200 #1");
@@ -113,7 +117,7 @@ async fn head_after_get_is_a_hit_without_body() {
     let lq = lacquer_for(&origin).await;
     let g = get(lq.addr(), path).await;
     assert_eq!(g.text(), "twelve bytes");
-    settle().await;
+    wait_stored(&lq, path).await;
     let h = send(lq.addr(), "HEAD", path, &[], "").await;
     assert_eq!(h.status, 200);
     assert!(is_hit(&h), "HEAD after GET: {:?}", h.x_cache());
@@ -141,7 +145,7 @@ async fn head_miss_fetches_get_and_stores_it() {
         http::Method::GET,
         "a HEAD miss is fetched with GET"
     );
-    settle().await;
+    wait_stored(&lq, path).await;
     let g = get(lq.addr(), path).await;
     assert!(is_hit(&g), "GET after HEAD miss: {:?}", g.x_cache());
     assert_eq!(g.text(), "full body via GET #1");
@@ -211,10 +215,10 @@ async fn authorization_needs_public_s_maxage_or_must_revalidate() {
         route_with(&origin, path, 200, &[("cache-control", cc)]);
     }
     let lq = lacquer_for(&origin).await;
-    assert_not_stored(&origin, lq.addr(), "/exp/auth/plain", &auth).await;
-    assert_stored(&origin, lq.addr(), "/exp/auth/public", &auth).await;
-    assert_stored(&origin, lq.addr(), "/exp/auth/s-maxage", &auth).await;
-    assert_stored(&origin, lq.addr(), "/exp/auth/must-revalidate", &auth).await;
+    assert_not_stored(&origin, &lq, "/exp/auth/plain", &auth).await;
+    assert_stored(&origin, &lq, "/exp/auth/public", &auth).await;
+    assert_stored(&origin, &lq, "/exp/auth/s-maxage", &auth).await;
+    assert_stored(&origin, &lq, "/exp/auth/must-revalidate", &auth).await;
     // Without Authorization the plain response is stored as usual.
     route_with(
         &origin,
@@ -222,7 +226,7 @@ async fn authorization_needs_public_s_maxage_or_must_revalidate() {
         200,
         &[("cache-control", "max-age=60")],
     );
-    assert_stored(&origin, lq.addr(), "/exp/auth/none", &[]).await;
+    assert_stored(&origin, &lq, "/exp/auth/none", &[]).await;
 }
 
 #[tokio::test]
@@ -263,16 +267,16 @@ async fn status_codes_500_404_302() {
     );
     let lq = lacquer_for(&origin).await;
 
-    assert_not_stored(&origin, lq.addr(), "/exp/status/500", &[]).await;
+    assert_not_stored(&origin, &lq, "/exp/status/500", &[]).await;
     let again = get(lq.addr(), "/exp/status/500").await;
     assert_eq!(again.status, 500);
 
-    assert_stored(&origin, lq.addr(), "/exp/status/404", &[]).await;
+    assert_stored(&origin, &lq, "/exp/status/404", &[]).await;
     let hit = get(lq.addr(), "/exp/status/404").await;
     assert_eq!(hit.status, 404);
     assert_eq!(hit.text(), "/exp/status/404 #1");
 
-    assert_stored(&origin, lq.addr(), "/exp/status/302", &[]).await;
+    assert_stored(&origin, &lq, "/exp/status/302", &[]).await;
     let hit = get(lq.addr(), "/exp/status/302").await;
     assert_eq!(hit.status, 302);
     assert_eq!(hit.header("location"), Some("/elsewhere"));
@@ -297,7 +301,7 @@ async fn s_maxage_beats_max_age() {
         &[("cache-control", "max-age=1, s-maxage=60")],
     );
     let lq = lacquer_no_grace(&origin).await;
-    let later = miss_then_after(lq.addr(), path, 1500).await;
+    let later = miss_then_after(&lq, path, 1500).await;
     assert!(
         is_hit(&later),
         "s-maxage=60 still fresh after 1.5 s: {:?}",
@@ -327,16 +331,10 @@ async fn max_age_beats_expires() {
         &[("cache-control", "max-age=1"), ("expires", &future)],
     );
     let lq = lacquer_no_grace(&origin).await;
-    assert_stored(
-        &origin,
-        lq.addr(),
-        "/exp/fresh/max-age-over-past-expires",
-        &[],
-    )
-    .await;
+    assert_stored(&origin, &lq, "/exp/fresh/max-age-over-past-expires", &[]).await;
 
     let p = "/exp/fresh/max-age-over-future-expires";
-    let later = miss_then_after(lq.addr(), p, 1500).await;
+    let later = miss_then_after(&lq, p, 1500).await;
     assert!(
         !is_hit(&later),
         "max-age=1 is stale after 1.5 s: {:?}",
@@ -355,7 +353,7 @@ async fn expires_minus_date() {
     route_with(&origin, "/exp/expires/past", 200, &[("expires", &past)]);
     route_with(&origin, "/exp/expires/invalid", 200, &[("expires", "0")]);
     let lq = lacquer_no_grace(&origin).await;
-    assert_stored(&origin, lq.addr(), "/exp/expires/ahead", &[]).await;
+    assert_stored(&origin, &lq, "/exp/expires/ahead", &[]).await;
     for path in ["/exp/expires/past", "/exp/expires/invalid"] {
         let why = format!("{path}: already expired, got");
         assert_refetched(&origin, lq.addr(), path, &why).await;
@@ -382,10 +380,12 @@ async fn heuristic_freshness_from_last_modified() {
     );
     route_with(&origin, "/exp/heuristic/none", 200, &[]);
     let lq = lacquer_no_grace(&origin).await;
-    assert_stored(&origin, lq.addr(), "/exp/heuristic/old", &[]).await;
-    assert_stored(&origin, lq.addr(), "/exp/heuristic/recent", &[]).await;
-    assert_not_stored(&origin, lq.addr(), "/exp/heuristic/none", &[]).await;
+    assert_stored(&origin, &lq, "/exp/heuristic/old", &[]).await;
+    assert_stored(&origin, &lq, "/exp/heuristic/recent", &[]).await;
+    assert_not_stored(&origin, &lq, "/exp/heuristic/none", &[]).await;
 
+    // Time passing is the scenario: 2.1 s outlives the recent one's
+    // heuristic lifetime (10% of 15 s), not the old one's.
     sleep_ms(2100).await;
     let old = get(lq.addr(), "/exp/heuristic/old").await;
     assert!(
@@ -412,7 +412,7 @@ async fn default_ttl_stores_responses_without_freshness() {
         c.cache.default_ttl = Some(Seconds(Duration::from_secs(60)))
     })
     .await;
-    assert_stored(&origin, lq.addr(), path, &[]).await;
+    assert_stored(&origin, &lq, path, &[]).await;
     // default_ttl does not override an explicit no-store.
     route_with(
         &origin,
@@ -420,7 +420,7 @@ async fn default_ttl_stores_responses_without_freshness() {
         200,
         &[("cache-control", "no-store")],
     );
-    assert_not_stored(&origin, lq.addr(), "/exp/default-ttl/no-store", &[]).await;
+    assert_not_stored(&origin, &lq, "/exp/default-ttl/no-store", &[]).await;
 }
 
 // ---------------------------------------------------------------- Age
@@ -429,7 +429,7 @@ async fn default_ttl_stores_responses_without_freshness() {
 async fn age_grows_while_stored() {
     let path = "/exp/age/grows";
     let (origin, lq) = serving(path, &[("cache-control", "max-age=60")]).await;
-    let hit = miss_then_after(lq.addr(), path, 1100).await;
+    let hit = miss_then_after(&lq, path, 1100).await;
     assert!(is_hit(&hit));
     let age = age_of(&hit);
     assert!((1..60).contains(&age), "Age after 1.1 s: {age}");
@@ -440,7 +440,7 @@ async fn age_grows_while_stored() {
 async fn origin_age_is_added() {
     let path = "/exp/age/origin-30";
     let (origin, lq) = serving(path, &[("cache-control", "max-age=60"), ("age", "30")]).await;
-    let (a, b) = get_twice(lq.addr(), path, &[]).await;
+    let (a, b) = get_twice(&lq, path, &[]).await;
     assert!(age_of(&a) >= 30, "miss Age {}", age_of(&a));
     assert!(is_hit(&b), "{:?}", b.x_cache());
     let age = age_of(&b);
@@ -478,11 +478,11 @@ async fn vary_accept_encoding_keeps_variants_apart() {
 
     let g1 = get_with(lq.addr(), path, &gzip).await;
     assert_eq!(g1.text(), "encoded gzip #1");
-    settle().await;
+    wait_stored_n(&lq, path, 1).await;
     let b1 = get_with(lq.addr(), path, &br).await;
     assert_eq!(b1.text(), "encoded br #2");
     assert_eq!(b1.x_cache(), "MISS");
-    settle().await;
+    wait_stored_n(&lq, path, 2).await;
     assert_eq!(origin.hits(path), 2);
 
     let g2 = get_with(lq.addr(), path, &gzip).await;
@@ -497,7 +497,7 @@ async fn vary_accept_encoding_keeps_variants_apart() {
     let n1 = get(lq.addr(), path).await;
     assert_eq!(n1.text(), "encoded none #3");
     assert_eq!(origin.hits(path), 3);
-    settle().await;
+    wait_stored_n(&lq, path, 3).await;
     let n2 = get(lq.addr(), path).await;
     assert!(is_hit(&n2), "absent again: {:?}", n2.x_cache());
     assert_eq!(n2.text(), "encoded none #3");
@@ -520,7 +520,7 @@ async fn successful_post_invalidates_the_url() {
         }
     });
     let lq = lacquer_for(&origin).await;
-    let (a, b) = get_twice(lq.addr(), path, &[]).await;
+    let (a, b) = get_twice(&lq, path, &[]).await;
     assert_eq!(a.text(), "page #1");
     assert!(is_hit(&b));
     assert_eq!(origin.hits(path), 1);
@@ -550,7 +550,7 @@ async fn failed_post_does_not_invalidate() {
     let lq = lacquer_for(&origin).await;
     let first = get(lq.addr(), path).await;
     assert_eq!(first.text(), "page #1");
-    settle().await;
+    wait_stored(&lq, path).await;
     let post = send(lq.addr(), "POST", path, &[], "data").await;
     assert_eq!(post.status, 500);
     assert_eq!(origin.hits(path), 2);
@@ -578,11 +578,11 @@ async fn put_invalidates_its_location() {
     route_with(&origin, other, 200, &[("cache-control", "max-age=60")]);
     route_with(&origin, untouched, 200, &[("cache-control", "max-age=60")]);
     let lq = lacquer_for(&origin).await;
-    assert_stored(&origin, lq.addr(), other, &[]).await;
-    assert_stored(&origin, lq.addr(), untouched, &[]).await;
+    assert_stored(&origin, &lq, other, &[]).await;
+    assert_stored(&origin, &lq, untouched, &[]).await;
     let t = get(lq.addr(), target).await;
     assert_eq!(t.text(), "target #1");
-    settle().await;
+    wait_stored(&lq, target).await;
 
     let put = send(lq.addr(), "PUT", target, &[], "new").await;
     assert_eq!(put.status, 201);
@@ -649,20 +649,8 @@ async fn lacquer_cache_control_beats_cdn_cache_control() {
         ],
     );
     let lq = lacquer_for(&origin).await;
-    assert_stored(
-        &origin,
-        lq.addr(),
-        "/exp/targeted/lacquer-over-cdn-store",
-        &[],
-    )
-    .await;
-    assert_not_stored(
-        &origin,
-        lq.addr(),
-        "/exp/targeted/lacquer-over-cdn-no-store",
-        &[],
-    )
-    .await;
+    assert_stored(&origin, &lq, "/exp/targeted/lacquer-over-cdn-store", &[]).await;
+    assert_not_stored(&origin, &lq, "/exp/targeted/lacquer-over-cdn-no-store", &[]).await;
 }
 
 #[tokio::test]
@@ -691,10 +679,10 @@ async fn targeted_fields_are_not_delivered() {
         ],
     );
     let lq = lacquer_for(&origin).await;
-    let (miss, hit) = get_twice(lq.addr(), stored, &[]).await;
+    let (miss, hit) = get_twice(&lq, stored, &[]).await;
     assert!(is_hit(&hit));
     assert_eq!(origin.hits(stored), 1);
-    let (p1, p2) = get_twice(lq.addr(), passed, &[]).await;
+    let (p1, p2) = get_unstored_twice(lq.addr(), passed, &[]).await;
     assert_eq!(origin.hits(passed), 2);
     for (what, g) in [
         ("miss", &miss),

@@ -109,7 +109,10 @@ fn out_of_descriptors_backs_off_quietly_and_recovers() {
         .map(|_| TcpStream::connect(&listen).unwrap())
         .collect();
     held.extend((0..5).map(|_| TcpStream::connect(&admin).unwrap()));
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_blocking("lacquer out of descriptors", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("out of file descriptors"))
+    });
+    // The scenario: 1.5 s out of descriptors, the CPU it takes measured.
     let before = cpu_time(pid);
     std::thread::sleep(Duration::from_millis(1500));
     let used = cpu_time(pid) - before;

@@ -26,7 +26,7 @@ async fn shutdown_lets_requests_in_flight_finish_and_stops_accepting() {
     let lq = lacquer_for(&origin).await;
     let addr = lq.addr();
     let in_flight = tokio::spawn(async move { get(addr, "/slow").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until("/slow at the origin", async || origin.hits("/slow") == 1).await;
     let left = lq.shutdown(Duration::from_secs(5)).await;
     assert_eq!(left, 0, "connections left after the drain");
     let got = in_flight.await.unwrap();
@@ -46,7 +46,7 @@ async fn shutdown_gives_up_after_the_drain_timeout() {
     let lq = lacquer_for(&origin).await;
     let addr = lq.addr();
     let _stuck = tokio::spawn(async move { get(addr, "/stuck").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("/stuck at the origin", async || origin.hits("/stuck") == 1).await;
     assert_eq!(lq.shutdown(Duration::from_millis(300)).await, 1);
 }
 

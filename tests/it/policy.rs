@@ -281,7 +281,7 @@ async fn reload_applies_settings_reports_restart_only_keys_and_refuses_bad_files
 
     // A request in flight finishes under the settings it started with.
     let in_flight = tokio::spawn(async move { get(addr, "/slow").await });
-    sleep_ms(100).await;
+    wait_until("/slow at the origin", async || origin.hits("/slow") == 1).await;
     let default_ttl = "default_ttl = \"60s\"";
     std::fs::write(
         &file,
@@ -311,7 +311,7 @@ async fn reload_applies_settings_reports_restart_only_keys_and_refuses_bad_files
     // The new settings: Via, and a default TTL that now stores /plain.
     let fresh = get(addr, "/plain").await;
     assert_eq!(fresh.header("via"), Some("1.1 two"));
-    settle().await;
+    wait_stored(&lq, "/plain").await;
     assert!(is_hit(&get(addr, "/plain").await), "default_ttl applied");
 
     // An invalid file is refused with its position; the settings stay.

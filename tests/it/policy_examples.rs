@@ -51,7 +51,9 @@ async fn accept_encoding_keeps_one_variant_per_encoding() {
             get_with(a, "/page", &[("accept-encoding", ae)]).await
         };
         assert_eq!(got.status, 200);
-        settle().await;
+        // Every variant fetched is stored before the next request.
+        let fetched = origin.hits("/page");
+        wait_stored_n(&lq, "/page", fetched).await;
     }
     // gzip, br, and none (identity and absent alike).
     assert_eq!(origin.hits("/page"), 3);
@@ -95,7 +97,7 @@ async fn esi_html_assembles_html_pages_without_a_handshake() {
         first.text(),
         "<html><body>page 1: FRAGMENT 1 end</body></html>"
     );
-    settle().await;
+    wait_stored(&lq, "/page").await;
     let again = get(a, "/page").await;
     assert_eq!(again.text(), first.text());
     assert!(is_hit(&again), "{}", again.x_cache());
@@ -127,7 +129,7 @@ async fn grace_serves_stale_while_refreshing_and_marks_hits() {
     let first = get(a, "/short").await;
     assert_eq!(first.x_cache(), "MISS", "vcl_deliver sets X-Cache");
     assert!(first.header("x-age").is_some());
-    settle().await;
+    wait_stored(&lq, "/short").await;
     let hit = get(a, "/short").await;
     assert_eq!(hit.x_cache(), "HIT");
     assert_eq!(hit.text(), "v1");
@@ -135,7 +137,7 @@ async fn grace_serves_stale_while_refreshing_and_marks_hits() {
     let stale = get(a, "/short").await;
     assert_eq!(stale.text(), "v1", "in grace: the stale object");
     assert_eq!(stale.x_cache(), "HIT");
-    settle().await;
+    wait_fresh(&lq, "/short").await;
     assert_eq!(origin.hits("/short"), 2, "one background refresh");
     assert_eq!(get(a, "/short").await.text(), "v2");
 }
@@ -209,7 +211,7 @@ async fn purge_acl_purges_for_trusted_clients_and_refuses_others() {
     let a = lq.addr();
     let first = from_client(a, "127.0.0.1", "GET", "/p").await;
     assert!(first.ends_with("p1"), "{first}");
-    settle().await;
+    wait_stored(&lq, "/p").await;
 
     let refused = from_client(a, "10.0.0.66", "PURGE", "/p").await;
     assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");

@@ -35,7 +35,7 @@ async fn vcl_deliver_changes_hits_misses_and_passes() {
     assert_eq!(miss.header("x-obj-hits"), Some("0"));
     assert_eq!(miss.header("x-uncacheable"), Some("false"));
     assert!(miss.header("via").is_none());
-    settle().await;
+    wait_stored(&lq, "/c").await;
     for n in 1..=2 {
         let hit = get(a, "/c").await;
         assert!(is_hit(&hit));
@@ -149,7 +149,7 @@ async fn vcl_hit_passes_vcl_miss_answers_vcl_pass_sees_the_request() {
     let lq = with_policy(origin.addr, HIT_MISS_PASS).await;
     let a = lq.addr();
     assert_eq!(get(a, "/h").await.text(), "h v1 missed=true passed=false");
-    settle().await;
+    wait_stored(&lq, "/h").await;
     let passed = get_with(a, "/h", &[("x-fresh", "1")]).await;
     assert_eq!(passed.x_cache(), "PASS");
     assert_eq!(passed.text(), "h v2 missed=false passed=true");
@@ -159,7 +159,7 @@ async fn vcl_hit_passes_vcl_miss_answers_vcl_pass_sees_the_request() {
     assert_eq!(origin.hits("/h"), 2);
 
     assert_eq!(get(a, "/s").await.text(), "s v1");
-    settle().await;
+    wait_stored(&lq, "/s").await;
     let hidden = get(a, "/s").await;
     assert_eq!(hidden.status, 403);
     assert!(hidden.text().contains("hidden"));
@@ -197,7 +197,7 @@ async fn vcl_backend_fetch_changes_what_the_origin_sees() {
     let a = lq.addr();
     let got = get_with(a, "/old/x", &[("x-secret", "s3cr3t")]).await;
     assert_eq!(got.text(), "new v1 from=yes GET secret=false");
-    settle().await;
+    wait_stored(&lq, "/old/x").await;
     assert!(
         is_hit(&get(a, "/old/x").await),
         "stored under the client's URL"
@@ -272,7 +272,7 @@ async fn vcl_backend_response_sets_status_retries_abandons_and_errors() {
     let a = lq.addr();
     let gone = get(a, "/gone").await;
     assert_eq!((gone.status, gone.header("x-was")), (200, Some("404")));
-    settle().await;
+    wait_stored(&lq, "/gone").await;
     assert!(
         is_hit(&get(a, "/gone").await),
         "stored with the policy's TTL"
@@ -379,7 +379,7 @@ async fn vcl_backend_response_runs_on_a_304_revalidation() {
     let again = get(a, "/r").await;
     assert_eq!(again.text(), "body 1", "the stored body, revalidated");
     assert_eq!(again.header("x-revalidated"), Some("yes"));
-    settle().await;
+    wait_fresh(&lq, "/r").await;
     assert!(is_hit(&get(a, "/r").await), "the policy's TTL again");
     assert_eq!(origin.hits("/r"), 2);
 }

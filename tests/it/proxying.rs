@@ -123,6 +123,8 @@ async fn idle_connections_closed_by_the_backend_are_retried_for_idempotent_reque
         let body: &[u8] = if *method == "PUT" { b"replayable" } else { b"" };
         let got = send(lq.addr(), method, "/r", &[], body.to_vec()).await;
         assert_eq!(got.status, 200, "{method} (request {i}) got {}", got.status);
+        // The scenario: the backend's close reaches the idle pooled
+        // connection before the next request takes it.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 6);
@@ -133,6 +135,7 @@ async fn a_post_is_not_retried_after_the_backend_dropped_it() {
     let (addr, answered) = closes_when_reused().await;
     let lq = lacquer(config_for(addr)).await;
     assert_eq!(get(lq.addr(), "/r").await.status, 200);
+    // The scenario: the backend's close reaches the idle pooled connection.
     tokio::time::sleep(Duration::from_millis(20)).await;
     // The POST goes out on the pooled connection, which the backend drops:
     // lacquer must not send it twice.
@@ -185,7 +188,8 @@ async fn backend_connections_are_pooled_limited_and_dropped_when_idle() {
         send(addr, "POST", "/q", &[], "x").await;
     }
     assert_eq!(origin.connections(), 2);
-    // ...until it has been idle longer than idle_timeout.
+    // ...until it has been idle longer than idle_timeout (time passing is
+    // the scenario).
     tokio::time::sleep(Duration::from_millis(700)).await;
     send(addr, "POST", "/q", &[], "x").await;
     assert_eq!(origin.connections(), 3);
@@ -200,8 +204,10 @@ async fn idle_pooled_connections_are_closed_without_further_traffic() {
     let lq = lacquer(config).await;
     assert_eq!(get(lq.addr(), "/").await.status, 200);
     assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 0);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 1);
+    wait_until("the idle connection closed", async || {
+        closed.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
 }
 
 /// A keep-alive backend that counts connections lacquer closed.
@@ -250,7 +256,7 @@ async fn absolute_form_targets_are_normalised_like_host_and_userinfo_refused() {
     let first = raw_get(a, "http://T2.TEST/x", "ignored.example").await;
     assert!(first.contains("x-cache: MISS"), "{first}");
     assert_eq!(origin.last("/x").unwrap().header_or_none("host"), "t2.test");
-    settle().await;
+    wait_stored(&lq, "/x").await;
     for (target, host) in [
         ("/x", "t2.test"),
         ("/x", "T2.Test:80"),
@@ -290,7 +296,7 @@ async fn only_unsafe_methods_rfc9111_knows_invalidate_and_are_counted() {
     .await;
     let a = lq.addr();
     get(a, "/u").await;
-    settle().await;
+    wait_stored(&lq, "/u").await;
     for method in ["FOO", "PROPFIND", "PURGEALL"] {
         let got = send(a, method, "/u", &[], "").await;
         assert_eq!(got.status, 200, "{method}");
@@ -301,7 +307,7 @@ async fn only_unsafe_methods_rfc9111_knows_invalidate_and_are_counted() {
         assert_eq!(send(a, method, "/u", &[], "b").await.status, 200);
         let got = get(a, "/u").await;
         assert_eq!(got.x_cache(), "MISS", "{method} did not invalidate /u");
-        settle().await;
+        wait_stored(&lq, "/u").await;
     }
     assert_eq!(origin.hits("/u"), 12);
     let metrics = get(lq.admin.unwrap(), "/metrics").await.text();

@@ -72,14 +72,8 @@ async fn a_soft_purged_object_is_delivered_stale_once_and_refreshed() {
     );
     let stale = get(a, "/soft").await;
     assert_eq!((stale.x_cache(), stale.text().as_str()), ("STALE", "v1"));
-    let mut fresh = get(a, "/soft").await;
-    for _ in 0..20 {
-        if fresh.x_cache().starts_with("HIT") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        fresh = get(a, "/soft").await;
-    }
+    wait_fresh(&lq, "/soft").await;
+    let fresh = get(a, "/soft").await;
     assert_eq!(
         (fresh.text().as_str(), &fresh.x_cache()[..3]),
         ("v2", "HIT")

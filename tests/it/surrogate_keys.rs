@@ -86,12 +86,12 @@ async fn the_index_is_charged_to_the_storage_budget() {
     let lq = lacquer_for(&origin).await;
     let (a, admin) = (lq.addr(), lq.admin.expect("admin listener"));
     get(a, "/plain").await;
-    settle().await;
+    wait_stored(&lq, "/plain").await;
     let plain = admin_metric(admin, "lacquer_stored_bytes")
         .await
         .unwrap_or(0);
     get(a, "/tagged").await;
-    settle().await;
+    wait_stored(&lq, "/tagged").await;
     let both = admin_metric(admin, "lacquer_stored_bytes")
         .await
         .unwrap_or(0);
@@ -140,7 +140,7 @@ async fn keys_beyond_max_surrogate_keys_are_ignored_and_counted() {
     let lq = lacquer_with(&origin, |c| c.cache.max_surrogate_keys = 10).await;
     let (a, admin) = (lq.addr(), lq.admin.expect("admin listener"));
     get(a, "/many").await;
-    settle().await;
+    wait_stored(&lq, "/many").await;
     assert_eq!(
         admin_metric(admin, "lacquer_surrogate_keys").await,
         Some(10)

@@ -50,12 +50,12 @@ async fn revalidate(origin: &Origin, addr: std::net::SocketAddr, path: &str) -> 
 /// without another request to the origin.
 async fn assert_fresh_again(
     origin: &Origin,
-    addr: std::net::SocketAddr,
+    lq: &lacquer::server::Running,
     path: &str,
     body: &str,
 ) -> Got {
-    settle().await;
-    let g = get(addr, path).await;
+    wait_fresh(lq, path).await;
+    let g = get(lq.addr(), path).await;
     assert!(
         is_hit(&g),
         "fresh again after revalidation: {:?}",
@@ -105,7 +105,7 @@ async fn stale_etag_is_revalidated_with_if_none_match() {
     assert_eq!(second.header("etag"), Some("\"v1\""));
     assert_eq!(second.header("content-length"), Some("13"));
 
-    let third = assert_fresh_again(&origin, lq.addr(), path, "original body").await;
+    let third = assert_fresh_again(&origin, &lq, path, "original body").await;
     assert_eq!(third.header("x-extra"), Some("new"));
 }
 
@@ -145,7 +145,7 @@ async fn stale_last_modified_is_revalidated_with_if_modified_since() {
     assert_eq!(second.header("cache-control"), Some("max-age=60"));
     assert_eq!(second.header("last-modified"), Some(lm.as_str()));
 
-    assert_fresh_again(&origin, lq.addr(), path, "dated body").await;
+    assert_fresh_again(&origin, &lq, path, "dated body").await;
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn revalidation_answered_200_replaces_the_body() {
     assert_eq!(second.status, 200);
     assert_eq!(second.text(), "version two");
     assert_eq!(second.header("etag"), Some("\"two\""));
-    let third = assert_fresh_again(&origin, lq.addr(), path, "version two").await;
+    let third = assert_fresh_again(&origin, &lq, path, "version two").await;
     assert_eq!(third.header("etag"), Some("\"two\""));
 }
 
@@ -197,7 +197,7 @@ async fn store_validated(path: &str) -> (Origin, lacquer::server::Running, Strin
     let first = get(addr, path).await;
     assert_eq!(first.status, 200);
     assert_eq!(first.text(), "validated body");
-    settle().await;
+    wait_stored(&lq, path).await;
     assert_eq!(origin.hits(path), 1);
     (origin, lq, lm)
 }
@@ -328,7 +328,7 @@ async fn client_conditionals_are_not_forwarded_on_a_miss() {
     // The client's own condition is still honoured.
     assert_eq!(first.status, 304, "{first:?}");
     assert!(first.body.is_empty());
-    settle().await;
+    wait_stored(&lq, path).await;
 
     // The full 200 was stored.
     let plain = get(lq.addr(), path).await;
@@ -358,13 +358,15 @@ fn route_no_cache(origin: &Origin, path: &str, cc: &'static str) {
 
 /// Four GETs of a `no-cache` path: every one after the first is a
 /// conditional request to the origin, answered with the stored body.
-async fn assert_revalidated_every_time(origin: &Origin, addr: std::net::SocketAddr, path: &str) {
-    let first = get(addr, path).await;
+async fn assert_revalidated_every_time(origin: &Origin, lq: &lacquer::server::Running, path: &str) {
+    let first = get(lq.addr(), path).await;
     assert_eq!(first.text(), "no-cache body #1");
     assert_eq!(origin.hits(path), 1);
-    settle().await;
+    wait_stored(lq, path).await;
+    // A 304 refreshes the stored object before the answer is sent: nothing
+    // to wait for between the requests below.
     for i in 2..=4 {
-        let g = get(addr, path).await;
+        let g = get(lq.addr(), path).await;
         assert_eq!(
             origin.hits(path),
             i,
@@ -383,7 +385,6 @@ async fn assert_revalidated_every_time(origin: &Origin, addr: std::net::SocketAd
             "no-cache body #1",
             "{path}: request {i}: stored body"
         );
-        settle().await;
     }
 }
 
@@ -394,7 +395,7 @@ async fn no_cache_response_is_revalidated_on_every_request() {
     let path = "/val/no-cache/max-age";
     route_no_cache(&origin, path, "no-cache, max-age=60");
     let lq = lacquer_for(&origin).await;
-    assert_revalidated_every_time(&origin, lq.addr(), path).await;
+    assert_revalidated_every_time(&origin, &lq, path).await;
 }
 
 #[tokio::test]
@@ -404,7 +405,7 @@ async fn bare_no_cache_response_is_revalidated_when_kept() {
     let path = "/val/no-cache/bare";
     route_no_cache(&origin, path, "no-cache");
     let lq = lacquer_with(&origin, |c| c.cache.keep = Seconds(Duration::from_secs(60))).await;
-    assert_revalidated_every_time(&origin, lq.addr(), path).await;
+    assert_revalidated_every_time(&origin, &lq, path).await;
 }
 
 // ---------------------------------------------------------------- errors
@@ -490,7 +491,7 @@ async fn honoured_client_no_cache_revalidates() {
     route_client_no_cache(&origin, path);
     let lq = lacquer_with(&origin, |c| c.cache.honor_client_no_cache = true).await;
     assert_eq!(get(lq.addr(), path).await.text(), "body #1");
-    settle().await;
+    wait_stored(&lq, path).await;
     let g = get_with(lq.addr(), path, &[("cache-control", "no-cache")]).await;
     assert_eq!(origin.hits(path), 2, "client no-cache reaches the origin");
     assert_eq!(g.status, 200);
@@ -499,7 +500,7 @@ async fn honoured_client_no_cache_revalidates() {
     let g = get_with(lq.addr(), path, &[("pragma", "no-cache")]).await;
     assert_eq!(origin.hits(path), 3, "Pragma: no-cache too");
     assert_eq!(g.text(), "body #1");
-    settle().await;
+    wait_fresh(&lq, path).await;
     let g = get(lq.addr(), path).await;
     assert!(is_hit(&g), "plain request: {:?}", g.x_cache());
     assert_eq!(origin.hits(path), 3);
@@ -512,7 +513,7 @@ async fn client_no_cache_ignored_by_default() {
     route_client_no_cache(&origin, path);
     let lq = lacquer_for(&origin).await;
     assert_eq!(get(lq.addr(), path).await.text(), "body #1");
-    settle().await;
+    wait_stored(&lq, path).await;
     let g = get_with(lq.addr(), path, &[("cache-control", "no-cache")]).await;
     assert!(is_hit(&g), "{:?}", g.x_cache());
     assert_eq!(g.text(), "body #1");
