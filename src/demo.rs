@@ -1,7 +1,7 @@
 //! The embedded demo: a small origin serving the site in `fixtures/demo/`
 //! (compiled into the binary, so it runs from anywhere), for `lacquer` with
 //! no arguments and `lacquer origin` (the app in deploy/compose.yaml and
-//! tests/haproxy.rs). Besides the site: `/time`, `/health` (for probes) and
+//! tests/it/haproxy.rs). Besides the site: `/time`, `/health` (for probes) and
 //! `/echo/headers` (the X-Forwarded-For and Via it received), both
 //! uncacheable; `--name` adds an `X-Origin-Name` header to every answer.
 

@@ -1,0 +1,385 @@
+//! Each vcl-lite subroutine wired into lacquer, seen from the client and
+//! the origin: vcl_hit, vcl_miss, vcl_pass, vcl_deliver, vcl_synth,
+//! vcl_backend_fetch, vcl_backend_response, vcl_backend_error, restarts
+//! and req.grace.
+use crate::common::*;
+use std::net::SocketAddr;
+
+/// An origin address where nothing listens.
+async fn dead_address() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+const DELIVER: &str = r#"
+sub vcl_deliver {
+    set resp.http.X-Obj-Hits = obj.hits;
+    set resp.http.X-Uncacheable = obj.uncacheable;
+    unset resp.http.Via;
+    if (req.url == "/teapot") {
+        set resp.status = 418;
+        set resp.reason = "I'm a teapot";
+    }
+}
+"#;
+
+#[tokio::test]
+async fn vcl_deliver_changes_hits_misses_and_passes() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/c");
+    cacheable(&origin, "/teapot");
+    origin.route("/post", |_, _| Reply::ok("posted"));
+    let lq = with_policy(origin.addr, DELIVER).await;
+    let a = lq.addr();
+    let miss = get(a, "/c").await;
+    assert_eq!(miss.header("x-obj-hits"), Some("0"));
+    assert_eq!(miss.header("x-uncacheable"), Some("false"));
+    assert!(miss.header("via").is_none());
+    wait_stored(&lq, "/c").await;
+    for n in 1..=2 {
+        let hit = get(a, "/c").await;
+        assert!(is_hit(&hit));
+        assert_eq!(hit.header("x-obj-hits"), Some(n.to_string().as_str()));
+        assert!(hit.header("via").is_none());
+    }
+    let pass = send(a, "POST", "/post", &[], "x").await;
+    assert_eq!(pass.header("x-uncacheable"), Some("true"));
+    assert_eq!(pass.text(), "posted");
+    let tea = raw(
+        a,
+        b"GET /teapot HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert!(tea.starts_with("HTTP/1.1 418 I'm a teapot\r\n"), "{tea}");
+}
+
+const SYNTH: &str = r#"
+sub vcl_recv {
+    if (req.url ~ "^/private") {
+        return (synth(403, "go away"));
+    }
+}
+
+sub vcl_synth {
+    set resp.http.X-Synth = "yes";
+    set resp.http.Content-Type = "text/html";
+    synthetic("<p>sorry: " + resp.status + " " + resp.reason + "</p>");
+    return (deliver);
+}
+"#;
+
+#[tokio::test]
+async fn vcl_synth_makes_every_synthetic_answer() {
+    let lq = with_policy(dead_address().await, SYNTH).await;
+    let a = lq.addr();
+    let refused = get(a, "/private/x").await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.text(), "<p>sorry: 403 go away</p>");
+    assert_eq!(refused.header("x-synth"), Some("yes"));
+    assert_eq!(refused.header("content-type"), Some("text/html"));
+    // lacquer's own error: the origin is down.
+    let down = get(a, "/page").await;
+    assert!(down.status >= 502 && down.status <= 504, "{}", down.status);
+    assert!(
+        down.text()
+            .starts_with(&format!("<p>sorry: {} ", down.status)),
+        "{}",
+        down.text()
+    );
+    assert_eq!(down.header("x-synth"), Some("yes"));
+    assert_eq!(
+        down.header("content-length"),
+        Some(down.body.len().to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn vcl_synth_without_return_keeps_lacquers_body_and_its_headers() {
+    let policy = r#"
+sub vcl_recv { return (synth(404, "nothing here")); }
+sub vcl_synth { set resp.http.X-Seen = resp.reason; synthetic("dropped"); }
+"#;
+    let lq = with_policy(dead_address().await, policy).await;
+    let got = get(lq.addr(), "/").await;
+    assert_eq!(got.status, 404);
+    assert_eq!(got.text(), "404 Not Found\nnothing here\n");
+    assert_eq!(got.header("x-seen"), Some("nothing here"));
+}
+
+const HIT_MISS_PASS: &str = r#"
+sub vcl_hit {
+    if (req.http.x-fresh) {
+        return (pass);
+    }
+    if (obj.http.x-kind == "secret") {
+        return (synth(403, "hidden"));
+    }
+}
+
+sub vcl_miss {
+    if (req.url ~ "^/nomiss") {
+        return (synth(404, "not cached here"));
+    }
+    set req.http.x-missed = "1";
+}
+
+sub vcl_pass {
+    set req.http.x-passed = "1";
+}
+"#;
+
+#[tokio::test]
+async fn vcl_hit_passes_vcl_miss_answers_vcl_pass_sees_the_request() {
+    let origin = Origin::start().await;
+    origin.route("/h", |seen, n| {
+        let tag = format!(
+            "missed={} passed={}",
+            seen.headers.contains_key("x-missed"),
+            seen.headers.contains_key("x-passed")
+        );
+        Reply::ok(format!("h v{n} {tag}")).header("cache-control", "max-age=60")
+    });
+    origin.route("/s", |_, n| {
+        Reply::ok(format!("s v{n}"))
+            .header("cache-control", "max-age=60")
+            .header("x-kind", "secret")
+    });
+    cacheable(&origin, "/nomiss");
+    let lq = with_policy(origin.addr, HIT_MISS_PASS).await;
+    let a = lq.addr();
+    assert_eq!(get(a, "/h").await.text(), "h v1 missed=true passed=false");
+    wait_stored(&lq, "/h").await;
+    let passed = get_with(a, "/h", &[("x-fresh", "1")]).await;
+    assert_eq!(passed.x_cache(), "PASS");
+    assert_eq!(passed.text(), "h v2 missed=false passed=true");
+    let hit = get(a, "/h").await;
+    assert!(is_hit(&hit));
+    assert_eq!(hit.text(), "h v1 missed=true passed=false");
+    assert_eq!(origin.hits("/h"), 2);
+
+    assert_eq!(get(a, "/s").await.text(), "s v1");
+    wait_stored(&lq, "/s").await;
+    let hidden = get(a, "/s").await;
+    assert_eq!(hidden.status, 403);
+    assert!(hidden.text().contains("hidden"));
+
+    let nomiss = get(a, "/nomiss").await;
+    assert_eq!(nomiss.status, 404);
+    assert!(nomiss.text().contains("not cached here"));
+    assert_eq!(origin.hits("/nomiss"), 0);
+}
+
+const BACKEND_FETCH: &str = r#"
+sub vcl_backend_fetch {
+    set bereq.http.X-From-Fetch = "yes " + bereq.method;
+    unset bereq.http.X-Secret;
+    set bereq.url = regsub(bereq.url, "^/old/", "/new/");
+    if (bereq.url ~ "^/blocked") {
+        return (abandon);
+    }
+}
+"#;
+
+#[tokio::test]
+async fn vcl_backend_fetch_changes_what_the_origin_sees() {
+    let origin = Origin::start().await;
+    origin.route("/new/x", |seen, n| {
+        let from = seen.header_or_none("x-from-fetch");
+        Reply::ok(format!(
+            "new v{n} from={from} secret={}",
+            seen.headers.contains_key("x-secret")
+        ))
+        .header("cache-control", "max-age=60")
+    });
+    cacheable(&origin, "/blocked");
+    let lq = with_policy(origin.addr, BACKEND_FETCH).await;
+    let a = lq.addr();
+    let got = get_with(a, "/old/x", &[("x-secret", "s3cr3t")]).await;
+    assert_eq!(got.text(), "new v1 from=yes GET secret=false");
+    wait_stored(&lq, "/old/x").await;
+    assert!(
+        is_hit(&get(a, "/old/x").await),
+        "stored under the client's URL"
+    );
+    assert_eq!(origin.hits("/new/x"), 1);
+    assert_eq!(origin.hits("/old/x"), 0);
+    let blocked = get(a, "/blocked").await;
+    assert_eq!(blocked.status, 503);
+    assert_eq!(origin.hits("/blocked"), 0);
+}
+
+const BACKEND_ERROR: &str = r#"
+sub vcl_backend_error {
+    if (bereq.retries < 1) {
+        return (retry);
+    }
+    set beresp.status = 503;
+    set beresp.http.X-Error = "yes";
+    set beresp.http.Content-Type = "text/plain";
+    synthetic("origin down after " + bereq.retries + " retry");
+    return (deliver);
+}
+
+sub vcl_deliver {
+    set resp.http.X-Delivered = "yes";
+}
+"#;
+
+#[tokio::test]
+async fn vcl_backend_error_answers_when_the_origin_is_down() {
+    let lq = with_policy(dead_address().await, BACKEND_ERROR).await;
+    let got = get(lq.addr(), "/x").await;
+    assert_eq!(got.status, 503);
+    assert_eq!(got.text(), "origin down after 1 retry");
+    assert_eq!(got.header("x-error"), Some("yes"));
+    assert_eq!(got.header("x-delivered"), Some("yes"), "then vcl_deliver");
+}
+
+const BACKEND_RESPONSE: &str = r#"
+sub vcl_backend_response {
+    if (beresp.status == 404) {
+        set beresp.status = 200;
+        set beresp.http.X-Was = "404";
+        set beresp.ttl = 60s;
+    }
+    if (bereq.url ~ "^/flaky" && beresp.status >= 500 && bereq.retries < 3) {
+        return (retry);
+    }
+    if (bereq.url ~ "^/refuse") {
+        return (abandon);
+    }
+    if (bereq.url ~ "^/broken") {
+        return (error(502, "bad origin"));
+    }
+}
+"#;
+
+#[tokio::test]
+async fn vcl_backend_response_sets_status_retries_abandons_and_errors() {
+    let origin = Origin::start().await;
+    origin.route("/gone", |_, n| Reply::new(404).body(format!("gone {n}")));
+    origin.route("/flaky", |_, n| {
+        if n < 3 {
+            Reply::new(503).body("busy")
+        } else {
+            Reply::ok("finally").header("cache-control", "max-age=60")
+        }
+    });
+    cacheable(&origin, "/refuse");
+    cacheable(&origin, "/broken");
+    let lq = with_policy(origin.addr, BACKEND_RESPONSE).await;
+    let a = lq.addr();
+    let gone = get(a, "/gone").await;
+    assert_eq!((gone.status, gone.header("x-was")), (200, Some("404")));
+    wait_stored(&lq, "/gone").await;
+    assert!(
+        is_hit(&get(a, "/gone").await),
+        "stored with the policy's TTL"
+    );
+    let flaky = get(a, "/flaky").await;
+    assert_eq!((flaky.status, flaky.text().as_str()), (200, "finally"));
+    assert_eq!(origin.hits("/flaky"), 3);
+    assert_eq!(get(a, "/refuse").await.status, 503);
+    let broken = get(a, "/broken").await;
+    assert_eq!(broken.status, 502);
+    assert!(broken.text().contains("bad origin"), "{}", broken.text());
+}
+
+const RESTART: &str = r#"
+sub vcl_deliver {
+    if (resp.status == 404 && req.restarts == 0) {
+        set req.url = "/fallback";
+        return (restart);
+    }
+    set resp.http.X-Restarts = req.restarts;
+}
+
+sub vcl_recv {
+    if (req.url == "/loop") {
+        return (restart);
+    }
+}
+"#;
+
+#[tokio::test]
+async fn restart_starts_over_with_the_changed_request_and_is_limited() {
+    let origin = Origin::start().await;
+    origin.route("/fallback", |_, _| Reply::ok("fallback"));
+    let lq = with_policy(origin.addr, RESTART).await;
+    let a = lq.addr();
+    let got = get(a, "/missing").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "fallback");
+    assert_eq!(got.header("x-restarts"), Some("1"));
+    assert_eq!(origin.hits("/missing"), 1);
+    let looped = get(a, "/loop").await;
+    assert_eq!(looped.status, 503);
+    assert!(looped.text().contains("too many restarts"));
+}
+
+const GRACE: &str = r#"
+sub vcl_recv {
+    if (req.http.x-no-grace) {
+        set req.grace = 0s;
+    }
+}
+sub vcl_backend_response {
+    set beresp.ttl = 1s;
+    set beresp.grace = 1h;
+}
+"#;
+
+#[tokio::test]
+async fn req_grace_narrows_grace_for_one_request() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/g");
+    let lq = with_policy(origin.addr, GRACE).await;
+    let a = lq.addr();
+    assert_eq!(get(a, "/g").await.text(), "/g v1");
+    expire().await;
+    let fresh = get_with(a, "/g", &[("x-no-grace", "1")]).await;
+    assert_eq!(fresh.text(), "/g v2", "no grace: fetched before answering");
+    expire().await;
+    let stale = get(a, "/g").await;
+    assert_eq!(stale.text(), "/g v2", "grace: the stale object");
+    assert_eq!(stale.x_cache(), "STALE");
+}
+
+const REVALIDATED: &str = r#"
+sub vcl_backend_response {
+    set beresp.ttl = 1s;
+    set beresp.grace = 0s;
+    if (beresp.was_304) {
+        set beresp.http.X-Revalidated = "yes";
+    }
+}
+"#;
+
+#[tokio::test]
+async fn vcl_backend_response_runs_on_a_304_revalidation() {
+    let origin = Origin::start().await;
+    origin.route("/r", |seen, n| {
+        if seen
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"e1\"")
+        {
+            Reply::new(304).header("etag", "\"e1\"")
+        } else {
+            Reply::ok(format!("body {n}")).header("etag", "\"e1\"")
+        }
+    });
+    let lq = with_policy(origin.addr, REVALIDATED).await;
+    let a = lq.addr();
+    let first = get(a, "/r").await;
+    assert_eq!(first.text(), "body 1");
+    assert!(first.header("x-revalidated").is_none());
+    expire().await;
+    let again = get(a, "/r").await;
+    assert_eq!(again.text(), "body 1", "the stored body, revalidated");
+    assert_eq!(again.header("x-revalidated"), Some("yes"));
+    wait_fresh(&lq, "/r").await;
+    assert!(is_hit(&get(a, "/r").await), "the policy's TTL again");
+    assert_eq!(origin.hits("/r"), 2);
+}
