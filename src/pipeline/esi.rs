@@ -34,6 +34,7 @@ use crate::config::EsiOnError;
 use crate::esi::assemble::{self, Assembled, OnError, PageRequest, ReadError, Settings};
 use crate::esi::parse::{parse, Limits, Segment, Template};
 use crate::fetch::inflight::{FlightState, LeaderGuard};
+use crate::fetch::pool::BackendBody;
 use crate::http::gzip::{gunzip_off_worker, is_gzip};
 use crate::lifecycle::{CacheOutcome, FailureKind};
 
@@ -93,6 +94,25 @@ impl From<ReadError> for PrepareError {
     }
 }
 
+/// A backend response to process as ESI: read, parsed once, kept per
+/// `keep`, and delivered assembled.
+pub(super) struct EsiPage {
+    /// The status to store and deliver.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body, as the backend sends it.
+    pub body: BackendBody,
+    /// Stored, or only delivered.
+    pub keep: Keep,
+    /// The request it was fetched for (what bans match).
+    pub from: Provenance,
+    /// The requests waiting on this fetch.
+    pub guard: Option<LeaderGuard>,
+    /// How this request is served.
+    pub outcome: CacheOutcome,
+}
+
 /// How a processed page is kept: stored under a key, or only delivered.
 pub(super) enum Keep {
     /// Stored with this freshness, as this variant, under `key`.
@@ -125,22 +145,16 @@ impl Proxy {
 
     /// Reads an ESI page from the backend, parses it, stores it (per
     /// `keep`) and delivers it assembled.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn process_esi<B>(
-        self: &Arc<Self>,
-        ctx: &RequestCtx,
-        status: StatusCode,
-        mut headers: HeaderMap,
-        body: B,
-        keep: Keep,
-        from: Provenance,
-        guard: Option<LeaderGuard>,
-        outcome: CacheOutcome,
-    ) -> Served
-    where
-        B: Body<Data = Bytes> + Unpin,
-        B::Error: std::fmt::Display,
-    {
+    pub(super) async fn process_esi(self: &Arc<Self>, ctx: &RequestCtx, page: EsiPage) -> Served {
+        let EsiPage {
+            status,
+            mut headers,
+            body,
+            keep,
+            from,
+            guard,
+            outcome,
+        } = page;
         let limit = ctx.live.config.cache.max_object_size.0;
         let raw = match self.read_page(body, &mut headers, limit).await {
             Ok(raw) => raw,

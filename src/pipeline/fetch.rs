@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use super::backend_response::{apply_policy, decide, Decision, Fetched, Verdict};
 use super::bereq::{Exchange, Next};
 use super::deliver;
-use super::esi::Keep;
+use super::esi::{EsiPage, Keep};
 use super::{Live, Proxy, RequestCtx, Served};
 use crate::cache::merge_304::merge_304;
 use crate::cache::object::Provenance;
@@ -295,9 +295,16 @@ impl Proxy {
                     (Keep::Transient, outcome)
                 }
             };
-            return self
-                .process_esi(ctx, status, headers, body, keep, from, guard, outcome)
-                .await;
+            let page = EsiPage {
+                status,
+                headers,
+                body,
+                keep,
+                from,
+                guard,
+                outcome,
+            };
+            return self.process_esi(ctx, page).await;
         }
         match verdict.decision {
             Decision::Store(freshness, variant) => {
@@ -561,18 +568,16 @@ impl Proxy {
                 host: ctx.host.as_str().into(),
                 ban_stamp: 0,
             };
-            return self
-                .process_esi(
-                    ctx,
-                    status,
-                    headers,
-                    answer.body,
-                    Keep::Transient,
-                    from,
-                    None,
-                    CacheOutcome::Pass,
-                )
-                .await;
+            let page = EsiPage {
+                status,
+                headers,
+                body: answer.body,
+                keep: Keep::Transient,
+                from,
+                guard: None,
+                outcome: CacheOutcome::Pass,
+            };
+            return self.process_esi(ctx, page).await;
         }
         let resp = deliver::pass_through(
             ctx,
