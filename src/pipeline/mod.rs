@@ -166,6 +166,12 @@ impl Proxy {
         self.live.load().clock.clone()
     }
 
+    /// Fetches for the cache in progress (each ends after its object is
+    /// stored, or not).
+    pub fn fetches_in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
     /// The settings in force.
     pub fn config(&self) -> Arc<Config> {
         self.live.load().config.clone()

@@ -41,9 +41,24 @@ pub async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// Long enough for a `max-age=1` object to be stale.
-pub async fn expire() {
-    sleep_ms(1100).await;
+/// Lets `by` pass for `lq` without waiting: once the fetches in progress
+/// have stored their objects, its clock moves forward, and `origin` dates
+/// its answers by that clock from now on (so a refetched object is not
+/// older than it is).
+pub async fn pass_time(lq: &lacquer::server::Running, origin: &Origin, by: Duration) {
+    let proxy = lq.proxy.clone();
+    wait_until("the fetches in progress to end", async || {
+        proxy.fetches_in_flight() == 0
+    })
+    .await;
+    let clock = lq.proxy.clock();
+    *origin.clock.lock().unwrap() = Some(clock.clone());
+    clock.advance(by);
+}
+
+/// Makes a `max-age=1` object stale: 1.1 s pass for `lq` (see [`pass_time`]).
+pub async fn expire(lq: &lacquer::server::Running, origin: &Origin) {
+    pass_time(lq, origin, Duration::from_millis(1100)).await;
 }
 
 /// Objects (variants, fresh or not) stored for `url` (path and query),
@@ -77,7 +92,7 @@ pub async fn wait_stored(lq: &lacquer::server::Running, url: &str) {
 /// an expired one.
 pub async fn wait_fresh(lq: &lacquer::server::Running, url: &str) {
     wait_until(&format!("a fresh object stored for {url}"), async || {
-        let now = SystemTime::now();
+        let now = lq.proxy.clock().now();
         lq.proxy
             .store()
             .objects()
@@ -167,6 +182,9 @@ pub struct Origin {
     /// Most requests the origin was answering at once.
     pub max_concurrent: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    /// The clock its `Date` headers follow, once a test moved time (else
+    /// hyper's real-time `Date`).
+    clock: Arc<Mutex<Option<lacquer::lifecycle::Clock>>>,
     task: tokio::task::JoinHandle<()>,
     conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
@@ -192,6 +210,8 @@ impl Origin {
         let (mc, cur) = (max_concurrent.clone(), current.clone());
         let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
         let conns_in = conns.clone();
+        let clock: Arc<Mutex<Option<lacquer::lifecycle::Clock>>> = Default::default();
+        let clock_in = clock.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -200,14 +220,22 @@ impl Origin {
                 let (r, h, t, s) = (r.clone(), h.clone(), t.clone(), s.clone());
                 let (mc, cur) = (mc.clone(), cur.clone());
                 let conns = conns_in.clone();
+                let clock = clock_in.clone();
                 let conn_task = tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (r, h, t, s) = (r.clone(), h.clone(), t.clone(), s.clone());
                         let (mc, cur) = (mc.clone(), cur.clone());
+                        let clock = clock.lock().unwrap().clone();
                         async move {
                             let now = cur.fetch_add(1, Ordering::SeqCst) + 1;
                             mc.fetch_max(now, Ordering::SeqCst);
-                            let resp = serve(req, r, h, t, s).await;
+                            let mut resp = serve(req, r, h, t, s).await;
+                            if let Some(clock) = clock {
+                                let date = httpdate::fmt_http_date(clock.now());
+                                if let Ok(v) = HeaderValue::from_str(&date) {
+                                    resp.headers_mut().entry(http::header::DATE).or_insert(v);
+                                }
+                            }
                             cur.fetch_sub(1, Ordering::SeqCst);
                             Ok::<_, Infallible>(resp)
                         }
@@ -227,6 +255,7 @@ impl Origin {
             seen,
             max_concurrent,
             stop,
+            clock,
             task,
             conns,
         }

@@ -158,7 +158,7 @@ async fn with_every_backend_sick_stale_content_or_a_clear_503() {
     sick.store(true, std::sync::atomic::Ordering::SeqCst);
     let p = lq.proxy.clone();
     assert!(eventually(async || !p.director().backends()[0].is_healthy()).await);
-    expire().await;
+    expire(&lq, &a).await;
     let stale = get(lq.addr(), "/page").await;
     assert_eq!(
         (stale.status, stale.text().as_str(), stale.x_cache()),

@@ -156,7 +156,7 @@ async fn a_fragment_that_expires_is_refetched_alone() {
     fragment(&origin, "/price", "price", 1);
     let lq = lacquer_no_grace(&origin).await;
     assert_eq!(get(lq.addr(), "/shell").await.text(), "shell[price#1]");
-    expire().await;
+    expire(&lq, &origin).await;
     let got = get(lq.addr(), "/shell").await;
     assert_eq!(got.text(), "shell[price#2]");
     assert!(is_hit(&got), "the shell stays cached: {}", got.x_cache());
@@ -570,7 +570,7 @@ async fn an_esi_page_revalidates_with_its_strong_etag() {
     })
     .await;
     assert_eq!(get(lq.addr(), "/rv").await.text(), "[F#1]");
-    expire().await;
+    expire(&lq, &origin).await;
     let again = get(lq.addr(), "/rv").await;
     assert_eq!(again.text(), "[F#1]", "the 304 kept the template");
     assert_eq!(again.header("etag"), Some("W/\"v1\""));
@@ -594,7 +594,7 @@ async fn a_background_refresh_of_a_page_fetches_no_fragment() {
     fragment(&origin, "/live", "live", 0); // never stored
     let lq = lacquer_for(&origin).await; // default grace: 10 s
     assert_eq!(get(lq.addr(), "/bg").await.text(), "v1[live#1]");
-    expire().await;
+    expire(&lq, &origin).await;
     // In grace: the stale page is assembled for this client (one fragment
     // fetch) while one background fetch refreshes the page.
     let stale = get(lq.addr(), "/bg").await;

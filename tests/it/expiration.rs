@@ -27,13 +27,18 @@ async fn assert_not_stored_when_served(path: &str, headers: &[(&str, &str)]) {
     assert_not_stored(&origin, &lq, path, &[]).await;
 }
 
-/// GETs `path` (a miss, stored), lets `ms` milliseconds pass (the object
-/// ages) and returns a second GET.
-async fn miss_then_after(lq: &lacquer::server::Running, path: &str, ms: u64) -> Got {
+/// GETs `path` (a miss, stored), lets `ms` milliseconds pass for lacquer
+/// (the object ages; see `pass_time`) and returns a second GET.
+async fn miss_then_after(
+    origin: &Origin,
+    lq: &lacquer::server::Running,
+    path: &str,
+    ms: u64,
+) -> Got {
     let first = get(lq.addr(), path).await;
     assert_eq!(first.x_cache(), "MISS");
     wait_stored(lq, path).await;
-    sleep_ms(ms).await;
+    pass_time(lq, origin, Duration::from_millis(ms)).await;
     get(lq.addr(), path).await
 }
 
@@ -301,7 +306,7 @@ async fn s_maxage_beats_max_age() {
         &[("cache-control", "max-age=1, s-maxage=60")],
     );
     let lq = lacquer_no_grace(&origin).await;
-    let later = miss_then_after(&lq, path, 1500).await;
+    let later = miss_then_after(&origin, &lq, path, 1500).await;
     assert!(
         is_hit(&later),
         "s-maxage=60 still fresh after 1.5 s: {:?}",
@@ -334,7 +339,7 @@ async fn max_age_beats_expires() {
     assert_stored(&origin, &lq, "/exp/fresh/max-age-over-past-expires", &[]).await;
 
     let p = "/exp/fresh/max-age-over-future-expires";
-    let later = miss_then_after(&lq, p, 1500).await;
+    let later = miss_then_after(&origin, &lq, p, 1500).await;
     assert!(
         !is_hit(&later),
         "max-age=1 is stale after 1.5 s: {:?}",
@@ -384,9 +389,9 @@ async fn heuristic_freshness_from_last_modified() {
     assert_stored(&origin, &lq, "/exp/heuristic/recent", &[]).await;
     assert_not_stored(&origin, &lq, "/exp/heuristic/none", &[]).await;
 
-    // Time passing is the scenario: 2.1 s outlives the recent one's
-    // heuristic lifetime (10% of 15 s), not the old one's.
-    sleep_ms(2100).await;
+    // 2.1 s outlive the recent one's heuristic lifetime (10% of 15 s), not
+    // the old one's.
+    pass_time(&lq, &origin, Duration::from_millis(2100)).await;
     let old = get(lq.addr(), "/exp/heuristic/old").await;
     assert!(
         is_hit(&old),
@@ -429,7 +434,7 @@ async fn default_ttl_stores_responses_without_freshness() {
 async fn age_grows_while_stored() {
     let path = "/exp/age/grows";
     let (origin, lq) = serving(path, &[("cache-control", "max-age=60")]).await;
-    let hit = miss_then_after(&lq, path, 1100).await;
+    let hit = miss_then_after(&origin, &lq, path, 1100).await;
     assert!(is_hit(&hit));
     let age = age_of(&hit);
     assert!((1..60).contains(&age), "Age after 1.1 s: {age}");

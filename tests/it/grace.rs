@@ -4,17 +4,17 @@ use crate::common::*;
 use lacquer::config::Seconds;
 use std::time::{Duration, Instant};
 
-/// Long enough for a `max-age=1` object to be well past its lifetime (time
-/// passing is the scenario).
-async fn outlive() {
-    sleep_ms(2100).await;
+/// Lets 2.1 s pass for `lq`: a `max-age=1` object is well past its
+/// lifetime.
+async fn outlive(lq: &lacquer::server::Running, origin: &Origin) {
+    pass_time(lq, origin, Duration::from_millis(2100)).await;
 }
 
 /// GETs `path` (a `max-age=1` object), outlives it and GETs it again.
-async fn get_after_expiry(addr: std::net::SocketAddr, path: &str) -> Got {
-    get(addr, path).await;
-    outlive().await;
-    get(addr, path).await
+async fn get_after_expiry(lq: &lacquer::server::Running, origin: &Origin, path: &str) -> Got {
+    get(lq.addr(), path).await;
+    outlive(lq, origin).await;
+    get(lq.addr(), path).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +34,7 @@ async fn in_grace_stale_is_delivered_at_once_and_refreshed_once() {
     let lq = lacquer_for(&origin).await; // default grace: 10 s
     let addr = lq.addr();
     assert_eq!(get(addr, "/g").await.text(), "version 1");
-    outlive().await;
+    outlive(&lq, &origin).await;
     let start = Instant::now();
     for got in get_concurrently(addr, "/g", 5).await {
         assert_eq!(got.text(), "version 1");
@@ -65,7 +65,7 @@ async fn with_the_origin_stopped_an_object_in_grace_is_delivered() {
     let lq = lacquer_for(&origin).await;
     assert_eq!(get(lq.addr(), "/down").await.text(), "still here");
     origin.stop();
-    outlive().await;
+    outlive(&lq, &origin).await;
     let got = get(lq.addr(), "/down").await;
     assert_eq!(got.status, 200);
     assert_eq!(got.text(), "still here");
@@ -79,7 +79,7 @@ async fn stale_while_revalidate_sets_the_grace() {
         Reply::ok(format!("v{n}")).header("cache-control", "max-age=1, stale-while-revalidate=30")
     });
     let lq = lacquer_no_grace(&origin).await;
-    let got = get_after_expiry(lq.addr(), "/swr").await;
+    let got = get_after_expiry(&lq, &origin, "/swr").await;
     assert_eq!(got.x_cache(), "STALE");
     assert_eq!(got.text(), "v1");
 }
@@ -91,7 +91,7 @@ async fn without_grace_a_stale_object_waits_for_the_backend() {
         Reply::ok(format!("v{n}")).header("cache-control", "max-age=1")
     });
     let lq = lacquer_no_grace(&origin).await;
-    let got = get_after_expiry(lq.addr(), "/nograce").await;
+    let got = get_after_expiry(&lq, &origin, "/nograce").await;
     assert_eq!(got.text(), "v2");
     assert_eq!(got.x_cache(), "MISS");
 }
@@ -113,7 +113,7 @@ async fn primed(
     })
     .await;
     assert_eq!(get(lq.addr(), path).await.text(), "good copy");
-    outlive().await;
+    outlive(&lq, &origin).await;
     (origin, lq)
 }
 
@@ -158,7 +158,7 @@ async fn keep_setting_also_replaces_errors() {
         c.cache.keep = Seconds(Duration::from_secs(60));
     })
     .await;
-    let got = get_after_expiry(lq.addr(), "/keep").await;
+    let got = get_after_expiry(&lq, &origin, "/keep").await;
     assert_eq!(
         (got.status, got.text().as_str(), got.x_cache()),
         (200, "kept", "STALE")

@@ -133,7 +133,7 @@ async fn grace_serves_stale_while_refreshing_and_marks_hits() {
     let hit = get(a, "/short").await;
     assert_eq!(hit.x_cache(), "HIT");
     assert_eq!(hit.text(), "v1");
-    expire().await;
+    expire(&lq, &origin).await;
     let stale = get(a, "/short").await;
     assert_eq!(stale.text(), "v1", "in grace: the stale object");
     assert_eq!(stale.x_cache(), "HIT");

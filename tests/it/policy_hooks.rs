@@ -337,10 +337,10 @@ async fn req_grace_narrows_grace_for_one_request() {
     let lq = with_policy(origin.addr, GRACE).await;
     let a = lq.addr();
     assert_eq!(get(a, "/g").await.text(), "/g v1");
-    expire().await;
+    expire(&lq, &origin).await;
     let fresh = get_with(a, "/g", &[("x-no-grace", "1")]).await;
     assert_eq!(fresh.text(), "/g v2", "no grace: fetched before answering");
-    expire().await;
+    expire(&lq, &origin).await;
     let stale = get(a, "/g").await;
     assert_eq!(stale.text(), "/g v2", "grace: the stale object");
     assert_eq!(stale.x_cache(), "STALE");
@@ -375,7 +375,7 @@ async fn vcl_backend_response_runs_on_a_304_revalidation() {
     let first = get(a, "/r").await;
     assert_eq!(first.text(), "body 1");
     assert!(first.header("x-revalidated").is_none());
-    expire().await;
+    expire(&lq, &origin).await;
     let again = get(a, "/r").await;
     assert_eq!(again.text(), "body 1", "the stored body, revalidated");
     assert_eq!(again.header("x-revalidated"), Some("yes"));

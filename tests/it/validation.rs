@@ -39,9 +39,9 @@ fn route_then_fail(origin: &Origin, path: &str, body: &'static str, cache_contro
 
 /// Lets the object at `path` (stored once, `max-age=1`) expire and GETs it:
 /// the origin's second request. Returns the response and that request.
-async fn revalidate(origin: &Origin, addr: std::net::SocketAddr, path: &str) -> (Got, Seen) {
-    expire().await;
-    let g = get(addr, path).await;
+async fn revalidate(origin: &Origin, lq: &lacquer::server::Running, path: &str) -> (Got, Seen) {
+    expire(lq, origin).await;
+    let g = get(lq.addr(), path).await;
     assert_eq!(origin.hits(path), 2);
     (g, origin.last(path).unwrap())
 }
@@ -91,7 +91,7 @@ async fn stale_etag_is_revalidated_with_if_none_match() {
     assert_eq!(first.text(), "original body");
     assert_eq!(first.header("x-extra"), Some("old"));
 
-    let (second, seen) = revalidate(&origin, lq.addr(), path).await;
+    let (second, seen) = revalidate(&origin, &lq, path).await;
     assert_eq!(seen.method, http::Method::GET);
     assert_eq!(
         seen_header(&seen, "if-none-match").as_deref(),
@@ -133,7 +133,7 @@ async fn stale_last_modified_is_revalidated_with_if_modified_since() {
     let first = get(lq.addr(), path).await;
     assert_eq!(first.text(), "dated body");
 
-    let (second, seen) = revalidate(&origin, lq.addr(), path).await;
+    let (second, seen) = revalidate(&origin, &lq, path).await;
     assert_eq!(
         seen_header(&seen, "if-modified-since").as_deref(),
         Some(lm.as_str())
@@ -165,7 +165,7 @@ async fn revalidation_answered_200_replaces_the_body() {
     });
     let lq = lacquer_revalidating(&origin).await;
     assert_eq!(get(lq.addr(), path).await.text(), "version one");
-    let (second, seen) = revalidate(&origin, lq.addr(), path).await;
+    let (second, seen) = revalidate(&origin, &lq, path).await;
     assert_eq!(
         seen_header(&seen, "if-none-match").as_deref(),
         Some("\"one\"")
@@ -422,7 +422,7 @@ async fn must_revalidate_forbids_stale_on_error() {
     let lq = lacquer_revalidating(&origin).await;
     assert_eq!(get(lq.addr(), strict).await.text(), "strict body");
     assert_eq!(get(lq.addr(), lenient).await.text(), "lenient body");
-    expire().await;
+    expire(&lq, &origin).await;
 
     let g = get(lq.addr(), strict).await;
     assert_eq!(origin.hits(strict), 2);
@@ -454,7 +454,7 @@ async fn stale_if_error_delivers_stale_content() {
     let lq = lacquer_no_grace(&origin).await;
     assert_eq!(get(lq.addr(), with).await.text(), "stale but useful");
     assert_eq!(get(lq.addr(), without).await.text(), "gone soon");
-    expire().await;
+    expire(&lq, &origin).await;
 
     let g = get(lq.addr(), with).await;
     assert_eq!(origin.hits(with), 2, "the origin was asked first");
