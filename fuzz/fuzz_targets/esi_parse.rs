@@ -83,7 +83,10 @@ fn check(body: &Bytes, limits: &Limits) -> Template {
         assert!(d.offset <= body.len(), "diagnostic offset past the end");
         let _ = d.to_string();
     }
-    if !body.windows(4).any(|w| w == b"<esi" || w == b"</es" || w == b"<!--") {
+    if !body
+        .windows(4)
+        .any(|w| w == b"<esi" || w == b"</es" || w == b"<!--")
+    {
         assert!(t.is_static(), "a page without ESI markup is not static");
     }
     t

@@ -1,7 +1,7 @@
 //! Arbitrary bytes from a client, through a hyper HTTP/1 server connection
 //! built as lacquer builds its own (`lacquer::server::http1_builder`, the
 //! default `[server]` settings), over an in-memory duplex stream. Each
-//! request goes through lacquer's recv (`RequestCtx::from_parts`: CONNECT,
+//! request goes through lacquer's recv (`Task::from_parts`: CONNECT,
 //! Host / absolute-form normalisation, `server.default_host`), then its body
 //! is read to the end through `ClientBody`, as a pass sends it to a backend
 //! (chunked decoding, the fault it records).
@@ -22,9 +22,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use lacquer::body::{ClientBody, FaultSlot, ReqBody};
 use lacquer::config::{BackendConfig, Config};
-use lacquer::pipeline::{Live, RequestCtx};
+use lacquer::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
+use lacquer::pipeline::{Live, Task};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
@@ -58,7 +58,7 @@ fn lives() -> &'static [Arc<Live>; 2] {
             c.server.default_host = default_host.map(str::to_string);
             let c = Arc::new(c);
             let policy = Live::load_policy(&c).expect("built-in policy");
-            Arc::new(Live::new(c, policy).expect("live"))
+            Arc::new(Live::new(c, policy, lacquer::lifecycle::Clock::default()).expect("live"))
         };
         [live(None), live(Some("Default.Example:80"))]
     })
@@ -70,7 +70,7 @@ async fn serve(req: Request<Incoming>, live: Arc<Live>) -> StatusCode {
     let client = SocketAddr::from(([192, 0, 2, 1], 40000));
     let connect = req.method() == http::Method::CONNECT;
     let (parts, body) = req.into_parts();
-    let mut ctx = match RequestCtx::from_parts(parts, body, client, live.clone()) {
+    let mut ctx = match Task::from_parts(parts, body, client, live.clone()) {
         Ok(ctx) => ctx,
         Err(refused) => {
             assert!(

@@ -78,9 +78,13 @@ fn made_up(var: &Var, mode: Mode) -> Option<Value<'static>> {
         Type::Bool => Value::Bool(!extreme),
         Type::Ip if extreme => Value::Ip(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
         Type::Ip => Value::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
-        Type::String if extreme => Value::Str(Cow::Borrowed("\u{0}\u{1F600}\u{e9}  -9223372036854775808 1e999s")),
+        Type::String if extreme => Value::Str(Cow::Borrowed(
+            "\u{0}\u{1F600}\u{e9}  -9223372036854775808 1e999s",
+        )),
         Type::String => match var {
-            Var::ReqUrl | Var::BereqUrl => Value::Str(Cow::Borrowed("/shop/item.php?id=42&utm_source=x")),
+            Var::ReqUrl | Var::BereqUrl => {
+                Value::Str(Cow::Borrowed("/shop/item.php?id=42&utm_source=x"))
+            }
             Var::ReqMethod | Var::BereqMethod => Value::Str(Cow::Borrowed("GET")),
             _ => Value::Str(Cow::Borrowed("max-age=60, 10s, 42")),
         },

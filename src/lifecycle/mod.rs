@@ -7,7 +7,7 @@
 //!
 //! | Type | Varnish | What |
 //! |---|---|---|
-//! | [`RequestCtx`] | `req` | the client request |
+//! | [`Task`] | `req` | one client request being served (`req.*` and the lifecycle's state for it) |
 //! | [`Fetch`] | `busyobj` | one backend fetch in progress |
 //! | [`Bereq`] | `bereq` | the backend request |
 //! | [`Beresp`] | `beresp` | the backend response, in `vcl_backend_response` |
@@ -25,8 +25,8 @@ mod fetch;
 mod live;
 mod outcome;
 mod policy;
-mod request;
 mod synthetic;
+mod task;
 
 pub use bereq::Bereq;
 pub use beresp::Beresp;
@@ -36,5 +36,5 @@ pub use fetch::Fetch;
 pub use live::Live;
 pub use outcome::{CacheOutcome, ObjMeta};
 pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};
-pub use request::RequestCtx;
 pub use synthetic::{phrase_of, set_phrase, synth, synth_body, SynthText, Synthetic};
+pub use task::Task;

@@ -11,7 +11,7 @@
 use http::{Method, Response, StatusCode};
 use std::time::Duration;
 
-use super::{Bereq, Beresp, ObjMeta, RequestCtx, Synthetic};
+use super::{Bereq, Beresp, ObjMeta, Synthetic, Task};
 use crate::body::RespBody;
 use crate::cache::{CacheKey, CachedObject};
 
@@ -116,7 +116,7 @@ pub trait Policy: Send + Sync + 'static {
     /// `public`, `s-maxage` or `must-revalidate`; `Set-Cookie` responses are
     /// not stored; and without `default_ttl`, nothing without explicit
     /// freshness or a validator-based heuristic is stored).
-    fn recv(&self, req: &mut RequestCtx) -> RecvAction {
+    fn recv(&self, req: &mut Task) -> RecvAction {
         match req.method.as_str() {
             "PURGE" => return RecvAction::Purge,
             "BAN" => return RecvAction::Ban,
@@ -130,30 +130,30 @@ pub trait Policy: Send + Sync + 'static {
     }
 
     /// `vcl_hash`: the key, by default URL then Host.
-    fn hash(&self, req: &RequestCtx) -> CacheKey {
+    fn hash(&self, req: &Task) -> CacheKey {
         CacheKey::for_request(&req.host, &req.url)
     }
 
     /// `vcl_hit`: a fresh or in-grace object was found. Built-in: deliver
     /// it (an object in grace is refreshed in the background).
-    fn hit(&self, _req: &mut RequestCtx, _obj: &CachedObject) -> ClientAction {
+    fn hit(&self, _req: &mut Task, _obj: &CachedObject) -> ClientAction {
         ClientAction::Builtin
     }
 
     /// `vcl_miss`: nothing usable was found (or only a stale object to
     /// revalidate). Built-in: fetch.
-    fn miss(&self, _req: &mut RequestCtx) -> ClientAction {
+    fn miss(&self, _req: &mut Task) -> ClientAction {
         ClientAction::Builtin
     }
 
     /// `vcl_pass`: the request is about to be passed. Built-in: fetch.
-    fn pass(&self, _req: &mut RequestCtx) -> ClientAction {
+    fn pass(&self, _req: &mut Task) -> ClientAction {
         ClientAction::Builtin
     }
 
     /// `vcl_purge`: after a PURGE was applied. Built-in: lacquer's answer
     /// (200 with what was purged, 404 when nothing was stored).
-    fn purge(&self, _req: &mut RequestCtx) -> ClientAction {
+    fn purge(&self, _req: &mut Task) -> ClientAction {
         ClientAction::Builtin
     }
 
@@ -161,7 +161,7 @@ pub trait Policy: Send + Sync + 'static {
     /// send it.
     fn deliver(
         &self,
-        _req: &mut RequestCtx,
+        _req: &mut Task,
         _resp: &mut Response<RespBody>,
         _obj: &ObjMeta,
     ) -> ClientAction {
@@ -170,7 +170,7 @@ pub trait Policy: Send + Sync + 'static {
 
     /// `vcl_synth`: a synthetic answer is being made. Built-in: lacquer's
     /// plain-text body (status and reason).
-    fn synth(&self, _req: &mut RequestCtx, _resp: &mut Synthetic) -> ClientAction {
+    fn synth(&self, _req: &mut Task, _resp: &mut Synthetic) -> ClientAction {
         ClientAction::Builtin
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use crate::cache::freshness::{self, Freshness, FreshnessPolicy};
 use crate::cache::storable::NoCacheReason;
 use crate::cache::vary::{vary_names, Variant};
-use crate::lifecycle::{Beresp, Fetch, RequestCtx};
+use crate::lifecycle::{Beresp, Fetch, Task};
 use crate::policy::BackendAction;
 
 /// Whether and how a backend response is stored.
@@ -22,7 +22,7 @@ pub enum Decision {
 /// Applies RFC 9111 (via [`freshness::evaluate`]) and Vary to a response
 /// fetched with GET for `req`.
 pub fn decide(
-    req: &RequestCtx,
+    req: &Task,
     status: StatusCode,
     headers: &HeaderMap,
     request_time: SystemTime,
@@ -80,7 +80,7 @@ pub struct Verdict {
 /// status, `do_esi` and the action count.
 pub fn apply_policy(
     f: &mut Fetch,
-    req: &RequestCtx,
+    req: &Task,
     fetched: Fetched<'_>,
     decision: Decision,
     do_esi: bool,

@@ -15,7 +15,7 @@ use crate::fetch::pool::{BackendBody, FetchError};
 use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for, append_via};
-use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, RequestCtx, Synthetic};
+use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, Synthetic, Task};
 use crate::policy::BackendAction;
 
 /// How many times one fetch may be retried (Varnish's `max_retries`).
@@ -84,7 +84,7 @@ impl Proxy {
     /// the stale object's validators instead.
     pub(super) fn backend_request(
         &self,
-        ctx: &RequestCtx,
+        ctx: &Task,
         method: Method,
         stale: Option<&CachedObject>,
         for_cache: bool,

@@ -17,7 +17,7 @@ use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
 use crate::http::conditional::{is_not_modified, strip_for_304};
-use crate::lifecycle::{CacheOutcome, ObjMeta, RequestCtx};
+use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
 
 /// Name of the header that tells how a response was served.
 pub const X_CACHE: &str = "x-cache";
@@ -28,7 +28,7 @@ fn age_value(age: Duration) -> HeaderValue {
 
 /// A response from a stored object.
 pub fn from_cache(
-    ctx: &RequestCtx,
+    ctx: &Task,
     obj: &CachedObject,
     outcome: CacheOutcome,
     via: &HeaderValue,
@@ -62,7 +62,7 @@ pub fn from_cache(
 
 /// A response read from a shared, still-streaming fetch.
 pub fn shared(
-    ctx: &RequestCtx,
+    ctx: &Task,
     head: &SharedHead,
     reader: BodyReader,
     via: &HeaderValue,
@@ -94,7 +94,7 @@ pub fn shared(
 
 /// A response streamed straight from the backend.
 pub fn pass_through(
-    ctx: &RequestCtx,
+    ctx: &Task,
     status: StatusCode,
     mut headers: HeaderMap,
     body: BackendBody,
@@ -143,7 +143,7 @@ impl Proxy {
     /// `obj.*` for `vcl_deliver` is read only when the policy has it.
     pub(super) fn deliver_object(
         self: &Arc<Self>,
-        ctx: &RequestCtx,
+        ctx: &Task,
         obj: &CachedObject,
         outcome: CacheOutcome,
     ) -> Served {
@@ -158,7 +158,7 @@ impl Proxy {
 
     fn object_response(
         self: &Arc<Self>,
-        ctx: &RequestCtx,
+        ctx: &Task,
         obj: &CachedObject,
         outcome: CacheOutcome,
     ) -> Response<RespBody> {

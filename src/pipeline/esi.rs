@@ -24,7 +24,7 @@ use http_body::Body;
 use std::sync::Arc;
 
 use super::fragments::Fragments;
-use super::{Live, Proxy, RequestCtx, Served};
+use super::{Live, Proxy, Served, Task};
 use crate::body::RespBody;
 use crate::cache::freshness::Freshness;
 use crate::cache::object::Provenance;
@@ -145,7 +145,7 @@ impl Proxy {
 
     /// Reads an ESI page from the backend, parses it, stores it (per
     /// `keep`) and delivers it assembled.
-    pub(super) async fn process_esi(self: &Arc<Self>, ctx: &RequestCtx, page: EsiPage) -> Served {
+    pub(super) async fn process_esi(self: &Arc<Self>, ctx: &Task, page: EsiPage) -> Served {
         let EsiPage {
             status,
             mut headers,
@@ -223,7 +223,7 @@ impl Proxy {
 
     /// Parses a page body (a large one off the worker), logging and
     /// counting what was malformed.
-    async fn parse_page(&self, ctx: &RequestCtx, raw: &Bytes) -> Template {
+    async fn parse_page(&self, ctx: &Task, raw: &Bytes) -> Template {
         let limits = Limits {
             max_includes: ctx.live.config.esi.max_includes,
             ..Limits::default()
@@ -257,7 +257,7 @@ impl Proxy {
     }
 
     /// The body of `template` delivered for `ctx`.
-    pub(super) fn assemble(self: &Arc<Self>, ctx: &RequestCtx, template: &Template) -> RespBody {
+    pub(super) fn assemble(self: &Arc<Self>, ctx: &Task, template: &Template) -> RespBody {
         let esi = &ctx.live.config.esi;
         let settings = Settings {
             max_depth: esi.max_depth,

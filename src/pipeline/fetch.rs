@@ -10,7 +10,7 @@ use super::backend_response::{apply_policy, decide, Decision, Fetched, Verdict};
 use super::bereq::{Exchange, Next};
 use super::deliver;
 use super::esi::{EsiPage, Keep};
-use super::{Live, Proxy, RequestCtx, Served};
+use super::{Live, Proxy, Served, Task};
 use crate::cache::merge_304::merge_304;
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
@@ -54,7 +54,7 @@ impl Proxy {
     /// progress for this key or lead a new one.
     pub(super) async fn miss(
         self: &Arc<Self>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Task,
         key: CacheKey,
         stale: Option<Arc<CachedObject>>,
     ) -> Served {
@@ -105,7 +105,7 @@ impl Proxy {
     /// Refreshes a stale object in grace with one background fetch.
     pub(super) fn refresh_in_background(
         self: &Arc<Self>,
-        ctx: &RequestCtx,
+        ctx: &Task,
         key: CacheKey,
         stale: Arc<CachedObject>,
     ) {
@@ -127,7 +127,7 @@ impl Proxy {
     /// the outcome to followers through `guard`.
     pub(super) async fn fetch(
         self: &Arc<Self>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Task,
         key: CacheKey,
         stale: Option<Arc<CachedObject>>,
         guard: Option<LeaderGuard>,
@@ -219,7 +219,7 @@ impl Proxy {
     /// A fetch for the cache that got no backend answer: followers learn
     /// of it; a stale object within stale-if-error stands in; else the
     /// synthetic answer of `vcl_backend_error`, else lacquer's error.
-    fn fetch_failed(self: &Arc<Self>, ctx: &RequestCtx, f: Fetch, failed: Exchange) -> Served {
+    fn fetch_failed(self: &Arc<Self>, ctx: &Task, f: Fetch, failed: Exchange) -> Served {
         let Fetch { stale, guard, .. } = f;
         let stale = stale.as_deref();
         let failure = match failed {
@@ -251,7 +251,7 @@ impl Proxy {
     /// followers meanwhile), or delivers it unstored.
     async fn store_and_deliver(
         self: &Arc<Self>,
-        ctx: &RequestCtx,
+        ctx: &Task,
         f: Fetch,
         answer: Answer,
         verdict: Verdict,
@@ -389,7 +389,7 @@ impl Proxy {
     /// headers keeps the old body.
     fn refresh(
         self: &Arc<Self>,
-        ctx: &RequestCtx,
+        ctx: &Task,
         f: Fetch,
         old: &CachedObject,
         merged: HeaderMap,
@@ -512,7 +512,7 @@ impl Proxy {
     /// A pass: the request goes to the backend as it is, body streamed, and
     /// nothing is stored. A successful POST, PUT, DELETE or PATCH
     /// invalidates what is stored for its URL (RFC 9111 §4.4).
-    pub(super) async fn pass(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
+    pub(super) async fn pass(self: &Arc<Self>, ctx: &mut Task) -> Served {
         let live = ctx.live.clone();
         let fault = Arc::new(FaultSlot::default());
         let body = Some(match ctx.body.take() {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::lookup::{lookup, Lookup};
-use super::{Live, Proxy, RequestCtx};
+use super::{Live, Proxy, Task};
 use crate::body::RespBody;
 use crate::cache::{CacheKey, CachedObject};
 use crate::esi::assemble::{Cached, Event, FragmentRequest, FragmentSource, Piece};
@@ -29,7 +29,7 @@ pub(super) struct Fragments {
 
 impl Fragments {
     /// The fragments of the page requested by `ctx`.
-    pub(super) fn new(proxy: Arc<Proxy>, ctx: &RequestCtx) -> Fragments {
+    pub(super) fn new(proxy: Arc<Proxy>, ctx: &Task) -> Fragments {
         Fragments {
             proxy,
             client: ctx.client,
@@ -39,8 +39,8 @@ impl Fragments {
     }
 
     /// The lifecycle's request for a fragment.
-    fn request(&self, req: FragmentRequest) -> RequestCtx {
-        RequestCtx {
+    fn request(&self, req: FragmentRequest) -> Task {
+        Task {
             method: Method::GET,
             version: self.version,
             host: req.host,
@@ -60,7 +60,7 @@ impl Fragments {
 
     /// What the cache holds fresh (or in grace) for a fragment, after
     /// `vcl_recv` (which may refuse the lookup, or change the request).
-    fn lookup(&self, req: FragmentRequest) -> Option<(RequestCtx, CacheKey, Arc<CachedObject>)> {
+    fn lookup(&self, req: FragmentRequest) -> Option<(Task, CacheKey, Arc<CachedObject>)> {
         let mut fctx = self.request(req);
         if self.live.policy.recv(&mut fctx) != RecvAction::Hash {
             return None;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::RequestCtx;
+use super::Task;
 use crate::cache::freshness::{FreshState, Freshness};
 use crate::cache::{CacheKey, CachedObject, Found, Store};
 use crate::invalidate::bans::BanList;
@@ -26,7 +26,7 @@ pub enum Lookup {
 
 /// Looks `key` up for `req`. An object a ban matches is removed here and
 /// the lookup is a miss.
-pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &RequestCtx) -> Lookup {
+pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &Task) -> Lookup {
     match store.lookup(key, &req.headers) {
         Found::Object(obj) => {
             if bans.is_banned(&obj, Some(&req.headers)) {
@@ -50,7 +50,7 @@ pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &RequestCtx) -
 /// The object's state for this request: its own, unless the policy
 /// narrowed it with `req.ttl` (objects older than that are not fresh) or
 /// `req.grace` (at most that much grace).
-fn state_for(f: &Freshness, req: &RequestCtx, now: SystemTime) -> FreshState {
+fn state_for(f: &Freshness, req: &Task, now: SystemTime) -> FreshState {
     if req.max_ttl.is_none() && req.max_grace.is_none() {
         return f.state(now);
     }

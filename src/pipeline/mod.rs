@@ -16,7 +16,7 @@ mod reload;
 mod synth;
 
 pub use crate::lifecycle::{
-    synth, Bereq, Beresp, CacheOutcome, Live, ObjMeta, RequestCtx, SynthText, Synthetic,
+    synth, Bereq, Beresp, CacheOutcome, Live, ObjMeta, SynthText, Synthetic, Task,
 };
 pub use lookup::Lookup;
 pub use purge::{answer, bare_get, key_for, Applied, InvalidationError, InvalidationSource};
@@ -271,7 +271,7 @@ impl Proxy {
             return (resp, CacheOutcome::Synth);
         }
         let (parts, body) = req.into_parts();
-        let ctx = match RequestCtx::from_parts(parts, body, client, live) {
+        let ctx = match Task::from_parts(parts, body, client, live) {
             Ok(ctx) => ctx,
             // Refused before there is a request for the policy to see:
             // answered without vcl_synth.
@@ -287,10 +287,7 @@ impl Proxy {
     /// requests and ESI fragment requests alike: the lifecycle, then
     /// `vcl_deliver` or `vcl_synth`, starting over on `restart` (at most
     /// [`MAX_RESTARTS`] times).
-    async fn process(
-        self: &Arc<Self>,
-        mut ctx: RequestCtx,
-    ) -> (http::Response<RespBody>, CacheOutcome) {
+    async fn process(self: &Arc<Self>, mut ctx: Task) -> (http::Response<RespBody>, CacheOutcome) {
         let mut served = self.serve(&mut ctx).await;
         loop {
             served = match served {
@@ -323,7 +320,7 @@ impl Proxy {
     #[allow(clippy::result_large_err)] // moved once, not worth an allocation
     fn deliver_hook(
         &self,
-        ctx: &mut RequestCtx,
+        ctx: &mut Task,
         mut resp: http::Response<RespBody>,
         meta: &ObjMeta,
     ) -> Result<http::Response<RespBody>, Served> {
@@ -346,7 +343,7 @@ impl Proxy {
     /// hyper stores per request small (`size_of_val` of the request future,
     /// release build: 4632 bytes before, 1128 after), which is less to move
     /// on every request and shows in the pass and hit benchmarks.
-    async fn serve(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
+    async fn serve(self: &Arc<Self>, ctx: &mut Task) -> Served {
         let live = ctx.live.clone();
         match live.policy.recv(ctx) {
             RecvAction::Hash => {}
@@ -387,7 +384,7 @@ impl Proxy {
     /// (hit-for-miss).
     async fn miss_step(
         self: &Arc<Self>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Task,
         key: crate::cache::CacheKey,
         stale: Option<Arc<crate::cache::CachedObject>>,
         coalesce: bool,
@@ -411,7 +408,7 @@ impl Proxy {
     }
 
     /// `vcl_pass`, then the pass.
-    async fn pass_step(self: &Arc<Self>, ctx: &mut RequestCtx) -> Served {
+    async fn pass_step(self: &Arc<Self>, ctx: &mut Task) -> Served {
         if ctx.live.hooks.pass {
             let live = ctx.live.clone();
             if let Some(served) = client_detour(live.policy.pass(ctx), "vcl_pass") {

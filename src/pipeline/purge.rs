@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Version};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{Live, Proxy, RequestCtx, Served};
+use super::{Live, Proxy, Served, Task};
 use crate::body::RespBody;
 use crate::cache::store::PurgeMode;
 use crate::cache::tags::parse_keys;
@@ -30,7 +30,7 @@ pub enum InvalidationSource<'a> {
     /// A PURGE or BAN request from a client in the purge ACL. A URL purge
     /// of the request's own host + URL is keyed by `vcl_hash` on that
     /// request (its headers count, as in Varnish).
-    Request(&'a RequestCtx),
+    Request(&'a Task),
     /// The admin API (`lacquer purge`, `lacquer ban`).
     Admin,
     /// A peer node: applied here, not forwarded again.
@@ -38,12 +38,12 @@ pub enum InvalidationSource<'a> {
     /// A successful POST, PUT, DELETE or PATCH (RFC 9111 §4.4): hard, on
     /// this node only, counted as `unsafe_method` when it removed
     /// something.
-    UnsafeMethod(&'a RequestCtx),
+    UnsafeMethod(&'a Task),
 }
 
 impl InvalidationSource<'_> {
     /// The client request behind it, if any.
-    fn request(&self) -> Option<&RequestCtx> {
+    fn request(&self) -> Option<&Task> {
         match self {
             InvalidationSource::Request(req) | InvalidationSource::UnsafeMethod(req) => Some(req),
             InvalidationSource::Admin | InvalidationSource::Peer => None,
@@ -78,12 +78,12 @@ impl std::fmt::Display for InvalidationSource<'_> {
 /// (admin API, peers, §4.4 `Location` targets): a bare `GET` of `url` with
 /// only `Host: host`, from the unspecified address. `vcl_recv` does not run
 /// on it; a `vcl_hash` reading other headers sees them absent.
-pub fn bare_get(live: Arc<Live>, host: &str, url: &str) -> RequestCtx {
+pub fn bare_get(live: Arc<Live>, host: &str, url: &str) -> Task {
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(host) {
         headers.insert(HOST, v);
     }
-    RequestCtx {
+    Task {
         method: Method::GET,
         version: Version::HTTP_11,
         host: host.to_string(),
@@ -104,7 +104,7 @@ pub fn bare_get(live: Arc<Live>, host: &str, url: &str) -> RequestCtx {
 /// The cache key of `host` + `url` under `live`'s policy (`vcl_hash`): the
 /// one key function of every invalidation. Computed from `req` when it is a
 /// request for that host + URL, else from [`bare_get`].
-pub fn key_for(live: &Arc<Live>, host: &str, url: &str, req: Option<&RequestCtx>) -> CacheKey {
+pub fn key_for(live: &Arc<Live>, host: &str, url: &str, req: Option<&Task>) -> CacheKey {
     match req {
         Some(req) if req.host == host && req.url == url => live.policy.hash(req),
         _ => live.policy.hash(&bare_get(live.clone(), host, url)),
@@ -209,7 +209,7 @@ impl Proxy {
     /// RFC 9111 §4.4: the target URI, and same-host `Location` /
     /// `Content-Location` URLs, lose their stored responses (hard, this
     /// node only). Each URL that had something stored counts once.
-    pub(super) fn invalidate_after_unsafe(&self, ctx: &RequestCtx, headers: &HeaderMap) {
+    pub(super) fn invalidate_after_unsafe(&self, ctx: &Task, headers: &HeaderMap) {
         let mut urls = vec![ctx.url.clone()];
         for name in [LOCATION, CONTENT_LOCATION] {
             let Some(uri) = headers
@@ -240,7 +240,7 @@ impl Proxy {
     }
 
     /// Handles a PURGE request; then `vcl_purge` may choose the answer.
-    pub(super) fn purge(&self, ctx: &mut RequestCtx) -> Served {
+    pub(super) fn purge(&self, ctx: &mut Task) -> Served {
         if let Some(refused) = self.refuse_outside_acl(ctx) {
             return refused;
         }
@@ -260,7 +260,7 @@ impl Proxy {
     /// Applies a PURGE: by surrogate key when the request names keys, else
     /// the URL's objects (under the policy's hash). The answer's status and
     /// message.
-    fn apply_purge(&self, ctx: &RequestCtx) -> (StatusCode, String) {
+    fn apply_purge(&self, ctx: &Task) -> (StatusCode, String) {
         let mode = purge_mode(&ctx.live.config, &ctx.headers);
         let key_header = ctx
             .live
@@ -297,7 +297,7 @@ impl Proxy {
     }
 
     /// Handles a BAN request: the expression is in `X-Ban`.
-    pub(super) fn ban(&self, ctx: &RequestCtx) -> Served {
+    pub(super) fn ban(&self, ctx: &Task) -> Served {
         if let Some(refused) = self.refuse_outside_acl(ctx) {
             return refused;
         }
@@ -326,7 +326,7 @@ impl Proxy {
         purge_mode(&self.live.load().config, headers)
     }
 
-    fn refuse_outside_acl(&self, ctx: &RequestCtx) -> Option<Served> {
+    fn refuse_outside_acl(&self, ctx: &Task) -> Option<Served> {
         let ip = ctx.client.ip();
         if ctx.live.config.invalidation.purge_acl.allows(ip) {
             return None;

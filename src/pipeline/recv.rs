@@ -1,4 +1,4 @@
-//! recv: turn a hyper request into a [`RequestCtx`], refusing what cannot be
+//! recv: turn a hyper request into a [`Task`], refusing what cannot be
 //! served.
 
 use http::header::{HeaderValue, CACHE_CONTROL, HOST, PRAGMA};
@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::lifecycle::{Failure, FailureKind, Live, RequestCtx};
+use crate::lifecycle::{Failure, FailureKind, Live, Task};
 
 use crate::http::headers::{default_port, normalize_host, remove_hop_by_hop, HostError};
 
@@ -56,14 +56,14 @@ fn request_host(
     }
 }
 
-impl RequestCtx {
+impl Task {
     /// Builds the context, refusing requests that are malformed for a proxy.
     pub fn from_parts(
         parts: Parts,
         body: Incoming,
         client: SocketAddr,
         live: Arc<Live>,
-    ) -> Result<RequestCtx, Failure> {
+    ) -> Result<Task, Failure> {
         let mut headers = parts.headers;
         if parts.method == Method::CONNECT {
             // No tunnels (there is no pipe): a backend's 200 would leave
@@ -97,7 +97,7 @@ impl RequestCtx {
         };
         remove_hop_by_hop(&mut headers);
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
-        Ok(RequestCtx {
+        Ok(Task {
             method: parts.method,
             version: parts.version,
             host,

@@ -7,7 +7,7 @@ use http::header::{HeaderValue, ALLOW};
 use http::{Response, StatusCode};
 use std::net::SocketAddr;
 
-use super::{Proxy, RequestCtx};
+use super::{Proxy, Task};
 use crate::body::RespBody;
 use crate::lifecycle::{synth, Failure, FailureKind, Synthetic};
 use crate::observe::metrics::ClientErrorKind;
@@ -30,7 +30,7 @@ impl Proxy {
     /// left).
     pub(super) fn synthesize(
         &self,
-        ctx: &mut RequestCtx,
+        ctx: &mut Task,
         status: StatusCode,
         reason: String,
     ) -> Option<Response<RespBody>> {

@@ -20,7 +20,7 @@ use vcl_lite::{Action, Program, RuntimeError, Sub};
 use super::{BackendAction, Builtin, ClientAction, Hooks, Policy, RecvAction};
 use crate::body::RespBody;
 use crate::cache::{CacheKey, CachedObject};
-use crate::lifecycle::{Bereq, Beresp, ObjMeta, RequestCtx, Synthetic};
+use crate::lifecycle::{Bereq, Beresp, ObjMeta, Synthetic, Task};
 use backend::{BackendView, BerespPart};
 use client::{ClientView, RespPart};
 
@@ -164,7 +164,7 @@ impl Policy for VclPolicy {
         }
     }
 
-    fn recv(&self, req: &mut RequestCtx) -> RecvAction {
+    fn recv(&self, req: &mut Task) -> RecvAction {
         if !self.program.defines(Sub::Recv) {
             return Builtin.recv(req);
         }
@@ -199,7 +199,7 @@ impl Policy for VclPolicy {
         }
     }
 
-    fn hash(&self, req: &RequestCtx) -> CacheKey {
+    fn hash(&self, req: &Task) -> CacheKey {
         if !self.program.defines(Sub::Hash) {
             return Builtin.hash(req);
         }
@@ -223,7 +223,7 @@ impl Policy for VclPolicy {
         CacheKey::from_parts(parts.iter().map(String::as_str))
     }
 
-    fn hit(&self, req: &mut RequestCtx, obj: &CachedObject) -> ClientAction {
+    fn hit(&self, req: &mut Task, obj: &CachedObject) -> ClientAction {
         let now = req.live.clock.now();
         let mut view = ClientView::of(req, &self.hostname);
         view.obj = Some(obj);
@@ -237,21 +237,21 @@ impl Policy for VclPolicy {
         self.client(Sub::Hit, &mut view)
     }
 
-    fn miss(&self, req: &mut RequestCtx) -> ClientAction {
+    fn miss(&self, req: &mut Task) -> ClientAction {
         self.client(Sub::Miss, &mut ClientView::of(req, &self.hostname))
     }
 
-    fn pass(&self, req: &mut RequestCtx) -> ClientAction {
+    fn pass(&self, req: &mut Task) -> ClientAction {
         self.client(Sub::Pass, &mut ClientView::of(req, &self.hostname))
     }
 
-    fn purge(&self, req: &mut RequestCtx) -> ClientAction {
+    fn purge(&self, req: &mut Task) -> ClientAction {
         self.client(Sub::Purge, &mut ClientView::of(req, &self.hostname))
     }
 
     fn deliver(
         &self,
-        req: &mut RequestCtx,
+        req: &mut Task,
         resp: &mut Response<RespBody>,
         obj: &ObjMeta,
     ) -> ClientAction {
@@ -261,7 +261,7 @@ impl Policy for VclPolicy {
         self.client(Sub::Deliver, &mut view)
     }
 
-    fn synth(&self, req: &mut RequestCtx, resp: &mut Synthetic) -> ClientAction {
+    fn synth(&self, req: &mut Task, resp: &mut Synthetic) -> ClientAction {
         let mut view = ClientView::of(req, &self.hostname);
         view.resp = Some(RespPart::Synth(resp));
         self.client(Sub::Synth, &mut view)

@@ -13,7 +13,7 @@ use super::values::{
 };
 use crate::body::RespBody;
 use crate::cache::CachedObject;
-use crate::lifecycle::{ObjMeta, RequestCtx, Synthetic};
+use crate::lifecycle::{ObjMeta, Synthetic, Task};
 
 /// The response a client subroutine works on.
 pub(super) enum RespPart<'a> {
@@ -25,7 +25,7 @@ pub(super) enum RespPart<'a> {
 
 /// What a client subroutine reads and writes.
 pub(super) struct ClientView<'a> {
-    pub(super) req: &'a mut RequestCtx,
+    pub(super) req: &'a mut Task,
     /// `vcl_hit`: the object found (`obj.status`, `obj.http.*`).
     pub(super) obj: Option<&'a CachedObject>,
     /// `vcl_hit`, `vcl_deliver`: `obj.hits`, `obj.age`, …
@@ -38,7 +38,7 @@ pub(super) struct ClientView<'a> {
 
 impl<'a> ClientView<'a> {
     /// A view of the request only.
-    pub(super) fn of(req: &'a mut RequestCtx, hostname: &'a str) -> ClientView<'a> {
+    pub(super) fn of(req: &'a mut Task, hostname: &'a str) -> ClientView<'a> {
         ClientView {
             req,
             obj: None,
@@ -92,7 +92,7 @@ impl<'a> ClientView<'a> {
     }
 }
 
-fn req_get<'r>(r: &'r RequestCtx, var: &Var) -> Option<Value<'r>> {
+fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
     match var {
         Var::ReqMethod => Some(Value::Str(Cow::Borrowed(r.method.as_str()))),
         Var::ReqUrl => Some(Value::Str(Cow::Borrowed(&r.url))),

@@ -1,5 +1,9 @@
-//! The client request as the lifecycle sees it (`req.*`). Built by
-//! `pipeline::recv`; read and changed by the policy.
+//! The task of serving one client request (Varnish's `struct req`): the
+//! request as the policy reads and changes it (`req.*`), and the state the
+//! lifecycle keeps for it — the settings generation it runs under, its
+//! restarts, its ESI include chain, whether it is a background refresh.
+//! Built by `pipeline::recv`, carried through every step; each fetch it
+//! starts has its own [`super::Fetch`].
 
 use http::{HeaderMap, Method, Version};
 use hyper::body::Incoming;
@@ -10,9 +14,9 @@ use std::time::Duration;
 use super::Live;
 use crate::esi::chain::IncludeChain;
 
-/// One client request as the lifecycle sees it.
+/// One client request being served.
 #[derive(Debug)]
-pub struct RequestCtx {
+pub struct Task {
     /// Request method.
     pub method: Method,
     /// Client protocol version.
@@ -45,10 +49,10 @@ pub struct RequestCtx {
     pub background: bool,
 }
 
-impl RequestCtx {
+impl Task {
     /// A body-less copy for a background fetch.
-    pub fn detached(&self) -> RequestCtx {
-        RequestCtx {
+    pub fn detached(&self) -> Task {
+        Task {
             method: Method::GET,
             version: self.version,
             host: self.host.clone(),
