@@ -129,8 +129,9 @@ pub trait Policy: Send + Sync + 'static {
         }
     }
 
-    /// `vcl_hash`: the key, by default URL then Host.
-    fn hash(&self, req: &Task) -> CacheKey {
+    /// `vcl_hash`: the key, by default URL then Host. As in Varnish, the
+    /// request may be changed here (`set req.http.…`), and the change stays.
+    fn hash(&self, req: &mut Task) -> CacheKey {
         CacheKey::for_request(&req.host, &req.url)
     }
 

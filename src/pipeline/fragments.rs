@@ -65,7 +65,7 @@ impl Fragments {
         if self.live.policy.recv(&mut fctx) != RecvAction::Hash {
             return None;
         }
-        let key = self.live.policy.hash(&fctx);
+        let key = self.live.policy.hash(&mut fctx);
         match lookup(&self.proxy.store, &self.proxy.bans, &key, &fctx) {
             Lookup::Hit(obj) | Lookup::Grace(obj) => Some((fctx, key, obj)),
             _ => None,

@@ -106,8 +106,15 @@ pub fn bare_get(live: Arc<Live>, host: &str, url: &str) -> Task {
 /// request for that host + URL, else from [`bare_get`].
 pub fn key_for(live: &Arc<Live>, host: &str, url: &str, req: Option<&Task>) -> CacheKey {
     match req {
-        Some(req) if req.host == host && req.url == url => live.policy.hash(req),
-        _ => live.policy.hash(&bare_get(live.clone(), host, url)),
+        Some(req) if req.host == host && req.url == url => {
+            // vcl_hash may change the request it runs on; this one is
+            // already on its way, so it runs on a copy.
+            let mut copy = req.detached();
+            copy.method = req.method.clone();
+            copy.restarts = req.restarts;
+            live.policy.hash(&mut copy)
+        }
+        _ => live.policy.hash(&mut bare_get(live.clone(), host, url)),
     }
 }
 

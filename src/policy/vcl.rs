@@ -199,18 +199,14 @@ impl Policy for VclPolicy {
         }
     }
 
-    fn hash(&self, req: &Task) -> CacheKey {
+    fn hash(&self, req: &mut Task) -> CacheKey {
         if !self.program.defines(Sub::Hash) {
             return Builtin.hash(req);
         }
-        // vcl_hash cannot change the request: run it on a copy of the parts
-        // it can read.
-        let mut copy = req.detached();
-        copy.method = req.method.clone();
-        copy.restarts = req.restarts;
-        let mut view = ClientView::of(&mut copy, &self.hostname);
+        let mut view = ClientView::of(req, &self.hostname);
         let action = self.program.run(Sub::Hash, &mut view);
         let mut parts = std::mem::take(&mut view.hash);
+        drop(view);
         match action {
             Ok(Some(Action::Lookup)) => {}
             Ok(_) => {

@@ -383,3 +383,23 @@ async fn vcl_backend_response_runs_on_a_304_revalidation() {
     assert!(is_hit(&get(a, "/r").await), "the policy's TTL again");
     assert_eq!(origin.hits("/r"), 2);
 }
+
+#[tokio::test]
+async fn vcl_hash_may_change_the_request_as_in_varnish() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/h");
+    let lq = with_policy(
+        origin.addr,
+        r#"
+sub vcl_hash {
+    set req.http.X-Hashed = "by vcl_hash";
+    hash_data(req.url);
+    return (lookup);
+}
+"#,
+    )
+    .await;
+    assert_eq!(get(lq.addr(), "/h").await.status, 200);
+    let seen = origin.last("/h").expect("the miss reached the origin");
+    assert_eq!(seen.header_or_none("x-hashed"), "by vcl_hash");
+}
