@@ -30,9 +30,12 @@ pub fn wait_listening(addr: &str) {
     });
 }
 
-/// A directory of this test process's own under the temp dir.
+/// A directory of this test process's own, under cargo's scratch space for
+/// integration tests (`target/tmp`, not the system's temp dir: runs leave
+/// nothing behind outside `target/`).
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lacquer-{name}-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("lacquer-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
