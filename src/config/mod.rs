@@ -196,6 +196,9 @@ pub struct ServerConfig {
     /// arrives); beyond it the request is answered 408 and the backend
     /// request abandoned.
     pub body_timeout: Seconds,
+    /// A pipe (an upgraded connection: WebSockets) is closed when nothing
+    /// moved either way for this long (Varnish's `pipe_timeout`).
+    pub pipe_timeout: Seconds,
     /// Most client connections open at once (per instance); beyond that a
     /// new connection gets `503 too many connections` and is closed.
     pub max_connections: usize,
@@ -353,6 +356,7 @@ impl Default for ServerConfig {
             max_headers: 100,
             header_read_timeout: Seconds(Duration::from_secs(10)),
             body_timeout: Seconds(Duration::from_secs(30)),
+            pipe_timeout: Seconds(Duration::from_secs(60)),
             max_connections: 10_000,
             via_name: "lacquer".into(),
             threads: 0,

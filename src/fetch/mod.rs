@@ -7,3 +7,4 @@ pub mod oneshot;
 pub mod pool;
 pub mod probe;
 pub mod req_body;
+pub mod tunnel;

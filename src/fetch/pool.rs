@@ -265,6 +265,24 @@ impl Backend {
         &self.address
     }
 
+    /// A body of this backend read on a connection outside the pool (a
+    /// pipe's answer that did not switch protocols), with the backend's
+    /// between-bytes timeout.
+    pub fn unpooled_body(&self, inner: Incoming) -> BackendBody {
+        BackendBody {
+            inner,
+            conn: None,
+            backend: None,
+            timeout: self.between_bytes_timeout,
+            sleep: None,
+        }
+    }
+
+    /// Its connect and first-byte timeouts.
+    pub fn timeouts(&self) -> (Duration, Duration) {
+        (self.connect_timeout, self.first_byte_timeout)
+    }
+
     /// Sends `req` and returns the response head with a streaming body.
     ///
     /// A request that fails on a reused connection before any response byte

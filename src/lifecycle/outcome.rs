@@ -23,6 +23,9 @@ pub enum CacheOutcome {
     /// the health check. No `X-Cache` header.
     #[default]
     Synth,
+    /// A pipe: the connection switched protocols (WebSockets) and bytes
+    /// flow both ways between client and backend.
+    Pipe,
 }
 
 impl CacheOutcome {
@@ -34,19 +37,21 @@ impl CacheOutcome {
             CacheOutcome::Pass => "PASS",
             CacheOutcome::Stale => "STALE",
             CacheOutcome::Synth => "SYNTH",
+            CacheOutcome::Pipe => "PIPE",
         }
     }
 
     /// Every outcome, in the order of [`CacheOutcome::index`].
-    pub const ALL: [CacheOutcome; 5] = [
+    pub const ALL: [CacheOutcome; 6] = [
         CacheOutcome::Hit,
         CacheOutcome::Miss,
         CacheOutcome::Pass,
         CacheOutcome::Stale,
         CacheOutcome::Synth,
+        CacheOutcome::Pipe,
     ];
 
-    /// A dense index (0..5), for counters.
+    /// A dense index (0..6), for counters.
     pub fn index(self) -> usize {
         self as usize
     }

@@ -31,6 +31,11 @@ pub enum RecvAction {
     Synth(StatusCode, String),
     /// Start over at `recv` (the request as the policy left it).
     Restart,
+    /// Hand the connection to the backend (`return (pipe)`): for a request
+    /// asking to switch protocols, a tunnel once the backend answers `101`;
+    /// for any other request, a pass (hyper gives a connection away only
+    /// after a `101`).
+    Pipe,
 }
 
 /// What a client-side hook (`hit`, `miss`, `pass`, `purge`, `deliver`,
@@ -108,8 +113,9 @@ pub trait Policy: Send + Sync + 'static {
 
     /// `vcl_recv`: cache lookup, pass, or synthetic answer.
     ///
-    /// Built-in: PURGE purges, BAN bans, GET and HEAD are looked up, every other
-    /// method is passed.
+    /// Built-in: PURGE purges, BAN bans, a request asking to switch
+    /// protocols (`Upgrade: websocket` …) is piped, GET and HEAD are looked
+    /// up, every other method is passed.
     /// Unlike Varnish's built-in VCL, requests carrying `Cookie` or
     /// `Authorization` are looked up too: RFC 9111 storability rules decide
     /// (a response to an `Authorization` request is stored only when it says
@@ -121,6 +127,9 @@ pub trait Policy: Send + Sync + 'static {
             "PURGE" => return RecvAction::Purge,
             "BAN" => return RecvAction::Ban,
             _ => {}
+        }
+        if req.upgrade.is_some() {
+            return RecvAction::Pipe;
         }
         if req.method == Method::GET || req.method == Method::HEAD {
             RecvAction::Hash

@@ -47,26 +47,65 @@ pub struct Task {
     /// A background refresh: its response is dropped, so an ESI page it
     /// fetches is stored but not assembled (no fragment fetched for nobody).
     pub background: bool,
+    /// The client asked to switch protocols (`Upgrade` with `Connection:
+    /// upgrade`): what a pipe needs to take the connection over.
+    pub upgrade: Option<UpgradeRequest>,
+}
+
+/// A client's request to switch protocols, kept from recv (where the
+/// hop-by-hop `Upgrade` is removed from the headers) for a pipe.
+#[derive(Debug)]
+pub struct UpgradeRequest {
+    /// The `Upgrade` header's value (`websocket`, …).
+    pub protocol: http::HeaderValue,
+    /// The client connection, once lacquer has answered `101`.
+    pub connection: hyper::upgrade::OnUpgrade,
 }
 
 impl Task {
-    /// A body-less copy for a background fetch.
-    pub fn detached(&self) -> Task {
+    /// A body-less GET that lacquer makes itself (a background refresh, an
+    /// ESI fragment, a purge's key): no restarts, no client `no-cache`, no
+    /// ESI chain, not a background refresh, until the caller says so.
+    pub fn internal(
+        live: Arc<Live>,
+        host: String,
+        url: String,
+        headers: HeaderMap,
+        client: SocketAddr,
+        version: Version,
+    ) -> Task {
         Task {
             method: Method::GET,
-            version: self.version,
-            host: self.host.clone(),
-            url: self.url.clone(),
-            headers: self.headers.clone(),
-            client: self.client,
+            version,
+            host,
+            url,
+            headers,
+            client,
             body: None,
             always_miss: false,
-            esi: self.esi.clone(),
-            live: self.live.clone(),
+            esi: None,
+            live,
             restarts: 0,
             max_ttl: None,
             max_grace: None,
+            background: false,
+            upgrade: None,
+        }
+    }
+
+    /// A body-less copy for a background fetch.
+    pub fn detached(&self) -> Task {
+        Task {
+            esi: self.esi.clone(),
             background: true,
+            ..Task::internal(
+                self.live.clone(),
+                self.host.clone(),
+                self.url.clone(),
+                self.headers.clone(),
+                self.client,
+                self.version,
+            )
         }
     }
 }

@@ -51,7 +51,7 @@ const CLIENT_ERROR_KINDS: [(ClientErrorKind, &str); 3] = [
 /// All counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [AtomicU64; 5],
+    requests: [AtomicU64; CacheOutcome::ALL.len()],
     backend_status: [AtomicU64; 5], // 1xx..5xx
     backend_errors: AtomicU64,
     client_errors: [AtomicU64; 3],

@@ -59,7 +59,7 @@ pub(super) enum Next {
 /// What a backend exchange's error is, for the client: a timeout (504),
 /// no healthy backend (503), or an unusable answer (502). The error's text
 /// names the backend, so it is the failure's source, for the log only.
-fn failure_kind(e: &FetchError) -> FailureKind {
+pub(super) fn failure_kind(e: &FetchError) -> FailureKind {
     match e {
         FetchError::ConnectTimeout(_)
         | FetchError::FirstByteTimeout(_)

@@ -4,7 +4,7 @@
 //! [`FragmentSource`]; this is lacquer's implementation of it.
 
 use bytes::Bytes;
-use http::{Method, Response, Version};
+use http::{Response, Version};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,20 +41,15 @@ impl Fragments {
     /// The lifecycle's request for a fragment.
     fn request(&self, req: FragmentRequest) -> Task {
         Task {
-            method: Method::GET,
-            version: self.version,
-            host: req.host,
-            url: req.url,
-            headers: req.headers,
-            client: self.client,
-            body: None,
-            always_miss: false,
             esi: Some(req.chain),
-            live: self.live.clone(),
-            restarts: 0,
-            max_ttl: None,
-            max_grace: None,
-            background: false,
+            ..Task::internal(
+                self.live.clone(),
+                req.host,
+                req.url,
+                req.headers,
+                self.client,
+                self.version,
+            )
         }
     }
 

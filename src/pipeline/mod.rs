@@ -10,6 +10,7 @@ mod fetch;
 mod fragments;
 mod live;
 mod lookup;
+mod pipe;
 mod purge;
 mod recv;
 mod reload;
@@ -324,7 +325,8 @@ impl Proxy {
         mut resp: http::Response<RespBody>,
         meta: &ObjMeta,
     ) -> Result<http::Response<RespBody>, Served> {
-        if !ctx.live.hooks.deliver || ctx.esi.is_some() {
+        // A pipe has left the state machine (as in Varnish: no vcl_deliver).
+        if !ctx.live.hooks.deliver || ctx.esi.is_some() || meta.outcome == CacheOutcome::Pipe {
             return Ok(resp);
         }
         let live = ctx.live.clone();
@@ -352,6 +354,7 @@ impl Proxy {
             RecvAction::Ban => return self.ban(ctx),
             RecvAction::Synth(status, reason) => return Served::Synth(status, reason),
             RecvAction::Restart => return Served::Restart,
+            RecvAction::Pipe => return Box::pin(self.pipe(ctx)).await,
         }
         let key = live.policy.hash(ctx);
         let found = lookup::lookup(&self.store, &self.bans, &key, ctx);

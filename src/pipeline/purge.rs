@@ -6,7 +6,7 @@
 //! [`key_for`], with the policy's `vcl_hash`.
 
 use http::header::{CONTENT_LOCATION, HOST, LOCATION};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, Version};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -83,22 +83,14 @@ pub fn bare_get(live: Arc<Live>, host: &str, url: &str) -> Task {
     if let Ok(v) = HeaderValue::from_str(host) {
         headers.insert(HOST, v);
     }
-    Task {
-        method: Method::GET,
-        version: Version::HTTP_11,
-        host: host.to_string(),
-        url: url.to_string(),
-        headers,
-        client: SocketAddr::from(([0, 0, 0, 0], 0)),
-        body: None,
-        always_miss: false,
-        esi: None,
+    Task::internal(
         live,
-        restarts: 0,
-        max_ttl: None,
-        max_grace: None,
-        background: false,
-    }
+        host.to_string(),
+        url.to_string(),
+        headers,
+        SocketAddr::from(([0, 0, 0, 0], 0)),
+        Version::HTTP_11,
+    )
 }
 
 /// The cache key of `host` + `url` under `live`'s policy (`vcl_hash`): the

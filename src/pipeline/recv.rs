@@ -1,14 +1,14 @@
 //! recv: turn a hyper request into a [`Task`], refusing what cannot be
 //! served.
 
-use http::header::{HeaderValue, CACHE_CONTROL, HOST, PRAGMA};
+use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, HOST, PRAGMA, UPGRADE};
 use http::request::Parts;
 use http::{HeaderMap, Method, Uri, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::lifecycle::{Failure, FailureKind, Live, Task};
+use crate::lifecycle::{Failure, FailureKind, Live, Task, UpgradeRequest};
 
 use crate::http::headers::{default_port, normalize_host, remove_hop_by_hop, HostError};
 
@@ -65,6 +65,7 @@ impl Task {
         live: Arc<Live>,
     ) -> Result<Task, Failure> {
         let mut headers = parts.headers;
+        let mut extensions = parts.extensions;
         if parts.method == Method::CONNECT {
             // No tunnels (there is no pipe): a backend's 200 would leave
             // the client without an answer.
@@ -95,6 +96,15 @@ impl Task {
             Some(pq) => pq.as_str().to_string(),
             None => "/".to_string(),
         };
+        // hyper leaves the means to take the connection over in the
+        // extensions (servers built `with_upgrades`).
+        let upgrade = upgrade_protocol(&headers).and_then(|protocol| {
+            let connection = extensions.remove::<hyper::upgrade::OnUpgrade>()?;
+            Some(UpgradeRequest {
+                protocol,
+                connection,
+            })
+        });
         remove_hop_by_hop(&mut headers);
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
         Ok(Task {
@@ -112,8 +122,21 @@ impl Task {
             max_ttl: None,
             max_grace: None,
             background: false,
+            upgrade,
         })
     }
+}
+
+/// The protocol a request asks to switch to: its `Upgrade` value when its
+/// `Connection` names `upgrade` (RFC 9110 §7.8).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(UPGRADE).cloned()).flatten()
 }
 
 fn client_no_cache(headers: &HeaderMap) -> bool {

@@ -173,7 +173,8 @@ impl Policy for VclPolicy {
             Ok(None) => Builtin.recv(req),
             Ok(Some(action)) => match action {
                 Action::Hash | Action::Lookup => RecvAction::Hash,
-                Action::Pass | Action::Pipe => RecvAction::Pass,
+                Action::Pass => RecvAction::Pass,
+                Action::Pipe => RecvAction::Pipe,
                 Action::Purge => RecvAction::Purge,
                 Action::Ban => RecvAction::Ban,
                 Action::Restart => RecvAction::Restart,

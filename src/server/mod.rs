@@ -462,7 +462,11 @@ async fn serve<I>(
             Ok(resp)
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    // With upgrades: a pipe (WebSockets) takes the connection over after
+    // its 101 (`pipeline::pipe`).
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

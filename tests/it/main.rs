@@ -60,3 +60,4 @@ mod storage;
 mod surrogate_keys;
 mod uploads;
 mod validation;
+mod websocket;

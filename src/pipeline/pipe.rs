@@ -1,0 +1,112 @@
+//! pipe: `return (pipe)` for a request asking to switch protocols
+//! (WebSockets): it goes to the backend the director picks on a connection
+//! of its own with its `Upgrade`; when the backend answers `101`, the
+//! client gets that `101` and bytes flow both ways until either side closes
+//! or `server.pipe_timeout` passes without any (`fetch::tunnel`). Any other
+//! answer is relayed as a pass. Nothing is stored; `vcl_deliver` does not
+//! run (as in Varnish, where a pipe leaves the state machine).
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONNECTION, HOST, UPGRADE};
+use http::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use std::sync::Arc;
+
+use super::{Proxy, Served};
+use crate::body::RespBody;
+use crate::fetch::tunnel;
+use crate::http::headers::{append_forwarded_for, append_via, remove_hop_by_hop};
+use crate::lifecycle::{CacheOutcome, Failure, FailureKind, ObjMeta, Task};
+
+impl Proxy {
+    /// The pipe step; a request that does not ask to switch protocols is
+    /// passed instead.
+    pub(super) async fn pipe(self: &Arc<Self>, task: &mut Task) -> Served {
+        let Some(upgrade) = task.upgrade.take() else {
+            return Box::pin(self.pass_step(task)).await;
+        };
+        let Some(backend) = self.director.pick(&task.url, &task.headers) else {
+            return Served::failed(
+                FailureKind::BackendUnavailable,
+                "no healthy backend for a pipe",
+            );
+        };
+        let Some(req) = upgrade_request(task, &upgrade.protocol) else {
+            return Served::Failed(
+                Failure::new(FailureKind::BadRequest)
+                    .telling("invalid request target")
+                    .because(format!("pipe to {:?}", task.url)),
+            );
+        };
+        let resp = match tunnel::open(&backend, req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.metrics.count_backend_error();
+                backend.note_error(&e);
+                crate::log_limited!(10, warn, url = %task.url, error = %e, "pipe: backend failed");
+                return Served::Failed(
+                    Failure::new(super::bereq::failure_kind(&e)).because(e.to_string()),
+                );
+            }
+        };
+        self.metrics.count_backend(resp.status());
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // The backend did not switch: its answer, as a pass would relay it.
+            let (mut parts, body) = resp.into_parts();
+            remove_hop_by_hop(&mut parts.headers);
+            let body = RespBody::Backend(backend.unpooled_body(body));
+            return Served::Response(
+                Response::from_parts(parts, body),
+                ObjMeta::uncacheable(CacheOutcome::Pass),
+            );
+        }
+        let mut resp = resp;
+        let backend_side = hyper::upgrade::on(&mut resp);
+        let (mut parts, _) = resp.into_parts();
+        // The 101 keeps its Upgrade and Connection; nothing else hop-by-hop.
+        let protocol = parts.headers.get(UPGRADE).cloned();
+        remove_hop_by_hop(&mut parts.headers);
+        if let Some(p) = protocol {
+            parts.headers.insert(UPGRADE, p);
+        }
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        let idle = task.live.config.server.pipe_timeout.0;
+        let url = task.url.clone();
+        tokio::spawn(async move {
+            match tokio::try_join!(upgrade.connection, backend_side) {
+                Ok((client, backend)) => {
+                    let carried = tunnel::splice(client, backend, idle).await;
+                    tracing::debug!(%url, up = carried.up, down = carried.down, "pipe closed");
+                }
+                Err(e) => tracing::debug!(%url, error = %e, "pipe: upgrade failed"),
+            }
+        });
+        let mut head = Response::new(RespBody::empty());
+        *head.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *head.headers_mut() = parts.headers;
+        Served::Response(head, ObjMeta::uncacheable(CacheOutcome::Pipe))
+    }
+}
+
+/// The backend request of a pipe: the client's, with its `Upgrade` back.
+fn upgrade_request(task: &Task, protocol: &HeaderValue) -> Option<Request<Empty<Bytes>>> {
+    let mut headers = task.headers.clone();
+    if !headers.contains_key(HOST) {
+        headers.insert(HOST, HeaderValue::from_str(&task.host).ok()?);
+    }
+    headers.insert(UPGRADE, protocol.clone());
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    append_forwarded_for(&mut headers, task.client.ip());
+    append_via(
+        &mut headers,
+        task.version,
+        &task.live.config.server.via_name,
+    );
+    let mut req = Request::new(Empty::new());
+    *req.method_mut() = task.method.clone();
+    *req.uri_mut() = task.url.parse().ok()?;
+    *req.headers_mut() = headers;
+    Some(req)
+}
