@@ -114,9 +114,9 @@ pub async fn start_named_origin(
             let hits = hits.clone();
             let name = name.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |req| {
+                let svc = service_fn(move |mut req: Request<Incoming>| {
                     let n = hits.fetch_add(1, Ordering::Relaxed) + 1;
-                    let mut resp = answer(&req, n);
+                    let mut resp = echo_upgrade(&mut req).unwrap_or_else(|| answer(&req, n));
                     if let Some(name) = &name {
                         resp.headers_mut().insert("x-origin-name", name.clone());
                     }
@@ -124,11 +124,44 @@ pub async fn start_named_origin(
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
                     .await;
             });
         }
     });
     Ok(bound)
+}
+
+/// `/echo` with `Upgrade: X`: switches to protocol X, then sends back every
+/// byte it receives (the demo of a pipe: WebSockets and other upgrades are
+/// tunnelled through lacquer). Not a WebSocket server: no framing.
+fn echo_upgrade(req: &mut Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    if req.uri().path() != "/echo" {
+        return None;
+    }
+    let protocol = req.headers().get(http::header::UPGRADE)?.clone();
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut().insert(http::header::UPGRADE, protocol);
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("upgrade"),
+    );
+    Some(resp)
 }
 
 fn answer(req: &Request<Incoming>, hits: u64) -> Response<Full<Bytes>> {

@@ -410,6 +410,29 @@ async fn haproxy_two_lacquer_processes_two_origin_processes() {
     })
     .await;
 
+    // An upgrade (WebSockets and the like) goes through HAProxy and a node
+    // to an app, which echoes what it receives once switched.
+    let mut tunnel = tokio::net::TcpStream::connect(front).await.unwrap();
+    tunnel
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: shop.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && tunnel.read(&mut byte).await.unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tunnel.write_all(b"through haproxy").await.unwrap();
+    let mut echo = [0u8; 15];
+    tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut echo))
+        .await
+        .expect("echo within 5 s")
+        .unwrap();
+    assert_eq!(&echo, b"through haproxy");
+    drop(tunnel);
+
     // The same URL always lands on the same node; URLs spread over both
     // nodes, and the nodes' misses over both apps.
     let urls: Vec<String> = (0..20).map(|i| format!("/style.css?v={i}")).collect();
