@@ -47,6 +47,7 @@ mod layout;
 mod lifecycle;
 mod module_graph;
 mod outcome;
+mod parity;
 mod policy;
 mod policy_examples;
 mod policy_hooks;

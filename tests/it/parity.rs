@@ -1,0 +1,361 @@
+//! Parity with Varnish: the same VCL and the same requests through Varnish
+//! 7.1 (`varnishd`, the Debian package) and lacquer, each in front of its own
+//! counting origin with the same routes; after every step the status, the
+//! body and how many requests reached the origin must agree.
+//!
+//! A scenario either agrees, or is listed with the reason it differs
+//! (`Expect::Differs`): the test then checks that it still does, so a
+//! difference that goes away is noticed and moved to the agreeing list.
+//! docs/VARNISH.md keeps the list of intended differences.
+//!
+//! Skipped when `varnishd` is not installed, unless
+//! `LACQUER_REQUIRE_VARNISH=1` (set by `.ci/run`, which installs it).
+
+use crate::common::*;
+use crate::process::{free_addr, scratch_dir, wait_listening};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const VARNISHD: &str = "/usr/sbin/varnishd";
+
+/// `varnishd` when installed; panics when it is required and missing.
+fn varnishd() -> Option<&'static str> {
+    if Path::new(VARNISHD).exists() {
+        return Some(VARNISHD);
+    }
+    assert!(
+        std::env::var_os("LACQUER_REQUIRE_VARNISH").is_none(),
+        "LACQUER_REQUIRE_VARNISH is set but {VARNISHD} is missing"
+    );
+    None
+}
+
+/// A running `varnishd -F`, stopped (manager and cache process) on drop.
+struct Varnish {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Varnish {
+    /// Starts Varnish with `policy` (a VCL without backends: `default`
+    /// pointing at `origin` is added) in `dir`.
+    fn start(dir: &Path, policy: &str, origin: SocketAddr) -> Varnish {
+        let addr = free_addr();
+        let body = policy
+            .trim_start()
+            .strip_prefix("vcl 4.1;")
+            .unwrap_or(policy);
+        let vcl = format!(
+            "vcl 4.1;\nbackend default {{ .host = \"{}\"; .port = \"{}\"; }}\n{body}",
+            origin.ip(),
+            origin.port()
+        );
+        let file = dir.join("policy.vcl");
+        std::fs::write(&file, vcl).unwrap();
+        let child = Command::new(VARNISHD)
+            .arg("-F")
+            .args(["-j", "none"])
+            .arg("-n")
+            .arg(dir.join("varnish"))
+            .args(["-a", &addr.to_string()])
+            .arg("-f")
+            .arg(&file)
+            .args(["-s", "malloc,32m", "-T", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("varnishd starts");
+        wait_listening(&addr.to_string());
+        Varnish { child, addr }
+    }
+}
+
+impl Drop for Varnish {
+    fn drop(&mut self) {
+        // SIGTERM: the manager stops its cache process too (SIGKILL would
+        // orphan it).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request of a scenario.
+struct Step {
+    method: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    /// Compare the bodies too (not for answers whose text is each
+    /// server's own, such as a purge's).
+    body: bool,
+}
+
+const fn get(path: &'static str) -> Step {
+    Step {
+        method: "GET",
+        path,
+        headers: &[],
+        body: true,
+    }
+}
+
+const fn get_with(path: &'static str, headers: &'static [(&'static str, &'static str)]) -> Step {
+    Step {
+        method: "GET",
+        path,
+        headers,
+        body: true,
+    }
+}
+
+/// Whether lacquer agrees with Varnish on a scenario.
+enum Expect {
+    Agree,
+    /// A known difference, and why (see docs/VARNISH.md).
+    Differs(&'static str),
+}
+
+struct Scenario {
+    name: &'static str,
+    vcl: &'static str,
+    steps: &'static [Step],
+    expect: Expect,
+}
+
+/// The app both servers front: the same routes on two origins.
+fn routes(origin: &Origin) {
+    for path in ["/page", "/static/app.css", "/fallback", "/a", "/b"] {
+        let p = path.to_string();
+        origin.route(path, move |_, n| {
+            Reply::ok(format!("{p} v{n}")).header("cache-control", "max-age=60")
+        });
+    }
+    origin.route("/missing", |_, _| {
+        Reply::new(404)
+            .header("cache-control", "max-age=60")
+            .body("not here")
+    });
+    origin.route("/private", |_, n| {
+        Reply::ok(format!("private v{n}")).header("cache-control", "private")
+    });
+    origin.route("/no-store", |_, n| {
+        Reply::ok(format!("no-store v{n}")).header("cache-control", "no-store")
+    });
+}
+
+/// What one step looked like from the client and the origin.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    body: Option<String>,
+    origin_hits: usize,
+}
+
+async fn run(addr: SocketAddr, origin: &Origin, steps: &[Step]) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    for step in steps {
+        // The body is read whole; a request right after joins the fetch
+        // still storing it (both servers), so origin counts need no wait.
+        let got = send(addr, step.method, step.path, step.headers, "").await;
+        seen.push(Seen {
+            status: got.status,
+            body: step.body.then(|| got.text()),
+            origin_hits: origin.total(),
+        });
+    }
+    seen
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "static files lose their cookies and are cached",
+        vcl: r#"
+sub vcl_recv {
+    if (req.url ~ "^/static/") {
+        unset req.http.Cookie;
+        return (hash);
+    }
+    if (req.http.Cookie) {
+        return (pass);
+    }
+}
+"#,
+        steps: &[
+            get_with("/static/app.css", &[("Cookie", "session=1")]),
+            get_with("/static/app.css", &[("Cookie", "session=2")]),
+            get_with("/page", &[("Cookie", "session=1")]),
+            get_with("/page", &[("Cookie", "session=1")]),
+        ],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "query strings stripped before lookup",
+        vcl: r#"
+sub vcl_recv {
+    set req.url = regsub(req.url, "\?.*$", "");
+    return (hash);
+}
+"#,
+        steps: &[get("/page?utm=1"), get("/page?utm=2"), get("/page")],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "device in the hash",
+        vcl: r#"
+sub vcl_recv {
+    if (req.http.User-Agent ~ "Mobile") {
+        set req.http.X-Device = "mobile";
+    } else {
+        set req.http.X-Device = "desktop";
+    }
+    return (hash);
+}
+sub vcl_hash {
+    hash_data(req.url);
+    hash_data(req.http.X-Device);
+    return (lookup);
+}
+"#,
+        steps: &[
+            get_with("/page", &[("User-Agent", "Mobile Safari")]),
+            get_with("/page", &[("User-Agent", "Firefox")]),
+            get_with("/page", &[("User-Agent", "Mobile Chrome")]),
+            get_with("/page", &[("User-Agent", "curl")]),
+        ],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "synthetic error pages",
+        vcl: r#"
+sub vcl_recv {
+    if (req.url == "/gone") {
+        return (synth(410, "Gone"));
+    }
+    return (hash);
+}
+sub vcl_synth {
+    set resp.http.Content-Type = "text/plain";
+    synthetic("custom " + resp.status + " " + resp.reason);
+    return (deliver);
+}
+"#,
+        steps: &[get("/gone"), get("/page"), get("/gone")],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a 404 restarts on a fallback URL",
+        vcl: r#"
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_deliver {
+    if (resp.status == 404 && req.restarts == 0) {
+        set req.url = "/fallback";
+        return (restart);
+    }
+    set resp.http.X-Restarts = req.restarts;
+}
+"#,
+        steps: &[get("/missing"), get("/missing"), get("/fallback")],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "PURGE with an ACL",
+        vcl: r#"
+acl purgers { "127.0.0.1"; }
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers) {
+            return (synth(405, "Not allowed"));
+        }
+        return (purge);
+    }
+    return (hash);
+}
+"#,
+        steps: &[
+            get("/page"),
+            get("/page"),
+            Step {
+                method: "PURGE",
+                path: "/page",
+                headers: &[],
+                body: false,
+            },
+            get("/page"),
+            get("/page"),
+        ],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "private answers are not shared",
+        vcl: r#"
+sub vcl_recv {
+    return (hash);
+}
+"#,
+        steps: &[get("/private"), get("/private")],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a TTL set on a no-store answer",
+        vcl: r#"
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_backend_response {
+    set beresp.ttl = 60s;
+    return (deliver);
+}
+"#,
+        steps: &[get("/no-store"), get("/no-store")],
+        expect: Expect::Differs(
+            "Varnish stores it (no-store is read only by its built-in \
+             vcl_backend_response, which `return (deliver)` skips); lacquer \
+             applies RFC 9111 again after the policy and a TTL only makes \
+             storable what lacked freshness information",
+        ),
+    },
+];
+
+/// Runs one scenario through both servers; returns what each saw.
+async fn both(dir: &Path, scenario: &Scenario) -> (Vec<Seen>, Vec<Seen>) {
+    let varnish_origin = Origin::start().await;
+    routes(&varnish_origin);
+    let lacquer_origin = Origin::start().await;
+    routes(&lacquer_origin);
+    let varnish = Varnish::start(dir, scenario.vcl, varnish_origin.addr);
+    let lq = with_policy(lacquer_origin.addr, scenario.vcl).await;
+    let v = run(varnish.addr, &varnish_origin, scenario.steps).await;
+    let l = run(lq.addr(), &lacquer_origin, scenario.steps).await;
+    (v, l)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lacquer_behaves_as_varnish_on_the_same_vcl() {
+    if varnishd().is_none() {
+        return;
+    }
+    let root: PathBuf = scratch_dir("parity");
+    let mut failures = Vec::new();
+    for (i, scenario) in SCENARIOS.iter().enumerate() {
+        let dir = root.join(i.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let (varnish, lacquer) = both(&dir, scenario).await;
+        match (&scenario.expect, varnish == lacquer) {
+            (Expect::Agree, true) | (Expect::Differs(_), false) => {}
+            (Expect::Agree, false) => failures.push(format!(
+                "{}: differs\n  varnish: {varnish:?}\n  lacquer: {lacquer:?}",
+                scenario.name
+            )),
+            (Expect::Differs(why), true) => failures.push(format!(
+                "{}: now agrees (listed as differing: {why}); move it to Agree and docs/VARNISH.md",
+                scenario.name
+            )),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
