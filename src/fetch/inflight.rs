@@ -124,6 +124,33 @@ impl Inflight {
             .contains_key(key)
     }
 
+    /// Waits until no fetch of `key` is in progress: the one running now
+    /// has stored its object (or given up). Returns at once when none runs.
+    pub async fn finished(&self, key: &CacheKey) {
+        let Some(flight) = self.flight(key) else {
+            return;
+        };
+        let mut rx = flight.state.subscribe();
+        // The leader wakes the flight's receivers when it leaves the table
+        // (see `LeaderGuard::leave`), whatever state it ends in.
+        while self
+            .flight(key)
+            .is_some_and(|current| Arc::ptr_eq(&current, &flight))
+        {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn flight(&self, key: &CacheKey) -> Option<Arc<Flight>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
     /// Number of fetches in progress.
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -169,6 +196,9 @@ impl LeaderGuard {
         {
             map.remove(&self.key);
         }
+        drop(map);
+        // Wake whoever waits for this fetch to end (`Inflight::finished`).
+        self.flight.state.send_modify(|_| {});
     }
 }
 
@@ -184,6 +214,35 @@ impl Drop for LeaderGuard {
                 }
             });
             self.leave();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn finished_waits_for_the_leader_to_leave_whatever_it_ends_with() {
+        let table = Inflight::new();
+        let key = CacheKey::for_request("a.test", "/f");
+        table.finished(&key).await; // nothing in flight: at once
+        for end in [Some(FlightState::Stored), None] {
+            let Role::Leader(guard) = table.join_or_lead(&key) else {
+                panic!("first request leads");
+            };
+            let waiter = {
+                let (table, key) = (table.clone(), key.clone());
+                tokio::spawn(async move { table.finished(&key).await })
+            };
+            tokio::task::yield_now().await;
+            assert!(!waiter.is_finished(), "returned while the fetch runs");
+            guard.finish(end);
+            tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("woken when the leader left")
+                .expect("waiter task");
         }
     }
 }

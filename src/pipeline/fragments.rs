@@ -53,18 +53,31 @@ impl Fragments {
         }
     }
 
-    /// What the cache holds fresh (or in grace) for a fragment, after
-    /// `vcl_recv` (which may refuse the lookup, or change the request).
-    fn lookup(&self, req: FragmentRequest) -> Option<(Task, CacheKey, Arc<CachedObject>)> {
+    /// A fragment's request after `vcl_recv`, and its key; `None` when
+    /// `vcl_recv` does not look it up.
+    fn keyed(&self, req: FragmentRequest) -> Option<(Task, CacheKey)> {
         let mut fctx = self.request(req);
         if self.live.policy.recv(&mut fctx) != RecvAction::Hash {
             return None;
         }
         let key = self.live.policy.hash(&mut fctx);
-        match lookup(&self.proxy.store, &self.proxy.bans, &key, &fctx) {
-            Lookup::Hit(obj) | Lookup::Grace(obj) => Some((fctx, key, obj)),
+        Some((fctx, key))
+    }
+
+    /// What the cache holds fresh (or in grace) under `key` for `fctx`.
+    fn found(&self, fctx: &Task, key: &CacheKey) -> Option<Arc<CachedObject>> {
+        match lookup(&self.proxy.store, &self.proxy.bans, key, fctx) {
+            Lookup::Hit(obj) | Lookup::Grace(obj) => Some(obj),
             _ => None,
         }
+    }
+
+    /// What the cache holds fresh (or in grace) for a fragment, after
+    /// `vcl_recv` (which may refuse the lookup, or change the request).
+    fn lookup(&self, req: FragmentRequest) -> Option<(Task, CacheKey, Arc<CachedObject>)> {
+        let (fctx, key) = self.keyed(req)?;
+        let obj = self.found(&fctx, &key)?;
+        Some((fctx, key, obj))
     }
 }
 
@@ -110,8 +123,16 @@ impl FragmentSource for Fragments {
         async move { Box::pin(proxy.process(fctx)).await.0 }
     }
 
-    fn stored(&self, req: FragmentRequest, body: &[Piece]) -> Option<Self::Stored> {
-        let (_, key, obj) = self.lookup(req)?;
+    async fn stored(&self, req: FragmentRequest, body: &[Piece]) -> Option<Self::Stored> {
+        let (fctx, key) = self.keyed(req)?;
+        // The fetch that brought `body` may still be storing it; bounded,
+        // in case the leader is stuck elsewhere.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            self.proxy.inflight.finished(&key),
+        )
+        .await;
+        let obj = self.found(&fctx, &key)?;
         let same = obj.esi.is_none()
             && is_gzip(&obj.deliver_headers)
             && obj.body.len() == body.iter().map(|c| c.bytes.len()).sum::<usize>()

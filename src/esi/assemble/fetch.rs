@@ -125,7 +125,7 @@ async fn fetch_src<S: FragmentSource>(
             // Stored by now (the usual miss): decoded once for every
             // include of it, and kept, as for a hit.
             if !failed {
-                if let Some(stored) = shared.source.stored(page.request(&target), &chunks) {
+                if let Some(stored) = shared.source.stored(page.request(&target), &chunks).await {
                     return decode_stored(shared, page, stored, &target.url).await;
                 }
             }

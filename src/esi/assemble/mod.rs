@@ -215,9 +215,14 @@ pub trait FragmentSource: Send + Sync + 'static {
     fn fetch(&self, req: FragmentRequest) -> impl Future<Output = Response<Self::Body>> + Send;
 
     /// The stored gzip'd fragment that `body` (as fetched for `req`, still
-    /// compressed) is, when the fetch stored it: it is then decoded once
-    /// for every include of it, as for a hit.
-    fn stored(&self, req: FragmentRequest, body: &[Piece]) -> Option<Self::Stored>;
+    /// compressed) is, once the fetch has stored it (a miss stores its
+    /// object just after its last byte: this waits for that): it is then
+    /// decoded once for every include of it, as for a hit.
+    fn stored<'a>(
+        &'a self,
+        req: FragmentRequest,
+        body: &'a [Piece],
+    ) -> impl Future<Output = Option<Self::Stored>> + Send + 'a;
 
     /// Decodes a stored gzip'd fragment once for every request of it,
     /// stopping beyond `limit` bytes: the decoded body, or `None` when it

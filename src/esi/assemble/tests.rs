@@ -203,7 +203,7 @@ impl FragmentSource for MapSource {
         }
     }
 
-    fn stored(&self, _req: FragmentRequest, _body: &[Piece]) -> Option<Bytes> {
+    async fn stored(&self, _req: FragmentRequest, _body: &[Piece]) -> Option<Bytes> {
         None
     }
 
