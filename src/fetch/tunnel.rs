@@ -13,9 +13,11 @@ use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 use super::pool::{Backend, FetchError};
 
@@ -57,6 +59,25 @@ pub async fn open(
             source,
         }),
         Err(_) => Err(FetchError::FirstByteTimeout(backend.name().to_string())),
+    }
+}
+
+/// Tells, when a pipe closes, what it carried: the server takes it from the
+/// `101`'s extensions to write the access log line then.
+#[derive(Clone, Debug, Default)]
+pub struct PipeEnd(Arc<Mutex<Option<oneshot::Receiver<Carried>>>>);
+
+impl PipeEnd {
+    /// The end to give the `101`, and the sender the pipe reports to.
+    pub fn new() -> (PipeEnd, oneshot::Sender<Carried>) {
+        let (tx, rx) = oneshot::channel();
+        (PipeEnd(Arc::new(Mutex::new(Some(rx)))), tx)
+    }
+
+    /// Waits for the pipe to close; `None` when it never started.
+    pub async fn closed(&self) -> Option<Carried> {
+        let rx = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        rx.await.ok()
     }
 }
 

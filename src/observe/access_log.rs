@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::body::RespBody;
+use crate::fetch::tunnel::Carried;
 use crate::lifecycle::CacheOutcome;
 
 /// What the access log needs from a request, captured before it is handled.
@@ -59,23 +60,47 @@ impl RequestLine {
         ttfb: Duration,
         queue: usize,
     ) {
-        let line = self.format(client, resp, outcome, ttfb, SystemTime::now());
+        let bytes = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        let line = self.format(
+            client,
+            resp.status(),
+            bytes,
+            outcome,
+            ttfb,
+            SystemTime::now(),
+        );
+        writer(queue).send(line);
+    }
+
+    /// Queues the line of a pipe once it closed: status 101, the bytes the
+    /// backend sent the client through it (`up` client bytes at the end).
+    pub fn log_pipe(&self, client: SocketAddr, carried: Carried, ttfb: Duration, queue: usize) {
+        let mut line = self.format(
+            client,
+            http::StatusCode::SWITCHING_PROTOCOLS,
+            &carried.down.to_string(),
+            CacheOutcome::Pipe,
+            ttfb,
+            SystemTime::now(),
+        );
+        line.pop();
+        let _ = writeln!(line, " up={}", carried.up);
         writer(queue).send(line);
     }
 
     fn format(
         &self,
         client: SocketAddr,
-        resp: &Response<RespBody>,
+        status: http::StatusCode,
+        bytes: &str,
         outcome: CacheOutcome,
         ttfb: Duration,
         now: SystemTime,
     ) -> String {
-        let bytes = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
         let mut s = String::with_capacity(200);
         let _ = writeln!(
             s,
@@ -85,7 +110,7 @@ impl RequestLine {
             self.method,
             self.target,
             self.version,
-            resp.status().as_u16(),
+            status.as_u16(),
             bytes,
             self.referer,
             self.user_agent,
@@ -201,16 +226,11 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("user-agent", "curl/8 \"x\"".parse().unwrap());
         let line = RequestLine::capture(&Method::GET, "/a?b=1", Version::HTTP_11, &headers);
-        let mut resp = Response::new(RespBody::empty());
-        resp.headers_mut()
-            .insert("content-length", "512".parse().unwrap());
-        // What a policy left in X-Cache does not matter: the outcome does.
-        resp.headers_mut()
-            .insert("x-cache", "MISS".parse().unwrap());
         let t = UNIX_EPOCH + Duration::from_secs(1_795_325_400); // 2026-11-22 05:30:00 UTC
         let s = line.format(
             "203.0.113.7:5000".parse().unwrap(),
-            &resp,
+            http::StatusCode::OK,
+            "512",
             CacheOutcome::Hit,
             Duration::from_micros(1250),
             t,

@@ -74,11 +74,13 @@ impl Proxy {
             .insert(CONNECTION, HeaderValue::from_static("upgrade"));
         let idle = task.live.config.server.pipe_timeout.0;
         let url = task.url.clone();
+        let (end, report) = tunnel::PipeEnd::new();
         tokio::spawn(async move {
             match tokio::try_join!(upgrade.connection, backend_side) {
                 Ok((client, backend)) => {
                     let carried = tunnel::splice(client, backend, idle).await;
                     tracing::debug!(%url, up = carried.up, down = carried.down, "pipe closed");
+                    let _ = report.send(carried);
                 }
                 Err(e) => tracing::debug!(%url, error = %e, "pipe: upgrade failed"),
             }
@@ -86,6 +88,7 @@ impl Proxy {
         let mut head = Response::new(RespBody::empty());
         *head.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         *head.headers_mut() = parts.headers;
+        head.extensions_mut().insert(end);
         Served::Response(head, ObjMeta::uncacheable(CacheOutcome::Pipe))
     }
 }

@@ -20,6 +20,7 @@ pub mod services;
 pub use services::Services;
 
 use crate::config::{Config, ServerConfig};
+use crate::fetch::tunnel::PipeEnd;
 use crate::log_limited;
 use crate::observe::access_log::RequestLine;
 use crate::pipeline::{Proxy, SetupError};
@@ -458,7 +459,18 @@ async fn serve<I>(
             );
             let start = std::time::Instant::now();
             let (resp, outcome) = proxy.handle(req, client).await;
-            line.log(client, &resp, outcome, start.elapsed(), queue);
+            match resp.extensions().get::<PipeEnd>().cloned() {
+                // A pipe's line is written when it closes, with its bytes.
+                Some(end) => {
+                    let ttfb = start.elapsed();
+                    tokio::spawn(async move {
+                        if let Some(carried) = end.closed().await {
+                            line.log_pipe(client, carried, ttfb, queue);
+                        }
+                    });
+                }
+                None => line.log(client, &resp, outcome, start.elapsed(), queue),
+            }
             Ok(resp)
         }
     });

@@ -176,3 +176,59 @@ sub vcl_recv {
     assert_eq!(echoed(&mut ws, b"hello").await, b"hello");
     assert_eq!(heads.lock().unwrap().len(), 1);
 }
+
+// Multi-threaded: the test blocks on the log reader while the echo backend
+// (on this runtime) closes its side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_line_of_a_pipe_comes_when_it_closes_with_its_bytes() {
+    use crate::process::{free_addr, scratch_dir, wait_listening, BIN};
+    use std::io::BufRead;
+    let (backend, _) = echo_backend().await;
+    let dir = scratch_dir("pipe-log");
+    let conf = dir.join("log.toml");
+    std::fs::write(&conf, "[server]\naccess_log = true\nthreads = 1\n").unwrap();
+    let listen = free_addr();
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "-c",
+            conf.to_str().unwrap(),
+            "-a",
+            &listen.to_string(),
+        ])
+        .args(["-b", &backend.to_string(), "-T", &free_addr().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    wait_listening(&listen.to_string());
+    let (mut ws, head) = handshake(listen, "/chat").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(echoed(&mut ws, b"0123456789").await, b"0123456789");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "no line while the pipe is open"
+    );
+    drop(ws);
+    let line = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a line once the pipe closed");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("\"GET /chat HTTP/1.1\" 101 10 ")
+            && line.contains(" PIPE ")
+            && line.ends_with(" up=10"),
+        "{line}"
+    );
+}
