@@ -121,6 +121,8 @@ struct Scenario {
     name: &'static str,
     vcl: &'static str,
     steps: &'static [Step],
+    /// Response headers compared too (those the policy sets).
+    headers: &'static [&'static str],
     expect: Expect,
 }
 
@@ -140,6 +142,9 @@ fn routes(origin: &Origin) {
     origin.route("/private", |_, n| {
         Reply::ok(format!("private v{n}")).header("cache-control", "private")
     });
+    origin.route("/broken", |_, n| {
+        Reply::new(503).body(format!("broken v{n}"))
+    });
     origin.route("/no-store", |_, n| {
         Reply::ok(format!("no-store v{n}")).header("cache-control", "no-store")
     });
@@ -150,10 +155,12 @@ fn routes(origin: &Origin) {
 struct Seen {
     status: u16,
     body: Option<String>,
+    headers: Vec<(&'static str, Option<String>)>,
     origin_hits: usize,
 }
 
-async fn run(addr: SocketAddr, origin: &Origin, steps: &[Step]) -> Vec<Seen> {
+async fn run(addr: SocketAddr, origin: &Origin, scenario: &Scenario) -> Vec<Seen> {
+    let steps = scenario.steps;
     let mut seen = Vec::new();
     for step in steps {
         // The body is read whole; a request right after joins the fetch
@@ -162,6 +169,11 @@ async fn run(addr: SocketAddr, origin: &Origin, steps: &[Step]) -> Vec<Seen> {
         seen.push(Seen {
             status: got.status,
             body: step.body.then(|| got.text()),
+            headers: scenario
+                .headers
+                .iter()
+                .map(|h| (*h, got.header(h).map(str::to_string)))
+                .collect(),
             origin_hits: origin.total(),
         });
     }
@@ -188,6 +200,7 @@ sub vcl_recv {
             get_with("/page", &[("Cookie", "session=1")]),
             get_with("/page", &[("Cookie", "session=1")]),
         ],
+        headers: &[],
         expect: Expect::Agree,
     },
     Scenario {
@@ -199,6 +212,7 @@ sub vcl_recv {
 }
 "#,
         steps: &[get("/page?utm=1"), get("/page?utm=2"), get("/page")],
+        headers: &[],
         expect: Expect::Agree,
     },
     Scenario {
@@ -224,6 +238,7 @@ sub vcl_hash {
             get_with("/page", &[("User-Agent", "Mobile Chrome")]),
             get_with("/page", &[("User-Agent", "curl")]),
         ],
+        headers: &[],
         expect: Expect::Agree,
     },
     Scenario {
@@ -242,6 +257,7 @@ sub vcl_synth {
 }
 "#,
         steps: &[get("/gone"), get("/page"), get("/gone")],
+        headers: &[],
         expect: Expect::Agree,
     },
     Scenario {
@@ -259,6 +275,7 @@ sub vcl_deliver {
 }
 "#,
         steps: &[get("/missing"), get("/missing"), get("/fallback")],
+        headers: &["x-restarts"],
         expect: Expect::Agree,
     },
     Scenario {
@@ -287,6 +304,7 @@ sub vcl_recv {
             get("/page"),
             get("/page"),
         ],
+        headers: &[],
         expect: Expect::Agree,
     },
     Scenario {
@@ -297,6 +315,84 @@ sub vcl_recv {
 }
 "#,
         steps: &[get("/private"), get("/private")],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "headers set in vcl_deliver from obj.hits",
+        vcl: r#"
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_deliver {
+    if (obj.hits > 0) {
+        set resp.http.X-Cache-Hit = "yes";
+    } else {
+        set resp.http.X-Cache-Hit = "no";
+    }
+    unset resp.http.X-Powered-By;
+}
+"#,
+        steps: &[get("/page"), get("/page"), get("/a"), get("/page")],
+        headers: &["x-cache-hit", "x-powered-by"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "backend errors abandoned into a synthetic page",
+        vcl: r#"
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_backend_response {
+    if (beresp.status >= 500) {
+        return (abandon);
+    }
+}
+"#,
+        steps: &[
+            Step {
+                method: "GET",
+                path: "/broken",
+                headers: &[],
+                body: false,
+            },
+            get("/page"),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "hit-for-pass from vcl_backend_response",
+        vcl: r#"
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_backend_response {
+    if (bereq.url == "/a") {
+        return (pass(30s));
+    }
+}
+"#,
+        steps: &[get("/a"), get("/a"), get("/b"), get("/b")],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "request headers rewritten for the backend",
+        vcl: r#"
+sub vcl_recv {
+    set req.http.X-Original-Url = req.url;
+    if (req.url ~ "^/old/") {
+        set req.url = regsub(req.url, "^/old/", "/");
+    }
+    return (hash);
+}
+sub vcl_deliver {
+    set resp.http.X-Was = req.http.X-Original-Url;
+}
+"#,
+        steps: &[get("/old/page"), get("/page"), get("/old/a")],
+        headers: &["x-was"],
         expect: Expect::Agree,
     },
     Scenario {
@@ -311,6 +407,7 @@ sub vcl_backend_response {
 }
 "#,
         steps: &[get("/no-store"), get("/no-store")],
+        headers: &[],
         expect: Expect::Differs(
             "Varnish stores it (no-store is read only by its built-in \
              vcl_backend_response, which `return (deliver)` skips); lacquer \
@@ -328,8 +425,8 @@ async fn both(dir: &Path, scenario: &Scenario) -> (Vec<Seen>, Vec<Seen>) {
     routes(&lacquer_origin);
     let varnish = Varnish::start(dir, scenario.vcl, varnish_origin.addr);
     let lq = with_policy(lacquer_origin.addr, scenario.vcl).await;
-    let v = run(varnish.addr, &varnish_origin, scenario.steps).await;
-    let l = run(lq.addr(), &lacquer_origin, scenario.steps).await;
+    let v = run(varnish.addr, &varnish_origin, scenario).await;
+    let l = run(lq.addr(), &lacquer_origin, scenario).await;
     (v, l)
 }
 
