@@ -59,23 +59,20 @@ pub fn from_cache(
     }
     // An ESI page's body is assembled at delivery: its ranges are not
     // served (the whole page is sent).
-    if obj.status == StatusCode::OK && obj.esi.is_none() && ranges_served(ctx) {
-        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if ctx.headers.contains_key(RANGE) {
-            let len = obj.body.len() as u64;
-            let validators = Validators {
-                etag: obj.etag(),
-                last_modified: obj.last_modified(),
-                date: obj.header(DATE),
-            };
-            match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
-                range::Answer::Whole => {}
-                range::Answer::Unsatisfiable => return unsatisfiable(headers, len),
-                range::Answer::Partial(ranges) => match partial(ctx, headers, &obj.body, &ranges) {
-                    Ok(resp) => return resp,
-                    Err(whole) => headers = whole,
-                },
-            }
+    if obj.status == StatusCode::OK && obj.esi.is_none() && accept_ranges(ctx, &mut headers) {
+        let validators = Validators {
+            etag: obj.etag(),
+            last_modified: obj.last_modified(),
+            date: obj.header(DATE),
+        };
+        let len = obj.body.len() as u64;
+        match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
+            range::Answer::Whole => {}
+            range::Answer::Unsatisfiable => return unsatisfiable(headers, len),
+            range::Answer::Partial(ranges) => match partial(ctx, headers, &obj.body, &ranges) {
+                Ok(resp) => return resp,
+                Err(whole) => headers = whole,
+            },
         }
     }
     let body = if ctx.method == Method::HEAD {
@@ -84,6 +81,18 @@ pub fn from_cache(
         RespBody::Full(Some(obj.body.clone()).filter(|b| !b.is_empty()))
     };
     respond(obj.status, headers, body)
+}
+
+/// Says `Accept-Ranges: bytes` on a whole 200 when this request may get
+/// ranges (and removes the origin's when it may not); true when it may and
+/// asks for some.
+fn accept_ranges(ctx: &Task, headers: &mut HeaderMap) -> bool {
+    if !ranges_served(ctx) {
+        headers.remove(ACCEPT_RANGES);
+        return false;
+    }
+    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    ctx.headers.contains_key(RANGE)
 }
 
 /// Whether this request may get ranges: GET (RFC 9110 §14.2) and HEAD
@@ -179,11 +188,10 @@ pub fn shared(
     {
         return not_modified(headers);
     }
-    if head.status == StatusCode::OK && ranges_served(ctx) {
-        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        // Only with a known length: without one neither `Content-Range`
-        // nor a 416 can be written before the body has ended.
-        if let (Some(len), true) = (head.size, ctx.headers.contains_key(RANGE)) {
+    // Only with a known length: without one neither `Content-Range` nor a
+    // 416 can be written before the body has ended.
+    if head.status == StatusCode::OK && accept_ranges(ctx, &mut headers) {
+        if let Some(len) = head.size {
             let validators = Validators {
                 etag: headers.get(ETAG),
                 last_modified: headers.get(LAST_MODIFIED),

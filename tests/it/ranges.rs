@@ -218,7 +218,7 @@ async fn invalid_excessive_and_overlapping_ranges_get_the_whole_200() {
 #[tokio::test]
 async fn max_ranges_is_a_setting_and_0_turns_ranges_off() {
     let origin = Origin::start().await;
-    object(&origin, "/l", &[]);
+    object(&origin, "/l", &[("accept-ranges", "bytes")]);
     let lq = lacquer_with(&origin, |c| c.server.max_ranges = 2).await;
     get(lq.addr(), "/l").await;
     wait_stored(&lq, "/l").await;
