@@ -146,3 +146,44 @@ impl Window {
         Poll::Ready(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::broadcast::Broadcast;
+    use http_body_util::BodyExt;
+
+    /// `skip`/`take` over chunks of 10: the window's bytes, exactly.
+    async fn window(skip: u64, take: u64) -> Bytes {
+        let bc = Broadcast::new();
+        let reader = bc.subscribe(Some(30)).unwrap();
+        for c in 0..3u8 {
+            bc.push(Bytes::from((c * 10..c * 10 + 10).collect::<Vec<u8>>()))
+                .await;
+        }
+        bc.finish(Ok(()));
+        let body = RespBody::SharedRange(Window::new(reader, skip, take));
+        assert_eq!(body.size_hint().exact(), Some(take));
+        body.collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_window_slices_across_chunks() {
+        let want = |r: std::ops::Range<u8>| Bytes::from(r.collect::<Vec<u8>>());
+        assert_eq!(window(0, 30).await, want(0..30));
+        assert_eq!(window(5, 20).await, want(5..25));
+        assert_eq!(window(10, 10).await, want(10..20));
+        assert_eq!(window(29, 1).await, want(29..30));
+        assert_eq!(window(3, 2).await, want(3..5));
+    }
+
+    #[tokio::test]
+    async fn a_window_past_the_end_is_an_error() {
+        let bc = Broadcast::new();
+        let reader = bc.subscribe(None).unwrap();
+        bc.push(Bytes::from_static(b"abc")).await;
+        bc.finish(Ok(()));
+        let body = RespBody::SharedRange(Window::new(reader, 1, 5));
+        assert!(body.collect().await.is_err());
+    }
+}
