@@ -57,8 +57,8 @@ pub fn from_cache(
     {
         return not_modified(headers);
     }
-    // An ESI page's body is assembled at delivery: its ranges are not
-    // served (the whole page is sent).
+    // Ranges of stored 200s only; an ESI page (a template) is assembled at
+    // delivery and sent whole.
     if obj.status == StatusCode::OK && obj.esi.is_none() && accept_ranges(ctx, &mut headers) {
         let validators = Validators {
             etag: obj.etag(),
@@ -106,8 +106,8 @@ fn max_ranges(ctx: &Task) -> usize {
 }
 
 /// A 206 of `ranges` of a stored `body`: one range as its slice with
-/// `Content-Range`; several as `multipart/byteranges`. `None` (send the
-/// whole 200, the headers handed back) for several ranges of a
+/// `Content-Range`; several as `multipart/byteranges`. `Err` with the
+/// headers handed back (send the whole 200) for several ranges of a
 /// content-coded body: its `Content-Encoding` would seem to apply to the
 /// multipart body.
 #[allow(clippy::result_large_err)] // the Err is the caller's own headers, moved back

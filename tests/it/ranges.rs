@@ -467,6 +467,44 @@ async fn head_with_a_range_gets_the_206_head() {
 }
 
 #[tokio::test]
+async fn head_with_a_range_on_a_miss_gets_the_206_head() {
+    let origin = Origin::start().await;
+    object(&origin, "/hm", &[]);
+    let lq = lacquer_for(&origin).await;
+    let g = send(lq.addr(), "HEAD", "/hm", &[("range", "bytes=-100")], "").await;
+    assert_eq!(g.status, 206);
+    assert_eq!(g.header("content-range"), Some("bytes 900-999/1000"));
+    assert_eq!(g.header("content-length"), Some("100"));
+    assert!(g.body.is_empty());
+    assert_eq!(g.x_cache(), "MISS");
+    wait_stored(&lq, "/hm").await;
+    assert_eq!(get(lq.addr(), "/hm").await.body, body());
+    assert_eq!(origin.hits("/hm"), 1);
+}
+
+#[tokio::test]
+async fn if_range_on_a_miss() {
+    let origin = Origin::start().await;
+    object(&origin, "/im", &[]);
+    object(&origin, "/im2", &[]);
+    let lq = lacquer_for(&origin).await;
+    let g = get_with(
+        lq.addr(),
+        "/im",
+        &[("range", "bytes=0-9"), ("if-range", "\"v1\"")],
+    )
+    .await;
+    assert_eq!((g.status, g.body.clone()), (206, body().slice(0..10)));
+    let g = get_with(
+        lq.addr(),
+        "/im2",
+        &[("range", "bytes=0-9"), ("if-range", "\"v0\"")],
+    )
+    .await;
+    assert_eq!((g.status, g.body.clone()), (200, body()));
+}
+
+#[tokio::test]
 async fn hits_and_misses_say_accept_ranges() {
     let origin = Origin::start().await;
     object(&origin, "/a", &[("accept-ranges", "none")]);
@@ -524,4 +562,18 @@ async fn a_range_read_streams_only_its_bytes() {
         let got = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(got, body().slice(want));
     }
+}
+
+#[tokio::test]
+async fn a_content_coded_body_gets_one_range_but_not_several() {
+    let origin = Origin::start().await;
+    object(&origin, "/gz", &[("content-encoding", "gzip")]);
+    let lq = lacquer_for(&origin).await;
+    get(lq.addr(), "/gz").await;
+    wait_stored(&lq, "/gz").await;
+    let one = ranged(&lq, "/gz", "bytes=0-9").await;
+    assert_eq!((one.status, one.body.clone()), (206, body().slice(0..10)));
+    assert_eq!(one.header("content-encoding"), Some("gzip"));
+    let several = ranged(&lq, "/gz", "bytes=0-9,20-29").await;
+    assert_eq!((several.status, several.body.clone()), (200, body()));
 }
