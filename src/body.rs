@@ -20,6 +20,9 @@ pub enum RespBody {
     Backend(BackendBody),
     /// Streamed from a shared fetch (a coalesced miss).
     Shared(BodyReader),
+    /// One byte range of a shared fetch (a `Range` request on a miss): the
+    /// bytes before it are skipped as they arrive, the stream ends after it.
+    SharedRange(Window),
     /// Several buffers sent in order (an ESI page whose parts were all in
     /// the cache).
     Parts(VecDeque<Bytes>),
@@ -52,6 +55,7 @@ impl std::fmt::Debug for RespBody {
             RespBody::Full(b) => write!(f, "Full({} bytes)", b.as_ref().map_or(0, |b| b.len())),
             RespBody::Backend(_) => f.write_str("Backend"),
             RespBody::Shared(_) => f.write_str("Shared"),
+            RespBody::SharedRange(w) => write!(f, "SharedRange({} bytes)", w.take),
             RespBody::Parts(p) => write!(f, "Parts({})", p.len()),
             RespBody::Assembled(_) => f.write_str("Assembled"),
         }
@@ -70,6 +74,7 @@ impl Body for RespBody {
             RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Backend(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
             RespBody::Shared(s) => Pin::new(s).poll_frame(cx),
+            RespBody::SharedRange(w) => w.poll_frame(cx),
             RespBody::Parts(p) => Poll::Ready(p.pop_front().map(|b| Ok(Frame::data(b)))),
             RespBody::Assembled(rx) => rx
                 .poll_recv(cx)
@@ -82,6 +87,7 @@ impl Body for RespBody {
             RespBody::Full(b) => b.is_none(),
             RespBody::Backend(s) => s.is_end_stream(),
             RespBody::Shared(s) => s.is_end_stream(),
+            RespBody::SharedRange(w) => w.take == 0,
             RespBody::Parts(p) => p.is_empty(),
             RespBody::Assembled(_) => false,
         }
@@ -92,8 +98,92 @@ impl Body for RespBody {
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RespBody::Backend(s) => s.size_hint(),
             RespBody::Shared(s) => s.size_hint(),
+            RespBody::SharedRange(w) => SizeHint::with_exact(w.take),
             RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
             RespBody::Assembled(_) => SizeHint::default(),
         }
+    }
+}
+
+/// A window on a shared body: `skip` bytes dropped, then `take` bytes sent
+/// (chunks sliced, not copied), then the end.
+pub struct Window {
+    reader: BodyReader,
+    skip: u64,
+    take: u64,
+}
+
+impl Window {
+    /// Bytes `skip..skip + take` of `reader`.
+    pub fn new(reader: BodyReader, skip: u64, take: u64) -> Window {
+        Window { reader, skip, take }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        while self.take > 0 {
+            let chunk = match Pin::new(&mut self.reader).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    return Poll::Ready(Some(Err("shared body ended before the range".into())))
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+            };
+            let n = chunk.len() as u64;
+            if n <= self.skip {
+                self.skip -= n;
+                continue;
+            }
+            let start = self.skip as usize;
+            let end = (self.skip + self.take).min(n) as usize;
+            self.skip = 0;
+            self.take -= (end - start) as u64;
+            return Poll::Ready(Some(Ok(Frame::data(chunk.slice(start..end)))));
+        }
+        Poll::Ready(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::broadcast::Broadcast;
+    use http_body_util::BodyExt;
+
+    /// `skip`/`take` over chunks of 10: the window's bytes, exactly.
+    async fn window(skip: u64, take: u64) -> Bytes {
+        let bc = Broadcast::new();
+        let reader = bc.subscribe(Some(30)).unwrap();
+        for c in 0..3u8 {
+            bc.push(Bytes::from((c * 10..c * 10 + 10).collect::<Vec<u8>>()))
+                .await;
+        }
+        bc.finish(Ok(()));
+        let body = RespBody::SharedRange(Window::new(reader, skip, take));
+        assert_eq!(body.size_hint().exact(), Some(take));
+        body.collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_window_slices_across_chunks() {
+        let want = |r: std::ops::Range<u8>| Bytes::from(r.collect::<Vec<u8>>());
+        assert_eq!(window(0, 30).await, want(0..30));
+        assert_eq!(window(5, 20).await, want(5..25));
+        assert_eq!(window(10, 10).await, want(10..20));
+        assert_eq!(window(29, 1).await, want(29..30));
+        assert_eq!(window(3, 2).await, want(3..5));
+    }
+
+    #[tokio::test]
+    async fn a_window_past_the_end_is_an_error() {
+        let bc = Broadcast::new();
+        let reader = bc.subscribe(None).unwrap();
+        bc.push(Bytes::from_static(b"abc")).await;
+        bc.finish(Ok(()));
+        let body = RespBody::SharedRange(Window::new(reader, 1, 5));
+        assert!(body.collect().await.is_err());
     }
 }

@@ -188,6 +188,10 @@ pub struct ServerConfig {
     pub max_header_bytes: ByteSize,
     /// Most request headers accepted; more gets 431.
     pub max_headers: usize,
+    /// Most ranges served for one `Range` request (RFC 9110 §14.2, nginx's
+    /// `max_ranges`); a request with more, or with overlapping ranges, gets
+    /// the whole 200. 0: ranges are not served (no `Accept-Ranges`).
+    pub max_ranges: usize,
     /// Time a client has to send a complete request head. It also runs
     /// while a keep-alive connection waits for its next request, so it is
     /// the idle keep-alive timeout and the slow-client (slowloris) guard.
@@ -354,6 +358,7 @@ impl Default for ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 6081))],
             max_header_bytes: ByteSize(16 << 10),
             max_headers: 100,
+            max_ranges: 16,
             header_read_timeout: Seconds(Duration::from_secs(10)),
             body_timeout: Seconds(Duration::from_secs(30)),
             pipe_timeout: Seconds(Duration::from_secs(60)),

@@ -71,6 +71,16 @@ pub fn weak_eq(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// Strong comparison of two entity-tags (RFC 9110 §8.8.3.2): equal when
+/// neither is weak and their opaque tags match. False when either is not a
+/// well-formed entity-tag.
+pub fn strong_eq(a: &[u8], b: &[u8]) -> bool {
+    match (parse_entity_tag(a), parse_entity_tag(b)) {
+        (Some(a), Some(b)) => !a.weak && !b.weak && a.opaque == b.opaque,
+        _ => false,
+    }
+}
+
 /// Strip a stored 200's headers down to those of a 304 built from it
 /// (RFC 9110 §15.4.5).
 ///

@@ -3,6 +3,7 @@
 pub mod conditional;
 pub mod gzip;
 pub mod headers;
+pub mod range;
 pub(crate) mod structured;
 pub(crate) mod syntax;
 

@@ -1,15 +1,19 @@
 //! deliver: build what the client receives — from a stored object, a shared
 //! fetch, a backend stream, or a synthetic answer — with `Age`, `Via`,
-//! `X-Cache`, 304s to conditional requests, and HEAD.
+//! `X-Cache`, 304s to conditional requests, range requests (206, 416), and
+//! HEAD.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, AGE, CONTENT_LENGTH, DATE, VIA};
+use http::header::{
+    HeaderValue, ACCEPT_RANGES, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    DATE, ETAG, LAST_MODIFIED, RANGE, VIA,
+};
 use http::{HeaderMap, Method, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Proxy, Served};
-use crate::body::RespBody;
+use crate::body::{RespBody, Window};
 use crate::cache::directives::NOT_DELIVERED;
 use crate::cache::object::KeySpec;
 use crate::cache::CachedObject;
@@ -17,6 +21,7 @@ use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
 use crate::http::conditional::{is_not_modified, strip_for_304};
+use crate::http::range::{self, ByteRange, Validators};
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
 
 /// Name of the header that tells how a response was served.
@@ -52,12 +57,111 @@ pub fn from_cache(
     {
         return not_modified(headers);
     }
+    // Ranges of stored 200s only; an ESI page (a template) is assembled at
+    // delivery and sent whole.
+    if obj.status == StatusCode::OK && obj.esi.is_none() && accept_ranges(ctx, &mut headers) {
+        let validators = Validators {
+            etag: obj.etag(),
+            last_modified: obj.last_modified(),
+            date: obj.header(DATE),
+        };
+        let len = obj.body.len() as u64;
+        match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
+            range::Answer::Whole => {}
+            range::Answer::Unsatisfiable => return unsatisfiable(headers, len),
+            range::Answer::Partial(ranges) => match partial(ctx, headers, &obj.body, &ranges) {
+                Ok(resp) => return resp,
+                Err(whole) => headers = whole,
+            },
+        }
+    }
     let body = if ctx.method == Method::HEAD {
         RespBody::empty()
     } else {
         RespBody::Full(Some(obj.body.clone()).filter(|b| !b.is_empty()))
     };
     respond(obj.status, headers, body)
+}
+
+/// Says `Accept-Ranges: bytes` on a whole 200 when this request may get
+/// ranges (and removes the origin's when it may not); true when it may and
+/// asks for some.
+fn accept_ranges(ctx: &Task, headers: &mut HeaderMap) -> bool {
+    if !ranges_served(ctx) {
+        headers.remove(ACCEPT_RANGES);
+        return false;
+    }
+    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    ctx.headers.contains_key(RANGE)
+}
+
+/// Whether this request may get ranges: GET (RFC 9110 §14.2) and HEAD
+/// (which gets the head a GET would), with `server.max_ranges` above 0.
+fn ranges_served(ctx: &Task) -> bool {
+    (ctx.method == Method::GET || ctx.method == Method::HEAD) && max_ranges(ctx) > 0
+}
+
+fn max_ranges(ctx: &Task) -> usize {
+    ctx.live.config.server.max_ranges
+}
+
+/// A 206 of `ranges` of a stored `body`: one range as its slice with
+/// `Content-Range`; several as `multipart/byteranges`. `Err` with the
+/// headers handed back (send the whole 200) for several ranges of a
+/// content-coded body: its `Content-Encoding` would seem to apply to the
+/// multipart body.
+#[allow(clippy::result_large_err)] // the Err is the caller's own headers, moved back
+fn partial(
+    ctx: &Task,
+    mut headers: HeaderMap,
+    body: &Bytes,
+    ranges: &[ByteRange],
+) -> Result<Response<RespBody>, HeaderMap> {
+    let total = body.len() as u64;
+    let head_only = ctx.method == Method::HEAD;
+    let (len, out) = match ranges {
+        [one] => {
+            headers.insert(CONTENT_RANGE, content_range(one, total));
+            let out = body.slice(one.first as usize..=one.last as usize);
+            (one.len(), RespBody::Full(Some(out)))
+        }
+        _ if headers.contains_key(CONTENT_ENCODING) => return Err(headers),
+        _ => {
+            let boundary = range::boundary();
+            let (parts, len) = range::multipart(body, ranges, headers.get(CONTENT_TYPE), &boundary);
+            let ct = format!("multipart/byteranges; boundary={boundary}");
+            let Ok(ct) = HeaderValue::from_str(&ct) else {
+                return Err(headers);
+            };
+            headers.insert(CONTENT_TYPE, ct);
+            headers.remove(CONTENT_RANGE);
+            (len, RespBody::Parts(parts))
+        }
+    };
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    let out = if head_only { RespBody::empty() } else { out };
+    Ok(respond(StatusCode::PARTIAL_CONTENT, headers, out))
+}
+
+fn content_range(r: &ByteRange, total: u64) -> HeaderValue {
+    HeaderValue::from_str(&r.content_range(total)).unwrap_or(HeaderValue::from_static("bytes */0"))
+}
+
+/// 416 for a body of `len` bytes: `Content-Range: bytes */len`, no body,
+/// and only lacquer's own fields (`X-Cache`, `Via`) from the object's head:
+/// its `Cache-Control` must not make a downstream cache keep the 416.
+fn unsatisfiable(headers: HeaderMap, len: u64) -> Response<RespBody> {
+    let mut out = HeaderMap::new();
+    for name in [http::HeaderName::from_static(X_CACHE), VIA] {
+        for v in headers.get_all(&name) {
+            out.append(name.clone(), v.clone());
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+        out.insert(CONTENT_RANGE, v);
+    }
+    out.insert(CONTENT_LENGTH, HeaderValue::from(0));
+    respond(StatusCode::RANGE_NOT_SATISFIABLE, out, RespBody::empty())
 }
 
 /// A response read from a shared, still-streaming fetch.
@@ -83,6 +187,33 @@ pub fn shared(
         )
     {
         return not_modified(headers);
+    }
+    // Only with a known length: without one neither `Content-Range` nor a
+    // 416 can be written before the body has ended.
+    if head.status == StatusCode::OK && accept_ranges(ctx, &mut headers) {
+        if let Some(len) = head.size {
+            let validators = Validators {
+                etag: headers.get(ETAG),
+                last_modified: headers.get(LAST_MODIFIED),
+                date: headers.get(DATE),
+            };
+            match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
+                range::Answer::Unsatisfiable => return unsatisfiable(headers, len),
+                // Several ranges on a miss: the whole 200 (see LIFECYCLE.md).
+                range::Answer::Partial(ranges) if ranges.len() == 1 => {
+                    let r = ranges[0];
+                    headers.insert(CONTENT_RANGE, content_range(&r, len));
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(r.len()));
+                    let body = if ctx.method == Method::HEAD {
+                        RespBody::empty()
+                    } else {
+                        RespBody::SharedRange(Window::new(reader, r.first, r.len()))
+                    };
+                    return respond(StatusCode::PARTIAL_CONTENT, headers, body);
+                }
+                _ => {}
+            }
+        }
     }
     let body = if ctx.method == Method::HEAD {
         RespBody::empty()
@@ -170,6 +301,8 @@ impl Proxy {
             return resp;
         }
         resp.headers_mut().remove(CONTENT_LENGTH);
+        // Ranges of an assembled page are not served (see docs/ESI.md).
+        resp.headers_mut().remove(ACCEPT_RANGES);
         if ctx.method == Method::HEAD || ctx.background {
             *resp.body_mut() = RespBody::empty();
             return resp;

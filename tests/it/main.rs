@@ -54,6 +54,7 @@ mod policy_hooks;
 mod proxy_trust;
 mod proxying;
 mod purge;
+mod ranges;
 mod reload_signal;
 mod services;
 mod smoke;
