@@ -12,8 +12,11 @@ use crate::cache::storable::NoCacheReason;
 /// After the policy ran, RFC 9111 decides again on the changed headers (so
 /// `unset beresp.http.Set-Cookie` makes a response storable, as in Varnish's
 /// built-in VCL); then what the policy set explicitly wins: a TTL makes a
-/// response that only lacked freshness information storable, and
-/// `uncacheable` forces the verdict either way.
+/// response that only lacked freshness information storable — any
+/// response, `no-store` and `private` included, when the sub ends with an
+/// explicit `return (deliver)` (Varnish reads those only in its built-in
+/// vcl_backend_response, which that return skips) — and `uncacheable`
+/// forces the verdict either way.
 #[derive(Debug)]
 pub struct Beresp<'a> {
     /// Status.

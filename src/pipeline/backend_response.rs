@@ -158,12 +158,24 @@ pub fn apply_policy(
         response_time,
         rules,
     );
+    // A TTL the policy set stores what only lacked freshness information.
+    // With an explicit `return (deliver)` it stores the answer whatever its
+    // Cache-Control says, as in Varnish, where only the built-in
+    // vcl_backend_response (which that return skips) reads no-store,
+    // private or Set-Cookie; falling through, RFC 9111's verdict stands, as
+    // the built-in's would.
+    let forced = beresp.set_ttl
+        && !beresp.ttl.is_zero()
+        && action == BackendAction::Continue
+        && bereq.method == http::Method::GET;
     let uncacheable = if beresp.set_uncacheable {
         beresp.uncacheable
     } else {
         match &again {
             Decision::Store(..) => false,
-            Decision::DontStore(r) => !(beresp.set_ttl && *r == NoCacheReason::NoFreshness),
+            Decision::DontStore(r) => {
+                !(forced || (beresp.set_ttl && *r == NoCacheReason::NoFreshness))
+            }
         }
     };
     if uncacheable {

@@ -403,3 +403,40 @@ sub vcl_hash {
     let seen = origin.last("/h").expect("the miss reached the origin");
     assert_eq!(seen.header_or_none("x-hashed"), "by vcl_hash");
 }
+
+#[tokio::test]
+async fn a_ttl_with_an_explicit_deliver_stores_what_cache_control_forbids() {
+    let origin = Origin::start().await;
+    for path in ["/forced", "/fell-through"] {
+        let p = path.to_string();
+        origin.route(path, move |_, n| {
+            Reply::ok(format!("{p} v{n}")).header("cache-control", "no-store, private")
+        });
+    }
+    let lq = with_policy(
+        origin.addr,
+        r#"
+sub vcl_backend_response {
+    set beresp.ttl = 60s;
+    if (bereq.url == "/forced") {
+        return (deliver);
+    }
+}
+"#,
+    )
+    .await;
+    for path in ["/forced", "/fell-through"] {
+        get(lq.addr(), path).await;
+        get(lq.addr(), path).await;
+    }
+    assert_eq!(
+        origin.hits("/forced"),
+        1,
+        "return (deliver) with a TTL stores it"
+    );
+    assert_eq!(
+        origin.hits("/fell-through"),
+        2,
+        "falling through, no-store stands"
+    );
+}
