@@ -396,6 +396,29 @@ sub vcl_deliver {
         expect: Expect::Agree,
     },
     Scenario {
+        name: "a vcl_recv that falls through with a Cookie",
+        vcl: r#"
+sub vcl_recv {
+    if (req.url ~ "^/static/") {
+        unset req.http.Cookie;
+    }
+}
+"#,
+        steps: &[
+            get_with("/page", &[("Cookie", "session=1")]),
+            get_with("/page", &[("Cookie", "session=1")]),
+            get_with("/static/app.css", &[("Cookie", "session=1")]),
+            get_with("/static/app.css", &[("Cookie", "session=1")]),
+        ],
+        headers: &[],
+        expect: Expect::Differs(
+            "Varnish's built-in vcl_recv passes requests with a Cookie; \
+             lacquer's built-in behaviour after a policy falls through looks \
+             them up and lets the answer decide (until Varnish's built-in VCL \
+             is appended to loaded policies)",
+        ),
+    },
+    Scenario {
         name: "a TTL set on a no-store answer",
         vcl: r#"
 sub vcl_recv {
