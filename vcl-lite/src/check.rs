@@ -8,7 +8,7 @@ use regex::{Regex, RegexBuilder};
 use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
-use crate::error::{Error, Span};
+use crate::error::{Error, SourceMap, Span};
 use crate::eval::{Program, MAX_CALL_DEPTH};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
@@ -243,7 +243,12 @@ struct Scope<'s> {
 }
 
 /// Checks a parsed policy and builds the program.
-pub(crate) fn check(policy: &ast::Policy, src: &str, file: &str) -> Result<Program, Error> {
+pub(crate) fn check(
+    policy: &ast::Policy,
+    src: &str,
+    file: &str,
+    map: SourceMap,
+) -> Result<Program, Error> {
     let mut checker = Checker {
         src,
         file,
@@ -274,7 +279,7 @@ pub(crate) fn check(policy: &ast::Policy, src: &str, file: &str) -> Result<Progr
     }
     Ok(Program {
         file: file.to_string(),
-        source: src.to_string(),
+        map,
         subs,
         customs,
         acls: checker.acls,

@@ -9,7 +9,7 @@ use regex::Regex;
 use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
-use crate::error::{locate, Location, RuntimeError};
+use crate::error::{Location, RuntimeError, SourceMap};
 use crate::ir::{ActionIr, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
 use crate::vars::{Sub, Type, Var};
@@ -112,7 +112,8 @@ pub trait Context {
 #[derive(Debug, Clone)]
 pub struct Program {
     pub(crate) file: String,
-    pub(crate) source: String,
+    /// Where each statement's text comes from (files of `include`s).
+    pub(crate) map: SourceMap,
     pub(crate) subs: Vec<Option<Vec<Stmt>>>,
     pub(crate) customs: Vec<Vec<Stmt>>,
     pub(crate) acls: Vec<CompiledAcl>,
@@ -149,10 +150,10 @@ impl Program {
     }
 
     fn runtime_error(&self, message: String, at: usize) -> RuntimeError {
-        let (line, column, _, _) = locate(&self.source, at);
+        let (file, line, column) = self.map.locate(at);
         RuntimeError {
             message,
-            file: self.file.clone(),
+            file: file.to_string(),
             location: Location {
                 line: u32::try_from(line).unwrap_or(u32::MAX),
                 column: u32::try_from(column).unwrap_or(u32::MAX),

@@ -222,8 +222,8 @@ impl<'a> Parser<'a> {
                 "include" => {
                     return Err(self.error(
                         span,
-                        "`include` is not supported",
-                        "a vcl-lite policy is a single file",
+                        "`include` needs a policy loaded from a file",
+                        "`vcl_lite::compile` takes one text: use `vcl_lite::compile_file`",
                     ))
                 }
                 "if" | "set" | "unset" | "return" | "call" | "hash_data" | "synthetic" => {
