@@ -220,6 +220,9 @@ struct CallSite<'p> {
 
 struct SubInfo<'p> {
     def: &'p ast::SubDef,
+    /// The bodies of later definitions of the same built-in subroutine,
+    /// run after the first's, in order (Varnish concatenates them).
+    more: Vec<&'p ast::Block>,
     builtin: Option<Sub>,
     calls: Vec<CallSite<'p>>,
     /// Index among the custom subroutines.
@@ -271,7 +274,10 @@ pub(crate) fn check(
             builtin: info.builtin.is_some(),
             mask: masks[i],
         };
-        let body = checker.block(&info.def.body, &scope)?;
+        let mut body = checker.block(&info.def.body, &scope)?;
+        for more in &info.more {
+            body.extend(checker.block(more, &scope)?);
+        }
         match info.builtin {
             Some(sub) => subs[sub.index()] = Some(body),
             None => customs.push(body),
@@ -284,6 +290,15 @@ pub(crate) fn check(
         customs,
         acls: checker.acls,
     })
+}
+
+/// `vcl_builtin_recv` → `vcl_recv`: a call of Varnish 7's split built-in
+/// subroutine of that hook.
+fn builtin_call(name: &str) -> Option<Sub> {
+    let rest = name.strip_prefix("vcl_builtin_")?;
+    Sub::ALL
+        .into_iter()
+        .find(|s| s.name().strip_prefix("vcl_") == Some(rest))
 }
 
 fn line_of(src: &str, span: Span) -> usize {
@@ -352,6 +367,13 @@ impl<'p> Checker<'p> {
                 Item::Sub(def) => {
                     let name = def.name.name.as_str();
                     let builtin = Sub::from_name(name);
+                    if let Some(rest) = name.strip_prefix("vcl_builtin_") {
+                        return Err(self.error(
+                            def.name.span,
+                            format!("`{name}` cannot be defined"),
+                            format!("it is vcl-lite's built-in `vcl_{rest}`: `call` it"),
+                        ));
+                    }
                     if builtin.is_none() && name.starts_with("vcl_") {
                         let label = match name {
                             "vcl_pipe" => "lacquer does not pipe: `return (pipe)` is a pass".to_string(),
@@ -368,6 +390,10 @@ impl<'p> Checker<'p> {
                         ));
                     }
                     if let Some(&first) = self.sub_names.get(name) {
+                        if builtin.is_some() {
+                            self.subs[first].more.push(&def.body);
+                            continue;
+                        }
                         let first_span = self.subs[first].def.name.span;
                         return Err(self
                             .error(
@@ -383,6 +409,7 @@ impl<'p> Checker<'p> {
                     self.sub_names.insert(name, self.subs.len());
                     self.subs.push(SubInfo {
                         def,
+                        more: Vec::new(),
                         builtin,
                         calls: Vec::new(),
                         custom: if builtin.is_none() {
@@ -402,9 +429,15 @@ impl<'p> Checker<'p> {
         for i in 0..self.subs.len() {
             let mut found = Vec::new();
             visit_calls(&self.subs[i].def.body, 0, &mut found);
+            for more in &self.subs[i].more {
+                visit_calls(more, 0, &mut found);
+            }
             let mut calls = Vec::new();
             for (ident, depth) in found {
                 let name = ident.name.as_str();
+                if builtin_call(name).is_some() {
+                    continue;
+                }
                 if Sub::from_name(name).is_some() {
                     return Err(self.error(
                         ident.span,
@@ -630,6 +663,11 @@ impl<'p> Checker<'p> {
                 action: self.action(action, scope)?,
                 at: stmt.span.start,
             },
+            StmtKind::Call(name) if builtin_call(&name.name).is_some() => {
+                let sub = builtin_call(&name.name).unwrap_or(Sub::Recv);
+                self.only_in(scope, name.span, &format!("call {}", name.name), sub.bit())?;
+                ir::Stmt::Builtin(sub)
+            }
             StmtKind::Call(name) => {
                 let index = self.sub_names.get(name.name.as_str()).copied().unwrap_or(0);
                 ir::Stmt::Call(self.subs.get(index).map_or(0, |s| s.custom))
@@ -1318,8 +1356,17 @@ mod tests {
         assert_eq!(err("sub a {}").message(), "subroutine `a` is never called");
         assert_eq!(err("acl a { } acl a { }").message(), "duplicate ACL `a`");
         assert_eq!(
-            err("sub vcl_recv {} sub vcl_recv {}").message(),
-            "duplicate subroutine `vcl_recv`"
+            err("sub vcl_recv { call a; } sub a {} sub a {}").message(),
+            "duplicate subroutine `a`"
+        );
+        ok("sub vcl_recv {} sub vcl_recv {}");
+        assert_eq!(
+            err("sub vcl_builtin_recv {}").message(),
+            "`vcl_builtin_recv` cannot be defined"
+        );
+        assert_eq!(
+            err("sub vcl_hash { call vcl_builtin_recv; }").message(),
+            "`call vcl_builtin_recv` is not allowed in vcl_hash"
         );
         assert_eq!(
             err(&recv("call vcl_hash;")).message(),

@@ -204,6 +204,19 @@ impl Program {
                         return Ok(Flow::Return(a));
                     }
                 }
+                Stmt::Builtin(sub) => {
+                    let builtin = crate::builtin_program().and_then(|p| {
+                        p.subs
+                            .get(sub.index())
+                            .and_then(Option::as_ref)
+                            .map(|body| (p, body))
+                    });
+                    if let Some((program, body)) = builtin {
+                        if let Flow::Return(a) = program.stmts(body, ctx, depth + 1, scratch)? {
+                            return Ok(Flow::Return(a));
+                        }
+                    }
+                }
                 Stmt::HashData(e) => {
                     scratch.clear();
                     self.append(e, Type::String, &*ctx, scratch);
@@ -900,5 +913,65 @@ mod tests {
         assert_eq!(Value::Int(-3).to_string(), "-3");
         assert_eq!(Value::Bool(true).to_string(), "true");
         assert_eq!(Value::Ip("::1".parse().unwrap()).to_string(), "::1");
+    }
+
+    #[test]
+    fn a_builtin_subroutine_defined_twice_runs_both_bodies_in_order() {
+        let p = program(
+            r#"sub vcl_recv { set req.http.a = "1"; }
+sub vcl_recv { set req.http.a = req.http.a + "2"; if (req.url == "/p") { return (pass); } }
+sub vcl_recv { return (hash); }"#,
+        );
+        let mut ctx = TestCtx::default().url("/");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Hash));
+        assert_eq!(ctx.req_header("a"), Some("12"));
+        let mut ctx = TestCtx::default().url("/p");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Pass));
+    }
+
+    #[test]
+    fn call_vcl_builtin_recv_runs_varnish_builtin_checks() {
+        let p = program(
+            r#"sub vcl_recv { set req.http.x = "before"; call vcl_builtin_recv; set req.http.x = "after"; return (hash); }"#,
+        );
+        let mut ctx = TestCtx::default()
+            .method("GET")
+            .header("host", "Example.COM");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Hash));
+        assert_eq!(ctx.req_header("x"), Some("after"));
+        assert_eq!(ctx.req_header("host"), Some("example.com"));
+        let mut ctx = TestCtx::default().method("GET").header("cookie", "a=b");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Pass));
+        assert_eq!(ctx.req_header("x"), Some("before"));
+        let mut ctx = TestCtx::default().method("POST");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Pass));
+        let mut ctx = TestCtx::default().method("PURGE");
+        assert_eq!(
+            recv(&p, &mut ctx),
+            Some(Action::Synth {
+                status: 501,
+                reason: None
+            })
+        );
+    }
+
+    #[test]
+    fn call_vcl_builtin_hash_adds_lacquers_key() {
+        let p = program(
+            r#"sub vcl_hash { hash_data(req.http.x-lang); call vcl_builtin_hash; return (lookup); }"#,
+        );
+        let mut ctx = TestCtx::default()
+            .url("/a")
+            .header("host", "h")
+            .header("x-lang", "fr");
+        assert_eq!(p.run(Sub::Hash, &mut ctx).unwrap(), Some(Action::Lookup));
+        assert_eq!(ctx.hashed, vec!["fr", "/a", "h"]);
+    }
+
+    #[test]
+    fn builtin_vcl_compiles() {
+        assert!(crate::builtin_program().is_some());
+        let p = crate::builtin_program().unwrap();
+        assert!(p.defines(Sub::Recv) && p.defines(Sub::BackendResponse));
     }
 }

@@ -39,6 +39,18 @@ pub use vars::{Header, Sub, Type, Var};
 /// The built-in policy (`default.vcl`), written in vcl-lite.
 pub const DEFAULT_POLICY: &str = include_str!("../default.vcl");
 
+/// Varnish 7's split built-in subroutines (`vcl_builtin_recv`, …) as
+/// vcl-lite runs them for `call vcl_builtin_…;`.
+pub const BUILTIN_SUBS: &str = include_str!("../builtin.vcl");
+
+/// `builtin.vcl`, compiled once.
+pub(crate) fn builtin_program() -> Option<&'static Program> {
+    static PROGRAM: std::sync::OnceLock<Option<Program>> = std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| compile(BUILTIN_SUBS, "builtin.vcl").ok())
+        .as_ref()
+}
+
 /// Parses and checks a policy. `file_name` is used in error messages.
 /// An `include` in it is an error: use [`compile_file`].
 pub fn compile(source: &str, file_name: &str) -> Result<Program, Error> {
