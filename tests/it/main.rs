@@ -49,6 +49,7 @@ mod module_graph;
 mod outcome;
 mod policy;
 mod policy_examples;
+mod policy_files;
 mod policy_hooks;
 mod proxy_trust;
 mod proxying;

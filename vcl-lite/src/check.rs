@@ -8,7 +8,7 @@ use regex::{Regex, RegexBuilder};
 use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
-use crate::error::{Error, SourceMap, Span};
+use crate::error::{Error, SourceMap, Span, MAX_ERRORS};
 use crate::eval::{Program, MAX_CALL_DEPTH};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
@@ -251,7 +251,9 @@ pub(crate) fn check(
     src: &str,
     file: &str,
     map: SourceMap,
-) -> Result<Program, Error> {
+) -> Result<Program, Vec<Error>> {
+    let mut errors = Vec::new();
+    let (backends, probes) = crate::decl::check(policy, src, file, &mut errors);
     let mut checker = Checker {
         src,
         file,
@@ -260,11 +262,24 @@ pub(crate) fn check(
         acl_names: HashMap::new(),
         acls: Vec::new(),
     };
-    checker.declarations(policy)?;
-    checker.collect_calls()?;
-    let order = checker.post_order()?;
-    let masks = checker.masks(&order)?;
-    checker.depths(&order)?;
+    // The call graph must be whole to check the bodies: an error here
+    // stops the check.
+    let structure = checker
+        .declarations(policy)
+        .and_then(|()| checker.collect_calls())
+        .and_then(|()| checker.post_order())
+        .and_then(|order| {
+            let masks = checker.masks(&order)?;
+            checker.depths(&order)?;
+            Ok(masks)
+        });
+    let masks = match structure {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(e);
+            return Err(in_file_order(errors));
+        }
+    };
 
     let mut subs: Vec<Option<Vec<ir::Stmt>>> = vec![None; Sub::ALL.len()];
     let mut customs: Vec<Vec<ir::Stmt>> = Vec::new();
@@ -274,14 +289,21 @@ pub(crate) fn check(
             builtin: info.builtin.is_some(),
             mask: masks[i],
         };
-        let mut body = checker.block(&info.def.body, &scope)?;
-        for more in &info.more {
-            body.extend(checker.block(more, &scope)?);
+        // An error in one body does not stop the others being checked.
+        let mut body = Vec::new();
+        for block in std::iter::once(&info.def.body).chain(info.more.iter().copied()) {
+            match checker.block(block, &scope) {
+                Ok(stmts) => body.extend(stmts),
+                Err(e) => errors.push(e),
+            }
         }
         match info.builtin {
             Some(sub) => subs[sub.index()] = Some(body),
             None => customs.push(body),
         }
+    }
+    if !errors.is_empty() {
+        return Err(in_file_order(errors));
     }
     Ok(Program {
         file: file.to_string(),
@@ -289,7 +311,16 @@ pub(crate) fn check(
         subs,
         customs,
         acls: checker.acls,
+        backends,
+        probes,
     })
+}
+
+/// Sorted by place, at most [`MAX_ERRORS`].
+fn in_file_order(mut errors: Vec<Error>) -> Vec<Error> {
+    errors.sort_by_key(Error::offset);
+    errors.truncate(MAX_ERRORS);
+    errors
 }
 
 /// `vcl_builtin_recv` → `vcl_recv`: a call of Varnish 7's split built-in
@@ -364,6 +395,7 @@ impl<'p> Checker<'p> {
                     self.acl_names.insert(name, self.acls.len());
                     self.acls.push(compiled);
                 }
+                Item::Backend(_) | Item::Probe(_) => {}
                 Item::Sub(def) => {
                     let name = def.name.name.as_str();
                     let builtin = Sub::from_name(name);

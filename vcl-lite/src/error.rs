@@ -171,6 +171,11 @@ impl Error {
         self.0.column
     }
 
+    /// Where it is in the compiled text (for ordering errors).
+    pub(crate) fn offset(&self) -> usize {
+        self.0.span.start
+    }
+
     /// Extra notes.
     pub fn notes(&self) -> &[String] {
         &self.0.notes

@@ -9,6 +9,7 @@ use regex::Regex;
 use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
+use crate::decl::{Backend, Probe};
 use crate::error::{Location, RuntimeError, SourceMap};
 use crate::ir::{ActionIr, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
@@ -117,6 +118,8 @@ pub struct Program {
     pub(crate) subs: Vec<Option<Vec<Stmt>>>,
     pub(crate) customs: Vec<Vec<Stmt>>,
     pub(crate) acls: Vec<CompiledAcl>,
+    pub(crate) backends: Vec<Backend>,
+    pub(crate) probes: Vec<Probe>,
 }
 
 enum Flow {
@@ -128,6 +131,19 @@ impl Program {
     /// Whether the policy defines `sub`.
     pub fn defines(&self, sub: Sub) -> bool {
         self.subs.get(sub.index()).is_some_and(Option::is_some)
+    }
+
+    /// The `backend` declarations, in order (in Varnish the first is the
+    /// default backend). vcl-lite only checks them; the host decides what
+    /// to do with them.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    /// The named `probe` declarations, in order (a backend's own probe,
+    /// named or inline, is in [`Backend::probe`]).
+    pub fn probes(&self) -> &[Probe] {
+        &self.probes
     }
 
     /// The file name given to [`crate::compile`].

@@ -20,6 +20,7 @@ mod acl;
 mod action;
 pub mod ast;
 mod check;
+mod decl;
 pub mod error;
 mod eval;
 mod include;
@@ -31,6 +32,7 @@ mod vars;
 
 pub use acl::CompiledAcl;
 pub use action::Action;
+pub use decl::{Backend, Probe};
 pub use error::{Error, Errors, Location, RuntimeError, Span, MAX_ERRORS};
 pub use eval::{Context, Program, Value, MAX_CALL_DEPTH};
 pub use include::{ReadFile, MAX_INCLUDE_DEPTH};
@@ -61,6 +63,7 @@ pub fn compile(source: &str, file_name: &str) -> Result<Program, Error> {
         file_name,
         error::SourceMap::single(file_name, source),
     )
+    .map_err(|mut errors| errors.swap_remove(0))
 }
 
 /// Why [`compile_file`] failed.
@@ -100,7 +103,11 @@ pub fn compile_file(path: &std::path::Path, read: &mut ReadFile<'_>) -> Result<P
     let expanded = include::expand(path, &text, read).map_err(|e| LoadError::Compile(e.into()))?;
     let main = path.display().to_string();
     let map = expanded.map;
-    let fail = |e: Error| LoadError::Compile(map.relocate(e).into());
-    let policy = parser::parse(&expanded.text, &main).map_err(fail)?;
+    let fail = |errors: Vec<Error>| {
+        LoadError::Compile(Errors(
+            errors.into_iter().map(|e| map.relocate(e)).collect(),
+        ))
+    };
+    let policy = parser::parse(&expanded.text, &main).map_err(|e| fail(vec![e]))?;
     check::check(&policy, &expanded.text, &main, map.clone()).map_err(fail)
 }

@@ -212,12 +212,12 @@ impl<'a> Parser<'a> {
                         "`vcl 4.1;` must be the first line of the policy",
                     ))
                 }
-                "backend" | "probe" => {
-                    return Err(self.error(
-                        span,
-                        format!("`{word}` declarations are not supported"),
-                        "backends and probes are set in lacquer's settings, not in the policy",
-                    ))
+                "backend" => policy.items.push(Item::Backend(self.backend()?)),
+                "probe" => {
+                    self.bump();
+                    let name = self.plain_name("a probe name")?;
+                    let (fields, _) = self.fields("probe")?;
+                    policy.items.push(Item::Probe(ProbeDef { name, fields }));
                 }
                 "include" => {
                     return Err(self.error(
@@ -275,6 +275,84 @@ impl<'a> Parser<'a> {
         let name = self.plain_name("a subroutine name")?;
         let body = self.block()?;
         Ok(SubDef { name, body })
+    }
+
+    fn backend(&mut self) -> PResult<BackendDef> {
+        self.bump();
+        let name = self.plain_name("a backend name")?;
+        if self.is_ident("none") {
+            self.bump();
+            self.semicolon()?;
+            return Ok(BackendDef { name, fields: None });
+        }
+        let (fields, _) = self.fields("backend")?;
+        Ok(BackendDef {
+            name,
+            fields: Some(fields),
+        })
+    }
+
+    /// `{ .name = value; … }` of a backend or probe.
+    fn fields(&mut self, what: &str) -> PResult<(Vec<Field>, Span)> {
+        let open = self.expect(
+            TokenKind::LBrace,
+            &format!("expected `{{` to start the {what}"),
+        )?;
+        self.enter(open)?;
+        let mut fields = Vec::new();
+        let close = loop {
+            match self.peek() {
+                TokenKind::RBrace => break self.bump().span,
+                TokenKind::Eof => {
+                    return Err(self.brace_note(
+                        self.error(open, "unclosed `{`", "this `{` is never closed"),
+                        true,
+                    ))
+                }
+                TokenKind::Dot => {}
+                _ => {
+                    return Err(self.unexpected(
+                        "a field such as `.host`",
+                        &format!("{what} fields look like `.name = value;`"),
+                    ))
+                }
+            }
+            let dot = self.bump().span;
+            let mut name = self.plain_name("a field name")?;
+            name.span = dot.to(name.span);
+            self.expect(TokenKind::Assign, "expected `=` after the field name")?;
+            let value = match self.peek().clone() {
+                TokenKind::Str(first) => {
+                    let mut span = self.bump().span;
+                    let mut parts = vec![first];
+                    while let TokenKind::Str(more) = self.peek().clone() {
+                        span = span.to(self.bump().span);
+                        parts.push(more);
+                    }
+                    FieldValue::Str(parts, span)
+                }
+                TokenKind::Int(i) => FieldValue::Int(i, self.bump().span),
+                TokenKind::Duration(d) => FieldValue::Duration(d, self.bump().span),
+                TokenKind::Ident(_) => FieldValue::Name(self.plain_name("a name")?),
+                TokenKind::LBrace => {
+                    let (inner, span) = self.fields("probe")?;
+                    // `.probe = { … }` takes no `;` in Varnish; allow one.
+                    if *self.peek() == TokenKind::Semi {
+                        self.bump();
+                    }
+                    fields.push(Field {
+                        name,
+                        value: FieldValue::Probe(inner, span),
+                    });
+                    continue;
+                }
+                _ => return Err(self.unexpected("a value", "")),
+            };
+            self.semicolon()?;
+            fields.push(Field { name, value });
+        };
+        self.leave();
+        Ok((fields, open.to(close)))
     }
 
     fn acl(&mut self) -> PResult<Acl> {
@@ -943,8 +1021,8 @@ mod tests {
             "comparisons cannot be chained"
         );
         assert_eq!(
-            parse_err("backend default { }").message(),
-            "`backend` declarations are not supported"
+            parse_err("backend default { host = \"a\"; }").message(),
+            "expected a field such as `.host`, found `host`"
         );
         assert_eq!(
             parse_err("sub a { else { } }").message(),
