@@ -262,6 +262,7 @@ pub(crate) fn check(
         acl_names: HashMap::new(),
         acls: Vec::new(),
     };
+    checker.imports(policy, &mut errors);
     // The call graph must be whole to check the bodies: an error here
     // stops the check.
     let structure = checker
@@ -363,19 +364,39 @@ impl<'p> Checker<'p> {
 
     // ----- declarations and the call graph -----
 
+    /// `import std;` is accepted (and optional); any other VMOD is an error
+    /// naming it.
+    fn imports(&self, policy: &ast::Policy, errors: &mut Vec<Error>) {
+        for item in &policy.items {
+            let Item::Import(name) = item else { continue };
+            if name.name == "std" {
+                continue;
+            }
+            let std_funcs: Vec<&str> = FUNCS
+                .iter()
+                .filter(|f| f.name.starts_with("std."))
+                .map(|f| f.name)
+                .collect();
+            errors.push(
+                self.error(
+                    name.span,
+                    format!("vmod `{}` is not built in", name.name),
+                    "vcl-lite loads no vmods",
+                )
+                .note(format!(
+                    "built in: `std` (importing it is optional), with {}",
+                    std_funcs.join(", ")
+                )),
+            );
+        }
+    }
+
     fn declarations(&mut self, policy: &'p ast::Policy) -> Result<(), Error> {
         let mut customs = 0;
         for item in &policy.items {
             match item {
-                Item::Import(name) => {
-                    if name.name != "std" {
-                        return Err(self.error(
-                            name.span,
-                            format!("unknown module `{}`", name.name),
-                            "vcl-lite has only `std` (built in: importing it is optional)",
-                        ));
-                    }
-                }
+                // Checked by `imports`.
+                Item::Import(_) => {}
                 Item::Acl(acl) => {
                     let name = acl.name.name.as_str();
                     if let Some(&first) = self.acl_names.get(name) {
@@ -1378,7 +1399,7 @@ mod tests {
         );
         assert_eq!(
             err("import directors;").message(),
-            "unknown module `directors`"
+            "vmod `directors` is not built in"
         );
         assert_eq!(err("sub vcl_recvv {}").label(), "did you mean `vcl_recv`?");
         assert_eq!(

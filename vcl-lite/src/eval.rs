@@ -990,4 +990,16 @@ sub vcl_recv { return (hash); }"#,
         let p = crate::builtin_program().unwrap();
         assert!(p.defines(Sub::Recv) && p.defines(Sub::BackendResponse));
     }
+
+    #[test]
+    fn compound_assignment_appends_and_adds() {
+        let p = program(
+            r#"sub vcl_recv { set req.http.a += "-x"; set req.http.b += "y"; set req.ttl = 10s; set req.ttl += 5s; set req.ttl -= 1s; set req.http.t = req.ttl; }"#,
+        );
+        let mut ctx = TestCtx::default().header("a", "v");
+        assert_eq!(recv(&p, &mut ctx), None);
+        assert_eq!(ctx.req_header("a"), Some("v-x"));
+        assert_eq!(ctx.req_header("b"), Some("y"));
+        assert_eq!(ctx.req_header("t"), Some("14.000"));
+    }
 }

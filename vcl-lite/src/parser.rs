@@ -194,13 +194,15 @@ impl<'a> Parser<'a> {
                 "acl" => policy.items.push(Item::Acl(self.acl()?)),
                 "import" => {
                     self.bump();
-                    let name = self.ident("a module name")?;
+                    let name = self.plain_name("a vmod name")?;
                     if self.is_ident("from") {
-                        return Err(self.error(
-                            self.tok().span,
-                            "`import ... from` is not supported",
-                            "vcl-lite has no loadable modules",
-                        ));
+                        // `import std from "/usr/lib/…/libvmod_std.so";`:
+                        // the path means nothing to vcl-lite.
+                        self.bump();
+                        if !matches!(self.peek(), TokenKind::Str(_)) {
+                            return Err(self.unexpected("a path in double quotes after `from`", ""));
+                        }
+                        self.bump();
                     }
                     self.semicolon()?;
                     policy.items.push(Item::Import(name));
@@ -462,11 +464,33 @@ impl<'a> Parser<'a> {
             "set" => {
                 self.bump();
                 let target = self.ident("a variable to set")?;
-                if *self.peek() != TokenKind::Assign {
-                    return Err(self.unexpected("`=`", "expected `=` after the variable"));
+                // `set X += E;` is `set X = X + E;` (`-=` likewise).
+                let compound = match (self.peek(), self.nth(1)) {
+                    (TokenKind::Plus, TokenKind::Assign) => Some(AddOp::Add),
+                    (TokenKind::Minus, TokenKind::Assign) => Some(AddOp::Sub),
+                    _ => None,
+                };
+                let op_span = self.tok().span;
+                if compound.is_some() {
+                    self.bump();
+                } else if *self.peek() != TokenKind::Assign {
+                    return Err(
+                        self.unexpected("`=`", "expected `=`, `+=` or `-=` after the variable")
+                    );
                 }
                 self.bump();
-                let value = self.expr()?;
+                let mut value = self.expr()?;
+                if let Some(op) = compound {
+                    let span = target.span.to(value.span);
+                    let current = Expr {
+                        kind: ExprKind::Name(target.clone()),
+                        span: target.span,
+                    };
+                    value = Expr {
+                        kind: ExprKind::Arith(Box::new(current), vec![(op, op_span, value)]),
+                        span,
+                    };
+                }
                 self.semicolon()?;
                 StmtKind::Set { target, value }
             }
