@@ -39,6 +39,10 @@ pub enum PolicyError {
     /// shows the line).
     #[error("{0}")]
     Compile(vcl_lite::Errors),
+    /// Its `vcl_init` failed (`return (fail)`): it is not used, as in
+    /// Varnish.
+    #[error("{0}")]
+    Init(RuntimeError),
 }
 
 /// A compiled vcl-lite policy.
@@ -55,7 +59,7 @@ impl VclPolicy {
     pub fn load(path: &Path) -> Result<VclPolicy, PolicyError> {
         let mut read = |p: &Path| std::fs::read_to_string(p);
         match vcl_lite::compile_file(path, &mut read) {
-            Ok(program) => Ok(VclPolicy::new(program)),
+            Ok(program) => VclPolicy::new(program),
             Err(vcl_lite::LoadError::Read { file, source }) => {
                 Err(PolicyError::Read { file, source })
             }
@@ -63,11 +67,13 @@ impl VclPolicy {
         }
     }
 
-    fn new(program: Program) -> VclPolicy {
-        VclPolicy {
+    /// Runs `vcl_init` once, then the policy is ready.
+    fn new(program: Program) -> Result<VclPolicy, PolicyError> {
+        program.init().map_err(PolicyError::Init)?;
+        Ok(VclPolicy {
             program,
             hostname: values::hostname(),
-        }
+        })
     }
 
     /// The compiled program (its backends, probes, subroutines).
@@ -77,9 +83,9 @@ impl VclPolicy {
 
     /// Compiles policy text; `file` names it in errors.
     pub fn compile(source: &str, file: &str) -> Result<VclPolicy, PolicyError> {
-        vcl_lite::compile(source, file)
-            .map(VclPolicy::new)
-            .map_err(|e| PolicyError::Compile(e.into()))
+        let program =
+            vcl_lite::compile(source, file).map_err(|e| PolicyError::Compile(e.into()))?;
+        VclPolicy::new(program)
     }
 
     fn client(&self, sub: Sub, view: &mut ClientView<'_>) -> ClientAction {

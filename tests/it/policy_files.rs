@@ -90,3 +90,14 @@ fn check_prints_backends_and_every_error() {
     assert!(first < second, "{stderr}");
     assert!(stderr.contains("2 errors"), "{stderr}");
 }
+
+#[test]
+fn vcl_init_runs_at_load_and_its_fail_refuses_the_policy() {
+    let ok = "sub vcl_init { return (ok); }\nsub vcl_pipe { return (pipe); }\n";
+    assert!(VclPolicy::compile(ok, "init.vcl").is_ok());
+    let fail = "sub vcl_init {\n    return (fail);\n}\n";
+    let err = VclPolicy::compile(fail, "init.vcl")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vcl_init returned fail"), "{err}");
+}

@@ -167,6 +167,15 @@ pub enum StmtKind {
     HashData(Expr),
     /// `synthetic(EXPR);`
     Synthetic(Expr),
+    /// `new name = vmod.object(args);` (vcl_init)
+    New {
+        /// The object's name.
+        name: Ident,
+        /// The constructor (`directors.round_robin`).
+        ctor: Ident,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
     /// `name(args);`: a function called for nothing (always an error in
     /// vcl-lite: its functions have no side effects).
     CallFunction(Ident),

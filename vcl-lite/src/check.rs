@@ -94,6 +94,9 @@ pub(crate) fn actions(sub: Sub) -> &'static [(&'static str, ActionArgs)] {
             ("abandon", None),
             ("fail", None),
         ],
+        Sub::Pipe => &[("pipe", None), ("synth", Status), ("fail", None)],
+        Sub::Init => &[("ok", None), ("fail", None)],
+        Sub::Fini => &[("ok", None)],
     }
 }
 
@@ -111,6 +114,7 @@ fn plain_action(name: &str) -> Option<Action> {
         "retry" => Action::Retry,
         "abandon" => Action::Abandon,
         "fail" => Action::Fail,
+        "ok" => Action::Ok,
         _ => return None,
     })
 }
@@ -428,13 +432,12 @@ impl<'p> Checker<'p> {
                         ));
                     }
                     if builtin.is_none() && name.starts_with("vcl_") {
-                        let label = match name {
-                            "vcl_pipe" => "lacquer does not pipe: `return (pipe)` is a pass".to_string(),
-                            "vcl_init" | "vcl_fini" => "vcl-lite has no objects to set up".to_string(),
-                            _ => match closest(name, Sub::ALL.iter().map(|s| s.name())) {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => "names starting with `vcl_` are reserved for built-in subroutines".to_string(),
-                            },
+                        let label = match closest(name, Sub::ALL.iter().map(|s| s.name())) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => {
+                                "names starting with `vcl_` are reserved for built-in subroutines"
+                                    .to_string()
+                            }
                         };
                         return Err(self.error(
                             def.name.span,
@@ -737,6 +740,18 @@ impl<'p> Checker<'p> {
                     Mask::of(&[Sub::Synth, Sub::BackendError]),
                 )?;
                 ir::Stmt::Synthetic(self.text(e, scope)?)
+            }
+            StmtKind::New { name, ctor, .. } => {
+                self.only_in(scope, stmt.span, "new", Sub::Init.bit())?;
+                return Err(self
+                    .error(
+                        ctor.span,
+                        format!("`{}` is not built in yet", ctor.name),
+                        format!("`{}` cannot be created", name.name),
+                    )
+                    .note(
+                        "vcl-lite has no vmod objects yet (directors and other vmods come later)",
+                    ));
             }
             StmtKind::CallFunction(name) => {
                 let def = self.function(name)?;
@@ -1311,6 +1326,10 @@ fn describe(mask: Mask) -> String {
         "every subroutine".to_string()
     } else if mask == vars::CLIENT {
         "client-side subroutines (vcl_recv to vcl_synth)".to_string()
+    } else if mask == vars::REQ {
+        "client-side subroutines and vcl_pipe".to_string()
+    } else if mask == vars::BEREQ {
+        "backend subroutines and vcl_pipe".to_string()
     } else if mask == vars::BACKEND {
         "backend subroutines (vcl_backend_*)".to_string()
     } else {
@@ -1402,9 +1421,10 @@ mod tests {
             "vmod `directors` is not built in"
         );
         assert_eq!(err("sub vcl_recvv {}").label(), "did you mean `vcl_recv`?");
+        ok("sub vcl_pipe {} sub vcl_init {} sub vcl_fini {}");
         assert_eq!(
-            err("sub vcl_pipe {}").message(),
-            "unknown built-in subroutine `vcl_pipe`"
+            err("sub vcl_pipes {}").message(),
+            "unknown built-in subroutine `vcl_pipes`"
         );
         assert_eq!(err("sub a {}").message(), "subroutine `a` is never called");
         assert_eq!(err("acl a { } acl a { }").message(), "duplicate ACL `a`");

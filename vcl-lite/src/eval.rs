@@ -165,6 +165,36 @@ impl Program {
         }
     }
 
+    /// Runs `vcl_init`, as Varnish does once when a VCL is loaded: `Err`
+    /// when it fails (`return (fail)` or a run-time error): the policy
+    /// must not be used. No variable is available in vcl_init, so no host
+    /// context is needed.
+    pub fn init(&self) -> Result<(), RuntimeError> {
+        struct NoContext;
+        impl Context for NoContext {
+            fn get(&self, _: &Var) -> Option<Value<'_>> {
+                None
+            }
+            fn set(&mut self, _: &Var, _: Value<'static>) -> Result<(), String> {
+                Err("no variables in vcl_init".to_string())
+            }
+            fn unset(&mut self, _: &Var) {}
+            fn client_ip(&self) -> IpAddr {
+                IpAddr::from([0, 0, 0, 0])
+            }
+            fn hash_data(&mut self, _: &str) {}
+            fn synthetic(&mut self, _: &str) {}
+        }
+        match self.run(Sub::Init, &mut NoContext)? {
+            Some(Action::Fail) => Err(RuntimeError {
+                message: "vcl_init returned fail".to_string(),
+                file: self.file.clone(),
+                location: Location::default(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn runtime_error(&self, message: String, at: usize) -> RuntimeError {
         let (file, line, column) = self.map.locate(at);
         RuntimeError {
@@ -1001,5 +1031,23 @@ sub vcl_recv { return (hash); }"#,
         assert_eq!(ctx.req_header("a"), Some("v-x"));
         assert_eq!(ctx.req_header("b"), Some("y"));
         assert_eq!(ctx.req_header("t"), Some("14.000"));
+    }
+
+    #[test]
+    fn vcl_init_runs_and_can_fail_the_load() {
+        let p = program("sub vcl_init { return (ok); } sub vcl_fini { return (ok); }");
+        assert!(p.init().is_ok());
+        assert!(p.defines(Sub::Fini));
+        let p = program("sub vcl_init { if (true) { return (fail); } }");
+        assert_eq!(p.init().unwrap_err().message, "vcl_init returned fail");
+        assert!(program("sub vcl_recv { }").init().is_ok());
+    }
+
+    #[test]
+    fn vcl_pipe_compiles_with_req_and_bereq() {
+        let p = program(
+            r#"sub vcl_pipe { set bereq.http.connection = "close"; if (req.url ~ "^/ws") { return (pipe); } return (synth(403)); }"#,
+        );
+        assert!(p.defines(Sub::Pipe));
     }
 }

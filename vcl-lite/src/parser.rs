@@ -585,7 +585,16 @@ impl<'a> Parser<'a> {
                 ))
             }
             "new" => {
-                return Err(self.error(start, "`new` is not supported", "vcl-lite has no objects"))
+                self.bump();
+                let name = self.plain_name("an object name")?;
+                self.expect(TokenKind::Assign, "expected `=` after the object name")?;
+                let ctor = self.ident("a constructor such as `directors.round_robin`")?;
+                if *self.peek() != TokenKind::LParen {
+                    return Err(self.unexpected("`(`", "a constructor is called: `vmod.object(…)`"));
+                }
+                let (args, _) = self.args()?;
+                self.semicolon()?;
+                StmtKind::New { name, ctor, args }
             }
             _ => match self.nth(1) {
                 TokenKind::LParen => {
