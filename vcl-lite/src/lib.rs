@@ -108,6 +108,6 @@ pub fn compile_file(path: &std::path::Path, read: &mut ReadFile<'_>) -> Result<P
             errors.into_iter().map(|e| map.relocate(e)).collect(),
         ))
     };
-    let policy = parser::parse(&expanded.text, &main).map_err(|e| fail(vec![e]))?;
+    let policy = parser::parse_all(&expanded.text, &main).map_err(fail)?;
     check::check(&policy, &expanded.text, &main, map.clone()).map_err(fail)
 }

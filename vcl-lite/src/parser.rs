@@ -7,9 +7,17 @@ use crate::lexer::{lex, Token, TokenKind};
 /// The deepest nesting of blocks, parentheses and unary operators accepted.
 pub const MAX_DEPTH: usize = 64;
 
-/// Parses a policy.
+/// Parses a policy; the first error.
 pub fn parse(src: &str, file: &str) -> Result<Policy, Error> {
-    let toks = lex(src, file)?;
+    parse_all(src, file).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// Parses a policy; every error found (in file order, at most
+/// [`crate::MAX_ERRORS`]): after an error in a declaration, parsing goes
+/// on at the next line starting with `sub`, `acl`, `backend`, `probe` or
+/// `import`.
+pub fn parse_all(src: &str, file: &str) -> Result<Policy, Vec<Error>> {
+    let toks = lex(src, file).map_err(|e| vec![e])?;
     let mut parser = Parser {
         src,
         lines: LineIndex::new(src),
@@ -172,73 +180,122 @@ impl<'a> Parser<'a> {
 
     // ----- top level -----
 
-    fn policy(&mut self) -> PResult<Policy> {
+    fn policy(&mut self) -> Result<Policy, Vec<Error>> {
         let mut policy = Policy::default();
+        let mut errors = Vec::new();
         if self.is_ident("vcl") {
-            policy.version = Some(self.version()?);
-        }
-        loop {
-            let word = match self.peek() {
-                TokenKind::Eof => break,
-                TokenKind::Ident(w) => w.clone(),
-                TokenKind::RBrace => {
-                    let err =
-                        self.error(self.tok().span, "unexpected `}`", "no block is open here");
-                    return Err(self.brace_note(err, false));
-                }
-                _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
-            };
-            let span = self.tok().span;
-            match word.as_str() {
-                "sub" => policy.items.push(Item::Sub(self.sub()?)),
-                "acl" => policy.items.push(Item::Acl(self.acl()?)),
-                "import" => {
-                    self.bump();
-                    let name = self.plain_name("a vmod name")?;
-                    if self.is_ident("from") {
-                        // `import std from "/usr/lib/…/libvmod_std.so";`:
-                        // the path means nothing to vcl-lite.
-                        self.bump();
-                        if !matches!(self.peek(), TokenKind::Str(_)) {
-                            return Err(self.unexpected("a path in double quotes after `from`", ""));
-                        }
-                        self.bump();
-                    }
-                    self.semicolon()?;
-                    policy.items.push(Item::Import(name));
-                }
-                "vcl" => {
-                    return Err(self.error(
-                        span,
-                        "misplaced `vcl` header",
-                        "`vcl 4.1;` must be the first line of the policy",
-                    ))
-                }
-                "backend" => policy.items.push(Item::Backend(self.backend()?)),
-                "probe" => {
-                    self.bump();
-                    let name = self.plain_name("a probe name")?;
-                    let (fields, _) = self.fields("probe")?;
-                    policy.items.push(Item::Probe(ProbeDef { name, fields }));
-                }
-                "include" => {
-                    return Err(self.error(
-                        span,
-                        "`include` needs a policy loaded from a file",
-                        "`vcl_lite::compile` takes one text: use `vcl_lite::compile_file`",
-                    ))
-                }
-                "if" | "set" | "unset" | "return" | "call" | "hash_data" | "synthetic" => {
-                    let err = self.unexpected(
-                        "`sub`, `acl` or `import`",
-                        "statements belong inside a `sub`",
-                    );
-                    return Err(self.brace_note(err, false));
-                }
-                _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
+            match self.version() {
+                Ok(v) => policy.version = Some(v),
+                Err(e) => errors.push(e),
             }
         }
-        Ok(policy)
+        loop {
+            let at = self.pos;
+            match self.item(&mut policy) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    errors.push(e);
+                    if errors.len() >= crate::error::MAX_ERRORS || !self.recover(at) {
+                        break;
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// After an error in a top-level declaration: skip to the next line
+    /// that starts (in its first column) with `sub`, `acl`, `backend`,
+    /// `probe` or `import`, where parsing can go on. `false`: none.
+    fn recover(&mut self, item_start: usize) -> bool {
+        self.depth = 0;
+        self.open.clear();
+        if self.pos <= item_start {
+            self.pos = item_start + 1;
+        }
+        while self.pos < self.toks.len() {
+            let t = &self.toks[self.pos];
+            let at_line_start =
+                t.span.start == 0 || self.src.as_bytes().get(t.span.start - 1) == Some(&b'\n');
+            if at_line_start
+                && matches!(&t.kind, TokenKind::Ident(w) if matches!(w.as_str(), "sub" | "acl" | "backend" | "probe" | "import"))
+            {
+                return true;
+            }
+            if t.kind == TokenKind::Eof {
+                return false;
+            }
+            self.pos += 1;
+        }
+        false
+    }
+
+    /// One top-level declaration into `policy`; `false` at the end.
+    fn item(&mut self, policy: &mut Policy) -> PResult<bool> {
+        let word = match self.peek() {
+            TokenKind::Eof => return Ok(false),
+            TokenKind::Ident(w) => w.clone(),
+            TokenKind::RBrace => {
+                let err = self.error(self.tok().span, "unexpected `}`", "no block is open here");
+                return Err(self.brace_note(err, false));
+            }
+            _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
+        };
+        let span = self.tok().span;
+        match word.as_str() {
+            "sub" => policy.items.push(Item::Sub(self.sub()?)),
+            "acl" => policy.items.push(Item::Acl(self.acl()?)),
+            "import" => {
+                self.bump();
+                let name = self.plain_name("a vmod name")?;
+                if self.is_ident("from") {
+                    // `import std from "/usr/lib/…/libvmod_std.so";`:
+                    // the path means nothing to vcl-lite.
+                    self.bump();
+                    if !matches!(self.peek(), TokenKind::Str(_)) {
+                        return Err(self.unexpected("a path in double quotes after `from`", ""));
+                    }
+                    self.bump();
+                }
+                self.semicolon()?;
+                policy.items.push(Item::Import(name));
+            }
+            "vcl" => {
+                return Err(self.error(
+                    span,
+                    "misplaced `vcl` header",
+                    "`vcl 4.1;` must be the first line of the policy",
+                ))
+            }
+            "backend" => policy.items.push(Item::Backend(self.backend()?)),
+            "probe" => {
+                self.bump();
+                let name = self.plain_name("a probe name")?;
+                let (fields, _) = self.fields("probe")?;
+                policy.items.push(Item::Probe(ProbeDef { name, fields }));
+            }
+            "include" => {
+                return Err(self.error(
+                    span,
+                    "`include` needs a policy loaded from a file",
+                    "`vcl_lite::compile` takes one text: use `vcl_lite::compile_file`",
+                ))
+            }
+            "if" | "set" | "unset" | "return" | "call" | "hash_data" | "synthetic" => {
+                let err = self.unexpected(
+                    "`sub`, `acl` or `import`",
+                    "statements belong inside a `sub`",
+                );
+                return Err(self.brace_note(err, false));
+            }
+            _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
+        }
+        Ok(true)
     }
 
     fn version(&mut self) -> PResult<(String, Span)> {
