@@ -195,6 +195,25 @@ impl Program {
         }
     }
 
+    /// `call vcl_builtin_…;`: that hook's body in `builtin.vcl`. Kept out
+    /// of `stmts` so its frame stays small (deep call chains run on small
+    /// stacks).
+    #[inline(never)]
+    fn builtin(
+        sub: Sub,
+        ctx: &mut dyn Context,
+        depth: usize,
+        scratch: &mut String,
+    ) -> Result<Flow, RuntimeError> {
+        let Some(program) = crate::builtin_program() else {
+            return Ok(Flow::Next);
+        };
+        match program.subs.get(sub.index()).and_then(Option::as_ref) {
+            Some(body) => program.stmts(body, ctx, depth + 1, scratch),
+            None => Ok(Flow::Next),
+        }
+    }
+
     fn runtime_error(&self, message: String, at: usize) -> RuntimeError {
         let (file, line, column) = self.map.locate(at);
         RuntimeError {
@@ -251,16 +270,8 @@ impl Program {
                     }
                 }
                 Stmt::Builtin(sub) => {
-                    let builtin = crate::builtin_program().and_then(|p| {
-                        p.subs
-                            .get(sub.index())
-                            .and_then(Option::as_ref)
-                            .map(|body| (p, body))
-                    });
-                    if let Some((program, body)) = builtin {
-                        if let Flow::Return(a) = program.stmts(body, ctx, depth + 1, scratch)? {
-                            return Ok(Flow::Return(a));
-                        }
+                    if let Flow::Return(a) = Program::builtin(*sub, ctx, depth, scratch)? {
+                        return Ok(Flow::Return(a));
                     }
                 }
                 Stmt::HashData(e) => {
