@@ -235,6 +235,8 @@ struct SubInfo<'p> {
 
 struct Checker<'p> {
     src: &'p str,
+    /// For notes pointing into other files.
+    map: SourceMap,
     file: &'p str,
     subs: Vec<SubInfo<'p>>,
     sub_names: HashMap<&'p str, usize>,
@@ -257,9 +259,10 @@ pub(crate) fn check(
     map: SourceMap,
 ) -> Result<Program, Vec<Error>> {
     let mut errors = Vec::new();
-    let (backends, probes) = crate::decl::check(policy, src, file, &mut errors);
+    let (backends, probes) = crate::decl::check(policy, src, file, &map, &mut errors);
     let mut checker = Checker {
         src,
+        map: map.clone(),
         file,
         subs: Vec::new(),
         sub_names: HashMap::new(),
@@ -337,10 +340,6 @@ fn builtin_call(name: &str) -> Option<Sub> {
         .find(|s| s.name().strip_prefix("vcl_") == Some(rest))
 }
 
-fn line_of(src: &str, span: Span) -> usize {
-    crate::error::locate(src, span.start).0
-}
-
 fn visit_calls<'p>(block: &'p ast::Block, depth: usize, out: &mut Vec<(&'p Ident, usize)>) {
     for stmt in &block.stmts {
         match &stmt.kind {
@@ -412,8 +411,8 @@ impl<'p> Checker<'p> {
                                 "defined again here",
                             )
                             .note(format!(
-                                "`{name}` is first defined on line {}",
-                                line_of(self.src, first_span)
+                                "`{name}` is first defined on {}",
+                                self.map.line_ref(first_span.start)
                             )));
                     }
                     let compiled = CompiledAcl::compile(acl, self.src, self.file)?;
@@ -458,8 +457,8 @@ impl<'p> Checker<'p> {
                                 "defined again here",
                             )
                             .note(format!(
-                                "`{name}` is first defined on line {}",
-                                line_of(self.src, first_span)
+                                "`{name}` is first defined on {}",
+                                self.map.line_ref(first_span.start)
                             )));
                     }
                     self.sub_names.insert(name, self.subs.len());

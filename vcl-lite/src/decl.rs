@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::ast::{self, Field, FieldValue, Ident, Item};
-use crate::error::{Error, Span};
+use crate::error::{Error, SourceMap, Span};
 use crate::vars::closest;
 
 /// A `backend` declaration.
@@ -134,9 +134,10 @@ pub(crate) fn check(
     policy: &ast::Policy,
     src: &str,
     file: &str,
+    map: &SourceMap,
     errors: &mut Vec<Error>,
 ) -> (Vec<Backend>, Vec<Probe>) {
-    let c = Decls { src, file };
+    let c = Decls { src, file, map };
     let mut probes: HashMap<&str, (&ast::ProbeDef, Probe)> = HashMap::new();
     let mut seen_probes: HashMap<&str, Span> = HashMap::new();
     for item in &policy.items {
@@ -279,6 +280,7 @@ fn int(v: &FieldValue) -> Option<i64> {
 struct Decls<'a> {
     src: &'a str,
     file: &'a str,
+    map: &'a SourceMap,
 }
 
 impl Decls<'_> {
@@ -287,13 +289,13 @@ impl Decls<'_> {
     }
 
     fn duplicate(&self, what: &str, name: &Ident, first: Span) -> Error {
-        let line = crate::error::locate(self.src, first.start).0;
+        let line = self.map.line_ref(first.start);
         self.error(
             name.span,
             format!("duplicate {what} `{}`", name.name),
             "declared again here",
         )
-        .note(format!("`{}` is first declared on line {line}", name.name))
+        .note(format!("`{}` is first declared on {line}", name.name))
     }
 
     /// The fields that are known, unique and of the right type.
@@ -324,14 +326,14 @@ impl Decls<'_> {
                 continue;
             };
             if let Some((first, _)) = out.iter().find(|(f, _)| f.name.name == name) {
-                let line = crate::error::locate(self.src, first.name.span.start).0;
+                let line = self.map.line_ref(first.name.span.start);
                 errors.push(
                     self.error(
                         field.name.span,
                         format!("`.{name}` is given twice"),
                         "given again here",
                     )
-                    .note(format!("first on line {line}")),
+                    .note(format!("first on {line}")),
                 );
                 continue;
             }

@@ -348,6 +348,17 @@ impl SourceMap {
         }
     }
 
+    /// "line 5" (one file) or "line 5 of inc/acl.vcl" (includes), for
+    /// notes that point elsewhere.
+    pub(crate) fn line_ref(&self, pos: usize) -> String {
+        let (name, line, _) = self.locate(pos);
+        if self.files.len() > 1 {
+            format!("line {line} of {name}")
+        } else {
+            format!("line {line}")
+        }
+    }
+
     /// The error, pointing into the file its span was written in.
     pub(crate) fn relocate(&self, err: Error) -> Error {
         let span = err.0.span;

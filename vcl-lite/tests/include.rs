@@ -138,3 +138,22 @@ fn runtime_errors_name_the_included_file() {
         ("r.vcl", 2, 3)
     );
 }
+
+#[test]
+fn notes_name_the_file_of_the_first_definition() {
+    let e = error(
+        &[
+            (
+                "main.vcl",
+                "include \"a.vcl\";\nacl purge { \"localhost\"; }\nsub vcl_recv { }\n",
+            ),
+            ("a.vcl", "\n\nacl purge { \"localhost\"; }\n"),
+        ],
+        "main.vcl",
+    );
+    assert!(e.contains("--> main.vcl:2:5"), "{e}");
+    assert!(
+        e.contains("`purge` is first defined on line 3 of a.vcl"),
+        "{e}"
+    );
+}
