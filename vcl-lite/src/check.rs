@@ -274,7 +274,7 @@ pub(crate) fn check(
     // stops the check.
     let structure = checker
         .declarations(policy)
-        .and_then(|()| checker.collect_calls())
+        .and_then(|()| checker.collect_calls(&mut errors))
         .and_then(|()| checker.post_order())
         .and_then(|order| {
             let masks = checker.masks(&order)?;
@@ -480,7 +480,10 @@ impl<'p> Checker<'p> {
         Ok(())
     }
 
-    fn collect_calls(&mut self) -> Result<(), Error> {
+    /// The calls of each subroutine. Every bad call is reported (all but
+    /// the last into `errors`, the last as `Err`): the graph is not whole.
+    fn collect_calls(&mut self, errors: &mut Vec<Error>) -> Result<(), Error> {
+        let mut bad = Vec::new();
         for i in 0..self.subs.len() {
             let mut found = Vec::new();
             visit_calls(&self.subs[i].def.body, 0, &mut found);
@@ -494,20 +497,19 @@ impl<'p> Checker<'p> {
                     continue;
                 }
                 if Sub::from_name(name).is_some() {
-                    return Err(self.error(
+                    bad.push(self.error(
                         ident.span,
                         format!("cannot call `{name}`"),
                         "built-in subroutines are run by lacquer, not called",
                     ));
+                    continue;
                 }
                 match self.sub_names.get(name) {
-                    Some(&callee) if self.subs[callee].builtin.is_some() => {
-                        return Err(self.error(
-                            ident.span,
-                            format!("cannot call `{name}`"),
-                            "built-in subroutines are run by lacquer, not called",
-                        ))
-                    }
+                    Some(&callee) if self.subs[callee].builtin.is_some() => bad.push(self.error(
+                        ident.span,
+                        format!("cannot call `{name}`"),
+                        "built-in subroutines are run by lacquer, not called",
+                    )),
                     Some(&callee) => calls.push(CallSite {
                         callee,
                         ident,
@@ -523,7 +525,7 @@ impl<'p> Checker<'p> {
                             Some(c) => format!("did you mean `{c}`?"),
                             None => format!("no `sub {name}` is defined"),
                         };
-                        return Err(self.error(
+                        bad.push(self.error(
                             ident.span,
                             format!("unknown subroutine `{name}`"),
                             label,
@@ -533,7 +535,13 @@ impl<'p> Checker<'p> {
             }
             self.subs[i].calls = calls;
         }
-        Ok(())
+        match bad.pop() {
+            Some(last) => {
+                errors.extend(bad);
+                Err(last)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Post-order of the call graph (callees before callers); a cycle is an
