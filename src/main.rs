@@ -276,10 +276,58 @@ fn check(config: Option<PathBuf>, policy: Option<PathBuf>) -> Result<(), String>
         }
     }
     if let Some(path) = policy {
-        lacquer::policy::vcl::VclPolicy::load(&path).map_err(|e| e.to_string())?;
+        let policy = lacquer::policy::vcl::VclPolicy::load(&path).map_err(|e| e.to_string())?;
         println!("{}: ok", path.display());
+        for b in policy.program().backends() {
+            println!("  {}", describe_backend(b));
+        }
     }
     Ok(())
+}
+
+/// One line per policy backend for `lacquer check` (the policy declares
+/// them; routing to them is not wired yet).
+fn describe_backend(b: &vcl_lite::Backend) -> String {
+    if b.none {
+        return format!("backend {}: none", b.name);
+    }
+    let mut out = format!("backend {}: ", b.name);
+    match (&b.host, &b.path) {
+        (Some(host), _) => {
+            out.push_str(host);
+            if let Some(port) = &b.port {
+                out.push(':');
+                out.push_str(port);
+            }
+        }
+        (None, Some(path)) => out.push_str(path),
+        (None, None) => {}
+    }
+    let timeouts = [
+        ("connect", b.connect_timeout),
+        ("first byte", b.first_byte_timeout),
+        ("between bytes", b.between_bytes_timeout),
+    ];
+    for (what, t) in timeouts {
+        if let Some(t) = t {
+            out.push_str(&format!(", {what} {t}s"));
+        }
+    }
+    if let Some(m) = b.max_connections {
+        out.push_str(&format!(", max {m} connections"));
+    }
+    if let Some(p) = &b.probe {
+        let name = p.name.as_deref().unwrap_or("inline");
+        let target = match &p.request {
+            Some(_) => "custom request".to_string(),
+            None => p.url.clone(),
+        };
+        out.push_str(&format!(
+            ", probe {name} ({target} every {}s, {}/{} good)",
+            p.interval, p.threshold, p.window
+        ));
+    }
+    out
 }
 
 fn run_from(args: RunArgs) -> Result<(), String> {

@@ -35,10 +35,14 @@ pub enum PolicyError {
         /// Why.
         source: std::io::Error,
     },
-    /// It does not compile (the message names file, line and column and
+    /// It does not compile (each message names file, line and column and
     /// shows the line).
     #[error("{0}")]
-    Compile(vcl_lite::Error),
+    Compile(vcl_lite::Errors),
+    /// Its `vcl_init` failed (`return (fail)`): it is not used, as in
+    /// Varnish.
+    #[error("{0}")]
+    Init(RuntimeError),
 }
 
 /// A compiled vcl-lite policy.
@@ -50,24 +54,38 @@ pub struct VclPolicy {
 }
 
 impl VclPolicy {
-    /// Reads and compiles a policy file.
+    /// Reads and compiles a policy file and the files it includes
+    /// (`include "x.vcl";`, relative to the including file).
     pub fn load(path: &Path) -> Result<VclPolicy, PolicyError> {
-        let file = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            file: file.clone(),
-            source,
-        })?;
-        VclPolicy::compile(&source, &file)
+        let mut read = |p: &Path| std::fs::read_to_string(p);
+        match vcl_lite::compile_file(path, &mut read) {
+            Ok(program) => VclPolicy::new(program),
+            Err(vcl_lite::LoadError::Read { file, source }) => {
+                Err(PolicyError::Read { file, source })
+            }
+            Err(vcl_lite::LoadError::Compile(errors)) => Err(PolicyError::Compile(errors)),
+        }
+    }
+
+    /// Runs `vcl_init` once, then the policy is ready.
+    fn new(program: Program) -> Result<VclPolicy, PolicyError> {
+        program.init().map_err(PolicyError::Init)?;
+        Ok(VclPolicy {
+            program,
+            hostname: values::hostname(),
+        })
+    }
+
+    /// The compiled program (its backends, probes, subroutines).
+    pub fn program(&self) -> &Program {
+        &self.program
     }
 
     /// Compiles policy text; `file` names it in errors.
     pub fn compile(source: &str, file: &str) -> Result<VclPolicy, PolicyError> {
-        vcl_lite::compile(source, file)
-            .map(|program| VclPolicy {
-                program,
-                hostname: values::hostname(),
-            })
-            .map_err(PolicyError::Compile)
+        let program =
+            vcl_lite::compile(source, file).map_err(|e| PolicyError::Compile(e.into()))?;
+        VclPolicy::new(program)
     }
 
     fn client(&self, sub: Sub, view: &mut ClientView<'_>) -> ClientAction {

@@ -50,6 +50,7 @@ mod outcome;
 mod parity;
 mod policy;
 mod policy_examples;
+mod policy_files;
 mod policy_hooks;
 mod proxy_trust;
 mod proxying;

@@ -26,8 +26,11 @@ pub enum Action {
     Retry,
     /// `abandon` (backend): give up the fetch.
     Abandon,
-    /// `fail`: fail the request (503 to the client).
+    /// `fail`: fail the request (503 to the client); in vcl_init, the
+    /// policy does not load.
     Fail,
+    /// `ok` (vcl_init, vcl_fini).
+    Ok,
     /// `synth(status[, reason])`: answer with a synthetic response.
     Synth {
         /// 100 to 999.

@@ -30,6 +30,65 @@ pub enum Item {
     Acl(Acl),
     /// `sub name { ... }`
     Sub(SubDef),
+    /// `backend name { .host = "…"; … }` or `backend name none;`
+    Backend(BackendDef),
+    /// `probe name { .url = "/"; … }`
+    Probe(ProbeDef),
+}
+
+/// `backend name { .field = value; … }`
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendDef {
+    /// Its name.
+    pub name: Ident,
+    /// Its fields; `None` for `backend name none;`.
+    pub fields: Option<Vec<Field>>,
+}
+
+/// `probe name { .field = value; … }`
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeDef {
+    /// Its name.
+    pub name: Ident,
+    /// Its fields.
+    pub fields: Vec<Field>,
+}
+
+/// `.name = value;` in a backend or probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The name, without the dot (its span includes the dot).
+    pub name: Ident,
+    /// The value.
+    pub value: FieldValue,
+}
+
+/// The value of a backend or probe field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// One string, or several written one after the other (`.request`).
+    Str(Vec<String>, Span),
+    /// `8080`
+    Int(i64, Span),
+    /// `5s`
+    Duration(f64, Span),
+    /// A name (`.probe = healthcheck;`).
+    Name(Ident),
+    /// An inline probe (`.probe = { .url = "/"; }`).
+    Probe(Vec<Field>, Span),
+}
+
+impl FieldValue {
+    /// Where the value is written.
+    pub fn span(&self) -> Span {
+        match self {
+            FieldValue::Str(_, s)
+            | FieldValue::Int(_, s)
+            | FieldValue::Duration(_, s)
+            | FieldValue::Probe(_, s) => *s,
+            FieldValue::Name(i) => i.span,
+        }
+    }
 }
 
 /// `acl name { "127.0.0.1"; "10.0.0.0"/8; !"10.0.0.1"; }`
@@ -108,6 +167,15 @@ pub enum StmtKind {
     HashData(Expr),
     /// `synthetic(EXPR);`
     Synthetic(Expr),
+    /// `new name = vmod.object(args);` (vcl_init)
+    New {
+        /// The object's name.
+        name: Ident,
+        /// The constructor (`directors.round_robin`).
+        ctor: Ident,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
     /// `name(args);`: a function called for nothing (always an error in
     /// vcl-lite: its functions have no side effects).
     CallFunction(Ident),

@@ -8,7 +8,7 @@ use regex::{Regex, RegexBuilder};
 use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
-use crate::error::{Error, Span};
+use crate::error::{Error, SourceMap, Span, MAX_ERRORS};
 use crate::eval::{Program, MAX_CALL_DEPTH};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
@@ -94,6 +94,9 @@ pub(crate) fn actions(sub: Sub) -> &'static [(&'static str, ActionArgs)] {
             ("abandon", None),
             ("fail", None),
         ],
+        Sub::Pipe => &[("pipe", None), ("synth", Status), ("fail", None)],
+        Sub::Init => &[("ok", None), ("fail", None)],
+        Sub::Fini => &[("ok", None)],
     }
 }
 
@@ -111,6 +114,7 @@ fn plain_action(name: &str) -> Option<Action> {
         "retry" => Action::Retry,
         "abandon" => Action::Abandon,
         "fail" => Action::Fail,
+        "ok" => Action::Ok,
         _ => return None,
     })
 }
@@ -220,6 +224,9 @@ struct CallSite<'p> {
 
 struct SubInfo<'p> {
     def: &'p ast::SubDef,
+    /// The bodies of later definitions of the same built-in subroutine,
+    /// run after the first's, in order (Varnish concatenates them).
+    more: Vec<&'p ast::Block>,
     builtin: Option<Sub>,
     calls: Vec<CallSite<'p>>,
     /// Index among the custom subroutines.
@@ -228,6 +235,8 @@ struct SubInfo<'p> {
 
 struct Checker<'p> {
     src: &'p str,
+    /// For notes pointing into other files.
+    map: SourceMap,
     file: &'p str,
     subs: Vec<SubInfo<'p>>,
     sub_names: HashMap<&'p str, usize>,
@@ -243,20 +252,42 @@ struct Scope<'s> {
 }
 
 /// Checks a parsed policy and builds the program.
-pub(crate) fn check(policy: &ast::Policy, src: &str, file: &str) -> Result<Program, Error> {
+pub(crate) fn check(
+    policy: &ast::Policy,
+    src: &str,
+    file: &str,
+    map: SourceMap,
+) -> Result<Program, Vec<Error>> {
+    let mut errors = Vec::new();
+    let (backends, probes) = crate::decl::check(policy, src, file, &map, &mut errors);
     let mut checker = Checker {
         src,
+        map: map.clone(),
         file,
         subs: Vec::new(),
         sub_names: HashMap::new(),
         acl_names: HashMap::new(),
         acls: Vec::new(),
     };
-    checker.declarations(policy)?;
-    checker.collect_calls()?;
-    let order = checker.post_order()?;
-    let masks = checker.masks(&order)?;
-    checker.depths(&order)?;
+    checker.imports(policy, &mut errors);
+    // The call graph must be whole to check the bodies: an error here
+    // stops the check.
+    let structure = checker
+        .declarations(policy)
+        .and_then(|()| checker.collect_calls(&mut errors))
+        .and_then(|()| checker.post_order())
+        .and_then(|order| {
+            let masks = checker.masks(&order)?;
+            checker.depths(&order)?;
+            Ok(masks)
+        });
+    let masks = match structure {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(e);
+            return Err(in_file_order(errors));
+        }
+    };
 
     let mut subs: Vec<Option<Vec<ir::Stmt>>> = vec![None; Sub::ALL.len()];
     let mut customs: Vec<Vec<ir::Stmt>> = Vec::new();
@@ -266,23 +297,47 @@ pub(crate) fn check(policy: &ast::Policy, src: &str, file: &str) -> Result<Progr
             builtin: info.builtin.is_some(),
             mask: masks[i],
         };
-        let body = checker.block(&info.def.body, &scope)?;
+        // An error in one body does not stop the others being checked.
+        let mut body = Vec::new();
+        for block in std::iter::once(&info.def.body).chain(info.more.iter().copied()) {
+            match checker.block(block, &scope) {
+                Ok(stmts) => body.extend(stmts),
+                Err(e) => errors.push(e),
+            }
+        }
         match info.builtin {
             Some(sub) => subs[sub.index()] = Some(body),
             None => customs.push(body),
         }
     }
+    if !errors.is_empty() {
+        return Err(in_file_order(errors));
+    }
     Ok(Program {
         file: file.to_string(),
-        source: src.to_string(),
+        map,
         subs,
         customs,
         acls: checker.acls,
+        backends,
+        probes,
     })
 }
 
-fn line_of(src: &str, span: Span) -> usize {
-    crate::error::locate(src, span.start).0
+/// Sorted by place, at most [`MAX_ERRORS`].
+fn in_file_order(mut errors: Vec<Error>) -> Vec<Error> {
+    errors.sort_by_key(Error::offset);
+    errors.truncate(MAX_ERRORS);
+    errors
+}
+
+/// `vcl_builtin_recv` → `vcl_recv`: a call of Varnish 7's split built-in
+/// subroutine of that hook.
+fn builtin_call(name: &str) -> Option<Sub> {
+    let rest = name.strip_prefix("vcl_builtin_")?;
+    Sub::ALL
+        .into_iter()
+        .find(|s| s.name().strip_prefix("vcl_") == Some(rest))
 }
 
 fn visit_calls<'p>(block: &'p ast::Block, depth: usize, out: &mut Vec<(&'p Ident, usize)>) {
@@ -312,19 +367,39 @@ impl<'p> Checker<'p> {
 
     // ----- declarations and the call graph -----
 
+    /// `import std;` is accepted (and optional); any other VMOD is an error
+    /// naming it.
+    fn imports(&self, policy: &ast::Policy, errors: &mut Vec<Error>) {
+        for item in &policy.items {
+            let Item::Import(name) = item else { continue };
+            if name.name == "std" {
+                continue;
+            }
+            let std_funcs: Vec<&str> = FUNCS
+                .iter()
+                .filter(|f| f.name.starts_with("std."))
+                .map(|f| f.name)
+                .collect();
+            errors.push(
+                self.error(
+                    name.span,
+                    format!("vmod `{}` is not built in", name.name),
+                    "vcl-lite loads no vmods",
+                )
+                .note(format!(
+                    "built in: `std` (importing it is optional), with {}",
+                    std_funcs.join(", ")
+                )),
+            );
+        }
+    }
+
     fn declarations(&mut self, policy: &'p ast::Policy) -> Result<(), Error> {
         let mut customs = 0;
         for item in &policy.items {
             match item {
-                Item::Import(name) => {
-                    if name.name != "std" {
-                        return Err(self.error(
-                            name.span,
-                            format!("unknown module `{}`", name.name),
-                            "vcl-lite has only `std` (built in: importing it is optional)",
-                        ));
-                    }
-                }
+                // Checked by `imports`.
+                Item::Import(_) => {}
                 Item::Acl(acl) => {
                     let name = acl.name.name.as_str();
                     if let Some(&first) = self.acl_names.get(name) {
@@ -336,25 +411,32 @@ impl<'p> Checker<'p> {
                                 "defined again here",
                             )
                             .note(format!(
-                                "`{name}` is first defined on line {}",
-                                line_of(self.src, first_span)
+                                "`{name}` is first defined on {}",
+                                self.map.line_ref(first_span.start)
                             )));
                     }
                     let compiled = CompiledAcl::compile(acl, self.src, self.file)?;
                     self.acl_names.insert(name, self.acls.len());
                     self.acls.push(compiled);
                 }
+                Item::Backend(_) | Item::Probe(_) => {}
                 Item::Sub(def) => {
                     let name = def.name.name.as_str();
                     let builtin = Sub::from_name(name);
+                    if let Some(rest) = name.strip_prefix("vcl_builtin_") {
+                        return Err(self.error(
+                            def.name.span,
+                            format!("`{name}` cannot be defined"),
+                            format!("it is vcl-lite's built-in `vcl_{rest}`: `call` it"),
+                        ));
+                    }
                     if builtin.is_none() && name.starts_with("vcl_") {
-                        let label = match name {
-                            "vcl_pipe" => "lacquer does not pipe: `return (pipe)` is a pass".to_string(),
-                            "vcl_init" | "vcl_fini" => "vcl-lite has no objects to set up".to_string(),
-                            _ => match closest(name, Sub::ALL.iter().map(|s| s.name())) {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => "names starting with `vcl_` are reserved for built-in subroutines".to_string(),
-                            },
+                        let label = match closest(name, Sub::ALL.iter().map(|s| s.name())) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => {
+                                "names starting with `vcl_` are reserved for built-in subroutines"
+                                    .to_string()
+                            }
                         };
                         return Err(self.error(
                             def.name.span,
@@ -363,6 +445,10 @@ impl<'p> Checker<'p> {
                         ));
                     }
                     if let Some(&first) = self.sub_names.get(name) {
+                        if builtin.is_some() {
+                            self.subs[first].more.push(&def.body);
+                            continue;
+                        }
                         let first_span = self.subs[first].def.name.span;
                         return Err(self
                             .error(
@@ -371,13 +457,14 @@ impl<'p> Checker<'p> {
                                 "defined again here",
                             )
                             .note(format!(
-                                "`{name}` is first defined on line {}",
-                                line_of(self.src, first_span)
+                                "`{name}` is first defined on {}",
+                                self.map.line_ref(first_span.start)
                             )));
                     }
                     self.sub_names.insert(name, self.subs.len());
                     self.subs.push(SubInfo {
                         def,
+                        more: Vec::new(),
                         builtin,
                         calls: Vec::new(),
                         custom: if builtin.is_none() {
@@ -393,28 +480,36 @@ impl<'p> Checker<'p> {
         Ok(())
     }
 
-    fn collect_calls(&mut self) -> Result<(), Error> {
+    /// The calls of each subroutine. Every bad call is reported (all but
+    /// the last into `errors`, the last as `Err`): the graph is not whole.
+    fn collect_calls(&mut self, errors: &mut Vec<Error>) -> Result<(), Error> {
+        let mut bad = Vec::new();
         for i in 0..self.subs.len() {
             let mut found = Vec::new();
             visit_calls(&self.subs[i].def.body, 0, &mut found);
+            for more in &self.subs[i].more {
+                visit_calls(more, 0, &mut found);
+            }
             let mut calls = Vec::new();
             for (ident, depth) in found {
                 let name = ident.name.as_str();
+                if builtin_call(name).is_some() {
+                    continue;
+                }
                 if Sub::from_name(name).is_some() {
-                    return Err(self.error(
+                    bad.push(self.error(
                         ident.span,
                         format!("cannot call `{name}`"),
                         "built-in subroutines are run by lacquer, not called",
                     ));
+                    continue;
                 }
                 match self.sub_names.get(name) {
-                    Some(&callee) if self.subs[callee].builtin.is_some() => {
-                        return Err(self.error(
-                            ident.span,
-                            format!("cannot call `{name}`"),
-                            "built-in subroutines are run by lacquer, not called",
-                        ))
-                    }
+                    Some(&callee) if self.subs[callee].builtin.is_some() => bad.push(self.error(
+                        ident.span,
+                        format!("cannot call `{name}`"),
+                        "built-in subroutines are run by lacquer, not called",
+                    )),
                     Some(&callee) => calls.push(CallSite {
                         callee,
                         ident,
@@ -430,7 +525,7 @@ impl<'p> Checker<'p> {
                             Some(c) => format!("did you mean `{c}`?"),
                             None => format!("no `sub {name}` is defined"),
                         };
-                        return Err(self.error(
+                        bad.push(self.error(
                             ident.span,
                             format!("unknown subroutine `{name}`"),
                             label,
@@ -440,7 +535,13 @@ impl<'p> Checker<'p> {
             }
             self.subs[i].calls = calls;
         }
-        Ok(())
+        match bad.pop() {
+            Some(last) => {
+                errors.extend(bad);
+                Err(last)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Post-order of the call graph (callees before callers); a cycle is an
@@ -625,6 +726,11 @@ impl<'p> Checker<'p> {
                 action: self.action(action, scope)?,
                 at: stmt.span.start,
             },
+            StmtKind::Call(name) if builtin_call(&name.name).is_some() => {
+                let sub = builtin_call(&name.name).unwrap_or(Sub::Recv);
+                self.only_in(scope, name.span, &format!("call {}", name.name), sub.bit())?;
+                ir::Stmt::Builtin(sub)
+            }
             StmtKind::Call(name) => {
                 let index = self.sub_names.get(name.name.as_str()).copied().unwrap_or(0);
                 ir::Stmt::Call(self.subs.get(index).map_or(0, |s| s.custom))
@@ -641,6 +747,18 @@ impl<'p> Checker<'p> {
                     Mask::of(&[Sub::Synth, Sub::BackendError]),
                 )?;
                 ir::Stmt::Synthetic(self.text(e, scope)?)
+            }
+            StmtKind::New { name, ctor, .. } => {
+                self.only_in(scope, stmt.span, "new", Sub::Init.bit())?;
+                return Err(self
+                    .error(
+                        ctor.span,
+                        format!("`{}` is not built in yet", ctor.name),
+                        format!("`{}` cannot be created", name.name),
+                    )
+                    .note(
+                        "vcl-lite has no vmod objects yet (directors and other vmods come later)",
+                    ));
             }
             StmtKind::CallFunction(name) => {
                 let def = self.function(name)?;
@@ -1215,6 +1333,10 @@ fn describe(mask: Mask) -> String {
         "every subroutine".to_string()
     } else if mask == vars::CLIENT {
         "client-side subroutines (vcl_recv to vcl_synth)".to_string()
+    } else if mask == vars::REQ {
+        "client-side subroutines and vcl_pipe".to_string()
+    } else if mask == vars::BEREQ {
+        "backend subroutines and vcl_pipe".to_string()
     } else if mask == vars::BACKEND {
         "backend subroutines (vcl_backend_*)".to_string()
     } else {
@@ -1303,18 +1425,28 @@ mod tests {
         );
         assert_eq!(
             err("import directors;").message(),
-            "unknown module `directors`"
+            "vmod `directors` is not built in"
         );
         assert_eq!(err("sub vcl_recvv {}").label(), "did you mean `vcl_recv`?");
+        ok("sub vcl_pipe {} sub vcl_init {} sub vcl_fini {}");
         assert_eq!(
-            err("sub vcl_pipe {}").message(),
-            "unknown built-in subroutine `vcl_pipe`"
+            err("sub vcl_pipes {}").message(),
+            "unknown built-in subroutine `vcl_pipes`"
         );
         assert_eq!(err("sub a {}").message(), "subroutine `a` is never called");
         assert_eq!(err("acl a { } acl a { }").message(), "duplicate ACL `a`");
         assert_eq!(
-            err("sub vcl_recv {} sub vcl_recv {}").message(),
-            "duplicate subroutine `vcl_recv`"
+            err("sub vcl_recv { call a; } sub a {} sub a {}").message(),
+            "duplicate subroutine `a`"
+        );
+        ok("sub vcl_recv {} sub vcl_recv {}");
+        assert_eq!(
+            err("sub vcl_builtin_recv {}").message(),
+            "`vcl_builtin_recv` cannot be defined"
+        );
+        assert_eq!(
+            err("sub vcl_hash { call vcl_builtin_recv; }").message(),
+            "`call vcl_builtin_recv` is not allowed in vcl_hash"
         );
         assert_eq!(
             err(&recv("call vcl_hash;")).message(),

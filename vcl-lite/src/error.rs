@@ -104,6 +104,9 @@ struct Inner {
     caret_len: usize,
     label: String,
     notes: Vec<String>,
+    /// Where, in the text that was compiled (kept to map it back to the
+    /// file it came from when includes were expanded).
+    span: Span,
 }
 
 impl Error {
@@ -133,6 +136,7 @@ impl Error {
             caret_len,
             label: label.into(),
             notes: Vec::new(),
+            span,
         }))
     }
 
@@ -165,6 +169,11 @@ impl Error {
     /// 1-based column, in characters.
     pub fn column(&self) -> usize {
         self.0.column
+    }
+
+    /// Where it is in the compiled text (for ordering errors).
+    pub(crate) fn offset(&self) -> usize {
+        self.0.span.start
     }
 
     /// Extra notes.
@@ -207,6 +216,168 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Several compile errors, in file order (at most [`MAX_ERRORS`]). Its
+/// `Display` form is each message, separated by a blank line, then a count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Errors(pub Vec<Error>);
+
+/// The most errors one compile reports.
+pub const MAX_ERRORS: usize = 20;
+
+impl Errors {
+    /// The first error.
+    pub fn first(&self) -> Option<&Error> {
+        self.0.first()
+    }
+
+    /// All of them, in file order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Error> {
+        self.0.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none (never, for an `Errors` returned by a compile).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Error> for Errors {
+    fn from(e: Error) -> Errors {
+        Errors(vec![e])
+    }
+}
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        if self.0.len() > 1 {
+            let more = if self.0.len() >= MAX_ERRORS {
+                " (stopped there)"
+            } else {
+                ""
+            };
+            write!(f, "\n\n{} errors{more}", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}
+
+/// Where each part of a compiled text comes from, when `include`s were
+/// expanded into it: errors and run-time locations name the file the text
+/// was written in.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SourceMap {
+    /// Each file's name and text.
+    files: Vec<(String, String)>,
+    /// Pieces of the compiled text, by start.
+    segs: Vec<Seg>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    /// Where the piece starts in the compiled text.
+    start: usize,
+    /// Which file it comes from.
+    file: usize,
+    /// Where it starts in that file.
+    offset: usize,
+}
+
+impl SourceMap {
+    /// A single file compiled as it is.
+    pub(crate) fn single(name: &str, text: &str) -> SourceMap {
+        let mut map = SourceMap::default();
+        let file = map.add_file(name, text);
+        map.piece(0, file, 0);
+        map
+    }
+
+    /// Registers a file; its index.
+    pub(crate) fn add_file(&mut self, name: &str, text: &str) -> usize {
+        self.files.push((name.to_string(), text.to_string()));
+        self.files.len() - 1
+    }
+
+    /// From `start` in the compiled text on, the text is `file`'s from
+    /// `offset` on.
+    pub(crate) fn piece(&mut self, start: usize, file: usize, offset: usize) {
+        self.segs.push(Seg {
+            start,
+            file,
+            offset,
+        });
+    }
+
+    fn resolve(&self, pos: usize) -> Option<(&str, &str, usize, usize)> {
+        let i = self
+            .segs
+            .partition_point(|s| s.start <= pos)
+            .checked_sub(1)?;
+        let seg = self.segs[i];
+        let (name, text) = self.files.get(seg.file)?;
+        let local = (pos - seg.start + seg.offset).min(text.len());
+        // A piece ends where the next begins (or in its file's text).
+        let limit = self.segs.get(i + 1).map_or(text.len(), |n| {
+            (n.start - seg.start + seg.offset).min(text.len())
+        });
+        Some((name, text, local, limit))
+    }
+
+    /// File name, line and column of a position in the compiled text.
+    pub(crate) fn locate(&self, pos: usize) -> (&str, usize, usize) {
+        match self.resolve(pos) {
+            Some((name, text, local, _)) => {
+                let (line, column, _, _) = locate(text, local);
+                (name, line, column)
+            }
+            None => ("", 1, 1),
+        }
+    }
+
+    /// "line 5" (one file) or "line 5 of inc/acl.vcl" (includes), for
+    /// notes that point elsewhere.
+    pub(crate) fn line_ref(&self, pos: usize) -> String {
+        let (name, line, _) = self.locate(pos);
+        if self.files.len() > 1 {
+            format!("line {line} of {name}")
+        } else {
+            format!("line {line}")
+        }
+    }
+
+    /// The error, pointing into the file its span was written in.
+    pub(crate) fn relocate(&self, err: Error) -> Error {
+        let span = err.0.span;
+        let Some((name, text, start, limit)) = self.resolve(span.start) else {
+            return err;
+        };
+        let end = (span.end - span.start + start).min(limit.max(start));
+        let inner = *err.0;
+        let mut out = Error::new(
+            text,
+            name,
+            Span::new(start, end),
+            inner.message,
+            inner.label,
+        );
+        out.0.notes = inner.notes;
+        out
+    }
+}
 
 /// Where a statement is, for run-time errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -9,7 +9,8 @@ use regex::Regex;
 use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
-use crate::error::{locate, Location, RuntimeError};
+use crate::decl::{Backend, Probe};
+use crate::error::{Location, RuntimeError, SourceMap};
 use crate::ir::{ActionIr, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
 use crate::vars::{Sub, Type, Var};
@@ -112,10 +113,13 @@ pub trait Context {
 #[derive(Debug, Clone)]
 pub struct Program {
     pub(crate) file: String,
-    pub(crate) source: String,
+    /// Where each statement's text comes from (files of `include`s).
+    pub(crate) map: SourceMap,
     pub(crate) subs: Vec<Option<Vec<Stmt>>>,
     pub(crate) customs: Vec<Vec<Stmt>>,
     pub(crate) acls: Vec<CompiledAcl>,
+    pub(crate) backends: Vec<Backend>,
+    pub(crate) probes: Vec<Probe>,
 }
 
 enum Flow {
@@ -127,6 +131,19 @@ impl Program {
     /// Whether the policy defines `sub`.
     pub fn defines(&self, sub: Sub) -> bool {
         self.subs.get(sub.index()).is_some_and(Option::is_some)
+    }
+
+    /// The `backend` declarations, in order (in Varnish the first is the
+    /// default backend). vcl-lite only checks them; the host decides what
+    /// to do with them.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    /// The named `probe` declarations, in order (a backend's own probe,
+    /// named or inline, is in [`Backend::probe`]).
+    pub fn probes(&self) -> &[Probe] {
+        &self.probes
     }
 
     /// The file name given to [`crate::compile`].
@@ -148,11 +165,60 @@ impl Program {
         }
     }
 
+    /// Runs `vcl_init`, as Varnish does once when a VCL is loaded: `Err`
+    /// when it fails (`return (fail)` or a run-time error): the policy
+    /// must not be used. No variable is available in vcl_init, so no host
+    /// context is needed.
+    pub fn init(&self) -> Result<(), RuntimeError> {
+        struct NoContext;
+        impl Context for NoContext {
+            fn get(&self, _: &Var) -> Option<Value<'_>> {
+                None
+            }
+            fn set(&mut self, _: &Var, _: Value<'static>) -> Result<(), String> {
+                Err("no variables in vcl_init".to_string())
+            }
+            fn unset(&mut self, _: &Var) {}
+            fn client_ip(&self) -> IpAddr {
+                IpAddr::from([0, 0, 0, 0])
+            }
+            fn hash_data(&mut self, _: &str) {}
+            fn synthetic(&mut self, _: &str) {}
+        }
+        match self.run(Sub::Init, &mut NoContext)? {
+            Some(Action::Fail) => Err(RuntimeError {
+                message: "vcl_init returned fail".to_string(),
+                file: self.file.clone(),
+                location: Location::default(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `call vcl_builtin_…;`: that hook's body in `builtin.vcl`. Kept out
+    /// of `stmts` so its frame stays small (deep call chains run on small
+    /// stacks).
+    #[inline(never)]
+    fn builtin(
+        sub: Sub,
+        ctx: &mut dyn Context,
+        depth: usize,
+        scratch: &mut String,
+    ) -> Result<Flow, RuntimeError> {
+        let Some(program) = crate::builtin_program() else {
+            return Ok(Flow::Next);
+        };
+        match program.subs.get(sub.index()).and_then(Option::as_ref) {
+            Some(body) => program.stmts(body, ctx, depth + 1, scratch),
+            None => Ok(Flow::Next),
+        }
+    }
+
     fn runtime_error(&self, message: String, at: usize) -> RuntimeError {
-        let (line, column, _, _) = locate(&self.source, at);
+        let (file, line, column) = self.map.locate(at);
         RuntimeError {
             message,
-            file: self.file.clone(),
+            file: file.to_string(),
             location: Location {
                 line: u32::try_from(line).unwrap_or(u32::MAX),
                 column: u32::try_from(column).unwrap_or(u32::MAX),
@@ -200,6 +266,11 @@ impl Program {
                         });
                     }
                     if let Flow::Return(a) = self.stmts(body, ctx, depth + 1, scratch)? {
+                        return Ok(Flow::Return(a));
+                    }
+                }
+                Stmt::Builtin(sub) => {
+                    if let Flow::Return(a) = Program::builtin(*sub, ctx, depth, scratch)? {
                         return Ok(Flow::Return(a));
                     }
                 }
@@ -899,5 +970,95 @@ mod tests {
         assert_eq!(Value::Int(-3).to_string(), "-3");
         assert_eq!(Value::Bool(true).to_string(), "true");
         assert_eq!(Value::Ip("::1".parse().unwrap()).to_string(), "::1");
+    }
+
+    #[test]
+    fn a_builtin_subroutine_defined_twice_runs_both_bodies_in_order() {
+        let p = program(
+            r#"sub vcl_recv { set req.http.a = "1"; }
+sub vcl_recv { set req.http.a = req.http.a + "2"; if (req.url == "/p") { return (pass); } }
+sub vcl_recv { return (hash); }"#,
+        );
+        let mut ctx = TestCtx::default().url("/");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Hash));
+        assert_eq!(ctx.req_header("a"), Some("12"));
+        let mut ctx = TestCtx::default().url("/p");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Pass));
+    }
+
+    #[test]
+    fn call_vcl_builtin_recv_runs_varnish_builtin_checks() {
+        let p = program(
+            r#"sub vcl_recv { set req.http.x = "before"; call vcl_builtin_recv; set req.http.x = "after"; return (hash); }"#,
+        );
+        let mut ctx = TestCtx::default()
+            .method("GET")
+            .header("host", "Example.COM");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Hash));
+        assert_eq!(ctx.req_header("x"), Some("after"));
+        assert_eq!(ctx.req_header("host"), Some("example.com"));
+        let mut ctx = TestCtx::default().method("GET").header("cookie", "a=b");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Pass));
+        assert_eq!(ctx.req_header("x"), Some("before"));
+        let mut ctx = TestCtx::default().method("POST");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Pass));
+        let mut ctx = TestCtx::default().method("PURGE");
+        assert_eq!(
+            recv(&p, &mut ctx),
+            Some(Action::Synth {
+                status: 501,
+                reason: None
+            })
+        );
+    }
+
+    #[test]
+    fn call_vcl_builtin_hash_adds_lacquers_key() {
+        let p = program(
+            r#"sub vcl_hash { hash_data(req.http.x-lang); call vcl_builtin_hash; return (lookup); }"#,
+        );
+        let mut ctx = TestCtx::default()
+            .url("/a")
+            .header("host", "h")
+            .header("x-lang", "fr");
+        assert_eq!(p.run(Sub::Hash, &mut ctx).unwrap(), Some(Action::Lookup));
+        assert_eq!(ctx.hashed, vec!["fr", "/a", "h"]);
+    }
+
+    #[test]
+    fn builtin_vcl_compiles() {
+        assert!(crate::builtin_program().is_some());
+        let p = crate::builtin_program().unwrap();
+        assert!(p.defines(Sub::Recv) && p.defines(Sub::BackendResponse));
+    }
+
+    #[test]
+    fn compound_assignment_appends_and_adds() {
+        let p = program(
+            r#"sub vcl_recv { set req.http.a += "-x"; set req.http.b += "y"; set req.ttl = 10s; set req.ttl += 5s; set req.ttl -= 1s; set req.http.t = req.ttl; }"#,
+        );
+        let mut ctx = TestCtx::default().header("a", "v");
+        assert_eq!(recv(&p, &mut ctx), None);
+        assert_eq!(ctx.req_header("a"), Some("v-x"));
+        assert_eq!(ctx.req_header("b"), Some("y"));
+        assert_eq!(ctx.req_header("t"), Some("14.000"));
+    }
+
+    #[test]
+    fn vcl_init_runs_and_can_fail_the_load() {
+        let p = program("sub vcl_init { return (ok); } sub vcl_fini { return (ok); }");
+        assert!(p.init().is_ok());
+        assert!(p.defines(Sub::Fini));
+        let p = program("sub vcl_init { if (true) { return (fail); } }");
+        assert_eq!(p.init().unwrap_err().message, "vcl_init returned fail");
+        assert!(program("sub vcl_recv { }").init().is_ok());
+    }
+
+    #[test]
+    fn vcl_pipe_compiles_with_req_and_bereq() {
+        let p = program(
+            r#"sub vcl_pipe { set bereq.http.connection = "close"; if (req.url ~ "^/ws") { return (pipe); } return (synth(403)); }"#,
+        );
+        assert!(p.defines(Sub::Pipe));
     }
 }

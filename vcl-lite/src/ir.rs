@@ -5,7 +5,7 @@ use regex::Regex;
 
 use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
-use crate::vars::{Type, Var};
+use crate::vars::{Sub, Type, Var};
 
 /// A typed expression.
 #[derive(Debug, Clone)]
@@ -138,6 +138,9 @@ pub(crate) enum Stmt {
     },
     /// Index into the custom subroutines.
     Call(usize),
+    /// `call vcl_builtin_recv;` & co.: the body of that hook in
+    /// `builtin.vcl`.
+    Builtin(Sub),
     HashData(Expr),
     Synthetic(Expr),
 }

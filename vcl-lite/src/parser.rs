@@ -7,9 +7,17 @@ use crate::lexer::{lex, Token, TokenKind};
 /// The deepest nesting of blocks, parentheses and unary operators accepted.
 pub const MAX_DEPTH: usize = 64;
 
-/// Parses a policy.
+/// Parses a policy; the first error.
 pub fn parse(src: &str, file: &str) -> Result<Policy, Error> {
-    let toks = lex(src, file)?;
+    parse_all(src, file).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// Parses a policy; every error found (in file order, at most
+/// [`crate::MAX_ERRORS`]): after an error in a declaration, parsing goes
+/// on at the next line starting with `sub`, `acl`, `backend`, `probe` or
+/// `import`.
+pub fn parse_all(src: &str, file: &str) -> Result<Policy, Vec<Error>> {
+    let toks = lex(src, file).map_err(|e| vec![e])?;
     let mut parser = Parser {
         src,
         lines: LineIndex::new(src),
@@ -172,71 +180,122 @@ impl<'a> Parser<'a> {
 
     // ----- top level -----
 
-    fn policy(&mut self) -> PResult<Policy> {
+    fn policy(&mut self) -> Result<Policy, Vec<Error>> {
         let mut policy = Policy::default();
+        let mut errors = Vec::new();
         if self.is_ident("vcl") {
-            policy.version = Some(self.version()?);
-        }
-        loop {
-            let word = match self.peek() {
-                TokenKind::Eof => break,
-                TokenKind::Ident(w) => w.clone(),
-                TokenKind::RBrace => {
-                    let err =
-                        self.error(self.tok().span, "unexpected `}`", "no block is open here");
-                    return Err(self.brace_note(err, false));
-                }
-                _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
-            };
-            let span = self.tok().span;
-            match word.as_str() {
-                "sub" => policy.items.push(Item::Sub(self.sub()?)),
-                "acl" => policy.items.push(Item::Acl(self.acl()?)),
-                "import" => {
-                    self.bump();
-                    let name = self.ident("a module name")?;
-                    if self.is_ident("from") {
-                        return Err(self.error(
-                            self.tok().span,
-                            "`import ... from` is not supported",
-                            "vcl-lite has no loadable modules",
-                        ));
-                    }
-                    self.semicolon()?;
-                    policy.items.push(Item::Import(name));
-                }
-                "vcl" => {
-                    return Err(self.error(
-                        span,
-                        "misplaced `vcl` header",
-                        "`vcl 4.1;` must be the first line of the policy",
-                    ))
-                }
-                "backend" | "probe" => {
-                    return Err(self.error(
-                        span,
-                        format!("`{word}` declarations are not supported"),
-                        "backends and probes are set in lacquer's settings, not in the policy",
-                    ))
-                }
-                "include" => {
-                    return Err(self.error(
-                        span,
-                        "`include` is not supported",
-                        "a vcl-lite policy is a single file",
-                    ))
-                }
-                "if" | "set" | "unset" | "return" | "call" | "hash_data" | "synthetic" => {
-                    let err = self.unexpected(
-                        "`sub`, `acl` or `import`",
-                        "statements belong inside a `sub`",
-                    );
-                    return Err(self.brace_note(err, false));
-                }
-                _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
+            match self.version() {
+                Ok(v) => policy.version = Some(v),
+                Err(e) => errors.push(e),
             }
         }
-        Ok(policy)
+        loop {
+            let at = self.pos;
+            match self.item(&mut policy) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    errors.push(e);
+                    if errors.len() >= crate::error::MAX_ERRORS || !self.recover(at) {
+                        break;
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// After an error in a top-level declaration: skip to the next line
+    /// that starts (in its first column) with `sub`, `acl`, `backend`,
+    /// `probe` or `import`, where parsing can go on. `false`: none.
+    fn recover(&mut self, item_start: usize) -> bool {
+        self.depth = 0;
+        self.open.clear();
+        if self.pos <= item_start {
+            self.pos = item_start + 1;
+        }
+        while self.pos < self.toks.len() {
+            let t = &self.toks[self.pos];
+            let at_line_start =
+                t.span.start == 0 || self.src.as_bytes().get(t.span.start - 1) == Some(&b'\n');
+            if at_line_start
+                && matches!(&t.kind, TokenKind::Ident(w) if matches!(w.as_str(), "sub" | "acl" | "backend" | "probe" | "import"))
+            {
+                return true;
+            }
+            if t.kind == TokenKind::Eof {
+                return false;
+            }
+            self.pos += 1;
+        }
+        false
+    }
+
+    /// One top-level declaration into `policy`; `false` at the end.
+    fn item(&mut self, policy: &mut Policy) -> PResult<bool> {
+        let word = match self.peek() {
+            TokenKind::Eof => return Ok(false),
+            TokenKind::Ident(w) => w.clone(),
+            TokenKind::RBrace => {
+                let err = self.error(self.tok().span, "unexpected `}`", "no block is open here");
+                return Err(self.brace_note(err, false));
+            }
+            _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
+        };
+        let span = self.tok().span;
+        match word.as_str() {
+            "sub" => policy.items.push(Item::Sub(self.sub()?)),
+            "acl" => policy.items.push(Item::Acl(self.acl()?)),
+            "import" => {
+                self.bump();
+                let name = self.plain_name("a vmod name")?;
+                if self.is_ident("from") {
+                    // `import std from "/usr/lib/…/libvmod_std.so";`:
+                    // the path means nothing to vcl-lite.
+                    self.bump();
+                    if !matches!(self.peek(), TokenKind::Str(_)) {
+                        return Err(self.unexpected("a path in double quotes after `from`", ""));
+                    }
+                    self.bump();
+                }
+                self.semicolon()?;
+                policy.items.push(Item::Import(name));
+            }
+            "vcl" => {
+                return Err(self.error(
+                    span,
+                    "misplaced `vcl` header",
+                    "`vcl 4.1;` must be the first line of the policy",
+                ))
+            }
+            "backend" => policy.items.push(Item::Backend(self.backend()?)),
+            "probe" => {
+                self.bump();
+                let name = self.plain_name("a probe name")?;
+                let (fields, _) = self.fields("probe")?;
+                policy.items.push(Item::Probe(ProbeDef { name, fields }));
+            }
+            "include" => {
+                return Err(self.error(
+                    span,
+                    "`include` needs a policy loaded from a file",
+                    "`vcl_lite::compile` takes one text: use `vcl_lite::compile_file`",
+                ))
+            }
+            "if" | "set" | "unset" | "return" | "call" | "hash_data" | "synthetic" => {
+                let err = self.unexpected(
+                    "`sub`, `acl` or `import`",
+                    "statements belong inside a `sub`",
+                );
+                return Err(self.brace_note(err, false));
+            }
+            _ => return Err(self.unexpected("`sub`, `acl` or `import`", "")),
+        }
+        Ok(true)
     }
 
     fn version(&mut self) -> PResult<(String, Span)> {
@@ -275,6 +334,84 @@ impl<'a> Parser<'a> {
         let name = self.plain_name("a subroutine name")?;
         let body = self.block()?;
         Ok(SubDef { name, body })
+    }
+
+    fn backend(&mut self) -> PResult<BackendDef> {
+        self.bump();
+        let name = self.plain_name("a backend name")?;
+        if self.is_ident("none") {
+            self.bump();
+            self.semicolon()?;
+            return Ok(BackendDef { name, fields: None });
+        }
+        let (fields, _) = self.fields("backend")?;
+        Ok(BackendDef {
+            name,
+            fields: Some(fields),
+        })
+    }
+
+    /// `{ .name = value; … }` of a backend or probe.
+    fn fields(&mut self, what: &str) -> PResult<(Vec<Field>, Span)> {
+        let open = self.expect(
+            TokenKind::LBrace,
+            &format!("expected `{{` to start the {what}"),
+        )?;
+        self.enter(open)?;
+        let mut fields = Vec::new();
+        let close = loop {
+            match self.peek() {
+                TokenKind::RBrace => break self.bump().span,
+                TokenKind::Eof => {
+                    return Err(self.brace_note(
+                        self.error(open, "unclosed `{`", "this `{` is never closed"),
+                        true,
+                    ))
+                }
+                TokenKind::Dot => {}
+                _ => {
+                    return Err(self.unexpected(
+                        "a field such as `.host`",
+                        &format!("{what} fields look like `.name = value;`"),
+                    ))
+                }
+            }
+            let dot = self.bump().span;
+            let mut name = self.plain_name("a field name")?;
+            name.span = dot.to(name.span);
+            self.expect(TokenKind::Assign, "expected `=` after the field name")?;
+            let value = match self.peek().clone() {
+                TokenKind::Str(first) => {
+                    let mut span = self.bump().span;
+                    let mut parts = vec![first];
+                    while let TokenKind::Str(more) = self.peek().clone() {
+                        span = span.to(self.bump().span);
+                        parts.push(more);
+                    }
+                    FieldValue::Str(parts, span)
+                }
+                TokenKind::Int(i) => FieldValue::Int(i, self.bump().span),
+                TokenKind::Duration(d) => FieldValue::Duration(d, self.bump().span),
+                TokenKind::Ident(_) => FieldValue::Name(self.plain_name("a name")?),
+                TokenKind::LBrace => {
+                    let (inner, span) = self.fields("probe")?;
+                    // `.probe = { … }` takes no `;` in Varnish; allow one.
+                    if *self.peek() == TokenKind::Semi {
+                        self.bump();
+                    }
+                    fields.push(Field {
+                        name,
+                        value: FieldValue::Probe(inner, span),
+                    });
+                    continue;
+                }
+                _ => return Err(self.unexpected("a value", "")),
+            };
+            self.semicolon()?;
+            fields.push(Field { name, value });
+        };
+        self.leave();
+        Ok((fields, open.to(close)))
     }
 
     fn acl(&mut self) -> PResult<Acl> {
@@ -384,11 +521,33 @@ impl<'a> Parser<'a> {
             "set" => {
                 self.bump();
                 let target = self.ident("a variable to set")?;
-                if *self.peek() != TokenKind::Assign {
-                    return Err(self.unexpected("`=`", "expected `=` after the variable"));
+                // `set X += E;` is `set X = X + E;` (`-=` likewise).
+                let compound = match (self.peek(), self.nth(1)) {
+                    (TokenKind::Plus, TokenKind::Assign) => Some(AddOp::Add),
+                    (TokenKind::Minus, TokenKind::Assign) => Some(AddOp::Sub),
+                    _ => None,
+                };
+                let op_span = self.tok().span;
+                if compound.is_some() {
+                    self.bump();
+                } else if *self.peek() != TokenKind::Assign {
+                    return Err(
+                        self.unexpected("`=`", "expected `=`, `+=` or `-=` after the variable")
+                    );
                 }
                 self.bump();
-                let value = self.expr()?;
+                let mut value = self.expr()?;
+                if let Some(op) = compound {
+                    let span = target.span.to(value.span);
+                    let current = Expr {
+                        kind: ExprKind::Name(target.clone()),
+                        span: target.span,
+                    };
+                    value = Expr {
+                        kind: ExprKind::Arith(Box::new(current), vec![(op, op_span, value)]),
+                        span,
+                    };
+                }
                 self.semicolon()?;
                 StmtKind::Set { target, value }
             }
@@ -483,7 +642,16 @@ impl<'a> Parser<'a> {
                 ))
             }
             "new" => {
-                return Err(self.error(start, "`new` is not supported", "vcl-lite has no objects"))
+                self.bump();
+                let name = self.plain_name("an object name")?;
+                self.expect(TokenKind::Assign, "expected `=` after the object name")?;
+                let ctor = self.ident("a constructor such as `directors.round_robin`")?;
+                if *self.peek() != TokenKind::LParen {
+                    return Err(self.unexpected("`(`", "a constructor is called: `vmod.object(…)`"));
+                }
+                let (args, _) = self.args()?;
+                self.semicolon()?;
+                StmtKind::New { name, ctor, args }
             }
             _ => match self.nth(1) {
                 TokenKind::LParen => {
@@ -943,8 +1111,8 @@ mod tests {
             "comparisons cannot be chained"
         );
         assert_eq!(
-            parse_err("backend default { }").message(),
-            "`backend` declarations are not supported"
+            parse_err("backend default { host = \"a\"; }").message(),
+            "expected a field such as `.host`, found `host`"
         );
         assert_eq!(
             parse_err("sub a { else { } }").message(),

@@ -14,6 +14,12 @@ fn subs(mask: Mask) -> String {
     if mask == crate::vars::CLIENT {
         return "client".to_string();
     }
+    if mask == crate::vars::REQ {
+        return "client, pipe".to_string();
+    }
+    if mask == crate::vars::BEREQ {
+        return "backend, pipe".to_string();
+    }
     if mask == crate::vars::BACKEND {
         return "backend".to_string();
     }

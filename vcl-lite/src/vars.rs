@@ -28,11 +28,20 @@ pub enum Sub {
     BackendResponse,
     /// `vcl_backend_error`: the backend could not be reached or failed.
     BackendError,
+    /// `vcl_pipe`: a request is piped. Compiled and checked; lacquer does
+    /// not pipe (`return (pipe)` is a pass), so it never runs yet.
+    Pipe,
+    /// `vcl_init`: once, when the policy is loaded
+    /// ([`crate::Program::init`]).
+    Init,
+    /// `vcl_fini`: when the policy is discarded. Compiled and checked;
+    /// not run yet.
+    Fini,
 }
 
 impl Sub {
     /// Every built-in subroutine.
-    pub const ALL: [Sub; 11] = [
+    pub const ALL: [Sub; 14] = [
         Sub::Recv,
         Sub::Hash,
         Sub::Hit,
@@ -44,6 +53,9 @@ impl Sub {
         Sub::BackendFetch,
         Sub::BackendResponse,
         Sub::BackendError,
+        Sub::Pipe,
+        Sub::Init,
+        Sub::Fini,
     ];
 
     /// Its VCL name (`vcl_recv`).
@@ -60,6 +72,9 @@ impl Sub {
             Sub::BackendFetch => "vcl_backend_fetch",
             Sub::BackendResponse => "vcl_backend_response",
             Sub::BackendError => "vcl_backend_error",
+            Sub::Pipe => "vcl_pipe",
+            Sub::Init => "vcl_init",
+            Sub::Fini => "vcl_fini",
         }
     }
 
@@ -133,7 +148,14 @@ pub(crate) const CLIENT: Mask = Mask::of(&[
 ]);
 pub(crate) const BACKEND: Mask =
     Mask::of(&[Sub::BackendFetch, Sub::BackendResponse, Sub::BackendError]);
-pub(crate) const ALL: Mask = Mask(CLIENT.0 | BACKEND.0);
+/// `vcl_pipe` sees the request (`req.*`) and the backend request (`bereq.*`).
+pub(crate) const PIPE: Mask = Mask::of(&[Sub::Pipe]);
+/// Where `req.method`, `req.url`, `req.proto`, `req.http.*` are.
+pub(crate) const REQ: Mask = Mask(CLIENT.0 | PIPE.0);
+/// Where `bereq.method`, `bereq.url`, `bereq.proto`, `bereq.http.*` are.
+pub(crate) const BEREQ: Mask = Mask(BACKEND.0 | PIPE.0);
+/// Every subroutine that handles a request (not vcl_init, vcl_fini).
+pub(crate) const ALL: Mask = Mask(CLIENT.0 | BACKEND.0 | PIPE.0);
 const BERESP: Mask = Mask::of(&[Sub::BackendResponse, Sub::BackendError]);
 const RESP: Mask = Mask::of(&[Sub::Deliver, Sub::Synth]);
 const OBJ: Mask = Mask::of(&[Sub::Hit, Sub::Deliver]);
@@ -342,28 +364,28 @@ pub(crate) static VARS: &[VarDef] = &[
     plain!(
         "req.method",
         String,
-        CLIENT,
-        CLIENT,
+        REQ,
+        REQ,
         ReqMethod,
         "the request method"
     ),
     plain!(
         "req.url",
         String,
-        CLIENT,
-        CLIENT,
+        REQ,
+        REQ,
         ReqUrl,
         "the request path and query"
     ),
     plain!(
         "req.proto",
         String,
-        CLIENT,
-        CLIENT,
+        REQ,
+        REQ,
         ReqProto,
         "the request protocol (`HTTP/1.1`)"
     ),
-    header!("req.http.", CLIENT, CLIENT, ReqHttp, "a request header"),
+    header!("req.http.", REQ, REQ, ReqHttp, "a request header"),
     plain!(
         "req.restarts",
         Int,
@@ -399,31 +421,31 @@ pub(crate) static VARS: &[VarDef] = &[
     plain!(
         "bereq.method",
         String,
-        BACKEND,
-        BACKEND,
+        BEREQ,
+        BEREQ,
         BereqMethod,
         "the backend request method"
     ),
     plain!(
         "bereq.url",
         String,
-        BACKEND,
-        BACKEND,
+        BEREQ,
+        BEREQ,
         BereqUrl,
         "the backend request path and query"
     ),
     plain!(
         "bereq.proto",
         String,
-        BACKEND,
+        BEREQ,
         NONE,
         BereqProto,
         "the backend request protocol (always `HTTP/1.1`)"
     ),
     header!(
         "bereq.http.",
-        BACKEND,
-        BACKEND,
+        BEREQ,
+        BEREQ,
         BereqHttp,
         "a backend request header"
     ),

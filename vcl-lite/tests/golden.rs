@@ -1,5 +1,7 @@
 //! Golden error messages: every `tests/errors/NAME.vcl` must fail to compile
-//! with exactly the message in `tests/errors/NAME.expected`.
+//! with exactly the messages (all of them, in file order) in
+//! `tests/errors/NAME.expected`. Files they include are in
+//! `tests/errors/inc/`.
 //!
 //! `BLESS=1 cargo test -p vcl-lite --test golden` writes the `.expected`
 //! files from the current output (review the diff before keeping it).
@@ -21,8 +23,8 @@ fn error_messages_match_golden_files() {
     let mut failures = Vec::new();
     for path in &cases {
         let name = path.file_name().and_then(|n| n.to_str()).expect("name");
-        let source = fs::read_to_string(path).expect("read .vcl");
-        let actual = match vcl_lite::compile(&source, name) {
+        let mut read = |p: &Path| fs::read_to_string(dir.join(p));
+        let actual = match vcl_lite::compile_file(Path::new(name), &mut read) {
             Ok(_) => "(compiled without error)".to_string(),
             Err(e) => e.to_string(),
         };

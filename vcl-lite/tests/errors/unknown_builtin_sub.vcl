@@ -1,3 +1,3 @@
-sub vcl_pipe {
-    return (pipe);
+sub vcl_backend_fech {
+    return (fetch);
 }

@@ -1,0 +1,3 @@
+sub vcl_deliver {
+    call vcl_builtin_recv;
+}

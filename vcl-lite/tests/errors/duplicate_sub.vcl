@@ -1,7 +1,0 @@
-sub vcl_recv {
-    return (hash);
-}
-
-sub vcl_recv {
-    return (pass);
-}

@@ -1,0 +1,2 @@
+# Includes the file that includes it.
+include "../include_cycle.vcl";
