@@ -303,6 +303,9 @@ pub enum DirectorKind {
     /// By a hash of the URL (or of `hash_header`): the same key goes to the
     /// same backend while it is healthy.
     Hash,
+    /// The first backend only (Varnish's default backend): the backends a
+    /// VCL policy declares, until it names another per request.
+    First,
 }
 
 /// The director in front of the backends.

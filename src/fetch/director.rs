@@ -77,6 +77,10 @@ impl Director {
         match self.kind {
             DirectorKind::RoundRobin => self.in_turn(self.next.fetch_add(1, Ordering::Relaxed)),
             DirectorKind::Random => self.in_turn(random()),
+            DirectorKind::First => {
+                let first = self.backends.first()?;
+                first.is_healthy().then(|| first.clone())
+            }
             DirectorKind::Hash => {
                 let key: &[u8] = match &self.hash_header {
                     Some(h) => headers.get(h).map_or(b"", |v| v.as_bytes()),

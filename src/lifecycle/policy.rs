@@ -111,6 +111,12 @@ pub trait Policy: Send + Sync + 'static {
         Hooks::default()
     }
 
+    /// The backends the policy declares (VCL `backend` declarations), in
+    /// order; the first is the default. None: the settings' backends.
+    fn backends(&self) -> Vec<crate::config::BackendConfig> {
+        Vec::new()
+    }
+
     /// `vcl_recv`: cache lookup, pass, or synthetic answer.
     ///
     /// Built-in: PURGE purges, BAN bans, a request asking to switch

@@ -118,6 +118,20 @@ impl Proxy {
         config: Arc<Config>,
         policy: Arc<dyn Policy>,
     ) -> Result<Arc<Proxy>, SetupError> {
+        // A VCL's own backends replace the settings' (`-b`, `[[backend]]`),
+        // the first being the default, as in Varnish.
+        let declared = policy.backends();
+        let config = if declared.is_empty() {
+            config
+        } else {
+            let mut with_vcl = (*config).clone();
+            with_vcl.backend = declared;
+            with_vcl.director = crate::config::DirectorConfig {
+                kind: crate::config::DirectorKind::First,
+                hash_header: None,
+            };
+            Arc::new(with_vcl)
+        };
         if config.backend.is_empty() {
             return Err(SetupError::NoBackend);
         }

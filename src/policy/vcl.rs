@@ -10,6 +10,7 @@
 
 mod backend;
 mod client;
+mod declared;
 mod values;
 
 use http::{Response, StatusCode};
@@ -167,6 +168,10 @@ fn backend_action(sub: Sub, action: Action) -> BackendAction {
 }
 
 impl Policy for VclPolicy {
+    fn backends(&self) -> Vec<crate::config::BackendConfig> {
+        declared::backends(self.program.backends())
+    }
+
     fn hooks(&self) -> Hooks {
         let has = |sub| self.program.defines(sub);
         Hooks {

@@ -63,4 +63,5 @@ mod storage;
 mod surrogate_keys;
 mod uploads;
 mod validation;
+mod vcl_backends;
 mod websocket;

@@ -1,6 +1,6 @@
-//! Parity with Varnish: the same VCL and the same requests through Varnish
-//! 7.1 (`varnishd`, the Debian package) and lacquer, each in front of its own
-//! counting origin with the same routes; after every step the status, the
+//! Parity with Varnish: the same VCL (backend declaration included) and the
+//! same requests through Varnish 7.1 (`varnishd`, the Debian package) and
+//! lacquer, each in front of its own counting origin with the same routes; after every step the status, the
 //! body and how many requests reached the origin must agree.
 //!
 //! A scenario either agrees, or is listed with the reason it differs
@@ -38,19 +38,9 @@ struct Varnish {
 }
 
 impl Varnish {
-    /// Starts Varnish with `policy` (a VCL without backends: `default`
-    /// pointing at `origin` is added) in `dir`.
-    fn start(dir: &Path, policy: &str, origin: SocketAddr) -> Varnish {
+    /// Starts Varnish with `vcl` in `dir`.
+    fn start(dir: &Path, vcl: &str) -> Varnish {
         let addr = free_addr();
-        let body = policy
-            .trim_start()
-            .strip_prefix("vcl 4.1;")
-            .unwrap_or(policy);
-        let vcl = format!(
-            "vcl 4.1;\nbackend default {{ .host = \"{}\"; .port = \"{}\"; }}\n{body}",
-            origin.ip(),
-            origin.port()
-        );
         let file = dir.join("policy.vcl");
         std::fs::write(&file, vcl).unwrap();
         let child = Command::new(VARNISHD)
@@ -148,6 +138,20 @@ fn routes(origin: &Origin) {
     origin.route("/no-store", |_, n| {
         Reply::ok(format!("no-store v{n}")).header("cache-control", "no-store")
     });
+}
+
+/// `policy` (a VCL without backends) as each server runs it: with
+/// `backend default` pointing at `origin`.
+fn with_backend(policy: &str, origin: SocketAddr) -> String {
+    let body = policy
+        .trim_start()
+        .strip_prefix("vcl 4.1;")
+        .unwrap_or(policy);
+    format!(
+        "vcl 4.1;\nbackend default {{ .host = \"{}\"; .port = \"{}\"; }}\n{body}",
+        origin.ip(),
+        origin.port()
+    )
 }
 
 /// What one step looked like from the client and the origin.
@@ -441,8 +445,14 @@ async fn both(dir: &Path, scenario: &Scenario) -> (Vec<Seen>, Vec<Seen>) {
     routes(&varnish_origin);
     let lacquer_origin = Origin::start().await;
     routes(&lacquer_origin);
-    let varnish = Varnish::start(dir, scenario.vcl, varnish_origin.addr);
-    let lq = with_policy(lacquer_origin.addr, scenario.vcl).await;
+    let varnish = Varnish::start(dir, &with_backend(scenario.vcl, varnish_origin.addr));
+    // The same VCL, backend declaration included (`-b` points nowhere: the
+    // policy's backend replaces it).
+    let lq = with_policy(
+        free_addr(),
+        &with_backend(scenario.vcl, lacquer_origin.addr),
+    )
+    .await;
     let v = run(varnish.addr, &varnish_origin, scenario).await;
     let l = run(lq.addr(), &lacquer_origin, scenario).await;
     (v, l)

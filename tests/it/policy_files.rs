@@ -32,10 +32,12 @@ sub vcl_recv {
 }
 "#;
 
-fn write_policy(name: &str) -> std::path::PathBuf {
+/// Writes the policy with its backend on `port`.
+fn write_policy(name: &str, port: u16) -> std::path::PathBuf {
     let dir = scratch_dir(name);
     std::fs::create_dir_all(dir.join("conf")).unwrap();
-    std::fs::write(dir.join("main.vcl"), MAIN).unwrap();
+    let main = MAIN.replace("\"8080\"", &format!("\"{port}\""));
+    std::fs::write(dir.join("main.vcl"), main).unwrap();
     std::fs::write(dir.join("conf/first.vcl"), FIRST).unwrap();
     dir.join("main.vcl")
 }
@@ -44,10 +46,11 @@ fn write_policy(name: &str) -> std::path::PathBuf {
 async fn included_vcl_recv_bodies_run_in_order() {
     let origin = Origin::start().await;
     cacheable(&origin, "/page");
-    let path = write_policy("include-order");
+    // The policy's own backend is the origin (it replaces `-b`).
+    let path = write_policy("include-order", origin.addr.port());
     let policy = Arc::new(VclPolicy::load(&path).expect("policy loads"));
     assert_eq!(policy.program().backends()[0].name, "app");
-    let config = Arc::new(config_for(origin.addr));
+    let config = Arc::new(config_for(crate::process::free_addr()));
     let proxy = lacquer::pipeline::Proxy::with_policy(config.clone(), policy).expect("proxy");
     let lq = lacquer::server::start_with(config, proxy)
         .await
@@ -61,7 +64,7 @@ async fn included_vcl_recv_bodies_run_in_order() {
 
 #[test]
 fn check_prints_backends_and_every_error() {
-    let path = write_policy("include-check");
+    let path = write_policy("include-check", 8080);
     let out = Command::new(BIN)
         .args(["check", path.to_str().unwrap()])
         .output()
