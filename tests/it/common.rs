@@ -42,9 +42,9 @@ pub async fn sleep_ms(ms: u64) {
 }
 
 /// Lets `by` pass for `lq` without waiting: once the fetches in progress
-/// have stored their objects, its clock moves forward, and `origin` dates
-/// its answers by that clock from now on (so a refetched object is not
-/// older than it is).
+/// have stored their objects, its clock stops (from then on time moves only
+/// here) and moves forward by `by`, and `origin` dates its answers by that
+/// clock (so a refetched object is not older than it is).
 pub async fn pass_time(lq: &lacquer::server::Running, origin: &Origin, by: Duration) {
     let proxy = lq.proxy.clone();
     wait_until("the fetches in progress to end", async || {
@@ -52,6 +52,9 @@ pub async fn pass_time(lq: &lacquer::server::Running, origin: &Origin, by: Durat
     })
     .await;
     let clock = lq.proxy.clock();
+    // Stopped too: a one-second TTL must not run out while a loaded
+    // machine is slow between two steps of a test.
+    clock.stop();
     *origin.clock.lock().unwrap() = Some(clock.clone());
     clock.advance(by);
 }
