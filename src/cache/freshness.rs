@@ -43,10 +43,11 @@ pub struct FreshnessPolicy {
     /// Cap on the heuristic lifetime, e.g. one day.
     pub heuristic_max: Duration,
     /// Grace (stale-while-revalidate window) used when the response has no
-    /// `stale-while-revalidate` directive.
+    /// `stale-while-revalidate` directive; also the `stale-if-error` window
+    /// when it has none.
     pub default_grace: Duration,
-    /// Extra retention after the lifetime, for conditional revalidation and
-    /// as default `stale-if-error` window.
+    /// Extra retention after the lifetime for responses with validators,
+    /// for conditional revalidation only (never served stale because of it).
     pub default_keep: Duration,
     /// When false, responses carrying `Set-Cookie` are not stored.
     pub cache_set_cookie: bool,
@@ -58,8 +59,8 @@ impl Default for FreshnessPolicy {
             default_ttl: None,
             heuristic_fraction: 0.1,
             heuristic_max: Duration::from_secs(86_400),
-            default_grace: Duration::from_secs(10),
-            default_keep: Duration::ZERO,
+            default_grace: Duration::ZERO,
+            default_keep: Duration::from_secs(3600),
             cache_set_cookie: false,
         }
     }
@@ -227,12 +228,20 @@ pub fn evaluate(
     let initial_age = apparent_age.max(corrected_age_value);
 
     let must_revalidate = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
-    let keep = policy.default_keep;
+    // Keep serves conditional revalidation only: an object without
+    // validators would be refetched whole anyway.
+    let keep = if has_validators(resp_headers) {
+        policy.default_keep
+    } else {
+        Duration::ZERO
+    };
+    // RFC 9111 §4.2.4: stale use only where the origin allows it or the
+    // operator set grace (never because of keep).
     let (grace, stale_if_error) = if must_revalidate || d.no_cache {
         (Duration::ZERO, Duration::ZERO)
     } else {
         let grace = d.stale_while_revalidate.unwrap_or(policy.default_grace);
-        let sie = d.stale_if_error.unwrap_or_else(|| grace.max(keep));
+        let sie = d.stale_if_error.unwrap_or(grace);
         (grace, sie)
     };
 
@@ -295,6 +304,12 @@ fn heuristic_lifetime(
         .map(|t| t.min(cap))
         .unwrap_or(cap);
     Some(ttl)
+}
+
+/// True when the response carries an `ETag` or a `Last-Modified`: something
+/// a conditional request can be built from.
+pub fn has_validators(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED)
 }
 
 /// The `Age` header (first line) as delta-seconds; missing or invalid = 0.
@@ -594,14 +609,26 @@ mod tests {
             Method::GET,
             &[],
             200,
-            &[("cache-control", "max-age=60")],
+            &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
             &p,
         )
         .unwrap();
         assert_eq!(f.grace, secs(10));
         assert_eq!(f.keep, secs(300));
-        assert_eq!(f.stale_if_error, secs(300));
+        // Keep never allows stale use: stale-if-error defaults to grace.
+        assert_eq!(f.stale_if_error, secs(10));
         assert_eq!(f.retention(), secs(360));
+        // Without validators, keep would serve nothing: not kept.
+        let f = eval_full(
+            Method::GET,
+            &[],
+            200,
+            &[("cache-control", "max-age=60")],
+            &p,
+        )
+        .unwrap();
+        assert_eq!(f.keep, secs(0));
+        assert_eq!(f.retention(), secs(70));
         let f = eval_full(
             Method::GET,
             &[],

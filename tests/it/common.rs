@@ -452,6 +452,15 @@ pub async fn lacquer_no_grace(origin: &Origin) -> lacquer::server::Running {
     .await
 }
 
+/// lacquer with `cache.grace = secs` in front of `origin` (the default is
+/// 0: stale only where the origin allows it).
+pub async fn lacquer_grace(origin: &Origin, secs: u64) -> lacquer::server::Running {
+    lacquer_with(origin, |c| {
+        c.cache.grace = lacquer::config::Seconds(Duration::from_secs(secs))
+    })
+    .await
+}
+
 /// lacquer in front of `origin` running the vcl-lite policy `source`.
 pub async fn with_policy(origin: SocketAddr, source: &str) -> lacquer::server::Running {
     with_policy_and(origin, source, |_| {}).await

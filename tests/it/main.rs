@@ -54,6 +54,7 @@ mod proxy_trust;
 mod proxying;
 mod purge;
 mod reload_signal;
+mod rfc_defaults;
 mod services;
 mod smoke;
 mod storage;
