@@ -312,12 +312,16 @@ pub fn has_validators(headers: &HeaderMap) -> bool {
     headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED)
 }
 
-/// The `Age` header (first line) as delta-seconds; missing or invalid = 0.
+/// The `Age` header as delta-seconds; missing or invalid = 0 (RFC 9111
+/// §5.1: a value that is not a non-negative integer is ignored). Age is not
+/// a list: several field lines (`Age: 7200` + `Age: 0`, which combine to
+/// `7200, 0`) are as invalid as `Age: 1.5` or `Age: -1`.
 fn age_header(headers: &HeaderMap) -> Duration {
-    headers
-        .get(header::AGE)
-        .and_then(|v| parse_delta_seconds(trim_ows(v.as_bytes())))
-        .unwrap_or(Duration::ZERO)
+    let mut lines = headers.get_all(header::AGE).iter();
+    match (lines.next(), lines.next()) {
+        (Some(v), None) => parse_delta_seconds(trim_ows(v.as_bytes())).unwrap_or(Duration::ZERO),
+        _ => Duration::ZERO,
+    }
 }
 
 #[cfg(test)]
@@ -594,6 +598,31 @@ mod tests {
         .unwrap();
         assert_eq!(f.initial_age, secs(MAX_DELTA_SECONDS));
         assert!(!f.is_fresh(at(T0)));
+    }
+
+    #[test]
+    fn an_age_that_is_not_one_non_negative_integer_is_ignored() {
+        let age = |lines: &[&str]| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append(header::AGE, ::http::HeaderValue::from_str(l).unwrap());
+            }
+            age_header(&h)
+        };
+        assert_eq!(age(&["100"]), secs(100));
+        assert_eq!(age(&[" 100 "]), secs(100));
+        for bad in [
+            &["1.5"][..],
+            &["-1"],
+            &["abc"],
+            &["7200, 0"],
+            &["7200", "0"],
+            &["0", "7200"],
+            &["7200", "7200"],
+            &[""],
+        ] {
+            assert_eq!(age(bad), secs(0), "{bad:?}");
+        }
     }
 
     // ---- grace, stale-if-error, keep, states -----------------------------

@@ -1,0 +1,121 @@
+//! RFC 9111 details: `Age` values that are not one non-negative integer are
+//! ignored (§5.1), a revalidation sends the stored `ETag` as stored, and
+//! `Expect: 100-continue` uploads are answered `100 Continue` and passed.
+use crate::common::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn an_age_that_is_not_one_non_negative_integer_is_ignored() {
+    let origin = Origin::start().await;
+    // max-age=100: an Age of 200 would make the object stale on arrival.
+    let cases: [(&str, &[&str]); 5] = [
+        ("/age/float", &["200.5"]),
+        ("/age/negative", &["-200"]),
+        ("/age/text", &["abc"]),
+        ("/age/list", &["200, 0"]),
+        ("/age/two-lines", &["200", "0"]),
+    ];
+    for (path, ages) in cases {
+        let ages: Vec<&'static str> = ages.to_vec();
+        origin.route(path, move |_, n| {
+            let mut r = Reply::ok(format!("v{n}")).header("cache-control", "max-age=100");
+            for a in &ages {
+                r = r.header("age", a);
+            }
+            r
+        });
+    }
+    let lq = lacquer_for(&origin).await;
+    for (path, _) in cases {
+        let (_, hit) = get_twice(&lq, path, &[]).await;
+        assert!(is_hit(&hit), "{path}: {}", hit.x_cache());
+        assert!(age_of(&hit) < 100, "{path}: Age {}", age_of(&hit));
+        assert_eq!(origin.hits(path), 1, "{path}");
+    }
+}
+
+/// Routes `path`: the first answer carries `etag` (raw bytes) and
+/// `max-age=1`; later ones 304.
+fn route_etag(origin: &Origin, path: &str, etag: &'static [u8]) {
+    origin.route(path, move |_, n| {
+        let r = if n == 1 {
+            Reply::ok("body")
+        } else {
+            Reply::new(304)
+        };
+        r.header_bytes("etag", etag)
+            .header("cache-control", "max-age=1")
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revalidation_sends_the_stored_etag_as_stored() {
+    let origin = Origin::start().await;
+    // Unquoted (a broken origin: it compares what it sent) and obs-text.
+    let cases: [(&str, &'static [u8]); 3] = [
+        ("/inm/unquoted", b"abcdef"),
+        ("/inm/obs-text", b"\"abc\xfc\""),
+        ("/inm/weak", b"W/\"abc\""),
+    ];
+    for (path, etag) in cases {
+        route_etag(&origin, path, etag);
+    }
+    let lq = lacquer_for(&origin).await;
+    for (path, _) in cases {
+        assert_eq!(get(lq.addr(), path).await.text(), "body");
+    }
+    expire(&lq, &origin).await;
+    for (path, etag) in cases {
+        let got = get(lq.addr(), path).await;
+        assert_eq!((got.status, got.text().as_str()), (200, "body"), "{path}");
+        let seen = origin.last(path).expect("revalidated");
+        assert_eq!(
+            seen.headers.get("if-none-match").map(|v| v.as_bytes()),
+            Some(etag),
+            "{path}"
+        );
+    }
+}
+
+/// Reads from `s` until `needle` arrives (or the connection ends, or 5 s
+/// pass): what was read.
+async fn read_until(s: &mut tokio::net::TcpStream, needle: &str) -> String {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains(needle) {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_and_the_body_passed() {
+    let origin = Origin::start().await;
+    origin.route("/upload", |seen, _| {
+        Reply::ok(format!("{} {}", seen.method, seen.body_len))
+    });
+    let lq = lacquer_for(&origin).await;
+    let mut s = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\
+          Expect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The client sends the body only once told to continue.
+    let interim = read_until(&mut s, "\r\n\r\n").await;
+    assert!(
+        interim.starts_with("HTTP/1.1 100 Continue\r\n"),
+        "no 100 Continue: {interim:?}"
+    );
+    s.write_all(b"hello").await.unwrap();
+    let rest = read_until(&mut s, "POST 5").await;
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+    assert!(rest.ends_with("POST 5"), "{rest}");
+    assert_eq!(origin.hits("/upload"), 1);
+}
