@@ -42,6 +42,7 @@ mod failures;
 mod file_descriptors;
 mod grace;
 mod haproxy;
+mod head;
 mod invalidation_paths;
 mod large_bodies;
 mod layout;
