@@ -27,7 +27,7 @@ use ::http::{Method, StatusCode};
 use super::directives::CacheDirectives;
 use super::storable::{self, heuristically_cacheable, NoCacheReason};
 use crate::http::syntax::{
-    first_date, parse_delta_seconds, parse_http_date, trim_ows, MAX_DELTA_SECONDS,
+    first_date, parse_delta_seconds, parse_http_date, split_list, trim_ows, MAX_DELTA_SECONDS,
 };
 
 /// Knobs from the settings file.
@@ -312,16 +312,18 @@ pub fn has_validators(headers: &HeaderMap) -> bool {
     headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED)
 }
 
-/// The `Age` header as delta-seconds; missing or invalid = 0 (RFC 9111
-/// §5.1: a value that is not a non-negative integer is ignored). Age is not
-/// a list: several field lines (`Age: 7200` + `Age: 0`, which combine to
-/// `7200, 0`) are as invalid as `Age: 1.5` or `Age: -1`.
+/// The `Age` header as delta-seconds (RFC 9111 §5.1): a list-based value
+/// (`Age: 7200, 0`, or several field lines, which combine into one list)
+/// counts by its first member; a first member that is not a non-negative
+/// integer (`1.5`, `-1`, `abc`) makes the field ignored (0).
 fn age_header(headers: &HeaderMap) -> Duration {
-    let mut lines = headers.get_all(header::AGE).iter();
-    match (lines.next(), lines.next()) {
-        (Some(v), None) => parse_delta_seconds(trim_ows(v.as_bytes())).unwrap_or(Duration::ZERO),
-        _ => Duration::ZERO,
-    }
+    headers
+        .get(header::AGE)
+        .and_then(|v| {
+            let first = *split_list(v.as_bytes()).first()?;
+            parse_delta_seconds(trim_ows(first))
+        })
+        .unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -601,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn an_age_that_is_not_one_non_negative_integer_is_ignored() {
+    fn age_counts_by_its_first_member_and_is_ignored_when_invalid() {
         let age = |lines: &[&str]| {
             let mut h = HeaderMap::new();
             for l in lines {
@@ -611,16 +613,12 @@ mod tests {
         };
         assert_eq!(age(&["100"]), secs(100));
         assert_eq!(age(&[" 100 "]), secs(100));
-        for bad in [
-            &["1.5"][..],
-            &["-1"],
-            &["abc"],
-            &["7200, 0"],
-            &["7200", "0"],
-            &["0", "7200"],
-            &["7200", "7200"],
-            &[""],
-        ] {
+        // A list counts by its first member (RFC 9111 §5.1).
+        assert_eq!(age(&["7200, 0"]), secs(7200));
+        assert_eq!(age(&["0, 7200"]), secs(0));
+        assert_eq!(age(&["7200", "0"]), secs(7200));
+        assert_eq!(age(&["0", "7200"]), secs(0));
+        for bad in [&["1.5"][..], &["-1"], &["abc"], &[""], &["abc, 7200"]] {
             assert_eq!(age(bad), secs(0), "{bad:?}");
         }
     }

@@ -1,37 +1,51 @@
-//! RFC 9111 details: `Age` values that are not one non-negative integer are
-//! ignored (§5.1), a revalidation sends the stored `ETag` as stored, and
+//! RFC 9111 details: `Age` counts by its first member and is ignored when
+//! that is not a non-negative integer (§5.1), a revalidation sends the stored `ETag` as stored, and
 //! `Expect: 100-continue` uploads are answered `100 Continue` and passed.
 use crate::common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Routes `path` to answer `v<n>` with max-age=100 and `ages` as `Age`
+/// field lines.
+fn route_age(origin: &Origin, path: &str, ages: &'static [&'static str]) {
+    origin.route(path, move |_, n| {
+        let mut r = Reply::ok(format!("v{n}")).header("cache-control", "max-age=100");
+        for a in ages {
+            r = r.header("age", a);
+        }
+        r
+    });
+}
+
 #[tokio::test]
-async fn an_age_that_is_not_one_non_negative_integer_is_ignored() {
+async fn age_counts_by_its_first_member_and_is_ignored_when_invalid() {
     let origin = Origin::start().await;
-    // max-age=100: an Age of 200 would make the object stale on arrival.
-    let cases: [(&str, &[&str]); 5] = [
+    // max-age=100: an Age of 200 makes the object stale on arrival.
+    let fresh: [(&str, &'static [&'static str]); 5] = [
         ("/age/float", &["200.5"]),
         ("/age/negative", &["-200"]),
         ("/age/text", &["abc"]),
-        ("/age/list", &["200, 0"]),
-        ("/age/two-lines", &["200", "0"]),
+        ("/age/list-0-first", &["0, 200"]),
+        ("/age/lines-0-first", &["0", "200"]),
     ];
-    for (path, ages) in cases {
-        let ages: Vec<&'static str> = ages.to_vec();
-        origin.route(path, move |_, n| {
-            let mut r = Reply::ok(format!("v{n}")).header("cache-control", "max-age=100");
-            for a in &ages {
-                r = r.header("age", a);
-            }
-            r
-        });
+    let stale: [(&str, &'static [&'static str]); 2] = [
+        ("/age/list-old-first", &["200, 0"]),
+        ("/age/lines-old-first", &["200", "0"]),
+    ];
+    for (path, ages) in fresh.iter().chain(&stale) {
+        route_age(&origin, path, ages);
     }
     let lq = lacquer_for(&origin).await;
-    for (path, _) in cases {
+    for (path, _) in fresh {
         let (_, hit) = get_twice(&lq, path, &[]).await;
         assert!(is_hit(&hit), "{path}: {}", hit.x_cache());
         assert!(age_of(&hit) < 100, "{path}: Age {}", age_of(&hit));
         assert_eq!(origin.hits(path), 1, "{path}");
+    }
+    for (path, _) in stale {
+        let (_, again) = get_unstored_twice(lq.addr(), path, &[]).await;
+        assert_eq!(again.text(), "v2", "{path}: {}", again.x_cache());
+        assert_eq!(origin.hits(path), 2, "{path}");
     }
 }
 
