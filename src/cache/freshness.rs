@@ -46,8 +46,8 @@ pub struct FreshnessPolicy {
     /// `stale-while-revalidate` directive; also the `stale-if-error` window
     /// when it has none.
     pub default_grace: Duration,
-    /// Extra retention after the lifetime for responses with validators,
-    /// for conditional revalidation only (never served stale because of it).
+    /// Extra retention after the lifetime: for conditional revalidation, and
+    /// usable only while the origin gives no answer (never for a 5xx).
     pub default_keep: Duration,
     /// When false, responses carrying `Set-Cookie` are not stored.
     pub cache_set_cookie: bool,
@@ -159,6 +159,21 @@ impl Freshness {
             .saturating_add(extra)
     }
 
+    /// True when the object may stand in at `now` for an answer the origin
+    /// could not give (refused, unreachable, timed out, connection closed):
+    /// RFC 9111 §4.2.4 allows stale use by a disconnected cache. Within
+    /// stale-if-error or keep, unless stale use is forbidden
+    /// (`must-revalidate` family, `no-cache`). Not for answers the origin
+    /// did give (a 5xx): that is [`Self::within_stale_if_error`].
+    pub fn usable_when_disconnected(&self, now: SystemTime) -> bool {
+        if self.within_stale_if_error(now) {
+            return true;
+        }
+        !self.no_cache
+            && !self.must_revalidate
+            && self.age(now) < self.ttl.saturating_add(self.keep)
+    }
+
     /// True when the object may be served in place of an error at `now`:
     /// it is fresh, or stale by less than `stale_if_error` and stale use is
     /// not forbidden (`must-revalidate` family, `no-cache`).
@@ -228,15 +243,10 @@ pub fn evaluate(
     let initial_age = apparent_age.max(corrected_age_value);
 
     let must_revalidate = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
-    // Keep serves conditional revalidation only: an object without
-    // validators would be refetched whole anyway.
-    let keep = if has_validators(resp_headers) {
-        policy.default_keep
-    } else {
-        Duration::ZERO
-    };
+    let keep = policy.default_keep;
     // RFC 9111 §4.2.4: stale use only where the origin allows it or the
-    // operator set grace (never because of keep).
+    // operator set grace; keep adds only the "disconnected" case (see
+    // `Freshness::usable_when_disconnected`).
     let (grace, stale_if_error) = if must_revalidate || d.no_cache {
         (Duration::ZERO, Duration::ZERO)
     } else {
@@ -304,12 +314,6 @@ fn heuristic_lifetime(
         .map(|t| t.min(cap))
         .unwrap_or(cap);
     Some(ttl)
-}
-
-/// True when the response carries an `ETag` or a `Last-Modified`: something
-/// a conditional request can be built from.
-pub fn has_validators(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED)
 }
 
 /// The `Age` header as delta-seconds (RFC 9111 §5.1): a list-based value
@@ -636,7 +640,7 @@ mod tests {
             Method::GET,
             &[],
             200,
-            &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+            &[("cache-control", "max-age=60")],
             &p,
         )
         .unwrap();
@@ -645,17 +649,11 @@ mod tests {
         // Keep never allows stale use: stale-if-error defaults to grace.
         assert_eq!(f.stale_if_error, secs(10));
         assert_eq!(f.retention(), secs(360));
-        // Without validators, keep would serve nothing: not kept.
-        let f = eval_full(
-            Method::GET,
-            &[],
-            200,
-            &[("cache-control", "max-age=60")],
-            &p,
-        )
-        .unwrap();
-        assert_eq!(f.keep, secs(0));
-        assert_eq!(f.retention(), secs(70));
+        // Keep: usable only when disconnected.
+        let now = at(T0 + 100);
+        assert!(!f.within_stale_if_error(now));
+        assert!(f.usable_when_disconnected(now));
+        assert!(!f.usable_when_disconnected(at(T0 + 400)));
         let f = eval_full(
             Method::GET,
             &[],
@@ -742,8 +740,8 @@ mod tests {
         assert_eq!(f.state(at(T0 + 80)), FreshState::Stale);
         assert!(f.within_stale_if_error(at(T0 + 169)));
         assert!(!f.within_stale_if_error(at(T0 + 170)));
-        // ttl 60 - age 10 + max(30, 120, 0)
-        assert_eq!(f.retention(), secs(170));
+        // ttl 60 - age 10 + max(30, 120, keep 3600 by default)
+        assert_eq!(f.retention(), secs(3650));
     }
 
     #[test]

@@ -19,8 +19,9 @@ use crate::cache::freshness::FreshnessPolicy;
 pub enum CacheProfile {
     /// RFC 9111 (the default): no default TTL, no grace (stale content only
     /// where the origin allows it with `stale-while-revalidate` /
-    /// `stale-if-error`), and objects with validators kept one hour past
-    /// their lifetime so they can be revalidated.
+    /// `stale-if-error`), and objects kept one hour past their lifetime so
+    /// they can be revalidated (and stand in while the origin is
+    /// unreachable).
     #[default]
     Rfc,
     /// Varnish's parameter defaults: `default_ttl` 120 s, `default_grace`
@@ -79,9 +80,9 @@ pub struct CacheConfig {
     /// unless the response sets `stale-while-revalidate` /
     /// `stale-if-error`. 0 under the rfc profile.
     pub grace: Seconds,
-    /// How long past TTL and grace an object with validators (`ETag` or
-    /// `Last-Modified`) is kept for conditional revalidation. Never served
-    /// stale because of it.
+    /// How long past TTL and grace an object is kept: for conditional
+    /// revalidation, and to stand in while the origin gives no answer at all
+    /// (RFC 9111 §4.2.4 "disconnected"); never in place of a 5xx.
     pub keep: Seconds,
     /// Responses larger than this are delivered but not stored.
     pub max_object_size: ByteSize,

@@ -241,7 +241,17 @@ impl Proxy {
             let reason = Bytes::from(failure.reason.clone().into_owned());
             g.finish(Some(FlightState::Failed(failure.status, reason)));
         }
-        if let Some(obj) = stale.filter(|o| self.usable_on_error(o)) {
+        // No answer from the origin at all: lacquer is "disconnected" (RFC
+        // 9111 §4.2.4), and a kept object may stand in.
+        let disconnected = matches!(
+            failure.kind,
+            FailureKind::BackendUnavailable | FailureKind::BackendTimeout | FailureKind::BadGateway
+        );
+        let now = self.clock().now();
+        let usable = |o: &&CachedObject| {
+            self.usable_on_error(o) || (disconnected && o.freshness.usable_when_disconnected(now))
+        };
+        if let Some(obj) = stale.filter(usable) {
             return self.deliver_object(ctx, obj, CacheOutcome::Stale);
         }
         Served::Failed(failure)

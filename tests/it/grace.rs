@@ -147,14 +147,14 @@ async fn stale_if_error_replaces_a_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keep_setting_does_not_replace_errors() {
+async fn keep_does_not_replace_an_origin_5xx() {
     let origin = Origin::start().await;
     origin.route("/keep", |_, n| match n {
         1 => Reply::ok("kept").header("cache-control", "max-age=1"),
         _ => Reply::new(500).body("boom"),
     });
-    // Keep serves revalidation only (RFC 9111 §4.2.4: no stale use the
-    // origin or the operator's grace did not allow).
+    // Keep stands in only while the origin gives no answer (RFC 9111
+    // §4.2.4, "disconnected"); a 5xx it sent is delivered.
     let lq = lacquer_with(&origin, |c| {
         c.cache.grace = Seconds(Duration::ZERO);
         c.cache.keep = Seconds(Duration::from_secs(60));

@@ -106,3 +106,41 @@ async fn an_explicit_setting_wins_over_the_profile() {
     let got = get(lq.addr(), "/v/nograce").await;
     assert_eq!((got.text().as_str(), got.x_cache()), ("v2", "MISS"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_kept_object_stands_in_when_the_origin_is_unreachable() {
+    let origin = Origin::start().await;
+    origin.route("/d/down", |_, _| {
+        Reply::ok("kept").header("cache-control", "max-age=1")
+    });
+    origin.route("/d/strict", |_, _| {
+        Reply::ok("strict").header("cache-control", "max-age=1, must-revalidate")
+    });
+    let lq = lacquer_for(&origin).await;
+    assert_eq!(get(lq.addr(), "/d/down").await.text(), "kept");
+    assert_eq!(get(lq.addr(), "/d/strict").await.text(), "strict");
+    expire(&lq, &origin).await;
+    origin.stop();
+    // RFC 9111 §4.2.4: a disconnected cache may serve stale content.
+    let got = get(lq.addr(), "/d/down").await;
+    assert_eq!(
+        (got.status, got.text().as_str(), got.x_cache()),
+        (200, "kept", "STALE")
+    );
+    let strict = get(lq.addr(), "/d/strict").await;
+    assert_ne!(strict.status, 200, "must-revalidate: never stale");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_an_origin_error_is_not_replaced_by_a_kept_object() {
+    let origin = Origin::start().await;
+    origin.route("/d/500", |_, n| match n {
+        1 => Reply::ok("kept").header("cache-control", "max-age=1"),
+        _ => Reply::new(500).body("boom"),
+    });
+    let lq = lacquer_for(&origin).await;
+    assert_eq!(get(lq.addr(), "/d/500").await.text(), "kept");
+    expire(&lq, &origin).await;
+    let got = get(lq.addr(), "/d/500").await;
+    assert_eq!((got.status, got.text().as_str()), (500, "boom"));
+}
