@@ -1,6 +1,7 @@
 //! RFC 9111 details: `Age` counts by its first member and is ignored when
-//! that is not a non-negative integer (§5.1), a revalidation sends the stored `ETag` as stored, and
-//! `Expect: 100-continue` uploads are answered `100 Continue` and passed.
+//! that is not a non-negative integer (§5.1), a revalidation sends the stored `ETag` as stored,
+//! `Expect: 100-continue` uploads are answered `100 Continue` and passed,
+//! HTTP dates with wrong case or weekday are read, Vary values normalised.
 use crate::common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -132,4 +133,50 @@ async fn expect_100_continue_is_answered_and_the_body_passed() {
     assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
     assert!(rest.ends_with("POST 5"), "{rest}");
     assert_eq!(origin.hits("/upload"), 1);
+}
+
+#[tokio::test]
+async fn an_expires_with_wrong_case_or_weekday_still_gives_freshness() {
+    let origin = Origin::start().await;
+    for (path, expires) in [
+        ("/exp/upper", "THU, 18 AUG 2050 02:01:18 gmt"),
+        ("/exp/weekday", "Thu Aug  8 02:01:18 2050"),
+    ] {
+        origin.route(path, move |_, n| {
+            Reply::ok(format!("v{n}")).header("expires", expires)
+        });
+    }
+    let lq = lacquer_for(&origin).await;
+    for path in ["/exp/upper", "/exp/weekday"] {
+        let (_, hit) = get_twice(&lq, path, &[]).await;
+        assert!(is_hit(&hit), "{path}: {}", hit.x_cache());
+        assert_eq!(origin.hits(path), 1, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn vary_matches_list_values_that_differ_only_in_spacing_or_case() {
+    let origin = Origin::start().await;
+    origin.route("/vary/norm", |_, n| {
+        Reply::ok(format!("v{n}"))
+            .header("cache-control", "max-age=60")
+            .header("vary", "foo, accept-language")
+    });
+    let lq = lacquer_for(&origin).await;
+    let first = [("foo", "1,2"), ("accept-language", "en, de")];
+    get_twice(&lq, "/vary/norm", &first).await;
+    let same = get_with(
+        lq.addr(),
+        "/vary/norm",
+        &[("foo", " 1, 2 "), ("accept-language", "EN ,   de")],
+    )
+    .await;
+    assert!(is_hit(&same), "{}", same.x_cache());
+    let other = get_with(
+        lq.addr(),
+        "/vary/norm",
+        &[("foo", "1,2"), ("accept-language", "de, en")],
+    )
+    .await;
+    assert_eq!(other.text(), "v2", "preference order is kept");
 }
