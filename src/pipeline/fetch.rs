@@ -660,13 +660,15 @@ impl Proxy {
     }
 }
 
-/// The unsafe methods whose success invalidates (RFC 9111 §4.4 speaks of
-/// the unsafe methods a cache knows; an unknown method's meaning is not
-/// known, so it must not let any client empty the cache).
+/// Whether a successful answer to `method` invalidates its URL: RFC 9111
+/// §4.4 says every unsafe method, "including methods whose safety is
+/// unknown" — so everything but the methods known to be safe (RFC 9110
+/// §9.2.1, and WebDAV's / RFC 9535's read-only ones). The origin decides by
+/// answering 2xx/3xx, and one URL is all a client can drop, as with POST.
 fn invalidates(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    !matches!(
+        method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PROPFIND" | "REPORT" | "SEARCH" | "QUERY"
     )
 }
 
