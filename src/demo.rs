@@ -285,7 +285,11 @@ fn dynamic_fragment(req: &Request<Incoming>, hits: u64) -> Option<String> {
 /// The curl lines printed at demo start.
 pub fn curl_lines(addr: SocketAddr) -> String {
     format!(
-        "lacquer demo: cache on http://{addr}/ in front of the demo origin. Try:\n\
+        "lacquer demo: cache on http://{addr}/ in front of the demo origin.\n\
+         Defaults: cache.profile = \"rfc\" (RFC 9111: no grace, stale only where the origin\n\
+         allows it with stale-while-revalidate / stale-if-error, or while it is unreachable;\n\
+         objects kept 1 h past their lifetime for revalidation). cache.profile =\n\
+         \"varnish\" gives Varnish's defaults (default_ttl 120 s, grace 10 s, keep 0). Try:\n\
          \n  # a cached page: the second answer says X-Cache: HIT, X-Origin-Hits stays put\n\
          \x20 curl -si http://{addr}/ | grep -iE '^(x-cache|age|x-origin-hits)'\n\
          \x20 curl -si http://{addr}/ | grep -iE '^(x-cache|age|x-origin-hits)'\n\

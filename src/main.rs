@@ -270,7 +270,7 @@ fn check(config: Option<PathBuf>, policy: Option<PathBuf>) -> Result<(), String>
         for warning in c.warnings() {
             eprintln!("{}: warning: {warning}", path.display());
         }
-        println!("{}: ok", path.display());
+        println!("{}: ok (cache {})", path.display(), c.cache.summary());
         if policy.is_none() {
             policy = c.policy.file;
         }
@@ -498,6 +498,7 @@ fn serve(
         }
         // The proxy may be built anywhere: nothing runs until start_proxy
         // (the same start path as in-process use) starts it.
+        tracing::info!(cache = %config.cache.summary(), "cache defaults");
         let proxy = lacquer::pipeline::Proxy::new(Arc::new(config)).map_err(|e| e.to_string())?;
         let running =
             lacquer::server::start_proxy(proxy, lacquer::server::Threads::Workers(workers))

@@ -17,14 +17,11 @@ use crate::http::syntax::{parse_delta_seconds, split_list, trim_ows};
 /// in order of precedence: the first one present and valid is used.
 pub const TARGETED_FIELDS: [&str; 2] = ["lacquer-cache-control", "cdn-cache-control"];
 
-/// Response fields meant for this cache and removed before delivery: the
-/// targeted cache-control fields and `Surrogate-Control` (the ESI
-/// handshake; its other directives are not used).
-pub const NOT_DELIVERED: [&str; 3] = [
-    "lacquer-cache-control",
-    "cdn-cache-control",
-    "surrogate-control",
-];
+/// Response fields meant for this cache alone and removed before delivery:
+/// `Lacquer-Cache-Control` and `Surrogate-Control` (the ESI handshake; its
+/// other directives are not used). `CDN-Cache-Control` is forwarded: RFC
+/// 9213 targets it at every CDN cache, and one may sit in front of lacquer.
+pub const NOT_DELIVERED: [&str; 2] = ["lacquer-cache-control", "surrogate-control"];
 
 /// Which header field the effective cache directives came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -27,7 +27,7 @@ use ::http::{Method, StatusCode};
 use super::directives::CacheDirectives;
 use super::storable::{self, heuristically_cacheable, NoCacheReason};
 use crate::http::syntax::{
-    first_date, parse_delta_seconds, parse_http_date, trim_ows, MAX_DELTA_SECONDS,
+    first_date, parse_delta_seconds, parse_http_date, split_list, trim_ows, MAX_DELTA_SECONDS,
 };
 
 /// Knobs from the settings file.
@@ -43,10 +43,11 @@ pub struct FreshnessPolicy {
     /// Cap on the heuristic lifetime, e.g. one day.
     pub heuristic_max: Duration,
     /// Grace (stale-while-revalidate window) used when the response has no
-    /// `stale-while-revalidate` directive.
+    /// `stale-while-revalidate` directive; also the `stale-if-error` window
+    /// when it has none.
     pub default_grace: Duration,
-    /// Extra retention after the lifetime, for conditional revalidation and
-    /// as default `stale-if-error` window.
+    /// Extra retention after the lifetime: for conditional revalidation, and
+    /// usable only while the origin gives no answer (never for a 5xx).
     pub default_keep: Duration,
     /// When false, responses carrying `Set-Cookie` are not stored.
     pub cache_set_cookie: bool,
@@ -58,8 +59,8 @@ impl Default for FreshnessPolicy {
             default_ttl: None,
             heuristic_fraction: 0.1,
             heuristic_max: Duration::from_secs(86_400),
-            default_grace: Duration::from_secs(10),
-            default_keep: Duration::ZERO,
+            default_grace: Duration::ZERO,
+            default_keep: Duration::from_secs(3600),
             cache_set_cookie: false,
         }
     }
@@ -158,6 +159,21 @@ impl Freshness {
             .saturating_add(extra)
     }
 
+    /// True when the object may stand in at `now` for an answer the origin
+    /// could not give (refused, unreachable, timed out, connection closed):
+    /// RFC 9111 §4.2.4 allows stale use by a disconnected cache. Within
+    /// stale-if-error or keep, unless stale use is forbidden
+    /// (`must-revalidate` family, `no-cache`). Not for answers the origin
+    /// did give (a 5xx): that is [`Self::within_stale_if_error`].
+    pub fn usable_when_disconnected(&self, now: SystemTime) -> bool {
+        if self.within_stale_if_error(now) {
+            return true;
+        }
+        !self.no_cache
+            && !self.must_revalidate
+            && self.age(now) < self.ttl.saturating_add(self.keep)
+    }
+
     /// True when the object may be served in place of an error at `now`:
     /// it is fresh, or stale by less than `stale_if_error` and stale use is
     /// not forbidden (`must-revalidate` family, `no-cache`).
@@ -228,11 +244,14 @@ pub fn evaluate(
 
     let must_revalidate = d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some();
     let keep = policy.default_keep;
+    // RFC 9111 §4.2.4: stale use only where the origin allows it or the
+    // operator set grace; keep adds only the "disconnected" case (see
+    // `Freshness::usable_when_disconnected`).
     let (grace, stale_if_error) = if must_revalidate || d.no_cache {
         (Duration::ZERO, Duration::ZERO)
     } else {
         let grace = d.stale_while_revalidate.unwrap_or(policy.default_grace);
-        let sie = d.stale_if_error.unwrap_or_else(|| grace.max(keep));
+        let sie = d.stale_if_error.unwrap_or(grace);
         (grace, sie)
     };
 
@@ -297,11 +316,17 @@ fn heuristic_lifetime(
     Some(ttl)
 }
 
-/// The `Age` header (first line) as delta-seconds; missing or invalid = 0.
+/// The `Age` header as delta-seconds (RFC 9111 §5.1): a list-based value
+/// (`Age: 7200, 0`, or several field lines, which combine into one list)
+/// counts by its first member; a first member that is not a non-negative
+/// integer (`1.5`, `-1`, `abc`) makes the field ignored (0).
 fn age_header(headers: &HeaderMap) -> Duration {
     headers
         .get(header::AGE)
-        .and_then(|v| parse_delta_seconds(trim_ows(v.as_bytes())))
+        .and_then(|v| {
+            let first = *split_list(v.as_bytes()).first()?;
+            parse_delta_seconds(trim_ows(first))
+        })
         .unwrap_or(Duration::ZERO)
 }
 
@@ -581,6 +606,27 @@ mod tests {
         assert!(!f.is_fresh(at(T0)));
     }
 
+    #[test]
+    fn age_counts_by_its_first_member_and_is_ignored_when_invalid() {
+        let age = |lines: &[&str]| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append(header::AGE, ::http::HeaderValue::from_str(l).unwrap());
+            }
+            age_header(&h)
+        };
+        assert_eq!(age(&["100"]), secs(100));
+        assert_eq!(age(&[" 100 "]), secs(100));
+        // A list counts by its first member (RFC 9111 §5.1).
+        assert_eq!(age(&["7200, 0"]), secs(7200));
+        assert_eq!(age(&["0, 7200"]), secs(0));
+        assert_eq!(age(&["7200", "0"]), secs(7200));
+        assert_eq!(age(&["0", "7200"]), secs(0));
+        for bad in [&["1.5"][..], &["-1"], &["abc"], &[""], &["abc, 7200"]] {
+            assert_eq!(age(bad), secs(0), "{bad:?}");
+        }
+    }
+
     // ---- grace, stale-if-error, keep, states -----------------------------
 
     #[test]
@@ -600,8 +646,14 @@ mod tests {
         .unwrap();
         assert_eq!(f.grace, secs(10));
         assert_eq!(f.keep, secs(300));
-        assert_eq!(f.stale_if_error, secs(300));
+        // Keep never allows stale use: stale-if-error defaults to grace.
+        assert_eq!(f.stale_if_error, secs(10));
         assert_eq!(f.retention(), secs(360));
+        // Keep: usable only when disconnected.
+        let now = at(T0 + 100);
+        assert!(!f.within_stale_if_error(now));
+        assert!(f.usable_when_disconnected(now));
+        assert!(!f.usable_when_disconnected(at(T0 + 400)));
         let f = eval_full(
             Method::GET,
             &[],
@@ -688,8 +740,8 @@ mod tests {
         assert_eq!(f.state(at(T0 + 80)), FreshState::Stale);
         assert!(f.within_stale_if_error(at(T0 + 169)));
         assert!(!f.within_stale_if_error(at(T0 + 170)));
-        // ttl 60 - age 10 + max(30, 120, 0)
-        assert_eq!(f.retention(), secs(170));
+        // ttl 60 - age 10 + max(30, 120, keep 3600 by default)
+        assert_eq!(f.retention(), secs(3650));
     }
 
     #[test]

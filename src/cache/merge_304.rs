@@ -42,6 +42,32 @@ pub fn merge_304(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// RFC 9111 §4.3.5: whether a HEAD response describes the same
+/// representation as a stored GET response, so that its headers may update
+/// the stored ones (with [`merge_304`]; never the body).
+///
+/// `ETag` and `Last-Modified` must be present in both with the same bytes,
+/// or absent from both; a `Content-Length` in both must be equal (the stored
+/// one is the header, else `stored_len`, the stored body's length).
+pub fn head_matches(stored: &HeaderMap, stored_len: u64, head: &HeaderMap) -> bool {
+    let same = |name: header::HeaderName| match (stored.get(&name), head.get(&name)) {
+        (Some(a), Some(b)) => a.as_bytes() == b.as_bytes(),
+        (None, None) => true,
+        _ => false,
+    };
+    let length = |h: &HeaderMap| -> Option<u64> {
+        std::str::from_utf8(h.get(header::CONTENT_LENGTH)?.as_bytes())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let stored_length = length(stored).unwrap_or(stored_len);
+    same(header::ETAG)
+        && same(header::LAST_MODIFIED)
+        && length(head).is_none_or(|l| l == stored_length)
+}
+
 /// False for the fields a 304 must not update (see [`merge_304`]).
 fn updatable_from_304(name: &HeaderName) -> bool {
     !matches!(
@@ -78,6 +104,36 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_matches_on_validators_and_length() {
+        let stored = headers(&[("etag", "\"a\""), ("content-length", "5")]);
+        assert!(head_matches(&stored, 5, &headers(&[("etag", "\"a\"")])));
+        assert!(head_matches(
+            &stored,
+            5,
+            &headers(&[("etag", "\"a\""), ("content-length", "5")])
+        ));
+        assert!(!head_matches(&stored, 5, &headers(&[("etag", "\"b\"")])));
+        assert!(!head_matches(&stored, 5, &headers(&[])), "validator gone");
+        assert!(!head_matches(
+            &stored,
+            5,
+            &headers(&[("etag", "\"a\""), ("content-length", "6")])
+        ));
+        let bare = headers(&[]);
+        assert!(head_matches(&bare, 3, &headers(&[("content-length", "3")])));
+        assert!(!head_matches(
+            &bare,
+            3,
+            &headers(&[("content-length", "4")])
+        ));
+        assert!(!head_matches(
+            &bare,
+            3,
+            &headers(&[("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")])
+        ));
+    }
     use crate::cache::test_support::*;
     use ::http::{Method, StatusCode};
 

@@ -6,6 +6,7 @@ use http::header::{HeaderName, VARY};
 use http::HeaderMap;
 
 use super::storable::NoCacheReason;
+use crate::http::syntax::{split_list, trim_ows};
 
 /// The request header values a variant was stored for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,18 +41,36 @@ pub fn vary_names(resp: &HeaderMap) -> Result<Vec<HeaderName>, NoCacheReason> {
     Ok(names)
 }
 
-/// The normalised value of `name` in `req`: every field line, trimmed,
-/// joined by `", "` (RFC 9111 §4.1 allows this normalisation).
+/// Selecting fields whose values are case-insensitive tokens (language
+/// tags, codings, charsets): compared in lowercase.
+const CASE_INSENSITIVE: [&str; 3] = ["accept-language", "accept-encoding", "accept-charset"];
+
+/// The normalised value of `name` in `req` (RFC 9111 §4.1 allows
+/// normalising to a value with the same semantics): every field line split
+/// into list members (commas inside quoted strings kept), each trimmed,
+/// empty ones dropped, joined by `", "`; lowercased for
+/// [`CASE_INSENSITIVE`] fields. Member order is kept: it can carry
+/// preference.
 fn normalised(req: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
-    let mut values = req.get_all(name).iter().peekable();
-    let first = values.next()?;
-    if values.peek().is_none() {
-        return Some(Bytes::copy_from_slice(first.as_bytes().trim_ascii()));
-    }
-    let mut out = first.as_bytes().trim_ascii().to_vec();
-    for v in values {
-        out.extend_from_slice(b", ");
-        out.extend_from_slice(v.as_bytes().trim_ascii());
+    let mut lines = req.get_all(name).iter().peekable();
+    lines.peek()?;
+    let fold = CASE_INSENSITIVE.contains(&name.as_str());
+    let mut out = Vec::new();
+    for line in lines {
+        for member in split_list(line.as_bytes()) {
+            let member = trim_ows(member);
+            if member.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.extend_from_slice(b", ");
+            }
+            if fold {
+                out.extend(member.iter().map(u8::to_ascii_lowercase));
+            } else {
+                out.extend_from_slice(member);
+            }
+        }
     }
     Some(Bytes::from(out))
 }
@@ -144,5 +163,34 @@ mod tests {
             &map(&[("accept-encoding", "gzip"), ("accept-encoding", "br")]),
         );
         assert!(two.matches(&map(&[("accept-encoding", "gzip, br")])));
+    }
+
+    #[test]
+    fn matching_normalises_list_spacing_and_token_case() {
+        let names = vary_names(&map(&[("vary", "foo, accept-language")])).unwrap();
+        let v = Variant::capture(
+            &names,
+            &map(&[("foo", "1,2"), ("accept-language", "en, de")]),
+        );
+        assert!(v.matches(&map(&[
+            ("foo", " 1, 2 "),
+            ("accept-language", " eN ,   De")
+        ])));
+        assert!(v.matches(&map(&[
+            ("foo", "1"),
+            ("foo", "2"),
+            ("accept-language", "en,de")
+        ])));
+        assert!(
+            !v.matches(&map(&[("foo", "1,2"), ("accept-language", "de, en")])),
+            "order kept"
+        );
+        assert!(!v.matches(&map(&[("foo", "1,3"), ("accept-language", "en, de")])));
+        // Case is kept for fields not known to be case-insensitive, and
+        // commas inside quoted strings are not separators.
+        let q = Variant::capture(&names, &map(&[("foo", "\"a,b\", X")]));
+        assert!(q.matches(&map(&[("foo", "\"a,b\",X")])));
+        assert!(!q.matches(&map(&[("foo", "\"a, b\", X")])));
+        assert!(!q.matches(&map(&[("foo", "\"a,b\", x")])));
     }
 }

@@ -4,9 +4,11 @@
 //! command line) is a working configuration. Unknown keys and bad values are
 //! refused with the file, line and column of the offending text.
 
+mod cache;
 mod esi;
 mod units;
 
+pub use cache::{CacheConfig, CacheProfile};
 pub use esi::{EsiConfig, EsiOnError};
 
 pub use units::{parse_bytes, parse_duration, ByteSize, Seconds};
@@ -16,7 +18,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cache::freshness::FreshnessPolicy;
 use crate::invalidate::acl::Acl;
 
 /// An error in the settings, with its position when it comes from a file.
@@ -318,43 +319,6 @@ pub struct DirectorConfig {
     pub hash_header: Option<String>,
 }
 
-/// Cache behaviour.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Byte budget for everything stored (bodies plus headers).
-    pub storage: ByteSize,
-    /// TTL for responses with no explicit freshness. Absent (the default): such
-    /// responses are stored only where RFC 9111 heuristics allow.
-    pub default_ttl: Option<Seconds>,
-    /// How long past its TTL an object may be delivered while one background
-    /// fetch refreshes it, unless the response sets `stale-while-revalidate`.
-    pub grace: Seconds,
-    /// How long past TTL and grace an object is kept for conditional
-    /// revalidation and to replace backend errors (`stale-if-error`).
-    pub keep: Seconds,
-    /// Responses larger than this are delivered but not stored.
-    pub max_object_size: ByteSize,
-    /// How long an uncacheable answer makes later requests for its key go to
-    /// the backend in parallel instead of waiting on each other.
-    pub hit_for_miss: Seconds,
-    /// Fraction of `Date` − `Last-Modified` used as heuristic freshness.
-    pub heuristic_fraction: f64,
-    /// Cap on heuristic freshness.
-    pub heuristic_max: Seconds,
-    /// Whether a client's `Cache-Control: no-cache` forces a backend fetch
-    /// (off by default, as in Varnish: one client must not empty the cache).
-    pub honor_client_no_cache: bool,
-    /// Whether responses carrying `Set-Cookie` may be stored.
-    pub cache_set_cookie: bool,
-    /// Most Vary variants kept per URL; the oldest goes first.
-    pub max_variants: usize,
-    /// Most surrogate keys kept per stored object (the first ones); more
-    /// are ignored, logged once and counted in
-    /// `lacquer_surrogate_keys_ignored_total`.
-    pub max_surrogate_keys: usize,
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -390,39 +354,6 @@ impl Default for BackendConfig {
             max_connections: 0,
             idle_timeout: Seconds(Duration::from_secs(60)),
             probe: None,
-        }
-    }
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            storage: ByteSize(256 << 20),
-            default_ttl: None,
-            grace: Seconds(Duration::from_secs(10)),
-            keep: Seconds(Duration::ZERO),
-            max_object_size: ByteSize(64 << 20),
-            hit_for_miss: Seconds(Duration::from_secs(120)),
-            heuristic_fraction: 0.1,
-            heuristic_max: Seconds(Duration::from_secs(86400)),
-            honor_client_no_cache: false,
-            cache_set_cookie: false,
-            max_variants: 32,
-            max_surrogate_keys: 1024,
-        }
-    }
-}
-
-impl CacheConfig {
-    /// The RFC 9111 knobs as the freshness module wants them.
-    pub fn freshness_policy(&self) -> FreshnessPolicy {
-        FreshnessPolicy {
-            default_ttl: self.default_ttl.map(|s| s.0),
-            heuristic_fraction: self.heuristic_fraction,
-            heuristic_max: self.heuristic_max.0,
-            default_grace: self.grace.0,
-            default_keep: self.keep.0,
-            cache_set_cookie: self.cache_set_cookie,
         }
     }
 }

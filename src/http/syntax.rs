@@ -19,9 +19,73 @@ pub(crate) fn first_date(headers: &HeaderMap, name: &HeaderName) -> Option<Syste
 }
 
 /// Parse an HTTP-date (IMF-fixdate, RFC 850 or asctime), trimming OWS.
+/// Strict on the format, lenient on what is redundant (see
+/// [`parse_http_date_lenient`]).
 pub(crate) fn parse_http_date(bytes: &[u8]) -> Option<SystemTime> {
     let s = std::str::from_utf8(trim_ows(bytes)).ok()?;
-    httpdate::parse_http_date(s).ok()
+    httpdate::parse_http_date(s)
+        .ok()
+        .or_else(|| parse_http_date_lenient(s))
+}
+
+/// The HTTP-date formats with names in any case (`THU`, `AUG`, `gMT`) and a
+/// weekday that does not match the date: origins get both wrong, and
+/// neither changes the instant (the weekday is redundant). Everything else
+/// (field widths, separators, `GMT`) stays as strict as the formats.
+fn parse_http_date_lenient(s: &str) -> Option<SystemTime> {
+    const SHORT: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const LONG: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    if !s.is_ascii() {
+        return None;
+    }
+    let canonical = canonical_case(s);
+    let weekday_len = canonical
+        .bytes()
+        .take_while(u8::is_ascii_alphabetic)
+        .count();
+    let rest = canonical.get(weekday_len..)?;
+    let names = if weekday_len == 3 { &SHORT } else { &LONG };
+    names
+        .iter()
+        .find_map(|w| httpdate::parse_http_date(&format!("{w}{rest}")).ok())
+}
+
+/// Each run of letters title-cased (`Thu`, `Aug`), `GMT` in capitals.
+fn canonical_case(s: &str) -> String {
+    fn flush(word: &mut String, out: &mut String) {
+        if word.eq_ignore_ascii_case("gmt") {
+            out.push_str("GMT");
+        } else {
+            for (i, c) in word.chars().enumerate() {
+                out.push(if i == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                });
+            }
+        }
+        word.clear();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut word = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphabetic() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// `delta-seconds = 1*DIGIT`, clamped to [`MAX_DELTA_SECONDS`].
@@ -85,4 +149,38 @@ pub(crate) fn split_list(s: &[u8]) -> Vec<&[u8]> {
     }
     items.push(&s[start..]);
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_with_wrong_case_or_weekday_are_read_other_errors_are_not() {
+        let want = parse_http_date(b"Thu, 18 Aug 2050 02:01:18 GMT").unwrap();
+        for ok in [
+            "THU, 18 Aug 2050 02:01:18 GMT",
+            "Thu, 18 AUG 2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 02:01:18 gMT",
+            "Mon, 18 Aug 2050 02:01:18 GMT",
+            "Thursday, 18-Aug-50 02:01:18 GMT",
+            "Mon Aug 18 02:01:18 2050",
+        ] {
+            assert_eq!(parse_http_date(ok.as_bytes()), Some(want), "{ok}");
+        }
+        for bad in [
+            "Thu, 18 Aug 2050 02:01:18 UTC",
+            "Thu, 18 Aug 2050 02:01:18 AEST",
+            "Thu, 18 Aug 50 02:01:18 GMT",
+            "Thu 18 Aug 2050 02:01:18 GMT",
+            "Thu, 18  Aug  2050 02:01:18 GMT",
+            "Thu, 18-Aug-2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 02.01.18 GMT",
+            "Thu, 18 Aug 2050 2:01:18 GMT",
+            "Thu, 31 Feb 2050 02:01:18 GMT",
+            "0",
+        ] {
+            assert_eq!(parse_http_date(bad.as_bytes()), None, "{bad}");
+        }
+    }
 }

@@ -196,7 +196,7 @@ pub fn apply_policy(
                 initial_age: Duration::ZERO,
                 response_time,
                 grace: rules.default_grace,
-                stale_if_error: rules.default_grace.max(rules.default_keep),
+                stale_if_error: rules.default_grace,
                 keep: rules.default_keep,
                 must_revalidate: false,
                 no_cache: false,
@@ -214,9 +214,9 @@ pub fn apply_policy(
     if beresp.set_keep {
         freshness.keep = beresp.keep;
     }
-    freshness.stale_if_error = freshness
-        .stale_if_error
-        .max(freshness.grace.max(freshness.keep));
+    // Grace set by the policy also allows stale use on errors; keep never
+    // does (it serves revalidation only).
+    freshness.stale_if_error = freshness.stale_if_error.max(freshness.grace);
     if freshness.retention().is_zero() {
         return verdict(Decision::DontStore(NoCacheReason::Policy));
     }

@@ -11,7 +11,7 @@ use super::bereq::{Exchange, Next};
 use super::deliver;
 use super::esi::{EsiPage, Keep};
 use super::{Live, Proxy, Served, Task};
-use crate::cache::merge_304::merge_304;
+use crate::cache::merge_304::{head_matches, merge_304};
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
 use crate::fetch::broadcast::Broadcast;
@@ -241,7 +241,17 @@ impl Proxy {
             let reason = Bytes::from(failure.reason.clone().into_owned());
             g.finish(Some(FlightState::Failed(failure.status, reason)));
         }
-        if let Some(obj) = stale.filter(|o| self.usable_on_error(o)) {
+        // No answer from the origin at all: lacquer is "disconnected" (RFC
+        // 9111 §4.2.4), and a kept object may stand in.
+        let disconnected = matches!(
+            failure.kind,
+            FailureKind::BackendUnavailable | FailureKind::BackendTimeout | FailureKind::BadGateway
+        );
+        let now = self.clock().now();
+        let usable = |o: &&CachedObject| {
+            self.usable_on_error(o) || (disconnected && o.freshness.usable_when_disconnected(now))
+        };
+        if let Some(obj) = stale.filter(usable) {
             return self.deliver_object(ctx, obj, CacheOutcome::Stale);
         }
         Served::Failed(failure)
@@ -514,6 +524,11 @@ impl Proxy {
     /// invalidates what is stored for its URL (RFC 9111 §4.4).
     pub(super) async fn pass(self: &Arc<Self>, ctx: &mut Task) -> Served {
         let live = ctx.live.clone();
+        // A passed HEAD's answer may update the stored GET it describes
+        // (RFC 9111 §4.3.5): its key, as vcl_hash makes it (Varnish runs
+        // vcl_hash before a pass too).
+        let head_key = (ctx.method == Method::HEAD).then(|| live.policy.hash(ctx));
+        let ban_stamp = self.bans.newest();
         let fault = Arc::new(FaultSlot::default());
         let body = Some(match ctx.body.take() {
             Some(b) if !http_body::Body::is_end_stream(&b) => ReqBody::Stream(ClientBody::new(
@@ -561,6 +576,10 @@ impl Proxy {
         if invalidates(&method) && (status.is_success() || status.is_redirection()) {
             self.invalidate_after_unsafe(ctx, &answer.headers);
         }
+        if let Some(key) = &head_key {
+            let times = (answer.request_time, answer.response_time);
+            self.update_from_head(ctx, key, status, &answer.headers, times, ban_stamp);
+        }
         let headers = std::mem::take(&mut answer.headers);
         if verdict.do_esi && method != Method::HEAD {
             let from = Provenance {
@@ -592,13 +611,64 @@ impl Proxy {
     }
 }
 
-/// The unsafe methods whose success invalidates (RFC 9111 §4.4 speaks of
-/// the unsafe methods a cache knows; an unknown method's meaning is not
-/// known, so it must not let any client empty the cache).
+impl Proxy {
+    /// RFC 9111 §4.3.5: a HEAD answer from the origin updates the stored
+    /// GET response it describes — headers and freshness as a 304 would,
+    /// never the body — or, when it describes another representation
+    /// (other validators, length or status), invalidates it. A 304 (to the
+    /// client's own conditional HEAD) or a 5xx says nothing either way.
+    fn update_from_head(
+        &self,
+        ctx: &Task,
+        key: &CacheKey,
+        status: StatusCode,
+        head: &HeaderMap,
+        (request_time, response_time): (SystemTime, SystemTime),
+        ban_stamp: u64,
+    ) {
+        if status == StatusCode::NOT_MODIFIED || status.is_server_error() {
+            return;
+        }
+        let Found::Object(old) = self.store.lookup(key, &ctx.headers) else {
+            return;
+        };
+        let stored = old.stored_headers();
+        let body_len = u64::try_from(old.body.len()).unwrap_or(u64::MAX);
+        if status != old.status || !head_matches(&stored, body_len, head) {
+            tracing::debug!(url = %ctx.url, "HEAD answer describes another representation; stored response invalidated");
+            self.store.remove_object(key, &old);
+            return;
+        }
+        let merged = merge_304(&stored, head);
+        let live = &ctx.live;
+        match decide(
+            ctx,
+            old.status,
+            &merged,
+            request_time,
+            response_time,
+            &live.freshness,
+        ) {
+            Decision::Store(freshness, _) => {
+                let obj = old.refreshed(merged, freshness, &live.keys, ban_stamp);
+                self.store.insert(key.clone(), Arc::new(obj));
+            }
+            Decision::DontStore(_) => {
+                self.store.remove_object(key, &old);
+            }
+        }
+    }
+}
+
+/// Whether a successful answer to `method` invalidates its URL: RFC 9111
+/// §4.4 says every unsafe method, "including methods whose safety is
+/// unknown" — so everything but the methods known to be safe (RFC 9110
+/// §9.2.1, and WebDAV's / RFC 9535's read-only ones). The origin decides by
+/// answering 2xx/3xx, and one URL is all a client can drop, as with POST.
 fn invalidates(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    !matches!(
+        method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PROPFIND" | "REPORT" | "SEARCH" | "QUERY"
     )
 }
 

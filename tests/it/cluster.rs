@@ -15,6 +15,8 @@ fn node_config(origin: SocketAddr, admin: SocketAddr, peers: &[SocketAddr]) -> C
     c.cluster.peers = peers.iter().map(|p| p.to_string()).collect();
     c.cluster.secret = SECRET.into();
     c.cluster.retry_max = lacquer::config::Seconds(Duration::from_millis(300));
+    // Soft purges leave objects deliverable stale for grace.
+    c.cache.grace = lacquer::config::Seconds(Duration::from_secs(10));
     c
 }
 

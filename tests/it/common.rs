@@ -127,7 +127,7 @@ impl Seen {
 /// A scripted answer.
 pub struct Reply {
     pub status: StatusCode,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, Vec<u8>)>,
     pub body: ReplyBody,
     /// Wait this long before sending the head.
     pub delay: Duration,
@@ -156,7 +156,12 @@ impl Reply {
         Reply::new(200).body(body)
     }
     pub fn header(mut self, k: &str, v: &str) -> Reply {
-        self.headers.push((k.to_string(), v.to_string()));
+        self.headers.push((k.to_string(), v.as_bytes().to_vec()));
+        self
+    }
+    /// A header whose value is not text (obs-text bytes).
+    pub fn header_bytes(mut self, k: &str, v: &[u8]) -> Reply {
+        self.headers.push((k.to_string(), v.to_vec()));
         self
     }
     pub fn body(mut self, b: impl Into<Bytes>) -> Reply {
@@ -380,7 +385,7 @@ async fn serve(
     for (k, v) in reply.headers {
         resp.headers_mut().append(
             HeaderName::from_bytes(k.as_bytes()).expect("header name"),
-            HeaderValue::from_str(&v).expect("header value"),
+            HeaderValue::from_bytes(&v).expect("header value"),
         );
     }
     resp
@@ -451,6 +456,15 @@ pub async fn lacquer_with(
 pub async fn lacquer_no_grace(origin: &Origin) -> lacquer::server::Running {
     lacquer_with(origin, |c| {
         c.cache.grace = lacquer::config::Seconds(Duration::ZERO)
+    })
+    .await
+}
+
+/// lacquer with `cache.grace = secs` in front of `origin` (the default is
+/// 0: stale only where the origin allows it).
+pub async fn lacquer_grace(origin: &Origin, secs: u64) -> lacquer::server::Running {
+    lacquer_with(origin, |c| {
+        c.cache.grace = lacquer::config::Seconds(Duration::from_secs(secs))
     })
     .await
 }

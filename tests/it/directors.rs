@@ -151,8 +151,8 @@ async fn with_every_backend_sick_stale_content_or_a_clear_503() {
         Reply::ok(format!("page v{n}")).header("cache-control", "max-age=1")
     });
     let mut config = probed(config_for(a.addr));
-    config.cache.grace = Seconds(Duration::ZERO);
-    config.cache.keep = Seconds(Duration::from_secs(60));
+    // Grace allows stale use (keep alone never does).
+    config.cache.grace = Seconds(Duration::from_secs(60));
     let lq = lacquer(config).await;
     assert_eq!(get(lq.addr(), "/page").await.text(), "page v1");
     sick.store(true, std::sync::atomic::Ordering::SeqCst);

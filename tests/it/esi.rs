@@ -592,7 +592,7 @@ async fn a_background_refresh_of_a_page_fetches_no_fragment() {
             .header("cache-control", "max-age=1")
     });
     fragment(&origin, "/live", "live", 0); // never stored
-    let lq = lacquer_for(&origin).await; // default grace: 10 s
+    let lq = lacquer_grace(&origin, 10).await;
     assert_eq!(get(lq.addr(), "/bg").await.text(), "v1[live#1]");
     expire(&lq, &origin).await;
     // In grace: the stale page is assembled for this client (one fragment

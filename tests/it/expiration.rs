@@ -659,7 +659,7 @@ async fn lacquer_cache_control_beats_cdn_cache_control() {
 }
 
 #[tokio::test]
-async fn targeted_fields_are_not_delivered() {
+async fn lacquer_cache_control_is_not_delivered_cdn_cache_control_is() {
     let origin = Origin::start().await;
     let stored = "/exp/targeted/strip-stored";
     route_with(
@@ -696,7 +696,9 @@ async fn targeted_fields_are_not_delivered() {
         ("uncached 2", &p2),
     ] {
         assert_eq!(g.header("lacquer-cache-control"), None, "{what}");
-        assert_eq!(g.header("cdn-cache-control"), None, "{what}");
+        // RFC 9213: CDN-Cache-Control is for every CDN cache, including
+        // one in front of lacquer.
+        assert_eq!(g.header("cdn-cache-control"), Some("max-age=30"), "{what}");
         assert_eq!(g.header("cache-control"), Some("max-age=5"), "{what}");
     }
 }

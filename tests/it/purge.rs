@@ -61,7 +61,7 @@ async fn a_soft_purged_object_is_delivered_stale_once_and_refreshed() {
             .header("cache-control", "max-age=600")
             .delay(Duration::from_millis(if n > 1 { 200 } else { 0 }))
     });
-    let lq = lacquer_for(&origin).await;
+    let lq = lacquer_grace(&origin, 10).await; // soft purges: stale for grace
     let a = lq.addr();
     assert_eq!(get(a, "/soft").await.text(), "v1");
     let got = purge(a, "/soft", &[("x-purge", "soft")]).await;
@@ -124,7 +124,7 @@ async fn a_soft_key_purge_keeps_objects_for_grace() {
             .header("cache-control", "max-age=600")
             .header("surrogate-key", "t")
     });
-    let lq = lacquer_for(&origin).await;
+    let lq = lacquer_grace(&origin, 10).await; // soft purges: stale for grace
     get(lq.addr(), "/sk").await;
     let got = purge(
         lq.addr(),

@@ -416,9 +416,14 @@ async fn must_revalidate_forbids_stale_on_error() {
     let strict = "/val/error/must-revalidate";
     let lenient = "/val/error/lenient";
     route_then_fail(&origin, strict, "strict body", "max-age=1, must-revalidate");
-    route_then_fail(&origin, lenient, "lenient body", "max-age=1");
-    // keep=60: both objects are retained past their lifetime (and, without
-    // must-revalidate, usable on error for that long).
+    route_then_fail(
+        &origin,
+        lenient,
+        "lenient body",
+        "max-age=1, stale-if-error=60",
+    );
+    // keep=60: both objects are retained past their lifetime; the lenient
+    // one may replace an error (stale-if-error), the strict one never.
     let lq = lacquer_revalidating(&origin).await;
     assert_eq!(get(lq.addr(), strict).await.text(), "strict body");
     assert_eq!(get(lq.addr(), lenient).await.text(), "lenient body");
