@@ -10,10 +10,16 @@ sub vcl_recv {
     if (req.http.host ~ "[A-Z]") {
         set req.http.host = std.tolower(req.http.host);
     }
+    if (req.method == "PRI") {
+        # HTTP/2's connection preface sent as a request.
+        return (synth(405));
+    }
     if (req.method != "GET" && req.method != "HEAD" && req.method != "PUT" &&
         req.method != "POST" && req.method != "TRACE" && req.method != "OPTIONS" &&
         req.method != "DELETE" && req.method != "PATCH") {
-        return (synth(501));
+        # Unknown methods (PURGE and BAN included, unless the policy
+        # handles them) go to the backend as they are.
+        return (pipe);
     }
     if (req.method != "GET" && req.method != "HEAD") {
         return (pass);

@@ -1,8 +1,10 @@
 # lacquer's built-in policy, written in vcl-lite.
 #
-# A policy that leaves out a subroutine, or ends one without `return`, gets
-# this behaviour from lacquer itself: this file documents it and is what
-# `vcl_lite::DEFAULT_POLICY` holds.
+# What lacquer runs when no policy file is given (`lacquer run` without
+# `-f`): this file documents that behaviour and is what
+# `vcl_lite::DEFAULT_POLICY` holds. A policy file that leaves out a
+# subroutine, or ends one without `return`, gets Varnish's built-in VCL
+# (`builtin.vcl`) instead, as on Varnish.
 vcl 4.1;
 
 sub vcl_recv {

@@ -268,6 +268,33 @@ pub fn evaluate(
     })
 }
 
+/// The freshness lifetime a response's own fields state, whether or not
+/// it may be stored: what Varnish shows as `beresp.ttl` before its built-in
+/// `vcl_backend_response` reads `Set-Cookie`, `private`, `no-store` or
+/// `Vary: *` and makes the object hit-for-miss. The explicit lifetime, else
+/// (for a heuristically cacheable status) the default TTL or the heuristic,
+/// less the response's `Age`; `None` when nothing applies. A policy reads
+/// it through `beresp.ttl` when RFC 9111 would not store the response for
+/// one of those reasons, so a policy that removes the reason (`unset
+/// beresp.http.Set-Cookie`) stores it for its stated lifetime.
+pub fn stated_lifetime(
+    status: StatusCode,
+    resp_headers: &HeaderMap,
+    response_time: SystemTime,
+    policy: &FreshnessPolicy,
+) -> Option<Duration> {
+    let d = super::directives::directives(resp_headers);
+    let date = first_date(resp_headers, &header::DATE).unwrap_or(response_time);
+    let lifetime = match explicit_lifetime(&d, resp_headers, date) {
+        Some(ttl) => ttl,
+        None if heuristically_cacheable(status.as_u16()) => policy
+            .default_ttl
+            .or_else(|| heuristic_lifetime(resp_headers, date, policy))?,
+        None => return None,
+    };
+    Some(lifetime.saturating_sub(age_header(resp_headers)))
+}
+
 /// Explicit freshness lifetime: `s-maxage`, else `max-age`, else `Expires -
 /// Date` (ignored when a targeted field supplies the directives). An invalid
 /// `Expires` means "already expired": `Some(0)`.
@@ -336,6 +363,27 @@ mod tests {
     use crate::cache::test_support::*;
 
     // ---- freshness sources and precedence ----------------------------
+
+    #[test]
+    fn stated_lifetime_ignores_what_forbids_storing() {
+        let p = FreshnessPolicy::default();
+        let at = SystemTime::UNIX_EPOCH + secs(T0);
+        let stated = |status: u16, h: &[(&str, &str)]| {
+            stated_lifetime(StatusCode::from_u16(status).unwrap(), &headers(h), at, &p)
+        };
+        let cookie = [("cache-control", "max-age=60"), ("set-cookie", "a=b")];
+        assert_eq!(stated(200, &cookie), Some(secs(60)));
+        assert_eq!(
+            stated(
+                200,
+                &[("cache-control", "private, max-age=30"), ("age", "10")]
+            ),
+            Some(secs(20))
+        );
+        assert_eq!(stated(200, &[("cache-control", "no-store")]), None);
+        // A 500 states nothing without explicit freshness.
+        assert_eq!(stated(500, &[]), None);
+    }
 
     #[test]
     fn s_maxage_beats_max_age_beats_expires() {

@@ -47,6 +47,29 @@ pub fn decide(
     }
 }
 
+/// `beresp.ttl` for a response RFC 9111 does not let lacquer store: its
+/// stated lifetime when the reason is one Varnish's built-in
+/// `vcl_backend_response` checks itself (so the policy sees Varnish's
+/// `beresp.ttl`, and removing the reason stores it), else zero.
+fn stated_ttl(
+    reason: NoCacheReason,
+    status: StatusCode,
+    headers: &HeaderMap,
+    response_time: SystemTime,
+    rules: &FreshnessPolicy,
+) -> Duration {
+    match reason {
+        NoCacheReason::SetCookie
+        | NoCacheReason::Private
+        | NoCacheReason::NoStore
+        | NoCacheReason::VaryStar
+        | NoCacheReason::Authorization => {
+            freshness::stated_lifetime(status, headers, response_time, rules).unwrap_or_default()
+        }
+        _ => Duration::ZERO,
+    }
+}
+
 /// A backend response as fetched, for [`apply_policy`].
 pub struct Fetched<'a> {
     /// Status (after a 304: the stored object's).
@@ -111,7 +134,7 @@ pub fn apply_policy(
             None,
         ),
         Decision::DontStore(r) => (
-            Duration::ZERO,
+            stated_ttl(*r, status, headers, response_time, rules),
             rules.default_grace,
             rules.default_keep,
             Duration::ZERO,

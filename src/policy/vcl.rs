@@ -1,8 +1,14 @@
 //! A vcl-lite program as lacquer's policy: each of its subroutines runs
-//! where Varnish runs it (see docs/LIFECYCLE.md); a subroutine that returns
-//! nothing falls through to the built-in behaviour, as in Varnish. Only
-//! the subroutines the program defines are ever run: [`Policy::hooks`]
-//! tells the pipeline which, so the others cost nothing.
+//! where Varnish runs it (see docs/LIFECYCLE.md). As varnishd appends its
+//! built-in VCL to every VCL it loads, a subroutine that is not defined or
+//! ends without `return` goes on with Varnish's built-in subroutine
+//! (`vcl-lite/builtin.vcl`: requests with `Cookie` or `Authorization`
+//! passed, unknown methods piped, uncacheable answers made hit-for-miss),
+//! then with lacquer's own behaviour for that step. Without a policy file
+//! lacquer runs its RFC 9111-first policy instead (`Builtin`,
+//! `vcl-lite/default.vcl`). Only the subroutines the program or the
+//! built-in VCL define are ever run: [`Policy::hooks`] tells the pipeline
+//! which, so the others cost nothing.
 //!
 //! A run-time failure (a value lacquer refuses, a computed status out of
 //! range) is logged with its place in the file and treated as `fail`: a
@@ -89,8 +95,23 @@ impl VclPolicy {
         VclPolicy::new(program)
     }
 
+    /// Runs `sub`, then, if it did not return, Varnish's built-in `sub`.
+    fn run(
+        &self,
+        sub: Sub,
+        ctx: &mut dyn vcl_lite::Context,
+    ) -> Result<Option<Action>, RuntimeError> {
+        match self.program.run(sub, ctx)? {
+            Some(action) => Ok(Some(action)),
+            None => match vcl_lite::builtin_program() {
+                Some(builtin) => builtin.run(sub, ctx),
+                None => Ok(None),
+            },
+        }
+    }
+
     fn client(&self, sub: Sub, view: &mut ClientView<'_>) -> ClientAction {
-        match self.program.run(sub, view) {
+        match self.run(sub, view) {
             Ok(None) => ClientAction::Builtin,
             Ok(Some(action)) => client_action(sub, action),
             Err(e) => failed(sub, &e, ClientAction::Fail),
@@ -98,7 +119,7 @@ impl VclPolicy {
     }
 
     fn backend(&self, sub: Sub, view: &mut BackendView<'_, '_>) -> BackendAction {
-        match self.program.run(sub, view) {
+        match self.run(sub, view) {
             Ok(None) => BackendAction::Builtin,
             Ok(Some(action)) => backend_action(sub, action),
             Err(e) => failed(sub, &e, BackendAction::Fail),
@@ -173,7 +194,8 @@ impl Policy for VclPolicy {
     }
 
     fn hooks(&self) -> Hooks {
-        let has = |sub| self.program.defines(sub);
+        let builtin = vcl_lite::builtin_program();
+        let has = |sub| self.program.defines(sub) || builtin.is_some_and(|b| b.defines(sub));
         Hooks {
             hit: has(Sub::Hit),
             miss: has(Sub::Miss),
@@ -188,12 +210,10 @@ impl Policy for VclPolicy {
     }
 
     fn recv(&self, req: &mut Task) -> RecvAction {
-        if !self.program.defines(Sub::Recv) {
-            return Builtin.recv(req);
-        }
         let mut view = ClientView::of(req, &self.hostname);
-        match self.program.run(Sub::Recv, &mut view) {
-            Ok(None) => Builtin.recv(req),
+        match self.run(Sub::Recv, &mut view) {
+            // Varnish's built-in vcl_recv ends with `return (hash)`.
+            Ok(None) => RecvAction::Hash,
             Ok(Some(action)) => match action {
                 Action::Hash | Action::Lookup => RecvAction::Hash,
                 Action::Pass => RecvAction::Pass,

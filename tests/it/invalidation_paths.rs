@@ -11,9 +11,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A `vcl_hash` that keys by URL alone (the host is left out), so its keys
-/// differ from the built-in URL + Host.
+/// differ from the built-in URL + Host. PURGE is handled as Varnish users
+/// write it (Varnish's built-in vcl_recv would pipe it to the backend).
 const URL_ONLY: &str = r#"
 vcl 4.1;
+
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        return (purge);
+    }
+}
 
 sub vcl_hash {
     hash_data(req.url);

@@ -91,6 +91,15 @@ const fn get(path: &'static str) -> Step {
     }
 }
 
+const fn step(method: &'static str, path: &'static str) -> Step {
+    Step {
+        method,
+        path,
+        headers: &[],
+        body: true,
+    }
+}
+
 const fn get_with(path: &'static str, headers: &'static [(&'static str, &'static str)]) -> Step {
     Step {
         method: "GET",
@@ -134,6 +143,11 @@ fn routes(origin: &Origin) {
     });
     origin.route("/broken", |_, n| {
         Reply::new(503).body(format!("broken v{n}"))
+    });
+    origin.route("/cookie", |_, n| {
+        Reply::ok(format!("cookie v{n}"))
+            .header("cache-control", "max-age=60")
+            .header("set-cookie", "visitor=1")
     });
     origin.route("/no-store", |_, n| {
         Reply::ok(format!("no-store v{n}")).header("cache-control", "no-store")
@@ -415,12 +429,7 @@ sub vcl_recv {
             get_with("/static/app.css", &[("Cookie", "session=1")]),
         ],
         headers: &[],
-        expect: Expect::Differs(
-            "Varnish's built-in vcl_recv passes requests with a Cookie; \
-             lacquer's built-in behaviour after a policy falls through looks \
-             them up and lets the answer decide (until Varnish's built-in VCL \
-             is appended to loaded policies)",
-        ),
+        expect: Expect::Agree,
     },
     Scenario {
         name: "a TTL set on a no-store answer",
@@ -436,6 +445,61 @@ sub vcl_backend_response {
         steps: &[get("/no-store"), get("/no-store")],
         headers: &[],
         expect: Expect::Agree,
+    },
+    // Varnish's built-in VCL, appended to every policy, from here on.
+    Scenario {
+        name: "a PURGE the policy does not handle goes to the backend",
+        vcl: r#"
+sub vcl_recv {
+    if (req.url ~ "^/static/") {
+        return (hash);
+    }
+}
+"#,
+        steps: &[get("/page"), step("PURGE", "/page"), get("/a"), get("/a")],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "answers setting a cookie are not cached",
+        vcl: r#"
+sub vcl_backend_response {
+    set beresp.http.X-Seen = "yes";
+}
+"#,
+        steps: &[get("/cookie"), get("/cookie"), get("/page"), get("/page")],
+        headers: &["x-seen"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "requests with Authorization are passed",
+        vcl: r#"
+sub vcl_deliver {
+    set resp.http.X-Hits = obj.hits;
+}
+"#,
+        steps: &[
+            get_with("/page", &[("Authorization", "Basic YTpi")]),
+            get_with("/page", &[("Authorization", "Basic YTpi")]),
+            get("/page"),
+            get("/page"),
+        ],
+        headers: &["x-hits"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a successful POST invalidates its URL",
+        vcl: r#"
+sub vcl_recv {
+    unset req.http.Cookie;
+}
+"#,
+        steps: &[get("/page"), step("POST", "/page"), get("/page")],
+        headers: &[],
+        expect: Expect::Differs(
+            "RFC 9111 §4.4: lacquer invalidates the URL of a successful \
+             unsafe request; Varnish keeps serving the stored page",
+        ),
     },
 ];
 

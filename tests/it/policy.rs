@@ -159,11 +159,13 @@ sub vcl_backend_response {
     if (bereq.url ~ "^/nocache/") {
         set beresp.uncacheable = true;
     }
+    unset beresp.http.x-internal;
     if (bereq.url ~ "^/force/") {
         set beresp.uncacheable = false;
         set beresp.ttl = 60s;
+        # Skips Varnish's built-in vcl_backend_response (Set-Cookie: hit-for-miss).
+        return (deliver);
     }
-    unset beresp.http.x-internal;
 }
 "#;
 

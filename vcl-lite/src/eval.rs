@@ -1003,10 +1003,12 @@ sub vcl_recv { return (hash); }"#,
         let mut ctx = TestCtx::default().method("POST");
         assert_eq!(recv(&p, &mut ctx), Some(Action::Pass));
         let mut ctx = TestCtx::default().method("PURGE");
+        assert_eq!(recv(&p, &mut ctx), Some(Action::Pipe));
+        let mut ctx = TestCtx::default().method("PRI");
         assert_eq!(
             recv(&p, &mut ctx),
             Some(Action::Synth {
-                status: 501,
+                status: 405,
                 reason: None
             })
         );

@@ -45,8 +45,11 @@ pub const DEFAULT_POLICY: &str = include_str!("../default.vcl");
 /// vcl-lite runs them for `call vcl_builtin_…;`.
 pub const BUILTIN_SUBS: &str = include_str!("../builtin.vcl");
 
-/// `builtin.vcl`, compiled once.
-pub(crate) fn builtin_program() -> Option<&'static Program> {
+/// `builtin.vcl`, compiled once: what a host runs where a policy's
+/// subroutine ends without `return` (varnishd appends its built-in VCL to
+/// every VCL it loads). `None` only if `builtin.vcl` itself does not
+/// compile, which a unit test rules out.
+pub fn builtin_program() -> Option<&'static Program> {
     static PROGRAM: std::sync::OnceLock<Option<Program>> = std::sync::OnceLock::new();
     PROGRAM
         .get_or_init(|| compile(BUILTIN_SUBS, "builtin.vcl").ok())
