@@ -62,7 +62,7 @@ sub vcl_backend_response {
 sub vcl_synth {
     set resp.http.Content-Type = "text/html; charset=utf-8";
     set resp.http.Retry-After = "5";
-    synthetic({"<!DOCTYPE html>
+    set resp.body = {"<!DOCTYPE html>
 <html>
   <head>
     <title>"} + resp.status + " " + resp.reason + {"</title>
@@ -74,13 +74,13 @@ sub vcl_synth {
     <p>lacquer</p>
   </body>
 </html>
-"});
+"};
 }
 
 sub vcl_backend_error {
     set beresp.http.Content-Type = "text/html; charset=utf-8";
     set beresp.http.Retry-After = "5";
-    synthetic({"<!DOCTYPE html>
+    set beresp.body = {"<!DOCTYPE html>
 <html>
   <head>
     <title>"} + beresp.status + " " + beresp.reason + {"</title>
@@ -92,7 +92,7 @@ sub vcl_backend_error {
     <p>lacquer</p>
   </body>
 </html>
-"});
+"};
 }
 
 # vcl_builtin_hit, _miss, _pass, _purge, _deliver, _backend_fetch: empty in

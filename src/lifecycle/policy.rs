@@ -101,6 +101,8 @@ pub struct Hooks {
     pub backend_response: bool,
     /// `vcl_backend_error`
     pub backend_error: bool,
+    /// `vcl_pipe`
+    pub pipe: bool,
 }
 
 /// Decisions taken at each phase.
@@ -187,6 +189,14 @@ pub trait Policy: Send + Sync + 'static {
     /// `vcl_synth`: a synthetic answer is being made. Built-in: lacquer's
     /// plain-text body (status and reason).
     fn synth(&self, _req: &mut Task, _resp: &mut Synthetic) -> ClientAction {
+        ClientAction::Builtin
+    }
+
+    /// `vcl_pipe`: the request is about to be piped; `bereq` is the head
+    /// going to the backend (`bereq.http.*`; `bereq.method` and
+    /// `bereq.url` are the request's). Only `Continue` (`pipe`),
+    /// `Synth` and `Fail` are given. Built-in: pipe.
+    fn pipe(&self, _req: &mut Task, _bereq: &mut http::HeaderMap) -> ClientAction {
         ClientAction::Builtin
     }
 

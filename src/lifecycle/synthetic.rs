@@ -60,7 +60,10 @@ impl Synthetic {
         *resp.headers_mut() = self.headers;
         resp.headers_mut()
             .insert(CONTENT_LENGTH, HeaderValue::from(len));
-        if let Some(phrase) = self.phrase {
+        // As in Varnish, the status line carries `resp.reason`
+        // (`synth(403, "Closed room")` is `403 Closed room`).
+        let phrase = self.phrase.unwrap_or(self.reason);
+        if self.status.canonical_reason() != Some(phrase.as_str()) {
             set_phrase(&mut resp, &phrase);
         }
         resp

@@ -5,6 +5,12 @@
 //! or `server.pipe_timeout` passes without any (`fetch::tunnel`). Any other
 //! answer is relayed as a pass. Nothing is stored; `vcl_deliver` does not
 //! run (as in Varnish, where a pipe leaves the state machine).
+//!
+//! `vcl_pipe` runs first, on the head going to the backend (`bereq.http.*`);
+//! it may answer with `synth` instead. A pipe of a request that does not
+//! switch protocols is a pass (hyper gives a connection away only after a
+//! `101`): `vcl_pipe`'s header changes go into that pass, and `vcl_pass`
+//! does not run.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, HOST, UPGRADE};
@@ -23,7 +29,17 @@ impl Proxy {
     /// passed instead.
     pub(super) async fn pipe(self: &Arc<Self>, task: &mut Task) -> Served {
         let Some(upgrade) = task.upgrade.take() else {
-            return Box::pin(self.pass_step(task)).await;
+            if task.live.hooks.pipe {
+                let mut headers = task.headers.clone();
+                let live = task.live.clone();
+                if let Some(served) =
+                    super::client_detour(live.policy.pipe(task, &mut headers), "vcl_pipe")
+                {
+                    return served;
+                }
+                task.headers = headers;
+            }
+            return Box::pin(self.pass(task)).await;
         };
         let Some(backend) = self.director.pick(&task.url, &task.headers) else {
             return Served::failed(
@@ -31,13 +47,21 @@ impl Proxy {
                 "no healthy backend for a pipe",
             );
         };
-        let Some(req) = upgrade_request(task, &upgrade.protocol) else {
+        let Some(mut req) = upgrade_request(task, &upgrade.protocol) else {
             return Served::Failed(
                 Failure::new(FailureKind::BadRequest)
                     .telling("invalid request target")
                     .because(format!("pipe to {:?}", task.url)),
             );
         };
+        if task.live.hooks.pipe {
+            let live = task.live.clone();
+            if let Some(served) =
+                super::client_detour(live.policy.pipe(task, req.headers_mut()), "vcl_pipe")
+            {
+                return served;
+            }
+        }
         let resp = match tunnel::open(&backend, req).await {
             Ok(resp) => resp,
             Err(e) => {

@@ -17,6 +17,7 @@
 mod backend;
 mod client;
 mod declared;
+mod pipe;
 mod values;
 
 use http::{Response, StatusCode};
@@ -206,6 +207,7 @@ impl Policy for VclPolicy {
             backend_fetch: has(Sub::BackendFetch),
             backend_response: has(Sub::BackendResponse),
             backend_error: has(Sub::BackendError),
+            pipe: has(Sub::Pipe),
         }
     }
 
@@ -304,7 +306,24 @@ impl Policy for VclPolicy {
     fn synth(&self, req: &mut Task, resp: &mut Synthetic) -> ClientAction {
         let mut view = ClientView::of(req, &self.hostname);
         view.resp = Some(RespPart::Synth(resp));
-        self.client(Sub::Synth, &mut view)
+        match self.client(Sub::Synth, &mut view) {
+            // The built-in vcl_synth wrote Varnish's error page and ends
+            // with `return (deliver)`.
+            ClientAction::Builtin => ClientAction::Continue,
+            other => other,
+        }
+    }
+
+    fn pipe(&self, req: &mut Task, bereq: &mut http::HeaderMap) -> ClientAction {
+        let mut view = pipe::PipeView {
+            client: ClientView::of(req, &self.hostname),
+            bereq,
+        };
+        match self.run(Sub::Pipe, &mut view) {
+            Ok(None) | Ok(Some(Action::Pipe)) => ClientAction::Continue,
+            Ok(Some(action)) => client_action(Sub::Pipe, action),
+            Err(e) => failed(Sub::Pipe, &e, ClientAction::Fail),
+        }
     }
 
     fn backend_fetch(&self, bereq: &mut Bereq) -> BackendAction {
@@ -331,6 +350,11 @@ impl Policy for VclPolicy {
             beresp: Some(BerespPart::Error(beresp)),
             hostname: &self.hostname,
         };
-        self.backend(Sub::BackendError, &mut view)
+        match self.backend(Sub::BackendError, &mut view) {
+            // The built-in vcl_backend_error wrote Varnish's error page and
+            // ends with `return (deliver)`.
+            BackendAction::Builtin => BackendAction::Continue,
+            other => other,
+        }
     }
 }

@@ -78,16 +78,16 @@ async fn vcl_synth_makes_every_synthetic_answer() {
     assert_eq!(refused.text(), "<p>sorry: 403 go away</p>");
     assert_eq!(refused.header("x-synth"), Some("yes"));
     assert_eq!(refused.header("content-type"), Some("text/html"));
-    // lacquer's own error: the origin is down.
+    // The origin is down: as in Varnish, a failed fetch is answered by
+    // vcl_backend_error (here the built-in one's page), not vcl_synth.
     let down = get(a, "/page").await;
     assert!(down.status >= 502 && down.status <= 504, "{}", down.status);
     assert!(
-        down.text()
-            .starts_with(&format!("<p>sorry: {} ", down.status)),
+        down.text().contains(&format!("<h1>Error {} ", down.status)),
         "{}",
         down.text()
     );
-    assert_eq!(down.header("x-synth"), Some("yes"));
+    assert_eq!(down.header("x-synth"), None);
     assert_eq!(
         down.header("content-length"),
         Some(down.body.len().to_string().as_str())
@@ -95,7 +95,18 @@ async fn vcl_synth_makes_every_synthetic_answer() {
 }
 
 #[tokio::test]
-async fn vcl_synth_without_return_keeps_lacquers_body_and_its_headers() {
+async fn a_fetch_abandoned_in_vcl_backend_error_is_answered_by_vcl_synth() {
+    let policy = format!("{SYNTH}\nsub vcl_backend_error {{ return (abandon); }}\n");
+    let lq = with_policy(dead_address().await, &policy).await;
+    let down = get(lq.addr(), "/page").await;
+    assert!(down.status >= 502 && down.status <= 504, "{}", down.status);
+    let expected = format!("<p>sorry: {} ", down.status);
+    assert!(down.text().starts_with(&expected), "{}", down.text());
+    assert_eq!(down.header("x-synth"), Some("yes"));
+}
+
+#[tokio::test]
+async fn vcl_synth_without_return_goes_on_with_the_builtin_page() {
     let policy = r#"
 sub vcl_recv { return (synth(404, "nothing here")); }
 sub vcl_synth { set resp.http.X-Seen = resp.reason; synthetic("dropped"); }
@@ -103,8 +114,30 @@ sub vcl_synth { set resp.http.X-Seen = resp.reason; synthetic("dropped"); }
     let lq = with_policy(dead_address().await, policy).await;
     let got = get(lq.addr(), "/").await;
     assert_eq!(got.status, 404);
-    assert_eq!(got.text(), "404 Not Found\nnothing here\n");
+    // Varnish's built-in vcl_synth replaces the body (`set resp.body`).
+    let text = got.text();
+    assert!(text.starts_with("<!DOCTYPE html>"), "{text}");
+    assert!(text.contains("<h1>Error 404 nothing here</h1>"), "{text}");
+    assert!(!text.contains("dropped"), "{text}");
+    assert_eq!(got.header("content-type"), Some("text/html; charset=utf-8"));
     assert_eq!(got.header("x-seen"), Some("nothing here"));
+}
+
+#[tokio::test]
+async fn resp_body_replaces_and_synthetic_appends() {
+    let policy = r#"
+sub vcl_recv { return (synth(418)); }
+sub vcl_synth {
+    synthetic("lost");
+    set resp.body = "a";
+    synthetic("b");
+    return (deliver);
+}
+"#;
+    let lq = with_policy(dead_address().await, policy).await;
+    let got = get(lq.addr(), "/").await;
+    assert_eq!(got.status, 418);
+    assert_eq!(got.text(), "ab");
 }
 
 const HIT_MISS_PASS: &str = r#"

@@ -177,6 +177,67 @@ sub vcl_recv {
     assert_eq!(heads.lock().unwrap().len(), 1);
 }
 
+#[tokio::test]
+async fn vcl_pipe_changes_the_backend_head_or_answers_itself() {
+    let (backend, heads) = echo_backend().await;
+    let lq = with_policy(
+        backend,
+        r#"
+sub vcl_recv {
+    if (req.http.Upgrade ~ "(?i)websocket") { return (pipe); }
+}
+sub vcl_pipe {
+    if (req.url ~ "^/closed") {
+        return (synth(403, "Closed room"));
+    }
+    set bereq.http.X-Piped = "yes";
+    unset bereq.http.X-Forwarded-For;
+}
+"#,
+    )
+    .await;
+    let (mut ws, head) = handshake(lq.addr(), "/room").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(echoed(&mut ws, b"hi").await, b"hi");
+    let seen = heads.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(seen.contains("x-piped: yes"), "{seen}");
+    assert!(!seen.contains("x-forwarded-for"), "{seen}");
+
+    let (_, head) = handshake(lq.addr(), "/closed").await;
+    assert!(head.starts_with("HTTP/1.1 403 Closed room"), "{head}");
+    assert_eq!(
+        heads.lock().unwrap().len(),
+        1,
+        "the refused pipe reached the backend"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_method_is_piped_through_vcl_pipe_as_a_pass() {
+    let origin = Origin::start().await;
+    origin.route("/thing", |seen, n| {
+        let piped = seen.headers.contains_key("x-piped");
+        Reply::ok(format!("{} v{n} piped={piped}", seen.method))
+    });
+    // Varnish's built-in vcl_recv pipes methods it does not know.
+    let lq = with_policy(
+        origin.addr,
+        r#"
+sub vcl_pipe {
+    set bereq.http.X-Piped = "1";
+}
+sub vcl_pass {
+    return (synth(500, "vcl_pass must not run for a pipe"));
+}
+"#,
+    )
+    .await;
+    let got = send(lq.addr(), "LOCK", "/thing", &[], "").await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.text(), "LOCK v1 piped=true");
+    assert_eq!(origin.hits("/thing"), 1);
+}
+
 // Multi-threaded: the test blocks on the log reader while the echo backend
 // (on this runtime) closes its side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

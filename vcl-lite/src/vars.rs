@@ -159,6 +159,7 @@ pub(crate) const ALL: Mask = Mask(CLIENT.0 | BACKEND.0 | PIPE.0);
 const BERESP: Mask = Mask::of(&[Sub::BackendResponse, Sub::BackendError]);
 const RESP: Mask = Mask::of(&[Sub::Deliver, Sub::Synth]);
 const OBJ: Mask = Mask::of(&[Sub::Hit, Sub::Deliver]);
+const SYNTH: Mask = Mask::of(&[Sub::Synth]);
 
 /// The types of values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +285,11 @@ pub enum Var {
     RespProto,
     /// `resp.http.NAME`
     RespHttp(Header),
+    /// `resp.body` (vcl_synth; write-only): replaces what `synthetic(…)`
+    /// wrote so far.
+    RespBody,
+    /// `beresp.body` (vcl_backend_error; write-only): likewise.
+    BerespBody,
     /// `client.ip` (read through [`Context::client_ip`](crate::Context::client_ip))
     ClientIp,
     /// `server.hostname`
@@ -621,6 +627,22 @@ pub(crate) static VARS: &[VarDef] = &[
         "the response protocol"
     ),
     header!("resp.http.", RESP, RESP, RespHttp, "a response header"),
+    plain!(
+        "resp.body",
+        String,
+        NONE,
+        SYNTH,
+        RespBody,
+        "the synthetic body (write-only): `set` replaces it, `synthetic(…)` appends to it"
+    ),
+    plain!(
+        "beresp.body",
+        String,
+        NONE,
+        BACKEND_ERROR,
+        BerespBody,
+        "the error page's body in vcl_backend_error (write-only): `set` replaces it"
+    ),
     plain!("client.ip", Ip, ALL, NONE, ClientIp, "the client's address"),
     plain!(
         "server.hostname",

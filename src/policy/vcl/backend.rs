@@ -147,6 +147,7 @@ impl Context for BackendView<'_, '_> {
                         s.phrase = Some(text.clone());
                         s.reason = text;
                     }
+                    Var::BerespBody => s.body = value.to_string(),
                     other => return Err(format!("{other:?} cannot be set here")),
                 },
                 None => return Err(format!("{var:?} cannot be set here")),

@@ -100,6 +100,20 @@ fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
         Var::ReqHttp(h) if h.name() == "host" && !r.host.is_empty() => {
             Some(Value::Str(Cow::Borrowed(&r.host)))
         }
+        // A request asking to switch protocols keeps its `Upgrade` and
+        // `Connection` aside (hop-by-hop, taken off at intake); the policy
+        // sees them as Varnish shows them (`req.http.Upgrade ~ "websocket"`).
+        Var::ReqHttp(h) if r.upgrade.is_some() && !r.headers.contains_key(h.name()) => {
+            match (h.name(), &r.upgrade) {
+                ("upgrade", Some(u)) => u
+                    .protocol
+                    .to_str()
+                    .ok()
+                    .map(|p| Value::Str(Cow::Borrowed(p))),
+                ("connection", _) => Some(Value::Str(Cow::Borrowed("Upgrade"))),
+                _ => None,
+            }
+        }
         Var::ReqHttp(h) => header_get(&r.headers, h),
         Var::ReqHashAlwaysMiss => Some(Value::Bool(r.always_miss)),
         Var::ReqRestarts => Some(Value::Int(i64::from(r.restarts))),
@@ -191,6 +205,10 @@ impl Context for ClientView<'_> {
                 let headers = self.resp_headers().ok_or("resp.http cannot be set here")?;
                 header_set(headers, h, &value, "resp.http")?;
             }
+            Var::RespBody => match self.resp.as_mut() {
+                Some(RespPart::Synth(s)) => s.body = value.to_string(),
+                _ => return Err("resp.body cannot be set here".into()),
+            },
             other => return Err(format!("{other:?} cannot be set here")),
         }
         Ok(())

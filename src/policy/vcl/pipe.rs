@@ -1,0 +1,53 @@
+//! `vcl_pipe`'s view: the client request (`req.*`, as in the client
+//! subroutines) and the head going to the backend (`bereq.http.*`).
+
+use http::HeaderMap;
+use std::borrow::Cow;
+use std::net::IpAddr;
+use vcl_lite::{Context, Value, Var};
+
+use super::client::ClientView;
+use super::values::{header_get, header_set};
+
+/// What `vcl_pipe` reads and writes.
+pub(super) struct PipeView<'a> {
+    pub(super) client: ClientView<'a>,
+    /// The backend request's headers.
+    pub(super) bereq: &'a mut HeaderMap,
+}
+
+impl Context for PipeView<'_> {
+    fn get(&self, var: &Var) -> Option<Value<'_>> {
+        match var {
+            Var::BereqHttp(h) => header_get(self.bereq, h),
+            // A pipe sends the request line as the client sent it.
+            Var::BereqMethod => Some(Value::Str(Cow::Borrowed(self.client.req.method.as_str()))),
+            Var::BereqUrl => Some(Value::Str(Cow::Borrowed(&self.client.req.url))),
+            _ => self.client.get(var),
+        }
+    }
+
+    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+        match var {
+            Var::BereqHttp(h) => header_set(self.bereq, h, &value, "bereq.http"),
+            _ => self.client.set(var, value),
+        }
+    }
+
+    fn unset(&mut self, var: &Var) {
+        match var {
+            Var::BereqHttp(h) => {
+                self.bereq.remove(h.name());
+            }
+            _ => self.client.unset(var),
+        }
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        self.client.client_ip()
+    }
+
+    fn hash_data(&mut self, _: &str) {}
+
+    fn synthetic(&mut self, _: &str) {}
+}
