@@ -176,9 +176,14 @@ pub enum StmtKind {
         /// Its arguments.
         args: Vec<Expr>,
     },
-    /// `name(args);`: a function called for nothing (always an error in
-    /// vcl-lite: its functions have no side effects).
-    CallFunction(Ident),
+    /// `name(args);`: a function called as a statement (`std.log("x");`,
+    /// `ban(…);`); its result, if any, is dropped.
+    CallFunction {
+        /// The function.
+        name: Ident,
+        /// Its arguments.
+        args: Vec<Arg>,
+    },
 }
 
 /// The action of a `return`.
@@ -238,13 +243,38 @@ impl CmpOp {
     }
 }
 
-/// `+` or `-`.
+/// An arithmetic operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOp {
     /// `+`: addition or string concatenation.
     Add,
     /// `-`
     Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+}
+
+impl AddOp {
+    /// As written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            AddOp::Add => "+",
+            AddOp::Sub => "-",
+            AddOp::Mul => "*",
+            AddOp::Div => "/",
+        }
+    }
+}
+
+/// A function argument: positional, or named (`fallback = 0`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arg {
+    /// The parameter's name, for a named argument.
+    pub name: Option<Ident>,
+    /// The value.
+    pub value: Expr,
 }
 
 /// The expressions. Chains of `||`, `&&` and `+`/`-` are kept flat.
@@ -256,22 +286,27 @@ pub enum ExprKind {
     Int(i64),
     /// `10s` (in seconds)
     Duration(f64),
+    /// `1.5`
+    Real(f64),
+    /// `10KB` (in bytes)
+    Bytes(i64),
     /// `true`, `false`
     Bool(bool),
     /// A variable, or an ACL name on the right of `~`.
     Name(Ident),
-    /// `f(a, b)`
+    /// `f(a, b)`, `f(a, name = b)`
     Call {
         /// The function.
         name: Ident,
         /// Its arguments.
-        args: Vec<Expr>,
+        args: Vec<Arg>,
     },
     /// `!e`
     Not(Box<Expr>),
     /// `-e`
     Neg(Box<Expr>),
-    /// `a + b - c`: the first operand and the rest with their operators.
+    /// `a + b - c` (or `a * b / c`: products are parsed first, each its
+    /// own `Arith`): the first operand and the rest with their operators.
     Arith(Box<Expr>, Vec<(AddOp, Span, Expr)>),
     /// `a == b`, `a ~ "re"`, …
     Cmp {

@@ -9,7 +9,8 @@ use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
 use crate::error::{Error, SourceMap, Span, MAX_ERRORS};
-use crate::eval::{Program, MAX_CALL_DEPTH};
+use crate::eval::{HttpPart, Program, MAX_CALL_DEPTH};
+use crate::funcs::{self, FuncDef, ParamType, FUNCS};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
 
@@ -119,80 +120,6 @@ fn plain_action(name: &str) -> Option<Action> {
     })
 }
 
-/// A function parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Param {
-    Str,
-    Regex,
-    Int,
-    Duration,
-}
-
-impl Param {
-    fn name(self) -> &'static str {
-        match self {
-            Param::Str => "STRING",
-            Param::Regex => "REGEX",
-            Param::Int => "INT",
-            Param::Duration => "DURATION",
-        }
-    }
-}
-
-/// A built-in function.
-pub(crate) struct FuncDef {
-    pub(crate) name: &'static str,
-    pub(crate) params: &'static [Param],
-    pub(crate) ret: Type,
-    pub(crate) doc: &'static str,
-}
-
-impl FuncDef {
-    pub(crate) fn signature(&self) -> String {
-        let params: Vec<&str> = self.params.iter().map(|p| p.name()).collect();
-        format!("{}({})", self.name, params.join(", "))
-    }
-}
-
-pub(crate) static FUNCS: &[FuncDef] = &[
-    FuncDef {
-        name: "regsub",
-        params: &[Param::Str, Param::Regex, Param::Str],
-        ret: Type::String,
-        doc: "the string with the first match of the regular expression replaced; `\\0`…`\\9` in the replacement insert the match and its groups",
-    },
-    FuncDef {
-        name: "regsuball",
-        params: &[Param::Str, Param::Regex, Param::Str],
-        ret: Type::String,
-        doc: "like `regsub`, replacing every match",
-    },
-    FuncDef {
-        name: "std.tolower",
-        params: &[Param::Str],
-        ret: Type::String,
-        doc: "the string with ASCII letters lower-cased",
-    },
-    FuncDef {
-        name: "std.toupper",
-        params: &[Param::Str],
-        ret: Type::String,
-        doc: "the string with ASCII letters upper-cased",
-    },
-    FuncDef {
-        name: "std.integer",
-        params: &[Param::Str, Param::Int],
-        ret: Type::Int,
-        doc: "the string as an integer (surrounding spaces allowed), else the fallback",
-    },
-    FuncDef {
-        name: "std.duration",
-        params: &[Param::Str, Param::Duration],
-        ret: Type::Duration,
-        doc: "the string as a duration (`10s`, `1.5m`), else the fallback",
-    },
-];
-
 /// Compiles a regular expression with vcl-lite's limits.
 pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
     RegexBuilder::new(pattern)
@@ -242,6 +169,10 @@ struct Checker<'p> {
     sub_names: HashMap<&'p str, usize>,
     acl_names: HashMap<&'p str, usize>,
     acls: Vec<CompiledAcl>,
+    /// The declared backends (`std.healthy(name)`).
+    backend_names: Vec<String>,
+    /// The `vcl 4.x;` version (`std.syntax`).
+    version: f64,
 }
 
 /// The subroutine being checked and where it runs.
@@ -268,6 +199,12 @@ pub(crate) fn check(
         sub_names: HashMap::new(),
         acl_names: HashMap::new(),
         acls: Vec::new(),
+        backend_names: backends.iter().map(|b| b.name.clone()).collect(),
+        version: policy
+            .version
+            .as_ref()
+            .and_then(|(v, _)| v.parse().ok())
+            .unwrap_or(4.1),
     };
     checker.imports(policy, &mut errors);
     // The call graph must be whole to check the bodies: an error here
@@ -370,16 +307,16 @@ impl<'p> Checker<'p> {
     /// `import std;` is accepted (and optional); any other VMOD is an error
     /// naming it.
     fn imports(&self, policy: &ast::Policy, errors: &mut Vec<Error>) {
+        let std_funcs: Vec<&str> = FUNCS
+            .iter()
+            .filter(|f| f.name.starts_with("std."))
+            .map(|f| f.name)
+            .collect();
         for item in &policy.items {
             let Item::Import(name) = item else { continue };
             if name.name == "std" {
                 continue;
             }
-            let std_funcs: Vec<&str> = FUNCS
-                .iter()
-                .filter(|f| f.name.starts_with("std."))
-                .map(|f| f.name)
-                .collect();
             errors.push(
                 self.error(
                     name.span,
@@ -387,8 +324,8 @@ impl<'p> Checker<'p> {
                     "vcl-lite loads no vmods",
                 )
                 .note(format!(
-                    "built in: `std` (importing it is optional), with {}",
-                    std_funcs.join(", ")
+                    "built in: `std` (importing it is optional; its {} functions are in vcl-lite's README)",
+                    std_funcs.len()
                 )),
             );
         }
@@ -692,6 +629,7 @@ impl<'p> Checker<'p> {
                 ir::Stmt::If {
                     branches: out,
                     otherwise,
+                    at: stmt.span.start,
                 }
             }
             StmtKind::Set { target, value } => {
@@ -760,13 +698,29 @@ impl<'p> Checker<'p> {
                         "vcl-lite has no vmod objects yet (directors and other vmods come later)",
                     ));
             }
-            StmtKind::CallFunction(name) => {
+            StmtKind::CallFunction { name, args } => {
                 let def = self.function(name)?;
-                return Err(self.error(
-                    name.span,
-                    format!("the result of `{}` is not used", def.name),
-                    "functions have no side effects: use the result, as in `set … = f(…);`",
-                ));
+                if def.ret.is_some() && !def.effect {
+                    return Err(self.error(
+                        name.span,
+                        format!("the result of `{}` is not used", def.name),
+                        "it has no side effects: use the result, as in `set … = f(…);`",
+                    ));
+                }
+                let call = self.call_ir(def, name, args, stmt.span, scope)?;
+                match call {
+                    ir::Expr::Call(call) => ir::Stmt::Effect {
+                        call: *call,
+                        at: stmt.span.start,
+                    },
+                    _ => {
+                        return Err(self.error(
+                            name.span,
+                            format!("`{}` cannot be called as a statement", def.name),
+                            "use its result",
+                        ))
+                    }
+                }
             }
         })
     }
@@ -978,20 +932,19 @@ impl<'p> Checker<'p> {
     // ----- expressions -----
 
     fn function(&self, name: &Ident) -> Result<&'static FuncDef, Error> {
-        if let Some(def) = FUNCS.iter().find(|f| f.name == name.name) {
+        if let Some(def) = funcs::lookup(&name.name) {
             return Ok(def);
         }
         let label = match name.name.as_str() {
             "hash_data" | "synthetic" => {
                 format!("`{}` is a statement: `{}(…);`", name.name, name.name)
             }
-            "ban" | "std.ban" => "bans are sent with the BAN method or `lacquer ban`".to_string(),
             n => match closest(n, FUNCS.iter().map(|f| f.name)) {
                 Some(c) => format!("did you mean `{c}`?"),
-                None => {
-                    let all: Vec<&str> = FUNCS.iter().map(|f| f.name).collect();
-                    format!("the functions are {}", all.join(", "))
+                None if n.starts_with("std.") => {
+                    "not in vcl-lite's vmod std (see the function table in the README)".to_string()
                 }
+                None => "the functions are `regsub`, `regsuball`, `ban` and vmod std's `std.*` (see the README)".to_string(),
             },
         };
         Err(self.error(
@@ -1013,77 +966,281 @@ impl<'p> Checker<'p> {
             .map_err(|reason| self.error(e.span, "invalid regular expression", reason))
     }
 
+    /// A function call in an expression.
     fn call(
         &self,
         name: &Ident,
-        args: &[ast::Expr],
+        args: &[ast::Arg],
         span: Span,
         scope: &Scope,
     ) -> Result<(ir::Expr, Type), Error> {
         let def = self.function(name)?;
-        if args.len() != def.params.len() {
-            let plural = if def.params.len() == 1 { "" } else { "s" };
+        let Some(ret) = def.ret else {
+            return Err(self.error(
+                span,
+                format!("`{}` returns nothing", def.name),
+                format!("it is a statement: `{}(…);`", def.name),
+            ));
+        };
+        Ok((self.call_ir(def, name, args, span, scope)?, ret))
+    }
+
+    /// Matches the arguments with the parameters (positional, then named;
+    /// defaults for the others) and checks their types.
+    fn call_ir(
+        &self,
+        def: &'static FuncDef,
+        name: &Ident,
+        args: &[ast::Arg],
+        span: Span,
+        scope: &Scope,
+    ) -> Result<ir::Expr, Error> {
+        self.only_in(scope, name.span, def.name, def.only)?;
+        let expected = || format!("expected `{}`", def.signature());
+        let mut slots: Vec<Option<&ast::Expr>> = vec![None; def.params.len()];
+        for (i, arg) in args.iter().enumerate() {
+            let index = match &arg.name {
+                None if i < def.params.len() => i,
+                None => {
+                    let n = def.params.len();
+                    let plural = if n == 1 { "" } else { "s" };
+                    return Err(self.error(
+                        span,
+                        format!(
+                            "`{}` takes {n} argument{plural}, found {}",
+                            def.name,
+                            args.len()
+                        ),
+                        expected(),
+                    ));
+                }
+                Some(param) => match def.params.iter().position(|p| p.name == param.name) {
+                    Some(index) => index,
+                    None => {
+                        let label = match closest(&param.name, def.params.iter().map(|p| p.name)) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None if def.params.is_empty() => "it takes no arguments".to_string(),
+                            None => format!("its parameters are {}", def.names()),
+                        };
+                        return Err(self.error(
+                            param.span,
+                            format!("`{}` has no parameter `{}`", def.name, param.name),
+                            label,
+                        ));
+                    }
+                },
+            };
+            if slots[index].is_some() {
+                let at = arg.name.as_ref().map_or(arg.value.span, |n| n.span);
+                return Err(self.error(
+                    at,
+                    format!("`{}` is given twice", def.params[index].name),
+                    expected(),
+                ));
+            }
+            slots[index] = Some(&arg.value);
+        }
+        let all_required = def
+            .params
+            .iter()
+            .all(|p| p.default == funcs::Default::Required);
+        if all_required && args.iter().all(|a| a.name.is_none()) && args.len() < def.params.len() {
+            let n = def.params.len();
+            let plural = if n == 1 { "" } else { "s" };
             return Err(self.error(
                 span,
                 format!(
-                    "`{}` takes {} argument{plural}, found {}",
+                    "`{}` takes {n} argument{plural}, found {}",
                     def.name,
-                    def.params.len(),
                     args.len()
                 ),
-                format!("expected `{}`", def.signature()),
+                expected(),
             ));
         }
-        let mut regex = None;
-        let mut typed = Vec::with_capacity(args.len());
-        for (arg, param) in args.iter().zip(def.params) {
-            match param {
-                Param::Regex => regex = Some(self.regex_literal(arg, "the regular expression")?),
-                Param::Str => typed.push(self.text(arg, scope)?),
-                Param::Int => {
-                    let (x, ty) = self.expr(arg, scope)?;
-                    typed.push(self.coerce(x, ty, Type::Int, arg)?);
-                }
-                Param::Duration => {
-                    let (x, ty) = self.expr(arg, scope)?;
-                    typed.push(self.coerce(x, ty, Type::Duration, arg)?);
-                }
+        for (param, slot) in def.params.iter().zip(&slots) {
+            if slot.is_none() && param.default == funcs::Default::Required {
+                return Err(self.error(
+                    span,
+                    format!("`{}` needs its argument `{}`", def.name, param.name),
+                    expected(),
+                ));
             }
         }
-        let mut it = typed.into_iter().map(Box::new);
-        let mut next = || {
-            it.next()
-                .unwrap_or_else(|| Box::new(ir::Expr::Str("".into())))
+        if !def.one_of.is_empty() {
+            let given: Vec<&str> = def
+                .params
+                .iter()
+                .zip(&slots)
+                .filter(|(p, s)| s.is_some() && def.one_of.contains(&p.name))
+                .map(|(p, _)| p.name)
+                .collect();
+            if given.len() != 1 {
+                let what = if given.is_empty() {
+                    format!("`{}` needs one of {}", def.name, def.one_of.join(", "))
+                } else {
+                    format!(
+                        "`{}` takes only one of {}; found {}",
+                        def.name,
+                        def.one_of.join(", "),
+                        given.join(" and ")
+                    )
+                };
+                return Err(self.error(span, what, expected()));
+            }
+        }
+        let note = |e: Error, p: &funcs::Param| {
+            e.note(format!(
+                "`{}` is the {} argument of `{}`",
+                p.name,
+                p.ty.name(),
+                def.signature()
+            ))
         };
-        let e = match def.name {
-            "regsub" | "regsuball" => {
-                let subject = next();
-                let sub = match *next() {
-                    ir::Expr::Str(s) => Replacement::Fixed(ir::parse_replacement(&s)),
-                    other => Replacement::Dynamic(Box::new(other)),
-                };
-                let Some(re) = regex.take() else {
-                    return Err(self.error(span, "missing regular expression", "internal error"));
-                };
-                ir::Expr::Regsub {
-                    subject,
-                    re,
-                    sub,
-                    all: def.name == "regsuball",
+        let mut regex = None;
+        let mut out = Vec::with_capacity(def.params.len());
+        for (param, slot) in def.params.iter().zip(&slots) {
+            let Some(e) = slot else {
+                out.push(match param.default {
+                    funcs::Default::Str(s) => ir::Arg::Val(ir::Expr::Str(s.into()), Type::String),
+                    funcs::Default::Bool(b) => ir::Arg::Val(ir::Expr::Bool(b), Type::Bool),
+                    _ => ir::Arg::Absent,
+                });
+                continue;
+            };
+            let arg = match param.ty {
+                ParamType::Regex => {
+                    regex = Some(self.regex_literal(e, "the regular expression")?);
+                    ir::Arg::Absent
                 }
-            }
-            "std.tolower" => ir::Expr::Lower(next()),
-            "std.toupper" => ir::Expr::Upper(next()),
-            "std.integer" => {
-                let s = next();
-                ir::Expr::Integer(s, next())
-            }
-            _ => {
-                let s = next();
-                ir::Expr::Duration(s, next())
-            }
-        };
-        Ok((e, def.ret))
+                ParamType::Val(Type::String) => ir::Arg::Val(self.text(e, scope)?, Type::String),
+                ParamType::Val(ty) => {
+                    let (x, found) = self.expr(e, scope)?;
+                    let x = self
+                        .coerce(x, found, ty, e)
+                        .map_err(|err| note(err, param))?;
+                    ir::Arg::Val(x, ty)
+                }
+                ParamType::Header => {
+                    let ExprKind::Name(ident) = &e.kind else {
+                        return Err(note(
+                            self.error(
+                                e.span,
+                                "expected a header",
+                                "write a header variable, as in `req.http.Cookie`",
+                            ),
+                            param,
+                        ));
+                    };
+                    let (vdef, var) = self.variable(ident)?;
+                    if !vdef.is_header() {
+                        return Err(note(
+                            self.error(
+                                ident.span,
+                                format!("`{}` is not a header", ident.name),
+                                "write a header variable, as in `req.http.Cookie`",
+                            ),
+                            param,
+                        ));
+                    }
+                    self.writable(vdef, ident, scope, "changed")?;
+                    ir::Arg::Header(var)
+                }
+                ParamType::Http => {
+                    let which = match &e.kind {
+                        ExprKind::Name(i) if i.name == "req" => Some((HttpPart::Req, vars::CLIENT)),
+                        ExprKind::Name(i) if i.name == "bereq" => {
+                            Some((HttpPart::Bereq, vars::BACKEND))
+                        }
+                        _ => None,
+                    };
+                    let Some((which, mask)) = which else {
+                        return Err(note(
+                            self.error(
+                                e.span,
+                                "expected `req` or `bereq`",
+                                "`std.rollback(req)` puts the request back as it was received",
+                            ),
+                            param,
+                        ));
+                    };
+                    let what = format!(
+                        "{}({})",
+                        def.name,
+                        if which == HttpPart::Req {
+                            "req"
+                        } else {
+                            "bereq"
+                        }
+                    );
+                    self.only_in(scope, e.span, &what, mask)?;
+                    ir::Arg::Http(which)
+                }
+                ParamType::Backend => {
+                    let ExprKind::Name(ident) = &e.kind else {
+                        return Err(note(
+                            self.error(
+                                e.span,
+                                "expected a backend name",
+                                "name a `backend` declared in the policy",
+                            ),
+                            param,
+                        ));
+                    };
+                    if !self.backend_names.contains(&ident.name) {
+                        let label = match closest(
+                            &ident.name,
+                            self.backend_names.iter().map(String::as_str),
+                        ) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => "name a `backend` declared in the policy".to_string(),
+                        };
+                        return Err(self.error(
+                            ident.span,
+                            format!("unknown backend `{}`", ident.name),
+                            label,
+                        ));
+                    }
+                    ir::Arg::Backend(ident.name.as_str().into())
+                }
+            };
+            out.push(arg);
+        }
+        if let Some(re) = regex {
+            let mut vals = out.into_iter().filter_map(|a| match a {
+                ir::Arg::Val(x, _) => Some(x),
+                _ => None,
+            });
+            let (Some(subject), Some(sub)) = (vals.next(), vals.next()) else {
+                return Err(self.error(span, "missing argument", "internal error"));
+            };
+            let sub = match sub {
+                ir::Expr::Str(s) => Replacement::Fixed(ir::parse_replacement(&s)),
+                other => Replacement::Dynamic(Box::new(other)),
+            };
+            return Ok(ir::Expr::Regsub {
+                subject: Box::new(subject),
+                re,
+                sub,
+                all: def.func == funcs::Func::Regsuball,
+            });
+        }
+        if def.func == funcs::Func::Syntax {
+            // Known when loading: the policy's own version.
+            return match out.first() {
+                Some(ir::Arg::Val(ir::Expr::Real(r), _)) => {
+                    Ok(ir::Expr::Bool(self.version >= *r - 1e-9))
+                }
+                _ => Err(self.error(
+                    span,
+                    "`std.syntax` takes a version number",
+                    "write it as a literal: `std.syntax(4.1)`",
+                )),
+            };
+        }
+        Ok(ir::Expr::Call(Box::new(ir::Call {
+            func: def.func,
+            args: out.into_boxed_slice(),
+        })))
     }
 
     fn coerce(&self, e: ir::Expr, from: Type, to: Type, at: &ast::Expr) -> Result<ir::Expr, Error> {
@@ -1093,8 +1250,26 @@ impl<'p> Checker<'p> {
         if to == Type::String {
             return Ok(ir::Expr::ToStr(Box::new(e), from));
         }
+        if (from, to) == (Type::Int, Type::Real) {
+            return Ok(match e {
+                ir::Expr::Int(i) => ir::Expr::Real(i as f64),
+                other => ir::Expr::IntToReal(Box::new(other)),
+            });
+        }
+        if let (ExprKind::Str(text), Type::Ip) = (&at.kind, to) {
+            // An address written as a string: read when loading.
+            return match crate::stdlib::parse_ip(text) {
+                Some(ip) => Ok(ir::Expr::IpLit(ip)),
+                None => Err(self.error(
+                    at.span,
+                    format!("`{text}` is not an IP address"),
+                    "write an IPv4 or IPv6 address (names are not resolved)",
+                )),
+            };
+        }
         let label = match (&at.kind, from, to) {
             (ExprKind::Int(i), Type::Int, Type::Duration) => format!("add a unit, as in `{i}s`"),
+            (ExprKind::Real(r), Type::Real, Type::Duration) => format!("add a unit, as in `{r}s`"),
             (ExprKind::Str(s), Type::String, Type::Bool) if s == "true" || s == "false" => {
                 format!("write `{s}` without quotes")
             }
@@ -1132,14 +1307,16 @@ impl<'p> Checker<'p> {
             ExprKind::Str(s) => (ir::Expr::Str(s.as_str().into()), Type::String),
             ExprKind::Int(i) => (ir::Expr::Int(*i), Type::Int),
             ExprKind::Duration(d) => (ir::Expr::Dur(*d), Type::Duration),
+            ExprKind::Real(r) => (ir::Expr::Real(*r), Type::Real),
+            ExprKind::Bytes(b) => (ir::Expr::Bytes(*b), Type::Bytes),
             ExprKind::Bool(b) => (ir::Expr::Bool(*b), Type::Bool),
             ExprKind::Name(ident) => {
                 let (def, var) = self.variable(ident)?;
                 self.readable(def, ident, scope)?;
-                let x = if var == Var::ClientIp {
-                    ir::Expr::ClientIp
-                } else {
-                    ir::Expr::Var(var)
+                let x = match var {
+                    Var::ClientIp => ir::Expr::ClientIp,
+                    Var::Now => ir::Expr::Now,
+                    var => ir::Expr::Var(var),
                 };
                 (x, def.ty)
             }
@@ -1150,11 +1327,11 @@ impl<'p> Checker<'p> {
             ),
             ExprKind::Neg(inner) => {
                 let (x, ty) = self.expr(inner, scope)?;
-                if ty != Type::Int && ty != Type::Duration {
+                if !matches!(ty, Type::Int | Type::Duration | Type::Real | Type::Bytes) {
                     return Err(self.error(
                         e.span,
                         format!("cannot negate a {ty}"),
-                        "`-` applies to INT and DURATION values",
+                        "`-` applies to INT, DURATION, REAL and BYTES values",
                     ));
                 }
                 (ir::Expr::Neg(Box::new(x)), ty)
@@ -1181,10 +1358,14 @@ impl<'p> Checker<'p> {
         })
     }
 
-    /// `a + b - c`, left to right. INT and DURATION add up; `+` with a
-    /// STRING on its left joins. Where a STRING is expected (`string_ctx`:
-    /// a header, `synthetic`, a STRING argument), `+` joins whatever its
-    /// operands are, as in Varnish: `obj.hits + " hits"`.
+    /// `a + b - c` (or `a * b / c`), left to right, with VCL's types:
+    /// INT, REAL, DURATION and BYTES combine with their own kind; INT and
+    /// REAL mix into REAL; a DURATION (or BYTES) scales by INT or REAL;
+    /// `TIME ± DURATION` is a TIME, `TIME - TIME` and `DURATION / DURATION`
+    /// are a DURATION and a REAL. `+` with a STRING on its left joins.
+    /// Where a STRING is expected (`string_ctx`: a header, `synthetic`, a
+    /// STRING argument), `+` joins whatever its operands are, as in
+    /// Varnish: `obj.hits + " hits"`.
     fn arith(
         &self,
         first: &ast::Expr,
@@ -1195,12 +1376,22 @@ impl<'p> Checker<'p> {
         let (mut cur, mut ty) = self.expr(first, scope)?;
         for (op, op_span, e) in rest {
             let (y, yty) = self.expr(e, scope)?;
-            let numeric = matches!(ty, Type::Int | Type::Duration) && yty == ty;
-            if numeric {
-                match &mut cur {
-                    ir::Expr::Arith(_, ops) => ops.push((*op, y)),
-                    _ => cur = ir::Expr::Arith(Box::new(cur), vec![(*op, y)]),
+            if let Some(result) = arith_type(ty, *op, yty) {
+                if result == ty && yty == ty {
+                    match &mut cur {
+                        ir::Expr::Arith(_, ops) => ops.push((*op, y)),
+                        _ => cur = ir::Expr::Arith(Box::new(cur), vec![(*op, y)]),
+                    }
+                } else {
+                    cur = ir::Expr::Mixed {
+                        op: *op,
+                        lhs: Box::new(cur),
+                        lty: ty,
+                        rhs: Box::new(y),
+                        rty: yty,
+                    };
                 }
+                ty = result;
                 continue;
             }
             if *op == AddOp::Add && (ty == Type::String || string_ctx) {
@@ -1211,27 +1402,41 @@ impl<'p> Checker<'p> {
                 ty = Type::String;
                 continue;
             }
+            let sym = op.symbol();
             return Err(match (ty, *op) {
-                (Type::String, _) => self.error(
+                (Type::String, AddOp::Sub) => self.error(
                     *op_span,
                     "cannot subtract from a STRING",
-                    "`+` joins strings; `-` works on INT and DURATION",
+                    "`+` joins strings; `-` works on numbers, durations and times",
+                ),
+                (Type::String, _) => self.error(
+                    *op_span,
+                    format!("`{sym}` cannot be used on STRING"),
+                    "`+` joins strings; `*` and `/` work on numbers and durations",
                 ),
                 (Type::Bool | Type::Ip, _) => self.error(
                     *op_span,
-                    format!("`+` and `-` cannot be used on {ty}"),
-                    "they work on STRING (joining), INT and DURATION",
+                    format!("`{sym}` cannot be used on {ty}"),
+                    "arithmetic works on INT, REAL, DURATION, TIME and BYTES (and `+` joins STRINGs)",
                 ),
                 (_, AddOp::Add) if yty == Type::String => self.error(
                     e.span,
                     format!("wrong type: expected {ty}, found {yty}"),
                     "to build a string, start with one: `\"\" + …`",
                 ),
-                _ => self.error(
-                    e.span,
-                    format!("wrong type: expected {ty}, found {yty}"),
-                    format!("expected {ty} here"),
-                ),
+                _ => {
+                    let allowed = arith_partners(ty, *op);
+                    let label = if allowed.is_empty() {
+                        format!("`{sym}` cannot be used on {ty}")
+                    } else {
+                        format!("`{ty} {sym} …` takes {allowed}")
+                    };
+                    self.error(
+                        e.span,
+                        format!("wrong type: {ty} {sym} {yty}"),
+                        label,
+                    )
+                }
             });
         }
         Ok((cur, ty))
@@ -1296,7 +1501,19 @@ impl<'p> Checker<'p> {
                 )),
             };
         }
-        let (r, rty) = self.expr(rhs, scope)?;
+        let (mut l, mut lty) = (l, lty);
+        let (mut r, mut rty) = self.expr(rhs, scope)?;
+        // INT and REAL compare as REAL.
+        if (lty, rty) == (Type::Int, Type::Real) {
+            l = self.coerce(l, lty, Type::Real, lhs)?;
+            lty = Type::Real;
+        } else if (lty, rty) == (Type::Real, Type::Int) {
+            r = self.coerce(r, rty, Type::Real, rhs)?;
+            rty = Type::Real;
+        } else if lty == Type::Ip && matches!(rhs.kind, ExprKind::Str(_)) {
+            r = self.coerce(r, rty, Type::Ip, rhs)?;
+            rty = Type::Ip;
+        }
         if lty != rty {
             let label = if lty == Type::Ip {
                 "to test an address, match it against an ACL: `client.ip ~ name`".to_string()
@@ -1312,7 +1529,12 @@ impl<'p> Checker<'p> {
             ));
         }
         let ordered = matches!(op, CmpOp::Lt | CmpOp::Gt | CmpOp::Le | CmpOp::Ge);
-        if ordered && !matches!(lty, Type::Int | Type::Duration) {
+        if ordered
+            && !matches!(
+                lty,
+                Type::Int | Type::Duration | Type::Real | Type::Time | Type::Bytes
+            )
+        {
             return Err(self.error(
                 op_span,
                 format!("`{}` cannot compare {lty} values", op.symbol()),
@@ -1325,6 +1547,47 @@ impl<'p> Checker<'p> {
             lhs: Box::new(l),
             rhs: Box::new(r),
         })
+    }
+}
+
+/// The type of `a op b`, when VCL allows it.
+fn arith_type(l: Type, op: AddOp, r: Type) -> Option<Type> {
+    use AddOp::{Add, Div, Mul, Sub};
+    use Type::{Bytes, Duration, Int, Real, Time};
+    Some(match (l, op, r) {
+        (Int, _, Int) => Int,
+        (Int | Real, _, Int | Real) => Real,
+        (Duration, Add | Sub, Duration) => Duration,
+        (Duration, Mul | Div, Int | Real) => Duration,
+        (Int | Real, Mul, Duration) => Duration,
+        (Duration, Div, Duration) => Real,
+        (Time, Add | Sub, Duration) => Time,
+        (Time, Sub, Time) => Duration,
+        (Bytes, Add | Sub, Bytes) => Bytes,
+        (Bytes, Mul | Div, Int | Real) => Bytes,
+        (Int | Real, Mul, Bytes) => Bytes,
+        _ => return None,
+    })
+}
+
+/// What `ty op …` accepts on its right, for error labels.
+fn arith_partners(ty: Type, op: AddOp) -> String {
+    let all = [
+        Type::Int,
+        Type::Real,
+        Type::Duration,
+        Type::Time,
+        Type::Bytes,
+    ];
+    let ok: Vec<String> = all
+        .into_iter()
+        .filter(|r| arith_type(ty, op, *r).is_some())
+        .map(|r| r.to_string())
+        .collect();
+    match ok.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
     }
 }
 
@@ -1533,9 +1796,16 @@ mod tests {
             "cannot subtract from a STRING"
         );
         assert_eq!(
-            err(&recv("if (client.ip == \"1.2.3.4\") {}")).message(),
+            err(&recv("if (client.ip == req.http.x) {}")).message(),
             "wrong type: expected IP, found STRING"
         );
+        assert_eq!(
+            err(&recv("if (client.ip == \"1.2.3\") {}")).message(),
+            "`1.2.3` is not an IP address"
+        );
+        ok(&recv(
+            "if (client.ip == \"1.2.3.4\" || client.ip != \"::1\") {}",
+        ));
         assert_eq!(
             err(&recv("if (req.url ~ req.http.x) {}")).message(),
             "the right side of `~` must be a string literal"

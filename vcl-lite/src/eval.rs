@@ -1,6 +1,7 @@
 //! Running a compiled policy against a host [`Context`].
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -11,8 +12,10 @@ use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::decl::{Backend, Probe};
 use crate::error::{Location, RuntimeError, SourceMap};
-use crate::ir::{ActionIr, Expr, Piece, Replacement, Stmt};
+use crate::funcs::Func;
+use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
+use crate::stdlib;
 use crate::vars::{Sub, Type, Var};
 
 /// The deepest chain of `call`s (checked when compiling, and again at run time).
@@ -31,6 +34,12 @@ pub enum Value<'a> {
     Bool(bool),
     /// IP
     Ip(IpAddr),
+    /// REAL
+    Real(f64),
+    /// TIME, in seconds since the epoch.
+    Time(f64),
+    /// BYTES
+    Bytes(i64),
 }
 
 impl<'a> Value<'a> {
@@ -42,6 +51,9 @@ impl<'a> Value<'a> {
             Value::Duration(_) => Type::Duration,
             Value::Bool(_) => Type::Bool,
             Value::Ip(_) => Type::Ip,
+            Value::Real(_) => Type::Real,
+            Value::Time(_) => Type::Time,
+            Value::Bytes(_) => Type::Bytes,
         }
     }
 
@@ -53,6 +65,9 @@ impl<'a> Value<'a> {
             Value::Duration(d) => Value::Duration(d),
             Value::Bool(b) => Value::Bool(b),
             Value::Ip(ip) => Value::Ip(ip),
+            Value::Real(r) => Value::Real(r),
+            Value::Time(t) => Value::Time(t),
+            Value::Bytes(b) => Value::Bytes(b),
         }
     }
 
@@ -65,22 +80,34 @@ impl<'a> Value<'a> {
     }
 }
 
-/// The STRING form of a value, as VCL converts it (durations with three
-/// decimals: `10.000`).
+/// The STRING form of a value, as VCL converts it (durations and reals
+/// with three decimals: `10.000`; times as HTTP dates; sizes in bytes).
 impl fmt::Display for Value<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Str(s) => f.write_str(s),
-            Value::Int(i) => write!(f, "{i}"),
-            Value::Duration(d) => write!(f, "{d:.3}"),
+            Value::Int(i) | Value::Bytes(i) => write!(f, "{i}"),
+            Value::Duration(d) | Value::Real(d) => write!(f, "{d:.3}"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Ip(ip) => write!(f, "{ip}"),
+            Value::Time(t) => f.write_str(&stdlib::http_date(*t)),
         }
     }
 }
 
+/// `req` or `bereq`: what `std.rollback` puts back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpPart {
+    /// The client request, as received.
+    Req,
+    /// The backend request, as first made from the client request.
+    Bereq,
+}
+
 /// What the host gives a running policy. lacquer implements it over its
-/// request, backend request, response and object.
+/// request, backend request, response and object. The methods with a
+/// default body are for the functions that need the host (`ban`,
+/// `std.log`, …); a host without them keeps compiling.
 pub trait Context {
     /// The value of a variable; `None` when it is not set (an absent header).
     /// The policy only asks for variables readable in the running
@@ -106,6 +133,57 @@ pub trait Context {
     /// `synthetic(...)` in `vcl_synth` / `vcl_backend_error`: appends to the
     /// synthetic body.
     fn synthetic(&mut self, body: &str);
+
+    /// `now` (seconds since the epoch). By default the system clock.
+    fn now(&self) -> f64 {
+        stdlib::now()
+    }
+
+    /// `ban(…)`, `std.ban(…)`: adds a ban. `Err` says why it was refused
+    /// (`std.ban_error()` returns it). By default bans are refused.
+    fn ban(&self, expr: &str) -> Result<(), String> {
+        let _ = expr;
+        Err("bans are not available here".to_string())
+    }
+
+    /// `std.log(…)` and `std.syslog(…)` (`priority` as syslog's, 0–7;
+    /// `None` for `std.log`). By default nothing is written.
+    fn log(&mut self, priority: Option<i64>, message: &str) {
+        let _ = (priority, message);
+    }
+
+    /// `std.healthy(backend)`. By default every backend is healthy.
+    fn healthy(&self, backend: &str) -> bool {
+        let _ = backend;
+        true
+    }
+
+    /// `std.collect(hdr, sep)`: joins the header's values into one. By
+    /// default nothing changes.
+    fn collect(&mut self, header: &Var, separator: &str) {
+        let _ = (header, separator);
+    }
+
+    /// `std.rollback(req)`: puts the request back as it was received. `Err`
+    /// fails the subroutine. By default it is refused.
+    fn rollback(&mut self, part: HttpPart) -> Result<(), String> {
+        let _ = part;
+        Err("std.rollback is not available here".to_string())
+    }
+
+    /// `std.cache_req_body(size)`: whether the request body (at most
+    /// `max_bytes`) is kept for restarts and retries. By default `true`.
+    fn cache_req_body(&self, max_bytes: i64) -> bool {
+        let _ = max_bytes;
+        true
+    }
+
+    /// The port of an address variable (`client.ip`, `server.ip`,
+    /// `local.ip`, `remote.ip`) for `std.port`. By default none (0).
+    fn port(&self, var: &Var) -> Option<u16> {
+        let _ = var;
+        None
+    }
 }
 
 /// A compiled policy: checked, with names resolved and regular expressions
@@ -125,6 +203,47 @@ pub struct Program {
 enum Flow {
     Next,
     Return(Action),
+}
+
+/// What one run of a subroutine remembers besides the host's state.
+#[derive(Default)]
+struct RunState {
+    /// An expression failed (a conversion without fallback, a division
+    /// by zero): the statement fails with this message.
+    failed: Cell<bool>,
+    message: RefCell<String>,
+    /// The last `std.ban` error (`std.ban_error()`).
+    ban_error: RefCell<String>,
+}
+
+/// What expressions are evaluated against.
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    ctx: &'a dyn Context,
+    run: &'a RunState,
+}
+
+impl Env<'_> {
+    fn fail(&self, message: impl FnOnce() -> String) {
+        if !self.run.failed.get() {
+            self.run.failed.set(true);
+            *self.run.message.borrow_mut() = message();
+        }
+    }
+
+    /// `std.ban`: the host adds it; the error is kept for `std.ban_error`.
+    fn ban(&self, expr: &str) -> bool {
+        match self.ctx.ban(expr) {
+            Ok(()) => {
+                self.run.ban_error.borrow_mut().clear();
+                true
+            }
+            Err(e) => {
+                *self.run.ban_error.borrow_mut() = e;
+                false
+            }
+        }
+    }
 }
 
 impl Program {
@@ -159,7 +278,8 @@ impl Program {
             return Ok(None);
         };
         let mut scratch = String::new();
-        match self.stmts(body, ctx, 0, &mut scratch)? {
+        let run = RunState::default();
+        match self.stmts(body, ctx, 0, &mut scratch, &run)? {
             Flow::Next => Ok(None),
             Flow::Return(action) => Ok(Some(action)),
         }
@@ -204,12 +324,13 @@ impl Program {
         ctx: &mut dyn Context,
         depth: usize,
         scratch: &mut String,
+        run: &RunState,
     ) -> Result<Flow, RuntimeError> {
         let Some(program) = crate::builtin_program() else {
             return Ok(Flow::Next);
         };
         match program.subs.get(sub.index()).and_then(Option::as_ref) {
-            Some(body) => program.stmts(body, ctx, depth + 1, scratch),
+            Some(body) => program.stmts(body, ctx, depth + 1, scratch, run),
             None => Ok(Flow::Next),
         }
     }
@@ -226,35 +347,56 @@ impl Program {
         }
     }
 
+    /// The failure an expression of the statement at `at` recorded.
+    #[cold]
+    fn expr_failed(&self, run: &RunState, at: usize) -> RuntimeError {
+        run.failed.set(false);
+        let message = std::mem::take(&mut *run.message.borrow_mut());
+        self.runtime_error(message, at)
+    }
+
     fn stmts(
         &self,
         stmts: &[Stmt],
         ctx: &mut dyn Context,
         depth: usize,
         scratch: &mut String,
+        run: &RunState,
     ) -> Result<Flow, RuntimeError> {
         for stmt in stmts {
             match stmt {
                 Stmt::If {
                     branches,
                     otherwise,
+                    at,
                 } => {
+                    let env = Env { ctx: &*ctx, run };
                     let body = branches
                         .iter()
-                        .find(|(cond, _)| self.boolean(cond, &*ctx))
+                        .find(|(cond, _)| self.boolean(cond, env))
                         .map_or(otherwise, |(_, body)| body);
-                    if let Flow::Return(a) = self.stmts(body, ctx, depth, scratch)? {
+                    if run.failed.get() {
+                        return Err(self.expr_failed(run, *at));
+                    }
+                    if let Flow::Return(a) = self.stmts(body, ctx, depth, scratch, run)? {
                         return Ok(Flow::Return(a));
                     }
                 }
                 Stmt::Set { var, ty, value, at } => {
-                    let value = self.value(value, *ty, &*ctx);
+                    let value = self.value(value, *ty, Env { ctx: &*ctx, run });
+                    if run.failed.get() {
+                        return Err(self.expr_failed(run, *at));
+                    }
                     ctx.set(var, value)
                         .map_err(|m| self.runtime_error(m, *at))?;
                 }
                 Stmt::Unset(var) => ctx.unset(var),
                 Stmt::Return { action, at } => {
-                    return Ok(Flow::Return(self.action(action, &*ctx, *at)?));
+                    let action = self.action(action, Env { ctx: &*ctx, run }, *at)?;
+                    if run.failed.get() {
+                        return Err(self.expr_failed(run, *at));
+                    }
+                    return Ok(Flow::Return(action));
                 }
                 Stmt::Call(index) => {
                     let body = self.customs.get(*index).map_or(&[][..], Vec::as_slice);
@@ -265,111 +407,175 @@ impl Program {
                             location: Location::default(),
                         });
                     }
-                    if let Flow::Return(a) = self.stmts(body, ctx, depth + 1, scratch)? {
+                    if let Flow::Return(a) = self.stmts(body, ctx, depth + 1, scratch, run)? {
                         return Ok(Flow::Return(a));
                     }
                 }
                 Stmt::Builtin(sub) => {
-                    if let Flow::Return(a) = Program::builtin(*sub, ctx, depth, scratch)? {
+                    if let Flow::Return(a) = Program::builtin(*sub, ctx, depth, scratch, run)? {
                         return Ok(Flow::Return(a));
                     }
                 }
                 Stmt::HashData(e) => {
                     scratch.clear();
-                    self.append(e, Type::String, &*ctx, scratch);
+                    self.append(e, Type::String, Env { ctx: &*ctx, run }, scratch);
                     ctx.hash_data(scratch);
                 }
                 Stmt::Synthetic(e) => {
                     scratch.clear();
-                    self.append(e, Type::String, &*ctx, scratch);
+                    self.append(e, Type::String, Env { ctx: &*ctx, run }, scratch);
                     ctx.synthetic(scratch);
+                }
+                Stmt::Effect { call, at } => {
+                    self.effect(call, ctx, scratch, run)
+                        .map_err(|m| self.runtime_error(m, *at))?;
+                    if run.failed.get() {
+                        return Err(self.expr_failed(run, *at));
+                    }
                 }
             }
         }
         Ok(Flow::Next)
     }
 
-    fn status(&self, e: &Expr, ctx: &dyn Context, at: usize) -> Result<u16, RuntimeError> {
-        let status = self.int(e, ctx);
+    /// A function called as a statement.
+    #[inline(never)]
+    fn effect(
+        &self,
+        call: &Call,
+        ctx: &mut dyn Context,
+        scratch: &mut String,
+        run: &RunState,
+    ) -> Result<(), String> {
+        let text = |i: usize, ctx: &dyn Context, scratch: &mut String| {
+            scratch.clear();
+            if let Some(Arg::Val(e, ty)) = call.args.get(i) {
+                self.append(e, *ty, Env { ctx, run }, scratch);
+            }
+        };
+        match call.func {
+            Func::Log => {
+                text(0, &*ctx, scratch);
+                ctx.log(None, scratch);
+            }
+            Func::Syslog => {
+                let priority = match call.args.first() {
+                    Some(Arg::Val(e, _)) => self.int(e, Env { ctx: &*ctx, run }),
+                    _ => 6,
+                };
+                text(1, &*ctx, scratch);
+                ctx.log(Some(priority), scratch);
+            }
+            Func::Ban => {
+                text(0, &*ctx, scratch);
+                Env { ctx: &*ctx, run }.ban(scratch);
+            }
+            Func::Collect => {
+                if let Some(Arg::Header(var)) = call.args.first() {
+                    text(1, &*ctx, scratch);
+                    ctx.collect(var, scratch);
+                }
+            }
+            Func::Rollback => {
+                if let Some(Arg::Http(part)) = call.args.first() {
+                    ctx.rollback(*part)?;
+                }
+            }
+            // Accepted, nothing to do.
+            Func::Timestamp | Func::Late100Continue | Func::SetIpTos => {}
+            // A function with a result, called for its effect.
+            _ => {
+                let _ = self.call(call, Env { ctx: &*ctx, run });
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&self, e: &Expr, env: Env<'_>, at: usize) -> Result<u16, RuntimeError> {
+        let status = self.int(e, env);
         match u16::try_from(status) {
             Ok(s) if (100..=999).contains(&s) => Ok(s),
             _ => Err(self.runtime_error(format!("status {status} is not between 100 and 999"), at)),
         }
     }
 
-    fn action(
-        &self,
-        action: &ActionIr,
-        ctx: &dyn Context,
-        at: usize,
-    ) -> Result<Action, RuntimeError> {
+    fn action(&self, action: &ActionIr, env: Env<'_>, at: usize) -> Result<Action, RuntimeError> {
         let reason = |r: &Option<Expr>| {
             r.as_ref()
-                .map(|r| self.string(r, ctx).unwrap_or_default().into_owned())
+                .map(|r| self.string(r, env).unwrap_or_default().into_owned())
         };
         Ok(match action {
             ActionIr::Plain(a) => a.clone(),
             ActionIr::Synth { status, reason: r } => Action::Synth {
-                status: self.status(status, ctx, at)?,
+                status: self.status(status, env, at)?,
                 reason: reason(r),
             },
             ActionIr::Error { status, reason: r } => Action::Error {
-                status: self.status(status, ctx, at)?,
+                status: self.status(status, env, at)?,
                 reason: reason(r),
             },
             ActionIr::PassFor(ttl) => Action::HitForPass {
-                ttl: self.dur(ttl, ctx),
+                ttl: self.dur(ttl, env),
             },
         })
     }
 
     /// An owned value of type `ty` (an unset STRING becomes "").
-    fn value(&self, e: &Expr, ty: Type, ctx: &dyn Context) -> Value<'static> {
+    fn value(&self, e: &Expr, ty: Type, env: Env<'_>) -> Value<'static> {
         match ty {
             Type::String => Value::Str(Cow::Owned(
-                self.string(e, ctx).unwrap_or_default().into_owned(),
+                self.string(e, env).unwrap_or_default().into_owned(),
             )),
-            Type::Int => Value::Int(self.int(e, ctx)),
-            Type::Duration => Value::Duration(self.dur(e, ctx)),
-            Type::Bool => Value::Bool(self.boolean(e, ctx)),
-            Type::Ip => Value::Ip(self.ip(e, ctx)),
+            Type::Int => Value::Int(self.int(e, env)),
+            Type::Duration => Value::Duration(self.dur(e, env)),
+            Type::Bool => Value::Bool(self.boolean(e, env)),
+            Type::Ip => Value::Ip(self.ip(e, env)),
+            Type::Real => Value::Real(self.real(e, env)),
+            Type::Time => Value::Time(self.time(e, env)),
+            Type::Bytes => Value::Bytes(self.bytes(e, env)),
         }
     }
 
     /// Appends the STRING form of `e` (of type `ty`) to `out`.
-    fn append(&self, e: &Expr, ty: Type, ctx: &dyn Context, out: &mut String) {
+    fn append(&self, e: &Expr, ty: Type, env: Env<'_>, out: &mut String) {
         // Writing to a String cannot fail.
         let _ = match ty {
             Type::String => {
-                if let Some(s) = self.string(e, ctx) {
+                if let Some(s) = self.string(e, env) {
                     out.push_str(&s);
                 }
                 Ok(())
             }
-            Type::Int => write!(out, "{}", self.int(e, ctx)),
-            Type::Duration => write!(out, "{:.3}", self.dur(e, ctx)),
-            Type::Bool => write!(out, "{}", self.boolean(e, ctx)),
-            Type::Ip => write!(out, "{}", self.ip(e, ctx)),
+            Type::Int => write!(out, "{}", self.int(e, env)),
+            Type::Duration => write!(out, "{:.3}", self.dur(e, env)),
+            Type::Bool => write!(out, "{}", self.boolean(e, env)),
+            Type::Ip => write!(out, "{}", self.ip(e, env)),
+            Type::Real => write!(out, "{:.3}", self.real(e, env)),
+            Type::Time => {
+                out.push_str(&stdlib::http_date(self.time(e, env)));
+                Ok(())
+            }
+            Type::Bytes => write!(out, "{}", self.bytes(e, env)),
         };
     }
 
     /// A STRING expression; `None` when unset.
-    fn string<'a>(&'a self, e: &'a Expr, ctx: &'a dyn Context) -> Option<Cow<'a, str>> {
+    fn string<'a>(&'a self, e: &'a Expr, env: Env<'a>) -> Option<Cow<'a, str>> {
         match e {
             Expr::Str(s) => Some(Cow::Borrowed(s)),
-            Expr::Var(var) => match ctx.get(var)? {
+            Expr::Var(var) => match env.ctx.get(var)? {
                 Value::Str(s) => Some(s),
                 other => Some(Cow::Owned(other.to_string())),
             },
             Expr::ToStr(inner, ty) => {
                 let mut out = String::new();
-                self.append(inner, *ty, ctx, &mut out);
+                self.append(inner, *ty, env, &mut out);
                 Some(Cow::Owned(out))
             }
             Expr::Concat(parts) => {
                 let mut out = String::new();
                 for (part, ty) in parts {
-                    self.append(part, *ty, ctx, &mut out);
+                    self.append(part, *ty, env, &mut out);
                 }
                 Some(Cow::Owned(out))
             }
@@ -379,86 +585,189 @@ impl Program {
                 sub,
                 all,
             } => {
-                let s = self.string(subject, ctx).unwrap_or_default();
+                let s = self.string(subject, env).unwrap_or_default();
                 Some(match sub {
                     Replacement::Fixed(pieces) => regsub(re, s, pieces, *all),
                     Replacement::Dynamic(sub) => {
-                        let sub = self.string(sub, ctx).unwrap_or_default();
+                        let sub = self.string(sub, env).unwrap_or_default();
                         let pieces = crate::ir::parse_replacement(&sub);
                         regsub(re, s, &pieces, *all)
                     }
                 })
             }
-            Expr::Lower(inner) => {
-                let s = self.string(inner, ctx)?;
-                if s.bytes().any(|b| b.is_ascii_uppercase()) {
-                    Some(Cow::Owned(s.to_ascii_lowercase()))
-                } else {
-                    Some(s)
-                }
-            }
-            Expr::Upper(inner) => {
-                let s = self.string(inner, ctx)?;
-                if s.bytes().any(|b| b.is_ascii_lowercase()) {
-                    Some(Cow::Owned(s.to_ascii_uppercase()))
-                } else {
-                    Some(s)
-                }
-            }
+            Expr::Call(call) => match self.call(call, env)? {
+                Value::Str(s) => Some(s),
+                other => Some(Cow::Owned(other.to_string())),
+            },
             _ => None,
         }
     }
 
-    fn int(&self, e: &Expr, ctx: &dyn Context) -> i64 {
+    /// Integer arithmetic wraps; a division by zero fails the statement.
+    fn int_op(op: AddOp, a: i64, b: i64, env: Env<'_>) -> i64 {
+        match op {
+            AddOp::Add => a.wrapping_add(b),
+            AddOp::Sub => a.wrapping_sub(b),
+            AddOp::Mul => a.wrapping_mul(b),
+            AddOp::Div => {
+                if b == 0 {
+                    env.fail(|| "INT division by zero".to_string());
+                    0
+                } else {
+                    a.wrapping_div(b)
+                }
+            }
+        }
+    }
+
+    fn real_op(op: AddOp, a: f64, b: f64, env: Env<'_>) -> f64 {
+        match op {
+            AddOp::Add => a + b,
+            AddOp::Sub => a - b,
+            AddOp::Mul => a * b,
+            AddOp::Div => {
+                if b == 0.0 {
+                    env.fail(|| "division by zero".to_string());
+                    0.0
+                } else {
+                    a / b
+                }
+            }
+        }
+    }
+
+    fn int(&self, e: &Expr, env: Env<'_>) -> i64 {
         match e {
             Expr::Int(i) => *i,
-            Expr::Var(var) => match ctx.get(var) {
+            Expr::Var(var) => match env.ctx.get(var) {
                 Some(Value::Int(i)) => i,
                 _ => 0,
             },
-            Expr::Arith(first, rest) => rest.iter().fold(self.int(first, ctx), |acc, (op, e)| {
-                let v = self.int(e, ctx);
-                match op {
-                    AddOp::Add => acc.wrapping_add(v),
-                    AddOp::Sub => acc.wrapping_sub(v),
-                }
+            Expr::Arith(first, rest) => rest.iter().fold(self.int(first, env), |acc, (op, e)| {
+                Program::int_op(*op, acc, self.int(e, env), env)
             }),
-            Expr::Neg(inner) => self.int(inner, ctx).wrapping_neg(),
-            Expr::Integer(s, fallback) => self
-                .string(s, ctx)
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .unwrap_or_else(|| self.int(fallback, ctx)),
+            Expr::Neg(inner) => self.int(inner, env).wrapping_neg(),
+            Expr::Call(call) => match self.call(call, env) {
+                Some(Value::Int(i)) => i,
+                _ => 0,
+            },
             _ => 0,
         }
     }
 
-    fn dur(&self, e: &Expr, ctx: &dyn Context) -> f64 {
-        match e {
-            Expr::Dur(d) => *d,
-            Expr::Var(var) => match ctx.get(var) {
-                Some(Value::Duration(d)) => d,
-                _ => 0.0,
-            },
-            Expr::Arith(first, rest) => rest.iter().fold(self.dur(first, ctx), |acc, (op, e)| {
-                let v = self.dur(e, ctx);
-                match op {
-                    AddOp::Add => acc + v,
-                    AddOp::Sub => acc - v,
-                }
-            }),
-            Expr::Neg(inner) => -self.dur(inner, ctx),
-            Expr::Duration(s, fallback) => self
-                .string(s, ctx)
-                .and_then(|s| parse_duration(&s))
-                .unwrap_or_else(|| self.dur(fallback, ctx)),
+    /// Any numeric expression of type `ty` as an f64 (for mixed
+    /// arithmetic).
+    fn num(&self, e: &Expr, ty: Type, env: Env<'_>) -> f64 {
+        match ty {
+            Type::Int => self.int(e, env) as f64,
+            Type::Real => self.real(e, env),
+            Type::Duration => self.dur(e, env),
+            Type::Time => self.time(e, env),
+            Type::Bytes => self.bytes(e, env) as f64,
             _ => 0.0,
         }
     }
 
-    fn ip(&self, e: &Expr, ctx: &dyn Context) -> IpAddr {
+    fn mixed(&self, e: &Expr, env: Env<'_>) -> f64 {
         match e {
-            Expr::ClientIp => ctx.client_ip(),
-            Expr::Var(var) => match ctx.get(var) {
+            Expr::Mixed {
+                op,
+                lhs,
+                lty,
+                rhs,
+                rty,
+            } => Program::real_op(*op, self.num(lhs, *lty, env), self.num(rhs, *rty, env), env),
+            _ => 0.0,
+        }
+    }
+
+    fn real(&self, e: &Expr, env: Env<'_>) -> f64 {
+        match e {
+            Expr::Real(r) => *r,
+            Expr::IntToReal(inner) => self.int(inner, env) as f64,
+            Expr::Var(var) => match env.ctx.get(var) {
+                Some(Value::Real(r)) => r,
+                _ => 0.0,
+            },
+            Expr::Arith(first, rest) => rest.iter().fold(self.real(first, env), |acc, (op, e)| {
+                Program::real_op(*op, acc, self.real(e, env), env)
+            }),
+            Expr::Mixed { .. } => self.mixed(e, env),
+            Expr::Neg(inner) => -self.real(inner, env),
+            Expr::Call(call) => match self.call(call, env) {
+                Some(Value::Real(r)) => r,
+                _ => 0.0,
+            },
+            _ => 0.0,
+        }
+    }
+
+    fn dur(&self, e: &Expr, env: Env<'_>) -> f64 {
+        match e {
+            Expr::Dur(d) => *d,
+            Expr::Var(var) => match env.ctx.get(var) {
+                Some(Value::Duration(d)) => d,
+                _ => 0.0,
+            },
+            Expr::Arith(first, rest) => rest.iter().fold(self.dur(first, env), |acc, (op, e)| {
+                Program::real_op(*op, acc, self.dur(e, env), env)
+            }),
+            Expr::Mixed { .. } => self.mixed(e, env),
+            Expr::Neg(inner) => -self.dur(inner, env),
+            Expr::Call(call) => match self.call(call, env) {
+                Some(Value::Duration(d)) => d,
+                _ => 0.0,
+            },
+            _ => 0.0,
+        }
+    }
+
+    fn time(&self, e: &Expr, env: Env<'_>) -> f64 {
+        match e {
+            Expr::Now => env.ctx.now(),
+            Expr::Var(var) => match env.ctx.get(var) {
+                Some(Value::Time(t)) => t,
+                _ => 0.0,
+            },
+            Expr::Mixed { .. } => self.mixed(e, env),
+            Expr::Call(call) => match self.call(call, env) {
+                Some(Value::Time(t)) => t,
+                _ => 0.0,
+            },
+            _ => 0.0,
+        }
+    }
+
+    fn bytes(&self, e: &Expr, env: Env<'_>) -> i64 {
+        match e {
+            Expr::Bytes(b) => *b,
+            Expr::Var(var) => match env.ctx.get(var) {
+                Some(Value::Bytes(b)) => b,
+                _ => 0,
+            },
+            Expr::Arith(first, rest) => rest.iter().fold(self.bytes(first, env), |acc, (op, e)| {
+                Program::int_op(*op, acc, self.bytes(e, env), env)
+            }),
+            // Saturating, as `as` is.
+            Expr::Mixed { .. } => self.mixed(e, env) as i64,
+            Expr::Neg(inner) => self.bytes(inner, env).wrapping_neg(),
+            Expr::Call(call) => match self.call(call, env) {
+                Some(Value::Bytes(b)) => b,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    fn ip(&self, e: &Expr, env: Env<'_>) -> IpAddr {
+        match e {
+            Expr::ClientIp => env.ctx.client_ip(),
+            Expr::IpLit(ip) => *ip,
+            Expr::Var(var) => match env.ctx.get(var) {
+                Some(Value::Ip(ip)) => ip,
+                _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            },
+            Expr::Call(call) => match self.call(call, env) {
                 Some(Value::Ip(ip)) => ip,
                 _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             },
@@ -466,20 +775,20 @@ impl Program {
         }
     }
 
-    fn boolean(&self, e: &Expr, ctx: &dyn Context) -> bool {
+    fn boolean(&self, e: &Expr, env: Env<'_>) -> bool {
         match e {
             Expr::Bool(b) => *b,
-            Expr::Var(var) => matches!(ctx.get(var), Some(Value::Bool(true))),
-            Expr::Defined(inner) => self.string(inner, ctx).is_some(),
-            Expr::Not(inner) => !self.boolean(inner, ctx),
-            Expr::And(items) => items.iter().all(|i| self.boolean(i, ctx)),
-            Expr::Or(items) => items.iter().any(|i| self.boolean(i, ctx)),
+            Expr::Var(var) => matches!(env.ctx.get(var), Some(Value::Bool(true))),
+            Expr::Defined(inner) => self.string(inner, env).is_some(),
+            Expr::Not(inner) => !self.boolean(inner, env),
+            Expr::And(items) => items.iter().all(|i| self.boolean(i, env)),
+            Expr::Or(items) => items.iter().any(|i| self.boolean(i, env)),
             Expr::Regex {
                 subject,
                 re,
                 negate,
             } => {
-                let s = self.string(subject, ctx);
+                let s = self.string(subject, env);
                 re.is_match(s.as_deref().unwrap_or("")) != *negate
             }
             Expr::Acl {
@@ -487,20 +796,21 @@ impl Program {
                 acl,
                 negate,
             } => {
-                let ip = self.ip(subject, ctx);
+                let ip = self.ip(subject, env);
                 self.acls.get(*acl).is_some_and(|a| a.matches(ip)) != *negate
             }
-            Expr::Cmp { op, ty, lhs, rhs } => self.compare(*op, *ty, lhs, rhs, ctx),
+            Expr::Cmp { op, ty, lhs, rhs } => self.compare(*op, *ty, lhs, rhs, env),
+            Expr::Call(call) => matches!(self.call(call, env), Some(Value::Bool(true))),
             _ => false,
         }
     }
 
-    fn compare(&self, op: CmpOp, ty: Type, lhs: &Expr, rhs: &Expr, ctx: &dyn Context) -> bool {
+    fn compare(&self, op: CmpOp, ty: Type, lhs: &Expr, rhs: &Expr, env: Env<'_>) -> bool {
         use std::cmp::Ordering;
         let ordering: Option<Ordering> = match ty {
             Type::String => {
                 // As in Varnish, an unset string equals nothing.
-                let equal = match (self.string(lhs, ctx), self.string(rhs, ctx)) {
+                let equal = match (self.string(lhs, env), self.string(rhs, env)) {
                     (Some(a), Some(b)) => a == b,
                     _ => false,
                 };
@@ -510,10 +820,13 @@ impl Program {
                     _ => false,
                 };
             }
-            Type::Int => Some(self.int(lhs, ctx).cmp(&self.int(rhs, ctx))),
-            Type::Duration => self.dur(lhs, ctx).partial_cmp(&self.dur(rhs, ctx)),
-            Type::Bool => Some(self.boolean(lhs, ctx).cmp(&self.boolean(rhs, ctx))),
-            Type::Ip => Some(if self.ip(lhs, ctx) == self.ip(rhs, ctx) {
+            Type::Int => Some(self.int(lhs, env).cmp(&self.int(rhs, env))),
+            Type::Duration => self.dur(lhs, env).partial_cmp(&self.dur(rhs, env)),
+            Type::Real => self.real(lhs, env).partial_cmp(&self.real(rhs, env)),
+            Type::Time => self.time(lhs, env).partial_cmp(&self.time(rhs, env)),
+            Type::Bytes => Some(self.bytes(lhs, env).cmp(&self.bytes(rhs, env))),
+            Type::Bool => Some(self.boolean(lhs, env).cmp(&self.boolean(rhs, env))),
+            Type::Ip => Some(if self.ip(lhs, env) == self.ip(rhs, env) {
                 Ordering::Equal
             } else {
                 Ordering::Less
@@ -531,6 +844,244 @@ impl Program {
             CmpOp::Ge => ord != Ordering::Less,
             CmpOp::Match | CmpOp::NoMatch => false,
         }
+    }
+}
+
+/// The built-in functions' evaluation.
+impl Program {
+    fn arg_str<'a>(&'a self, c: &'a Call, i: usize, env: Env<'a>) -> Option<Cow<'a, str>> {
+        match c.args.get(i)? {
+            Arg::Val(e, _) => self.string(e, env),
+            _ => None,
+        }
+    }
+
+    fn arg_val<'a>(&'a self, c: &'a Call, i: usize, env: Env<'a>) -> Option<Value<'a>> {
+        match c.args.get(i)? {
+            Arg::Val(e, Type::String) => self.string(e, env).map(Value::Str),
+            Arg::Val(e, ty) => Some(self.value(e, *ty, env)),
+            _ => None,
+        }
+    }
+
+    fn arg_real(&self, c: &Call, i: usize, env: Env<'_>) -> f64 {
+        match c.args.get(i) {
+            Some(Arg::Val(e, _)) => self.real(e, env),
+            _ => 0.0,
+        }
+    }
+
+    fn arg_bool(&self, c: &Call, i: usize, env: Env<'_>) -> bool {
+        match c.args.get(i) {
+            Some(Arg::Val(e, _)) => self.boolean(e, env),
+            _ => false,
+        }
+    }
+
+    /// A conversion function: the first source given (the checker lets
+    /// exactly one through) converted by `convert`; else the fallback
+    /// (argument 1); else the statement fails.
+    fn convert<'a>(
+        &'a self,
+        c: &'a Call,
+        name: &str,
+        env: Env<'a>,
+        convert: impl Fn(Value<'_>) -> Option<Value<'static>>,
+    ) -> Option<Value<'a>> {
+        let source = (0..c.args.len())
+            .filter(|i| *i != 1)
+            .find(|i| !matches!(c.args[*i], Arg::Absent));
+        let converted = source
+            .and_then(|i| self.arg_val(c, i, env))
+            .and_then(convert);
+        if converted.is_some() {
+            return converted;
+        }
+        match self.arg_val(c, 1, env) {
+            Some(fallback) => Some(fallback),
+            None => {
+                env.fail(|| format!("{name}: conversion failed and no fallback was given"));
+                None
+            }
+        }
+    }
+
+    /// Runs a function; `None` is an unset STRING (or a failure).
+    fn call<'a>(&'a self, c: &'a Call, env: Env<'a>) -> Option<Value<'a>> {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let whole =
+            |x: f64| (x.is_finite() && x.abs() < 9.2e18).then(|| Value::Int(x.floor() as i64));
+        Some(match c.func {
+            Func::Tolower | Func::Toupper => {
+                let s = self.arg_str(c, 0, env)?;
+                let lower = c.func == Func::Tolower;
+                let changes = if lower {
+                    s.bytes().any(|b| b.is_ascii_uppercase())
+                } else {
+                    s.bytes().any(|b| b.is_ascii_lowercase())
+                };
+                Value::Str(match (changes, lower) {
+                    (false, _) => s,
+                    (true, true) => Cow::Owned(s.to_ascii_lowercase()),
+                    (true, false) => Cow::Owned(s.to_ascii_uppercase()),
+                })
+            }
+            Func::Strstr => {
+                let s1 = self.arg_str(c, 0, env)?;
+                let s2 = self.arg_str(c, 1, env)?;
+                let at = s1.find(&*s2)?;
+                Value::Str(match s1 {
+                    Cow::Borrowed(b) => Cow::Borrowed(&b[at..]),
+                    Cow::Owned(o) => Cow::Owned(o[at..].to_string()),
+                })
+            }
+            Func::Querysort => {
+                let url = self.arg_str(c, 0, env)?;
+                match stdlib::querysort(&url) {
+                    Some(sorted) => Value::Str(Cow::Owned(sorted)),
+                    None => Value::Str(url),
+                }
+            }
+            Func::Fnmatch => {
+                let pattern = self.arg_str(c, 0, env).unwrap_or_default();
+                let subject = self.arg_str(c, 1, env).unwrap_or_default();
+                let flags = stdlib::Glob {
+                    pathname: self.arg_bool(c, 2, env),
+                    noescape: self.arg_bool(c, 3, env),
+                    period: self.arg_bool(c, 4, env),
+                };
+                Value::Bool(stdlib::fnmatch(&pattern, &subject, flags))
+            }
+            Func::Fileread => {
+                let path = self.arg_str(c, 0, env)?;
+                Value::Str(Cow::Owned(stdlib::fileread(&path)?.to_string()))
+            }
+            Func::FileExists => {
+                let path = self.arg_str(c, 0, env).unwrap_or_default();
+                Value::Bool(std::path::Path::new(&*path).exists())
+            }
+            Func::Getenv => {
+                let name = self.arg_str(c, 0, env)?;
+                Value::Str(Cow::Owned(std::env::var(&*name).ok()?))
+            }
+            Func::Random => {
+                let (lo, hi) = (self.arg_real(c, 0, env), self.arg_real(c, 1, env));
+                Value::Real(stdlib::random(lo, hi))
+            }
+            Func::Round => Value::Real(self.arg_real(c, 0, env).round()),
+            Func::Integer => self.convert(c, "std.integer", env, |v| match v {
+                Value::Str(s) => s.trim().parse().ok().map(Value::Int),
+                Value::Bool(b) => Some(Value::Int(i64::from(b))),
+                Value::Bytes(b) => Some(Value::Int(b)),
+                Value::Duration(d) | Value::Real(d) | Value::Time(d) => whole(d),
+                _ => None,
+            })?,
+            Func::Real => self.convert(c, "std.real", env, |v| match v {
+                Value::Str(s) => s.trim().parse().ok().and_then(finite).map(Value::Real),
+                Value::Int(i) | Value::Bytes(i) => Some(Value::Real(i as f64)),
+                Value::Bool(b) => Some(Value::Real(if b { 1.0 } else { 0.0 })),
+                Value::Duration(d) | Value::Time(d) => Some(Value::Real(d)),
+                _ => None,
+            })?,
+            Func::Duration => self.convert(c, "std.duration", env, |v| match v {
+                Value::Str(s) => parse_duration(&s).map(Value::Duration),
+                Value::Real(r) => finite(r).map(Value::Duration),
+                Value::Int(i) => Some(Value::Duration(i as f64)),
+                _ => None,
+            })?,
+            Func::Bytes => self.convert(c, "std.bytes", env, |v| match v {
+                Value::Str(s) => stdlib::parse_bytes(&s).map(Value::Bytes),
+                Value::Real(r) => match whole(r) {
+                    Some(Value::Int(i)) => Some(Value::Bytes(i)),
+                    _ => None,
+                },
+                Value::Int(i) => Some(Value::Bytes(i)),
+                _ => None,
+            })?,
+            Func::Time => self.convert(c, "std.time", env, |v| match v {
+                Value::Str(s) => stdlib::parse_time(&s).map(Value::Time),
+                Value::Real(r) => finite(r).map(Value::Time),
+                Value::Int(i) => Some(Value::Time(i as f64)),
+                _ => None,
+            })?,
+            Func::Ip => {
+                let parsed = self.arg_str(c, 0, env).and_then(|s| stdlib::parse_ip(&s));
+                match (parsed, c.args.get(1)) {
+                    (Some(ip), _) => Value::Ip(ip),
+                    (None, Some(Arg::Val(e, _))) => Value::Ip(self.ip(e, env)),
+                    _ => {
+                        env.fail(|| {
+                            "std.ip: not an IP address and no fallback was given".to_string()
+                        });
+                        return None;
+                    }
+                }
+            }
+            Func::Port => {
+                let port = match c.args.first() {
+                    Some(Arg::Val(Expr::ClientIp, _)) => env.ctx.port(&Var::ClientIp),
+                    Some(Arg::Val(Expr::Var(var), _)) => env.ctx.port(var),
+                    _ => None,
+                };
+                Value::Int(i64::from(port.unwrap_or(0)))
+            }
+            Func::Strftime => {
+                let t = match c.args.first() {
+                    Some(Arg::Val(e, _)) => self.time(e, env),
+                    _ => 0.0,
+                };
+                let format = self.arg_str(c, 1, env).unwrap_or_default();
+                Value::Str(Cow::Owned(stdlib::strftime(t, &format)))
+            }
+            Func::Real2Integer => match whole(self.arg_real(c, 0, env)) {
+                Some(v) => v,
+                None => self.arg_val(c, 1, env)?,
+            },
+            Func::Real2Time => match finite(self.arg_real(c, 0, env)) {
+                Some(r) => Value::Time(r),
+                None => self.arg_val(c, 1, env)?,
+            },
+            Func::Time2Integer | Func::Time2Real => {
+                let t = match c.args.first() {
+                    Some(Arg::Val(e, _)) => self.time(e, env),
+                    _ => 0.0,
+                };
+                match (c.func, whole(t)) {
+                    (Func::Time2Real, _) => Value::Real(t),
+                    (_, Some(v)) => v,
+                    _ => self.arg_val(c, 1, env)?,
+                }
+            }
+            Func::Now => Value::Time(env.ctx.now()),
+            Func::Healthy => match c.args.first() {
+                Some(Arg::Backend(name)) => Value::Bool(env.ctx.healthy(name)),
+                _ => Value::Bool(true),
+            },
+            Func::StdBan => {
+                let expr = self.arg_str(c, 0, env).unwrap_or_default();
+                Value::Bool(env.ban(&expr))
+            }
+            Func::BanError => Value::Str(Cow::Owned(env.run.ban_error.borrow().clone())),
+            Func::CacheReqBody => {
+                let size = match c.args.first() {
+                    Some(Arg::Val(e, _)) => self.bytes(e, env),
+                    _ => 0,
+                };
+                Value::Bool(env.ctx.cache_req_body(size))
+            }
+            // Known when loading (`std.syntax`), or statements.
+            Func::Syntax
+            | Func::Regsub
+            | Func::Regsuball
+            | Func::Ban
+            | Func::Log
+            | Func::Syslog
+            | Func::Timestamp
+            | Func::Collect
+            | Func::Rollback
+            | Func::Late100Continue
+            | Func::SetIpTos => return None,
+        })
     }
 }
 
@@ -593,6 +1144,9 @@ mod tests {
         hashed: Vec<String>,
         body: String,
         refuse: bool,
+        logged: Vec<(Option<i64>, String)>,
+        bans: std::cell::RefCell<Vec<String>>,
+        now: f64,
     }
 
     impl TestCtx {
@@ -645,6 +1199,32 @@ mod tests {
         }
         fn synthetic(&mut self, body: &str) {
             self.body.push_str(body);
+        }
+        fn now(&self) -> f64 {
+            self.now
+        }
+        fn ban(&self, expr: &str) -> Result<(), String> {
+            if expr.contains(" ~ ") || expr.contains(" == ") {
+                self.bans.borrow_mut().push(expr.to_string());
+                Ok(())
+            } else {
+                Err(format!("bad ban {expr:?}"))
+            }
+        }
+        fn log(&mut self, priority: Option<i64>, message: &str) {
+            self.logged.push((priority, message.to_string()));
+        }
+        fn healthy(&self, backend: &str) -> bool {
+            backend != "sick"
+        }
+        fn collect(&mut self, header: &Var, separator: &str) {
+            if let Some(Value::Str(v)) = self.vars.get(header) {
+                let joined = v.replace('\n', separator);
+                self.vars.insert(header.clone(), Value::Str(joined.into()));
+            }
+        }
+        fn port(&self, var: &Var) -> Option<u16> {
+            (*var == Var::ClientIp).then_some(5555)
         }
     }
 
@@ -1062,5 +1642,212 @@ sub vcl_recv { return (hash); }"#,
             r#"sub vcl_pipe { set bereq.http.connection = "close"; if (req.url ~ "^/ws") { return (pipe); } return (synth(403)); }"#,
         );
         assert!(p.defines(Sub::Pipe));
+    }
+
+    fn run_recv(src: &str, ctx: &mut TestCtx) -> Result<Option<Action>, RuntimeError> {
+        program(&format!("sub vcl_recv {{ {src} }}")).run(Sub::Recv, ctx)
+    }
+
+    fn header_after(src: &str, name: &str) -> String {
+        let mut ctx = TestCtx {
+            now: 784_111_777.0,
+            ..TestCtx::default()
+        };
+        run_recv(src, &mut ctx).unwrap();
+        ctx.req_header(name).unwrap_or("(unset)").to_string()
+    }
+
+    #[test]
+    fn time_real_and_bytes_arithmetic() {
+        let h = |e: &str| header_after(&format!("set req.http.x = {e};"), "x");
+        assert_eq!(h("now"), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(h("now + 1d"), "Mon, 07 Nov 1994 08:49:37 GMT");
+        assert_eq!(h("now - 1h - now"), "-3600.000");
+        assert_eq!(h("1.5 * 2"), "3.000");
+        assert_eq!(h("7 / 2"), "3");
+        assert_eq!(h("7 / 2.0"), "3.500");
+        assert_eq!(h("2 * 1m + 1s"), "121.000");
+        assert_eq!(h("1h / 30m"), "2.000");
+        assert_eq!(h("1m * 1.5"), "90.000");
+        assert_eq!(h("1KB + 24B"), "1048");
+        assert_eq!(h("-1.25"), "-1.250");
+        assert_eq!(h("2 + 3 * 4 - 6 / 3"), "12");
+        assert_eq!(h("\"t=\" + 1.5"), "t=1.500");
+        let cond = |c: &str| header_after(&format!("if ({c}) {{ set req.http.x = \"y\"; }}"), "x");
+        assert_eq!(cond("now > now - 1s"), "y");
+        assert_eq!(cond("1.5 > 1"), "y");
+        assert_eq!(cond("1 < 0.5"), "(unset)");
+        assert_eq!(cond("1MB >= 1024KB"), "y");
+        let mut ctx = TestCtx::default();
+        let err = run_recv(
+            "set req.http.x = 1 / (req.restarts - req.restarts);",
+            &mut ctx,
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "INT division by zero");
+        let err = run_recv("if (1.0 / 0 > 1) { }", &mut ctx).unwrap_err();
+        assert_eq!(err.message, "division by zero");
+        let p = program("sub vcl_backend_response { set beresp.ttl *= 2; set beresp.grace = beresp.ttl / 4; set beresp.keep /= 2; }");
+        let mut ctx = TestCtx::default()
+            .with(Var::BerespTtl, Value::Duration(60.0))
+            .with(Var::BerespKeep, Value::Duration(10.0));
+        p.run(Sub::BackendResponse, &mut ctx).unwrap();
+        assert_eq!(ctx.vars.get(&Var::BerespTtl), Some(&Value::Duration(120.0)));
+        assert_eq!(
+            ctx.vars.get(&Var::BerespGrace),
+            Some(&Value::Duration(30.0))
+        );
+        assert_eq!(ctx.vars.get(&Var::BerespKeep), Some(&Value::Duration(5.0)));
+    }
+
+    #[test]
+    fn conversions_with_named_arguments_and_fallbacks() {
+        let h = |e: &str| header_after(&format!("set req.http.x = {e};"), "x");
+        assert_eq!(h("std.integer(\" 42 \", 0)"), "42");
+        assert_eq!(h("std.integer(s = \"x\", fallback = 7)"), "7");
+        assert_eq!(h("std.integer(real = 2.9)"), "2");
+        assert_eq!(h("std.integer(real = -2.5)"), "-3");
+        assert_eq!(h("std.integer(bool = true)"), "1");
+        assert_eq!(h("std.integer(duration = 1m)"), "60");
+        assert_eq!(h("std.integer(time = now)"), "784111777");
+        assert_eq!(h("std.integer(bytes = 2KB)"), "2048");
+        assert_eq!(h("std.real(\"1.25\", 0)"), "1.250");
+        assert_eq!(h("std.real(s = \"nan\", fallback = 2)"), "2.000");
+        assert_eq!(h("std.real(integer = 3)"), "3.000");
+        assert_eq!(
+            h("std.real(time = std.time(\"1970-01-01T00:00:10\", now))"),
+            "10.000"
+        );
+        assert_eq!(h("std.duration(\"1.5m\", 0s)"), "90.000");
+        assert_eq!(h("std.duration(real = 1.5)"), "1.500");
+        assert_eq!(h("std.duration(integer = 2)"), "2.000");
+        assert_eq!(h("std.bytes(\"1.5KB\", 0B)"), "1536");
+        assert_eq!(h("std.bytes(\"lots\", 1MB)"), "1048576");
+        assert_eq!(
+            h("std.time(\"Sun, 06 Nov 1994 08:49:37 GMT\", now - 1d)"),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            h("std.time(\"garbage\", now - 1d)"),
+            "Sat, 05 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(h("std.time(integer = 0)"), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(h("std.ip(\"192.0.2.7\", \"0.0.0.0\")"), "192.0.2.7");
+        assert_eq!(h("std.ip(\"nope\", client.ip)"), "127.0.0.1");
+        assert_eq!(h("std.port(client.ip)"), "5555");
+        assert_eq!(h("std.port(std.ip(\"192.0.2.7\", client.ip))"), "0");
+        assert_eq!(h("std.real2integer(1.9, 0)"), "1");
+        assert_eq!(h("std.time2integer(now, 0)"), "784111777");
+        assert_eq!(h("std.time2real(std.real2time(1.5, now), 0)"), "1.500");
+        // Without a fallback, a failed conversion fails the subroutine.
+        let mut ctx = TestCtx::default().header("n", "x");
+        let err = run_recv("set req.http.x = std.integer(req.http.n);", &mut ctx).unwrap_err();
+        assert_eq!(
+            err.message,
+            "std.integer: conversion failed and no fallback was given"
+        );
+        assert_eq!((err.location.line, err.location.column), (1, 16));
+        let err = run_recv("if (std.ip(req.http.n) == client.ip) {}", &mut ctx).unwrap_err();
+        assert!(err.message.starts_with("std.ip:"), "{err}");
+    }
+
+    #[test]
+    fn string_functions() {
+        let h = |e: &str| header_after(&format!("set req.http.x = {e};"), "x");
+        assert_eq!(h("std.strstr(\"/a/b/c\", \"/b\")"), "/b/c");
+        assert_eq!(h("std.strstr(\"/a\", \"/z\")"), "");
+        assert_eq!(h("std.querysort(\"/p?z=1&a=2&&m\")"), "/p?a=2&m&z=1");
+        assert_eq!(h("std.toupper(s = \"ab\") + std.tolower(\"CD\")"), "ABcd");
+        assert_eq!(h("std.fnmatch(\"/static/*\", \"/static/a.css\")"), "true");
+        assert_eq!(
+            h("std.fnmatch(\"/static/*\", \"/static/x/a.css\")"),
+            "false"
+        );
+        assert_eq!(
+            h("std.fnmatch(\"/static/*\", \"/static/x/a.css\", pathname = false)"),
+            "true"
+        );
+        assert_eq!(h("std.round(2.5) + std.round(-2.5)"), "0.000");
+        assert_eq!(
+            h("std.strftime(now, \"%Y-%m-%d %H:%M\")"),
+            "1994-11-06 08:49"
+        );
+        assert_eq!(h("std.syntax(4.0)"), "true");
+        assert_eq!(h("std.syntax(4.2)"), "false");
+        assert_eq!(h("std.file_exists(\"/nonexistent/x\")"), "false");
+        assert_eq!(h("std.fileread(\"/nonexistent/x\")"), "");
+        let r: f64 = h("std.random(1, 2)").parse().unwrap();
+        assert!((1.0..=2.0).contains(&r));
+        let path = std::env::temp_dir().join(format!("vcl-lite-fileread-{}", std::process::id()));
+        std::fs::write(&path, "hello").unwrap();
+        assert_eq!(h(&format!("std.fileread(\"{}\")", path.display())), "hello");
+        let _ = std::fs::remove_file(&path);
+        let mut ctx = TestCtx::default();
+        ctx.vars
+            .insert(Var::ReqHttp(Header::new("a")), Value::Str("1\n2".into()));
+        run_recv(
+            "std.collect(req.http.a); std.collect(req.http.b, sep = \"|\");",
+            &mut ctx,
+        )
+        .unwrap();
+        assert_eq!(ctx.req_header("a"), Some("1, 2"));
+    }
+
+    #[test]
+    fn host_functions_ban_log_healthy() {
+        let p = program(
+            r#"backend web { .host = "127.0.0.1"; } backend sick { .host = "127.0.0.1"; }
+            sub vcl_recv {
+                std.log("recv " + req.url);
+                std.syslog(3, "bad");
+                ban("obj.http.X-Tags ~ " + req.http.tags);
+                if (std.ban("obj.status == 200")) { set req.http.ok = "1"; }
+                if (!std.ban("nonsense")) { set req.http.err = std.ban_error(); }
+                set req.http.h = std.healthy(web) + "/" + std.healthy(sick);
+                std.timestamp("x"); std.set_ip_tos(0); std.late_100_continue(true);
+                std.cache_req_body(1MB);
+                set req.http.c = std.cache_req_body(size = 10KB);
+            }"#,
+        );
+        let mut ctx = TestCtx::default().url("/u").header("tags", "a|b");
+        p.run(Sub::Recv, &mut ctx).unwrap();
+        assert_eq!(
+            ctx.logged,
+            vec![(None, "recv /u".to_string()), (Some(3), "bad".to_string())]
+        );
+        assert_eq!(
+            *ctx.bans.borrow(),
+            vec![
+                "obj.http.X-Tags ~ a|b".to_string(),
+                "obj.status == 200".to_string()
+            ]
+        );
+        assert_eq!(ctx.req_header("ok"), Some("1"));
+        assert_eq!(ctx.req_header("err"), Some("bad ban \"nonsense\""));
+        assert_eq!(ctx.req_header("h"), Some("true/false"));
+        assert_eq!(ctx.req_header("c"), Some("true"));
+        // A host without bans refuses them; rollback is refused by default.
+        let err = run_recv("std.rollback(req);", &mut TestCtx::default()).unwrap_err();
+        assert_eq!(err.message, "std.rollback is not available here");
+    }
+
+    #[test]
+    fn new_variables_read_through_the_host() {
+        let p = program(
+            r#"sub vcl_recv { set req.http.a = server.ip + " " + local.ip + " " + remote.ip + " " + client.identity + " " + req.xid + " " + req.is_hitmiss + req.is_hitpass; }"#,
+        );
+        let mut ctx = TestCtx::default()
+            .with(Var::ServerIp, Value::Ip("192.0.2.1".parse().unwrap()))
+            .with(Var::LocalIp, Value::Ip("192.0.2.1".parse().unwrap()))
+            .with(Var::RemoteIp, Value::Ip("192.0.2.2".parse().unwrap()))
+            .with(Var::ClientIdentity, Value::Str("me".into()))
+            .with(Var::ReqXid, Value::Str("1001".into()))
+            .with(Var::ReqIsHitmiss, Value::Bool(false))
+            .with(Var::ReqIsHitpass, Value::Bool(true));
+        recv(&p, &mut ctx);
+        assert_eq!(
+            ctx.req_header("a"),
+            Some("192.0.2.1 192.0.2.1 192.0.2.2 me 1001 falsetrue")
+        );
     }
 }

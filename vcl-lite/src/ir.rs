@@ -5,6 +5,7 @@ use regex::Regex;
 
 use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
+use crate::funcs::Func;
 use crate::vars::{Sub, Type, Var};
 
 /// A typed expression.
@@ -13,18 +14,36 @@ pub(crate) enum Expr {
     Str(Box<str>),
     Int(i64),
     Dur(f64),
+    Real(f64),
+    Bytes(i64),
     Bool(bool),
     /// Read through `Context::get`.
     Var(Var),
     /// Read through `Context::client_ip`.
     ClientIp,
+    /// Read through `Context::now`.
+    Now,
+    /// An IP address written as a string where an IP is expected.
+    IpLit(std::net::IpAddr),
+    /// An INT where a REAL is expected.
+    IntToReal(Box<Expr>),
     /// A non-STRING value turned into a STRING.
     ToStr(Box<Expr>, Type),
     /// STRING concatenation; each part with its type.
     Concat(Vec<(Expr, Type)>),
-    /// INT or DURATION arithmetic (the type is that of the whole).
+    /// Arithmetic where every operand has the type of the whole (INT,
+    /// DURATION, REAL, BYTES), left to right.
     Arith(Box<Expr>, Vec<(AddOp, Expr)>),
-    /// INT or DURATION negation.
+    /// Arithmetic between two types (`now - 1h`, `2 * 1s`, `1s / 2s`):
+    /// the result's type is known from the context it is read in.
+    Mixed {
+        op: AddOp,
+        lhs: Box<Expr>,
+        lty: Type,
+        rhs: Box<Expr>,
+        rty: Type,
+    },
+    /// Negation (INT, DURATION, REAL, BYTES).
     Neg(Box<Expr>),
     /// `==`, `!=`, `<`, `>`, `<=`, `>=` between two values of type `ty`.
     Cmp {
@@ -57,12 +76,31 @@ pub(crate) enum Expr {
         sub: Replacement,
         all: bool,
     },
-    Lower(Box<Expr>),
-    Upper(Box<Expr>),
-    /// `std.integer(s, fallback)`
-    Integer(Box<Expr>, Box<Expr>),
-    /// `std.duration(s, fallback)`
-    Duration(Box<Expr>, Box<Expr>),
+    /// A built-in function (other than `regsub`).
+    Call(Box<Call>),
+}
+
+/// A checked call of a built-in function: one argument per parameter, in
+/// the table's order, defaults filled in.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub(crate) func: Func,
+    pub(crate) args: Box<[Arg]>,
+}
+
+/// An argument of a [`Call`].
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    /// An optional parameter left out.
+    Absent,
+    /// A value of the parameter's type.
+    Val(Expr, Type),
+    /// A header variable (`std.collect`).
+    Header(Var),
+    /// A declared backend's name (`std.healthy`).
+    Backend(Box<str>),
+    /// `req` or `bereq` (`std.rollback`).
+    Http(crate::eval::HttpPart),
 }
 
 /// Part of a `regsub` replacement: text, or `\N` (a capture group).
@@ -124,6 +162,7 @@ pub(crate) enum Stmt {
     If {
         branches: Vec<(Expr, Vec<Stmt>)>,
         otherwise: Vec<Stmt>,
+        at: usize,
     },
     Set {
         var: Var,
@@ -143,6 +182,12 @@ pub(crate) enum Stmt {
     Builtin(Sub),
     HashData(Expr),
     Synthetic(Expr),
+    /// A function called as a statement (`std.log(…);`, `ban(…);`,
+    /// `std.ban(…);`).
+    Effect {
+        call: Call,
+        at: usize,
+    },
 }
 
 #[cfg(test)]

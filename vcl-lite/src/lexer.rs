@@ -15,6 +15,8 @@ pub enum TokenKind {
     Real(f64),
     /// A duration literal, in seconds (`10ms`, `10s`, `5m`, `2h`, `1d`, `1w`, `1y`).
     Duration(f64),
+    /// A size literal, in bytes (`512B`, `10KB`, `1.5MB`, `1GB`, `1TB`).
+    Bytes(i64),
     /// `(`
     LParen,
     /// `)`
@@ -29,6 +31,8 @@ pub enum TokenKind {
     Comma,
     /// `/`
     Slash,
+    /// `*`
+    Star,
     /// `=`
     Assign,
     /// `==`
@@ -79,6 +83,7 @@ impl TokenKind {
             TokenKind::Int(i) => format!("number `{i}`"),
             TokenKind::Real(r) => format!("number `{r}`"),
             TokenKind::Duration(_) => "duration".to_string(),
+            TokenKind::Bytes(_) => "size".to_string(),
             TokenKind::Eof => "end of file".to_string(),
             other => format!("`{}`", other.symbol()),
         }
@@ -94,6 +99,7 @@ impl TokenKind {
             TokenKind::Semi => ";",
             TokenKind::Comma => ",",
             TokenKind::Slash => "/",
+            TokenKind::Star => "*",
             TokenKind::Assign => "=",
             TokenKind::Eq => "==",
             TokenKind::Ne => "!=",
@@ -114,6 +120,7 @@ impl TokenKind {
             | TokenKind::Int(_)
             | TokenKind::Real(_)
             | TokenKind::Duration(_)
+            | TokenKind::Bytes(_)
             | TokenKind::Eof => "",
         }
     }
@@ -318,12 +325,23 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
         }
         let unit = &self.src[digits_end..self.pos];
+        if let Some(per_unit) = crate::stdlib::bytes_unit(unit).filter(|_| !unit.is_empty()) {
+            let value: f64 = number
+                .parse()
+                .map_err(|_| self.error(Span::new(start, self.pos), "bad size", "not a number"))?;
+            let bytes = value * per_unit as f64;
+            if !bytes.is_finite() || bytes >= 9.2e18 {
+                return Err(self.error(Span::new(start, self.pos), "bad size", "too large"));
+            }
+            self.push(TokenKind::Bytes(bytes.floor() as i64), start);
+            return Ok(());
+        }
         if !unit.is_empty() {
             let Some(per_unit) = unit_seconds(unit) else {
                 return Err(self.error(
                     Span::new(digits_end, self.pos),
                     format!("bad duration `{}`", &self.src[start..self.pos]),
-                    format!("unknown unit `{unit}`: expected one of ms, s, m, h, d, w, y"),
+                    format!("unknown unit `{unit}`: expected one of ms, s, m, h, d, w, y (or B, KB, MB, GB, TB for a size)"),
                 ));
             };
             let value: f64 = number.parse().map_err(|_| {
@@ -400,6 +418,7 @@ impl<'a> Lexer<'a> {
             (b';', _) => (TokenKind::Semi, 1),
             (b',', _) => (TokenKind::Comma, 1),
             (b'/', _) => (TokenKind::Slash, 1),
+            (b'*', _) => (TokenKind::Star, 1),
             (b'.', _) => (TokenKind::Dot, 1),
             _ => {
                 let c = self.src[start..].chars().next().unwrap_or('?');

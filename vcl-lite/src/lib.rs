@@ -23,18 +23,20 @@ mod check;
 mod decl;
 pub mod error;
 mod eval;
+mod funcs;
 mod include;
 mod ir;
 pub mod lexer;
 pub mod parser;
 pub mod reference;
+pub mod stdlib;
 mod vars;
 
 pub use acl::CompiledAcl;
 pub use action::Action;
 pub use decl::{Backend, Probe};
 pub use error::{Error, Errors, Location, RuntimeError, Span, MAX_ERRORS};
-pub use eval::{Context, Program, Value, MAX_CALL_DEPTH};
+pub use eval::{Context, HttpPart, Program, Value, MAX_CALL_DEPTH};
 pub use include::{ReadFile, MAX_INCLUDE_DEPTH};
 pub use vars::{Header, Sub, Type, Var};
 

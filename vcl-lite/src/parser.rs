@@ -525,15 +525,18 @@ impl<'a> Parser<'a> {
                 let compound = match (self.peek(), self.nth(1)) {
                     (TokenKind::Plus, TokenKind::Assign) => Some(AddOp::Add),
                     (TokenKind::Minus, TokenKind::Assign) => Some(AddOp::Sub),
+                    (TokenKind::Star, TokenKind::Assign) => Some(AddOp::Mul),
+                    (TokenKind::Slash, TokenKind::Assign) => Some(AddOp::Div),
                     _ => None,
                 };
                 let op_span = self.tok().span;
                 if compound.is_some() {
                     self.bump();
                 } else if *self.peek() != TokenKind::Assign {
-                    return Err(
-                        self.unexpected("`=`", "expected `=`, `+=` or `-=` after the variable")
-                    );
+                    return Err(self.unexpected(
+                        "`=`",
+                        "expected `=`, `+=`, `-=`, `*=` or `/=` after the variable",
+                    ));
                 }
                 self.bump();
                 let mut value = self.expr()?;
@@ -656,9 +659,9 @@ impl<'a> Parser<'a> {
             _ => match self.nth(1) {
                 TokenKind::LParen => {
                     let name = self.ident("a function")?;
-                    self.args()?;
+                    let (args, _) = self.call_args()?;
                     self.semicolon()?;
-                    StmtKind::CallFunction(name)
+                    StmtKind::CallFunction { name, args }
                 }
                 TokenKind::Assign => {
                     return Err(self.error(
@@ -734,6 +737,51 @@ impl<'a> Parser<'a> {
         }
         loop {
             args.push(self.expr()?);
+            match self.peek() {
+                TokenKind::Comma => {
+                    self.bump();
+                }
+                TokenKind::RParen => {
+                    self.leave();
+                    return Ok((args, self.bump().span));
+                }
+                _ => return Err(self.unexpected("`,` or `)`", "")),
+            }
+        }
+    }
+
+    /// A function's `( a, name = b, … )`: the arguments and the span of
+    /// `)`. Named arguments come after the positional ones.
+    fn call_args(&mut self) -> PResult<(Vec<Arg>, Span)> {
+        let open = self.expect(TokenKind::LParen, "")?;
+        self.enter(open)?;
+        let mut args: Vec<Arg> = Vec::new();
+        if *self.peek() == TokenKind::RParen {
+            self.leave();
+            return Ok((args, self.bump().span));
+        }
+        loop {
+            let named = match (self.peek(), self.nth(1)) {
+                (TokenKind::Ident(n), TokenKind::Assign) if !n.contains('.') => {
+                    let name = self.ident("a parameter name")?;
+                    self.bump();
+                    Some(name)
+                }
+                _ => None,
+            };
+            let value = self.expr()?;
+            if named.is_none() {
+                if let Some(prev) = args.iter().rev().find_map(|a| a.name.as_ref()) {
+                    return Err(self
+                        .error(
+                            value.span,
+                            "positional argument after a named one",
+                            format!("name it, or move it before `{}`", prev.name),
+                        )
+                        .note("as in Varnish: `f(a, b, name = c)`"));
+                }
+            }
+            args.push(Arg { name: named, value });
             match self.peek() {
                 TokenKind::Comma => {
                     self.bump();
@@ -852,12 +900,35 @@ impl<'a> Parser<'a> {
     }
 
     fn sum(&mut self) -> PResult<Expr> {
-        let first = self.unary()?;
+        let first = self.product()?;
         let mut rest = Vec::new();
         loop {
             let op = match self.peek() {
                 TokenKind::Plus => AddOp::Add,
                 TokenKind::Minus => AddOp::Sub,
+                _ => break,
+            };
+            let op_span = self.bump().span;
+            rest.push((op, op_span, self.product()?));
+        }
+        if rest.is_empty() {
+            return Ok(first);
+        }
+        let span = first.span.to(rest[rest.len() - 1].2.span);
+        Ok(Expr {
+            kind: ExprKind::Arith(Box::new(first), rest),
+            span,
+        })
+    }
+
+    /// `a * b / c`
+    fn product(&mut self) -> PResult<Expr> {
+        let first = self.unary()?;
+        let mut rest = Vec::new();
+        loop {
+            let op = match self.peek() {
+                TokenKind::Star => AddOp::Mul,
+                TokenKind::Slash => AddOp::Div,
                 _ => break,
             };
             let op_span = self.bump().span;
@@ -883,6 +954,8 @@ impl<'a> Parser<'a> {
             let kind = match inner.kind {
                 ExprKind::Int(i) => ExprKind::Int(i.wrapping_neg()),
                 ExprKind::Duration(d) => ExprKind::Duration(-d),
+                ExprKind::Real(r) => ExprKind::Real(-r),
+                ExprKind::Bytes(b) => ExprKind::Bytes(b.wrapping_neg()),
                 other => ExprKind::Neg(Box::new(Expr {
                     kind: other,
                     span: inner.span,
@@ -908,12 +981,13 @@ impl<'a> Parser<'a> {
                 self.bump();
                 ExprKind::Duration(d)
             }
-            TokenKind::Real(_) => {
-                return Err(self.error(
-                    t.span,
-                    "decimal numbers are only allowed as durations",
-                    "add a unit, as in `1.5s`",
-                ))
+            TokenKind::Real(r) => {
+                self.bump();
+                ExprKind::Real(r)
+            }
+            TokenKind::Bytes(b) => {
+                self.bump();
+                ExprKind::Bytes(b)
             }
             TokenKind::Ident(name) => {
                 self.bump();
@@ -921,7 +995,7 @@ impl<'a> Parser<'a> {
                     "true" => ExprKind::Bool(true),
                     "false" => ExprKind::Bool(false),
                     _ if *self.peek() == TokenKind::LParen => {
-                        let (args, close) = self.args()?;
+                        let (args, close) = self.call_args()?;
                         return Ok(Expr {
                             kind: ExprKind::Call {
                                 name: Ident { name, span: t.span },
@@ -1046,7 +1120,7 @@ mod tests {
         assert!(matches!(first_stmt("return (pass);"), StmtKind::Return(a) if a.args.is_empty()));
         assert!(matches!(
             first_stmt("std.tolower(\"a\");"),
-            StmtKind::CallFunction(_)
+            StmtKind::CallFunction { .. }
         ));
     }
 
@@ -1119,8 +1193,8 @@ mod tests {
             "`else` without `if`"
         );
         assert_eq!(
-            parse_err("sub a { set x = 1.5; }").message(),
-            "decimal numbers are only allowed as durations"
+            parse_err("sub a { set x = f(a = 1, 2); }").message(),
+            "positional argument after a named one"
         );
     }
 

@@ -1,7 +1,8 @@
 //! The language reference tables, generated from the checker's own tables
 //! (the README embeds them; a test keeps the two in step).
 
-use crate::check::{actions, ActionArgs, FUNCS};
+use crate::check::{actions, ActionArgs};
+use crate::funcs::FUNCS;
 use crate::vars::{Mask, Sub, VARS};
 
 fn subs(mask: Mask) -> String {
@@ -10,6 +11,9 @@ fn subs(mask: Mask) -> String {
     }
     if mask == crate::vars::ALL {
         return "all".to_string();
+    }
+    if mask.union(crate::vars::ALL) == mask {
+        return "all, init, fini".to_string();
     }
     if mask == crate::vars::CLIENT {
         return "client".to_string();
@@ -72,12 +76,12 @@ pub fn actions_table() -> String {
 
 /// The functions, in Markdown.
 pub fn functions_table() -> String {
-    let mut out = String::from("| function | returns | what |\n|---|---|---|\n");
+    let mut out = String::from("| function | usable in | what |\n|---|---|---|\n");
     for f in FUNCS {
         out.push_str(&format!(
             "| `{}` | {} | {} |\n",
             f.signature(),
-            f.ret,
+            subs(f.only),
             f.doc
         ));
     }

@@ -174,6 +174,12 @@ pub enum Type {
     Bool,
     /// An IPv4 or IPv6 address.
     Ip,
+    /// A decimal number (`1.5`).
+    Real,
+    /// A point in time, in seconds since the epoch (`now`).
+    Time,
+    /// A size in bytes (`10KB`).
+    Bytes,
 }
 
 impl fmt::Display for Type {
@@ -184,6 +190,9 @@ impl fmt::Display for Type {
             Type::Duration => "DURATION",
             Type::Bool => "BOOL",
             Type::Ip => "IP",
+            Type::Real => "REAL",
+            Type::Time => "TIME",
+            Type::Bytes => "BYTES",
         })
     }
 }
@@ -296,6 +305,27 @@ pub enum Var {
     ServerHostname,
     /// `server.identity`
     ServerIdentity,
+    /// `now` (read through [`Context::now`](crate::Context::now))
+    Now,
+    /// `server.ip`: the address the request was received on.
+    ServerIp,
+    /// `local.ip`: the local address of the connection (as `server.ip`).
+    LocalIp,
+    /// `remote.ip`: the peer of the connection (the proxy, behind a PROXY
+    /// protocol load balancer; else as `client.ip`).
+    RemoteIp,
+    /// `client.identity`: identifies the client (`client.ip` unless set).
+    ClientIdentity,
+    /// `req.xid`: the request's transaction id.
+    ReqXid,
+    /// `bereq.xid`: the backend request's transaction id.
+    BereqXid,
+    /// `req.is_hitmiss`: the request is a miss because of a hit-for-miss
+    /// object.
+    ReqIsHitmiss,
+    /// `req.is_hitpass`: the request is a pass because of a hit-for-pass
+    /// object.
+    ReqIsHitpass,
 }
 
 /// How a variable is made from its name (header families take the header).
@@ -645,6 +675,78 @@ pub(crate) static VARS: &[VarDef] = &[
     ),
     plain!("client.ip", Ip, ALL, NONE, ClientIp, "the client's address"),
     plain!(
+        "server.ip",
+        Ip,
+        ALL,
+        NONE,
+        ServerIp,
+        "the address the request was received on"
+    ),
+    plain!(
+        "local.ip",
+        Ip,
+        ALL,
+        NONE,
+        LocalIp,
+        "the local address of the connection (as `server.ip`)"
+    ),
+    plain!(
+        "remote.ip",
+        Ip,
+        ALL,
+        NONE,
+        RemoteIp,
+        "the peer of the connection: the load balancer when the PROXY protocol is on, else as `client.ip`"
+    ),
+    plain!(
+        "client.identity",
+        String,
+        ALL,
+        CLIENT,
+        ClientIdentity,
+        "identifies the client (for directors that hash on it): `client.ip` unless set"
+    ),
+    plain!(
+        "now",
+        Time,
+        ALL,
+        NONE,
+        Now,
+        "the current time (`now - 1h`, `std.strftime(now, \"%F\")`); as text, an HTTP date"
+    ),
+    plain!(
+        "req.xid",
+        String,
+        CLIENT,
+        NONE,
+        ReqXid,
+        "the request's transaction id (a number, unique in the process)"
+    ),
+    plain!(
+        "bereq.xid",
+        String,
+        BACKEND,
+        NONE,
+        BereqXid,
+        "the backend request's transaction id"
+    ),
+    plain!(
+        "req.is_hitmiss",
+        Bool,
+        CLIENT,
+        NONE,
+        ReqIsHitmiss,
+        "the request missed because of a hit-for-miss object"
+    ),
+    plain!(
+        "req.is_hitpass",
+        Bool,
+        CLIENT,
+        NONE,
+        ReqIsHitpass,
+        "the request passed because of a hit-for-pass object"
+    ),
+    plain!(
         "server.hostname",
         String,
         ALL,
@@ -725,14 +827,6 @@ static RENAMED: &[(&str, &str)] = &[
     (
         "beresp.do_stream",
         "lacquer always streams bodies while they are fetched",
-    ),
-    (
-        "server.ip",
-        "not available in lacquer; use `server.hostname`",
-    ),
-    (
-        "now",
-        "vcl-lite has no TIME type; use durations such as `obj.age`",
     ),
 ];
 

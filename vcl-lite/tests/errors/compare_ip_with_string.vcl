@@ -1,5 +1,5 @@
 sub vcl_recv {
-    if (client.ip == "127.0.0.1") {
+    if (client.ip == req.http.X-Real-IP) {
         return (pass);
     }
 }

@@ -1,0 +1,5 @@
+sub vcl_recv {
+    if (now + now > now) {
+        return (pass);
+    }
+}

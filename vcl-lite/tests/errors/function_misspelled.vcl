@@ -1,0 +1,5 @@
+sub vcl_recv {
+    if (std.ban_eror() == "") {
+        return (pass);
+    }
+}
