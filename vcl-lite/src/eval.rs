@@ -95,14 +95,7 @@ impl fmt::Display for Value<'_> {
     }
 }
 
-/// `req` or `bereq`: what `std.rollback` puts back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpPart {
-    /// The client request, as received.
-    Req,
-    /// The backend request, as first made from the client request.
-    Bereq,
-}
+pub use crate::vars::HttpPart;
 
 /// What the host gives a running policy. lacquer implements it over its
 /// request, backend request, response and object. The methods with a

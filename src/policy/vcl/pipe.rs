@@ -50,4 +50,37 @@ impl Context for PipeView<'_> {
     fn hash_data(&mut self, _: &str) {}
 
     fn synthetic(&mut self, _: &str) {}
+
+    // The rest as the client subroutines have them.
+    fn now(&self) -> f64 {
+        self.client.now()
+    }
+
+    fn ban(&self, expr: &str) -> Result<(), String> {
+        self.client.ban(expr)
+    }
+
+    fn log(&mut self, priority: Option<i64>, message: &str) {
+        self.client.log(priority, message);
+    }
+
+    fn healthy(&self, backend: &str) -> bool {
+        self.client.healthy(backend)
+    }
+
+    fn collect(&mut self, header: &Var, separator: &str) {
+        self.client.collect(header, separator);
+    }
+
+    fn rollback(&mut self, part: vcl_lite::HttpPart) -> Result<(), String> {
+        self.client.rollback(part)
+    }
+
+    fn cache_req_body(&self, max_bytes: i64) -> bool {
+        self.client.cache_req_body(max_bytes)
+    }
+
+    fn port(&self, var: &Var) -> Option<u16> {
+        self.client.port(var)
+    }
 }
