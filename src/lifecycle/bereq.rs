@@ -19,4 +19,8 @@ pub struct Bereq {
     pub uncacheable: bool,
     /// The client's address (`client.ip`).
     pub client: IpAddr,
+    /// Its transaction id (`bereq.xid`).
+    pub xid: u64,
+    /// The client request's `server.ip`, `local.ip` and `remote.ip`.
+    pub conn: Option<std::sync::Arc<super::ConnInfo>>,
 }

@@ -39,13 +39,18 @@ pub enum InvalidationSource<'a> {
     /// this node only, counted as `unsafe_method` when it removed
     /// something.
     UnsafeMethod(&'a Task),
+    /// The policy, while running for this request (`ban()`, `std.ban()` in
+    /// VCL): as a BAN request, without the purge ACL (the policy decides).
+    Policy(&'a Task),
 }
 
 impl InvalidationSource<'_> {
     /// The client request behind it, if any.
     fn request(&self) -> Option<&Task> {
         match self {
-            InvalidationSource::Request(req) | InvalidationSource::UnsafeMethod(req) => Some(req),
+            InvalidationSource::Request(req)
+            | InvalidationSource::UnsafeMethod(req)
+            | InvalidationSource::Policy(req) => Some(req),
             InvalidationSource::Admin | InvalidationSource::Peer => None,
         }
     }
@@ -56,7 +61,9 @@ impl InvalidationSource<'_> {
     fn forwarded(&self) -> bool {
         matches!(
             self,
-            InvalidationSource::Request(_) | InvalidationSource::Admin
+            InvalidationSource::Request(_)
+                | InvalidationSource::Admin
+                | InvalidationSource::Policy(_)
         )
     }
 }
@@ -69,6 +76,15 @@ impl std::fmt::Display for InvalidationSource<'_> {
             InvalidationSource::Peer => f.write_str("peer"),
             InvalidationSource::UnsafeMethod(req) => {
                 write!(f, "{} by {}", req.method, req.client.ip())
+            }
+            InvalidationSource::Policy(req) => {
+                write!(
+                    f,
+                    "policy, {} {} from {}",
+                    req.method,
+                    req.url,
+                    req.client.ip()
+                )
             }
         }
     }
@@ -339,6 +355,19 @@ impl Proxy {
                     ctx.method
                 )),
         ))
+    }
+}
+
+impl crate::lifecycle::PolicyServices for Proxy {
+    fn ban(&self, req: &Task, expr: &str) -> Result<(), String> {
+        let inv = Invalidation::Ban(expr.to_string());
+        match self.invalidate(&inv, InvalidationSource::Policy(req)) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                crate::log_limited!(10, warn, error = %e, url = %req.url, "ban from the policy refused");
+                Err(e.to_string())
+            }
+        }
     }
 }
 

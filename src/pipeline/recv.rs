@@ -123,6 +123,12 @@ impl Task {
             max_grace: None,
             background: false,
             upgrade,
+            conn: None,
+            services: None,
+            xid: crate::lifecycle::next_xid(),
+            client_identity: None,
+            is_hitmiss: false,
+            vcl_log: Vec::new(),
         })
     }
 }

@@ -9,8 +9,8 @@ use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
 use crate::error::{Error, SourceMap, Span, MAX_ERRORS};
-use crate::eval::{HttpPart, Program, MAX_CALL_DEPTH};
-use crate::funcs::{self, FuncDef, ParamType, FUNCS};
+use crate::eval::{Program, MAX_CALL_DEPTH};
+use crate::funcs::{self, FuncDef, HttpPart, ParamType, FUNCS};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
 

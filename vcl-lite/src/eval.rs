@@ -12,7 +12,7 @@ use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::decl::{Backend, Probe};
 use crate::error::{Location, RuntimeError, SourceMap};
-use crate::funcs::Func;
+use crate::funcs::{Func, HttpPart};
 use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
 use crate::stdlib;
@@ -93,15 +93,6 @@ impl fmt::Display for Value<'_> {
             Value::Time(t) => f.write_str(&stdlib::http_date(*t)),
         }
     }
-}
-
-/// `req` or `bereq`: what `std.rollback` puts back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpPart {
-    /// The client request, as received.
-    Req,
-    /// The backend request, as first made from the client request.
-    Bereq,
 }
 
 /// What the host gives a running policy. lacquer implements it over its

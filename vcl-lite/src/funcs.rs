@@ -7,6 +7,15 @@
 
 use crate::vars::{self, Mask, Sub, Type};
 
+/// `req` or `bereq`: what `std.rollback` puts back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpPart {
+    /// The client request, as received.
+    Req,
+    /// The backend request, as first made from the client request.
+    Bereq,
+}
+
 /// What a parameter takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ParamType {

@@ -100,7 +100,7 @@ pub(crate) enum Arg {
     /// A declared backend's name (`std.healthy`).
     Backend(Box<str>),
     /// `req` or `bereq` (`std.rollback`).
-    Http(crate::eval::HttpPart),
+    Http(crate::funcs::HttpPart),
 }
 
 /// Part of a `regsub` replacement: text, or `\N` (a capture group).

@@ -112,9 +112,19 @@ impl Context for BackendView<'_, '_> {
             | Var::BereqHttp(_)
             | Var::BereqRetries
             | Var::BereqUncacheable => self.bereq_get(var),
-            Var::ClientIp | Var::ServerHostname | Var::ServerIdentity => {
-                common_get(var, self.bereq.client, self.hostname)
-            }
+            Var::ClientIp
+            | Var::ServerHostname
+            | Var::ServerIdentity
+            | Var::ServerIp
+            | Var::LocalIp
+            | Var::RemoteIp => common_get(
+                var,
+                self.bereq.client,
+                self.bereq.conn.as_deref(),
+                self.hostname,
+            ),
+            Var::ClientIdentity => Some(Value::Str(Cow::Owned(self.bereq.client.to_string()))),
+            Var::BereqXid => Some(Value::Str(Cow::Owned(self.bereq.xid.to_string()))),
             _ => self.beresp_get(var),
         }
     }
@@ -179,5 +189,31 @@ impl Context for BackendView<'_, '_> {
         if let Some(BerespPart::Error(s)) = self.beresp.as_mut() {
             s.body.push_str(body);
         }
+    }
+
+    fn log(&mut self, priority: Option<i64>, message: &str) {
+        // A fetch may serve several clients: its messages go to lacquer's
+        // log only, not to an access log line.
+        super::values::log(priority, message, &self.bereq.url);
+    }
+
+    fn ban(&self, _expr: &str) -> Result<(), String> {
+        Err("ban() is not available in backend subroutines yet".to_string())
+    }
+
+    fn collect(&mut self, header: &Var, separator: &str) {
+        match header {
+            Var::BereqHttp(h) => super::values::collect(&mut self.bereq.headers, h, separator),
+            Var::BerespHttp(h) => {
+                if let Some(headers) = self.beresp_headers() {
+                    super::values::collect(headers, h, separator);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn port(&self, var: &Var) -> Option<u16> {
+        super::values::port_of(var, None, self.bereq.conn.as_deref())
     }
 }
