@@ -626,10 +626,12 @@ impl<'p> Checker<'p> {
                     Some(b) => self.block(b, scope)?,
                     None => Vec::new(),
                 };
+                let fallible = out.iter().any(|(cond, _)| cond.may_fail());
                 ir::Stmt::If {
                     branches: out,
                     otherwise,
                     at: stmt.span.start,
+                    fallible,
                 }
             }
             StmtKind::Set { target, value } => {
@@ -644,6 +646,7 @@ impl<'p> Checker<'p> {
                 ir::Stmt::Set {
                     var,
                     ty: def.ty,
+                    fallible: value.may_fail(),
                     value,
                     at: stmt.span.start,
                 }
@@ -660,10 +663,14 @@ impl<'p> Checker<'p> {
                 self.writable(def, target, scope, "unset")?;
                 ir::Stmt::Unset(var)
             }
-            StmtKind::Return(action) => ir::Stmt::Return {
-                action: self.action(action, scope)?,
-                at: stmt.span.start,
-            },
+            StmtKind::Return(action) => {
+                let action = self.action(action, scope)?;
+                ir::Stmt::Return {
+                    fallible: action.may_fail(),
+                    action,
+                    at: stmt.span.start,
+                }
+            }
             StmtKind::Call(name) if builtin_call(&name.name).is_some() => {
                 let sub = builtin_call(&name.name).unwrap_or(Sub::Recv);
                 self.only_in(scope, name.span, &format!("call {}", name.name), sub.bit())?;
