@@ -101,6 +101,9 @@ pub struct Hooks {
     pub backend_response: bool,
     /// `vcl_backend_error`
     pub backend_error: bool,
+    /// The policy calls `std.rollback(req)`: each request keeps a copy of
+    /// itself as received ([`super::Task::original`]).
+    pub rollback: bool,
 }
 
 /// Decisions taken at each phase.

@@ -67,6 +67,51 @@ pub struct Task {
     /// What the policy wrote with `std.log` / `std.syslog`: the access log
     /// line shows it.
     pub vcl_log: Vec<String>,
+    /// The request as received, kept only when the policy calls
+    /// `std.rollback(req)`.
+    pub original: Option<Box<Original>>,
+}
+
+/// A request as it was received (what `std.rollback(req)` restores).
+#[derive(Debug, Clone)]
+pub struct Original {
+    /// Method.
+    pub method: Method,
+    /// Protocol version.
+    pub version: Version,
+    /// Host.
+    pub host: String,
+    /// Path and query.
+    pub url: String,
+    /// Headers.
+    pub headers: HeaderMap,
+}
+
+impl Task {
+    /// Keeps the request as it is now for `std.rollback(req)`.
+    pub fn keep_original(&mut self) {
+        self.original = Some(Box::new(Original {
+            method: self.method.clone(),
+            version: self.version,
+            host: self.host.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+        }));
+    }
+
+    /// `std.rollback(req)`: the request as kept by [`Task::keep_original`].
+    /// `false` when nothing was kept.
+    pub fn roll_back(&mut self) -> bool {
+        let Some(o) = self.original.as_deref() else {
+            return false;
+        };
+        self.method = o.method.clone();
+        self.version = o.version;
+        self.host = o.host.clone();
+        self.url = o.url.clone();
+        self.headers = o.headers.clone();
+        true
+    }
 }
 
 /// The addresses of a client connection.
@@ -143,6 +188,7 @@ impl Task {
             client_identity: None,
             is_hitmiss: false,
             vcl_log: Vec::new(),
+            original: None,
         }
     }
 

@@ -107,7 +107,8 @@ impl Task {
         });
         remove_hop_by_hop(&mut headers);
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
-        Ok(Task {
+        let keep_original = live.hooks.rollback;
+        let mut task = Task {
             method: parts.method,
             version: parts.version,
             host,
@@ -129,7 +130,12 @@ impl Task {
             client_identity: None,
             is_hitmiss: false,
             vcl_log: Vec::new(),
-        })
+            original: None,
+        };
+        if keep_original {
+            task.keep_original();
+        }
+        Ok(task)
     }
 }
 

@@ -184,6 +184,7 @@ impl Policy for VclPolicy {
             backend_fetch: has(Sub::BackendFetch),
             backend_response: has(Sub::BackendResponse),
             backend_error: has(Sub::BackendError),
+            rollback: self.program.calls("std.rollback"),
         }
     }
 

@@ -216,3 +216,39 @@ fn std_log_messages_are_in_the_access_log_line() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn std_rollback_restores_the_request_as_received() {
+    let origin = Origin::start().await;
+    for p in ["/orig", "/changed"] {
+        let body = p.to_string();
+        origin.route(p, move |_, n| {
+            Reply::ok(format!("{body} v{n}")).header("cache-control", "no-store")
+        });
+    }
+    let lq = with_policy(
+        origin.addr,
+        r#"import std;
+        sub vcl_recv {
+            set req.url = "/changed";
+            set req.http.X-Added = "1";
+            unset req.http.X-Keep;
+            if (req.http.X-Undo) {
+                std.rollback(req);
+            }
+            return (pass);
+        }"#,
+    )
+    .await;
+    let a = lq.addr();
+    let undone = get_with(a, "/orig", &[("x-undo", "1"), ("x-keep", "k")]).await;
+    assert_eq!(undone.text(), "/orig v1");
+    let seen = origin.last("/orig").expect("the origin saw /orig");
+    assert_eq!(seen.header_or_none("x-added"), "none");
+    assert_eq!(seen.header_or_none("x-keep"), "k");
+    let kept = get_with(a, "/orig", &[("x-keep", "k")]).await;
+    assert_eq!(kept.text(), "/changed v1");
+    let seen = origin.last("/changed").expect("the origin saw /changed");
+    assert_eq!(seen.header_or_none("x-added"), "1");
+    assert_eq!(seen.header_or_none("x-keep"), "none");
+}

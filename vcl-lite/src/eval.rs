@@ -257,6 +257,27 @@ impl Program {
         &self.file
     }
 
+    /// Whether the policy calls the built-in function `name` (`"std.rollback"`)
+    /// anywhere: a host can keep what only that function needs.
+    pub fn calls(&self, name: &str) -> bool {
+        let Some(def) = crate::funcs::lookup(name) else {
+            return false;
+        };
+        fn any(stmts: &[Stmt], func: Func) -> bool {
+            stmts.iter().any(|s| match s {
+                Stmt::Effect { call, .. } => call.func == func,
+                Stmt::If {
+                    branches,
+                    otherwise,
+                    ..
+                } => branches.iter().any(|(_, b)| any(b, func)) || any(otherwise, func),
+                _ => false,
+            })
+        }
+        self.subs.iter().flatten().any(|b| any(b, def.func))
+            || self.customs.iter().any(|b| any(b, def.func))
+    }
+
     /// Runs one built-in subroutine. `Ok(None)`: the subroutine is not
     /// defined or ended without `return`; the host goes on with its built-in
     /// behaviour, as Varnish appends its built-in VCL.
@@ -1829,6 +1850,10 @@ sub vcl_recv { return (hash); }"#,
         // A host without bans refuses them; rollback is refused by default.
         let err = run_recv("std.rollback(req);", &mut TestCtx::default()).unwrap_err();
         assert_eq!(err.message, "std.rollback is not available here");
+        let p = program("sub vcl_recv { if (req.url) { call r; } } sub r { std.rollback(req); }");
+        assert!(p.calls("std.rollback"));
+        assert!(!p.calls("std.log"));
+        assert!(!p.calls("nope"));
     }
 
     #[test]

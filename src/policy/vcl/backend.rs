@@ -197,6 +197,10 @@ impl Context for BackendView<'_, '_> {
         super::values::log(priority, message, &self.bereq.url);
     }
 
+    fn rollback(&mut self, _part: vcl_lite::HttpPart) -> Result<(), String> {
+        Err("std.rollback(bereq) is not supported yet".to_string())
+    }
+
     fn ban(&self, _expr: &str) -> Result<(), String> {
         Err("ban() is not available in backend subroutines yet".to_string())
     }

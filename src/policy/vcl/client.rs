@@ -303,6 +303,18 @@ impl Context for ClientView<'_> {
     fn port(&self, var: &Var) -> Option<u16> {
         super::values::port_of(var, Some(self.req.client.port()), self.req.conn.as_deref())
     }
+
+    fn rollback(&mut self, part: vcl_lite::HttpPart) -> Result<(), String> {
+        match part {
+            vcl_lite::HttpPart::Req if self.req.roll_back() => Ok(()),
+            vcl_lite::HttpPart::Req => {
+                Err("std.rollback(req): the request as received was not kept".to_string())
+            }
+            vcl_lite::HttpPart::Bereq => {
+                Err("std.rollback(bereq) is not available in client subroutines".to_string())
+            }
+        }
+    }
 }
 
 /// The most `std.log` messages kept per request for the access log.
