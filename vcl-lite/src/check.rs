@@ -682,7 +682,9 @@ impl<'p> Checker<'p> {
             }
             StmtKind::HashData(e) => {
                 self.only_in(scope, stmt.span, "hash_data", Mask::of(&[Sub::Hash]))?;
-                ir::Stmt::HashData(self.text(e, scope)?)
+                let e = self.text(e, scope)?;
+                let at = e.may_fail().then_some(stmt.span.start);
+                ir::Stmt::HashData(e, at)
             }
             StmtKind::Synthetic(e) => {
                 self.only_in(
@@ -691,7 +693,9 @@ impl<'p> Checker<'p> {
                     "synthetic",
                     Mask::of(&[Sub::Synth, Sub::BackendError]),
                 )?;
-                ir::Stmt::Synthetic(self.text(e, scope)?)
+                let e = self.text(e, scope)?;
+                let at = e.may_fail().then_some(stmt.span.start);
+                ir::Stmt::Synthetic(e, at)
             }
             StmtKind::New { name, ctor, .. } => {
                 self.only_in(scope, stmt.span, "new", Sub::Init.bit())?;

@@ -433,14 +433,20 @@ impl Program {
                         return Ok(Flow::Return(a));
                     }
                 }
-                Stmt::HashData(e) => {
+                Stmt::HashData(e, at) => {
                     scratch.clear();
                     self.append(e, Type::String, &*ctx, scratch);
+                    if let Some(at) = at.filter(|_| failed()) {
+                        return Err(self.expr_failed(at));
+                    }
                     ctx.hash_data(scratch);
                 }
-                Stmt::Synthetic(e) => {
+                Stmt::Synthetic(e, at) => {
                     scratch.clear();
                     self.append(e, Type::String, &*ctx, scratch);
+                    if let Some(at) = at.filter(|_| failed()) {
+                        return Err(self.expr_failed(at));
+                    }
                     ctx.synthetic(scratch);
                 }
                 Stmt::Effect { call, at } => {
@@ -1768,6 +1774,12 @@ sub vcl_recv { return (hash); }"#,
             "std.integer: conversion failed and no fallback was given"
         );
         assert_eq!((err.location.line, err.location.column), (1, 16));
+        let p = program(
+            "sub vcl_hash { hash_data(req.url); hash_data(std.integer(req.http.n) + \"\"); }",
+        );
+        let err = p.run(Sub::Hash, &mut ctx).unwrap_err();
+        assert!(err.message.starts_with("std.integer:"), "{err}");
+        assert!(ctx.hashed.len() == 1, "{:?}", ctx.hashed);
         let err = run_recv("if (std.ip(req.http.n) == client.ip) {}", &mut ctx).unwrap_err();
         assert!(err.message.starts_with("std.ip:"), "{err}");
     }

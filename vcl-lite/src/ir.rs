@@ -226,8 +226,9 @@ pub(crate) enum Stmt {
     /// `call vcl_builtin_recv;` & co.: the body of that hook in
     /// `builtin.vcl`.
     Builtin(Sub),
-    HashData(Expr),
-    Synthetic(Expr),
+    /// With where it is when its expression can fail.
+    HashData(Expr, Option<usize>),
+    Synthetic(Expr, Option<usize>),
     /// A function called as a statement (`std.log(…);`, `ban(…);`,
     /// `std.ban(…);`).
     Effect {
