@@ -23,4 +23,6 @@ pub struct Bereq {
     pub xid: u64,
     /// The client request's `server.ip`, `local.ip` and `remote.ip`.
     pub conn: Option<std::sync::Arc<super::ConnInfo>>,
+    /// The proxy, for `ban()` in backend subroutines.
+    pub services: Option<std::sync::Weak<dyn super::PolicyServices>>,
 }

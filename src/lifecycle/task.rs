@@ -129,7 +129,9 @@ pub trait PolicyServices: Send + Sync {
     /// Adds a ban as the BAN method does (same parser, same limits,
     /// forwarded to peers): `ban()` and `std.ban()` in VCL. `Err` tells
     /// why it was refused.
-    fn ban(&self, req: &Task, expr: &str) -> Result<(), String>;
+    /// `req`: the client request it runs for (`None` in backend
+    /// subroutines).
+    fn ban(&self, req: Option<&Task>, expr: &str) -> Result<(), String>;
 }
 
 /// A new transaction id (`req.xid`, `bereq.xid`).

@@ -126,6 +126,7 @@ impl Proxy {
             client: ctx.client.ip(),
             xid: crate::lifecycle::next_xid(),
             conn: ctx.conn.clone(),
+            services: ctx.services.clone(),
         }
     }
 

@@ -42,6 +42,8 @@ pub enum InvalidationSource<'a> {
     /// The policy, while running for this request (`ban()`, `std.ban()` in
     /// VCL): as a BAN request, without the purge ACL (the policy decides).
     Policy(&'a Task),
+    /// The policy in a backend subroutine (no client request at hand).
+    PolicyFetch,
 }
 
 impl InvalidationSource<'_> {
@@ -51,7 +53,9 @@ impl InvalidationSource<'_> {
             InvalidationSource::Request(req)
             | InvalidationSource::UnsafeMethod(req)
             | InvalidationSource::Policy(req) => Some(req),
-            InvalidationSource::Admin | InvalidationSource::Peer => None,
+            InvalidationSource::Admin
+            | InvalidationSource::Peer
+            | InvalidationSource::PolicyFetch => None,
         }
     }
 
@@ -64,6 +68,7 @@ impl InvalidationSource<'_> {
             InvalidationSource::Request(_)
                 | InvalidationSource::Admin
                 | InvalidationSource::Policy(_)
+                | InvalidationSource::PolicyFetch
         )
     }
 }
@@ -77,6 +82,7 @@ impl std::fmt::Display for InvalidationSource<'_> {
             InvalidationSource::UnsafeMethod(req) => {
                 write!(f, "{} by {}", req.method, req.client.ip())
             }
+            InvalidationSource::PolicyFetch => f.write_str("policy, backend fetch"),
             InvalidationSource::Policy(req) => {
                 write!(
                     f,
@@ -359,12 +365,16 @@ impl Proxy {
 }
 
 impl crate::lifecycle::PolicyServices for Proxy {
-    fn ban(&self, req: &Task, expr: &str) -> Result<(), String> {
+    fn ban(&self, req: Option<&Task>, expr: &str) -> Result<(), String> {
         let inv = Invalidation::Ban(expr.to_string());
-        match self.invalidate(&inv, InvalidationSource::Policy(req)) {
+        let source = match req {
+            Some(req) => InvalidationSource::Policy(req),
+            None => InvalidationSource::PolicyFetch,
+        };
+        match self.invalidate(&inv, source) {
             Ok(_) => Ok(()),
             Err(e) => {
-                crate::log_limited!(10, warn, error = %e, url = %req.url, "ban from the policy refused");
+                crate::log_limited!(10, warn, error = %e, %source, "ban from the policy refused");
                 Err(e.to_string())
             }
         }

@@ -252,3 +252,32 @@ async fn std_rollback_restores_the_request_as_received() {
     assert_eq!(seen.header_or_none("x-added"), "1");
     assert_eq!(seen.header_or_none("x-keep"), "none");
 }
+
+#[tokio::test]
+async fn a_ban_from_vcl_backend_response_is_added() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/old");
+    origin.route("/trigger", |_, n| {
+        Reply::ok(format!("trigger v{n}"))
+            .header("cache-control", "no-store")
+            .header("x-ban", "req.url ~ ^/old")
+    });
+    let lq = with_policy(
+        origin.addr,
+        r#"sub vcl_backend_response {
+            if (beresp.http.X-Ban) {
+                if (!std.ban(beresp.http.X-Ban)) {
+                    set beresp.http.X-Ban-Error = std.ban_error();
+                }
+            }
+        }"#,
+    )
+    .await;
+    let a = lq.addr();
+    let (_, hit) = get_twice(&lq, "/old", &[]).await;
+    assert!(is_hit(&hit));
+    let got = get(a, "/trigger").await;
+    assert_eq!(got.header("x-ban-error"), None);
+    assert_eq!(lq.proxy.bans().len(), 1);
+    assert_eq!(get(a, "/old").await.text(), "/old v2");
+}

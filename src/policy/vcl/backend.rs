@@ -201,8 +201,16 @@ impl Context for BackendView<'_, '_> {
         Err("std.rollback(bereq) is not supported yet".to_string())
     }
 
-    fn ban(&self, _expr: &str) -> Result<(), String> {
-        Err("ban() is not available in backend subroutines yet".to_string())
+    fn ban(&self, expr: &str) -> Result<(), String> {
+        match self
+            .bereq
+            .services
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+        {
+            Some(proxy) => proxy.ban(None, expr),
+            None => Err("bans are not available for this fetch".to_string()),
+        }
     }
 
     fn collect(&mut self, header: &Var, separator: &str) {

@@ -255,7 +255,7 @@ impl Context for ClientView<'_> {
             .as_ref()
             .and_then(std::sync::Weak::upgrade)
         {
-            Some(proxy) => proxy.ban(self.req, expr),
+            Some(proxy) => proxy.ban(Some(self.req), expr),
             None => Err("bans are not available for this request".to_string()),
         }
     }
