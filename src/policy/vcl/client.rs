@@ -140,7 +140,8 @@ impl Context for ClientView<'_> {
             })),
             Var::ReqXid => Some(Value::Str(Cow::Owned(self.req.xid.to_string()))),
             Var::ReqIsHitmiss => Some(Value::Bool(self.req.is_hitmiss)),
-            // lacquer keeps hit-for-pass as hit-for-miss (see LIFECYCLE.md).
+            // lacquer keeps hit-for-pass (`return (pass(d))`) as a hit-for-miss
+            // marker: such requests count as `req.is_hitmiss`.
             Var::ReqIsHitpass => Some(Value::Bool(false)),
             _ => self.obj_get(var),
         }
