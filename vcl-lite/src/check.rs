@@ -1920,6 +1920,70 @@ mod tests {
     }
 
     #[test]
+    fn function_arguments() {
+        let m = |body: &str| err(&recv(body)).message().to_string();
+        let l = |body: &str| err(&recv(body)).label().to_string();
+        assert_eq!(
+            m("set req.http.a = std.tolower();"),
+            "`std.tolower` takes 1 argument, found 0"
+        );
+        assert_eq!(
+            l("set req.http.a = std.tolower();"),
+            "expected `STRING std.tolower(STRING s)`"
+        );
+        assert_eq!(
+            m("set req.http.a = std.toupper(\"a\", \"b\");"),
+            "`std.toupper` takes 1 argument, found 2"
+        );
+        assert_eq!(
+            l("set req.http.a = std.ban_error(x = 1);"),
+            "it takes no arguments"
+        );
+        assert_eq!(
+            m("set req.http.a = std.fnmatch(subject = req.url);"),
+            "`std.fnmatch` needs its argument `pattern`"
+        );
+        assert_eq!(
+            m("std.rollback(bereq);"),
+            "`std.rollback(bereq)` is not allowed in vcl_recv"
+        );
+        assert_eq!(m("std.rollback(resp);"), "expected `req` or `bereq`");
+        assert_eq!(m("std.collect(req.url);"), "`req.url` is not a header");
+        assert_eq!(m("std.collect(\"x\");"), "expected a header");
+        assert_eq!(
+            err("sub vcl_deliver { std.collect(obj.http.a); }").message(),
+            "`obj.http.a` is read-only"
+        );
+        assert_eq!(m("if (std.healthy(\"web\")) {}"), "expected a backend name");
+        assert_eq!(
+            m("if (std.syntax(req.http.v)) {}"),
+            "wrong type: expected REAL, found STRING"
+        );
+        assert_eq!(
+            m("if (std.syntax(std.real(\"4\", 0))) {}"),
+            "`std.syntax` takes a version number"
+        );
+        assert_eq!(
+            m("set req.http.a = std.ip(req.http.x, \"nope\");"),
+            "`nope` is not an IP address"
+        );
+        assert_eq!(m("set req.http.a = 1 * \"x\";"), "wrong type: INT * STRING");
+        assert_eq!(
+            m("set req.http.a = req.url * 2;"),
+            "`*` cannot be used on STRING"
+        );
+        assert_eq!(
+            m("set req.http.a = std.now() * 2;"),
+            "wrong type: TIME * INT"
+        );
+        ok(&recv(
+            "std.log(\"x\"); std.syslog(priority = 6, s = \"y\"); ban(\"req.url ~ x\"); std.ban(\"req.url ~ y\"); std.timestamp(\"t\"); std.late_100_continue(late = false); std.set_ip_tos(0); std.collect(req.http.Cookie, \"; \");",
+        ));
+        ok("vcl 4.0; sub vcl_recv { if (std.syntax(4.0) && !std.syntax(4.1)) { return (pass); } }");
+        ok("sub vcl_backend_response { std.rollback(bereq); std.collect(beresp.http.Vary); set beresp.ttl = std.duration(integer = 2) * 3 + 10s / 2; }");
+    }
+
+    #[test]
     fn default_policy_compiles() {
         ok(crate::DEFAULT_POLICY);
     }

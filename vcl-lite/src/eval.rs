@@ -1808,6 +1808,11 @@ sub vcl_recv { return (hash); }"#,
         assert_eq!(h("std.syntax(4.0)"), "true");
         assert_eq!(h("std.syntax(4.2)"), "false");
         assert_eq!(h("std.file_exists(\"/nonexistent/x\")"), "false");
+        assert_eq!(h("std.getenv(\"VCL_LITE_SURELY_UNSET_VARIABLE\")"), "");
+        assert_eq!(
+            h("std.getenv(\"PATH\")"),
+            std::env::var("PATH").unwrap_or_default()
+        );
         assert_eq!(h("std.fileread(\"/nonexistent/x\")"), "");
         let r: f64 = h("std.random(1, 2)").parse().unwrap();
         assert!((1.0..=2.0).contains(&r));
