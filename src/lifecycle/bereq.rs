@@ -19,4 +19,10 @@ pub struct Bereq {
     pub uncacheable: bool,
     /// The client's address (`client.ip`).
     pub client: IpAddr,
+    /// Its transaction id (`bereq.xid`).
+    pub xid: u64,
+    /// The client request's `server.ip`, `local.ip` and `remote.ip`.
+    pub conn: Option<std::sync::Arc<super::ConnInfo>>,
+    /// The proxy, for `ban()` in backend subroutines.
+    pub services: Option<std::sync::Weak<dyn super::PolicyServices>>,
 }

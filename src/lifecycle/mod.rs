@@ -37,4 +37,4 @@ pub use live::Live;
 pub use outcome::{CacheOutcome, ObjMeta};
 pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};
 pub use synthetic::{phrase_of, set_phrase, synth, synth_body, SynthText, Synthetic};
-pub use task::{Task, UpgradeRequest};
+pub use task::{next_xid, ConnInfo, Original, PolicyServices, Task, UpgradeRequest};

@@ -103,6 +103,9 @@ pub struct Hooks {
     pub backend_error: bool,
     /// `vcl_pipe`
     pub pipe: bool,
+    /// The policy calls `std.rollback(req)`: each request keeps a copy of
+    /// itself as received ([`super::Task::original`]).
+    pub rollback: bool,
 }
 
 /// Decisions taken at each phase.

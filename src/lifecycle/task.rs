@@ -8,7 +8,8 @@
 use http::{HeaderMap, Method, Version};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::Live;
@@ -50,6 +51,99 @@ pub struct Task {
     /// The client asked to switch protocols (`Upgrade` with `Connection:
     /// upgrade`): what a pipe needs to take the connection over.
     pub upgrade: Option<UpgradeRequest>,
+    /// The connection it came in on (`server.ip`, `local.ip`,
+    /// `remote.ip`); `None` for requests lacquer makes itself.
+    pub conn: Option<Arc<ConnInfo>>,
+    /// The proxy, for what the policy asks of it (`ban()` in VCL); `None`
+    /// for requests lacquer makes itself.
+    pub services: Option<Weak<dyn PolicyServices>>,
+    /// Its transaction id (`req.xid`), unique in the process.
+    pub xid: u64,
+    /// `client.identity`, when the policy set it (else the client's
+    /// address).
+    pub client_identity: Option<String>,
+    /// Its lookup found a hit-for-miss marker (`req.is_hitmiss`).
+    pub is_hitmiss: bool,
+    /// What the policy wrote with `std.log` / `std.syslog`: the access log
+    /// line shows it.
+    pub vcl_log: Vec<String>,
+    /// The request as received, kept only when the policy calls
+    /// `std.rollback(req)`.
+    pub original: Option<Box<Original>>,
+}
+
+/// A request as it was received (what `std.rollback(req)` restores).
+#[derive(Debug, Clone)]
+pub struct Original {
+    /// Method.
+    pub method: Method,
+    /// Protocol version.
+    pub version: Version,
+    /// Host.
+    pub host: String,
+    /// Path and query.
+    pub url: String,
+    /// Headers.
+    pub headers: HeaderMap,
+}
+
+impl Task {
+    /// Keeps the request as it is now for `std.rollback(req)`.
+    pub fn keep_original(&mut self) {
+        self.original = Some(Box::new(Original {
+            method: self.method.clone(),
+            version: self.version,
+            host: self.host.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+        }));
+    }
+
+    /// `std.rollback(req)`: the request as kept by [`Task::keep_original`].
+    /// `false` when nothing was kept.
+    pub fn roll_back(&mut self) -> bool {
+        let Some(o) = self.original.as_deref() else {
+            return false;
+        };
+        self.method = o.method.clone();
+        self.version = o.version;
+        self.host = o.host.clone();
+        self.url = o.url.clone();
+        self.headers = o.headers.clone();
+        true
+    }
+}
+
+/// The addresses of a client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The address the connection was accepted on.
+    pub local: SocketAddr,
+    /// The connection's peer: the client, or the load balancer when the
+    /// PROXY protocol is on.
+    pub remote: SocketAddr,
+}
+
+/// What a running policy may ask of the proxy.
+pub trait PolicyServices: Send + Sync {
+    /// Adds a ban as the BAN method does (same parser, same limits,
+    /// forwarded to peers): `ban()` and `std.ban()` in VCL. `Err` tells
+    /// why it was refused.
+    /// `req`: the client request it runs for (`None` in backend
+    /// subroutines).
+    fn ban(&self, req: Option<&Task>, expr: &str) -> Result<(), String>;
+}
+
+/// A new transaction id (`req.xid`, `bereq.xid`).
+pub fn next_xid() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl std::fmt::Debug for dyn PolicyServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyServices")
+    }
 }
 
 /// A client's request to switch protocols, kept from recv (where the
@@ -90,6 +184,13 @@ impl Task {
             max_grace: None,
             background: false,
             upgrade: None,
+            conn: None,
+            services: None,
+            xid: next_xid(),
+            client_identity: None,
+            is_hitmiss: false,
+            vcl_log: Vec::new(),
+            original: None,
         }
     }
 
@@ -98,6 +199,9 @@ impl Task {
         Task {
             esi: self.esi.clone(),
             background: true,
+            conn: self.conn.clone(),
+            services: self.services.clone(),
+            client_identity: self.client_identity.clone(),
             ..Task::internal(
                 self.live.clone(),
                 self.host.clone(),

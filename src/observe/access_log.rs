@@ -21,6 +21,14 @@ use crate::body::RespBody;
 use crate::fetch::tunnel::Carried;
 use crate::lifecycle::CacheOutcome;
 
+/// What the policy logged for a request (`std.log`, `std.syslog`), carried
+/// to the access log in the response's extensions.
+#[derive(Debug, Clone, Default)]
+pub struct VclLog(pub Vec<String>);
+
+/// The longest `vcl_log` field (longer is cut, with `…`).
+pub const MAX_VCL_LOG: usize = 2048;
+
 /// What the access log needs from a request, captured before it is handled.
 #[derive(Debug)]
 pub struct RequestLine {
@@ -65,7 +73,7 @@ impl RequestLine {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        let line = self.format(
+        let mut line = self.format(
             client,
             resp.status(),
             bytes,
@@ -73,6 +81,11 @@ impl RequestLine {
             ttfb,
             SystemTime::now(),
         );
+        if let Some(VclLog(messages)) = resp.extensions().get::<VclLog>() {
+            line.pop();
+            push_vcl_log(&mut line, messages);
+            line.push('\n');
+        }
         writer(queue).send(line);
     }
 
@@ -119,6 +132,32 @@ impl RequestLine {
         );
         s
     }
+}
+
+/// Appends ` vcl_log="first; second"` (quotes and backslashes escaped,
+/// control characters dropped, at most [`MAX_VCL_LOG`] bytes).
+fn push_vcl_log(line: &mut String, messages: &[String]) {
+    line.push_str(" vcl_log=\"");
+    let start = line.len();
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            line.push_str("; ");
+        }
+        for c in m.chars() {
+            if line.len() - start >= MAX_VCL_LOG {
+                line.push('…');
+                line.push('"');
+                return;
+            }
+            match c {
+                '"' => line.push_str("\\\""),
+                '\\' => line.push_str("\\\\"),
+                c if c.is_control() => {}
+                c => line.push(c),
+            }
+        }
+    }
+    line.push('"');
 }
 
 /// Lines dropped because the writer thread fell behind.
@@ -240,6 +279,12 @@ mod tests {
             "203.0.113.7 - - [22/Nov/2026:05:30:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 512 \"-\" \"curl/8 \\\"x\\\"\" HIT 1.250\n"
         );
         assert_eq!(clf_time(UNIX_EPOCH), "01/Jan/1970:00:00:00 +0000");
+        let mut l = String::from("x");
+        push_vcl_log(&mut l, &["a \"q\"".to_string(), "b\\\n".to_string()]);
+        assert_eq!(l, "x vcl_log=\"a \\\"q\\\"; b\\\\\"");
+        let mut l = String::new();
+        push_vcl_log(&mut l, &["y".repeat(5000)]);
+        assert_eq!(l.len(), " vcl_log=\"".len() + MAX_VCL_LOG + "…\"".len());
         assert_eq!(
             clf_time(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "29/Feb/2000:00:00:00 +0000"

@@ -124,6 +124,9 @@ impl Proxy {
             retries: 0,
             uncacheable: !for_cache,
             client: ctx.client.ip(),
+            xid: crate::lifecycle::next_xid(),
+            conn: ctx.conn.clone(),
+            services: ctx.services.clone(),
         }
     }
 

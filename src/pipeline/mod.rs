@@ -266,7 +266,18 @@ impl Proxy {
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> (http::Response<RespBody>, CacheOutcome) {
-        let (resp, outcome) = self.lifecycle(req, client).await;
+        self.handle_on(req, client, None).await
+    }
+
+    /// [`Proxy::handle`] for a request that came in on `conn` (its
+    /// addresses are `server.ip`, `local.ip` and `remote.ip` in VCL).
+    pub async fn handle_on(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        conn: Option<Arc<crate::lifecycle::ConnInfo>>,
+    ) -> (http::Response<RespBody>, CacheOutcome) {
+        let (resp, outcome) = self.lifecycle(req, client, conn).await;
         self.metrics.count_served(outcome);
         (resp, outcome)
     }
@@ -275,6 +286,7 @@ impl Proxy {
         self: &Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,
+        conn: Option<Arc<crate::lifecycle::ConnInfo>>,
     ) -> (http::Response<RespBody>, CacheOutcome) {
         let live = self.live.load_full();
         if req.uri().path() == live.config.server.health_path {
@@ -286,7 +298,7 @@ impl Proxy {
             return (resp, CacheOutcome::Synth);
         }
         let (parts, body) = req.into_parts();
-        let ctx = match Task::from_parts(parts, body, client, live) {
+        let mut ctx = match Task::from_parts(parts, body, client, live) {
             Ok(ctx) => ctx,
             // Refused before there is a request for the policy to see:
             // answered without vcl_synth.
@@ -295,6 +307,9 @@ impl Proxy {
                 return (failure_response(&refused), CacheOutcome::Synth);
             }
         };
+        ctx.conn = conn;
+        let services: std::sync::Weak<Proxy> = Arc::downgrade(self);
+        ctx.services = Some(services);
         self.process(ctx).await
     }
 
@@ -307,11 +322,11 @@ impl Proxy {
         loop {
             served = match served {
                 Served::Response(resp, meta) => match self.deliver_hook(&mut ctx, resp, &meta) {
-                    Ok(resp) => return (resp, meta.outcome),
+                    Ok(resp) => return (with_vcl_log(resp, &mut ctx), meta.outcome),
                     Err(next) => next,
                 },
                 Served::Synth(status, reason) => match self.synthesize(&mut ctx, status, reason) {
-                    Some(resp) => return (resp, CacheOutcome::Synth),
+                    Some(resp) => return (with_vcl_log(resp, &mut ctx), CacheOutcome::Synth),
                     None => Served::Restart,
                 },
                 Served::Failed(failure) => {
@@ -377,7 +392,10 @@ impl Proxy {
             Lookup::Grace(obj) => (obj, true),
             Lookup::Stale(obj) => return Box::pin(self.miss_step(ctx, key, Some(obj), true)).await,
             Lookup::Miss => return Box::pin(self.miss_step(ctx, key, None, true)).await,
-            Lookup::HitForMiss => return Box::pin(self.miss_step(ctx, key, None, false)).await,
+            Lookup::HitForMiss => {
+                ctx.is_hitmiss = true;
+                return Box::pin(self.miss_step(ctx, key, None, false)).await;
+            }
         };
         if live.hooks.hit {
             match live.policy.hit(ctx, &obj) {
@@ -434,6 +452,18 @@ impl Proxy {
         }
         self.pass(ctx).await
     }
+}
+
+/// The response with what the policy logged (`std.log`) for the access
+/// log line.
+fn with_vcl_log(mut resp: http::Response<RespBody>, ctx: &mut Task) -> http::Response<RespBody> {
+    if !ctx.vcl_log.is_empty() {
+        resp.extensions_mut()
+            .insert(crate::observe::access_log::VclLog(std::mem::take(
+                &mut ctx.vcl_log,
+            )));
+    }
+    resp
 }
 
 /// Where a client-side hook sends the request instead of going on; `None`:

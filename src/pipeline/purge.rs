@@ -39,14 +39,23 @@ pub enum InvalidationSource<'a> {
     /// this node only, counted as `unsafe_method` when it removed
     /// something.
     UnsafeMethod(&'a Task),
+    /// The policy, while running for this request (`ban()`, `std.ban()` in
+    /// VCL): as a BAN request, without the purge ACL (the policy decides).
+    Policy(&'a Task),
+    /// The policy in a backend subroutine (no client request at hand).
+    PolicyFetch,
 }
 
 impl InvalidationSource<'_> {
     /// The client request behind it, if any.
     fn request(&self) -> Option<&Task> {
         match self {
-            InvalidationSource::Request(req) | InvalidationSource::UnsafeMethod(req) => Some(req),
-            InvalidationSource::Admin | InvalidationSource::Peer => None,
+            InvalidationSource::Request(req)
+            | InvalidationSource::UnsafeMethod(req)
+            | InvalidationSource::Policy(req) => Some(req),
+            InvalidationSource::Admin
+            | InvalidationSource::Peer
+            | InvalidationSource::PolicyFetch => None,
         }
     }
 
@@ -56,7 +65,10 @@ impl InvalidationSource<'_> {
     fn forwarded(&self) -> bool {
         matches!(
             self,
-            InvalidationSource::Request(_) | InvalidationSource::Admin
+            InvalidationSource::Request(_)
+                | InvalidationSource::Admin
+                | InvalidationSource::Policy(_)
+                | InvalidationSource::PolicyFetch
         )
     }
 }
@@ -69,6 +81,16 @@ impl std::fmt::Display for InvalidationSource<'_> {
             InvalidationSource::Peer => f.write_str("peer"),
             InvalidationSource::UnsafeMethod(req) => {
                 write!(f, "{} by {}", req.method, req.client.ip())
+            }
+            InvalidationSource::PolicyFetch => f.write_str("policy, backend fetch"),
+            InvalidationSource::Policy(req) => {
+                write!(
+                    f,
+                    "policy, {} {} from {}",
+                    req.method,
+                    req.url,
+                    req.client.ip()
+                )
             }
         }
     }
@@ -339,6 +361,23 @@ impl Proxy {
                     ctx.method
                 )),
         ))
+    }
+}
+
+impl crate::lifecycle::PolicyServices for Proxy {
+    fn ban(&self, req: Option<&Task>, expr: &str) -> Result<(), String> {
+        let inv = Invalidation::Ban(expr.to_string());
+        let source = match req {
+            Some(req) => InvalidationSource::Policy(req),
+            None => InvalidationSource::PolicyFetch,
+        };
+        match self.invalidate(&inv, source) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                crate::log_limited!(10, warn, error = %e, %source, "ban from the policy refused");
+                Err(e.to_string())
+            }
+        }
     }
 }
 

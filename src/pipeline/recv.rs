@@ -107,7 +107,8 @@ impl Task {
         });
         remove_hop_by_hop(&mut headers);
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
-        Ok(Task {
+        let keep_original = live.hooks.rollback;
+        let mut task = Task {
             method: parts.method,
             version: parts.version,
             host,
@@ -123,7 +124,18 @@ impl Task {
             max_grace: None,
             background: false,
             upgrade,
-        })
+            conn: None,
+            services: None,
+            xid: crate::lifecycle::next_xid(),
+            client_identity: None,
+            is_hitmiss: false,
+            vcl_log: Vec::new(),
+            original: None,
+        };
+        if keep_original {
+            task.keep_original();
+        }
+        Ok(task)
     }
 }
 

@@ -208,6 +208,7 @@ impl Policy for VclPolicy {
             backend_response: has(Sub::BackendResponse),
             backend_error: has(Sub::BackendError),
             pipe: has(Sub::Pipe),
+            rollback: self.program.calls("std.rollback"),
         }
     }
 

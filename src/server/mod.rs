@@ -367,6 +367,13 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        // `server.ip` / `local.ip` and `remote.ip` for the policy.
+        let conn = stream.local_addr().ok().map(|local| {
+            Arc::new(crate::lifecycle::ConnInfo {
+                local,
+                remote: peer,
+            })
+        });
         let proxy = proxy.clone();
         let builder = builder.clone();
         let life = life.clone();
@@ -388,7 +395,7 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _active = active;
             if !settings_proxy_protocol {
-                serve(stream, peer, proxy, &builder, life.stop).await;
+                serve(stream, peer, conn, proxy, &builder, life.stop).await;
                 return;
             }
             // Behind HAProxy: the real client address comes first.
@@ -409,7 +416,7 @@ async fn accept_loop(
                         return;
                     }
                 };
-            serve(io, client, proxy, &builder, life.stop).await;
+            serve(io, client, conn, proxy, &builder, life.stop).await;
         });
     }
 }
@@ -437,6 +444,7 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream, peer: SocketAddr) 
 async fn serve<I>(
     io: I,
     client: SocketAddr,
+    conn: Option<Arc<crate::lifecycle::ConnInfo>>,
     proxy: Arc<Proxy>,
     builder: &http1::Builder,
     mut stop: watch::Receiver<bool>,
@@ -447,9 +455,10 @@ async fn serve<I>(
     let queue = proxy.config().server.access_log_queue;
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
+        let conn = conn.clone();
         async move {
             if !access_log {
-                return Ok::<_, Infallible>(proxy.handle(req, client).await.0);
+                return Ok::<_, Infallible>(proxy.handle_on(req, client, conn).await.0);
             }
             let line = RequestLine::capture(
                 req.method(),
@@ -458,7 +467,7 @@ async fn serve<I>(
                 req.headers(),
             );
             let start = std::time::Instant::now();
-            let (resp, outcome) = proxy.handle(req, client).await;
+            let (resp, outcome) = proxy.handle_on(req, client, conn).await;
             match resp.extensions().get::<PipeEnd>().cloned() {
                 // A pipe's line is written when it closes, with its bytes.
                 Some(end) => {

@@ -67,4 +67,5 @@ mod surrogate_keys;
 mod uploads;
 mod validation;
 mod vcl_backends;
+mod vcl_functions;
 mod websocket;

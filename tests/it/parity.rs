@@ -501,6 +501,60 @@ sub vcl_recv {
              unsafe request; Varnish keeps serving the stored page",
         ),
     },
+    Scenario {
+        name: "a ban built at run time from a PURGE handler",
+        vcl: r#"
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        ban("req.url ~ " + req.http.X-Pattern);
+        return (synth(200, "Banned"));
+    }
+    return (hash);
+}
+"#,
+        steps: &[
+            get("/a"),
+            get("/b"),
+            get("/a"),
+            Step {
+                method: "PURGE",
+                path: "/",
+                headers: &[("X-Pattern", "^/a$")],
+                body: false,
+            },
+            get("/a"),
+            get("/b"),
+            get("/a"),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "vmod std conversions, strings and VCL arithmetic",
+        vcl: r#"
+import std;
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_deliver {
+    set resp.http.X-Int = std.integer(req.http.X-N, fallback = 7) * 2 + 1;
+    set resp.http.X-Real = std.real("1.5", 0) * 2;
+    set resp.http.X-Dur = std.duration("1m", 0s) / 4;
+    set resp.http.X-Sorted = std.querysort(req.url + "?b=2&a=1&&c");
+    set resp.http.X-Upper = std.toupper(std.strstr(req.url + "?b=2&a=1", "a"));
+    set resp.http.X-Match = std.fnmatch("/pa*", req.url);
+    set resp.http.X-Date = std.time("Sun, 06 Nov 1994 08:49:37 GMT", now) + 1d;
+    set resp.http.X-Named = std.integer(s = "12", fallback = 0) / 5;
+    set resp.http.X-Round = std.round(2.5);
+}
+"#,
+        steps: &[get_with("/page", &[("X-N", "20")]), get("/page")],
+        headers: &[
+            "x-int", "x-real", "x-dur", "x-sorted", "x-upper", "x-match", "x-date", "x-named",
+            "x-round",
+        ],
+        expect: Expect::Agree,
+    },
 ];
 
 /// Runs one scenario through both servers; returns what each saw.

@@ -9,8 +9,8 @@ use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
 use crate::error::{Error, SourceMap, Span, MAX_ERRORS};
-use crate::eval::{HttpPart, Program, MAX_CALL_DEPTH};
-use crate::funcs::{self, FuncDef, ParamType, FUNCS};
+use crate::eval::{Program, MAX_CALL_DEPTH};
+use crate::funcs::{self, FuncDef, HttpPart, ParamType, FUNCS};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
 
@@ -626,10 +626,12 @@ impl<'p> Checker<'p> {
                     Some(b) => self.block(b, scope)?,
                     None => Vec::new(),
                 };
+                let fallible = out.iter().any(|(cond, _)| cond.may_fail());
                 ir::Stmt::If {
                     branches: out,
                     otherwise,
                     at: stmt.span.start,
+                    fallible,
                 }
             }
             StmtKind::Set { target, value } => {
@@ -644,6 +646,7 @@ impl<'p> Checker<'p> {
                 ir::Stmt::Set {
                     var,
                     ty: def.ty,
+                    fallible: value.may_fail(),
                     value,
                     at: stmt.span.start,
                 }
@@ -660,10 +663,14 @@ impl<'p> Checker<'p> {
                 self.writable(def, target, scope, "unset")?;
                 ir::Stmt::Unset(var)
             }
-            StmtKind::Return(action) => ir::Stmt::Return {
-                action: self.action(action, scope)?,
-                at: stmt.span.start,
-            },
+            StmtKind::Return(action) => {
+                let action = self.action(action, scope)?;
+                ir::Stmt::Return {
+                    fallible: action.may_fail(),
+                    action,
+                    at: stmt.span.start,
+                }
+            }
             StmtKind::Call(name) if builtin_call(&name.name).is_some() => {
                 let sub = builtin_call(&name.name).unwrap_or(Sub::Recv);
                 self.only_in(scope, name.span, &format!("call {}", name.name), sub.bit())?;
@@ -675,7 +682,9 @@ impl<'p> Checker<'p> {
             }
             StmtKind::HashData(e) => {
                 self.only_in(scope, stmt.span, "hash_data", Mask::of(&[Sub::Hash]))?;
-                ir::Stmt::HashData(self.text(e, scope)?)
+                let e = self.text(e, scope)?;
+                let at = e.may_fail().then_some(stmt.span.start);
+                ir::Stmt::HashData(e, at)
             }
             StmtKind::Synthetic(e) => {
                 self.only_in(
@@ -684,7 +693,9 @@ impl<'p> Checker<'p> {
                     "synthetic",
                     Mask::of(&[Sub::Synth, Sub::BackendError]),
                 )?;
-                ir::Stmt::Synthetic(self.text(e, scope)?)
+                let e = self.text(e, scope)?;
+                let at = e.may_fail().then_some(stmt.span.start);
+                ir::Stmt::Synthetic(e, at)
             }
             StmtKind::New { name, ctor, .. } => {
                 self.only_in(scope, stmt.span, "new", Sub::Init.bit())?;
@@ -1906,6 +1917,70 @@ mod tests {
             err("sub vcl_recv { call x; } sub vcl_deliver { call x; } sub x { return (hash); }");
         assert_eq!(e.message(), "`return (hash)` is not allowed in vcl_deliver");
         ok("sub vcl_backend_fetch { return (error(503, \"down\")); } sub vcl_backend_error { return (retry); }");
+    }
+
+    #[test]
+    fn function_arguments() {
+        let m = |body: &str| err(&recv(body)).message().to_string();
+        let l = |body: &str| err(&recv(body)).label().to_string();
+        assert_eq!(
+            m("set req.http.a = std.tolower();"),
+            "`std.tolower` takes 1 argument, found 0"
+        );
+        assert_eq!(
+            l("set req.http.a = std.tolower();"),
+            "expected `STRING std.tolower(STRING s)`"
+        );
+        assert_eq!(
+            m("set req.http.a = std.toupper(\"a\", \"b\");"),
+            "`std.toupper` takes 1 argument, found 2"
+        );
+        assert_eq!(
+            l("set req.http.a = std.ban_error(x = 1);"),
+            "it takes no arguments"
+        );
+        assert_eq!(
+            m("set req.http.a = std.fnmatch(subject = req.url);"),
+            "`std.fnmatch` needs its argument `pattern`"
+        );
+        assert_eq!(
+            m("std.rollback(bereq);"),
+            "`std.rollback(bereq)` is not allowed in vcl_recv"
+        );
+        assert_eq!(m("std.rollback(resp);"), "expected `req` or `bereq`");
+        assert_eq!(m("std.collect(req.url);"), "`req.url` is not a header");
+        assert_eq!(m("std.collect(\"x\");"), "expected a header");
+        assert_eq!(
+            err("sub vcl_deliver { std.collect(obj.http.a); }").message(),
+            "`obj.http.a` is read-only"
+        );
+        assert_eq!(m("if (std.healthy(\"web\")) {}"), "expected a backend name");
+        assert_eq!(
+            m("if (std.syntax(req.http.v)) {}"),
+            "wrong type: expected REAL, found STRING"
+        );
+        assert_eq!(
+            m("if (std.syntax(std.real(\"4\", 0))) {}"),
+            "`std.syntax` takes a version number"
+        );
+        assert_eq!(
+            m("set req.http.a = std.ip(req.http.x, \"nope\");"),
+            "`nope` is not an IP address"
+        );
+        assert_eq!(m("set req.http.a = 1 * \"x\";"), "wrong type: INT * STRING");
+        assert_eq!(
+            m("set req.http.a = req.url * 2;"),
+            "`*` cannot be used on STRING"
+        );
+        assert_eq!(
+            m("set req.http.a = std.now() * 2;"),
+            "wrong type: TIME * INT"
+        );
+        ok(&recv(
+            "std.log(\"x\"); std.syslog(priority = 6, s = \"y\"); ban(\"req.url ~ x\"); std.ban(\"req.url ~ y\"); std.timestamp(\"t\"); std.late_100_continue(late = false); std.set_ip_tos(0); std.collect(req.http.Cookie, \"; \");",
+        ));
+        ok("vcl 4.0; sub vcl_recv { if (std.syntax(4.0) && !std.syntax(4.1)) { return (pass); } }");
+        ok("sub vcl_backend_response { std.rollback(bereq); std.collect(beresp.http.Vary); set beresp.ttl = std.duration(integer = 2) * 3 + 10s / 2; }");
     }
 
     #[test]

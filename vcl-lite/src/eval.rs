@@ -12,7 +12,7 @@ use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::decl::{Backend, Probe};
 use crate::error::{Location, RuntimeError, SourceMap};
-use crate::funcs::Func;
+use crate::funcs::{Func, HttpPart};
 use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
 use crate::stdlib;
@@ -94,8 +94,6 @@ impl fmt::Display for Value<'_> {
         }
     }
 }
-
-pub use crate::vars::HttpPart;
 
 /// What the host gives a running policy. lacquer implements it over its
 /// request, backend request, response and object. The methods with a
@@ -198,45 +196,41 @@ enum Flow {
     Return(Action),
 }
 
-/// What one run of a subroutine remembers besides the host's state.
-#[derive(Default)]
-struct RunState {
-    /// An expression failed (a conversion without fallback, a division
-    /// by zero): the statement fails with this message.
-    failed: Cell<bool>,
-    message: RefCell<String>,
-    /// The last `std.ban` error (`std.ban_error()`).
-    ban_error: RefCell<String>,
+// What one run of a subroutine remembers besides the host's state, kept
+// per thread so that expressions are evaluated with the host alone (two
+// words passed around, as before there was anything to remember): a
+// failure inside an expression (a conversion without fallback, a division
+// by zero) fails the statement; `std.ban_error()` returns the last
+// `std.ban` error. Reset when a run starts.
+thread_local! {
+    static FAILED: Cell<bool> = const { Cell::new(false) };
+    static MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
+    static BAN_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// What expressions are evaluated against.
-#[derive(Clone, Copy)]
-struct Env<'a> {
-    ctx: &'a dyn Context,
-    run: &'a RunState,
+/// Records that an expression failed (the first message is kept).
+fn fail(message: impl FnOnce() -> String) {
+    if !FAILED.with(Cell::get) {
+        FAILED.with(|f| f.set(true));
+        MESSAGE.with(|m| *m.borrow_mut() = message());
+    }
 }
 
-impl Env<'_> {
-    fn fail(&self, message: impl FnOnce() -> String) {
-        if !self.run.failed.get() {
-            self.run.failed.set(true);
-            *self.run.message.borrow_mut() = message();
-        }
-    }
+fn failed() -> bool {
+    FAILED.with(Cell::get)
+}
 
-    /// `std.ban`: the host adds it; the error is kept for `std.ban_error`.
-    fn ban(&self, expr: &str) -> bool {
-        match self.ctx.ban(expr) {
-            Ok(()) => {
-                self.run.ban_error.borrow_mut().clear();
-                true
-            }
-            Err(e) => {
-                *self.run.ban_error.borrow_mut() = e;
-                false
-            }
+/// `std.ban`: the host adds it; the error is kept for `std.ban_error`.
+fn ban(ctx: &dyn Context, expr: &str) -> bool {
+    let result = ctx.ban(expr);
+    BAN_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        e.clear();
+        if let Err(message) = result {
+            *e = message;
         }
-    }
+    });
+    BAN_ERROR.with(|e| e.borrow().is_empty())
 }
 
 impl Program {
@@ -263,6 +257,27 @@ impl Program {
         &self.file
     }
 
+    /// Whether the policy calls the built-in function `name` (`"std.rollback"`)
+    /// anywhere: a host can keep what only that function needs.
+    pub fn calls(&self, name: &str) -> bool {
+        let Some(def) = crate::funcs::lookup(name) else {
+            return false;
+        };
+        fn any(stmts: &[Stmt], func: Func) -> bool {
+            stmts.iter().any(|s| match s {
+                Stmt::Effect { call, .. } => call.func == func,
+                Stmt::If {
+                    branches,
+                    otherwise,
+                    ..
+                } => branches.iter().any(|(_, b)| any(b, func)) || any(otherwise, func),
+                _ => false,
+            })
+        }
+        self.subs.iter().flatten().any(|b| any(b, def.func))
+            || self.customs.iter().any(|b| any(b, def.func))
+    }
+
     /// Runs one built-in subroutine. `Ok(None)`: the subroutine is not
     /// defined or ended without `return`; the host goes on with its built-in
     /// behaviour, as Varnish appends its built-in VCL.
@@ -271,8 +286,9 @@ impl Program {
             return Ok(None);
         };
         let mut scratch = String::new();
-        let run = RunState::default();
-        match self.stmts(body, ctx, 0, &mut scratch, &run)? {
+        FAILED.with(|f| f.set(false));
+        BAN_ERROR.with(|e| e.borrow_mut().clear());
+        match self.stmts(body, ctx, 0, &mut scratch)? {
             Flow::Next => Ok(None),
             Flow::Return(action) => Ok(Some(action)),
         }
@@ -317,13 +333,12 @@ impl Program {
         ctx: &mut dyn Context,
         depth: usize,
         scratch: &mut String,
-        run: &RunState,
     ) -> Result<Flow, RuntimeError> {
         let Some(program) = crate::builtin_program() else {
             return Ok(Flow::Next);
         };
         match program.subs.get(sub.index()).and_then(Option::as_ref) {
-            Some(body) => program.stmts(body, ctx, depth + 1, scratch, run),
+            Some(body) => program.stmts(body, ctx, depth + 1, scratch),
             None => Ok(Flow::Next),
         }
     }
@@ -342,9 +357,9 @@ impl Program {
 
     /// The failure an expression of the statement at `at` recorded.
     #[cold]
-    fn expr_failed(&self, run: &RunState, at: usize) -> RuntimeError {
-        run.failed.set(false);
-        let message = std::mem::take(&mut *run.message.borrow_mut());
+    fn expr_failed(&self, at: usize) -> RuntimeError {
+        FAILED.with(|f| f.set(false));
+        let message = MESSAGE.with(|m| std::mem::take(&mut *m.borrow_mut()));
         self.runtime_error(message, at)
     }
 
@@ -354,7 +369,6 @@ impl Program {
         ctx: &mut dyn Context,
         depth: usize,
         scratch: &mut String,
-        run: &RunState,
     ) -> Result<Flow, RuntimeError> {
         for stmt in stmts {
             match stmt {
@@ -362,32 +376,42 @@ impl Program {
                     branches,
                     otherwise,
                     at,
+                    fallible,
                 } => {
-                    let env = Env { ctx: &*ctx, run };
                     let body = branches
                         .iter()
-                        .find(|(cond, _)| self.boolean(cond, env))
+                        .find(|(cond, _)| self.boolean(cond, &*ctx))
                         .map_or(otherwise, |(_, body)| body);
-                    if run.failed.get() {
-                        return Err(self.expr_failed(run, *at));
+                    if *fallible && failed() {
+                        return Err(self.expr_failed(*at));
                     }
-                    if let Flow::Return(a) = self.stmts(body, ctx, depth, scratch, run)? {
+                    if let Flow::Return(a) = self.stmts(body, ctx, depth, scratch)? {
                         return Ok(Flow::Return(a));
                     }
                 }
-                Stmt::Set { var, ty, value, at } => {
-                    let value = self.value(value, *ty, Env { ctx: &*ctx, run });
-                    if run.failed.get() {
-                        return Err(self.expr_failed(run, *at));
+                Stmt::Set {
+                    var,
+                    ty,
+                    value,
+                    at,
+                    fallible,
+                } => {
+                    let value = self.value(value, *ty, &*ctx);
+                    if *fallible && failed() {
+                        return Err(self.expr_failed(*at));
                     }
                     ctx.set(var, value)
                         .map_err(|m| self.runtime_error(m, *at))?;
                 }
                 Stmt::Unset(var) => ctx.unset(var),
-                Stmt::Return { action, at } => {
-                    let action = self.action(action, Env { ctx: &*ctx, run }, *at)?;
-                    if run.failed.get() {
-                        return Err(self.expr_failed(run, *at));
+                Stmt::Return {
+                    action,
+                    at,
+                    fallible,
+                } => {
+                    let action = self.action(action, &*ctx, *at)?;
+                    if *fallible && failed() {
+                        return Err(self.expr_failed(*at));
                     }
                     return Ok(Flow::Return(action));
                 }
@@ -400,30 +424,36 @@ impl Program {
                             location: Location::default(),
                         });
                     }
-                    if let Flow::Return(a) = self.stmts(body, ctx, depth + 1, scratch, run)? {
+                    if let Flow::Return(a) = self.stmts(body, ctx, depth + 1, scratch)? {
                         return Ok(Flow::Return(a));
                     }
                 }
                 Stmt::Builtin(sub) => {
-                    if let Flow::Return(a) = Program::builtin(*sub, ctx, depth, scratch, run)? {
+                    if let Flow::Return(a) = Program::builtin(*sub, ctx, depth, scratch)? {
                         return Ok(Flow::Return(a));
                     }
                 }
-                Stmt::HashData(e) => {
+                Stmt::HashData(e, at) => {
                     scratch.clear();
-                    self.append(e, Type::String, Env { ctx: &*ctx, run }, scratch);
+                    self.append(e, Type::String, &*ctx, scratch);
+                    if let Some(at) = at.filter(|_| failed()) {
+                        return Err(self.expr_failed(at));
+                    }
                     ctx.hash_data(scratch);
                 }
-                Stmt::Synthetic(e) => {
+                Stmt::Synthetic(e, at) => {
                     scratch.clear();
-                    self.append(e, Type::String, Env { ctx: &*ctx, run }, scratch);
+                    self.append(e, Type::String, &*ctx, scratch);
+                    if let Some(at) = at.filter(|_| failed()) {
+                        return Err(self.expr_failed(at));
+                    }
                     ctx.synthetic(scratch);
                 }
                 Stmt::Effect { call, at } => {
-                    self.effect(call, ctx, scratch, run)
+                    self.effect(call, ctx, scratch)
                         .map_err(|m| self.runtime_error(m, *at))?;
-                    if run.failed.get() {
-                        return Err(self.expr_failed(run, *at));
+                    if failed() {
+                        return Err(self.expr_failed(*at));
                     }
                 }
             }
@@ -438,12 +468,11 @@ impl Program {
         call: &Call,
         ctx: &mut dyn Context,
         scratch: &mut String,
-        run: &RunState,
     ) -> Result<(), String> {
         let text = |i: usize, ctx: &dyn Context, scratch: &mut String| {
             scratch.clear();
             if let Some(Arg::Val(e, ty)) = call.args.get(i) {
-                self.append(e, *ty, Env { ctx, run }, scratch);
+                self.append(e, *ty, ctx, scratch);
             }
         };
         match call.func {
@@ -453,7 +482,7 @@ impl Program {
             }
             Func::Syslog => {
                 let priority = match call.args.first() {
-                    Some(Arg::Val(e, _)) => self.int(e, Env { ctx: &*ctx, run }),
+                    Some(Arg::Val(e, _)) => self.int(e, &*ctx),
                     _ => 6,
                 };
                 text(1, &*ctx, scratch);
@@ -461,7 +490,7 @@ impl Program {
             }
             Func::Ban => {
                 text(0, &*ctx, scratch);
-                Env { ctx: &*ctx, run }.ban(scratch);
+                ban(&*ctx, scratch);
             }
             Func::Collect => {
                 if let Some(Arg::Header(var)) = call.args.first() {
@@ -478,97 +507,102 @@ impl Program {
             Func::Timestamp | Func::Late100Continue | Func::SetIpTos => {}
             // A function with a result, called for its effect.
             _ => {
-                let _ = self.call(call, Env { ctx: &*ctx, run });
+                let _ = self.call(call, &*ctx);
             }
         }
         Ok(())
     }
 
-    fn status(&self, e: &Expr, env: Env<'_>, at: usize) -> Result<u16, RuntimeError> {
-        let status = self.int(e, env);
+    fn status(&self, e: &Expr, ctx: &dyn Context, at: usize) -> Result<u16, RuntimeError> {
+        let status = self.int(e, ctx);
         match u16::try_from(status) {
             Ok(s) if (100..=999).contains(&s) => Ok(s),
             _ => Err(self.runtime_error(format!("status {status} is not between 100 and 999"), at)),
         }
     }
 
-    fn action(&self, action: &ActionIr, env: Env<'_>, at: usize) -> Result<Action, RuntimeError> {
+    fn action(
+        &self,
+        action: &ActionIr,
+        ctx: &dyn Context,
+        at: usize,
+    ) -> Result<Action, RuntimeError> {
         let reason = |r: &Option<Expr>| {
             r.as_ref()
-                .map(|r| self.string(r, env).unwrap_or_default().into_owned())
+                .map(|r| self.string(r, ctx).unwrap_or_default().into_owned())
         };
         Ok(match action {
             ActionIr::Plain(a) => a.clone(),
             ActionIr::Synth { status, reason: r } => Action::Synth {
-                status: self.status(status, env, at)?,
+                status: self.status(status, ctx, at)?,
                 reason: reason(r),
             },
             ActionIr::Error { status, reason: r } => Action::Error {
-                status: self.status(status, env, at)?,
+                status: self.status(status, ctx, at)?,
                 reason: reason(r),
             },
             ActionIr::PassFor(ttl) => Action::HitForPass {
-                ttl: self.dur(ttl, env),
+                ttl: self.dur(ttl, ctx),
             },
         })
     }
 
     /// An owned value of type `ty` (an unset STRING becomes "").
-    fn value(&self, e: &Expr, ty: Type, env: Env<'_>) -> Value<'static> {
+    fn value(&self, e: &Expr, ty: Type, ctx: &dyn Context) -> Value<'static> {
         match ty {
             Type::String => Value::Str(Cow::Owned(
-                self.string(e, env).unwrap_or_default().into_owned(),
+                self.string(e, ctx).unwrap_or_default().into_owned(),
             )),
-            Type::Int => Value::Int(self.int(e, env)),
-            Type::Duration => Value::Duration(self.dur(e, env)),
-            Type::Bool => Value::Bool(self.boolean(e, env)),
-            Type::Ip => Value::Ip(self.ip(e, env)),
-            Type::Real => Value::Real(self.real(e, env)),
-            Type::Time => Value::Time(self.time(e, env)),
-            Type::Bytes => Value::Bytes(self.bytes(e, env)),
+            Type::Int => Value::Int(self.int(e, ctx)),
+            Type::Duration => Value::Duration(self.dur(e, ctx)),
+            Type::Bool => Value::Bool(self.boolean(e, ctx)),
+            Type::Ip => Value::Ip(self.ip(e, ctx)),
+            Type::Real => Value::Real(self.real(e, ctx)),
+            Type::Time => Value::Time(self.time(e, ctx)),
+            Type::Bytes => Value::Bytes(self.bytes(e, ctx)),
         }
     }
 
     /// Appends the STRING form of `e` (of type `ty`) to `out`.
-    fn append(&self, e: &Expr, ty: Type, env: Env<'_>, out: &mut String) {
+    fn append(&self, e: &Expr, ty: Type, ctx: &dyn Context, out: &mut String) {
         // Writing to a String cannot fail.
         let _ = match ty {
             Type::String => {
-                if let Some(s) = self.string(e, env) {
+                if let Some(s) = self.string(e, ctx) {
                     out.push_str(&s);
                 }
                 Ok(())
             }
-            Type::Int => write!(out, "{}", self.int(e, env)),
-            Type::Duration => write!(out, "{:.3}", self.dur(e, env)),
-            Type::Bool => write!(out, "{}", self.boolean(e, env)),
-            Type::Ip => write!(out, "{}", self.ip(e, env)),
-            Type::Real => write!(out, "{:.3}", self.real(e, env)),
+            Type::Int => write!(out, "{}", self.int(e, ctx)),
+            Type::Duration => write!(out, "{:.3}", self.dur(e, ctx)),
+            Type::Bool => write!(out, "{}", self.boolean(e, ctx)),
+            Type::Ip => write!(out, "{}", self.ip(e, ctx)),
+            Type::Real => write!(out, "{:.3}", self.real(e, ctx)),
             Type::Time => {
-                out.push_str(&stdlib::http_date(self.time(e, env)));
+                out.push_str(&stdlib::http_date(self.time(e, ctx)));
                 Ok(())
             }
-            Type::Bytes => write!(out, "{}", self.bytes(e, env)),
+            Type::Bytes => write!(out, "{}", self.bytes(e, ctx)),
         };
     }
 
     /// A STRING expression; `None` when unset.
-    fn string<'a>(&'a self, e: &'a Expr, env: Env<'a>) -> Option<Cow<'a, str>> {
+    fn string<'a>(&'a self, e: &'a Expr, ctx: &'a dyn Context) -> Option<Cow<'a, str>> {
         match e {
             Expr::Str(s) => Some(Cow::Borrowed(s)),
-            Expr::Var(var) => match env.ctx.get(var)? {
+            Expr::Var(var) => match ctx.get(var)? {
                 Value::Str(s) => Some(s),
                 other => Some(Cow::Owned(other.to_string())),
             },
             Expr::ToStr(inner, ty) => {
                 let mut out = String::new();
-                self.append(inner, *ty, env, &mut out);
+                self.append(inner, *ty, ctx, &mut out);
                 Some(Cow::Owned(out))
             }
             Expr::Concat(parts) => {
                 let mut out = String::new();
                 for (part, ty) in parts {
-                    self.append(part, *ty, env, &mut out);
+                    self.append(part, *ty, ctx, &mut out);
                 }
                 Some(Cow::Owned(out))
             }
@@ -578,17 +612,17 @@ impl Program {
                 sub,
                 all,
             } => {
-                let s = self.string(subject, env).unwrap_or_default();
+                let s = self.string(subject, ctx).unwrap_or_default();
                 Some(match sub {
                     Replacement::Fixed(pieces) => regsub(re, s, pieces, *all),
                     Replacement::Dynamic(sub) => {
-                        let sub = self.string(sub, env).unwrap_or_default();
+                        let sub = self.string(sub, ctx).unwrap_or_default();
                         let pieces = crate::ir::parse_replacement(&sub);
                         regsub(re, s, &pieces, *all)
                     }
                 })
             }
-            Expr::Call(call) => match self.call(call, env)? {
+            Expr::Call(call) => match self.call(call, ctx)? {
                 Value::Str(s) => Some(s),
                 other => Some(Cow::Owned(other.to_string())),
             },
@@ -597,14 +631,14 @@ impl Program {
     }
 
     /// Integer arithmetic wraps; a division by zero fails the statement.
-    fn int_op(op: AddOp, a: i64, b: i64, env: Env<'_>) -> i64 {
+    fn int_op(op: AddOp, a: i64, b: i64) -> i64 {
         match op {
             AddOp::Add => a.wrapping_add(b),
             AddOp::Sub => a.wrapping_sub(b),
             AddOp::Mul => a.wrapping_mul(b),
             AddOp::Div => {
                 if b == 0 {
-                    env.fail(|| "INT division by zero".to_string());
+                    fail(|| "INT division by zero".to_string());
                     0
                 } else {
                     a.wrapping_div(b)
@@ -613,14 +647,14 @@ impl Program {
         }
     }
 
-    fn real_op(op: AddOp, a: f64, b: f64, env: Env<'_>) -> f64 {
+    fn real_op(op: AddOp, a: f64, b: f64) -> f64 {
         match op {
             AddOp::Add => a + b,
             AddOp::Sub => a - b,
             AddOp::Mul => a * b,
             AddOp::Div => {
                 if b == 0.0 {
-                    env.fail(|| "division by zero".to_string());
+                    fail(|| "division by zero".to_string());
                     0.0
                 } else {
                     a / b
@@ -629,18 +663,18 @@ impl Program {
         }
     }
 
-    fn int(&self, e: &Expr, env: Env<'_>) -> i64 {
+    fn int(&self, e: &Expr, ctx: &dyn Context) -> i64 {
         match e {
             Expr::Int(i) => *i,
-            Expr::Var(var) => match env.ctx.get(var) {
+            Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Int(i)) => i,
                 _ => 0,
             },
-            Expr::Arith(first, rest) => rest.iter().fold(self.int(first, env), |acc, (op, e)| {
-                Program::int_op(*op, acc, self.int(e, env), env)
+            Expr::Arith(first, rest) => rest.iter().fold(self.int(first, ctx), |acc, (op, e)| {
+                Program::int_op(*op, acc, self.int(e, ctx))
             }),
-            Expr::Neg(inner) => self.int(inner, env).wrapping_neg(),
-            Expr::Call(call) => match self.call(call, env) {
+            Expr::Neg(inner) => self.int(inner, ctx).wrapping_neg(),
+            Expr::Call(call) => match self.call(call, ctx) {
                 Some(Value::Int(i)) => i,
                 _ => 0,
             },
@@ -650,18 +684,19 @@ impl Program {
 
     /// Any numeric expression of type `ty` as an f64 (for mixed
     /// arithmetic).
-    fn num(&self, e: &Expr, ty: Type, env: Env<'_>) -> f64 {
+    fn num(&self, e: &Expr, ty: Type, ctx: &dyn Context) -> f64 {
         match ty {
-            Type::Int => self.int(e, env) as f64,
-            Type::Real => self.real(e, env),
-            Type::Duration => self.dur(e, env),
-            Type::Time => self.time(e, env),
-            Type::Bytes => self.bytes(e, env) as f64,
+            Type::Int => self.int(e, ctx) as f64,
+            Type::Real => self.real(e, ctx),
+            Type::Duration => self.dur(e, ctx),
+            Type::Time => self.time(e, ctx),
+            Type::Bytes => self.bytes(e, ctx) as f64,
             _ => 0.0,
         }
     }
 
-    fn mixed(&self, e: &Expr, env: Env<'_>) -> f64 {
+    #[inline(never)]
+    fn mixed(&self, e: &Expr, ctx: &dyn Context) -> f64 {
         match e {
             Expr::Mixed {
                 op,
@@ -669,25 +704,25 @@ impl Program {
                 lty,
                 rhs,
                 rty,
-            } => Program::real_op(*op, self.num(lhs, *lty, env), self.num(rhs, *rty, env), env),
+            } => Program::real_op(*op, self.num(lhs, *lty, ctx), self.num(rhs, *rty, ctx)),
             _ => 0.0,
         }
     }
 
-    fn real(&self, e: &Expr, env: Env<'_>) -> f64 {
+    fn real(&self, e: &Expr, ctx: &dyn Context) -> f64 {
         match e {
             Expr::Real(r) => *r,
-            Expr::IntToReal(inner) => self.int(inner, env) as f64,
-            Expr::Var(var) => match env.ctx.get(var) {
+            Expr::IntToReal(inner) => self.int(inner, ctx) as f64,
+            Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Real(r)) => r,
                 _ => 0.0,
             },
-            Expr::Arith(first, rest) => rest.iter().fold(self.real(first, env), |acc, (op, e)| {
-                Program::real_op(*op, acc, self.real(e, env), env)
+            Expr::Arith(first, rest) => rest.iter().fold(self.real(first, ctx), |acc, (op, e)| {
+                Program::real_op(*op, acc, self.real(e, ctx))
             }),
-            Expr::Mixed { .. } => self.mixed(e, env),
-            Expr::Neg(inner) => -self.real(inner, env),
-            Expr::Call(call) => match self.call(call, env) {
+            Expr::Mixed { .. } => self.mixed(e, ctx),
+            Expr::Neg(inner) => -self.real(inner, ctx),
+            Expr::Call(call) => match self.call(call, ctx) {
                 Some(Value::Real(r)) => r,
                 _ => 0.0,
             },
@@ -695,19 +730,19 @@ impl Program {
         }
     }
 
-    fn dur(&self, e: &Expr, env: Env<'_>) -> f64 {
+    fn dur(&self, e: &Expr, ctx: &dyn Context) -> f64 {
         match e {
             Expr::Dur(d) => *d,
-            Expr::Var(var) => match env.ctx.get(var) {
+            Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Duration(d)) => d,
                 _ => 0.0,
             },
-            Expr::Arith(first, rest) => rest.iter().fold(self.dur(first, env), |acc, (op, e)| {
-                Program::real_op(*op, acc, self.dur(e, env), env)
+            Expr::Arith(first, rest) => rest.iter().fold(self.dur(first, ctx), |acc, (op, e)| {
+                Program::real_op(*op, acc, self.dur(e, ctx))
             }),
-            Expr::Mixed { .. } => self.mixed(e, env),
-            Expr::Neg(inner) => -self.dur(inner, env),
-            Expr::Call(call) => match self.call(call, env) {
+            Expr::Mixed { .. } => self.mixed(e, ctx),
+            Expr::Neg(inner) => -self.dur(inner, ctx),
+            Expr::Call(call) => match self.call(call, ctx) {
                 Some(Value::Duration(d)) => d,
                 _ => 0.0,
             },
@@ -715,15 +750,15 @@ impl Program {
         }
     }
 
-    fn time(&self, e: &Expr, env: Env<'_>) -> f64 {
+    fn time(&self, e: &Expr, ctx: &dyn Context) -> f64 {
         match e {
-            Expr::Now => env.ctx.now(),
-            Expr::Var(var) => match env.ctx.get(var) {
+            Expr::Now => ctx.now(),
+            Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Time(t)) => t,
                 _ => 0.0,
             },
-            Expr::Mixed { .. } => self.mixed(e, env),
-            Expr::Call(call) => match self.call(call, env) {
+            Expr::Mixed { .. } => self.mixed(e, ctx),
+            Expr::Call(call) => match self.call(call, ctx) {
                 Some(Value::Time(t)) => t,
                 _ => 0.0,
             },
@@ -731,20 +766,20 @@ impl Program {
         }
     }
 
-    fn bytes(&self, e: &Expr, env: Env<'_>) -> i64 {
+    fn bytes(&self, e: &Expr, ctx: &dyn Context) -> i64 {
         match e {
             Expr::Bytes(b) => *b,
-            Expr::Var(var) => match env.ctx.get(var) {
+            Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Bytes(b)) => b,
                 _ => 0,
             },
-            Expr::Arith(first, rest) => rest.iter().fold(self.bytes(first, env), |acc, (op, e)| {
-                Program::int_op(*op, acc, self.bytes(e, env), env)
+            Expr::Arith(first, rest) => rest.iter().fold(self.bytes(first, ctx), |acc, (op, e)| {
+                Program::int_op(*op, acc, self.bytes(e, ctx))
             }),
             // Saturating, as `as` is.
-            Expr::Mixed { .. } => self.mixed(e, env) as i64,
-            Expr::Neg(inner) => self.bytes(inner, env).wrapping_neg(),
-            Expr::Call(call) => match self.call(call, env) {
+            Expr::Mixed { .. } => self.mixed(e, ctx) as i64,
+            Expr::Neg(inner) => self.bytes(inner, ctx).wrapping_neg(),
+            Expr::Call(call) => match self.call(call, ctx) {
                 Some(Value::Bytes(b)) => b,
                 _ => 0,
             },
@@ -752,15 +787,15 @@ impl Program {
         }
     }
 
-    fn ip(&self, e: &Expr, env: Env<'_>) -> IpAddr {
+    fn ip(&self, e: &Expr, ctx: &dyn Context) -> IpAddr {
         match e {
-            Expr::ClientIp => env.ctx.client_ip(),
+            Expr::ClientIp => ctx.client_ip(),
             Expr::IpLit(ip) => *ip,
-            Expr::Var(var) => match env.ctx.get(var) {
+            Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Ip(ip)) => ip,
                 _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             },
-            Expr::Call(call) => match self.call(call, env) {
+            Expr::Call(call) => match self.call(call, ctx) {
                 Some(Value::Ip(ip)) => ip,
                 _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             },
@@ -768,20 +803,20 @@ impl Program {
         }
     }
 
-    fn boolean(&self, e: &Expr, env: Env<'_>) -> bool {
+    fn boolean(&self, e: &Expr, ctx: &dyn Context) -> bool {
         match e {
             Expr::Bool(b) => *b,
-            Expr::Var(var) => matches!(env.ctx.get(var), Some(Value::Bool(true))),
-            Expr::Defined(inner) => self.string(inner, env).is_some(),
-            Expr::Not(inner) => !self.boolean(inner, env),
-            Expr::And(items) => items.iter().all(|i| self.boolean(i, env)),
-            Expr::Or(items) => items.iter().any(|i| self.boolean(i, env)),
+            Expr::Var(var) => matches!(ctx.get(var), Some(Value::Bool(true))),
+            Expr::Defined(inner) => self.string(inner, ctx).is_some(),
+            Expr::Not(inner) => !self.boolean(inner, ctx),
+            Expr::And(items) => items.iter().all(|i| self.boolean(i, ctx)),
+            Expr::Or(items) => items.iter().any(|i| self.boolean(i, ctx)),
             Expr::Regex {
                 subject,
                 re,
                 negate,
             } => {
-                let s = self.string(subject, env);
+                let s = self.string(subject, ctx);
                 re.is_match(s.as_deref().unwrap_or("")) != *negate
             }
             Expr::Acl {
@@ -789,21 +824,21 @@ impl Program {
                 acl,
                 negate,
             } => {
-                let ip = self.ip(subject, env);
+                let ip = self.ip(subject, ctx);
                 self.acls.get(*acl).is_some_and(|a| a.matches(ip)) != *negate
             }
-            Expr::Cmp { op, ty, lhs, rhs } => self.compare(*op, *ty, lhs, rhs, env),
-            Expr::Call(call) => matches!(self.call(call, env), Some(Value::Bool(true))),
+            Expr::Cmp { op, ty, lhs, rhs } => self.compare(*op, *ty, lhs, rhs, ctx),
+            Expr::Call(call) => matches!(self.call(call, ctx), Some(Value::Bool(true))),
             _ => false,
         }
     }
 
-    fn compare(&self, op: CmpOp, ty: Type, lhs: &Expr, rhs: &Expr, env: Env<'_>) -> bool {
+    fn compare(&self, op: CmpOp, ty: Type, lhs: &Expr, rhs: &Expr, ctx: &dyn Context) -> bool {
         use std::cmp::Ordering;
         let ordering: Option<Ordering> = match ty {
             Type::String => {
                 // As in Varnish, an unset string equals nothing.
-                let equal = match (self.string(lhs, env), self.string(rhs, env)) {
+                let equal = match (self.string(lhs, ctx), self.string(rhs, ctx)) {
                     (Some(a), Some(b)) => a == b,
                     _ => false,
                 };
@@ -813,13 +848,13 @@ impl Program {
                     _ => false,
                 };
             }
-            Type::Int => Some(self.int(lhs, env).cmp(&self.int(rhs, env))),
-            Type::Duration => self.dur(lhs, env).partial_cmp(&self.dur(rhs, env)),
-            Type::Real => self.real(lhs, env).partial_cmp(&self.real(rhs, env)),
-            Type::Time => self.time(lhs, env).partial_cmp(&self.time(rhs, env)),
-            Type::Bytes => Some(self.bytes(lhs, env).cmp(&self.bytes(rhs, env))),
-            Type::Bool => Some(self.boolean(lhs, env).cmp(&self.boolean(rhs, env))),
-            Type::Ip => Some(if self.ip(lhs, env) == self.ip(rhs, env) {
+            Type::Int => Some(self.int(lhs, ctx).cmp(&self.int(rhs, ctx))),
+            Type::Duration => self.dur(lhs, ctx).partial_cmp(&self.dur(rhs, ctx)),
+            Type::Real => self.real(lhs, ctx).partial_cmp(&self.real(rhs, ctx)),
+            Type::Time => self.time(lhs, ctx).partial_cmp(&self.time(rhs, ctx)),
+            Type::Bytes => Some(self.bytes(lhs, ctx).cmp(&self.bytes(rhs, ctx))),
+            Type::Bool => Some(self.boolean(lhs, ctx).cmp(&self.boolean(rhs, ctx))),
+            Type::Ip => Some(if self.ip(lhs, ctx) == self.ip(rhs, ctx) {
                 Ordering::Equal
             } else {
                 Ordering::Less
@@ -842,31 +877,31 @@ impl Program {
 
 /// The built-in functions' evaluation.
 impl Program {
-    fn arg_str<'a>(&'a self, c: &'a Call, i: usize, env: Env<'a>) -> Option<Cow<'a, str>> {
+    fn arg_str<'a>(&'a self, c: &'a Call, i: usize, ctx: &'a dyn Context) -> Option<Cow<'a, str>> {
         match c.args.get(i)? {
-            Arg::Val(e, _) => self.string(e, env),
+            Arg::Val(e, _) => self.string(e, ctx),
             _ => None,
         }
     }
 
-    fn arg_val<'a>(&'a self, c: &'a Call, i: usize, env: Env<'a>) -> Option<Value<'a>> {
+    fn arg_val<'a>(&'a self, c: &'a Call, i: usize, ctx: &'a dyn Context) -> Option<Value<'a>> {
         match c.args.get(i)? {
-            Arg::Val(e, Type::String) => self.string(e, env).map(Value::Str),
-            Arg::Val(e, ty) => Some(self.value(e, *ty, env)),
+            Arg::Val(e, Type::String) => self.string(e, ctx).map(Value::Str),
+            Arg::Val(e, ty) => Some(self.value(e, *ty, ctx)),
             _ => None,
         }
     }
 
-    fn arg_real(&self, c: &Call, i: usize, env: Env<'_>) -> f64 {
+    fn arg_real(&self, c: &Call, i: usize, ctx: &dyn Context) -> f64 {
         match c.args.get(i) {
-            Some(Arg::Val(e, _)) => self.real(e, env),
+            Some(Arg::Val(e, _)) => self.real(e, ctx),
             _ => 0.0,
         }
     }
 
-    fn arg_bool(&self, c: &Call, i: usize, env: Env<'_>) -> bool {
+    fn arg_bool(&self, c: &Call, i: usize, ctx: &dyn Context) -> bool {
         match c.args.get(i) {
-            Some(Arg::Val(e, _)) => self.boolean(e, env),
+            Some(Arg::Val(e, _)) => self.boolean(e, ctx),
             _ => false,
         }
     }
@@ -878,35 +913,38 @@ impl Program {
         &'a self,
         c: &'a Call,
         name: &str,
-        env: Env<'a>,
+        ctx: &'a dyn Context,
         convert: impl Fn(Value<'_>) -> Option<Value<'static>>,
     ) -> Option<Value<'a>> {
         let source = (0..c.args.len())
             .filter(|i| *i != 1)
             .find(|i| !matches!(c.args[*i], Arg::Absent));
         let converted = source
-            .and_then(|i| self.arg_val(c, i, env))
+            .and_then(|i| self.arg_val(c, i, ctx))
             .and_then(convert);
         if converted.is_some() {
             return converted;
         }
-        match self.arg_val(c, 1, env) {
+        match self.arg_val(c, 1, ctx) {
             Some(fallback) => Some(fallback),
             None => {
-                env.fail(|| format!("{name}: conversion failed and no fallback was given"));
+                fail(|| format!("{name}: conversion failed and no fallback was given"));
                 None
             }
         }
     }
 
-    /// Runs a function; `None` is an unset STRING (or a failure).
-    fn call<'a>(&'a self, c: &'a Call, env: Env<'a>) -> Option<Value<'a>> {
+    /// Runs a function; `None` is an unset STRING (or a failure). Kept
+    /// out of line: inlined into the evaluator's recursive functions, it
+    /// would grow their stack frames for every expression.
+    #[inline(never)]
+    fn call<'a>(&'a self, c: &'a Call, ctx: &'a dyn Context) -> Option<Value<'a>> {
         let finite = |x: f64| x.is_finite().then_some(x);
         let whole =
             |x: f64| (x.is_finite() && x.abs() < 9.2e18).then(|| Value::Int(x.floor() as i64));
         Some(match c.func {
             Func::Tolower | Func::Toupper => {
-                let s = self.arg_str(c, 0, env)?;
+                let s = self.arg_str(c, 0, ctx)?;
                 let lower = c.func == Func::Tolower;
                 let changes = if lower {
                     s.bytes().any(|b| b.is_ascii_uppercase())
@@ -920,8 +958,8 @@ impl Program {
                 })
             }
             Func::Strstr => {
-                let s1 = self.arg_str(c, 0, env)?;
-                let s2 = self.arg_str(c, 1, env)?;
+                let s1 = self.arg_str(c, 0, ctx)?;
+                let s2 = self.arg_str(c, 1, ctx)?;
                 let at = s1.find(&*s2)?;
                 Value::Str(match s1 {
                     Cow::Borrowed(b) => Cow::Borrowed(&b[at..]),
@@ -929,60 +967,60 @@ impl Program {
                 })
             }
             Func::Querysort => {
-                let url = self.arg_str(c, 0, env)?;
+                let url = self.arg_str(c, 0, ctx)?;
                 match stdlib::querysort(&url) {
                     Some(sorted) => Value::Str(Cow::Owned(sorted)),
                     None => Value::Str(url),
                 }
             }
             Func::Fnmatch => {
-                let pattern = self.arg_str(c, 0, env).unwrap_or_default();
-                let subject = self.arg_str(c, 1, env).unwrap_or_default();
+                let pattern = self.arg_str(c, 0, ctx).unwrap_or_default();
+                let subject = self.arg_str(c, 1, ctx).unwrap_or_default();
                 let flags = stdlib::Glob {
-                    pathname: self.arg_bool(c, 2, env),
-                    noescape: self.arg_bool(c, 3, env),
-                    period: self.arg_bool(c, 4, env),
+                    pathname: self.arg_bool(c, 2, ctx),
+                    noescape: self.arg_bool(c, 3, ctx),
+                    period: self.arg_bool(c, 4, ctx),
                 };
                 Value::Bool(stdlib::fnmatch(&pattern, &subject, flags))
             }
             Func::Fileread => {
-                let path = self.arg_str(c, 0, env)?;
+                let path = self.arg_str(c, 0, ctx)?;
                 Value::Str(Cow::Owned(stdlib::fileread(&path)?.to_string()))
             }
             Func::FileExists => {
-                let path = self.arg_str(c, 0, env).unwrap_or_default();
+                let path = self.arg_str(c, 0, ctx).unwrap_or_default();
                 Value::Bool(std::path::Path::new(&*path).exists())
             }
             Func::Getenv => {
-                let name = self.arg_str(c, 0, env)?;
+                let name = self.arg_str(c, 0, ctx)?;
                 Value::Str(Cow::Owned(std::env::var(&*name).ok()?))
             }
             Func::Random => {
-                let (lo, hi) = (self.arg_real(c, 0, env), self.arg_real(c, 1, env));
+                let (lo, hi) = (self.arg_real(c, 0, ctx), self.arg_real(c, 1, ctx));
                 Value::Real(stdlib::random(lo, hi))
             }
-            Func::Round => Value::Real(self.arg_real(c, 0, env).round()),
-            Func::Integer => self.convert(c, "std.integer", env, |v| match v {
+            Func::Round => Value::Real(self.arg_real(c, 0, ctx).round()),
+            Func::Integer => self.convert(c, "std.integer", ctx, |v| match v {
                 Value::Str(s) => s.trim().parse().ok().map(Value::Int),
                 Value::Bool(b) => Some(Value::Int(i64::from(b))),
                 Value::Bytes(b) => Some(Value::Int(b)),
                 Value::Duration(d) | Value::Real(d) | Value::Time(d) => whole(d),
                 _ => None,
             })?,
-            Func::Real => self.convert(c, "std.real", env, |v| match v {
+            Func::Real => self.convert(c, "std.real", ctx, |v| match v {
                 Value::Str(s) => s.trim().parse().ok().and_then(finite).map(Value::Real),
                 Value::Int(i) | Value::Bytes(i) => Some(Value::Real(i as f64)),
                 Value::Bool(b) => Some(Value::Real(if b { 1.0 } else { 0.0 })),
                 Value::Duration(d) | Value::Time(d) => Some(Value::Real(d)),
                 _ => None,
             })?,
-            Func::Duration => self.convert(c, "std.duration", env, |v| match v {
+            Func::Duration => self.convert(c, "std.duration", ctx, |v| match v {
                 Value::Str(s) => parse_duration(&s).map(Value::Duration),
                 Value::Real(r) => finite(r).map(Value::Duration),
                 Value::Int(i) => Some(Value::Duration(i as f64)),
                 _ => None,
             })?,
-            Func::Bytes => self.convert(c, "std.bytes", env, |v| match v {
+            Func::Bytes => self.convert(c, "std.bytes", ctx, |v| match v {
                 Value::Str(s) => stdlib::parse_bytes(&s).map(Value::Bytes),
                 Value::Real(r) => match whole(r) {
                     Some(Value::Int(i)) => Some(Value::Bytes(i)),
@@ -991,76 +1029,74 @@ impl Program {
                 Value::Int(i) => Some(Value::Bytes(i)),
                 _ => None,
             })?,
-            Func::Time => self.convert(c, "std.time", env, |v| match v {
+            Func::Time => self.convert(c, "std.time", ctx, |v| match v {
                 Value::Str(s) => stdlib::parse_time(&s).map(Value::Time),
                 Value::Real(r) => finite(r).map(Value::Time),
                 Value::Int(i) => Some(Value::Time(i as f64)),
                 _ => None,
             })?,
             Func::Ip => {
-                let parsed = self.arg_str(c, 0, env).and_then(|s| stdlib::parse_ip(&s));
+                let parsed = self.arg_str(c, 0, ctx).and_then(|s| stdlib::parse_ip(&s));
                 match (parsed, c.args.get(1)) {
                     (Some(ip), _) => Value::Ip(ip),
-                    (None, Some(Arg::Val(e, _))) => Value::Ip(self.ip(e, env)),
+                    (None, Some(Arg::Val(e, _))) => Value::Ip(self.ip(e, ctx)),
                     _ => {
-                        env.fail(|| {
-                            "std.ip: not an IP address and no fallback was given".to_string()
-                        });
+                        fail(|| "std.ip: not an IP address and no fallback was given".to_string());
                         return None;
                     }
                 }
             }
             Func::Port => {
                 let port = match c.args.first() {
-                    Some(Arg::Val(Expr::ClientIp, _)) => env.ctx.port(&Var::ClientIp),
-                    Some(Arg::Val(Expr::Var(var), _)) => env.ctx.port(var),
+                    Some(Arg::Val(Expr::ClientIp, _)) => ctx.port(&Var::ClientIp),
+                    Some(Arg::Val(Expr::Var(var), _)) => ctx.port(var),
                     _ => None,
                 };
                 Value::Int(i64::from(port.unwrap_or(0)))
             }
             Func::Strftime => {
                 let t = match c.args.first() {
-                    Some(Arg::Val(e, _)) => self.time(e, env),
+                    Some(Arg::Val(e, _)) => self.time(e, ctx),
                     _ => 0.0,
                 };
-                let format = self.arg_str(c, 1, env).unwrap_or_default();
+                let format = self.arg_str(c, 1, ctx).unwrap_or_default();
                 Value::Str(Cow::Owned(stdlib::strftime(t, &format)))
             }
-            Func::Real2Integer => match whole(self.arg_real(c, 0, env)) {
+            Func::Real2Integer => match whole(self.arg_real(c, 0, ctx)) {
                 Some(v) => v,
-                None => self.arg_val(c, 1, env)?,
+                None => self.arg_val(c, 1, ctx)?,
             },
-            Func::Real2Time => match finite(self.arg_real(c, 0, env)) {
+            Func::Real2Time => match finite(self.arg_real(c, 0, ctx)) {
                 Some(r) => Value::Time(r),
-                None => self.arg_val(c, 1, env)?,
+                None => self.arg_val(c, 1, ctx)?,
             },
             Func::Time2Integer | Func::Time2Real => {
                 let t = match c.args.first() {
-                    Some(Arg::Val(e, _)) => self.time(e, env),
+                    Some(Arg::Val(e, _)) => self.time(e, ctx),
                     _ => 0.0,
                 };
                 match (c.func, whole(t)) {
                     (Func::Time2Real, _) => Value::Real(t),
                     (_, Some(v)) => v,
-                    _ => self.arg_val(c, 1, env)?,
+                    _ => self.arg_val(c, 1, ctx)?,
                 }
             }
-            Func::Now => Value::Time(env.ctx.now()),
+            Func::Now => Value::Time(ctx.now()),
             Func::Healthy => match c.args.first() {
-                Some(Arg::Backend(name)) => Value::Bool(env.ctx.healthy(name)),
+                Some(Arg::Backend(name)) => Value::Bool(ctx.healthy(name)),
                 _ => Value::Bool(true),
             },
             Func::StdBan => {
-                let expr = self.arg_str(c, 0, env).unwrap_or_default();
-                Value::Bool(env.ban(&expr))
+                let expr = self.arg_str(c, 0, ctx).unwrap_or_default();
+                Value::Bool(ban(ctx, &expr))
             }
-            Func::BanError => Value::Str(Cow::Owned(env.run.ban_error.borrow().clone())),
+            Func::BanError => Value::Str(Cow::Owned(BAN_ERROR.with(|e| e.borrow().clone()))),
             Func::CacheReqBody => {
                 let size = match c.args.first() {
-                    Some(Arg::Val(e, _)) => self.bytes(e, env),
+                    Some(Arg::Val(e, _)) => self.bytes(e, ctx),
                     _ => 0,
                 };
-                Value::Bool(env.ctx.cache_req_body(size))
+                Value::Bool(ctx.cache_req_body(size))
             }
             // Known when loading (`std.syntax`), or statements.
             Func::Syntax
@@ -1740,6 +1776,12 @@ sub vcl_recv { return (hash); }"#,
             "std.integer: conversion failed and no fallback was given"
         );
         assert_eq!((err.location.line, err.location.column), (1, 16));
+        let p = program(
+            "sub vcl_hash { hash_data(req.url); hash_data(std.integer(req.http.n) + \"\"); }",
+        );
+        let err = p.run(Sub::Hash, &mut ctx).unwrap_err();
+        assert!(err.message.starts_with("std.integer:"), "{err}");
+        assert!(ctx.hashed.len() == 1, "{:?}", ctx.hashed);
         let err = run_recv("if (std.ip(req.http.n) == client.ip) {}", &mut ctx).unwrap_err();
         assert!(err.message.starts_with("std.ip:"), "{err}");
     }
@@ -1768,6 +1810,11 @@ sub vcl_recv { return (hash); }"#,
         assert_eq!(h("std.syntax(4.0)"), "true");
         assert_eq!(h("std.syntax(4.2)"), "false");
         assert_eq!(h("std.file_exists(\"/nonexistent/x\")"), "false");
+        assert_eq!(h("std.getenv(\"VCL_LITE_SURELY_UNSET_VARIABLE\")"), "");
+        assert_eq!(
+            h("std.getenv(\"PATH\")"),
+            std::env::var("PATH").unwrap_or_default()
+        );
         assert_eq!(h("std.fileread(\"/nonexistent/x\")"), "");
         let r: f64 = h("std.random(1, 2)").parse().unwrap();
         assert!((1.0..=2.0).contains(&r));
@@ -1822,6 +1869,10 @@ sub vcl_recv { return (hash); }"#,
         // A host without bans refuses them; rollback is refused by default.
         let err = run_recv("std.rollback(req);", &mut TestCtx::default()).unwrap_err();
         assert_eq!(err.message, "std.rollback is not available here");
+        let p = program("sub vcl_recv { if (req.url) { call r; } } sub r { std.rollback(req); }");
+        assert!(p.calls("std.rollback"));
+        assert!(!p.calls("std.log"));
+        assert!(!p.calls("nope"));
     }
 
     #[test]

@@ -7,6 +7,15 @@
 
 use crate::vars::{self, Mask, Sub, Type};
 
+/// `req` or `bereq`: what `std.rollback` puts back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpPart {
+    /// The client request, as received.
+    Req,
+    /// The backend request, as first made from the client request.
+    Bereq,
+}
+
 /// What a parameter takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ParamType {
@@ -278,7 +287,7 @@ pub(crate) static FUNCS: &[FuncDef] = &[
         effect: true,
         only: CLIENT_BACKEND,
         func: Func::Rollback,
-        doc: "puts `req` (or `bereq`) back as it was received",
+        doc: "puts `req` back as it was received (`bereq` is refused when it runs, for now)",
     },
     f!("std.cache_req_body", CacheReqBody, [req("size", Type::Bytes)], Some(Type::Bool), effect in RECV,
         "keeps the request body (at most `size`) so a restart or retry can send it again; `false` when it is larger"),

@@ -80,6 +80,48 @@ pub(crate) enum Expr {
     Call(Box<Call>),
 }
 
+impl Expr {
+    /// Whether evaluating it may fail its statement (a function, a
+    /// division): only then does the evaluator look for a failure after it.
+    pub(crate) fn may_fail(&self) -> bool {
+        match self {
+            Expr::Call(_) => true,
+            Expr::Arith(first, rest) => {
+                first.may_fail() || rest.iter().any(|(op, e)| *op == AddOp::Div || e.may_fail())
+            }
+            Expr::Mixed { op, lhs, rhs, .. } => {
+                *op == AddOp::Div || lhs.may_fail() || rhs.may_fail()
+            }
+            Expr::ToStr(e, _)
+            | Expr::Neg(e)
+            | Expr::IntToReal(e)
+            | Expr::Defined(e)
+            | Expr::Not(e) => e.may_fail(),
+            Expr::Concat(parts) => parts.iter().any(|(e, _)| e.may_fail()),
+            Expr::Cmp { lhs, rhs, .. } => lhs.may_fail() || rhs.may_fail(),
+            Expr::Regex { subject, .. } | Expr::Acl { subject, .. } => subject.may_fail(),
+            Expr::And(items) | Expr::Or(items) => items.iter().any(Expr::may_fail),
+            Expr::Regsub { subject, sub, .. } => {
+                subject.may_fail() || matches!(sub, Replacement::Dynamic(e) if e.may_fail())
+            }
+            _ => false,
+        }
+    }
+}
+
+impl ActionIr {
+    /// As [`Expr::may_fail`], for its arguments.
+    pub(crate) fn may_fail(&self) -> bool {
+        match self {
+            ActionIr::Plain(_) => false,
+            ActionIr::Synth { status, reason } | ActionIr::Error { status, reason } => {
+                status.may_fail() || reason.as_ref().is_some_and(Expr::may_fail)
+            }
+            ActionIr::PassFor(e) => e.may_fail(),
+        }
+    }
+}
+
 /// A checked call of a built-in function: one argument per parameter, in
 /// the table's order, defaults filled in.
 #[derive(Debug, Clone)]
@@ -100,7 +142,7 @@ pub(crate) enum Arg {
     /// A declared backend's name (`std.healthy`).
     Backend(Box<str>),
     /// `req` or `bereq` (`std.rollback`).
-    Http(crate::vars::HttpPart),
+    Http(crate::funcs::HttpPart),
 }
 
 /// Part of a `regsub` replacement: text, or `\N` (a capture group).
@@ -163,25 +205,30 @@ pub(crate) enum Stmt {
         branches: Vec<(Expr, Vec<Stmt>)>,
         otherwise: Vec<Stmt>,
         at: usize,
+        /// A condition may fail ([`Expr::may_fail`]).
+        fallible: bool,
     },
     Set {
         var: Var,
         ty: Type,
         value: Expr,
         at: usize,
+        fallible: bool,
     },
     Unset(Var),
     Return {
         action: ActionIr,
         at: usize,
+        fallible: bool,
     },
     /// Index into the custom subroutines.
     Call(usize),
     /// `call vcl_builtin_recv;` & co.: the body of that hook in
     /// `builtin.vcl`.
     Builtin(Sub),
-    HashData(Expr),
-    Synthetic(Expr),
+    /// With where it is when its expression can fail.
+    HashData(Expr, Option<usize>),
+    Synthetic(Expr, Option<usize>),
     /// A function called as a statement (`std.log(…);`, `ban(…);`,
     /// `std.ban(…);`).
     Effect {

@@ -36,7 +36,8 @@ pub use acl::CompiledAcl;
 pub use action::Action;
 pub use decl::{Backend, Probe};
 pub use error::{Error, Errors, Location, RuntimeError, Span, MAX_ERRORS};
-pub use eval::{Context, HttpPart, Program, Value, MAX_CALL_DEPTH};
+pub use eval::{Context, Program, Value, MAX_CALL_DEPTH};
+pub use funcs::HttpPart;
 pub use include::{ReadFile, MAX_INCLUDE_DEPTH};
 pub use vars::{Header, Sub, Type, Var};
 

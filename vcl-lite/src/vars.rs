@@ -161,15 +161,6 @@ const RESP: Mask = Mask::of(&[Sub::Deliver, Sub::Synth]);
 const OBJ: Mask = Mask::of(&[Sub::Hit, Sub::Deliver]);
 const SYNTH: Mask = Mask::of(&[Sub::Synth]);
 
-/// `req` or `bereq`: what `std.rollback` puts back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpPart {
-    /// The client request, as received.
-    Req,
-    /// The backend request, as first made from the client request.
-    Bereq,
-}
-
 /// The types of values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {

@@ -112,9 +112,19 @@ impl Context for BackendView<'_, '_> {
             | Var::BereqHttp(_)
             | Var::BereqRetries
             | Var::BereqUncacheable => self.bereq_get(var),
-            Var::ClientIp | Var::ServerHostname | Var::ServerIdentity => {
-                common_get(var, self.bereq.client, self.hostname)
-            }
+            Var::ClientIp
+            | Var::ServerHostname
+            | Var::ServerIdentity
+            | Var::ServerIp
+            | Var::LocalIp
+            | Var::RemoteIp => common_get(
+                var,
+                self.bereq.client,
+                self.bereq.conn.as_deref(),
+                self.hostname,
+            ),
+            Var::ClientIdentity => Some(Value::Str(Cow::Owned(self.bereq.client.to_string()))),
+            Var::BereqXid => Some(Value::Str(Cow::Owned(self.bereq.xid.to_string()))),
             _ => self.beresp_get(var),
         }
     }
@@ -180,5 +190,43 @@ impl Context for BackendView<'_, '_> {
         if let Some(BerespPart::Error(s)) = self.beresp.as_mut() {
             s.body.push_str(body);
         }
+    }
+
+    fn log(&mut self, priority: Option<i64>, message: &str) {
+        // A fetch may serve several clients: its messages go to lacquer's
+        // log only, not to an access log line.
+        super::values::log(priority, message, &self.bereq.url);
+    }
+
+    fn rollback(&mut self, _part: vcl_lite::HttpPart) -> Result<(), String> {
+        Err("std.rollback(bereq) is not supported yet".to_string())
+    }
+
+    fn ban(&self, expr: &str) -> Result<(), String> {
+        match self
+            .bereq
+            .services
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+        {
+            Some(proxy) => proxy.ban(None, expr),
+            None => Err("bans are not available for this fetch".to_string()),
+        }
+    }
+
+    fn collect(&mut self, header: &Var, separator: &str) {
+        match header {
+            Var::BereqHttp(h) => super::values::collect(&mut self.bereq.headers, h, separator),
+            Var::BerespHttp(h) => {
+                if let Some(headers) = self.beresp_headers() {
+                    super::values::collect(headers, h, separator);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn port(&self, var: &Var) -> Option<u16> {
+        super::values::port_of(var, None, self.bereq.conn.as_deref())
     }
 }

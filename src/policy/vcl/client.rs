@@ -137,9 +137,26 @@ impl Context for ClientView<'_> {
             Var::RespStatus | Var::RespReason | Var::RespProto | Var::RespHttp(_) => {
                 self.resp_get(var)
             }
-            Var::ClientIp | Var::ServerHostname | Var::ServerIdentity => {
-                common_get(var, self.req.client.ip(), self.hostname)
-            }
+            Var::ClientIp
+            | Var::ServerHostname
+            | Var::ServerIdentity
+            | Var::ServerIp
+            | Var::LocalIp
+            | Var::RemoteIp => common_get(
+                var,
+                self.req.client.ip(),
+                self.req.conn.as_deref(),
+                self.hostname,
+            ),
+            Var::ClientIdentity => Some(Value::Str(match &self.req.client_identity {
+                Some(id) => Cow::Borrowed(id.as_str()),
+                None => Cow::Owned(self.req.client.ip().to_string()),
+            })),
+            Var::ReqXid => Some(Value::Str(Cow::Owned(self.req.xid.to_string()))),
+            Var::ReqIsHitmiss => Some(Value::Bool(self.req.is_hitmiss)),
+            // lacquer keeps hit-for-pass (`return (pass(d))`) as a hit-for-miss
+            // marker: such requests count as `req.is_hitmiss`.
+            Var::ReqIsHitpass => Some(Value::Bool(false)),
             _ => self.obj_get(var),
         }
     }
@@ -180,6 +197,7 @@ impl Context for ClientView<'_> {
                 }
             }
             Var::ReqHashAlwaysMiss => req.always_miss = matches!(value, Value::Bool(true)),
+            Var::ClientIdentity => req.client_identity = Some(value.to_string()),
             Var::ReqTtl => req.max_ttl = seconds(&value),
             Var::ReqGrace => req.max_grace = seconds(&value),
             Var::RespStatus => {
@@ -244,4 +262,79 @@ impl Context for ClientView<'_> {
             s.body.push_str(body);
         }
     }
+
+    fn now(&self) -> f64 {
+        super::values::epoch_seconds(self.req.live.clock.now())
+    }
+
+    fn ban(&self, expr: &str) -> Result<(), String> {
+        match self
+            .req
+            .services
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+        {
+            Some(proxy) => proxy.ban(Some(self.req), expr),
+            None => Err("bans are not available for this request".to_string()),
+        }
+    }
+
+    fn log(&mut self, priority: Option<i64>, message: &str) {
+        super::values::log(priority, message, &self.req.url);
+        // Kept for the access log line; a bounded number per request.
+        if self.req.vcl_log.len() < MAX_LOGGED {
+            self.req.vcl_log.push(message.to_string());
+        }
+    }
+
+    fn healthy(&self, _backend: &str) -> bool {
+        // The hook for directors: until lacquer routes to the policy's
+        // backends, every backend counts as healthy.
+        true
+    }
+
+    fn collect(&mut self, header: &Var, separator: &str) {
+        match header {
+            Var::ReqHttp(h) => super::values::collect(&mut self.req.headers, h, separator),
+            Var::RespHttp(h) => {
+                if let Some(headers) = self.resp_headers() {
+                    super::values::collect(headers, h, separator);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn cache_req_body(&self, max_bytes: i64) -> bool {
+        // lacquer streams request bodies; this says whether the body is
+        // within `max_bytes` (by its length; one of unknown length is not).
+        use http_body::Body as _;
+        match self.req.body.as_ref() {
+            None => true,
+            Some(b) if b.is_end_stream() => true,
+            Some(b) => b
+                .size_hint()
+                .exact()
+                .is_some_and(|len| i64::try_from(len).is_ok_and(|len| len <= max_bytes)),
+        }
+    }
+
+    fn port(&self, var: &Var) -> Option<u16> {
+        super::values::port_of(var, Some(self.req.client.port()), self.req.conn.as_deref())
+    }
+
+    fn rollback(&mut self, part: vcl_lite::HttpPart) -> Result<(), String> {
+        match part {
+            vcl_lite::HttpPart::Req if self.req.roll_back() => Ok(()),
+            vcl_lite::HttpPart::Req => {
+                Err("std.rollback(req): the request as received was not kept".to_string())
+            }
+            vcl_lite::HttpPart::Bereq => {
+                Err("std.rollback(bereq) is not available in client subroutines".to_string())
+            }
+        }
+    }
 }
+
+/// The most `std.log` messages kept per request for the access log.
+const MAX_LOGGED: usize = 32;

@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 use vcl_lite::{Header, Value, Var};
 
+use crate::lifecycle::ConnInfo;
+
 /// A header's value (the first when there are several); `None` when absent
 /// or not text.
 pub(super) fn header_get<'a>(map: &'a HeaderMap, h: &Header) -> Option<Value<'a>> {
@@ -67,13 +69,68 @@ pub(super) fn canonical_reason(s: StatusCode) -> Value<'static> {
 }
 
 /// Variables readable everywhere: `client.ip`, `server.hostname`,
-/// `server.identity`.
-pub(super) fn common_get<'a>(var: &Var, client: IpAddr, hostname: &'a str) -> Option<Value<'a>> {
+/// `server.identity`, `server.ip`, `local.ip`, `remote.ip`. Without a
+/// connection (requests lacquer makes itself), `server.ip` and `local.ip`
+/// are unset (`0.0.0.0`) and `remote.ip` is the client's.
+pub(super) fn common_get<'a>(
+    var: &Var,
+    client: IpAddr,
+    conn: Option<&ConnInfo>,
+    hostname: &'a str,
+) -> Option<Value<'a>> {
     match var {
         Var::ClientIp => Some(Value::Ip(client)),
         Var::ServerHostname | Var::ServerIdentity => Some(Value::Str(Cow::Borrowed(hostname))),
+        Var::ServerIp | Var::LocalIp => conn.map(|c| Value::Ip(c.local.ip())),
+        Var::RemoteIp => Some(Value::Ip(conn.map_or(client, |c| c.remote.ip()))),
         _ => None,
     }
+}
+
+/// `std.port` of an address variable.
+pub(super) fn port_of(var: &Var, client: Option<u16>, conn: Option<&ConnInfo>) -> Option<u16> {
+    match var {
+        Var::ClientIp => client,
+        Var::ServerIp | Var::LocalIp => conn.map(|c| c.local.port()),
+        Var::RemoteIp => conn.map(|c| c.remote.port()).or(client),
+        _ => None,
+    }
+}
+
+/// `std.log` / `std.syslog` into lacquer's log (target `vcl`), at the
+/// level of the syslog priority (`std.log`: info).
+pub(super) fn log(priority: Option<i64>, message: &str, url: &str) {
+    match priority {
+        Some(0..=3) => tracing::error!(target: "vcl", url, "{message}"),
+        Some(4) => tracing::warn!(target: "vcl", url, "{message}"),
+        Some(7..) => tracing::debug!(target: "vcl", url, "{message}"),
+        _ => tracing::info!(target: "vcl", url, "{message}"),
+    }
+}
+
+/// `std.collect`: the header's values joined into one.
+pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
+    let values: Vec<&str> = map
+        .get_all(h.name())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.len() < 2 {
+        return;
+    }
+    let joined = values.join(separator);
+    if let (Ok(name), Ok(v)) = (
+        HeaderName::from_bytes(h.name().as_bytes()),
+        HeaderValue::from_str(&joined),
+    ) {
+        map.insert(name, v);
+    }
+}
+
+/// A `SystemTime` as a TIME.
+pub(super) fn epoch_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// This machine's host name (read once, when a policy is compiled).
