@@ -1,0 +1,444 @@
+//! Regular expressions: the linear-time `regex` engine for every pattern it
+//! accepts, a bounded backtracking engine (`fancy-regex`) only for the PCRE
+//! constructs it lacks (look-ahead, look-behind, back-references, atomic
+//! groups, possessive repetition, …).
+//!
+//! A backtracking match that gives up (more than [`BACKTRACK_LIMIT`] steps)
+//! counts as "no match" and logs a warning: a hostile request never hangs a
+//! worker.
+
+use std::borrow::Cow;
+
+use crate::ir::Piece;
+
+/// Compiled size limit of one regular expression (and, for a backtracking
+/// pattern, of each part delegated to the linear engine).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// How many backtracking steps one match of a backtracking pattern may take
+/// before it gives up (then: no match, and a warning).
+pub const BACKTRACK_LIMIT: usize = 100_000;
+
+/// Deepest nesting of groups in a pattern.
+const NEST_LIMIT: u32 = 64;
+
+/// Largest backtracking program (instructions), which bounds what
+/// subroutine calls such as `(?1)` may expand to.
+const MAX_PROGRAM: usize = 100_000;
+
+/// A compiled regular expression.
+#[derive(Debug, Clone)]
+pub(crate) enum Pattern {
+    /// Linear time: the pattern needs nothing PCRE-only.
+    Linear(regex::Regex),
+    /// Backtracking, bounded by [`BACKTRACK_LIMIT`].
+    Backtrack(fancy_regex::Regex),
+}
+
+impl Pattern {
+    /// Compiles `pattern` with vcl-lite's limits; `Err` is the reason,
+    /// worded for the label under the pattern.
+    pub(crate) fn new(pattern: &str) -> Result<Pattern, String> {
+        if has_possessive(pattern) {
+            // `regex` reads `a++` as `(a+)+`: same syntax, other meaning.
+            return backtracking(pattern).map_err(|e| backtrack_reason(&e));
+        }
+        let linear_error = match regex::RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+            .nest_limit(NEST_LIMIT)
+            .build()
+        {
+            Ok(re) => return Ok(Pattern::Linear(re)),
+            Err(regex::Error::CompiledTooBig(_)) => return Err(too_big()),
+            Err(e) => last_line(&e.to_string()),
+        };
+        match backtracking(pattern) {
+            Ok(re) => Ok(re),
+            // `regex` stopped at a PCRE-only construct: the backtracking
+            // parser saw the whole pattern, its reason is the one to show.
+            Err(e) if linear_error.contains("not supported") => Err(backtrack_reason(&e)),
+            Err(_) => Err(linear_error),
+        }
+    }
+
+    /// Whether this pattern runs on the backtracking engine.
+    #[cfg(test)]
+    pub(crate) fn is_backtracking(&self) -> bool {
+        matches!(self, Pattern::Backtrack(_))
+    }
+
+    /// Whether `s` contains a match. A backtracking match that gives up is
+    /// no match.
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        match self {
+            Pattern::Linear(re) => re.is_match(s),
+            Pattern::Backtrack(re) => re.is_match(s).unwrap_or_else(|e| {
+                gave_up(re, &e);
+                false
+            }),
+        }
+    }
+
+    /// `regsub` / `regsuball`: the first (or every) match replaced by
+    /// `pieces` (text and `\N` groups). A backtracking match that gives up
+    /// leaves `s` as it was, as a failed match does in Varnish.
+    pub(crate) fn substitute<'a>(
+        &self,
+        s: Cow<'a, str>,
+        pieces: &[Piece],
+        all: bool,
+    ) -> Cow<'a, str> {
+        let mut out = Splice::new(&s, pieces);
+        match self {
+            Pattern::Linear(re) => {
+                for caps in re.captures_iter(&s) {
+                    out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())));
+                    if !all {
+                        break;
+                    }
+                }
+            }
+            Pattern::Backtrack(re) => {
+                for caps in re.captures_iter(&*s) {
+                    match caps {
+                        Ok(caps) => out.replace(|g| caps.get(g).map(|m| (m.start(), m.end()))),
+                        Err(e) => {
+                            gave_up(re, &e);
+                            return s;
+                        }
+                    }
+                    if !all {
+                        break;
+                    }
+                }
+            }
+        }
+        match out.finish() {
+            Some(o) => Cow::Owned(o),
+            None => s,
+        }
+    }
+}
+
+fn backtracking(pattern: &str) -> Result<Pattern, fancy_regex::Error> {
+    fancy_regex::RegexBuilder::new(pattern)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .delegate_size_limit(REGEX_SIZE_LIMIT)
+        .delegate_dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+        .max_prog_size(MAX_PROGRAM)
+        .build()
+        .map(Pattern::Backtrack)
+}
+
+/// Whether `pattern` has a possessive repetition (`a*+`, `a++`, `a?+`,
+/// `a{2,}+`): a repetition operator followed by `+`, outside classes and
+/// escapes.
+fn has_possessive(pattern: &str) -> bool {
+    let b = pattern.as_bytes();
+    let mut i = 0;
+    // Whether the previous token was a complete repetition operator.
+    let mut after_repeat = false;
+    while i < b.len() {
+        let c = b[i];
+        if after_repeat && c == b'+' {
+            return true;
+        }
+        after_repeat = false;
+        match c {
+            b'\\' => {
+                if b.get(i + 1) == Some(&b'Q') {
+                    // Quoted text up to `\E`.
+                    i = find(b, i + 2, b"\\E").map_or(b.len(), |e| e + 2);
+                    continue;
+                }
+                i += 2;
+                continue;
+            }
+            b'[' => {
+                i = class_end(b, i);
+                continue;
+            }
+            b'*' | b'+' | b'?' => after_repeat = true,
+            b'{' => {
+                let close = b[i..].iter().position(|&x| x == b'}').map(|p| i + p);
+                if let Some(close) = close {
+                    let inner = &b[i + 1..close];
+                    if !inner.is_empty() && inner.iter().all(|x| x.is_ascii_digit() || *x == b',') {
+                        i = close + 1;
+                        after_repeat = true;
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    b.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+/// Index just after the class that starts at `open` (`[`): a `]` right
+/// after `[` or `[^` is literal, `[:name:]` is one item, `\` escapes.
+fn class_end(b: &[u8], open: usize) -> usize {
+    let mut i = open + 1;
+    if b.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    if b.get(i) == Some(&b']') {
+        i += 1;
+    }
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'[' if b.get(i + 1) == Some(&b':') => {
+                i = find(b, i + 2, b":]").map_or(b.len(), |e| e + 2);
+            }
+            b']' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// Builds `regsub`'s result as matches come.
+struct Splice<'s, 'p> {
+    s: &'s str,
+    pieces: &'p [Piece],
+    out: Option<String>,
+    /// End of the last match.
+    last: usize,
+}
+
+impl<'s, 'p> Splice<'s, 'p> {
+    fn new(s: &'s str, pieces: &'p [Piece]) -> Self {
+        Splice {
+            s,
+            pieces,
+            out: None,
+            last: 0,
+        }
+    }
+
+    /// One match; `group(n)` is group n's byte range (0: the whole match).
+    fn replace(&mut self, group: impl Fn(usize) -> Option<(usize, usize)>) {
+        let Some((start, end)) = group(0) else { return };
+        let s = self.s;
+        let o = self
+            .out
+            .get_or_insert_with(|| String::with_capacity(s.len()));
+        o.push_str(s.get(self.last..start).unwrap_or(""));
+        for piece in self.pieces {
+            match piece {
+                Piece::Lit(text) => o.push_str(text),
+                Piece::Group(g) => {
+                    if let Some((a, b)) = group(*g) {
+                        o.push_str(s.get(a..b).unwrap_or(""));
+                    }
+                }
+            }
+        }
+        self.last = end;
+    }
+
+    /// The result, `None` when nothing matched.
+    fn finish(self) -> Option<String> {
+        let mut o = self.out?;
+        o.push_str(self.s.get(self.last..).unwrap_or(""));
+        Some(o)
+    }
+}
+
+fn too_big() -> String {
+    format!(
+        "too large once compiled (the limit is {} KiB)",
+        REGEX_SIZE_LIMIT / 1024
+    )
+}
+
+/// The `regex` crate's message is the pattern, a caret, then `error: why`:
+/// the caret under the policy's string says where, keep the why.
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(|| text.to_string(), str::to_string)
+}
+
+/// `fancy-regex`'s reason, in the same lower-case style as `regex`'s.
+fn backtrack_reason(e: &fancy_regex::Error) -> String {
+    use fancy_regex::{CompileError, Error, ParseError};
+    match e {
+        // Found at the end of the pattern: no position worth giving.
+        Error::ParseError(_, ParseError::UnclosedOpenParen) => "unclosed group".into(),
+        Error::ParseError(at, why) => format!("{} (at byte {at} of the pattern)", lower_first(why)),
+        Error::CompileError(c) => match &**c {
+            CompileError::InnerError(inner) if inner.size_limit().is_some() => too_big(),
+            CompileError::PatternTooComplex => too_big(),
+            CompileError::LookBehindNotConst => "a look-behind must have a bounded length".into(),
+            other => lower_first(other),
+        },
+        other => lower_first(other),
+    }
+}
+
+fn lower_first(why: &dyn std::fmt::Display) -> String {
+    let text = why.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+fn gave_up(re: &fancy_regex::Regex, e: &fancy_regex::Error) {
+    tracing::warn!(
+        pattern = re.as_str(),
+        error = %e,
+        limit = BACKTRACK_LIMIT,
+        "regular expression gave up (counted as no match)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::parse_replacement;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn sub(re: &str, s: &str, with: &str, all: bool) -> String {
+        p(re)
+            .substitute(s.into(), &parse_replacement(with), all)
+            .into_owned()
+    }
+
+    #[test]
+    fn plain_patterns_stay_linear() {
+        for re in [r"^/(.*?)/?$", r"(?i)\.(jpg|png)$", r"\w+\s+\w+", "a|b"] {
+            assert!(!p(re).is_backtracking(), "{re}");
+        }
+        for re in [
+            r"wordpress_(?!test_cookie)[a-zA-Z0-9_]+",
+            r"(\w+)\s+\1",
+            r"(?<=/)x",
+            r"(?<!a)b",
+            r"(?=a)a",
+            r"(?>a+)b",
+            r"a++b",
+            r"\d?+",
+        ] {
+            assert!(p(re).is_backtracking(), "{re}");
+        }
+    }
+
+    #[test]
+    fn look_ahead_strips_wordpress_cookies_but_the_test_cookie() {
+        let cookie =
+            "wordpress_logged_in_1=a; wordpress_test_cookie=WP; wp-postpass_9=x; theme=dark";
+        let re = "wordpress_(?!test_cookie)[a-zA-Z0-9_]+|wp-postpass_[a-zA-Z0-9_]+";
+        assert_eq!(
+            sub(re, cookie, "", true),
+            "=a; wordpress_test_cookie=WP; =x; theme=dark"
+        );
+        assert!(p(re).is_match("wordpress_sec_1"));
+        assert!(!p(re).is_match("wordpress_test_cookie"));
+    }
+
+    #[test]
+    fn back_references_and_look_behind() {
+        let dup = p(r"(\w+)\s+\1");
+        assert!(dup.is_match("the the end"));
+        assert!(!dup.is_match("the cat end"));
+        assert_eq!(
+            sub(r"\b(\w+)\s+\1\b", "say it it again", "\\1", true),
+            "say it again"
+        );
+        assert_eq!(sub(r"(?<=/)v\d+/", "/v1/api/v2/x", "", true), "/api/x");
+        assert!(!p(r"(?<!www\.)example\.com").is_match("www.example.com"));
+        assert!(p(r"(?<!www\.)example\.com").is_match("api.example.com"));
+        assert!(p("(?i)(?=.*MOBILE)").is_match("x mobile y"));
+    }
+
+    #[test]
+    fn substitution_in_both_engines() {
+        for re in ["(o+)", "(o+)(?!x)"] {
+            assert_eq!(sub(re, "foo boo", "<\\1>", false), "f<oo> boo", "{re}");
+            assert_eq!(sub(re, "foo boo", "<\\1>", true), "f<oo> b<oo>", "{re}");
+            assert!(matches!(
+                p(re).substitute("xyz".into(), &parse_replacement("-"), true),
+                Cow::Borrowed("xyz")
+            ));
+        }
+        for re in ["x*", "(?!y)x*"] {
+            assert_eq!(sub(re, "ab", "-", true), "-a-b-", "{re}");
+        }
+        assert_eq!(sub("^/(.*?)/?$", "/a/b/", "\\1", false), "a/b");
+        // A group that did not take part is empty.
+        assert_eq!(sub(r"(a)|(?=b)(b)", "b", "[\\1\\2]", false), "[b]");
+    }
+
+    #[test]
+    fn runaway_backtracking_is_no_match() {
+        // Exponential in a backtracking engine: must give up, not hang.
+        let re = p(r"^(\w+\s?)*$(?<=x)");
+        assert!(re.is_backtracking());
+        let subject = format!("{}!", "a".repeat(64));
+        let start = std::time::Instant::now();
+        assert!(!re.is_match(&subject));
+        assert_eq!(
+            re.substitute(subject.as_str().into(), &parse_replacement("z"), true),
+            subject
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // This one matches (second branch), but only after the first has
+        // tried exponentially many ways: the limit turns it into no match.
+        let re = p(r"^(?:(a|aa)+\1c|a+b)");
+        assert!(re.is_match("aab"));
+        assert!(!re.is_match(&format!("{}b", "a".repeat(40))));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn possessive_repetition_is_not_read_as_nested_repetition() {
+        for re in ["a++a", "a*+a", r"\d{1,3}+1", "(?:ab)++ab"] {
+            assert!(p(re).is_backtracking(), "{re}");
+            assert!(!p(re).is_match("aaaa ab ab 123"), "{re}");
+        }
+        // `+` after an escaped or bracketed `+` or `*` is plain repetition.
+        for re in [r"\++", "[+*]+", "[]+]+", "[[:alpha:]+]+"] {
+            assert!(!p(re).is_backtracking(), "{re}");
+        }
+        assert!(p("a{2}+").is_match("aa"));
+        assert!(!has_possessive(r"\Qa+\E+"));
+        assert!(has_possessive(r"\Qa+\Ea++"));
+    }
+
+    #[test]
+    fn errors_say_why() {
+        assert_eq!(Pattern::new("(a").unwrap_err(), "unclosed group");
+        assert_eq!(Pattern::new("(?=a").unwrap_err(), "unclosed group");
+        let e = Pattern::new(r"(?=a)\q").unwrap_err();
+        assert!(e.contains("at byte 5"), "{e}");
+        let e = Pattern::new(r"(a)\2").unwrap_err();
+        assert!(e.contains("back reference"), "{e}");
+        assert!(Pattern::new(r"\w{1000}\w{1000}\w{1000}")
+            .unwrap_err()
+            .contains("too large"));
+        let e = Pattern::new(r"(?=\w{1000}\w{1000}\w{1000})").unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        let deep = format!("{}a{}", "(".repeat(200), ")".repeat(200));
+        assert!(Pattern::new(&deep).is_err());
+        let deep = format!("(?=a){}a{}", "(".repeat(200), ")".repeat(200));
+        assert!(Pattern::new(&deep).is_err());
+    }
+}
