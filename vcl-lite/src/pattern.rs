@@ -22,8 +22,7 @@ pub const BACKTRACK_LIMIT: usize = 100_000;
 /// Deepest nesting of groups in a pattern.
 const NEST_LIMIT: u32 = 64;
 
-/// Largest backtracking program (instructions), which bounds what
-/// subroutine calls such as `(?1)` may expand to.
+/// Largest backtracking program (instructions).
 const MAX_PROGRAM: usize = 100_000;
 
 /// A compiled regular expression.
@@ -336,9 +335,26 @@ mod tests {
             r"(?>a+)b",
             r"a++b",
             r"\d?+",
+            r"(?<n>a)\k<n>",
+            r"(a)?(?(1)b|c)",
+            r"foo\Kbar",
         ] {
             assert!(p(re).is_backtracking(), "{re}");
         }
+        // What the README promises of the linear engine.
+        for re in [
+            r"(?P<n>a)",
+            "[[:alpha:]]+",
+            r"\Aa\z",
+            "(?x) a b # c",
+            "(?i:a)b",
+            "(?ms)^a.b$",
+        ] {
+            assert!(!p(re).is_backtracking(), "{re}");
+        }
+        assert!(Pattern::new(r"\Qa.b\E").is_err());
+        assert_eq!(sub(r"foo\Kbar", "foobar", "X", false), "fooX");
+        assert!(p(r"(a)?(?(1)b|c)").is_match("c"));
     }
 
     #[test]
