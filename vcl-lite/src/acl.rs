@@ -26,9 +26,38 @@ pub struct CompiledAcl {
     log: bool,
 }
 
-/// Looks up a host name's addresses: the system resolver when a policy is
-/// compiled, a stand-in in tests. `Err` is the reason.
-pub(crate) type Resolve<'r> = &'r dyn Fn(&str) -> Result<Vec<IpAddr>, String>;
+/// The resolver an ACL is compiled with.
+pub(crate) type Resolve<'r> = &'r Resolver;
+
+/// A host-name resolver for ACL entries: the addresses of a name, or why
+/// there are none.
+pub type Resolver = dyn Fn(&str) -> Result<Vec<IpAddr>, String>;
+
+thread_local! {
+    /// The resolver [`with_resolver`] set on this thread, if any.
+    static RESOLVER: std::cell::RefCell<Option<std::rc::Rc<Resolver>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `resolve` answering the host-name look-ups of the ACLs
+/// compiled on this thread, instead of the system resolver: for tests and
+/// fuzzing, which must not send DNS queries. Nests; the previous resolver
+/// is back when `f` returns (or panics).
+pub fn with_resolver<T>(
+    resolve: impl Fn(&str) -> Result<Vec<IpAddr>, String> + 'static,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Restore(Option<std::rc::Rc<Resolver>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            RESOLVER.with(|r| *r.borrow_mut() = previous);
+        }
+    }
+    let previous = RESOLVER.with(|r| r.borrow_mut().replace(std::rc::Rc::new(resolve)));
+    let _restore = Restore(previous);
+    f()
+}
 
 /// The system resolver (`getaddrinfo`), as Varnish uses when it loads VCL.
 pub(crate) fn system_resolve(name: &str) -> Result<Vec<IpAddr>, String> {
@@ -144,9 +173,12 @@ impl CompiledAcl {
     }
 
     /// Checks and compiles an ACL declaration, resolving host names with the
-    /// system resolver.
+    /// system resolver (or the one [`with_resolver`] set).
     pub(crate) fn compile(acl: &ast::Acl, src: &str, file: &str) -> Result<CompiledAcl, Error> {
-        Self::compile_with(acl, src, file, &system_resolve)
+        match RESOLVER.with(|r| r.borrow().clone()) {
+            Some(resolve) => Self::compile_with(acl, src, file, &*resolve),
+            None => Self::compile_with(acl, src, file, &system_resolve),
+        }
     }
 
     /// [`CompiledAcl::compile`] with the given resolver.
@@ -496,8 +528,32 @@ mod tests {
         assert!(e.label().contains("RFC 6761"), "{e}");
         let a = acl(r#"acl a { ( "no-such-host.INVALID." ); "LocalHost"; }"#).unwrap();
         assert!(a.matches(ip("127.0.0.1")));
-        // Any other name is asked of the system resolver; "localhost" never.
-        assert!(system_resolve("no-such-host.invalid").is_err());
+        // The system resolver answers "localhost" from the hosts file (no
+        // DNS query: tests only ever talk to 127.0.0.1).
+        let found = system_resolve("localhost").unwrap();
+        assert!(found.iter().all(IpAddr::is_loopback), "{found:?}");
+    }
+
+    #[test]
+    fn with_resolver_replaces_the_system_resolver_on_this_thread() {
+        let src = r#"acl a { "backend.example"; }"#;
+        let compile = || {
+            let policy = parse(src, "t.vcl").unwrap();
+            match &policy.items[0] {
+                Item::Acl(a) => CompiledAcl::compile(a, src, "t.vcl"),
+                other => panic!("{other:?}"),
+            }
+        };
+        let a = with_resolver(fake, || {
+            // Nested: the inner one wins, then the outer one is back.
+            let inner = with_resolver(|_| Err("inner".to_string()), compile);
+            assert_eq!(inner.unwrap_err().label(), "inner");
+            compile()
+        })
+        .unwrap();
+        assert!(a.matches(ip("192.0.2.11")));
+        let e = with_resolver(|_| Ok(vec![]), compile).unwrap_err();
+        assert_eq!(e.label(), "no address");
     }
 
     #[test]

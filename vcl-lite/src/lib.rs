@@ -31,7 +31,7 @@ mod pattern;
 pub mod reference;
 mod vars;
 
-pub use acl::CompiledAcl;
+pub use acl::{with_resolver, CompiledAcl, Resolver};
 pub use action::Action;
 pub use decl::{Backend, Probe};
 pub use error::{Error, Errors, Location, RuntimeError, Span, MAX_ERRORS};
