@@ -12,7 +12,7 @@ struct Net {
     addr: IpAddr,
     prefix: u8,
     negated: bool,
-    /// The entry as written (`!"10.0.0.0"/8`), for `+log`.
+    /// The entry as written (`"10.0.0.0"/8`), for `+log`.
     written: String,
 }
 
@@ -166,7 +166,7 @@ impl CompiledAcl {
                 Some(n) => {
                     tracing::info!(target: "vcl_acl", acl = %self.name, %ip, entry = %n.written, "MATCH")
                 }
-                None => tracing::info!(target: "vcl_acl", acl = %self.name, %ip, "NO_MATCH"),
+                None => tracing::info!(target: "vcl_acl", acl = %self.name, %ip, "NO MATCH"),
             }
         }
         found.is_some_and(|n| !n.negated)
@@ -275,10 +275,11 @@ impl CompiledAcl {
                     addr: network,
                     prefix,
                     negated: entry.negated,
-                    written: if entry.negated {
-                        format!("!{written}")
-                    } else {
+                    // As Varnish logs it: `"10.1.2.3"/8 fixed: 10.0.0.0/8`.
+                    written: if network == addr {
                         written.clone()
+                    } else {
+                        format!("{written} fixed: {network}/{prefix}")
                     },
                 };
                 if let Some(same) = nets

@@ -299,7 +299,7 @@ fn lower_first(why: &dyn std::fmt::Display) -> String {
 
 fn gave_up(re: &fancy_regex::Regex, e: &fancy_regex::Error) {
     tracing::warn!(
-        pattern = re.as_str(),
+        pattern = %re.as_str(),
         error = %e,
         limit = BACKTRACK_LIMIT,
         "regular expression gave up (counted as no match)"
