@@ -40,7 +40,9 @@ impl Pattern {
     pub(crate) fn new(pattern: &str) -> Result<Pattern, String> {
         if has_possessive(pattern) {
             // `regex` reads `a++` as `(a+)+`: same syntax, other meaning.
-            return backtracking(pattern).map_err(|e| backtrack_reason(&e));
+            let re = backtracking(pattern).map_err(|e| backtrack_reason(&e))?;
+            check_conditions(pattern, &re)?;
+            return Ok(re);
         }
         let linear_error = match regex::RegexBuilder::new(pattern)
             .size_limit(REGEX_SIZE_LIMIT)
@@ -53,7 +55,10 @@ impl Pattern {
             Err(e) => last_line(&e.to_string()),
         };
         match backtracking(pattern) {
-            Ok(re) => Ok(re),
+            Ok(re) => {
+                check_conditions(pattern, &re)?;
+                Ok(re)
+            }
             // `regex` stopped at a PCRE-only construct: the backtracking
             // parser saw the whole pattern, its reason is the one to show.
             Err(e) if linear_error.contains("not supported") => Err(backtrack_reason(&e)),
@@ -175,6 +180,64 @@ fn has_possessive(pattern: &str) -> bool {
         i += 1;
     }
     false
+}
+
+/// Conditionals are kept to the forms PCRE policies use and `fancy-regex`
+/// checks: `(?(N)…)` on an existing group (1 ≤ N; the engine does not
+/// check the number, and panics on one past its groups), `(?(<name>)…)`,
+/// `(?('name')…)`. Others (`(?(R)…)`, `(?(DEFINE)…)`, `(?(-1)…)`, a bare
+/// name) are refused.
+fn check_conditions(pattern: &str, re: &Pattern) -> Result<(), String> {
+    let Pattern::Backtrack(re) = re else {
+        return Ok(());
+    };
+    let groups = re.captures_len();
+    let b = pattern.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                if b.get(i + 1) == Some(&b'Q') {
+                    i = find(b, i + 2, b"\\E").map_or(b.len(), |e| e + 2);
+                } else {
+                    i += 2;
+                }
+                continue;
+            }
+            b'[' => {
+                i = class_end(b, i);
+                continue;
+            }
+            b'(' if b.get(i + 1..i + 3) == Some(b"?(") => {
+                let start = i + 3;
+                let end = b[start..]
+                    .iter()
+                    .position(|&x| x == b')')
+                    .map_or(b.len(), |p| start + p);
+                let cond = pattern.get(start..end).unwrap_or("");
+                let named = (cond.starts_with('<') && cond.ends_with('>'))
+                    || (cond.len() >= 2 && cond.starts_with('\'') && cond.ends_with('\''));
+                let numbered = !cond.is_empty() && cond.bytes().all(|x| x.is_ascii_digit());
+                if numbered {
+                    let n: usize = cond.parse().unwrap_or(usize::MAX);
+                    if n == 0 || n >= groups {
+                        return Err(format!(
+                            "the condition `(?({cond})` names group {cond}, which does not exist"
+                        ));
+                    }
+                } else if !named {
+                    return Err(format!(
+                        "the condition `(?({cond})` is not supported: write `(?(N)…|…)` or `(?(<name>)…|…)`"
+                    ));
+                }
+                i = start;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -465,6 +528,31 @@ mod tests {
         // A 20 KB subject, a look-behind at its end.
         let s = format!("{}example.com", "x".repeat(20000));
         assert!(p(r"(?<!www\.)example\.com").is_match(&s));
+    }
+
+    #[test]
+    fn conditions_name_existing_groups() {
+        assert!(p(r"(a)?(?(1)b|c)").is_match("c"));
+        assert!(p(r"(?<n>x)?(?(<n>)a|b)").is_match("xa"));
+        assert!(p(r"(?<n>x)?(?('n')a|b)").is_match("b"));
+        // A condition inside a class or after an escape is not one.
+        assert!(!p(r"[(?(5)]+").is_backtracking());
+        assert!(p(r"\(?(5)(?=b)").is_match("(5b"));
+        // fancy-regex panics matching `(?(5)…)` without a group 5.
+        for (re, why) in [
+            (r"(?(5)b|c)", "group 5, which does not exist"),
+            (r"(a)(?(2)b|c)", "group 2, which does not exist"),
+            (r"(?(0)a|b)", "group 0, which does not exist"),
+            (r"(?(R)a|b)", "is not supported"),
+            (r"(?(DEFINE)a)", "is not supported"),
+            (r"(a)(?(-1)a|b)", "is not supported"),
+            (r"(?(n)a|b)", "is not supported"),
+            (r"a++(?(9)b)", "group 9, which does not exist"),
+        ] {
+            let e = Pattern::new(re).unwrap_err();
+            assert!(e.contains(why), "{re}: {e}");
+        }
+        assert!(Pattern::new(r"(?(<n>)a|b)").is_err());
     }
 
     #[test]
