@@ -536,7 +536,14 @@ impl Program {
 
 /// `regsub` / `regsuball`: the first (or every) match replaced.
 fn regsub<'a>(re: &Pattern, s: Cow<'a, str>, pieces: &[Piece], all: bool) -> Cow<'a, str> {
-    re.substitute(s, pieces, all)
+    re.substitute(s, all, |out, group| {
+        for piece in pieces {
+            match piece {
+                Piece::Lit(text) => out.push_str(text),
+                Piece::Group(g) => out.push_str(group(*g).unwrap_or("")),
+            }
+        }
+    })
 }
 
 /// `std.duration`'s parsing: a number and a unit (`10s`, `1.5m`, `-2h`).

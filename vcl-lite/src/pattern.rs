@@ -9,8 +9,6 @@
 
 use std::borrow::Cow;
 
-use crate::ir::Piece;
-
 /// Compiled size limit of one regular expression (and, for a backtracking
 /// pattern, of each part delegated to the linear engine).
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -24,6 +22,10 @@ const NEST_LIMIT: u32 = 64;
 
 /// Largest backtracking program (instructions).
 const MAX_PROGRAM: usize = 100_000;
+
+/// A match's groups for `regsub`'s replacement: the text of group n (0: the
+/// whole match), `None` if it did not take part.
+pub(crate) type Groups<'s> = dyn Fn(usize) -> Option<&'s str> + 's;
 
 /// A compiled regular expression.
 #[derive(Debug, Clone)]
@@ -84,20 +86,22 @@ impl Pattern {
         }
     }
 
-    /// `regsub` / `regsuball`: the first (or every) match replaced by
-    /// `pieces` (text and `\N` groups). A backtracking match that gives up
-    /// leaves `s` as it was, as a failed match does in Varnish.
+    /// `regsub` / `regsuball`: the first (or every) match replaced by what
+    /// `expand(out, group)` appends to `out` (`group(n)`: the text of group
+    /// n, 0 the whole match, `None` if it did not take part). A
+    /// backtracking match that gives up leaves `s` as it was, as a failed
+    /// match does in Varnish.
     pub(crate) fn substitute<'a>(
         &self,
         s: Cow<'a, str>,
-        pieces: &[Piece],
         all: bool,
+        expand: impl Fn(&mut String, &Groups<'_>),
     ) -> Cow<'a, str> {
-        let mut out = Splice::new(&s, pieces);
+        let mut out = Splice::new(&s);
         match self {
             Pattern::Linear(re) => {
                 for caps in re.captures_iter(&s) {
-                    out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())));
+                    out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand);
                     if !all {
                         break;
                     }
@@ -106,7 +110,9 @@ impl Pattern {
             Pattern::Backtrack(re) => {
                 for caps in re.captures_iter(&*s) {
                     match caps {
-                        Ok(caps) => out.replace(|g| caps.get(g).map(|m| (m.start(), m.end()))),
+                        Ok(caps) => {
+                            out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand)
+                        }
                         Err(e) => {
                             gave_up(re, &e);
                             return s;
@@ -271,42 +277,35 @@ fn class_end(b: &[u8], open: usize) -> usize {
 }
 
 /// Builds `regsub`'s result as matches come.
-struct Splice<'s, 'p> {
+struct Splice<'s> {
     s: &'s str,
-    pieces: &'p [Piece],
     out: Option<String>,
     /// End of the last match.
     last: usize,
 }
 
-impl<'s, 'p> Splice<'s, 'p> {
-    fn new(s: &'s str, pieces: &'p [Piece]) -> Self {
+impl<'s> Splice<'s> {
+    fn new(s: &'s str) -> Self {
         Splice {
             s,
-            pieces,
             out: None,
             last: 0,
         }
     }
 
-    /// One match; `group(n)` is group n's byte range (0: the whole match).
-    fn replace(&mut self, group: impl Fn(usize) -> Option<(usize, usize)>) {
-        let Some((start, end)) = group(0) else { return };
+    /// One match; `range(n)` is group n's byte range (0: the whole match).
+    fn replace(
+        &mut self,
+        range: impl Fn(usize) -> Option<(usize, usize)>,
+        expand: &impl Fn(&mut String, &Groups<'_>),
+    ) {
+        let Some((start, end)) = range(0) else { return };
         let s = self.s;
         let o = self
             .out
             .get_or_insert_with(|| String::with_capacity(s.len()));
         o.push_str(s.get(self.last..start).unwrap_or(""));
-        for piece in self.pieces {
-            match piece {
-                Piece::Lit(text) => o.push_str(text),
-                Piece::Group(g) => {
-                    if let Some((a, b)) = group(*g) {
-                        o.push_str(s.get(a..b).unwrap_or(""));
-                    }
-                }
-            }
-        }
+        expand(o, &|g| range(g).and_then(|(a, b)| s.get(a..b)));
         self.last = end;
     }
 
@@ -372,16 +371,29 @@ fn gave_up(re: &fancy_regex::Regex, e: &fancy_regex::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::parse_replacement;
+
+    /// `regsub`'s replacement, reduced: `\N` is group N, the rest is text.
+    fn expand(with: &str) -> impl Fn(&mut String, &Groups<'_>) + '_ {
+        move |out, group| {
+            let mut chars = with.chars();
+            while let Some(c) = chars.next() {
+                match (c, chars.clone().next().and_then(|d| d.to_digit(10))) {
+                    ('\\', Some(n)) => {
+                        chars.next();
+                        out.push_str(group(n as usize).unwrap_or(""));
+                    }
+                    _ => out.push(c),
+                }
+            }
+        }
+    }
 
     fn p(s: &str) -> Pattern {
         Pattern::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
     fn sub(re: &str, s: &str, with: &str, all: bool) -> String {
-        p(re)
-            .substitute(s.into(), &parse_replacement(with), all)
-            .into_owned()
+        p(re).substitute(s.into(), all, expand(with)).into_owned()
     }
 
     #[test]
@@ -454,7 +466,7 @@ mod tests {
             assert_eq!(sub(re, "foo boo", "<\\1>", false), "f<oo> boo", "{re}");
             assert_eq!(sub(re, "foo boo", "<\\1>", true), "f<oo> b<oo>", "{re}");
             assert!(matches!(
-                p(re).substitute("xyz".into(), &parse_replacement("-"), true),
+                p(re).substitute("xyz".into(), true, expand("-")),
                 Cow::Borrowed("xyz")
             ));
         }
@@ -475,7 +487,7 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(!re.is_match(&subject));
         assert_eq!(
-            re.substitute(subject.as_str().into(), &parse_replacement("z"), true),
+            re.substitute(subject.as_str().into(), true, expand("z")),
             subject
         );
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
