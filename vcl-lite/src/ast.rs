@@ -96,8 +96,37 @@ impl FieldValue {
 pub struct Acl {
     /// Its name.
     pub name: Ident,
+    /// Its flags (`+log -pedantic`), as written.
+    pub flags: AclFlags,
     /// Its entries, in order.
     pub entries: Vec<AclEntry>,
+}
+
+/// An ACL's flags, Varnish 7's defaults unless written
+/// (`acl name -log +pedantic -table { … }` is the same as none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclFlags {
+    /// `+log`: each match is logged (which entry decided, or none).
+    pub log: bool,
+    /// `+pedantic` (the default): bits set after an entry's prefix are an
+    /// error; `-pedantic` clears them, with a warning.
+    pub pedantic: bool,
+    /// `+table`: accepted; Varnish's compile-time trade-off, no effect here.
+    pub table: bool,
+    /// `+fold`: accepted; Varnish merges adjacent networks, which only
+    /// changes which entry `+log` names. No effect here.
+    pub fold: bool,
+}
+
+impl Default for AclFlags {
+    fn default() -> Self {
+        AclFlags {
+            log: false,
+            pedantic: true,
+            table: false,
+            fold: false,
+        }
+    }
 }
 
 /// One line of an ACL.
@@ -105,7 +134,10 @@ pub struct Acl {
 pub struct AclEntry {
     /// `!` before the address: matching addresses are excluded.
     pub negated: bool,
-    /// The address, as written between the quotes.
+    /// In parentheses, `( "name" )`: a host name that does not resolve is
+    /// skipped (with a warning) instead of being an error.
+    pub optional: bool,
+    /// The address or host name, as written between the quotes.
     pub addr: String,
     /// Where the quoted address is.
     pub addr_span: Span,

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use regex::{Regex, RegexBuilder};
-
 use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{self, AddOp, CmpOp, ExprKind, Ident, Item, StmtKind};
@@ -12,13 +10,11 @@ use crate::error::{Error, SourceMap, Span, MAX_ERRORS};
 use crate::eval::{Program, MAX_CALL_DEPTH};
 use crate::funcs::{self, FuncDef, HttpPart, ParamType, FUNCS};
 use crate::ir::{self, ActionIr, Replacement};
+use crate::pattern::Pattern;
 use crate::vars::{self, closest, Mask, Sub, Type, Var, VarDef};
 
 /// The deepest nesting of blocks and calls together, along any call chain.
 pub const MAX_NESTING: usize = 256;
-
-/// Compiled size limit of one regular expression.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// How a `return` action takes arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,28 +114,6 @@ fn plain_action(name: &str) -> Option<Action> {
         "ok" => Action::Ok,
         _ => return None,
     })
-}
-
-/// Compiles a regular expression with vcl-lite's limits.
-pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
-        .nest_limit(64)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => format!(
-                "too large once compiled (the limit is {} KiB)",
-                REGEX_SIZE_LIMIT / 1024
-            ),
-            other => {
-                let text = other.to_string();
-                text.lines()
-                    .rev()
-                    .find_map(|l| l.trim().strip_prefix("error: "))
-                    .map_or(text.clone(), str::to_string)
-            }
-        })
 }
 
 struct CallSite<'p> {
@@ -965,7 +939,7 @@ impl<'p> Checker<'p> {
         ))
     }
 
-    fn regex_literal(&self, e: &ast::Expr, what: &str) -> Result<Regex, Error> {
+    fn regex_literal(&self, e: &ast::Expr, what: &str) -> Result<Pattern, Error> {
         let ExprKind::Str(pattern) = &e.kind else {
             return Err(self.error(
                 e.span,
@@ -973,7 +947,7 @@ impl<'p> Checker<'p> {
                 "regular expressions are compiled when the policy is loaded",
             ));
         };
-        compile_regex(pattern)
+        Pattern::new(pattern)
             .map_err(|reason| self.error(e.span, "invalid regular expression", reason))
     }
 
@@ -1830,7 +1804,7 @@ mod tests {
             "invalid regular expression"
         );
         assert_eq!(
-            err(&recv("if (req.url ~ \"(?=x)\") {}")).message(),
+            err(&recv("if (req.url ~ \"(?=x\") {}")).message(),
             "invalid regular expression"
         );
         assert_eq!(

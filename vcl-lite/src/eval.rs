@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
 
-use regex::Regex;
+use crate::pattern::Pattern;
 
 use crate::acl::CompiledAcl;
 use crate::action::Action;
@@ -1115,35 +1115,15 @@ impl Program {
 }
 
 /// `regsub` / `regsuball`: the first (or every) match replaced.
-fn regsub<'a>(re: &Regex, s: Cow<'a, str>, pieces: &[Piece], all: bool) -> Cow<'a, str> {
-    let mut out: Option<String> = None;
-    let mut last = 0;
-    for caps in re.captures_iter(&s) {
-        let Some(m) = caps.get(0) else { break };
-        let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
-        o.push_str(&s[last..m.start()]);
+fn regsub<'a>(re: &Pattern, s: Cow<'a, str>, pieces: &[Piece], all: bool) -> Cow<'a, str> {
+    re.substitute(s, all, |out, group| {
         for piece in pieces {
             match piece {
-                Piece::Lit(text) => o.push_str(text),
-                Piece::Group(g) => {
-                    if let Some(g) = caps.get(*g) {
-                        o.push_str(g.as_str());
-                    }
-                }
+                Piece::Lit(text) => out.push_str(text),
+                Piece::Group(g) => out.push_str(group(*g).unwrap_or("")),
             }
         }
-        last = m.end();
-        if !all {
-            break;
-        }
-    }
-    match out {
-        None => s,
-        Some(mut o) => {
-            o.push_str(&s[last..]);
-            Cow::Owned(o)
-        }
-    }
+    })
 }
 
 /// `std.duration`'s parsing: a number and a unit (`10s`, `1.5m`, `-2h`).
@@ -1553,7 +1533,7 @@ mod tests {
 
     #[test]
     fn regsub_first_and_all() {
-        let re = Regex::new("(o+)").unwrap();
+        let re = Pattern::new("(o+)").unwrap();
         let pieces = crate::ir::parse_replacement("<\\1>");
         assert_eq!(regsub(&re, "foo boo".into(), &pieces, false), "f<oo> boo");
         assert_eq!(regsub(&re, "foo boo".into(), &pieces, true), "f<oo> b<oo>");
@@ -1561,7 +1541,7 @@ mod tests {
             regsub(&re, "xyz".into(), &pieces, true),
             Cow::Borrowed("xyz")
         ));
-        let empty = Regex::new("x*").unwrap();
+        let empty = Pattern::new("x*").unwrap();
         assert_eq!(
             regsub(
                 &empty,

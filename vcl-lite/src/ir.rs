@@ -1,11 +1,10 @@
 //! The checked, resolved program the evaluator runs: variables are enums,
 //! regular expressions and ACLs are compiled, every node has a known type.
 
-use regex::Regex;
-
 use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::funcs::Func;
+use crate::pattern::Pattern;
 use crate::vars::{Sub, Type, Var};
 
 /// A typed expression.
@@ -55,7 +54,7 @@ pub(crate) enum Expr {
     /// `s ~ "re"` / `s !~ "re"`
     Regex {
         subject: Box<Expr>,
-        re: Regex,
+        re: Pattern,
         negate: bool,
     },
     /// `ip ~ acl` / `ip !~ acl`
@@ -72,7 +71,7 @@ pub(crate) enum Expr {
     /// `regsub` / `regsuball`
     Regsub {
         subject: Box<Expr>,
-        re: Regex,
+        re: Pattern,
         sub: Replacement,
         all: bool,
     },

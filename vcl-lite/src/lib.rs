@@ -28,17 +28,19 @@ mod include;
 mod ir;
 pub mod lexer;
 pub mod parser;
+mod pattern;
 pub mod reference;
 pub mod stdlib;
 mod vars;
 
-pub use acl::CompiledAcl;
+pub use acl::{with_resolver, CompiledAcl, Resolver};
 pub use action::Action;
 pub use decl::{Backend, Probe};
 pub use error::{Error, Errors, Location, RuntimeError, Span, MAX_ERRORS};
 pub use eval::{Context, Program, Value, MAX_CALL_DEPTH};
 pub use funcs::HttpPart;
 pub use include::{ReadFile, MAX_INCLUDE_DEPTH};
+pub use pattern::{BACKTRACK_LIMIT, REGEX_SIZE_LIMIT};
 pub use vars::{Header, Sub, Type, Var};
 
 /// The built-in policy (`default.vcl`), written in vcl-lite.

@@ -80,6 +80,15 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Takes the next token if it is `kind`.
+    fn eat(&mut self, kind: &TokenKind) -> bool {
+        let here = self.peek() == kind;
+        if here {
+            self.bump();
+        }
+        here
+    }
+
     fn is_ident(&self, word: &str) -> bool {
         matches!(self.peek(), TokenKind::Ident(s) if s == word)
     }
@@ -417,6 +426,7 @@ impl<'a> Parser<'a> {
     fn acl(&mut self) -> PResult<Acl> {
         self.bump();
         let name = self.plain_name("an ACL name")?;
+        let flags = self.acl_flags()?;
         let open = self.expect(TokenKind::LBrace, "expected `{` to start the ACL")?;
         let mut entries = Vec::new();
         loop {
@@ -433,39 +443,87 @@ impl<'a> Parser<'a> {
                 }
                 _ => {}
             }
-            let negated = if *self.peek() == TokenKind::Not {
-                self.bump();
-                true
-            } else {
-                false
-            };
-            let (addr, addr_span) = match self.peek().clone() {
-                TokenKind::Str(s) => (s, self.bump().span),
-                _ => {
-                    return Err(self.unexpected(
-                        "an address in double quotes",
-                        "ACL entries look like `\"10.0.0.0\"/8;`",
-                    ))
-                }
-            };
-            let prefix = if *self.peek() == TokenKind::Slash {
-                self.bump();
-                match *self.peek() {
-                    TokenKind::Int(bits) => Some((bits, self.bump().span)),
-                    _ => return Err(self.unexpected("a prefix length after `/`", "")),
-                }
-            } else {
-                None
-            };
-            self.semicolon()?;
-            entries.push(AclEntry {
-                negated,
-                addr,
-                addr_span,
-                prefix,
-            });
+            entries.push(self.acl_entry()?);
         }
-        Ok(Acl { name, entries })
+        Ok(Acl {
+            name,
+            flags,
+            entries,
+        })
+    }
+
+    /// `+log -pedantic …` between an ACL's name and its `{`.
+    fn acl_flags(&mut self) -> PResult<AclFlags> {
+        let mut flags = AclFlags::default();
+        loop {
+            let on = match self.peek() {
+                TokenKind::Plus => true,
+                TokenKind::Minus => false,
+                _ => return Ok(flags),
+            };
+            let sign = self.bump().span;
+            let flag = match self.peek().clone() {
+                TokenKind::Ident(word) => (word, self.bump().span),
+                _ => {
+                    return Err(
+                        self.unexpected("an ACL flag", "flags look like `+log` or `-pedantic`")
+                    )
+                }
+            };
+            let slot = match flag.0.as_str() {
+                "log" => &mut flags.log,
+                "pedantic" => &mut flags.pedantic,
+                "table" => &mut flags.table,
+                "fold" => &mut flags.fold,
+                other => return Err(self.error(
+                    sign.to(flag.1),
+                    format!("unknown ACL flag `{other}`"),
+                    "the flags are `log`, `pedantic`, `table` and `fold`, each after `+` or `-`",
+                )),
+            };
+            *slot = on;
+        }
+    }
+
+    /// `"10.0.0.0"/8;`, `!"10.0.0.1";`, `( "backend.example" );`
+    fn acl_entry(&mut self) -> PResult<AclEntry> {
+        let mut negated = self.eat(&TokenKind::Not);
+        let optional = self.eat(&TokenKind::LParen);
+        // Varnish takes `!` on either side of the `(`.
+        if optional && !negated {
+            negated = self.eat(&TokenKind::Not);
+        }
+        let (addr, addr_span) = match self.peek().clone() {
+            TokenKind::Str(s) => (s, self.bump().span),
+            _ => {
+                return Err(self.unexpected(
+                    "an address in double quotes",
+                    "ACL entries look like `\"10.0.0.0\"/8;`",
+                ))
+            }
+        };
+        let prefix = if self.eat(&TokenKind::Slash) {
+            match *self.peek() {
+                TokenKind::Int(bits) => Some((bits, self.bump().span)),
+                _ => return Err(self.unexpected("a prefix length after `/`", "")),
+            }
+        } else {
+            None
+        };
+        if optional {
+            self.expect(
+                TokenKind::RParen,
+                "expected `)` after the address (and its prefix length)",
+            )?;
+        }
+        self.semicolon()?;
+        Ok(AclEntry {
+            negated,
+            optional,
+            addr,
+            addr_span,
+            prefix,
+        })
     }
 
     // ----- statements -----

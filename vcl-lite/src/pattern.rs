@@ -1,0 +1,588 @@
+//! Regular expressions: the linear-time `regex` engine for every pattern it
+//! accepts, a bounded backtracking engine (`fancy-regex`) only for the PCRE
+//! constructs it lacks (look-ahead, look-behind, back-references, atomic
+//! groups, possessive repetition, …).
+//!
+//! A backtracking match that gives up (more than [`BACKTRACK_LIMIT`] steps)
+//! counts as "no match" and logs a warning: a hostile request never hangs a
+//! worker.
+
+use std::borrow::Cow;
+
+/// Compiled size limit of one regular expression (and, for a backtracking
+/// pattern, of each part delegated to the linear engine).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// How many backtracking steps one match of a backtracking pattern may take
+/// before it gives up (then: no match, and a warning).
+pub const BACKTRACK_LIMIT: usize = 100_000;
+
+/// Deepest nesting of groups in a pattern.
+const NEST_LIMIT: u32 = 64;
+
+/// Largest backtracking program (instructions).
+const MAX_PROGRAM: usize = 100_000;
+
+/// A match's groups for `regsub`'s replacement: the text of group n (0: the
+/// whole match), `None` if it did not take part.
+pub(crate) type Groups<'s> = dyn Fn(usize) -> Option<&'s str> + 's;
+
+/// A compiled regular expression.
+#[derive(Debug, Clone)]
+pub(crate) enum Pattern {
+    /// Linear time: the pattern needs nothing PCRE-only.
+    Linear(regex::Regex),
+    /// Backtracking, bounded by [`BACKTRACK_LIMIT`].
+    Backtrack(fancy_regex::Regex),
+}
+
+impl Pattern {
+    /// Compiles `pattern` with vcl-lite's limits; `Err` is the reason,
+    /// worded for the label under the pattern.
+    pub(crate) fn new(pattern: &str) -> Result<Pattern, String> {
+        if has_possessive(pattern) {
+            // `regex` reads `a++` as `(a+)+`: same syntax, other meaning.
+            let re = backtracking(pattern).map_err(|e| backtrack_reason(&e))?;
+            check_conditions(pattern, &re)?;
+            return Ok(re);
+        }
+        let linear_error = match regex::RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+            .nest_limit(NEST_LIMIT)
+            .build()
+        {
+            Ok(re) => return Ok(Pattern::Linear(re)),
+            Err(regex::Error::CompiledTooBig(_)) => return Err(too_big()),
+            Err(e) => last_line(&e.to_string()),
+        };
+        match backtracking(pattern) {
+            Ok(re) => {
+                check_conditions(pattern, &re)?;
+                Ok(re)
+            }
+            // `regex` stopped at a PCRE-only construct: the backtracking
+            // parser saw the whole pattern, its reason is the one to show.
+            Err(e) if linear_error.contains("not supported") => Err(backtrack_reason(&e)),
+            Err(_) => Err(linear_error),
+        }
+    }
+
+    /// Whether this pattern runs on the backtracking engine.
+    #[cfg(test)]
+    pub(crate) fn is_backtracking(&self) -> bool {
+        matches!(self, Pattern::Backtrack(_))
+    }
+
+    /// Whether `s` contains a match. A backtracking match that gives up is
+    /// no match.
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        match self {
+            Pattern::Linear(re) => re.is_match(s),
+            Pattern::Backtrack(re) => re.is_match(s).unwrap_or_else(|e| {
+                gave_up(re, &e);
+                false
+            }),
+        }
+    }
+
+    /// `regsub` / `regsuball`: the first (or every) match replaced by what
+    /// `expand(out, group)` appends to `out` (`group(n)`: the text of group
+    /// n, 0 the whole match, `None` if it did not take part). A
+    /// backtracking match that gives up leaves `s` as it was, as a failed
+    /// match does in Varnish.
+    pub(crate) fn substitute<'a>(
+        &self,
+        s: Cow<'a, str>,
+        all: bool,
+        expand: impl Fn(&mut String, &Groups<'_>),
+    ) -> Cow<'a, str> {
+        let mut out = Splice::new(&s);
+        match self {
+            Pattern::Linear(re) => {
+                for caps in re.captures_iter(&s) {
+                    out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand);
+                    if !all {
+                        break;
+                    }
+                }
+            }
+            Pattern::Backtrack(re) => {
+                for caps in re.captures_iter(&*s) {
+                    match caps {
+                        Ok(caps) => {
+                            out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand)
+                        }
+                        Err(e) => {
+                            gave_up(re, &e);
+                            return s;
+                        }
+                    }
+                    if !all {
+                        break;
+                    }
+                }
+            }
+        }
+        match out.finish() {
+            Some(o) => Cow::Owned(o),
+            None => s,
+        }
+    }
+}
+
+fn backtracking(pattern: &str) -> Result<Pattern, fancy_regex::Error> {
+    fancy_regex::RegexBuilder::new(pattern)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .delegate_size_limit(REGEX_SIZE_LIMIT)
+        .delegate_dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+        .max_prog_size(MAX_PROGRAM)
+        .build()
+        .map(Pattern::Backtrack)
+}
+
+/// Whether `pattern` has a possessive repetition (`a*+`, `a++`, `a?+`,
+/// `a{2,}+`): a repetition operator followed by `+`, outside classes and
+/// escapes.
+fn has_possessive(pattern: &str) -> bool {
+    let b = pattern.as_bytes();
+    let mut i = 0;
+    // Whether the previous token was a complete repetition operator.
+    let mut after_repeat = false;
+    while i < b.len() {
+        let c = b[i];
+        if after_repeat && c == b'+' {
+            return true;
+        }
+        after_repeat = false;
+        match c {
+            b'\\' => {
+                if b.get(i + 1) == Some(&b'Q') {
+                    // Quoted text up to `\E`.
+                    i = find(b, i + 2, b"\\E").map_or(b.len(), |e| e + 2);
+                    continue;
+                }
+                i += 2;
+                continue;
+            }
+            b'[' => {
+                i = class_end(b, i);
+                continue;
+            }
+            b'*' | b'+' | b'?' => after_repeat = true,
+            b'{' => {
+                let close = b[i..].iter().position(|&x| x == b'}').map(|p| i + p);
+                if let Some(close) = close {
+                    let inner = &b[i + 1..close];
+                    if !inner.is_empty() && inner.iter().all(|x| x.is_ascii_digit() || *x == b',') {
+                        i = close + 1;
+                        after_repeat = true;
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Conditionals are kept to the forms PCRE policies use and `fancy-regex`
+/// checks: `(?(N)…)` on an existing group (1 ≤ N; the engine does not
+/// check the number, and panics on one past its groups), `(?(<name>)…)`,
+/// `(?('name')…)`. Others (`(?(R)…)`, `(?(DEFINE)…)`, `(?(-1)…)`, a bare
+/// name) are refused.
+fn check_conditions(pattern: &str, re: &Pattern) -> Result<(), String> {
+    let Pattern::Backtrack(re) = re else {
+        return Ok(());
+    };
+    let groups = re.captures_len();
+    let b = pattern.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                if b.get(i + 1) == Some(&b'Q') {
+                    i = find(b, i + 2, b"\\E").map_or(b.len(), |e| e + 2);
+                } else {
+                    i += 2;
+                }
+                continue;
+            }
+            b'[' => {
+                i = class_end(b, i);
+                continue;
+            }
+            b'(' if b.get(i + 1..i + 3) == Some(b"?(") => {
+                let start = i + 3;
+                let end = b[start..]
+                    .iter()
+                    .position(|&x| x == b')')
+                    .map_or(b.len(), |p| start + p);
+                let cond = pattern.get(start..end).unwrap_or("");
+                let named = (cond.starts_with('<') && cond.ends_with('>'))
+                    || (cond.len() >= 2 && cond.starts_with('\'') && cond.ends_with('\''));
+                let numbered = !cond.is_empty() && cond.bytes().all(|x| x.is_ascii_digit());
+                if numbered {
+                    let n: usize = cond.parse().unwrap_or(usize::MAX);
+                    if n == 0 || n >= groups {
+                        return Err(format!(
+                            "the condition `(?({cond})` names group {cond}, which does not exist"
+                        ));
+                    }
+                } else if !named {
+                    return Err(format!(
+                        "the condition `(?({cond})` is not supported: write `(?(N)…|…)` or `(?(<name>)…|…)`"
+                    ));
+                }
+                i = start;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    b.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+/// Index just after the class that starts at `open` (`[`): a `]` right
+/// after `[` or `[^` is literal, `[:name:]` is one item, `\` escapes.
+fn class_end(b: &[u8], open: usize) -> usize {
+    let mut i = open + 1;
+    if b.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    if b.get(i) == Some(&b']') {
+        i += 1;
+    }
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'[' if b.get(i + 1) == Some(&b':') => {
+                i = find(b, i + 2, b":]").map_or(b.len(), |e| e + 2);
+            }
+            b']' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// Builds `regsub`'s result as matches come.
+struct Splice<'s> {
+    s: &'s str,
+    out: Option<String>,
+    /// End of the last match.
+    last: usize,
+}
+
+impl<'s> Splice<'s> {
+    fn new(s: &'s str) -> Self {
+        Splice {
+            s,
+            out: None,
+            last: 0,
+        }
+    }
+
+    /// One match; `range(n)` is group n's byte range (0: the whole match).
+    fn replace(
+        &mut self,
+        range: impl Fn(usize) -> Option<(usize, usize)>,
+        expand: &impl Fn(&mut String, &Groups<'_>),
+    ) {
+        let Some((start, end)) = range(0) else { return };
+        let s = self.s;
+        let o = self
+            .out
+            .get_or_insert_with(|| String::with_capacity(s.len()));
+        o.push_str(s.get(self.last..start).unwrap_or(""));
+        expand(o, &|g| range(g).and_then(|(a, b)| s.get(a..b)));
+        self.last = end;
+    }
+
+    /// The result, `None` when nothing matched.
+    fn finish(self) -> Option<String> {
+        let mut o = self.out?;
+        o.push_str(self.s.get(self.last..).unwrap_or(""));
+        Some(o)
+    }
+}
+
+fn too_big() -> String {
+    format!(
+        "too large once compiled (the limit is {} KiB)",
+        REGEX_SIZE_LIMIT / 1024
+    )
+}
+
+/// The `regex` crate's message is the pattern, a caret, then `error: why`:
+/// the caret under the policy's string says where, keep the why.
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(|| text.to_string(), str::to_string)
+}
+
+/// `fancy-regex`'s reason, in the same lower-case style as `regex`'s.
+fn backtrack_reason(e: &fancy_regex::Error) -> String {
+    use fancy_regex::{CompileError, Error, ParseError};
+    match e {
+        // Found at the end of the pattern: no position worth giving.
+        Error::ParseError(_, ParseError::UnclosedOpenParen) => "unclosed group".into(),
+        Error::ParseError(at, why) => format!("{} (at byte {at} of the pattern)", lower_first(why)),
+        Error::CompileError(c) => match &**c {
+            CompileError::InnerError(inner) if inner.size_limit().is_some() => too_big(),
+            CompileError::PatternTooComplex => too_big(),
+            CompileError::LookBehindNotConst => "a look-behind must have a bounded length".into(),
+            other => lower_first(other),
+        },
+        other => lower_first(other),
+    }
+}
+
+fn lower_first(why: &dyn std::fmt::Display) -> String {
+    let text = why.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+fn gave_up(re: &fancy_regex::Regex, e: &fancy_regex::Error) {
+    tracing::warn!(
+        pattern = %re.as_str(),
+        error = %e,
+        limit = BACKTRACK_LIMIT,
+        "regular expression gave up (counted as no match)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `regsub`'s replacement, reduced: `\N` is group N, the rest is text.
+    fn expand(with: &str) -> impl Fn(&mut String, &Groups<'_>) + '_ {
+        move |out, group| {
+            let mut chars = with.chars();
+            while let Some(c) = chars.next() {
+                match (c, chars.clone().next().and_then(|d| d.to_digit(10))) {
+                    ('\\', Some(n)) => {
+                        chars.next();
+                        out.push_str(group(n as usize).unwrap_or(""));
+                    }
+                    _ => out.push(c),
+                }
+            }
+        }
+    }
+
+    fn p(s: &str) -> Pattern {
+        Pattern::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn sub(re: &str, s: &str, with: &str, all: bool) -> String {
+        p(re).substitute(s.into(), all, expand(with)).into_owned()
+    }
+
+    #[test]
+    fn plain_patterns_stay_linear() {
+        for re in [r"^/(.*?)/?$", r"(?i)\.(jpg|png)$", r"\w+\s+\w+", "a|b"] {
+            assert!(!p(re).is_backtracking(), "{re}");
+        }
+        for re in [
+            r"wordpress_(?!test_cookie)[a-zA-Z0-9_]+",
+            r"(\w+)\s+\1",
+            r"(?<=/)x",
+            r"(?<!a)b",
+            r"(?=a)a",
+            r"(?>a+)b",
+            r"a++b",
+            r"\d?+",
+            r"(?<n>a)\k<n>",
+            r"(a)?(?(1)b|c)",
+            r"foo\Kbar",
+        ] {
+            assert!(p(re).is_backtracking(), "{re}");
+        }
+        // What the README promises of the linear engine.
+        for re in [
+            r"(?P<n>a)",
+            "[[:alpha:]]+",
+            r"\Aa\z",
+            "(?x) a b # c",
+            "(?i:a)b",
+            "(?ms)^a.b$",
+        ] {
+            assert!(!p(re).is_backtracking(), "{re}");
+        }
+        assert!(Pattern::new(r"\Qa.b\E").is_err());
+        assert_eq!(sub(r"foo\Kbar", "foobar", "X", false), "fooX");
+        assert!(p(r"(a)?(?(1)b|c)").is_match("c"));
+    }
+
+    #[test]
+    fn look_ahead_strips_wordpress_cookies_but_the_test_cookie() {
+        let cookie =
+            "wordpress_logged_in_1=a; wordpress_test_cookie=WP; wp-postpass_9=x; theme=dark";
+        let re = "wordpress_(?!test_cookie)[a-zA-Z0-9_]+|wp-postpass_[a-zA-Z0-9_]+";
+        assert_eq!(
+            sub(re, cookie, "", true),
+            "=a; wordpress_test_cookie=WP; =x; theme=dark"
+        );
+        assert!(p(re).is_match("wordpress_sec_1"));
+        assert!(!p(re).is_match("wordpress_test_cookie"));
+    }
+
+    #[test]
+    fn back_references_and_look_behind() {
+        let dup = p(r"(\w+)\s+\1");
+        assert!(dup.is_match("the the end"));
+        assert!(!dup.is_match("the cat end"));
+        assert_eq!(
+            sub(r"\b(\w+)\s+\1\b", "say it it again", "\\1", true),
+            "say it again"
+        );
+        assert_eq!(sub(r"(?<=/)v\d+/", "/v1/api/v2/x", "", true), "/api/x");
+        assert!(!p(r"(?<!www\.)example\.com").is_match("www.example.com"));
+        assert!(p(r"(?<!www\.)example\.com").is_match("api.example.com"));
+        assert!(p("(?i)(?=.*MOBILE)").is_match("x mobile y"));
+    }
+
+    #[test]
+    fn substitution_in_both_engines() {
+        for re in ["(o+)", "(o+)(?!x)"] {
+            assert_eq!(sub(re, "foo boo", "<\\1>", false), "f<oo> boo", "{re}");
+            assert_eq!(sub(re, "foo boo", "<\\1>", true), "f<oo> b<oo>", "{re}");
+            assert!(matches!(
+                p(re).substitute("xyz".into(), true, expand("-")),
+                Cow::Borrowed("xyz")
+            ));
+        }
+        for re in ["x*", "(?!y)x*"] {
+            assert_eq!(sub(re, "ab", "-", true), "-a-b-", "{re}");
+        }
+        assert_eq!(sub("^/(.*?)/?$", "/a/b/", "\\1", false), "a/b");
+        // A group that did not take part is empty.
+        assert_eq!(sub(r"(a)|(?=b)(b)", "b", "[\\1\\2]", false), "[b]");
+    }
+
+    #[test]
+    fn runaway_backtracking_is_no_match() {
+        // Exponential in a backtracking engine: must give up, not hang.
+        let re = p(r"^(\w+\s?)*$(?<=x)");
+        assert!(re.is_backtracking());
+        let subject = format!("{}!", "a".repeat(64));
+        let start = std::time::Instant::now();
+        assert!(!re.is_match(&subject));
+        assert_eq!(
+            re.substitute(subject.as_str().into(), true, expand("z")),
+            subject
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // This one matches (second branch), but only after the first has
+        // tried exponentially many ways: the limit turns it into no match.
+        let re = p(r"^(?:(a|aa)+\1c|a+b)");
+        assert!(re.is_match("aab"));
+        assert!(!re.is_match(&format!("{}b", "a".repeat(40))));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn possessive_repetition_is_not_read_as_nested_repetition() {
+        for re in ["a++a", "a*+a", r"\d{1,3}+1", "(?:ab)++ab"] {
+            assert!(p(re).is_backtracking(), "{re}");
+            assert!(!p(re).is_match("aaaa ab ab 123"), "{re}");
+        }
+        // `+` after an escaped or bracketed `+` or `*` is plain repetition.
+        for re in [r"\++", "[+*]+", "[]+]+", "[[:alpha:]+]+"] {
+            assert!(!p(re).is_backtracking(), "{re}");
+        }
+        assert!(p("a{2}+").is_match("aa"));
+        assert!(!has_possessive(r"\Qa+\E+"));
+        assert!(has_possessive(r"\Qa+\Ea++"));
+    }
+
+    #[test]
+    fn realistic_long_subjects_stay_within_the_limit() {
+        // A 13 KB Cookie header through the WordPress clean-up.
+        let mut cookie = String::new();
+        for i in 0..400 {
+            cookie.push_str(&format!("some_cookie_{i}=value{i}value{i}; "));
+        }
+        cookie.push_str("wordpress_sec_1=a; wordpress_test_cookie=WP");
+        let out = sub(
+            r"(^|;\s*)(wordpress_(?!test_cookie)[a-zA-Z0-9_]+|wp-postpass_[a-zA-Z0-9_]+)=[^;]*",
+            &cookie,
+            "",
+            true,
+        );
+        assert!(out.ends_with("; wordpress_test_cookie=WP"), "gave up");
+        assert!(!out.contains("wordpress_sec_1"), "gave up");
+        // A 9 KB URL, a back-reference at its end.
+        let url = format!("/{}/x/x", "abcdefgh/".repeat(1000));
+        assert!(p(r"/(\w+)/\1(/|$)").is_match(&url));
+        // 4 KB of distinct words before the repeated one.
+        let mut text: String = (0..300).map(|i| format!("w{i}abcdefghij ")).collect();
+        text.push_str("dup dup");
+        assert!(p(r"(\w+)\s+\1").is_match(&text));
+        // A 20 KB subject, a look-behind at its end.
+        let s = format!("{}example.com", "x".repeat(20000));
+        assert!(p(r"(?<!www\.)example\.com").is_match(&s));
+    }
+
+    #[test]
+    fn conditions_name_existing_groups() {
+        assert!(p(r"(a)?(?(1)b|c)").is_match("c"));
+        assert!(p(r"(?<n>x)?(?(<n>)a|b)").is_match("xa"));
+        assert!(p(r"(?<n>x)?(?('n')a|b)").is_match("b"));
+        // A condition inside a class or after an escape is not one.
+        assert!(!p(r"[(?(5)]+").is_backtracking());
+        assert!(p(r"\(?(5)(?=b)").is_match("(5b"));
+        // fancy-regex panics matching `(?(5)…)` without a group 5.
+        for (re, why) in [
+            (r"(?(5)b|c)", "group 5, which does not exist"),
+            (r"(a)(?(2)b|c)", "group 2, which does not exist"),
+            (r"(?(0)a|b)", "group 0, which does not exist"),
+            (r"(?(R)a|b)", "is not supported"),
+            (r"(?(DEFINE)a)", "is not supported"),
+            (r"(a)(?(-1)a|b)", "is not supported"),
+            (r"(?(n)a|b)", "is not supported"),
+            (r"a++(?(9)b)", "group 9, which does not exist"),
+        ] {
+            let e = Pattern::new(re).unwrap_err();
+            assert!(e.contains(why), "{re}: {e}");
+        }
+        assert!(Pattern::new(r"(?(<n>)a|b)").is_err());
+    }
+
+    #[test]
+    fn errors_say_why() {
+        assert_eq!(Pattern::new("(a").unwrap_err(), "unclosed group");
+        assert_eq!(Pattern::new("(?=a").unwrap_err(), "unclosed group");
+        let e = Pattern::new(r"(?=a)\q").unwrap_err();
+        assert!(e.contains("at byte 5"), "{e}");
+        let e = Pattern::new(r"(a)\2").unwrap_err();
+        assert!(e.contains("back reference"), "{e}");
+        assert!(Pattern::new(r"\w{1000}\w{1000}\w{1000}")
+            .unwrap_err()
+            .contains("too large"));
+        let e = Pattern::new(r"(?=\w{1000}\w{1000}\w{1000})").unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        let deep = format!("{}a{}", "(".repeat(200), ")".repeat(200));
+        assert!(Pattern::new(&deep).is_err());
+        let deep = format!("(?=a){}a{}", "(".repeat(200), ")".repeat(200));
+        assert!(Pattern::new(&deep).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+acl local {
+    "localhost"/8;
+}

@@ -1,0 +1,3 @@
+acl local {
+    ( "backend.invalid";
+}

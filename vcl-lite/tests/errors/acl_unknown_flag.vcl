@@ -1,0 +1,3 @@
+acl purgers +log +strict {
+    "localhost";
+}

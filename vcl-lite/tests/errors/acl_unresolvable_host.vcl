@@ -1,0 +1,5 @@
+acl purgers {
+    "localhost";
+    ( "optional.invalid" );
+    "purger.invalid";
+}

@@ -1,0 +1,5 @@
+sub vcl_recv {
+    if (req.url ~ "^/(\w+)/\2$") {
+        return (pass);
+    }
+}
