@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
+use crate::http::coding::StreamGunzip;
 use crate::http::BoxError;
 
 /// A response body sent to a client.
@@ -30,6 +31,9 @@ pub enum RespBody {
     /// order from the assembling task; an `Err` aborts the response. A
     /// piece's charge is released when the connection takes its bytes.
     Assembled(tokio::sync::mpsc::Receiver<Result<Piece, BoxError>>),
+    /// A gzip'd body decoded as it streams, for a client that does not
+    /// accept gzip (boxed: rare, and the decoder is large).
+    Gunzip(Box<Gunzip>),
 }
 
 // The pieces of an assembled ESI page are the ESI engine's (`esi` cannot
@@ -58,6 +62,7 @@ impl std::fmt::Debug for RespBody {
             RespBody::SharedRange(w) => write!(f, "SharedRange({} bytes)", w.take),
             RespBody::Parts(p) => write!(f, "Parts({})", p.len()),
             RespBody::Assembled(_) => f.write_str("Assembled"),
+            RespBody::Gunzip(_) => f.write_str("Gunzip"),
         }
     }
 }
@@ -79,6 +84,7 @@ impl Body for RespBody {
             RespBody::Assembled(rx) => rx
                 .poll_recv(cx)
                 .map(|c| c.map(|c| c.map(|piece| Frame::data(piece.into_bytes())))),
+            RespBody::Gunzip(g) => g.poll_frame(cx),
         }
     }
 
@@ -90,6 +96,7 @@ impl Body for RespBody {
             RespBody::SharedRange(w) => w.take == 0,
             RespBody::Parts(p) => p.is_empty(),
             RespBody::Assembled(_) => false,
+            RespBody::Gunzip(g) => g.done,
         }
     }
 
@@ -100,8 +107,55 @@ impl Body for RespBody {
             RespBody::Shared(s) => s.size_hint(),
             RespBody::SharedRange(w) => SizeHint::with_exact(w.take),
             RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
-            RespBody::Assembled(_) => SizeHint::default(),
+            RespBody::Assembled(_) | RespBody::Gunzip(_) => SizeHint::default(),
         }
+    }
+}
+
+/// A body decoded from gzip as its chunks arrive.
+pub struct Gunzip {
+    inner: RespBody,
+    decoder: StreamGunzip,
+    done: bool,
+}
+
+impl Gunzip {
+    /// `inner` decoded, at most `limit` bytes out (more is an error).
+    pub fn new(inner: RespBody, limit: u64) -> Gunzip {
+        Gunzip {
+            inner,
+            decoder: StreamGunzip::new(limit),
+            done: false,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        while !self.done {
+            let out = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.decoder.push(&data),
+                    Err(_) => continue,
+                },
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.decoder.finish()
+                }
+            };
+            match out {
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+            }
+        }
+        Poll::Ready(None)
     }
 }
 

@@ -1,12 +1,14 @@
 //! backend response: decide whether a response is stored, and for how long
 //! (`vcl_backend_response`).
 
+use http::header::{HeaderName, ACCEPT_ENCODING};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::{Duration, SystemTime};
 
 use crate::cache::freshness::{self, Freshness, FreshnessPolicy};
 use crate::cache::storable::NoCacheReason;
 use crate::cache::vary::{vary_names, Variant};
+use crate::http::coding::Coding;
 use crate::lifecycle::{Beresp, Fetch, Task};
 use crate::policy::BackendAction;
 
@@ -33,6 +35,7 @@ pub fn decide(
         Ok(names) => names,
         Err(reason) => return Decision::DontStore(reason),
     };
+    let names = selecting(names, req, headers);
     match freshness::evaluate(
         &Method::GET,
         &req.headers,
@@ -45,6 +48,18 @@ pub fn decide(
         Ok(f) => Decision::Store(f, Variant::capture(&names, &req.headers)),
         Err(reason) => Decision::DontStore(reason),
     }
+}
+
+/// The request fields that select a variant: those `Vary` names, less
+/// `Accept-Encoding` when lacquer negotiates the coding itself (settings'
+/// `compression.enabled`) and can decode what the response is coded with:
+/// one stored copy then serves every client, coded or decoded at delivery.
+fn selecting(mut names: Vec<HeaderName>, req: &Task, headers: &HeaderMap) -> Vec<HeaderName> {
+    let coding = Coding::of(headers);
+    if req.live.config.compression.enabled && (coding == Coding::Identity || coding.decodable()) {
+        names.retain(|n| n != ACCEPT_ENCODING);
+    }
+    names
 }
 
 /// A backend response as fetched, for [`apply_policy`].
@@ -185,7 +200,7 @@ pub fn apply_policy(
         }));
     }
     let names = match vary_names(beresp.headers) {
-        Ok(names) => names,
+        Ok(names) => selecting(names, req, beresp.headers),
         Err(reason) => return verdict(Decision::DontStore(reason)),
     };
     let (mut freshness, variant) = match again {

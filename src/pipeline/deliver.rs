@@ -16,10 +16,11 @@ use super::{Proxy, Served};
 use crate::body::{RespBody, Window};
 use crate::cache::directives::NOT_DELIVERED;
 use crate::cache::object::KeySpec;
-use crate::cache::CachedObject;
+use crate::cache::{CacheKey, CachedObject};
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
+use crate::http::coding::{self, Accepted, Coding};
 use crate::http::conditional::{is_not_modified, strip_for_304};
 use crate::http::range::{self, ByteRange, Validators};
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
@@ -39,6 +40,20 @@ pub fn from_cache(
     via: &HeaderValue,
 ) -> Response<RespBody> {
     let mut headers = obj.deliver_headers.clone();
+    // A coded body for a client that does not accept its coding: the
+    // decoded bytes (decoded before, see `Proxy::decode_for`).
+    let decoded;
+    let mut body = &obj.body;
+    if needs_decoding(ctx, obj) {
+        match obj.identity().get() {
+            Some(Some(identity)) => {
+                decoded = identity.clone();
+                body = &decoded;
+                uncoded_headers(obj, &mut headers, decoded.len());
+            }
+            _ => return undecodable(headers, via),
+        }
+    }
     headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
     let x_cache = match outcome {
         CacheOutcome::Hit => HeaderValue::from_str(&format!("HIT {}", obj.record_hit()))
@@ -65,11 +80,11 @@ pub fn from_cache(
             last_modified: obj.last_modified(),
             date: obj.header(DATE),
         };
-        let len = obj.body.len() as u64;
+        let len = body.len() as u64;
         match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
             range::Answer::Whole => {}
             range::Answer::Unsatisfiable => return unsatisfiable(headers, len),
-            range::Answer::Partial(ranges) => match partial(ctx, headers, &obj.body, &ranges) {
+            range::Answer::Partial(ranges) => match partial(ctx, headers, body, &ranges) {
                 Ok(resp) => return resp,
                 Err(whole) => headers = whole,
             },
@@ -78,9 +93,76 @@ pub fn from_cache(
     let body = if ctx.method == Method::HEAD {
         RespBody::empty()
     } else {
-        RespBody::Full(Some(obj.body.clone()).filter(|b| !b.is_empty()))
+        RespBody::Full(Some(body.clone()).filter(|b| !b.is_empty()))
     };
     respond(obj.status, headers, body)
+}
+
+/// Whether `obj`'s body must be decoded for this client: coded with a
+/// coding lacquer decodes, which the client does not accept.
+pub fn needs_decoding(ctx: &Task, obj: &CachedObject) -> bool {
+    obj.coding != Coding::Identity
+        && ctx.live.config.compression.enabled
+        && obj.coding.decodable()
+        && !Accepted::of(&ctx.headers).allows(obj.coding)
+}
+
+/// The delivered headers made to describe the decoded body of `len`
+/// bytes: no `Content-Encoding`; the origin's strong `ETag` when lacquer
+/// had coded it, else a weak one (lacquer changed the coding).
+fn uncoded_headers(obj: &CachedObject, headers: &mut HeaderMap, len: usize) {
+    headers.remove(CONTENT_ENCODING);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    match obj.etag() {
+        Some(strong) if obj.compressed_here && obj.esi.is_none() => {
+            headers.insert(ETAG, strong.clone());
+        }
+        _ => coding::weaken_etag(headers),
+    }
+}
+
+/// 502 for a stored body that did not decode (corrupt, or larger than
+/// `cache.max_object_size` decoded).
+fn undecodable(headers: HeaderMap, via: &HeaderValue) -> Response<RespBody> {
+    let mut out = HeaderMap::new();
+    out.insert(X_CACHE, HeaderValue::from_static("HIT"));
+    for v in headers.get_all(VIA) {
+        out.append(VIA, v.clone());
+    }
+    out.append(VIA, via.clone());
+    let body = Bytes::from_static(b"backend fetch failed\n");
+    out.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    respond(StatusCode::BAD_GATEWAY, out, RespBody::full(body))
+}
+
+/// Whether a streamed body coded as `headers` say must be decoded on the
+/// way for this client (gzip it does not accept): then the headers are
+/// made to describe the decoded stream (no `Content-Encoding`,
+/// `Content-Length` or `Accept-Ranges`, a weak `ETag`) and the limit on
+/// its decoded size is returned.
+fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<u64> {
+    let coding = Coding::of(headers);
+    if coding != Coding::Gzip
+        || !ctx.live.config.compression.enabled
+        || Accepted::of(&ctx.headers).allows(coding)
+    {
+        return None;
+    }
+    headers.remove(CONTENT_ENCODING);
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(ACCEPT_RANGES);
+    coding::weaken_etag(headers);
+    Some(ctx.live.config.cache.max_object_size.0)
+}
+
+/// `body` decoded as it streams (see [`decode_on_the_way`]); nothing for
+/// HEAD.
+fn gunzipping(ctx: &Task, body: RespBody, limit: u64) -> RespBody {
+    if ctx.method == Method::HEAD {
+        return RespBody::empty();
+    }
+    RespBody::Gunzip(Box::new(crate::body::Gunzip::new(body, limit)))
 }
 
 /// Says `Accept-Ranges: bytes` on a whole 200 when this request may get
@@ -178,6 +260,10 @@ pub fn shared(
         HeaderValue::from_static(CacheOutcome::Miss.as_str()),
     );
     headers.append(VIA, via.clone());
+    if let Some(limit) = decode_on_the_way(ctx, &mut headers) {
+        let body = gunzipping(ctx, RespBody::Shared(reader), limit);
+        return respond(head.status, headers, body);
+    }
     if head.status == StatusCode::OK
         && is_not_modified(
             &ctx.headers,
@@ -247,6 +333,27 @@ pub fn pass_through(
     respond(status, headers, body)
 }
 
+/// [`pass_through`] of an answer to a fetch for the cache, which asked
+/// for gzip whatever the client accepts: decoded on the way when the
+/// client does not accept its coding.
+pub fn fetched_through(
+    ctx: &Task,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: BackendBody,
+    outcome: CacheOutcome,
+    via: &HeaderValue,
+    keys: &KeySpec,
+) -> Response<RespBody> {
+    let Some(limit) = decode_on_the_way(ctx, &mut headers) else {
+        return pass_through(ctx, status, headers, body, outcome, via, keys);
+    };
+    let mut resp = pass_through(ctx, status, headers, body, outcome, via, keys);
+    let body = std::mem::replace(resp.body_mut(), RespBody::empty());
+    *resp.body_mut() = gunzipping(ctx, body, limit);
+    resp
+}
+
 /// Headers for delivery of a stored response (targeted fields removed).
 pub fn delivered_headers(stored: &HeaderMap, keys: &KeySpec) -> HeaderMap {
     let mut h = stored.clone();
@@ -287,12 +394,47 @@ impl Proxy {
         Served::Response(resp, meta)
     }
 
+    /// Decodes `obj` for `ctx` when this client needs its body decoded and
+    /// nobody has decoded it yet: once for every client (they wait for the
+    /// first), off the worker for large bodies, bounded by
+    /// `cache.max_object_size`; the decoded bytes stay with the object and
+    /// are charged to the cache under `key`.
+    pub(super) async fn decode_for(&self, ctx: &Task, key: &CacheKey, obj: &Arc<CachedObject>) {
+        if !needs_decoding(ctx, obj) || obj.identity().initialized() {
+            return;
+        }
+        let limit = ctx.live.config.cache.max_object_size.0;
+        let mut decoded_here = false;
+        let decoded = obj
+            .identity()
+            .get_or_init(|| async {
+                decoded_here = true;
+                let _decoding = self.metrics.decoding();
+                decoded_or_logged(
+                    obj,
+                    coding::decode_off_worker(obj.coding, obj.body.clone(), limit).await,
+                )
+            })
+            .await
+            .is_some();
+        if decoded_here && decoded {
+            self.store.recharge(key, obj);
+        }
+    }
+
     fn object_response(
         self: &Arc<Self>,
         ctx: &Task,
         obj: &CachedObject,
         outcome: CacheOutcome,
     ) -> Response<RespBody> {
+        // The hit path decoded it already (`decode_for`); the rarer ways
+        // here (a stale object on an error, a 304 refresh) decode now.
+        if needs_decoding(ctx, obj) && !obj.identity().initialized() {
+            let limit = ctx.live.config.cache.max_object_size.0;
+            let decoded = decoded_or_logged(obj, coding::decode(obj.coding, &obj.body, limit));
+            let _ = obj.identity().set(decoded);
+        }
         let mut resp = from_cache(ctx, obj, outcome, &ctx.live.via);
         let Some(template) = &obj.esi else {
             return resp;
@@ -315,5 +457,18 @@ impl Proxy {
         }
         *resp.body_mut() = body;
         resp
+    }
+}
+
+fn decoded_or_logged(
+    obj: &CachedObject,
+    decoded: Result<Bytes, coding::DecodeError>,
+) -> Option<Bytes> {
+    match decoded {
+        Ok(b) => Some(b),
+        Err(e) => {
+            crate::log_limited!(10, warn, url = %obj.url, error = %e, "stored body not decoded");
+            None
+        }
     }
 }

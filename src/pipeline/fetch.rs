@@ -1,7 +1,7 @@
 //! fetch: misses (coalesced), revalidations, background refreshes and passes.
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,6 +18,7 @@ use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
 use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
+use crate::http::coding::{self, Coding};
 use crate::lifecycle::{CacheOutcome, Clock, Failure, FailureKind, Fetch, ObjMeta};
 use crate::policy::BackendAction;
 
@@ -83,6 +84,7 @@ impl Proxy {
                 FlightState::Stored => {
                     if let Found::Object(obj) = self.store.lookup(&key, &ctx.headers) {
                         if obj.freshness.is_fresh(ctx.live.clock.now()) {
+                            self.decode_for(ctx, &key, &obj).await;
                             return self.deliver_object(ctx, &obj, CacheOutcome::Hit);
                         }
                     }
@@ -325,7 +327,7 @@ impl Proxy {
                     if let Some(g) = guard {
                         g.finish(Some(FlightState::NotShared));
                     }
-                    let resp = deliver::pass_through(
+                    let resp = deliver::fetched_through(
                         ctx,
                         status,
                         headers,
@@ -335,6 +337,12 @@ impl Proxy {
                         &live.keys,
                     );
                     return Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Miss));
+                }
+                let mut headers = headers;
+                let gzip_level = self.compress_on_store(live, &headers, size);
+                if gzip_level.is_some() || Coding::of(&headers).decodable() {
+                    // What is delivered depends on Accept-Encoding from now on.
+                    coding::vary_on_accept_encoding(&mut headers);
                 }
                 let bc = Broadcast::new();
                 let head = Arc::new(SharedHead {
@@ -358,8 +366,12 @@ impl Proxy {
                 let pump_head = head.clone();
                 let pump_live = live.clone();
                 tokio::spawn(async move {
+                    let stored = Stored {
+                        headers,
+                        gzip_level,
+                    };
                     proxy
-                        .pump(pump_live, key, pump_head, headers, body, guard)
+                        .pump(pump_live, key, pump_head, stored, body, guard)
                         .await;
                 });
                 match reader {
@@ -387,7 +399,7 @@ impl Proxy {
                     }
                     None => CacheOutcome::Pass,
                 };
-                let resp = deliver::pass_through(
+                let resp = deliver::fetched_through(
                     ctx, status, headers, body, outcome, &live.via, &live.keys,
                 );
                 Served::Response(resp, ObjMeta::uncacheable(outcome))
@@ -451,7 +463,7 @@ impl Proxy {
         live: Arc<Live>,
         key: CacheKey,
         head: Arc<SharedHead>,
-        stored_headers: HeaderMap,
+        stored: Stored,
         mut body: BackendBody,
         mut guard: Option<LeaderGuard>,
     ) {
@@ -498,6 +510,28 @@ impl Proxy {
         }
         if storing {
             if let Some(all) = bc.collect() {
+                let Stored {
+                    headers: mut stored_headers,
+                    gzip_level,
+                } = stored;
+                let mut coded = None;
+                if let Some(level) = gzip_level {
+                    let min = live.config.compression.min_size.0;
+                    if all.len() as u64 >= min {
+                        // Once, here: hits never compress.
+                        coded = coding::gzip_off_worker(all.clone(), level)
+                            .await
+                            .filter(|z| z.len() < all.len());
+                    }
+                }
+                let coded_here = coded.is_some();
+                let all = match coded {
+                    Some(z) => {
+                        stored_headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                        z
+                    }
+                    None => all,
+                };
                 let obj = CachedObject::new(
                     head.status,
                     stored_headers,
@@ -507,6 +541,7 @@ impl Proxy {
                     &live.keys,
                     head.from.clone(),
                 );
+                let obj = if coded_here { obj.coded_here() } else { obj };
                 // A ban that arrived while this was fetched applies to it.
                 if !self.bans.is_banned(&obj, None) {
                     self.store.insert(key, Arc::new(obj));
@@ -632,7 +667,15 @@ impl Proxy {
         let Found::Object(old) = self.store.lookup(key, &ctx.headers) else {
             return;
         };
-        let stored = old.stored_headers();
+        let mut stored = old.stored_headers();
+        if old.compressed_here {
+            // The origin's length is the uncoded body's, not the stored
+            // one's: only the validators can tell.
+            stored.remove(CONTENT_LENGTH);
+            if let Some(l) = head.get(CONTENT_LENGTH) {
+                stored.insert(CONTENT_LENGTH, l.clone());
+            }
+        }
         let body_len = u64::try_from(old.body.len()).unwrap_or(u64::MAX);
         if status != old.status || !head_matches(&stored, body_len, head) {
             tracing::debug!(url = %ctx.url, "HEAD answer describes another representation; stored response invalidated");
@@ -657,6 +700,34 @@ impl Proxy {
                 self.store.remove_object(key, &old);
             }
         }
+    }
+}
+
+/// What a fetch stores once its body is in: the headers, and whether to
+/// gzip the body first (at this level).
+struct Stored {
+    headers: HeaderMap,
+    gzip_level: Option<u32>,
+}
+
+impl Proxy {
+    /// The gzip level to compress a response with when it is stored, if
+    /// it is to be: compression on, a media type of `compression.types`,
+    /// no coding yet, no `Cache-Control: no-transform`, and not known to
+    /// be smaller than `compression.min_size`.
+    fn compress_on_store(
+        &self,
+        live: &Live,
+        headers: &HeaderMap,
+        size: Option<u64>,
+    ) -> Option<u32> {
+        let c = &live.config.compression;
+        let wanted = c.enabled
+            && Coding::of(headers) == Coding::Identity
+            && c.compressible(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+            && !coding::no_transform(headers)
+            && size.is_none_or(|n| n >= c.min_size.0);
+        wanted.then_some(c.level)
     }
 }
 
