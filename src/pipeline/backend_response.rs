@@ -85,8 +85,19 @@ pub struct Verdict {
     pub status: StatusCode,
     /// Process the body as ESI.
     pub do_esi: bool,
+    /// The policy's `beresp.do_gzip` / `beresp.do_gunzip`.
+    pub coding: CodingChoice,
     /// The hook's `return`.
     pub action: BackendAction,
+}
+
+/// What the policy asked of the stored body's coding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CodingChoice {
+    /// `beresp.do_gzip`: gzip it whatever its media type.
+    pub gzip: bool,
+    /// `beresp.do_gunzip`: store it decoded.
+    pub gunzip: bool,
 }
 
 /// Runs the policy's `backend_response` (when it has one) over RFC 9111's
@@ -113,6 +124,7 @@ pub fn apply_policy(
             decision,
             status,
             do_esi,
+            coding: CodingChoice::default(),
             action: BackendAction::Builtin,
         };
     }
@@ -149,14 +161,21 @@ pub fn apply_policy(
         set_keep: false,
         set_uncacheable: false,
         do_esi,
+        do_gzip: false,
+        do_gunzip: false,
     };
     let action = live.policy.backend_response(bereq, &mut beresp);
     let status = beresp.status;
     let do_esi = beresp.do_esi;
+    let coding = CodingChoice {
+        gzip: beresp.do_gzip,
+        gunzip: beresp.do_gunzip,
+    };
     let verdict = |decision| Verdict {
         decision,
         status,
         do_esi,
+        coding,
         action: action.clone(),
     };
     if let BackendAction::HitForPass(_) = action {

@@ -339,8 +339,12 @@ impl Proxy {
                     return Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Miss));
                 }
                 let mut headers = headers;
-                let gzip_level = self.compress_on_store(live, &headers, size);
-                if gzip_level.is_some() || Coding::of(&headers).decodable() {
+                let origin_coding = Coding::of(&headers);
+                let gunzip = verdict.coding.gunzip && origin_coding == Coding::Gzip;
+                let gzip_level = self
+                    .compress_on_store(live, &headers, size, verdict.coding.gzip)
+                    .filter(|_| !verdict.coding.gunzip);
+                if gzip_level.is_some() || origin_coding.decodable() {
                     // What is delivered depends on Accept-Encoding from now on.
                     coding::vary_on_accept_encoding(&mut headers);
                 }
@@ -369,6 +373,7 @@ impl Proxy {
                     let stored = Stored {
                         headers,
                         gzip_level,
+                        gunzip,
                     };
                     proxy
                         .pump(pump_live, key, pump_head, stored, body, guard)
@@ -513,22 +518,18 @@ impl Proxy {
                 let Stored {
                     headers: mut stored_headers,
                     gzip_level,
+                    gunzip,
                 } = stored;
-                let mut coded = None;
-                if let Some(level) = gzip_level {
-                    let min = live.config.compression.min_size.0;
-                    if all.len() as u64 >= min {
-                        // Once, here: hits never compress.
-                        coded = coding::gzip_off_worker(all.clone(), level)
-                            .await
-                            .filter(|z| z.len() < all.len());
-                    }
-                }
-                let coded_here = coded.is_some();
-                let all = match coded {
-                    Some(z) => {
-                        stored_headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                        z
+                let recoded = self.recode(&live, &key, &all, gzip_level, gunzip).await;
+                let coded_here = recoded.is_some();
+                let all = match recoded {
+                    Some((body, coding)) => {
+                        match coding {
+                            Coding::Gzip => stored_headers
+                                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                            _ => stored_headers.remove(CONTENT_ENCODING),
+                        };
+                        body
                     }
                     None => all,
                 };
@@ -708,6 +709,8 @@ impl Proxy {
 struct Stored {
     headers: HeaderMap,
     gzip_level: Option<u32>,
+    /// Decode a gzip'd body first (`beresp.do_gunzip`).
+    gunzip: bool,
 }
 
 impl Proxy {
@@ -715,19 +718,55 @@ impl Proxy {
     /// it is to be: compression on, a media type of `compression.types`,
     /// no coding yet, no `Cache-Control: no-transform`, and not known to
     /// be smaller than `compression.min_size`.
+    /// `forced` (`beresp.do_gzip`): any media type, `no-transform` or not,
+    /// as the policy says (bodies under `min_size`, or that gzip does not
+    /// shrink, still stay as they came).
     fn compress_on_store(
         &self,
         live: &Live,
         headers: &HeaderMap,
         size: Option<u64>,
+        forced: bool,
     ) -> Option<u32> {
         let c = &live.config.compression;
-        let wanted = c.enabled
-            && Coding::of(headers) == Coding::Identity
-            && c.compressible(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
-            && !coding::no_transform(headers)
-            && size.is_none_or(|n| n >= c.min_size.0);
+        let chosen = forced
+            || (c.compressible(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+                && !coding::no_transform(headers)
+                && size.is_none_or(|n| n >= c.min_size.0));
+        let wanted = c.enabled && Coding::of(headers) == Coding::Identity && chosen;
         wanted.then_some(c.level)
+    }
+
+    /// The body to store coded otherwise, once it is complete: decoded
+    /// (`gunzip`), or gzip'd at `gzip_level` (when not under
+    /// `compression.min_size`, and only if that makes it smaller). `None`:
+    /// stored as it came. Done here, once: hits never compress.
+    async fn recode(
+        &self,
+        live: &Live,
+        key: &CacheKey,
+        all: &Bytes,
+        gzip_level: Option<u32>,
+        gunzip: bool,
+    ) -> Option<(Bytes, Coding)> {
+        if gunzip {
+            let limit = live.config.cache.max_object_size.0;
+            return match coding::decode_off_worker(Coding::Gzip, all.clone(), limit).await {
+                Ok(plain) => Some((plain, Coding::Identity)),
+                Err(e) => {
+                    crate::log_limited!(10, warn, key = key.as_str(), error = %e, "do_gunzip: body stored as it came");
+                    None
+                }
+            };
+        }
+        let level = gzip_level?;
+        if (all.len() as u64) < live.config.compression.min_size.0 {
+            return None;
+        }
+        coding::gzip_off_worker(all.clone(), level)
+            .await
+            .filter(|z| z.len() < all.len())
+            .map(|z| (z, Coding::Gzip))
     }
 }
 

@@ -369,3 +369,58 @@ async fn what_is_not_compressed() {
     );
     assert_eq!(hit.body, big);
 }
+
+#[tokio::test]
+async fn a_policy_gzips_any_type_or_stores_decoded() {
+    let origin = Origin::start().await;
+    let big = text(8 << 10);
+    plain_origin(
+        &origin,
+        "/data.bin",
+        "application/octet-stream",
+        big.clone(),
+        &[],
+    );
+    let zipped = gzip(&big);
+    origin.route("/z.txt", move |_, _| {
+        Reply::ok(zipped.clone())
+            .header("cache-control", "max-age=600")
+            .header("content-type", "text/plain")
+            .header("content-encoding", "gzip")
+            .header("etag", "\"z\"")
+    });
+    let lq = with_policy(
+        origin.addr,
+        r#"
+        vcl 4.1;
+        sub vcl_backend_response {
+            set beresp.http.x-was-gzip = beresp.do_gzip;
+            if (bereq.url ~ "\.bin$") { set beresp.do_gzip = true; }
+            if (bereq.url ~ "^/z") { set beresp.do_gunzip = true; }
+        }
+        "#,
+    )
+    .await;
+    let (_, bin) = get_twice(&lq, "/data.bin", &[("accept-encoding", "gzip")]).await;
+    assert!(is_hit(&bin));
+    assert_eq!(
+        bin.header("content-encoding"),
+        Some("gzip"),
+        "do_gzip: any type"
+    );
+    assert_eq!(gunzip(&bin.body), big);
+    assert_eq!(bin.header("x-was-gzip"), Some("false"));
+    assert!(stored_body(&lq, "/data.bin").len() < big.len() / 2);
+
+    let (_, z) = get_twice(&lq, "/z.txt", &[("accept-encoding", "gzip")]).await;
+    assert!(is_hit(&z));
+    assert_eq!(
+        z.header("content-encoding"),
+        None,
+        "do_gunzip: stored decoded"
+    );
+    assert_eq!(z.body, big);
+    assert_eq!(z.header("etag"), Some("W/\"z\""));
+    assert_eq!(stored_body(&lq, "/z.txt").len(), big.len());
+    assert_eq!(origin.hits("/data.bin") + origin.hits("/z.txt"), 2);
+}
