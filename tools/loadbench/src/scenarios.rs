@@ -16,6 +16,10 @@ pub(crate) enum Load {
     Esi,
     /// A wrk Lua script: 90% hot URLs (warmed), 10% URLs never seen before.
     Mix,
+    /// `path` (warmed) in 64 KiB ranges, one after the other (a wrk Lua script).
+    Ranges,
+    /// `path` (warmed) with `Accept-Encoding: gzip`; the origin sends it uncoded.
+    Gzip,
     /// Not run per server: HAProxy in front of one, then two lacquer nodes.
     ScaleOut,
 }
@@ -57,6 +61,24 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 64,
         load: Load::Url,
+    },
+    // A video player or download manager: 16 ranges of 64 KiB, in turn.
+    Scenario {
+        name: "range-1MiB",
+        path: "/bytes/1048576",
+        hit: true,
+        connections: 64,
+        load: Load::Ranges,
+    },
+    // Compressible text the origin sends uncoded, for clients that accept
+    // gzip: each proxy compresses (lacquer and Varnish once, when storing;
+    // nginx at every response).
+    Scenario {
+        name: "gzip-16KiB",
+        path: "/text/16384",
+        hit: true,
+        connections: 256,
+        load: Load::Gzip,
     },
     Scenario {
         name: "pass-1KiB",
