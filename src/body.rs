@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
-use crate::http::coding::StreamGunzip;
+use crate::http::coding::{StreamGunzip, StreamGzip};
 use crate::http::BoxError;
 
 /// A response body sent to a client.
@@ -34,6 +34,9 @@ pub enum RespBody {
     /// A gzip'd body decoded as it streams, for a client that does not
     /// accept gzip (boxed: rare, and the decoder is large).
     Gunzip(Box<Gunzip>),
+    /// A body gzip'd as it streams (an ESI page assembled for a client
+    /// that accepts gzip).
+    Gzip(Box<Gzip>),
 }
 
 // The pieces of an assembled ESI page are the ESI engine's (`esi` cannot
@@ -63,6 +66,7 @@ impl std::fmt::Debug for RespBody {
             RespBody::Parts(p) => write!(f, "Parts({})", p.len()),
             RespBody::Assembled(_) => f.write_str("Assembled"),
             RespBody::Gunzip(_) => f.write_str("Gunzip"),
+            RespBody::Gzip(_) => f.write_str("Gzip"),
         }
     }
 }
@@ -85,6 +89,7 @@ impl Body for RespBody {
                 .poll_recv(cx)
                 .map(|c| c.map(|c| c.map(|piece| Frame::data(piece.into_bytes())))),
             RespBody::Gunzip(g) => g.poll_frame(cx),
+            RespBody::Gzip(g) => g.poll_frame(cx),
         }
     }
 
@@ -97,6 +102,7 @@ impl Body for RespBody {
             RespBody::Parts(p) => p.is_empty(),
             RespBody::Assembled(_) => false,
             RespBody::Gunzip(g) => g.done,
+            RespBody::Gzip(g) => g.done,
         }
     }
 
@@ -107,8 +113,50 @@ impl Body for RespBody {
             RespBody::Shared(s) => s.size_hint(),
             RespBody::SharedRange(w) => SizeHint::with_exact(w.take),
             RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
-            RespBody::Assembled(_) | RespBody::Gunzip(_) => SizeHint::default(),
+            RespBody::Assembled(_) | RespBody::Gunzip(_) | RespBody::Gzip(_) => SizeHint::default(),
         }
+    }
+}
+
+/// A body gzip'd as its chunks arrive.
+pub struct Gzip {
+    inner: RespBody,
+    encoder: StreamGzip,
+    done: bool,
+}
+
+impl Gzip {
+    /// `inner` gzip'd at `level`.
+    pub fn new(inner: RespBody, level: u32) -> Gzip {
+        Gzip {
+            inner,
+            encoder: StreamGzip::new(level),
+            done: false,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        while !self.done {
+            let out = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.encoder.push(&data),
+                    Err(_) => continue,
+                },
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.encoder.finish()
+                }
+            };
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+        Poll::Ready(None)
     }
 }
 

@@ -264,6 +264,39 @@ pub async fn gzip_off_worker(data: Bytes, level: u32) -> Option<Bytes> {
         .ok()
 }
 
+/// A body gzip'd as it streams: each chunk is compressed and flushed (a
+/// sync flush, so what arrived can be sent at once), the end closes the
+/// stream.
+pub struct StreamGzip {
+    inner: flate2::write::GzEncoder<Vec<u8>>,
+}
+
+impl StreamGzip {
+    /// An encoder at `level` (1–9).
+    pub fn new(level: u32) -> StreamGzip {
+        StreamGzip {
+            inner: flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.clamp(1, 9)),
+            ),
+        }
+    }
+
+    /// Compresses `chunk`: the bytes that can go out now.
+    pub fn push(&mut self, chunk: &[u8]) -> Bytes {
+        // Writing to a Vec cannot fail.
+        let _ = self.inner.write_all(chunk);
+        let _ = self.inner.flush();
+        Bytes::from(std::mem::take(self.inner.get_mut()))
+    }
+
+    /// The end of the body: the stream's last bytes (its trailer).
+    pub fn finish(&mut self) -> Bytes {
+        let _ = self.inner.try_finish();
+        Bytes::from(std::mem::take(self.inner.get_mut()))
+    }
+}
+
 /// A gzip stream decoded as it arrives, at most `limit` bytes out.
 pub struct StreamGunzip {
     inner: flate2::write::MultiGzDecoder<Vec<u8>>,
@@ -400,5 +433,21 @@ mod tests {
         let mut cut = StreamGunzip::new(1 << 20);
         let _ = cut.push(&z[..z.len() / 2]);
         assert!(cut.finish().is_err());
+    }
+
+    #[test]
+    fn a_streamed_gzip_sends_each_chunk_at_once_and_decodes_whole() {
+        let mut e = StreamGzip::new(6);
+        let mut out = Vec::new();
+        for part in [&b"<p>page "[..], b"fragment", b" end</p>"] {
+            let sent = e.push(part);
+            assert!(!sent.is_empty(), "flushed");
+            out.extend_from_slice(&sent);
+        }
+        out.extend_from_slice(&e.finish());
+        assert_eq!(
+            &decode(Coding::Gzip, &out, 100).unwrap()[..],
+            b"<p>page fragment end</p>"
+        );
     }
 }

@@ -445,15 +445,37 @@ impl Proxy {
         resp.headers_mut().remove(CONTENT_LENGTH);
         // Ranges of an assembled page are not served (see docs/ESI.md).
         resp.headers_mut().remove(ACCEPT_RANGES);
+        let gzip_level = page_gzip_level(ctx, resp.headers_mut());
         if ctx.method == Method::HEAD || ctx.background {
             *resp.body_mut() = RespBody::empty();
             return resp;
         }
         let body = self.assemble(ctx, template);
-        if let RespBody::Parts(parts) = &body {
-            let len: usize = parts.iter().map(Bytes::len).sum();
-            resp.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(len));
+        let body = match (gzip_level, body) {
+            (None, body) => body,
+            // Every part was at hand: compressed in one go.
+            (Some(level), RespBody::Parts(parts))
+                if total_len(&parts) <= coding::GZIP_INLINE_MAX =>
+            {
+                let mut all = bytes::BytesMut::with_capacity(total_len(&parts));
+                for p in &parts {
+                    all.extend_from_slice(p);
+                }
+                RespBody::full(coding::gzip(&all, level))
+            }
+            (Some(level), body) => RespBody::Gzip(Box::new(crate::body::Gzip::new(body, level))),
+        };
+        match &body {
+            RespBody::Parts(parts) => {
+                resp.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(total_len(parts)));
+            }
+            RespBody::Full(b) => {
+                let len = b.as_ref().map_or(0, Bytes::len);
+                resp.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            _ => {}
         }
         *resp.body_mut() = body;
         resp
@@ -471,4 +493,33 @@ fn decoded_or_logged(
             None
         }
     }
+}
+
+fn total_len(parts: &std::collections::VecDeque<Bytes>) -> usize {
+    parts.iter().map(Bytes::len).sum()
+}
+
+/// The gzip level to compress an assembled ESI page with for this client,
+/// if it is to be: compression on, a media type of `compression.types`, no
+/// `no-transform`, a client that accepts gzip, and a page (not an include
+/// of another page: only the outermost is sent). The page is compressed at
+/// each delivery, as it is assembled (see docs/ESI.md); the headers are
+/// made to say so (`Content-Encoding: gzip`, `Vary: Accept-Encoding`; its
+/// `ETag` is weak already).
+fn page_gzip_level(ctx: &Task, headers: &mut HeaderMap) -> Option<u32> {
+    let c = &ctx.live.config.compression;
+    let compressible = c.enabled
+        && ctx.esi.is_none()
+        && Coding::of(headers) == Coding::Identity
+        && c.compressible(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+        && !coding::no_transform(headers);
+    if !compressible {
+        return None;
+    }
+    coding::vary_on_accept_encoding(headers);
+    if !Accepted::of(&ctx.headers).allows(Coding::Gzip) {
+        return None;
+    }
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    Some(c.level)
 }

@@ -424,3 +424,74 @@ async fn a_policy_gzips_any_type_or_stores_decoded() {
     assert_eq!(stored_body(&lq, "/z.txt").len(), big.len());
     assert_eq!(origin.hits("/data.bin") + origin.hits("/z.txt"), 2);
 }
+
+#[tokio::test]
+async fn esi_pages_are_gzipped_at_delivery_for_clients_that_accept_it() {
+    let origin = Origin::start().await;
+    let esi_page = |origin: &Origin, path: &str, body: String| {
+        origin.route(path, move |_, _| {
+            Reply::ok(body.clone())
+                .header("surrogate-control", "content=\"ESI/1.0\"")
+                .header("content-type", "text/html")
+                .header("cache-control", "max-age=60")
+                .header("etag", "\"p\"")
+        });
+    };
+    let filler = String::from_utf8(text(4000)).unwrap();
+    esi_page(
+        &origin,
+        "/page",
+        format!("<p>{filler}<esi:include src=\"/f\"/></p>"),
+    );
+    esi_page(
+        &origin,
+        "/slow-page",
+        format!("<p>{filler}<esi:include src=\"/slow\"/>end</p>"),
+    );
+    origin.route("/f", |_, n| {
+        Reply::ok(format!("FRAG#{n}")).header("cache-control", "max-age=60")
+    });
+    origin.route("/slow", |_, _| {
+        Reply::ok("SLOW")
+            .header("cache-control", "no-store")
+            .delay(std::time::Duration::from_millis(100))
+    });
+    let lq = lacquer_for(&origin).await;
+    let want = format!("<p>{filler}FRAG#1</p>");
+    let (_, plain) = get_twice(&lq, "/page", &[]).await;
+    assert_eq!(plain.text(), want);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(plain.header("vary").unwrap().contains("Accept-Encoding"));
+
+    // Every part at hand: gzip'd in one go, with its length.
+    let coded = get_with(lq.addr(), "/page", &[("accept-encoding", "gzip")]).await;
+    assert!(is_hit(&coded), "{}", coded.x_cache());
+    assert_eq!(coded.header("content-encoding"), Some("gzip"));
+    assert_eq!(coded.header("etag"), Some("W/\"p\""));
+    assert_eq!(
+        coded.header("content-length"),
+        Some(&*coded.body.len().to_string())
+    );
+    assert_eq!(gunzip(&coded.body), want.as_bytes());
+    assert!(coded.body.len() < want.len() / 2);
+    let head = send(
+        lq.addr(),
+        "HEAD",
+        "/page",
+        &[("accept-encoding", "gzip")],
+        "",
+    )
+    .await;
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+
+    // Streamed while a fragment is fetched: gzip'd as it goes.
+    let (_, slow) = get_twice(&lq, "/slow-page", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(slow.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        gunzip(&slow.body),
+        format!("<p>{filler}SLOWend</p>").as_bytes()
+    );
+    // Fragments were fetched once each (fragments are not compressed).
+    assert_eq!(origin.hits("/f"), 1);
+    assert_eq!(origin.hits("/page"), 1);
+}

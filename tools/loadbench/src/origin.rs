@@ -26,6 +26,9 @@ pub(crate) const ESI_PAGE_SIZE: usize = 10 * 1024;
 /// Fragments included by the ESI page: `/frag/1` ..= `/frag/ESI_FRAGMENTS`.
 pub(crate) const ESI_FRAGMENTS: usize = 3;
 pub(crate) const ESI_PAGE_PATH: &str = "/esi/page";
+/// The same page under another URL (the query is ignored by the origin):
+/// the bench's VCL has Varnish store this one gzip'd.
+pub(crate) const ESI_GZIP_PAGE_PATH: &str = "/esi/page?gzip";
 
 pub(crate) struct Origin {
     pub(crate) addr: SocketAddr,

@@ -106,7 +106,7 @@ sub vcl_backend_response {{
         unset beresp.http.Surrogate-Control;
         set beresp.do_esi = true;
     }}
-    if (beresp.http.Content-Type ~ \"^text/plain\") {{
+    if (beresp.http.Content-Type ~ \"^text/plain\" || bereq.url ~ \"[?]gzip$\") {{
         set beresp.do_gzip = true;
     }}
 }}

@@ -92,7 +92,7 @@ pub(crate) fn warm(
         }
         Load::Url | Load::Ranges | Load::Gzip => Vec::new(),
         // The assembled size depends on the proxy; check_esi_page checks the content.
-        Load::Esi => vec![(sc.path.to_owned(), None)],
+        Load::Esi | Load::EsiGzip => vec![(sc.path.to_owned(), None)],
         Load::Mix => (1..=MIX_HOT_URLS)
             .map(|k| (format!("/obj/hot-{k}"), Some(OBJ_SIZE)))
             .collect(),
@@ -117,7 +117,7 @@ pub(crate) fn warm(
         if !again.as_ref().is_ok_and(|r| r.status == 200) || origin.requests() != before {
             uncached.push(path.as_str());
         }
-        if sc.load == Load::Esi {
+        if matches!(sc.load, Load::Esi | Load::EsiGzip) {
             // Check the cached copy too: that is what wrk will get.
             let checked = check_esi_page(&resp.body).and_then(|()| match &again {
                 Ok(r) => check_esi_page(&r.body).map_err(|e| format!("second GET: {e}")),
@@ -129,7 +129,7 @@ pub(crate) fn warm(
             }
         }
     }
-    if sc.load == Load::Gzip {
+    if matches!(sc.load, Load::Gzip | Load::EsiGzip) {
         // What wrk will get: gzip, or the comparison is not one.
         let coded = http_get_with(addr, sc.path, "Accept-Encoding: gzip\r\n")
             .map_err(|e| format!("warm-up GET {} (gzip): {e}", sc.path))?;
@@ -264,7 +264,7 @@ pub(crate) fn bench_server(
             _ => None,
         };
         let headers = match sc.load {
-            Load::Gzip => vec!["Accept-Encoding: gzip".to_owned()],
+            Load::Gzip | Load::EsiGzip => vec!["Accept-Encoding: gzip".to_owned()],
             _ => Vec::new(),
         };
         let make_run = |label: &str, secs| WrkRun {
