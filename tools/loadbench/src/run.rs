@@ -140,7 +140,7 @@ pub(crate) fn warm(
             let e = format!("{} is not gzip'd for a client that accepts gzip", sc.path);
             eprintln!("[{label}] warning: {e}");
             note = Some(e);
-        } else if origin.requests() > 0 && coded.body.len() >= path_len(sc.path).unwrap_or(0) {
+        } else if path_len(sc.path).is_some_and(|n| coded.body.len() >= n) {
             note = Some("gzip body not smaller".to_owned());
         }
     }
