@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
-use crate::http::coding::{StreamGunzip, StreamGzip};
+use crate::http::coding::{Coding, StreamDecoder, StreamGzip};
 use crate::http::BoxError;
 
 /// A response body sent to a client.
@@ -31,9 +31,9 @@ pub enum RespBody {
     /// order from the assembling task; an `Err` aborts the response. A
     /// piece's charge is released when the connection takes its bytes.
     Assembled(tokio::sync::mpsc::Receiver<Result<Piece, BoxError>>),
-    /// A gzip'd body decoded as it streams, for a client that does not
-    /// accept gzip (boxed: rare, and the decoder is large).
-    Gunzip(Box<Gunzip>),
+    /// A coded body decoded as it streams, for a client that does not
+    /// accept its coding (boxed: rare, and the decoder is large).
+    Decode(Box<Decode>),
     /// A body gzip'd as it streams (an ESI page assembled for a client
     /// that accepts gzip).
     Gzip(Box<Gzip>),
@@ -65,7 +65,7 @@ impl std::fmt::Debug for RespBody {
             RespBody::SharedRange(w) => write!(f, "SharedRange({} bytes)", w.take),
             RespBody::Parts(p) => write!(f, "Parts({})", p.len()),
             RespBody::Assembled(_) => f.write_str("Assembled"),
-            RespBody::Gunzip(_) => f.write_str("Gunzip"),
+            RespBody::Decode(_) => f.write_str("Decode"),
             RespBody::Gzip(_) => f.write_str("Gzip"),
         }
     }
@@ -88,7 +88,7 @@ impl Body for RespBody {
             RespBody::Assembled(rx) => rx
                 .poll_recv(cx)
                 .map(|c| c.map(|c| c.map(|piece| Frame::data(piece.into_bytes())))),
-            RespBody::Gunzip(g) => g.poll_frame(cx),
+            RespBody::Decode(g) => g.poll_frame(cx),
             RespBody::Gzip(g) => g.poll_frame(cx),
         }
     }
@@ -101,7 +101,7 @@ impl Body for RespBody {
             RespBody::SharedRange(w) => w.take == 0,
             RespBody::Parts(p) => p.is_empty(),
             RespBody::Assembled(_) => false,
-            RespBody::Gunzip(g) => g.done,
+            RespBody::Decode(g) => g.done,
             RespBody::Gzip(g) => g.done,
         }
     }
@@ -113,7 +113,7 @@ impl Body for RespBody {
             RespBody::Shared(s) => s.size_hint(),
             RespBody::SharedRange(w) => SizeHint::with_exact(w.take),
             RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
-            RespBody::Assembled(_) | RespBody::Gunzip(_) | RespBody::Gzip(_) => SizeHint::default(),
+            RespBody::Assembled(_) | RespBody::Decode(_) | RespBody::Gzip(_) => SizeHint::default(),
         }
     }
 }
@@ -160,19 +160,20 @@ impl Gzip {
     }
 }
 
-/// A body decoded from gzip as its chunks arrive.
-pub struct Gunzip {
+/// A coded body decoded as its chunks arrive (see [`StreamDecoder`]).
+pub struct Decode {
     inner: RespBody,
-    decoder: StreamGunzip,
+    decoder: StreamDecoder,
     done: bool,
 }
 
-impl Gunzip {
-    /// `inner` decoded, at most `limit` bytes out (more is an error).
-    pub fn new(inner: RespBody, limit: u64) -> Gunzip {
-        Gunzip {
+impl Decode {
+    /// `inner`, coded with `coding`, decoded: at most `limit` bytes out
+    /// (more is an error).
+    pub fn new(inner: RespBody, coding: Coding, limit: u64) -> Decode {
+        Decode {
             inner,
-            decoder: StreamGunzip::new(limit),
+            decoder: StreamDecoder::new(coding, limit),
             done: false,
         }
     }

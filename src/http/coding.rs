@@ -77,7 +77,7 @@ impl Coding {
 
 /// The codings lacquer decodes (and so may store for every client), in
 /// the order a normalised `Accept-Encoding` lists them.
-pub const DECODABLE: [Coding; 1] = [Coding::Gzip];
+pub const DECODABLE: [Coding; 3] = [Coding::Gzip, Coding::Br, Coding::Zstd];
 
 /// The codings a request accepts, of those lacquer knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,13 +153,13 @@ pub fn normalise_request(headers: &mut HeaderMap) {
     }
 }
 
-/// A fetch for the cache asks for every coding lacquer decodes, whatever
-/// this client accepts: the one stored copy then serves every client.
+/// A fetch for the cache asks for gzip, whatever this client accepts: the
+/// one stored copy then serves every client, coded for all that accept
+/// gzip (every browser) and decoded for the others. Not `br` or `zstd`
+/// although lacquer decodes them: an origin preferring them would leave
+/// the gzip-only clients uncompressed (they get the body decoded).
 pub fn ask_backend(headers: &mut HeaderMap) {
-    let all: Vec<&str> = DECODABLE.iter().map(|c| c.token()).collect();
-    if let Ok(v) = HeaderValue::from_str(&all.join(", ")) {
-        headers.insert(ACCEPT_ENCODING, v);
-    }
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
 }
 
 /// Adds `Accept-Encoding` to `Vary` unless it is there (or `Vary: *`).
@@ -209,6 +209,12 @@ pub enum DecodeError {
     /// gzip: invalid, too large, or the task failed.
     #[error(transparent)]
     Gzip(#[from] GunzipError),
+    /// Invalid `br` or `zstd` data.
+    #[error("invalid {0:?} data: {1}")]
+    Invalid(Coding, String),
+    /// Decodes to more than the limit.
+    #[error("decoded body larger than {0} bytes")]
+    TooLarge(u64),
     /// A coding lacquer does not decode.
     #[error("content coding {0:?} is not decoded")]
     Unsupported(Coding),
@@ -218,9 +224,40 @@ pub enum DecodeError {
 pub fn decode(coding: Coding, data: &[u8], limit: u64) -> Result<Bytes, DecodeError> {
     match coding {
         Coding::Gzip => Ok(gunzip(data, limit)?),
+        Coding::Br => read_bounded(
+            Coding::Br,
+            brotli_decompressor::Decompressor::new(data, 4096),
+            data.len(),
+            limit,
+        ),
+        Coding::Zstd => {
+            let d = ruzstd::decoding::StreamingDecoder::new(data)
+                .map_err(|e| DecodeError::Invalid(Coding::Zstd, e.to_string()))?;
+            read_bounded(Coding::Zstd, d, data.len(), limit)
+        }
         Coding::Identity => Ok(Bytes::copy_from_slice(data)),
-        other => Err(DecodeError::Unsupported(other)),
+        Coding::Other => Err(DecodeError::Unsupported(coding)),
     }
+}
+
+/// All `reader` decodes, refusing more than `limit` bytes.
+fn read_bounded(
+    coding: Coding,
+    reader: impl std::io::Read,
+    coded_len: usize,
+    limit: u64,
+) -> Result<Bytes, DecodeError> {
+    use std::io::Read;
+    let guess = coded_len.saturating_mul(4);
+    let mut out = Vec::with_capacity(usize::try_from(limit).map_or(guess, |l| guess.min(l)));
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::Invalid(coding, e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(DecodeError::TooLarge(limit));
+    }
+    Ok(Bytes::from(out))
 }
 
 /// [`decode`], on the blocking pool unless `data` is small (as
@@ -297,18 +334,31 @@ impl StreamGzip {
     }
 }
 
-/// A gzip stream decoded as it arrives, at most `limit` bytes out.
-pub struct StreamGunzip {
-    inner: flate2::write::MultiGzDecoder<Vec<u8>>,
+/// A coded body decoded as it arrives, at most `limit` bytes out: gzip
+/// as each chunk comes; `br` and `zstd` once the body is complete (their
+/// decoders read, they cannot be fed).
+pub struct StreamDecoder {
+    kind: DecoderKind,
     produced: u64,
     limit: u64,
 }
 
-impl StreamGunzip {
-    /// A decoder stopping past `limit` decoded bytes.
-    pub fn new(limit: u64) -> StreamGunzip {
-        StreamGunzip {
-            inner: flate2::write::MultiGzDecoder::new(Vec::new()),
+enum DecoderKind {
+    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
+    Whole(Coding, Vec<u8>),
+}
+
+impl StreamDecoder {
+    /// A decoder of `coding` stopping past `limit` decoded bytes.
+    pub fn new(coding: Coding, limit: u64) -> StreamDecoder {
+        let kind = match coding {
+            Coding::Gzip => {
+                DecoderKind::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
+            }
+            other => DecoderKind::Whole(other, Vec::new()),
+        };
+        StreamDecoder {
+            kind,
             produced: 0,
             limit,
         }
@@ -316,23 +366,40 @@ impl StreamGunzip {
 
     /// Decodes `chunk`: the bytes it completes (maybe none).
     pub fn push(&mut self, chunk: &[u8]) -> Result<Bytes, DecodeError> {
-        self.inner
-            .write_all(chunk)
-            .map_err(|e| DecodeError::Gzip(GunzipError::Invalid(e)))?;
-        self.take()
+        match &mut self.kind {
+            DecoderKind::Gzip(d) => {
+                d.write_all(chunk)
+                    .map_err(|e| DecodeError::Gzip(GunzipError::Invalid(e)))?;
+                let out = std::mem::take(d.get_mut());
+                self.count(out)
+            }
+            DecoderKind::Whole(_, buf) => {
+                // Coded bytes never outnumber decoded ones by much: the
+                // decoded limit bounds what is held.
+                if (buf.len() + chunk.len()) as u64 > self.limit {
+                    return Err(DecodeError::TooLarge(self.limit));
+                }
+                buf.extend_from_slice(chunk);
+                Ok(Bytes::new())
+            }
+        }
     }
 
     /// The end of the input: the last bytes; an error if the stream was
-    /// cut short.
+    /// cut short or does not decode.
     pub fn finish(&mut self) -> Result<Bytes, DecodeError> {
-        self.inner
-            .try_finish()
-            .map_err(|e| DecodeError::Gzip(GunzipError::Invalid(e)))?;
-        self.take()
+        match &mut self.kind {
+            DecoderKind::Gzip(d) => {
+                d.try_finish()
+                    .map_err(|e| DecodeError::Gzip(GunzipError::Invalid(e)))?;
+                let out = std::mem::take(d.get_mut());
+                self.count(out)
+            }
+            DecoderKind::Whole(coding, buf) => decode(*coding, &std::mem::take(buf), self.limit),
+        }
     }
 
-    fn take(&mut self) -> Result<Bytes, DecodeError> {
-        let out = std::mem::take(self.inner.get_mut());
+    fn count(&mut self, out: Vec<u8>) -> Result<Bytes, DecodeError> {
         self.produced += out.len() as u64;
         if self.produced > self.limit {
             return Err(DecodeError::Gzip(GunzipError::TooLarge(self.limit)));
@@ -373,12 +440,49 @@ mod tests {
 
     #[test]
     fn requests_normalise_to_what_lacquer_decodes() {
-        let mut h = map(&[("accept-encoding", "br;q=1.0, GZIP;q=0.8, deflate")]);
+        let mut h = map(&[("accept-encoding", "zstd, br;q=1.0, GZIP;q=0.8, deflate")]);
         normalise_request(&mut h);
-        assert_eq!(h.get(ACCEPT_ENCODING).unwrap(), "gzip");
+        assert_eq!(h.get(ACCEPT_ENCODING).unwrap(), "gzip, br, zstd");
         let mut h = map(&[("accept-encoding", "br, deflate")]);
         normalise_request(&mut h);
+        assert_eq!(h.get(ACCEPT_ENCODING).unwrap(), "br");
+        let mut h = map(&[("accept-encoding", "deflate, compress")]);
+        normalise_request(&mut h);
         assert!(h.get(ACCEPT_ENCODING).is_none());
+    }
+
+    /// `data` as brotli uncompressed meta-blocks (RFC 7932 §9.2): window
+    /// bits 16, one meta-block of raw bytes, then an empty last one.
+    fn brotli_stored(data: &[u8]) -> Vec<u8> {
+        assert!(!data.is_empty() && data.len() <= 1 << 16);
+        let header = ((data.len() as u32 - 1) << 4) | (1 << 20);
+        let mut out = header.to_le_bytes()[..3].to_vec();
+        out.extend_from_slice(data);
+        out.push(0x03);
+        out
+    }
+
+    #[test]
+    fn brotli_and_zstd_decode_whole_and_streamed_within_the_limit() {
+        let text = b"lacquer decodes br and zstd for clients without them".repeat(20);
+        let br = brotli_stored(&text);
+        assert_eq!(&decode(Coding::Br, &br, 1 << 20).unwrap()[..], &text[..]);
+        assert!(matches!(
+            decode(Coding::Br, &br, 10),
+            Err(DecodeError::TooLarge(10))
+        ));
+        assert!(decode(Coding::Br, b"\xffnot brotli", 1 << 20).is_err());
+        let zst = ruzstd::encoding::compress_to_vec(
+            &text[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(&decode(Coding::Zstd, &zst, 1 << 20).unwrap()[..], &text[..]);
+        assert!(decode(Coding::Zstd, b"not zstd", 1 << 20).is_err());
+        let mut d = StreamDecoder::new(Coding::Zstd, 1 << 20);
+        for c in zst.chunks(7) {
+            assert!(d.push(c).unwrap().is_empty(), "zstd waits for the end");
+        }
+        assert_eq!(&d.finish().unwrap()[..], &text[..]);
     }
 
     #[test]
@@ -421,16 +525,16 @@ mod tests {
         let z = gzip(&text, 6);
         assert!(z.len() < text.len() / 2);
         assert_eq!(&decode(Coding::Gzip, &z, 1 << 20).unwrap()[..], &text[..]);
-        let mut d = StreamGunzip::new(1 << 20);
+        let mut d = StreamDecoder::new(Coding::Gzip, 1 << 20);
         let mut out = Vec::new();
         for c in z.chunks(100) {
             out.extend_from_slice(&d.push(c).unwrap());
         }
         out.extend_from_slice(&d.finish().unwrap());
         assert_eq!(out, text);
-        let mut small = StreamGunzip::new(1000);
+        let mut small = StreamDecoder::new(Coding::Gzip, 1000);
         assert!(small.push(&z).is_err() || small.finish().is_err());
-        let mut cut = StreamGunzip::new(1 << 20);
+        let mut cut = StreamDecoder::new(Coding::Gzip, 1 << 20);
         let _ = cut.push(&z[..z.len() / 2]);
         assert!(cut.finish().is_err());
     }

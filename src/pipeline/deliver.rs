@@ -137,13 +137,13 @@ fn undecodable(headers: HeaderMap, via: &HeaderValue) -> Response<RespBody> {
 }
 
 /// Whether a streamed body coded as `headers` say must be decoded on the
-/// way for this client (gzip it does not accept): then the headers are
-/// made to describe the decoded stream (no `Content-Encoding`,
-/// `Content-Length` or `Accept-Ranges`, a weak `ETag`) and the limit on
-/// its decoded size is returned.
-fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<u64> {
+/// way for this client (a coding lacquer decodes and the client does not
+/// accept): then the headers are made to describe the decoded stream (no
+/// `Content-Encoding`, `Content-Length` or `Accept-Ranges`, a weak `ETag`)
+/// and the coding and the limit on its decoded size are returned.
+fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<(Coding, u64)> {
     let coding = Coding::of(headers);
-    if coding != Coding::Gzip
+    if !coding.decodable()
         || !ctx.live.config.compression.enabled
         || Accepted::of(&ctx.headers).allows(coding)
     {
@@ -153,16 +153,16 @@ fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<u64> {
     headers.remove(CONTENT_LENGTH);
     headers.remove(ACCEPT_RANGES);
     coding::weaken_etag(headers);
-    Some(ctx.live.config.cache.max_object_size.0)
+    Some((coding, ctx.live.config.cache.max_object_size.0))
 }
 
 /// `body` decoded as it streams (see [`decode_on_the_way`]); nothing for
 /// HEAD.
-fn gunzipping(ctx: &Task, body: RespBody, limit: u64) -> RespBody {
+fn decoding(ctx: &Task, body: RespBody, (coding, limit): (Coding, u64)) -> RespBody {
     if ctx.method == Method::HEAD {
         return RespBody::empty();
     }
-    RespBody::Gunzip(Box::new(crate::body::Gunzip::new(body, limit)))
+    RespBody::Decode(Box::new(crate::body::Decode::new(body, coding, limit)))
 }
 
 /// Says `Accept-Ranges: bytes` on a whole 200 when this request may get
@@ -260,8 +260,8 @@ pub fn shared(
         HeaderValue::from_static(CacheOutcome::Miss.as_str()),
     );
     headers.append(VIA, via.clone());
-    if let Some(limit) = decode_on_the_way(ctx, &mut headers) {
-        let body = gunzipping(ctx, RespBody::Shared(reader), limit);
+    if let Some(how) = decode_on_the_way(ctx, &mut headers) {
+        let body = decoding(ctx, RespBody::Shared(reader), how);
         return respond(head.status, headers, body);
     }
     if head.status == StatusCode::OK
@@ -345,12 +345,12 @@ pub fn fetched_through(
     via: &HeaderValue,
     keys: &KeySpec,
 ) -> Response<RespBody> {
-    let Some(limit) = decode_on_the_way(ctx, &mut headers) else {
+    let Some(how) = decode_on_the_way(ctx, &mut headers) else {
         return pass_through(ctx, status, headers, body, outcome, via, keys);
     };
     let mut resp = pass_through(ctx, status, headers, body, outcome, via, keys);
     let body = std::mem::replace(resp.body_mut(), RespBody::empty());
-    *resp.body_mut() = gunzipping(ctx, body, limit);
+    *resp.body_mut() = decoding(ctx, body, how);
     resp
 }
 

@@ -495,3 +495,63 @@ async fn esi_pages_are_gzipped_at_delivery_for_clients_that_accept_it() {
     assert_eq!(origin.hits("/f"), 1);
     assert_eq!(origin.hits("/page"), 1);
 }
+
+/// `data` as brotli uncompressed meta-blocks (RFC 7932 §9.2): window bits
+/// 16, one meta-block of raw bytes, then an empty last one.
+fn brotli_stored(data: &[u8]) -> Vec<u8> {
+    assert!(!data.is_empty() && data.len() <= 1 << 16);
+    let header = ((data.len() as u32 - 1) << 4) | (1 << 20);
+    let mut out = header.to_le_bytes()[..3].to_vec();
+    out.extend_from_slice(data);
+    out.push(0x03);
+    out
+}
+
+#[tokio::test]
+async fn br_and_zstd_from_the_origin_are_decoded_for_clients_without_them() {
+    let origin = Origin::start().await;
+    let body = text(6000);
+    let br = brotli_stored(&body);
+    let zst =
+        ruzstd::encoding::compress_to_vec(&body[..], ruzstd::encoding::CompressionLevel::Fastest);
+    for (path, coding, bytes) in [("/b", "br", br), ("/zs", "zstd", zst)] {
+        origin.route(path, move |_, _| {
+            Reply::ok(bytes.clone())
+                .header("cache-control", "max-age=600")
+                .header("content-type", "text/plain")
+                .header("content-encoding", coding)
+                .header("vary", "Accept-Encoding")
+                .delay(std::time::Duration::from_millis(50))
+        });
+    }
+    let lq = lacquer_for(&origin).await;
+    for (path, coding) in [("/b", "br"), ("/zs", "zstd")] {
+        // The miss, to a client that only takes gzip: decoded once the
+        // body is in.
+        let miss = get_with(lq.addr(), path, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(miss.body, body, "{path}");
+        assert_eq!(miss.header("content-encoding"), None);
+        assert_eq!(
+            origin.last(path).unwrap().header_or_none("accept-encoding"),
+            "gzip",
+            "lacquer asks for gzip only"
+        );
+        wait_stored(&lq, path).await;
+        let coded = get_with(
+            lq.addr(),
+            path,
+            &[("accept-encoding", &*format!("{coding}, gzip"))],
+        )
+        .await;
+        assert!(is_hit(&coded));
+        assert_eq!(coded.header("content-encoding"), Some(coding), "{path}");
+        let plain = get(lq.addr(), path).await;
+        assert!(is_hit(&plain));
+        assert_eq!(plain.body, body, "{path}");
+        assert_eq!(
+            plain.header("content-length"),
+            Some(&*body.len().to_string())
+        );
+        assert_eq!(origin.hits(path), 1, "{path}: one copy for all");
+    }
+}
