@@ -99,9 +99,12 @@ pub fn from_cache(
 }
 
 /// Whether `obj`'s body must be decoded for this client: coded with a
-/// coding lacquer decodes, which the client does not accept.
+/// coding lacquer decodes, which the client does not accept. Not for an
+/// ESI include: the assembly decodes gzip itself, once for the stored
+/// object (see `pipeline/fragments.rs`).
 pub fn needs_decoding(ctx: &Task, obj: &CachedObject) -> bool {
     obj.coding != Coding::Identity
+        && ctx.esi.is_none()
         && ctx.live.config.compression.enabled
         && obj.coding.decodable()
         && !Accepted::of(&ctx.headers).allows(obj.coding)
@@ -140,10 +143,12 @@ fn undecodable(headers: HeaderMap, via: &HeaderValue) -> Response<RespBody> {
 /// way for this client (a coding lacquer decodes and the client does not
 /// accept): then the headers are made to describe the decoded stream (no
 /// `Content-Encoding`, `Content-Length` or `Accept-Ranges`, a weak `ETag`)
-/// and the coding and the limit on its decoded size are returned.
+/// and the coding and the limit on its decoded size are returned. Not for
+/// an ESI include (see [`needs_decoding`]).
 fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<(Coding, u64)> {
     let coding = Coding::of(headers);
     if !coding.decodable()
+        || ctx.esi.is_some()
         || !ctx.live.config.compression.enabled
         || Accepted::of(&ctx.headers).allows(coding)
     {
