@@ -414,7 +414,7 @@ impl Proxy {
             .identity()
             .get_or_init(|| async {
                 decoded_here = true;
-                let _decoding = self.metrics.decoding();
+                self.metrics.count_body_decode();
                 decoded_or_logged(
                     obj,
                     coding::decode_off_worker(obj.coding, obj.body.clone(), limit).await,
@@ -438,7 +438,9 @@ impl Proxy {
         if needs_decoding(ctx, obj) && !obj.identity().initialized() {
             let limit = ctx.live.config.cache.max_object_size.0;
             let decoded = decoded_or_logged(obj, coding::decode(obj.coding, &obj.body, limit));
-            let _ = obj.identity().set(decoded);
+            if obj.identity().set(decoded).is_ok() {
+                self.metrics.count_body_decode();
+            }
         }
         let mut resp = from_cache(ctx, obj, outcome, &ctx.live.via);
         let Some(template) = &obj.esi else {

@@ -763,8 +763,9 @@ impl Proxy {
         if (all.len() as u64) < live.config.compression.min_size.0 {
             return None;
         }
-        coding::gzip_off_worker(all.clone(), level)
-            .await
+        let zipped = coding::gzip_off_worker(all.clone(), level).await;
+        self.metrics.count_store_compression();
+        zipped
             .filter(|z| z.len() < all.len())
             .map(|z| (z, Coding::Gzip))
     }

@@ -87,6 +87,9 @@ async fn one_origin_fetch_serves_gzip_and_identity_clients() {
         assert!(head.body.is_empty());
     }
     assert_eq!(origin.hits("/t"), 1, "one origin fetch for every encoding");
+    // The miss decoded its stream on the way; the hits decoded the stored
+    // copy once, for all of them.
+    assert_eq!(metric(&lq, "lacquer_body_decodes_total"), 1);
 }
 
 #[tokio::test]
@@ -296,6 +299,7 @@ async fn compressible_text_is_gzipped_once_when_stored() {
     assert_eq!(head.header("content-length"), hit.header("content-length"));
     assert_eq!(head.header("content-encoding"), Some("gzip"));
 
+    assert_eq!(metric(&lq, "lacquer_store_compressions_total"), 1);
     let plain = get(lq.addr(), "/c").await;
     assert!(is_hit(&plain));
     assert_eq!(plain.body, body);
