@@ -265,10 +265,7 @@ pub fn shared(
         HeaderValue::from_static(CacheOutcome::Miss.as_str()),
     );
     headers.append(VIA, via.clone());
-    if let Some(how) = decode_on_the_way(ctx, &mut headers) {
-        let body = decoding(ctx, RespBody::Shared(reader), how);
-        return respond(head.status, headers, body);
-    }
+    let decode = decode_on_the_way(ctx, &mut headers);
     if head.status == StatusCode::OK
         && is_not_modified(
             &ctx.headers,
@@ -278,6 +275,11 @@ pub fn shared(
         )
     {
         return not_modified(headers);
+    }
+    if let Some(how) = decode {
+        // Decoded as it streams: no length, so no ranges.
+        let body = decoding(ctx, RespBody::Shared(reader), how);
+        return respond(head.status, headers, body);
     }
     // Only with a known length: without one neither `Content-Range` nor a
     // 416 can be written before the body has ended.

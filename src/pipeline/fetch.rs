@@ -456,6 +456,12 @@ impl Proxy {
                     keys,
                     old.provenance(ban_stamp),
                 );
+                // Still the bytes lacquer coded: still a weak ETag.
+                let obj = if old.compressed_here {
+                    obj.coded_here()
+                } else {
+                    obj
+                };
                 self.deliver_object(ctx, &obj, CacheOutcome::Miss)
             }
         }

@@ -559,3 +559,16 @@ async fn br_and_zstd_from_the_origin_are_decoded_for_clients_without_them() {
         assert_eq!(origin.hits(path), 1, "{path}: one copy for all");
     }
 }
+
+#[tokio::test]
+async fn a_conditional_miss_for_an_identity_client_gets_its_304() {
+    let origin = Origin::start().await;
+    gzipping_origin(&origin, "/cond", text(5000));
+    let lq = lacquer_for(&origin).await;
+    let got = get_with(lq.addr(), "/cond", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(got.status, 304, "{:?}", got.headers);
+    assert_eq!(got.header("content-encoding"), None);
+    let other = get_with(lq.addr(), "/cond", &[("if-none-match", "\"v0\"")]).await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.body, text(5000));
+}
