@@ -161,6 +161,16 @@ fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<(Coding, u64
     Some((coding, ctx.live.config.cache.max_object_size.0))
 }
 
+/// Whether a miss to be stored gzip'd is sent gzip'd to this client: it
+/// accepts gzip and asks for no range (a range applies to the bytes it
+/// would get, whose length is not known yet: the uncoded stream answers it).
+fn gzip_on_the_way(ctx: &Task, headers: &HeaderMap) -> bool {
+    ctx.esi.is_none()
+        && !ctx.headers.contains_key(RANGE)
+        && Coding::of(headers) == Coding::Identity
+        && Accepted::of(&ctx.headers).allows(Coding::Gzip)
+}
+
 /// `body` decoded as it streams (see [`decode_on_the_way`]); nothing for
 /// HEAD.
 fn decoding(ctx: &Task, body: RespBody, (coding, limit): (Coding, u64)) -> RespBody {
@@ -279,6 +289,23 @@ pub fn shared(
     if let Some(how) = decode {
         // Decoded as it streams: no length, so no ranges.
         let body = decoding(ctx, RespBody::Shared(reader), how);
+        return respond(head.status, headers, body);
+    }
+    if let Some(level) = head.gzip_level.filter(|_| gzip_on_the_way(ctx, &headers)) {
+        // To be stored gzip'd: a client that accepts gzip gets it so now
+        // too (compressed as it streams, as lacquer's own bytes: weak ETag).
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.remove(CONTENT_LENGTH);
+        headers.remove(ACCEPT_RANGES);
+        coding::weaken_etag(&mut headers);
+        let body = if ctx.method == Method::HEAD {
+            RespBody::empty()
+        } else {
+            RespBody::Gzip(Box::new(crate::body::Gzip::new(
+                RespBody::Shared(reader),
+                level,
+            )))
+        };
         return respond(head.status, headers, body);
     }
     // Only with a known length: without one neither `Content-Range` nor a

@@ -361,6 +361,7 @@ impl Proxy {
                         host: ctx.host.as_str().into(),
                         ban_stamp,
                     },
+                    gzip_level,
                 });
                 let reader = bc.subscribe(size);
                 if let Some(g) = &guard {

@@ -265,12 +265,12 @@ async fn compressible_text_is_gzipped_once_when_stored() {
     plain_origin(&origin, "/c", "text/html; charset=utf-8", body.clone(), &[]);
     let lq = lacquer_no_grace(&origin).await;
 
-    // The miss streams the origin's bytes as they come.
+    // The miss is compressed as it streams for a client that takes gzip.
     let miss = get_with(lq.addr(), "/c", &[("accept-encoding", "gzip")]).await;
     assert_eq!(miss.x_cache(), "MISS");
-    assert_eq!(miss.body, body);
-    assert_eq!(miss.header("content-encoding"), None);
-    assert_eq!(miss.header("etag"), Some("\"e1\""));
+    assert_eq!(miss.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&miss.body), body);
+    assert_eq!(miss.header("etag"), Some("W/\"e1\""));
     assert_eq!(miss.header("vary"), Some("Accept-Encoding"));
     wait_stored(&lq, "/c").await;
     let stored = stored_body(&lq, "/c");
@@ -354,7 +354,8 @@ async fn what_is_not_compressed() {
     });
     let lq = lacquer_for(&origin).await;
     for path in ["/png", "/small", "/nt"] {
-        let (_, hit) = get_twice(&lq, path, &[("accept-encoding", "gzip")]).await;
+        let (miss, hit) = get_twice(&lq, path, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(miss.header("content-encoding"), None, "{path}");
         assert!(is_hit(&hit), "{path}");
         assert_eq!(hit.header("content-encoding"), None, "{path}");
         assert_eq!(hit.header("etag"), Some("\"e1\""), "{path}");
@@ -365,7 +366,8 @@ async fn what_is_not_compressed() {
     let origin2 = Origin::start().await;
     plain_origin(&origin2, "/t", "text/plain", big.clone(), &[]);
     let off = lacquer_with(&origin2, |c| c.compression.types.clear()).await;
-    let (_, hit) = get_twice(&off, "/t", &[("accept-encoding", "gzip")]).await;
+    let (miss, hit) = get_twice(&off, "/t", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(miss.header("content-encoding"), None);
     assert_eq!(
         hit.header("content-encoding"),
         None,
@@ -571,4 +573,27 @@ async fn a_conditional_miss_for_an_identity_client_gets_its_304() {
     let other = get_with(lq.addr(), "/cond", &[("if-none-match", "\"v0\"")]).await;
     assert_eq!(other.status, 200);
     assert_eq!(other.body, text(5000));
+}
+
+#[tokio::test]
+async fn a_miss_to_be_compressed_streams_uncoded_to_identity_and_range_clients() {
+    let origin = Origin::start().await;
+    let body = text(20_000);
+    plain_origin(&origin, "/m", "text/css", body.clone(), &[]);
+    plain_origin(&origin, "/mr", "text/css", body.clone(), &[]);
+    let lq = lacquer_for(&origin).await;
+    let plain = get(lq.addr(), "/m").await;
+    assert_eq!(plain.x_cache(), "MISS");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.body, body);
+    assert_eq!(plain.header("etag"), Some("\"e1\""));
+    let ranged = get_with(
+        lq.addr(),
+        "/mr",
+        &[("accept-encoding", "gzip"), ("range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, body[100..200]);
+    assert_eq!(ranged.header("content-encoding"), None);
 }
