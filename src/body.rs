@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
+use crate::http::coding::{Coding, StreamDecoder, StreamGzip};
 use crate::http::BoxError;
 
 /// A response body sent to a client.
@@ -30,6 +31,12 @@ pub enum RespBody {
     /// order from the assembling task; an `Err` aborts the response. A
     /// piece's charge is released when the connection takes its bytes.
     Assembled(tokio::sync::mpsc::Receiver<Result<Piece, BoxError>>),
+    /// A coded body decoded as it streams, for a client that does not
+    /// accept its coding (boxed: rare, and the decoder is large).
+    Decode(Box<Decode>),
+    /// A body gzip'd as it streams (an ESI page assembled for a client
+    /// that accepts gzip).
+    Gzip(Box<Gzip>),
 }
 
 // The pieces of an assembled ESI page are the ESI engine's (`esi` cannot
@@ -58,6 +65,8 @@ impl std::fmt::Debug for RespBody {
             RespBody::SharedRange(w) => write!(f, "SharedRange({} bytes)", w.take),
             RespBody::Parts(p) => write!(f, "Parts({})", p.len()),
             RespBody::Assembled(_) => f.write_str("Assembled"),
+            RespBody::Decode(_) => f.write_str("Decode"),
+            RespBody::Gzip(_) => f.write_str("Gzip"),
         }
     }
 }
@@ -79,6 +88,8 @@ impl Body for RespBody {
             RespBody::Assembled(rx) => rx
                 .poll_recv(cx)
                 .map(|c| c.map(|c| c.map(|piece| Frame::data(piece.into_bytes())))),
+            RespBody::Decode(g) => g.poll_frame(cx),
+            RespBody::Gzip(g) => g.poll_frame(cx),
         }
     }
 
@@ -90,6 +101,8 @@ impl Body for RespBody {
             RespBody::SharedRange(w) => w.take == 0,
             RespBody::Parts(p) => p.is_empty(),
             RespBody::Assembled(_) => false,
+            RespBody::Decode(g) => g.done,
+            RespBody::Gzip(g) => g.done,
         }
     }
 
@@ -100,8 +113,98 @@ impl Body for RespBody {
             RespBody::Shared(s) => s.size_hint(),
             RespBody::SharedRange(w) => SizeHint::with_exact(w.take),
             RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
-            RespBody::Assembled(_) => SizeHint::default(),
+            RespBody::Assembled(_) | RespBody::Decode(_) | RespBody::Gzip(_) => SizeHint::default(),
         }
+    }
+}
+
+/// A body gzip'd as its chunks arrive.
+pub struct Gzip {
+    inner: RespBody,
+    encoder: StreamGzip,
+    done: bool,
+}
+
+impl Gzip {
+    /// `inner` gzip'd at `level`.
+    pub fn new(inner: RespBody, level: u32) -> Gzip {
+        Gzip {
+            inner,
+            encoder: StreamGzip::new(level),
+            done: false,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        while !self.done {
+            let out = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.encoder.push(&data),
+                    Err(_) => continue,
+                },
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.encoder.finish()
+                }
+            };
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
+/// A coded body decoded as its chunks arrive (see [`StreamDecoder`]).
+pub struct Decode {
+    inner: RespBody,
+    decoder: StreamDecoder,
+    done: bool,
+}
+
+impl Decode {
+    /// `inner`, coded with `coding`, decoded: at most `limit` bytes out
+    /// (more is an error).
+    pub fn new(inner: RespBody, coding: Coding, limit: u64) -> Decode {
+        Decode {
+            inner,
+            decoder: StreamDecoder::new(coding, limit),
+            done: false,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        while !self.done {
+            let out = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.decoder.push(&data),
+                    Err(_) => continue,
+                },
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.decoder.finish()
+                }
+            };
+            match out {
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+            }
+        }
+        Poll::Ready(None)
     }
 }
 

@@ -12,6 +12,7 @@ use super::directives::NOT_DELIVERED;
 use super::freshness::Freshness;
 use super::vary::Variant;
 use crate::esi::parse::{Segment, Template};
+use crate::http::coding::Coding;
 
 /// Fixed bytes charged per object on top of its headers and body: the
 /// header maps' tables, the object and entry structs, moka's per-entry
@@ -129,9 +130,15 @@ pub struct CachedObject {
     pub ban_checked: AtomicU64,
     /// The ESI template, when the body is assembled at delivery.
     pub esi: Option<Arc<Template>>,
-    /// The body decoded from gzip, for insertion into ESI pages: filled on
-    /// first use (`None` inside: it did not decode within
-    /// `esi.max_fragment_size` then), so a stored fragment is decoded once,
+    /// The stored body's content coding.
+    pub coding: Coding,
+    /// lacquer coded the body (the origin sent it uncoded): the delivered
+    /// `ETag` is weak, the origin's strong one is withheld for
+    /// revalidation and for clients that get the uncoded bytes.
+    pub compressed_here: bool,
+    /// The body decoded, for insertion into ESI pages and for clients that
+    /// do not accept its coding: filled on first use (`None` inside: it did
+    /// not decode within the limit then), so a stored body is decoded once,
     /// not at every hit. Once filled it is part of [`CachedObject::weight`];
     /// the store is told to weigh the object again (`Store::recharge`).
     identity: tokio::sync::OnceCell<Option<Bytes>>,
@@ -172,6 +179,7 @@ impl CachedObject {
         let withhold = |name: &http::HeaderName| {
             NOT_DELIVERED.contains(&name.as_str()) || (keys.strip && keys.headers.contains(name))
         };
+        let coding = Coding::of(&headers);
         let (mut deliver_headers, withheld) = compact_headers(&headers, withhold);
         deliver_headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         let tag_bytes: usize = tags.iter().map(|t| TAG_OVERHEAD + 2 * t.len()).sum();
@@ -195,6 +203,8 @@ impl CachedObject {
             host: from.host,
             ban_checked: AtomicU64::new(from.ban_stamp),
             esi: None,
+            coding,
+            compressed_here: false,
             identity: tokio::sync::OnceCell::new(),
             hits: AtomicU64::new(0),
             weight,
@@ -205,20 +215,36 @@ impl CachedObject {
     /// delivered `ETag` is weakened (the assembled bytes vary with the
     /// fragments) and the template's size is charged.
     pub fn with_template(mut self, template: Arc<Template>) -> CachedObject {
+        self.weaken_delivered_etag();
+        self.weight += template_weight(&template.segments);
+        self.esi = Some(template);
+        self
+    }
+
+    /// Marks the body as coded by lacquer (see [`CachedObject::compressed_here`]):
+    /// the delivered `ETag` is weakened.
+    pub fn coded_here(mut self) -> CachedObject {
+        self.weaken_delivered_etag();
+        self.compressed_here = true;
+        self
+    }
+
+    /// A weak `ETag` delivered; the strong one withheld, for revalidation
+    /// with the backend.
+    fn weaken_delivered_etag(&mut self) {
+        if self.withheld.contains_key(ETAG) {
+            return;
+        }
         if let Some(etag) = self.deliver_headers.get(ETAG).cloned() {
             if !etag.as_bytes().starts_with(b"W/") {
                 let mut weak = b"W/".to_vec();
                 weak.extend_from_slice(etag.as_bytes());
                 if let Ok(v) = HeaderValue::from_bytes(&weak) {
-                    // The strong one stays for revalidation with the backend.
                     self.withheld.insert(ETAG, etag);
                     self.deliver_headers.insert(ETAG, v);
                 }
             }
         }
-        self.weight += template_weight(&template.segments);
-        self.esi = Some(template);
-        self
     }
 
     /// Where this object came from, stamped with `ban_stamp`.
@@ -252,6 +278,9 @@ impl CachedObject {
         // Same body bytes, same decoded form.
         let mut obj = obj;
         obj.identity = self.identity.clone();
+        if self.compressed_here {
+            obj = obj.coded_here();
+        }
         match &self.esi {
             Some(t) => obj.with_template(t.clone()),
             None => obj,
@@ -277,6 +306,8 @@ impl CachedObject {
             host: self.host.clone(),
             ban_checked: AtomicU64::new(self.ban_checked.load(Ordering::Acquire)),
             esi: self.esi.clone(),
+            coding: self.coding,
+            compressed_here: self.compressed_here,
             identity: self.identity.clone(),
             hits: AtomicU64::new(self.hits()),
             weight: self.weight,

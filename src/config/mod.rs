@@ -5,10 +5,12 @@
 //! refused with the file, line and column of the offending text.
 
 mod cache;
+mod compression;
 mod esi;
 mod units;
 
 pub use cache::{CacheConfig, CacheProfile};
+pub use compression::CompressionConfig;
 pub use esi::{EsiConfig, EsiOnError};
 
 pub use units::{parse_bytes, parse_duration, ByteSize, Seconds};
@@ -75,6 +77,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// ESI processing and assembly.
     pub esi: EsiConfig,
+    /// Content codings: normalisation, compression on store.
+    pub compression: CompressionConfig,
 }
 
 /// Where the request policy comes from.
@@ -465,6 +469,7 @@ impl Config {
             }
         }
         self.esi.validate().map_err(invalid)?;
+        self.compression.validate().map_err(invalid)?;
         let c = &self.cache;
         if !(0.0..=1.0).contains(&c.heuristic_fraction) {
             return Err(invalid(

@@ -1,5 +1,6 @@
 //! Client-side HTTP transforms, and the field syntax they and the cache
 //! share; none needs I/O.
+pub mod coding;
 pub mod conditional;
 pub mod gzip;
 pub mod headers;

@@ -51,4 +51,11 @@ pub struct Beresp<'a> {
     /// Process the body as ESI (starts as the handshake and the `[esi]`
     /// settings say; the policy may change it).
     pub do_esi: bool,
+    /// gzip the body when it is stored whatever its media type, unless it
+    /// is coded already (`beresp.do_gzip`; false: `compression.types`
+    /// decide).
+    pub do_gzip: bool,
+    /// Store a gzip'd body decoded (`beresp.do_gunzip`; wins over
+    /// `do_gzip`, as in Varnish).
+    pub do_gunzip: bool,
 }

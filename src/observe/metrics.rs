@@ -61,6 +61,10 @@ pub struct Metrics {
     esi_errors: AtomicU64,
     esi_decodes: AtomicU64,
     esi_decoding: AtomicU64,
+    /// Stored bodies decoded for clients that do not accept their coding.
+    body_decodes: AtomicU64,
+    /// Bodies compressed when stored.
+    store_compressions: AtomicU64,
     /// Shared with the pieces of assembled pages that hold a charge (see
     /// `pipeline::esi`), which outlive any borrow of the metrics.
     esi_buffered: std::sync::Arc<AtomicU64>,
@@ -131,6 +135,18 @@ impl Metrics {
     pub fn decoding(&self) -> Decoding<'_> {
         add(&self.esi_decoding);
         Decoding(self)
+    }
+
+    /// Counts a stored body decoded for clients that do not accept its
+    /// coding (`lacquer_body_decodes_total`).
+    pub fn count_body_decode(&self) {
+        add(&self.body_decodes);
+    }
+
+    /// Counts a body compressed when stored
+    /// (`lacquer_store_compressions_total`).
+    pub fn count_store_compression(&self) {
+        add(&self.store_compressions);
     }
 
     /// The gauge of bytes assembled ESI pages hold for their clients
@@ -218,6 +234,16 @@ impl Metrics {
                 "lacquer_esi_decodes_total",
                 "Gzip'd ESI pages and fragments decoded (a stored fragment once, not at every hit).",
                 get(&self.esi_decodes),
+            ),
+            (
+                "lacquer_body_decodes_total",
+                "Stored bodies decoded for clients that do not accept their coding (once per object).",
+                get(&self.body_decodes),
+            ),
+            (
+                "lacquer_store_compressions_total",
+                "Bodies gzip'd when stored (compression.types or beresp.do_gzip).",
+                get(&self.store_compressions),
             ),
             (
                 "lacquer_evictions_total",

@@ -1,12 +1,14 @@
 //! backend response: decide whether a response is stored, and for how long
 //! (`vcl_backend_response`).
 
+use http::header::{HeaderName, ACCEPT_ENCODING};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::{Duration, SystemTime};
 
 use crate::cache::freshness::{self, Freshness, FreshnessPolicy};
 use crate::cache::storable::NoCacheReason;
 use crate::cache::vary::{vary_names, Variant};
+use crate::http::coding::Coding;
 use crate::lifecycle::{Beresp, Fetch, Task};
 use crate::policy::BackendAction;
 
@@ -33,6 +35,7 @@ pub fn decide(
         Ok(names) => names,
         Err(reason) => return Decision::DontStore(reason),
     };
+    let names = selecting(names, req, headers);
     match freshness::evaluate(
         &Method::GET,
         &req.headers,
@@ -70,6 +73,18 @@ fn stated_ttl(
     }
 }
 
+/// The request fields that select a variant: those `Vary` names, less
+/// `Accept-Encoding` when lacquer negotiates the coding itself (settings'
+/// `compression.enabled`) and can decode what the response is coded with:
+/// one stored copy then serves every client, coded or decoded at delivery.
+fn selecting(mut names: Vec<HeaderName>, req: &Task, headers: &HeaderMap) -> Vec<HeaderName> {
+    let coding = Coding::of(headers);
+    if req.live.config.compression.enabled && (coding == Coding::Identity || coding.decodable()) {
+        names.retain(|n| n != ACCEPT_ENCODING);
+    }
+    names
+}
+
 /// A backend response as fetched, for [`apply_policy`].
 pub struct Fetched<'a> {
     /// Status (after a 304: the stored object's).
@@ -93,8 +108,19 @@ pub struct Verdict {
     pub status: StatusCode,
     /// Process the body as ESI.
     pub do_esi: bool,
+    /// The policy's `beresp.do_gzip` / `beresp.do_gunzip`.
+    pub coding: CodingChoice,
     /// The hook's `return`.
     pub action: BackendAction,
+}
+
+/// What the policy asked of the stored body's coding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CodingChoice {
+    /// `beresp.do_gzip`: gzip it whatever its media type.
+    pub gzip: bool,
+    /// `beresp.do_gunzip`: store it decoded.
+    pub gunzip: bool,
 }
 
 /// Runs the policy's `backend_response` (when it has one) over RFC 9111's
@@ -121,6 +147,7 @@ pub fn apply_policy(
             decision,
             status,
             do_esi,
+            coding: CodingChoice::default(),
             action: BackendAction::Builtin,
         };
     }
@@ -157,14 +184,21 @@ pub fn apply_policy(
         set_keep: false,
         set_uncacheable: false,
         do_esi,
+        do_gzip: false,
+        do_gunzip: false,
     };
     let action = live.policy.backend_response(bereq, &mut beresp);
     let status = beresp.status;
     let do_esi = beresp.do_esi;
+    let coding = CodingChoice {
+        gzip: beresp.do_gzip,
+        gunzip: beresp.do_gunzip,
+    };
     let verdict = |decision| Verdict {
         decision,
         status,
         do_esi,
+        coding,
         action: action.clone(),
     };
     if let BackendAction::HitForPass(_) = action {
@@ -208,7 +242,7 @@ pub fn apply_policy(
         }));
     }
     let names = match vary_names(beresp.headers) {
-        Ok(names) => names,
+        Ok(names) => selecting(names, req, beresp.headers),
         Err(reason) => return verdict(Decision::DontStore(reason)),
     };
     let (mut freshness, variant) = match again {

@@ -94,6 +94,9 @@ impl Proxy {
             for name in CONDITIONAL_AND_RANGE {
                 headers.remove(name);
             }
+            if ctx.live.config.compression.enabled {
+                crate::http::coding::ask_backend(&mut headers);
+            }
         }
         if let Some(obj) = stale {
             if let Some(etag) = obj.etag() {

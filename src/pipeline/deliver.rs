@@ -16,10 +16,11 @@ use super::{Proxy, Served};
 use crate::body::{RespBody, Window};
 use crate::cache::directives::NOT_DELIVERED;
 use crate::cache::object::KeySpec;
-use crate::cache::CachedObject;
+use crate::cache::{CacheKey, CachedObject};
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
+use crate::http::coding::{self, Accepted, Coding};
 use crate::http::conditional::{is_not_modified, strip_for_304};
 use crate::http::range::{self, ByteRange, Validators};
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
@@ -39,6 +40,20 @@ pub fn from_cache(
     via: &HeaderValue,
 ) -> Response<RespBody> {
     let mut headers = obj.deliver_headers.clone();
+    // A coded body for a client that does not accept its coding: the
+    // decoded bytes (decoded before, see `Proxy::decode_for`).
+    let decoded;
+    let mut body = &obj.body;
+    if needs_decoding(ctx, obj) {
+        match obj.identity().get() {
+            Some(Some(identity)) => {
+                decoded = identity.clone();
+                body = &decoded;
+                uncoded_headers(obj, &mut headers, decoded.len());
+            }
+            _ => return undecodable(headers, via),
+        }
+    }
     headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
     let x_cache = match outcome {
         CacheOutcome::Hit => HeaderValue::from_str(&format!("HIT {}", obj.record_hit()))
@@ -65,11 +80,11 @@ pub fn from_cache(
             last_modified: obj.last_modified(),
             date: obj.header(DATE),
         };
-        let len = obj.body.len() as u64;
+        let len = body.len() as u64;
         match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
             range::Answer::Whole => {}
             range::Answer::Unsatisfiable => return unsatisfiable(headers, len),
-            range::Answer::Partial(ranges) => match partial(ctx, headers, &obj.body, &ranges) {
+            range::Answer::Partial(ranges) => match partial(ctx, headers, body, &ranges) {
                 Ok(resp) => return resp,
                 Err(whole) => headers = whole,
             },
@@ -78,9 +93,91 @@ pub fn from_cache(
     let body = if ctx.method == Method::HEAD {
         RespBody::empty()
     } else {
-        RespBody::Full(Some(obj.body.clone()).filter(|b| !b.is_empty()))
+        RespBody::Full(Some(body.clone()).filter(|b| !b.is_empty()))
     };
     respond(obj.status, headers, body)
+}
+
+/// Whether `obj`'s body must be decoded for this client: coded with a
+/// coding lacquer decodes, which the client does not accept. Not for an
+/// ESI include: the assembly decodes gzip itself, once for the stored
+/// object (see `pipeline/fragments.rs`).
+pub fn needs_decoding(ctx: &Task, obj: &CachedObject) -> bool {
+    obj.coding != Coding::Identity
+        && ctx.esi.is_none()
+        && ctx.live.config.compression.enabled
+        && obj.coding.decodable()
+        && !Accepted::of(&ctx.headers).allows(obj.coding)
+}
+
+/// The delivered headers made to describe the decoded body of `len`
+/// bytes: no `Content-Encoding`; the origin's strong `ETag` when lacquer
+/// had coded it, else a weak one (lacquer changed the coding).
+fn uncoded_headers(obj: &CachedObject, headers: &mut HeaderMap, len: usize) {
+    headers.remove(CONTENT_ENCODING);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    match obj.etag() {
+        Some(strong) if obj.compressed_here && obj.esi.is_none() => {
+            headers.insert(ETAG, strong.clone());
+        }
+        _ => coding::weaken_etag(headers),
+    }
+}
+
+/// 502 for a stored body that did not decode (corrupt, or larger than
+/// `cache.max_object_size` decoded).
+fn undecodable(headers: HeaderMap, via: &HeaderValue) -> Response<RespBody> {
+    let mut out = HeaderMap::new();
+    out.insert(X_CACHE, HeaderValue::from_static("HIT"));
+    for v in headers.get_all(VIA) {
+        out.append(VIA, v.clone());
+    }
+    out.append(VIA, via.clone());
+    let body = Bytes::from_static(b"backend fetch failed\n");
+    out.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    respond(StatusCode::BAD_GATEWAY, out, RespBody::full(body))
+}
+
+/// Whether a streamed body coded as `headers` say must be decoded on the
+/// way for this client (a coding lacquer decodes and the client does not
+/// accept): then the headers are made to describe the decoded stream (no
+/// `Content-Encoding`, `Content-Length` or `Accept-Ranges`, a weak `ETag`)
+/// and the coding and the limit on its decoded size are returned. Not for
+/// an ESI include (see [`needs_decoding`]).
+fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<(Coding, u64)> {
+    let coding = Coding::of(headers);
+    if !coding.decodable()
+        || ctx.esi.is_some()
+        || !ctx.live.config.compression.enabled
+        || Accepted::of(&ctx.headers).allows(coding)
+    {
+        return None;
+    }
+    headers.remove(CONTENT_ENCODING);
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(ACCEPT_RANGES);
+    coding::weaken_etag(headers);
+    Some((coding, ctx.live.config.cache.max_object_size.0))
+}
+
+/// Whether a miss to be stored gzip'd is sent gzip'd to this client: it
+/// accepts gzip and asks for no range (a range applies to the bytes it
+/// would get, whose length is not known yet: the uncoded stream answers it).
+fn gzip_on_the_way(ctx: &Task, headers: &HeaderMap) -> bool {
+    ctx.esi.is_none()
+        && !ctx.headers.contains_key(RANGE)
+        && Coding::of(headers) == Coding::Identity
+        && Accepted::of(&ctx.headers).allows(Coding::Gzip)
+}
+
+/// `body` decoded as it streams (see [`decode_on_the_way`]); nothing for
+/// HEAD.
+fn decoding(ctx: &Task, body: RespBody, (coding, limit): (Coding, u64)) -> RespBody {
+    if ctx.method == Method::HEAD {
+        return RespBody::empty();
+    }
+    RespBody::Decode(Box::new(crate::body::Decode::new(body, coding, limit)))
 }
 
 /// Says `Accept-Ranges: bytes` on a whole 200 when this request may get
@@ -178,6 +275,7 @@ pub fn shared(
         HeaderValue::from_static(CacheOutcome::Miss.as_str()),
     );
     headers.append(VIA, via.clone());
+    let decode = decode_on_the_way(ctx, &mut headers);
     if head.status == StatusCode::OK
         && is_not_modified(
             &ctx.headers,
@@ -187,6 +285,28 @@ pub fn shared(
         )
     {
         return not_modified(headers);
+    }
+    if let Some(how) = decode {
+        // Decoded as it streams: no length, so no ranges.
+        let body = decoding(ctx, RespBody::Shared(reader), how);
+        return respond(head.status, headers, body);
+    }
+    if let Some(level) = head.gzip_level.filter(|_| gzip_on_the_way(ctx, &headers)) {
+        // To be stored gzip'd: a client that accepts gzip gets it so now
+        // too (compressed as it streams, as lacquer's own bytes: weak ETag).
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.remove(CONTENT_LENGTH);
+        headers.remove(ACCEPT_RANGES);
+        coding::weaken_etag(&mut headers);
+        let body = if ctx.method == Method::HEAD {
+            RespBody::empty()
+        } else {
+            RespBody::Gzip(Box::new(crate::body::Gzip::new(
+                RespBody::Shared(reader),
+                level,
+            )))
+        };
+        return respond(head.status, headers, body);
     }
     // Only with a known length: without one neither `Content-Range` nor a
     // 416 can be written before the body has ended.
@@ -247,6 +367,27 @@ pub fn pass_through(
     respond(status, headers, body)
 }
 
+/// [`pass_through`] of an answer to a fetch for the cache, which asked
+/// for gzip whatever the client accepts: decoded on the way when the
+/// client does not accept its coding.
+pub fn fetched_through(
+    ctx: &Task,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: BackendBody,
+    outcome: CacheOutcome,
+    via: &HeaderValue,
+    keys: &KeySpec,
+) -> Response<RespBody> {
+    let Some(how) = decode_on_the_way(ctx, &mut headers) else {
+        return pass_through(ctx, status, headers, body, outcome, via, keys);
+    };
+    let mut resp = pass_through(ctx, status, headers, body, outcome, via, keys);
+    let body = std::mem::replace(resp.body_mut(), RespBody::empty());
+    *resp.body_mut() = decoding(ctx, body, how);
+    resp
+}
+
 /// Headers for delivery of a stored response (targeted fields removed).
 pub fn delivered_headers(stored: &HeaderMap, keys: &KeySpec) -> HeaderMap {
     let mut h = stored.clone();
@@ -287,12 +428,49 @@ impl Proxy {
         Served::Response(resp, meta)
     }
 
+    /// Decodes `obj` for `ctx` when this client needs its body decoded and
+    /// nobody has decoded it yet: once for every client (they wait for the
+    /// first), off the worker for large bodies, bounded by
+    /// `cache.max_object_size`; the decoded bytes stay with the object and
+    /// are charged to the cache under `key`.
+    pub(super) async fn decode_for(&self, ctx: &Task, key: &CacheKey, obj: &Arc<CachedObject>) {
+        if !needs_decoding(ctx, obj) || obj.identity().initialized() {
+            return;
+        }
+        let limit = ctx.live.config.cache.max_object_size.0;
+        let mut decoded_here = false;
+        let decoded = obj
+            .identity()
+            .get_or_init(|| async {
+                decoded_here = true;
+                self.metrics.count_body_decode();
+                decoded_or_logged(
+                    obj,
+                    coding::decode_off_worker(obj.coding, obj.body.clone(), limit).await,
+                )
+            })
+            .await
+            .is_some();
+        if decoded_here && decoded {
+            self.store.recharge(key, obj);
+        }
+    }
+
     fn object_response(
         self: &Arc<Self>,
         ctx: &Task,
         obj: &CachedObject,
         outcome: CacheOutcome,
     ) -> Response<RespBody> {
+        // The hit path decoded it already (`decode_for`); the rarer ways
+        // here (a stale object on an error, a 304 refresh) decode now.
+        if needs_decoding(ctx, obj) && !obj.identity().initialized() {
+            let limit = ctx.live.config.cache.max_object_size.0;
+            let decoded = decoded_or_logged(obj, coding::decode(obj.coding, &obj.body, limit));
+            if obj.identity().set(decoded).is_ok() {
+                self.metrics.count_body_decode();
+            }
+        }
         let mut resp = from_cache(ctx, obj, outcome, &ctx.live.via);
         let Some(template) = &obj.esi else {
             return resp;
@@ -303,17 +481,81 @@ impl Proxy {
         resp.headers_mut().remove(CONTENT_LENGTH);
         // Ranges of an assembled page are not served (see docs/ESI.md).
         resp.headers_mut().remove(ACCEPT_RANGES);
+        let gzip_level = page_gzip_level(ctx, resp.headers_mut());
         if ctx.method == Method::HEAD || ctx.background {
             *resp.body_mut() = RespBody::empty();
             return resp;
         }
         let body = self.assemble(ctx, template);
-        if let RespBody::Parts(parts) = &body {
-            let len: usize = parts.iter().map(Bytes::len).sum();
-            resp.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(len));
+        let body = match (gzip_level, body) {
+            (None, body) => body,
+            // Every part was at hand: compressed in one go.
+            (Some(level), RespBody::Parts(parts))
+                if total_len(&parts) <= coding::GZIP_INLINE_MAX =>
+            {
+                let mut all = bytes::BytesMut::with_capacity(total_len(&parts));
+                for p in &parts {
+                    all.extend_from_slice(p);
+                }
+                RespBody::full(coding::gzip(&all, level))
+            }
+            (Some(level), body) => RespBody::Gzip(Box::new(crate::body::Gzip::new(body, level))),
+        };
+        match &body {
+            RespBody::Parts(parts) => {
+                resp.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(total_len(parts)));
+            }
+            RespBody::Full(b) => {
+                let len = b.as_ref().map_or(0, Bytes::len);
+                resp.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            _ => {}
         }
         *resp.body_mut() = body;
         resp
     }
+}
+
+fn decoded_or_logged(
+    obj: &CachedObject,
+    decoded: Result<Bytes, coding::DecodeError>,
+) -> Option<Bytes> {
+    match decoded {
+        Ok(b) => Some(b),
+        Err(e) => {
+            crate::log_limited!(10, warn, url = %obj.url, error = %e, "stored body not decoded");
+            None
+        }
+    }
+}
+
+fn total_len(parts: &std::collections::VecDeque<Bytes>) -> usize {
+    parts.iter().map(Bytes::len).sum()
+}
+
+/// The gzip level to compress an assembled ESI page with for this client,
+/// if it is to be: compression on, a media type of `compression.types`, no
+/// `no-transform`, a client that accepts gzip, and a page (not an include
+/// of another page: only the outermost is sent). The page is compressed at
+/// each delivery, as it is assembled (see docs/ESI.md); the headers are
+/// made to say so (`Content-Encoding: gzip`, `Vary: Accept-Encoding`; its
+/// `ETag` is weak already).
+fn page_gzip_level(ctx: &Task, headers: &mut HeaderMap) -> Option<u32> {
+    let c = &ctx.live.config.compression;
+    let compressible = c.enabled
+        && ctx.esi.is_none()
+        && Coding::of(headers) == Coding::Identity
+        && c.compressible(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+        && !coding::no_transform(headers);
+    if !compressible {
+        return None;
+    }
+    coding::vary_on_accept_encoding(headers);
+    if !Accepted::of(&ctx.headers).allows(Coding::Gzip) {
+        return None;
+    }
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    Some(c.level)
 }

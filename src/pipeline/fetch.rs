@@ -1,7 +1,7 @@
 //! fetch: misses (coalesced), revalidations, background refreshes and passes.
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,6 +18,7 @@ use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
 use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
+use crate::http::coding::{self, Coding};
 use crate::lifecycle::{CacheOutcome, Clock, Failure, FailureKind, Fetch, ObjMeta};
 use crate::policy::BackendAction;
 
@@ -83,6 +84,7 @@ impl Proxy {
                 FlightState::Stored => {
                     if let Found::Object(obj) = self.store.lookup(&key, &ctx.headers) {
                         if obj.freshness.is_fresh(ctx.live.clock.now()) {
+                            self.decode_for(ctx, &key, &obj).await;
                             return self.deliver_object(ctx, &obj, CacheOutcome::Hit);
                         }
                     }
@@ -325,7 +327,7 @@ impl Proxy {
                     if let Some(g) = guard {
                         g.finish(Some(FlightState::NotShared));
                     }
-                    let resp = deliver::pass_through(
+                    let resp = deliver::fetched_through(
                         ctx,
                         status,
                         headers,
@@ -335,6 +337,16 @@ impl Proxy {
                         &live.keys,
                     );
                     return Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Miss));
+                }
+                let mut headers = headers;
+                let origin_coding = Coding::of(&headers);
+                let gunzip = verdict.coding.gunzip && origin_coding == Coding::Gzip;
+                let gzip_level = self
+                    .compress_on_store(live, &headers, size, verdict.coding.gzip)
+                    .filter(|_| !verdict.coding.gunzip);
+                if gzip_level.is_some() || origin_coding.decodable() {
+                    // What is delivered depends on Accept-Encoding from now on.
+                    coding::vary_on_accept_encoding(&mut headers);
                 }
                 let bc = Broadcast::new();
                 let head = Arc::new(SharedHead {
@@ -349,6 +361,7 @@ impl Proxy {
                         host: ctx.host.as_str().into(),
                         ban_stamp,
                     },
+                    gzip_level,
                 });
                 let reader = bc.subscribe(size);
                 if let Some(g) = &guard {
@@ -358,8 +371,13 @@ impl Proxy {
                 let pump_head = head.clone();
                 let pump_live = live.clone();
                 tokio::spawn(async move {
+                    let stored = Stored {
+                        headers,
+                        gzip_level,
+                        gunzip,
+                    };
                     proxy
-                        .pump(pump_live, key, pump_head, headers, body, guard)
+                        .pump(pump_live, key, pump_head, stored, body, guard)
                         .await;
                 });
                 match reader {
@@ -387,7 +405,7 @@ impl Proxy {
                     }
                     None => CacheOutcome::Pass,
                 };
-                let resp = deliver::pass_through(
+                let resp = deliver::fetched_through(
                     ctx, status, headers, body, outcome, &live.via, &live.keys,
                 );
                 Served::Response(resp, ObjMeta::uncacheable(outcome))
@@ -439,6 +457,12 @@ impl Proxy {
                     keys,
                     old.provenance(ban_stamp),
                 );
+                // Still the bytes lacquer coded: still a weak ETag.
+                let obj = if old.compressed_here {
+                    obj.coded_here()
+                } else {
+                    obj
+                };
                 self.deliver_object(ctx, &obj, CacheOutcome::Miss)
             }
         }
@@ -451,7 +475,7 @@ impl Proxy {
         live: Arc<Live>,
         key: CacheKey,
         head: Arc<SharedHead>,
-        stored_headers: HeaderMap,
+        stored: Stored,
         mut body: BackendBody,
         mut guard: Option<LeaderGuard>,
     ) {
@@ -498,6 +522,24 @@ impl Proxy {
         }
         if storing {
             if let Some(all) = bc.collect() {
+                let Stored {
+                    headers: mut stored_headers,
+                    gzip_level,
+                    gunzip,
+                } = stored;
+                let recoded = self.recode(&live, &key, &all, gzip_level, gunzip).await;
+                let coded_here = recoded.is_some();
+                let all = match recoded {
+                    Some((body, coding)) => {
+                        match coding {
+                            Coding::Gzip => stored_headers
+                                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                            _ => stored_headers.remove(CONTENT_ENCODING),
+                        };
+                        body
+                    }
+                    None => all,
+                };
                 let obj = CachedObject::new(
                     head.status,
                     stored_headers,
@@ -507,6 +549,7 @@ impl Proxy {
                     &live.keys,
                     head.from.clone(),
                 );
+                let obj = if coded_here { obj.coded_here() } else { obj };
                 // A ban that arrived while this was fetched applies to it.
                 if !self.bans.is_banned(&obj, None) {
                     self.store.insert(key, Arc::new(obj));
@@ -632,7 +675,15 @@ impl Proxy {
         let Found::Object(old) = self.store.lookup(key, &ctx.headers) else {
             return;
         };
-        let stored = old.stored_headers();
+        let mut stored = old.stored_headers();
+        if old.compressed_here {
+            // The origin's length is the uncoded body's, not the stored
+            // one's: only the validators can tell.
+            stored.remove(CONTENT_LENGTH);
+            if let Some(l) = head.get(CONTENT_LENGTH) {
+                stored.insert(CONTENT_LENGTH, l.clone());
+            }
+        }
         let body_len = u64::try_from(old.body.len()).unwrap_or(u64::MAX);
         if status != old.status || !head_matches(&stored, body_len, head) {
             tracing::debug!(url = %ctx.url, "HEAD answer describes another representation; stored response invalidated");
@@ -657,6 +708,73 @@ impl Proxy {
                 self.store.remove_object(key, &old);
             }
         }
+    }
+}
+
+/// What a fetch stores once its body is in: the headers, and whether to
+/// gzip the body first (at this level).
+struct Stored {
+    headers: HeaderMap,
+    gzip_level: Option<u32>,
+    /// Decode a gzip'd body first (`beresp.do_gunzip`).
+    gunzip: bool,
+}
+
+impl Proxy {
+    /// The gzip level to compress a response with when it is stored, if
+    /// it is to be: compression on, a media type of `compression.types`,
+    /// no coding yet, no `Cache-Control: no-transform`, and not known to
+    /// be smaller than `compression.min_size`.
+    /// `forced` (`beresp.do_gzip`): any media type, `no-transform` or not,
+    /// as the policy says (bodies under `min_size`, or that gzip does not
+    /// shrink, still stay as they came).
+    fn compress_on_store(
+        &self,
+        live: &Live,
+        headers: &HeaderMap,
+        size: Option<u64>,
+        forced: bool,
+    ) -> Option<u32> {
+        let c = &live.config.compression;
+        let chosen = forced
+            || (c.compressible(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+                && !coding::no_transform(headers)
+                && size.is_none_or(|n| n >= c.min_size.0));
+        let wanted = c.enabled && Coding::of(headers) == Coding::Identity && chosen;
+        wanted.then_some(c.level)
+    }
+
+    /// The body to store coded otherwise, once it is complete: decoded
+    /// (`gunzip`), or gzip'd at `gzip_level` (when not under
+    /// `compression.min_size`, and only if that makes it smaller). `None`:
+    /// stored as it came. Done here, once: hits never compress.
+    async fn recode(
+        &self,
+        live: &Live,
+        key: &CacheKey,
+        all: &Bytes,
+        gzip_level: Option<u32>,
+        gunzip: bool,
+    ) -> Option<(Bytes, Coding)> {
+        if gunzip {
+            let limit = live.config.cache.max_object_size.0;
+            return match coding::decode_off_worker(Coding::Gzip, all.clone(), limit).await {
+                Ok(plain) => Some((plain, Coding::Identity)),
+                Err(e) => {
+                    crate::log_limited!(10, warn, key = key.as_str(), error = %e, "do_gunzip: body stored as it came");
+                    None
+                }
+            };
+        }
+        let level = gzip_level?;
+        if (all.len() as u64) < live.config.compression.min_size.0 {
+            return None;
+        }
+        let zipped = coding::gzip_off_worker(all.clone(), level).await;
+        self.metrics.count_store_compression();
+        zipped
+            .filter(|z| z.len() < all.len())
+            .map(|z| (z, Coding::Gzip))
     }
 }
 

@@ -377,7 +377,12 @@ impl Proxy {
     async fn serve(self: &Arc<Self>, ctx: &mut Task) -> Served {
         let live = ctx.live.clone();
         match live.policy.recv(ctx) {
-            RecvAction::Hash => {}
+            RecvAction::Hash => {
+                // As Varnish does after vcl_recv, for lookups only.
+                if live.config.compression.enabled {
+                    crate::http::coding::normalise_request(&mut ctx.headers);
+                }
+            }
             RecvAction::Pass => return Box::pin(self.pass_step(ctx)).await,
             RecvAction::Purge => return self.purge(ctx),
             RecvAction::Ban => return self.ban(ctx),
@@ -407,6 +412,7 @@ impl Proxy {
                 }
             }
         }
+        self.decode_for(ctx, &key, &obj).await;
         if in_grace {
             self.refresh_in_background(ctx, key, obj.clone());
             self.deliver_object(ctx, &obj, CacheOutcome::Stale)

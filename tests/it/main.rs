@@ -31,6 +31,7 @@ mod ban_limits;
 mod cli;
 mod cluster;
 mod coalescing;
+mod compression;
 mod conformance;
 mod directors;
 mod drain;

@@ -33,7 +33,9 @@ async fn accept_encoding_keeps_one_variant_per_encoding() {
         .header("cache-control", "max-age=60")
     });
     let example = include_str!("../../vcl-lite/examples/accept_encoding.vcl");
-    let lq = with_policy(origin.addr, example).await;
+    // The example is for `compression.enabled = false`: otherwise lacquer
+    // normalises Accept-Encoding itself, after vcl_recv.
+    let lq = with_policy_and(origin.addr, example, |c| c.compression.enabled = false).await;
     let a = lq.addr();
     let spellings = [
         "gzip, deflate",

@@ -1,5 +1,7 @@
 # Normalise Accept-Encoding so that `Vary: Accept-Encoding` keeps at most
-# three variants instead of one per browser spelling.
+# three variants instead of one per browser spelling. Only useful with
+# `compression.enabled = false`: by default lacquer normalises
+# Accept-Encoding itself after vcl_recv and keeps one copy for all clients.
 vcl 4.1;
 
 sub vcl_recv {

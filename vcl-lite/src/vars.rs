@@ -266,6 +266,10 @@ pub enum Var {
     BerespUncacheable,
     /// `beresp.do_esi`
     BerespDoEsi,
+    /// `beresp.do_gzip`
+    BerespDoGzip,
+    /// `beresp.do_gunzip`
+    BerespDoGunzip,
     /// `beresp.was_304`
     BerespWas304,
     /// `obj.hits`
@@ -581,6 +585,22 @@ pub(crate) static VARS: &[VarDef] = &[
         "process ESI in the body"
     ),
     plain!(
+        "beresp.do_gzip",
+        Bool,
+        BERESP_ONLY,
+        BERESP_ONLY,
+        BerespDoGzip,
+        "gzip the body when it is stored (any media type), unless it is coded already"
+    ),
+    plain!(
+        "beresp.do_gunzip",
+        Bool,
+        BERESP_ONLY,
+        BERESP_ONLY,
+        BerespDoGunzip,
+        "store a gzip'd body decoded (wins over `do_gzip`)"
+    ),
+    plain!(
         "beresp.was_304",
         Bool,
         BERESP_ONLY,
@@ -815,14 +835,6 @@ static RENAMED: &[(&str, &str)] = &[
     (
         "bereq.between_bytes_timeout",
         "backend timeouts are set per backend in lacquer's settings",
-    ),
-    (
-        "beresp.do_gzip",
-        "lacquer does not compress bodies; the backend's encoding is kept",
-    ),
-    (
-        "beresp.do_gunzip",
-        "lacquer does not decompress bodies (ESI pages excepted, automatically)",
     ),
     (
         "beresp.do_stream",

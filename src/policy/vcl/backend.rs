@@ -57,6 +57,8 @@ impl BackendView<'_, '_> {
             (BerespPart::Fetched(b), Var::BerespAge) => Some(duration(b.age)),
             (BerespPart::Fetched(b), Var::BerespUncacheable) => Some(Value::Bool(b.uncacheable)),
             (BerespPart::Fetched(b), Var::BerespDoEsi) => Some(Value::Bool(b.do_esi)),
+            (BerespPart::Fetched(b), Var::BerespDoGzip) => Some(Value::Bool(b.do_gzip)),
+            (BerespPart::Fetched(b), Var::BerespDoGunzip) => Some(Value::Bool(b.do_gunzip)),
             (BerespPart::Fetched(b), Var::BerespWas304) => Some(Value::Bool(b.was_304)),
             _ => None,
         }
@@ -94,6 +96,14 @@ impl BackendView<'_, '_> {
             Var::BerespDoEsi => {
                 b.do_esi = matches!(value, Value::Bool(true));
                 // Not a change RFC 9111 needs to look at again.
+                return Ok(());
+            }
+            Var::BerespDoGzip => {
+                b.do_gzip = matches!(value, Value::Bool(true));
+                return Ok(());
+            }
+            Var::BerespDoGunzip => {
+                b.do_gunzip = matches!(value, Value::Bool(true));
                 return Ok(());
             }
             other => return Err(format!("{other:?} cannot be set here")),

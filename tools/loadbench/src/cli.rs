@@ -32,7 +32,7 @@ struct Cli {
     /// servers to run, comma separated: lacquer,varnish,nginx [default: all]
     #[arg(long, value_name = "LIST", value_parser = parse_servers)]
     only: Option<::std::vec::Vec<ServerKind>>,
-    /// scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,pass-1KiB,esi,mix-90-10,scale-out
+    /// scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,range-1MiB,gzip-16KiB,pass-1KiB,esi,esi-gzip,mix-90-10,scale-out
     /// [default: all; scale-out only if haproxy is installed]
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     scenarios: Option<::std::vec::Vec<&'static Scenario>>,

@@ -26,6 +26,9 @@ pub(crate) const ESI_PAGE_SIZE: usize = 10 * 1024;
 /// Fragments included by the ESI page: `/frag/1` ..= `/frag/ESI_FRAGMENTS`.
 pub(crate) const ESI_FRAGMENTS: usize = 3;
 pub(crate) const ESI_PAGE_PATH: &str = "/esi/page";
+/// The same page under another URL (the query is ignored by the origin):
+/// the bench's VCL has Varnish store this one gzip'd.
+pub(crate) const ESI_GZIP_PAGE_PATH: &str = "/esi/page?gzip";
 
 pub(crate) struct Origin {
     pub(crate) addr: SocketAddr,
@@ -46,6 +49,32 @@ pub(crate) struct Bodies {
     pub(crate) esi_page: Bytes,
     /// `/frag/1` ..= `/frag/ESI_FRAGMENTS`, in order.
     pub(crate) fragments: Vec<Bytes>,
+    /// `MAX_BODY` bytes of English-like text: `/text/N` is a slice of it.
+    pub(crate) text: Bytes,
+}
+
+/// Text that compresses about as well as HTML or JSON does (~4:1 with
+/// gzip), unlike the filler's single repeated byte.
+pub(crate) fn text_filler(len: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "cache", "lacquer", "origin", "varnish", "request", "object", "the", "of", "fresh",
+        "stale", "header", "compress", "body", "hit", "miss", "range",
+    ];
+    let mut out = Vec::with_capacity(len + 16);
+    let mut x: u32 = 0x9e37_79b9;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
+        out.push(if x.is_multiple_of(11) { b'\n' } else { b' ' });
+        if x.is_multiple_of(7) {
+            out.extend_from_slice((x % 1000).to_string().as_bytes());
+            out.push(b' ');
+        }
+    }
+    out.truncate(len);
+    out
 }
 
 impl Bodies {
@@ -56,6 +85,7 @@ impl Bodies {
             fragments: (1..=ESI_FRAGMENTS)
                 .map(|n| Bytes::from(esi_fragment(n)))
                 .collect(),
+            text: Bytes::from(text_filler(MAX_BODY)),
         }
     }
 }
@@ -159,6 +189,7 @@ async fn serve_origin(listener: TcpListener, bodies: Arc<Bodies>, counter: Arc<A
 
 /// The origin's routes (the query string is ignored):
 /// - `/bytes/N`: N bytes, cacheable for an hour, with an ETag.
+/// - `/text/N`: N bytes of compressible `text/plain`, cacheable, with an ETag.
 /// - `/pass/N`: N bytes, `no-store, private`.
 /// - `/obj/KEY`: `OBJ_SIZE` bytes for any non-empty KEY, cacheable for an hour.
 /// - `/esi/page`: the ESI page, cacheable, with `Surrogate-Control: content="ESI/1.0"`.
@@ -200,6 +231,17 @@ pub(crate) fn origin_response<B>(req: &Request<B>, bodies: &Bodies) -> Response<
         };
         let etag = format!("bytes-{}", body.len());
         (body, octets, Some(etag), false)
+    } else if let Some(n) = path.strip_prefix("/text/") {
+        let Some(n) = n.parse::<usize>().ok().filter(|&n| n <= bodies.text.len()) else {
+            return bad_len();
+        };
+        let plain = HeaderValue::from_static("text/plain; charset=utf-8");
+        (
+            bodies.text.slice(..n),
+            plain,
+            Some(format!("text-{n}")),
+            false,
+        )
     } else if let Some(n) = path.strip_prefix("/pass/") {
         let Some(body) = sized(n) else {
             return bad_len();
@@ -218,7 +260,7 @@ pub(crate) fn origin_response<B>(req: &Request<B>, bodies: &Bodies) -> Response<
         let body = bodies.fragments[n - 1].clone();
         (body, html, Some(format!("frag-{n}")), false)
     } else {
-        let msg = "try /bytes/N, /pass/N, /obj/KEY, /esi/page or /frag/1..3\n";
+        let msg = "try /bytes/N, /text/N, /pass/N, /obj/KEY, /esi/page or /frag/1..3\n";
         return simple(StatusCode::NOT_FOUND, msg.into());
     };
 

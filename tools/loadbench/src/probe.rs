@@ -8,18 +8,39 @@ use crate::origin::{esi_fragment, ESI_FRAGMENTS};
 
 pub(crate) struct SimpleResponse {
     pub(crate) status: u16,
+    /// The head's fields, names lowercased.
+    pub(crate) headers: Vec<(String, String)>,
     /// The body, de-chunked if it came with `Transfer-Encoding: chunked`.
     pub(crate) body: Vec<u8>,
 }
 
+impl SimpleResponse {
+    /// The first value of field `name` (lowercase).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One `GET` over a fresh connection with `Connection: close`.
 pub(crate) fn http_get(addr: SocketAddr, path: &str) -> io::Result<SimpleResponse> {
+    http_get_with(addr, path, "")
+}
+
+/// [`http_get`] with `extra` header lines (each ending in CRLF).
+pub(crate) fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    extra: &str,
+) -> io::Result<SimpleResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: lacquer-bench\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: lacquer-bench\r\n{extra}Connection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf)?;
@@ -35,19 +56,24 @@ pub(crate) fn http_get(addr: SocketAddr, path: &str) -> io::Result<SimpleRespons
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("bad status line"))?;
-    let chunked = lines.any(|l| {
-        l.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-        })
-    });
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
     let raw = &buf[head_end + 4..];
     let body = if chunked {
         dechunk(raw).ok_or_else(|| bad("malformed chunked body"))?
     } else {
         raw.to_vec()
     };
-    Ok(SimpleResponse { status, body })
+    Ok(SimpleResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Decodes a complete `Transfer-Encoding: chunked` body (trailers ignored).

@@ -87,7 +87,8 @@ pub(crate) fn server_command(
 }
 
 /// What `varnishd -b ORIGIN` does (the builtin VCL), plus ESI for responses
-/// that carry the `Surrogate-Control: content="ESI/1.0"` handshake. Nothing
+/// that carry the `Surrogate-Control: content="ESI/1.0"` handshake, and
+/// `do_gzip` for `text/plain` (the `gzip-16KiB` scenario's `/text/N`). Nothing
 /// returns from the subroutine, so the builtin `vcl_backend_response` still
 /// runs after it.
 pub(crate) fn varnish_vcl(origin: SocketAddr) -> String {
@@ -105,6 +106,9 @@ sub vcl_backend_response {{
         unset beresp.http.Surrogate-Control;
         set beresp.do_esi = true;
     }}
+    if (beresp.http.Content-Type ~ \"^text/plain\" || bereq.url ~ \"[?]gzip$\") {{
+        set beresp.do_gzip = true;
+    }}
 }}
 ",
         ip = origin.ip(),
@@ -113,8 +117,9 @@ sub vcl_backend_response {{
 }
 
 /// nginx as a caching proxy: honours origin Cache-Control (no
-/// `proxy_cache_valid`), keeps upstream connections alive, and does not cap
-/// client keep-alive at nginx's default 1000 requests per connection.
+/// `proxy_cache_valid`), keeps upstream connections alive, does not cap
+/// client keep-alive at nginx's default 1000 requests per connection, and
+/// gzips `text/plain` for clients that accept it (`gzip on`).
 pub(crate) fn nginx_config(
     listen: SocketAddr,
     origin: SocketAddr,
@@ -143,6 +148,13 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 1000000;
+    # gzip-16KiB: compressed at every response (nginx caches what the
+    # origin sent); level 6 as lacquer's and Varnish's gzip.
+    gzip on;
+    gzip_types text/plain;
+    gzip_comp_level 6;
+    gzip_proxied any;
+    gzip_vary on;
 
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy_temp;
@@ -164,6 +176,9 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
             proxy_cache bench;
+            # range-1MiB: ranges of cached answers even though the origin
+            # does not say Accept-Ranges (lacquer and Varnish serve them).
+            proxy_force_ranges on;
         }}
     }}
 }}

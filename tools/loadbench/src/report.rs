@@ -23,13 +23,17 @@ pub(crate) fn fmt_mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-/// req/s, p50, p99, errors, origin, hit %, other CPU.
-pub(crate) fn result_cells(stats: &Outcome, origin: u64, other_cpu: Option<f64>) -> [String; 7] {
+/// req/s, MiB/s, CPU/req, p50, p99, errors, origin, hit %, other CPU.
+pub(crate) fn result_cells(stats: &Outcome, origin: u64, other_cpu: Option<f64>) -> [String; 9] {
     let dash = || "-".to_owned();
     let other = other_cpu.map_or_else(dash, |s| format!("{:.0}%", s * 100.0));
     match stats {
         Outcome::Measured(s) => [
             format!("{:.0}", s.requests_per_sec),
+            s.bytes_per_sec
+                .map_or_else(dash, |b| format!("{:.1}", b / (1024.0 * 1024.0))),
+            s.cpu_us_per_request
+                .map_or_else(dash, |us| format!("{us:.1}us")),
             fmt_latency(s.p50_us),
             fmt_latency(s.p99_us),
             if s.errors() == 0 {
@@ -50,6 +54,8 @@ pub(crate) fn result_cells(stats: &Outcome, origin: u64, other_cpu: Option<f64>)
             "failed".to_owned(),
             dash(),
             dash(),
+            dash(),
+            dash(),
             "failed".to_owned(),
             dash(),
             dash(),
@@ -63,15 +69,17 @@ pub(crate) fn result_cells(stats: &Outcome, origin: u64, other_cpu: Option<f64>)
             dash(),
             dash(),
             dash(),
+            dash(),
+            dash(),
         ],
     }
 }
 
 /// One table line: two leading cells, the result cells, then notes.
-pub(crate) fn table_line(first: &str, second: &str, cells: &[String; 7], notes: &str) {
-    let [rps, p50, p99, errors, origin, hit, other] = cells;
+pub(crate) fn table_line(first: &str, second: &str, cells: &[String; 9], notes: &str) {
+    let [rps, mibs, cpu, p50, p99, errors, origin, hit, other] = cells;
     let line = format!(
-        "{first:<10} | {second:<8} | {rps:>10} | {p50:>9} | {p99:>9} | {errors:<24} | {origin:>8} | {hit:>6} | {other:>9} | {notes}"
+        "{first:<10} | {second:<8} | {rps:>10} | {mibs:>8} | {cpu:>9} | {p50:>9} | {p99:>9} | {errors:<24} | {origin:>8} | {hit:>6} | {other:>9} | {notes}"
     );
     println!("{}", line.trim_end());
 }
@@ -79,6 +87,8 @@ pub(crate) fn table_line(first: &str, second: &str, cells: &[String; 7], notes: 
 pub(crate) fn table_header(first: &str, second: &str) {
     let head = [
         "req/s",
+        "MiB/s",
+        "CPU/req",
         "p50",
         "p99",
         "errors",
@@ -88,7 +98,7 @@ pub(crate) fn table_header(first: &str, second: &str) {
     ]
     .map(str::to_owned);
     table_line(first, second, &head, "notes");
-    println!("{}", "-".repeat(126));
+    println!("{}", "-".repeat(150));
 }
 
 pub(crate) fn print_report(
@@ -127,6 +137,10 @@ pub(crate) fn print_table(opts: &Options, rows: &[Row]) {
             table_line(row.scenario, row.server.name(), &cells, notes);
         }
     }
+    println!("MiB/s     = response bytes per second (wrk's Transfer/sec, heads included)");
+    println!(
+        "CPU/req   = user + system CPU time of the server's processes during the run, per request"
+    );
     println!("origin    = requests that reached the origin during the run (~0 for hit-* and esi)");
     println!(
         "hit %     = 1 - origin / requests made by wrk, floored at 0; for esi, requests are \
@@ -180,8 +194,12 @@ pub(crate) fn print_ratios(opts: &Options, rows: &[Row]) {
                     warned.join(" and ")
                 )
             };
+            let cpu = match (l.cpu_us_per_request, o.cpu_us_per_request) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+                _ => "n/a".to_owned(),
+            };
             ratio_lines.push(format!(
-                "lacquer/{:<7} {:<10} req/s {rps:>6}   p99 {p99}{caveat}",
+                "lacquer/{:<7} {:<10} req/s {rps:>6}   CPU/req {cpu:>6}   p99 {p99}{caveat}",
                 other.name(),
                 sc.name
             ));

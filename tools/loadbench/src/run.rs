@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use crate::cli::Options;
 use crate::origin::{Origin, OBJ_SIZE};
-use crate::probe::{check_esi_page, http_get};
+use crate::probe::{check_esi_page, http_get, http_get_with};
 use crate::process::{
-    describe, free_port, peak_rss_kib, CpuSnapshot, RunningServer, TempDir, OTHER_CPU_WARN,
+    descendants, describe, free_port, peak_rss_kib, process_ticks, CpuSnapshot, RunningServer,
+    TempDir, OTHER_CPU_WARN,
 };
 use crate::proxies::server_command;
 use crate::scenarios::{Load, Scenario, ServerKind};
-use crate::scripts::{MIX_HOT_URLS, MIX_SCRIPT, SCALE_OUT_URLS};
+use crate::scripts::{MIX_HOT_URLS, MIX_SCRIPT, RANGE_SCRIPT, SCALE_OUT_URLS};
 use crate::wrk::{run_wrk, unique_tag, WrkRun, WrkStats};
 
 /// Pause before each wrk run.
@@ -86,10 +87,12 @@ pub(crate) fn warm(
     origin: &Origin,
 ) -> Result<Option<String>, String> {
     let paths: Vec<(String, Option<usize>)> = match sc.load {
-        Load::Url if sc.hit => vec![(sc.path.to_owned(), path_len(sc.path))],
-        Load::Url => Vec::new(),
+        Load::Url | Load::Ranges | Load::Gzip if sc.hit => {
+            vec![(sc.path.to_owned(), path_len(sc.path))]
+        }
+        Load::Url | Load::Ranges | Load::Gzip => Vec::new(),
         // The assembled size depends on the proxy; check_esi_page checks the content.
-        Load::Esi => vec![(sc.path.to_owned(), None)],
+        Load::Esi | Load::EsiGzip => vec![(sc.path.to_owned(), None)],
         Load::Mix => (1..=MIX_HOT_URLS)
             .map(|k| (format!("/obj/hot-{k}"), Some(OBJ_SIZE)))
             .collect(),
@@ -114,7 +117,7 @@ pub(crate) fn warm(
         if !again.as_ref().is_ok_and(|r| r.status == 200) || origin.requests() != before {
             uncached.push(path.as_str());
         }
-        if sc.load == Load::Esi {
+        if matches!(sc.load, Load::Esi | Load::EsiGzip) {
             // Check the cached copy too: that is what wrk will get.
             let checked = check_esi_page(&resp.body).and_then(|()| match &again {
                 Ok(r) => check_esi_page(&r.body).map_err(|e| format!("second GET: {e}")),
@@ -124,6 +127,21 @@ pub(crate) fn warm(
                 eprintln!("[{label}] warning: {e}");
                 note = Some(e);
             }
+        }
+    }
+    if matches!(sc.load, Load::Gzip | Load::EsiGzip) {
+        // What wrk will get: gzip, or the comparison is not one.
+        let coded = http_get_with(addr, sc.path, "Accept-Encoding: gzip\r\n")
+            .map_err(|e| format!("warm-up GET {} (gzip): {e}", sc.path))?;
+        if !coded
+            .header("content-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("gzip"))
+        {
+            let e = format!("{} is not gzip'd for a client that accepts gzip", sc.path);
+            eprintln!("[{label}] warning: {e}");
+            note = Some(e);
+        } else if path_len(sc.path).is_some_and(|n| coded.body.len() >= n) {
+            note = Some("gzip body not smaller".to_owned());
         }
     }
     if !uncached.is_empty() {
@@ -164,7 +182,12 @@ pub(crate) fn measure(
     eprintln!("[{label}] {}", run.describe());
     let before = origin.requests();
     let cpu_before = CpuSnapshot::take(servers);
-    let stats = run_wrk(&opts.wrk, &run);
+    let server_before = server_ticks(servers);
+    let mut stats = run_wrk(&opts.wrk, &run);
+    let server_ticks = server_ticks(servers).saturating_sub(server_before);
+    if let Ok(s) = &mut stats {
+        s.cpu_us_per_request = cpu_per_request_us(server_ticks, s.requests);
+    }
     let origin_requests = origin.requests() - before;
     let other_cpu = cpu_before.and_then(|b| b.other_share(servers));
     if let Some(share) = other_cpu.filter(|&s| s > OTHER_CPU_WARN) {
@@ -178,6 +201,20 @@ pub(crate) fn measure(
         eprintln!("[{label}] {e}");
     }
     (stats, origin_requests, other_cpu)
+}
+
+/// CPU clock ticks (user + system) of the servers' process trees.
+fn server_ticks(servers: &[u32]) -> u64 {
+    let mut tree: Vec<u32> = servers.iter().flat_map(|&s| descendants(s)).collect();
+    tree.extend_from_slice(servers);
+    tree.iter().map(|pid| process_ticks(&pid.to_string())).sum()
+}
+
+/// Ticks (of `CLK_TCK`, 100 per second on Linux) over `requests`, in
+/// microseconds per request.
+fn cpu_per_request_us(ticks: u64, requests: u64) -> Option<f64> {
+    const TICKS_PER_SEC: f64 = 100.0;
+    (requests > 0).then(|| ticks as f64 / TICKS_PER_SEC * 1e6 / requests as f64)
 }
 
 pub(crate) fn bench_server(
@@ -221,10 +258,19 @@ pub(crate) fn bench_server(
                 continue;
             }
         }
-        let mix = opts.scripts_dir.join(MIX_SCRIPT);
+        let script = match sc.load {
+            Load::Mix => Some(opts.scripts_dir.join(MIX_SCRIPT)),
+            Load::Ranges => Some(opts.scripts_dir.join(RANGE_SCRIPT)),
+            _ => None,
+        };
+        let headers = match sc.load {
+            Load::Gzip | Load::EsiGzip => vec!["Accept-Encoding: gzip".to_owned()],
+            _ => Vec::new(),
+        };
         let make_run = |label: &str, secs| WrkRun {
             url: format!("http://{listen}{}", sc.path),
-            script: (sc.load == Load::Mix).then(|| (mix.clone(), unique_tag())),
+            script: script.clone().map(|s| (s, unique_tag())),
+            headers: headers.clone(),
             threads: opts.threads,
             connections: opts.connections_for(sc),
             secs,

@@ -88,6 +88,7 @@ pub(crate) fn bench_scale_out(
             connections: opts.connections_for(scenario),
             secs,
             label: label.to_owned(),
+            headers: Vec::new(),
         };
         let mut pids = vec![haproxy.pid()];
         pids.extend(nodes.iter().map(RunningServer::pid));

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::origin::ESI_PAGE_PATH;
+use crate::origin::{ESI_GZIP_PAGE_PATH, ESI_PAGE_PATH};
 
 /// `scale-out`: wrk connections unless `--connections` overrides it.
 pub(crate) const SCALE_OUT_CONNECTIONS: u32 = 256;
@@ -14,8 +14,14 @@ pub(crate) enum Load {
     Url,
     /// Every request is for the ESI page at `path`; page and fragments are warmed.
     Esi,
+    /// `Esi` with `Accept-Encoding: gzip`: the page is sent gzip'd.
+    EsiGzip,
     /// A wrk Lua script: 90% hot URLs (warmed), 10% URLs never seen before.
     Mix,
+    /// `path` (warmed) in 64 KiB ranges, one after the other (a wrk Lua script).
+    Ranges,
+    /// `path` (warmed) with `Accept-Encoding: gzip`; the origin sends it uncoded.
+    Gzip,
     /// Not run per server: HAProxy in front of one, then two lacquer nodes.
     ScaleOut,
 }
@@ -58,6 +64,24 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         connections: 64,
         load: Load::Url,
     },
+    // A video player or download manager: 16 ranges of 64 KiB, in turn.
+    Scenario {
+        name: "range-1MiB",
+        path: "/bytes/1048576",
+        hit: true,
+        connections: 64,
+        load: Load::Ranges,
+    },
+    // Compressible text the origin sends uncoded, for clients that accept
+    // gzip: each proxy compresses (lacquer and Varnish once, when storing;
+    // nginx at every response).
+    Scenario {
+        name: "gzip-16KiB",
+        path: "/text/16384",
+        hit: true,
+        connections: 256,
+        load: Load::Gzip,
+    },
     Scenario {
         name: "pass-1KiB",
         path: "/pass/1024",
@@ -71,6 +95,16 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 256,
         load: Load::Esi,
+    },
+    // The ESI page for clients that accept gzip: lacquer gzips the page
+    // as it is assembled, at each delivery; Varnish stores it gzip'd
+    // (do_gzip, for this URL only) and compresses the fragments into it.
+    Scenario {
+        name: "esi-gzip",
+        path: ESI_GZIP_PAGE_PATH,
+        hit: true,
+        connections: 256,
+        load: Load::EsiGzip,
     },
     Scenario {
         name: "mix-90-10",
@@ -116,7 +150,7 @@ impl ServerKind {
     /// Why this server cannot run scenarios of this kind, if it cannot.
     pub(crate) fn unsupported(self, load: Load) -> Option<&'static str> {
         match (self, load) {
-            (ServerKind::Nginx, Load::Esi) => Some("nginx has no ESI"),
+            (ServerKind::Nginx, Load::Esi | Load::EsiGzip) => Some("nginx has no ESI"),
             _ => None,
         }
     }

@@ -10,7 +10,12 @@ pub(crate) const MIX_MISS_EVERY: u32 = 10;
 /// `scale-out`: distinct cacheable URLs `/obj/so-0` .. `/obj/so-(N-1)`.
 pub(crate) const SCALE_OUT_URLS: u32 = 1000;
 
+/// `range-1MiB`: range size and how many ranges cover the object.
+pub(crate) const RANGE_SIZE: u64 = 64 << 10;
+pub(crate) const RANGES: u64 = 16;
+
 pub(crate) const MIX_SCRIPT: &str = "mix-90-10.lua";
+pub(crate) const RANGE_SCRIPT: &str = "range-64KiB.lua";
 pub(crate) const SCALE_OUT_SCRIPT: &str = "scale-out.lua";
 
 /// Shared head of the scripts: each wrk thread gets an `id` (0, 1, ...) and
@@ -71,9 +76,34 @@ end
     )
 }
 
+/// `range-1MiB`: each wrk thread asks for the object's `RANGES` ranges of
+/// `RANGE_SIZE` bytes in turn, starting at a range of its own.
+pub(crate) fn range_script() -> String {
+    format!(
+        "\
+-- range-1MiB, written by benches/load.rs: {RANGES} ranges of {RANGE_SIZE} bytes in turn.
+{SCRIPT_THREAD_IDS}
+local counter = 0
+
+function init(args)
+   counter = id
+end
+
+function request()
+   local k = counter % {RANGES}
+   counter = counter + 1
+   local first = k * {RANGE_SIZE}
+   local range = \"bytes=\" .. first .. \"-\" .. (first + {RANGE_SIZE} - 1)
+   return wrk.format(\"GET\", nil, {{[\"Range\"] = range}})
+end
+"
+    )
+}
+
 pub(crate) fn write_scripts(dir: &Path) -> Result<(), String> {
     for (name, text) in [
         (MIX_SCRIPT, mix_script()),
+        (RANGE_SCRIPT, range_script()),
         (SCALE_OUT_SCRIPT, scale_out_script()),
     ] {
         let path = dir.join(name);

@@ -20,6 +20,11 @@ pub(crate) struct WrkStats {
     pub(crate) p99_us: Option<f64>,
     pub(crate) non_2xx: u64,
     pub(crate) socket_errors: u64,
+    /// Response bytes per second (wrk's "Transfer/sec", heads included).
+    pub(crate) bytes_per_sec: Option<f64>,
+    /// CPU time the server's processes used per request during the run,
+    /// in microseconds (user + system, from /proc; filled by `measure`).
+    pub(crate) cpu_us_per_request: Option<f64>,
 }
 
 impl WrkStats {
@@ -38,6 +43,8 @@ pub(crate) struct WrkRun {
     pub(crate) secs: u64,
     /// Shown in the progress line, e.g. `lacquer hit-1KiB`.
     pub(crate) label: String,
+    /// Extra request headers (`-H`), e.g. `Accept-Encoding: gzip`.
+    pub(crate) headers: Vec<String>,
 }
 
 impl WrkRun {
@@ -50,6 +57,10 @@ impl WrkRun {
             format!("-d{}s", self.secs),
             "--latency".to_owned(),
         ];
+        for h in &self.headers {
+            args.push("-H".to_owned());
+            args.push(h.clone());
+        }
         if let Some((script, _)) = &self.script {
             args.push("-s".to_owned());
             args.push(script.display().to_string());
@@ -185,6 +196,8 @@ pub(crate) fn parse_wrk(out: &str) -> Option<WrkStats> {
         } else if let Some((n, _)) = line.split_once(" requests in ") {
             // "123456 requests in 10.00s, 1.23GB read"
             stats.requests = n.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Transfer/sec:") {
+            stats.bytes_per_sec = parse_bytes(v.trim());
         } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
             stats.non_2xx = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Socket errors:") {
@@ -196,6 +209,21 @@ pub(crate) fn parse_wrk(out: &str) -> Option<WrkStats> {
         }
     }
     have_rps.then_some(stats)
+}
+
+/// wrk's "1.23GB", "512.00KB", "17B" (binary multiples) → bytes.
+pub(crate) fn parse_bytes(s: &str) -> Option<f64> {
+    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
+    let value: f64 = s[..split].trim().parse().ok()?;
+    let scale = match &s[split..] {
+        "B" => 1.0,
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(value * scale)
 }
 
 /// "850.00us", "1.23ms", "2.00s", "1.50m" → microseconds.

@@ -1,0 +1,52 @@
+//! Content codings on arbitrary bytes: `Accepted::of` and
+//! `normalise_request` on the input as an `Accept-Encoding` value, and the
+//! gzip, br and zstd decoders (whole, and streamed in pieces) on it as a
+//! body, under a 1 MiB limit.
+#![no_main]
+
+use http::header::{HeaderMap, HeaderValue, ACCEPT_ENCODING};
+use lacquer::http::coding::{decode, normalise_request, Accepted, Coding, StreamDecoder};
+use libfuzzer_sys::fuzz_target;
+
+const LIMIT: u64 = 1 << 20;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(v) = HeaderValue::from_bytes(data) {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT_ENCODING, v);
+        let accepted = Accepted::of(&h);
+        normalise_request(&mut h);
+        // Normalising keeps what was accepted, and is idempotent.
+        let again = Accepted::of(&h);
+        for c in [Coding::Gzip, Coding::Br, Coding::Zstd] {
+            assert_eq!(accepted.allows(c), again.allows(c), "{c:?}");
+        }
+        let once = h.clone();
+        normalise_request(&mut h);
+        assert_eq!(once, h);
+    }
+    for coding in [Coding::Gzip, Coding::Br, Coding::Zstd] {
+        let whole = decode(coding, data, LIMIT);
+        if let Ok(b) = &whole {
+            assert!(b.len() as u64 <= LIMIT);
+        }
+        let mut d = StreamDecoder::new(coding, LIMIT);
+        let mut out = 0u64;
+        let mut failed = false;
+        for piece in data.chunks(7) {
+            match d.push(piece) {
+                Ok(b) => out += b.len() as u64,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if !failed {
+            if let Ok(b) = d.finish() {
+                out += b.len() as u64;
+                assert!(out <= LIMIT);
+            }
+        }
+    }
+});
