@@ -79,6 +79,12 @@ fn made_up(var: &Var, mode: Mode) -> Option<Value<'static>> {
         Type::Bool => Value::Bool(!extreme),
         Type::Ip if extreme => Value::Ip(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
         Type::Ip => Value::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+        Type::Real if extreme => Value::Real(f64::INFINITY),
+        Type::Real => Value::Real(1.5),
+        Type::Time if extreme => Value::Time(f64::NAN),
+        Type::Time => Value::Time(1.7e9),
+        Type::Bytes if extreme => Value::Bytes(i64::MAX),
+        Type::Bytes => Value::Bytes(1024),
         Type::String if extreme => Value::Str(Cow::Borrowed(
             "\u{0}\u{1F600}\u{e9}  -9223372036854775808 1e999s",
         )),
