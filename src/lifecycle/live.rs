@@ -11,6 +11,14 @@ use crate::cache::freshness::FreshnessPolicy;
 use crate::cache::object::KeySpec;
 use crate::config::Config;
 
+/// Which backends are healthy, by name, as their probes see them
+/// (`std.healthy`). The proxy's backends implement it; the policy reads it
+/// through [`Live::health`].
+pub trait BackendHealth: Send + Sync {
+    /// `None`: no backend by that name.
+    fn healthy(&self, name: &str) -> Option<bool>;
+}
+
 /// One generation of settings and policy, with what is derived from them.
 pub struct Live {
     /// The settings (restart-only keys keep their start-up values).
@@ -31,6 +39,8 @@ pub struct Live {
     /// The clock freshness is judged by (the proxy's, shared by every
     /// generation).
     pub clock: Clock,
+    /// The proxy's backends' health (shared by every generation).
+    pub health: Arc<dyn BackendHealth>,
 }
 
 impl std::fmt::Debug for Live {

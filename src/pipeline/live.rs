@@ -13,11 +13,12 @@ use crate::policy::{Builtin, Policy};
 
 impl Live {
     /// Derives everything a request needs from `config` and `policy`;
-    /// freshness is judged by `clock`.
+    /// freshness is judged by `clock`, backends' health read from `health`.
     pub fn new(
         config: Arc<Config>,
         policy: Arc<dyn Policy>,
         clock: Clock,
+        health: Arc<dyn crate::lifecycle::BackendHealth>,
     ) -> Result<Live, SetupError> {
         let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
             .map_err(|_| SetupError::BadViaName)?;
@@ -41,6 +42,7 @@ impl Live {
             policy,
             config,
             clock,
+            health,
         })
     }
 
@@ -51,5 +53,18 @@ impl Live {
             Some(path) => Arc::new(crate::policy::vcl::VclPolicy::load(path)?),
             None => Arc::new(Builtin),
         })
+    }
+}
+
+/// The proxy's backends as the policy sees their health (`std.healthy`).
+/// Here rather than in `fetch`, which must not depend on `lifecycle`.
+pub(super) struct Health(pub(super) Vec<Arc<crate::fetch::pool::Backend>>);
+
+impl crate::lifecycle::BackendHealth for Health {
+    fn healthy(&self, name: &str) -> Option<bool> {
+        self.0
+            .iter()
+            .find(|b| b.name() == name)
+            .map(|b| b.is_healthy())
     }
 }

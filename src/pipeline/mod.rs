@@ -135,8 +135,9 @@ impl Proxy {
         if config.backend.is_empty() {
             return Err(SetupError::NoBackend);
         }
-        let live = Live::new(config.clone(), policy, Clock::default())?;
         let director = Director::new(&config);
+        let health = Arc::new(live::Health(director.backends().to_vec()));
+        let live = Live::new(config.clone(), policy, Clock::default(), health)?;
         let store = Store::new(config.cache.storage.0, config.cache.max_variants);
         let bans = Arc::new(BanList::new());
         // Nothing is spawned here: the server starts `background()`.

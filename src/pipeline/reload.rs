@@ -133,7 +133,12 @@ impl Proxy {
         };
         let needs_restart = keep_restart_only(&self.started, &mut config);
         let policy = Live::load_policy(&config)?;
-        let live = Live::new(Arc::new(config), policy, current.clock.clone())?;
+        let live = Live::new(
+            Arc::new(config),
+            policy,
+            current.clock.clone(),
+            current.health.clone(),
+        )?;
         let done = Reloaded {
             settings,
             policy_file: live.config.policy.file.clone(),

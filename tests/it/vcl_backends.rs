@@ -79,3 +79,57 @@ sub vcl_recv {{ return (pass); }}
     .await;
     assert_eq!(get(lq.addr(), "/page").await.status, 200);
 }
+
+/// `std.healthy` reads the probes: a policy that answers from its own page
+/// while the backend is sick (as grace policies do), and fetches once it is
+/// back.
+#[tokio::test]
+async fn std_healthy_follows_the_probe() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/page");
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = up.clone();
+    origin.route("/ping", move |_, _| {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::ok("pong")
+        } else {
+            Reply::new(503)
+        }
+    });
+    let policy = format!(
+        r#"
+import std;
+probe ping {{ .url = "/ping"; .interval = 50ms; .timeout = 1s; .window = 2; .threshold = 1; .initial = 0; }}
+backend app {{ .host = "127.0.0.1"; .port = "{}"; .probe = ping; }}
+sub vcl_recv {{
+    if (!std.healthy(app)) {{
+        return (synth(503, "Down for maintenance"));
+    }}
+    return (pass);
+}}
+"#,
+        origin.addr.port()
+    );
+    let lq = with_policy(origin.addr, &policy).await;
+    let p = lq.proxy.clone();
+    wait_until("the probe marks the backend sick", async || {
+        origin.hits("/ping") >= 2 && !p.director().backends()[0].is_healthy()
+    })
+    .await;
+    let down = get(lq.addr(), "/page").await;
+    assert_eq!(down.status, 503);
+    assert!(
+        down.text().contains("Down for maintenance"),
+        "{}",
+        down.text()
+    );
+    assert_eq!(origin.hits("/page"), 0);
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_until("the probe marks it healthy", async || {
+        p.director().backends()[0].is_healthy()
+    })
+    .await;
+    let back = get(lq.addr(), "/page").await;
+    assert_eq!(back.status, 200);
+    assert_eq!(origin.hits("/page"), 1);
+}

@@ -287,10 +287,10 @@ impl Context for ClientView<'_> {
         }
     }
 
-    fn healthy(&self, _backend: &str) -> bool {
-        // The hook for directors: until lacquer routes to the policy's
-        // backends, every backend counts as healthy.
-        true
+    fn healthy(&self, backend: &str) -> bool {
+        // As its probe sees it; a backend lacquer left out (`none`, a Unix
+        // socket) is sick.
+        self.req.live.health.healthy(backend).unwrap_or(false)
     }
 
     fn collect(&mut self, header: &Var, separator: &str) {
