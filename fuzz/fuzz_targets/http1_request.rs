@@ -58,7 +58,15 @@ fn lives() -> &'static [Arc<Live>; 2] {
             c.server.default_host = default_host.map(str::to_string);
             let c = Arc::new(c);
             let policy = Live::load_policy(&c).expect("built-in policy");
-            Arc::new(Live::new(c, policy, lacquer::lifecycle::Clock::default()).expect("live"))
+            Arc::new(
+                Live::new(
+                    c,
+                    policy,
+                    lacquer::lifecycle::Clock::default(),
+                    Arc::new(lacquer::lifecycle::NoBackends),
+                )
+                .expect("live"),
+            )
         };
         [live(None), live(Some("Default.Example:80"))]
     })

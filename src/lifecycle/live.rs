@@ -19,6 +19,16 @@ pub trait BackendHealth: Send + Sync {
     fn healthy(&self, name: &str) -> Option<bool>;
 }
 
+/// No backends at all (tools and tests that build a [`Live`] without a
+/// proxy): every name is unknown.
+pub struct NoBackends;
+
+impl BackendHealth for NoBackends {
+    fn healthy(&self, _: &str) -> Option<bool> {
+        None
+    }
+}
+
 /// One generation of settings and policy, with what is derived from them.
 pub struct Live {
     /// The settings (restart-only keys keep their start-up values).

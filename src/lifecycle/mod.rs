@@ -33,7 +33,7 @@ pub use beresp::Beresp;
 pub use clock::Clock;
 pub use failure::{Failure, FailureKind};
 pub use fetch::Fetch;
-pub use live::{BackendHealth, Live};
+pub use live::{BackendHealth, Live, NoBackends};
 pub use outcome::{CacheOutcome, ObjMeta};
 pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};
 pub use synthetic::{phrase_of, set_phrase, synth, synth_body, SynthText, Synthetic};
