@@ -132,6 +132,10 @@ pub trait PolicyServices: Send + Sync {
     /// `req`: the client request it runs for (`None` in backend
     /// subroutines).
     fn ban(&self, req: Option<&Task>, expr: &str) -> Result<(), String>;
+
+    /// Whether the backend `name` is healthy, as its probe sees it
+    /// (`std.healthy` in backend subroutines); `None`: no such backend.
+    fn healthy(&self, name: &str) -> Option<bool>;
 }
 
 /// A new transaction id (`req.xid`, `bereq.xid`).

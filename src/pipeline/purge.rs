@@ -379,6 +379,10 @@ impl crate::lifecycle::PolicyServices for Proxy {
             }
         }
     }
+
+    fn healthy(&self, name: &str) -> Option<bool> {
+        self.live().health.healthy(name)
+    }
 }
 
 /// `soft` when `config`'s soft-purge header says so.

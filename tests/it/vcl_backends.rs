@@ -133,3 +133,34 @@ sub vcl_recv {{
     assert_eq!(back.status, 200);
     assert_eq!(origin.hits("/page"), 1);
 }
+
+#[tokio::test]
+async fn std_healthy_in_a_backend_subroutine_reads_the_probe_too() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/page");
+    origin.route("/ping", |_, _| Reply::new(503));
+    let policy = format!(
+        r#"
+import std;
+probe ping {{ .url = "/ping"; .interval = 50ms; .timeout = 1s; .window = 2; .threshold = 1; .initial = 0; }}
+backend app {{ .host = "127.0.0.1"; .port = "{port}"; }}
+backend spare {{ .host = "127.0.0.1"; .port = "{port}"; .probe = ping; }}
+sub vcl_recv {{ return (pass); }}
+sub vcl_backend_response {{
+    set beresp.http.X-App = std.healthy(app);
+    set beresp.http.X-Spare = std.healthy(spare);
+}}
+"#,
+        port = origin.addr.port()
+    );
+    let lq = with_policy(origin.addr, &policy).await;
+    let p = lq.proxy.clone();
+    wait_until("the probe marks spare sick", async || {
+        origin.hits("/ping") >= 2 && !p.director().backends()[1].is_healthy()
+    })
+    .await;
+    let got = get(lq.addr(), "/page").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("x-app"), Some("true"));
+    assert_eq!(got.header("x-spare"), Some("false"));
+}

@@ -262,7 +262,7 @@ pub(crate) static FUNCS: &[FuncDef] = &[
     f!("std.syntax", Syntax, [req("version", Type::Real)], Some(Type::Bool),
         "whether the policy's `vcl` version is at least this (4.1 when it names none)"),
     f!("std.healthy", Healthy, [Param { name: "be", ty: ParamType::Backend, default: Default::Required }], Some(Type::Bool),
-        "whether the backend is healthy (lacquer: as its probe sees it, in client subroutines; true in backend subroutines)"),
+        "whether the backend is healthy (lacquer: as its probe sees it)"),
     f!("std.log", Log, [req("s", S)], None, effect in ANYWHERE,
         "writes the message to lacquer's log and to the request's access log line (`vcl_log=`)"),
     f!("std.syslog", Syslog, [req("priority", Type::Int), req("s", S)], None, effect in ANYWHERE,

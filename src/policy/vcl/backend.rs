@@ -224,6 +224,20 @@ impl Context for BackendView<'_, '_> {
         }
     }
 
+    fn healthy(&self, backend: &str) -> bool {
+        // A fetch without the proxy handle (an ESI fragment's) cannot ask:
+        // it counts the backend healthy, as before probes were read here.
+        match self
+            .bereq
+            .services
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+        {
+            Some(proxy) => proxy.healthy(backend).unwrap_or(false),
+            None => true,
+        }
+    }
+
     fn collect(&mut self, header: &Var, separator: &str) {
         match header {
             Var::BereqHttp(h) => super::values::collect(&mut self.bereq.headers, h, separator),
