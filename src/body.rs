@@ -118,66 +118,70 @@ impl Body for RespBody {
     }
 }
 
-/// A body gzip'd as its chunks arrive.
-pub struct Gzip {
+/// One body turned into another chunk by chunk: gzip'd ([`Gzip`]) or
+/// decoded ([`Decode`]).
+pub struct Recode<C> {
     inner: RespBody,
-    encoder: StreamGzip,
+    coder: C,
     done: bool,
 }
 
-impl Gzip {
+/// What [`Recode`] runs each chunk through.
+pub trait ChunkCoder {
+    /// The output for one input chunk (possibly empty).
+    fn push(&mut self, chunk: &[u8]) -> Result<Bytes, BoxError>;
+    /// What is left once the input ended.
+    fn finish(&mut self) -> Result<Bytes, BoxError>;
+}
+
+impl ChunkCoder for StreamGzip {
+    fn push(&mut self, chunk: &[u8]) -> Result<Bytes, BoxError> {
+        Ok(StreamGzip::push(self, chunk))
+    }
+    fn finish(&mut self) -> Result<Bytes, BoxError> {
+        Ok(StreamGzip::finish(self))
+    }
+}
+
+impl ChunkCoder for StreamDecoder {
+    fn push(&mut self, chunk: &[u8]) -> Result<Bytes, BoxError> {
+        Ok(StreamDecoder::push(self, chunk)?)
+    }
+    fn finish(&mut self) -> Result<Bytes, BoxError> {
+        Ok(StreamDecoder::finish(self)?)
+    }
+}
+
+/// A body gzip'd as its chunks arrive.
+pub type Gzip = Recode<StreamGzip>;
+
+/// A coded body decoded as its chunks arrive (see [`StreamDecoder`]).
+pub type Decode = Recode<StreamDecoder>;
+
+impl Recode<StreamGzip> {
     /// `inner` gzip'd at `level`.
     pub fn new(inner: RespBody, level: u32) -> Gzip {
-        Gzip {
+        Recode {
             inner,
-            encoder: StreamGzip::new(level),
+            coder: StreamGzip::new(level),
             done: false,
         }
     }
-
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        while !self.done {
-            let out = match Pin::new(&mut self.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => self.encoder.push(&data),
-                    Err(_) => continue,
-                },
-                Poll::Ready(None) => {
-                    self.done = true;
-                    self.encoder.finish()
-                }
-            };
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(out))));
-            }
-        }
-        Poll::Ready(None)
-    }
 }
 
-/// A coded body decoded as its chunks arrive (see [`StreamDecoder`]).
-pub struct Decode {
-    inner: RespBody,
-    decoder: StreamDecoder,
-    done: bool,
-}
-
-impl Decode {
+impl Recode<StreamDecoder> {
     /// `inner`, coded with `coding`, decoded: at most `limit` bytes out
     /// (more is an error).
     pub fn new(inner: RespBody, coding: Coding, limit: u64) -> Decode {
-        Decode {
+        Recode {
             inner,
-            decoder: StreamDecoder::new(coding, limit),
+            coder: StreamDecoder::new(coding, limit),
             done: false,
         }
     }
+}
 
+impl<C: ChunkCoder> Recode<C> {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         while !self.done {
             let out = match Pin::new(&mut self.inner).poll_frame(cx) {
@@ -187,18 +191,18 @@ impl Decode {
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => self.decoder.push(&data),
+                    Ok(data) => self.coder.push(&data),
                     Err(_) => continue,
                 },
                 Poll::Ready(None) => {
                     self.done = true;
-                    self.decoder.finish()
+                    self.coder.finish()
                 }
             };
             match out {
                 Err(e) => {
                     self.done = true;
-                    return Poll::Ready(Some(Err(e.into())));
+                    return Poll::Ready(Some(Err(e)));
                 }
                 Ok(b) if b.is_empty() => continue,
                 Ok(b) => return Poll::Ready(Some(Ok(Frame::data(b)))),
