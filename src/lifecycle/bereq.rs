@@ -17,6 +17,9 @@ pub struct Bereq {
     pub retries: u32,
     /// A pass: nothing will be stored.
     pub uncacheable: bool,
+    /// A background refresh of an object in grace (`bereq.is_bgfetch`): no
+    /// client waits for it.
+    pub is_bgfetch: bool,
     /// The client's address (`client.ip`).
     pub client: IpAddr,
     /// Its transaction id (`bereq.xid`).

@@ -126,6 +126,7 @@ impl Proxy {
             headers,
             retries: 0,
             uncacheable: !for_cache,
+            is_bgfetch: ctx.background,
             client: ctx.client.ip(),
             xid: crate::lifecycle::next_xid(),
             conn: ctx.conn.clone(),

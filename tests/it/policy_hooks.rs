@@ -473,3 +473,52 @@ sub vcl_backend_response {
         "falling through, no-store stands"
     );
 }
+
+const BGFETCH: &str = r#"
+sub vcl_backend_response {
+    if (beresp.status >= 500 && bereq.is_bgfetch) {
+        return (abandon);
+    }
+    set beresp.http.X-Bgfetch = bereq.is_bgfetch;
+    set beresp.ttl = 1s;
+    set beresp.grace = 1h;
+}
+"#;
+
+/// Varnish's recipe: a background refresh that gets a 5xx is abandoned, so
+/// the stale object keeps being served; a client's own fetch is not a
+/// background one.
+#[tokio::test]
+async fn bereq_is_bgfetch_tells_background_refreshes_apart() {
+    let origin = Origin::start().await;
+    origin.route("/g", |_, n| match n {
+        1 | 2 => Reply::ok(format!("/g v{n}")).header("cache-control", "max-age=1"),
+        _ => Reply::new(500).body("broken"),
+    });
+    let lq = with_policy(origin.addr, BGFETCH).await;
+    let a = lq.addr();
+    let first = get(a, "/g").await;
+    assert_eq!(first.text(), "/g v1");
+    assert_eq!(first.header("x-bgfetch"), Some("false"));
+    expire(&lq, &origin).await;
+    // Stale in grace: served at once, refreshed in the background (v2).
+    assert_eq!(get(a, "/g").await.text(), "/g v1");
+    wait_fresh(&lq, "/g").await;
+    let refreshed = get(a, "/g").await;
+    assert_eq!(refreshed.text(), "/g v2");
+    assert_eq!(refreshed.header("x-bgfetch"), Some("true"));
+    expire(&lq, &origin).await;
+    // The next refresh gets a 500: abandoned, v2 stays.
+    assert_eq!(get(a, "/g").await.text(), "/g v2");
+    for _ in 0..100 {
+        if origin.hits("/g") == 3 {
+            break;
+        }
+        sleep_ms(10).await;
+    }
+    assert_eq!(origin.hits("/g"), 3);
+    sleep_ms(50).await;
+    let after = get(a, "/g").await;
+    assert_eq!(after.status, 200);
+    assert_eq!(after.text(), "/g v2");
+}

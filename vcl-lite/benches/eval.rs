@@ -78,8 +78,11 @@ fn request() -> Req {
     }
 }
 
+/// The load bench runs this policy too (`lacquer-policy`, `varnish-policy`).
+const PRODUCTION: &str = include_str!("production.vcl");
+
 fn bench_policies(c: &mut Criterion) {
-    let cases: [(&str, &str, &[Sub]); 7] = [
+    let cases: [(&str, &str, &[Sub]); 9] = [
         (
             "default.vcl (recv + hash)",
             vcl_lite::DEFAULT_POLICY,
@@ -103,6 +106,17 @@ fn bench_policies(c: &mut Criterion) {
             include_str!("../examples/static_cookies.vcl"),
             &[Sub::Recv],
         ),
+        // A ~300-line policy as shops run them: what a hit costs in it.
+        (
+            "production.vcl (recv + hash)",
+            PRODUCTION,
+            &[Sub::Recv, Sub::Hash],
+        ),
+        (
+            "production.vcl (recv + hash + deliver)",
+            PRODUCTION,
+            &[Sub::Recv, Sub::Hash, Sub::Deliver],
+        ),
     ];
     let mut group = c.benchmark_group("eval");
     for (name, source, subs) in cases {
@@ -120,6 +134,12 @@ fn bench_policies(c: &mut Criterion) {
         }
         if source == vcl_lite::DEFAULT_POLICY && subs.contains(&Sub::Hash) {
             assert_eq!(req.key, b"/assets/app.css?v=3\0www.example.com\0");
+        }
+        if source == PRODUCTION && subs.contains(&Sub::Hash) {
+            // A static file: cookies gone, no device or language variant,
+            // the scheme the policy defaulted.
+            assert_eq!(req.key, b"/assets/app.css?v=3\0www.example.com\0http\0");
+            assert!(req.headers.iter().all(|(n, _)| n != "cookie"));
         }
         group.bench_function(name, |b| {
             b.iter_batched_ref(

@@ -246,6 +246,8 @@ pub enum Var {
     BereqRetries,
     /// `bereq.uncacheable`
     BereqUncacheable,
+    /// `bereq.is_bgfetch`
+    BereqIsBgfetch,
     /// `beresp.status`
     BerespStatus,
     /// `beresp.reason`
@@ -504,6 +506,14 @@ pub(crate) static VARS: &[VarDef] = &[
         NONE,
         BereqUncacheable,
         "the fetch is for a pass: nothing will be stored"
+    ),
+    plain!(
+        "bereq.is_bgfetch",
+        Bool,
+        BACKEND,
+        NONE,
+        BereqIsBgfetch,
+        "the fetch refreshes an object in grace in the background: no client waits for it"
     ),
     plain!(
         "beresp.status",

@@ -16,6 +16,8 @@ fn default_and_examples_compile() {
     examples.sort();
     assert!(examples.len() >= 7, "examples: {examples:?}");
     files.extend(examples);
+    // The benches' realistic policy (criterion and the load bench run it).
+    files.push(root.join("benches/production.vcl"));
     for path in files {
         let name = path.file_name().and_then(|n| n.to_str()).expect("name");
         let source = fs::read_to_string(&path).expect("read");

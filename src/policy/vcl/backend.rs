@@ -38,6 +38,7 @@ impl BackendView<'_, '_> {
             Var::BereqHttp(h) => header_get(&b.headers, h),
             Var::BereqRetries => Some(Value::Int(i64::from(b.retries))),
             Var::BereqUncacheable => Some(Value::Bool(b.uncacheable)),
+            Var::BereqIsBgfetch => Some(Value::Bool(b.is_bgfetch)),
             _ => None,
         }
     }
@@ -121,7 +122,8 @@ impl Context for BackendView<'_, '_> {
             | Var::BereqProto
             | Var::BereqHttp(_)
             | Var::BereqRetries
-            | Var::BereqUncacheable => self.bereq_get(var),
+            | Var::BereqUncacheable
+            | Var::BereqIsBgfetch => self.bereq_get(var),
             Var::ClientIp
             | Var::ServerHostname
             | Var::ServerIdentity

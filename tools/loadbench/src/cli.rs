@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::scenarios::{Scenario, ServerKind, ALL_SERVERS, SCENARIOS};
+use crate::scenarios::{Scenario, ServerKind, DEFAULT_SERVERS, SCENARIOS};
 
 const DEFAULT_DURATION_SECS: u64 = 10;
 const DEFAULT_WARMUP_SECS: u64 = 2;
@@ -29,7 +29,9 @@ struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_DURATION_SECS,
           value_parser = clap::value_parser!(u64).range(1..))]
     duration: u64,
-    /// servers to run, comma separated: lacquer,varnish,nginx [default: all]
+    /// servers to run, comma separated: lacquer,varnish,nginx [default: these three];
+    /// also lacquer-builtin (lacquer on the bench's Varnish VCL), lacquer-policy and
+    /// varnish-policy (both on vcl-lite/benches/production.vcl)
     #[arg(long, value_name = "LIST", value_parser = parse_servers)]
     only: Option<::std::vec::Vec<ServerKind>>,
     /// scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,range-1MiB,gzip-16KiB,pass-1KiB,esi,esi-gzip,mix-90-10,scale-out
@@ -91,7 +93,7 @@ impl Options {
         Options {
             duration_secs: cli.duration,
             servers_explicit: cli.only.is_some(),
-            servers: cli.only.unwrap_or_else(|| ALL_SERVERS.to_vec()),
+            servers: cli.only.unwrap_or_else(|| DEFAULT_SERVERS.to_vec()),
             scenarios_explicit: cli.scenarios.is_some(),
             scenarios: cli.scenarios.unwrap_or_else(|| SCENARIOS.iter().collect()),
             connections: cli.connections,

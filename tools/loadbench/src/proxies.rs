@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::process::{describe, find_program, free_port, running_as_root, RunningServer, TempDir};
@@ -49,13 +49,18 @@ pub(crate) fn server_command(
             origin,
             free_port()?,
         ))),
-        ServerKind::Varnish => {
+        ServerKind::LacquerBuiltin | ServerKind::LacquerPolicy => {
+            let vcl = write_vcl(kind, origin, dir)?;
+            // The policy's backend replaces `-b`.
+            let mut cmd = lacquer_command(lacquer_bin, listen, origin, free_port()?);
+            cmd.arg("-f").arg(vcl);
+            Ok(Some(cmd))
+        }
+        ServerKind::Varnish | ServerKind::VarnishPolicy => {
             let Some(bin) = find_program("varnishd") else {
                 return Ok(None);
             };
-            let vcl = dir.join("bench.vcl");
-            fs::write(&vcl, varnish_vcl(origin))
-                .map_err(|e| format!("write {}: {e}", vcl.display()))?;
+            let vcl = write_vcl(kind, origin, dir)?;
             // Runs fine as root with the default `-j unix` jail (it drops to
             // the varnish/vcache users).
             let mut cmd = Command::new(bin);
@@ -84,6 +89,35 @@ pub(crate) fn server_command(
             Ok(Some(cmd))
         }
     }
+}
+
+/// The realistic policy the `*-policy` servers run; its backend is on port 8080
+/// until [`production_vcl`] points it at the bench origin.
+const PRODUCTION_VCL: &str = include_str!("../../../vcl-lite/benches/production.vcl");
+
+/// Writes the VCL `kind` runs into `dir`; its path.
+fn write_vcl(kind: ServerKind, origin: SocketAddr, dir: &Path) -> Result<PathBuf, String> {
+    let text = match kind {
+        ServerKind::LacquerPolicy | ServerKind::VarnishPolicy => production_vcl(origin)?,
+        _ => varnish_vcl(origin),
+    };
+    let vcl = dir.join("bench.vcl");
+    fs::write(&vcl, text).map_err(|e| format!("write {}: {e}", vcl.display()))?;
+    Ok(vcl)
+}
+
+/// `production.vcl` with its backend on the bench origin.
+pub(crate) fn production_vcl(origin: SocketAddr) -> Result<String, String> {
+    const HOST: &str = ".host = \"127.0.0.1\";";
+    const PORT: &str = ".port = \"8080\";";
+    if !PRODUCTION_VCL.contains(HOST) || !PRODUCTION_VCL.contains(PORT) {
+        return Err(format!(
+            "production.vcl no longer has `{HOST}` and `{PORT}` to point at the origin"
+        ));
+    }
+    Ok(PRODUCTION_VCL
+        .replacen(HOST, &format!(".host = \"{}\";", origin.ip()), 1)
+        .replacen(PORT, &format!(".port = \"{}\";", origin.port()), 1))
 }
 
 /// What `varnishd -b ORIGIN` does (the builtin VCL), plus ESI for responses

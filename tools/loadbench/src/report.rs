@@ -7,7 +7,7 @@ use crate::origin::OBJ_SIZE;
 use crate::process::OTHER_CPU_WARN;
 use crate::run::{hit_ratio, Outcome, Row};
 use crate::scale_out::ScaleRow;
-use crate::scenarios::{ServerKind, SCALE_OUT_CONNECTIONS};
+use crate::scenarios::{ServerKind, RATIOS, SCALE_OUT_CONNECTIONS};
 use crate::scripts::SCALE_OUT_URLS;
 
 pub(crate) fn fmt_latency(us: Option<f64>) -> String {
@@ -79,7 +79,7 @@ pub(crate) fn result_cells(stats: &Outcome, origin: u64, other_cpu: Option<f64>)
 pub(crate) fn table_line(first: &str, second: &str, cells: &[String; 9], notes: &str) {
     let [rps, mibs, cpu, p50, p99, errors, origin, hit, other] = cells;
     let line = format!(
-        "{first:<10} | {second:<8} | {rps:>10} | {mibs:>8} | {cpu:>9} | {p50:>9} | {p99:>9} | {errors:<24} | {origin:>8} | {hit:>6} | {other:>9} | {notes}"
+        "{first:<10} | {second:<15} | {rps:>10} | {mibs:>8} | {cpu:>9} | {p50:>9} | {p99:>9} | {errors:<24} | {origin:>8} | {hit:>6} | {other:>9} | {notes}"
     );
     println!("{}", line.trim_end());
 }
@@ -98,7 +98,7 @@ pub(crate) fn table_header(first: &str, second: &str) {
     ]
     .map(str::to_owned);
     table_line(first, second, &head, "notes");
-    println!("{}", "-".repeat(150));
+    println!("{}", "-".repeat(157));
 }
 
 pub(crate) fn print_report(
@@ -157,11 +157,9 @@ pub(crate) fn print_ratios(opts: &Options, rows: &[Row]) {
     let find =
         |sc: &str, kind: ServerKind| rows.iter().find(|r| r.scenario == sc && r.server == kind);
     let mut ratio_lines = Vec::new();
-    for other in [ServerKind::Varnish, ServerKind::Nginx] {
+    for (mine, other) in RATIOS {
         for sc in &opts.scenarios {
-            let (Some(lrow), Some(orow)) =
-                (find(sc.name, ServerKind::Lacquer), find(sc.name, other))
-            else {
+            let (Some(lrow), Some(orow)) = (find(sc.name, mine), find(sc.name, other)) else {
                 continue;
             };
             let (Some(l), Some(o)) = (lrow.stats.stats(), orow.stats.stats()) else {
@@ -198,9 +196,9 @@ pub(crate) fn print_ratios(opts: &Options, rows: &[Row]) {
                 (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
                 _ => "n/a".to_owned(),
             };
+            let pair = format!("{}/{}", mine.name(), other.name());
             ratio_lines.push(format!(
-                "lacquer/{:<7} {:<10} req/s {rps:>6}   CPU/req {cpu:>6}   p99 {p99}{caveat}",
-                other.name(),
+                "{pair:<30} {:<10} req/s {rps:>6}   CPU/req {cpu:>6}   p99 {p99}{caveat}",
                 sc.name
             ));
         }
@@ -255,7 +253,7 @@ pub(crate) fn print_rss(rss: &[(ServerKind, (u64, usize))]) {
     println!("peak RSS (VmHWM summed over each server's processes):");
     for (kind, (kib, procs)) in rss {
         println!(
-            "  {:<8} {:>10}  ({procs} process{})",
+            "  {:<15} {:>10}  ({procs} process{})",
             kind.name(),
             fmt_mib(*kib),
             if *procs == 1 { "" } else { "es" }
@@ -266,7 +264,7 @@ pub(crate) fn print_rss(rss: &[(ServerKind, (u64, usize))]) {
         if let Some((_, (l, _))) = lacquer {
             if *kib > 0 {
                 println!(
-                    "  lacquer/{:<7} RSS {:.2}x",
+                    "  lacquer/{:<15} RSS {:.2}x",
                     kind.name(),
                     *l as f64 / *kib as f64
                 );

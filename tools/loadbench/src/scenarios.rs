@@ -127,10 +127,41 @@ pub(crate) enum ServerKind {
     Lacquer,
     Varnish,
     Nginx,
+    /// lacquer running the bench's Varnish VCL (`proxies::varnish_vcl`):
+    /// Varnish's built-in VCL plus two lines for ESI and gzip, so it and
+    /// `varnish` run the same policy.
+    LacquerBuiltin,
+    /// lacquer running `vcl-lite/benches/production.vcl` (~300 lines).
+    LacquerPolicy,
+    /// Varnish running `vcl-lite/benches/production.vcl`.
+    VarnishPolicy,
 }
 
-pub(crate) const ALL_SERVERS: [ServerKind; 3] =
+/// The servers run when `--only` is not given.
+pub(crate) const DEFAULT_SERVERS: [ServerKind; 3] =
     [ServerKind::Lacquer, ServerKind::Varnish, ServerKind::Nginx];
+
+/// Every server `--only` accepts.
+pub(crate) const EVERY_SERVER: [ServerKind; 6] = [
+    ServerKind::Lacquer,
+    ServerKind::Varnish,
+    ServerKind::Nginx,
+    ServerKind::LacquerBuiltin,
+    ServerKind::LacquerPolicy,
+    ServerKind::VarnishPolicy,
+];
+
+/// The ratios the report prints, `a/b`, for each scenario both ran: lacquer
+/// against the others, and what a policy costs each server.
+pub(crate) const RATIOS: [(ServerKind, ServerKind); 7] = [
+    (ServerKind::Lacquer, ServerKind::Varnish),
+    (ServerKind::Lacquer, ServerKind::Nginx),
+    (ServerKind::LacquerBuiltin, ServerKind::Varnish),
+    (ServerKind::LacquerPolicy, ServerKind::VarnishPolicy),
+    (ServerKind::LacquerBuiltin, ServerKind::Lacquer),
+    (ServerKind::LacquerPolicy, ServerKind::Lacquer),
+    (ServerKind::VarnishPolicy, ServerKind::Varnish),
+];
 
 impl ServerKind {
     pub(crate) fn name(self) -> &'static str {
@@ -138,11 +169,14 @@ impl ServerKind {
             ServerKind::Lacquer => "lacquer",
             ServerKind::Varnish => "varnish",
             ServerKind::Nginx => "nginx",
+            ServerKind::LacquerBuiltin => "lacquer-builtin",
+            ServerKind::LacquerPolicy => "lacquer-policy",
+            ServerKind::VarnishPolicy => "varnish-policy",
         }
     }
 
     pub(crate) fn parse(s: &str) -> Option<Self> {
-        ALL_SERVERS
+        EVERY_SERVER
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s))
     }
