@@ -118,13 +118,19 @@ pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
     }
 }
 
-/// Appends the client address to `X-Forwarded-For`.
+/// Appends the client address to `X-Forwarded-For`, collecting several
+/// header lines into one first (as Varnish does before `vcl_recv`).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     const XFF: &str = "x-forwarded-for";
-    let value = match headers.get(XFF).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
-        _ => client.to_string(),
-    };
+    let mut value = String::new();
+    for prev in headers.get_all(XFF).iter().filter_map(|v| v.to_str().ok()) {
+        let prev = prev.trim();
+        if !prev.is_empty() {
+            value.push_str(prev);
+            value.push_str(", ");
+        }
+    }
+    value.push_str(&client.to_string());
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(XFF, v);
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::lifecycle::{Failure, FailureKind, Live, Task, UpgradeRequest};
 
-use crate::http::headers::{default_port, normalize_host, remove_hop_by_hop, HostError};
+use crate::http::headers::{
+    append_forwarded_for, default_port, normalize_host, remove_hop_by_hop, HostError,
+};
 
 /// A refusal at recv: a 400 saying what was wrong with the client's own
 /// request (static text, so nothing else can end up in it).
@@ -106,6 +108,10 @@ impl Task {
             })
         });
         remove_hop_by_hop(&mut headers);
+        // Before the policy sees the request, as Varnish does: `vcl_recv`
+        // reads the chain with the client in it, and the backend gets it
+        // as the policy left it.
+        append_forwarded_for(&mut headers, client.ip());
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
         let keep_original = live.hooks.rollback;
         let mut task = Task {

@@ -127,6 +127,33 @@ struct Scenario {
 
 /// The app both servers front: the same routes on two origins.
 fn routes(origin: &Origin) {
+    origin.route("/etag", |_, n| {
+        Reply::ok(format!("etag v{n}"))
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"e1\"")
+            .header("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")
+    });
+    origin.route("/vary", |seen, n| {
+        let lang = seen
+            .headers
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        Reply::ok(format!("vary {lang} v{n}"))
+            .header("cache-control", "max-age=60")
+            .header("vary", "Accept-Language")
+    });
+    origin.route("/esi", |_, n| {
+        Reply::ok(format!("<p>page v{n} [<esi:include src=\"/a\"/>]</p>"))
+            .header("cache-control", "max-age=60")
+    });
+    origin.route("/smaxage", |_, n| {
+        Reply::ok(format!("smaxage v{n}")).header("cache-control", "s-maxage=60, max-age=0")
+    });
+    origin.route("/expired", |_, n| {
+        Reply::ok(format!("expired v{n}")).header("expires", "Sun, 06 Nov 1994 08:49:37 GMT")
+    });
     for path in ["/page", "/static/app.css", "/fallback", "/a", "/b"] {
         let p = path.to_string();
         origin.route(path, move |_, n| {
@@ -230,6 +257,163 @@ sub vcl_recv {
 }
 "#,
         steps: &[get("/page?utm=1"), get("/page?utm=2"), get("/page")],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a 750 synth becomes a redirect",
+        vcl: r#"
+sub vcl_recv {
+    if (req.url ~ "^/old/") {
+        return (synth(750, regsub(req.url, "^/old/", "/")));
+    }
+}
+sub vcl_synth {
+    if (resp.status == 750) {
+        set resp.http.Location = resp.reason;
+        set resp.status = 301;
+        set resp.http.X-Reason = resp.reason;
+        synthetic("");
+        return (deliver);
+    }
+}
+"#,
+        steps: &[get("/old/page"), get("/page"), get("/old/status")],
+        headers: &["location", "x-reason"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a client's no-cache does not bypass the cache",
+        vcl: "",
+        steps: &[
+            get("/page"),
+            get_with("/page", &[("Cache-Control", "no-cache")]),
+            get_with("/page", &[("Pragma", "no-cache")]),
+            get_with("/page", &[("Cache-Control", "max-age=0")]),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "conditional requests are answered from the cache",
+        vcl: "",
+        steps: &[
+            get("/etag"),
+            get_with("/etag", &[("If-None-Match", "\"e1\"")]),
+            get_with("/etag", &[("If-None-Match", "\"other\"")]),
+            get_with(
+                "/etag",
+                &[("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")],
+            ),
+            get_with(
+                "/etag",
+                &[("If-Modified-Since", "Sun, 06 Nov 1994 08:49:36 GMT")],
+            ),
+        ],
+        headers: &["etag"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a HEAD miss fetches the page for later GETs",
+        vcl: "",
+        steps: &[step("HEAD", "/page"), get("/page"), step("HEAD", "/page")],
+        headers: &["content-length"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "ranges of a cached page",
+        vcl: "",
+        steps: &[
+            get_with("/page", &[("Range", "bytes=0-2")]),
+            get_with("/page", &[("Range", "bytes=-2")]),
+            get_with("/page", &[("Range", "bytes=50-60")]),
+            get("/page"),
+        ],
+        headers: &["content-range"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "hash_always_miss refreshes a page",
+        vcl: r#"
+sub vcl_recv {
+    if (req.http.X-Refresh) {
+        set req.hash_always_miss = true;
+    }
+}
+"#,
+        steps: &[
+            get("/page"),
+            get("/page"),
+            get_with("/page", &[("X-Refresh", "1")]),
+            get("/page"),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "Vary stores one variant per language",
+        vcl: "",
+        steps: &[
+            get_with("/vary", &[("Accept-Language", "de")]),
+            get_with("/vary", &[("Accept-Language", "fr")]),
+            get_with("/vary", &[("Accept-Language", "de")]),
+            get_with("/vary", &[("Accept-Language", "fr")]),
+            get("/vary"),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "X-Forwarded-For gets the client appended",
+        vcl: r#"
+sub vcl_deliver {
+    set resp.http.X-XFF = req.http.X-Forwarded-For;
+}
+"#,
+        steps: &[
+            get("/page"),
+            get_with("/page", &[("X-Forwarded-For", "192.0.2.7")]),
+        ],
+        headers: &["x-xff"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "ESI includes assembled from the cache",
+        vcl: r#"
+sub vcl_backend_response {
+    if (bereq.url == "/esi") {
+        set beresp.do_esi = true;
+    }
+}
+"#,
+        steps: &[get("/esi"), get("/esi"), get("/a")],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a Set-Cookie dropped from an answer makes it cacheable",
+        vcl: r#"
+sub vcl_backend_response {
+    if (bereq.url == "/cookie") {
+        unset beresp.http.Set-Cookie;
+    }
+}
+"#,
+        steps: &[get("/cookie"), get("/cookie")],
+        headers: &["set-cookie"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "s-maxage, expired Expires and uncacheable statuses",
+        vcl: "",
+        steps: &[
+            get("/smaxage"),
+            get("/smaxage"),
+            get("/expired"),
+            get("/expired"),
+            get("/broken"),
+            get("/broken"),
+        ],
         headers: &[],
         expect: Expect::Agree,
     },

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use vcl_lite::{Context, Value, Var};
 
 use super::values::{
-    canonical_reason, common_get, duration, header_get, header_set, seconds, status_of,
-    status_value,
+    canonical_reason, common_get, duration, header_get, header_set, reason_for_set_status, seconds,
+    status_of, status_value,
 };
 use crate::lifecycle::{Bereq, Beresp, Synthetic};
 
@@ -163,7 +163,12 @@ impl Context for BackendView<'_, '_> {
             _ => match self.beresp.as_mut() {
                 Some(BerespPart::Fetched(b)) => Self::set_fetched(b, var, &value)?,
                 Some(BerespPart::Error(s)) => match var {
-                    Var::BerespStatus => s.status = status_of(&value, "beresp.status")?,
+                    Var::BerespStatus => {
+                        s.status = status_of(&value, "beresp.status")?;
+                        let reason = reason_for_set_status(s.status);
+                        s.reason = reason.to_string();
+                        s.phrase = Some(reason.to_string());
+                    }
                     Var::BerespReason => {
                         let text = value.to_string();
                         s.phrase = Some(text.clone());

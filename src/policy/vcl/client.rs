@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use vcl_lite::{Context, Value, Var};
 
 use super::values::{
-    canonical_reason, common_get, duration, header_get, header_set, seconds, status_of,
-    status_value,
+    canonical_reason, common_get, duration, header_get, header_set, reason_for_set_status, seconds,
+    status_of, status_value,
 };
 use crate::body::RespBody;
 use crate::cache::CachedObject;
@@ -202,9 +202,17 @@ impl Context for ClientView<'_> {
             Var::ReqGrace => req.max_grace = seconds(&value),
             Var::RespStatus => {
                 let status: StatusCode = status_of(&value, "resp.status")?;
+                let reason = reason_for_set_status(status);
                 match self.resp.as_mut() {
-                    Some(RespPart::Delivered(r)) => *r.status_mut() = status,
-                    Some(RespPart::Synth(s)) => s.status = status,
+                    Some(RespPart::Delivered(r)) => {
+                        *r.status_mut() = status;
+                        crate::lifecycle::set_phrase(r, reason);
+                    }
+                    Some(RespPart::Synth(s)) => {
+                        s.status = status;
+                        s.reason = reason.to_string();
+                        s.phrase = Some(reason.to_string());
+                    }
                     None => return Err("resp.status cannot be set here".into()),
                 }
             }

@@ -63,6 +63,14 @@ pub(super) fn status_of(v: &Value<'_>, var: &str) -> Result<StatusCode, String> 
     }
 }
 
+/// The reason a status set from VCL comes with: as in Varnish, setting
+/// `resp.status` or `beresp.status` resets the reason to the standard one
+/// (or "Unknown HTTP Status"), so a policy that wants its own sets the
+/// reason after the status.
+pub(super) fn reason_for_set_status(s: StatusCode) -> &'static str {
+    s.canonical_reason().unwrap_or("Unknown HTTP Status")
+}
+
 /// The standard reason phrase of a status, as a STRING.
 pub(super) fn canonical_reason(s: StatusCode) -> Value<'static> {
     Value::Str(Cow::Borrowed(s.canonical_reason().unwrap_or("")))
