@@ -33,6 +33,9 @@ pub struct Beresp<'a> {
     pub age: Duration,
     /// Not stored.
     pub uncacheable: bool,
+    /// A reason phrase the policy set (`beresp.reason`). It reads back in
+    /// the policy; clients get the status's standard phrase.
+    pub phrase: Option<String>,
     /// The backend answered a revalidation with 304 (status and headers
     /// are the stored object's, refreshed).
     pub was_304: bool,

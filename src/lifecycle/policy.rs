@@ -51,6 +51,9 @@ pub enum ClientAction {
     Continue,
     /// `pass` (from `hit` or `miss`): fetch without storing.
     Pass,
+    /// `miss` / `fetch` from `hit` (Varnish 4 and 5 policies): fetch as on
+    /// a miss, the hit object used to revalidate.
+    Miss,
     /// `synth(status, reason)`: answer with a synthetic response.
     Synth(StatusCode, String),
     /// `restart`: start over at `recv`.

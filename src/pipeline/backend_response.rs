@@ -176,6 +176,7 @@ pub fn apply_policy(
         keep,
         age,
         uncacheable: reason.is_some() || bereq.uncacheable,
+        phrase: None,
         was_304,
         reason,
         changed: false,

@@ -406,6 +406,9 @@ impl Proxy {
         if live.hooks.hit {
             match live.policy.hit(ctx, &obj) {
                 ClientAction::Pass => return Box::pin(self.pass_step(ctx)).await,
+                ClientAction::Miss => {
+                    return Box::pin(self.miss_step(ctx, key, Some(obj), true)).await
+                }
                 other => {
                     if let Some(served) = client_detour(other, "vcl_hit") {
                         return served;
@@ -477,7 +480,10 @@ fn with_vcl_log(mut resp: http::Response<RespBody>, ctx: &mut Task) -> http::Res
 /// go on (`Builtin`, `Continue`; `Pass` is handled by the caller).
 fn client_detour(action: ClientAction, hook: &'static str) -> Option<Served> {
     match action {
-        ClientAction::Builtin | ClientAction::Continue | ClientAction::Pass => None,
+        ClientAction::Builtin
+        | ClientAction::Continue
+        | ClientAction::Pass
+        | ClientAction::Miss => None,
         ClientAction::Synth(status, reason) => Some(Served::Synth(status, reason)),
         ClientAction::Restart => Some(Served::Restart),
         ClientAction::Fail => Some(Served::failed(FailureKind::PolicyFailed, hook)),

@@ -145,6 +145,8 @@ fn reason_or_standard(status: StatusCode, reason: Option<String>) -> String {
 
 fn client_action(sub: Sub, action: Action) -> ClientAction {
     match action {
+        Action::Fetch if sub == Sub::Hit => ClientAction::Miss,
+        Action::Miss => ClientAction::Miss,
         Action::Deliver | Action::Fetch | Action::Hash | Action::Lookup => ClientAction::Continue,
         Action::Pass | Action::Pipe => ClientAction::Pass,
         Action::Restart => ClientAction::Restart,

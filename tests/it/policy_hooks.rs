@@ -522,3 +522,101 @@ async fn bereq_is_bgfetch_tells_background_refreshes_apart() {
     assert_eq!(after.status, 200);
     assert_eq!(after.text(), "/g v2");
 }
+
+const PRODUCTION_IDIOMS: &str = r#"
+sub vcl_recv {
+    set req.http.X-Level = req.esi_level;
+    if (req.url == "/broken") {
+        return (fail("no such page: " + req.url));
+    }
+}
+sub vcl_backend_response {
+    set beresp.do_stream = true;
+    set beresp.storage_hint = "static";
+    if (bereq.url == "/page") {
+        set beresp.do_esi = true;
+    }
+    if (bereq.url == "/hfp") {
+        set beresp.ttl = 30s;
+        return (pass);
+    }
+    set beresp.reason = "Fine";
+    set beresp.http.X-Reason = beresp.reason;
+}
+sub vcl_deliver {
+    if (obj.hits) {
+        set resp.http.X-Hit = "yes";
+    }
+}
+"#;
+
+/// Constructs the corpus of production VCL uses that Varnish accepts:
+/// `req.esi_level`, `beresp.do_stream`/`storage_hint` (accepted), an INT as
+/// a condition (Magento's `if (obj.hits)`), `return (pass)` without a
+/// duration in vcl_backend_response, `return (fail("…"))`, `beresp.reason`.
+#[tokio::test]
+async fn production_vcl_idioms_run_with_varnish_meaning() {
+    let origin = Origin::start().await;
+    origin.route("/page", |_, _| {
+        Reply::ok("<p><esi:include src=\"/frag\"/></p>").header("cache-control", "max-age=60")
+    });
+    origin.route("/frag", |seen, _| {
+        let level = seen
+            .headers
+            .get("x-level")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        Reply::ok(format!("level={level}")).header("cache-control", "max-age=60")
+    });
+    cacheable(&origin, "/hfp");
+    let lq = with_policy(origin.addr, PRODUCTION_IDIOMS).await;
+    let a = lq.addr();
+    let page = get(a, "/page").await;
+    assert_eq!(page.text(), "<p>level=1</p>");
+    assert_eq!(page.header("x-reason"), Some("Fine"));
+    assert_eq!(page.header("x-hit"), None);
+    assert_eq!(origin.last("/page").unwrap().headers["x-level"], "0");
+    assert_eq!(get(a, "/page").await.header("x-hit"), Some("yes"));
+    // Hit-for-pass for the answer's TTL: both reach the origin.
+    get(a, "/hfp").await;
+    get(a, "/hfp").await;
+    assert_eq!(origin.hits("/hfp"), 2);
+    let failed = get(a, "/broken").await;
+    assert_eq!(failed.status, 503);
+    assert_eq!(origin.hits("/broken"), 0);
+}
+
+const HIT_MISS: &str = r#"
+sub vcl_hit {
+    if (req.http.X-Refresh == "miss") {
+        return (miss);
+    }
+    if (req.http.X-Refresh == "fetch") {
+        return (fetch);
+    }
+}
+"#;
+
+/// Varnish 4/5 policies: `return (miss)` (5.x) or `return (fetch)` (4.0)
+/// from vcl_hit fetch the object again and store the new one.
+#[tokio::test]
+async fn miss_and_fetch_from_vcl_hit_refetch_as_older_varnish_did() {
+    let origin = Origin::start().await;
+    cacheable(&origin, "/p");
+    let lq = with_policy(origin.addr, HIT_MISS).await;
+    let a = lq.addr();
+    assert_eq!(get(a, "/p").await.text(), "/p v1");
+    assert_eq!(get(a, "/p").await.text(), "/p v1");
+    assert_eq!(
+        get_with(a, "/p", &[("X-Refresh", "miss")]).await.text(),
+        "/p v2"
+    );
+    assert_eq!(get(a, "/p").await.text(), "/p v2");
+    assert_eq!(
+        get_with(a, "/p", &[("X-Refresh", "fetch")]).await.text(),
+        "/p v3"
+    );
+    assert_eq!(get(a, "/p").await.text(), "/p v3");
+    assert_eq!(origin.hits("/p"), 3);
+}

@@ -20,6 +20,11 @@ pub enum Action {
     Restart,
     /// `fetch`: fetch from the backend.
     Fetch,
+    /// `miss` (vcl_hit, as Varnish 5 had it; `fetch` there means the same,
+    /// as in Varnish 4.0): ignore the hit and fetch as on a miss, the
+    /// stored object used to revalidate. Varnish 7 refuses both; vcl-lite
+    /// keeps such policies running.
+    Miss,
     /// `deliver`
     Deliver,
     /// `retry` (backend): fetch again.

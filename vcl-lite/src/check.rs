@@ -45,6 +45,8 @@ pub(crate) fn actions(sub: Sub) -> &'static [(&'static str, ActionArgs)] {
         Sub::Hash => &[("lookup", None), ("fail", None)],
         Sub::Hit => &[
             ("deliver", None),
+            ("miss", None),
+            ("fetch", None),
             ("pass", None),
             ("restart", None),
             ("synth", Status),
@@ -107,6 +109,7 @@ fn plain_action(name: &str) -> Option<Action> {
         "ban" => Action::Ban,
         "restart" => Action::Restart,
         "fetch" => Action::Fetch,
+        "miss" => Action::Miss,
         "deliver" => Action::Deliver,
         "retry" => Action::Retry,
         "abandon" => Action::Abandon,
@@ -760,6 +763,12 @@ impl<'p> Checker<'p> {
         let args = &action.args;
         match spec.unwrap_or(ActionArgs::None) {
             ActionArgs::None => {
+                if name == "fail" && args.len() == 1 {
+                    // Varnish 7's `return (fail("why"))`: the reason is
+                    // checked; the failure is the same as without it.
+                    self.text(&args[0], scope)?;
+                    return Ok(ActionIr::Plain(Action::Fail));
+                }
                 if !args.is_empty() {
                     return Err(self.error(
                         action.span,
@@ -799,6 +808,10 @@ impl<'p> Checker<'p> {
                 })
             }
             ActionArgs::Ttl => {
+                if args.is_empty() {
+                    // As Varnish: hit-for-pass for the TTL the answer has.
+                    return Ok(ActionIr::PassFor(ir::Expr::Var(Var::BerespTtl)));
+                }
                 if args.len() != 1 {
                     return Err(self.error(
                         action.span,
@@ -1273,16 +1286,26 @@ impl<'p> Checker<'p> {
         ))
     }
 
-    /// An expression used as a condition: BOOL, or a STRING (true when set).
+    /// An expression used as a condition: BOOL, a STRING (true when set),
+    /// and as in Varnish an INT (true when not 0, Magento's `if (obj.hits)`)
+    /// or a DURATION (true when above 0).
     fn condition(&self, e: &ast::Expr, scope: &Scope) -> Result<ir::Expr, Error> {
         let (x, ty) = self.expr(e, scope)?;
+        let compared = |op, zero| ir::Expr::Cmp {
+            op,
+            ty,
+            lhs: Box::new(x.clone()),
+            rhs: Box::new(zero),
+        };
         match ty {
             Type::Bool => Ok(x),
             Type::String => Ok(ir::Expr::Defined(Box::new(x))),
+            Type::Int => Ok(compared(CmpOp::Ne, ir::Expr::Int(0))),
+            Type::Duration => Ok(compared(CmpOp::Gt, ir::Expr::Dur(0.0))),
             other => Err(self.error(
                 e.span,
                 format!("wrong type: expected BOOL, found {other}"),
-                "a condition is BOOL (or a STRING: true when set); compare it, as in `… > 0`",
+                "a condition is BOOL (or a STRING: true when set, an INT: true when not 0); compare it, as in `… > 0`",
             )),
         }
     }
@@ -1769,8 +1792,8 @@ mod tests {
             "`<` cannot compare STRING values"
         );
         assert_eq!(
-            err(&recv("if (req.restarts) {}")).message(),
-            "wrong type: expected BOOL, found INT"
+            err(&recv("if (client.ip) {}")).message(),
+            "wrong type: expected BOOL, found IP"
         );
         assert_eq!(
             err(&recv("if (req.restarts + \"x\" == 1) {}")).message(),
@@ -1876,9 +1899,10 @@ mod tests {
             "`hash` takes no arguments"
         );
         assert_eq!(
-            err("sub vcl_backend_response { return (pass); }").message(),
+            err("sub vcl_backend_response { return (pass(1s, 2s)); }").message(),
             "`pass` here takes a duration"
         );
+
         assert_eq!(
             err(&recv("hash_data(req.url);")).message(),
             "`hash_data` is not allowed in vcl_recv"

@@ -1450,6 +1450,18 @@ mod tests {
             p.run(Sub::BackendResponse, &mut ctx).unwrap(),
             Some(Action::HitForPass { ttl: 120.0 })
         );
+        // Without a duration: hit-for-pass for the answer's TTL (Varnish).
+        let p = program("sub vcl_backend_response { return (pass); }");
+        let mut ctx = TestCtx::default().with(Var::BerespTtl, Value::Duration(300.0));
+        assert_eq!(
+            p.run(Sub::BackendResponse, &mut ctx).unwrap(),
+            Some(Action::HitForPass { ttl: 300.0 })
+        );
+        let p = program(r#"sub vcl_recv { return (fail("no backend for " + req.url)); }"#);
+        assert_eq!(
+            p.run(Sub::Recv, &mut TestCtx::default()).unwrap(),
+            Some(Action::Fail)
+        );
     }
 
     #[test]
@@ -1687,6 +1699,12 @@ sub vcl_recv { return (hash); }"#,
         assert_eq!(cond("1.5 > 1"), "y");
         assert_eq!(cond("1 < 0.5"), "(unset)");
         assert_eq!(cond("1MB >= 1024KB"), "y");
+        // INT and DURATION conditions, as Varnish: not 0, above 0.
+        assert_eq!(cond("req.restarts"), "(unset)");
+        assert_eq!(cond("req.restarts + 2"), "y");
+        assert_eq!(cond("!(0 - 1)"), "(unset)");
+        assert_eq!(cond("1s"), "y");
+        assert_eq!(cond("0s - 1s"), "(unset)");
         let mut ctx = TestCtx::default();
         let err = run_recv(
             "set req.http.x = 1 / (req.restarts - req.restarts);",

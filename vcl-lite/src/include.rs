@@ -42,6 +42,26 @@ fn file(
     let name = path.display().to_string();
     let index = out.map.add_file(&name, text);
     let toks = lex(text, &name)?;
+    // An included file may start with its own `vcl 4.x;` (Varnish allows
+    // it): blanked out, so the parser sees one header.
+    let blanked;
+    let text = match (stack.len() > 1, toks.as_slice()) {
+        (true, [vcl, version, semi, ..])
+            if matches!(&vcl.kind, TokenKind::Ident(w) if w == "vcl")
+                && matches!(version.kind, TokenKind::Real(_) | TokenKind::Int(_))
+                && matches!(semi.kind, TokenKind::Semi) =>
+        {
+            let (start, end) = (vcl.span.start, semi.span.end);
+            blanked = format!(
+                "{}{}{}",
+                &text[..start],
+                " ".repeat(end - start),
+                &text[end..]
+            );
+            blanked.as_str()
+        }
+        _ => text,
+    };
     let mut cursor = 0;
     let mut i = 0;
     while i < toks.len() {

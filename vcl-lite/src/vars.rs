@@ -228,6 +228,8 @@ pub enum Var {
     ReqHttp(Header),
     /// `req.restarts`
     ReqRestarts,
+    /// `req.esi_level`
+    ReqEsiLevel,
     /// `req.hash_always_miss`
     ReqHashAlwaysMiss,
     /// `req.ttl`: upper limit on the TTL of an object this request may use.
@@ -272,6 +274,10 @@ pub enum Var {
     BerespDoGzip,
     /// `beresp.do_gunzip`
     BerespDoGunzip,
+    /// `beresp.do_stream`: accepted; lacquer always streams.
+    BerespDoStream,
+    /// `beresp.storage_hint` / `beresp.storage`: accepted; one store.
+    BerespStorageHint,
     /// `beresp.was_304`
     BerespWas304,
     /// `obj.hits`
@@ -437,6 +443,14 @@ pub(crate) static VARS: &[VarDef] = &[
         "how many times the request was restarted"
     ),
     plain!(
+        "req.esi_level",
+        Int,
+        CLIENT,
+        NONE,
+        ReqEsiLevel,
+        "0 for a client's request, 1 for an ESI fragment of its page, and so on"
+    ),
+    plain!(
         "req.hash_always_miss",
         Bool,
         RECV,
@@ -527,9 +541,9 @@ pub(crate) static VARS: &[VarDef] = &[
         "beresp.reason",
         String,
         BERESP,
-        BACKEND_ERROR,
+        BERESP,
         BerespReason,
-        "the backend response reason phrase (set in vcl_backend_error, it is the phrase sent to the client)"
+        "the backend response reason phrase (set, it is the phrase sent to clients: stored with the object)"
     ),
     plain!(
         "beresp.proto",
@@ -601,6 +615,22 @@ pub(crate) static VARS: &[VarDef] = &[
         BERESP_ONLY,
         BerespDoGzip,
         "gzip the body when it is stored (any media type), unless it is coded already"
+    ),
+    plain!(
+        "beresp.do_stream",
+        Bool,
+        BERESP_ONLY,
+        BERESP_ONLY,
+        BerespDoStream,
+        "accepted for Varnish VCL; lacquer always streams a body to its clients while it is fetched (reads true)"
+    ),
+    plain!(
+        "beresp.storage_hint",
+        String,
+        NONE,
+        BERESP_ONLY,
+        BerespStorageHint,
+        "accepted for Varnish VCL (a storage backend's name); lacquer has one store, so it changes nothing"
     ),
     plain!(
         "beresp.do_gunzip",

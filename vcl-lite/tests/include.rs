@@ -157,3 +157,28 @@ fn notes_name_the_file_of_the_first_definition() {
         "{e}"
     );
 }
+
+#[test]
+fn an_included_file_may_start_with_its_own_vcl_header() {
+    let p = load(
+        &[
+            ("main.vcl", "vcl 4.1;\ninclude \"builtin.vcl\";\n"),
+            (
+                "builtin.vcl",
+                "# Varnish's toolbox files start like this.\nvcl 4.0;\nsub vcl_recv { return (pass); }\n",
+            ),
+        ],
+        "main.vcl",
+    )
+    .unwrap();
+    assert!(p.defines(vcl_lite::Sub::Recv));
+    // Only at its start: a header in the middle of a file stays an error.
+    let e = error(
+        &[
+            ("main.vcl", "vcl 4.1;\ninclude \"late.vcl\";\n"),
+            ("late.vcl", "sub vcl_recv { }\nvcl 4.0;\n"),
+        ],
+        "main.vcl",
+    );
+    assert!(e.contains("misplaced `vcl` header"), "{e}");
+}

@@ -47,7 +47,11 @@ impl BackendView<'_, '_> {
         match (self.beresp.as_ref()?, var) {
             (BerespPart::Fetched(b), Var::BerespStatus) => Some(status_value(b.status)),
             (BerespPart::Error(s), Var::BerespStatus) => Some(status_value(s.status)),
-            (BerespPart::Fetched(b), Var::BerespReason) => Some(canonical_reason(b.status)),
+            (BerespPart::Fetched(b), Var::BerespReason) => match &b.phrase {
+                Some(p) => Some(Value::Str(Cow::Borrowed(p))),
+                None => Some(canonical_reason(b.status)),
+            },
+            (BerespPart::Fetched(_), Var::BerespDoStream) => Some(Value::Bool(true)),
             (BerespPart::Error(s), Var::BerespReason) => Some(Value::Str(Cow::Borrowed(&s.reason))),
             (_, Var::BerespProto) => Some(Value::Str(Cow::Borrowed("HTTP/1.1"))),
             (BerespPart::Fetched(b), Var::BerespHttp(h)) => header_get(b.headers, h),
@@ -77,7 +81,14 @@ impl BackendView<'_, '_> {
 
     fn set_fetched(b: &mut Beresp<'_>, var: &Var, value: &Value<'_>) -> Result<(), String> {
         match var {
-            Var::BerespStatus => b.status = status_of(value, "beresp.status")?,
+            Var::BerespStatus => {
+                b.status = status_of(value, "beresp.status")?;
+                b.phrase = None;
+            }
+            Var::BerespReason => b.phrase = Some(value.to_string()),
+            // Accepted for Varnish VCL: lacquer always streams and has one
+            // store.
+            Var::BerespDoStream | Var::BerespStorageHint => return Ok(()),
             Var::BerespTtl => {
                 b.ttl = seconds(value).ok_or("beresp.ttl needs a duration")?;
                 b.set_ttl = true;

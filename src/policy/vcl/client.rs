@@ -117,6 +117,9 @@ fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
         Var::ReqHttp(h) => header_get(&r.headers, h),
         Var::ReqHashAlwaysMiss => Some(Value::Bool(r.always_miss)),
         Var::ReqRestarts => Some(Value::Int(i64::from(r.restarts))),
+        Var::ReqEsiLevel => Some(Value::Int(
+            r.esi.as_ref().map_or(0, |chain| chain.level() as i64),
+        )),
         Var::ReqTtl => r.max_ttl.map(duration),
         Var::ReqGrace => r.max_grace.map(duration),
         _ => None,
@@ -132,6 +135,7 @@ impl Context for ClientView<'_> {
             | Var::ReqHttp(_)
             | Var::ReqHashAlwaysMiss
             | Var::ReqRestarts
+            | Var::ReqEsiLevel
             | Var::ReqTtl
             | Var::ReqGrace => req_get(self.req, var),
             Var::RespStatus | Var::RespReason | Var::RespProto | Var::RespHttp(_) => {

@@ -1,5 +1,5 @@
 sub vcl_deliver {
-    if (obj.hits) {
+    if (std.random(0, 1)) {
         set resp.http.X-Cache = "HIT";
     }
 }

@@ -1,5 +1,5 @@
 sub vcl_backend_response {
     if (beresp.http.Set-Cookie) {
-        return (pass);
+        return (pass(10s, 1h));
     }
 }
