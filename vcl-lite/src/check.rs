@@ -150,6 +150,10 @@ struct Checker<'p> {
     backend_names: Vec<String>,
     /// The `vcl 4.x;` version (`std.syntax`).
     version: f64,
+    /// Errors of statements checked so far: a statement in error is left
+    /// out and the next one checked, so one compile reports them all (VCL
+    /// has no local names, so one error does not cause others).
+    stmt_errors: std::cell::RefCell<Vec<Error>>,
 }
 
 /// The subroutine being checked and where it runs.
@@ -182,6 +186,7 @@ pub(crate) fn check(
             .as_ref()
             .and_then(|(v, _)| v.parse().ok())
             .unwrap_or(4.1),
+        stmt_errors: std::cell::RefCell::new(Vec::new()),
     };
     checker.imports(policy, &mut errors);
     // The call graph must be whole to check the bodies: an error here
@@ -224,6 +229,7 @@ pub(crate) fn check(
             None => customs.push(body),
         }
     }
+    errors.append(&mut checker.stmt_errors.borrow_mut());
     if !errors.is_empty() {
         return Err(in_file_order(errors));
     }
@@ -581,10 +587,15 @@ impl<'p> Checker<'p> {
         }
     }
 
+    /// The statements of a block; those in error are recorded in
+    /// `stmt_errors` and left out.
     fn block(&self, block: &ast::Block, scope: &Scope) -> Result<Vec<ir::Stmt>, Error> {
         let mut out = Vec::with_capacity(block.stmts.len());
         for stmt in &block.stmts {
-            out.push(self.stmt(stmt, scope)?);
+            match self.stmt(stmt, scope) {
+                Ok(s) => out.push(s),
+                Err(e) => self.stmt_errors.borrow_mut().push(e),
+            }
         }
         Ok(out)
     }
