@@ -28,4 +28,31 @@ pub struct Bereq {
     pub conn: Option<std::sync::Arc<super::ConnInfo>>,
     /// The proxy, for `ban()` in backend subroutines.
     pub services: Option<std::sync::Weak<dyn super::PolicyServices>>,
+    /// Method, URL and headers as first made from the client request, for
+    /// `std.rollback(bereq)` (kept only when the policy calls it).
+    pub original: Option<Box<(Method, String, HeaderMap)>>,
+}
+
+impl Bereq {
+    /// Keeps the request as it is now for [`Bereq::roll_back`].
+    pub fn keep_original(&mut self) {
+        self.original = Some(Box::new((
+            self.method.clone(),
+            self.url.clone(),
+            self.headers.clone(),
+        )));
+    }
+
+    /// `std.rollback(bereq)`: method, URL and headers back as kept by
+    /// [`Bereq::keep_original`]; `false` when nothing was kept.
+    pub fn roll_back(&mut self) -> bool {
+        let Some(original) = &self.original else {
+            return false;
+        };
+        let (method, url, headers) = &**original;
+        self.method = method.clone();
+        self.url = url.clone();
+        self.headers = headers.clone();
+        true
+    }
 }

@@ -106,8 +106,9 @@ pub struct Hooks {
     pub backend_error: bool,
     /// `vcl_pipe`
     pub pipe: bool,
-    /// The policy calls `std.rollback(req)`: each request keeps a copy of
-    /// itself as received ([`super::Task::original`]).
+    /// The policy calls `std.rollback`: each request keeps a copy of
+    /// itself as received ([`super::Task::original`]), each backend request
+    /// as first made ([`super::Bereq::original`]).
     pub rollback: bool,
 }
 

@@ -119,7 +119,7 @@ impl Proxy {
         if method == Method::GET || method == Method::HEAD {
             headers.remove(CONTENT_LENGTH);
         }
-        Bereq {
+        let mut bereq = Bereq {
             method,
             url: ctx.url.clone(),
             headers,
@@ -130,7 +130,12 @@ impl Proxy {
             xid: crate::lifecycle::next_xid(),
             conn: ctx.conn.clone(),
             services: ctx.services.clone(),
+            original: None,
+        };
+        if ctx.live.hooks.rollback {
+            bereq.keep_original();
         }
+        bereq
     }
 
     /// `vcl_backend_fetch`, then the request to the backend; a failure goes

@@ -254,6 +254,42 @@ async fn std_rollback_restores_the_request_as_received() {
 }
 
 #[tokio::test]
+async fn std_rollback_bereq_restores_the_backend_request_as_made() {
+    let origin = Origin::start().await;
+    for p in ["/orig", "/changed"] {
+        let body = p.to_string();
+        origin.route(p, move |_, n| {
+            Reply::ok(format!("{body} v{n}")).header("cache-control", "no-store")
+        });
+    }
+    let lq = with_policy(
+        origin.addr,
+        r#"import std;
+        sub vcl_backend_fetch {
+            set bereq.url = "/changed";
+            set bereq.http.X-Added = "1";
+            unset bereq.http.X-Keep;
+            if (bereq.http.X-Undo) {
+                std.rollback(bereq);
+            }
+        }"#,
+    )
+    .await;
+    let a = lq.addr();
+    let undone = get_with(a, "/orig", &[("x-undo", "1"), ("x-keep", "k")]).await;
+    assert_eq!(undone.text(), "/orig v1");
+    let seen = origin.last("/orig").expect("the origin saw /orig");
+    assert_eq!(seen.header_or_none("x-added"), "none");
+    assert_eq!(seen.header_or_none("x-keep"), "k");
+    let kept = get_with(a, "/orig?b", &[("x-keep", "k")]).await;
+    assert_eq!(kept.text(), "/changed v1");
+    assert_eq!(
+        origin.last("/changed").unwrap().header_or_none("x-added"),
+        "1"
+    );
+}
+
+#[tokio::test]
 async fn a_ban_from_vcl_backend_response_is_added() {
     let origin = Origin::start().await;
     cacheable(&origin, "/old");

@@ -287,7 +287,7 @@ pub(crate) static FUNCS: &[FuncDef] = &[
         effect: true,
         only: CLIENT_BACKEND,
         func: Func::Rollback,
-        doc: "puts `req` back as it was received (`bereq` is refused when it runs, for now)",
+        doc: "puts `req` back as it was received, or `bereq` as it was first made from it",
     },
     f!("std.cache_req_body", CacheReqBody, [req("size", Type::Bytes)], Some(Type::Bool), effect in RECV,
         "keeps the request body (at most `size`) so a restart or retry can send it again; `false` when it is larger"),

@@ -226,8 +226,16 @@ impl Context for BackendView<'_, '_> {
         super::values::log(priority, message, &self.bereq.url);
     }
 
-    fn rollback(&mut self, _part: vcl_lite::HttpPart) -> Result<(), String> {
-        Err("std.rollback(bereq) is not supported yet".to_string())
+    fn rollback(&mut self, part: vcl_lite::HttpPart) -> Result<(), String> {
+        match part {
+            vcl_lite::HttpPart::Bereq if self.bereq.roll_back() => Ok(()),
+            vcl_lite::HttpPart::Bereq => {
+                Err("std.rollback(bereq): the backend request as made was not kept".to_string())
+            }
+            vcl_lite::HttpPart::Req => {
+                Err("std.rollback(req) is not available in backend subroutines".to_string())
+            }
+        }
     }
 
     fn ban(&self, expr: &str) -> Result<(), String> {
