@@ -25,4 +25,7 @@ pub struct Bereq {
     pub conn: Option<std::sync::Arc<super::ConnInfo>>,
     /// The proxy, for `ban()` in backend subroutines.
     pub services: Option<std::sync::Weak<dyn super::PolicyServices>>,
+    /// `bereq.backend` (from `req.backend_hint`): the backend or director
+    /// it is sent to; `None`: the director of the settings picks.
+    pub backend: Option<String>,
 }
