@@ -279,3 +279,44 @@ sub vcl_backend_response {{
     assert_eq!(got.header("x-tries"), Some("1"));
     assert_eq!((a.hits("/r"), b.hits("/r")), (1, 1));
 }
+
+/// A reload makes the directors anew from the new policy's vcl_init.
+#[tokio::test]
+async fn a_reload_makes_the_directors_anew() {
+    let (a, b) = (Origin::start().await, Origin::start().await);
+    serve(&a, "/r", "a");
+    serve(&b, "/r", "b");
+    let version = |init: &str| {
+        format!(
+            "vcl 4.1;\nimport directors;\n{}{}sub vcl_init {{\n{init}\n}}\nsub vcl_recv {{\n    set req.backend_hint = d.backend();\n    return (pass);\n}}\n",
+            backend("a", &a, false),
+            backend("b", &b, false)
+        )
+    };
+    let dir = crate::process::scratch_dir("directors-reload");
+    let file = dir.join("policy.vcl");
+    std::fs::write(
+        &file,
+        version("new d = directors.round_robin(); d.add_backend(a); d.add_backend(b);"),
+    )
+    .unwrap();
+    let mut config = config_for(a.addr);
+    config.policy.file = Some(file.clone());
+    let lq = lacquer(config).await;
+    for _ in 0..4 {
+        assert_eq!(get(lq.addr(), "/r").await.status, 200);
+    }
+    assert_eq!((a.hits("/r"), b.hits("/r")), (2, 2));
+    std::fs::write(
+        &file,
+        version("new d = directors.fallback(); d.add_backend(b); d.add_backend(a);"),
+    )
+    .unwrap();
+    lq.proxy.reload().expect("reloads");
+    for _ in 0..4 {
+        let got = get(lq.addr(), "/r").await;
+        assert_eq!((got.status, got.text().as_str()), (200, "b"));
+    }
+    assert_eq!((a.hits("/r"), b.hits("/r")), (2, 6));
+    let _ = std::fs::remove_dir_all(&dir);
+}
