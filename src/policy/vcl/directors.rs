@@ -177,7 +177,7 @@ impl Directors {
     }
 
     /// The directors with their backends, for `lacquer check`:
-    /// `rr = round_robin(web1, web2*2)`.
+    /// `rr = random(web1, web2*2)`, `fb = fallback(a, b) sticky`.
     pub(super) fn describe(&self) -> Vec<String> {
         self.list
             .iter()
@@ -194,8 +194,9 @@ impl Directors {
                         }
                     })
                     .collect();
+                let sticky = if s.def.sticky { " sticky" } else { "" };
                 format!(
-                    "{} = {}({})",
+                    "{} = {}({}){sticky}",
                     s.def.name,
                     s.def.kind.name(),
                     members.join(", ")
@@ -229,6 +230,7 @@ mod tests {
         let d = directors(
             "new rr = directors.round_robin(); rr.add_backend(a); rr.add_backend(b);
              new fb = directors.fallback(); fb.add_backend(a); fb.add_backend(b);
+             new st = directors.fallback(sticky = true); st.add_backend(a); st.add_backend(b);
              new nest = directors.fallback(); nest.add_backend(rr); nest.add_backend(c);",
         );
         let all = up(&[]);
@@ -245,6 +247,21 @@ mod tests {
         assert_eq!(
             d.resolve("nest", "", &up(&["a", "b"])).as_deref(),
             Some("c")
+        );
+        // Sticky: keeps to b once a was sick, until b is sick in turn.
+        assert_eq!(d.resolve("st", "", &all).as_deref(), Some("a"));
+        assert_eq!(d.resolve("st", "", &a_sick).as_deref(), Some("b"));
+        assert_eq!(d.resolve("st", "", &all).as_deref(), Some("b"));
+        assert_eq!(d.resolve("st", "", &up(&["b"])).as_deref(), Some("a"));
+        assert_eq!(
+            d.resolve("fb", "", &all).as_deref(),
+            Some("a"),
+            "not sticky"
+        );
+        assert!(
+            d.describe()[2].ends_with("fallback(a, b) sticky"),
+            "{:?}",
+            d.describe()
         );
         // A backend stands for itself, sick or not (the fetch fails then).
         assert_eq!(d.resolve("c", "", &up(&["c"])).as_deref(), Some("c"));
