@@ -28,4 +28,6 @@ pub struct Bereq {
     /// `bereq.backend` (from `req.backend_hint`): the backend or director
     /// it is sent to; `None`: the director of the settings picks.
     pub backend: Option<String>,
+    /// The backend the last attempt was sent to (`beresp.backend`).
+    pub sent_to: Option<String>,
 }

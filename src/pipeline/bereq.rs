@@ -131,6 +131,7 @@ impl Proxy {
             conn: ctx.conn.clone(),
             services: ctx.services.clone(),
             backend: ctx.backend_hint.clone(),
+            sent_to: None,
         }
     }
 
@@ -195,6 +196,7 @@ impl Proxy {
             Some(name) => self.named_backend(live, name, &bereq.url, &bereq.headers),
             None => self.director.pick(&bereq.url, &bereq.headers),
         };
+        bereq.sent_to = chosen.as_ref().map(|b| b.name().to_string());
         let result = match chosen {
             Some(backend) => backend.send(request).await.inspect_err(|e| {
                 backend.note_error(e);

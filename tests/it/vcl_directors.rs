@@ -42,6 +42,10 @@ sub vcl_recv {{
     set req.backend_hint = rr.backend();
     return (pass);
 }}
+sub vcl_backend_response {{
+    set beresp.http.X-Director = bereq.backend;
+    set beresp.http.X-Backend = beresp.backend.name;
+}}
 "#,
         backend("a", &a, false),
         backend("b", &b, false)
@@ -51,6 +55,8 @@ sub vcl_recv {{
     for _ in 0..10 {
         let got = get(lq.addr(), "/rr").await;
         assert_eq!(got.status, 200);
+        assert_eq!(got.header("x-director"), Some("rr"));
+        assert_eq!(got.header("x-backend"), Some(got.text().as_str()));
         bodies.push(got.text());
     }
     assert_eq!((a.hits("/rr"), b.hits("/rr")), (5, 5), "{bodies:?}");
@@ -220,6 +226,9 @@ sub vcl_backend_response {{
 }}
 sub vcl_backend_error {{
     set beresp.http.X-Error-Backend = bereq.backend;
+    if (!beresp.backend) {{
+        set beresp.http.X-Sent-To = "nothing";
+    }}
 }}
 "#,
         backend("a", &a, false),
@@ -243,6 +252,7 @@ sub vcl_backend_error {{
     let to_c = get_with(lq.addr(), "/p", &[("x-backend", "c")]).await;
     assert_eq!(to_c.status, 503, "a sick named backend is not replaced");
     assert_eq!(to_c.header("x-error-backend"), Some("c"));
+    assert_eq!(to_c.header("x-sent-to"), Some("nothing"));
     assert_eq!(c.hits("/p"), 0);
     assert_eq!((a.hits("/p"), b.hits("/p")), (1, 1));
 }

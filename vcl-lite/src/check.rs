@@ -1303,12 +1303,13 @@ impl<'p> Checker<'p> {
         ))
     }
 
-    /// An expression used as a condition: BOOL, or a STRING (true when set).
+    /// An expression used as a condition: BOOL, or a STRING or BACKEND
+    /// (true when set).
     fn condition(&self, e: &ast::Expr, scope: &Scope) -> Result<ir::Expr, Error> {
         let (x, ty) = self.expr(e, scope)?;
         match ty {
             Type::Bool => Ok(x),
-            Type::String => Ok(ir::Expr::Defined(Box::new(x))),
+            Type::String | Type::Backend => Ok(ir::Expr::Defined(Box::new(x))),
             other => Err(self.error(
                 e.span,
                 format!("wrong type: expected BOOL, found {other}"),

@@ -277,6 +277,9 @@ pub enum Var {
     BerespDoGunzip,
     /// `beresp.was_304`
     BerespWas304,
+    /// `beresp.backend`: the backend the fetch was sent to (a director's
+    /// choice); `beresp.backend.name` reads the same name as a STRING.
+    BerespBackend,
     /// `obj.hits`
     ObjHits,
     /// `obj.age`
@@ -633,6 +636,22 @@ pub(crate) static VARS: &[VarDef] = &[
         NONE,
         BerespWas304,
         "the backend answered a conditional fetch with 304"
+    ),
+    plain!(
+        "beresp.backend",
+        Backend,
+        BERESP,
+        NONE,
+        BerespBackend,
+        "the backend the fetch was sent to (the one a director chose); unset when none was"
+    ),
+    plain!(
+        "beresp.backend.name",
+        String,
+        BERESP,
+        NONE,
+        BerespBackend,
+        "`beresp.backend`'s name"
     ),
     plain!(
         "obj.hits",

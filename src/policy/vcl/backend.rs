@@ -65,6 +65,11 @@ impl BackendView<'_, '_> {
             (BerespPart::Fetched(b), Var::BerespDoGzip) => Some(Value::Bool(b.do_gzip)),
             (BerespPart::Fetched(b), Var::BerespDoGunzip) => Some(Value::Bool(b.do_gunzip)),
             (BerespPart::Fetched(b), Var::BerespWas304) => Some(Value::Bool(b.was_304)),
+            (_, Var::BerespBackend) => self
+                .bereq
+                .sent_to
+                .as_deref()
+                .map(|n| Value::Str(Cow::Borrowed(n))),
             _ => None,
         }
     }
