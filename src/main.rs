@@ -281,12 +281,14 @@ fn check(config: Option<PathBuf>, policy: Option<PathBuf>) -> Result<(), String>
         for b in policy.program().backends() {
             println!("  {}", describe_backend(b));
         }
+        for d in policy.describe_directors() {
+            println!("  director {d}");
+        }
     }
     Ok(())
 }
 
-/// One line per policy backend for `lacquer check` (the policy declares
-/// them; routing to them is not wired yet).
+/// One line per policy backend for `lacquer check`.
 fn describe_backend(b: &vcl_lite::Backend) -> String {
     if b.none {
         return format!("backend {}: none", b.name);

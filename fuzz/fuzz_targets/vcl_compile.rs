@@ -65,6 +65,7 @@ fn type_of(var: &Var) -> Type {
         | Var::BerespWas304
         | Var::ObjUncacheable => Type::Bool,
         Var::ClientIp => Type::Ip,
+        Var::ReqBackendHint | Var::BereqBackend | Var::BerespBackend => Type::Backend,
         _ => Type::String,
     }
 }
@@ -85,6 +86,8 @@ fn made_up(var: &Var, mode: Mode) -> Option<Value<'static>> {
         Type::Time => Value::Time(1.7e9),
         Type::Bytes if extreme => Value::Bytes(i64::MAX),
         Type::Bytes => Value::Bytes(1024),
+        Type::Backend if extreme => Value::Str(Cow::Borrowed("")),
+        Type::Backend => Value::Str(Cow::Borrowed("default")),
         Type::String if extreme => Value::Str(Cow::Borrowed(
             "\u{0}\u{1F600}\u{e9}  -9223372036854775808 1e999s",
         )),

@@ -97,6 +97,17 @@ impl Director {
         }
     }
 
+    /// The backend named `name` when it is healthy (`req.backend_hint`,
+    /// `bereq.backend`); `None` when it is sick or there is none by that
+    /// name.
+    pub fn named(&self, name: &str) -> Option<Arc<Backend>> {
+        self.backends
+            .iter()
+            .find(|b| b.name() == name)
+            .filter(|b| b.is_healthy())
+            .cloned()
+    }
+
     /// The first healthy backend from position `start` on.
     fn in_turn(&self, start: usize) -> Option<Arc<Backend>> {
         let n = self.backends.len();

@@ -28,6 +28,11 @@ pub struct Bereq {
     pub conn: Option<std::sync::Arc<super::ConnInfo>>,
     /// The proxy, for `ban()` in backend subroutines.
     pub services: Option<std::sync::Weak<dyn super::PolicyServices>>,
+    /// `bereq.backend` (from `req.backend_hint`): the backend or director
+    /// it is sent to; `None`: the director of the settings picks.
+    pub backend: Option<String>,
+    /// The backend the last attempt was sent to (`beresp.backend`).
+    pub sent_to: Option<String>,
     /// Method, URL and headers as first made from the client request, for
     /// `std.rollback(bereq)` (kept only when the policy calls it).
     pub original: Option<Box<(Method, String, HeaderMap)>>,

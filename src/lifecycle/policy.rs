@@ -126,6 +126,22 @@ pub trait Policy: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The backend a fetch goes to when the policy named one
+    /// (`req.backend_hint`, `bereq.backend`): a director's name stands for
+    /// the backend it chooses now (hash and shard directors by `key`, the
+    /// backend request's host and URL); a backend's name for itself.
+    /// `None`: the director has no healthy backend. By default the name
+    /// itself.
+    fn resolve_backend(
+        &self,
+        name: &str,
+        key: &str,
+        health: &dyn super::BackendHealth,
+    ) -> Option<String> {
+        let _ = (key, health);
+        Some(name.to_string())
+    }
+
     /// `vcl_recv`: cache lookup, pass, or synthetic answer.
     ///
     /// Built-in: PURGE purges, BAN bans, a request asking to switch

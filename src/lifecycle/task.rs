@@ -70,6 +70,9 @@ pub struct Task {
     /// The request as received, kept only when the policy calls
     /// `std.rollback(req)`.
     pub original: Option<Box<Original>>,
+    /// `req.backend_hint`, when the policy set it: the backend or director
+    /// its fetches go to (else the director of the settings picks).
+    pub backend_hint: Option<String>,
 }
 
 /// A request as it was received (what `std.rollback(req)` restores).
@@ -195,6 +198,7 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
+            backend_hint: None,
         }
     }
 
@@ -206,6 +210,7 @@ impl Task {
             conn: self.conn.clone(),
             services: self.services.clone(),
             client_identity: self.client_identity.clone(),
+            backend_hint: self.backend_hint.clone(),
             ..Task::internal(
                 self.live.clone(),
                 self.host.clone(),

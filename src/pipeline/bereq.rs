@@ -130,6 +130,8 @@ impl Proxy {
             xid: crate::lifecycle::next_xid(),
             conn: ctx.conn.clone(),
             services: ctx.services.clone(),
+            backend: ctx.backend_hint.clone(),
+            sent_to: None,
             original: None,
         };
         if ctx.live.hooks.rollback {
@@ -195,7 +197,12 @@ impl Proxy {
             ));
         };
         let sent = live.clock.now();
-        let result = match self.director.pick(&bereq.url, &bereq.headers) {
+        let chosen = match &bereq.backend {
+            Some(name) => self.named_backend(live, name, &bereq.url, &bereq.headers),
+            None => self.director.pick(&bereq.url, &bereq.headers),
+        };
+        bereq.sent_to = chosen.as_ref().map(|b| b.name().to_string());
+        let result = match chosen {
             Some(backend) => backend.send(request).await.inspect_err(|e| {
                 backend.note_error(e);
             }),
@@ -228,6 +235,37 @@ impl Proxy {
                 Err(Failure::new(failure_kind(&e)).because(e.to_string()))
             }
         }
+    }
+
+    /// The backend the policy named (`bereq.backend`, a pipe's
+    /// `req.backend_hint`): a director's choice, keyed by host and URL for
+    /// hash and shard. `None` when it is sick or unknown: the fetch fails
+    /// (503), as in Varnish, rather than going elsewhere.
+    pub(super) fn named_backend(
+        &self,
+        live: &crate::lifecycle::Live,
+        name: &str,
+        url: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<std::sync::Arc<crate::fetch::pool::Backend>> {
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let key = format!("{host}{url}");
+        let resolved = live.policy.resolve_backend(name, &key, &*live.health);
+        let backend = resolved.as_deref().and_then(|b| self.director.named(b));
+        if backend.is_none() {
+            crate::log_limited!(
+                10,
+                warn,
+                backend = name,
+                resolved = resolved.as_deref().unwrap_or("none"),
+                url,
+                "the backend the policy named is sick or unknown"
+            );
+        }
+        backend
     }
 
     /// `vcl_backend_error` for a failed fetch, and what follows: a retry,

@@ -41,7 +41,11 @@ impl Proxy {
             }
             return Box::pin(self.pass(task)).await;
         };
-        let Some(backend) = self.director.pick(&task.url, &task.headers) else {
+        let chosen = match &task.backend_hint {
+            Some(name) => self.named_backend(&task.live, name, &task.url, &task.headers),
+            None => self.director.pick(&task.url, &task.headers),
+        };
+        let Some(backend) = chosen else {
             return Served::failed(
                 FailureKind::BackendUnavailable,
                 "no healthy backend for a pipe",

@@ -137,6 +137,7 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
+            backend_hint: None,
         };
         if keep_original {
             task.keep_original();

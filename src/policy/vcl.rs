@@ -17,6 +17,7 @@
 mod backend;
 mod client;
 mod declared;
+mod directors;
 mod pipe;
 mod values;
 
@@ -57,8 +58,16 @@ pub enum PolicyError {
 #[derive(Debug)]
 pub struct VclPolicy {
     program: Program,
+    shared: Shared,
+}
+
+/// What every subroutine's view reads besides the request.
+#[derive(Debug)]
+struct Shared {
     /// `server.hostname` and `server.identity`.
     hostname: String,
+    /// The directors made in `vcl_init`, with their state.
+    directors: directors::Directors,
 }
 
 impl VclPolicy {
@@ -78,15 +87,28 @@ impl VclPolicy {
     /// Runs `vcl_init` once, then the policy is ready.
     fn new(program: Program) -> Result<VclPolicy, PolicyError> {
         program.init().map_err(PolicyError::Init)?;
+        let default = declared::backends(program.backends())
+            .into_iter()
+            .next()
+            .map(|b| b.name);
         Ok(VclPolicy {
+            shared: Shared {
+                hostname: values::hostname(),
+                directors: directors::Directors::new(&program, default),
+            },
             program,
-            hostname: values::hostname(),
         })
     }
 
     /// The compiled program (its backends, probes, subroutines).
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// The directors made in `vcl_init` with their backends, one a line
+    /// (`rr = round_robin(web1, web2)`), for `lacquer check`.
+    pub fn describe_directors(&self) -> Vec<String> {
+        self.shared.directors.describe()
     }
 
     /// Compiles policy text; `file` names it in errors.
@@ -196,6 +218,17 @@ impl Policy for VclPolicy {
         declared::backends(self.program.backends())
     }
 
+    fn resolve_backend(
+        &self,
+        name: &str,
+        key: &str,
+        health: &dyn crate::lifecycle::BackendHealth,
+    ) -> Option<String> {
+        self.shared
+            .directors
+            .resolve(name, key, &|b: &str| health.healthy(b))
+    }
+
     fn hooks(&self) -> Hooks {
         let builtin = vcl_lite::builtin_program();
         let has = |sub| self.program.defines(sub) || builtin.is_some_and(|b| b.defines(sub));
@@ -215,7 +248,7 @@ impl Policy for VclPolicy {
     }
 
     fn recv(&self, req: &mut Task) -> RecvAction {
-        let mut view = ClientView::of(req, &self.hostname);
+        let mut view = ClientView::of(req, &self.shared);
         match self.run(Sub::Recv, &mut view) {
             // Varnish's built-in vcl_recv ends with `return (hash)`.
             Ok(None) => RecvAction::Hash,
@@ -252,7 +285,7 @@ impl Policy for VclPolicy {
         if !self.program.defines(Sub::Hash) {
             return Builtin.hash(req);
         }
-        let mut view = ClientView::of(req, &self.hostname);
+        let mut view = ClientView::of(req, &self.shared);
         let action = self.program.run(Sub::Hash, &mut view);
         let mut parts = std::mem::take(&mut view.hash);
         drop(view);
@@ -270,7 +303,7 @@ impl Policy for VclPolicy {
 
     fn hit(&self, req: &mut Task, obj: &CachedObject) -> ClientAction {
         let now = req.live.clock.now();
-        let mut view = ClientView::of(req, &self.hostname);
+        let mut view = ClientView::of(req, &self.shared);
         view.obj = Some(obj);
         // This delivery counts: obj.hits is 1 on the first hit.
         view.meta = Some(ObjMeta::of(
@@ -283,15 +316,15 @@ impl Policy for VclPolicy {
     }
 
     fn miss(&self, req: &mut Task) -> ClientAction {
-        self.client(Sub::Miss, &mut ClientView::of(req, &self.hostname))
+        self.client(Sub::Miss, &mut ClientView::of(req, &self.shared))
     }
 
     fn pass(&self, req: &mut Task) -> ClientAction {
-        self.client(Sub::Pass, &mut ClientView::of(req, &self.hostname))
+        self.client(Sub::Pass, &mut ClientView::of(req, &self.shared))
     }
 
     fn purge(&self, req: &mut Task) -> ClientAction {
-        self.client(Sub::Purge, &mut ClientView::of(req, &self.hostname))
+        self.client(Sub::Purge, &mut ClientView::of(req, &self.shared))
     }
 
     fn deliver(
@@ -300,14 +333,14 @@ impl Policy for VclPolicy {
         resp: &mut Response<RespBody>,
         obj: &ObjMeta,
     ) -> ClientAction {
-        let mut view = ClientView::of(req, &self.hostname);
+        let mut view = ClientView::of(req, &self.shared);
         view.meta = Some(*obj);
         view.resp = Some(RespPart::Delivered(resp));
         self.client(Sub::Deliver, &mut view)
     }
 
     fn synth(&self, req: &mut Task, resp: &mut Synthetic) -> ClientAction {
-        let mut view = ClientView::of(req, &self.hostname);
+        let mut view = ClientView::of(req, &self.shared);
         view.resp = Some(RespPart::Synth(resp));
         match self.client(Sub::Synth, &mut view) {
             // The built-in vcl_synth wrote Varnish's error page and ends
@@ -319,7 +352,7 @@ impl Policy for VclPolicy {
 
     fn pipe(&self, req: &mut Task, bereq: &mut http::HeaderMap) -> ClientAction {
         let mut view = pipe::PipeView {
-            client: ClientView::of(req, &self.hostname),
+            client: ClientView::of(req, &self.shared),
             bereq,
         };
         match self.run(Sub::Pipe, &mut view) {
@@ -333,7 +366,7 @@ impl Policy for VclPolicy {
         let mut view = BackendView {
             bereq,
             beresp: None,
-            hostname: &self.hostname,
+            shared: &self.shared,
         };
         self.backend(Sub::BackendFetch, &mut view)
     }
@@ -342,7 +375,7 @@ impl Policy for VclPolicy {
         let mut view = BackendView {
             bereq,
             beresp: Some(BerespPart::Fetched(beresp)),
-            hostname: &self.hostname,
+            shared: &self.shared,
         };
         self.backend(Sub::BackendResponse, &mut view)
     }
@@ -351,7 +384,7 @@ impl Policy for VclPolicy {
         let mut view = BackendView {
             bereq,
             beresp: Some(BerespPart::Error(beresp)),
-            hostname: &self.hostname,
+            shared: &self.shared,
         };
         match self.backend(Sub::BackendError, &mut view) {
             // The built-in vcl_backend_error wrote Varnish's error page and

@@ -496,6 +496,17 @@ fn policies_are_checked_and_a_bad_one_refuses_to_start() {
     .unwrap();
     let (ok, out, _) = lacquer(&["check", good.to_str().unwrap()]);
     assert!(ok && out.contains("good.vcl: ok"), "{out}");
+    let directors = dir.join("directors.vcl");
+    std::fs::write(
+        &directors,
+        "import directors;\nbackend a { .host = \"127.0.0.1\"; }\nbackend b { .host = \"127.0.0.1\"; }\n\
+         sub vcl_init {\n    new rr = directors.round_robin();\n    rr.add_backend(a);\n    rr.add_backend(b);\n}\n\
+         sub vcl_recv { set req.backend_hint = rr.backend(); }\n",
+    )
+    .unwrap();
+    let (ok, out, err) = lacquer(&["check", directors.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("director rr = round_robin(a, b)"), "{out}");
     let (ok, _, err) = lacquer(&["check", bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("bad.vcl:2:9"), "{err}");

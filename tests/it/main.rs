@@ -68,5 +68,6 @@ mod surrogate_keys;
 mod uploads;
 mod validation;
 mod vcl_backends;
+mod vcl_directors;
 mod vcl_functions;
 mod websocket;

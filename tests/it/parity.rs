@@ -80,6 +80,13 @@ struct Step {
     /// Compare the bodies too (not for answers whose text is each
     /// server's own, such as a purge's).
     body: bool,
+    /// Wall-clock time to let pass before it (for TTLs to run out).
+    wait_ms: u64,
+}
+
+/// `s`, `ms` milliseconds later.
+const fn later(ms: u64, s: Step) -> Step {
+    Step { wait_ms: ms, ..s }
 }
 
 const fn get(path: &'static str) -> Step {
@@ -88,6 +95,7 @@ const fn get(path: &'static str) -> Step {
         path,
         headers: &[],
         body: true,
+        wait_ms: 0,
     }
 }
 
@@ -97,6 +105,7 @@ const fn step(method: &'static str, path: &'static str) -> Step {
         path,
         headers: &[],
         body: true,
+        wait_ms: 0,
     }
 }
 
@@ -106,6 +115,7 @@ const fn get_with(path: &'static str, headers: &'static [(&'static str, &'static
         path,
         headers,
         body: true,
+        wait_ms: 0,
     }
 }
 
@@ -208,6 +218,9 @@ async fn run(addr: SocketAddr, origin: &Origin, scenario: &Scenario) -> Vec<Seen
     let steps = scenario.steps;
     let mut seen = Vec::new();
     for step in steps {
+        if step.wait_ms > 0 {
+            sleep_ms(step.wait_ms).await;
+        }
         // The body is read whole; a request right after joins the fetch
         // still storing it (both servers), so origin counts need no wait.
         let got = send(addr, step.method, step.path, step.headers, "").await;
@@ -502,6 +515,7 @@ sub vcl_recv {
                 path: "/page",
                 headers: &[],
                 body: false,
+                wait_ms: 0,
             },
             get("/page"),
             get("/page"),
@@ -557,6 +571,7 @@ sub vcl_backend_response {
                 path: "/broken",
                 headers: &[],
                 body: false,
+                wait_ms: 0,
             },
             get("/page"),
         ],
@@ -705,6 +720,7 @@ sub vcl_recv {
                 path: "/",
                 headers: &[("X-Pattern", "^/a$")],
                 body: false,
+                wait_ms: 0,
             },
             get("/a"),
             get("/b"),
@@ -758,6 +774,7 @@ sub vcl_deliver {
                 path: "/page",
                 headers: &[],
                 body: false,
+                wait_ms: 0,
             },
             get("/page"),
             Step {
@@ -765,6 +782,7 @@ sub vcl_deliver {
                 path: "/",
                 headers: &[("X-Ban-Url", "^/static/")],
                 body: true,
+                wait_ms: 0,
             },
             get("/static/app.css"),
             get("/private"),
@@ -776,6 +794,92 @@ sub vcl_deliver {
         ],
         headers: &["x-cache", "cache-control", "content-type"],
         expect: Expect::Agree,
+    },
+    Scenario {
+        name: "a fallback director goes to the second backend while the first is sick",
+        vcl: r#"
+import directors;
+import std;
+probe refused { .url = "/"; .interval = 100ms; .timeout = 100ms; .window = 2; .threshold = 1; }
+backend dead { .host = "127.0.0.1"; .port = "9"; .probe = refused; }
+sub vcl_init {
+    new fb = directors.fallback();
+    fb.add_backend(dead);
+    fb.add_backend(default);
+}
+sub vcl_recv {
+    set req.backend_hint = fb.backend();
+    return (hash);
+}
+sub vcl_deliver {
+    set resp.http.X-Dead = std.healthy(dead);
+    set resp.http.X-Fallback = std.healthy(fb.backend());
+}
+"#,
+        steps: &[get("/page"), get("/page"), get("/a")],
+        headers: &["x-dead", "x-fallback"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "grace with std.healthy: stale while the backend is sick, fresh while it is not",
+        vcl: r#"
+import std;
+probe refused { .url = "/"; .interval = 100ms; .timeout = 100ms; .window = 2; .threshold = 1; }
+backend dead { .host = "127.0.0.1"; .port = "9"; .probe = refused; }
+sub vcl_recv {
+    if (req.http.X-Down) {
+        set req.backend_hint = dead;
+    }
+    if (std.healthy(req.backend_hint)) {
+        set req.grace = 0s;
+    } else {
+        set req.grace = 1h;
+    }
+    return (hash);
+}
+sub vcl_backend_response {
+    set beresp.ttl = 1s;
+    set beresp.grace = 1h;
+    return (deliver);
+}
+"#,
+        steps: &[
+            get("/page"),
+            later(1500, get("/page")),
+            later(1500, get_with("/page", &[("X-Down", "1")])),
+            get_with("/page", &[("X-Down", "1")]),
+            get("/page"),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "an object stored with a TTL of 0s and grace, asked for with grace while the backend is sick",
+        vcl: r#"
+import std;
+probe refused { .url = "/"; .interval = 100ms; .timeout = 100ms; .window = 2; .threshold = 1; }
+backend dead { .host = "127.0.0.1"; .port = "9"; .probe = refused; }
+sub vcl_recv {
+    if (req.http.X-Down) {
+        set req.backend_hint = dead;
+    }
+    if (!std.healthy(req.backend_hint)) {
+        set req.grace = 1h;
+    }
+    return (hash);
+}
+sub vcl_backend_response {
+    set beresp.ttl = 0s;
+    set beresp.grace = 1h;
+    return (deliver);
+}
+"#,
+        steps: &[get("/page"), get_with("/page", &[("X-Down", "1")])],
+        headers: &[],
+        expect: Expect::Differs(
+            "Varnish 7.1 does not serve an object whose TTL was 0s in grace (a miss: the \
+             sick backend's 503); lacquer serves it stale",
+        ),
     },
 ];
 
@@ -793,6 +897,10 @@ async fn both(dir: &Path, scenario: &Scenario) -> (Vec<Seen>, Vec<Seen>) {
         &with_backend(scenario.vcl, lacquer_origin.addr),
     )
     .await;
+    if scenario.vcl.contains(".probe") {
+        // Both servers' probes of a closed port have failed by then.
+        sleep_ms(500).await;
+    }
     let v = run(varnish.addr, &varnish_origin, scenario).await;
     let l = run(lq.addr(), &lacquer_origin, scenario).await;
     (v, l)

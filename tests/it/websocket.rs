@@ -177,6 +177,40 @@ sub vcl_recv {
     assert_eq!(heads.lock().unwrap().len(), 1);
 }
 
+/// A pipe goes to the backend `req.backend_hint` names (a director's
+/// choice), not the default one.
+#[tokio::test]
+async fn a_pipe_goes_to_the_backend_hint() {
+    let (default, default_heads) = echo_backend().await;
+    let (chat, chat_heads) = echo_backend().await;
+    let policy = format!(
+        r#"
+import directors;
+backend web {{ .host = "127.0.0.1"; .port = "{}"; }}
+backend chat {{ .host = "127.0.0.1"; .port = "{}"; }}
+sub vcl_init {{
+    new ws = directors.fallback();
+    ws.add_backend(chat);
+    ws.add_backend(web);
+}}
+sub vcl_recv {{
+    if (req.http.Upgrade) {{
+        set req.backend_hint = ws.backend();
+        return (pipe);
+    }}
+}}
+"#,
+        default.port(),
+        chat.port()
+    );
+    let lq = with_policy(default, &policy).await;
+    let (mut ws, head) = handshake(lq.addr(), "/room").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(echoed(&mut ws, b"hello").await, b"hello");
+    assert_eq!(chat_heads.lock().unwrap().len(), 1);
+    assert_eq!(default_heads.lock().unwrap().len(), 0);
+}
+
 #[tokio::test]
 async fn vcl_pipe_changes_the_backend_head_or_answers_itself() {
     let (backend, heads) = echo_backend().await;

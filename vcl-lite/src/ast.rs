@@ -205,8 +205,8 @@ pub enum StmtKind {
         name: Ident,
         /// The constructor (`directors.round_robin`).
         ctor: Ident,
-        /// Its arguments.
-        args: Vec<Expr>,
+        /// Its arguments (`directors.fallback(sticky = true)`).
+        args: Vec<Arg>,
     },
     /// `name(args);`: a function called as a statement (`std.log("x");`,
     /// `ban(…);`); its result, if any, is dropped.

@@ -1,6 +1,8 @@
 //! Names, types, where variables may be used and which actions each
 //! subroutine may return; turns the AST into the evaluator's program.
 
+mod objects;
+
 use std::collections::HashMap;
 
 use crate::acl::CompiledAcl;
@@ -148,6 +150,8 @@ struct Checker<'p> {
     acls: Vec<CompiledAcl>,
     /// The declared backends (`std.healthy(name)`).
     backend_names: Vec<String>,
+    /// The directors made in `vcl_init`.
+    directors: crate::directors::Collected,
     /// The `vcl 4.x;` version (`std.syntax`).
     version: f64,
     /// Errors of statements checked so far: a statement in error is left
@@ -172,6 +176,8 @@ pub(crate) fn check(
 ) -> Result<Program, Vec<Error>> {
     let mut errors = Vec::new();
     let (backends, probes) = crate::decl::check(policy, src, file, &map, &mut errors);
+    let backend_names: Vec<String> = backends.iter().map(|b| b.name.clone()).collect();
+    let directors = crate::directors::collect(policy, src, file, &backend_names, &mut errors);
     let mut checker = Checker {
         src,
         map: map.clone(),
@@ -180,7 +186,8 @@ pub(crate) fn check(
         sub_names: HashMap::new(),
         acl_names: HashMap::new(),
         acls: Vec::new(),
-        backend_names: backends.iter().map(|b| b.name.clone()).collect(),
+        backend_names,
+        directors,
         version: policy
             .version
             .as_ref()
@@ -241,6 +248,7 @@ pub(crate) fn check(
         acls: checker.acls,
         backends,
         probes,
+        directors: checker.directors.directors,
     })
 }
 
@@ -287,8 +295,8 @@ impl<'p> Checker<'p> {
 
     // ----- declarations and the call graph -----
 
-    /// `import std;` is accepted (and optional); any other VMOD is an error
-    /// naming it.
+    /// `import std;` (optional) and `import directors;` are accepted; any
+    /// other VMOD is an error naming it.
     fn imports(&self, policy: &ast::Policy, errors: &mut Vec<Error>) {
         let std_funcs: Vec<&str> = FUNCS
             .iter()
@@ -297,7 +305,7 @@ impl<'p> Checker<'p> {
             .collect();
         for item in &policy.items {
             let Item::Import(name) = item else { continue };
-            if name.name == "std" {
+            if crate::directors::BUILTIN_VMODS.contains(&name.name.as_str()) {
                 continue;
             }
             errors.push(
@@ -307,7 +315,7 @@ impl<'p> Checker<'p> {
                     "vcl-lite loads no vmods",
                 )
                 .note(format!(
-                    "built in: `std` (importing it is optional; its {} functions are in vcl-lite's README)",
+                    "built in: `std` (importing it is optional; its {} functions are in vcl-lite's README) and `directors`",
                     std_funcs.len()
                 )),
             );
@@ -592,6 +600,11 @@ impl<'p> Checker<'p> {
     fn block(&self, block: &ast::Block, scope: &Scope) -> Result<Vec<ir::Stmt>, Error> {
         let mut out = Vec::with_capacity(block.stmts.len());
         for stmt in &block.stmts {
+            // A director's setup, read when loading: it does nothing at run
+            // time.
+            if self.directors.consumed.contains(&stmt.span.start) {
+                continue;
+            }
             match self.stmt(stmt, scope) {
                 Ok(s) => out.push(s),
                 Err(e) => self.stmt_errors.borrow_mut().push(e),
@@ -685,17 +698,16 @@ impl<'p> Checker<'p> {
                 let at = e.may_fail().then_some(stmt.span.start);
                 ir::Stmt::Synthetic(e, at)
             }
-            StmtKind::New { name, ctor, .. } => {
+            StmtKind::New { name, .. } => {
                 self.only_in(scope, stmt.span, "new", Sub::Init.bit())?;
-                return Err(self
-                    .error(
-                        ctor.span,
-                        format!("`{}` is not built in yet", ctor.name),
-                        format!("`{}` cannot be created", name.name),
-                    )
-                    .note(
-                        "vcl-lite has no vmod objects yet (directors and other vmods come later)",
-                    ));
+                return Err(self.error(
+                    stmt.span,
+                    format!("`new {}` is inside a block", name.name),
+                    "objects are made at the top level of vcl_init, when the policy loads",
+                ));
+            }
+            StmtKind::CallFunction { name, args } if self.director_of(&name.name).is_some() => {
+                return Err(self.director_statement(name, args, stmt.span, scope))
             }
             StmtKind::CallFunction { name, args } => {
                 let def = self.function(name)?;
@@ -944,6 +956,9 @@ impl<'p> Checker<'p> {
         if let Some(def) = funcs::lookup(&name.name) {
             return Ok(def);
         }
+        if let Some(e) = self.not_an_object(name) {
+            return Err(e);
+        }
         let label = match name.name.as_str() {
             "hash_data" | "synthetic" => {
                 format!("`{}` is a statement: `{}(…);`", name.name, name.name)
@@ -983,6 +998,9 @@ impl<'p> Checker<'p> {
         span: Span,
         scope: &Scope,
     ) -> Result<(ir::Expr, Type), Error> {
+        if let Some((director, method)) = self.director_of(&name.name) {
+            return self.director_call(director, method, name, args, span, scope);
+        }
         let def = self.function(name)?;
         let Some(ret) = def.ret else {
             return Err(self.error(
@@ -1185,17 +1203,26 @@ impl<'p> Checker<'p> {
                     ir::Arg::Http(which)
                 }
                 ParamType::Backend => {
-                    let ExprKind::Name(ident) = &e.kind else {
-                        return Err(note(
-                            self.error(
-                                e.span,
-                                "expected a backend name",
-                                "name a `backend` declared in the policy",
-                            ),
-                            param,
-                        ));
+                    let bare = match &e.kind {
+                        ExprKind::Name(ident) if vars::lookup(&ident.name).is_none() => Some(ident),
+                        _ => None,
                     };
-                    if !self.backend_names.contains(&ident.name) {
+                    let Some(ident) = bare else {
+                        let (x, found) = self.expr(e, scope)?;
+                        if found != Type::Backend {
+                            return Err(note(
+                                self.error(
+                                    e.span,
+                                    "expected a backend name",
+                                    "name a `backend` or director declared in the policy, or `req.backend_hint`",
+                                ),
+                                param,
+                            ));
+                        }
+                        out.push(ir::Arg::Val(x, Type::Backend));
+                        continue;
+                    };
+                    if !self.is_backend(&ident.name) {
                         let label = match closest(
                             &ident.name,
                             self.backend_names.iter().map(String::as_str),
@@ -1209,7 +1236,7 @@ impl<'p> Checker<'p> {
                             label,
                         ));
                     }
-                    ir::Arg::Backend(ident.name.as_str().into())
+                    ir::Arg::Val(ir::Expr::Str(ident.name.as_str().into()), Type::Backend)
                 }
             };
             out.push(arg);
@@ -1277,6 +1304,9 @@ impl<'p> Checker<'p> {
             };
         }
         let label = match (&at.kind, from, to) {
+            (_, _, Type::Backend) => {
+                "name a backend or director (without quotes), or call `X.backend()`".to_string()
+            }
             (ExprKind::Int(i), Type::Int, Type::Duration) => format!("add a unit, as in `{i}s`"),
             (ExprKind::Real(r), Type::Real, Type::Duration) => format!("add a unit, as in `{r}s`"),
             (ExprKind::Str(s), Type::String, Type::Bool) if s == "true" || s == "false" => {
@@ -1297,9 +1327,9 @@ impl<'p> Checker<'p> {
         ))
     }
 
-    /// An expression used as a condition: BOOL, a STRING (true when set),
-    /// and as in Varnish an INT (true when not 0, Magento's `if (obj.hits)`)
-    /// or a DURATION (true when above 0).
+    /// An expression used as a condition: BOOL, a STRING or BACKEND (true
+    /// when set), and as in Varnish an INT (true when not 0, Magento's
+    /// `if (obj.hits)`) or a DURATION (true when above 0).
     fn condition(&self, e: &ast::Expr, scope: &Scope) -> Result<ir::Expr, Error> {
         let (x, ty) = self.expr(e, scope)?;
         let compared = |op, zero| ir::Expr::Cmp {
@@ -1310,7 +1340,7 @@ impl<'p> Checker<'p> {
         };
         match ty {
             Type::Bool => Ok(x),
-            Type::String => Ok(ir::Expr::Defined(Box::new(x))),
+            Type::String | Type::Backend => Ok(ir::Expr::Defined(Box::new(x))),
             Type::Int => Ok(compared(CmpOp::Ne, ir::Expr::Int(0))),
             Type::Duration => Ok(compared(CmpOp::Gt, ir::Expr::Dur(0.0))),
             other => Err(self.error(
@@ -1329,6 +1359,13 @@ impl<'p> Checker<'p> {
             ExprKind::Real(r) => (ir::Expr::Real(*r), Type::Real),
             ExprKind::Bytes(b) => (ir::Expr::Bytes(*b), Type::Bytes),
             ExprKind::Bool(b) => (ir::Expr::Bool(*b), Type::Bool),
+            ExprKind::Name(ident)
+                if vars::lookup(&ident.name).is_none() && self.is_backend(&ident.name) =>
+            {
+                // A backend or director written bare: a BACKEND, carried as
+                // its name (a director chooses when the fetch is sent).
+                (ir::Expr::Str(ident.name.as_str().into()), Type::Backend)
+            }
             ExprKind::Name(ident) => {
                 let (def, var) = self.variable(ident)?;
                 self.readable(def, ident, scope)?;
@@ -1706,8 +1743,8 @@ mod tests {
             "did you mean `std.tolower`?"
         );
         assert_eq!(
-            err("import directors;").message(),
-            "vmod `directors` is not built in"
+            err("import bodyaccess;").message(),
+            "vmod `bodyaccess` is not built in"
         );
         assert_eq!(err("sub vcl_recvv {}").label(), "did you mean `vcl_recv`?");
         ok("sub vcl_pipe {} sub vcl_init {} sub vcl_fini {}");

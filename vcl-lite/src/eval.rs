@@ -11,6 +11,7 @@ use crate::acl::CompiledAcl;
 use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::decl::{Backend, Probe};
+use crate::directors::Director;
 use crate::error::{Location, RuntimeError, SourceMap};
 use crate::funcs::{Func, HttpPart};
 use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
@@ -149,6 +150,14 @@ pub trait Context {
         true
     }
 
+    /// `X.backend(key)` of the hash or shard director `director` (one of
+    /// [`Program::directors`]): the name of the backend it chooses for
+    /// `key`; `None` when none is healthy. By default none.
+    fn director_backend(&self, director: &str, key: &str) -> Option<String> {
+        let _ = (director, key);
+        None
+    }
+
     /// `std.collect(hdr, sep)`: joins the header's values into one. By
     /// default nothing changes.
     fn collect(&mut self, header: &Var, separator: &str) {
@@ -189,6 +198,7 @@ pub struct Program {
     pub(crate) acls: Vec<CompiledAcl>,
     pub(crate) backends: Vec<Backend>,
     pub(crate) probes: Vec<Probe>,
+    pub(crate) directors: Vec<Director>,
 }
 
 enum Flow {
@@ -244,6 +254,13 @@ impl Program {
     /// to do with them.
     pub fn backends(&self) -> &[Backend] {
         &self.backends
+    }
+
+    /// The directors made in `vcl_init` (`new X = directors.KIND();` and
+    /// `X.add_backend(…)`), in order: a director's members are declared
+    /// backends or directors before it.
+    pub fn directors(&self) -> &[Director] {
+        &self.directors
     }
 
     /// The named `probe` declarations, in order (a backend's own probe,
@@ -550,7 +567,7 @@ impl Program {
     /// An owned value of type `ty` (an unset STRING becomes "").
     fn value(&self, e: &Expr, ty: Type, ctx: &dyn Context) -> Value<'static> {
         match ty {
-            Type::String => Value::Str(Cow::Owned(
+            Type::String | Type::Backend => Value::Str(Cow::Owned(
                 self.string(e, ctx).unwrap_or_default().into_owned(),
             )),
             Type::Int => Value::Int(self.int(e, ctx)),
@@ -567,7 +584,7 @@ impl Program {
     fn append(&self, e: &Expr, ty: Type, ctx: &dyn Context, out: &mut String) {
         // Writing to a String cannot fail.
         let _ = match ty {
-            Type::String => {
+            Type::String | Type::Backend => {
                 if let Some(s) = self.string(e, ctx) {
                     out.push_str(&s);
                 }
@@ -626,6 +643,10 @@ impl Program {
                 Value::Str(s) => Some(s),
                 other => Some(Cow::Owned(other.to_string())),
             },
+            Expr::Director { name, key } => {
+                let key = self.string(key, ctx).unwrap_or_default();
+                ctx.director_backend(name, &key).map(Cow::Owned)
+            }
             _ => None,
         }
     }
@@ -678,6 +699,9 @@ impl Program {
                 Some(Value::Int(i)) => i,
                 _ => 0,
             },
+            Expr::ShardKey(s) => {
+                i64::from(stdlib::shard_key(&self.string(s, ctx).unwrap_or_default()))
+            }
             _ => 0,
         }
     }
@@ -836,7 +860,7 @@ impl Program {
     fn compare(&self, op: CmpOp, ty: Type, lhs: &Expr, rhs: &Expr, ctx: &dyn Context) -> bool {
         use std::cmp::Ordering;
         let ordering: Option<Ordering> = match ty {
-            Type::String => {
+            Type::String | Type::Backend => {
                 // As in Varnish, an unset string equals nothing.
                 let equal = match (self.string(lhs, ctx), self.string(rhs, ctx)) {
                     (Some(a), Some(b)) => a == b,
@@ -1083,7 +1107,10 @@ impl Program {
             }
             Func::Now => Value::Time(ctx.now()),
             Func::Healthy => match c.args.first() {
-                Some(Arg::Backend(name)) => Value::Bool(ctx.healthy(name)),
+                // An unset backend (a director with none healthy) is sick.
+                Some(Arg::Val(e, _)) => {
+                    Value::Bool(self.string(e, ctx).is_some_and(|name| ctx.healthy(&name)))
+                }
                 _ => Value::Bool(true),
             },
             Func::StdBan => {

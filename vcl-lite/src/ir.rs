@@ -77,6 +77,15 @@ pub(crate) enum Expr {
     },
     /// A built-in function (other than `regsub`).
     Call(Box<Call>),
+    /// `X.backend(key)` of a hash or shard director: the backend it
+    /// chooses for the key, asked of the host when evaluated
+    /// (`Context::director_backend`). BACKEND; unset when none is healthy.
+    Director {
+        name: Box<str>,
+        key: Box<Expr>,
+    },
+    /// `X.key(STRING)` of a shard director: the string hashed to an INT.
+    ShardKey(Box<Expr>),
 }
 
 impl Expr {
@@ -95,7 +104,9 @@ impl Expr {
             | Expr::Neg(e)
             | Expr::IntToReal(e)
             | Expr::Defined(e)
+            | Expr::ShardKey(e)
             | Expr::Not(e) => e.may_fail(),
+            Expr::Director { key, .. } => key.may_fail(),
             Expr::Concat(parts) => parts.iter().any(|(e, _)| e.may_fail()),
             Expr::Cmp { lhs, rhs, .. } => lhs.may_fail() || rhs.may_fail(),
             Expr::Regex { subject, .. } | Expr::Acl { subject, .. } => subject.may_fail(),
@@ -138,8 +149,6 @@ pub(crate) enum Arg {
     Val(Expr, Type),
     /// A header variable (`std.collect`).
     Header(Var),
-    /// A declared backend's name (`std.healthy`).
-    Backend(Box<str>),
     /// `req` or `bereq` (`std.rollback`).
     Http(crate::funcs::HttpPart),
 }

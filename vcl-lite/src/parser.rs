@@ -710,7 +710,7 @@ impl<'a> Parser<'a> {
                 if *self.peek() != TokenKind::LParen {
                     return Err(self.unexpected("`(`", "a constructor is called: `vmod.object(…)`"));
                 }
-                let (args, _) = self.args()?;
+                let (args, _) = self.call_args()?;
                 self.semicolon()?;
                 StmtKind::New { name, ctor, args }
             }

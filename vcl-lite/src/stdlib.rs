@@ -486,6 +486,14 @@ pub fn random(lo: f64, hi: f64) -> f64 {
     lo + (hi - lo) * unit
 }
 
+/// `X.key(s)` of a shard director: `s` hashed to 32 bits (FNV-1a), the
+/// same on every node and every run.
+pub fn shard_key(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// The current time, in seconds since the epoch.
 pub fn now() -> f64 {
     std::time::SystemTime::now()

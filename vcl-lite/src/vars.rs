@@ -180,6 +180,10 @@ pub enum Type {
     Time,
     /// A size in bytes (`10KB`).
     Bytes,
+    /// A backend or director, carried as its name (a declared backend's
+    /// name written bare, `X.backend()`, `req.backend_hint`). It converts
+    /// to STRING (its name), not back.
+    Backend,
 }
 
 impl fmt::Display for Type {
@@ -193,6 +197,7 @@ impl fmt::Display for Type {
             Type::Real => "REAL",
             Type::Time => "TIME",
             Type::Bytes => "BYTES",
+            Type::Backend => "BACKEND",
         })
     }
 }
@@ -280,6 +285,9 @@ pub enum Var {
     BerespStorageHint,
     /// `beresp.was_304`
     BerespWas304,
+    /// `beresp.backend`: the backend the fetch was sent to (a director's
+    /// choice); `beresp.backend.name` reads the same name as a STRING.
+    BerespBackend,
     /// `obj.hits`
     ObjHits,
     /// `obj.age`
@@ -338,6 +346,11 @@ pub enum Var {
     /// `req.is_hitpass`: the request is a pass because of a hit-for-pass
     /// object.
     ReqIsHitpass,
+    /// `req.backend_hint`: the backend (or director) the request's fetch
+    /// will use, by name.
+    ReqBackendHint,
+    /// `bereq.backend`: the backend (or director) the fetch uses, by name.
+    BereqBackend,
 }
 
 /// How a variable is made from its name (header families take the header).
@@ -475,6 +488,14 @@ pub(crate) static VARS: &[VarDef] = &[
         "the most grace this request accepts"
     ),
     plain!(
+        "req.backend_hint",
+        Backend,
+        CLIENT,
+        CLIENT,
+        ReqBackendHint,
+        "the backend or director the fetch for this request goes to (the first declared backend unless set)"
+    ),
+    plain!(
         "bereq.method",
         String,
         BEREQ,
@@ -504,6 +525,14 @@ pub(crate) static VARS: &[VarDef] = &[
         BEREQ,
         BereqHttp,
         "a backend request header"
+    ),
+    plain!(
+        "bereq.backend",
+        Backend,
+        BACKEND,
+        BACKEND,
+        BereqBackend,
+        "the backend or director this fetch goes to (from `req.backend_hint`); set it in vcl_backend_fetch to change it, for a retry too"
     ),
     plain!(
         "bereq.retries",
@@ -647,6 +676,22 @@ pub(crate) static VARS: &[VarDef] = &[
         NONE,
         BerespWas304,
         "the backend answered a conditional fetch with 304"
+    ),
+    plain!(
+        "beresp.backend",
+        Backend,
+        BERESP,
+        NONE,
+        BerespBackend,
+        "the backend the fetch was sent to (the one a director chose); unset when none was"
+    ),
+    plain!(
+        "beresp.backend.name",
+        String,
+        BERESP,
+        NONE,
+        BerespBackend,
+        "`beresp.backend`'s name"
     ),
     plain!(
         "obj.hits",

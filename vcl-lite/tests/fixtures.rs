@@ -1,6 +1,6 @@
 //! Production-style policies under `tests/fixtures/` (backends, probes,
-//! includes, a vcl_recv in two files) compile, and their backends are
-//! handed to the host.
+//! a director, includes, a vcl_recv in two files) compile, and their
+//! backends and directors are handed to the host.
 
 use std::path::Path;
 
@@ -53,4 +53,13 @@ fn cms_policy_compiles_with_shared_probe_and_none_backend() {
     assert_eq!(p.backends()[1].probe, web1.probe);
     assert!(p.backends()[2].none);
     assert_eq!(p.probes().len(), 1);
+    let [cluster] = p.directors() else {
+        panic!("{:?}", p.directors())
+    };
+    assert_eq!(
+        (cluster.name.as_str(), cluster.kind),
+        ("cluster", vcl_lite::DirectorKind::RoundRobin)
+    );
+    let members: Vec<&str> = cluster.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(members, ["web1", "web2"]);
 }

@@ -25,7 +25,7 @@ pub(super) enum BerespPart<'a, 'b> {
 pub(super) struct BackendView<'a, 'b> {
     pub(super) bereq: &'a mut Bereq,
     pub(super) beresp: Option<BerespPart<'a, 'b>>,
-    pub(super) hostname: &'a str,
+    pub(super) shared: &'a super::Shared,
 }
 
 impl BackendView<'_, '_> {
@@ -39,6 +39,11 @@ impl BackendView<'_, '_> {
             Var::BereqRetries => Some(Value::Int(i64::from(b.retries))),
             Var::BereqUncacheable => Some(Value::Bool(b.uncacheable)),
             Var::BereqIsBgfetch => Some(Value::Bool(b.is_bgfetch)),
+            Var::BereqBackend => b
+                .backend
+                .as_deref()
+                .or(self.shared.directors.default_backend())
+                .map(|n| Value::Str(Cow::Borrowed(n))),
             _ => None,
         }
     }
@@ -65,6 +70,11 @@ impl BackendView<'_, '_> {
             (BerespPart::Fetched(b), Var::BerespDoGzip) => Some(Value::Bool(b.do_gzip)),
             (BerespPart::Fetched(b), Var::BerespDoGunzip) => Some(Value::Bool(b.do_gunzip)),
             (BerespPart::Fetched(b), Var::BerespWas304) => Some(Value::Bool(b.was_304)),
+            (_, Var::BerespBackend) => self
+                .bereq
+                .sent_to
+                .as_deref()
+                .map(|n| Value::Str(Cow::Borrowed(n))),
             _ => None,
         }
     }
@@ -133,6 +143,7 @@ impl Context for BackendView<'_, '_> {
             | Var::BereqProto
             | Var::BereqHttp(_)
             | Var::BereqRetries
+            | Var::BereqBackend
             | Var::BereqUncacheable
             | Var::BereqIsBgfetch => self.bereq_get(var),
             Var::ClientIp
@@ -144,7 +155,7 @@ impl Context for BackendView<'_, '_> {
                 var,
                 self.bereq.client,
                 self.bereq.conn.as_deref(),
-                self.hostname,
+                &self.shared.hostname,
             ),
             Var::ClientIdentity => Some(Value::Str(Cow::Owned(self.bereq.client.to_string()))),
             Var::BereqXid => Some(Value::Str(Cow::Owned(self.bereq.xid.to_string()))),
@@ -165,6 +176,7 @@ impl Context for BackendView<'_, '_> {
                     .map_err(|_| "bereq.method: not a valid method".to_string())?;
             }
             Var::BereqHttp(h) => header_set(&mut self.bereq.headers, h, &value, "bereq.http")?,
+            Var::BereqBackend => self.bereq.backend = Some(value.to_string()),
             Var::BerespHttp(h) => {
                 let headers = self
                     .beresp_headers()
@@ -251,17 +263,25 @@ impl Context for BackendView<'_, '_> {
     }
 
     fn healthy(&self, backend: &str) -> bool {
-        // A fetch without the proxy handle (an ESI fragment's) cannot ask:
-        // it counts the backend healthy, as before probes were read here.
-        match self
+        let proxy = self
             .bereq
             .services
             .as_ref()
-            .and_then(std::sync::Weak::upgrade)
-        {
-            Some(proxy) => proxy.healthy(backend).unwrap_or(false),
-            None => true,
-        }
+            .and_then(std::sync::Weak::upgrade);
+        // A fetch without the proxy handle (an ESI fragment's) cannot ask:
+        // it counts backends healthy, as before probes were read here.
+        let health = |b: &str| Some(proxy.as_ref().is_none_or(|p| p.healthy(b).unwrap_or(false)));
+        self.shared.directors.healthy(backend, &health)
+    }
+
+    fn director_backend(&self, director: &str, key: &str) -> Option<String> {
+        let proxy = self
+            .bereq
+            .services
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade);
+        let health = |b: &str| Some(proxy.as_ref().is_none_or(|p| p.healthy(b).unwrap_or(false)));
+        self.shared.directors.resolve(director, key, &health)
     }
 
     fn collect(&mut self, header: &Var, separator: &str) {

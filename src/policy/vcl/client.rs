@@ -33,19 +33,19 @@ pub(super) struct ClientView<'a> {
     pub(super) resp: Option<RespPart<'a>>,
     /// `vcl_hash`: the parts of the key.
     pub(super) hash: Vec<String>,
-    pub(super) hostname: &'a str,
+    pub(super) shared: &'a super::Shared,
 }
 
 impl<'a> ClientView<'a> {
     /// A view of the request only.
-    pub(super) fn of(req: &'a mut Task, hostname: &'a str) -> ClientView<'a> {
+    pub(super) fn of(req: &'a mut Task, shared: &'a super::Shared) -> ClientView<'a> {
         ClientView {
             req,
             obj: None,
             meta: None,
             resp: None,
             hash: Vec::new(),
-            hostname,
+            shared,
         }
     }
 
@@ -150,7 +150,7 @@ impl Context for ClientView<'_> {
                 var,
                 self.req.client.ip(),
                 self.req.conn.as_deref(),
-                self.hostname,
+                &self.shared.hostname,
             ),
             Var::ClientIdentity => Some(Value::Str(match &self.req.client_identity {
                 Some(id) => Cow::Borrowed(id.as_str()),
@@ -161,6 +161,12 @@ impl Context for ClientView<'_> {
             // lacquer keeps hit-for-pass (`return (pass(d))`) as a hit-for-miss
             // marker: such requests count as `req.is_hitmiss`.
             Var::ReqIsHitpass => Some(Value::Bool(false)),
+            Var::ReqBackendHint => self
+                .req
+                .backend_hint
+                .as_deref()
+                .or(self.shared.directors.default_backend())
+                .map(|n| Value::Str(Cow::Borrowed(n))),
             _ => self.obj_get(var),
         }
     }
@@ -204,6 +210,7 @@ impl Context for ClientView<'_> {
             Var::ClientIdentity => req.client_identity = Some(value.to_string()),
             Var::ReqTtl => req.max_ttl = seconds(&value),
             Var::ReqGrace => req.max_grace = seconds(&value),
+            Var::ReqBackendHint => req.backend_hint = Some(value.to_string()),
             Var::RespStatus => {
                 let status: StatusCode = status_of(&value, "resp.status")?;
                 let reason = reason_for_set_status(status);
@@ -301,8 +308,18 @@ impl Context for ClientView<'_> {
 
     fn healthy(&self, backend: &str) -> bool {
         // As its probe sees it; a backend lacquer left out (`none`, a Unix
-        // socket) is sick.
-        self.req.live.health.healthy(backend).unwrap_or(false)
+        // socket) is sick. A director is healthy when one of its backends is.
+        let health = &*self.req.live.health;
+        self.shared
+            .directors
+            .healthy(backend, &|b: &str| health.healthy(b))
+    }
+
+    fn director_backend(&self, director: &str, key: &str) -> Option<String> {
+        let health = &*self.req.live.health;
+        self.shared
+            .directors
+            .resolve(director, key, &|b: &str| health.healthy(b))
     }
 
     fn collect(&mut self, header: &Var, separator: &str) {

@@ -1,2 +1,2 @@
 vcl 4.1;
-import directors;
+import bodyaccess;
