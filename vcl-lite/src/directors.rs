@@ -617,6 +617,10 @@ mod tests {
             "wrong type: expected BACKEND, found STRING"
         );
         assert_eq!(
+            err("sub vcl_init { new s = directors.shard(); } sub vcl_recv { call p; } sub vcl_backend_fetch { call p; } sub p { std.log(\"\" + s.backend(by = URL)); }"),
+            "`by = URL` in `p`, which runs on both sides"
+        );
+        assert_eq!(
             err("sub vcl_backend_fetch { set req.backend_hint = web1; }"),
             "`req.backend_hint` cannot be set in vcl_backend_fetch"
         );

@@ -7,7 +7,7 @@ use crate::ast::{self, ExprKind, Ident};
 use crate::directors::{Director, DirectorKind};
 use crate::error::{Error, Span};
 use crate::ir;
-use crate::vars::{self, closest, Sub, Type, Var};
+use crate::vars::{self, closest, Type, Var};
 
 impl Checker<'_> {
     /// A declared backend's or a director's name.
@@ -239,12 +239,17 @@ impl Checker<'_> {
                     (true, _) => Var::ReqUrl,
                     (_, true) => Var::BereqUrl,
                     _ => {
-                        let sub = scope.mask.subs().next().unwrap_or(Sub::Recv);
-                        return Err(self.error(
-                            span,
-                            format!("`by = URL` is not available in {}", sub.name()),
-                            "it reads req.url in client subroutines, bereq.url in backend ones",
-                        ));
+                        return Err(self
+                            .error(
+                                span,
+                                format!("`by = URL` in `{}`, which runs on both sides", scope.name),
+                                "it reads req.url in client subroutines, bereq.url in backend ones",
+                            )
+                            .note(format!(
+                                "`{}` runs in {}; use `by = KEY` with a key from each side",
+                                scope.name,
+                                scope.mask.describe()
+                            )));
                     }
                 };
                 Ok(keyed(ir::Expr::Var(url)))
