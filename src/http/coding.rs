@@ -65,7 +65,8 @@ impl Coding {
         }
     }
 
-    fn token(self) -> &'static str {
+    /// Its name in `Content-Encoding` and `Accept-Encoding`.
+    pub fn token(self) -> &'static str {
         match self {
             Coding::Gzip => "gzip",
             Coding::Br => "br",
@@ -153,13 +154,19 @@ pub fn normalise_request(headers: &mut HeaderMap) {
     }
 }
 
-/// A fetch for the cache asks for gzip, whatever this client accepts: the
-/// one stored copy then serves every client, coded for all that accept
-/// gzip (every browser) and decoded for the others. Not `br` or `zstd`
-/// although lacquer decodes them: an origin preferring them would leave
-/// the gzip-only clients uncompressed (they get the body decoded).
-pub fn ask_backend(headers: &mut HeaderMap) {
-    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+/// A fetch for the cache asks for the coding lacquer stores (`gzip` by
+/// default: settings' `compression.store`), whatever this client accepts:
+/// the one stored copy then serves every client, coded for those that
+/// accept it and decoded for the others. Only that coding: an origin that
+/// preferred another would have its choice stored (lacquer does not
+/// transcode), and one that has none of it sends identity, which lacquer
+/// compresses when it stores it.
+pub fn ask_backend(headers: &mut HeaderMap, store: Coding) {
+    let token = match store {
+        Coding::Gzip | Coding::Br | Coding::Zstd => store.token(),
+        Coding::Identity | Coding::Other => "gzip",
+    };
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(token));
 }
 
 /// Adds `Accept-Encoding` to `Vary` unless it is there (or `Vary: *`).
@@ -275,6 +282,84 @@ pub async fn decode_off_worker(
         .map_err(|_| DecodeError::Gzip(GunzipError::Task))?
 }
 
+/// A coding lacquer compresses bodies with, and how hard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoder {
+    /// gzip (flate2's pure-Rust deflate) at a level, 1 (fastest) to 9.
+    Gzip(u32),
+    /// brotli (the `brotli` crate) at a quality, 0 (fastest) to 11.
+    Br(u32),
+    /// zstd (ruzstd's encoder, its one level: about `zstd -1`).
+    Zstd,
+}
+
+/// brotli's window: 4 MiB, the format's usual default (decoders need
+/// at most that much memory per stream).
+const BROTLI_LGWIN: u32 = 22;
+
+impl Encoder {
+    /// The coding it produces.
+    pub fn coding(self) -> Coding {
+        match self {
+            Encoder::Gzip(_) => Coding::Gzip,
+            Encoder::Br(_) => Coding::Br,
+            Encoder::Zstd => Coding::Zstd,
+        }
+    }
+
+    /// Its `Content-Encoding` value.
+    pub fn header_value(self) -> HeaderValue {
+        HeaderValue::from_static(self.coding().token())
+    }
+
+    /// Bodies up to this size are compressed on the calling (async
+    /// worker) thread, about 0.2 ms of CPU or less (see
+    /// benches/compression.rs); larger ones go to the blocking pool.
+    pub fn inline_max(self) -> usize {
+        match self {
+            Encoder::Gzip(_) => GZIP_INLINE_MAX,
+            Encoder::Br(q) if q <= 5 => 16 << 10,
+            Encoder::Br(_) => 4 << 10,
+            Encoder::Zstd => 16 << 10,
+        }
+    }
+
+    /// `data` compressed. `None` only if the encoder failed (it writes to
+    /// memory: it should not).
+    pub fn encode(self, data: &[u8]) -> Option<Bytes> {
+        match self {
+            Encoder::Gzip(level) => Some(gzip(data, level)),
+            Encoder::Br(quality) => {
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality: quality.min(11) as i32,
+                    lgwin: BROTLI_LGWIN as i32,
+                    size_hint: data.len(),
+                    ..Default::default()
+                };
+                let mut out = Vec::with_capacity(data.len() / 4 + 64);
+                brotli::BrotliCompress(&mut &data[..], &mut out, &params).ok()?;
+                Some(Bytes::from(out))
+            }
+            Encoder::Zstd => Some(Bytes::from(ruzstd::encoding::compress_to_vec(
+                data,
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ))),
+        }
+    }
+
+    /// [`Encoder::encode`], on the blocking pool for bodies over
+    /// [`Encoder::inline_max`].
+    pub async fn encode_off_worker(self, data: Bytes) -> Option<Bytes> {
+        if data.len() <= self.inline_max() {
+            return self.encode(&data);
+        }
+        tokio::task::spawn_blocking(move || self.encode(&data))
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 /// gzip of `data` at `level` (1–9).
 pub fn gzip(data: &[u8], level: u32) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(
@@ -286,51 +371,81 @@ pub fn gzip(data: &[u8], level: u32) -> Bytes {
     Bytes::from(e.finish().unwrap_or_default())
 }
 
-/// Bodies up to this size are compressed on the calling (async worker)
-/// thread: about 0.2 ms of CPU at level 6. Larger ones go to the blocking
-/// pool.
+/// gzip'd bodies up to this size are compressed on the calling (async
+/// worker) thread: about 0.2 ms of CPU at level 6.
 pub const GZIP_INLINE_MAX: usize = 32 << 10;
 
-/// [`gzip`], on the blocking pool for bodies over [`GZIP_INLINE_MAX`].
-pub async fn gzip_off_worker(data: Bytes, level: u32) -> Option<Bytes> {
-    if data.len() <= GZIP_INLINE_MAX {
-        return Some(gzip(&data, level));
-    }
-    tokio::task::spawn_blocking(move || gzip(&data, level))
-        .await
-        .ok()
+/// A body compressed as it streams: each chunk is compressed and flushed
+/// (so what arrived can be sent at once), the end closes the stream. gzip
+/// or brotli: ruzstd's encoder cannot flush part of a stream.
+pub struct StreamEncoder {
+    kind: StreamKind,
 }
 
-/// A body gzip'd as it streams: each chunk is compressed and flushed (a
-/// sync flush, so what arrived can be sent at once), the end closes the
-/// stream.
-pub struct StreamGzip {
-    inner: flate2::write::GzEncoder<Vec<u8>>,
+enum StreamKind {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    // Boxed: the encoder's state is large. `None` once finished.
+    Br(Option<Box<brotli::CompressorWriter<Vec<u8>>>>),
 }
 
-impl StreamGzip {
-    /// An encoder at `level` (1–9).
-    pub fn new(level: u32) -> StreamGzip {
-        StreamGzip {
-            inner: flate2::write::GzEncoder::new(
+impl StreamEncoder {
+    /// A streaming encoder for `encoder`; zstd (which cannot stream
+    /// here) gets gzip at level 6.
+    pub fn new(encoder: Encoder) -> StreamEncoder {
+        let kind = match encoder {
+            Encoder::Br(q) => StreamKind::Br(Some(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                4096,
+                q.min(11),
+                BROTLI_LGWIN,
+            )))),
+            Encoder::Gzip(level) => StreamKind::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::new(level.clamp(1, 9)),
-            ),
+            )),
+            Encoder::Zstd => StreamKind::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(6),
+            )),
+        };
+        StreamEncoder { kind }
+    }
+
+    /// The coding of what it produces.
+    pub fn coding(&self) -> Coding {
+        match self.kind {
+            StreamKind::Gzip(_) => Coding::Gzip,
+            StreamKind::Br(_) => Coding::Br,
         }
     }
 
     /// Compresses `chunk`: the bytes that can go out now.
     pub fn push(&mut self, chunk: &[u8]) -> Bytes {
         // Writing to a Vec cannot fail.
-        let _ = self.inner.write_all(chunk);
-        let _ = self.inner.flush();
-        Bytes::from(std::mem::take(self.inner.get_mut()))
+        match &mut self.kind {
+            StreamKind::Gzip(e) => {
+                let _ = e.write_all(chunk);
+                let _ = e.flush();
+                Bytes::from(std::mem::take(e.get_mut()))
+            }
+            StreamKind::Br(Some(e)) => {
+                let _ = e.write_all(chunk);
+                let _ = e.flush();
+                Bytes::from(std::mem::take(e.get_mut()))
+            }
+            StreamKind::Br(None) => Bytes::new(),
+        }
     }
 
-    /// The end of the body: the stream's last bytes (its trailer).
+    /// The end of the body: the stream's last bytes.
     pub fn finish(&mut self) -> Bytes {
-        let _ = self.inner.try_finish();
-        Bytes::from(std::mem::take(self.inner.get_mut()))
+        match &mut self.kind {
+            StreamKind::Gzip(e) => {
+                let _ = e.try_finish();
+                Bytes::from(std::mem::take(e.get_mut()))
+            }
+            StreamKind::Br(e) => e.take().map_or_else(Bytes::new, |e| e.into_inner().into()),
+        }
     }
 }
 
@@ -541,7 +656,7 @@ mod tests {
 
     #[test]
     fn a_streamed_gzip_sends_each_chunk_at_once_and_decodes_whole() {
-        let mut e = StreamGzip::new(6);
+        let mut e = StreamEncoder::new(Encoder::Gzip(6));
         let mut out = Vec::new();
         for part in [&b"<p>page "[..], b"fragment", b" end</p>"] {
             let sent = e.push(part);
@@ -553,5 +668,47 @@ mod tests {
             &decode(Coding::Gzip, &out, 100).unwrap()[..],
             b"<p>page fragment end</p>"
         );
+    }
+
+    #[test]
+    fn brotli_and_zstd_encode_and_decode_back() {
+        let text = b"<p>lacquer stores br or zstd when asked to</p>\n".repeat(400);
+        for enc in [
+            Encoder::Br(5),
+            Encoder::Br(0),
+            Encoder::Br(11),
+            Encoder::Zstd,
+        ] {
+            let coded = enc.encode(&text).unwrap();
+            assert!(coded.len() < text.len() / 4, "{enc:?}: {}", coded.len());
+            let back = decode(enc.coding(), &coded, 1 << 20).unwrap();
+            assert_eq!(&back[..], &text[..], "{enc:?}");
+            let empty = enc.encode(b"").unwrap();
+            assert!(
+                decode(enc.coding(), &empty, 10).unwrap().is_empty(),
+                "{enc:?}"
+            );
+        }
+        assert_eq!(Encoder::Br(4).header_value(), "br");
+        assert_eq!(Encoder::Zstd.header_value(), "zstd");
+    }
+
+    #[test]
+    fn a_streamed_brotli_sends_each_chunk_at_once_and_decodes_whole() {
+        let mut e = StreamEncoder::new(Encoder::Br(5));
+        assert_eq!(e.coding(), Coding::Br);
+        let mut out = Vec::new();
+        for part in [&b"<p>page "[..], b"fragment", b" end</p>"] {
+            let sent = e.push(part);
+            assert!(!sent.is_empty(), "flushed");
+            out.extend_from_slice(&sent);
+        }
+        out.extend_from_slice(&e.finish());
+        assert!(e.finish().is_empty() && e.push(b"late").is_empty());
+        assert_eq!(
+            &decode(Coding::Br, &out, 100).unwrap()[..],
+            b"<p>page fragment end</p>"
+        );
+        assert_eq!(StreamEncoder::new(Encoder::Zstd).coding(), Coding::Gzip);
     }
 }

@@ -95,7 +95,8 @@ impl Proxy {
                 headers.remove(name);
             }
             if ctx.live.config.compression.enabled {
-                crate::http::coding::ask_backend(&mut headers);
+                let c = &ctx.live.config.compression;
+                crate::http::coding::ask_backend(&mut headers, c.encoder(c.store).coding());
             }
         }
         if let Some(obj) = stale {
