@@ -806,3 +806,72 @@ fn a_bad_store_coding_is_a_settings_error_with_its_place() {
     let ok = Config::from_toml("[compression]\nstore = \"zstd\"\n", "lq.toml").unwrap();
     assert_eq!(ok.compression.store, lacquer::config::StoreCoding::Zstd);
 }
+
+#[tokio::test]
+async fn esi_parts_stored_or_sent_as_br_or_zstd_are_assembled_decoded() {
+    use lacquer::config::StoreCoding;
+    use lacquer::http::coding::Encoder;
+    for (store, token, enc) in [
+        (StoreCoding::Br, "br", Encoder::Br(5)),
+        (StoreCoding::Zstd, "zstd", Encoder::Zstd),
+    ] {
+        let origin = Origin::start().await;
+        let frag = String::from_utf8(text(4000)).unwrap();
+        // Coded by lacquer when stored (compressible, over min_size).
+        let f = frag.clone();
+        origin.route("/frag", move |_, _| {
+            Reply::ok(f.clone())
+                .header("cache-control", "max-age=600")
+                .header("content-type", "text/html")
+        });
+        // Coded by the origin, which does what lacquer asks for: a page
+        // and a fragment.
+        let coding_origin = |path: &str, body: String, esi: bool| {
+            let coded = enc.encode(body.as_bytes()).unwrap();
+            origin.route(path, move |seen, _| {
+                let mut r = Reply::new(200)
+                    .header("cache-control", "max-age=600")
+                    .header("content-type", "text/html")
+                    .header("vary", "Accept-Encoding");
+                if esi {
+                    r = r.header("surrogate-control", "content=\"ESI/1.0\"");
+                }
+                if seen.header_or_none("accept-encoding").contains(token) {
+                    r.header("content-encoding", token).body(coded.clone())
+                } else {
+                    r.body(body.clone())
+                }
+            });
+        };
+        coding_origin("/ofrag", format!("<b>{frag}</b>"), false);
+        coding_origin(
+            "/page",
+            "<p><esi:include src=\"/frag\"/>|<esi:include src=\"/ofrag\"/></p>".into(),
+            true,
+        );
+        let lq = lacquer_with(&origin, |c| c.compression.store = store).await;
+        let want = format!("<p>{frag}|<b>{frag}</b></p>");
+        // The miss fetches the fragments (decoded once stored), the hit
+        // inserts the stored ones (decoded before).
+        let miss = get(lq.addr(), "/page").await;
+        assert_eq!(miss.text(), want, "{token}: miss");
+        wait_stored(&lq, "/frag").await;
+        wait_stored(&lq, "/ofrag").await;
+        let hit = get(lq.addr(), "/page").await;
+        assert!(is_hit(&hit), "{token}");
+        assert_eq!(hit.text(), want, "{token}: hit");
+        for path in ["/frag", "/ofrag"] {
+            let stored = stored_body(&lq, path);
+            assert_ne!(&stored[..], &hit.body[..stored.len().min(hit.body.len())]);
+            assert!(
+                stored.len() < frag.len() / 4,
+                "{token} {path}: stored coded"
+            );
+        }
+        let gz = get_with(lq.addr(), "/page", &[("accept-encoding", "gzip")]).await;
+        assert_eq!(gunzip(&gz.body), want.as_bytes(), "{token}: gzip'd page");
+        for path in ["/frag", "/ofrag", "/page"] {
+            assert_eq!(origin.hits(path), 1, "{token} {path}");
+        }
+    }
+}
