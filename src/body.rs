@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
-use crate::http::coding::{Coding, Encoder, StreamDecoder, StreamEncoder};
+use crate::http::coding::{Coding, StreamDecoder, StreamGzip};
 use crate::http::BoxError;
 
 /// A response body sent to a client.
@@ -34,9 +34,9 @@ pub enum RespBody {
     /// A coded body decoded as it streams, for a client that does not
     /// accept its coding (boxed: rare, and the decoder is large).
     Decode(Box<Decode>),
-    /// A body compressed as it streams (an ESI page assembled for a
-    /// client that accepts gzip; a miss to be stored compressed).
-    Encode(Box<Encode>),
+    /// A body gzip'd as it streams (an ESI page assembled for a client
+    /// that accepts gzip).
+    Gzip(Box<Gzip>),
 }
 
 // The pieces of an assembled ESI page are the ESI engine's (`esi` cannot
@@ -66,7 +66,7 @@ impl std::fmt::Debug for RespBody {
             RespBody::Parts(p) => write!(f, "Parts({})", p.len()),
             RespBody::Assembled(_) => f.write_str("Assembled"),
             RespBody::Decode(_) => f.write_str("Decode"),
-            RespBody::Encode(_) => f.write_str("Encode"),
+            RespBody::Gzip(_) => f.write_str("Gzip"),
         }
     }
 }
@@ -89,7 +89,7 @@ impl Body for RespBody {
                 .poll_recv(cx)
                 .map(|c| c.map(|c| c.map(|piece| Frame::data(piece.into_bytes())))),
             RespBody::Decode(g) => g.poll_frame(cx),
-            RespBody::Encode(g) => g.poll_frame(cx),
+            RespBody::Gzip(g) => g.poll_frame(cx),
         }
     }
 
@@ -102,7 +102,7 @@ impl Body for RespBody {
             RespBody::Parts(p) => p.is_empty(),
             RespBody::Assembled(_) => false,
             RespBody::Decode(g) => g.done,
-            RespBody::Encode(g) => g.done,
+            RespBody::Gzip(g) => g.done,
         }
     }
 
@@ -113,15 +113,13 @@ impl Body for RespBody {
             RespBody::Shared(s) => s.size_hint(),
             RespBody::SharedRange(w) => SizeHint::with_exact(w.take),
             RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
-            RespBody::Assembled(_) | RespBody::Decode(_) | RespBody::Encode(_) => {
-                SizeHint::default()
-            }
+            RespBody::Assembled(_) | RespBody::Decode(_) | RespBody::Gzip(_) => SizeHint::default(),
         }
     }
 }
 
-/// One body turned into another chunk by chunk: compressed ([`Encode`])
-/// or decoded ([`Decode`]).
+/// One body turned into another chunk by chunk: gzip'd ([`Gzip`]) or
+/// decoded ([`Decode`]).
 pub struct Recode<C> {
     inner: RespBody,
     coder: C,
@@ -136,12 +134,12 @@ pub trait ChunkCoder {
     fn finish(&mut self) -> Result<Bytes, BoxError>;
 }
 
-impl ChunkCoder for StreamEncoder {
+impl ChunkCoder for StreamGzip {
     fn push(&mut self, chunk: &[u8]) -> Result<Bytes, BoxError> {
-        Ok(StreamEncoder::push(self, chunk))
+        Ok(StreamGzip::push(self, chunk))
     }
     fn finish(&mut self) -> Result<Bytes, BoxError> {
-        Ok(StreamEncoder::finish(self))
+        Ok(StreamGzip::finish(self))
     }
 }
 
@@ -154,18 +152,18 @@ impl ChunkCoder for StreamDecoder {
     }
 }
 
-/// A body compressed as its chunks arrive.
-pub type Encode = Recode<StreamEncoder>;
+/// A body gzip'd as its chunks arrive.
+pub type Gzip = Recode<StreamGzip>;
 
 /// A coded body decoded as its chunks arrive (see [`StreamDecoder`]).
 pub type Decode = Recode<StreamDecoder>;
 
-impl Recode<StreamEncoder> {
-    /// `inner` compressed with `encoder` (see [`StreamEncoder::new`]).
-    pub fn new(inner: RespBody, encoder: Encoder) -> Encode {
+impl Recode<StreamGzip> {
+    /// `inner` gzip'd at `level`.
+    pub fn new(inner: RespBody, level: u32) -> Gzip {
         Recode {
             inner,
-            coder: StreamEncoder::new(encoder),
+            coder: StreamGzip::new(level),
             done: false,
         }
     }

@@ -36,8 +36,8 @@ pub struct SharedHead {
     /// The request it was fetched for.
     pub from: Provenance,
     /// How it will be stored compressed, if it will be: clients that
-    /// accept a coding get the stream compressed as it arrives meanwhile
-    /// (see `pipeline::deliver::shared`).
+    /// accept gzip get the stream gzip'd as it arrives meanwhile (see
+    /// `pipeline::deliver::shared`).
     pub store_as: Option<crate::http::coding::Encoder>,
 }
 

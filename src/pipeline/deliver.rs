@@ -20,7 +20,7 @@ use crate::cache::{CacheKey, CachedObject};
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
-use crate::http::coding::{self, Accepted, Coding, Encoder};
+use crate::http::coding::{self, Accepted, Coding};
 use crate::http::conditional::{is_not_modified, strip_for_304};
 use crate::http::range::{self, ByteRange, Validators};
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
@@ -161,28 +161,16 @@ fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<(Coding, u64
     Some((coding, ctx.live.config.cache.max_object_size.0))
 }
 
-/// How a miss to be stored compressed with `store_as` is compressed on
-/// its way to this client, if it is: with brotli when that is what is
-/// stored and the client accepts it, else with gzip when the client
-/// accepts gzip (zstd does not stream here: see
-/// [`coding::StreamEncoder`]); not for a client that asks for a range (a
-/// range applies to the bytes it would get, whose length is not known
-/// yet: the uncoded stream answers it).
-fn encode_on_the_way(ctx: &Task, headers: &HeaderMap, store_as: Encoder) -> Option<Encoder> {
-    if ctx.esi.is_some()
-        || ctx.headers.contains_key(RANGE)
-        || Coding::of(headers) != Coding::Identity
-    {
-        return None;
-    }
-    let accepted = Accepted::of(&ctx.headers);
-    match store_as {
-        Encoder::Br(_) if accepted.allows(Coding::Br) => Some(store_as),
-        _ if accepted.allows(Coding::Gzip) => {
-            Some(Encoder::Gzip(ctx.live.config.compression.level))
-        }
-        _ => None,
-    }
+/// Whether a miss to be stored compressed is sent gzip'd to this client
+/// (whatever coding is stored: see [`coding::StreamGzip`] for why not
+/// brotli): it accepts gzip and asks for no range (a range applies to the
+/// bytes it would get, whose length is not known yet: the uncoded stream
+/// answers it).
+fn gzip_on_the_way(ctx: &Task, headers: &HeaderMap) -> bool {
+    ctx.esi.is_none()
+        && !ctx.headers.contains_key(RANGE)
+        && Coding::of(headers) == Coding::Identity
+        && Accepted::of(&ctx.headers).allows(Coding::Gzip)
 }
 
 /// `body` decoded as it streams (see [`decode_on_the_way`]); nothing for
@@ -305,23 +293,19 @@ pub fn shared(
         let body = decoding(ctx, RespBody::Shared(reader), how);
         return respond(head.status, headers, body);
     }
-    if let Some(encoder) = head
-        .store_as
-        .and_then(|store_as| encode_on_the_way(ctx, &headers, store_as))
-    {
-        // To be stored compressed: a client that accepts it gets it
-        // compressed now too (as it streams, as lacquer's own bytes: weak
-        // ETag).
-        headers.insert(CONTENT_ENCODING, encoder.header_value());
+    if head.store_as.is_some() && gzip_on_the_way(ctx, &headers) {
+        // To be stored compressed: a client that accepts gzip gets it so
+        // now (compressed as it streams, as lacquer's own bytes: weak ETag).
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         headers.remove(CONTENT_LENGTH);
         headers.remove(ACCEPT_RANGES);
         coding::weaken_etag(&mut headers);
         let body = if ctx.method == Method::HEAD {
             RespBody::empty()
         } else {
-            RespBody::Encode(Box::new(crate::body::Encode::new(
+            RespBody::Gzip(Box::new(crate::body::Gzip::new(
                 RespBody::Shared(reader),
-                encoder,
+                ctx.live.config.compression.level,
             )))
         };
         return respond(head.status, headers, body);
@@ -517,10 +501,7 @@ impl Proxy {
                 }
                 RespBody::full(coding::gzip(&all, level))
             }
-            (Some(level), body) => RespBody::Encode(Box::new(crate::body::Encode::new(
-                body,
-                coding::Encoder::Gzip(level),
-            ))),
+            (Some(level), body) => RespBody::Gzip(Box::new(crate::body::Gzip::new(body, level))),
         };
         match &body {
             RespBody::Parts(parts) => {
