@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::config::ByteSize;
-use crate::http::coding::Encoder;
+use crate::http::coding::{Coding, Encoder};
 
 /// The coding lacquer compresses bodies with when it stores them
 /// (`compression.store`).
@@ -19,6 +19,17 @@ pub enum StoreCoding {
     Br,
     /// zstd: clients that do not accept it get the body decoded.
     Zstd,
+}
+
+impl StoreCoding {
+    /// The content coding it stands for.
+    pub fn coding(self) -> Coding {
+        match self {
+            StoreCoding::Gzip => Coding::Gzip,
+            StoreCoding::Br => Coding::Br,
+            StoreCoding::Zstd => Coding::Zstd,
+        }
+    }
 }
 
 /// Content-coding support (see docs/LIFECYCLE.md, Compression).

@@ -95,8 +95,8 @@ impl Proxy {
                 headers.remove(name);
             }
             if ctx.live.config.compression.enabled {
-                let c = &ctx.live.config.compression;
-                crate::http::coding::ask_backend(&mut headers, c.encoder(c.store).coding());
+                let store = ctx.live.config.compression.store;
+                crate::http::coding::ask_backend(&mut headers, store.coding());
             }
         }
         if let Some(obj) = stale {
