@@ -4,6 +4,33 @@
 use serde::Deserialize;
 
 use crate::config::ByteSize;
+use crate::http::coding::{Coding, Encoder};
+
+/// The coding lacquer compresses bodies with when it stores them
+/// (`compression.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreCoding {
+    /// gzip: every client accepts it.
+    #[default]
+    Gzip,
+    /// brotli: smaller; clients that do not accept it get the body
+    /// decoded.
+    Br,
+    /// zstd: clients that do not accept it get the body decoded.
+    Zstd,
+}
+
+impl StoreCoding {
+    /// The content coding it stands for.
+    pub fn coding(self) -> Coding {
+        match self {
+            StoreCoding::Gzip => Coding::Gzip,
+            StoreCoding::Br => Coding::Br,
+            StoreCoding::Zstd => Coding::Zstd,
+        }
+    }
+}
 
 /// Content-coding support (see docs/LIFECYCLE.md, Compression).
 #[derive(Debug, Clone, Deserialize)]
@@ -15,14 +42,20 @@ pub struct CompressionConfig {
     /// that do not accept its coding (Varnish's `http_gzip_support`). Off:
     /// `Accept-Encoding` is a header like any other.
     pub enabled: bool,
-    /// Compress (gzip) responses of these media types when they are
-    /// stored, unless the origin coded them already or sent
+    /// Compress responses of these media types (with `store`) when they
+    /// are stored, unless the origin coded them already or sent
     /// `Cache-Control: no-transform`. A trailing `/*` matches a whole
     /// type (`text/*`). Empty: never (a policy's `beresp.do_gzip` still
     /// can).
     pub types: Vec<String>,
+    /// The coding bodies are compressed with when stored: `"gzip"`
+    /// (default), `"br"` or `"zstd"`. A client that does not accept it
+    /// gets the body decoded (identity), never re-encoded.
+    pub store: StoreCoding,
     /// gzip level, 1 (fastest) to 9 (smallest).
     pub level: u32,
+    /// brotli quality, 0 (fastest) to 11 (smallest; slow).
+    pub br_quality: u32,
     /// Bodies smaller than this are stored as they came.
     pub min_size: ByteSize,
 }
@@ -45,7 +78,9 @@ impl Default for CompressionConfig {
             ]
             .map(String::from)
             .to_vec(),
+            store: StoreCoding::Gzip,
             level: 6,
+            br_quality: 5,
             min_size: ByteSize(1024),
         }
     }
@@ -60,6 +95,12 @@ impl CompressionConfig {
                 self.level
             ));
         }
+        if self.br_quality > 11 {
+            return Err(format!(
+                "compression.br_quality: {} (expected 0 to 11)",
+                self.br_quality
+            ));
+        }
         for t in &self.types {
             let ok = t.split_once('/').is_some_and(|(a, b)| {
                 !a.is_empty() && !b.is_empty() && !a.contains('*') && (b == "*" || !b.contains('*'))
@@ -71,6 +112,15 @@ impl CompressionConfig {
             }
         }
         Ok(())
+    }
+
+    /// The encoder for `coding` at the configured level.
+    pub fn encoder(&self, coding: StoreCoding) -> Encoder {
+        match coding {
+            StoreCoding::Gzip => Encoder::Gzip(self.level),
+            StoreCoding::Br => Encoder::Br(self.br_quality),
+            StoreCoding::Zstd => Encoder::Zstd,
+        }
     }
 
     /// Whether a body of `content_type` (parameters ignored) is one to
@@ -112,6 +162,10 @@ mod tests {
         c.level = 0;
         assert!(c.validate().is_err());
         c.level = 6;
+        c.br_quality = 12;
+        assert!(c.validate().is_err());
+        c.br_quality = 11;
+        assert!(c.validate().is_ok());
         c.types = vec!["*/*".into()];
         assert!(c.validate().is_err());
     }

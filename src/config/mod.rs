@@ -10,7 +10,7 @@ mod esi;
 mod units;
 
 pub use cache::{CacheConfig, CacheProfile};
-pub use compression::CompressionConfig;
+pub use compression::{CompressionConfig, StoreCoding};
 pub use esi::{EsiConfig, EsiOnError};
 
 pub use units::{parse_bytes, parse_duration, ByteSize, Seconds};

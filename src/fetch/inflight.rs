@@ -35,10 +35,10 @@ pub struct SharedHead {
     pub size: Option<u64>,
     /// The request it was fetched for.
     pub from: Provenance,
-    /// The gzip level it will be stored compressed at, if it will be:
-    /// clients that accept gzip get the stream compressed as it arrives
-    /// meanwhile.
-    pub gzip_level: Option<u32>,
+    /// How it will be stored compressed, if it will be: clients that
+    /// accept gzip get the stream gzip'd as it arrives meanwhile (see
+    /// `pipeline::deliver::shared`).
+    pub store_as: Option<crate::http::coding::Encoder>,
 }
 
 impl std::fmt::Debug for Broadcast {

@@ -65,7 +65,8 @@ impl Coding {
         }
     }
 
-    fn token(self) -> &'static str {
+    /// Its name in `Content-Encoding` and `Accept-Encoding`.
+    pub fn token(self) -> &'static str {
         match self {
             Coding::Gzip => "gzip",
             Coding::Br => "br",
@@ -153,13 +154,19 @@ pub fn normalise_request(headers: &mut HeaderMap) {
     }
 }
 
-/// A fetch for the cache asks for gzip, whatever this client accepts: the
-/// one stored copy then serves every client, coded for all that accept
-/// gzip (every browser) and decoded for the others. Not `br` or `zstd`
-/// although lacquer decodes them: an origin preferring them would leave
-/// the gzip-only clients uncompressed (they get the body decoded).
-pub fn ask_backend(headers: &mut HeaderMap) {
-    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+/// A fetch for the cache asks for the coding lacquer stores (`gzip` by
+/// default: settings' `compression.store`), whatever this client accepts:
+/// the one stored copy then serves every client, coded for those that
+/// accept it and decoded for the others. Only that coding: an origin that
+/// preferred another would have its choice stored (lacquer does not
+/// transcode), and one that has none of it sends identity, which lacquer
+/// compresses when it stores it.
+pub fn ask_backend(headers: &mut HeaderMap, store: Coding) {
+    let token = match store {
+        Coding::Gzip | Coding::Br | Coding::Zstd => store.token(),
+        Coding::Identity | Coding::Other => "gzip",
+    };
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(token));
 }
 
 /// Adds `Accept-Encoding` to `Vary` unless it is there (or `Vary: *`).
@@ -275,6 +282,93 @@ pub async fn decode_off_worker(
         .map_err(|_| DecodeError::Gzip(GunzipError::Task))?
 }
 
+/// A coding lacquer compresses bodies with, and how hard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoder {
+    /// gzip (flate2's pure-Rust deflate) at a level, 1 (fastest) to 9.
+    Gzip(u32),
+    /// brotli (the `brotli` crate) at a quality, 0 (fastest) to 11.
+    Br(u32),
+    /// zstd (ruzstd's encoder, its one level: about `zstd -1`).
+    Zstd,
+}
+
+/// brotli's window for a body of `len` bytes: the smallest that holds it
+/// (a larger one costs memory, not ratio), from 256 KiB (below, quality 5
+/// switches to a hasher of 33 MiB) to 4 MiB (the format's usual most;
+/// what decoders must hold). Encoding 16 KiB at quality 5 then peaks at
+/// 1.9 MiB instead of 9.5, 1 MiB at 9 MiB instead of 15 (measured with a
+/// counting allocator).
+fn brotli_lgwin(len: usize) -> i32 {
+    let bits = usize::BITS - len.saturating_sub(1).leading_zeros();
+    bits.clamp(18, 22) as i32
+}
+
+impl Encoder {
+    /// The coding it produces.
+    pub fn coding(self) -> Coding {
+        match self {
+            Encoder::Gzip(_) => Coding::Gzip,
+            Encoder::Br(_) => Coding::Br,
+            Encoder::Zstd => Coding::Zstd,
+        }
+    }
+
+    /// Its `Content-Encoding` value.
+    pub fn header_value(self) -> HeaderValue {
+        HeaderValue::from_static(self.coding().token())
+    }
+
+    /// Bodies up to this size are compressed on the calling (async
+    /// worker) thread, a fraction of a millisecond of CPU (measured,
+    /// benches/compression.rs: gzip-6 ~70 MiB/s, br-5 ~27 MiB/s, ruzstd
+    /// ~80 MiB/s); larger ones go to the blocking pool.
+    pub fn inline_max(self) -> usize {
+        match self {
+            Encoder::Gzip(_) => GZIP_INLINE_MAX,
+            Encoder::Br(q) if q <= 5 => 4 << 10,
+            // Slower qualities: never on the worker.
+            Encoder::Br(_) => 0,
+            Encoder::Zstd => 16 << 10,
+        }
+    }
+
+    /// `data` compressed. `None` only if the encoder failed (it writes to
+    /// memory: it should not).
+    pub fn encode(self, data: &[u8]) -> Option<Bytes> {
+        match self {
+            Encoder::Gzip(level) => Some(gzip(data, level)),
+            Encoder::Br(quality) => {
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality: quality.min(11) as i32,
+                    lgwin: brotli_lgwin(data.len()),
+                    size_hint: data.len(),
+                    ..Default::default()
+                };
+                let mut out = Vec::with_capacity(data.len() / 4 + 64);
+                brotli::BrotliCompress(&mut &data[..], &mut out, &params).ok()?;
+                Some(Bytes::from(out))
+            }
+            Encoder::Zstd => Some(Bytes::from(ruzstd::encoding::compress_to_vec(
+                data,
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ))),
+        }
+    }
+
+    /// [`Encoder::encode`], on the blocking pool for bodies over
+    /// [`Encoder::inline_max`].
+    pub async fn encode_off_worker(self, data: Bytes) -> Option<Bytes> {
+        if data.len() <= self.inline_max() {
+            return self.encode(&data);
+        }
+        tokio::task::spawn_blocking(move || self.encode(&data))
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 /// gzip of `data` at `level` (1–9).
 pub fn gzip(data: &[u8], level: u32) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(
@@ -286,24 +380,16 @@ pub fn gzip(data: &[u8], level: u32) -> Bytes {
     Bytes::from(e.finish().unwrap_or_default())
 }
 
-/// Bodies up to this size are compressed on the calling (async worker)
-/// thread: about 0.2 ms of CPU at level 6. Larger ones go to the blocking
-/// pool.
+/// gzip'd bodies up to this size are compressed on the calling (async
+/// worker) thread: about 0.2 ms of CPU at level 6.
 pub const GZIP_INLINE_MAX: usize = 32 << 10;
-
-/// [`gzip`], on the blocking pool for bodies over [`GZIP_INLINE_MAX`].
-pub async fn gzip_off_worker(data: Bytes, level: u32) -> Option<Bytes> {
-    if data.len() <= GZIP_INLINE_MAX {
-        return Some(gzip(&data, level));
-    }
-    tokio::task::spawn_blocking(move || gzip(&data, level))
-        .await
-        .ok()
-}
 
 /// A body gzip'd as it streams: each chunk is compressed and flushed (a
 /// sync flush, so what arrived can be sent at once), the end closes the
-/// stream.
+/// stream. gzip only, whatever is stored: a streaming brotli encoder holds
+/// about 9 MiB (quality 5, 4 MiB window) against gzip's 0.35 MiB, for every
+/// client of a miss at once (benches/README.md, "Encoders"); ruzstd's
+/// cannot flush part of a stream.
 pub struct StreamGzip {
     inner: flate2::write::GzEncoder<Vec<u8>>,
 }
@@ -553,5 +639,55 @@ mod tests {
             &decode(Coding::Gzip, &out, 100).unwrap()[..],
             b"<p>page fragment end</p>"
         );
+    }
+
+    #[test]
+    fn brotli_and_zstd_encode_and_decode_back() {
+        let text = b"<p>lacquer stores br or zstd when asked to</p>\n".repeat(400);
+        for enc in [
+            Encoder::Br(5),
+            Encoder::Br(0),
+            Encoder::Br(11),
+            Encoder::Zstd,
+        ] {
+            let coded = enc.encode(&text).unwrap();
+            assert!(coded.len() < text.len() / 4, "{enc:?}: {}", coded.len());
+            let back = decode(enc.coding(), &coded, 1 << 20).unwrap();
+            assert_eq!(&back[..], &text[..], "{enc:?}");
+            let empty = enc.encode(b"").unwrap();
+            assert!(
+                decode(enc.coding(), &empty, 10).unwrap().is_empty(),
+                "{enc:?}"
+            );
+        }
+        // Incompressible bytes round-trip too.
+        let mut x = 0x9e37_79b9_u32;
+        let noise: Vec<u8> = (0..10_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for enc in [Encoder::Gzip(1), Encoder::Br(1), Encoder::Zstd] {
+            let coded = enc.encode(&noise).unwrap();
+            assert_eq!(
+                &decode(enc.coding(), &coded, 1 << 20).unwrap()[..],
+                &noise[..]
+            );
+        }
+        assert_eq!(Encoder::Br(4).header_value(), "br");
+        assert_eq!(Encoder::Zstd.header_value(), "zstd");
+    }
+
+    #[test]
+    fn brotli_windows_hold_the_body_within_bounds() {
+        assert_eq!(brotli_lgwin(0), 18);
+        assert_eq!(brotli_lgwin(16 << 10), 18);
+        assert_eq!(brotli_lgwin((256 << 10) + 1), 19);
+        assert_eq!(brotli_lgwin(1 << 20), 20);
+        assert_eq!(brotli_lgwin((1 << 20) + 1), 21);
+        assert_eq!(brotli_lgwin(1 << 30), 22);
     }
 }

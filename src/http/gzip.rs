@@ -35,17 +35,6 @@ pub fn decoded_bound(compressed: usize, limit: u64) -> u64 {
         .min(limit.saturating_add(1))
 }
 
-/// Whether `Content-Encoding` says gzip (`gzip` or `x-gzip`, alone).
-pub fn is_gzip(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let v = v.trim();
-            v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip")
-        })
-}
-
 /// Decodes `data` (all members of a multi-member stream), refusing to
 /// produce more than `limit` bytes.
 pub fn gunzip(data: &[u8], limit: u64) -> Result<Bytes, GunzipError> {

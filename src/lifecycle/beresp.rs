@@ -58,7 +58,15 @@ pub struct Beresp<'a> {
     /// is coded already (`beresp.do_gzip`; false: `compression.types`
     /// decide).
     pub do_gzip: bool,
+    /// brotli the body when it is stored whatever its media type, unless
+    /// it is coded already (`beresp.do_brotli`, a lacquer extension; wins
+    /// over `do_zstd` and `do_gzip`).
+    pub do_brotli: bool,
+    /// zstd the body when it is stored whatever its media type, unless it
+    /// is coded already (`beresp.do_zstd`, a lacquer extension; wins over
+    /// `do_gzip`).
+    pub do_zstd: bool,
     /// Store a gzip'd body decoded (`beresp.do_gunzip`; wins over
-    /// `do_gzip`, as in Varnish).
+    /// `do_gzip`, as in Varnish, and over `do_brotli` / `do_zstd`).
     pub do_gunzip: bool,
 }

@@ -242,7 +242,7 @@ impl Metrics {
             ),
             (
                 "lacquer_store_compressions_total",
-                "Bodies gzip'd when stored (compression.types or beresp.do_gzip).",
+                "Bodies compressed when stored (compression.types, beresp.do_gzip, do_brotli, do_zstd).",
                 get(&self.store_compressions),
             ),
             (

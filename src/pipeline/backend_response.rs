@@ -108,7 +108,8 @@ pub struct Verdict {
     pub status: StatusCode,
     /// Process the body as ESI.
     pub do_esi: bool,
-    /// The policy's `beresp.do_gzip` / `beresp.do_gunzip`.
+    /// The policy's `beresp.do_gzip` / `do_brotli` / `do_zstd` /
+    /// `do_gunzip`.
     pub coding: CodingChoice,
     /// The hook's `return`.
     pub action: BackendAction,
@@ -119,8 +120,33 @@ pub struct Verdict {
 pub struct CodingChoice {
     /// `beresp.do_gzip`: gzip it whatever its media type.
     pub gzip: bool,
+    /// `beresp.do_brotli` (a lacquer extension): brotli it whatever its
+    /// media type.
+    pub brotli: bool,
+    /// `beresp.do_zstd` (a lacquer extension): zstd it whatever its media
+    /// type.
+    pub zstd: bool,
     /// `beresp.do_gunzip`: store it decoded.
     pub gunzip: bool,
+}
+
+impl CodingChoice {
+    /// The coding the policy asked to store, whatever the media type:
+    /// when it asked for several, brotli, then zstd, then gzip (the
+    /// smallest first). `do_gunzip` wins over all of them (see its
+    /// users).
+    pub fn forced(&self) -> Option<crate::config::StoreCoding> {
+        use crate::config::StoreCoding;
+        if self.brotli {
+            Some(StoreCoding::Br)
+        } else if self.zstd {
+            Some(StoreCoding::Zstd)
+        } else if self.gzip {
+            Some(StoreCoding::Gzip)
+        } else {
+            None
+        }
+    }
 }
 
 /// Runs the policy's `backend_response` (when it has one) over RFC 9111's
@@ -186,6 +212,8 @@ pub fn apply_policy(
         set_uncacheable: false,
         do_esi,
         do_gzip: false,
+        do_brotli: false,
+        do_zstd: false,
         do_gunzip: false,
     };
     let action = live.policy.backend_response(bereq, &mut beresp);
@@ -193,6 +221,8 @@ pub fn apply_policy(
     let do_esi = beresp.do_esi;
     let coding = CodingChoice {
         gzip: beresp.do_gzip,
+        brotli: beresp.do_brotli,
+        zstd: beresp.do_zstd,
         gunzip: beresp.do_gunzip,
     };
     let verdict = |decision| Verdict {

@@ -95,7 +95,8 @@ impl Proxy {
                 headers.remove(name);
             }
             if ctx.live.config.compression.enabled {
-                crate::http::coding::ask_backend(&mut headers);
+                let store = ctx.live.config.compression.store;
+                crate::http::coding::ask_backend(&mut headers, store.coding());
             }
         }
         if let Some(obj) = stale {

@@ -161,9 +161,11 @@ fn decode_on_the_way(ctx: &Task, headers: &mut HeaderMap) -> Option<(Coding, u64
     Some((coding, ctx.live.config.cache.max_object_size.0))
 }
 
-/// Whether a miss to be stored gzip'd is sent gzip'd to this client: it
-/// accepts gzip and asks for no range (a range applies to the bytes it
-/// would get, whose length is not known yet: the uncoded stream answers it).
+/// Whether a miss to be stored compressed is sent gzip'd to this client
+/// (whatever coding is stored: see [`coding::StreamGzip`] for why not
+/// brotli): it accepts gzip and asks for no range (a range applies to the
+/// bytes it would get, whose length is not known yet: the uncoded stream
+/// answers it).
 fn gzip_on_the_way(ctx: &Task, headers: &HeaderMap) -> bool {
     ctx.esi.is_none()
         && !ctx.headers.contains_key(RANGE)
@@ -291,9 +293,9 @@ pub fn shared(
         let body = decoding(ctx, RespBody::Shared(reader), how);
         return respond(head.status, headers, body);
     }
-    if let Some(level) = head.gzip_level.filter(|_| gzip_on_the_way(ctx, &headers)) {
-        // To be stored gzip'd: a client that accepts gzip gets it so now
-        // too (compressed as it streams, as lacquer's own bytes: weak ETag).
+    if head.store_as.is_some() && gzip_on_the_way(ctx, &headers) {
+        // To be stored compressed: a client that accepts gzip gets it so
+        // now (compressed as it streams, as lacquer's own bytes: weak ETag).
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         headers.remove(CONTENT_LENGTH);
         headers.remove(ACCEPT_RANGES);
@@ -303,7 +305,7 @@ pub fn shared(
         } else {
             RespBody::Gzip(Box::new(crate::body::Gzip::new(
                 RespBody::Shared(reader),
-                level,
+                ctx.live.config.compression.level,
             )))
         };
         return respond(head.status, headers, body);

@@ -35,7 +35,7 @@ use crate::esi::assemble::{self, Assembled, OnError, PageRequest, ReadError, Set
 use crate::esi::parse::{parse, Limits, Segment, Template};
 use crate::fetch::inflight::{FlightState, LeaderGuard};
 use crate::fetch::pool::BackendBody;
-use crate::http::gzip::{gunzip_off_worker, is_gzip};
+use crate::http::coding::{decode_off_worker, Coding};
 use crate::lifecycle::{CacheOutcome, FailureKind};
 
 /// Sent to every backend: this cache processes ESI 1.0.
@@ -81,7 +81,7 @@ enum PrepareError {
     #[error("ESI page larger than cache.max_object_size ({0} bytes)")]
     TooLarge(u64),
     #[error(transparent)]
-    Gzip(#[from] crate::http::gzip::GunzipError),
+    Decode(#[from] crate::http::coding::DecodeError),
 }
 
 impl From<ReadError> for PrepareError {
@@ -89,7 +89,7 @@ impl From<ReadError> for PrepareError {
         match e {
             ReadError::Body(e) => PrepareError::Body(e),
             ReadError::TooLarge(limit) => PrepareError::TooLarge(limit),
-            ReadError::Gzip(e) => PrepareError::Gzip(e),
+            ReadError::Decode(e) => PrepareError::Decode(e),
         }
     }
 }
@@ -201,7 +201,8 @@ impl Proxy {
     }
 
     /// Reads a page's body (at most `limit` bytes, decoded), removing
-    /// `Content-Encoding` when it was gzip'd.
+    /// `Content-Encoding` when it was coded (gzip, br, zstd: the origin
+    /// may send what lacquer asked for, see `compression.store`).
     async fn read_page<B>(
         &self,
         body: B,
@@ -213,12 +214,13 @@ impl Proxy {
         B::Error: std::fmt::Display,
     {
         let raw = assemble::read_body(body, limit).await?;
-        if !is_gzip(headers) {
+        let coding = Coding::of(headers);
+        if !coding.decodable() {
             return Ok(raw);
         }
         headers.remove(CONTENT_ENCODING);
         let _decoding = self.metrics.decoding();
-        Ok(gunzip_off_worker(raw, limit).await?)
+        Ok(decode_off_worker(coding, raw, limit).await?)
     }
 
     /// Parses a page body (a large one off the worker), logging and

@@ -14,11 +14,12 @@ use super::{Live, Proxy, Served, Task};
 use crate::cache::merge_304::{head_matches, merge_304};
 use crate::cache::object::Provenance;
 use crate::cache::{CacheKey, CachedObject, Found};
+use crate::config::StoreCoding;
 use crate::fetch::broadcast::Broadcast;
 use crate::fetch::inflight::{FlightState, LeaderGuard, Role, SharedHead};
 use crate::fetch::pool::BackendBody;
 use crate::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
-use crate::http::coding::{self, Coding};
+use crate::http::coding::{self, Coding, Encoder};
 use crate::lifecycle::{CacheOutcome, Clock, Failure, FailureKind, Fetch, ObjMeta};
 use crate::policy::BackendAction;
 
@@ -341,10 +342,10 @@ impl Proxy {
                 let mut headers = headers;
                 let origin_coding = Coding::of(&headers);
                 let gunzip = verdict.coding.gunzip && origin_coding == Coding::Gzip;
-                let gzip_level = self
-                    .compress_on_store(live, &headers, size, verdict.coding.gzip)
+                let store_as = self
+                    .compress_on_store(live, &headers, size, verdict.coding.forced())
                     .filter(|_| !verdict.coding.gunzip);
-                if gzip_level.is_some() || origin_coding.decodable() {
+                if store_as.is_some() || origin_coding.decodable() {
                     // What is delivered depends on Accept-Encoding from now on.
                     coding::vary_on_accept_encoding(&mut headers);
                 }
@@ -361,7 +362,7 @@ impl Proxy {
                         host: ctx.host.as_str().into(),
                         ban_stamp,
                     },
-                    gzip_level,
+                    store_as,
                 });
                 let reader = bc.subscribe(size);
                 if let Some(g) = &guard {
@@ -373,7 +374,7 @@ impl Proxy {
                 tokio::spawn(async move {
                     let stored = Stored {
                         headers,
-                        gzip_level,
+                        store_as,
                         gunzip,
                     };
                     proxy
@@ -524,17 +525,19 @@ impl Proxy {
             if let Some(all) = bc.collect() {
                 let Stored {
                     headers: mut stored_headers,
-                    gzip_level,
+                    store_as,
                     gunzip,
                 } = stored;
-                let recoded = self.recode(&live, &key, &all, gzip_level, gunzip).await;
+                let recoded = self.recode(&live, &key, &all, store_as, gunzip).await;
                 let coded_here = recoded.is_some();
                 let all = match recoded {
                     Some((body, coding)) => {
                         match coding {
-                            Coding::Gzip => stored_headers
-                                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip")),
-                            _ => stored_headers.remove(CONTENT_ENCODING),
+                            Coding::Identity | Coding::Other => {
+                                stored_headers.remove(CONTENT_ENCODING)
+                            }
+                            coded => stored_headers
+                                .insert(CONTENT_ENCODING, HeaderValue::from_static(coded.token())),
                         };
                         body
                     }
@@ -712,40 +715,41 @@ impl Proxy {
 }
 
 /// What a fetch stores once its body is in: the headers, and whether to
-/// gzip the body first (at this level).
+/// compress the body first (with this).
 struct Stored {
     headers: HeaderMap,
-    gzip_level: Option<u32>,
+    store_as: Option<Encoder>,
     /// Decode a gzip'd body first (`beresp.do_gunzip`).
     gunzip: bool,
 }
 
 impl Proxy {
-    /// The gzip level to compress a response with when it is stored, if
-    /// it is to be: compression on, a media type of `compression.types`,
-    /// no coding yet, no `Cache-Control: no-transform`, and not known to
-    /// be smaller than `compression.min_size`.
-    /// `forced` (`beresp.do_gzip`): any media type, `no-transform` or not,
-    /// as the policy says (bodies under `min_size`, or that gzip does not
-    /// shrink, still stay as they came).
+    /// How to compress a response when it is stored, if it is to be:
+    /// compression on, a media type of `compression.types`, no coding
+    /// yet, no `Cache-Control: no-transform`, and not known to be smaller
+    /// than `compression.min_size`; with `compression.store`'s coding.
+    /// `forced` (`beresp.do_gzip`, `do_brotli`, `do_zstd`): with that
+    /// coding, any media type, `no-transform` or not, as the policy says
+    /// (bodies under `min_size`, or that it does not shrink, still stay as
+    /// they came).
     fn compress_on_store(
         &self,
         live: &Live,
         headers: &HeaderMap,
         size: Option<u64>,
-        forced: bool,
-    ) -> Option<u32> {
+        forced: Option<StoreCoding>,
+    ) -> Option<Encoder> {
         let c = &live.config.compression;
-        let chosen = forced
+        let chosen = forced.is_some()
             || (c.compressible(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
                 && !coding::no_transform(headers)
                 && size.is_none_or(|n| n >= c.min_size.0));
         let wanted = c.enabled && Coding::of(headers) == Coding::Identity && chosen;
-        wanted.then_some(c.level)
+        wanted.then(|| c.encoder(forced.unwrap_or(c.store)))
     }
 
     /// The body to store coded otherwise, once it is complete: decoded
-    /// (`gunzip`), or gzip'd at `gzip_level` (when not under
+    /// (`gunzip`), or compressed with `store_as` (when not under
     /// `compression.min_size`, and only if that makes it smaller). `None`:
     /// stored as it came. Done here, once: hits never compress.
     async fn recode(
@@ -753,7 +757,7 @@ impl Proxy {
         live: &Live,
         key: &CacheKey,
         all: &Bytes,
-        gzip_level: Option<u32>,
+        store_as: Option<Encoder>,
         gunzip: bool,
     ) -> Option<(Bytes, Coding)> {
         if gunzip {
@@ -766,15 +770,15 @@ impl Proxy {
                 }
             };
         }
-        let level = gzip_level?;
+        let encoder = store_as?;
         if (all.len() as u64) < live.config.compression.min_size.0 {
             return None;
         }
-        let zipped = coding::gzip_off_worker(all.clone(), level).await;
+        let coded = encoder.encode_off_worker(all.clone()).await;
         self.metrics.count_store_compression();
-        zipped
+        coded
             .filter(|z| z.len() < all.len())
-            .map(|z| (z, Coding::Gzip))
+            .map(|z| (z, encoder.coding()))
     }
 }
 

@@ -14,7 +14,7 @@ use super::{Live, Proxy, Task};
 use crate::body::RespBody;
 use crate::cache::{CacheKey, CachedObject};
 use crate::esi::assemble::{Cached, Event, FragmentRequest, FragmentSource, Piece};
-use crate::http::gzip::{gunzip_off_worker, is_gzip};
+use crate::http::coding::decode_off_worker;
 use crate::policy::RecvAction;
 
 /// The fragments of one client request's page (and of the stored ESI
@@ -105,15 +105,16 @@ impl FragmentSource for Fragments {
                 headers: fctx.headers,
             };
         }
-        if !is_gzip(&obj.deliver_headers) {
+        if !obj.coding.decodable() {
             return Cached::Body(obj.body.clone());
         }
-        // A backend that compressed a fragment unasked: it is decoded once,
+        // A fragment stored coded (by the backend, or by lacquer: see
+        // `compression.store`): it is decoded once,
         // kept with the stored object and charged to the cache (see
         // `decode`), so hits insert the decoded bytes.
         match obj.identity().get() {
             Some(decoded) => Cached::Decoded(decoded.clone()),
-            None => Cached::Gzip((key, obj)),
+            None => Cached::Coded((key, obj)),
         }
     }
 
@@ -134,7 +135,7 @@ impl FragmentSource for Fragments {
         .await;
         let obj = self.found(&fctx, &key)?;
         let same = obj.esi.is_none()
-            && is_gzip(&obj.deliver_headers)
+            && obj.coding.decodable()
             && obj.body.len() == body.iter().map(|c| c.bytes.len()).sum::<usize>()
             && body
                 .iter()
@@ -147,7 +148,7 @@ impl FragmentSource for Fragments {
         same.then_some((key, obj))
     }
 
-    /// Decodes a stored gzip'd fragment once for all requests (they wait
+    /// Decodes a stored coded fragment once for all requests (they wait
     /// for the first), off the worker; the decoded body stays with the
     /// object and is charged to the cache. One that does not decode within
     /// the limit keeps failing without being decoded again while it is
@@ -165,10 +166,10 @@ impl FragmentSource for Fragments {
                 .get_or_init(|| async {
                     decoded_here = true;
                     let _decoding = proxy.metrics.decoding();
-                    match gunzip_off_worker(obj.body.clone(), limit).await {
+                    match decode_off_worker(obj.coding, obj.body.clone(), limit).await {
                         Ok(b) => Some(b),
                         Err(e) => {
-                            crate::log_limited!(10, warn, src = %obj.url, error = %e, "gzip'd ESI fragment not decoded");
+                            crate::log_limited!(10, warn, src = %obj.url, error = %e, "coded ESI fragment not decoded");
                             None
                         }
                     }

@@ -597,3 +597,279 @@ async fn a_miss_to_be_compressed_streams_uncoded_to_identity_and_range_clients()
     assert_eq!(ranged.body, body[100..200]);
     assert_eq!(ranged.header("content-encoding"), None);
 }
+
+/// `data` of `coding` (br or zstd) decoded, or a panic naming why not.
+fn decoded(coding: lacquer::http::coding::Coding, data: &[u8]) -> Vec<u8> {
+    lacquer::http::coding::decode(coding, data, 1 << 24)
+        .unwrap_or_else(|e| panic!("{coding:?}: {e}"))
+        .to_vec()
+}
+
+/// An origin route sending `body` uncoded for ten minutes, strong `ETag`.
+fn plain_lasting(origin: &Origin, path: &str, content_type: &'static str, body: Vec<u8>) {
+    origin.route(path, move |_, _| {
+        Reply::ok(body.clone())
+            .header("cache-control", "max-age=600")
+            .header("content-type", content_type)
+            .header("etag", "\"s1\"")
+    });
+}
+
+/// `compression.store = store` (`token` in headers): the origin is asked
+/// for that coding, sends identity, and the one stored copy, coded with
+/// it, serves clients that accept it (its bytes), gzip-only and identity
+/// clients (decoded: identity, not re-encoded), and ranges of either.
+/// The miss is gzip'd on its way to a client that accepts it (a
+/// streaming brotli encoder costs too much memory per client).
+async fn stored_as(
+    store: lacquer::config::StoreCoding,
+    token: &str,
+    coding: lacquer::http::coding::Coding,
+) {
+    let origin = Origin::start().await;
+    let body = text(16 << 10);
+    plain_lasting(&origin, "/s", "text/html", body.clone());
+    let lq = lacquer_with(&origin, |c| c.compression.store = store).await;
+    let both = format!("{token}, gzip");
+
+    let miss = get_with(lq.addr(), "/s", &[("accept-encoding", &both)]).await;
+    assert_eq!(miss.x_cache(), "MISS", "{token}");
+    assert_eq!(miss.header("content-encoding"), Some("gzip"), "{token}");
+    assert_eq!(gunzip(&miss.body), body, "{token}: the miss");
+    assert_eq!(miss.header("etag"), Some("W/\"s1\""), "{token}");
+    assert_eq!(
+        origin.last("/s").unwrap().header_or_none("accept-encoding"),
+        token,
+        "the origin is asked for the stored coding only"
+    );
+    wait_stored(&lq, "/s").await;
+    let stored = stored_body(&lq, "/s");
+    assert!(stored.len() < body.len() / 4, "{token}: {}", stored.len());
+    assert_eq!(decoded(coding, &stored), body, "{token}: stored");
+
+    for ae in [token, &*both, "gzip, deflate, br, zstd"] {
+        let hit = get_with(lq.addr(), "/s", &[("accept-encoding", ae)]).await;
+        assert!(is_hit(&hit), "{ae}: {}", hit.x_cache());
+        assert_eq!(hit.header("content-encoding"), Some(token), "{ae}");
+        assert_eq!(hit.body, stored, "{ae}: the stored bytes as they are");
+        assert_eq!(
+            hit.header("etag"),
+            Some("W/\"s1\""),
+            "{ae}: lacquer's coding"
+        );
+        assert_eq!(hit.header("vary"), Some("Accept-Encoding"), "{ae}");
+        assert_eq!(
+            hit.header("content-length"),
+            Some(&*stored.len().to_string())
+        );
+    }
+    // A client that does not accept the stored coding gets it decoded
+    // (cheaper than re-encoding it to gzip, and the origin's own bytes).
+    for ae in [None, Some("gzip"), Some("identity"), Some("deflate")] {
+        let headers: Vec<(&str, &str)> = ae.map(|v| ("accept-encoding", v)).into_iter().collect();
+        let plain = get_with(lq.addr(), "/s", &headers).await;
+        assert!(is_hit(&plain), "{ae:?}");
+        assert_eq!(plain.header("content-encoding"), None, "{token} {ae:?}");
+        assert_eq!(plain.body, body, "{token} {ae:?}");
+        assert_eq!(plain.header("etag"), Some("\"s1\""), "the origin's bytes");
+        assert_eq!(
+            plain.header("content-length"),
+            Some(&*body.len().to_string())
+        );
+    }
+    // Ranges apply to the bytes delivered: decoded for this client...
+    let ranged = get_with(
+        lq.addr(),
+        "/s",
+        &[("accept-encoding", "gzip"), ("range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(ranged.status, 206, "{token}");
+    assert_eq!(ranged.body, body[100..200]);
+    assert_eq!(ranged.header("content-encoding"), None);
+    assert_eq!(
+        ranged.header("content-range"),
+        Some(&*format!("bytes 100-199/{}", body.len()))
+    );
+    // ...the coded bytes for this one.
+    let coded = get_with(
+        lq.addr(),
+        "/s",
+        &[("accept-encoding", token), ("range", "bytes=5-14")],
+    )
+    .await;
+    assert_eq!(coded.status, 206, "{token}");
+    assert_eq!(coded.body, stored[5..15]);
+    assert_eq!(coded.header("content-encoding"), Some(token));
+    assert_eq!(origin.hits("/s"), 1, "{token}: one origin fetch for all");
+    assert_eq!(metric(&lq, "lacquer_store_compressions_total"), 1);
+    assert_eq!(metric(&lq, "lacquer_body_decodes_total"), 1, "decoded once");
+
+    // A miss for a client that does not take gzip streams uncoded.
+    plain_lasting(&origin, "/u", "text/html", body.clone());
+    let miss = get_with(lq.addr(), "/u", &[("accept-encoding", token)]).await;
+    assert_eq!(miss.header("content-encoding"), None);
+    assert_eq!(miss.body, body);
+    wait_stored(&lq, "/u").await;
+    let hit = get_with(lq.addr(), "/u", &[("accept-encoding", token)]).await;
+    assert!(is_hit(&hit));
+    assert_eq!(hit.header("content-encoding"), Some(token));
+    assert_eq!(decoded(coding, &hit.body), body);
+}
+
+#[tokio::test]
+async fn stored_as_brotli_when_the_settings_say_br() {
+    use lacquer::{config::StoreCoding, http::coding::Coding};
+    stored_as(StoreCoding::Br, "br", Coding::Br).await;
+}
+
+#[tokio::test]
+async fn stored_as_zstd_when_the_settings_say_zstd() {
+    use lacquer::{config::StoreCoding, http::coding::Coding};
+    stored_as(StoreCoding::Zstd, "zstd", Coding::Zstd).await;
+}
+
+#[tokio::test]
+async fn a_policy_asks_for_brotli_or_zstd_per_response() {
+    use lacquer::http::coding::Coding;
+    let origin = Origin::start().await;
+    let big = text(8 << 10);
+    for path in ["/a.bin", "/b.zst", "/c.txt", "/d.txt"] {
+        plain_lasting(&origin, path, "application/octet-stream", big.clone());
+    }
+    let lq = with_policy(
+        origin.addr,
+        r#"
+        vcl 4.1;
+        sub vcl_backend_response {
+            if (bereq.url ~ "\.bin$") { set beresp.do_brotli = true; }
+            if (bereq.url ~ "\.zst$") { set beresp.do_zstd = true; }
+            if (bereq.url ~ "^/c") {
+                set beresp.do_gzip = true;
+                set beresp.do_zstd = true;
+                set beresp.do_brotli = true;
+            }
+            if (bereq.url ~ "^/d") {
+                set beresp.do_brotli = true;
+                set beresp.do_gunzip = true;
+            }
+            set beresp.http.x-asked-br = beresp.do_brotli;
+            set beresp.http.x-asked-zstd = beresp.do_zstd;
+        }
+        "#,
+    )
+    .await;
+    for (path, coding, token) in [
+        ("/a.bin", Coding::Br, "br"),
+        ("/b.zst", Coding::Zstd, "zstd"),
+        ("/c.txt", Coding::Br, "br"),
+    ] {
+        let (_, hit) = get_twice(&lq, path, &[("accept-encoding", "br, zstd, gzip")]).await;
+        assert!(is_hit(&hit), "{path}");
+        assert_eq!(hit.header("content-encoding"), Some(token), "{path}");
+        assert_eq!(decoded(coding, &hit.body), big, "{path}");
+        assert_eq!(hit.header("etag"), Some("W/\"s1\""), "{path}");
+        assert!(stored_body(&lq, path).len() < big.len() / 4, "{path}");
+        let plain = get_with(lq.addr(), path, &[("accept-encoding", "gzip")]).await;
+        assert!(is_hit(&plain), "{path}");
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        assert_eq!(plain.body, big, "{path}");
+    }
+    let a = get(lq.addr(), "/a.bin").await;
+    assert_eq!(a.header("x-asked-br"), Some("true"));
+    assert_eq!(a.header("x-asked-zstd"), Some("false"));
+    // do_gunzip wins: stored as it came.
+    let (_, d) = get_twice(&lq, "/d.txt", &[("accept-encoding", "br")]).await;
+    assert!(is_hit(&d));
+    assert_eq!(d.header("content-encoding"), None);
+    assert_eq!(d.body, big);
+    assert_eq!(d.header("etag"), Some("\"s1\""));
+    for path in ["/a.bin", "/b.zst", "/c.txt", "/d.txt"] {
+        assert_eq!(origin.hits(path), 1, "{path}");
+    }
+}
+
+#[test]
+fn a_bad_store_coding_is_a_settings_error_with_its_place() {
+    use lacquer::config::Config;
+    let err = Config::from_toml("[compression]\nstore = \"lz4\"\n", "lq.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("lq.toml:2:9: "), "{err}");
+    assert!(err.contains("lz4") && err.contains("br"), "{err}");
+    let err = Config::from_toml("[compression]\nbr_quality = 12\n", "lq.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("compression.br_quality: 12"), "{err}");
+    let ok = Config::from_toml("[compression]\nstore = \"zstd\"\n", "lq.toml").unwrap();
+    assert_eq!(ok.compression.store, lacquer::config::StoreCoding::Zstd);
+}
+
+#[tokio::test]
+async fn esi_parts_stored_or_sent_as_br_or_zstd_are_assembled_decoded() {
+    use lacquer::config::StoreCoding;
+    use lacquer::http::coding::Encoder;
+    for (store, token, enc) in [
+        (StoreCoding::Br, "br", Encoder::Br(5)),
+        (StoreCoding::Zstd, "zstd", Encoder::Zstd),
+    ] {
+        let origin = Origin::start().await;
+        let frag = String::from_utf8(text(4000)).unwrap();
+        // Coded by lacquer when stored (compressible, over min_size).
+        let f = frag.clone();
+        origin.route("/frag", move |_, _| {
+            Reply::ok(f.clone())
+                .header("cache-control", "max-age=600")
+                .header("content-type", "text/html")
+        });
+        // Coded by the origin, which does what lacquer asks for: a page
+        // and a fragment.
+        let coding_origin = |path: &str, body: String, esi: bool| {
+            let coded = enc.encode(body.as_bytes()).unwrap();
+            origin.route(path, move |seen, _| {
+                let mut r = Reply::new(200)
+                    .header("cache-control", "max-age=600")
+                    .header("content-type", "text/html")
+                    .header("vary", "Accept-Encoding");
+                if esi {
+                    r = r.header("surrogate-control", "content=\"ESI/1.0\"");
+                }
+                if seen.header_or_none("accept-encoding").contains(token) {
+                    r.header("content-encoding", token).body(coded.clone())
+                } else {
+                    r.body(body.clone())
+                }
+            });
+        };
+        coding_origin("/ofrag", format!("<b>{frag}</b>"), false);
+        coding_origin(
+            "/page",
+            "<p><esi:include src=\"/frag\"/>|<esi:include src=\"/ofrag\"/></p>".into(),
+            true,
+        );
+        let lq = lacquer_with(&origin, |c| c.compression.store = store).await;
+        let want = format!("<p>{frag}|<b>{frag}</b></p>");
+        // The miss fetches the fragments (decoded once stored), the hit
+        // inserts the stored ones (decoded before).
+        let miss = get(lq.addr(), "/page").await;
+        assert_eq!(miss.text(), want, "{token}: miss");
+        wait_stored(&lq, "/frag").await;
+        wait_stored(&lq, "/ofrag").await;
+        let hit = get(lq.addr(), "/page").await;
+        assert!(is_hit(&hit), "{token}");
+        assert_eq!(hit.text(), want, "{token}: hit");
+        for path in ["/frag", "/ofrag"] {
+            let stored = stored_body(&lq, path);
+            assert_ne!(&stored[..], &hit.body[..stored.len().min(hit.body.len())]);
+            assert!(
+                stored.len() < frag.len() / 4,
+                "{token} {path}: stored coded"
+            );
+        }
+        let gz = get_with(lq.addr(), "/page", &[("accept-encoding", "gzip")]).await;
+        assert_eq!(gunzip(&gz.body), want.as_bytes(), "{token}: gzip'd page");
+        for path in ["/frag", "/ofrag", "/page"] {
+            assert_eq!(origin.hits(path), 1, "{token} {path}");
+        }
+    }
+}

@@ -277,6 +277,10 @@ pub enum Var {
     BerespDoEsi,
     /// `beresp.do_gzip`
     BerespDoGzip,
+    /// `beresp.do_brotli` (a lacquer extension)
+    BerespDoBrotli,
+    /// `beresp.do_zstd` (a lacquer extension)
+    BerespDoZstd,
     /// `beresp.do_gunzip`
     BerespDoGunzip,
     /// `beresp.do_stream`: accepted; lacquer always streams.
@@ -662,12 +666,28 @@ pub(crate) static VARS: &[VarDef] = &[
         "accepted for Varnish VCL (a storage backend's name); lacquer has one store, so it changes nothing"
     ),
     plain!(
+        "beresp.do_brotli",
+        Bool,
+        BERESP_ONLY,
+        BERESP_ONLY,
+        BerespDoBrotli,
+        "lacquer extension: brotli the body when it is stored (any media type), unless it is coded already; wins over `do_zstd` and `do_gzip`"
+    ),
+    plain!(
+        "beresp.do_zstd",
+        Bool,
+        BERESP_ONLY,
+        BERESP_ONLY,
+        BerespDoZstd,
+        "lacquer extension: zstd the body when it is stored (any media type), unless it is coded already; wins over `do_gzip`"
+    ),
+    plain!(
         "beresp.do_gunzip",
         Bool,
         BERESP_ONLY,
         BERESP_ONLY,
         BerespDoGunzip,
-        "store a gzip'd body decoded (wins over `do_gzip`)"
+        "store a gzip'd body decoded (wins over `do_gzip`, `do_brotli`, `do_zstd`)"
     ),
     plain!(
         "beresp.was_304",

@@ -12,7 +12,8 @@ use super::plan::{refuse_loop, target, First, Page};
 use super::{Event, FragmentSource, ReadError, Shared};
 use crate::esi::parse::Include;
 use crate::esi::vars::VarPart;
-use crate::http::gzip::{decoded_bound, gunzip_off_worker, is_gzip};
+use crate::http::coding::{decode_off_worker, Coding};
+use crate::http::gzip::decoded_bound;
 
 /// A fragment's body, in the pieces it arrived in.
 pub(super) type Chunks = Vec<Piece>;
@@ -117,10 +118,12 @@ async fn fetch_src<S: FragmentSource>(
     }
     let resp = shared.source.fetch(page.request(&target)).await;
     let failed = resp.status().as_u16() >= 400;
-    let gzipped = is_gzip(resp.headers());
+    // A body coded as lacquer decodes (gzip, br, zstd): an origin's own,
+    // or one lacquer stored compressed (`compression.store`).
+    let coding = Some(Coding::of(resp.headers())).filter(|c| c.decodable());
     let limit = shared.settings.max_fragment_size;
     let mut body = collect(resp.into_body(), limit, Some((&shared.budget, turn))).await;
-    if gzipped {
+    if let Some(coding) = coding {
         if let Ok(chunks) = body {
             // Stored by now (the usual miss): decoded once for every
             // include of it, and kept, as for a hit.
@@ -129,7 +132,7 @@ async fn fetch_src<S: FragmentSource>(
                     return decode_stored(shared, page, stored, &target.url).await;
                 }
             }
-            body = decode_fetched(shared, turn, chunks, limit).await;
+            body = decode_fetched(shared, turn, chunks, coding, limit).await;
         }
     }
     let (page, src) = (&*page.url, &*target.url);
@@ -150,7 +153,7 @@ async fn fetch_src<S: FragmentSource>(
     }
 }
 
-/// A stored gzip'd fragment, decoded by the source (once for all
+/// A stored coded fragment, decoded by the source (once for all
 /// requests); it fails when it does not decode within the limit.
 async fn decode_stored<S: FragmentSource>(
     shared: &Shared<S>,
@@ -171,21 +174,28 @@ async fn decode_stored<S: FragmentSource>(
     }
 }
 
-/// Decodes a gzip'd fragment as fetched, off the worker, stopping at
+/// Decodes a coded fragment as fetched, off the worker, stopping at
 /// `limit`. The most it can decode to is reserved from the page's budget
 /// first, so waiting decodes hold no memory; the excess is given back.
+/// (gzip's expansion is bounded; br's and zstd's are not usefully: the
+/// limit is reserved.)
 async fn decode_fetched<S: FragmentSource>(
     shared: &Shared<S>,
     turn: &Turn,
     chunks: Chunks,
+    coding: Coding,
     limit: u64,
 ) -> Result<Chunks, ReadError> {
     let compressed = concat(&chunks);
-    let bound = usize::try_from(decoded_bound(compressed.len(), limit)).unwrap_or(usize::MAX);
+    let bound = match coding {
+        Coding::Gzip => decoded_bound(compressed.len(), limit),
+        _ => limit.saturating_add(1),
+    };
+    let bound = usize::try_from(bound).unwrap_or(usize::MAX);
     let mut charge = shared.budget.charge(turn, bound).await;
     let decoded = {
         let _decoding = shared.source.decoding();
-        gunzip_off_worker(compressed, limit).await?
+        decode_off_worker(coding, compressed, limit).await?
     };
     drop(chunks);
     if let Some(c) = &mut charge {

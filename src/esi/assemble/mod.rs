@@ -6,8 +6,8 @@
 //! variables are ready at once, `esi:choose` picks its branch, and every
 //! include is asked of [`FragmentSource::cached`]. A stored fragment is
 //! inserted directly — a stored ESI page is planned in place, one level
-//! deeper; a gzip'd one is inserted decoded (decoded once, by the source,
-//! for all hits). Any other include is started at once as a task
+//! deeper; a coded one (gzip, br, zstd) is inserted decoded (decoded once,
+//! by the source, for all hits). Any other include is started at once as a task
 //! ([`fetch`]: [`FragmentSource::fetch`], then `alt` if it failed), at most
 //! [`Settings::concurrency`] per page at a time.
 //!
@@ -55,7 +55,7 @@ use tokio::sync::mpsc;
 use super::chain::IncludeChain;
 use super::parse::Template;
 use super::src_url::SrcError;
-use crate::http::gzip::GunzipError;
+use crate::http::coding::DecodeError;
 use budget::Budget;
 
 /// The error that ends a streamed page early (the connection is cut).
@@ -137,11 +137,12 @@ pub enum Cached<S> {
         /// The request's headers.
         headers: HeaderMap,
     },
-    /// A stored gzip'd body decoded before: its decoded bytes, or `None`
-    /// when it did not decode within the limit (the include fails).
+    /// A stored coded (gzip, br, zstd) body decoded before: its decoded
+    /// bytes, or `None` when it did not decode within the limit (the
+    /// include fails).
     Decoded(Option<Bytes>),
-    /// A stored gzip'd body not decoded yet: [`FragmentSource::decode`].
-    Gzip(S),
+    /// A stored coded body not decoded yet: [`FragmentSource::decode`].
+    Coded(S),
 }
 
 /// Something the engine tells its source, for logs and metrics. Every
@@ -189,7 +190,7 @@ pub enum Event<'a> {
         /// Why.
         error: &'a ReadError,
     },
-    /// A stored gzip'd fragment does not decode within
+    /// A stored coded fragment does not decode within
     /// [`Settings::max_fragment_size`].
     TooLarge {
         /// The including page's URL.
@@ -203,7 +204,7 @@ pub enum Event<'a> {
 pub trait FragmentSource: Send + Sync + 'static {
     /// A fragment's response body.
     type Body: Body<Data = Bytes, Error: std::fmt::Display + Send> + Send + Unpin + 'static;
-    /// A stored gzip'd fragment to decode.
+    /// A stored coded fragment to decode.
     type Stored: Send + 'static;
 
     /// What is stored for `req`, without waiting (plan time). A fragment
@@ -214,7 +215,7 @@ pub trait FragmentSource: Send + Sync + 'static {
     /// Fetches `req` (through the cache: a miss may be stored).
     fn fetch(&self, req: FragmentRequest) -> impl Future<Output = Response<Self::Body>> + Send;
 
-    /// The stored gzip'd fragment that `body` (as fetched for `req`, still
+    /// The stored coded fragment that `body` (as fetched for `req`, still
     /// compressed) is, once the fetch has stored it (a miss stores its
     /// object just after its last byte: this waits for that): it is then
     /// decoded once for every include of it, as for a hit.
@@ -224,7 +225,7 @@ pub trait FragmentSource: Send + Sync + 'static {
         body: &'a [Piece],
     ) -> impl Future<Output = Option<Self::Stored>> + Send + 'a;
 
-    /// Decodes a stored gzip'd fragment once for every request of it,
+    /// Decodes a stored coded fragment once for every request of it,
     /// stopping beyond `limit` bytes: the decoded body, or `None` when it
     /// does not decode within the limit.
     fn decode(
@@ -236,7 +237,7 @@ pub trait FragmentSource: Send + Sync + 'static {
     /// Hosts, besides the page's own, that a `src` may name.
     fn allowed_hosts(&self) -> &[String];
 
-    /// Held while a fetched gzip'd fragment is decoded (a metric).
+    /// Held while a fetched coded fragment is decoded (a metric).
     fn decoding(&self) -> impl Send + '_ {}
 
     /// Something to log or count.
@@ -282,7 +283,7 @@ pub enum ReadError {
     TooLarge(u64),
     /// It did not decode.
     #[error(transparent)]
-    Gzip(#[from] GunzipError),
+    Decode(#[from] DecodeError),
 }
 
 /// What one assembly shares between its tasks and the pages planned in

@@ -258,7 +258,7 @@ fn plan_cached<S: FragmentSource>(
             });
             Some(First::Failed)
         }
-        Cached::Gzip(stored) => Some(First::Decode(stored, target.url)),
+        Cached::Coded(stored) => Some(First::Decode(stored, target.url)),
     }
 }
 

@@ -165,7 +165,7 @@ impl FragmentSource for MapSource {
         match f.stored {
             Stored::No => Cached::Miss,
             Stored::Body => Cached::Body(f.body()),
-            Stored::Gzip => Cached::Gzip(f.body()),
+            Stored::Gzip => Cached::Coded(f.body()),
             Stored::Page => Cached::Page {
                 template: Arc::new(parse(&f.body(), &Limits::default())),
                 host: req.host,

@@ -68,6 +68,8 @@ impl BackendView<'_, '_> {
             (BerespPart::Fetched(b), Var::BerespUncacheable) => Some(Value::Bool(b.uncacheable)),
             (BerespPart::Fetched(b), Var::BerespDoEsi) => Some(Value::Bool(b.do_esi)),
             (BerespPart::Fetched(b), Var::BerespDoGzip) => Some(Value::Bool(b.do_gzip)),
+            (BerespPart::Fetched(b), Var::BerespDoBrotli) => Some(Value::Bool(b.do_brotli)),
+            (BerespPart::Fetched(b), Var::BerespDoZstd) => Some(Value::Bool(b.do_zstd)),
             (BerespPart::Fetched(b), Var::BerespDoGunzip) => Some(Value::Bool(b.do_gunzip)),
             (BerespPart::Fetched(b), Var::BerespWas304) => Some(Value::Bool(b.was_304)),
             (_, Var::BerespBackend) => self
@@ -122,6 +124,14 @@ impl BackendView<'_, '_> {
             }
             Var::BerespDoGzip => {
                 b.do_gzip = matches!(value, Value::Bool(true));
+                return Ok(());
+            }
+            Var::BerespDoBrotli => {
+                b.do_brotli = matches!(value, Value::Bool(true));
+                return Ok(());
+            }
+            Var::BerespDoZstd => {
+                b.do_zstd = matches!(value, Value::Bool(true));
                 return Ok(());
             }
             Var::BerespDoGunzip => {
