@@ -276,7 +276,16 @@ impl Proxy {
         if !live.hooks.backend_error {
             return Next::Done(Exchange::Failed(failure));
         }
-        let mut beresp = Synthetic::new(failure.status, failure.reason.to_string());
+        // As in Varnish, vcl_backend_error starts from `503 Backend fetch
+        // failed` whatever went wrong (lacquer's 502 / 504 are its own
+        // policy's); `return (error(…))` keeps its status and reason.
+        let mut beresp = match failure.kind {
+            FailureKind::PolicyError => Synthetic::new(failure.status, failure.reason.to_string()),
+            _ => Synthetic::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Backend fetch failed".into(),
+            ),
+        };
         match live.policy.backend_error(bereq, &mut beresp) {
             BackendAction::Continue => Next::Done(Exchange::Synthetic(beresp.into_response())),
             BackendAction::Retry if bereq.retries < MAX_RETRIES => {

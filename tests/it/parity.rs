@@ -431,6 +431,33 @@ sub vcl_backend_response {
         expect: Expect::Agree,
     },
     Scenario {
+        name: "a backend that refuses connections: 503 from the built-in vcl_backend_error",
+        vcl: r#"
+backend dead { .host = "127.0.0.1"; .port = "9"; }
+sub vcl_recv {
+    if (req.url == "/page") {
+        set req.backend_hint = dead;
+    }
+}
+sub vcl_backend_error {
+    set beresp.http.X-Status = beresp.status;
+}
+"#,
+        steps: &[
+            Step {
+                method: "GET",
+                path: "/page",
+                headers: &[],
+                // Varnish's page carries its XID.
+                body: false,
+                wait_ms: 0,
+            },
+            get("/a"),
+        ],
+        headers: &["x-status", "content-type"],
+        expect: Expect::Agree,
+    },
+    Scenario {
         name: "device in the hash",
         vcl: r#"
 sub vcl_recv {

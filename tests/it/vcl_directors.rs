@@ -330,3 +330,43 @@ async fn a_reload_makes_the_directors_anew() {
     assert_eq!((a.hits("/r"), b.hits("/r")), (2, 6));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// vmod dynamic: `d.backend("host")` written in the policy is a backend
+/// of its own (the director's port and timeouts); the declared default
+/// stays the default.
+#[tokio::test]
+async fn a_dynamic_director_reaches_the_host_named_in_the_policy() {
+    let origin = Origin::start().await;
+    serve(&origin, "/dyn", "dynamic");
+    let policy = format!(
+        r#"vcl 4.1;
+import dynamic;
+backend default {{ .host = "127.0.0.1"; .port = "9"; }}
+sub vcl_init {{
+    new app = dynamic.director(port = "{}", first_byte_timeout = 5s, ttl = 60s);
+}}
+sub vcl_recv {{
+    if (req.http.X-Dynamic) {{
+        set req.backend_hint = app.backend("127.0.0.1");
+    }}
+}}
+sub vcl_deliver {{
+    set resp.http.X-Hint = req.backend_hint;
+}}
+"#,
+        origin.addr.port()
+    );
+    let lq = with_policy(origin.addr, &policy).await;
+    let a = lq.addr();
+    let got = get_with(a, "/dyn", &[("X-Dynamic", "1")]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "dynamic");
+    let port = origin.addr.port();
+    assert_eq!(
+        got.header("x-hint"),
+        Some(format!("app(127.0.0.1:{port})").as_str())
+    );
+    // Without the hint: the declared default, a closed port.
+    assert_eq!(get(a, "/dyn").await.status, 503);
+    assert_eq!(origin.hits("/dyn"), 1);
+}

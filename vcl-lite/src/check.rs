@@ -158,6 +158,9 @@ struct Checker<'p> {
     /// out and the next one checked, so one compile reports them all (VCL
     /// has no local names, so one error does not cause others).
     stmt_errors: std::cell::RefCell<Vec<Error>>,
+    /// The backends `d.backend("host")` of vmod dynamic stand for, made as
+    /// the calls are checked.
+    dynamic_backends: std::cell::RefCell<Vec<crate::decl::Backend>>,
 }
 
 /// The subroutine being checked and where it runs.
@@ -175,7 +178,7 @@ pub(crate) fn check(
     map: SourceMap,
 ) -> Result<Program, Vec<Error>> {
     let mut errors = Vec::new();
-    let (backends, probes) = crate::decl::check(policy, src, file, &map, &mut errors);
+    let (mut backends, probes) = crate::decl::check(policy, src, file, &map, &mut errors);
     let backend_names: Vec<String> = backends.iter().map(|b| b.name.clone()).collect();
     let directors = crate::directors::collect(policy, src, file, &backend_names, &mut errors);
     let mut checker = Checker {
@@ -194,6 +197,7 @@ pub(crate) fn check(
             .and_then(|(v, _)| v.parse().ok())
             .unwrap_or(4.1),
         stmt_errors: std::cell::RefCell::new(Vec::new()),
+        dynamic_backends: std::cell::RefCell::new(Vec::new()),
     };
     checker.imports(policy, &mut errors);
     // The call graph must be whole to check the bodies: an error here
@@ -240,6 +244,8 @@ pub(crate) fn check(
     if !errors.is_empty() {
         return Err(in_file_order(errors));
     }
+    // After the declared ones: the first declared stays the default.
+    backends.append(&mut checker.dynamic_backends.borrow_mut());
     Ok(Program {
         file: file.to_string(),
         map,
@@ -1000,6 +1006,9 @@ impl<'p> Checker<'p> {
     ) -> Result<(ir::Expr, Type), Error> {
         if let Some((director, method)) = self.director_of(&name.name) {
             return self.director_call(director, method, name, args, span, scope);
+        }
+        if let Some(called) = self.dynamic_call(name, args) {
+            return called;
         }
         let def = self.function(name)?;
         let Some(ret) = def.ret else {

@@ -12,7 +12,7 @@ use crate::error::{Error, Span};
 use crate::vars::closest;
 
 /// The built-in vmods: `import NAME;` is accepted for these.
-pub(crate) const BUILTIN_VMODS: &[&str] = &["std", "directors"];
+pub(crate) const BUILTIN_VMODS: &[&str] = &["std", "directors", "dynamic"];
 
 /// How a director chooses among its backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +88,17 @@ pub(crate) struct Collected {
     pub(crate) directors: Vec<Director>,
     /// Where each consumed statement starts.
     pub(crate) consumed: HashSet<usize>,
+    /// vmod dynamic's directors (`crate::dynamic`).
+    pub(crate) dynamics: Vec<crate::dynamic::DynamicDirector>,
 }
 
 impl Collected {
     pub(crate) fn find(&self, name: &str) -> Option<&Director> {
         self.directors.iter().find(|d| d.name == name)
+    }
+
+    pub(crate) fn find_dynamic(&self, name: &str) -> Option<&crate::dynamic::DynamicDirector> {
+        self.dynamics.iter().find(|d| d.name == name)
     }
 }
 
@@ -137,6 +143,9 @@ pub(crate) fn collect(
         }
         for stmt in &def.body.stmts {
             let result = match &stmt.kind {
+                StmtKind::New { name, ctor, args } if ctor.name == "dynamic.director" => {
+                    r.make_dynamic(policy, name, ctor, args)
+                }
                 StmtKind::New { name, ctor, args } => {
                     let made = r.make(name, ctor, args);
                     if made.is_err() {
@@ -171,6 +180,40 @@ pub(crate) fn collect(
 }
 
 impl Reader<'_> {
+    /// `new d = dynamic.director(…)`.
+    fn make_dynamic(
+        &mut self,
+        policy: &ast::Policy,
+        name: &ast::Ident,
+        ctor: &ast::Ident,
+        args: &[ast::Arg],
+    ) -> Result<(), Error> {
+        let imported = policy
+            .items
+            .iter()
+            .any(|i| matches!(i, Item::Import(n) if n.name == "dynamic"));
+        if !imported {
+            return Err(self.error(
+                ctor.span,
+                "vmod `dynamic` is not imported",
+                "add `import dynamic;` at the top of the file",
+            ));
+        }
+        if self.backends.contains(&name.name)
+            || self.out.find(&name.name).is_some()
+            || self.out.find_dynamic(&name.name).is_some()
+        {
+            return Err(self.error(
+                name.span,
+                format!("`{}` is already defined", name.name),
+                "a director needs a name of its own (not a backend's or another director's)",
+            ));
+        }
+        let d = crate::dynamic::make(name, args, self.src, self.file)?;
+        self.out.dynamics.push(d);
+        Ok(())
+    }
+
     fn error(&self, span: Span, message: impl Into<String>, label: impl Into<String>) -> Error {
         Error::new(self.src, self.file, span, message, label)
     }

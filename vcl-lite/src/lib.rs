@@ -22,6 +22,7 @@ pub mod ast;
 mod check;
 mod decl;
 mod directors;
+mod dynamic;
 pub mod error;
 mod eval;
 mod funcs;

@@ -15,6 +15,36 @@ impl Checker<'_> {
         self.backend_names.iter().any(|b| b == name) || self.directors.find(name).is_some()
     }
 
+    /// `d.backend("host")` of a vmod dynamic director: the backend it
+    /// stands for (made once per host and port), as a BACKEND value. `None`
+    /// when `name` is no dynamic director's method.
+    pub(super) fn dynamic_call(
+        &self,
+        name: &Ident,
+        args: &[ast::Arg],
+    ) -> Option<Result<(ir::Expr, Type), Error>> {
+        let (object, method) = name.name.split_once('.')?;
+        let d = self.directors.find_dynamic(object)?;
+        if method != "backend" {
+            return Some(Err(self.error(
+                name.span,
+                format!("`{object}` has no method `{method}`"),
+                format!("a dynamic director has `{object}.backend(\"host\")`"),
+            )));
+        }
+        let (host, port) = match crate::dynamic::target(d, name, args, self.src, self.file) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let backend = crate::dynamic::backend(d, &host, &port);
+        let value = ir::Expr::Str(backend.name.as_str().into());
+        let mut made = self.dynamic_backends.borrow_mut();
+        if !made.iter().any(|b| b.name == backend.name) {
+            made.push(backend);
+        }
+        Some(Ok((value, Type::Backend)))
+    }
+
     /// `X.method` where `X` is a director: the director and the method.
     pub(super) fn director_of<'n>(&self, name: &'n str) -> Option<(&Director, &'n str)> {
         let (object, method) = name.split_once('.')?;
