@@ -137,6 +137,38 @@ struct Scenario {
 
 /// The app both servers front: the same routes on two origins.
 fn routes(origin: &Origin) {
+    // Pages tagged the ways applications tag them: Magento, Drupal,
+    // FOSHttpCache (X-Cache-Tags) and xkey.
+    for (path, tags) in [
+        (
+            "/tagged/1",
+            [
+                "cat_p_1,cat_c_2",
+                "node:1 node_list",
+                "product-1 category-2",
+            ],
+        ),
+        (
+            "/tagged/2",
+            [
+                "cat_p_2,cat_c_2",
+                "node:2 node_list",
+                "product-2 category-2",
+            ],
+        ),
+        ("/tagged/3", ["cat_p_3", "node:3", "product-3"]),
+    ] {
+        let p = path.to_string();
+        origin.route(path, move |_, n| {
+            Reply::ok(format!("{p} v{n}"))
+                .header("cache-control", "max-age=60")
+                .header("x-magento-tags", tags[0])
+                .header("cache-tags", tags[1])
+                .header("x-cache-tags", tags[1])
+                .header("xkey", tags[2])
+                .header("content-type", "text/html")
+        });
+    }
     origin.route("/etag", |_, n| {
         Reply::ok(format!("etag v{n}"))
             .header("cache-control", "max-age=60")
@@ -455,6 +487,149 @@ sub vcl_backend_error {
             get("/a"),
         ],
         headers: &["x-status", "content-type"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "Magento: a PURGE with X-Magento-Tags-Pattern bans tagged pages",
+        vcl: r#"
+acl purge { "127.0.0.1"; "::1"; }
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purge) {
+            return (synth(405, "Method not allowed"));
+        }
+        if (!req.http.X-Magento-Tags-Pattern && !req.http.X-Pool) {
+            return (purge);
+        }
+        if (req.http.X-Magento-Tags-Pattern) {
+            ban("obj.http.X-Magento-Tags ~ " + req.http.X-Magento-Tags-Pattern);
+        }
+        return (synth(200, "Purged"));
+    }
+    return (hash);
+}
+sub vcl_deliver {
+    unset resp.http.X-Magento-Tags;
+}
+"#,
+        steps: &[
+            get("/tagged/1"),
+            get("/tagged/2"),
+            get("/tagged/3"),
+            Step {
+                method: "PURGE",
+                path: "/",
+                headers: &[("X-Magento-Tags-Pattern", "((^|,)cat_c_2(,|$))")],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/tagged/1"),
+            get("/tagged/2"),
+            get("/tagged/3"),
+        ],
+        headers: &["x-magento-tags"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "Drupal: a BAN with Cache-Tags bans tagged pages",
+        vcl: r#"
+sub vcl_recv {
+    if (req.method == "BAN") {
+        if (req.http.Cache-Tags) {
+            ban("obj.http.Cache-Tags ~ " + req.http.Cache-Tags);
+        } else {
+            return (synth(403, "Cache-Tags header missing."));
+        }
+        return (synth(200, "Ban added."));
+    }
+}
+sub vcl_deliver {
+    unset resp.http.Cache-Tags;
+}
+"#,
+        steps: &[
+            get("/tagged/1"),
+            get("/tagged/3"),
+            Step {
+                method: "BAN",
+                path: "/",
+                headers: &[("Cache-Tags", "(^|\\s)node:1(\\s|$)")],
+                body: false,
+                wait_ms: 0,
+            },
+            Step {
+                method: "BAN",
+                path: "/",
+                headers: &[],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/tagged/1"),
+            get("/tagged/3"),
+        ],
+        headers: &["cache-tags"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "FOSHttpCache: BAN by host, URL and content type; tag bans",
+        vcl: r#"
+sub vcl_recv {
+    if (req.method == "BAN") {
+        if (req.http.X-Cache-Tags) {
+            ban("obj.http.X-Host ~ " + req.http.X-Host
+                + " && obj.http.X-Url ~ " + req.http.X-Url
+                + " && obj.http.content-type ~ " + req.http.X-Content-Type
+                + " && obj.http.X-Cache-Tags ~ " + req.http.X-Cache-Tags
+            );
+        } else {
+            ban("obj.http.X-Host ~ " + req.http.X-Host
+                + " && obj.http.X-Url ~ " + req.http.X-Url
+                + " && obj.http.content-type ~ " + req.http.X-Content-Type
+            );
+        }
+        return (synth(200, "Banned"));
+    }
+}
+sub vcl_backend_response {
+    set beresp.http.X-Url = bereq.url;
+    set beresp.http.X-Host = bereq.http.host;
+}
+sub vcl_deliver {
+    unset resp.http.X-Url;
+    unset resp.http.X-Host;
+    unset resp.http.X-Cache-Tags;
+}
+"#,
+        steps: &[
+            get("/tagged/1"),
+            get("/tagged/2"),
+            get("/page"),
+            Step {
+                method: "BAN",
+                path: "/",
+                headers: &[
+                    ("X-Host", "."),
+                    ("X-Url", "^/tagged/"),
+                    ("X-Content-Type", "."),
+                    ("X-Cache-Tags", "node:2"),
+                ],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/tagged/1"),
+            get("/tagged/2"),
+            Step {
+                method: "BAN",
+                path: "/",
+                headers: &[("X-Host", "."), ("X-Url", "^/tagged/1$"), ("X-Content-Type", "^text/")],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/page"),
+            get("/tagged/1"),
+            get("/tagged/2"),
+        ],
+        headers: &["x-url", "x-cache-tags"],
         expect: Expect::Agree,
     },
     Scenario {
