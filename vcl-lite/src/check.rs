@@ -147,6 +147,8 @@ struct Checker<'p> {
     backend_names: Vec<String>,
     /// The `vcl 4.x;` version (`std.syntax`).
     version: f64,
+    /// The vmods imported (`cookie.get` needs `import cookie;`).
+    imported: Vec<&'p str>,
 }
 
 /// The subroutine being checked and where it runs.
@@ -179,6 +181,7 @@ pub(crate) fn check(
             .as_ref()
             .and_then(|(v, _)| v.parse().ok())
             .unwrap_or(4.1),
+        imported: Vec::new(),
     };
     checker.imports(policy, &mut errors);
     // The call graph must be whole to check the bodies: an error here
@@ -232,6 +235,7 @@ pub(crate) fn check(
         acls: checker.acls,
         backends,
         probes,
+        globals: crate::vmods::Globals::default(),
     })
 }
 
@@ -280,15 +284,11 @@ impl<'p> Checker<'p> {
 
     /// `import std;` is accepted (and optional); any other VMOD is an error
     /// naming it.
-    fn imports(&self, policy: &ast::Policy, errors: &mut Vec<Error>) {
-        let std_funcs: Vec<&str> = FUNCS
-            .iter()
-            .filter(|f| f.name.starts_with("std."))
-            .map(|f| f.name)
-            .collect();
+    fn imports(&mut self, policy: &'p ast::Policy, errors: &mut Vec<Error>) {
         for item in &policy.items {
             let Item::Import(name) = item else { continue };
-            if name.name == "std" {
+            if crate::vmods::VMODS.contains(&name.name.as_str()) {
+                self.imported.push(name.name.as_str());
                 continue;
             }
             errors.push(
@@ -298,8 +298,8 @@ impl<'p> Checker<'p> {
                     "vcl-lite loads no vmods",
                 )
                 .note(format!(
-                    "built in: `std` (importing it is optional; its {} functions are in vcl-lite's README)",
-                    std_funcs.len()
+                    "built in: {} (`std` needs no import; their functions are in vcl-lite's README)",
+                    crate::vmods::VMODS.join(", ")
                 )),
             );
         }
@@ -918,6 +918,14 @@ impl<'p> Checker<'p> {
 
     fn function(&self, name: &Ident) -> Result<&'static FuncDef, Error> {
         if let Some(def) = funcs::lookup(&name.name) {
+            let vmod = def.name.split_once('.').map_or("", |(v, _)| v);
+            if !vmod.is_empty() && vmod != "std" && !self.imported.contains(&vmod) {
+                return Err(self.error(
+                    name.span,
+                    format!("vmod `{vmod}` is not imported"),
+                    format!("add `import {vmod};` at the top of the policy"),
+                ));
+            }
             return Ok(def);
         }
         let label = match name.name.as_str() {
@@ -926,10 +934,12 @@ impl<'p> Checker<'p> {
             }
             n => match closest(n, FUNCS.iter().map(|f| f.name)) {
                 Some(c) => format!("did you mean `{c}`?"),
-                None if n.starts_with("std.") => {
-                    "not in vcl-lite's vmod std (see the function table in the README)".to_string()
-                }
-                None => "the functions are `regsub`, `regsuball`, `ban` and vmod std's `std.*` (see the README)".to_string(),
+                None => match n.split_once('.') {
+                    Some((vmod, _)) if crate::vmods::VMODS.contains(&vmod) => {
+                        format!("not in vcl-lite's vmod {vmod} (see the function table in the README)")
+                    }
+                    _ => "the functions are `regsub`, `regsuball`, `ban` and those of the built-in vmods (see the README)".to_string(),
+                },
             },
         };
         Err(self.error(
@@ -1088,14 +1098,20 @@ impl<'p> Checker<'p> {
                 out.push(match param.default {
                     funcs::Default::Str(s) => ir::Arg::Val(ir::Expr::Str(s.into()), Type::String),
                     funcs::Default::Bool(b) => ir::Arg::Val(ir::Expr::Bool(b), Type::Bool),
+                    funcs::Default::Dur(d) => ir::Arg::Val(ir::Expr::Dur(d), Type::Duration),
                     _ => ir::Arg::Absent,
                 });
                 continue;
             };
             let arg = match param.ty {
-                ParamType::Regex => {
+                ParamType::Regex
+                    if matches!(def.func, funcs::Func::Regsub | funcs::Func::Regsuball) =>
+                {
                     regex = Some(self.regex_literal(e, "the regular expression")?);
                     ir::Arg::Absent
+                }
+                ParamType::Regex => {
+                    ir::Arg::Regex(Box::new(self.regex_literal(e, "the regular expression")?))
                 }
                 ParamType::Val(Type::String) => ir::Arg::Val(self.text(e, scope)?, Type::String),
                 ParamType::Val(ty) => {
@@ -1105,7 +1121,7 @@ impl<'p> Checker<'p> {
                         .map_err(|err| note(err, param))?;
                     ir::Arg::Val(x, ty)
                 }
-                ParamType::Header => {
+                ParamType::Header | ParamType::HeaderIn => {
                     let ExprKind::Name(ident) = &e.kind else {
                         return Err(note(
                             self.error(
@@ -1127,7 +1143,11 @@ impl<'p> Checker<'p> {
                             param,
                         ));
                     }
-                    self.writable(vdef, ident, scope, "changed")?;
+                    if param.ty == ParamType::Header {
+                        self.writable(vdef, ident, scope, "changed")?;
+                    } else {
+                        self.readable(vdef, ident, scope)?;
+                    }
                     ir::Arg::Header(var)
                 }
                 ParamType::Http => {
