@@ -25,4 +25,7 @@ pub struct Bereq {
     pub conn: Option<std::sync::Arc<super::ConnInfo>>,
     /// The proxy, for `ban()` in backend subroutines.
     pub services: Option<std::sync::Weak<dyn super::PolicyServices>>,
+    /// What the policy's vmods keep for this fetch (its own, as Varnish's
+    /// backend tasks: the client request's jar is not seen here).
+    pub vmods: vcl_lite::TaskState,
 }

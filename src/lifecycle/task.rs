@@ -70,6 +70,12 @@ pub struct Task {
     /// The request as received, kept only when the policy calls
     /// `std.rollback(req)`.
     pub original: Option<Box<Original>>,
+    /// What the policy's vmods keep for this request through its restarts
+    /// (vmod cookie's jar, vmod var's variables).
+    pub vmods: vcl_lite::TaskState,
+    /// The key it was looked up under, once `vcl_hash` ran: what
+    /// `purge.hard()` / `purge.soft()` purge in `vcl_hit` and `vcl_miss`.
+    pub lookup_key: Option<crate::cache::CacheKey>,
 }
 
 /// A request as it was received (what `std.rollback(req)` restores).
@@ -136,6 +142,16 @@ pub trait PolicyServices: Send + Sync {
     /// Whether the backend `name` is healthy, as its probe sees it
     /// (`std.healthy` in backend subroutines); `None`: no such backend.
     fn healthy(&self, name: &str) -> Option<bool>;
+
+    /// `xkey.purge` / `xkey.softpurge`: purges (`soft`: marks stale) the
+    /// objects carrying any of the surrogate keys in `keys` (separated by
+    /// spaces or commas), as a PURGE by key does (same limits, forwarded to
+    /// peers). How many; `Err` tells why it was refused.
+    fn purge_keys(&self, req: Option<&Task>, keys: &str, soft: bool) -> Result<usize, String>;
+
+    /// `purge.hard()` / `purge.soft()`: purges every variant stored under
+    /// `key` (the request's lookup), on this node. How many.
+    fn purge_key(&self, req: &Task, key: &crate::cache::CacheKey, soft: bool) -> usize;
 }
 
 /// A new transaction id (`req.xid`, `bereq.xid`).
@@ -195,6 +211,8 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
+            vmods: vcl_lite::TaskState::default(),
+            lookup_key: None,
         }
     }
 
@@ -206,6 +224,8 @@ impl Task {
             conn: self.conn.clone(),
             services: self.services.clone(),
             client_identity: self.client_identity.clone(),
+            // `vcl_hash` may read the cookie jar or variables.
+            vmods: self.vmods.clone(),
             ..Task::internal(
                 self.live.clone(),
                 self.host.clone(),

@@ -383,6 +383,52 @@ impl crate::lifecycle::PolicyServices for Proxy {
     fn healthy(&self, name: &str) -> Option<bool> {
         self.live().health.healthy(name)
     }
+
+    fn purge_keys(&self, req: Option<&Task>, keys: &str, soft: bool) -> Result<usize, String> {
+        // As Varnish's xkey: separated by spaces or commas.
+        let mut keys: Vec<String> = keys
+            .split(|c: char| c.is_ascii_whitespace() || c == ',')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            // Varnish's xkey purges nothing and says 0.
+            return Ok(0);
+        }
+        let mode = if soft {
+            PurgeMode::Soft
+        } else {
+            PurgeMode::Hard
+        };
+        let source = match req {
+            Some(req) => InvalidationSource::Policy(req),
+            None => InvalidationSource::PolicyFetch,
+        };
+        match self.invalidate(&Invalidation::Keys { mode, keys }, source) {
+            Ok(Applied::Purged(n)) => Ok(n),
+            Ok(Applied::Banned(_)) => Ok(0),
+            Err(e) => {
+                crate::log_limited!(10, warn, error = %e, %source, "xkey purge from the policy refused");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn purge_key(&self, req: &Task, key: &CacheKey, soft: bool) -> usize {
+        let mode = if soft {
+            PurgeMode::Soft
+        } else {
+            PurgeMode::Hard
+        };
+        let count = self.store.purge(key, mode, |_| true);
+        tracing::info!(source = %InvalidationSource::Policy(req), ?mode, count, "purge of the looked-up object (vmod purge)");
+        if count > 0 {
+            self.metrics.count_invalidation(InvalidationKind::Purge);
+        }
+        count
+    }
 }
 
 /// `soft` when `config`'s soft-purge header says so.

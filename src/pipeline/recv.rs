@@ -131,6 +131,8 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
+            vmods: vcl_lite::TaskState::default(),
+            lookup_key: None,
         };
         if keep_original {
             task.keep_original();

@@ -69,4 +69,5 @@ mod uploads;
 mod validation;
 mod vcl_backends;
 mod vcl_functions;
+mod vcl_vmods;
 mod websocket;

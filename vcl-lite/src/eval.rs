@@ -196,7 +196,9 @@ pub trait Context {
     /// Every value of a header variable, in order (vmod header). By default
     /// the one [`Context::get`] gives.
     fn header_values(&self, var: &Var) -> Vec<String> {
-        self.get(var).map(|v| vec![v.to_string()]).unwrap_or_default()
+        self.get(var)
+            .map(|v| vec![v.to_string()])
+            .unwrap_or_default()
     }
 
     /// Replaces every value of a header variable (`header.append`,

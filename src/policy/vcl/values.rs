@@ -127,6 +127,37 @@ pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
     }
 }
 
+/// Every value of a header (those that are text), in order (vmod header).
+pub(super) fn header_all(map: &HeaderMap, h: &Header) -> Vec<String> {
+    map.get_all(h.name())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Replaces every value of a header (vmod header); none removes it. All
+/// values are checked before the header changes.
+pub(super) fn header_replace(
+    map: &mut HeaderMap,
+    h: &Header,
+    values: &[String],
+    family: &str,
+) -> Result<(), String> {
+    let name = HeaderName::from_bytes(h.name().as_bytes())
+        .map_err(|_| format!("{family}.{}: not a header name", h.name()))?;
+    let values = values
+        .iter()
+        .map(|v| HeaderValue::from_str(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| format!("{family}.{}: not a valid header value", h.name()))?;
+    map.remove(&name);
+    for v in values {
+        map.append(name.clone(), v);
+    }
+    Ok(())
+}
+
 /// A `SystemTime` as a TIME.
 pub(super) fn epoch_seconds(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH)

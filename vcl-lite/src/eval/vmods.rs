@@ -62,9 +62,9 @@ impl Program {
                 let name = self.arg_str(c, 0, ctx).unwrap_or_default();
                 Value::Bool(state.is_some_and(|s| s.cookie_get(&name).is_some()))
             }
-            Func::CookieGetString => {
-                Value::Str(Cow::Owned(state.map(|s| s.cookie_string()).unwrap_or_default()))
-            }
+            Func::CookieGetString => Value::Str(Cow::Owned(
+                state.map(|s| s.cookie_string()).unwrap_or_default(),
+            )),
             Func::CookieFormatRfc1123 => {
                 let now = match c.args.first() {
                     Some(Arg::Val(e, _)) => self.time(e, ctx),
