@@ -121,13 +121,16 @@ impl Task {
 }
 
 /// The addresses of a client connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The address the connection was accepted on.
     pub local: SocketAddr,
     /// The connection's peer: the client, or the load balancer when the
     /// PROXY protocol is on.
     pub remote: SocketAddr,
+    /// What the PROXY v2 header's TLVs said (vmod proxy); `None` without
+    /// one.
+    pub tlvs: Option<Arc<super::ProxyTlvs>>,
 }
 
 /// What a running policy may ask of the proxy.

@@ -5,6 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
+use crate::lifecycle::ProxyTlvs;
+
 /// The v2 signature.
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// Longest v1 line, CRLF included (the spec's limit).
@@ -23,12 +25,30 @@ pub enum ProxyHeaderError {
     Invalid(&'static str),
 }
 
+/// A PROXY header read.
+#[derive(Debug, Default)]
+pub struct ProxyHeader {
+    /// The client address it carries; `None` for a `LOCAL` / `UNKNOWN`
+    /// connection (a health check from the balancer itself).
+    pub client: Option<SocketAddr>,
+    /// The v2 TLVs lacquer understands (vmod proxy); `None` for v1 or
+    /// without any.
+    pub tlvs: Option<ProxyTlvs>,
+}
+
 /// Reads a PROXY header from the start of `io`. Returns the client address
 /// it carries, or `None` for a `LOCAL` / `UNKNOWN` connection (a health
 /// check from the balancer itself): use the socket's peer then.
 pub async fn read_header<R: AsyncRead + Unpin>(
     io: &mut BufReader<R>,
 ) -> Result<Option<SocketAddr>, ProxyHeaderError> {
+    Ok(read_header_tlvs(io).await?.client)
+}
+
+/// As [`read_header`], with the TLVs of a v2 header.
+pub async fn read_header_tlvs<R: AsyncRead + Unpin>(
+    io: &mut BufReader<R>,
+) -> Result<ProxyHeader, ProxyHeaderError> {
     let mut first = [0u8; 12];
     io.read_exact(&mut first[..6]).await?;
     if &first[..6] == b"PROXY " {
@@ -37,7 +57,10 @@ pub async fn read_header<R: AsyncRead + Unpin>(
             .take(V1_MAX - 6)
             .read_until(b'\n', &mut line)
             .await?;
-        return parse_v1(&line);
+        return Ok(ProxyHeader {
+            client: parse_v1(&line)?,
+            tlvs: None,
+        });
     }
     io.read_exact(&mut first[6..]).await?;
     if first != V2_SIGNATURE {
@@ -55,11 +78,20 @@ pub async fn read_header<R: AsyncRead + Unpin>(
     }
     let mut block = vec![0u8; len];
     io.read_exact(&mut block).await?;
-    match ver_cmd & 0x0f {
-        0 => Ok(None), // LOCAL
-        1 => parse_v2_addresses(family, &block),
-        _ => Err(ProxyHeaderError::Invalid("unknown command")),
-    }
+    let client = match ver_cmd & 0x0f {
+        0 => None, // LOCAL
+        1 => parse_v2_addresses(family, &block)?,
+        _ => return Err(ProxyHeaderError::Invalid("unknown command")),
+    };
+    // The TLVs follow the addresses (whose size the family gives).
+    let addresses = match family >> 4 {
+        1 => 12,
+        2 => 36,
+        3 => 216,
+        _ => 0,
+    };
+    let tlvs = block.get(addresses..).and_then(ProxyTlvs::parse);
+    Ok(ProxyHeader { client, tlvs })
 }
 
 fn parse_v1(rest: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {

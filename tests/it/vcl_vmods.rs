@@ -310,3 +310,80 @@ async fn purge_hard_in_vcl_hit_removes_every_variant_and_soft_keeps_it_for_grace
     assert_eq!(get(a, "/soft").await.text(), "soft v2");
     assert_eq!(origin.hits("/soft"), 2);
 }
+
+const PROXY: &str = r#"vcl 4.1;
+import proxy;
+
+sub vcl_recv {
+    return (synth(200));
+}
+
+sub vcl_synth {
+    set resp.http.X-Alpn = proxy.alpn();
+    set resp.http.X-Sni = proxy.authority();
+    set resp.http.X-Ssl = proxy.is_ssl() + " " + proxy.client_has_cert_conn() + " "
+        + proxy.client_has_cert_sess() + " " + proxy.ssl_verify_result();
+    set resp.http.X-Tls = proxy.ssl_version() + "/" + proxy.ssl_cipher() + "/"
+        + proxy.client_cert_cn() + "/" + proxy.cert_sign() + "/" + proxy.cert_key();
+    set resp.http.X-Client = client.ip;
+}
+"#;
+
+/// A PROXY v2 header for a TCP4 connection from 203.0.113.9, with `tlvs`.
+fn proxy_v2(tlvs: &[u8]) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    let len = u16::try_from(12 + tlvs.len()).unwrap();
+    h.extend_from_slice(&[0x21, 0x11]);
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[203, 0, 113, 9, 127, 0, 0, 1, 0x1f, 0x90, 0, 80]);
+    h.extend_from_slice(tlvs);
+    h.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    h
+}
+
+fn header_line<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    response.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test]
+async fn proxy_vmod_reads_the_proxy_v2_tlvs_of_the_connection() {
+    use lacquer::lifecycle::{encode_tlvs, CLIENT_CERT_CONN, CLIENT_SSL};
+    let origin = Origin::start().await;
+    let lq = with_policy_and(origin.addr, PROXY, |c| c.server.proxy_protocol = true).await;
+    let ssl = [
+        vec![CLIENT_SSL | CLIENT_CERT_CONN, 0, 0, 0, 0],
+        encode_tlvs(&[
+            (0x21, b"TLSv1.3".to_vec()),
+            (0x22, b"alice".to_vec()),
+            (0x23, b"TLS_AES_256_GCM_SHA384".to_vec()),
+            (0x24, b"SHA256".to_vec()),
+            (0x25, b"RSA2048".to_vec()),
+        ]),
+    ]
+    .concat();
+    let tlvs = encode_tlvs(&[
+        (0x01, b"h2".to_vec()),
+        (0x02, b"shop.example".to_vec()),
+        (0x20, ssl),
+    ]);
+    let got = raw(lq.addr(), &proxy_v2(&tlvs), Duration::from_secs(5)).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(header_line(&got, "x-client"), Some("203.0.113.9"));
+    assert_eq!(header_line(&got, "x-alpn"), Some("h2"));
+    assert_eq!(header_line(&got, "x-sni"), Some("shop.example"));
+    assert_eq!(header_line(&got, "x-ssl"), Some("true true false 0"));
+    assert_eq!(
+        header_line(&got, "x-tls"),
+        Some("TLSv1.3/TLS_AES_256_GCM_SHA384/alice/SHA256/RSA2048")
+    );
+    // Without TLVs: unset strings, false, 0.
+    let got = raw(lq.addr(), &proxy_v2(&[]), Duration::from_secs(5)).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(header_line(&got, "x-alpn"), Some(""));
+    assert_eq!(header_line(&got, "x-ssl"), Some("false false false 0"));
+    assert_eq!(header_line(&got, "x-tls"), Some("////"));
+    assert_eq!(origin.total(), 0);
+}

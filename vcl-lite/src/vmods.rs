@@ -5,9 +5,9 @@
 //! `xkey`, `purge` and `proxy` are answered by the host ([`crate::Context`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::eval::Value;
 use crate::pattern::Pattern;
 
 /// The vmods vcl-lite has built in; `import` of any other is an error.
@@ -30,7 +30,17 @@ pub struct TaskState {
     /// Name, value; in the order first seen.
     cookies: Vec<(String, String)>,
     /// vmod var's task variables, typed as they were set.
-    vars: HashMap<String, Value<'static>>,
+    vars: HashMap<String, Stored>,
+}
+
+/// A value of vmod var, with the type it was set with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Stored {
+    Str(String),
+    Int(i64),
+    Real(f64),
+    Duration(f64),
+    Ip(IpAddr),
 }
 
 impl TaskState {
@@ -119,14 +129,14 @@ impl TaskState {
     }
 
     /// `var.set`, `var.set_int`, …: the variable now holds `value`.
-    pub(crate) fn var_set(&mut self, name: &str, value: Value<'static>) {
+    pub(crate) fn var_set(&mut self, name: &str, value: Stored) {
         if self.vars.len() < MAX_VARIABLES || self.vars.contains_key(name) {
             self.vars.insert(name.to_string(), value);
         }
     }
 
     /// `var.get`, …: the variable, if it was set.
-    pub(crate) fn var_get(&self, name: &str) -> Option<&Value<'static>> {
+    pub(crate) fn var_get(&self, name: &str) -> Option<&Stored> {
         self.vars.get(name)
     }
 
@@ -254,11 +264,11 @@ mod tests {
     fn variables_are_bounded() {
         let mut t = TaskState::default();
         for i in 0..MAX_VARIABLES + 5 {
-            t.var_set(&format!("v{i}"), Value::Int(1));
+            t.var_set(&format!("v{i}"), Stored::Int(1));
         }
         assert_eq!(t.vars.len(), MAX_VARIABLES);
-        t.var_set("v0", Value::Int(2));
-        assert_eq!(t.var_get("v0"), Some(&Value::Int(2)));
+        t.var_set("v0", Stored::Int(2));
+        assert_eq!(t.var_get("v0"), Some(&Stored::Int(2)));
         t.var_clear();
         assert_eq!(t.var_get("v0"), None);
         let g = Globals::default();

@@ -347,6 +347,11 @@ impl Context for ClientView<'_> {
         self.purge_lookup(soft)
     }
 
+    fn proxy(&self, field: vcl_lite::ProxyField) -> Option<Value<'_>> {
+        let tlvs = self.req.conn.as_deref()?.tlvs.as_deref()?;
+        super::values::proxy_field(tlvs, field)
+    }
+
     fn rollback(&mut self, part: vcl_lite::HttpPart) -> Result<(), String> {
         match part {
             vcl_lite::HttpPart::Req if self.req.roll_back() => Ok(()),

@@ -158,6 +158,33 @@ pub(super) fn header_replace(
     Ok(())
 }
 
+/// A vmod proxy function's answer from the connection's PROXY v2 TLVs.
+pub(super) fn proxy_field(
+    tlvs: &crate::lifecycle::ProxyTlvs,
+    field: vcl_lite::ProxyField,
+) -> Option<Value<'_>> {
+    use crate::lifecycle::{CLIENT_CERT_CONN, CLIENT_CERT_SESS, CLIENT_SSL};
+    use vcl_lite::ProxyField as F;
+    fn text(s: &Option<String>) -> Option<Value<'_>> {
+        s.as_deref().map(|s| Value::Str(Cow::Borrowed(s)))
+    }
+    let ssl = tlvs.ssl.as_ref();
+    let bit = |b: u8| Value::Bool(ssl.is_some_and(|s| s.client & b != 0));
+    match field {
+        F::Alpn => text(&tlvs.alpn),
+        F::Authority => text(&tlvs.authority),
+        F::IsSsl => Some(bit(CLIENT_SSL)),
+        F::ClientHasCertConn => Some(bit(CLIENT_CERT_CONN)),
+        F::ClientHasCertSess => Some(bit(CLIENT_CERT_SESS)),
+        F::SslVerifyResult => Some(Value::Int(i64::from(ssl.map_or(0, |s| s.verify)))),
+        F::SslVersion => text(&ssl?.version),
+        F::ClientCertCn => text(&ssl?.cn),
+        F::SslCipher => text(&ssl?.cipher),
+        F::CertSign => text(&ssl?.sig_alg),
+        F::CertKey => text(&ssl?.key_alg),
+    }
+}
+
 /// A `SystemTime` as a TIME.
 pub(super) fn epoch_seconds(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH)

@@ -10,7 +10,7 @@ use crate::funcs::Func;
 use crate::ir::{Arg, Call};
 use crate::pattern::Pattern;
 use crate::vars::{Type, Var};
-use crate::vmods::{header_matches, ProxyField, SoftPurge};
+use crate::vmods::{header_matches, ProxyField, SoftPurge, Stored};
 
 fn regex_arg(c: &Call, i: usize) -> Option<&Pattern> {
     match c.args.get(i)? {
@@ -83,8 +83,12 @@ impl Program {
             }
             Func::VarGet(ty) => {
                 let key = self.arg_str(c, 0, ctx)?;
-                match state.and_then(|s| s.var_get(&key)) {
-                    Some(v) if v.ty() == ty => v.clone(),
+                match (state.and_then(|s| s.var_get(&key)), ty) {
+                    (Some(Stored::Str(s)), Type::String) => Value::Str(Cow::Borrowed(s)),
+                    (Some(Stored::Int(i)), Type::Int) => Value::Int(*i),
+                    (Some(Stored::Real(r)), Type::Real) => Value::Real(*r),
+                    (Some(Stored::Duration(d)), Type::Duration) => Value::Duration(*d),
+                    (Some(Stored::Ip(ip)), Type::Ip) => Value::Ip(*ip),
                     _ => zero(ty)?,
                 }
             }
@@ -176,12 +180,15 @@ impl Program {
             }
             Func::VarSet(ty) => {
                 let key = text(0, &*ctx);
-                let value = match c.args.get(1) {
-                    Some(Arg::Val(e, _)) if ty == Type::String => {
-                        Value::Str(Cow::Owned(text(1, &*ctx)))
-                    }
-                    Some(Arg::Val(e, _)) => self.value(e, ty, &*ctx),
-                    _ => return Ok(()),
+                let Some(Arg::Val(e, _)) = c.args.get(1) else {
+                    return Ok(());
+                };
+                let value = match ty {
+                    Type::Int => Stored::Int(self.int(e, &*ctx)),
+                    Type::Real => Stored::Real(self.real(e, &*ctx)),
+                    Type::Duration => Stored::Duration(self.dur(e, &*ctx)),
+                    Type::Ip => Stored::Ip(self.ip(e, &*ctx)),
+                    _ => Stored::Str(text(1, &*ctx)),
                 };
                 if let Some(state) = ctx.task_state_mut() {
                     state.var_set(&key, value);
