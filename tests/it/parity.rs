@@ -149,6 +149,10 @@ fn routes(origin: &Origin) {
             .header("cache-control", "max-age=60")
             .header("set-cookie", "visitor=1")
     });
+    origin.route("/echo-cookie", |seen, n| {
+        Reply::ok(format!("cookie={} v{n}", seen.header_or_none("cookie")))
+            .header("cache-control", "max-age=60")
+    });
     origin.route("/no-store", |_, n| {
         Reply::ok(format!("no-store v{n}")).header("cache-control", "no-store")
     });
@@ -553,6 +557,85 @@ sub vcl_deliver {
             "x-int", "x-real", "x-dur", "x-sorted", "x-upper", "x-match", "x-date", "x-named",
             "x-round",
         ],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "vmod cookie keeps one cookie for the origin and the cache key",
+        vcl: r#"
+import cookie;
+sub vcl_recv {
+    if (req.http.Cookie) {
+        cookie.parse(req.http.Cookie);
+        cookie.keep("lang,theme");
+        cookie.filter("theme");
+        set req.http.Cookie = cookie.get_string();
+        if (req.http.Cookie == "") {
+            unset req.http.Cookie;
+        }
+    }
+    return (hash);
+}
+sub vcl_hash {
+    hash_data(req.url);
+    if (cookie.isset("lang")) {
+        hash_data(cookie.get("lang"));
+    }
+    return (lookup);
+}
+sub vcl_deliver {
+    set resp.http.X-Jar = cookie.get_string();
+    set resp.http.X-Has-Lang = cookie.isset("lang");
+}
+"#,
+        steps: &[
+            get_with("/echo-cookie", &[("Cookie", "_ga=1; lang=fr; theme=dark")]),
+            get_with("/echo-cookie", &[("Cookie", "lang=fr; _gid=3")]),
+            get_with("/echo-cookie", &[("Cookie", "lang=de")]),
+            get_with("/echo-cookie", &[("Cookie", "_ga=1")]),
+            get_with("/echo-cookie", &[("Cookie", "_ga=2; tracking=x")]),
+            get("/echo-cookie"),
+        ],
+        headers: &["x-jar", "x-has-lang"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "vmod purge: purge.hard in vcl_hit",
+        vcl: r#"
+import purge;
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_hit {
+    if (req.method == "PURGE") {
+        set req.http.X-Purged = purge.hard();
+        return (synth(200, "Purged " + req.http.X-Purged));
+    }
+}
+sub vcl_miss {
+    if (req.method == "PURGE") {
+        return (synth(404, "Not in cache"));
+    }
+}
+"#,
+        steps: &[
+            get("/page"),
+            get("/page"),
+            Step {
+                method: "PURGE",
+                path: "/page",
+                headers: &[],
+                body: false,
+            },
+            Step {
+                method: "PURGE",
+                path: "/page",
+                headers: &[],
+                body: false,
+            },
+            get("/page"),
+            get("/page"),
+        ],
+        headers: &[],
         expect: Expect::Agree,
     },
 ];

@@ -51,16 +51,16 @@ async fn cookie_keep_decides_what_the_origin_sees_and_the_cache_key() {
     let lq = with_policy(origin.addr, COOKIES).await;
     let a = lq.addr();
     let fr = get_with(a, "/c", &[("cookie", "_ga=GA1.2; lang=fr; session=s1")]).await;
-    assert_eq!(fr.text(), "cookie=lang=fr #1");
+    assert_eq!(fr.text(), "cookie=lang=fr; #1");
     assert_eq!(fr.header("x-lang"), Some("fr"));
     wait_stored(&lq, "/c").await;
     // Other cookies, same `lang`: the same object.
     let again = get_with(a, "/c", &[("cookie", "lang=fr; _gid=7")]).await;
     assert!(is_hit(&again), "{:?}", again.headers);
-    assert_eq!(again.text(), "cookie=lang=fr #1");
+    assert_eq!(again.text(), "cookie=lang=fr; #1");
     assert_eq!(again.header("x-lang"), Some("fr"));
     let de = get_with(a, "/c", &[("cookie", "lang=de")]).await;
-    assert_eq!(de.text(), "cookie=lang=de #2");
+    assert_eq!(de.text(), "cookie=lang=de; #2");
     // Only tracking cookies: none reaches the origin, and the two such
     // requests share an object.
     let bare = get_with(a, "/c", &[("cookie", "_ga=1")]).await;

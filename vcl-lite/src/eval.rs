@@ -2022,9 +2022,9 @@ sub vcl_recv { return (hash); }"#,
         recv(&p, &mut ctx);
         assert_eq!(ctx.req_header("a"), Some("1||truefalse"));
         assert_eq!(ctx.req_header("re"), Some("2"));
-        assert_eq!(ctx.req_header("cookie"), Some("a=1; b=2; z=26"));
-        assert_eq!(ctx.req_header("left"), Some("z=26"));
-        assert_eq!(ctx.req_header("s"), Some("s1=1"));
+        assert_eq!(ctx.req_header("cookie"), Some("a=1; b=2; z=26;"));
+        assert_eq!(ctx.req_header("left"), Some("z=26;"));
+        assert_eq!(ctx.req_header("s"), Some("s1=1;"));
         assert_eq!(ctx.req_header("e"), Some("[]"));
         assert_eq!(ctx.req_header("x"), Some("Mon, 07 Nov 1994 08:49:37 GMT"));
         // The jar lives as long as the task: vcl_hash sees what recv left.

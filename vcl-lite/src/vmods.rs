@@ -45,18 +45,24 @@ pub(crate) enum Stored {
 
 impl TaskState {
     /// `cookie.parse`: the jar becomes the cookies of a `Cookie` header
-    /// (`a=1; b=2`). Pieces without `=` are skipped; a name seen again
-    /// replaces the value, keeping the first place.
+    /// (`a=1; b=2`), read as Varnish 7.1 reads it: leading blanks skipped,
+    /// the name runs to the next `=`, the value to the next `;`; an empty
+    /// name or value is skipped; a name seen again replaces the value,
+    /// keeping the first place. An empty header changes nothing.
     pub(crate) fn cookie_parse(&mut self, header: &str) {
+        if header.is_empty() {
+            return;
+        }
         self.cookies.clear();
-        for piece in header.split(';') {
-            let Some((name, value)) = piece.trim().split_once('=') else {
-                continue;
+        let mut rest = header;
+        loop {
+            rest = rest.trim_start_matches([' ', '\t']);
+            let Some((name, after)) = rest.split_once('=') else {
+                break;
             };
-            let name = name.trim();
-            if !name.is_empty() {
-                self.cookie_set(name, value.trim());
-            }
+            let (value, next) = after.split_once(';').unwrap_or((after, ""));
+            self.cookie_set(name, value);
+            rest = next;
         }
     }
 
@@ -65,8 +71,12 @@ impl TaskState {
         self.cookies.clear();
     }
 
-    /// `cookie.set`: replaces the value of `name`, or adds it at the end.
+    /// `cookie.set`: replaces the value of `name`, or adds it at the end;
+    /// an empty name or value is ignored (as Varnish does).
     pub(crate) fn cookie_set(&mut self, name: &str, value: &str) {
+        if name.is_empty() || value.is_empty() {
+            return;
+        }
         if let Some(c) = self.cookies.iter_mut().find(|(n, _)| n == name) {
             c.1 = value.to_string();
         } else if self.cookies.len() < MAX_COOKIES {
@@ -114,16 +124,18 @@ impl TaskState {
         self.cookies.retain(|(n, _)| re.is_match(n) == keep);
     }
 
-    /// `cookie.get_string`: the jar as a `Cookie` header (`a=1; b=2`).
+    /// `cookie.get_string`: the jar as a `Cookie` header, as Varnish 7.1
+    /// writes it: `a=1; b=2;` (empty for an empty jar).
     pub(crate) fn cookie_string(&self) -> String {
         let mut out = String::new();
         for (name, value) in &self.cookies {
             if !out.is_empty() {
-                out.push_str("; ");
+                out.push(' ');
             }
             out.push_str(name);
             out.push('=');
             out.push_str(value);
+            out.push(';');
         }
         out
     }
@@ -226,24 +238,35 @@ mod tests {
     #[test]
     fn cookie_jar() {
         let mut t = TaskState::default();
-        t.cookie_parse("a=1; b=2;c=3 ; novalue; =x; a=4; d=e=f");
-        assert_eq!(t.cookie_string(), "a=4; b=2; c=3; d=e=f");
-        assert_eq!(t.cookie_get("d"), Some("e=f"));
-        assert_eq!(t.cookie_get("novalue"), None);
+        // As varnishd 7.1 reads and writes them (checked with varnishtest).
+        t.cookie_parse("=x; a=1;b=2;  c = 3 ;d;=x;\tt=4; a=5; e=f=g; empty=");
+        assert_eq!(t.cookie_string(), "a=5; b=2; c = 3 ; d;=x; t=4; e=f=g;");
+        assert_eq!(t.cookie_get("e"), Some("f=g"));
+        assert_eq!(t.cookie_get("c"), None);
+        assert_eq!(t.cookie_get("empty"), None);
+        t.cookie_parse("");
+        assert_eq!(
+            t.cookie_get("a"),
+            Some("5"),
+            "an empty header changes nothing"
+        );
+        t.cookie_parse("a=1; b=2; c=3; novalue");
         t.cookie_filter("b, c", false);
-        assert_eq!(t.cookie_string(), "a=4; d=e=f");
+        assert_eq!(t.cookie_string(), "a=1;");
         t.cookie_set("z", "9");
         t.cookie_set("a", "5");
-        assert_eq!(t.cookie_string(), "a=5; d=e=f; z=9");
-        t.cookie_keep_names("a,z");
-        assert_eq!(t.cookie_string(), "a=5; z=9");
+        t.cookie_set("e", "");
+        t.cookie_set("d", "4");
+        assert_eq!(t.cookie_string(), "a=5; z=9; d=4;");
+        t.cookie_keep_names("a, z");
+        assert_eq!(t.cookie_string(), "a=5; z=9;");
         let re = Pattern::new("^z").unwrap();
         assert_eq!(t.cookie_get_re(&re), Some("9"));
         t.cookie_filter_re(&re, false);
-        assert_eq!(t.cookie_string(), "a=5");
+        assert_eq!(t.cookie_string(), "a=5;");
         t.cookie_parse("x=1; y=2");
         t.cookie_filter_re(&Pattern::new("^y$").unwrap(), true);
-        assert_eq!(t.cookie_string(), "y=2");
+        assert_eq!(t.cookie_string(), "y=2;");
         t.cookie_delete("y");
         assert_eq!(t.cookie_string(), "");
         for i in 0..MAX_COOKIES + 10 {
