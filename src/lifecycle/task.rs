@@ -152,9 +152,15 @@ pub trait PolicyServices: Send + Sync {
     /// peers). How many; `Err` tells why it was refused.
     fn purge_keys(&self, req: Option<&Task>, keys: &str, soft: bool) -> Result<usize, String>;
 
-    /// `purge.hard()` / `purge.soft()`: purges every variant stored under
-    /// `key` (the request's lookup), on this node. How many.
-    fn purge_key(&self, req: &Task, key: &crate::cache::CacheKey, soft: bool) -> usize;
+    /// `purge.hard()` (`soft`: `None`) / `purge.soft(…)`: purges every
+    /// variant stored under `key` (the request's lookup), on this node.
+    /// How many.
+    fn purge_key(
+        &self,
+        req: &Task,
+        key: &crate::cache::CacheKey,
+        soft: Option<vcl_lite::SoftPurge>,
+    ) -> usize;
 }
 
 /// A new transaction id (`req.xid`, `bereq.xid`).

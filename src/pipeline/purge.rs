@@ -416,14 +416,15 @@ impl crate::lifecycle::PolicyServices for Proxy {
         }
     }
 
-    fn purge_key(&self, req: &Task, key: &CacheKey, soft: bool) -> usize {
-        let mode = if soft {
-            PurgeMode::Soft
-        } else {
-            PurgeMode::Hard
+    fn purge_key(&self, req: &Task, key: &CacheKey, soft: Option<vcl_lite::SoftPurge>) -> usize {
+        let secs = |s: f64| std::time::Duration::try_from_secs_f64(s).unwrap_or_default();
+        let count = match soft {
+            None => self.store.purge(key, PurgeMode::Hard, |_| true),
+            Some(s) => self
+                .store
+                .soften(key, secs(s.ttl), s.grace.map(secs), s.keep.map(secs)),
         };
-        let count = self.store.purge(key, mode, |_| true);
-        tracing::info!(source = %InvalidationSource::Policy(req), ?mode, count, "purge of the looked-up object (vmod purge)");
+        tracing::info!(source = %InvalidationSource::Policy(req), ?soft, count, "purge of the looked-up object (vmod purge)");
         if count > 0 {
             self.metrics.count_invalidation(InvalidationKind::Purge);
         }

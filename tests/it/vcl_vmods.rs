@@ -252,7 +252,11 @@ sub vcl_recv {
 
 sub vcl_hit {
     if (req.method == "PURGE") {
-        if (req.http.soft) {
+        if (req.http.soft == "grace") {
+            set req.http.n = purge.soft(0s, 10s);
+        } else if (req.http.soft == "ttl") {
+            set req.http.n = purge.soft(ttl = 30s);
+        } else if (req.http.soft) {
             set req.http.n = purge.soft();
         } else {
             set req.http.n = purge.hard();
@@ -265,6 +269,10 @@ sub vcl_miss {
     if (req.method == "PURGE") {
         return (synth(404, "Not in cache"));
     }
+}
+
+sub vcl_deliver {
+    set resp.http.X-Ttl = obj.ttl;
 }
 "#;
 
@@ -386,4 +394,39 @@ async fn proxy_vmod_reads_the_proxy_v2_tlvs_of_the_connection() {
     assert_eq!(header_line(&got, "x-ssl"), Some("false false false 0"));
     assert_eq!(header_line(&got, "x-tls"), Some("////"));
     assert_eq!(origin.total(), 0);
+}
+
+#[tokio::test]
+async fn purge_soft_sets_the_ttl_and_grace_it_is_given() {
+    let origin = Origin::start().await;
+    origin.route("/g", |_, n| {
+        Reply::ok(format!("g v{n}"))
+            .header("cache-control", "max-age=600")
+            .delay(Duration::from_millis(if n > 1 { 200 } else { 0 }))
+    });
+    // No grace in the settings: only what purge.soft gives.
+    let lq = with_policy_and(origin.addr, PURGE, |c| {
+        c.cache.grace = lacquer::config::Seconds(Duration::ZERO)
+    })
+    .await;
+    let a = lq.addr();
+    get_twice(&lq, "/g", &[]).await;
+    let purged = send(a, "PURGE", "/g", &[("soft", "ttl")], "").await;
+    assert!(purged.text().contains("Purged 1"), "{}", purged.text());
+    let hit = get(a, "/g").await;
+    assert!(is_hit(&hit), "{:?}", hit.headers);
+    let ttl: f64 = hit.header("x-ttl").unwrap().parse().unwrap();
+    assert!((29.0..=30.0).contains(&ttl), "obj.ttl {ttl}");
+    // Stale without grace: the next request waits for a fresh copy.
+    send(a, "PURGE", "/g", &[("soft", "1")], "").await;
+    let missed = get(a, "/g").await;
+    assert_eq!((missed.x_cache(), missed.text().as_str()), ("MISS", "g v2"));
+    // With 10 s of grace: served stale once while it is refetched.
+    wait_fresh(&lq, "/g").await;
+    send(a, "PURGE", "/g", &[("soft", "grace")], "").await;
+    let stale = get(a, "/g").await;
+    assert_eq!((stale.x_cache(), stale.text().as_str()), ("STALE", "g v2"));
+    wait_fresh(&lq, "/g").await;
+    assert_eq!(get(a, "/g").await.text(), "g v3");
+    assert_eq!(origin.hits("/g"), 3);
 }

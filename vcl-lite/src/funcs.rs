@@ -434,7 +434,7 @@ pub(crate) static FUNCS: &[FuncDef] = &[
     f!("purge.hard", Func::PurgeHard, [], Some(Type::Int), acts in HIT_MISS,
         "removes every variant of the object being looked up; the number removed"),
     f!("purge.soft", Func::PurgeSoft, [dur("ttl", 0.0), dur("grace", -1.0), dur("keep", -1.0)], Some(Type::Int), acts in HIT_MISS,
-        "marks every variant of the object being looked up stale (lacquer: `ttl` must be 0 and `grace`/`keep` negative, the object keeps its own; other values are refused when it runs); the number marked"),
+        "sets every variant of the object being looked up to end its freshness `ttl` from now, with this `grace` and `keep` (negative: unchanged; as in Varnish they may be raised too); the number changed"),
     // vmod proxy (Varnish 6+): the PROXY protocol v2 header's TLVs.
     f!("proxy.alpn", Func::Proxy(ProxyField::Alpn), [], Some(S), in vars::CLIENT,
         "the ALPN protocol the load balancer negotiated with the client; unset without a PROXY v2 TLV"),

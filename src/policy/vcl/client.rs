@@ -432,13 +432,6 @@ impl ClientView<'_> {
     }
 
     pub(super) fn purge_lookup(&self, soft: Option<vcl_lite::SoftPurge>) -> Result<i64, String> {
-        if let Some(s) = soft {
-            if s.ttl > 0.0 || s.grace.is_some() || s.keep.is_some() {
-                return Err(
-                    "purge.soft: lacquer marks the objects stale keeping their own grace and keep; give no ttl, grace or keep".to_string(),
-                );
-            }
-        }
         let key = self
             .req
             .lookup_key
@@ -447,7 +440,7 @@ impl ClientView<'_> {
         let proxy = self
             .services()
             .ok_or("purge: not available for this request")?;
-        let n = proxy.purge_key(self.req, key, soft.is_some());
+        let n = proxy.purge_key(self.req, key, soft);
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
