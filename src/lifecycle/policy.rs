@@ -106,6 +106,10 @@ pub struct Hooks {
     /// The policy calls `std.rollback(req)`: each request keeps a copy of
     /// itself as received ([`super::Task::original`]).
     pub rollback: bool,
+    /// The policy imports vmod xkey: objects are tagged by their `xkey`
+    /// header too, whatever `invalidation.surrogate_key_headers` says (as
+    /// Varnish's xkey reads it).
+    pub xkey: bool,
 }
 
 /// Decisions taken at each phase.

@@ -430,3 +430,26 @@ async fn purge_soft_sets_the_ttl_and_grace_it_is_given() {
     assert_eq!(get(a, "/g").await.text(), "g v3");
     assert_eq!(origin.hits("/g"), 3);
 }
+
+#[tokio::test]
+async fn a_policy_importing_xkey_indexes_the_xkey_header_whatever_the_settings_say() {
+    let origin = Origin::start().await;
+    tagged(&origin, "/t", "news", false);
+    let settings = |c: &mut lacquer::config::Config| {
+        c.invalidation.surrogate_key_headers = vec!["surrogate-key".into()];
+    };
+    let lq = with_policy_and(origin.addr, XKEY, settings).await;
+    get_twice(&lq, "/t", &[]).await;
+    let purged = send(lq.addr(), "PURGE", "/", &[("xkey-purge", "news")], "").await;
+    assert!(
+        purged.text().contains("Invalidated 1 objects"),
+        "{}",
+        purged.text()
+    );
+    assert_eq!(get(lq.addr(), "/t").await.text(), "/t v2");
+    // Without `import xkey`, the settings alone decide: `xkey` is not a
+    // key header, and stays on the response.
+    let plain = with_policy_and(origin.addr, "sub vcl_recv { return (hash); }", settings).await;
+    let got = get(plain.addr(), "/t").await;
+    assert_eq!(got.header("xkey"), Some("news"));
+}

@@ -236,6 +236,7 @@ pub(crate) fn check(
         backends,
         probes,
         globals: crate::vmods::Globals::default(),
+        imported: checker.imported.iter().map(|s| s.to_string()).collect(),
     })
 }
 
@@ -1980,5 +1981,65 @@ mod tests {
     #[test]
     fn default_policy_compiles() {
         ok(crate::DEFAULT_POLICY);
+    }
+
+    #[test]
+    fn vmod_calls() {
+        let m = |src: &str| err(src).message().to_string();
+        let l = |src: &str| err(src).label().to_string();
+        let vmods =
+            "import cookie; import header; import var; import xkey; import purge; import proxy;";
+        ok(&format!(
+            "{vmods} sub vcl_recv {{ cookie.parse(req.http.cookie); cookie.filter_re(\"^_ga\"); set req.http.x = cookie.get_re(\"^s\") + header.get(req.http.accept, \"html\") + xkey.purge(\"a b\") + var.get_int(\"n\") + proxy.is_ssl(); xkey.softpurge(\"c\"); }}
+            sub vcl_hit {{ purge.hard(); set req.http.n = purge.soft(keep = 1h); header.copy(obj.http.x, req.http.y); }}
+            sub vcl_backend_response {{ header.remove(beresp.http.set-cookie, \"^a=\"); header.copy(bereq.http.x, beresp.http.x); var.set_duration(\"d\", beresp.ttl); }}
+            sub vcl_deliver {{ header.append(resp.http.x, obj.hits); }}"
+        ));
+        assert_eq!(
+            m("sub vcl_recv { set req.http.x = cookie.get(\"a\"); }"),
+            "vmod `cookie` is not imported"
+        );
+        assert_eq!(
+            l("sub vcl_recv { set req.http.x = cookie.get(\"a\"); }"),
+            "add `import cookie;` at the top of the policy"
+        );
+        assert_eq!(
+            m("import cookie; sub vcl_recv { cookie.get(\"a\"); }"),
+            "the result of `cookie.get` is not used"
+        );
+        assert_eq!(
+            l("import cookie; sub vcl_recv { cookie.gett(\"a\"); }"),
+            "did you mean `cookie.get`?"
+        );
+        assert_eq!(
+            l("import cookie; sub vcl_recv { cookie.frobnicate(); }"),
+            "not in vcl-lite's vmod cookie (see the function table in the README)"
+        );
+        assert_eq!(
+            m("import header; sub vcl_hit { header.append(obj.http.x, \"1\"); }"),
+            "`obj.http.x` is read-only"
+        );
+        assert_eq!(
+            m("import header; sub vcl_recv { header.remove(req.url, \"x\"); }"),
+            "`req.url` is not a header"
+        );
+        assert_eq!(
+            m("import header; sub vcl_recv { header.remove(req.http.a, \"(\"); }"),
+            "invalid regular expression"
+        );
+        assert_eq!(
+            m("import purge; sub vcl_deliver { purge.hard(); }"),
+            "`purge.hard` is not allowed in vcl_deliver"
+        );
+        assert_eq!(
+            m("import proxy; sub vcl_backend_fetch { set bereq.http.a = proxy.alpn(); }"),
+            "`proxy.alpn` is not allowed in vcl_backend_fetch"
+        );
+        assert_eq!(
+            m("import var; sub vcl_recv { var.set_int(\"n\", \"x\"); }"),
+            "wrong type: expected INT, found STRING"
+        );
+        assert_eq!(m("import bodyaccess;"), "vmod `bodyaccess` is not built in");
+        ok("import std; import std; sub vcl_recv { std.log(\"x\"); }");
     }
 }

@@ -252,6 +252,8 @@ pub struct Program {
     pub(crate) probes: Vec<Probe>,
     /// vmod var's global variables.
     pub(crate) globals: Globals,
+    /// The vmods it imports.
+    pub(crate) imported: Vec<String>,
 }
 
 enum Flow {
@@ -313,6 +315,12 @@ impl Program {
     /// named or inline, is in [`Backend::probe`]).
     pub fn probes(&self) -> &[Probe] {
         &self.probes
+    }
+
+    /// Whether the policy imports the vmod `name` (`import xkey;`): a host
+    /// can set up what only that vmod needs.
+    pub fn imports(&self, name: &str) -> bool {
+        self.imported.iter().any(|i| i == name)
     }
 
     /// The file name given to [`crate::compile`].
