@@ -376,7 +376,9 @@ impl ClientView<'_> {
 
     pub(super) fn header_values_of(&self, var: &Var) -> Vec<String> {
         match var {
-            Var::ReqHttp(_) if self.req.upgrade.is_some() => {
+            Var::ReqHttp(h)
+                if self.req.upgrade.is_some() && !self.req.headers.contains_key(h.name()) =>
+            {
                 // `Upgrade` / `Connection` are kept aside: as `get` shows them.
                 self.get(var)
                     .map(|v| vec![v.to_string()])

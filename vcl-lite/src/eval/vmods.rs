@@ -41,7 +41,7 @@ fn zero(ty: Type) -> Option<Value<'static>> {
 }
 
 impl Program {
-    /// A duration argument; `None` when negative (purge.soft's "unchanged").
+    /// A DURATION argument (0 when absent).
     fn arg_dur(&self, c: &Call, i: usize, ctx: &dyn Context) -> f64 {
         match c.args.get(i) {
             Some(Arg::Val(e, _)) => self.dur(e, ctx),
