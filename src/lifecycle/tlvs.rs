@@ -173,4 +173,35 @@ mod tests {
         assert_eq!(tlvs, None);
         assert_eq!(ProxyTlvs::parse(&[ALPN, 0]), None);
     }
+
+    #[test]
+    fn any_bytes_parse_without_panicking() {
+        let ssl = [
+            vec![CLIENT_SSL, 0, 0, 0, 1],
+            encode(&[(SSL_CN, b"cn".to_vec())]),
+        ]
+        .concat();
+        let full = encode(&[(ALPN, b"h2".to_vec()), (SSL, ssl)]);
+        // Every prefix (truncations anywhere), and noise.
+        for end in 0..=full.len() {
+            let _ = ProxyTlvs::parse(&full[..end]);
+        }
+        let mut x: u32 = 0x9e37_79b9;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x >> 24) as u8
+                })
+                .collect();
+            let _ = ProxyTlvs::parse(&bytes);
+        }
+        let parsed = ProxyTlvs::parse(&full).unwrap();
+        assert_eq!(
+            parsed.ssl.map(|s| (s.verify, s.cn)),
+            Some((1, Some("cn".into())))
+        );
+    }
 }
