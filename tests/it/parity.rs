@@ -605,6 +605,51 @@ sub vcl_deliver {
         expect: Expect::Agree,
     },
     Scenario {
+        name: "vmod cookie: every function on odd Cookie headers",
+        vcl: r#"
+import cookie;
+sub vcl_recv {
+    return (synth(200));
+}
+sub vcl_synth {
+    cookie.parse(req.http.Cookie);
+    set resp.http.X-Parsed = cookie.get_string();
+    set resp.http.X-Get = cookie.get("a") + "|" + cookie.get_re("^[bc]") + "|" + cookie.isset("b") + cookie.isset("");
+    cookie.set("new", "1");
+    cookie.set("a", "replaced");
+    cookie.set("empty", "");
+    cookie.delete("b");
+    set resp.http.X-Set = cookie.get_string();
+    cookie.filter_re("^n");
+    set resp.http.X-Filter-Re = cookie.get_string();
+    cookie.keep_re("^[a-c]");
+    set resp.http.X-Keep-Re = cookie.get_string();
+    cookie.filter("a, zz");
+    set resp.http.X-Filter = cookie.get_string();
+    cookie.clean();
+    set resp.http.X-Clean = "[" + cookie.get_string() + "]";
+    synthetic("");
+    return (deliver);
+}
+"#,
+        steps: &[
+            get_with("/", &[("Cookie", "a=1; b=2; c=3")]),
+            get_with("/", &[("Cookie", "=x;a=1;;  b = 2 ;c;=3; a=4; d=e=f; g=")]),
+            get_with("/", &[("Cookie", "novalue")]),
+            get("/"),
+        ],
+        headers: &[
+            "x-parsed",
+            "x-get",
+            "x-set",
+            "x-filter-re",
+            "x-keep-re",
+            "x-filter",
+            "x-clean",
+        ],
+        expect: Expect::Agree,
+    },
+    Scenario {
         name: "vmod purge: purge.hard in vcl_hit",
         vcl: r#"
 import purge;
