@@ -2069,6 +2069,16 @@ sub vcl_recv { return (hash); }"#,
         assert_eq!(ctx.str(&Var::RespHttp(Header::new("none"))), Some(""));
         assert_eq!(ctx.str(&Var::RespHttp(Header::new("x-copy"))), None);
         assert_eq!(ctx.str(&Var::RespHttp(Header::new("x-none"))), None);
+        // varnish-modules' own example: a look-ahead keeps one cookie.
+        let p = program(
+            r#"import header; sub vcl_deliver { header.remove(resp.http.set-cookie, "^(?!(funcookie=))"); }"#,
+        );
+        let mut ctx = TestCtx::default().with(
+            cookies.clone(),
+            Value::Str("a=1\nfuncookie=2\nb=3".into()),
+        );
+        p.run(Sub::Deliver, &mut ctx).unwrap();
+        assert_eq!(ctx.str(&cookies), Some("funcookie=2"));
     }
 
     #[test]
