@@ -363,6 +363,17 @@ impl Store {
             .sum()
     }
 
+    /// Purges every object tagged with any of `tags`, each counted once
+    /// (an object carrying two of them is soft-purged, and counted, once).
+    pub fn purge_tags(&self, tags: &[String], mode: PurgeMode) -> usize {
+        let mut keys: Vec<CacheKey> = tags.iter().flat_map(|t| self.tags.keys(t)).collect();
+        keys.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        keys.dedup();
+        keys.iter()
+            .map(|key| self.purge(key, mode, |o| tags.iter().any(|t| o.has_tag(t))))
+            .sum()
+    }
+
     /// Every stored object with its key (a snapshot walk; entries added or
     /// removed meanwhile may or may not be seen).
     pub fn objects(&self) -> impl Iterator<Item = (Arc<CacheKey>, Arc<CachedObject>)> + '_ {

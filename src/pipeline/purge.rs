@@ -189,7 +189,8 @@ impl Proxy {
                 if keys.len() > max {
                     return Err(InvalidationError::TooManyKeys(keys.len(), max));
                 }
-                let count = keys.iter().map(|k| self.store.purge_tag(k, *mode)).sum();
+                // Each object once, whichever of its keys matched.
+                let count = self.store.purge_tags(keys, *mode);
                 (Applied::Purged(count), InvalidationKind::KeyPurge)
             }
             Invalidation::Ban(text) => {

@@ -231,7 +231,16 @@ async fn xkey_softpurge_serves_stale_once_then_refetches() {
     );
     let stale = get(a, "/s").await;
     assert_eq!((stale.x_cache(), stale.text().as_str()), ("STALE", "/s v1"));
+    // Two keys of one object: one object.
     wait_fresh(&lq, "/s").await;
+    tagged(&origin, "/s2", "k1 k2", false);
+    get_twice(&lq, "/s2", &[]).await;
+    let purged = send(a, "PURGE", "/", &[("xkey-softpurge", "k1 k2")], "").await;
+    assert!(
+        purged.text().contains("Invalidated 1 objects"),
+        "{}",
+        purged.text()
+    );
     let fresh = get(a, "/s").await;
     assert_eq!(
         (fresh.text().as_str(), &fresh.x_cache()[..3]),

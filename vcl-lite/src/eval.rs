@@ -2073,10 +2073,8 @@ sub vcl_recv { return (hash); }"#,
         let p = program(
             r#"import header; sub vcl_deliver { header.remove(resp.http.set-cookie, "^(?!(funcookie=))"); }"#,
         );
-        let mut ctx = TestCtx::default().with(
-            cookies.clone(),
-            Value::Str("a=1\nfuncookie=2\nb=3".into()),
-        );
+        let mut ctx =
+            TestCtx::default().with(cookies.clone(), Value::Str("a=1\nfuncookie=2\nb=3".into()));
         p.run(Sub::Deliver, &mut ctx).unwrap();
         assert_eq!(ctx.str(&cookies), Some("funcookie=2"));
     }
