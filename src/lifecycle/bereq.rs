@@ -26,6 +26,7 @@ pub struct Bereq {
     /// The proxy, for `ban()` in backend subroutines.
     pub services: Option<std::sync::Weak<dyn super::PolicyServices>>,
     /// What the policy's vmods keep for this fetch (its own, as Varnish's
-    /// backend tasks: the client request's jar is not seen here).
-    pub vmods: vcl_lite::TaskState,
+    /// backend tasks: the client request's jar is not seen here); made
+    /// when first used.
+    pub vmods: Option<Box<vcl_lite::TaskState>>,
 }

@@ -71,8 +71,9 @@ pub struct Task {
     /// `std.rollback(req)`.
     pub original: Option<Box<Original>>,
     /// What the policy's vmods keep for this request through its restarts
-    /// (vmod cookie's jar, vmod var's variables).
-    pub vmods: vcl_lite::TaskState,
+    /// (vmod cookie's jar, vmod var's variables); made when first used
+    /// (boxed: most requests never need it, and the task stays small).
+    pub vmods: Option<Box<vcl_lite::TaskState>>,
     /// The key it was looked up under, once `vcl_hash` ran: what
     /// `purge.hard()` / `purge.soft()` purge in `vcl_hit` and `vcl_miss`.
     pub lookup_key: Option<crate::cache::CacheKey>,
@@ -220,7 +221,7 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
-            vmods: vcl_lite::TaskState::default(),
+            vmods: None,
             lookup_key: None,
         }
     }

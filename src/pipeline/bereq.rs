@@ -130,7 +130,7 @@ impl Proxy {
             xid: crate::lifecycle::next_xid(),
             conn: ctx.conn.clone(),
             services: ctx.services.clone(),
-            vmods: vcl_lite::TaskState::default(),
+            vmods: None,
         }
     }
 

@@ -131,7 +131,7 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
-            vmods: vcl_lite::TaskState::default(),
+            vmods: None,
             lookup_key: None,
         };
         if keep_original {

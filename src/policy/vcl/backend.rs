@@ -255,11 +255,11 @@ impl Context for BackendView<'_, '_> {
     }
 
     fn task_state(&self) -> Option<&vcl_lite::TaskState> {
-        Some(&self.bereq.vmods)
+        self.bereq.vmods.as_deref()
     }
 
     fn task_state_mut(&mut self) -> Option<&mut vcl_lite::TaskState> {
-        Some(&mut self.bereq.vmods)
+        Some(self.bereq.vmods.get_or_insert_with(Box::default))
     }
 
     fn header_values(&self, var: &Var) -> Vec<String> {

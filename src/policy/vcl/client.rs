@@ -324,11 +324,11 @@ impl Context for ClientView<'_> {
     }
 
     fn task_state(&self) -> Option<&vcl_lite::TaskState> {
-        Some(&self.req.vmods)
+        self.req.vmods.as_deref()
     }
 
     fn task_state_mut(&mut self) -> Option<&mut vcl_lite::TaskState> {
-        Some(&mut self.req.vmods)
+        Some(self.req.vmods.get_or_insert_with(Box::default))
     }
 
     fn header_values(&self, var: &Var) -> Vec<String> {
