@@ -205,4 +205,28 @@ mod tests {
         huge.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
         assert!(read(&huge).await.0.is_err());
     }
+
+    #[tokio::test]
+    async fn v2_tlvs_are_kept() {
+        use crate::lifecycle::encode_tlvs;
+        let tlvs = encode_tlvs(&[(0x01, b"h2".to_vec()), (0x02, b"www.example".to_vec())]);
+        let mut h = V2_SIGNATURE.to_vec();
+        h.extend_from_slice(&[0x21, 0x11]);
+        h.extend_from_slice(&u16::try_from(12 + tlvs.len()).unwrap().to_be_bytes());
+        h.extend_from_slice(&[198, 51, 100, 9, 10, 0, 0, 1, 0x1f, 0x90, 0, 80]);
+        h.extend_from_slice(&tlvs);
+        h.extend_from_slice(b"GET");
+        let mut r = BufReader::new(&h[..]);
+        let got = read_header_tlvs(&mut r).await.unwrap();
+        assert_eq!(got.client, Some("198.51.100.9:8080".parse().unwrap()));
+        let tlvs = got.tlvs.unwrap();
+        assert_eq!(tlvs.alpn.as_deref(), Some("h2"));
+        assert_eq!(tlvs.authority.as_deref(), Some("www.example"));
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest).await;
+        assert_eq!(rest, b"GET");
+        // v1 has none.
+        let mut r = BufReader::new(&b"PROXY TCP4 203.0.113.7 10.0.0.1 1 80\r\n"[..]);
+        assert!(read_header_tlvs(&mut r).await.unwrap().tlvs.is_none());
+    }
 }
