@@ -283,8 +283,9 @@ impl<'p> Checker<'p> {
 
     // ----- declarations and the call graph -----
 
-    /// `import std;` is accepted (and optional); any other VMOD is an error
-    /// naming it.
+    /// The built-in vmods (`crate::vmods::VMODS`) are accepted and
+    /// remembered (`import std;` is optional, the others are needed to call
+    /// their functions); any other vmod is an error naming it.
     fn imports(&mut self, policy: &'p ast::Policy, errors: &mut Vec<Error>) {
         for item in &policy.items {
             let Item::Import(name) = item else { continue };
