@@ -137,7 +137,8 @@ pub(super) fn header_all(map: &HeaderMap, h: &Header) -> Vec<String> {
 }
 
 /// Replaces every value of a header (vmod header); none removes it. All
-/// values are checked before the header changes.
+/// values are checked before the header changes. Values that are not text
+/// (which [`header_all`] leaves out) are kept, first.
 pub(super) fn header_replace(
     map: &mut HeaderMap,
     h: &Header,
@@ -151,8 +152,14 @@ pub(super) fn header_replace(
         .map(|v| HeaderValue::from_str(v))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| format!("{family}.{}: not a valid header value", h.name()))?;
+    let opaque: Vec<HeaderValue> = map
+        .get_all(&name)
+        .iter()
+        .filter(|v| v.to_str().is_err())
+        .cloned()
+        .collect();
     map.remove(&name);
-    for v in values {
+    for v in opaque.into_iter().chain(values) {
         map.append(name.clone(), v);
     }
     Ok(())
@@ -199,4 +206,37 @@ pub(super) fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_replaced_keeping_opaque_ones() {
+        let mut map = HeaderMap::new();
+        map.append("set-cookie", HeaderValue::from_static("a=1"));
+        map.append(
+            "set-cookie",
+            HeaderValue::from_bytes(b"b=\xe9").expect("obs-text"),
+        );
+        map.append("set-cookie", HeaderValue::from_static("c=3"));
+        let h = Header::new("set-cookie");
+        assert_eq!(header_all(&map, &h), vec!["a=1", "c=3"]);
+        header_replace(&mut map, &h, &["c=3".to_string(), "d=4".to_string()], "x").unwrap();
+        let now: Vec<&[u8]> = map
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(now, vec![&b"b=\xe9"[..], b"c=3", b"d=4"]);
+        let err = header_replace(&mut map, &h, &["bad\nvalue".to_string()], "resp.http");
+        assert_eq!(
+            err.unwrap_err(),
+            "resp.http.set-cookie: not a valid header value"
+        );
+        assert_eq!(map.get_all("set-cookie").iter().count(), 3, "unchanged");
+        header_replace(&mut map, &h, &[], "x").unwrap();
+        assert_eq!(map.get_all("set-cookie").iter().count(), 1);
+    }
 }
