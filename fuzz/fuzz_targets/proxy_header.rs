@@ -1,12 +1,12 @@
-//! `lacquer::server::proxy_protocol::read_header` over a tokio `BufReader`
-//! on the input bytes, in a current-thread runtime built once. The result
-//! (and the bytes left after the header) must not depend on the reader's
-//! buffer size.
+//! `lacquer::server::proxy_protocol::read_header_tlvs` over a tokio
+//! `BufReader` on the input bytes, in a current-thread runtime built once.
+//! The result (address and TLVs, and the bytes left after the header) must
+//! not depend on the reader's buffer size.
 #![no_main]
 
 use std::sync::OnceLock;
 
-use lacquer::server::proxy_protocol::read_header;
+use lacquer::server::proxy_protocol::read_header_tlvs;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::runtime::{Builder, Runtime};
@@ -18,8 +18,8 @@ fn runtime() -> &'static Runtime {
 
 async fn read(data: &[u8], capacity: usize) -> (String, Vec<u8>) {
     let mut r = BufReader::with_capacity(capacity, data);
-    let got = match read_header(&mut r).await {
-        Ok(addr) => format!("ok {addr:?}"),
+    let got = match read_header_tlvs(&mut r).await {
+        Ok(header) => format!("ok {header:?}"),
         Err(e) => format!("err {e}"),
     };
     let mut rest = Vec::new();

@@ -25,6 +25,8 @@ struct Ctx {
     vars: HashMap<Var, Value<'static>>,
     hashed: usize,
     body: usize,
+    /// vmod cookie's jar and vmod var's variables.
+    state: vcl_lite::TaskState,
 }
 
 impl Ctx {
@@ -33,6 +35,7 @@ impl Ctx {
             mode,
             vars: HashMap::new(),
             hashed: 0,
+            state: vcl_lite::TaskState::default(),
             body: 0,
         }
     }
@@ -132,6 +135,12 @@ impl Context for Ctx {
     }
     fn synthetic(&mut self, body: &str) {
         self.body += body.len();
+    }
+    fn task_state(&self) -> Option<&vcl_lite::TaskState> {
+        Some(&self.state)
+    }
+    fn task_state_mut(&mut self) -> Option<&mut vcl_lite::TaskState> {
+        Some(&mut self.state)
     }
 }
 

@@ -6,7 +6,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::directives::NOT_DELIVERED;
 use super::freshness::Freshness;
@@ -293,12 +293,44 @@ impl CachedObject {
     pub fn expired(&self, now: SystemTime) -> CachedObject {
         let mut freshness = self.freshness.clone();
         freshness.ttl = freshness.age(now).min(freshness.ttl);
+        self.with_freshness(freshness, self.expires)
+    }
+
+    /// A copy whose freshness ends `ttl` from `now`, with this `grace` and
+    /// `keep` (`None`: as they are): Varnish's `purge.soft(ttl, grace,
+    /// keep)`, which may raise them too (as varnishd 7.1 does). An object
+    /// that must be revalidated keeps no grace.
+    pub fn softened(
+        &self,
+        now: SystemTime,
+        ttl: Duration,
+        grace: Option<Duration>,
+        keep: Option<Duration>,
+    ) -> CachedObject {
+        let mut freshness = self.freshness.clone();
+        freshness.ttl = freshness.age(now).saturating_add(ttl);
+        if let Some(g) = grace.filter(|_| !freshness.must_revalidate) {
+            freshness.grace = g;
+        }
+        if let Some(k) = keep {
+            freshness.keep = k;
+        }
+        // Kept as long as the new values say (counted as `new` counts it).
+        let resident = now
+            .duration_since(freshness.response_time)
+            .unwrap_or_default();
+        let expires = Instant::now() + freshness.retention().saturating_sub(resident);
+        self.with_freshness(freshness, expires)
+    }
+
+    /// A copy with other freshness, kept until `expires`.
+    fn with_freshness(&self, freshness: Freshness, expires: Instant) -> CachedObject {
         CachedObject {
             status: self.status,
             deliver_headers: self.deliver_headers.clone(),
             withheld: self.withheld.clone(),
             body: self.body.clone(),
-            expires: self.expires,
+            expires,
             variant: self.variant.clone(),
             tags: self.tags.clone(),
             ignored_tags: self.ignored_tags,

@@ -280,6 +280,37 @@ impl Store {
         mode: PurgeMode,
         select: impl Fn(&CachedObject) -> bool,
     ) -> usize {
+        self.purge_with(key, select, |obj, now| match mode {
+            PurgeMode::Soft => Some(obj.expired(now)),
+            PurgeMode::Hard => None,
+        })
+    }
+
+    /// Soft-purges every variant of `key` as Varnish's `purge.soft(ttl,
+    /// grace, keep)` does (see [`CachedObject::softened`]); returns how
+    /// many.
+    pub fn soften(
+        &self,
+        key: &CacheKey,
+        ttl: std::time::Duration,
+        grace: Option<std::time::Duration>,
+        keep: Option<std::time::Duration>,
+    ) -> usize {
+        self.purge_with(
+            key,
+            |_| true,
+            |obj, now| Some(obj.softened(now, ttl, grace, keep)),
+        )
+    }
+
+    /// Purges the variants of `key` that `select` picks: each is replaced
+    /// by what `replace` makes of it, or removed when it makes nothing.
+    fn purge_with(
+        &self,
+        key: &CacheKey,
+        select: impl Fn(&CachedObject) -> bool,
+        replace: impl Fn(&CachedObject, SystemTime) -> Option<CachedObject>,
+    ) -> usize {
         let mut count = 0;
         let now = SystemTime::now();
         // Objects removed from an entry that stays (a removed entry's go
@@ -297,10 +328,10 @@ impl Store {
                     continue;
                 }
                 count += 1;
-                match mode {
+                match replace(obj, now) {
                     // Same tags: the index does not change.
-                    PurgeMode::Soft => variants.push(Arc::new(obj.expired(now))),
-                    PurgeMode::Hard => dropped.push(obj.clone()),
+                    Some(soft) => variants.push(Arc::new(soft)),
+                    None => dropped.push(obj.clone()),
                 }
             }
             if count == 0 {
@@ -329,6 +360,17 @@ impl Store {
             .keys(tag)
             .iter()
             .map(|key| self.purge(key, mode, |o| o.has_tag(tag)))
+            .sum()
+    }
+
+    /// Purges every object tagged with any of `tags`, each counted once
+    /// (an object carrying two of them is soft-purged, and counted, once).
+    pub fn purge_tags(&self, tags: &[String], mode: PurgeMode) -> usize {
+        let mut keys: Vec<CacheKey> = tags.iter().flat_map(|t| self.tags.keys(t)).collect();
+        keys.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        keys.dedup();
+        keys.iter()
+            .map(|key| self.purge(key, mode, |o| tags.iter().any(|t| o.has_tag(t))))
             .sum()
     }
 

@@ -36,6 +36,10 @@ pub struct Bereq {
     /// Method, URL and headers as first made from the client request, for
     /// `std.rollback(bereq)` (kept only when the policy calls it).
     pub original: Option<Box<(Method, String, HeaderMap)>>,
+    /// What the policy's vmods keep for this fetch (its own, as Varnish's
+    /// backend tasks: the client request's jar is not seen here); made
+    /// when first used.
+    pub vmods: Option<Box<vcl_lite::TaskState>>,
 }
 
 impl Bereq {

@@ -27,6 +27,7 @@ mod outcome;
 mod policy;
 mod synthetic;
 mod task;
+mod tlvs;
 
 pub use bereq::Bereq;
 pub use beresp::Beresp;
@@ -38,3 +39,6 @@ pub use outcome::{CacheOutcome, ObjMeta};
 pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};
 pub use synthetic::{phrase_of, set_phrase, synth, synth_body, SynthText, Synthetic};
 pub use task::{next_xid, ConnInfo, Original, PolicyServices, Task, UpgradeRequest};
+/// Encoding TLVs as a PROXY v2 header carries them (for tests).
+pub use tlvs::encode as encode_tlvs;
+pub use tlvs::{ProxyTlvs, SslTlv, CLIENT_CERT_CONN, CLIENT_CERT_SESS, CLIENT_SSL};

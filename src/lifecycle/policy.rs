@@ -110,6 +110,10 @@ pub struct Hooks {
     /// itself as received ([`super::Task::original`]), each backend request
     /// as first made ([`super::Bereq::original`]).
     pub rollback: bool,
+    /// The policy imports vmod xkey: objects are tagged by their `xkey`
+    /// header too, whatever `invalidation.surrogate_key_headers` says (as
+    /// Varnish's xkey reads it).
+    pub xkey: bool,
 }
 
 /// Decisions taken at each phase.

@@ -73,6 +73,13 @@ pub struct Task {
     /// `req.backend_hint`, when the policy set it: the backend or director
     /// its fetches go to (else the director of the settings picks).
     pub backend_hint: Option<String>,
+    /// What the policy's vmods keep for this request through its restarts
+    /// (vmod cookie's jar, vmod var's variables); made when first used
+    /// (boxed: most requests never need it, and the task stays small).
+    pub vmods: Option<Box<vcl_lite::TaskState>>,
+    /// The key it was looked up under, once `vcl_hash` ran: what
+    /// `purge.hard()` / `purge.soft()` purge in `vcl_hit` and `vcl_miss`.
+    pub lookup_key: Option<crate::cache::CacheKey>,
 }
 
 /// A request as it was received (what `std.rollback(req)` restores).
@@ -118,13 +125,16 @@ impl Task {
 }
 
 /// The addresses of a client connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The address the connection was accepted on.
     pub local: SocketAddr,
     /// The connection's peer: the client, or the load balancer when the
     /// PROXY protocol is on.
     pub remote: SocketAddr,
+    /// What the PROXY v2 header's TLVs said (vmod proxy); `None` without
+    /// one.
+    pub tlvs: Option<Arc<super::ProxyTlvs>>,
 }
 
 /// What a running policy may ask of the proxy.
@@ -139,6 +149,22 @@ pub trait PolicyServices: Send + Sync {
     /// Whether the backend `name` is healthy, as its probe sees it
     /// (`std.healthy` in backend subroutines); `None`: no such backend.
     fn healthy(&self, name: &str) -> Option<bool>;
+
+    /// `xkey.purge` / `xkey.softpurge`: purges (`soft`: marks stale) the
+    /// objects carrying any of the surrogate keys in `keys` (separated by
+    /// spaces or commas), as a PURGE by key does (same limits, forwarded to
+    /// peers). How many; `Err` tells why it was refused.
+    fn purge_keys(&self, req: Option<&Task>, keys: &str, soft: bool) -> Result<usize, String>;
+
+    /// `purge.hard()` (`soft`: `None`) / `purge.soft(…)`: purges every
+    /// variant stored under `key` (the request's lookup), on this node.
+    /// How many.
+    fn purge_key(
+        &self,
+        req: &Task,
+        key: &crate::cache::CacheKey,
+        soft: Option<vcl_lite::SoftPurge>,
+    ) -> usize;
 }
 
 /// A new transaction id (`req.xid`, `bereq.xid`).
@@ -199,6 +225,8 @@ impl Task {
             vcl_log: Vec::new(),
             original: None,
             backend_hint: None,
+            vmods: None,
+            lookup_key: None,
         }
     }
 
@@ -211,6 +239,8 @@ impl Task {
             services: self.services.clone(),
             client_identity: self.client_identity.clone(),
             backend_hint: self.backend_hint.clone(),
+            // `vcl_hash` may read the cookie jar or variables.
+            vmods: self.vmods.clone(),
             ..Task::internal(
                 self.live.clone(),
                 self.host.clone(),

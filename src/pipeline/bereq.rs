@@ -134,6 +134,7 @@ impl Proxy {
             backend: ctx.backend_hint.clone(),
             sent_to: None,
             original: None,
+            vmods: None,
         };
         if ctx.live.hooks.rollback {
             bereq.keep_original();

@@ -22,19 +22,25 @@ impl Live {
     ) -> Result<Live, SetupError> {
         let via = HeaderValue::from_str(&format!("1.1 {}", config.server.via_name))
             .map_err(|_| SetupError::BadViaName)?;
+        let hooks = policy.hooks();
+        let mut key_headers: Vec<http::HeaderName> = config
+            .invalidation
+            .surrogate_key_headers
+            .iter()
+            .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect();
+        let xkey = http::HeaderName::from_static("xkey");
+        if hooks.xkey && !key_headers.contains(&xkey) {
+            key_headers.push(xkey);
+        }
         let keys = KeySpec {
-            headers: config
-                .invalidation
-                .surrogate_key_headers
-                .iter()
-                .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
-                .collect(),
+            headers: key_headers,
             strip: config.invalidation.strip_surrogate_keys,
             max_keys: config.cache.max_surrogate_keys,
         };
         let esi_paths = regex::RegexSet::new(&config.esi.paths)?;
         Ok(Live {
-            hooks: policy.hooks(),
+            hooks,
             freshness: config.cache.freshness_policy(),
             via,
             keys,

@@ -392,6 +392,8 @@ impl Proxy {
             RecvAction::Pipe => return Box::pin(self.pipe(ctx)).await,
         }
         let key = live.policy.hash(ctx);
+        // For `purge.hard()` in vcl_hit / vcl_miss (an Arc clone).
+        ctx.lookup_key = Some(key.clone());
         let found = lookup::lookup(&self.store, &self.bans, &key, ctx);
         let (obj, in_grace) = match found {
             Lookup::Hit(obj) => (obj, false),

@@ -189,7 +189,8 @@ impl Proxy {
                 if keys.len() > max {
                     return Err(InvalidationError::TooManyKeys(keys.len(), max));
                 }
-                let count = keys.iter().map(|k| self.store.purge_tag(k, *mode)).sum();
+                // Each object once, whichever of its keys matched.
+                let count = self.store.purge_tags(keys, *mode);
                 (Applied::Purged(count), InvalidationKind::KeyPurge)
             }
             Invalidation::Ban(text) => {
@@ -382,6 +383,53 @@ impl crate::lifecycle::PolicyServices for Proxy {
 
     fn healthy(&self, name: &str) -> Option<bool> {
         self.live().health.healthy(name)
+    }
+
+    fn purge_keys(&self, req: Option<&Task>, keys: &str, soft: bool) -> Result<usize, String> {
+        // As Varnish's xkey: separated by spaces or commas.
+        let mut keys: Vec<String> = keys
+            .split(|c: char| c.is_ascii_whitespace() || c == ',')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            // Varnish's xkey purges nothing and says 0.
+            return Ok(0);
+        }
+        let mode = if soft {
+            PurgeMode::Soft
+        } else {
+            PurgeMode::Hard
+        };
+        let source = match req {
+            Some(req) => InvalidationSource::Policy(req),
+            None => InvalidationSource::PolicyFetch,
+        };
+        match self.invalidate(&Invalidation::Keys { mode, keys }, source) {
+            Ok(Applied::Purged(n)) => Ok(n),
+            Ok(Applied::Banned(_)) => Ok(0),
+            Err(e) => {
+                crate::log_limited!(10, warn, error = %e, %source, "xkey purge from the policy refused");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn purge_key(&self, req: &Task, key: &CacheKey, soft: Option<vcl_lite::SoftPurge>) -> usize {
+        let secs = |s: f64| std::time::Duration::try_from_secs_f64(s).unwrap_or_default();
+        let count = match soft {
+            None => self.store.purge(key, PurgeMode::Hard, |_| true),
+            Some(s) => self
+                .store
+                .soften(key, secs(s.ttl), s.grace.map(secs), s.keep.map(secs)),
+        };
+        tracing::info!(source = %InvalidationSource::Policy(req), ?soft, count, "purge of the looked-up object (vmod purge)");
+        if count > 0 {
+            self.metrics.count_invalidation(InvalidationKind::Purge);
+        }
+        count
     }
 }
 

@@ -138,6 +138,8 @@ impl Task {
             vcl_log: Vec::new(),
             original: None,
             backend_hint: None,
+            vmods: None,
+            lookup_key: None,
         };
         if keep_original {
             task.keep_original();

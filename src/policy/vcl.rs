@@ -244,6 +244,7 @@ impl Policy for VclPolicy {
             backend_error: has(Sub::BackendError),
             pipe: has(Sub::Pipe),
             rollback: self.program.calls("std.rollback"),
+            xkey: self.program.imports("xkey"),
         }
     }
 

@@ -372,6 +372,7 @@ async fn accept_loop(
             Arc::new(crate::lifecycle::ConnInfo {
                 local,
                 remote: peer,
+                tlvs: None,
             })
         });
         let proxy = proxy.clone();
@@ -394,28 +395,35 @@ async fn accept_loop(
         };
         tokio::spawn(async move {
             let _active = active;
+            let mut conn = conn;
             if !settings_proxy_protocol {
                 serve(stream, peer, conn, proxy, &builder, life.stop).await;
                 return;
             }
             // Behind HAProxy: the real client address comes first.
             let mut io = tokio::io::BufReader::with_capacity(512, stream);
-            let client =
-                match tokio::time::timeout(header_timeout, proxy_protocol::read_header(&mut io))
-                    .await
-                {
-                    Ok(Ok(addr)) => addr.unwrap_or(peer),
-                    Ok(Err(e)) => {
-                        log_limited!(5, info, peer = %peer, error = %e,
+            let read = proxy_protocol::read_header_tlvs(&mut io);
+            let client = match tokio::time::timeout(header_timeout, read).await {
+                Ok(Ok(header)) => {
+                    if let (Some(tlvs), Some(c)) = (header.tlvs, conn.as_deref()) {
+                        conn = Some(Arc::new(crate::lifecycle::ConnInfo {
+                            tlvs: Some(Arc::new(tlvs)),
+                            ..c.clone()
+                        }));
+                    }
+                    header.client.unwrap_or(peer)
+                }
+                Ok(Err(e)) => {
+                    log_limited!(5, info, peer = %peer, error = %e,
                         "connection without a valid PROXY header closed");
-                        return;
-                    }
-                    Err(_) => {
-                        log_limited!(5, info, peer = %peer,
+                    return;
+                }
+                Err(_) => {
+                    log_limited!(5, info, peer = %peer,
                         "no PROXY header in time; connection closed");
-                        return;
-                    }
-                };
+                    return;
+                }
+            };
             serve(io, client, conn, proxy, &builder, life.stop).await;
         });
     }

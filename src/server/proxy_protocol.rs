@@ -5,6 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
+use crate::lifecycle::ProxyTlvs;
+
 /// The v2 signature.
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// Longest v1 line, CRLF included (the spec's limit).
@@ -23,12 +25,30 @@ pub enum ProxyHeaderError {
     Invalid(&'static str),
 }
 
+/// A PROXY header read.
+#[derive(Debug, Default)]
+pub struct ProxyHeader {
+    /// The client address it carries; `None` for a `LOCAL` / `UNKNOWN`
+    /// connection (a health check from the balancer itself).
+    pub client: Option<SocketAddr>,
+    /// The v2 TLVs lacquer understands (vmod proxy); `None` for v1 or
+    /// without any.
+    pub tlvs: Option<ProxyTlvs>,
+}
+
 /// Reads a PROXY header from the start of `io`. Returns the client address
 /// it carries, or `None` for a `LOCAL` / `UNKNOWN` connection (a health
 /// check from the balancer itself): use the socket's peer then.
 pub async fn read_header<R: AsyncRead + Unpin>(
     io: &mut BufReader<R>,
 ) -> Result<Option<SocketAddr>, ProxyHeaderError> {
+    Ok(read_header_tlvs(io).await?.client)
+}
+
+/// As [`read_header`], with the TLVs of a v2 header.
+pub async fn read_header_tlvs<R: AsyncRead + Unpin>(
+    io: &mut BufReader<R>,
+) -> Result<ProxyHeader, ProxyHeaderError> {
     let mut first = [0u8; 12];
     io.read_exact(&mut first[..6]).await?;
     if &first[..6] == b"PROXY " {
@@ -37,7 +57,10 @@ pub async fn read_header<R: AsyncRead + Unpin>(
             .take(V1_MAX - 6)
             .read_until(b'\n', &mut line)
             .await?;
-        return parse_v1(&line);
+        return Ok(ProxyHeader {
+            client: parse_v1(&line)?,
+            tlvs: None,
+        });
     }
     io.read_exact(&mut first[6..]).await?;
     if first != V2_SIGNATURE {
@@ -55,11 +78,20 @@ pub async fn read_header<R: AsyncRead + Unpin>(
     }
     let mut block = vec![0u8; len];
     io.read_exact(&mut block).await?;
-    match ver_cmd & 0x0f {
-        0 => Ok(None), // LOCAL
-        1 => parse_v2_addresses(family, &block),
-        _ => Err(ProxyHeaderError::Invalid("unknown command")),
-    }
+    let client = match ver_cmd & 0x0f {
+        0 => None, // LOCAL
+        1 => parse_v2_addresses(family, &block)?,
+        _ => return Err(ProxyHeaderError::Invalid("unknown command")),
+    };
+    // The TLVs follow the addresses (whose size the family gives).
+    let addresses = match family >> 4 {
+        1 => 12,
+        2 => 36,
+        3 => 216,
+        _ => 0,
+    };
+    let tlvs = block.get(addresses..).and_then(ProxyTlvs::parse);
+    Ok(ProxyHeader { client, tlvs })
 }
 
 fn parse_v1(rest: &[u8]) -> Result<Option<SocketAddr>, ProxyHeaderError> {
@@ -172,5 +204,29 @@ mod tests {
         let mut huge = V2_SIGNATURE.to_vec();
         huge.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
         assert!(read(&huge).await.0.is_err());
+    }
+
+    #[tokio::test]
+    async fn v2_tlvs_are_kept() {
+        use crate::lifecycle::encode_tlvs;
+        let tlvs = encode_tlvs(&[(0x01, b"h2".to_vec()), (0x02, b"www.example".to_vec())]);
+        let mut h = V2_SIGNATURE.to_vec();
+        h.extend_from_slice(&[0x21, 0x11]);
+        h.extend_from_slice(&u16::try_from(12 + tlvs.len()).unwrap().to_be_bytes());
+        h.extend_from_slice(&[198, 51, 100, 9, 10, 0, 0, 1, 0x1f, 0x90, 0, 80]);
+        h.extend_from_slice(&tlvs);
+        h.extend_from_slice(b"GET");
+        let mut r = BufReader::new(&h[..]);
+        let got = read_header_tlvs(&mut r).await.unwrap();
+        assert_eq!(got.client, Some("198.51.100.9:8080".parse().unwrap()));
+        let tlvs = got.tlvs.unwrap();
+        assert_eq!(tlvs.alpn.as_deref(), Some("h2"));
+        assert_eq!(tlvs.authority.as_deref(), Some("www.example"));
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest).await;
+        assert_eq!(rest, b"GET");
+        // v1 has none.
+        let mut r = BufReader::new(&b"PROXY TCP4 203.0.113.7 10.0.0.1 1 80\r\n"[..]);
+        assert!(read_header_tlvs(&mut r).await.unwrap().tlvs.is_none());
     }
 }

@@ -70,4 +70,5 @@ mod validation;
 mod vcl_backends;
 mod vcl_directors;
 mod vcl_functions;
+mod vcl_vmods;
 mod websocket;

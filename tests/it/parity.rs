@@ -40,6 +40,12 @@ struct Varnish {
 impl Varnish {
     /// Starts Varnish with `vcl` in `dir`.
     fn start(dir: &Path, vcl: &str) -> Varnish {
+        Varnish::start_on(dir, vcl, "")
+    }
+
+    /// Starts Varnish with `vcl` in `dir`, its listen address followed by
+    /// `suffix` (`",PROXY"`).
+    fn start_on(dir: &Path, vcl: &str, suffix: &str) -> Varnish {
         let addr = free_addr();
         let file = dir.join("policy.vcl");
         std::fs::write(&file, vcl).unwrap();
@@ -48,7 +54,7 @@ impl Varnish {
             .args(["-j", "none"])
             .arg("-n")
             .arg(dir.join("varnish"))
-            .args(["-a", &addr.to_string()])
+            .args(["-a", &format!("{addr}{suffix}")])
             .arg("-f")
             .arg(&file)
             .args(["-s", "malloc,32m", "-T", "127.0.0.1:0"])
@@ -217,6 +223,10 @@ fn routes(origin: &Origin) {
         Reply::ok(format!("cookie v{n}"))
             .header("cache-control", "max-age=60")
             .header("set-cookie", "visitor=1")
+    });
+    origin.route("/echo-cookie", |seen, n| {
+        Reply::ok(format!("cookie={} v{n}", seen.header_or_none("cookie")))
+            .header("cache-control", "max-age=60")
     });
     origin.route("/no-store", |_, n| {
         Reply::ok(format!("no-store v{n}")).header("cache-control", "no-store")
@@ -1083,6 +1093,132 @@ sub vcl_backend_response {
              sick backend's 503); lacquer serves it stale",
         ),
     },
+    Scenario {
+        name: "vmod cookie keeps one cookie for the origin and the cache key",
+        vcl: r#"
+import cookie;
+sub vcl_recv {
+    if (req.http.Cookie) {
+        cookie.parse(req.http.Cookie);
+        cookie.keep("lang,theme");
+        cookie.filter("theme");
+        set req.http.Cookie = cookie.get_string();
+        if (req.http.Cookie == "") {
+            unset req.http.Cookie;
+        }
+    }
+    return (hash);
+}
+sub vcl_hash {
+    hash_data(req.url);
+    if (cookie.isset("lang")) {
+        hash_data(cookie.get("lang"));
+    }
+    return (lookup);
+}
+sub vcl_deliver {
+    set resp.http.X-Jar = cookie.get_string();
+    set resp.http.X-Has-Lang = cookie.isset("lang");
+}
+"#,
+        steps: &[
+            get_with("/echo-cookie", &[("Cookie", "_ga=1; lang=fr; theme=dark")]),
+            get_with("/echo-cookie", &[("Cookie", "lang=fr; _gid=3")]),
+            get_with("/echo-cookie", &[("Cookie", "lang=de")]),
+            get_with("/echo-cookie", &[("Cookie", "_ga=1")]),
+            get_with("/echo-cookie", &[("Cookie", "_ga=2; tracking=x")]),
+            get("/echo-cookie"),
+        ],
+        headers: &["x-jar", "x-has-lang"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "vmod cookie: every function on odd Cookie headers",
+        vcl: r#"
+import cookie;
+sub vcl_recv {
+    return (synth(200));
+}
+sub vcl_synth {
+    cookie.parse(req.http.Cookie);
+    set resp.http.X-Parsed = cookie.get_string();
+    set resp.http.X-Get = cookie.get("a") + "|" + cookie.get_re("^[bc]") + "|" + cookie.isset("b") + cookie.isset("");
+    cookie.set("new", "1");
+    cookie.set("a", "replaced");
+    cookie.set("empty", "");
+    cookie.delete("b");
+    set resp.http.X-Set = cookie.get_string();
+    cookie.filter_re("^n");
+    set resp.http.X-Filter-Re = cookie.get_string();
+    cookie.keep_re("^[a-c]");
+    set resp.http.X-Keep-Re = cookie.get_string();
+    cookie.filter("a, zz");
+    set resp.http.X-Filter = cookie.get_string();
+    cookie.clean();
+    set resp.http.X-Clean = "[" + cookie.get_string() + "]";
+    synthetic("");
+    return (deliver);
+}
+"#,
+        steps: &[
+            get_with("/", &[("Cookie", "a=1; b=2; c=3")]),
+            get_with("/", &[("Cookie", "=x;a=1;;  b = 2 ;c;=3; a=4; d=e=f; g=")]),
+            get_with("/", &[("Cookie", "novalue")]),
+            get("/"),
+        ],
+        headers: &[
+            "x-parsed",
+            "x-get",
+            "x-set",
+            "x-filter-re",
+            "x-keep-re",
+            "x-filter",
+            "x-clean",
+        ],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "vmod purge: purge.hard in vcl_hit",
+        vcl: r#"
+import purge;
+sub vcl_recv {
+    return (hash);
+}
+sub vcl_hit {
+    if (req.method == "PURGE") {
+        set req.http.X-Purged = purge.hard();
+        return (synth(200, "Purged " + req.http.X-Purged));
+    }
+}
+sub vcl_miss {
+    if (req.method == "PURGE") {
+        return (synth(404, "Not in cache"));
+    }
+}
+"#,
+        steps: &[
+            get("/page"),
+            get("/page"),
+            Step {
+                method: "PURGE",
+                path: "/page",
+                headers: &[],
+                body: false,
+                wait_ms: 0,
+            },
+            Step {
+                method: "PURGE",
+                path: "/page",
+                headers: &[],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/page"),
+            get("/page"),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
 ];
 
 /// Runs one scenario through both servers; returns what each saw.
@@ -1133,4 +1269,83 @@ async fn lacquer_behaves_as_varnish_on_the_same_vcl() {
     }
     let _ = std::fs::remove_dir_all(&root);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// vmod proxy on both servers behind the PROXY protocol: the same v2
+/// headers (TLVs or none) give the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmod_proxy_reads_the_same_tlvs_as_varnish() {
+    use lacquer::lifecycle::{encode_tlvs, CLIENT_CERT_SESS, CLIENT_SSL};
+    if varnishd().is_none() {
+        return;
+    }
+    const VCL: &str = r#"vcl 4.1;
+import proxy;
+sub vcl_recv {
+    return (synth(200));
+}
+sub vcl_synth {
+    set resp.http.X-Proxy = "alpn=" + proxy.alpn() + " sni=" + proxy.authority()
+        + " ssl=" + proxy.is_ssl() + " conn=" + proxy.client_has_cert_conn()
+        + " sess=" + proxy.client_has_cert_sess() + " verify=" + proxy.ssl_verify_result()
+        + " version=" + proxy.ssl_version() + " cn=" + proxy.client_cert_cn()
+        + " cipher=" + proxy.ssl_cipher() + " sign=" + proxy.cert_sign()
+        + " key=" + proxy.cert_key();
+    set resp.http.X-Client = client.ip;
+    synthetic("");
+    return (deliver);
+}
+"#;
+    let ssl = [
+        vec![CLIENT_SSL | CLIENT_CERT_SESS, 0, 0, 0, 7],
+        encode_tlvs(&[
+            (0x21, b"TLSv1.2".to_vec()),
+            (0x22, b"bob".to_vec()),
+            (0x23, b"ECDHE-RSA-AES128-GCM-SHA256".to_vec()),
+            (0x24, b"SHA256".to_vec()),
+            (0x25, b"RSA2048".to_vec()),
+        ]),
+    ]
+    .concat();
+    let cases = [
+        encode_tlvs(&[
+            (0x01, b"h2".to_vec()),
+            (0x02, b"shop.example".to_vec()),
+            (0x20, ssl),
+        ]),
+        encode_tlvs(&[(0x01, b"http/1.1".to_vec())]),
+        Vec::new(),
+    ];
+    let root = scratch_dir("parity-proxy");
+    let origin = Origin::start().await;
+    let varnish = Varnish::start_on(&root, &with_backend(VCL, origin.addr), ",PROXY");
+    let lq = with_policy_and(free_addr(), &with_backend(VCL, origin.addr), |c| {
+        c.server.proxy_protocol = true
+    })
+    .await;
+    for tlvs in &cases {
+        let mut head = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+        head.extend_from_slice(&[0x21, 0x11]);
+        head.extend_from_slice(&u16::try_from(12 + tlvs.len()).unwrap().to_be_bytes());
+        head.extend_from_slice(&[203, 0, 113, 9, 127, 0, 0, 1, 0x1f, 0x90, 0, 80]);
+        head.extend_from_slice(tlvs);
+        head.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let wait = std::time::Duration::from_secs(5);
+        let header = |answer: &str, name: &str| {
+            answer
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("no {name} in {answer}"))
+        };
+        let v = raw(varnish.addr, &head, wait).await;
+        let l = raw(lq.addr(), &head, wait).await;
+        for name in ["x-proxy", "x-client"] {
+            assert_eq!(header(&v, name), header(&l, name), "{name}");
+        }
+    }
+    drop(varnish);
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -228,3 +228,46 @@ async fn purge_acl_purges_for_trusted_clients_and_refuses_others() {
     assert!(after.ends_with("p2"), "{after}");
     assert_eq!(origin.hits("/p"), 2);
 }
+
+#[tokio::test]
+async fn xkey_cookies_keeps_the_cookies_that_matter_and_purges_by_key() {
+    let origin = Origin::start().await;
+    origin.route("/product/1", |seen, n| {
+        Reply::ok(format!("cookie={} #{n}", seen.header_or_none("cookie")))
+            .header("cache-control", "max-age=600")
+            .header("xkey", "product-1 listing")
+            .header("set-cookie", "_ga=GA1.1; Path=/")
+    });
+    let example = include_str!("../../vcl-lite/examples/xkey_cookies.vcl");
+    let lq = with_policy(origin.addr, example).await;
+    let a = lq.addr();
+    let eur = get_with(a, "/product/1", &[("cookie", "_ga=1; currency=EUR")]).await;
+    assert_eq!(eur.text(), "cookie=currency=EUR; #1");
+    // The tracking cookie was taken off, so the page was stored.
+    assert_eq!(eur.header("set-cookie"), None);
+    assert_eq!(eur.header("xkey"), None);
+    wait_stored(&lq, "/product/1").await;
+    let again = get_with(a, "/product/1", &[("cookie", "currency=EUR; _fbp=2")]).await;
+    assert!(is_hit(&again), "{:?}", again.headers);
+    let usd = get_with(a, "/product/1", &[("cookie", "currency=USD")]).await;
+    assert_eq!(usd.text(), "cookie=currency=USD; #2");
+    // A session: passed, with every cookie.
+    let mine = get_with(a, "/product/1", &[("cookie", "session=s1; currency=EUR")]).await;
+    assert_eq!(mine.text(), "cookie=session=s1; currency=EUR #3");
+    wait_stored_n(&lq, "/product/1", 2).await;
+    let purged = send(a, "PURGE", "/", &[("xkey-purge", "listing")], "").await;
+    assert_eq!(purged.status, 200);
+    assert!(
+        purged.text().contains("Invalidated 2 objects"),
+        "{}",
+        purged.text()
+    );
+    let refetched = get_with(a, "/product/1", &[("cookie", "currency=EUR")]).await;
+    assert_eq!(refetched.text(), "cookie=currency=EUR; #4");
+    // From outside the ACL (behind a load balancer), refused.
+    let behind = with_policy_and(origin.addr, example, |c| c.server.proxy_protocol = true).await;
+    let req = "PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\nPURGE / HTTP/1.1\r\nHost: test.example\r\nxkey-purge: listing\r\nConnection: close\r\n\r\n";
+    let refused = raw(behind.addr(), req.as_bytes(), Duration::from_secs(5)).await;
+    assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+    assert_eq!(origin.hits("/product/1"), 4);
+}

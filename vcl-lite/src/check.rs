@@ -161,6 +161,8 @@ struct Checker<'p> {
     /// The backends `d.backend("host")` of vmod dynamic stand for, made as
     /// the calls are checked.
     dynamic_backends: std::cell::RefCell<Vec<crate::decl::Backend>>,
+    /// The vmods imported (`cookie.get` needs `import cookie;`).
+    imported: Vec<&'p str>,
 }
 
 /// The subroutine being checked and where it runs.
@@ -198,6 +200,7 @@ pub(crate) fn check(
             .unwrap_or(4.1),
         stmt_errors: std::cell::RefCell::new(Vec::new()),
         dynamic_backends: std::cell::RefCell::new(Vec::new()),
+        imported: Vec::new(),
     };
     checker.imports(policy, &mut errors);
     // The call graph must be whole to check the bodies: an error here
@@ -255,6 +258,8 @@ pub(crate) fn check(
         backends,
         probes,
         directors: checker.directors.directors,
+        globals: crate::vmods::Globals::default(),
+        imported: checker.imported.iter().map(|s| s.to_string()).collect(),
     })
 }
 
@@ -301,17 +306,14 @@ impl<'p> Checker<'p> {
 
     // ----- declarations and the call graph -----
 
-    /// `import std;` (optional) and `import directors;` are accepted; any
-    /// other VMOD is an error naming it.
-    fn imports(&self, policy: &ast::Policy, errors: &mut Vec<Error>) {
-        let std_funcs: Vec<&str> = FUNCS
-            .iter()
-            .filter(|f| f.name.starts_with("std."))
-            .map(|f| f.name)
-            .collect();
+    /// The built-in vmods (`crate::vmods::VMODS`) are accepted and
+    /// remembered (`import std;` is optional, the others are needed to call
+    /// their functions); any other vmod is an error naming it.
+    fn imports(&mut self, policy: &'p ast::Policy, errors: &mut Vec<Error>) {
         for item in &policy.items {
             let Item::Import(name) = item else { continue };
-            if crate::directors::BUILTIN_VMODS.contains(&name.name.as_str()) {
+            if crate::vmods::VMODS.contains(&name.name.as_str()) {
+                self.imported.push(name.name.as_str());
                 continue;
             }
             errors.push(
@@ -321,8 +323,8 @@ impl<'p> Checker<'p> {
                     "vcl-lite loads no vmods",
                 )
                 .note(format!(
-                    "built in: `std` (importing it is optional; its {} functions are in vcl-lite's README) and `directors`",
-                    std_funcs.len()
+                    "built in: {} (`std` needs no import; their functions are in vcl-lite's README)",
+                    crate::vmods::VMODS.join(", ")
                 )),
             );
         }
@@ -960,6 +962,14 @@ impl<'p> Checker<'p> {
 
     fn function(&self, name: &Ident) -> Result<&'static FuncDef, Error> {
         if let Some(def) = funcs::lookup(&name.name) {
+            let vmod = def.name.split_once('.').map_or("", |(v, _)| v);
+            if !vmod.is_empty() && vmod != "std" && !self.imported.contains(&vmod) {
+                return Err(self.error(
+                    name.span,
+                    format!("vmod `{vmod}` is not imported"),
+                    format!("add `import {vmod};` at the top of the policy"),
+                ));
+            }
             return Ok(def);
         }
         if let Some(e) = self.not_an_object(name) {
@@ -971,10 +981,12 @@ impl<'p> Checker<'p> {
             }
             n => match closest(n, FUNCS.iter().map(|f| f.name)) {
                 Some(c) => format!("did you mean `{c}`?"),
-                None if n.starts_with("std.") => {
-                    "not in vcl-lite's vmod std (see the function table in the README)".to_string()
-                }
-                None => "the functions are `regsub`, `regsuball`, `ban` and vmod std's `std.*` (see the README)".to_string(),
+                None => match n.split_once('.') {
+                    Some((vmod, _)) if crate::vmods::VMODS.contains(&vmod) => {
+                        format!("not in vcl-lite's vmod {vmod} (see the function table in the README)")
+                    }
+                    _ => "the functions are `regsub`, `regsuball`, `ban` and those of the built-in vmods (see the README)".to_string(),
+                },
             },
         };
         Err(self.error(
@@ -1139,14 +1151,20 @@ impl<'p> Checker<'p> {
                 out.push(match param.default {
                     funcs::Default::Str(s) => ir::Arg::Val(ir::Expr::Str(s.into()), Type::String),
                     funcs::Default::Bool(b) => ir::Arg::Val(ir::Expr::Bool(b), Type::Bool),
+                    funcs::Default::Dur(d) => ir::Arg::Val(ir::Expr::Dur(d), Type::Duration),
                     _ => ir::Arg::Absent,
                 });
                 continue;
             };
             let arg = match param.ty {
-                ParamType::Regex => {
+                ParamType::Regex
+                    if matches!(def.func, funcs::Func::Regsub | funcs::Func::Regsuball) =>
+                {
                     regex = Some(self.regex_literal(e, "the regular expression")?);
                     ir::Arg::Absent
+                }
+                ParamType::Regex => {
+                    ir::Arg::Regex(Box::new(self.regex_literal(e, "the regular expression")?))
                 }
                 ParamType::Val(Type::String) => ir::Arg::Val(self.text(e, scope)?, Type::String),
                 ParamType::Val(ty) => {
@@ -1156,7 +1174,7 @@ impl<'p> Checker<'p> {
                         .map_err(|err| note(err, param))?;
                     ir::Arg::Val(x, ty)
                 }
-                ParamType::Header => {
+                ParamType::Header | ParamType::HeaderIn => {
                     let ExprKind::Name(ident) = &e.kind else {
                         return Err(note(
                             self.error(
@@ -1178,7 +1196,11 @@ impl<'p> Checker<'p> {
                             param,
                         ));
                     }
-                    self.writable(vdef, ident, scope, "changed")?;
+                    if param.ty == ParamType::Header {
+                        self.writable(vdef, ident, scope, "changed")?;
+                    } else {
+                        self.readable(vdef, ident, scope)?;
+                    }
                     ir::Arg::Header(var)
                 }
                 ParamType::Http => {
@@ -2041,5 +2063,65 @@ mod tests {
     #[test]
     fn default_policy_compiles() {
         ok(crate::DEFAULT_POLICY);
+    }
+
+    #[test]
+    fn vmod_calls() {
+        let m = |src: &str| err(src).message().to_string();
+        let l = |src: &str| err(src).label().to_string();
+        let vmods =
+            "import cookie; import header; import var; import xkey; import purge; import proxy;";
+        ok(&format!(
+            "{vmods} sub vcl_recv {{ cookie.parse(req.http.cookie); cookie.filter_re(\"^_ga\"); set req.http.x = cookie.get_re(\"^s\") + header.get(req.http.accept, \"html\") + xkey.purge(\"a b\") + var.get_int(\"n\") + proxy.is_ssl(); xkey.softpurge(\"c\"); }}
+            sub vcl_hit {{ purge.hard(); set req.http.n = purge.soft(keep = 1h); header.copy(obj.http.x, req.http.y); }}
+            sub vcl_backend_response {{ header.remove(beresp.http.set-cookie, \"^a=\"); header.copy(bereq.http.x, beresp.http.x); var.set_duration(\"d\", beresp.ttl); }}
+            sub vcl_deliver {{ header.append(resp.http.x, obj.hits); }}"
+        ));
+        assert_eq!(
+            m("sub vcl_recv { set req.http.x = cookie.get(\"a\"); }"),
+            "vmod `cookie` is not imported"
+        );
+        assert_eq!(
+            l("sub vcl_recv { set req.http.x = cookie.get(\"a\"); }"),
+            "add `import cookie;` at the top of the policy"
+        );
+        assert_eq!(
+            m("import cookie; sub vcl_recv { cookie.get(\"a\"); }"),
+            "the result of `cookie.get` is not used"
+        );
+        assert_eq!(
+            l("import cookie; sub vcl_recv { cookie.gett(\"a\"); }"),
+            "did you mean `cookie.get`?"
+        );
+        assert_eq!(
+            l("import cookie; sub vcl_recv { cookie.frobnicate(); }"),
+            "not in vcl-lite's vmod cookie (see the function table in the README)"
+        );
+        assert_eq!(
+            m("import header; sub vcl_hit { header.append(obj.http.x, \"1\"); }"),
+            "`obj.http.x` is read-only"
+        );
+        assert_eq!(
+            m("import header; sub vcl_recv { header.remove(req.url, \"x\"); }"),
+            "`req.url` is not a header"
+        );
+        assert_eq!(
+            m("import header; sub vcl_recv { header.remove(req.http.a, \"(\"); }"),
+            "invalid regular expression"
+        );
+        assert_eq!(
+            m("import purge; sub vcl_deliver { purge.hard(); }"),
+            "`purge.hard` is not allowed in vcl_deliver"
+        );
+        assert_eq!(
+            m("import proxy; sub vcl_backend_fetch { set bereq.http.a = proxy.alpn(); }"),
+            "`proxy.alpn` is not allowed in vcl_backend_fetch"
+        );
+        assert_eq!(
+            m("import var; sub vcl_recv { var.set_int(\"n\", \"x\"); }"),
+            "wrong type: expected INT, found STRING"
+        );
+        assert_eq!(m("import bodyaccess;"), "vmod `bodyaccess` is not built in");
+        ok("import std; import std; sub vcl_recv { std.log(\"x\"); }");
     }
 }

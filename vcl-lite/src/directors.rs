@@ -11,9 +11,6 @@ use crate::ast::{self, ExprKind, Item, StmtKind};
 use crate::error::{Error, Span};
 use crate::vars::closest;
 
-/// The built-in vmods: `import NAME;` is accepted for these.
-pub(crate) const BUILTIN_VMODS: &[&str] = &["std", "directors", "dynamic"];
-
 /// How a director chooses among its backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirectorKind {

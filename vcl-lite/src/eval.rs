@@ -18,6 +18,9 @@ use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
 use crate::stdlib;
 use crate::vars::{Sub, Type, Var};
+use crate::vmods::{Globals, ProxyField, SoftPurge, TaskState};
+
+mod vmods;
 
 /// The deepest chain of `call`s (checked when compiling, and again at run time).
 pub const MAX_CALL_DEPTH: usize = 64;
@@ -184,6 +187,64 @@ pub trait Context {
         let _ = var;
         None
     }
+
+    /// The running task's vmod state (vmod cookie's jar, vmod var's
+    /// variables). The host keeps one per client request (through its
+    /// restarts) and one per backend fetch, as Varnish's `PRIV_TASK`. By
+    /// default there is none: `cookie.*` and `var.*` then see an empty jar
+    /// and unset variables, and change nothing.
+    fn task_state(&self) -> Option<&TaskState> {
+        None
+    }
+
+    /// [`Context::task_state`], to change it.
+    fn task_state_mut(&mut self) -> Option<&mut TaskState> {
+        None
+    }
+
+    /// Every value of a header variable, in order (vmod header). By default
+    /// the one [`Context::get`] gives.
+    fn header_values(&self, var: &Var) -> Vec<String> {
+        self.get(var)
+            .map(|v| vec![v.to_string()])
+            .unwrap_or_default()
+    }
+
+    /// Replaces every value of a header variable (`header.append`,
+    /// `header.remove`, `header.copy`); no values removes the header. `Err`
+    /// (a value the host refuses) fails the subroutine. By default the
+    /// header is unset and then set to the first value.
+    fn set_header_values(&mut self, var: &Var, values: Vec<String>) -> Result<(), String> {
+        self.unset(var);
+        match values.into_iter().next() {
+            Some(first) => self.set(var, Value::Str(Cow::Owned(first))),
+            None => Ok(()),
+        }
+    }
+
+    /// `xkey.purge(keys)` (`soft`: `xkey.softpurge`): purges the objects
+    /// carrying any of the keys (separated by spaces or commas); how many.
+    /// By default nothing is purged.
+    fn xkey_purge(&self, keys: &str, soft: bool) -> i64 {
+        let _ = (keys, soft);
+        0
+    }
+
+    /// `purge.hard()` (`None`) and `purge.soft(…)` in `vcl_hit` and
+    /// `vcl_miss`: purges every variant of the object being looked up; how
+    /// many. `Err` fails the subroutine. By default refused.
+    fn purge(&self, soft: Option<SoftPurge>) -> Result<i64, String> {
+        let _ = soft;
+        Err("vmod purge is not available here".to_string())
+    }
+
+    /// A vmod proxy function: what the PROXY v2 header of the client's
+    /// connection said. `None`: it said nothing of it (then STRING
+    /// functions are unset, BOOL ones false, INT ones 0). By default `None`.
+    fn proxy(&self, field: ProxyField) -> Option<Value<'_>> {
+        let _ = field;
+        None
+    }
 }
 
 /// A compiled policy: checked, with names resolved and regular expressions
@@ -199,6 +260,10 @@ pub struct Program {
     pub(crate) backends: Vec<Backend>,
     pub(crate) probes: Vec<Probe>,
     pub(crate) directors: Vec<Director>,
+    /// vmod var's global variables.
+    pub(crate) globals: Globals,
+    /// The vmods it imports.
+    pub(crate) imported: Vec<String>,
 }
 
 enum Flow {
@@ -267,6 +332,12 @@ impl Program {
     /// named or inline, is in [`Backend::probe`]).
     pub fn probes(&self) -> &[Probe] {
         &self.probes
+    }
+
+    /// Whether the policy imports the vmod `name` (`import xkey;`): a host
+    /// can set up what only that vmod needs.
+    pub fn imports(&self, name: &str) -> bool {
+        self.imported.iter().any(|i| i == name)
     }
 
     /// The file name given to [`crate::compile`].
@@ -522,6 +593,20 @@ impl Program {
             }
             // Accepted, nothing to do.
             Func::Timestamp | Func::Late100Continue | Func::SetIpTos => {}
+            Func::CookieParse
+            | Func::CookieClean
+            | Func::CookieSet
+            | Func::CookieDelete
+            | Func::CookieFilter
+            | Func::CookieKeep
+            | Func::CookieFilterRe
+            | Func::CookieKeepRe
+            | Func::HeaderAppend
+            | Func::HeaderCopy
+            | Func::HeaderRemove
+            | Func::VarSet(_)
+            | Func::VarClear
+            | Func::VarGlobalSet => self.vmod_effect(call, ctx)?,
             // A function with a result, called for its effect.
             _ => {
                 let _ = self.call(call, &*ctx);
@@ -1137,6 +1222,7 @@ impl Program {
             | Func::Rollback
             | Func::Late100Continue
             | Func::SetIpTos => return None,
+            _ => return self.vmod_call(c, ctx),
         })
     }
 }
@@ -1183,6 +1269,8 @@ mod tests {
         logged: Vec<(Option<i64>, String)>,
         bans: std::cell::RefCell<Vec<String>>,
         now: f64,
+        state: TaskState,
+        purged: std::cell::RefCell<Vec<String>>,
     }
 
     impl TestCtx {
@@ -1261,6 +1349,44 @@ mod tests {
         }
         fn port(&self, var: &Var) -> Option<u16> {
             (*var == Var::ClientIp).then_some(5555)
+        }
+        fn task_state(&self) -> Option<&TaskState> {
+            Some(&self.state)
+        }
+        fn task_state_mut(&mut self) -> Option<&mut TaskState> {
+            Some(&mut self.state)
+        }
+        // Several values of a header are kept joined by newlines.
+        fn header_values(&self, var: &Var) -> Vec<String> {
+            match self.vars.get(var) {
+                Some(Value::Str(v)) => v.split('\n').map(str::to_string).collect(),
+                _ => Vec::new(),
+            }
+        }
+        fn set_header_values(&mut self, var: &Var, values: Vec<String>) -> Result<(), String> {
+            if values.is_empty() {
+                self.vars.remove(var);
+            } else {
+                self.vars
+                    .insert(var.clone(), Value::Str(values.join("\n").into()));
+            }
+            Ok(())
+        }
+        fn xkey_purge(&self, keys: &str, soft: bool) -> i64 {
+            let mode = if soft { "soft" } else { "hard" };
+            self.purged.borrow_mut().push(format!("{mode} {keys}"));
+            keys.split_whitespace().count() as i64
+        }
+        fn purge(&self, soft: Option<SoftPurge>) -> Result<i64, String> {
+            self.purged.borrow_mut().push(format!("{soft:?}"));
+            Ok(2)
+        }
+        fn proxy(&self, field: ProxyField) -> Option<Value<'_>> {
+            match field {
+                ProxyField::Alpn => Some(Value::Str("h2".into())),
+                ProxyField::IsSsl => Some(Value::Bool(true)),
+                _ => None,
+            }
         }
     }
 
@@ -1918,5 +2044,176 @@ sub vcl_recv { return (hash); }"#,
             ctx.req_header("a"),
             Some("192.0.2.1 192.0.2.1 192.0.2.2 me 1001 falsetrue")
         );
+    }
+
+    #[test]
+    fn vmod_cookie() {
+        let p = program(
+            r#"import cookie;
+            sub vcl_recv {
+                cookie.parse(req.http.cookie);
+                cookie.keep("a,b,c");
+                cookie.delete("c");
+                cookie.set("z", "26");
+                set req.http.a = cookie.get("a") + "|" + cookie.get("nope") + "|" + cookie.isset("b") + cookie.isset("c");
+                set req.http.re = cookie.get_re("^[bz]$");
+                set req.http.cookie = cookie.get_string();
+                cookie.filter_re("^[ab]$");
+                set req.http.left = cookie.get_string();
+                cookie.parse("s1=1; s2=2; t=3");
+                cookie.keep_re("^s");
+                cookie.filter("s2");
+                set req.http.s = cookie.get_string();
+                cookie.clean();
+                set req.http.e = "[" + cookie.get_string() + "]";
+                set req.http.x = cookie.format_rfc1123(now, 1d);
+            }
+            sub vcl_hash { hash_data(cookie.get("z")); }"#,
+        );
+        let mut ctx = TestCtx::default().header("cookie", "a=1; junk=x; b=2; c=3; d");
+        ctx.now = 784_111_777.0;
+        recv(&p, &mut ctx);
+        assert_eq!(ctx.req_header("a"), Some("1||truefalse"));
+        assert_eq!(ctx.req_header("re"), Some("2"));
+        assert_eq!(ctx.req_header("cookie"), Some("a=1; b=2; z=26;"));
+        assert_eq!(ctx.req_header("left"), Some("z=26;"));
+        assert_eq!(ctx.req_header("s"), Some("s1=1;"));
+        assert_eq!(ctx.req_header("e"), Some("[]"));
+        assert_eq!(ctx.req_header("x"), Some("Mon, 07 Nov 1994 08:49:37 GMT"));
+        // The jar lives as long as the task: vcl_hash sees what recv left.
+        ctx.state.cookie_set("z", "9");
+        p.run(Sub::Hash, &mut ctx).unwrap();
+        assert_eq!(ctx.hashed, vec!["9"]);
+    }
+
+    #[test]
+    fn vmod_header() {
+        let p = program(
+            r#"import header;
+            sub vcl_deliver {
+                header.remove(resp.http.set-cookie, "^tracking=");
+                header.append(resp.http.set-cookie, "added=1");
+                set resp.http.s = header.get(resp.http.set-cookie, "^sess");
+                set resp.http.none = header.get(resp.http.set-cookie, "^nope") + "";
+                header.copy(resp.http.set-cookie, resp.http.x-copy);
+                header.copy(resp.http.absent, resp.http.x-none);
+                header.remove(resp.http.x-copy, ".");
+            }"#,
+        );
+        let cookies = Var::RespHttp(Header::new("set-cookie"));
+        let mut ctx = TestCtx::default().with(
+            cookies.clone(),
+            Value::Str("tracking=1\nsess=abc; HttpOnly\n tracking=2".into()),
+        );
+        p.run(Sub::Deliver, &mut ctx).unwrap();
+        assert_eq!(ctx.str(&cookies), Some("sess=abc; HttpOnly\nadded=1"));
+        assert_eq!(
+            ctx.str(&Var::RespHttp(Header::new("s"))),
+            Some("sess=abc; HttpOnly")
+        );
+        assert_eq!(ctx.str(&Var::RespHttp(Header::new("none"))), Some(""));
+        assert_eq!(ctx.str(&Var::RespHttp(Header::new("x-copy"))), None);
+        assert_eq!(ctx.str(&Var::RespHttp(Header::new("x-none"))), None);
+        // varnish-modules' own example: a look-ahead keeps one cookie.
+        let p = program(
+            r#"import header; sub vcl_deliver { header.remove(resp.http.set-cookie, "^(?!(funcookie=))"); }"#,
+        );
+        let mut ctx =
+            TestCtx::default().with(cookies.clone(), Value::Str("a=1\nfuncookie=2\nb=3".into()));
+        p.run(Sub::Deliver, &mut ctx).unwrap();
+        assert_eq!(ctx.str(&cookies), Some("funcookie=2"));
+    }
+
+    #[test]
+    fn vmod_var() {
+        let p = program(
+            r#"import var;
+            sub vcl_init { var.global_set("g", "global"); }
+            sub vcl_recv {
+                var.set("a", "x");
+                var.set_int("n", 40 + 2);
+                var.set_real("r", 1.5);
+                var.set_duration("d", 1m);
+                var.set_ip("i", client.ip);
+                set req.http.v = var.get("a") + var.get_string("a") + "|" + var.get("n") + "|" + var.get_int("n") + "|" + var.get_int("a")
+                    + "|" + var.get_real("r") + "|" + var.get_duration("d") + "|" + var.get_ip("i") + "|" + var.get_ip("zz")
+                    + "|" + var.global_get("g") + var.global_get("nope");
+            }
+            sub vcl_deliver { set resp.http.n = var.get_int("n"); var.clear(); set resp.http.m = var.get_int("n"); }"#,
+        );
+        p.init().unwrap();
+        let mut ctx = TestCtx::default();
+        recv(&p, &mut ctx);
+        assert_eq!(
+            ctx.req_header("v"),
+            Some("xx||42|0|1.500|60.000|127.0.0.1|0.0.0.0|global")
+        );
+        p.run(Sub::Deliver, &mut ctx).unwrap();
+        assert_eq!(ctx.str(&Var::RespHttp(Header::new("n"))), Some("42"));
+        assert_eq!(ctx.str(&Var::RespHttp(Header::new("m"))), Some("0"));
+    }
+
+    #[test]
+    fn vmod_xkey_purge_proxy() {
+        let p = program(
+            r#"import xkey; import purge; import proxy;
+            sub vcl_recv {
+                set req.http.n = xkey.purge(req.http.keys);
+                xkey.softpurge("c");
+                set req.http.p = proxy.alpn() + "|" + proxy.is_ssl() + "|" + proxy.authority() + "|" + proxy.client_has_cert_conn() + "|" + proxy.ssl_verify_result();
+            }
+            sub vcl_hit { set req.http.h = purge.hard(); set req.http.s = purge.soft(grace = 10s); }
+            sub vcl_miss { if (purge.soft() > 0) { return (synth(200)); } }"#,
+        );
+        let mut ctx = TestCtx::default().header("keys", "a b");
+        recv(&p, &mut ctx);
+        assert_eq!(ctx.req_header("n"), Some("2"));
+        assert_eq!(ctx.req_header("p"), Some("h2|true||false|0"));
+        p.run(Sub::Hit, &mut ctx).unwrap();
+        assert_eq!(ctx.req_header("h"), Some("2"));
+        assert_eq!(
+            p.run(Sub::Miss, &mut ctx).unwrap(),
+            Some(Action::Synth {
+                status: 200,
+                reason: None
+            })
+        );
+        assert_eq!(
+            *ctx.purged.borrow(),
+            vec![
+                "hard a b".to_string(),
+                "soft c".to_string(),
+                "None".to_string(),
+                "Some(SoftPurge { ttl: 0.0, grace: Some(10.0), keep: None })".to_string(),
+                "Some(SoftPurge { ttl: 0.0, grace: None, keep: None })".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn vmods_without_host_support_do_nothing() {
+        struct Bare;
+        impl Context for Bare {
+            fn get(&self, _: &Var) -> Option<Value<'_>> {
+                None
+            }
+            fn set(&mut self, _: &Var, _: Value<'static>) -> Result<(), String> {
+                Ok(())
+            }
+            fn unset(&mut self, _: &Var) {}
+            fn client_ip(&self) -> IpAddr {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            }
+            fn hash_data(&mut self, _: &str) {}
+            fn synthetic(&mut self, _: &str) {}
+        }
+        let p = program(
+            r#"import cookie; import var; import purge;
+            sub vcl_recv { cookie.parse("a=1"); var.set("x", "1"); if (cookie.isset("a") || var.get("x")) { return (fail); } }
+            sub vcl_hit { set req.http.x = purge.hard(); }"#,
+        );
+        assert_eq!(p.run(Sub::Recv, &mut Bare).unwrap(), None);
+        let err = p.run(Sub::Hit, &mut Bare).unwrap_err();
+        assert_eq!(err.message, "vmod purge is not available here");
     }
 }

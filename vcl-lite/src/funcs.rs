@@ -6,6 +6,7 @@
 //! made from it.
 
 use crate::vars::{self, Mask, Sub, Type};
+use crate::vmods::ProxyField;
 
 /// `req` or `bereq`: what `std.rollback` puts back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +24,11 @@ pub(crate) enum ParamType {
     Val(Type),
     /// A regular expression: a string literal, compiled when loading.
     Regex,
-    /// A header variable (`req.http.X`): `std.collect`.
+    /// A header variable (`req.http.X`) the function changes:
+    /// `std.collect`, `header.append`.
     Header,
+    /// A header variable the function only reads: `header.get`.
+    HeaderIn,
     /// `req` or `bereq`: `std.rollback`.
     Http,
     /// A declared backend's name: `std.healthy`.
@@ -36,7 +40,7 @@ impl ParamType {
         match self {
             ParamType::Val(t) => t.to_string(),
             ParamType::Regex => "REGEX".to_string(),
-            ParamType::Header => "HEADER".to_string(),
+            ParamType::Header | ParamType::HeaderIn => "HEADER".to_string(),
             ParamType::Http => "HTTP".to_string(),
             ParamType::Backend => "BACKEND".to_string(),
         }
@@ -54,6 +58,8 @@ pub(crate) enum Default {
     Str(&'static str),
     /// Left out, it is this BOOL.
     Bool(bool),
+    /// Left out, it is this DURATION (seconds).
+    Dur(f64),
 }
 
 /// A parameter.
@@ -105,6 +111,35 @@ pub(crate) enum Func {
     CacheReqBody,
     Late100Continue,
     SetIpTos,
+    CookieParse,
+    CookieClean,
+    CookieSet,
+    CookieDelete,
+    CookieFilter,
+    CookieKeep,
+    CookieFilterRe,
+    CookieKeepRe,
+    CookieGet,
+    CookieGetRe,
+    CookieIsset,
+    CookieGetString,
+    CookieFormatRfc1123,
+    HeaderAppend,
+    HeaderCopy,
+    HeaderGet,
+    HeaderRemove,
+    /// `var.set`, `var.set_int`, …: a task variable of this type.
+    VarSet(Type),
+    /// `var.get`, `var.get_int`, …
+    VarGet(Type),
+    VarClear,
+    VarGlobalSet,
+    VarGlobalGet,
+    XkeyPurge,
+    XkeySoftpurge,
+    PurgeHard,
+    PurgeSoft,
+    Proxy(ProxyField),
 }
 
 /// A built-in function.
@@ -139,6 +174,7 @@ impl FuncDef {
                     Default::Optional => format!("[{ty} {}]", p.name),
                     Default::Str(s) => format!("{ty} {}=\"{s}\"", p.name),
                     Default::Bool(b) => format!("{ty} {}={b}", p.name),
+                    Default::Dur(d) => format!("{ty} {}={d}", p.name),
                 }
             })
             .collect();
@@ -181,6 +217,31 @@ const S: Type = Type::String;
 const CLIENT_BACKEND: Mask = vars::ALL;
 const ANYWHERE: Mask = Mask(vars::ALL.0 | Mask::of(&[Sub::Init, Sub::Fini]).0);
 const RECV: Mask = Mask::of(&[Sub::Recv]);
+const HIT_MISS: Mask = Mask::of(&[Sub::Hit, Sub::Miss]);
+
+const fn regex(name: &'static str) -> Param {
+    Param {
+        name,
+        ty: ParamType::Regex,
+        default: Default::Required,
+    }
+}
+
+const fn header(name: &'static str, ty: ParamType) -> Param {
+    Param {
+        name,
+        ty,
+        default: Default::Required,
+    }
+}
+
+const fn dur(name: &'static str, default: f64) -> Param {
+    Param {
+        name,
+        ty: ParamType::Val(Type::Duration),
+        default: Default::Dur(default),
+    }
+}
 
 macro_rules! f {
     ($name:expr, $func:ident, [$($p:expr),*], $ret:expr, $doc:expr) => {
@@ -188,6 +249,12 @@ macro_rules! f {
     };
     ($name:expr, $func:ident, [$($p:expr),*], $ret:expr, effect in $only:expr, $doc:expr) => {
         FuncDef { name: $name, params: &[$($p),*], ret: $ret, one_of: &[], effect: true, only: $only, func: Func::$func, doc: $doc }
+    };
+    ($name:expr, $func:expr, [$($p:expr),*], $ret:expr, in $only:expr, $doc:expr) => {
+        FuncDef { name: $name, params: &[$($p),*], ret: $ret, one_of: &[], effect: false, only: $only, func: $func, doc: $doc }
+    };
+    ($name:expr, $func:expr, [$($p:expr),*], $ret:expr, acts in $only:expr, $doc:expr) => {
+        FuncDef { name: $name, params: &[$($p),*], ret: $ret, one_of: &[], effect: true, only: $only, func: $func, doc: $doc }
     };
     ($name:expr, $func:ident, [$($p:expr),*], $ret:expr, one_of $one:expr, $doc:expr) => {
         FuncDef { name: $name, params: &[$($p),*], ret: $ret, one_of: $one, effect: false, only: ANYWHERE, func: Func::$func, doc: $doc }
@@ -295,6 +362,102 @@ pub(crate) static FUNCS: &[FuncDef] = &[
         "accepted, does nothing (hyper answers `Expect: 100-continue` when the body is first read)"),
     f!("std.set_ip_tos", SetIpTos, [req("tos", Type::Int)], None, effect in ANYWHERE,
         "accepted, does nothing"),
+    // vmod cookie (Varnish 6.4+): a jar per task, parsed from a header.
+    f!("cookie.parse", Func::CookieParse, [req("cookieheader", S)], None, acts in CLIENT_BACKEND,
+        "the jar becomes the cookies of the header (`a=1; b=2`); what it held before is dropped"),
+    f!("cookie.clean", Func::CookieClean, [], None, acts in CLIENT_BACKEND, "empties the jar"),
+    f!("cookie.set", Func::CookieSet, [req("cookiename", S), req("value", S)], None, acts in CLIENT_BACKEND,
+        "sets a cookie in the jar (replacing its value, or added at the end)"),
+    f!("cookie.delete", Func::CookieDelete, [req("cookiename", S)], None, acts in CLIENT_BACKEND,
+        "removes a cookie from the jar"),
+    f!("cookie.filter", Func::CookieFilter, [req("filter", S)], None, acts in CLIENT_BACKEND,
+        "removes the cookies named in the comma-separated list"),
+    f!("cookie.keep", Func::CookieKeep, [req("filter", S)], None, acts in CLIENT_BACKEND,
+        "keeps only the cookies named in the comma-separated list"),
+    f!("cookie.filter_re", Func::CookieFilterRe, [regex("expression")], None, acts in CLIENT_BACKEND,
+        "removes the cookies whose name matches"),
+    f!("cookie.keep_re", Func::CookieKeepRe, [regex("expression")], None, acts in CLIENT_BACKEND,
+        "keeps only the cookies whose name matches"),
+    f!("cookie.get", Func::CookieGet, [req("cookiename", S)], Some(S), in CLIENT_BACKEND,
+        "the cookie's value; unset when the jar has none of that name"),
+    f!("cookie.get_re", Func::CookieGetRe, [regex("expression")], Some(S), in CLIENT_BACKEND,
+        "the value of the first cookie whose name matches; unset when none does"),
+    f!("cookie.isset", Func::CookieIsset, [req("cookiename", S)], Some(Type::Bool), in CLIENT_BACKEND,
+        "whether the jar has the cookie"),
+    f!("cookie.get_string", Func::CookieGetString, [], Some(S), in CLIENT_BACKEND,
+        "the jar as a `Cookie` header (`a=1; b=2`; empty when the jar is)"),
+    f!("cookie.format_rfc1123", Func::CookieFormatRfc1123, [req("now", Type::Time), req("timedelta", Type::Duration)], Some(S), in ANYWHERE,
+        "the time plus the duration as an HTTP date, for `Expires` (deprecated in Varnish: use `now + d`)"),
+    // vmod header (varnish-modules): every value of a header.
+    f!("header.append", Func::HeaderAppend, [header("hdr", ParamType::Header), req("content", S)], None, acts in CLIENT_BACKEND,
+        "adds another value of the header (another `Set-Cookie` line)"),
+    f!("header.copy", Func::HeaderCopy, [header("src", ParamType::HeaderIn), header("dst", ParamType::Header)], None, acts in CLIENT_BACKEND,
+        "adds every value of `src` to `dst`"),
+    f!("header.get", Func::HeaderGet, [header("hdr", ParamType::HeaderIn), regex("regex")], Some(S), in CLIENT_BACKEND,
+        "the first value of the header that matches; unset when none does"),
+    f!("header.remove", Func::HeaderRemove, [header("hdr", ParamType::Header), regex("regex")], None, acts in CLIENT_BACKEND,
+        "removes the values of the header that match (one `Set-Cookie` of several)"),
+    // vmod var (varnish-modules): variables of the task, and global ones.
+    f!("var.set", Func::VarSet(S), [req("key", S), req("value", S)], None, acts in CLIENT_BACKEND,
+        "sets a STRING variable of the task (it lives until the request, or the backend fetch, ends)"),
+    f!("var.get", Func::VarGet(S), [req("key", S)], Some(S), in CLIENT_BACKEND,
+        "a STRING variable of the task; unset when it was not set"),
+    f!("var.set_string", Func::VarSet(S), [req("key", S), req("value", S)], None, acts in CLIENT_BACKEND, "as `var.set`"),
+    f!("var.get_string", Func::VarGet(S), [req("key", S)], Some(S), in CLIENT_BACKEND, "as `var.get`"),
+    f!("var.set_int", Func::VarSet(Type::Int), [req("key", S), req("value", Type::Int)], None, acts in CLIENT_BACKEND,
+        "sets an INT variable of the task"),
+    f!("var.get_int", Func::VarGet(Type::Int), [req("key", S)], Some(Type::Int), in CLIENT_BACKEND,
+        "an INT variable of the task; 0 when it was not set as INT"),
+    f!("var.set_real", Func::VarSet(Type::Real), [req("key", S), req("value", Type::Real)], None, acts in CLIENT_BACKEND,
+        "sets a REAL variable of the task"),
+    f!("var.get_real", Func::VarGet(Type::Real), [req("key", S)], Some(Type::Real), in CLIENT_BACKEND,
+        "a REAL variable of the task; 0 when it was not set as REAL"),
+    f!("var.set_duration", Func::VarSet(Type::Duration), [req("key", S), req("value", Type::Duration)], None, acts in CLIENT_BACKEND,
+        "sets a DURATION variable of the task"),
+    f!("var.get_duration", Func::VarGet(Type::Duration), [req("key", S)], Some(Type::Duration), in CLIENT_BACKEND,
+        "a DURATION variable of the task; 0s when it was not set as DURATION"),
+    f!("var.set_ip", Func::VarSet(Type::Ip), [req("key", S), req("value", Type::Ip)], None, acts in CLIENT_BACKEND,
+        "sets an IP variable of the task"),
+    f!("var.get_ip", Func::VarGet(Type::Ip), [req("key", S)], Some(Type::Ip), in CLIENT_BACKEND,
+        "an IP variable of the task; 0.0.0.0 when it was not set as IP"),
+    f!("var.clear", Func::VarClear, [], None, acts in CLIENT_BACKEND, "forgets every variable of the task"),
+    f!("var.global_set", Func::VarGlobalSet, [req("key", S), req("value", S)], None, acts in ANYWHERE,
+        "sets a global STRING variable, shared by every request under this policy (at most 256)"),
+    f!("var.global_get", Func::VarGlobalGet, [req("key", S)], Some(S), in ANYWHERE,
+        "a global variable; unset when it was not set"),
+    // vmod xkey (varnish-modules), on lacquer's surrogate keys.
+    f!("xkey.purge", Func::XkeyPurge, [req("keys", S)], Some(Type::Int), acts in CLIENT_BACKEND,
+        "removes every object carrying one of the keys (separated by spaces or commas; the `xkey` header, or any of `invalidation.surrogate_key_headers`, set them); the number removed"),
+    f!("xkey.softpurge", Func::XkeySoftpurge, [req("keys", S)], Some(Type::Int), acts in CLIENT_BACKEND,
+        "as `xkey.purge`, marking the objects stale instead (grace serves them while one fetch refreshes them); the number marked"),
+    // vmod purge (Varnish 7).
+    f!("purge.hard", Func::PurgeHard, [], Some(Type::Int), acts in HIT_MISS,
+        "removes every variant of the object being looked up; the number removed"),
+    f!("purge.soft", Func::PurgeSoft, [dur("ttl", 0.0), dur("grace", -1.0), dur("keep", -1.0)], Some(Type::Int), acts in HIT_MISS,
+        "sets every variant of the object being looked up to end its freshness `ttl` from now, with this `grace` and `keep` (negative: unchanged; as in Varnish they may be raised too); the number changed"),
+    // vmod proxy (Varnish 6+): the PROXY protocol v2 header's TLVs.
+    f!("proxy.alpn", Func::Proxy(ProxyField::Alpn), [], Some(S), in vars::REQ,
+        "the ALPN protocol the load balancer negotiated with the client; unset without a PROXY v2 TLV"),
+    f!("proxy.authority", Func::Proxy(ProxyField::Authority), [], Some(S), in vars::REQ,
+        "the host name the client sent (SNI)"),
+    f!("proxy.is_ssl", Func::Proxy(ProxyField::IsSsl), [], Some(Type::Bool), in vars::REQ,
+        "whether the client connected over TLS"),
+    f!("proxy.client_has_cert_sess", Func::Proxy(ProxyField::ClientHasCertSess), [], Some(Type::Bool), in vars::REQ,
+        "whether the client presented a certificate in its TLS session"),
+    f!("proxy.client_has_cert_conn", Func::Proxy(ProxyField::ClientHasCertConn), [], Some(Type::Bool), in vars::REQ,
+        "whether the client presented a certificate on this connection"),
+    f!("proxy.ssl_verify_result", Func::Proxy(ProxyField::SslVerifyResult), [], Some(Type::Int), in vars::REQ,
+        "the certificate verification result (0: verified, or no TLS information)"),
+    f!("proxy.ssl_version", Func::Proxy(ProxyField::SslVersion), [], Some(S), in vars::REQ,
+        "the TLS version (`TLSv1.3`)"),
+    f!("proxy.client_cert_cn", Func::Proxy(ProxyField::ClientCertCn), [], Some(S), in vars::REQ,
+        "the common name of the client's certificate"),
+    f!("proxy.ssl_cipher", Func::Proxy(ProxyField::SslCipher), [], Some(S), in vars::REQ,
+        "the TLS cipher"),
+    f!("proxy.cert_sign", Func::Proxy(ProxyField::CertSign), [], Some(S), in vars::REQ,
+        "the signature algorithm of the certificate"),
+    f!("proxy.cert_key", Func::Proxy(ProxyField::CertKey), [], Some(S), in vars::REQ,
+        "the key algorithm of the certificate"),
 ];
 
 /// The function named `name`.

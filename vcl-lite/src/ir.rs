@@ -151,6 +151,9 @@ pub(crate) enum Arg {
     Header(Var),
     /// `req` or `bereq` (`std.rollback`).
     Http(crate::funcs::HttpPart),
+    /// A regular expression compiled when loading (`header.get`,
+    /// `cookie.filter_re`).
+    Regex(Box<Pattern>),
 }
 
 /// Part of a `regsub` replacement: text, or `\N` (a capture group).

@@ -34,6 +34,7 @@ mod pattern;
 pub mod reference;
 pub mod stdlib;
 mod vars;
+mod vmods;
 
 pub use acl::{with_resolver, CompiledAcl, Resolver};
 pub use action::Action;
@@ -45,6 +46,7 @@ pub use funcs::HttpPart;
 pub use include::{ReadFile, MAX_INCLUDE_DEPTH};
 pub use pattern::{BACKTRACK_LIMIT, REGEX_SIZE_LIMIT};
 pub use vars::{Header, Sub, Type, Var};
+pub use vmods::{ProxyField, SoftPurge, TaskState, MAX_COOKIES, MAX_VARIABLES};
 
 /// The built-in policy (`default.vcl`), written in vcl-lite.
 pub const DEFAULT_POLICY: &str = include_str!("../default.vcl");

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use vcl_lite::{Context, Value, Var};
 
 use super::values::{
-    canonical_reason, common_get, duration, header_get, header_set, reason_for_set_status, seconds,
-    status_of, status_value,
+    canonical_reason, common_get, duration, header_all, header_get, header_replace, header_set,
+    reason_for_set_status, seconds, status_of, status_value,
 };
 use crate::lifecycle::{Bereq, Beresp, Synthetic};
 
@@ -308,5 +308,51 @@ impl Context for BackendView<'_, '_> {
 
     fn port(&self, var: &Var) -> Option<u16> {
         super::values::port_of(var, None, self.bereq.conn.as_deref())
+    }
+
+    fn task_state(&self) -> Option<&vcl_lite::TaskState> {
+        self.bereq.vmods.as_deref()
+    }
+
+    fn task_state_mut(&mut self) -> Option<&mut vcl_lite::TaskState> {
+        Some(self.bereq.vmods.get_or_insert_with(Box::default))
+    }
+
+    fn header_values(&self, var: &Var) -> Vec<String> {
+        match (var, self.beresp.as_ref()) {
+            (Var::BereqHttp(h), _) => header_all(&self.bereq.headers, h),
+            (Var::BerespHttp(h), Some(BerespPart::Fetched(b))) => header_all(b.headers, h),
+            (Var::BerespHttp(h), Some(BerespPart::Error(s))) => header_all(&s.headers, h),
+            _ => Vec::new(),
+        }
+    }
+
+    fn set_header_values(&mut self, var: &Var, values: Vec<String>) -> Result<(), String> {
+        match var {
+            Var::BereqHttp(h) => header_replace(&mut self.bereq.headers, h, &values, "bereq.http"),
+            Var::BerespHttp(h) => {
+                let headers = self
+                    .beresp_headers()
+                    .ok_or("beresp.http cannot be changed here")?;
+                header_replace(headers, h, &values, "beresp.http")
+            }
+            other => Err(format!("{other:?} cannot be changed here")),
+        }
+    }
+
+    fn xkey_purge(&self, keys: &str, soft: bool) -> i64 {
+        let Some(proxy) = self
+            .bereq
+            .services
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+        else {
+            return 0;
+        };
+        // A refused purge (too many keys) is logged where it is refused;
+        // as in Varnish, it purged nothing.
+        proxy
+            .purge_keys(None, keys, soft)
+            .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX))
     }
 }

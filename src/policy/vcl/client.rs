@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use vcl_lite::{Context, Value, Var};
 
 use super::values::{
-    canonical_reason, common_get, duration, header_get, header_set, reason_for_set_status, seconds,
-    status_of, status_value,
+    canonical_reason, common_get, duration, header_all, header_get, header_replace, header_set,
+    reason_for_set_status, seconds, status_of, status_value,
 };
 use crate::body::RespBody;
 use crate::cache::CachedObject;
@@ -352,6 +352,35 @@ impl Context for ClientView<'_> {
         super::values::port_of(var, Some(self.req.client.port()), self.req.conn.as_deref())
     }
 
+    fn task_state(&self) -> Option<&vcl_lite::TaskState> {
+        self.req.vmods.as_deref()
+    }
+
+    fn task_state_mut(&mut self) -> Option<&mut vcl_lite::TaskState> {
+        Some(self.req.vmods.get_or_insert_with(Box::default))
+    }
+
+    fn header_values(&self, var: &Var) -> Vec<String> {
+        self.header_values_of(var)
+    }
+
+    fn set_header_values(&mut self, var: &Var, values: Vec<String>) -> Result<(), String> {
+        self.set_header_values_of(var, values)
+    }
+
+    fn xkey_purge(&self, keys: &str, soft: bool) -> i64 {
+        self.xkey_purge_for(keys, soft)
+    }
+
+    fn purge(&self, soft: Option<vcl_lite::SoftPurge>) -> Result<i64, String> {
+        self.purge_lookup(soft)
+    }
+
+    fn proxy(&self, field: vcl_lite::ProxyField) -> Option<Value<'_>> {
+        let tlvs = self.req.conn.as_deref()?.tlvs.as_deref()?;
+        super::values::proxy_field(tlvs, field)
+    }
+
     fn rollback(&mut self, part: vcl_lite::HttpPart) -> Result<(), String> {
         match part {
             vcl_lite::HttpPart::Req if self.req.roll_back() => Ok(()),
@@ -362,6 +391,88 @@ impl Context for ClientView<'_> {
                 Err("std.rollback(bereq) is not available in client subroutines".to_string())
             }
         }
+    }
+}
+
+/// The vmods' hooks (vmod cookie and var keep their state in the task).
+impl ClientView<'_> {
+    fn services(&self) -> Option<std::sync::Arc<dyn crate::lifecycle::PolicyServices>> {
+        self.req
+            .services
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+    }
+
+    pub(super) fn header_values_of(&self, var: &Var) -> Vec<String> {
+        match var {
+            Var::ReqHttp(h)
+                if self.req.upgrade.is_some() && !self.req.headers.contains_key(h.name()) =>
+            {
+                // `Upgrade` / `Connection` are kept aside: as `get` shows them.
+                self.get(var)
+                    .map(|v| vec![v.to_string()])
+                    .unwrap_or_default()
+            }
+            Var::ReqHttp(h) => header_all(&self.req.headers, h),
+            Var::RespHttp(h) => match self.resp.as_ref() {
+                Some(RespPart::Delivered(r)) => header_all(r.headers(), h),
+                Some(RespPart::Synth(s)) => header_all(&s.headers, h),
+                None => Vec::new(),
+            },
+            _ => self
+                .get(var)
+                .map(|v| vec![v.to_string()])
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn set_header_values_of(
+        &mut self,
+        var: &Var,
+        values: Vec<String>,
+    ) -> Result<(), String> {
+        match var {
+            Var::ReqHttp(h) if h.name() == "host" => {
+                // Through `set`/`unset`, which keep the lookup host in step.
+                self.unset(var);
+                match values.into_iter().next() {
+                    Some(first) => self.set(var, Value::Str(Cow::Owned(first))),
+                    None => Ok(()),
+                }
+            }
+            Var::ReqHttp(h) => header_replace(&mut self.req.headers, h, &values, "req.http"),
+            Var::RespHttp(h) => {
+                let headers = self
+                    .resp_headers()
+                    .ok_or("resp.http cannot be changed here")?;
+                header_replace(headers, h, &values, "resp.http")
+            }
+            other => Err(format!("{other:?} cannot be changed here")),
+        }
+    }
+
+    pub(super) fn xkey_purge_for(&self, keys: &str, soft: bool) -> i64 {
+        let Some(proxy) = self.services() else {
+            return 0;
+        };
+        // A refused purge (too many keys) is logged where it is refused;
+        // as in Varnish, it purged nothing.
+        proxy
+            .purge_keys(Some(self.req), keys, soft)
+            .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    pub(super) fn purge_lookup(&self, soft: Option<vcl_lite::SoftPurge>) -> Result<i64, String> {
+        let key = self
+            .req
+            .lookup_key
+            .as_ref()
+            .ok_or("purge: no lookup for this request")?;
+        let proxy = self
+            .services()
+            .ok_or("purge: not available for this request")?;
+        let n = proxy.purge_key(self.req, key, soft);
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use vcl_lite::{Context, Value, Var};
 
 use super::client::ClientView;
-use super::values::{header_get, header_set};
+use super::values::{header_all, header_get, header_replace, header_set};
 
 /// What `vcl_pipe` reads and writes.
 pub(super) struct PipeView<'a> {
@@ -82,5 +82,35 @@ impl Context for PipeView<'_> {
 
     fn port(&self, var: &Var) -> Option<u16> {
         self.client.port(var)
+    }
+
+    fn task_state(&self) -> Option<&vcl_lite::TaskState> {
+        self.client.task_state()
+    }
+
+    fn task_state_mut(&mut self) -> Option<&mut vcl_lite::TaskState> {
+        self.client.task_state_mut()
+    }
+
+    fn header_values(&self, var: &Var) -> Vec<String> {
+        match var {
+            Var::BereqHttp(h) => header_all(self.bereq, h),
+            _ => self.client.header_values(var),
+        }
+    }
+
+    fn set_header_values(&mut self, var: &Var, values: Vec<String>) -> Result<(), String> {
+        match var {
+            Var::BereqHttp(h) => header_replace(self.bereq, h, &values, "bereq.http"),
+            _ => self.client.set_header_values(var, values),
+        }
+    }
+
+    fn xkey_purge(&self, keys: &str, soft: bool) -> i64 {
+        self.client.xkey_purge(keys, soft)
+    }
+
+    fn proxy(&self, field: vcl_lite::ProxyField) -> Option<Value<'_>> {
+        self.client.proxy(field)
     }
 }

@@ -135,6 +135,71 @@ pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
     }
 }
 
+/// Every value of a header (those that are text), in order (vmod header).
+pub(super) fn header_all(map: &HeaderMap, h: &Header) -> Vec<String> {
+    map.get_all(h.name())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Replaces every value of a header (vmod header); none removes it. All
+/// values are checked before the header changes. Values that are not text
+/// (which [`header_all`] leaves out) are kept, first.
+pub(super) fn header_replace(
+    map: &mut HeaderMap,
+    h: &Header,
+    values: &[String],
+    family: &str,
+) -> Result<(), String> {
+    let name = HeaderName::from_bytes(h.name().as_bytes())
+        .map_err(|_| format!("{family}.{}: not a header name", h.name()))?;
+    let values = values
+        .iter()
+        .map(|v| HeaderValue::from_str(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| format!("{family}.{}: not a valid header value", h.name()))?;
+    let opaque: Vec<HeaderValue> = map
+        .get_all(&name)
+        .iter()
+        .filter(|v| v.to_str().is_err())
+        .cloned()
+        .collect();
+    map.remove(&name);
+    for v in opaque.into_iter().chain(values) {
+        map.append(name.clone(), v);
+    }
+    Ok(())
+}
+
+/// A vmod proxy function's answer from the connection's PROXY v2 TLVs.
+pub(super) fn proxy_field(
+    tlvs: &crate::lifecycle::ProxyTlvs,
+    field: vcl_lite::ProxyField,
+) -> Option<Value<'_>> {
+    use crate::lifecycle::{CLIENT_CERT_CONN, CLIENT_CERT_SESS, CLIENT_SSL};
+    use vcl_lite::ProxyField as F;
+    fn text(s: &Option<String>) -> Option<Value<'_>> {
+        s.as_deref().map(|s| Value::Str(Cow::Borrowed(s)))
+    }
+    let ssl = tlvs.ssl.as_ref();
+    let bit = |b: u8| Value::Bool(ssl.is_some_and(|s| s.client & b != 0));
+    match field {
+        F::Alpn => text(&tlvs.alpn),
+        F::Authority => text(&tlvs.authority),
+        F::IsSsl => Some(bit(CLIENT_SSL)),
+        F::ClientHasCertConn => Some(bit(CLIENT_CERT_CONN)),
+        F::ClientHasCertSess => Some(bit(CLIENT_CERT_SESS)),
+        F::SslVerifyResult => Some(Value::Int(i64::from(ssl.map_or(0, |s| s.verify)))),
+        F::SslVersion => text(&ssl?.version),
+        F::ClientCertCn => text(&ssl?.cn),
+        F::SslCipher => text(&ssl?.cipher),
+        F::CertSign => text(&ssl?.sig_alg),
+        F::CertKey => text(&ssl?.key_alg),
+    }
+}
+
 /// A `SystemTime` as a TIME.
 pub(super) fn epoch_seconds(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH)
@@ -149,4 +214,37 @@ pub(super) fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_replaced_keeping_opaque_ones() {
+        let mut map = HeaderMap::new();
+        map.append("set-cookie", HeaderValue::from_static("a=1"));
+        map.append(
+            "set-cookie",
+            HeaderValue::from_bytes(b"b=\xe9").expect("obs-text"),
+        );
+        map.append("set-cookie", HeaderValue::from_static("c=3"));
+        let h = Header::new("set-cookie");
+        assert_eq!(header_all(&map, &h), vec!["a=1", "c=3"]);
+        header_replace(&mut map, &h, &["c=3".to_string(), "d=4".to_string()], "x").unwrap();
+        let now: Vec<&[u8]> = map
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(now, vec![&b"b=\xe9"[..], b"c=3", b"d=4"]);
+        let err = header_replace(&mut map, &h, &["bad\nvalue".to_string()], "resp.http");
+        assert_eq!(
+            err.unwrap_err(),
+            "resp.http.set-cookie: not a valid header value"
+        );
+        assert_eq!(map.get_all("set-cookie").iter().count(), 3, "unchanged");
+        header_replace(&mut map, &h, &[], "x").unwrap();
+        assert_eq!(map.get_all("set-cookie").iter().count(), 1);
+    }
 }
