@@ -643,6 +643,81 @@ sub vcl_deliver {
         expect: Expect::Agree,
     },
     Scenario {
+        name: "xkey: a PURGE with xkey-purge removes every page with the key (FOSHttpCache)",
+        vcl: r#"
+import xkey;
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (req.http.xkey-purge) {
+            set req.http.n-gone = xkey.purge(req.http.xkey-purge);
+            return (synth(200, "Invalidated " + req.http.n-gone + " objects"));
+        }
+        return (purge);
+    }
+}
+sub vcl_synth {
+    set resp.http.X-Gone = req.http.n-gone;
+}
+sub vcl_deliver {
+    unset resp.http.xkey;
+}
+"#,
+        steps: &[
+            get("/tagged/1"),
+            get("/tagged/2"),
+            get("/tagged/3"),
+            Step {
+                method: "PURGE",
+                path: "/",
+                headers: &[("xkey-purge", "category-2 unknown")],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/tagged/1"),
+            get("/tagged/2"),
+            get("/tagged/3"),
+            Step {
+                method: "PURGE",
+                path: "/",
+                headers: &[("xkey-purge", "product-3")],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/tagged/3"),
+        ],
+        headers: &["x-gone", "xkey"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "vmod header and vmod var",
+        vcl: r#"
+import header;
+import var;
+sub vcl_recv {
+    var.set("lang", regsub(req.http.Accept-Language, "^(..).*$", "\1"));
+    var.set_int("n", 2);
+}
+sub vcl_backend_response {
+    header.append(beresp.http.X-List, "a");
+    header.append(beresp.http.X-List, "b=1");
+    header.append(beresp.http.X-List, "c");
+}
+sub vcl_deliver {
+    set resp.http.X-Get = header.get(resp.http.X-List, "^b=");
+    header.remove(resp.http.X-List, "^a$");
+    set resp.http.X-Left = resp.http.X-List;
+    set resp.http.X-Lang = var.get("lang") + var.get_int("n") * 2;
+    header.copy(resp.http.X-Lang, resp.http.X-Copy);
+}
+"#,
+        steps: &[
+            get_with("/page", &[("Accept-Language", "de-CH,de")]),
+            get_with("/page", &[("Accept-Language", "fr")]),
+        ],
+        headers: &["x-get", "x-left", "x-lang", "x-copy"],
+        expect: Expect::Agree,
+    },
+    Scenario {
         name: "device in the hash",
         vcl: r#"
 sub vcl_recv {
