@@ -114,6 +114,11 @@ pub struct Hooks {
     /// header too, whatever `invalidation.surrogate_key_headers` says (as
     /// Varnish's xkey reads it).
     pub xkey: bool,
+    /// A loaded VCL with Varnish's built-in VCL behind it: what is stored
+    /// is decided as Varnish does (`beresp.uncacheable` and the TTL, which
+    /// the built-in `vcl_backend_response` sets from Set-Cookie, no-store,
+    /// private, Vary: * …), not by RFC 9111's verdict.
+    pub varnish: bool,
 }
 
 /// Decisions taken at each phase.

@@ -201,7 +201,9 @@ pub fn apply_policy(
         grace,
         keep,
         age,
-        uncacheable: reason.is_some() || bereq.uncacheable,
+        // Varnish's core knows no RFC 9111 reasons: only a pass starts
+        // uncacheable, the built-in VCL decides the rest.
+        uncacheable: (reason.is_some() && !live.hooks.varnish) || bereq.uncacheable,
         phrase: None,
         was_304,
         reason,
@@ -235,7 +237,19 @@ pub fn apply_policy(
     if let BackendAction::HitForPass(_) = action {
         return verdict(Decision::DontStore(NoCacheReason::Policy));
     }
-    if !beresp.changed || bereq.uncacheable {
+    if bereq.uncacheable {
+        return verdict(decision);
+    }
+    if live.hooks.varnish {
+        return verdict(varnish_decision(
+            &beresp,
+            req,
+            decision,
+            response_time,
+            rules,
+        ));
+    }
+    if !beresp.changed {
         return verdict(decision);
     }
     let again = decide(
@@ -309,4 +323,54 @@ pub fn apply_policy(
         return verdict(Decision::DontStore(NoCacheReason::Policy));
     }
     verdict(Decision::Store(freshness, variant))
+}
+
+/// What a loaded VCL stores, as Varnish decides it: nothing when
+/// `beresp.uncacheable` (the built-in `vcl_backend_response` sets it for
+/// Set-Cookie, no-store, private, Vary: * and TTLs of 0), else the answer
+/// for `beresp.ttl` + `grace` + `keep`, whatever RFC 9111 says about it
+/// (an `Authorization` request's answer, `private` after an explicit
+/// `return (deliver)`, …).
+fn varnish_decision(
+    beresp: &Beresp<'_>,
+    req: &Task,
+    decision: Decision,
+    response_time: SystemTime,
+    rules: &freshness::FreshnessPolicy,
+) -> Decision {
+    if beresp.uncacheable {
+        return Decision::DontStore(match decision {
+            Decision::DontStore(r) => r,
+            Decision::Store(..) => NoCacheReason::Policy,
+        });
+    }
+    let names = match vary_names(beresp.headers) {
+        Ok(names) => selecting(names, req, beresp.headers),
+        Err(reason) => return Decision::DontStore(reason),
+    };
+    let (mut freshness, variant) = match decision {
+        Decision::Store(f, v) => (f, v),
+        Decision::DontStore(_) => (
+            Freshness {
+                ttl: Duration::ZERO,
+                initial_age: beresp.age,
+                response_time,
+                grace: rules.default_grace,
+                stale_if_error: rules.default_grace,
+                keep: rules.default_keep,
+                must_revalidate: false,
+                no_cache: false,
+                heuristic: false,
+            },
+            Variant::capture(&names, &req.headers),
+        ),
+    };
+    freshness.ttl = freshness.initial_age + beresp.ttl;
+    freshness.grace = beresp.grace;
+    freshness.keep = beresp.keep;
+    freshness.stale_if_error = freshness.stale_if_error.max(freshness.grace);
+    if beresp.ttl.is_zero() && freshness.grace.is_zero() && freshness.keep.is_zero() {
+        return Decision::DontStore(NoCacheReason::Policy);
+    }
+    Decision::Store(freshness, variant)
 }

@@ -245,6 +245,7 @@ impl Policy for VclPolicy {
             pipe: has(Sub::Pipe),
             rollback: self.program.calls("std.rollback"),
             xkey: self.program.imports("xkey"),
+            varnish: true,
         }
     }
 

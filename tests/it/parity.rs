@@ -143,6 +143,15 @@ struct Scenario {
 
 /// The app both servers front: the same routes on two origins.
 fn routes(origin: &Origin) {
+    for (path, cc) in [
+        ("/private-60", "private, max-age=60"),
+        ("/no-store-60", "no-store, max-age=60"),
+    ] {
+        let p = path.to_string();
+        origin.route(path, move |_, n| {
+            Reply::ok(format!("{p} v{n}")).header("cache-control", cc)
+        });
+    }
     // Pages tagged the ways applications tag them: Magento, Drupal,
     // FOSHttpCache (X-Cache-Tags) and xkey.
     for (path, tags) in [
@@ -715,6 +724,43 @@ sub vcl_deliver {
             get_with("/page", &[("Accept-Language", "fr")]),
         ],
         headers: &["x-get", "x-left", "x-lang", "x-copy"],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "an explicit return (deliver) stores private and no-store answers",
+        vcl: r#"
+sub vcl_backend_response {
+    if (bereq.url != "/cookie") {
+        return (deliver);
+    }
+}
+"#,
+        // (With no max-age Varnish stores them for default_ttl, 120 s; lacquer's
+        // rfc profile has none: `cache.profile = "varnish"` for Varnish's.)
+        steps: &[
+            get("/private-60"),
+            get("/private-60"),
+            get("/no-store-60"),
+            get("/no-store-60"),
+            get("/cookie"),
+            get("/cookie"),
+        ],
+        headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "requests with Authorization looked up share the stored answer",
+        vcl: r#"
+sub vcl_recv {
+    return (hash);
+}
+"#,
+        steps: &[
+            get_with("/page", &[("Authorization", "Basic YTpi")]),
+            get_with("/page", &[("Authorization", "Basic Yzpk")]),
+            get("/page"),
+        ],
+        headers: &[],
         expect: Expect::Agree,
     },
     Scenario {
