@@ -59,6 +59,10 @@ sub vcl_backend_response {
     }
 }
 
+sub vcl_purge {
+    return (synth(200, "Purged"));
+}
+
 sub vcl_synth {
     set resp.http.Content-Type = "text/html; charset=utf-8";
     set resp.http.Retry-After = "5";

@@ -44,6 +44,10 @@ pub struct KeySpec {
     pub headers: Vec<http::HeaderName>,
     /// Remove those headers before delivery.
     pub strip: bool,
+    /// Deliver the `xkey` header even when stripping: the policy imports
+    /// vmod xkey, which leaves it, as Varnish does (the policy unsets it if
+    /// it wants).
+    pub keep_xkey: bool,
     /// Most keys kept per object (`cache.max_surrogate_keys`); the first
     /// ones, in header order, are kept.
     pub max_keys: usize,
@@ -55,6 +59,7 @@ impl Default for KeySpec {
         KeySpec {
             headers: Vec::new(),
             strip: false,
+            keep_xkey: false,
             max_keys: 1024,
         }
     }
@@ -88,7 +93,9 @@ impl KeySpec {
     pub fn strip_from(&self, headers: &mut HeaderMap) {
         if self.strip {
             for name in &self.headers {
-                headers.remove(name);
+                if !(self.keep_xkey && name == "xkey") {
+                    headers.remove(name);
+                }
             }
         }
     }

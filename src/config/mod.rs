@@ -154,7 +154,8 @@ pub struct InvalidationConfig {
     /// Response headers whose space-separated values tag an object with
     /// surrogate keys; a PURGE carrying the first of them purges by key.
     pub surrogate_key_headers: Vec<String>,
-    /// Remove the surrogate key headers before delivery.
+    /// Remove the surrogate key headers before delivery (but `xkey` when
+    /// the policy imports vmod xkey: the policy decides, as on Varnish).
     pub strip_surrogate_keys: bool,
     /// Most surrogate keys accepted in one purge request (more gets 400).
     pub max_keys_per_purge: usize,

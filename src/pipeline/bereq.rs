@@ -112,10 +112,14 @@ impl Proxy {
                 headers.insert(HOST, v);
             }
         }
-        headers.insert(
-            "surrogate-capability",
-            HeaderValue::from_static(SURROGATE_CAPABILITY),
-        );
+        // The policy's own (`set req.http.Surrogate-Capability = "abc=ESI/1.0"`,
+        // which applications look for by their token) is left as it is.
+        if !headers.contains_key("surrogate-capability") {
+            headers.insert(
+                "surrogate-capability",
+                HeaderValue::from_static(SURROGATE_CAPABILITY),
+            );
+        }
         append_via(&mut headers, ctx.version, &ctx.live.config.server.via_name);
         if method == Method::GET || method == Method::HEAD {
             headers.remove(CONTENT_LENGTH);
@@ -287,6 +291,9 @@ impl Proxy {
                 "Backend fetch failed".into(),
             ),
         };
+        if live.hooks.varnish {
+            beresp.headers.remove(http::header::CONTENT_TYPE);
+        }
         match live.policy.backend_error(bereq, &mut beresp) {
             BackendAction::Continue => Next::Done(Exchange::Synthetic(beresp.into_response())),
             BackendAction::Retry if bereq.retries < MAX_RETRIES => {

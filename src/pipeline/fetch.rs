@@ -342,6 +342,7 @@ impl Proxy {
                 let mut headers = headers;
                 let origin_coding = Coding::of(&headers);
                 let gunzip = verdict.coding.gunzip && origin_coding == Coding::Gzip;
+                let forced = verdict.coding.forced().is_some();
                 let store_as = self
                     .compress_on_store(live, &headers, size, verdict.coding.forced())
                     .filter(|_| !verdict.coding.gunzip);
@@ -376,6 +377,7 @@ impl Proxy {
                         headers,
                         store_as,
                         gunzip,
+                        forced,
                     };
                     proxy
                         .pump(pump_live, key, pump_head, stored, body, guard)
@@ -527,8 +529,11 @@ impl Proxy {
                     headers: mut stored_headers,
                     store_as,
                     gunzip,
+                    forced,
                 } = stored;
-                let recoded = self.recode(&live, &key, &all, store_as, gunzip).await;
+                let recoded = self
+                    .recode(&live, &key, &all, store_as, gunzip, forced)
+                    .await;
                 let coded_here = recoded.is_some();
                 let all = match recoded {
                     Some((body, coding)) => {
@@ -721,6 +726,9 @@ struct Stored {
     store_as: Option<Encoder>,
     /// Decode a gzip'd body first (`beresp.do_gunzip`).
     gunzip: bool,
+    /// The policy asked for `store_as` (`beresp.do_gzip` & co.): done
+    /// whatever the body's size, as Varnish does.
+    forced: bool,
 }
 
 impl Proxy {
@@ -729,9 +737,8 @@ impl Proxy {
     /// yet, no `Cache-Control: no-transform`, and not known to be smaller
     /// than `compression.min_size`; with `compression.store`'s coding.
     /// `forced` (`beresp.do_gzip`, `do_brotli`, `do_zstd`): with that
-    /// coding, any media type, `no-transform` or not, as the policy says
-    /// (bodies under `min_size`, or that it does not shrink, still stay as
-    /// they came).
+    /// coding, any media type and size, `no-transform` or not, as the
+    /// policy says (Varnish's `do_gzip`).
     fn compress_on_store(
         &self,
         live: &Live,
@@ -750,8 +757,9 @@ impl Proxy {
 
     /// The body to store coded otherwise, once it is complete: decoded
     /// (`gunzip`), or compressed with `store_as` (when not under
-    /// `compression.min_size`, and only if that makes it smaller). `None`:
-    /// stored as it came. Done here, once: hits never compress.
+    /// `compression.min_size`, and only if that makes it smaller, unless
+    /// the policy `forced` it). `None`: stored as it came. Done here, once:
+    /// hits never compress.
     async fn recode(
         &self,
         live: &Live,
@@ -759,6 +767,7 @@ impl Proxy {
         all: &Bytes,
         store_as: Option<Encoder>,
         gunzip: bool,
+        forced: bool,
     ) -> Option<(Bytes, Coding)> {
         if gunzip {
             let limit = live.config.cache.max_object_size.0;
@@ -771,13 +780,13 @@ impl Proxy {
             };
         }
         let encoder = store_as?;
-        if (all.len() as u64) < live.config.compression.min_size.0 {
+        if !forced && (all.len() as u64) < live.config.compression.min_size.0 {
             return None;
         }
         let coded = encoder.encode_off_worker(all.clone()).await;
         self.metrics.count_store_compression();
         coded
-            .filter(|z| z.len() < all.len())
+            .filter(|z| forced || z.len() < all.len())
             .map(|z| (z, encoder.coding()))
     }
 }

@@ -36,6 +36,9 @@ impl Live {
         let keys = KeySpec {
             headers: key_headers,
             strip: config.invalidation.strip_surrogate_keys,
+            // A policy importing vmod xkey decides about the header, as on
+            // Varnish (`unset resp.http.xkey;`).
+            keep_xkey: hooks.xkey,
             max_keys: config.cache.max_surrogate_keys,
         };
         let esi_paths = regex::RegexSet::new(&config.esi.paths)?;

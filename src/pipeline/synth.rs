@@ -39,6 +39,11 @@ impl Proxy {
         }
         let live = ctx.live.clone();
         let mut answer = Synthetic::new(status, reason);
+        if live.hooks.varnish {
+            // Varnish's vcl_synth starts without a Content-Type (its
+            // built-in one sets text/html).
+            answer.headers.remove(http::header::CONTENT_TYPE);
+        }
         match live.policy.synth(ctx, &mut answer) {
             ClientAction::Continue => Some(answer.into_response()),
             ClientAction::Restart if ctx.restarts < super::MAX_RESTARTS => None,

@@ -143,6 +143,13 @@ struct Scenario {
 
 /// The app both servers front: the same routes on two origins.
 fn routes(origin: &Origin) {
+    origin.route("/echo-sc", |seen, n| {
+        Reply::ok(format!(
+            "sc={} v{n}",
+            seen.header_or_none("surrogate-capability")
+        ))
+        .header("cache-control", "max-age=60")
+    });
     for (path, cc) in [
         ("/private-60", "private, max-age=60"),
         ("/no-store-60", "no-store, max-age=60"),
@@ -761,6 +768,59 @@ sub vcl_recv {
             get("/page"),
         ],
         headers: &[],
+        expect: Expect::Agree,
+    },
+    Scenario {
+        name: "what a policy leaves to the built-in VCL: vcl_purge, empty synth, do_gzip, xkey, Surrogate-Capability",
+        vcl: r#"
+import xkey;
+sub vcl_recv {
+    set req.http.Surrogate-Capability = "shop=ESI/1.0";
+    if (req.method == "PURGE") {
+        return (purge);
+    }
+    if (req.url == "/empty") {
+        return (synth(404, "Nope"));
+    }
+}
+sub vcl_backend_response {
+    set beresp.do_gzip = true;
+}
+sub vcl_synth {
+    if (resp.status == 404) {
+        return (deliver);
+    }
+}
+"#,
+        steps: &[
+            Step {
+                method: "PURGE",
+                path: "/page",
+                headers: &[],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/empty"),
+            // Two gzip encoders: the same coding, not the same bytes.
+            Step {
+                method: "GET",
+                path: "/page",
+                headers: &[("Accept-Encoding", "gzip")],
+                body: false,
+                wait_ms: 0,
+            },
+            get("/page"),
+            get("/tagged/1"),
+            get("/echo-sc"),
+            Step {
+                method: "PURGE",
+                path: "/page",
+                headers: &[],
+                body: false,
+                wait_ms: 0,
+            },
+        ],
+        headers: &["content-type", "content-encoding", "xkey"],
         expect: Expect::Agree,
     },
     Scenario {

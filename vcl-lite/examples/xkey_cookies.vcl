@@ -54,3 +54,9 @@ sub vcl_backend_response {
     # Set-Cookie is cacheable.
     header.remove(beresp.http.Set-Cookie, "^(_ga|_gid|_fbp)=");
 }
+
+sub vcl_deliver {
+    # The keys are for the cache, not for clients (vmod xkey leaves the
+    # header; FOSHttpCache unsets it here too).
+    unset resp.http.xkey;
+}
