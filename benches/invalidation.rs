@@ -129,6 +129,7 @@ fn fill(store: &Store, n: u64) {
         headers: vec![HeaderName::from_static("surrogate-key")],
         strip: true,
         max_keys: 1024,
+        ..KeySpec::default()
     };
     let body = Bytes::from(vec![b'x'; BODY_LEN]);
     let now = SystemTime::now();
