@@ -39,7 +39,15 @@ impl Proxy {
                 }
                 task.headers = headers;
             }
-            return Box::pin(self.pass(task)).await;
+            // Passed, but still a pipe to the policy: the answer leaves the
+            // state machine as Varnish's pipe does (no vcl_deliver).
+            return match Box::pin(self.pass(task)).await {
+                Served::Response(resp, mut meta) => {
+                    meta.outcome = CacheOutcome::Pipe;
+                    Served::Response(resp, meta)
+                }
+                other => other,
+            };
         };
         let chosen = match &task.backend_hint {
             Some(name) => self.named_backend(&task.live, name, &task.url, &task.headers),
