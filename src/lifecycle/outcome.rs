@@ -74,6 +74,9 @@ pub struct ObjMeta {
     pub uncacheable: bool,
     /// How the response was served.
     pub outcome: CacheOutcome,
+    /// A number naming the stored object (the same on every hit on it; 0
+    /// when there is none): the second number of `X-Varnish` on hits.
+    pub id: u64,
 }
 
 impl ObjMeta {
@@ -89,6 +92,12 @@ impl ObjMeta {
             keep: freshness.keep,
             uncacheable: false,
             outcome,
+            // When it arrived, in microseconds: distinct per object, stable
+            // across its hits.
+            id: freshness
+                .response_time
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| (d.as_micros() % 1_000_000_000) as u64),
         }
     }
 

@@ -360,6 +360,18 @@ impl Proxy {
             return Ok(resp);
         }
         let live = ctx.live.clone();
+        if live.hooks.varnish {
+            // What Varnish adds before vcl_deliver, and what policies test
+            // for hits (`resp.http.X-Varnish ~ " "`): the request's number,
+            // and the object's on a hit.
+            let xid = match meta.outcome {
+                CacheOutcome::Hit | CacheOutcome::Stale => format!("{} {}", ctx.xid, meta.id),
+                _ => ctx.xid.to_string(),
+            };
+            if let Ok(v) = http::HeaderValue::from_str(&xid) {
+                resp.headers_mut().insert("x-varnish", v);
+            }
+        }
         match live.policy.deliver(ctx, &mut resp, meta) {
             ClientAction::Synth(status, reason) => Err(Served::Synth(status, reason)),
             ClientAction::Restart => Err(Served::Restart),

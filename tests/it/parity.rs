@@ -824,6 +824,22 @@ sub vcl_synth {
         expect: Expect::Agree,
     },
     Scenario {
+        name: "hits told by the two numbers of X-Varnish (Drupal's VCL)",
+        vcl: r#"
+sub vcl_deliver {
+    if (resp.http.X-Varnish ~ " ") {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+    set resp.http.X-Has-Xid = resp.http.X-Varnish ~ "^[0-9]+( [0-9]+)?$";
+}
+"#,
+        steps: &[get("/page"), get("/page"), get("/private"), get("/missing"), get("/missing")],
+        headers: &["x-cache", "x-has-xid"],
+        expect: Expect::Agree,
+    },
+    Scenario {
         name: "device in the hash",
         vcl: r#"
 sub vcl_recv {
