@@ -49,7 +49,7 @@ pub fn from_cache(
             Some(Some(identity)) => {
                 decoded = identity.clone();
                 body = &decoded;
-                uncoded_headers(obj, &mut headers, decoded.len());
+                uncoded_headers(obj, &mut headers, decoded.len(), ctx.live.hooks.varnish);
             }
             _ => return undecodable(headers, via),
         }
@@ -112,12 +112,13 @@ pub fn needs_decoding(ctx: &Task, obj: &CachedObject) -> bool {
 
 /// The delivered headers made to describe the decoded body of `len`
 /// bytes: no `Content-Encoding`; the origin's strong `ETag` when lacquer
-/// had coded it, else a weak one (lacquer changed the coding).
-fn uncoded_headers(obj: &CachedObject, headers: &mut HeaderMap, len: usize) {
+/// had coded it, else a weak one (lacquer changed the coding). Under a
+/// loaded VCL (`varnish`) always a weak one, as Varnish's gunzip does.
+fn uncoded_headers(obj: &CachedObject, headers: &mut HeaderMap, len: usize, varnish: bool) {
     headers.remove(CONTENT_ENCODING);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     match obj.etag() {
-        Some(strong) if obj.compressed_here && obj.esi.is_none() => {
+        Some(strong) if obj.compressed_here && obj.esi.is_none() && !varnish => {
             headers.insert(ETAG, strong.clone());
         }
         _ => coding::weaken_etag(headers),
