@@ -9,6 +9,19 @@
 //! built on `hyper::client::conn::http1`, with hyper-util supplying the tokio
 //! glue (`TokioIo`).
 
+/// Timeouts one request sets for itself (VCL's `bereq.connect_timeout`,
+/// `bereq.first_byte_timeout`, `bereq.between_bytes_timeout`), carried in
+/// the request's extensions; those left `None` are the backend's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTimeouts {
+    /// For opening a connection.
+    pub connect: Option<Duration>,
+    /// For the response head.
+    pub first_byte: Option<Duration>,
+    /// Between two pieces of the body.
+    pub between_bytes: Option<Duration>,
+}
+
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -296,11 +309,21 @@ impl Backend {
         // A streamed body cannot be replayed, so it never rides on a
         // connection that may have been closed while idle.
         let fresh_only = matches!(req.body(), ReqBody::Stream(_)) && idempotent;
+        let own = req
+            .extensions()
+            .get::<RequestTimeouts>()
+            .copied()
+            .unwrap_or_default();
+        let first_byte_timeout = own.first_byte.unwrap_or(self.first_byte_timeout);
+        let between_bytes = own.between_bytes.unwrap_or(self.between_bytes_timeout);
+        let connect_timeout = own.connect.unwrap_or(self.connect_timeout);
         let mut req = req;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (mut conn, reused) = self.checkout(fresh_only || attempts > 1).await?;
+            let (mut conn, reused) = self
+                .checkout(fresh_only || attempts > 1, connect_timeout)
+                .await?;
             // Only a reused connection can have been closed under us: keep a
             // copy to send again only then.
             let replay = if reused && idempotent {
@@ -310,14 +333,14 @@ impl Backend {
             };
             let body_sent = req.body().sent();
             let sent = within_first_byte(
-                self.first_byte_timeout,
+                first_byte_timeout,
                 body_sent,
                 conn.sender.try_send_request(req),
             )
             .await;
             match sent {
                 Err(_) => return Err(FetchError::FirstByteTimeout(self.name.clone())),
-                Ok(Ok(resp)) => return Ok(self.wrap(resp, conn)),
+                Ok(Ok(resp)) => return Ok(self.wrap(resp, conn, between_bytes)),
                 Ok(Err(mut e)) => {
                     if attempts >= 3 {
                         return Err(self.protocol(e.into_error()));
@@ -354,13 +377,18 @@ impl Backend {
         }
     }
 
-    fn wrap(self: &Arc<Self>, resp: Response<Incoming>, conn: Conn) -> Response<BackendBody> {
+    fn wrap(
+        self: &Arc<Self>,
+        resp: Response<Incoming>,
+        conn: Conn,
+        between_bytes: Duration,
+    ) -> Response<BackendBody> {
         let (parts, inner) = resp.into_parts();
         let mut body = BackendBody {
             inner,
             conn: Some(conn),
             backend: Some(self.clone()),
-            timeout: self.between_bytes_timeout,
+            timeout: between_bytes,
             sleep: None,
         };
         if body.inner.is_end_stream() {
@@ -370,8 +398,12 @@ impl Backend {
     }
 
     /// Takes an idle connection, or opens one, honouring `max_connections`.
-    async fn checkout(&self, fresh_only: bool) -> Result<(Conn, bool), FetchError> {
-        let deadline = Instant::now() + self.connect_timeout;
+    async fn checkout(
+        &self,
+        fresh_only: bool,
+        connect_timeout: Duration,
+    ) -> Result<(Conn, bool), FetchError> {
+        let deadline = Instant::now() + connect_timeout;
         loop {
             if !fresh_only {
                 while let Some(mut conn) = self.pop_idle(Some(shard())) {

@@ -33,6 +33,8 @@ pub struct Bereq {
     pub backend: Option<String>,
     /// The backend the last attempt was sent to (`beresp.backend`).
     pub sent_to: Option<String>,
+    /// Timeouts the policy set for this fetch (`bereq.*_timeout`).
+    pub timeouts: crate::fetch::pool::RequestTimeouts,
     /// Method, URL and headers as first made from the client request, for
     /// `std.rollback(bereq)` (kept only when the policy calls it).
     pub original: Option<Box<(Method, String, HeaderMap)>>,

@@ -29,6 +29,9 @@ impl Bereq {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = self.headers.clone();
+        if self.timeouts != Default::default() {
+            req.extensions_mut().insert(self.timeouts);
+        }
         Some(req)
     }
 }
@@ -137,6 +140,7 @@ impl Proxy {
             services: ctx.services.clone(),
             backend: ctx.backend_hint.clone(),
             sent_to: None,
+            timeouts: Default::default(),
             original: None,
             vmods: None,
         };

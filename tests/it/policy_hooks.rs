@@ -4,6 +4,7 @@
 //! and req.grace.
 use crate::common::*;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// An origin address where nothing listens.
 async fn dead_address() -> SocketAddr {
@@ -619,4 +620,42 @@ async fn miss_and_fetch_from_vcl_hit_refetch_as_older_varnish_did() {
     );
     assert_eq!(get(a, "/p").await.text(), "/p v3");
     assert_eq!(origin.hits("/p"), 3);
+}
+
+const TIMEOUTS: &str = r#"
+sub vcl_backend_fetch {
+    if (bereq.url == "/impatient") {
+        set bereq.first_byte_timeout = 200ms;
+    }
+    set bereq.http.X-Timeout = bereq.first_byte_timeout;
+}
+"#;
+
+/// `bereq.first_byte_timeout` for one fetch: a slow answer fails that fetch
+/// only (503 from the built-in vcl_backend_error); others keep the
+/// backend's timeout.
+#[tokio::test]
+async fn bereq_timeouts_apply_to_one_fetch() {
+    let origin = Origin::start().await;
+    for path in ["/impatient", "/patient"] {
+        origin.route(path, |_, _| {
+            Reply::ok("late")
+                .header("cache-control", "no-store")
+                .delay(Duration::from_millis(600))
+        });
+    }
+    let lq = with_policy(origin.addr, TIMEOUTS).await;
+    let a = lq.addr();
+    let impatient = get(a, "/impatient").await;
+    assert_eq!(impatient.status, 503);
+    assert_eq!(
+        origin
+            .last("/impatient")
+            .unwrap()
+            .header_or_none("x-timeout"),
+        "0.200"
+    );
+    let patient = get(a, "/patient").await;
+    assert_eq!(patient.status, 200);
+    assert_eq!(patient.text(), "late");
 }

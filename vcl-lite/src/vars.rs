@@ -251,6 +251,12 @@ pub enum Var {
     BereqHttp(Header),
     /// `bereq.retries`
     BereqRetries,
+    /// `bereq.connect_timeout`
+    BereqConnectTimeout,
+    /// `bereq.first_byte_timeout`
+    BereqFirstByteTimeout,
+    /// `bereq.between_bytes_timeout`
+    BereqBetweenBytesTimeout,
     /// `bereq.uncacheable`
     BereqUncacheable,
     /// `bereq.is_bgfetch`
@@ -545,6 +551,30 @@ pub(crate) static VARS: &[VarDef] = &[
         NONE,
         BereqRetries,
         "how many times the fetch was retried"
+    ),
+    plain!(
+        "bereq.connect_timeout",
+        Duration,
+        BACKEND,
+        BACKEND,
+        BereqConnectTimeout,
+        "this fetch's connect timeout (unset: the backend's)"
+    ),
+    plain!(
+        "bereq.first_byte_timeout",
+        Duration,
+        BACKEND,
+        BACKEND,
+        BereqFirstByteTimeout,
+        "this fetch's first-byte timeout (unset: the backend's)"
+    ),
+    plain!(
+        "bereq.between_bytes_timeout",
+        Duration,
+        BACKEND,
+        BACKEND,
+        BereqBetweenBytesTimeout,
+        "this fetch's between-bytes timeout (unset: the backend's)"
     ),
     plain!(
         "bereq.uncacheable",
@@ -928,18 +958,6 @@ static RENAMED: &[(&str, &str)] = &[
     (
         "bereq.backend",
         "backends are chosen in lacquer's settings, not in the policy",
-    ),
-    (
-        "bereq.connect_timeout",
-        "backend timeouts are set per backend in lacquer's settings",
-    ),
-    (
-        "bereq.first_byte_timeout",
-        "backend timeouts are set per backend in lacquer's settings",
-    ),
-    (
-        "bereq.between_bytes_timeout",
-        "backend timeouts are set per backend in lacquer's settings",
     ),
     (
         "beresp.do_stream",

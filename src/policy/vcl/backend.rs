@@ -39,6 +39,9 @@ impl BackendView<'_, '_> {
             Var::BereqRetries => Some(Value::Int(i64::from(b.retries))),
             Var::BereqUncacheable => Some(Value::Bool(b.uncacheable)),
             Var::BereqIsBgfetch => Some(Value::Bool(b.is_bgfetch)),
+            Var::BereqConnectTimeout => b.timeouts.connect.map(duration),
+            Var::BereqFirstByteTimeout => b.timeouts.first_byte.map(duration),
+            Var::BereqBetweenBytesTimeout => b.timeouts.between_bytes.map(duration),
             Var::BereqBackend => b
                 .backend
                 .as_deref()
@@ -155,7 +158,10 @@ impl Context for BackendView<'_, '_> {
             | Var::BereqRetries
             | Var::BereqBackend
             | Var::BereqUncacheable
-            | Var::BereqIsBgfetch => self.bereq_get(var),
+            | Var::BereqIsBgfetch
+            | Var::BereqConnectTimeout
+            | Var::BereqFirstByteTimeout
+            | Var::BereqBetweenBytesTimeout => self.bereq_get(var),
             Var::ClientIp
             | Var::ServerHostname
             | Var::ServerIdentity
@@ -186,6 +192,16 @@ impl Context for BackendView<'_, '_> {
                     .map_err(|_| "bereq.method: not a valid method".to_string())?;
             }
             Var::BereqHttp(h) => header_set(&mut self.bereq.headers, h, &value, "bereq.http")?,
+            // 0s (or less) means "none" to a timer: taken as the backend's.
+            Var::BereqConnectTimeout => {
+                self.bereq.timeouts.connect = seconds(&value).filter(|d| !d.is_zero())
+            }
+            Var::BereqFirstByteTimeout => {
+                self.bereq.timeouts.first_byte = seconds(&value).filter(|d| !d.is_zero())
+            }
+            Var::BereqBetweenBytesTimeout => {
+                self.bereq.timeouts.between_bytes = seconds(&value).filter(|d| !d.is_zero())
+            }
             Var::BereqBackend => self.bereq.backend = Some(value.to_string()),
             Var::BerespHttp(h) => {
                 let headers = self
