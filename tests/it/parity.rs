@@ -1548,3 +1548,65 @@ sub vcl_synth {
     drop(varnish);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Varnish's WebSocket recipe (`return (pipe)` and `vcl_pipe` carrying
+/// `Upgrade`) on both servers, each in front of its own echo backend: the
+/// same handshake answer, the same bytes echoed, the same refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_are_piped_as_varnish_pipes_them() {
+    use crate::websocket::{echo_backend, handshake};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if varnishd().is_none() {
+        return;
+    }
+    const VCL: &str = r#"
+sub vcl_recv {
+    if (req.http.Upgrade ~ "(?i)websocket") {
+        return (pipe);
+    }
+}
+sub vcl_pipe {
+    if (req.http.Upgrade) {
+        set bereq.http.Upgrade = req.http.Upgrade;
+        set bereq.http.Connection = req.http.Connection;
+    }
+}
+"#;
+    let dir = scratch_dir("parity-ws");
+    let (varnish_echo, varnish_heads) = echo_backend().await;
+    let (lacquer_echo, lacquer_heads) = echo_backend().await;
+    let varnish = Varnish::start(&dir, &with_backend(VCL, varnish_echo));
+    let lq = with_policy(free_addr(), &with_backend(VCL, lacquer_echo)).await;
+    let mut seen = Vec::new();
+    for addr in [varnish.addr, lq.addr()] {
+        let (mut ws, head) = handshake(addr, "/chat").await;
+        let status = head.lines().next().unwrap_or("").to_string();
+        ws.write_all(b"hello, pipe").await.unwrap();
+        let mut echoed = [0u8; 11];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            ws.read_exact(&mut echoed),
+        )
+        .await
+        .expect("echo in time")
+        .expect("echo");
+        let (_, refused) = handshake(addr, "/refuse").await;
+        let refused = refused.lines().next().unwrap_or("").to_string();
+        seen.push((
+            status.split(' ').nth(1).map(str::to_string),
+            echoed.to_vec(),
+            refused.split(' ').nth(1).map(str::to_string),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "varnish vs lacquer");
+    assert_eq!(seen[0].0.as_deref(), Some("101"));
+    assert_eq!(seen[0].1, b"hello, pipe");
+    for heads in [varnish_heads, lacquer_heads] {
+        let heads = heads.lock().unwrap();
+        assert!(
+            heads[0].to_ascii_lowercase().contains("upgrade: websocket"),
+            "{heads:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

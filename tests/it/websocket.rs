@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A backend that switches to an echo protocol when asked to upgrade (and
 /// answers `426` on `/refuse`). Keeps every request head it read.
-async fn echo_backend() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn echo_backend() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let heads: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -52,7 +52,7 @@ async fn echo_backend() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
 }
 
 /// Reads a message head (through the blank line) as text.
-async fn read_head(stream: &mut TcpStream) -> String {
+pub(crate) async fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -68,7 +68,7 @@ const UPGRADE: &str = "Host: chat.example\r\nUpgrade: websocket\r\nConnection: U
 
 /// Opens a WebSocket handshake for `path` through lacquer; returns the
 /// stream and the response head.
-async fn handshake(lq: SocketAddr, path: &str) -> (TcpStream, String) {
+pub(crate) async fn handshake(lq: SocketAddr, path: &str) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(lq).await.unwrap();
     stream
         .write_all(format!("GET {path} HTTP/1.1\r\n{UPGRADE}").as_bytes())
