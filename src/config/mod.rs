@@ -206,6 +206,10 @@ pub struct ServerConfig {
     /// arrives); beyond it the request is answered 408 and the backend
     /// request abandoned.
     pub body_timeout: Seconds,
+    /// Largest request body read into memory before `vcl_recv` when the
+    /// policy calls `std.cache_req_body` (so a restart or retry can send it
+    /// again); larger bodies, and bodies of unknown length, stream.
+    pub max_cached_req_body: ByteSize,
     /// A pipe (an upgraded connection: WebSockets) is closed when nothing
     /// moved either way for this long (Varnish's `pipe_timeout`).
     pub pipe_timeout: Seconds,
@@ -331,6 +335,7 @@ impl Default for ServerConfig {
             max_header_bytes: ByteSize(16 << 10),
             max_headers: 100,
             max_ranges: 16,
+            max_cached_req_body: ByteSize(1 << 20),
             header_read_timeout: Seconds(Duration::from_secs(10)),
             body_timeout: Seconds(Duration::from_secs(30)),
             pipe_timeout: Seconds(Duration::from_secs(60)),

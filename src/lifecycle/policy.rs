@@ -119,6 +119,10 @@ pub struct Hooks {
     /// the built-in `vcl_backend_response` sets from Set-Cookie, no-store,
     /// private, Vary: * …), not by RFC 9111's verdict.
     pub varnish: bool,
+    /// The policy calls `std.cache_req_body`: request bodies of a known
+    /// length up to `server.max_cached_req_body` are read before `vcl_recv`
+    /// ([`super::Task::cached_body`]).
+    pub cache_req_body: bool,
 }
 
 /// Decisions taken at each phase.

@@ -32,6 +32,9 @@ pub struct Task {
     pub client: SocketAddr,
     /// Request body, for passes.
     pub body: Option<Incoming>,
+    /// The request body read whole before `vcl_recv` (`std.cache_req_body`):
+    /// sent, again on restarts and retries, in place of `body`.
+    pub cached_body: Option<bytes::Bytes>,
     /// Skip the cached object (client `no-cache` when honoured).
     pub always_miss: bool,
     /// For an ESI fragment request: the pages it is included from.
@@ -224,6 +227,7 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
+            cached_body: None,
             backend_hint: None,
             vmods: None,
             lookup_key: None,

@@ -581,7 +581,18 @@ impl Proxy {
         let head_key = (ctx.method == Method::HEAD).then(|| live.policy.hash(ctx));
         let ban_stamp = self.bans.newest();
         let fault = Arc::new(FaultSlot::default());
+        if ctx.body.is_none() && ctx.cached_body.is_none() && has_body(&ctx.headers) {
+            // A restart after the body was streamed to a backend: it is gone
+            // (`std.cache_req_body` keeps it); fail now rather than send a
+            // head announcing bytes that never come.
+            return Served::failed(
+                FailureKind::FetchFailed,
+                "the request body was already sent (std.cache_req_body keeps it for restarts)",
+            );
+        }
         let body = Some(match ctx.body.take() {
+            // Read before vcl_recv (std.cache_req_body): kept for restarts.
+            _ if ctx.cached_body.is_some() => ReqBody::Full(ctx.cached_body.clone()),
             Some(b) if !http_body::Body::is_end_stream(&b) => ReqBody::Stream(ClientBody::new(
                 b,
                 live.config.server.body_timeout.0,
@@ -801,6 +812,11 @@ fn invalidates(method: &Method) -> bool {
         method.as_str(),
         "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PROPFIND" | "REPORT" | "SEARCH" | "QUERY"
     )
+}
+
+/// Whether a request head announces a body.
+fn has_body(h: &HeaderMap) -> bool {
+    h.contains_key(http::header::TRANSFER_ENCODING) || content_length(h).is_some_and(|n| n > 0)
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {

@@ -311,6 +311,12 @@ impl Proxy {
         ctx.conn = conn;
         let services: std::sync::Weak<Proxy> = Arc::downgrade(self);
         ctx.services = Some(services);
+        if ctx.live.hooks.cache_req_body {
+            if let Err(refused) = cache_req_body(&mut ctx).await {
+                self.note_failure(&refused, client, Some(&ctx.url));
+                return (failure_response(&refused), CacheOutcome::Synth);
+            }
+        }
         self.process(ctx).await
     }
 
@@ -501,5 +507,33 @@ fn client_detour(action: ClientAction, hook: &'static str) -> Option<Served> {
         ClientAction::Synth(status, reason) => Some(Served::Synth(status, reason)),
         ClientAction::Restart => Some(Served::Restart),
         ClientAction::Fail => Some(Served::failed(FailureKind::PolicyFailed, hook)),
+    }
+}
+
+/// `std.cache_req_body`: reads a request body of known length up to
+/// `server.max_cached_req_body` into memory before `vcl_recv`, within
+/// `server.body_timeout`, so the policy learns its size and restarts and
+/// retries can send it again. A body that stalls or breaks is the client's
+/// 408 / 400.
+async fn cache_req_body(ctx: &mut Task) -> Result<(), Failure> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    let limit = ctx.live.config.server.max_cached_req_body.0;
+    let Some(body) = ctx.body.take() else {
+        return Ok(());
+    };
+    let fits = body.size_hint().exact().is_some_and(|len| len <= limit);
+    if body.is_end_stream() || !fits {
+        ctx.body = Some(body);
+        return Ok(());
+    }
+    let timeout = ctx.live.config.server.body_timeout.0;
+    match tokio::time::timeout(timeout, body.collect()).await {
+        Ok(Ok(all)) => {
+            ctx.cached_body = Some(all.to_bytes());
+            Ok(())
+        }
+        Ok(Err(_)) => Err(Failure::new(FailureKind::BodyMalformed)),
+        Err(_) => Err(Failure::new(FailureKind::BodyStalled)),
     }
 }

@@ -137,6 +137,7 @@ impl Task {
             is_hitmiss: false,
             vcl_log: Vec::new(),
             original: None,
+            cached_body: None,
             backend_hint: None,
             vmods: None,
             lookup_key: None,

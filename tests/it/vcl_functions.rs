@@ -317,3 +317,78 @@ async fn a_ban_from_vcl_backend_response_is_added() {
     assert_eq!(lq.proxy.bans().len(), 1);
     assert_eq!(get(a, "/old").await.text(), "/old v2");
 }
+
+/// `std.cache_req_body`: the body is read before vcl_recv, so a restart
+/// sends it again (streamed, the restarted fetch would have none).
+#[tokio::test]
+async fn std_cache_req_body_lets_a_restart_send_the_body_again() {
+    let origin = Origin::start().await;
+    origin.route("/again", |seen, n| {
+        let status = if n == 1 { 500 } else { 200 };
+        Reply::new(status).body(format!("got {} bytes", seen.body_len))
+    });
+    let lq = with_policy(
+        origin.addr,
+        r#"import std;
+        sub vcl_recv {
+            if (std.cache_req_body(1KB)) {
+                set req.http.X-Cached = "yes";
+            } else {
+                set req.http.X-Cached = "no";
+            }
+            return (pass);
+        }
+        sub vcl_deliver {
+            if (resp.status == 500 && req.restarts == 0) {
+                return (restart);
+            }
+            set resp.http.X-Restarts = req.restarts;
+        }"#,
+    )
+    .await;
+    let a = lq.addr();
+    let got = send(a, "POST", "/again", &[], "hello, body").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "got 11 bytes");
+    assert_eq!(got.header("x-restarts"), Some("1"));
+    assert_eq!(
+        origin.last("/again").unwrap().header_or_none("x-cached"),
+        "yes"
+    );
+    // Over the size the policy asked for: not cached, says so.
+    let big = "x".repeat(2000);
+    send(a, "POST", "/again", &[], big).await;
+    assert_eq!(
+        origin.last("/again").unwrap().header_or_none("x-cached"),
+        "no"
+    );
+}
+
+/// Without `std.cache_req_body` a restart cannot send a streamed body
+/// again: the request fails at once (it used to wait for the backend's
+/// first-byte timeout, the backend waiting for bytes that never came).
+#[tokio::test]
+async fn a_restart_after_a_streamed_body_fails_at_once() {
+    let origin = Origin::start().await;
+    origin.route("/again", |seen, n| {
+        let status = if n == 1 { 500 } else { 200 };
+        Reply::new(status).body(format!("got {} bytes", seen.body_len))
+    });
+    let lq = with_policy(
+        origin.addr,
+        r#"sub vcl_recv {
+            return (pass);
+        }
+        sub vcl_deliver {
+            if (resp.status == 500 && req.restarts == 0) {
+                return (restart);
+            }
+        }"#,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let got = send(lq.addr(), "POST", "/again", &[], "hello, body").await;
+    assert_eq!(got.status, 503);
+    assert_eq!(origin.hits("/again"), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -161,6 +161,8 @@ struct Checker<'p> {
     /// The backends `d.backend("host")` of vmod dynamic stand for, made as
     /// the calls are checked.
     dynamic_backends: std::cell::RefCell<Vec<crate::decl::Backend>>,
+    /// Every function called anywhere (`Program::calls`).
+    used: std::cell::RefCell<Vec<funcs::Func>>,
     /// The vmods imported (`cookie.get` needs `import cookie;`).
     imported: Vec<&'p str>,
 }
@@ -200,6 +202,7 @@ pub(crate) fn check(
             .unwrap_or(4.1),
         stmt_errors: std::cell::RefCell::new(Vec::new()),
         dynamic_backends: std::cell::RefCell::new(Vec::new()),
+        used: std::cell::RefCell::new(Vec::new()),
         imported: Vec::new(),
     };
     checker.imports(policy, &mut errors);
@@ -260,6 +263,7 @@ pub(crate) fn check(
         directors: checker.directors.directors,
         globals: crate::vmods::Globals::default(),
         imported: checker.imported.iter().map(|s| s.to_string()).collect(),
+        used: checker.used.take(),
     })
 }
 
@@ -1044,6 +1048,12 @@ impl<'p> Checker<'p> {
         scope: &Scope,
     ) -> Result<ir::Expr, Error> {
         self.only_in(scope, name.span, def.name, def.only)?;
+        {
+            let mut used = self.used.borrow_mut();
+            if !used.contains(&def.func) {
+                used.push(def.func);
+            }
+        }
         let expected = || format!("expected `{}`", def.signature());
         let mut slots: Vec<Option<&ast::Expr>> = vec![None; def.params.len()];
         for (i, arg) in args.iter().enumerate() {

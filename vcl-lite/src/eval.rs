@@ -264,6 +264,8 @@ pub struct Program {
     pub(crate) globals: Globals,
     /// The vmods it imports.
     pub(crate) imported: Vec<String>,
+    /// Every function the program calls, in statements or expressions.
+    pub(crate) used: Vec<Func>,
 }
 
 enum Flow {
@@ -348,22 +350,7 @@ impl Program {
     /// Whether the policy calls the built-in function `name` (`"std.rollback"`)
     /// anywhere: a host can keep what only that function needs.
     pub fn calls(&self, name: &str) -> bool {
-        let Some(def) = crate::funcs::lookup(name) else {
-            return false;
-        };
-        fn any(stmts: &[Stmt], func: Func) -> bool {
-            stmts.iter().any(|s| match s {
-                Stmt::Effect { call, .. } => call.func == func,
-                Stmt::If {
-                    branches,
-                    otherwise,
-                    ..
-                } => branches.iter().any(|(_, b)| any(b, func)) || any(otherwise, func),
-                _ => false,
-            })
-        }
-        self.subs.iter().flatten().any(|b| any(b, def.func))
-            || self.customs.iter().any(|b| any(b, def.func))
+        crate::funcs::lookup(name).is_some_and(|def| self.used.contains(&def.func))
     }
 
     /// Runs one built-in subroutine. `Ok(None)`: the subroutine is not

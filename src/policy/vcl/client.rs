@@ -335,9 +335,13 @@ impl Context for ClientView<'_> {
     }
 
     fn cache_req_body(&self, max_bytes: i64) -> bool {
-        // lacquer streams request bodies; this says whether the body is
-        // within `max_bytes` (by its length; one of unknown length is not).
+        // The body was read before vcl_recv when it could be (up to
+        // `server.max_cached_req_body`); else this says whether the
+        // streamed body is within `max_bytes` by its length.
         use http_body::Body as _;
+        if let Some(cached) = &self.req.cached_body {
+            return i64::try_from(cached.len()).is_ok_and(|len| len <= max_bytes);
+        }
         match self.req.body.as_ref() {
             None => true,
             Some(b) if b.is_end_stream() => true,
