@@ -118,7 +118,11 @@ impl Error {
         label: impl Into<String>,
     ) -> Error {
         let (line, column, line_start, text) = locate(src, span.start);
-        let start_in_line = (span.start.min(src.len())).saturating_sub(line_start);
+        // Within the line's text (a span may start on its `\r`, or past it
+        // at the end of the input).
+        let start_in_line = (span.start.min(src.len()))
+            .saturating_sub(line_start)
+            .min(text.len());
         let end_in_line = span
             .end
             .saturating_sub(line_start)

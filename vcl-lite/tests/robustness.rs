@@ -285,3 +285,12 @@ fn deepest_allowed_policy_runs() {
         .expect("no overflow");
     assert_eq!(action, Ok(Some(vcl_lite::Action::Pass)));
 }
+
+/// Found by `cargo fuzz run vcl_compile`: an error at the end of input
+/// after a comment ending in `\r\n` put the caret past its line (a panic).
+#[test]
+fn an_error_after_a_crlf_comment_at_the_end_is_reported() {
+    let e = vcl_lite::compile("sub\tsu\n#\r\n", "crlf.vcl").expect_err("incomplete");
+    let text = e.to_string();
+    assert!(text.contains("crlf.vcl:"), "{text}");
+}
