@@ -281,31 +281,12 @@ pub fn apply_policy(
         }
     };
     if uncacheable {
-        return verdict(Decision::DontStore(match again {
-            Decision::DontStore(r) => r,
-            Decision::Store(..) => NoCacheReason::Policy,
-        }));
+        return verdict(Decision::DontStore(not_stored(again)));
     }
-    let names = match vary_names(beresp.headers) {
-        Ok(names) => selecting(names, req, beresp.headers),
+    let stored = storage_of(again, &beresp, Duration::ZERO, req, response_time, rules);
+    let (mut freshness, variant) = match stored {
+        Ok(stored) => stored,
         Err(reason) => return verdict(Decision::DontStore(reason)),
-    };
-    let (mut freshness, variant) = match again {
-        Decision::Store(f, v) => (f, v),
-        Decision::DontStore(_) => (
-            Freshness {
-                ttl: Duration::ZERO,
-                initial_age: Duration::ZERO,
-                response_time,
-                grace: rules.default_grace,
-                stale_if_error: rules.default_grace,
-                keep: rules.default_keep,
-                must_revalidate: false,
-                no_cache: false,
-                heuristic: false,
-            },
-            Variant::capture(&names, &req.headers),
-        ),
     };
     if beresp.set_ttl {
         freshness.ttl = freshness.initial_age + beresp.ttl;
@@ -339,21 +320,52 @@ fn varnish_decision(
     rules: &freshness::FreshnessPolicy,
 ) -> Decision {
     if beresp.uncacheable {
-        return Decision::DontStore(match decision {
-            Decision::DontStore(r) => r,
-            Decision::Store(..) => NoCacheReason::Policy,
-        });
+        return Decision::DontStore(not_stored(decision));
     }
-    let names = match vary_names(beresp.headers) {
-        Ok(names) => selecting(names, req, beresp.headers),
+    let stored = storage_of(decision, beresp, beresp.age, req, response_time, rules);
+    let (mut freshness, variant) = match stored {
+        Ok(stored) => stored,
         Err(reason) => return Decision::DontStore(reason),
     };
-    let (mut freshness, variant) = match decision {
+    freshness.ttl = freshness.initial_age + beresp.ttl;
+    freshness.grace = beresp.grace;
+    freshness.keep = beresp.keep;
+    freshness.stale_if_error = freshness.stale_if_error.max(freshness.grace);
+    if beresp.ttl.is_zero() && freshness.grace.is_zero() && freshness.keep.is_zero() {
+        return Decision::DontStore(NoCacheReason::Policy);
+    }
+    Decision::Store(freshness, variant)
+}
+
+/// Why an answer the policy made uncacheable is not stored: RFC 9111's
+/// reason when it had one, else the policy.
+fn not_stored(decision: Decision) -> NoCacheReason {
+    match decision {
+        Decision::DontStore(r) => r,
+        Decision::Store(..) => NoCacheReason::Policy,
+    }
+}
+
+/// The freshness and variant an answer the policy stores is kept under:
+/// RFC 9111's when it would store it too, else the defaults of an answer
+/// without freshness information (the caller applies the policy's TTL,
+/// grace and keep), aged `initial_age`. `Err`: its `Vary` cannot be
+/// stored.
+fn storage_of(
+    decision: Decision,
+    beresp: &Beresp<'_>,
+    initial_age: Duration,
+    req: &Task,
+    response_time: SystemTime,
+    rules: &freshness::FreshnessPolicy,
+) -> Result<(Freshness, Variant), NoCacheReason> {
+    let names = selecting(vary_names(beresp.headers)?, req, beresp.headers);
+    Ok(match decision {
         Decision::Store(f, v) => (f, v),
         Decision::DontStore(_) => (
             Freshness {
                 ttl: Duration::ZERO,
-                initial_age: beresp.age,
+                initial_age,
                 response_time,
                 grace: rules.default_grace,
                 stale_if_error: rules.default_grace,
@@ -364,13 +376,5 @@ fn varnish_decision(
             },
             Variant::capture(&names, &req.headers),
         ),
-    };
-    freshness.ttl = freshness.initial_age + beresp.ttl;
-    freshness.grace = beresp.grace;
-    freshness.keep = beresp.keep;
-    freshness.stale_if_error = freshness.stale_if_error.max(freshness.grace);
-    if beresp.ttl.is_zero() && freshness.grace.is_zero() && freshness.keep.is_zero() {
-        return Decision::DontStore(NoCacheReason::Policy);
-    }
-    Decision::Store(freshness, variant)
+    })
 }

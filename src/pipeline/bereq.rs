@@ -14,7 +14,7 @@ use crate::cache::CachedObject;
 use crate::fetch::pool::{BackendBody, FetchError};
 use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
-use crate::http::headers::append_via;
+use crate::http::headers::{append_forwarded_for, append_via};
 use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, Synthetic, Task};
 use crate::policy::BackendAction;
 
@@ -122,6 +122,10 @@ impl Proxy {
                 "surrogate-capability",
                 HeaderValue::from_static(SURROGATE_CAPABILITY),
             );
+        }
+        if !ctx.live.hooks.varnish {
+            // Under a loaded VCL it was added before vcl_recv (`recv.rs`).
+            append_forwarded_for(&mut headers, ctx.client.ip());
         }
         append_via(&mut headers, ctx.version, &ctx.live.config.server.via_name);
         if method == Method::GET || method == Method::HEAD {

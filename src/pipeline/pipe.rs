@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::{Proxy, Served};
 use crate::body::RespBody;
 use crate::fetch::tunnel;
-use crate::http::headers::{append_via, remove_hop_by_hop};
+use crate::http::headers::{append_forwarded_for, append_via, remove_hop_by_hop};
 use crate::lifecycle::{CacheOutcome, Failure, FailureKind, ObjMeta, Task};
 
 impl Proxy {
@@ -137,6 +137,10 @@ fn upgrade_request(task: &Task, protocol: &HeaderValue) -> Option<Request<Empty<
     }
     headers.insert(UPGRADE, protocol.clone());
     headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    if !task.live.hooks.varnish {
+        // Under a loaded VCL it was added before vcl_recv (`recv.rs`).
+        append_forwarded_for(&mut headers, task.client.ip());
+    }
     append_via(
         &mut headers,
         task.version,

@@ -108,10 +108,14 @@ impl Task {
             })
         });
         remove_hop_by_hop(&mut headers);
-        // Before the policy sees the request, as Varnish does: `vcl_recv`
-        // reads the chain with the client in it, and the backend gets it
-        // as the policy left it.
-        append_forwarded_for(&mut headers, client.ip());
+        // Under a loaded VCL before the policy sees the request, as Varnish
+        // does: `vcl_recv` reads the chain with the client in it, and the
+        // backend gets it as the policy left it. lacquer's own policy never
+        // reads it: added to backend requests only (`pipeline::bereq`), so
+        // hits do not pay for it.
+        if live.hooks.varnish {
+            append_forwarded_for(&mut headers, client.ip());
+        }
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
         let keep_original = live.hooks.rollback;
         let mut task = Task {

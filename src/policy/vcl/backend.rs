@@ -120,25 +120,21 @@ impl BackendView<'_, '_> {
                 b.uncacheable = matches!(value, Value::Bool(true));
                 b.set_uncacheable = true;
             }
-            Var::BerespDoEsi => {
-                b.do_esi = matches!(value, Value::Bool(true));
-                // Not a change RFC 9111 needs to look at again.
-                return Ok(());
-            }
-            Var::BerespDoGzip => {
-                b.do_gzip = matches!(value, Value::Bool(true));
-                return Ok(());
-            }
-            Var::BerespDoBrotli => {
-                b.do_brotli = matches!(value, Value::Bool(true));
-                return Ok(());
-            }
-            Var::BerespDoZstd => {
-                b.do_zstd = matches!(value, Value::Bool(true));
-                return Ok(());
-            }
-            Var::BerespDoGunzip => {
-                b.do_gunzip = matches!(value, Value::Bool(true));
+            Var::BerespDoEsi
+            | Var::BerespDoGzip
+            | Var::BerespDoBrotli
+            | Var::BerespDoZstd
+            | Var::BerespDoGunzip => {
+                let flag = match var {
+                    Var::BerespDoEsi => &mut b.do_esi,
+                    Var::BerespDoGzip => &mut b.do_gzip,
+                    Var::BerespDoBrotli => &mut b.do_brotli,
+                    Var::BerespDoZstd => &mut b.do_zstd,
+                    _ => &mut b.do_gunzip,
+                };
+                *flag = matches!(value, Value::Bool(true));
+                // How the body is processed and stored: not a change RFC
+                // 9111 needs to look at again.
                 return Ok(());
             }
             other => return Err(format!("{other:?} cannot be set here")),
