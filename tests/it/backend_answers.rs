@@ -139,10 +139,7 @@ async fn chunked_wins_over_content_length_for_coalesced_followers() {
 #[tokio::test]
 async fn backend_error_details_go_to_the_admin_listener_not_to_clients() {
     // A port nothing listens on: connections are refused.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = crate::process::free_addr();
     let lq = lacquer(config_for(closed)).await;
     let got = get(lq.addr(), "/down").await;
     assert_eq!(got.status, 502);

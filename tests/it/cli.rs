@@ -234,11 +234,7 @@ fn run_with_listen_and_backend_flags_needs_no_file() {
             }
         }
     });
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_addr().to_string();
     let admin = free_addr().to_string();
     let mut child = Command::new(BIN)
         .args([
@@ -325,11 +321,7 @@ fn fetch_with(addr: &str, path: &str, headers: &str) -> String {
 
 #[test]
 fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr().to_string();
     let mut child = Command::new(BIN)
         .args(["demo", "-a", &addr, "-T", &free_addr().to_string()])
         .stdout(Stdio::piped())

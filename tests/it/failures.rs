@@ -51,9 +51,8 @@ async fn failures_get_a_fixed_public_reason_through_vcl_synth() {
 
 #[tokio::test]
 async fn a_backend_error_names_no_backend() {
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = dead.local_addr().unwrap();
-    drop(dead);
+    // A port nothing listens on (free_addr never hands it out again).
+    let addr = crate::process::free_addr();
     let origin = Origin::start().await;
     let mut config = config_for(addr);
     config.backend[0].name = "app-internal-7".into();

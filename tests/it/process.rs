@@ -17,9 +17,37 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_lacquer");
 
 /// A loopback address with a port that was free a moment ago (for a
 /// process, or a listener, started later by the test).
+///
+/// The port is taken from just below the kernel's ephemeral range, never
+/// handed out twice by this process: a port from `bind(…:0)` could be given
+/// to another test's listener or outgoing connection between this call and
+/// the child's own bind (CI saw a lacquer child fail to start that way).
 pub fn free_addr() -> SocketAddr {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let (low, span) = reserved_ports();
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + (n + std::process::id() as usize) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().expect("addr");
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
+}
+
+/// The ports [`free_addr`] hands out: the 8,000 below the first ephemeral
+/// port (`/proc/sys/net/ipv4/ip_local_port_range`, 32768 by default).
+fn reserved_ports() -> (usize, usize) {
+    const SPAN: usize = 8000;
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32768);
+    (first_ephemeral.saturating_sub(SPAN).max(1024), SPAN)
 }
 
 /// Waits (up to [`DEADLINE`]) until something accepts connections on
