@@ -99,6 +99,10 @@ impl Pattern {
     ) -> Cow<'a, str> {
         let mut out = Splice::new(&s);
         match self {
+            // Most substitutions find nothing (a port not in the Host, a
+            // parameter not in the URL): the match-only search answers that
+            // without the cost of setting up captures.
+            Pattern::Linear(re) if !re.is_match(&s) => return s,
             Pattern::Linear(re) => {
                 for caps in re.captures_iter(&s) {
                     out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand);

@@ -1,7 +1,9 @@
 //! Subroutines, types, and the variables with where each can be read and
 //! written.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// The built-in subroutines, one per step of a request's way through lacquer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -203,18 +205,68 @@ impl fmt::Display for Type {
 }
 
 /// A header name, lower-cased (`req.http.X-Forwarded-For` → `x-forwarded-for`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Header(Box<str>);
+///
+/// It also holds one value of the host's choosing, made from the name the
+/// first time the host asks ([`Header::host_form`]): lacquer keeps its
+/// parsed `http::HeaderName` there, so a policy's header reads and writes do
+/// not parse the name again on every request. Equality and hashing look at
+/// the name only.
+pub struct Header {
+    name: Box<str>,
+    host: OnceLock<Box<dyn Any + Send + Sync>>,
+}
 
 impl Header {
     /// A header name; stored lower-cased.
     pub fn new(name: &str) -> Header {
-        Header(name.to_ascii_lowercase().into_boxed_str())
+        Header {
+            name: name.to_ascii_lowercase().into_boxed_str(),
+            host: OnceLock::new(),
+        }
     }
 
     /// The lower-cased name.
     pub fn name(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The host's own form of this name, made by `make` from the
+    /// lower-cased name on first use and kept with the compiled policy.
+    /// `None` when an earlier call kept a value of another type.
+    pub fn host_form<T: Any + Send + Sync>(&self, make: impl FnOnce(&str) -> T) -> Option<&T> {
+        self.host
+            .get_or_init(|| Box::new(make(&self.name)))
+            .downcast_ref()
+    }
+}
+
+impl Clone for Header {
+    /// A copy of the name; the host's form is made again on first use.
+    fn clone(&self) -> Header {
+        Header {
+            name: self.name.clone(),
+            host: OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for Header {
+    fn eq(&self, other: &Header) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Header {}
+
+impl std::hash::Hash for Header {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Header").field(&self.name).finish()
     }
 }
 
@@ -1058,6 +1110,26 @@ pub(crate) fn suggest_var(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_keeps_the_hosts_form_made_once_and_compares_by_name() {
+        let h = Header::new("X-Device");
+        let made = std::cell::Cell::new(0);
+        let make = |name: &str| {
+            made.set(made.get() + 1);
+            name.len()
+        };
+        assert_eq!(h.host_form(make), Some(&8));
+        assert_eq!(h.host_form(make), Some(&8));
+        assert_eq!(made.get(), 1);
+        // Another type than the one kept: none.
+        assert_eq!(h.host_form(|_| "other"), None);
+        // A copy makes its own; equality and hashing see the name only.
+        let copy = h.clone();
+        assert_eq!(copy.host_form(|_| 1u8), Some(&1));
+        assert_eq!(copy, h);
+        assert_eq!(format!("{h:?}"), "Header(\"x-device\")");
+    }
 
     #[test]
     fn lookup_resolves_names() {

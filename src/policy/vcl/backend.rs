@@ -9,7 +9,7 @@ use vcl_lite::{Context, Value, Var};
 
 use super::values::{
     canonical_reason, common_get, duration, header_all, header_get, header_replace, header_set,
-    reason_for_set_status, seconds, status_of, status_value,
+    header_unset, reason_for_set_status, seconds, status_of, status_value,
 };
 use crate::lifecycle::{Bereq, Beresp, Synthetic};
 
@@ -187,7 +187,7 @@ impl Context for BackendView<'_, '_> {
                 self.bereq.method = Method::from_bytes(value.to_string().as_bytes())
                     .map_err(|_| "bereq.method: not a valid method".to_string())?;
             }
-            Var::BereqHttp(h) => header_set(&mut self.bereq.headers, h, &value, "bereq.http")?,
+            Var::BereqHttp(h) => header_set(&mut self.bereq.headers, h, value, "bereq.http")?,
             // 0s (or less) means "none" to a timer: taken as the backend's.
             Var::BereqConnectTimeout => {
                 self.bereq.timeouts.connect = seconds(&value).filter(|d| !d.is_zero())
@@ -203,7 +203,7 @@ impl Context for BackendView<'_, '_> {
                 let headers = self
                     .beresp_headers()
                     .ok_or("beresp.http cannot be set here")?;
-                header_set(headers, h, &value, "beresp.http")?;
+                header_set(headers, h, value, "beresp.http")?;
             }
             _ => match self.beresp.as_mut() {
                 Some(BerespPart::Fetched(b)) => Self::set_fetched(b, var, &value)?,
@@ -231,11 +231,11 @@ impl Context for BackendView<'_, '_> {
     fn unset(&mut self, var: &Var) {
         match var {
             Var::BereqHttp(h) => {
-                self.bereq.headers.remove(h.name());
+                header_unset(&mut self.bereq.headers, h);
             }
             Var::BerespHttp(h) => {
                 if let Some(headers) = self.beresp_headers() {
-                    headers.remove(h.name());
+                    header_unset(headers, h);
                 }
             }
             _ => {}

@@ -9,7 +9,7 @@ use vcl_lite::{Context, Value, Var};
 
 use super::values::{
     canonical_reason, common_get, duration, header_all, header_get, header_replace, header_set,
-    reason_for_set_status, seconds, status_of, status_value,
+    header_unset, reason_for_set_status, seconds, status_of, status_value,
 };
 use crate::body::RespBody;
 use crate::cache::CachedObject;
@@ -84,7 +84,7 @@ impl<'a> ClientView<'a> {
             Var::ObjReason => Some(canonical_reason(self.obj?.status)),
             Var::ObjHttp(h) => self
                 .obj?
-                .header(h.name())
+                .header(super::values::header_name(h)?)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| Value::Str(Cow::Borrowed(v))),
             _ => None,
@@ -194,11 +194,11 @@ impl Context for ClientView<'_> {
                 };
             }
             Var::ReqHttp(h) => {
-                header_set(&mut req.headers, h, &value, "req.http")?;
-                if h.name() == "host" {
+                let host = (h.name() == "host").then(|| value.to_string());
+                header_set(&mut req.headers, h, value, "req.http")?;
+                if let Some(value) = host {
                     // Keyed as recv keys a client's Host; a value that is
                     // no host is kept as it is, lowercased.
-                    let value = value.to_string();
                     req.host = crate::http::headers::normalize_host(
                         &value,
                         crate::http::headers::default_port(None),
@@ -240,7 +240,7 @@ impl Context for ClientView<'_> {
             }
             Var::RespHttp(h) => {
                 let headers = self.resp_headers().ok_or("resp.http cannot be set here")?;
-                header_set(headers, h, &value, "resp.http")?;
+                header_set(headers, h, value, "resp.http")?;
             }
             Var::RespBody => match self.resp.as_mut() {
                 Some(RespPart::Synth(s)) => s.body = value.to_string(),
@@ -254,14 +254,14 @@ impl Context for ClientView<'_> {
     fn unset(&mut self, var: &Var) {
         match var {
             Var::ReqHttp(h) => {
-                self.req.headers.remove(h.name());
+                header_unset(&mut self.req.headers, h);
                 if h.name() == "host" {
                     self.req.host.clear();
                 }
             }
             Var::RespHttp(h) => {
                 if let Some(headers) = self.resp_headers() {
-                    headers.remove(h.name());
+                    header_unset(headers, h);
                 }
             }
             _ => {}

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use vcl_lite::{Context, Value, Var};
 
 use super::client::ClientView;
-use super::values::{header_all, header_get, header_replace, header_set};
+use super::values::{header_all, header_get, header_replace, header_set, header_unset};
 
 /// What `vcl_pipe` reads and writes.
 pub(super) struct PipeView<'a> {
@@ -29,7 +29,7 @@ impl Context for PipeView<'_> {
 
     fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
         match var {
-            Var::BereqHttp(h) => header_set(self.bereq, h, &value, "bereq.http"),
+            Var::BereqHttp(h) => header_set(self.bereq, h, value, "bereq.http"),
             _ => self.client.set(var, value),
         }
     }
@@ -37,7 +37,7 @@ impl Context for PipeView<'_> {
     fn unset(&mut self, var: &Var) {
         match var {
             Var::BereqHttp(h) => {
-                self.bereq.remove(h.name());
+                header_unset(self.bereq, h);
             }
             _ => self.client.unset(var),
         }

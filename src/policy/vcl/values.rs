@@ -12,9 +12,24 @@ use crate::lifecycle::ConnInfo;
 /// A header's value (the first when there are several); `None` when absent
 /// or not text.
 pub(super) fn header_get<'a>(map: &'a HeaderMap, h: &Header) -> Option<Value<'a>> {
-    map.get(h.name())
+    map.get(header_name(h)?)
         .and_then(|v| v.to_str().ok())
         .map(|v| Value::Str(Cow::Borrowed(v)))
+}
+
+/// The parsed name of a policy's header, made once per compiled policy
+/// (kept in the `Header`); `None` when the name is no header name (the
+/// checker lets only header-name characters through, so never in practice).
+pub(super) fn header_name(h: &Header) -> Option<&HeaderName> {
+    h.host_form(|name| HeaderName::from_bytes(name.as_bytes()).ok())?
+        .as_ref()
+}
+
+/// Removes every value of a header.
+pub(super) fn header_unset(map: &mut HeaderMap, h: &Header) {
+    if let Some(name) = header_name(h) {
+        map.remove(name);
+    }
 }
 
 /// Sets a header (replacing every value it had). `family` names the
@@ -22,15 +37,25 @@ pub(super) fn header_get<'a>(map: &'a HeaderMap, h: &Header) -> Option<Value<'a>
 pub(super) fn header_set(
     map: &mut HeaderMap,
     h: &Header,
-    value: &Value<'_>,
+    value: Value<'static>,
     family: &str,
 ) -> Result<(), String> {
-    let name = HeaderName::from_bytes(h.name().as_bytes())
-        .map_err(|_| format!("{family}.{}: not a header name", h.name()))?;
-    let v = HeaderValue::from_str(&value.to_string())
-        .map_err(|_| format!("{family}.{}: not a valid header value", h.name()))?;
-    map.insert(name, v);
+    let name = header_name(h).ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?;
+    let v = header_value(value)
+        .ok_or_else(|| format!("{family}.{}: not a valid header value", h.name()))?;
+    map.insert(name.clone(), v);
     Ok(())
+}
+
+/// A value as a header value; a string the policy built is taken over
+/// without a copy. `None` when it holds bytes a header may not.
+fn header_value(value: Value<'static>) -> Option<HeaderValue> {
+    let bytes = match value {
+        Value::Str(Cow::Owned(s)) => bytes::Bytes::from(s),
+        Value::Str(Cow::Borrowed(s)) => bytes::Bytes::from_static(s.as_bytes()),
+        other => bytes::Bytes::from(other.to_string()),
+    };
+    HeaderValue::from_maybe_shared(bytes).ok()
 }
 
 /// A DURATION as a non-negative `Duration` (negative counts as zero).
@@ -118,8 +143,11 @@ pub(super) fn log(priority: Option<i64>, message: &str, url: &str) {
 
 /// `std.collect`: the header's values joined into one.
 pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
+    let Some(name) = header_name(h) else {
+        return;
+    };
     let values: Vec<&str> = map
-        .get_all(h.name())
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
@@ -127,17 +155,17 @@ pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
         return;
     }
     let joined = values.join(separator);
-    if let (Ok(name), Ok(v)) = (
-        HeaderName::from_bytes(h.name().as_bytes()),
-        HeaderValue::from_str(&joined),
-    ) {
-        map.insert(name, v);
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        map.insert(name.clone(), v);
     }
 }
 
 /// Every value of a header (those that are text), in order (vmod header).
 pub(super) fn header_all(map: &HeaderMap, h: &Header) -> Vec<String> {
-    map.get_all(h.name())
+    let Some(name) = header_name(h) else {
+        return Vec::new();
+    };
+    map.get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::to_string)
@@ -153,8 +181,9 @@ pub(super) fn header_replace(
     values: &[String],
     family: &str,
 ) -> Result<(), String> {
-    let name = HeaderName::from_bytes(h.name().as_bytes())
-        .map_err(|_| format!("{family}.{}: not a header name", h.name()))?;
+    let name = header_name(h)
+        .ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?
+        .clone();
     let values = values
         .iter()
         .map(|v| HeaderValue::from_str(v))
@@ -219,6 +248,43 @@ pub(super) fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_set_read_and_unset_through_the_kept_name() {
+        let mut map = HeaderMap::new();
+        let h = Header::new("X-Device");
+        header_set(
+            &mut map,
+            &h,
+            Value::Str(Cow::Owned("mobile".into())),
+            "req.http",
+        )
+        .expect("set");
+        header_set(
+            &mut map,
+            &h,
+            Value::Str(Cow::Borrowed("tablet")),
+            "req.http",
+        )
+        .expect("set");
+        assert_eq!(map.get_all("x-device").iter().count(), 1);
+        assert_eq!(
+            header_get(&map, &h).and_then(|v| v.as_str().map(str::to_string)),
+            Some("tablet".to_string())
+        );
+        header_set(&mut map, &h, Value::Int(3), "req.http").expect("set");
+        assert_eq!(map.get("x-device").map(|v| v.as_bytes()), Some(&b"3"[..]));
+        let err = header_set(
+            &mut map,
+            &h,
+            Value::Str(Cow::Owned("a\nb".into())),
+            "req.http",
+        )
+        .expect_err("a line break is no header value");
+        assert_eq!(err, "req.http.x-device: not a valid header value");
+        header_unset(&mut map, &h);
+        assert!(map.is_empty());
+    }
 
     #[test]
     fn header_values_replaced_keeping_opaque_ones() {
