@@ -6,10 +6,13 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::scenarios::{Scenario, ServerKind, DEFAULT_SERVERS, SCENARIOS};
+use crate::scenarios::{Load, Scenario, ServerKind, DEFAULT_SERVERS, SCENARIOS};
 
 const DEFAULT_DURATION_SECS: u64 = 10;
 const DEFAULT_WARMUP_SECS: u64 = 2;
+/// `zipf`'s warm-up fills a cache from empty and lets its eviction reach
+/// steady state: a few times as many requests as the cache holds objects.
+const DEFAULT_ZIPF_WARMUP_SECS: u64 = 10;
 const DEFAULT_WRK_THREADS: u32 = 2;
 
 /// The options as typed.
@@ -34,13 +37,16 @@ struct Cli {
     /// varnish-policy (both on vcl-lite/benches/production.vcl)
     #[arg(long, value_name = "LIST", value_parser = parse_servers)]
     only: Option<::std::vec::Vec<ServerKind>>,
-    /// scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,range-1MiB,gzip-16KiB,pass-1KiB,esi,esi-gzip,mix-90-10,scale-out
+    /// scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,range-1MiB,gzip-16KiB,pass-1KiB,esi,esi-gzip,mix-90-10,zipf,scale-out
     /// [default: all; scale-out only if haproxy is installed]
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     scenarios: Option<::std::vec::Vec<&'static Scenario>>,
     /// untimed wrk run before each scenario, in seconds; 0 to skip
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WARMUP_SECS)]
     warmup: u64,
+    /// untimed wrk run before the zipf scenario, filling its cache, in seconds; 0 to skip
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_ZIPF_WARMUP_SECS)]
+    zipf_warmup: u64,
     /// wrk connections for every scenario [default: 256; 64 for hit-1MiB]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     connections: Option<u32>,
@@ -71,6 +77,8 @@ pub(crate) struct Options {
     pub(crate) threads: u32,
     /// Untimed wrk run before each measured one (0 = none).
     pub(crate) warmup_secs: u64,
+    /// `zipf`'s untimed wrk run, instead of `warmup_secs` (0 = none).
+    pub(crate) zipf_warmup_secs: u64,
     /// `--serve-origin ADDR`: only run the origin, for measuring by hand.
     pub(crate) serve_origin: Option<SocketAddr>,
     /// The lacquer binary under test.
@@ -99,6 +107,7 @@ impl Options {
             connections: cli.connections,
             threads: cli.threads,
             warmup_secs: cli.warmup,
+            zipf_warmup_secs: cli.zipf_warmup,
             serve_origin: cli.serve_origin,
             lacquer_bin: std::env::var_os("LACQUER_BIN")
                 .map(PathBuf::from)
@@ -110,6 +119,14 @@ impl Options {
 
     pub(crate) fn connections_for(&self, scenario: &Scenario) -> u32 {
         self.connections.unwrap_or(scenario.connections)
+    }
+
+    /// Seconds of the untimed wrk run before `scenario`'s measured run.
+    pub(crate) fn warmup_for(&self, scenario: &Scenario) -> u64 {
+        match scenario.load {
+            Load::Zipf => self.zipf_warmup_secs,
+            _ => self.warmup_secs,
+        }
     }
 }
 
@@ -169,6 +186,7 @@ mod tests {
     fn defaults() {
         let cli = parse(&[]).unwrap();
         assert_eq!((cli.duration, cli.warmup, cli.threads), (10, 2, 2));
+        assert_eq!(cli.zipf_warmup, 10);
         assert!(cli.only.is_none() && cli.scenarios.is_none() && cli.connections.is_none());
     }
 
@@ -183,8 +201,11 @@ mod tests {
             "hit-1kib,esi",
             "--serve-origin",
             "127.0.0.1:8080",
+            "--zipf-warmup",
+            "0",
         ])
         .unwrap();
+        assert_eq!(cli.zipf_warmup, 0);
         assert_eq!(cli.duration, 3);
         assert_eq!(
             cli.only.unwrap(),
@@ -200,6 +221,7 @@ mod tests {
         for args in [
             &["--duration", "0"][..],
             &["--threads", "x"],
+            &["--zipf-warmup", "-1"],
             &["--only", "squid"],
             &["--scenarios", ","],
             &["--serve-origin", "192.0.2.1:80"],
