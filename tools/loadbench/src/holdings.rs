@@ -46,6 +46,44 @@ impl Held {
     }
 }
 
+/// A cache holding less than this share of its budget after a run has not
+/// reached steady state: it has not had to evict yet, or only just.
+pub(crate) const FULL_SHARE: f64 = 0.9;
+/// A cache holding more than this share of its budget after a run is not
+/// keeping to it (nginx's cache manager deletes files in batches, behind
+/// the inserts).
+pub(crate) const OVER_SHARE: f64 = 1.1;
+
+impl Held {
+    /// A note when the bytes charged are not about the budget of
+    /// `budget_mib` MiB: under `FULL_SHARE` of it the run measured a cache
+    /// still filling, over `OVER_SHARE` a cache bigger than the others'.
+    pub(crate) fn budget_note(&self, budget_mib: u64) -> Option<String> {
+        let budget = (budget_mib << 20) as f64;
+        if budget <= 0.0 {
+            return None;
+        }
+        let share = self.bytes as f64 / budget;
+        let what = if share < FULL_SHARE {
+            "CACHE NOT FULL after the run"
+        } else if share > OVER_SHARE {
+            "OVER BUDGET after the run"
+        } else {
+            return None;
+        };
+        let advice = if share < FULL_SHARE {
+            "; raise --zipf-warmup"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{what} ({:.0}% of {budget_mib} MiB{advice}): {}",
+            share * 100.0,
+            self.describe()
+        ))
+    }
+}
+
 /// `1234567` → `1,234,567`.
 pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -201,6 +239,27 @@ SMA.s0.g_space                600          .   Bytes available
             bytes: 0,
         };
         assert_eq!(empty.describe(), "holds 0 objects, 0.0 MiB charged");
+    }
+
+    #[test]
+    fn full_or_not() {
+        let held = |bytes| Held { objects: 10, bytes };
+        assert_eq!(held(95 << 20).budget_note(100), None);
+        assert_eq!(held(90 << 20).budget_note(100), None);
+        assert_eq!(held(110 << 20).budget_note(100), None);
+        let note = held(45 << 20).budget_note(100).unwrap();
+        assert!(
+            note.starts_with(
+                "CACHE NOT FULL after the run (45% of 100 MiB; raise --zipf-warmup): holds 10 objects"
+            ),
+            "{note}"
+        );
+        let note = held(400 << 20).budget_note(100).unwrap();
+        assert!(
+            note.starts_with("OVER BUDGET after the run (400% of 100 MiB): holds 10 objects"),
+            "{note}"
+        );
+        assert_eq!(held(0).budget_note(0), None);
     }
 
     #[test]

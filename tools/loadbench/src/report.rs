@@ -3,6 +3,7 @@
 use std::thread;
 
 use crate::cli::Options;
+use crate::holdings::thousands;
 use crate::origin::OBJ_SIZE;
 use crate::process::OTHER_CPU_WARN;
 use crate::proxies::STORAGE_MIB;
@@ -153,8 +154,9 @@ pub(crate) fn print_table(opts: &Options, rows: &[Row]) {
     );
     if opts.scenarios.iter().any(|s| s.load == Load::Zipf) {
         println!(
-            "zipf      = {ZIPF_KEYS} keys of {OBJ_SIZE} bytes, Zipf s = {ZIPF_EXPONENT:?}, \
-             each server on a {ZIPF_STORAGE_MIB} MiB budget; notes: what it held after the run"
+            "zipf      = {} keys of {OBJ_SIZE} bytes, Zipf s = {ZIPF_EXPONENT:?}, \
+             each server on a {ZIPF_STORAGE_MIB} MiB budget; notes: what it held after the run",
+            thousands(ZIPF_KEYS)
         );
     }
     println!(

@@ -213,8 +213,13 @@ pub(crate) fn measure(
             share * 100.0
         );
     }
-    if let Err(e) = &stats {
-        eprintln!("[{label}] {e}");
+    match &stats {
+        Ok(s) => {
+            if let Some(note) = s.clock_note(opts.duration_secs) {
+                eprintln!("[{label}] warning: {note}");
+            }
+        }
+        Err(e) => eprintln!("[{label}] {e}"),
     }
     (stats, origin_requests, other_cpu)
 }
@@ -348,6 +353,13 @@ fn bench_instance(
             opts.warmup_for(sc),
             make_run,
         );
+        if let Some(note) = stats
+            .as_ref()
+            .ok()
+            .and_then(|s| s.clock_note(opts.duration_secs))
+        {
+            row.note.get_or_insert(note);
+        }
         row.stats = stats.into();
         row.origin_requests = origin_requests;
         row.other_cpu = other_cpu;
@@ -362,6 +374,10 @@ fn bench_instance(
             match spec.holdings.read() {
                 Ok(held) => {
                     eprintln!("[{label}] {}", held.describe());
+                    if let Some(note) = held.budget_note(storage_mib) {
+                        eprintln!("[{label}] warning: {note}");
+                        row.note.get_or_insert(note);
+                    }
                     row.held = Some(held);
                 }
                 Err(e) => eprintln!("[{label}] warning: cannot tell what the cache holds: {e}"),
