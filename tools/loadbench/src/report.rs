@@ -155,8 +155,9 @@ pub(crate) fn print_table(opts: &Options, rows: &[Row]) {
     if opts.scenarios.iter().any(|s| s.load == Load::Zipf) {
         println!(
             "zipf      = {} keys of {OBJ_SIZE} bytes, Zipf s = {ZIPF_EXPONENT:?}, \
-             each server on a {ZIPF_STORAGE_MIB} MiB budget; notes: what it held after the run",
-            thousands(ZIPF_KEYS)
+             each server on a {ZIPF_STORAGE_MIB} MiB budget{}; notes: what it held after the run",
+            thousands(ZIPF_KEYS),
+            budget_overrides(&opts.zipf_budgets)
         );
     }
     println!(
@@ -324,16 +325,35 @@ pub(crate) fn print_rss(rss: &[(ServerKind, u64, (u64, usize))]) {
         );
     }
     for (lacquer, mib, (l, _)) in rss.iter().filter(|(k, ..)| *k == ServerKind::Lacquer) {
-        for (kind, _, (kib, _)) in rss
+        // The default budget's instances with each other, the others (zipf's,
+        // whose budgets --zipf-budget may set apart) with each other.
+        let default = *mib == STORAGE_MIB;
+        for (kind, other_mib, (kib, _)) in rss
             .iter()
-            .filter(|(k, m, _)| *k != ServerKind::Lacquer && m == mib)
+            .filter(|(k, m, _)| *k != ServerKind::Lacquer && (*m == STORAGE_MIB) == default)
         {
             if *kib > 0 {
-                let pair = format!("{}/{}", rss_label(*lacquer, *mib), rss_label(*kind, *mib));
+                let pair = format!(
+                    "{}/{}",
+                    rss_label(*lacquer, *mib),
+                    rss_label(*kind, *other_mib)
+                );
                 println!("  {pair:<28} RSS {:.2}x", *l as f64 / *kib as f64);
             }
         }
     }
+}
+
+/// ` (--zipf-budget: lacquer 275 MiB)`, or nothing without the option.
+pub(crate) fn budget_overrides(budgets: &[(ServerKind, u64)]) -> String {
+    if budgets.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = budgets
+        .iter()
+        .map(|(kind, mib)| format!("{kind} {mib} MiB"))
+        .collect();
+    format!(" (--zipf-budget: {})", list.join(", "))
 }
 
 /// `varnish`, or `varnish (100 MiB)` for an instance run with another
@@ -405,6 +425,15 @@ mod tests {
         );
         let idle = row(ServerKind::Nginx, 0.0, 0, 0);
         assert_eq!(zipf_goal(&l, &idle), None);
+    }
+
+    #[test]
+    fn overrides_listed() {
+        assert_eq!(budget_overrides(&[]), "");
+        assert_eq!(
+            budget_overrides(&[(ServerKind::Lacquer, 275), (ServerKind::Nginx, 50)]),
+            " (--zipf-budget: lacquer 275 MiB, nginx 50 MiB)"
+        );
     }
 
     #[test]

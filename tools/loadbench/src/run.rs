@@ -238,16 +238,21 @@ fn cpu_per_request_us(ticks: u64, requests: u64) -> Option<f64> {
     (requests > 0).then(|| ticks as f64 / TICKS_PER_SEC * 1e6 / requests as f64)
 }
 
-/// The scenarios of `scenarios` run per server, grouped by storage budget:
+/// The scenarios of `scenarios` run per server, grouped by storage budget
+/// (`budget`: `Scenario::storage_mib`, or `--zipf-budget`'s for the server):
 /// each group runs on a server instance of its own, started with that
 /// budget. The default budget's group comes first; order is kept within a
 /// group.
-pub(crate) fn budget_groups<'a>(scenarios: &[&'a Scenario]) -> Vec<(u64, Vec<&'a Scenario>)> {
+pub(crate) fn budget_groups<'a>(
+    scenarios: &[&'a Scenario],
+    budget: impl Fn(&Scenario) -> u64,
+) -> Vec<(u64, Vec<&'a Scenario>)> {
     let mut groups: Vec<(u64, Vec<&Scenario>)> = Vec::new();
     for &sc in scenarios.iter().filter(|s| s.load != Load::ScaleOut) {
-        match groups.iter_mut().find(|(mib, _)| *mib == sc.storage_mib) {
+        let mib = budget(sc);
+        match groups.iter_mut().find(|(m, _)| *m == mib) {
             Some((_, group)) => group.push(sc),
-            None => groups.push((sc.storage_mib, vec![sc])),
+            None => groups.push((mib, vec![sc])),
         }
     }
     groups.sort_by_key(|(mib, _)| *mib != STORAGE_MIB);
@@ -265,7 +270,8 @@ pub(crate) fn bench_server(
         rows: Vec::new(),
         peak_rss: Vec::new(),
     };
-    for (storage_mib, scenarios) in budget_groups(&opts.scenarios) {
+    let budget = |sc: &Scenario| opts.storage_for(kind, sc);
+    for (storage_mib, scenarios) in budget_groups(&opts.scenarios, budget) {
         let (rows, rss) = bench_instance(kind, opts, origin, storage_mib, &scenarios)?;
         outcome.rows.extend(rows);
         outcome.peak_rss.push((storage_mib, rss));
@@ -421,7 +427,7 @@ mod tests {
     #[test]
     fn groups_by_budget() {
         let all: Vec<&Scenario> = SCENARIOS.iter().collect();
-        let groups = budget_groups(&all);
+        let groups = budget_groups(&all, |s| s.storage_mib);
         let names: Vec<(u64, Vec<&str>)> = groups
             .iter()
             .map(|(mib, g)| (*mib, g.iter().map(|s| s.name).collect()))
@@ -435,10 +441,19 @@ mod tests {
         // zipf first on the command line: the default budget's instance still runs first.
         let zipf = SCENARIOS.iter().find(|s| s.name == "zipf").unwrap();
         let hit = SCENARIOS.iter().find(|s| s.name == "hit-1KiB").unwrap();
-        let groups = budget_groups(&[zipf, hit]);
+        let groups = budget_groups(&[zipf, hit], |s| s.storage_mib);
         assert_eq!(groups[0].0, STORAGE_MIB);
         assert_eq!(groups[1].0, 100);
-        assert!(budget_groups(&[zipf])[0].0 == 100);
+        assert!(budget_groups(&[zipf], |s| s.storage_mib)[0].0 == 100);
+        // --zipf-budget: another instance budget, still after the default one.
+        let groups = budget_groups(&[zipf, hit], |s| {
+            if s.name == "zipf" {
+                275
+            } else {
+                s.storage_mib
+            }
+        });
+        assert_eq!((groups[0].0, groups[1].0), (STORAGE_MIB, 275));
     }
 
     #[test]
