@@ -213,19 +213,7 @@ pub(crate) fn ratio_line(sc: &Scenario, lrow: &Row, orow: &Row) -> Option<String
         ),
         (a, b) => format!("{} vs {}", fmt_latency(a), fmt_latency(b)),
     };
-    let warned: Vec<&str> = [lrow, orow]
-        .iter()
-        .filter(|r| r.note.is_some())
-        .map(|r| r.server.name())
-        .collect();
-    let caveat = if warned.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "   (not comparable: see the notes of {})",
-            warned.join(" and ")
-        )
-    };
+    let caveat = caveat(lrow, orow);
     let cpu = match (l.cpu_us_per_request, o.cpu_us_per_request) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => "n/a".to_owned(),
@@ -246,6 +234,23 @@ pub(crate) fn ratio_line(sc: &Scenario, lrow: &Row, orow: &Row) -> Option<String
     ))
 }
 
+/// `   (not comparable: see the notes of …)` when either row has a note.
+fn caveat(lrow: &Row, orow: &Row) -> String {
+    let warned: Vec<&str> = [lrow, orow]
+        .iter()
+        .filter(|r| r.note.is_some())
+        .map(|r| r.server.name())
+        .collect();
+    if warned.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "   (not comparable: see the notes of {})",
+            warned.join(" and ")
+        )
+    }
+}
+
 /// The hit ratios (0..=1) of two measured rows.
 pub(crate) fn hit_points(a: &Row, b: &Row) -> Option<(f64, f64)> {
     let ratio = |r: &Row| hit_ratio(r.origin_requests, r.stats.stats()?.requests);
@@ -262,11 +267,12 @@ pub(crate) fn zipf_goal(lrow: &Row, orow: &Row) -> Option<String> {
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     Some(format!(
         "zipf goal vs {}: hit ratio +{ZIPF_GOAL_POINTS:.0} points {} ({points:+.1}), \
-         req/s {ZIPF_GOAL_RPS:.1}x {} ({})",
+         req/s {ZIPF_GOAL_RPS:.1}x {} ({}){}",
         orow.server.name(),
         verdict(points >= ZIPF_GOAL_POINTS),
         verdict(rps.is_some_and(|r| r >= ZIPF_GOAL_RPS)),
         rps.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x")),
+        caveat(lrow, orow)
     ))
 }
 
@@ -425,6 +431,11 @@ mod tests {
         );
         let idle = row(ServerKind::Nginx, 0.0, 0, 0);
         assert_eq!(zipf_goal(&l, &idle), None);
+        let mut noted = row(ServerKind::Varnish, 30_000.0, 300_000, 75_000);
+        noted.note = Some("CACHE NOT FULL".to_owned());
+        assert!(zipf_goal(&l, &noted)
+            .unwrap()
+            .ends_with("(1.50x)   (not comparable: see the notes of varnish)"));
     }
 
     #[test]
