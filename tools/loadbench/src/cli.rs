@@ -6,10 +6,14 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::scenarios::{Scenario, ServerKind, DEFAULT_SERVERS, SCENARIOS};
+use crate::scenarios::{Load, Scenario, ServerKind, DEFAULT_SERVERS, SCENARIOS};
 
 const DEFAULT_DURATION_SECS: u64 = 10;
 const DEFAULT_WARMUP_SECS: u64 = 2;
+/// `zipf`'s warm-up fills a cache from empty and lets its eviction reach
+/// steady state. Varnish, the slowest to fill (it holds the most objects
+/// in the budget, ~80,000, and misses at ~15,000 req/s), needs about 30 s.
+const DEFAULT_ZIPF_WARMUP_SECS: u64 = 30;
 const DEFAULT_WRK_THREADS: u32 = 2;
 
 /// The options as typed.
@@ -34,13 +38,20 @@ struct Cli {
     /// varnish-policy (both on vcl-lite/benches/production.vcl)
     #[arg(long, value_name = "LIST", value_parser = parse_servers)]
     only: Option<::std::vec::Vec<ServerKind>>,
-    /// scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,range-1MiB,gzip-16KiB,pass-1KiB,esi,esi-gzip,mix-90-10,scale-out
+    /// scenarios, comma separated: hit-1KiB,hit-16KiB,hit-1MiB,range-1MiB,gzip-16KiB,pass-1KiB,esi,esi-gzip,mix-90-10,zipf,scale-out
     /// [default: all; scale-out only if haproxy is installed]
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     scenarios: Option<::std::vec::Vec<&'static Scenario>>,
     /// untimed wrk run before each scenario, in seconds; 0 to skip
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WARMUP_SECS)]
     warmup: u64,
+    /// untimed wrk run before the zipf scenario, filling its cache, in seconds; 0 to skip
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_ZIPF_WARMUP_SECS)]
+    zipf_warmup: u64,
+    /// zipf's storage budget per server instead of 100 MiB, e.g.
+    /// lacquer=275,varnish=100 (to compare at equal objects held)
+    #[arg(long, value_name = "LIST", value_parser = parse_budgets)]
+    zipf_budget: Option<::std::vec::Vec<(ServerKind, u64)>>,
     /// wrk connections for every scenario [default: 256; 64 for hit-1MiB]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     connections: Option<u32>,
@@ -71,6 +82,10 @@ pub(crate) struct Options {
     pub(crate) threads: u32,
     /// Untimed wrk run before each measured one (0 = none).
     pub(crate) warmup_secs: u64,
+    /// `zipf`'s untimed wrk run, instead of `warmup_secs` (0 = none).
+    pub(crate) zipf_warmup_secs: u64,
+    /// `--zipf-budget`: `zipf`'s storage budget for these servers, in MiB.
+    pub(crate) zipf_budgets: Vec<(ServerKind, u64)>,
     /// `--serve-origin ADDR`: only run the origin, for measuring by hand.
     pub(crate) serve_origin: Option<SocketAddr>,
     /// The lacquer binary under test.
@@ -99,6 +114,8 @@ impl Options {
             connections: cli.connections,
             threads: cli.threads,
             warmup_secs: cli.warmup,
+            zipf_warmup_secs: cli.zipf_warmup,
+            zipf_budgets: cli.zipf_budget.unwrap_or_default(),
             serve_origin: cli.serve_origin,
             lacquer_bin: std::env::var_os("LACQUER_BIN")
                 .map(PathBuf::from)
@@ -110,6 +127,23 @@ impl Options {
 
     pub(crate) fn connections_for(&self, scenario: &Scenario) -> u32 {
         self.connections.unwrap_or(scenario.connections)
+    }
+
+    /// `kind`'s storage budget for `scenario`, in MiB.
+    pub(crate) fn storage_for(&self, kind: ServerKind, scenario: &Scenario) -> u64 {
+        let set = self.zipf_budgets.iter().find(|(k, _)| *k == kind);
+        match (scenario.load, set) {
+            (Load::Zipf, Some((_, mib))) => *mib,
+            _ => scenario.storage_mib,
+        }
+    }
+
+    /// Seconds of the untimed wrk run before `scenario`'s measured run.
+    pub(crate) fn warmup_for(&self, scenario: &Scenario) -> u64 {
+        match scenario.load {
+            Load::Zipf => self.zipf_warmup_secs,
+            _ => self.warmup_secs,
+        }
     }
 }
 
@@ -126,6 +160,30 @@ fn parse_scenarios(s: &str) -> Result<Vec<&'static Scenario>, String> {
             .find(|sc| sc.name.eq_ignore_ascii_case(s))
             .ok_or_else(|| format!("unknown scenario `{s}`"))
     })
+}
+
+/// `SERVER=MIB,...`, MIB in 1..=1048576.
+fn parse_budgets(s: &str) -> Result<Vec<(ServerKind, u64)>, String> {
+    let budgets = parse_list(s, |part| {
+        let (name, mib) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}`: needs SERVER=MIB"))?;
+        let kind = ServerKind::parse(name.trim())
+            .ok_or_else(|| format!("unknown server `{}`", name.trim()))?;
+        let mib = mib
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|m| (1..=1 << 20).contains(m))
+            .ok_or_else(|| format!("`{part}`: MIB must be an integer in 1..=1048576"))?;
+        Ok((kind, mib))
+    })?;
+    for (i, (kind, _)) in budgets.iter().enumerate() {
+        if budgets[..i].iter().any(|(k, _)| k == kind) {
+            return Err(format!("{kind} given twice"));
+        }
+    }
+    Ok(budgets)
 }
 
 fn parse_loopback(s: &str) -> Result<SocketAddr, String> {
@@ -169,7 +227,9 @@ mod tests {
     fn defaults() {
         let cli = parse(&[]).unwrap();
         assert_eq!((cli.duration, cli.warmup, cli.threads), (10, 2, 2));
+        assert_eq!(cli.zipf_warmup, 30);
         assert!(cli.only.is_none() && cli.scenarios.is_none() && cli.connections.is_none());
+        assert!(cli.zipf_budget.is_none());
     }
 
     #[test]
@@ -183,8 +243,17 @@ mod tests {
             "hit-1kib,esi",
             "--serve-origin",
             "127.0.0.1:8080",
+            "--zipf-warmup",
+            "0",
+            "--zipf-budget",
+            "lacquer=275, varnish = 100",
         ])
         .unwrap();
+        assert_eq!(cli.zipf_warmup, 0);
+        assert_eq!(
+            cli.zipf_budget.unwrap(),
+            vec![(ServerKind::Lacquer, 275), (ServerKind::Varnish, 100)]
+        );
         assert_eq!(cli.duration, 3);
         assert_eq!(
             cli.only.unwrap(),
@@ -196,10 +265,28 @@ mod tests {
     }
 
     #[test]
+    fn zipf_budget_per_server() {
+        let args = ["loadbench", "--zipf-budget", "lacquer=275"].map(std::ffi::OsString::from);
+        let opts = Options::parse(args, PathBuf::from("lacquer"));
+        let sc = |name: &str| SCENARIOS.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(opts.storage_for(ServerKind::Lacquer, sc("zipf")), 275);
+        assert_eq!(opts.storage_for(ServerKind::Varnish, sc("zipf")), 100);
+        assert_eq!(opts.storage_for(ServerKind::Lacquer, sc("hit-1KiB")), 256);
+        assert_eq!(opts.warmup_for(sc("zipf")), 30);
+        assert_eq!(opts.warmup_for(sc("hit-1KiB")), 2);
+    }
+
+    #[test]
     fn rejected() {
         for args in [
             &["--duration", "0"][..],
             &["--threads", "x"],
+            &["--zipf-warmup", "-1"],
+            &["--zipf-budget", "lacquer"],
+            &["--zipf-budget", "lacquer=0"],
+            &["--zipf-budget", "squid=100"],
+            &["--zipf-budget", "lacquer=1,lacquer=2"],
+            &["--zipf-budget", "nginx=1x"],
             &["--only", "squid"],
             &["--scenarios", ","],
             &["--serve-origin", "192.0.2.1:80"],

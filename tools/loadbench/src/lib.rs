@@ -11,6 +11,7 @@
 //! lacquer nodes.
 
 mod cli;
+mod holdings;
 mod origin;
 mod probe;
 mod process;
@@ -35,7 +36,7 @@ use crate::report::print_report;
 use crate::run::{bench_server, BenchError, Outcome};
 use crate::scale_out::bench_scale_out;
 use crate::scenarios::{Load, ServerKind};
-use crate::scripts::write_scripts;
+use crate::scripts::{write_scripts, ZIPF_KEYS};
 
 /// Runs the benchmark with the command line `args` (program name first) and
 /// returns the process's exit status. `lacquer_bin` is the lacquer binary
@@ -53,7 +54,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>, lacquer_bin: PathBuf) -> E
         let origin = start_origin(listener);
         eprintln!(
             "origin listening on {}: /bytes/N (cacheable), /pass/N (no-store), /obj/KEY \
-             (cacheable, {OBJ_SIZE} bytes), {ESI_PAGE_PATH} (ESI page), /frag/1..{ESI_FRAGMENTS}; \
+             (cacheable, {OBJ_SIZE} bytes), /zipf/K (the same, K < {ZIPF_KEYS}), {ESI_PAGE_PATH} (ESI page), /frag/1..{ESI_FRAGMENTS}; \
              Ctrl-C to stop",
             origin.addr
         );
@@ -119,7 +120,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>, lacquer_bin: PathBuf) -> E
                     .iter()
                     .any(|r| matches!(r.stats, Outcome::Failed));
                 rows.extend(outcome.rows);
-                rss.push((kind, outcome.peak_rss));
+                rss.extend(
+                    outcome
+                        .peak_rss
+                        .into_iter()
+                        .map(|(mib, peak)| (kind, mib, peak)),
+                );
             }
             Err(BenchError::NotInstalled) if !opts.servers_explicit => {
                 eprintln!("[{kind}] skipped: not installed");

@@ -16,6 +16,8 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use crate::scripts::ZIPF_KEYS;
+
 /// Largest body the origin serves; `/bytes/N` above this answers 400.
 pub(crate) const MAX_BODY: usize = 16 << 20;
 
@@ -194,6 +196,7 @@ async fn serve_origin(listener: TcpListener, bodies: Arc<Bodies>, counter: Arc<A
 /// - `/obj/KEY`: `OBJ_SIZE` bytes for any non-empty KEY, cacheable for an hour.
 /// - `/esi/page`: the ESI page, cacheable, with `Surrogate-Control: content="ESI/1.0"`.
 /// - `/frag/N` (N in 1..=3): an ESI fragment, cacheable.
+/// - `/zipf/K` (K in 0..ZIPF_KEYS): `OBJ_SIZE` bytes, cacheable, one object per K.
 ///
 /// Cacheable responses answer a matching `If-None-Match` with 304.
 pub(crate) fn origin_response<B>(req: &Request<B>, bodies: &Bodies) -> Response<Full<Bytes>> {
@@ -253,6 +256,13 @@ pub(crate) fn origin_response<B>(req: &Request<B>, bodies: &Bodies) -> Response<
     {
         let body = bodies.filler.slice(..OBJ_SIZE);
         (body, octets, Some(format!("obj-{OBJ_SIZE}")), false)
+    } else if let Some(k) = path.strip_prefix("/zipf/") {
+        if !k.parse::<u64>().is_ok_and(|k| k < ZIPF_KEYS) {
+            let msg = format!("K must be an integer in 0..{ZIPF_KEYS}\n");
+            return simple(StatusCode::BAD_REQUEST, msg);
+        }
+        let body = bodies.filler.slice(..OBJ_SIZE);
+        (body, octets, Some(format!("zipf-{OBJ_SIZE}")), false)
     } else if path == ESI_PAGE_PATH {
         let body = bodies.esi_page.clone();
         (body, html, Some("esi-page".to_owned()), true)
@@ -260,7 +270,7 @@ pub(crate) fn origin_response<B>(req: &Request<B>, bodies: &Bodies) -> Response<
         let body = bodies.fragments[n - 1].clone();
         (body, html, Some(format!("frag-{n}")), false)
     } else {
-        let msg = "try /bytes/N, /text/N, /pass/N, /obj/KEY, /esi/page or /frag/1..3\n";
+        let msg = "try /bytes/N, /text/N, /pass/N, /obj/KEY, /zipf/K, /esi/page or /frag/1..3\n";
         return simple(StatusCode::NOT_FOUND, msg.into());
     };
 

@@ -7,19 +7,29 @@ use std::process::Command;
 
 use crate::process::{describe, find_program, free_port, running_as_root, RunningServer, TempDir};
 
+use crate::holdings::Holdings;
 use crate::scenarios::ServerKind;
 
-/// Storage budget given to every proxy under test, in MiB.
+/// Storage budget given to every proxy under test, in MiB, unless a
+/// scenario says otherwise (`Scenario::storage_mib`).
 pub(crate) const STORAGE_MIB: u64 = 256;
 
-/// The lacquer command line. This is the one place to adjust if the CLI changes.
-/// The admin listener gets a free port too (its default, 6082, would clash
-/// between the two nodes of `scale-out`).
+/// A server's command line and how to ask it what its cache holds.
+pub(crate) struct ServerSpec {
+    pub(crate) cmd: Command,
+    pub(crate) holdings: Holdings,
+}
+
+/// The lacquer command line with a storage budget of `storage_mib` MiB. This
+/// is the one place to adjust if the CLI changes. The admin listener gets a
+/// free port too (its default, 6082, would clash between the two nodes of
+/// `scale-out`).
 pub(crate) fn lacquer_command(
     bin: &Path,
     listen: SocketAddr,
     origin: SocketAddr,
     admin: SocketAddr,
+    storage_mib: u64,
 ) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("run")
@@ -28,33 +38,40 @@ pub(crate) fn lacquer_command(
         .arg("-b")
         .arg(origin.to_string())
         .arg("--storage")
-        .arg(format!("{STORAGE_MIB}MiB"))
+        .arg(format!("{storage_mib}MiB"))
         .arg("-T")
         .arg(admin.to_string());
     cmd
 }
 
-/// Builds the command for `kind`, or `Ok(None)` if its binary isn't installed.
+/// Builds the command for `kind` with a storage budget of `storage_mib`
+/// MiB, or `Ok(None)` if its binary isn't installed.
 pub(crate) fn server_command(
     kind: ServerKind,
     lacquer_bin: &Path,
     listen: SocketAddr,
     origin: SocketAddr,
     dir: &Path,
-) -> Result<Option<Command>, String> {
+    storage_mib: u64,
+) -> Result<Option<ServerSpec>, String> {
     match kind {
-        ServerKind::Lacquer => Ok(Some(lacquer_command(
-            lacquer_bin,
-            listen,
-            origin,
-            free_port()?,
-        ))),
+        ServerKind::Lacquer => {
+            let admin = free_port()?;
+            Ok(Some(ServerSpec {
+                cmd: lacquer_command(lacquer_bin, listen, origin, admin, storage_mib),
+                holdings: Holdings::Lacquer { admin },
+            }))
+        }
         ServerKind::LacquerBuiltin | ServerKind::LacquerPolicy => {
             let vcl = write_vcl(kind, origin, dir)?;
+            let admin = free_port()?;
             // The policy's backend replaces `-b`.
-            let mut cmd = lacquer_command(lacquer_bin, listen, origin, free_port()?);
+            let mut cmd = lacquer_command(lacquer_bin, listen, origin, admin, storage_mib);
             cmd.arg("-f").arg(vcl);
-            Ok(Some(cmd))
+            Ok(Some(ServerSpec {
+                cmd,
+                holdings: Holdings::Lacquer { admin },
+            }))
         }
         ServerKind::Varnish | ServerKind::VarnishPolicy => {
             let Some(bin) = find_program("varnishd") else {
@@ -63,30 +80,39 @@ pub(crate) fn server_command(
             let vcl = write_vcl(kind, origin, dir)?;
             // Runs fine as root with the default `-j unix` jail (it drops to
             // the varnish/vcache users).
+            let workdir = dir.join("varnish");
             let mut cmd = Command::new(bin);
             cmd.arg("-F")
                 .arg("-n")
-                .arg(dir.join("varnish"))
+                .arg(&workdir)
                 .arg("-a")
                 .arg(listen.to_string())
                 .arg("-f")
                 .arg(vcl)
                 .arg("-s")
-                .arg(format!("malloc,{STORAGE_MIB}m"));
-            Ok(Some(cmd))
+                .arg(format!("malloc,{storage_mib}m"));
+            Ok(Some(ServerSpec {
+                cmd,
+                holdings: Holdings::Varnish { workdir },
+            }))
         }
         ServerKind::Nginx => {
             let Some(bin) = find_program("nginx") else {
                 return Ok(None);
             };
             let conf = dir.join("nginx.conf");
-            fs::write(&conf, nginx_config(listen, origin, dir, running_as_root()))
-                .map_err(|e| format!("write {}: {e}", conf.display()))?;
+            let config = nginx_config(listen, origin, dir, running_as_root(), storage_mib);
+            fs::write(&conf, config).map_err(|e| format!("write {}: {e}", conf.display()))?;
             let mut prefix = dir.as_os_str().to_owned();
             prefix.push("/");
             let mut cmd = Command::new(bin);
             cmd.arg("-p").arg(prefix).arg("-c").arg(conf);
-            Ok(Some(cmd))
+            Ok(Some(ServerSpec {
+                cmd,
+                holdings: Holdings::Nginx {
+                    cache_dir: dir.join(NGINX_CACHE_DIR),
+                },
+            }))
         }
     }
 }
@@ -150,15 +176,32 @@ sub vcl_backend_response {{
     )
 }
 
-/// nginx as a caching proxy: honours origin Cache-Control (no
-/// `proxy_cache_valid`), keeps upstream connections alive, does not cap
-/// client keep-alive at nginx's default 1000 requests per connection, and
-/// gzips `text/plain` for clients that accept it (`gzip on`).
+/// nginx's cache directory, under the server's temp dir.
+const NGINX_CACHE_DIR: &str = "cache";
+
+/// nginx's shared memory zone for cache keys, in MiB. nginx's documentation
+/// puts about 8,000 keys in 1 MiB, so 16 MiB hold ~128,000 keys; nginx stores
+/// each object in whole filesystem blocks (4 KiB here), so even the
+/// largest budget (256 MiB) holds at most 65,536 objects and `max_size`, not
+/// the zone, decides what is evicted.
+const NGINX_KEYS_ZONE_MIB: u64 = 16;
+
+/// Files nginx's cache manager may delete per pass (default 100, a pass
+/// every 50 ms at most): at the default it deletes at most ~2,000 files a
+/// second, while `zipf` stores ~10,000 a second, and its cache ran to four
+/// times `max_size`.
+const NGINX_MANAGER_FILES: u64 = 10_000;
+
+/// nginx as a caching proxy with a cache of `storage_mib` MiB: honours origin
+/// Cache-Control (no `proxy_cache_valid`), keeps upstream connections alive,
+/// does not cap client keep-alive at nginx's default 1000 requests per
+/// connection, and gzips `text/plain` for clients that accept it (`gzip on`).
 pub(crate) fn nginx_config(
     listen: SocketAddr,
     origin: SocketAddr,
     dir: &Path,
     root: bool,
+    storage_mib: u64,
 ) -> String {
     let d = dir.display();
     // As root, workers would run as `nobody` and could not write the cache dir.
@@ -196,7 +239,7 @@ http {{
     uwsgi_temp_path {d}/uwsgi_temp;
     scgi_temp_path {d}/scgi_temp;
 
-    proxy_cache_path {d}/cache levels=1:2 keys_zone=bench:16m max_size={STORAGE_MIB}m inactive=1h use_temp_path=off;
+    proxy_cache_path {d}/{NGINX_CACHE_DIR} levels=1:2 keys_zone=bench:{NGINX_KEYS_ZONE_MIB}m max_size={storage_mib}m manager_files={NGINX_MANAGER_FILES} inactive=1h use_temp_path=off;
 
     upstream origin {{
         server {origin};
@@ -272,4 +315,77 @@ pub(crate) fn start_haproxy(
     let mut haproxy = RunningServer::spawn(cmd, bind, dir).map_err(|e| format!("haproxy: {e}"))?;
     haproxy.wait_ready().map_err(|e| format!("haproxy: {e}"))?;
     Ok(haproxy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn lacquer_gets_the_budget() {
+        let cmd = lacquer_command(Path::new("lacquer"), addr(1), addr(2), addr(3), 100);
+        let a = args(&cmd);
+        let at = a.iter().position(|x| x == "--storage").unwrap();
+        assert_eq!(a[at + 1], "100MiB");
+        assert_eq!(a[..3], ["run", "-a", "127.0.0.1:1"]);
+    }
+
+    #[test]
+    fn varnish_and_lacquer_specs_get_the_budget() {
+        let dir = crate::process::TempDir::new("proxies-test").unwrap();
+        let spec = server_command(
+            ServerKind::Lacquer,
+            Path::new("lacquer"),
+            addr(1),
+            addr(2),
+            &dir.0,
+            100,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(args(&spec.cmd).contains(&"100MiB".to_owned()));
+        let Holdings::Lacquer { admin } = spec.holdings else {
+            panic!("lacquer's holdings come from its admin listener");
+        };
+        assert!(args(&spec.cmd).contains(&admin.to_string()));
+        // Varnish only where it is installed.
+        if let Some(spec) = server_command(
+            ServerKind::Varnish,
+            Path::new("lacquer"),
+            addr(1),
+            addr(2),
+            &dir.0,
+            100,
+        )
+        .unwrap()
+        {
+            let a = args(&spec.cmd);
+            let at = a.iter().position(|x| x == "-s").unwrap();
+            assert_eq!(a[at + 1], "malloc,100m");
+        }
+    }
+
+    #[test]
+    fn nginx_config_gets_the_budget() {
+        let conf = nginx_config(addr(1), addr(2), Path::new("/t"), false, 100);
+        assert!(
+            conf.contains(
+                "proxy_cache_path /t/cache levels=1:2 keys_zone=bench:16m max_size=100m manager_files=10000 "
+            ),
+            "{conf}"
+        );
+        assert!(!conf.contains("user root;"));
+        let conf = nginx_config(addr(1), addr(2), Path::new("/t"), true, STORAGE_MIB);
+        assert!(conf.contains("max_size=256m") && conf.contains("user root;\n"));
+    }
 }

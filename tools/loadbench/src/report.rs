@@ -3,12 +3,16 @@
 use std::thread;
 
 use crate::cli::Options;
+use crate::holdings::thousands;
 use crate::origin::OBJ_SIZE;
 use crate::process::OTHER_CPU_WARN;
+use crate::proxies::STORAGE_MIB;
 use crate::run::{hit_ratio, Outcome, Row};
 use crate::scale_out::ScaleRow;
-use crate::scenarios::{ServerKind, RATIOS, SCALE_OUT_CONNECTIONS};
-use crate::scripts::SCALE_OUT_URLS;
+use crate::scenarios::{
+    Load, Scenario, ServerKind, RATIOS, SCALE_OUT_CONNECTIONS, ZIPF_STORAGE_MIB,
+};
+use crate::scripts::{SCALE_OUT_URLS, ZIPF_EXPONENT, ZIPF_KEYS};
 
 pub(crate) fn fmt_latency(us: Option<f64>) -> String {
     match us {
@@ -104,7 +108,7 @@ pub(crate) fn table_header(first: &str, second: &str) {
 pub(crate) fn print_report(
     opts: &Options,
     rows: &[Row],
-    rss: &[(ServerKind, (u64, usize))],
+    rss: &[(ServerKind, u64, (u64, usize))],
     scale_out: &[ScaleRow],
 ) {
     println!();
@@ -129,9 +133,11 @@ pub(crate) fn print_table(opts: &Options, rows: &[Row]) {
     for sc in &opts.scenarios {
         for row in rows.iter().filter(|r| r.scenario == sc.name) {
             let cells = result_cells(&row.stats, row.origin_requests, row.other_cpu);
-            let notes = match (&row.stats, &row.note) {
-                (_, Some(note)) => note.as_str(),
-                (Outcome::NotApplicable(why), None) => why,
+            let held = row.held.map(|h| h.describe());
+            let notes = match (&row.stats, &row.note, &held) {
+                (_, Some(note), _) => note.as_str(),
+                (Outcome::NotApplicable(why), None, _) => why,
+                (_, None, Some(held)) => held.as_str(),
                 _ => "",
             };
             table_line(row.scenario, row.server.name(), &cells, notes);
@@ -146,6 +152,14 @@ pub(crate) fn print_table(opts: &Options, rows: &[Row]) {
         "hit %     = 1 - origin / requests made by wrk, floored at 0; for esi, requests are \
          pages and fragment fetches count as origin requests"
     );
+    if opts.scenarios.iter().any(|s| s.load == Load::Zipf) {
+        println!(
+            "zipf      = {} keys of {OBJ_SIZE} bytes, Zipf s = {ZIPF_EXPONENT:?}, \
+             each server on a {ZIPF_STORAGE_MIB} MiB budget{}; notes: what it held after the run",
+            thousands(ZIPF_KEYS),
+            budget_overrides(&opts.zipf_budgets)
+        );
+    }
     println!(
         "other CPU = share of the machine's CPU used by unrelated processes during the run \
          (over {:.0}% skews the figures)",
@@ -162,45 +176,15 @@ pub(crate) fn print_ratios(opts: &Options, rows: &[Row]) {
             let (Some(lrow), Some(orow)) = (find(sc.name, mine), find(sc.name, other)) else {
                 continue;
             };
-            let (Some(l), Some(o)) = (lrow.stats.stats(), orow.stats.stats()) else {
-                continue;
-            };
-            let rps = if o.requests_per_sec > 0.0 {
-                format!("{:.2}x", l.requests_per_sec / o.requests_per_sec)
-            } else {
-                "n/a".to_owned()
-            };
-            let p99 = match (l.p99_us, o.p99_us) {
-                (Some(a), Some(b)) if b > 0.0 => format!(
-                    "{} vs {} ({:.2}x)",
-                    fmt_latency(Some(a)),
-                    fmt_latency(Some(b)),
-                    a / b
-                ),
-                (a, b) => format!("{} vs {}", fmt_latency(a), fmt_latency(b)),
-            };
-            let warned: Vec<&str> = [lrow, orow]
-                .iter()
-                .filter(|r| r.note.is_some())
-                .map(|r| r.server.name())
-                .collect();
-            let caveat = if warned.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "   (not comparable: see the notes of {})",
-                    warned.join(" and ")
-                )
-            };
-            let cpu = match (l.cpu_us_per_request, o.cpu_us_per_request) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-                _ => "n/a".to_owned(),
-            };
-            let pair = format!("{}/{}", mine.name(), other.name());
-            ratio_lines.push(format!(
-                "{pair:<30} {:<10} req/s {rps:>6}   CPU/req {cpu:>6}   p99 {p99}{caveat}",
-                sc.name
-            ));
+            ratio_lines.extend(ratio_line(sc, lrow, orow));
+        }
+    }
+    for sc in opts.scenarios.iter().filter(|s| s.load == Load::Zipf) {
+        let Some(lrow) = find(sc.name, ServerKind::Lacquer) else {
+            continue;
+        };
+        for other in [ServerKind::Varnish, ServerKind::Nginx] {
+            ratio_lines.extend(find(sc.name, other).and_then(|orow| zipf_goal(lrow, orow)));
         }
     }
     if !ratio_lines.is_empty() {
@@ -210,6 +194,92 @@ pub(crate) fn print_ratios(opts: &Options, rows: &[Row]) {
         }
     }
 }
+
+/// `a/b  SCENARIO  req/s …  CPU/req …  p99 …`, plus the hit ratios for
+/// `zipf`; `None` unless both rows were measured.
+pub(crate) fn ratio_line(sc: &Scenario, lrow: &Row, orow: &Row) -> Option<String> {
+    let (l, o) = (lrow.stats.stats()?, orow.stats.stats()?);
+    let rps = if o.requests_per_sec > 0.0 {
+        format!("{:.2}x", l.requests_per_sec / o.requests_per_sec)
+    } else {
+        "n/a".to_owned()
+    };
+    let p99 = match (l.p99_us, o.p99_us) {
+        (Some(a), Some(b)) if b > 0.0 => format!(
+            "{} vs {} ({:.2}x)",
+            fmt_latency(Some(a)),
+            fmt_latency(Some(b)),
+            a / b
+        ),
+        (a, b) => format!("{} vs {}", fmt_latency(a), fmt_latency(b)),
+    };
+    let caveat = caveat(lrow, orow);
+    let cpu = match (l.cpu_us_per_request, o.cpu_us_per_request) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "n/a".to_owned(),
+    };
+    let hit = match (sc.load, hit_points(lrow, orow)) {
+        (Load::Zipf, Some((a, b))) => format!(
+            "   hit % {:.1} vs {:.1} ({:+.1} points)",
+            a * 100.0,
+            b * 100.0,
+            (a - b) * 100.0
+        ),
+        _ => String::new(),
+    };
+    let pair = format!("{}/{}", lrow.server.name(), orow.server.name());
+    Some(format!(
+        "{pair:<30} {:<10} req/s {rps:>6}   CPU/req {cpu:>6}   p99 {p99}{hit}{caveat}",
+        sc.name
+    ))
+}
+
+/// `   (not comparable: see the notes of …)` when either row has a note.
+fn caveat(lrow: &Row, orow: &Row) -> String {
+    let warned: Vec<&str> = [lrow, orow]
+        .iter()
+        .filter(|r| r.note.is_some())
+        .map(|r| r.server.name())
+        .collect();
+    if warned.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "   (not comparable: see the notes of {})",
+            warned.join(" and ")
+        )
+    }
+}
+
+/// The hit ratios (0..=1) of two measured rows.
+pub(crate) fn hit_points(a: &Row, b: &Row) -> Option<(f64, f64)> {
+    let ratio = |r: &Row| hit_ratio(r.origin_requests, r.stats.stats()?.requests);
+    Some((ratio(a)?, ratio(b)?))
+}
+
+/// `zipf`'s goal (issue 16): lacquer's hit ratio at least `ZIPF_GOAL_POINTS`
+/// above the other's, and `ZIPF_GOAL_RPS` times its req/s.
+pub(crate) fn zipf_goal(lrow: &Row, orow: &Row) -> Option<String> {
+    let (l, o) = (lrow.stats.stats()?, orow.stats.stats()?);
+    let (lh, oh) = hit_points(lrow, orow)?;
+    let points = (lh - oh) * 100.0;
+    let rps = (o.requests_per_sec > 0.0).then(|| l.requests_per_sec / o.requests_per_sec);
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    Some(format!(
+        "zipf goal vs {}: hit ratio +{ZIPF_GOAL_POINTS:.0} points {} ({points:+.1}), \
+         req/s {ZIPF_GOAL_RPS:.1}x {} ({}){}",
+        orow.server.name(),
+        verdict(points >= ZIPF_GOAL_POINTS),
+        verdict(rps.is_some_and(|r| r >= ZIPF_GOAL_RPS)),
+        rps.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x")),
+        caveat(lrow, orow)
+    ))
+}
+
+/// Issue 16's `zipf` goal: hit ratio points above the other server's.
+pub(crate) const ZIPF_GOAL_POINTS: f64 = 5.0;
+/// Issue 16's `zipf` goal: req/s against the other server's.
+pub(crate) const ZIPF_GOAL_RPS: f64 = 1.5;
 
 pub(crate) fn print_scale_out(opts: &Options, rows: &[ScaleRow]) {
     let connections = opts.connections.unwrap_or(SCALE_OUT_CONNECTIONS);
@@ -248,27 +318,138 @@ pub(crate) fn print_scale_out(opts: &Options, rows: &[ScaleRow]) {
     );
 }
 
-pub(crate) fn print_rss(rss: &[(ServerKind, (u64, usize))]) {
+/// Peak RSS per server instance: (server, storage budget in MiB, (KiB, processes)).
+pub(crate) fn print_rss(rss: &[(ServerKind, u64, (u64, usize))]) {
     println!();
     println!("peak RSS (VmHWM summed over each server's processes):");
-    for (kind, (kib, procs)) in rss {
+    for (kind, mib, (kib, procs)) in rss {
         println!(
-            "  {:<15} {:>10}  ({procs} process{})",
-            kind.name(),
+            "  {:<28} {:>10}  ({procs} process{})",
+            rss_label(*kind, *mib),
             fmt_mib(*kib),
             if *procs == 1 { "" } else { "es" }
         );
     }
-    let lacquer = rss.iter().find(|(k, _)| *k == ServerKind::Lacquer);
-    for (kind, (kib, _)) in rss.iter().filter(|(k, _)| *k != ServerKind::Lacquer) {
-        if let Some((_, (l, _))) = lacquer {
+    for (lacquer, mib, (l, _)) in rss.iter().filter(|(k, ..)| *k == ServerKind::Lacquer) {
+        // The default budget's instances with each other, the others (zipf's,
+        // whose budgets --zipf-budget may set apart) with each other.
+        let default = *mib == STORAGE_MIB;
+        for (kind, other_mib, (kib, _)) in rss
+            .iter()
+            .filter(|(k, m, _)| *k != ServerKind::Lacquer && (*m == STORAGE_MIB) == default)
+        {
             if *kib > 0 {
-                println!(
-                    "  lacquer/{:<15} RSS {:.2}x",
-                    kind.name(),
-                    *l as f64 / *kib as f64
+                let pair = format!(
+                    "{}/{}",
+                    rss_label(*lacquer, *mib),
+                    rss_label(*kind, *other_mib)
                 );
+                println!("  {pair:<28} RSS {:.2}x", *l as f64 / *kib as f64);
             }
         }
+    }
+}
+
+/// ` (--zipf-budget: lacquer 275 MiB)`, or nothing without the option.
+pub(crate) fn budget_overrides(budgets: &[(ServerKind, u64)]) -> String {
+    if budgets.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = budgets
+        .iter()
+        .map(|(kind, mib)| format!("{kind} {mib} MiB"))
+        .collect();
+    format!(" (--zipf-budget: {})", list.join(", "))
+}
+
+/// `varnish`, or `varnish (100 MiB)` for an instance run with another
+/// budget than the default.
+pub(crate) fn rss_label(kind: ServerKind, storage_mib: u64) -> String {
+    if storage_mib == STORAGE_MIB {
+        kind.name().to_owned()
+    } else {
+        format!("{} ({storage_mib} MiB)", kind.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenarios::SCENARIOS;
+    use crate::wrk::WrkStats;
+
+    fn row(server: ServerKind, rps: f64, requests: u64, origin: u64) -> Row {
+        Row {
+            scenario: "zipf",
+            server,
+            stats: Outcome::Measured(WrkStats {
+                requests_per_sec: rps,
+                requests,
+                p99_us: Some(2000.0),
+                ..WrkStats::default()
+            }),
+            origin_requests: origin,
+            other_cpu: None,
+            note: None,
+            held: None,
+        }
+    }
+
+    fn scenario(name: &str) -> &'static Scenario {
+        SCENARIOS.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn zipf_ratio_line_has_hit_points() {
+        let l = row(ServerKind::Lacquer, 60_000.0, 600_000, 120_000); // 80.0%
+        let v = row(ServerKind::Varnish, 30_000.0, 300_000, 75_000); // 75.0%
+        let line = ratio_line(scenario("zipf"), &l, &v).unwrap();
+        assert!(line.starts_with("lacquer/varnish"), "{line}");
+        assert!(line.contains("req/s  2.00x"), "{line}");
+        assert!(line.contains("hit % 80.0 vs 75.0 (+5.0 points)"), "{line}");
+        // Other scenarios: no hit column.
+        let line = ratio_line(scenario("mix-90-10"), &l, &v).unwrap();
+        assert!(!line.contains("points"), "{line}");
+        // A failed row: no line.
+        let mut failed = row(ServerKind::Varnish, 0.0, 0, 0);
+        failed.stats = Outcome::Failed;
+        assert_eq!(ratio_line(scenario("zipf"), &l, &failed), None);
+    }
+
+    #[test]
+    fn zipf_goal_verdicts() {
+        let l = row(ServerKind::Lacquer, 45_000.0, 450_000, 90_000); // 80.0%
+        let v = row(ServerKind::Varnish, 30_000.0, 300_000, 75_000); // 75.0%
+        assert_eq!(
+            zipf_goal(&l, &v).unwrap(),
+            "zipf goal vs varnish: hit ratio +5 points met (+5.0), req/s 1.5x met (1.50x)"
+        );
+        let worse = row(ServerKind::Lacquer, 40_000.0, 400_000, 120_000); // 70.0%
+        assert_eq!(
+            zipf_goal(&worse, &v).unwrap(),
+            "zipf goal vs varnish: hit ratio +5 points NOT met (-5.0), req/s 1.5x NOT met (1.33x)"
+        );
+        let idle = row(ServerKind::Nginx, 0.0, 0, 0);
+        assert_eq!(zipf_goal(&l, &idle), None);
+        let mut noted = row(ServerKind::Varnish, 30_000.0, 300_000, 75_000);
+        noted.note = Some("CACHE NOT FULL".to_owned());
+        assert!(zipf_goal(&l, &noted)
+            .unwrap()
+            .ends_with("(1.50x)   (not comparable: see the notes of varnish)"));
+    }
+
+    #[test]
+    fn overrides_listed() {
+        assert_eq!(budget_overrides(&[]), "");
+        assert_eq!(
+            budget_overrides(&[(ServerKind::Lacquer, 275), (ServerKind::Nginx, 50)]),
+            " (--zipf-budget: lacquer 275 MiB, nginx 50 MiB)"
+        );
+    }
+
+    #[test]
+    fn rss_labels() {
+        assert_eq!(rss_label(ServerKind::Varnish, STORAGE_MIB), "varnish");
+        assert_eq!(rss_label(ServerKind::Nginx, 100), "nginx (100 MiB)");
     }
 }

@@ -25,13 +25,23 @@ pub(crate) fn bench_scale_out(
     origin: &Origin,
 ) -> Result<Vec<ScaleRow>, BenchError> {
     let haproxy_bin = find_program("haproxy").ok_or(BenchError::NotInstalled)?;
+    let scenario = SCENARIOS
+        .iter()
+        .find(|s| s.load == Load::ScaleOut)
+        .expect("the scale-out scenario is in SCENARIOS");
     let mut nodes = Vec::new();
     for i in 1..=2 {
         let dir = TempDir::new(&format!("lacquer-node{i}"))
             .map_err(|e| BenchError::Failed(format!("create temp dir: {e}")))?;
         let listen = free_port().map_err(BenchError::Failed)?;
         let admin = free_port().map_err(BenchError::Failed)?;
-        let cmd = lacquer_command(&opts.lacquer_bin, listen, origin.addr, admin);
+        let cmd = lacquer_command(
+            &opts.lacquer_bin,
+            listen,
+            origin.addr,
+            admin,
+            scenario.storage_mib,
+        );
         eprintln!(
             "[scale-out] lacquer node {i} on {listen}: {}",
             describe(&cmd)
@@ -48,10 +58,6 @@ pub(crate) fn bench_scale_out(
     let bind = free_port().map_err(BenchError::Failed)?;
 
     let script = opts.scripts_dir.join(SCALE_OUT_SCRIPT);
-    let scenario = SCENARIOS
-        .iter()
-        .find(|s| s.load == Load::ScaleOut)
-        .expect("the scale-out scenario is in SCENARIOS");
     let mut rows = Vec::new();
     for count in [1, 2] {
         let label = format!(
@@ -81,7 +87,7 @@ pub(crate) fn bench_scale_out(
             "[{label}] warm-up: {} of {SCALE_OUT_URLS} URLs fetched from the origin",
             row.warm_fetches
         );
-        let make_run = |label: &str, secs| WrkRun {
+        let make_run = |label: &str, secs, _phase| WrkRun {
             url: format!("http://{bind}/"),
             script: Some((script.clone(), unique_tag())),
             threads: opts.threads,
@@ -92,7 +98,8 @@ pub(crate) fn bench_scale_out(
         };
         let mut pids = vec![haproxy.pid()];
         pids.extend(nodes.iter().map(RunningServer::pid));
-        let (stats, origin_requests, other_cpu) = measure(opts, origin, &label, &pids, make_run);
+        let (stats, origin_requests, other_cpu) =
+            measure(opts, origin, &label, &pids, opts.warmup_secs, make_run);
         row.stats = stats.into();
         row.origin_requests = origin_requests;
         row.other_cpu = other_cpu;

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::origin::{ESI_GZIP_PAGE_PATH, ESI_PAGE_PATH};
+use crate::proxies::STORAGE_MIB;
 
 /// `scale-out`: wrk connections unless `--connections` overrides it.
 pub(crate) const SCALE_OUT_CONNECTIONS: u32 = 256;
@@ -24,6 +25,9 @@ pub(crate) enum Load {
     Gzip,
     /// Not run per server: HAProxy in front of one, then two lacquer nodes.
     ScaleOut,
+    /// A wrk Lua script drawing `/zipf/K` from a Zipf distribution over a key
+    /// space ten times the cache budget; the warm-up run fills the cache.
+    Zipf,
 }
 
 #[derive(PartialEq)]
@@ -37,7 +41,15 @@ pub(crate) struct Scenario {
     /// wrk connections unless `--connections` overrides it.
     pub(crate) connections: u32,
     pub(crate) load: Load,
+    /// Storage budget of every proxy for this scenario, in MiB. Scenarios
+    /// with a budget other than [`STORAGE_MIB`] get server instances of
+    /// their own (see `run::bench_server`).
+    pub(crate) storage_mib: u64,
 }
+
+/// `zipf`: the storage budget, a tenth of the key space's bodies
+/// (`ZIPF_KEYS` × `ZIPF_OBJ_SIZE` = 1,000,000 KiB ≈ 977 MiB).
+pub(crate) const ZIPF_STORAGE_MIB: u64 = 100;
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -46,6 +58,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 256,
         load: Load::Url,
+        storage_mib: STORAGE_MIB,
     },
     Scenario {
         name: "hit-16KiB",
@@ -53,6 +66,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 256,
         load: Load::Url,
+        storage_mib: STORAGE_MIB,
     },
     // 64 connections are plenty to saturate loopback with 1 MiB bodies; 256 of
     // them only inflates latency (and risks wrk's 2 s timeout) without adding
@@ -63,6 +77,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 64,
         load: Load::Url,
+        storage_mib: STORAGE_MIB,
     },
     // A video player or download manager: 16 ranges of 64 KiB, in turn.
     Scenario {
@@ -71,6 +86,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 64,
         load: Load::Ranges,
+        storage_mib: STORAGE_MIB,
     },
     // Compressible text the origin sends uncoded, for clients that accept
     // gzip: each proxy compresses (lacquer and Varnish once, when storing;
@@ -81,6 +97,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 256,
         load: Load::Gzip,
+        storage_mib: STORAGE_MIB,
     },
     Scenario {
         name: "pass-1KiB",
@@ -88,6 +105,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: false,
         connections: 256,
         load: Load::Url,
+        storage_mib: STORAGE_MIB,
     },
     Scenario {
         name: "esi",
@@ -95,6 +113,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 256,
         load: Load::Esi,
+        storage_mib: STORAGE_MIB,
     },
     // The ESI page for clients that accept gzip: lacquer gzips the page
     // as it is assembled, at each delivery; Varnish stores it gzip'd
@@ -105,6 +124,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 256,
         load: Load::EsiGzip,
+        storage_mib: STORAGE_MIB,
     },
     Scenario {
         name: "mix-90-10",
@@ -112,6 +132,17 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: 256,
         load: Load::Mix,
+        storage_mib: STORAGE_MIB,
+    },
+    // Hit ratio when the cache is ten times smaller than the working set:
+    // eviction and admission policy, on a web-like popularity curve.
+    Scenario {
+        name: "zipf",
+        path: "/zipf/0",
+        hit: false,
+        connections: 256,
+        load: Load::Zipf,
+        storage_mib: ZIPF_STORAGE_MIB,
     },
     Scenario {
         name: "scale-out",
@@ -119,6 +150,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         hit: true,
         connections: SCALE_OUT_CONNECTIONS,
         load: Load::ScaleOut,
+        storage_mib: STORAGE_MIB,
     },
 ];
 

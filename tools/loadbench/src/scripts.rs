@@ -1,4 +1,5 @@
-//! The wrk Lua scripts of the scripted scenarios (`mix-90-10`, `scale-out`).
+//! The wrk Lua scripts of the scripted scenarios (`range-1MiB`, `mix-90-10`,
+//! `zipf`, `scale-out`).
 
 use std::fs;
 use std::path::Path;
@@ -14,7 +15,16 @@ pub(crate) const SCALE_OUT_URLS: u32 = 1000;
 pub(crate) const RANGE_SIZE: u64 = 64 << 10;
 pub(crate) const RANGES: u64 = 16;
 
+/// `zipf`: distinct cacheable URLs `/zipf/0` .. `/zipf/(N-1)`, ten times
+/// what the scenario's storage budget holds (1 KiB bodies, 100 MiB).
+pub(crate) const ZIPF_KEYS: u64 = 1_000_000;
+/// `zipf`: the exponent s of the popularity curve, P(rank k) ∝ 1/k^s. Web
+/// and CDN traces measure s between about 0.6 and 1.0; 1.0 (the classic Zipf
+/// law) is the usual figure for web-cache studies.
+pub(crate) const ZIPF_EXPONENT: f64 = 1.0;
+
 pub(crate) const MIX_SCRIPT: &str = "mix-90-10.lua";
+pub(crate) const ZIPF_SCRIPT: &str = "zipf.lua";
 pub(crate) const RANGE_SCRIPT: &str = "range-64KiB.lua";
 pub(crate) const SCALE_OUT_SCRIPT: &str = "scale-out.lua";
 
@@ -76,6 +86,47 @@ end
     )
 }
 
+/// `zipf`: each request is for `/zipf/K`, K = rank - 1, the rank drawn from
+/// a Zipf distribution (exponent `ZIPF_EXPONENT`) over `ZIPF_KEYS` ranks.
+/// Each wrk thread computes the cumulative distribution once, in `init`,
+/// and draws by binary search on it (20 steps for a million keys). The seed
+/// is the script argument (the run's phase, so the warm-up and the measured
+/// run draw different streams) and the thread's id: every server is sent
+/// the same request streams.
+pub(crate) fn zipf_script() -> String {
+    format!(
+        "\
+-- zipf, written by benches/load.rs: Zipf (s = {ZIPF_EXPONENT:?}) over {ZIPF_KEYS} URLs.
+{SCRIPT_THREAD_IDS}
+local keys = {ZIPF_KEYS}
+local cdf = {{}}
+local total = 0
+
+function init(args)
+   for k = 1, keys do
+      total = total + k ^ -{ZIPF_EXPONENT:?}
+      cdf[k] = total
+   end
+   math.randomseed((tonumber(args[1]) or 0) * 1000 + id + 1)
+end
+
+function request()
+   local u = math.random() * total
+   local lo, hi = 1, keys
+   while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if cdf[mid] < u then
+         lo = mid + 1
+      else
+         hi = mid
+      end
+   end
+   return wrk.format(\"GET\", \"/zipf/\" .. (lo - 1))
+end
+"
+    )
+}
+
 /// `range-1MiB`: each wrk thread asks for the object's `RANGES` ranges of
 /// `RANGE_SIZE` bytes in turn, starting at a range of its own.
 pub(crate) fn range_script() -> String {
@@ -105,9 +156,47 @@ pub(crate) fn write_scripts(dir: &Path) -> Result<(), String> {
         (MIX_SCRIPT, mix_script()),
         (RANGE_SCRIPT, range_script()),
         (SCALE_OUT_SCRIPT, scale_out_script()),
+        (ZIPF_SCRIPT, zipf_script()),
     ] {
         let path = dir.join(name);
         fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_script_draws_over_the_key_space() {
+        let lua = zipf_script();
+        assert!(lua.contains("local keys = 1000000\n"), "{lua}");
+        assert!(lua.contains("total = total + k ^ -1.0\n"), "{lua}");
+        // Ranks 1..=keys are URLs 0..keys, what the origin serves.
+        assert!(lua.contains("\"/zipf/\" .. (lo - 1)"), "{lua}");
+        // Seeded by the run's phase and the thread.
+        assert!(lua.contains("math.randomseed((tonumber(args[1]) or 0) * 1000 + id + 1)"));
+        assert!(lua.starts_with("-- zipf,") && lua.contains("function setup(thread)"));
+        // Balanced braces: no `{{` left over from format!.
+        assert!(!lua.contains("{{") && lua.contains("local cdf = {}"));
+    }
+
+    #[test]
+    fn all_scripts_written() {
+        let dir = crate::process::TempDir::new("scripts-test").unwrap();
+        write_scripts(&dir.0).unwrap();
+        for name in [MIX_SCRIPT, RANGE_SCRIPT, SCALE_OUT_SCRIPT, ZIPF_SCRIPT] {
+            let text = std::fs::read_to_string(dir.0.join(name)).unwrap();
+            assert!(text.contains("function request()"), "{name}");
+        }
+    }
+
+    /// Ten times the budget: the scenario's point.
+    #[test]
+    fn zipf_key_space_is_ten_budgets() {
+        let bodies = ZIPF_KEYS * crate::origin::OBJ_SIZE as u64;
+        let budget = crate::scenarios::ZIPF_STORAGE_MIB << 20;
+        assert!((9..=11).contains(&(bodies / budget)), "{bodies} / {budget}");
+    }
 }

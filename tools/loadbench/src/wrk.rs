@@ -15,6 +15,8 @@ pub(crate) struct WrkStats {
     pub(crate) requests_per_sec: f64,
     /// Requests completed during the run (wrk's "N requests in Xs").
     pub(crate) requests: u64,
+    /// How long wrk says the run took (the X of "N requests in Xs").
+    pub(crate) runtime_secs: Option<f64>,
     /// Microseconds.
     pub(crate) p50_us: Option<f64>,
     pub(crate) p99_us: Option<f64>,
@@ -30,6 +32,18 @@ pub(crate) struct WrkStats {
 impl WrkStats {
     pub(crate) fn errors(&self) -> u64 {
         self.non_2xx + self.socket_errors
+    }
+
+    /// A note when wrk's own clock disagrees with the `secs` it was asked
+    /// to run by more than half: its req/s (requests over its clock) is
+    /// then not the rate the server kept up. Seen once under heavy CPU
+    /// contention: a 5 s run whose requests and req/s implied 77 s.
+    pub(crate) fn clock_note(&self, secs: u64) -> Option<String> {
+        let runtime = self.runtime_secs?;
+        let asked = secs as f64;
+        ((runtime - asked).abs() > 0.5 * asked).then(|| {
+            format!("WRK CLOCK: the {secs} s run took {runtime:.1} s by wrk's clock; req/s is off")
+        })
     }
 }
 
@@ -193,9 +207,14 @@ pub(crate) fn parse_wrk(out: &str) -> Option<WrkStats> {
         if let Some(v) = line.strip_prefix("Requests/sec:") {
             stats.requests_per_sec = v.trim().parse().ok()?;
             have_rps = true;
-        } else if let Some((n, _)) = line.split_once(" requests in ") {
+        } else if let Some((n, rest)) = line.split_once(" requests in ") {
             // "123456 requests in 10.00s, 1.23GB read"
             stats.requests = n.trim().parse().unwrap_or(0);
+            stats.runtime_secs = rest
+                .split(',')
+                .next()
+                .and_then(|t| parse_latency_us(t.trim()))
+                .map(|us| us / 1e6);
         } else if let Some(v) = line.strip_prefix("Transfer/sec:") {
             stats.bytes_per_sec = parse_bytes(v.trim());
         } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
@@ -239,4 +258,49 @@ pub(crate) fn parse_latency_us(s: &str) -> Option<f64> {
         _ => return None,
     };
     Some(value * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUT: &str = "\
+Running 5s test @ http://127.0.0.1:1/zipf/0
+  2 threads and 256 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     9.07ms   30.00ms 500.00ms   95.00%
+  Latency Distribution
+     50%    9.07ms
+     75%   12.00ms
+     90%   20.00ms
+     99%  405.37ms
+  81234 requests in 5.05s, 97.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:  16089.00
+Transfer/sec:     19.30MB
+";
+
+    #[test]
+    fn parsed() {
+        let s = parse_wrk(OUT).unwrap();
+        assert_eq!(s.requests, 81234);
+        assert_eq!(s.runtime_secs, Some(5.05));
+        assert_eq!(s.requests_per_sec, 16089.0);
+        assert_eq!((s.p50_us, s.p99_us), (Some(9070.0), Some(405_370.0)));
+        assert_eq!(s.socket_errors, 3);
+        assert_eq!(s.clock_note(5), None);
+        let note = s.clock_note(2).unwrap();
+        assert!(
+            note.starts_with("WRK CLOCK: the 2 s run took 5.0 s"),
+            "{note}"
+        );
+        assert!(parse_wrk("no summary").is_none());
+    }
+
+    #[test]
+    fn runtime_in_minutes() {
+        let s = parse_wrk("  10 requests in 1.29m, 1.00KB read\nRequests/sec: 0.13\n").unwrap();
+        assert_eq!(s.runtime_secs, Some(77.4));
+        assert!(s.clock_note(5).is_some());
+    }
 }
