@@ -186,6 +186,25 @@ impl Store {
             self.tags.add(tag, &key);
         }
         let max = self.max_variants;
+        if !self.cache.contains_key(&key) {
+            // A key not held: through moka's plain insert, the path its
+            // admission policy (TinyLFU) judges when the cache is full: a
+            // newcomer seen less often than the entries it would push out
+            // is not kept. `entry().and_upsert_with` admits every newcomer,
+            // which cost ~3 points of hit ratio on a Zipf workload
+            // (`cargo bench --bench zipf_store`). Two variants of one URL
+            // stored at the same instant may race here: one is kept, the
+            // other fetched again later (its surrogate keys stay indexed,
+            // so a purge by key may remove the entry once too often).
+            self.cache.insert(
+                key,
+                Arc::new(Entry {
+                    variants: vec![obj],
+                    hit_for_miss_until: None,
+                }),
+            );
+            return;
+        }
         // Variants of the old value that the new one does not keep.
         let mut dropped: Vec<Arc<CachedObject>> = Vec::new();
         self.cache.entry(key.clone()).and_upsert_with(|old| {
@@ -425,5 +444,82 @@ impl Store {
     pub fn entry_count(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::freshness::Freshness;
+    use crate::cache::object::{KeySpec, Provenance};
+    use crate::cache::vary::Variant;
+    use bytes::Bytes;
+    use http::{HeaderMap, StatusCode};
+    use std::time::SystemTime;
+
+    fn object(url: &str) -> Arc<CachedObject> {
+        let freshness = Freshness {
+            ttl: Duration::from_secs(3600),
+            ..Freshness::unstored(SystemTime::now())
+        };
+        Arc::new(CachedObject::new(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from(vec![b'x'; 1024]),
+            freshness,
+            Variant::default(),
+            &KeySpec::default(),
+            Provenance {
+                url: url.into(),
+                host: "h".into(),
+                ban_stamp: 0,
+            },
+        ))
+    }
+
+    fn key(url: &str) -> CacheKey {
+        CacheKey::for_request("h", url)
+    }
+
+    /// The store's admission keeps what is read often: on a Zipf workload
+    /// (s = 1, 20,000 URLs, room for 600 objects) moka's TinyLFU holds the
+    /// popular objects where LRU would cycle through one-off URLs. Storing
+    /// new keys with `entry().and_upsert_with` weakened it: 56.7% hits on
+    /// this trace, 60.0% with the plain insert.
+    #[test]
+    fn a_zipf_workload_keeps_its_popular_objects() {
+        const KEYS: usize = 20_000;
+        let weight = (object("/probe").weight() + 128 + key("/z/00000").len()) as u64;
+        let store = Store::new(weight * 600, 8);
+        let harmonic: f64 = (1..=KEYS).map(|k| 1.0 / k as f64).sum();
+        let mut cdf = Vec::with_capacity(KEYS);
+        let mut sum = 0.0;
+        for k in 1..=KEYS {
+            sum += 1.0 / (k as f64 * harmonic);
+            cdf.push(sum);
+        }
+        // A fixed linear congruential sequence: the same trace every run.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut draw = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            cdf.partition_point(|&c| c < u).min(KEYS - 1)
+        };
+        let (warm, measured) = (100_000, 100_000);
+        let mut hits = 0;
+        for n in 0..warm + measured {
+            let url = format!("/z/{:05}", draw());
+            let k = key(&url);
+            if matches!(store.lookup(&k, &HeaderMap::new()), Found::Object(_)) {
+                hits += usize::from(n >= warm);
+            } else {
+                store.insert(k, object(&url));
+            }
+        }
+        let ratio = hits as f64 / measured as f64;
+        assert!(ratio > 0.585, "hit ratio {ratio:.3}");
+        assert!(store.stored_bytes() <= weight * 600);
     }
 }
