@@ -55,6 +55,12 @@ struct Cli {
     /// wrk connections for every scenario [default: 256; 64 for hit-1MiB]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     connections: Option<u32>,
+    /// full runs, each with its own report; the servers go in the given
+    /// order in odd rounds and in reverse in even ones, so a machine whose
+    /// speed drifts weighs on every server alike
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
     /// wrk threads
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WRK_THREADS,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -80,6 +86,8 @@ pub(crate) struct Options {
     pub(crate) scenarios_explicit: bool,
     pub(crate) connections: Option<u32>,
     pub(crate) threads: u32,
+    /// `--rounds`: full runs, alternating the servers' order.
+    pub(crate) rounds: u32,
     /// Untimed wrk run before each measured one (0 = none).
     pub(crate) warmup_secs: u64,
     /// `zipf`'s untimed wrk run, instead of `warmup_secs` (0 = none).
@@ -113,6 +121,7 @@ impl Options {
             scenarios: cli.scenarios.unwrap_or_else(|| SCENARIOS.iter().collect()),
             connections: cli.connections,
             threads: cli.threads,
+            rounds: cli.rounds,
             warmup_secs: cli.warmup,
             zipf_warmup_secs: cli.zipf_warmup,
             zipf_budgets: cli.zipf_budget.unwrap_or_default(),
@@ -123,6 +132,16 @@ impl Options {
             wrk: PathBuf::from("wrk"),
             scripts_dir: PathBuf::new(),
         }
+    }
+
+    /// The servers in round `round` (0-based): as given, then reversed,
+    /// and so on.
+    pub(crate) fn servers_in_round(&self, round: u32) -> Vec<ServerKind> {
+        let mut servers = self.servers.clone();
+        if round % 2 == 1 {
+            servers.reverse();
+        }
+        servers
     }
 
     pub(crate) fn connections_for(&self, scenario: &Scenario) -> u32 {
@@ -277,6 +296,26 @@ mod tests {
     }
 
     #[test]
+    fn rounds_alternate_the_servers_order() {
+        let args = [
+            "loadbench",
+            "--rounds",
+            "3",
+            "--only",
+            "lacquer,varnish,nginx",
+        ]
+        .map(std::ffi::OsString::from);
+        let opts = Options::parse(args, PathBuf::from("lacquer"));
+        assert_eq!(opts.rounds, 3);
+        use ServerKind::{Lacquer, Nginx, Varnish};
+        assert_eq!(opts.servers_in_round(0), [Lacquer, Varnish, Nginx]);
+        assert_eq!(opts.servers_in_round(1), [Nginx, Varnish, Lacquer]);
+        assert_eq!(opts.servers_in_round(2), [Lacquer, Varnish, Nginx]);
+        let one = Options::parse(["loadbench"].map(std::ffi::OsString::from), "l".into());
+        assert_eq!(one.rounds, 1);
+    }
+
+    #[test]
     fn rejected() {
         for args in [
             &["--duration", "0"][..],
@@ -290,6 +329,8 @@ mod tests {
             &["--only", "squid"],
             &["--scenarios", ","],
             &["--serve-origin", "192.0.2.1:80"],
+            &["--rounds", "0"],
+            &["--rounds", "21"],
             &["--frobnicate"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");

@@ -109,57 +109,80 @@ pub fn main(args: impl IntoIterator<Item = OsString>, lacquer_bin: PathBuf) -> E
     );
     eprintln!("origin listening on {}", origin.addr);
 
-    let mut rows = Vec::new();
-    let mut rss = Vec::new();
-    let per_server = opts.scenarios.iter().any(|s| s.load != Load::ScaleOut);
-    for &kind in opts.servers.iter().filter(|_| per_server) {
-        match bench_server(kind, &opts, &origin) {
-            Ok(outcome) => {
-                failed |= outcome
-                    .rows
-                    .iter()
-                    .any(|r| matches!(r.stats, Outcome::Failed));
-                rows.extend(outcome.rows);
-                rss.extend(
-                    outcome
-                        .peak_rss
-                        .into_iter()
-                        .map(|(mib, peak)| (kind, mib, peak)),
-                );
-            }
-            Err(BenchError::NotInstalled) if !opts.servers_explicit => {
-                eprintln!("[{kind}] skipped: not installed");
-            }
-            Err(BenchError::NotInstalled) => {
-                eprintln!("[{kind}] error: not installed (not found on PATH)");
-                failed = true;
-            }
-            Err(BenchError::Failed(e)) => {
-                eprintln!("[{kind}] error: {e}");
-                failed = true;
+    for round in 0..opts.rounds {
+        if opts.rounds > 1 {
+            let order: Vec<String> = opts
+                .servers_in_round(round)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            println!(
+                "\n# round {} of {} (servers in this order: {})",
+                round + 1,
+                opts.rounds,
+                order.join(", ")
+            );
+        }
+        let mut rows = Vec::new();
+        let mut rss = Vec::new();
+        let per_server = opts.scenarios.iter().any(|s| s.load != Load::ScaleOut);
+        for kind in opts
+            .servers_in_round(round)
+            .into_iter()
+            .filter(|_| per_server)
+        {
+            match bench_server(kind, &opts, &origin) {
+                Ok(outcome) => {
+                    failed |= outcome
+                        .rows
+                        .iter()
+                        .any(|r| matches!(r.stats, Outcome::Failed));
+                    rows.extend(outcome.rows);
+                    rss.extend(
+                        outcome
+                            .peak_rss
+                            .into_iter()
+                            .map(|(mib, peak)| (kind, mib, peak)),
+                    );
+                }
+                Err(BenchError::NotInstalled) if !opts.servers_explicit => {
+                    eprintln!("[{kind}] skipped: not installed");
+                }
+                Err(BenchError::NotInstalled) => {
+                    eprintln!("[{kind}] error: not installed (not found on PATH)");
+                    failed = true;
+                }
+                Err(BenchError::Failed(e)) => {
+                    eprintln!("[{kind}] error: {e}");
+                    failed = true;
+                }
             }
         }
-    }
 
-    let mut scale_rows = Vec::new();
-    if opts.scenarios.iter().any(|s| s.load == Load::ScaleOut) {
-        match bench_scale_out(&opts, &origin) {
-            Ok(r) => {
-                failed |= r.iter().any(|r| matches!(r.stats, Outcome::Failed));
-                scale_rows = r;
-            }
-            Err(BenchError::NotInstalled) => {
-                eprintln!("[scale-out] error: haproxy is not installed");
-                failed = true;
-            }
-            Err(BenchError::Failed(e)) => {
-                eprintln!("[scale-out] error: {e}");
-                failed = true;
+        let mut scale_rows = Vec::new();
+        if opts.scenarios.iter().any(|s| s.load == Load::ScaleOut) {
+            match bench_scale_out(&opts, &origin) {
+                Ok(r) => {
+                    failed |= r.iter().any(|r| matches!(r.stats, Outcome::Failed));
+                    scale_rows = r;
+                }
+                Err(BenchError::NotInstalled) => {
+                    eprintln!("[scale-out] error: haproxy is not installed");
+                    failed = true;
+                }
+                Err(BenchError::Failed(e)) => {
+                    eprintln!("[scale-out] error: {e}");
+                    failed = true;
+                }
             }
         }
-    }
 
-    print_report(&opts, &rows, &rss, &scale_rows);
+        // The table keeps the servers in the order given, whatever the round's.
+        let given = |kind: ServerKind| opts.servers.iter().position(|&k| k == kind);
+        rows.sort_by_key(|r| given(r.server));
+        rss.sort_by_key(|&(kind, _, _)| given(kind));
+        print_report(&opts, &rows, &rss, &scale_rows);
+    }
     drop(scripts);
     if failed {
         eprintln!("\nsome servers or scenarios failed; see the messages above");
