@@ -45,6 +45,12 @@ pub struct Bereq {
 }
 
 impl Bereq {
+    /// The proxy's services while it runs; `None` for a fetch without
+    /// them (an ESI fragment's), or once the proxy is gone.
+    pub fn live_services(&self) -> Option<std::sync::Arc<dyn super::PolicyServices>> {
+        self.services.as_ref().and_then(std::sync::Weak::upgrade)
+    }
+
     /// Keeps the request as it is now for [`Bereq::roll_back`].
     pub fn keep_original(&mut self) {
         self.original = Some(Box::new((

@@ -101,6 +101,12 @@ pub struct Original {
 }
 
 impl Task {
+    /// The proxy's services while it runs; `None` for requests lacquer
+    /// makes itself, or once the proxy is gone.
+    pub fn live_services(&self) -> Option<Arc<dyn PolicyServices>> {
+        self.services.as_ref().and_then(Weak::upgrade)
+    }
+
     /// Keeps the request as it is now for `std.rollback(req)`.
     pub fn keep_original(&mut self) {
         self.original = Some(Box::new(Original {

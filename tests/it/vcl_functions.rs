@@ -217,15 +217,22 @@ fn std_log_messages_are_in_the_access_log_line() {
     );
 }
 
-#[tokio::test]
-async fn std_rollback_restores_the_request_as_received() {
+/// An origin answering each of `paths` uncacheably with the path and the
+/// count of its requests (`/orig v1`).
+async fn origin_naming_paths(paths: &[&str]) -> Origin {
     let origin = Origin::start().await;
-    for p in ["/orig", "/changed"] {
+    for &p in paths {
         let body = p.to_string();
         origin.route(p, move |_, n| {
             Reply::ok(format!("{body} v{n}")).header("cache-control", "no-store")
         });
     }
+    origin
+}
+
+#[tokio::test]
+async fn std_rollback_restores_the_request_as_received() {
+    let origin = origin_naming_paths(&["/orig", "/changed"]).await;
     let lq = with_policy(
         origin.addr,
         r#"import std;
@@ -255,13 +262,7 @@ async fn std_rollback_restores_the_request_as_received() {
 
 #[tokio::test]
 async fn std_rollback_bereq_restores_the_backend_request_as_made() {
-    let origin = Origin::start().await;
-    for p in ["/orig", "/changed"] {
-        let body = p.to_string();
-        origin.route(p, move |_, n| {
-            Reply::ok(format!("{body} v{n}")).header("cache-control", "no-store")
-        });
-    }
+    let origin = origin_naming_paths(&["/orig", "/changed"]).await;
     let lq = with_policy(
         origin.addr,
         r#"import std;

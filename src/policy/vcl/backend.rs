@@ -29,6 +29,14 @@ pub(super) struct BackendView<'a, 'b> {
 }
 
 impl BackendView<'_, '_> {
+    /// A backend's health as the probes see it. A fetch without the
+    /// proxy's services (an ESI fragment's) cannot ask: it counts backends
+    /// healthy, as before probes were read here.
+    fn health(&self) -> impl Fn(&str) -> Option<bool> {
+        let proxy = self.bereq.live_services();
+        move |b: &str| Some(proxy.as_ref().is_none_or(|p| p.healthy(b).unwrap_or(false)))
+    }
+
     fn bereq_get(&self, var: &Var) -> Option<Value<'_>> {
         let b = &*self.bereq;
         match var {
@@ -273,37 +281,18 @@ impl Context for BackendView<'_, '_> {
     }
 
     fn ban(&self, expr: &str) -> Result<(), String> {
-        match self
-            .bereq
-            .services
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade)
-        {
+        match self.bereq.live_services() {
             Some(proxy) => proxy.ban(None, expr),
             None => Err("bans are not available for this fetch".to_string()),
         }
     }
 
     fn healthy(&self, backend: &str) -> bool {
-        let proxy = self
-            .bereq
-            .services
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade);
-        // A fetch without the proxy handle (an ESI fragment's) cannot ask:
-        // it counts backends healthy, as before probes were read here.
-        let health = |b: &str| Some(proxy.as_ref().is_none_or(|p| p.healthy(b).unwrap_or(false)));
-        self.shared.directors.healthy(backend, &health)
+        self.shared.directors.healthy(backend, &self.health())
     }
 
     fn director_backend(&self, director: &str, key: &str) -> Option<String> {
-        let proxy = self
-            .bereq
-            .services
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade);
-        let health = |b: &str| Some(proxy.as_ref().is_none_or(|p| p.healthy(b).unwrap_or(false)));
-        self.shared.directors.resolve(director, key, &health)
+        self.shared.directors.resolve(director, key, &self.health())
     }
 
     fn collect(&mut self, header: &Var, separator: &str) {
@@ -353,12 +342,7 @@ impl Context for BackendView<'_, '_> {
     }
 
     fn xkey_purge(&self, keys: &str, soft: bool) -> i64 {
-        let Some(proxy) = self
-            .bereq
-            .services
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade)
-        else {
+        let Some(proxy) = self.bereq.live_services() else {
             return 0;
         };
         // A refused purge (too many keys) is logged where it is refused;

@@ -287,12 +287,7 @@ impl Context for ClientView<'_> {
     }
 
     fn ban(&self, expr: &str) -> Result<(), String> {
-        match self
-            .req
-            .services
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade)
-        {
+        match self.services() {
             Some(proxy) => proxy.ban(Some(self.req), expr),
             None => Err("bans are not available for this request".to_string()),
         }
@@ -401,10 +396,7 @@ impl Context for ClientView<'_> {
 /// The vmods' hooks (vmod cookie and var keep their state in the task).
 impl ClientView<'_> {
     fn services(&self) -> Option<std::sync::Arc<dyn crate::lifecycle::PolicyServices>> {
-        self.req
-            .services
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade)
+        self.req.live_services()
     }
 
     pub(super) fn header_values_of(&self, var: &Var) -> Vec<String> {
