@@ -1,6 +1,7 @@
 //! The shared cache: keys, immutable objects, the byte-bounded store, and the
 //! RFC 9111 rules that decide what is stored and for how long.
 pub mod directives;
+pub mod fields;
 pub mod freshness;
 pub mod key;
 pub mod merge_304;

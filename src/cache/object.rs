@@ -2,30 +2,30 @@
 //! (a 304) makes a new object that shares the old body bytes.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, ETAG, LAST_MODIFIED};
+use http::header::{HeaderName, HeaderValue, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::directives::NOT_DELIVERED;
+use super::fields::StoredFields;
 use super::freshness::Freshness;
 use super::vary::Variant;
 use crate::esi::parse::{Segment, Template};
 use crate::http::coding::Coding;
 
-/// Fixed bytes charged per object on top of its headers and body: the
-/// header maps' tables, the object and entry structs, moka's per-entry
-/// bookkeeping, the key, and the surrogate-key index. Measured with
-/// `cargo bench --bench invalidation` (1M objects of 64-byte bodies): about
-/// 2 KiB of resident memory per object against ~500 bytes charged with a
-/// 256-byte overhead. Measured again with 1 KiB bodies (wrk writing unique
-/// URLs, release build): ~3.5 KiB resident per stored object once objects
-/// own their bytes, against ~2.5 KiB charged with a 1 KiB overhead. With
-/// one header map per object (not two) the same run holds ~3.1 KiB per
-/// object against ~3.5 KiB charged with 2 KiB: the budget errs on the
-/// side of the real memory.
-const OVERHEAD: usize = 2048;
+/// Fixed bytes charged per object on top of its header fields and body:
+/// the object and entry structs, moka's per-entry bookkeeping, the key,
+/// allocator rounding. Set from measured resident memory (see
+/// benches/README.md, "Memory per object"): the budget errs on the side of
+/// the real memory.
+const OVERHEAD: usize = 1024;
+
+/// Bytes charged per stored header field besides its text: its name and
+/// value handles in [`StoredFields`] (72 bytes) and its share of the
+/// values' buffer's bookkeeping.
+const FIELD_OVERHEAD: usize = 80;
 
 /// Bytes charged per surrogate key of an object, on top of twice the key's
 /// length (the object's copy and the index's). Counted for a key unique to
@@ -41,7 +41,7 @@ const TAG_OVERHEAD: usize = 320;
 #[derive(Debug, Clone)]
 pub struct KeySpec {
     /// Headers whose space-separated values tag the object.
-    pub headers: Vec<http::HeaderName>,
+    pub headers: Vec<HeaderName>,
     /// Remove those headers before delivery.
     pub strip: bool,
     /// Deliver the `xkey` header even when stripping: the policy imports
@@ -106,16 +106,13 @@ impl KeySpec {
 pub struct CachedObject {
     /// The response status.
     pub status: StatusCode,
-    /// The headers delivered to clients: the backend's (hop-by-hop
-    /// removed) without the fields meant for this cache, with an exact
-    /// `Content-Length` (and a weak `ETag` on ESI pages).
-    pub deliver_headers: HeaderMap,
-    /// The backend's fields kept out of `deliver_headers` (targeted cache
-    /// control, `Surrogate-Control`, stripped surrogate keys, the strong
-    /// `ETag` of an ESI page): usually empty, which costs no allocation.
-    /// One map plus this instead of two full copies saves ~0.5 KiB per
-    /// object.
-    withheld: HeaderMap,
+    /// The header fields: those delivered to clients (the backend's,
+    /// hop-by-hop removed, without the fields meant for this cache, with
+    /// an exact `Content-Length` and a weak `ETag` on ESI pages), and the
+    /// backend's fields withheld from them (targeted cache control,
+    /// `Surrogate-Control`, stripped surrogate keys, the strong `ETag` of
+    /// an ESI page).
+    pub fields: StoredFields,
     /// The body.
     pub body: Bytes,
     /// RFC 9111 timing.
@@ -179,18 +176,18 @@ impl CachedObject {
     ) -> CachedObject {
         let body = compact_body(body);
         let (tags, ignored_tags) = keys.keys_of(&headers);
-        let header_bytes: usize = headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4)
-            .sum();
-        let withhold = |name: &http::HeaderName| {
+        let withhold = |name: &HeaderName| {
             NOT_DELIVERED.contains(&name.as_str()) || (keys.strip && keys.headers.contains(name))
         };
         let coding = Coding::of(&headers);
-        let (mut deliver_headers, withheld) = compact_headers(&headers, withhold);
-        deliver_headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let fields = StoredFields::pack(&headers, withhold, HeaderValue::from(body.len()));
         let tag_bytes: usize = tags.iter().map(|t| TAG_OVERHEAD + 2 * t.len()).sum();
-        let weight = OVERHEAD + 2 * header_bytes + body.len() + variant.weight() + tag_bytes;
+        let weight = OVERHEAD
+            + fields.len() * FIELD_OVERHEAD
+            + fields.text_bytes()
+            + body.len()
+            + variant.weight()
+            + tag_bytes;
         // Retention counts from now, not from the response's own clock.
         let resident = SystemTime::now()
             .duration_since(freshness.response_time)
@@ -198,8 +195,7 @@ impl CachedObject {
         let expires = Instant::now() + freshness.retention().saturating_sub(resident);
         CachedObject {
             status,
-            deliver_headers,
-            withheld,
+            fields,
             body,
             freshness,
             variant,
@@ -239,19 +235,7 @@ impl CachedObject {
     /// A weak `ETag` delivered; the strong one withheld, for revalidation
     /// with the backend.
     fn weaken_delivered_etag(&mut self) {
-        if self.withheld.contains_key(ETAG) {
-            return;
-        }
-        if let Some(etag) = self.deliver_headers.get(ETAG).cloned() {
-            if !etag.as_bytes().starts_with(b"W/") {
-                let mut weak = b"W/".to_vec();
-                weak.extend_from_slice(etag.as_bytes());
-                if let Ok(v) = HeaderValue::from_bytes(&weak) {
-                    self.withheld.insert(ETAG, etag);
-                    self.deliver_headers.insert(ETAG, v);
-                }
-            }
-        }
+        self.fields.weaken_etag();
     }
 
     /// Where this object came from, stamped with `ban_stamp`.
@@ -334,8 +318,7 @@ impl CachedObject {
     fn with_freshness(&self, freshness: Freshness, expires: Instant) -> CachedObject {
         CachedObject {
             status: self.status,
-            deliver_headers: self.deliver_headers.clone(),
-            withheld: self.withheld.clone(),
+            fields: self.fields.clone(),
             body: self.body.clone(),
             expires,
             variant: self.variant.clone(),
@@ -389,32 +372,28 @@ impl CachedObject {
 
     /// The backend's value of response field `name` (withheld fields
     /// included; `Content-Length` is the stored body's).
-    pub fn header<K: http::header::AsHeaderName + Clone>(&self, name: K) -> Option<&HeaderValue> {
-        self.withheld
-            .get(name.clone())
-            .or_else(|| self.deliver_headers.get(name))
+    pub fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.fields.get(name)
+    }
+
+    /// [`CachedObject::header`] for a name given as text (any case).
+    pub fn header_named(&self, name: &str) -> Option<&HeaderValue> {
+        self.fields.get_named(name)
     }
 
     /// The backend's response fields (for merging a 304 into them).
     pub fn stored_headers(&self) -> HeaderMap {
-        let mut all = self.deliver_headers.clone();
-        for name in self.withheld.keys() {
-            all.remove(name);
-        }
-        for (name, v) in &self.withheld {
-            all.append(name.clone(), v.clone());
-        }
-        all
+        self.fields.backend_map()
     }
 
     /// The stored `ETag` (the backend's, strong even on an ESI page).
     pub fn etag(&self) -> Option<&HeaderValue> {
-        self.header(ETAG)
+        self.header(&ETAG)
     }
 
     /// The stored `Last-Modified`.
     pub fn last_modified(&self) -> Option<&HeaderValue> {
-        self.header(LAST_MODIFIED)
+        self.header(&LAST_MODIFIED)
     }
 
     /// Whether a conditional request can revalidate it.
@@ -439,39 +418,6 @@ fn compact_body(body: Bytes) -> Bytes {
     } else {
         body
     }
-}
-
-/// The headers split in two (`withhold` picks the second part), every
-/// value copied into one shared buffer: hyper's parsed values are slices of
-/// the connection's read buffer, which a stored object must not keep alive
-/// (see [`compact_body`]).
-fn compact_headers(
-    headers: &HeaderMap,
-    withhold: impl Fn(&http::HeaderName) -> bool,
-) -> (HeaderMap, HeaderMap) {
-    let total: usize = headers.values().map(HeaderValue::len).sum();
-    let mut buf = bytes::BytesMut::with_capacity(total);
-    for (_, v) in headers {
-        buf.extend_from_slice(v.as_bytes());
-    }
-    let buf = buf.freeze();
-    let mut kept = HeaderMap::with_capacity(headers.len() + 1);
-    let mut withheld = HeaderMap::new();
-    let mut at = 0;
-    for (name, v) in headers {
-        let end = at + v.len();
-        // The bytes were a valid value a moment ago.
-        let mut copy =
-            HeaderValue::from_maybe_shared(buf.slice(at..end)).unwrap_or_else(|_| v.clone());
-        copy.set_sensitive(v.is_sensitive());
-        if withhold(name) {
-            withheld.append(name.clone(), copy);
-        } else {
-            kept.append(name.clone(), copy);
-        }
-        at = end;
-    }
-    (kept, withheld)
 }
 
 /// Bytes a template adds to its object: its segments (the literal bytes
@@ -500,23 +446,6 @@ fn template_weight(segments: &[Segment]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compacted_headers_keep_every_value_in_order() {
-        let mut h = HeaderMap::new();
-        h.append("set-cookie", HeaderValue::from_static("a=1"));
-        h.append("x-one", HeaderValue::from_static("one"));
-        h.append("set-cookie", HeaderValue::from_static("b=2"));
-        h.append("x-empty", HeaderValue::from_static(""));
-        let (c, none) = compact_headers(&h, |_| false);
-        assert_eq!(c, h);
-        assert!(none.is_empty());
-        let (rest, cookies_only) = compact_headers(&h, |n| n == "set-cookie");
-        assert_eq!(rest.len(), 2);
-        assert_eq!(cookies_only.get_all("set-cookie").iter().count(), 2);
-        let cookies: Vec<_> = cookies_only.get_all("set-cookie").iter().collect();
-        assert_eq!(cookies, ["a=1", "b=2"]);
-    }
 
     #[test]
     fn small_bodies_get_their_own_allocation() {

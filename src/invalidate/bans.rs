@@ -166,7 +166,7 @@ impl BanTarget for Target<'_> {
     }
 
     fn obj_header(&self, name: &str) -> Option<&str> {
-        self.obj.header(name)?.to_str().ok()
+        self.obj.header_named(name)?.to_str().ok()
     }
 }
 

@@ -28,6 +28,11 @@ use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
 /// Name of the header that tells how a response was served.
 pub const X_CACHE: &str = "x-cache";
 
+/// Fields a delivery may add to a stored object's (`Age`, `X-Cache`,
+/// `Via`, `Accept-Ranges`, `X-Varnish`, a policy's own): room made for
+/// them up front so that adding them does not grow the map.
+const DELIVERY_FIELDS: usize = 6;
+
 fn age_value(age: Duration) -> HeaderValue {
     HeaderValue::from(age.as_secs())
 }
@@ -39,7 +44,7 @@ pub fn from_cache(
     outcome: CacheOutcome,
     via: &HeaderValue,
 ) -> Response<RespBody> {
-    let mut headers = obj.deliver_headers.clone();
+    let mut headers = obj.fields.delivered_map(DELIVERY_FIELDS);
     // A coded body for a client that does not accept its coding: the
     // decoded bytes (decoded before, see `Proxy::decode_for`).
     let decoded;
@@ -67,7 +72,7 @@ pub fn from_cache(
             &ctx.headers,
             obj.etag(),
             obj.last_modified(),
-            obj.header(DATE),
+            obj.header(&DATE),
         )
     {
         return not_modified(headers);
@@ -78,7 +83,7 @@ pub fn from_cache(
         let validators = Validators {
             etag: obj.etag(),
             last_modified: obj.last_modified(),
-            date: obj.header(DATE),
+            date: obj.header(&DATE),
         };
         let len = body.len() as u64;
         match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
