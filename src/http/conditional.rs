@@ -21,6 +21,14 @@ pub const CONDITIONAL_AND_RANGE: [HeaderName; 6] = [
     header::RANGE,
 ];
 
+/// Whether the request is conditional on what a stored response holds
+/// (`If-None-Match` or `If-Modified-Since`): when it is not, there is no
+/// need to look its validators up.
+pub fn is_conditional(req_headers: &HeaderMap) -> bool {
+    req_headers.contains_key(header::IF_NONE_MATCH)
+        || req_headers.contains_key(header::IF_MODIFIED_SINCE)
+}
+
 /// True when a GET/HEAD request with `req_headers` should get a 304 for a
 /// stored response whose `ETag`, `Last-Modified` and `Date` values are given.
 ///

@@ -45,24 +45,48 @@ pub fn default_port(scheme: Option<&http::uri::Scheme>) -> u16 {
 /// the port as a plain number and dropped when it is `default_port` or
 /// empty (RFC 9110 §4.2.3). An IPv6 literal keeps its brackets.
 pub fn normalize_host(raw: &str, default_port: u16) -> Result<String, HostError> {
-    if raw.contains('@') {
+    // One pass over the bytes (this runs on every request): what is there.
+    let (mut at, mut bad, mut upper, mut brackets) = (false, false, false, false);
+    let mut colons = 0usize;
+    let mut last_colon = 0usize;
+    for (i, b) in raw.bytes().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {}
+            b'A'..=b'Z' => upper = true,
+            b':' => {
+                colons += 1;
+                last_colon = i;
+            }
+            b'[' | b']' => brackets = true,
+            b'@' => at = true,
+            _ => bad = true,
+        }
+    }
+    if at {
         return Err(HostError::Userinfo);
     }
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b);
-    if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(allowed) {
+    if raw.is_empty() || raw.len() > 255 || bad {
         return Err(HostError::Invalid);
     }
     // The port follows the last ':' that is not inside an IPv6 literal.
-    let (host, port) = match raw.rfind(':') {
-        Some(i) if !raw[i..].contains(']') => (&raw[..i], Some(&raw[i + 1..])),
-        _ => (raw, None),
+    let (host, port) = if colons > 0 && !(brackets && raw[last_colon..].contains(']')) {
+        (&raw[..last_colon], Some(&raw[last_colon + 1..]))
+    } else {
+        (raw, None)
     };
-    let bracketed = host.len() > 2
-        && host.starts_with('[')
-        && host.ends_with(']')
-        && !host[1..host.len() - 1].contains(['[', ']']);
-    if host.is_empty() || (host.contains([':', '[', ']']) && !bracketed) {
+    if host.is_empty() {
         return Err(HostError::Invalid);
+    }
+    // A ':' or a bracket left in the host must be an IPv6 literal's.
+    let colon_left = colons > usize::from(port.is_some());
+    if brackets || colon_left {
+        let bracketed = host.len() > 2
+            && host.starts_with('[')
+            && host.ends_with(']')
+            && !host[1..host.len() - 1].contains(['[', ']']);
+        if !bracketed {
+            return Err(HostError::Invalid);
+        }
     }
     let port = match port.filter(|p| !p.is_empty()) {
         None => None,
@@ -72,7 +96,11 @@ pub fn normalize_host(raw: &str, default_port: u16) -> Result<String, HostError>
         }
         Some(_) => return Err(HostError::Invalid),
     };
-    let mut out = host.to_ascii_lowercase();
+    let mut out = String::with_capacity(host.len() + 6);
+    out.push_str(host);
+    if upper {
+        out.make_ascii_lowercase();
+    }
     if let Some(n) = port {
         out.push(':');
         out.push_str(&n.to_string());
@@ -88,6 +116,11 @@ pub fn normalize_host(raw: &str, default_port: u16) -> Result<String, HostError>
 /// on would let the next hop cut the body short or read into the next
 /// message.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one look at each name (cheap compares for
+    // the standard ones) instead of a lookup per hop-by-hop name.
+    if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     if headers.contains_key(http::header::TRANSFER_ENCODING) {
         headers.remove(http::header::CONTENT_LENGTH);
     }
@@ -125,7 +158,7 @@ pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
 /// header lines into one first (as Varnish does before `vcl_recv`).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     const XFF: &str = "x-forwarded-for";
-    let mut value = String::new();
+    let mut value = String::with_capacity(40);
     for prev in headers.get_all(XFF).iter().filter_map(|v| v.to_str().ok()) {
         let prev = prev.trim();
         if !prev.is_empty() {
@@ -133,9 +166,34 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
             value.push_str(", ");
         }
     }
-    value.push_str(&client.to_string());
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    push_ip(&mut value, client);
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(XFF, v);
+    }
+}
+
+/// Writes `ip` as text (an IPv4 address without the formatting machinery:
+/// this runs on every request under a loaded VCL).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -184,6 +242,82 @@ mod tests {
             "a]:80", &long,
         ] {
             assert_eq!(normalize_host(raw, 80), Err(HostError::Invalid), "{raw:?}");
+        }
+    }
+
+    /// The straightforward reading of the rules (several passes over the
+    /// bytes), against which the one-pass `normalize_host` is checked.
+    fn normalize_host_reference(raw: &str, default_port: u16) -> Result<String, HostError> {
+        if raw.contains('@') {
+            return Err(HostError::Userinfo);
+        }
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b);
+        if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(allowed) {
+            return Err(HostError::Invalid);
+        }
+        let (host, port) = match raw.rfind(':') {
+            Some(i) if !raw[i..].contains(']') => (&raw[..i], Some(&raw[i + 1..])),
+            _ => (raw, None),
+        };
+        let bracketed = host.len() > 2
+            && host.starts_with('[')
+            && host.ends_with(']')
+            && !host[1..host.len() - 1].contains(['[', ']']);
+        if host.is_empty() || (host.contains([':', '[', ']']) && !bracketed) {
+            return Err(HostError::Invalid);
+        }
+        let port = match port.filter(|p| !p.is_empty()) {
+            None => None,
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: u16 = p.parse().map_err(|_| HostError::Invalid)?;
+                (n != default_port).then_some(n)
+            }
+            Some(_) => return Err(HostError::Invalid),
+        };
+        let mut out = host.to_ascii_lowercase();
+        if let Some(n) = port {
+            out.push(':');
+            out.push_str(&n.to_string());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn every_short_host_is_read_as_the_rules_say() {
+        let alphabet = ["a", "B", "1", "8", ":", "[", "]", "@", ".", " ", "é"];
+        let mut inputs = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for s in &inputs {
+                for c in alphabet {
+                    let t = format!("{s}{c}");
+                    assert_eq!(
+                        normalize_host(&t, 88),
+                        normalize_host_reference(&t, 88),
+                        "{t:?}"
+                    );
+                    checked += 1;
+                    longer.push(t);
+                }
+            }
+            inputs = longer;
+        }
+        assert!(checked > 170_000);
+    }
+
+    #[test]
+    fn forwarded_for_writes_v4_and_v6_addresses() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let mut h = HeaderMap::new();
+            append_forwarded_for(&mut h, ip.parse().unwrap());
+            assert_eq!(h["x-forwarded-for"], ip);
         }
     }
 

@@ -21,7 +21,7 @@ use crate::fetch::broadcast::BodyReader;
 use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
 use crate::http::coding::{self, Accepted, Coding};
-use crate::http::conditional::{is_not_modified, strip_for_304};
+use crate::http::conditional::{is_conditional, is_not_modified, strip_for_304};
 use crate::http::range::{self, ByteRange, Validators};
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
 
@@ -32,6 +32,26 @@ pub const X_CACHE: &str = "x-cache";
 /// `Via`, `Accept-Ranges`, `X-Varnish`, a policy's own): room made for
 /// them up front so that adding them does not grow the map.
 const DELIVERY_FIELDS: usize = 6;
+
+/// `X-Cache: HIT n` (written without the formatting machinery: this runs
+/// on every hit).
+fn hit_value(n: u64) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut text = bytes::BytesMut::with_capacity(4 + digits.len() - at);
+    text.extend_from_slice(b"HIT ");
+    text.extend_from_slice(&digits[at..]);
+    HeaderValue::from_maybe_shared(text.freeze()).unwrap_or(HeaderValue::from_static("HIT"))
+}
 
 fn age_value(age: Duration) -> HeaderValue {
     HeaderValue::from(age.as_secs())
@@ -61,13 +81,13 @@ pub fn from_cache(
     }
     headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
     let x_cache = match outcome {
-        CacheOutcome::Hit => HeaderValue::from_str(&format!("HIT {}", obj.record_hit()))
-            .unwrap_or(HeaderValue::from_static("HIT")),
+        CacheOutcome::Hit => hit_value(obj.record_hit()),
         other => HeaderValue::from_static(other.as_str()),
     };
     headers.insert(X_CACHE, x_cache);
     headers.append(VIA, via.clone());
     if obj.status == StatusCode::OK
+        && is_conditional(&ctx.headers)
         && is_not_modified(
             &ctx.headers,
             obj.etag(),
@@ -566,4 +586,17 @@ fn page_gzip_level(ctx: &Task, headers: &mut HeaderMap) -> Option<u32> {
     }
     headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     Some(c.level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hit_value;
+
+    #[test]
+    fn hit_counts_are_written_in_decimal() {
+        assert_eq!(hit_value(0), "HIT 0");
+        assert_eq!(hit_value(7), "HIT 7");
+        assert_eq!(hit_value(1_234_567_890), "HIT 1234567890");
+        assert_eq!(hit_value(u64::MAX), format!("HIT {}", u64::MAX).as_str());
+    }
 }
