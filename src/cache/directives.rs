@@ -17,11 +17,21 @@ use crate::http::syntax::{parse_delta_seconds, split_list, trim_ows};
 /// in order of precedence: the first one present and valid is used.
 pub const TARGETED_FIELDS: [&str; 2] = ["lacquer-cache-control", "cdn-cache-control"];
 
+/// [`TARGETED_FIELDS`] as header names, parsed once (every response is
+/// looked at for them).
+const TARGETED_NAMES: [header::HeaderName; 2] = [
+    header::HeaderName::from_static(TARGETED_FIELDS[0]),
+    header::HeaderName::from_static(TARGETED_FIELDS[1]),
+];
+
 /// Response fields meant for this cache alone and removed before delivery:
 /// `Lacquer-Cache-Control` and `Surrogate-Control` (the ESI handshake; its
 /// other directives are not used). `CDN-Cache-Control` is forwarded: RFC
 /// 9213 targets it at every CDN cache, and one may sit in front of lacquer.
-pub const NOT_DELIVERED: [&str; 2] = ["lacquer-cache-control", "surrogate-control"];
+pub const NOT_DELIVERED: [http::HeaderName; 2] = [
+    http::HeaderName::from_static("lacquer-cache-control"),
+    http::HeaderName::from_static("surrogate-control"),
+];
 
 /// Which header field the effective cache directives came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,8 +109,8 @@ impl CacheDirectives {
 /// case-insensitive names, token or quoted-string values, all field lines
 /// combined, first occurrence of a numeric directive wins.
 pub fn directives(resp_headers: &HeaderMap) -> CacheDirectives {
-    for name in TARGETED_FIELDS {
-        if let Some(raw) = targeted_directives(resp_headers, name) {
+    for (name, field) in TARGETED_FIELDS.into_iter().zip(&TARGETED_NAMES) {
+        if let Some(raw) = targeted_directives(resp_headers, field) {
             return interpret(raw, DirectiveSource::Targeted(name));
         }
     }
@@ -191,7 +201,10 @@ fn unquote(rest: &[u8]) -> Option<String> {
 
 /// The directives of targeted field `name`, or `None` when it is absent,
 /// empty or not a valid Structured Field Dictionary.
-fn targeted_directives(headers: &HeaderMap, name: &str) -> Option<Vec<RawDirective>> {
+fn targeted_directives(
+    headers: &HeaderMap,
+    name: &header::HeaderName,
+) -> Option<Vec<RawDirective>> {
     let mut combined: Vec<u8> = Vec::new();
     for (i, value) in headers.get_all(name).iter().enumerate() {
         if i > 0 {

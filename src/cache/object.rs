@@ -177,7 +177,7 @@ impl CachedObject {
         let body = compact_body(body);
         let (tags, ignored_tags) = keys.keys_of(&headers);
         let withhold = |name: &HeaderName| {
-            NOT_DELIVERED.contains(&name.as_str()) || (keys.strip && keys.headers.contains(name))
+            NOT_DELIVERED.contains(name) || (keys.strip && keys.headers.contains(name))
         };
         let coding = Coding::of(&headers);
         let fields = StoredFields::pack(&headers, withhold, HeaderValue::from(body.len()));

@@ -149,7 +149,12 @@ pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
         Version::HTTP_3 => "3",
         _ => "1.1",
     };
-    if let Ok(v) = HeaderValue::from_str(&format!("{proto} {name}")) {
+    // Built without `format!`: this runs for every backend request.
+    let mut value = bytes::BytesMut::with_capacity(proto.len() + 1 + name.len());
+    value.extend_from_slice(proto.as_bytes());
+    value.extend_from_slice(b" ");
+    value.extend_from_slice(name.as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
         headers.append(VIA, v);
     }
 }
@@ -157,9 +162,9 @@ pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
 /// Appends the client address to `X-Forwarded-For`, collecting several
 /// header lines into one first (as Varnish does before `vcl_recv`).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
-    const XFF: &str = "x-forwarded-for";
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     let mut value = String::with_capacity(40);
-    for prev in headers.get_all(XFF).iter().filter_map(|v| v.to_str().ok()) {
+    for prev in headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()) {
         let prev = prev.trim();
         if !prev.is_empty() {
             value.push_str(prev);

@@ -18,6 +18,10 @@ use crate::http::headers::{append_forwarded_for, append_via};
 use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, Synthetic, Task};
 use crate::policy::BackendAction;
 
+/// `Surrogate-Capability`, named once (a `&str` name is parsed at every use).
+const SURROGATE_CAPABILITY_NAME: http::HeaderName =
+    http::HeaderName::from_static("surrogate-capability");
+
 /// How many times one fetch may be retried (Varnish's `max_retries`).
 pub const MAX_RETRIES: u32 = 4;
 
@@ -117,9 +121,9 @@ impl Proxy {
         }
         // The policy's own (`set req.http.Surrogate-Capability = "abc=ESI/1.0"`,
         // which applications look for by their token) is left as it is.
-        if !headers.contains_key("surrogate-capability") {
+        if !headers.contains_key(&SURROGATE_CAPABILITY_NAME) {
             headers.insert(
-                "surrogate-capability",
+                SURROGATE_CAPABILITY_NAME,
                 HeaderValue::from_static(SURROGATE_CAPABILITY),
             );
         }
