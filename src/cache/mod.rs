@@ -10,7 +10,7 @@ pub mod storable;
 pub mod store;
 pub mod tags;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod vary;
 
 pub use key::CacheKey;

@@ -110,16 +110,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        m
-    }
+    use crate::cache::test_support::headers as map;
 
     #[test]
     fn names_and_star() {
