@@ -25,6 +25,12 @@ for _ in $(seq 1 60); do
     curl -s -o /dev/null "http://127.0.0.1:$port$url" && break
     sleep 0.5
 done
+status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$url")
+if [ "$status" -ge 500 ] || [ "$status" = 000 ]; then
+    # A 5xx path (e.g. no origin listening) is not the request meant.
+    echo "$label: $url answered $status; is the origin up at $origin?" >&2
+    exit 1
+fi
 wrk -t1 -c4 -d2s "http://127.0.0.1:$port$url" >/dev/null # warm: cache filled, connections pooled
 callgrind_control -i on "$vpid" >/dev/null
 n=$(wrk -t1 -c4 -d5s "http://127.0.0.1:$port$url" | awk '/requests in/{print $1}')
