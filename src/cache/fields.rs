@@ -185,7 +185,7 @@ mod tests {
     use super::*;
     use http::header::{CACHE_CONTROL, DATE, SET_COOKIE};
 
-    use crate::cache::test_support::headers as map;
+    use crate::http::test_support::headers as map;
 
     fn surrogate(name: &HeaderName) -> bool {
         name == "surrogate-control"

@@ -10,7 +10,7 @@ pub mod storable;
 pub mod store;
 pub mod tags;
 #[cfg(test)]
-pub(crate) mod test_support;
+mod test_support;
 pub mod vary;
 
 pub use key::CacheKey;

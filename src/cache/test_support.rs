@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 
 use super::freshness::{evaluate, Freshness, FreshnessPolicy};
@@ -19,16 +18,7 @@ pub(crate) fn date(secs: u64) -> String {
     httpdate::fmt_http_date(at(secs))
 }
 
-pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-    }
-    map
-}
+pub(crate) use crate::http::test_support::headers;
 
 pub(crate) fn eval_full(
     method: Method,

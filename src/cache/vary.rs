@@ -110,7 +110,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    use crate::cache::test_support::headers as map;
+    use crate::http::test_support::headers as map;
 
     #[test]
     fn names_and_star() {

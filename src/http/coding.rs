@@ -498,7 +498,7 @@ impl StreamDecoder {
 mod tests {
     use super::*;
 
-    use crate::cache::test_support::headers as map;
+    use crate::http::test_support::headers as map;
 
     #[test]
     fn accept_encoding_with_q_values_and_star() {

@@ -7,6 +7,8 @@ pub mod headers;
 pub mod range;
 pub(crate) mod structured;
 pub(crate) mod syntax;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 /// The error type of bodies lacquer sends and receives.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
