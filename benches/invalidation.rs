@@ -33,6 +33,10 @@ use lacquer::invalidate::ban_expr::BanExpr;
 use lacquer::invalidate::bans::{BanLimits, BanList};
 use lacquer::invalidate::lurker;
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 /// Same allocator as the `lacquer` binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -94,23 +98,6 @@ fn parse_args() -> Result<Option<u64>, String> {
         }
     }
     Ok(Some(objects))
-}
-
-/// splitmix64: enough randomness for picking keys, no extra dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
 }
 
 /// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in KiB.

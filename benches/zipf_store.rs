@@ -24,6 +24,10 @@ use lacquer::cache::object::{KeySpec, Provenance};
 use lacquer::cache::vary::Variant;
 use lacquer::cache::{CacheKey, CachedObject, Found, Store};
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 /// Same allocator as the `lacquer` binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -87,24 +91,6 @@ fn parse_args() -> Result<Option<Args>, String> {
         }
     }
     Ok(Some(out))
-}
-
-/// splitmix64: enough randomness for drawing keys, no extra dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// The probability of each rank, most popular first.
