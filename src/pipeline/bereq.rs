@@ -127,8 +127,8 @@ impl Proxy {
                 HeaderValue::from_static(SURROGATE_CAPABILITY),
             );
         }
-        if !ctx.live.hooks.varnish {
-            // Under a loaded VCL it was added before vcl_recv (`recv.rs`).
+        if !ctx.live.hooks.forwarded_for_in_recv {
+            // Added before vcl_recv when the policy names it (`recv.rs`).
             append_forwarded_for(&mut headers, ctx.client.ip());
         }
         append_via(&mut headers, ctx.version, &ctx.live.config.server.via_name);

@@ -108,12 +108,12 @@ impl Task {
             })
         });
         remove_hop_by_hop(&mut headers);
-        // Under a loaded VCL before the policy sees the request, as Varnish
-        // does: `vcl_recv` reads the chain with the client in it, and the
-        // backend gets it as the policy left it. lacquer's own policy never
-        // reads it: added to backend requests only (`pipeline::bereq`), so
-        // hits do not pay for it.
-        if live.hooks.varnish {
+        // Under a VCL that names the header, before the policy sees the
+        // request, as Varnish does: `vcl_recv` reads the chain with the
+        // client in it, and the backend gets it as the policy left it. A
+        // policy that never names it could not tell: added to backend
+        // requests only (`pipeline::bereq`), so hits do not pay for it.
+        if live.hooks.forwarded_for_in_recv {
             append_forwarded_for(&mut headers, client.ip());
         }
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);

@@ -246,6 +246,7 @@ impl Policy for VclPolicy {
             rollback: self.program.calls("std.rollback"),
             xkey: self.program.imports("xkey"),
             varnish: true,
+            forwarded_for_in_recv: self.program.mentions("x-forwarded-for"),
             cache_req_body: self.program.calls("std.cache_req_body"),
         }
     }

@@ -47,6 +47,63 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
     assert_eq!(via, ["1.1 app", "1.1 lacquer"]);
 }
 
+/// Under a loaded VCL the backend gets the client appended to
+/// `X-Forwarded-For` once, on a miss, a pass, after a restart and for an
+/// ESI fragment, whether the policy names the header (then it is added
+/// before vcl_recv, where the policy sees it) or not (then it is added to
+/// the backend request only).
+#[tokio::test]
+async fn a_policy_sees_forwarded_for_only_when_it_names_it_and_the_backend_always() {
+    const QUIET: &str = r#"
+sub vcl_recv {
+    if (req.url == "/pass") { return (pass); }
+    if (req.url == "/again") { set req.url = "/restarted"; return (restart); }
+}
+sub vcl_backend_response {
+    if (bereq.url == "/page") { set beresp.do_esi = true; }
+}
+"#;
+    let naming = format!(
+        "{QUIET}\nsub vcl_deliver {{ set resp.http.X-Seen = req.http.X-Forwarded-For; }}\n"
+    );
+    for (policy, names_it) in [(QUIET.to_string(), false), (naming, true)] {
+        let origin = Origin::start().await;
+        for path in ["/miss", "/pass", "/restarted", "/frag"] {
+            origin.route(path, |_, _| Reply::ok("x"));
+        }
+        origin.route("/again", |_, _| Reply::ok("not this one"));
+        origin.route("/page", |_, _| {
+            Reply::ok("<esi:include src=\"/frag\"/>").header("cache-control", "max-age=60")
+        });
+        let lq = with_policy(origin.addr, &policy).await;
+        let xff = [("x-forwarded-for", "203.0.113.7")];
+        for path in ["/miss", "/pass", "/again", "/page"] {
+            let got = get_with(lq.addr(), path, &xff).await;
+            assert_eq!(got.status, 200, "{path}");
+            let seen = if names_it {
+                Some("203.0.113.7, 127.0.0.1")
+            } else {
+                None
+            };
+            assert_eq!(
+                got.header("x-seen"),
+                seen,
+                "{path}, policy names it: {names_it}"
+            );
+        }
+        for path in ["/miss", "/pass", "/restarted", "/page", "/frag"] {
+            let seen = origin
+                .last(path)
+                .unwrap_or_else(|| panic!("{path} not fetched"));
+            assert_eq!(
+                seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1",
+                "{path}, policy names it: {names_it}"
+            );
+        }
+        assert_eq!(origin.hits("/again"), 0);
+    }
+}
+
 #[tokio::test]
 async fn non_get_methods_are_passed_with_their_bodies() {
     let origin = Origin::start().await;

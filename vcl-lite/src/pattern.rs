@@ -9,6 +9,10 @@
 
 use std::borrow::Cow;
 
+mod quick;
+
+use quick::Quick;
+
 /// Compiled size limit of one regular expression (and, for a backtracking
 /// pattern, of each part delegated to the linear engine).
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -30,8 +34,10 @@ pub(crate) type Groups<'s> = dyn Fn(usize) -> Option<&'s str> + 's;
 /// A compiled regular expression.
 #[derive(Debug, Clone)]
 pub(crate) enum Pattern {
-    /// Linear time: the pattern needs nothing PCRE-only.
-    Linear(regex::Regex),
+    /// Linear time: the pattern needs nothing PCRE-only. With the quick
+    /// form of a plain-text or one-character pattern, which answers
+    /// `is_match` without the engine.
+    Linear(regex::Regex, Option<Quick>),
     /// Backtracking, bounded by [`BACKTRACK_LIMIT`].
     Backtrack(fancy_regex::Regex),
 }
@@ -52,7 +58,7 @@ impl Pattern {
             .nest_limit(NEST_LIMIT)
             .build()
         {
-            Ok(re) => return Ok(Pattern::Linear(re)),
+            Ok(re) => return Ok(Pattern::Linear(re, Quick::of(pattern))),
             Err(regex::Error::CompiledTooBig(_)) => return Err(too_big()),
             Err(e) => last_line(&e.to_string()),
         };
@@ -78,7 +84,8 @@ impl Pattern {
     /// no match.
     pub(crate) fn is_match(&self, s: &str) -> bool {
         match self {
-            Pattern::Linear(re) => re.is_match(s),
+            Pattern::Linear(_, Some(quick)) => quick.is_match(s),
+            Pattern::Linear(re, None) => re.is_match(s),
             Pattern::Backtrack(re) => re.is_match(s).unwrap_or_else(|e| {
                 gave_up(re, &e);
                 false
@@ -102,8 +109,8 @@ impl Pattern {
             // Most substitutions find nothing (a port not in the Host, a
             // parameter not in the URL): the match-only search answers that
             // without the cost of setting up captures.
-            Pattern::Linear(re) if !re.is_match(&s) => return s,
-            Pattern::Linear(re) => {
+            Pattern::Linear(..) if !self.is_match(&s) => return s,
+            Pattern::Linear(re, _) => {
                 for caps in re.captures_iter(&s) {
                     out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand);
                     if !all {
