@@ -1638,6 +1638,17 @@ impl<'p> Checker<'p> {
                 format!("{lty} values are compared with `==` and `!=`"),
             ));
         }
+        if lty == Type::String && matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            if let (ir::Expr::Var(var), ir::Expr::Str(text))
+            | (ir::Expr::Str(text), ir::Expr::Var(var)) = (&l, &r)
+            {
+                return Ok(ir::Expr::VarIsText {
+                    var: var.clone(),
+                    text: text.clone(),
+                    negate: op == CmpOp::Ne,
+                });
+            }
+        }
         Ok(ir::Expr::Cmp {
             op,
             ty: lty,

@@ -910,7 +910,10 @@ impl Program {
         match e {
             Expr::Bool(b) => *b,
             Expr::Var(var) => matches!(ctx.get(var), Some(Value::Bool(true))),
-            Expr::Defined(inner) => self.string(inner, ctx).is_some(),
+            Expr::Defined(inner) => match &**inner {
+                Expr::Var(var) => ctx.get(var).is_some(),
+                other => self.string(other, ctx).is_some(),
+            },
             Expr::Not(inner) => !self.boolean(inner, ctx),
             Expr::And(items) => items.iter().all(|i| self.boolean(i, ctx)),
             Expr::Or(items) => items.iter().any(|i| self.boolean(i, ctx)),
@@ -931,6 +934,15 @@ impl Program {
                 self.acls.get(*acl).is_some_and(|a| a.matches(ip)) != *negate
             }
             Expr::Cmp { op, ty, lhs, rhs } => self.compare(*op, *ty, lhs, rhs, ctx),
+            // As in Varnish, an unset string equals nothing.
+            Expr::VarIsText { var, text, negate } => {
+                let equal = match ctx.get(var) {
+                    Some(Value::Str(s)) => *s == **text,
+                    Some(other) => other.to_string() == **text,
+                    None => false,
+                };
+                equal != *negate
+            }
             Expr::Call(call) => matches!(self.call(call, ctx), Some(Value::Bool(true))),
             _ => false,
         }
@@ -1486,6 +1498,33 @@ mod tests {
             .header("a", "y")
             .header("b", "y");
         assert_eq!(status(&mut ctx), 703);
+    }
+
+    #[test]
+    fn a_variable_compared_with_text_either_way_round() {
+        let p = program(
+            r#"sub vcl_recv {
+                if ("PURGE" == req.method) { return (synth(701)); }
+                if (req.http.a == "x") { return (synth(702)); }
+                if ("y" != req.http.b) { return (synth(703)); }
+                return (synth(704));
+            }"#,
+        );
+        let status = |ctx: &mut TestCtx| match recv(&p, ctx) {
+            Some(Action::Synth { status, .. }) => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(&mut TestCtx::default().method("PURGE")), 701);
+        assert_eq!(
+            status(&mut TestCtx::default().method("purge").header("a", "x")),
+            702
+        );
+        // An unset header equals no text and differs from every text.
+        assert_eq!(status(&mut TestCtx::default().method("GET")), 703);
+        assert_eq!(
+            status(&mut TestCtx::default().header("a", "X").header("b", "y")),
+            704
+        );
     }
 
     #[test]

@@ -51,6 +51,14 @@ pub(crate) enum Expr {
         lhs: Box<Expr>,
         rhs: Box<Expr>,
     },
+    /// `var == "text"` / `var != "text"` (either way round) for a STRING
+    /// variable: the commonest condition in real policies
+    /// (`req.method == "PURGE"`), read once and compared in place.
+    VarIsText {
+        var: Var,
+        text: Box<str>,
+        negate: bool,
+    },
     /// `s ~ "re"` / `s !~ "re"`
     Regex {
         subject: Box<Expr>,

@@ -22,9 +22,9 @@ pub(crate) enum Quick {
     Suffix(Box<str>),
     /// The whole subject (`^GET$`).
     Whole(Box<str>),
-    /// Any one byte of an ASCII set (`[A-Z]`, `[[:upper:]]`, `[?&]`): a
-    /// bit per ASCII byte.
-    AnyOf(u128),
+    /// Any one byte of an ASCII set (`[A-Z]`, `[[:upper:]]`, `[?&]`),
+    /// looked up by byte (a table: a few instructions per byte).
+    AnyOf(Box<[bool; 256]>),
 }
 
 impl Quick {
@@ -40,14 +40,14 @@ impl Quick {
             HirKind::Empty => Some(Quick::Contains("".into())),
             HirKind::Literal(lit) => Some(Quick::Contains(text(&lit.0)?)),
             HirKind::Class(Class::Unicode(class)) => {
-                let mut set = 0u128;
+                let mut set = Box::new([false; 256]);
                 for range in class.iter() {
                     let (start, end) = (u32::from(range.start()), u32::from(range.end()));
                     if end > 0x7F {
                         return None;
                     }
                     for b in start..=end {
-                        set |= 1 << b;
+                        set[b as usize] = true;
                     }
                 }
                 Some(Quick::AnyOf(set))
@@ -90,7 +90,7 @@ impl Quick {
             Quick::Prefix(t) => s.starts_with(&**t),
             Quick::Suffix(t) => s.ends_with(&**t),
             Quick::Whole(t) => s == &**t,
-            Quick::AnyOf(set) => s.bytes().any(|b| b < 0x80 && set & (1 << b) != 0),
+            Quick::AnyOf(set) => s.bytes().any(|b| set[usize::from(b)]),
         }
     }
 }
