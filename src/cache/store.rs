@@ -47,8 +47,8 @@ impl Entry {
 pub enum Found {
     /// A stored variant matching the request.
     Object(Arc<CachedObject>),
-    /// No matching variant, but a live hit-for-miss marker.
-    HitForMiss,
+    /// No matching variant, but a hit-for-miss marker live until then.
+    HitForMiss(Instant),
     /// Nothing.
     Nothing,
 }
@@ -171,7 +171,7 @@ impl Store {
             return Found::Object(obj.clone());
         }
         match entry.hit_for_miss_until {
-            Some(t) if t > now => Found::HitForMiss,
+            Some(t) if t > now => Found::HitForMiss(t),
             _ => Found::Nothing,
         }
     }
@@ -264,19 +264,21 @@ impl Store {
             });
     }
 
-    /// Marks `key` hit-for-miss for `ttl`: requests skip coalescing until then.
-    pub fn mark_hit_for_miss(&self, key: CacheKey, ttl: Duration) {
+    /// Marks `key` hit-for-miss for `ttl`: requests skip coalescing until
+    /// then. `seen`: the marker's end as this request's lookup found it
+    /// (saves looking it up again).
+    pub fn mark_hit_for_miss(&self, key: CacheKey, ttl: Duration, seen: Option<Instant>) {
         if ttl.is_zero() {
             return;
         }
         // Passes through a live marker happen on every request: refresh it
         // only once half of it is used up, so they stay reads, not writes.
-        if let Some(e) = self.cache.get(&key) {
-            if e.hit_for_miss_until
-                .is_some_and(|t| t > Instant::now() + ttl / 2)
-            {
-                return;
-            }
+        let live_until = match seen {
+            Some(t) => Some(t),
+            None => self.cache.get(&key).and_then(|e| e.hit_for_miss_until),
+        };
+        if live_until.is_some_and(|t| t > Instant::now() + ttl / 2) {
+            return;
         }
         self.cache.entry(key).and_upsert_with(|old| {
             let variants = old.map(|e| e.value().variants.clone()).unwrap_or_default();

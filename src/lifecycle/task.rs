@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use std::time::Instant;
 
 use super::Live;
 use crate::esi::chain::IncludeChain;
@@ -65,8 +66,9 @@ pub struct Task {
     /// `client.identity`, when the policy set it (else the client's
     /// address).
     pub client_identity: Option<String>,
-    /// Its lookup found a hit-for-miss marker (`req.is_hitmiss`).
-    pub is_hitmiss: bool,
+    /// Its lookup found a hit-for-miss marker (`req.is_hitmiss`), live
+    /// until then.
+    pub hit_for_miss_until: Option<Instant>,
     /// What the policy wrote with `std.log` / `std.syslog`: the access log
     /// line shows it.
     pub vcl_log: Vec<String>,
@@ -230,7 +232,7 @@ impl Task {
             services: None,
             xid: next_xid(),
             client_identity: None,
-            is_hitmiss: false,
+            hit_for_miss_until: None,
             vcl_log: Vec::new(),
             original: None,
             cached_body: None,

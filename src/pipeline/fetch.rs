@@ -299,7 +299,8 @@ impl Proxy {
                 Decision::Store(f, v) => (Keep::Store(key, f, v), CacheOutcome::Miss),
                 Decision::DontStore(reason) => {
                     tracing::debug!(url = %ctx.url, reason = reason.as_str(), "ESI page not stored");
-                    self.store.mark_hit_for_miss(key, hit_for_miss);
+                    self.store
+                        .mark_hit_for_miss(key, hit_for_miss, ctx.hit_for_miss_until);
                     let outcome = if guard.is_some() {
                         CacheOutcome::Miss
                     } else {
@@ -324,7 +325,8 @@ impl Proxy {
                 let size = content_length(&headers);
                 if size.is_some_and(|n| n > cache.max_object_size.0) {
                     tracing::debug!(url = %ctx.url, "too large to store");
-                    self.store.mark_hit_for_miss(key, hit_for_miss);
+                    self.store
+                        .mark_hit_for_miss(key, hit_for_miss, ctx.hit_for_miss_until);
                     if let Some(g) = guard {
                         g.finish(Some(FlightState::NotShared));
                     }
@@ -398,7 +400,8 @@ impl Proxy {
             }
             Decision::DontStore(reason) => {
                 tracing::debug!(url = %ctx.url, reason = reason.as_str(), "not stored");
-                self.store.mark_hit_for_miss(key, hit_for_miss);
+                self.store
+                    .mark_hit_for_miss(key, hit_for_miss, ctx.hit_for_miss_until);
                 // Without a guard this request did not lead a coalesced miss
                 // (hit-for-miss, or an answer it could not share): a pass.
                 let outcome = match guard {
@@ -498,8 +501,11 @@ impl Proxy {
                         // let new requests fetch on their own.
                         storing = false;
                         bc.stop_retaining();
-                        self.store
-                            .mark_hit_for_miss(key.clone(), live.config.cache.hit_for_miss.0);
+                        self.store.mark_hit_for_miss(
+                            key.clone(),
+                            live.config.cache.hit_for_miss.0,
+                            None,
+                        );
                         if let Some(g) = guard.take() {
                             g.finish(None);
                         }

@@ -1,7 +1,7 @@
 //! lookup: what the store holds for a request, classified by freshness.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::Task;
 use crate::cache::freshness::{FreshState, Freshness};
@@ -20,8 +20,9 @@ pub enum Lookup {
     Stale(Arc<CachedObject>),
     /// Nothing stored: fetch, coalesced.
     Miss,
-    /// The last answer was uncacheable: fetch without coalescing.
-    HitForMiss,
+    /// The last answer was uncacheable: fetch without coalescing. The
+    /// marker's end.
+    HitForMiss(Instant),
 }
 
 /// Looks `key` up for `req`. An object a ban matches is removed here and
@@ -42,7 +43,7 @@ pub fn lookup(store: &Store, bans: &BanList, key: &CacheKey, req: &Task) -> Look
                 FreshState::Stale => Lookup::Stale(obj),
             }
         }
-        Found::HitForMiss => Lookup::HitForMiss,
+        Found::HitForMiss(until) => Lookup::HitForMiss(until),
         Found::Nothing => Lookup::Miss,
     }
 }

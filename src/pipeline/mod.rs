@@ -418,8 +418,8 @@ impl Proxy {
             Lookup::Grace(obj) => (obj, true),
             Lookup::Stale(obj) => return Box::pin(self.miss_step(ctx, key, Some(obj), true)).await,
             Lookup::Miss => return Box::pin(self.miss_step(ctx, key, None, true)).await,
-            Lookup::HitForMiss => {
-                ctx.is_hitmiss = true;
+            Lookup::HitForMiss(until) => {
+                ctx.hit_for_miss_until = Some(until);
                 return Box::pin(self.miss_step(ctx, key, None, false)).await;
             }
         };

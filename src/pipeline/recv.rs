@@ -138,7 +138,7 @@ impl Task {
             services: None,
             xid: crate::lifecycle::next_xid(),
             client_identity: None,
-            is_hitmiss: false,
+            hit_for_miss_until: None,
             vcl_log: Vec::new(),
             original: None,
             cached_body: None,

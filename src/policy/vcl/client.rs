@@ -157,7 +157,7 @@ impl Context for ClientView<'_> {
                 None => Cow::Owned(self.req.client.ip().to_string()),
             })),
             Var::ReqXid => Some(Value::Str(Cow::Owned(self.req.xid.to_string()))),
-            Var::ReqIsHitmiss => Some(Value::Bool(self.req.is_hitmiss)),
+            Var::ReqIsHitmiss => Some(Value::Bool(self.req.hit_for_miss_until.is_some())),
             // lacquer keeps hit-for-pass (`return (pass(d))`) as a hit-for-miss
             // marker: such requests count as `req.is_hitmiss`.
             Var::ReqIsHitpass => Some(Value::Bool(false)),
