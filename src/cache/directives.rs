@@ -109,9 +109,13 @@ impl CacheDirectives {
 /// case-insensitive names, token or quoted-string values, all field lines
 /// combined, first occurrence of a numeric directive wins.
 pub fn directives(resp_headers: &HeaderMap) -> CacheDirectives {
-    for (name, field) in TARGETED_FIELDS.into_iter().zip(&TARGETED_NAMES) {
-        if let Some(raw) = targeted_directives(resp_headers, field) {
-            return interpret(raw, DirectiveSource::Targeted(name));
+    // Targeted fields are rare: one look at the response's own names
+    // before a lookup for each.
+    if resp_headers.keys().any(|n| TARGETED_NAMES.contains(n)) {
+        for (name, field) in TARGETED_FIELDS.into_iter().zip(&TARGETED_NAMES) {
+            if let Some(raw) = targeted_directives(resp_headers, field) {
+                return interpret(raw, DirectiveSource::Targeted(name));
+            }
         }
     }
     let mut values = resp_headers

@@ -92,11 +92,11 @@ impl KeySpec {
     /// Removes the key headers from `headers` when configured to.
     pub fn strip_from(&self, headers: &mut HeaderMap) {
         if self.strip {
-            for name in &self.headers {
-                if !(self.keep_xkey && name == "xkey") {
-                    headers.remove(name);
-                }
-            }
+            let stripped = self
+                .headers
+                .iter()
+                .filter(|name| !(self.keep_xkey && *name == "xkey"));
+            crate::http::headers::remove_named(headers, stripped);
         }
     }
 }

@@ -141,6 +141,24 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes every field named in `names`. Most messages carry none of the
+/// names this is used for (conditionals, surrogate keys, fields meant for
+/// this cache): one look at each of the message's own names (cheap
+/// compares for the standard ones) instead of a hashed lookup per name.
+pub fn remove_named<'a>(
+    headers: &mut HeaderMap,
+    names: impl IntoIterator<Item = &'a HeaderName> + Clone,
+) {
+    if headers
+        .keys()
+        .any(|n| names.clone().into_iter().any(|m| m == n))
+    {
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
 /// Appends this proxy to `Via` (RFC 9110 §7.6.3).
 pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
     let proto = match version {
@@ -200,6 +218,22 @@ fn push_ip(out: &mut String, ip: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_fields_go_with_every_value_and_others_stay() {
+        let names = [http::header::RANGE, HeaderName::from_static("x-key")];
+        let mut h = HeaderMap::new();
+        h.append("x-key", HeaderValue::from_static("a"));
+        h.append("x-key", HeaderValue::from_static("b"));
+        h.insert("range", HeaderValue::from_static("bytes=0-1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_named(&mut h, &names);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-kept"], "1");
+        // None of the names: nothing changes.
+        remove_named(&mut h, &names);
+        assert_eq!(h.len(), 1);
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named() {

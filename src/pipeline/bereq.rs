@@ -4,7 +4,7 @@
 //! [`MAX_RETRIES`] times in all) or answer with a synthetic response.
 
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use std::time::SystemTime;
 
 use super::esi::SURROGATE_CAPABILITY;
@@ -14,7 +14,7 @@ use crate::cache::CachedObject;
 use crate::fetch::pool::{BackendBody, FetchError};
 use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
-use crate::http::headers::{append_forwarded_for, append_via};
+use crate::http::headers::{append_forwarded_for, append_via, remove_named};
 use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, Synthetic, Task};
 use crate::policy::BackendAction;
 
@@ -96,11 +96,13 @@ impl Proxy {
         stale: Option<&CachedObject>,
         for_cache: bool,
     ) -> Bereq {
-        let mut headers = ctx.headers.clone();
+        // Room for what is added below (Host, Surrogate-Capability,
+        // X-Forwarded-For, Via, validators): a clone has none, and the
+        // first addition would then reallocate the whole list.
+        let mut headers = HeaderMap::with_capacity(ctx.headers.len() + 6);
+        headers.extend(ctx.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
         if for_cache {
-            for name in CONDITIONAL_AND_RANGE {
-                headers.remove(name);
-            }
+            remove_named(&mut headers, &CONDITIONAL_AND_RANGE);
             if ctx.live.config.compression.enabled {
                 let store = ctx.live.config.compression.store;
                 crate::http::coding::ask_backend(&mut headers, store.coding());

@@ -22,6 +22,7 @@ use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
 use crate::http::coding::{self, Accepted, Coding};
 use crate::http::conditional::{is_conditional, is_not_modified, strip_for_304};
+use crate::http::headers::remove_named;
 use crate::http::range::{self, ByteRange, Validators};
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
 
@@ -371,9 +372,7 @@ pub fn pass_through(
     via: &HeaderValue,
     keys: &KeySpec,
 ) -> Response<RespBody> {
-    for name in NOT_DELIVERED {
-        headers.remove(name);
-    }
+    remove_named(&mut headers, &NOT_DELIVERED);
     keys.strip_from(&mut headers);
     headers.insert(X_CACHE, HeaderValue::from_static(outcome.as_str()));
     headers.append(VIA, via.clone());
