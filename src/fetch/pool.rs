@@ -300,10 +300,14 @@ impl Backend {
     ///
     /// A request that fails on a reused connection before any response byte
     /// arrived (the backend closed it while idle) is sent again on a fresh
-    /// connection when its method is idempotent and its body replayable.
+    /// connection when its method is idempotent and `remake` makes it anew
+    /// (`None`: its body cannot be sent twice). Made anew only then: the
+    /// caller keeps what the request is made from, so the common case pays
+    /// for no copy.
     pub async fn send(
         self: &Arc<Self>,
         req: Request<ReqBody>,
+        mut remake: impl FnMut() -> Option<Request<ReqBody>> + Send,
     ) -> Result<Response<BackendBody>, FetchError> {
         let idempotent = is_idempotent(req.method());
         // A streamed body cannot be replayed, so it never rides on a
@@ -324,13 +328,6 @@ impl Backend {
             let (mut conn, reused) = self
                 .checkout(fresh_only || attempts > 1, connect_timeout)
                 .await?;
-            // Only a reused connection can have been closed under us: keep a
-            // copy to send again only then.
-            let replay = if reused && idempotent {
-                clone_request(&req)
-            } else {
-                None
-            };
             let body_sent = req.body().sent();
             let sent = within_first_byte(
                 first_byte_timeout,
@@ -352,18 +349,20 @@ impl Backend {
                         continue;
                     }
                     let err = e.into_error();
+                    // Only a reused connection can have been closed under us.
                     let retryable = reused
+                        && idempotent
                         && (err.is_incomplete_message()
                             || err.is_canceled()
                             || err.is_closed()
                             || is_reset(&err));
-                    match (retryable, replay) {
-                        (true, Some(again)) => {
+                    match retryable.then(&mut remake).flatten() {
+                        Some(anew) => {
                             tracing::debug!(backend = %self.name, error = %err,
                                 "reused connection was closed by the backend; retrying");
-                            req = again;
+                            req = anew;
                         }
-                        _ => return Err(self.protocol(err)),
+                        None => return Err(self.protocol(err)),
                     }
                 }
             }
@@ -560,16 +559,6 @@ fn is_reset(err: &hyper::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-fn clone_request(req: &Request<ReqBody>) -> Option<Request<ReqBody>> {
-    let body = req.body().try_clone()?;
-    let mut out = Request::new(body);
-    *out.method_mut() = req.method().clone();
-    *out.uri_mut() = req.uri().clone();
-    *out.version_mut() = req.version();
-    *out.headers_mut() = req.headers().clone();
-    Some(out)
 }
 
 /// A backend response body: streams the backend's bytes with the

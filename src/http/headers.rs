@@ -1,7 +1,7 @@
 //! Header transforms at the proxy boundary: hop-by-hop removal (RFC 9110
 //! §7.6.1), `Via`, `X-Forwarded-For`, and the one normal form of a host.
 
-use http::header::{HeaderName, HeaderValue, CONNECTION, VIA};
+use http::header::{Entry, HeaderName, HeaderValue, CONNECTION, VIA};
 use http::{HeaderMap, Version};
 use std::net::IpAddr;
 
@@ -181,17 +181,29 @@ pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
 /// header lines into one first (as Varnish does before `vcl_recv`).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    // One lookup of the name for both the reading and the writing.
+    let entry = headers.entry(XFF);
     let mut value = String::with_capacity(40);
-    for prev in headers.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()) {
-        let prev = prev.trim();
-        if !prev.is_empty() {
-            value.push_str(prev);
-            value.push_str(", ");
+    if let Entry::Occupied(lines) = &entry {
+        for prev in lines.iter().filter_map(|v| v.to_str().ok()) {
+            let prev = prev.trim();
+            if !prev.is_empty() {
+                value.push_str(prev);
+                value.push_str(", ");
+            }
         }
     }
     push_ip(&mut value, client);
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
-        headers.insert(XFF, v);
+    let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) else {
+        return;
+    };
+    match entry {
+        Entry::Occupied(mut lines) => {
+            lines.insert(v);
+        }
+        Entry::Vacant(slot) => {
+            slot.insert(v);
+        }
     }
 }
 
@@ -361,5 +373,13 @@ mod tests {
         append_forwarded_for(&mut h, "10.0.0.1".parse().unwrap());
         append_forwarded_for(&mut h, "10.0.0.2".parse().unwrap());
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2");
+        // Several lines (and empty ones) become one.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static(" "));
+        h.append("x-forwarded-for", HeaderValue::from_static("192.0.2.2 "));
+        append_forwarded_for(&mut h, "10.0.0.3".parse().unwrap());
+        let lines: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(lines, ["192.0.2.1, 192.0.2.2, 10.0.0.3"]);
     }
 }

@@ -76,15 +76,6 @@ pub(super) fn failure_kind(e: &FetchError) -> FailureKind {
     }
 }
 
-/// A body that can be sent again on a retry (a streamed one cannot).
-fn replay(body: &ReqBody) -> Option<ReqBody> {
-    match body {
-        ReqBody::Empty => Some(ReqBody::Empty),
-        ReqBody::Full(b) => Some(ReqBody::Full(b.clone())),
-        ReqBody::Stream(_) => None,
-    }
-}
-
 impl Proxy {
     /// The backend request for `ctx`. Fetches for the cache drop the
     /// client's conditionals and ranges (the whole body is stored) and add
@@ -208,7 +199,7 @@ impl Proxy {
                     .because("cannot retry: the request body was streamed"),
             ));
         };
-        *body = replay(&this_body);
+        *body = this_body.try_clone();
         let Some(request) = bereq.to_request(this_body) else {
             return Ok(Exchange::Failed(
                 Failure::new(FailureKind::BadRequest)
@@ -223,9 +214,15 @@ impl Proxy {
         };
         bereq.sent_to = chosen.as_ref().map(|b| b.name().to_string());
         let result = match chosen {
-            Some(backend) => backend.send(request).await.inspect_err(|e| {
-                backend.note_error(e);
-            }),
+            Some(backend) => {
+                // A resend on a fresh connection (`Backend::send`) is made
+                // from the backend request and the body's replayable copy.
+                let (bereq, replayable) = (&*bereq, &*body);
+                let remake = move || bereq.to_request(replayable.as_ref()?.try_clone()?);
+                backend.send(request, remake).await.inspect_err(|e| {
+                    backend.note_error(e);
+                })
+            }
             None => Err(FetchError::NoHealthyBackend),
         };
         let client_fault = || fault.as_deref().and_then(FaultSlot::get);
