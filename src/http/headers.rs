@@ -268,7 +268,13 @@ mod tests {
         for name in &HOP_BY_HOP {
             assert!(is_hop_by_hop(name), "{name}");
         }
-        for name in ["host", "x-connection", "tea", "upgrade-insecure-requests", "content-length"] {
+        for name in [
+            "host",
+            "x-connection",
+            "tea",
+            "upgrade-insecure-requests",
+            "content-length",
+        ] {
             assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
         }
     }

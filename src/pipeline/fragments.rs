@@ -121,7 +121,10 @@ impl FragmentSource for Fragments {
     fn fetch(&self, req: FragmentRequest) -> impl Future<Output = Response<RespBody>> + Send {
         let proxy = self.proxy.clone();
         let fctx = self.request(req);
-        async move { Box::pin(proxy.process(fctx)).await.0 }
+        async move {
+            let mut fctx = fctx;
+            Box::pin(proxy.process(&mut fctx)).await.0
+        }
     }
 
     async fn stored(&self, req: FragmentRequest, body: &[Piece]) -> Option<Self::Stored> {
