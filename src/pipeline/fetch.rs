@@ -318,7 +318,9 @@ impl Proxy {
                 guard,
                 outcome,
             };
-            return self.process_esi(ctx, page).await;
+            // Boxed: the ESI branch's 2 KiB would otherwise be part of every
+            // fetch's future, copied whole each time one is made or moved.
+            return Box::pin(self.process_esi(ctx, page)).await;
         }
         match verdict.decision {
             Decision::Store(freshness, variant) => {
@@ -664,7 +666,9 @@ impl Proxy {
                 guard: None,
                 outcome: CacheOutcome::Pass,
             };
-            return self.process_esi(ctx, page).await;
+            // Boxed: the ESI branch's 2 KiB would otherwise be part of every
+            // fetch's future, copied whole each time one is made or moved.
+            return Box::pin(self.process_esi(ctx, page)).await;
         }
         let resp = deliver::pass_through(
             ctx,
