@@ -181,4 +181,48 @@ mod tests {
         }
         assert!(quick >= 12, "{quick} of the test patterns were quick");
     }
+
+    /// Random patterns built from the pieces the quick forms are made of
+    /// (text with metacharacters escaped or not, anchors, flags, classes),
+    /// on random subjects over a small alphabet: wherever a quick form is
+    /// found it answers as the engine does.
+    #[test]
+    fn random_patterns_answer_as_the_engine() {
+        const PIECES: [&str; 18] = [
+            "a", "b", "A", r"\.", ".", "/", "^", "$", "(?i)", "[ab]", "[^a]", "[A-Z]", r"\?", "?",
+            "é", "-", "ab", "(?m)",
+        ];
+        const LETTERS: [&str; 8] = ["a", "b", "A", ".", "/", "?", "é", "\n"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut checked, mut quick) = (0, 0);
+        for _ in 0..5_000 {
+            let pattern: String = (0..next(4) + 1)
+                .map(|_| PIECES[next(PIECES.len())])
+                .collect();
+            let Ok(re) = regex::Regex::new(&pattern) else {
+                continue;
+            };
+            let Some(q) = Quick::of(&pattern) else {
+                continue;
+            };
+            quick += 1;
+            for _ in 0..8 {
+                let subject: String = (0..next(5)).map(|_| LETTERS[next(LETTERS.len())]).collect();
+                assert_eq!(
+                    q.is_match(&subject),
+                    re.is_match(&subject),
+                    "{pattern:?} on {subject:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(quick > 500, "only {quick} quick patterns");
+        assert!(checked > 4_000);
+    }
 }
