@@ -351,7 +351,7 @@ fn age_header(headers: &HeaderMap) -> Duration {
     headers
         .get(header::AGE)
         .and_then(|v| {
-            let first = *split_list(v.as_bytes()).first()?;
+            let first = split_list(v.as_bytes()).next()?;
             parse_delta_seconds(trim_ows(first))
         })
         .unwrap_or(Duration::ZERO)

@@ -172,7 +172,7 @@ pub fn ask_backend(headers: &mut HeaderMap, store: Coding) {
 /// Adds `Accept-Encoding` to `Vary` unless it is there (or `Vary: *`).
 pub fn vary_on_accept_encoding(headers: &mut HeaderMap) {
     let named = headers.get_all(VARY).iter().any(|v| {
-        split_list(v.as_bytes()).into_iter().any(|m| {
+        split_list(v.as_bytes()).any(|m| {
             let m = trim_ows(m);
             m == b"*" || m.eq_ignore_ascii_case(b"accept-encoding")
         })
@@ -189,9 +189,7 @@ pub fn no_transform(headers: &HeaderMap) -> bool {
         .get_all(http::header::CACHE_CONTROL)
         .iter()
         .any(|v| {
-            split_list(v.as_bytes())
-                .into_iter()
-                .any(|m| trim_ows(m).eq_ignore_ascii_case(b"no-transform"))
+            split_list(v.as_bytes()).any(|m| trim_ows(m).eq_ignore_ascii_case(b"no-transform"))
         })
 }
 

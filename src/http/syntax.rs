@@ -125,35 +125,67 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
 }
 
 /// Split a comma-separated list at commas outside quoted strings (a
-/// backslash inside a quoted string escapes the next byte).
-pub(crate) fn split_list(s: &[u8]) -> Vec<&[u8]> {
-    let mut items = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, &b) in s.iter().enumerate() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
+/// backslash inside a quoted string escapes the next byte). An iterator:
+/// fields are split on every request (Accept-Encoding, Cache-Control,
+/// Vary), and a `Vec` per field was an allocation each time.
+pub(crate) fn split_list(s: &[u8]) -> ListMembers<'_> {
+    ListMembers { rest: Some(s) }
+}
+
+/// The members of a comma-separated list ([`split_list`]), empty ones
+/// included; at least one (the whole of an empty list).
+pub(crate) struct ListMembers<'a> {
+    /// What is left to split; `None` once the last member was given.
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for ListMembers<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.rest?;
+        let mut in_quotes = false;
+        let mut escaped = false;
+        for (i, &b) in s.iter().enumerate() {
+            if in_quotes {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_quotes = false;
+                }
             } else if b == b'"' {
-                in_quotes = false;
+                in_quotes = true;
+            } else if b == b',' {
+                self.rest = Some(&s[i + 1..]);
+                return Some(&s[..i]);
             }
-        } else if b == b'"' {
-            in_quotes = true;
-        } else if b == b',' {
-            items.push(&s[start..i]);
-            start = i + 1;
         }
+        self.rest = None;
+        Some(s)
     }
-    items.push(&s[start..]);
-    items
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_split_at_commas_outside_quotes() {
+        let split = |s: &str| -> Vec<String> {
+            split_list(s.as_bytes())
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .collect()
+        };
+        assert_eq!(split("gzip, br"), ["gzip", " br"]);
+        assert_eq!(split(""), [""]);
+        assert_eq!(split("a,"), ["a", ""]);
+        assert_eq!(split(",,"), ["", "", ""]);
+        assert_eq!(split(r#"no-cache="a, b", x"#), [r#"no-cache="a, b""#, " x"]);
+        assert_eq!(split(r#"x="a\", b", c"#), [r#"x="a\", b""#, " c"]);
+        assert_eq!(split(r#"x="open, y"#), [r#"x="open, y"#]);
+    }
 
     #[test]
     fn dates_with_wrong_case_or_weekday_are_read_other_errors_are_not() {
