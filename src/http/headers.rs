@@ -197,49 +197,66 @@ pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
 /// header lines into one first (as Varnish does before `vcl_recv`).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    let mut text = IpText { buf: [0; 48] };
+    let ip = text.of(client);
     // One lookup of the name for both the reading and the writing.
-    let entry = headers.entry(XFF);
-    let mut value = String::with_capacity(40);
-    if let Entry::Occupied(lines) = &entry {
-        for prev in lines.iter().filter_map(|v| v.to_str().ok()) {
-            let prev = prev.trim();
-            if !prev.is_empty() {
-                value.push_str(prev);
-                value.push_str(", ");
+    match headers.entry(XFF) {
+        // The common case (no proxy in front): the address alone, made
+        // with one exact allocation.
+        Entry::Vacant(slot) => {
+            if let Ok(v) = HeaderValue::from_bytes(ip) {
+                slot.insert(v);
             }
         }
-    }
-    push_ip(&mut value, client);
-    let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) else {
-        return;
-    };
-    match entry {
         Entry::Occupied(mut lines) => {
-            lines.insert(v);
-        }
-        Entry::Vacant(slot) => {
-            slot.insert(v);
+            let mut value = Vec::with_capacity(64);
+            for prev in lines.iter().filter_map(|v| v.to_str().ok()) {
+                let prev = prev.trim();
+                if !prev.is_empty() {
+                    value.extend_from_slice(prev.as_bytes());
+                    value.extend_from_slice(b", ");
+                }
+            }
+            value.extend_from_slice(ip);
+            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+                lines.insert(v);
+            }
         }
     }
 }
 
-/// Writes `ip` as text (an IPv4 address without the formatting machinery:
-/// this runs on every request under a loaded VCL).
-fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut digits = itoa::Buffer::new();
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
+/// Room for an IP address as text (IPv6 at most 45 bytes), on the stack.
+struct IpText {
+    buf: [u8; 48],
+}
+
+impl IpText {
+    /// `ip` as text (IPv4 without the formatting machinery: this runs on
+    /// every request under a loaded VCL).
+    fn of(&mut self, ip: IpAddr) -> &[u8] {
+        let mut len = 0;
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut digits = itoa::Buffer::new();
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.buf[len] = b'.';
+                        len += 1;
+                    }
+                    let d = digits.format(octet).as_bytes();
+                    self.buf[len..len + d.len()].copy_from_slice(d);
+                    len += d.len();
                 }
-                out.push_str(digits.format(octet));
+            }
+            IpAddr::V6(v6) => {
+                use std::io::Write;
+                let mut out = &mut self.buf[..];
+                if write!(out, "{v6}").is_ok() {
+                    len = 48 - out.len();
+                }
             }
         }
-        IpAddr::V6(v6) => {
-            use std::fmt::Write;
-            let _ = write!(out, "{v6}");
-        }
+        &self.buf[..len]
     }
 }
 

@@ -119,12 +119,6 @@ pub struct Hooks {
     /// the built-in `vcl_backend_response` sets from Set-Cookie, no-store,
     /// private, Vary: * …), not by RFC 9111's verdict.
     pub varnish: bool,
-    /// The client address is appended to `X-Forwarded-For` before
-    /// `vcl_recv`, as Varnish does, because the policy may read or change
-    /// that header (it names it somewhere). Otherwise it is appended to
-    /// backend requests only, as without a policy: the backend sees the
-    /// same header and hits do not pay for it.
-    pub forwarded_for_in_recv: bool,
     /// The policy calls `std.cache_req_body`: request bodies of a known
     /// length up to `server.max_cached_req_body` are read before `vcl_recv`
     /// ([`super::Task::cached_body`]).

@@ -90,7 +90,10 @@ impl Proxy {
         // Room for what is added below (Host, Surrogate-Capability,
         // X-Forwarded-For, Via, validators): a clone has none, and the
         // first addition would then reallocate the whole list.
-        let mut headers = HeaderMap::with_capacity(ctx.headers.len() + 6);
+        // (`try_`: a request with more fields than a map's largest size
+        // less six, possible only with limits raised far past their
+        // defaults, gets a map that grows instead of a panic.)
+        let mut headers = HeaderMap::try_with_capacity(ctx.headers.len() + 6).unwrap_or_default();
         headers.extend(ctx.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
         if for_cache {
             remove_named(&mut headers, &CONDITIONAL_AND_RANGE);
@@ -120,8 +123,8 @@ impl Proxy {
                 HeaderValue::from_static(SURROGATE_CAPABILITY),
             );
         }
-        if !ctx.live.hooks.forwarded_for_in_recv {
-            // Added before vcl_recv when the policy names it (`recv.rs`).
+        if !ctx.live.hooks.varnish {
+            // Under a loaded VCL it was added before vcl_recv (`recv.rs`).
             append_forwarded_for(&mut headers, ctx.client.ip());
         }
         append_via(&mut headers, ctx.version, &ctx.live.config.server.via_name);

@@ -396,6 +396,10 @@ impl Proxy {
     /// release build: 4632 bytes before, 1128 after), which is less to move
     /// on every request and shows in the pass and hit benchmarks.
     async fn serve(self: &Arc<Self>, ctx: &mut Task) -> Served {
+        // What this pass's lookup finds, not an earlier one's (a restart
+        // looks up another key): the expiry is taken as the marker's state
+        // for the key being fetched (`Store::mark_hit_for_miss`).
+        ctx.hit_for_miss_until = None;
         let live = ctx.live.clone();
         match live.policy.recv(ctx) {
             RecvAction::Hash => {

@@ -137,8 +137,8 @@ fn upgrade_request(task: &Task, protocol: &HeaderValue) -> Option<Request<Empty<
     }
     headers.insert(UPGRADE, protocol.clone());
     headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    if !task.live.hooks.forwarded_for_in_recv {
-        // Added before vcl_recv when the policy names it (`recv.rs`).
+    if !task.live.hooks.varnish {
+        // Under a loaded VCL it was added before vcl_recv (`recv.rs`).
         append_forwarded_for(&mut headers, task.client.ip());
     }
     append_via(

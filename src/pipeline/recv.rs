@@ -108,12 +108,15 @@ impl Task {
             })
         });
         remove_hop_by_hop(&mut headers);
-        // Under a VCL that names the header, before the policy sees the
-        // request, as Varnish does: `vcl_recv` reads the chain with the
-        // client in it, and the backend gets it as the policy left it. A
-        // policy that never names it could not tell: added to backend
+        // Under a loaded VCL before the policy sees the request, as Varnish
+        // does: `vcl_recv` reads the chain with the client in it, the
+        // backend gets it as the policy left it, and what else looks at
+        // the request's fields sees it too (a `Vary: X-Forwarded-For`
+        // variant, a ban on `req.http.X-Forwarded-For` from the admin API
+        // or `std.ban`), even when the policy's text never names it.
+        // lacquer's own policy reads none of that: added to backend
         // requests only (`pipeline::bereq`), so hits do not pay for it.
-        if live.hooks.forwarded_for_in_recv {
+        if live.hooks.varnish {
             append_forwarded_for(&mut headers, client.ip());
         }
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);

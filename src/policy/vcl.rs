@@ -246,7 +246,6 @@ impl Policy for VclPolicy {
             rollback: self.program.calls("std.rollback"),
             xkey: self.program.imports("xkey"),
             varnish: true,
-            forwarded_for_in_recv: self.program.mentions("x-forwarded-for"),
             cache_req_body: self.program.calls("std.cache_req_body"),
         }
     }

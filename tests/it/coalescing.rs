@@ -118,3 +118,39 @@ async fn waiters_on_an_uncacheable_miss_never_share_its_answer() {
     assert_eq!(cookies.len(), 4, "a Set-Cookie answer reached two clients");
     assert_eq!(origin.hits("/cookie"), 4);
 }
+
+/// A request that found a hit-for-miss marker and was restarted to
+/// another URL leaves a marker for that URL when its answer is
+/// uncacheable: the first lookup's marker says nothing about the second.
+#[tokio::test]
+async fn a_restart_after_a_hit_for_miss_lookup_still_marks_the_new_key() {
+    const RESTART: &str = r#"vcl 4.1;
+sub vcl_deliver {
+    set resp.http.x-hitmiss = req.is_hitmiss;
+    if (req.http.x-go && req.restarts == 0) {
+        set req.url = "/b";
+        return (restart);
+    }
+}
+"#;
+    let origin = Origin::start().await;
+    for p in ["/a", "/b"] {
+        origin.route(p, |_, n| {
+            Reply::ok(format!("v{n}")).header("cache-control", "private")
+        });
+    }
+    let lq = with_policy(origin.addr, RESTART).await;
+    let a = lq.addr();
+    get(a, "/a").await;
+    assert_eq!(get(a, "/a").await.header("x-hitmiss"), Some("true"));
+    // /a finds its marker, restarts to /b: fetched, uncacheable.
+    let restarted = get_with(a, "/a", &[("x-go", "1")]).await;
+    assert_eq!(restarted.status, 200);
+    assert_eq!(origin.hits("/b"), 1);
+    let b = get(a, "/b").await;
+    assert_eq!(
+        b.header("x-hitmiss"),
+        Some("true"),
+        "no hit-for-miss marker for /b"
+    );
+}

@@ -47,13 +47,11 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
     assert_eq!(via, ["1.1 app", "1.1 lacquer"]);
 }
 
-/// Under a loaded VCL the backend gets the client appended to
-/// `X-Forwarded-For` once, on a miss, a pass, after a restart and for an
-/// ESI fragment, whether the policy names the header (then it is added
-/// before vcl_recv, where the policy sees it) or not (then it is added to
-/// the backend request only).
+/// Under a loaded VCL the client is appended to `X-Forwarded-For` once,
+/// before vcl_recv (the policy sees the chain), and the backend gets it so
+/// on a miss, a pass, after a restart and for an ESI fragment.
 #[tokio::test]
-async fn a_policy_sees_forwarded_for_only_when_it_names_it_and_the_backend_always() {
+async fn under_a_policy_the_backend_gets_the_client_in_forwarded_for_once() {
     const QUIET: &str = r#"
 sub vcl_recv {
     if (req.url == "/pass") { return (pass); }
@@ -88,7 +86,7 @@ sub vcl_backend_response {
             assert_eq!(
                 got.header("x-seen"),
                 seen,
-                "{path}, policy names it: {names_it}"
+                "{path}, policy reads it: {names_it}"
             );
         }
         for path in ["/miss", "/pass", "/restarted", "/page", "/frag"] {
@@ -97,11 +95,44 @@ sub vcl_backend_response {
                 .unwrap_or_else(|| panic!("{path} not fetched"));
             assert_eq!(
                 seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1",
-                "{path}, policy names it: {names_it}"
+                "{path}, policy reads it: {names_it}"
             );
         }
         assert_eq!(origin.hits("/again"), 0);
     }
+}
+
+/// What looks at the request's fields besides the policy sees the client
+/// in `X-Forwarded-For` under a VCL that never names the header, as in
+/// Varnish: a `Vary: X-Forwarded-For` answer is one variant per client
+/// (not one client's answer for every client that sent none).
+#[tokio::test]
+async fn vary_on_forwarded_for_keeps_clients_apart_under_a_policy() {
+    let origin = Origin::start().await;
+    origin.route("/v", |seen, _| {
+        Reply::ok(format!("for {}", seen.header_or_none("x-forwarded-for")))
+            .header("cache-control", "max-age=60")
+            .header("vary", "X-Forwarded-For")
+    });
+    let policy = "vcl 4.1;\nsub vcl_recv { if (req.url == \"/none\") { return (synth(404)); } }\n";
+    let lq = with_policy_and(origin.addr, policy, |c| c.server.proxy_protocol = true).await;
+    let wait = Duration::from_secs(3);
+    let from = |client: &str| {
+        format!(
+            "PROXY TCP4 {client} 10.0.0.1 40000 80\r\nGET /v HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let one = raw(lq.addr(), from("203.0.113.7").as_bytes(), wait).await;
+    assert!(one.ends_with("for 203.0.113.7"), "{one}");
+    wait_stored(&lq, "/v").await;
+    let two = raw(lq.addr(), from("198.51.100.9").as_bytes(), wait).await;
+    assert!(
+        two.ends_with("for 198.51.100.9"),
+        "client 2 got client 1's variant: {two}"
+    );
+    let again = raw(lq.addr(), from("203.0.113.7").as_bytes(), wait).await;
+    assert!(again.ends_with("for 203.0.113.7"), "{again}");
+    assert_eq!(origin.hits("/v"), 2);
 }
 
 #[tokio::test]

@@ -393,3 +393,33 @@ async fn a_restart_after_a_streamed_body_fails_at_once() {
     assert_eq!(origin.hits("/again"), 1);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// A ban on `req.http.X-Forwarded-For` (from `std.ban` or the admin API,
+/// so not in the policy's text) matches the client's chain, which holds
+/// the client's address under a VCL as in Varnish.
+#[tokio::test]
+async fn a_ban_on_the_forwarded_chain_matches_the_client() {
+    const BANNER: &str = r#"vcl 4.1;
+import std;
+sub vcl_recv {
+    if (req.method == "BAN") {
+        if (std.ban(req.http.x-ban)) { return (synth(200, "banned")); }
+        return (synth(400, std.ban_error()));
+    }
+}
+"#;
+    let origin = Origin::start().await;
+    cacheable(&origin, "/x");
+    let lq = with_policy(origin.addr, BANNER).await;
+    let a = lq.addr();
+    get(a, "/x").await;
+    wait_stored(&lq, "/x").await;
+    assert!(is_hit(&get(a, "/x").await));
+    let banned = ban(a, r#"req.http.x-forwarded-for == "127.0.0.1""#).await;
+    assert_eq!(banned.status, 200, "{}", banned.text());
+    assert!(
+        !is_hit(&get(a, "/x").await),
+        "the ban did not match this client"
+    );
+    assert_eq!(origin.hits("/x"), 2);
+}

@@ -316,14 +316,6 @@ impl SourceMap {
         self.files.len() - 1
     }
 
-    /// Whether any file's text holds `needle`, ASCII case aside.
-    pub(crate) fn mentions(&self, needle: &str) -> bool {
-        let needle = needle.to_ascii_lowercase();
-        self.files
-            .iter()
-            .any(|(_, text)| text.to_ascii_lowercase().contains(&needle))
-    }
-
     /// From `start` in the compiled text on, the text is `file`'s from
     /// `offset` on.
     pub(crate) fn piece(&mut self, start: usize, file: usize, offset: usize) {

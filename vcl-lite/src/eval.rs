@@ -347,13 +347,6 @@ impl Program {
         &self.file
     }
 
-    /// Whether `text` appears anywhere in the policy's files (ASCII case
-    /// aside; comments and strings count): a host can leave out work whose
-    /// result the policy could not observe, e.g. a header it never names.
-    pub fn mentions(&self, text: &str) -> bool {
-        self.map.mentions(text)
-    }
-
     /// Whether the policy calls the built-in function `name` (`"std.rollback"`)
     /// anywhere: a host can keep what only that function needs.
     pub fn calls(&self, name: &str) -> bool {
