@@ -196,16 +196,41 @@ pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
 /// Appends the client address to `X-Forwarded-For`, collecting several
 /// header lines into one first (as Varnish does before `vcl_recv`).
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+    append_forwarded_for_cached(headers, client, None);
+}
+
+/// [`append_forwarded_for`] with a place to keep the client's address as
+/// a header value (one per connection: the address is written once, and
+/// a request without `X-Forwarded-For` gets a clone of it).
+pub fn append_forwarded_for_cached(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    cache: Option<&std::sync::OnceLock<(IpAddr, HeaderValue)>>,
+) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     let mut text = IpText { buf: [0; 48] };
-    let ip = text.of(client);
     // One lookup of the name for both the reading and the writing.
     match headers.entry(XFF) {
-        // The common case (no proxy in front): the address alone, made
-        // with one exact allocation.
+        // The common case (no proxy in front): the address alone.
         Entry::Vacant(slot) => {
-            if let Ok(v) = HeaderValue::from_bytes(ip) {
-                slot.insert(v);
+            let cached = cache.map(|c| {
+                c.get_or_init(|| {
+                    (
+                        client,
+                        HeaderValue::from_bytes(text.of(client))
+                            .unwrap_or(HeaderValue::from_static("")),
+                    )
+                })
+            });
+            match cached {
+                Some((ip, v)) if *ip == client && !v.is_empty() => {
+                    slot.insert(v.clone());
+                }
+                _ => {
+                    if let Ok(v) = HeaderValue::from_bytes(text.of(client)) {
+                        slot.insert(v);
+                    }
+                }
             }
         }
         Entry::Occupied(mut lines) => {
@@ -217,7 +242,7 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
                     value.extend_from_slice(b", ");
                 }
             }
-            value.extend_from_slice(ip);
+            value.extend_from_slice(text.of(client));
             if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
                 lines.insert(v);
             }
@@ -414,6 +439,27 @@ mod tests {
             append_forwarded_for(&mut h, ip.parse().unwrap());
             assert_eq!(h["x-forwarded-for"], ip);
         }
+    }
+
+    #[test]
+    fn forwarded_for_from_a_connections_cache_is_the_clients_own() {
+        let cache = std::sync::OnceLock::new();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        for ip in [a, a, b] {
+            let mut h = HeaderMap::new();
+            append_forwarded_for_cached(&mut h, ip, Some(&cache));
+            assert_eq!(h["x-forwarded-for"], ip.to_string().as_str());
+        }
+        assert_eq!(
+            cache.get().map(|(ip, v)| (*ip, v.clone())),
+            Some((a, HeaderValue::from_static("192.0.2.1")))
+        );
+        // A chain already there is extended, not replaced by the cache.
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.2"));
+        append_forwarded_for_cached(&mut h, a, Some(&cache));
+        assert_eq!(h["x-forwarded-for"], "198.51.100.2, 192.0.2.1");
     }
 
     #[test]

@@ -146,6 +146,10 @@ pub struct ConnInfo {
     /// What the PROXY v2 header's TLVs said (vmod proxy); `None` without
     /// one.
     pub tlvs: Option<Arc<super::ProxyTlvs>>,
+    /// The client's address as a header value, made by the connection's
+    /// first request that appends it to `X-Forwarded-For` and cloned by
+    /// the others (the client of a connection does not change).
+    pub client_text: std::sync::OnceLock<(std::net::IpAddr, http::HeaderValue)>,
 }
 
 /// What a running policy may ask of the proxy.

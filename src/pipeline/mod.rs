@@ -299,7 +299,7 @@ impl Proxy {
             return (resp, CacheOutcome::Synth);
         }
         let (parts, body) = req.into_parts();
-        let mut ctx = match Task::from_parts(parts, body, client, live) {
+        let mut ctx = match Task::from_parts(parts, body, client, conn.as_deref(), live) {
             Ok(ctx) => ctx,
             // Refused before there is a request for the policy to see:
             // answered without vcl_synth.

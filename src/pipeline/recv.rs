@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::lifecycle::{Failure, FailureKind, Live, Task, UpgradeRequest};
 
 use crate::http::headers::{
-    append_forwarded_for, default_port, normalize_host, remove_hop_by_hop, HostError,
+    append_forwarded_for_cached, default_port, normalize_host, remove_hop_by_hop, HostError,
 };
 
 /// A refusal at recv: a 400 saying what was wrong with the client's own
@@ -64,6 +64,7 @@ impl Task {
         parts: Parts,
         body: Incoming,
         client: SocketAddr,
+        conn: Option<&crate::lifecycle::ConnInfo>,
         live: Arc<Live>,
     ) -> Result<Task, Failure> {
         let mut headers = parts.headers;
@@ -117,7 +118,8 @@ impl Task {
         // lacquer's own policy reads none of that: added to backend
         // requests only (`pipeline::bereq`), so hits do not pay for it.
         if live.hooks.varnish {
-            append_forwarded_for(&mut headers, client.ip());
+            let cache = conn.map(|c| &c.client_text);
+            append_forwarded_for_cached(&mut headers, client.ip(), cache);
         }
         let always_miss = live.config.cache.honor_client_no_cache && client_no_cache(&headers);
         let keep_original = live.hooks.rollback;

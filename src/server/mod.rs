@@ -373,6 +373,7 @@ async fn accept_loop(
                 local,
                 remote: peer,
                 tlvs: None,
+                client_text: std::sync::OnceLock::new(),
             })
         });
         let proxy = proxy.clone();
