@@ -14,7 +14,7 @@ use crate::cache::CachedObject;
 use crate::fetch::pool::{BackendBody, FetchError};
 use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
-use crate::http::headers::{append_forwarded_for, append_via, remove_named};
+use crate::http::headers::{append_forwarded_for_cached, append_via, remove_named};
 use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, Synthetic, Task};
 use crate::policy::BackendAction;
 
@@ -125,7 +125,8 @@ impl Proxy {
         }
         if !ctx.live.hooks.varnish {
             // Under a loaded VCL it was added before vcl_recv (`recv.rs`).
-            append_forwarded_for(&mut headers, ctx.client.ip());
+            let cache = ctx.conn.as_deref().map(|c| &c.client_text);
+            append_forwarded_for_cached(&mut headers, ctx.client.ip(), cache);
         }
         append_via(&mut headers, ctx.version, &ctx.live.config.server.via_name);
         if method == Method::GET || method == Method::HEAD {
