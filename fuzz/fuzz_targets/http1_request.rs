@@ -78,7 +78,7 @@ async fn serve(req: Request<Incoming>, live: Arc<Live>) -> StatusCode {
     let client = SocketAddr::from(([192, 0, 2, 1], 40000));
     let connect = req.method() == http::Method::CONNECT;
     let (parts, body) = req.into_parts();
-    let mut ctx = match Task::from_parts(parts, body, client, live.clone()) {
+    let mut ctx = match Task::from_parts(parts, body, client, None, live.clone()) {
         Ok(ctx) => ctx,
         Err(refused) => {
             assert!(
