@@ -5,6 +5,7 @@ pub mod conditional;
 pub mod gzip;
 pub mod headers;
 pub mod range;
+pub mod small_numbers;
 pub(crate) mod structured;
 pub(crate) mod syntax;
 #[cfg(test)]

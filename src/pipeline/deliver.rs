@@ -24,6 +24,7 @@ use crate::http::coding::{self, Accepted, Coding};
 use crate::http::conditional::{is_conditional, is_not_modified, strip_for_304};
 use crate::http::headers::remove_named;
 use crate::http::range::{self, ByteRange, Validators};
+use crate::http::small_numbers::SmallNumbers;
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
 
 /// Name of the header that tells how a response was served.
@@ -36,6 +37,10 @@ const DELIVERY_FIELDS: usize = 6;
 
 /// `X-Cache: HIT n` (written without `fmt`: this runs on every hit).
 fn hit_value(n: u64) -> HeaderValue {
+    static HITS: SmallNumbers = SmallNumbers::new("HIT ");
+    if let Some(v) = HITS.value(n) {
+        return v;
+    }
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(n);
     let mut text = bytes::BytesMut::with_capacity(4 + digits.len());
@@ -45,7 +50,9 @@ fn hit_value(n: u64) -> HeaderValue {
 }
 
 fn age_value(age: Duration) -> HeaderValue {
-    HeaderValue::from(age.as_secs())
+    static AGES: SmallNumbers = SmallNumbers::new("");
+    let secs = age.as_secs();
+    AGES.value(secs).unwrap_or_else(|| HeaderValue::from(secs))
 }
 
 /// A response from a stored object.
