@@ -205,32 +205,19 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
 pub fn append_forwarded_for_cached(
     headers: &mut HeaderMap,
     client: IpAddr,
-    cache: Option<&std::sync::OnceLock<(IpAddr, HeaderValue)>>,
+    cache: Option<&std::sync::OnceLock<(IpAddr, Option<HeaderValue>)>>,
 ) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    let mut text = IpText { buf: [0; 48] };
     // One lookup of the name for both the reading and the writing.
     match headers.entry(XFF) {
         // The common case (no proxy in front): the address alone.
         Entry::Vacant(slot) => {
-            let cached = cache.map(|c| {
-                c.get_or_init(|| {
-                    (
-                        client,
-                        HeaderValue::from_bytes(text.of(client))
-                            .unwrap_or(HeaderValue::from_static("")),
-                    )
-                })
-            });
-            match cached {
-                Some((ip, v)) if *ip == client && !v.is_empty() => {
-                    slot.insert(v.clone());
-                }
-                _ => {
-                    if let Ok(v) = HeaderValue::from_bytes(text.of(client)) {
-                        slot.insert(v);
-                    }
-                }
+            let value = match cache.map(|c| c.get_or_init(|| (client, ip_value(client)))) {
+                Some((ip, v)) if *ip == client => v.clone(),
+                _ => ip_value(client),
+            };
+            if let Some(v) = value {
+                slot.insert(v);
             }
         }
         Entry::Occupied(mut lines) => {
@@ -242,12 +229,17 @@ pub fn append_forwarded_for_cached(
                     value.extend_from_slice(b", ");
                 }
             }
-            value.extend_from_slice(text.of(client));
+            value.extend_from_slice(IpText { buf: [0; 48] }.of(client));
             if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
                 lines.insert(v);
             }
         }
     }
+}
+
+/// `ip` as a header value, made with one exact allocation.
+fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(IpText { buf: [0; 48] }.of(ip)).ok()
 }
 
 /// Room for an IP address as text (IPv6 at most 45 bytes), on the stack.
@@ -453,7 +445,7 @@ mod tests {
         }
         assert_eq!(
             cache.get().map(|(ip, v)| (*ip, v.clone())),
-            Some((a, HeaderValue::from_static("192.0.2.1")))
+            Some((a, Some(HeaderValue::from_static("192.0.2.1"))))
         );
         // A chain already there is extended, not replaced by the cache.
         let mut h = HeaderMap::new();

@@ -27,8 +27,10 @@ impl SmallNumbers {
 
     /// `prefix` + `n` as a header value, when `n` is below [`LIMIT`].
     pub fn value(&'static self, n: u64) -> Option<HeaderValue> {
-        let index = usize::try_from(n).ok().filter(|&i| (i as u64) < LIMIT)?;
-        let text = self.table.get_or_init(|| self.make()).get(index)?;
+        if n >= LIMIT {
+            return None;
+        }
+        let text = self.table.get_or_init(|| self.make()).get(n as usize)?;
         Some(HeaderValue::from_static(text))
     }
 

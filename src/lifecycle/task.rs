@@ -149,7 +149,7 @@ pub struct ConnInfo {
     /// The client's address as a header value, made by the connection's
     /// first request that appends it to `X-Forwarded-For` and cloned by
     /// the others (the client of a connection does not change).
-    pub client_text: std::sync::OnceLock<(std::net::IpAddr, http::HeaderValue)>,
+    pub client_text: std::sync::OnceLock<(std::net::IpAddr, Option<http::HeaderValue>)>,
 }
 
 /// What a running policy may ask of the proxy.

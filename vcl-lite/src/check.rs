@@ -1638,22 +1638,24 @@ impl<'p> Checker<'p> {
                 format!("{lty} values are compared with `==` and `!=`"),
             ));
         }
-        if lty == Type::String && matches!(op, CmpOp::Eq | CmpOp::Ne) {
-            if let (ir::Expr::Var(var), ir::Expr::Str(text))
-            | (ir::Expr::Str(text), ir::Expr::Var(var)) = (&l, &r)
+        let text_compare = lty == Type::String && matches!(op, CmpOp::Eq | CmpOp::Ne);
+        Ok(match (l, r) {
+            (ir::Expr::Var(var), ir::Expr::Str(text))
+            | (ir::Expr::Str(text), ir::Expr::Var(var))
+                if text_compare =>
             {
-                return Ok(ir::Expr::VarIsText {
-                    var: var.clone(),
-                    text: text.clone(),
+                ir::Expr::VarIsText {
+                    var,
+                    text,
                     negate: op == CmpOp::Ne,
-                });
+                }
             }
-        }
-        Ok(ir::Expr::Cmp {
-            op,
-            ty: lty,
-            lhs: Box::new(l),
-            rhs: Box::new(r),
+            (l, r) => ir::Expr::Cmp {
+                op,
+                ty: lty,
+                lhs: Box::new(l),
+                rhs: Box::new(r),
+            },
         })
     }
 }
