@@ -12,15 +12,11 @@ pub struct CacheKey(Arc<str>);
 impl CacheKey {
     /// A key from `hash_data` parts, in order.
     pub fn from_parts<'a>(parts: impl IntoIterator<Item = &'a str>) -> CacheKey {
-        let mut s = String::new();
-        for (i, p) in parts.into_iter().enumerate() {
-            if i > 0 {
-                // A separator that cannot occur in a URL or a header value.
-                s.push('\n');
-            }
-            s.push_str(p);
+        let mut key = KeyParts::default();
+        for p in parts {
+            key.push(p);
         }
-        CacheKey(Arc::from(s))
+        key.finish()
     }
 
     /// The default key: URL then Host (Varnish's built-in `vcl_hash`).
@@ -46,6 +42,34 @@ impl CacheKey {
     /// True for a key of no parts.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// A key being built from `hash_data` parts, in one buffer (a policy's
+/// `vcl_hash` runs on every lookup: no string per part).
+#[derive(Debug, Default)]
+pub struct KeyParts {
+    text: String,
+    parts: usize,
+}
+
+impl KeyParts {
+    /// Adds the next part.
+    pub fn push(&mut self, part: &str) {
+        if self.parts == 0 {
+            // Room for a typical key (URL, host and a few variants) at once.
+            self.text.reserve(part.len() + 96);
+        } else {
+            // A separator that cannot occur in a URL or a header value.
+            self.text.push('\n');
+        }
+        self.text.push_str(part);
+        self.parts += 1;
+    }
+
+    /// The key of the parts pushed so far.
+    pub fn finish(self) -> CacheKey {
+        CacheKey(Arc::from(self.text))
     }
 }
 

@@ -13,6 +13,6 @@ pub mod tags;
 mod test_support;
 pub mod vary;
 
-pub use key::CacheKey;
+pub use key::{CacheKey, KeyParts};
 pub use object::CachedObject;
 pub use store::{Found, Store};

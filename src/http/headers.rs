@@ -103,7 +103,7 @@ pub fn normalize_host(raw: &str, default_port: u16) -> Result<String, HostError>
     }
     if let Some(n) = port {
         out.push(':');
-        out.push_str(&n.to_string());
+        out.push_str(itoa::Buffer::new().format(n));
     }
     Ok(out)
 }

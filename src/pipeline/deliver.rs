@@ -8,7 +8,7 @@ use http::header::{
     HeaderValue, ACCEPT_RANGES, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
     DATE, ETAG, LAST_MODIFIED, RANGE, VIA,
 };
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderName, Method, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use crate::http::small_numbers::SmallNumbers;
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
 
 /// Name of the header that tells how a response was served.
-pub const X_CACHE: &str = "x-cache";
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// Fields a delivery may add to a stored object's (`Age`, `X-Cache`,
 /// `Via`, `Accept-Ranges`, `X-Varnish`, a policy's own): room made for
@@ -275,7 +275,7 @@ fn content_range(r: &ByteRange, total: u64) -> HeaderValue {
 /// its `Cache-Control` must not make a downstream cache keep the 416.
 fn unsatisfiable(headers: HeaderMap, len: u64) -> Response<RespBody> {
     let mut out = HeaderMap::new();
-    for name in [http::HeaderName::from_static(X_CACHE), VIA] {
+    for name in [X_CACHE, VIA] {
         for v in headers.get_all(&name) {
             out.append(name.clone(), v.clone());
         }

@@ -296,12 +296,12 @@ impl Policy for VclPolicy {
             Ok(Some(Action::Lookup)) => {}
             Ok(_) => {
                 // No return: the built-in vcl_hash adds URL and Host, as in Varnish.
-                parts.push(req.url.clone());
-                parts.push(req.host.clone());
+                parts.push(&req.url);
+                parts.push(&req.host);
             }
             Err(e) => return failed(Sub::Hash, &e, Builtin.hash(req)),
         }
-        CacheKey::from_parts(parts.iter().map(String::as_str))
+        parts.finish()
     }
 
     fn hit(&self, req: &mut Task, obj: &CachedObject) -> ClientAction {

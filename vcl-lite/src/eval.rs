@@ -75,6 +75,14 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Its STRING form, taking over the text of a STRING value that owns it.
+    pub fn into_string(self) -> String {
+        match self {
+            Value::Str(s) => s.into_owned(),
+            other => other.to_string(),
+        }
+    }
+
     /// The text of a STRING value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -1228,7 +1236,10 @@ impl Program {
 
 /// `regsub` / `regsuball`: the first (or every) match replaced.
 fn regsub<'a>(re: &Pattern, s: Cow<'a, str>, pieces: &[Piece], all: bool) -> Cow<'a, str> {
-    re.substitute(s, all, |out, group| {
+    let groups = pieces
+        .iter()
+        .any(|p| matches!(p, Piece::Group(g) if *g > 0));
+    re.substitute(s, all, groups, |out, group| {
         for piece in pieces {
             match piece {
                 Piece::Lit(text) => out.push_str(text),

@@ -97,11 +97,13 @@ impl Pattern {
     /// `expand(out, group)` appends to `out` (`group(n)`: the text of group
     /// n, 0 the whole match, `None` if it did not take part). A
     /// backtracking match that gives up leaves `s` as it was, as a failed
-    /// match does in Varnish.
+    /// match does in Varnish. `groups`: whether `expand` reads a group
+    /// other than 0; without, the matches are found without captures.
     pub(crate) fn substitute<'a>(
         &self,
         s: Cow<'a, str>,
         all: bool,
+        groups: bool,
         expand: impl Fn(&mut String, &Groups<'_>),
     ) -> Cow<'a, str> {
         let mut out = Splice::new(&s);
@@ -110,6 +112,18 @@ impl Pattern {
             // parameter not in the URL): the match-only search answers that
             // without the cost of setting up captures.
             Pattern::Linear(..) if !self.is_match(&s) => return s,
+            // `regsub(req.http.Host, ":[0-9]+$", "")`, `regsuball(cookie,
+            // "; +", ";")`: the match's bounds are all the replacement
+            // needs, and finding them costs a fraction of captures.
+            Pattern::Linear(re, _) if !groups => {
+                for m in re.find_iter(&s) {
+                    let whole = (m.start(), m.end());
+                    out.replace(|g| (g == 0).then_some(whole), &expand);
+                    if !all {
+                        break;
+                    }
+                }
+            }
             Pattern::Linear(re, _) => {
                 for caps in re.captures_iter(&s) {
                     out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand);
@@ -404,7 +418,24 @@ mod tests {
     }
 
     fn sub(re: &str, s: &str, with: &str, all: bool) -> String {
-        p(re).substitute(s.into(), all, expand(with)).into_owned()
+        // Both ways, with captures and (when the replacement needs no group
+        // but the whole match) without: they must agree.
+        let with_groups = p(re).substitute(s.into(), all, true, expand(with));
+        if !names_a_group(with) {
+            assert_eq!(
+                p(re).substitute(s.into(), all, false, expand(with)),
+                with_groups,
+                "{re} on {s:?}"
+            );
+        }
+        with_groups.into_owned()
+    }
+
+    /// Whether a replacement names a group other than `\0`.
+    fn names_a_group(with: &str) -> bool {
+        with.as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'\\' && (b'1'..=b'9').contains(&w[1]))
     }
 
     #[test]
@@ -477,7 +508,7 @@ mod tests {
             assert_eq!(sub(re, "foo boo", "<\\1>", false), "f<oo> boo", "{re}");
             assert_eq!(sub(re, "foo boo", "<\\1>", true), "f<oo> b<oo>", "{re}");
             assert!(matches!(
-                p(re).substitute("xyz".into(), true, expand("-")),
+                p(re).substitute("xyz".into(), true, false, expand("-")),
                 Cow::Borrowed("xyz")
             ));
         }
@@ -485,6 +516,15 @@ mod tests {
             assert_eq!(sub(re, "ab", "-", true), "-a-b-", "{re}");
         }
         assert_eq!(sub("^/(.*?)/?$", "/a/b/", "\\1", false), "a/b");
+        // Replacements without groups (found without captures; `sub`
+        // checks that both ways agree).
+        assert_eq!(
+            sub(":[0-9]+$", "example.com:8080", "", false),
+            "example.com"
+        );
+        assert_eq!(sub("; +", "a=1;  b=2; c=3", ";", true), "a=1;b=2;c=3");
+        assert_eq!(sub("(o+)", "foo boo", "[\\0]", true), "f[oo] b[oo]");
+        assert_eq!(sub("(?i)O", "foo", "0", false), "f0o");
         // A group that did not take part is empty.
         assert_eq!(sub(r"(a)|(?=b)(b)", "b", "[\\1\\2]", false), "[b]");
     }
@@ -498,7 +538,7 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(!re.is_match(&subject));
         assert_eq!(
-            re.substitute(subject.as_str().into(), true, expand("z")),
+            re.substitute(subject.as_str().into(), true, false, expand("z")),
             subject
         );
         assert!(start.elapsed() < std::time::Duration::from_secs(5));

@@ -186,7 +186,7 @@ impl Context for BackendView<'_, '_> {
     fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
         match var {
             Var::BereqUrl => {
-                let url = value.to_string();
+                let url = value.into_string();
                 url.parse::<http::Uri>()
                     .map_err(|_| format!("bereq.url: {url:?} is not a valid request target"))?;
                 self.bereq.url = url;
@@ -206,7 +206,7 @@ impl Context for BackendView<'_, '_> {
             Var::BereqBetweenBytesTimeout => {
                 self.bereq.timeouts.between_bytes = seconds(&value).filter(|d| !d.is_zero())
             }
-            Var::BereqBackend => self.bereq.backend = Some(value.to_string()),
+            Var::BereqBackend => self.bereq.backend = Some(value.into_string()),
             Var::BerespHttp(h) => {
                 let headers = self
                     .beresp_headers()
@@ -223,11 +223,11 @@ impl Context for BackendView<'_, '_> {
                         s.phrase = Some(reason.to_string());
                     }
                     Var::BerespReason => {
-                        let text = value.to_string();
+                        let text = value.into_string();
                         s.phrase = Some(text.clone());
                         s.reason = text;
                     }
-                    Var::BerespBody => s.body = value.to_string(),
+                    Var::BerespBody => s.body = value.into_string(),
                     other => return Err(format!("{other:?} cannot be set here")),
                 },
                 None => return Err(format!("{var:?} cannot be set here")),

@@ -32,7 +32,7 @@ pub(super) struct ClientView<'a> {
     pub(super) meta: Option<ObjMeta>,
     pub(super) resp: Option<RespPart<'a>>,
     /// `vcl_hash`: the parts of the key.
-    pub(super) hash: Vec<String>,
+    pub(super) hash: crate::cache::KeyParts,
     pub(super) shared: &'a super::Shared,
 }
 
@@ -44,7 +44,7 @@ impl<'a> ClientView<'a> {
             obj: None,
             meta: None,
             resp: None,
-            hash: Vec::new(),
+            hash: Default::default(),
             shared,
         }
     }
@@ -174,8 +174,10 @@ impl Context for ClientView<'_> {
     fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
         let req = &mut *self.req;
         match var {
+            // `set req.url = std.querysort(req.url)` mostly changes nothing.
+            Var::ReqUrl if value.as_str() == Some(req.url.as_str()) => {}
             Var::ReqUrl => {
-                let url = value.to_string();
+                let url = value.into_string();
                 url.parse::<http::Uri>()
                     .map_err(|_| format!("req.url: {url:?} is not a valid request target"))?;
                 req.url = url;
@@ -207,10 +209,10 @@ impl Context for ClientView<'_> {
                 }
             }
             Var::ReqHashAlwaysMiss => req.always_miss = matches!(value, Value::Bool(true)),
-            Var::ClientIdentity => req.client_identity = Some(value.to_string()),
+            Var::ClientIdentity => req.client_identity = Some(value.into_string()),
             Var::ReqTtl => req.max_ttl = seconds(&value),
             Var::ReqGrace => req.max_grace = seconds(&value),
-            Var::ReqBackendHint => req.backend_hint = Some(value.to_string()),
+            Var::ReqBackendHint => req.backend_hint = Some(value.into_string()),
             Var::RespStatus => {
                 let status: StatusCode = status_of(&value, "resp.status")?;
                 let reason = reason_for_set_status(status);
@@ -228,7 +230,7 @@ impl Context for ClientView<'_> {
                 }
             }
             Var::RespReason => {
-                let text = value.to_string();
+                let text = value.into_string();
                 match self.resp.as_mut() {
                     Some(RespPart::Delivered(r)) => crate::lifecycle::set_phrase(r, &text),
                     Some(RespPart::Synth(s)) => {
@@ -243,7 +245,7 @@ impl Context for ClientView<'_> {
                 header_set(headers, h, value, "resp.http")?;
             }
             Var::RespBody => match self.resp.as_mut() {
-                Some(RespPart::Synth(s)) => s.body = value.to_string(),
+                Some(RespPart::Synth(s)) => s.body = value.into_string(),
                 _ => return Err("resp.body cannot be set here".into()),
             },
             other => return Err(format!("{other:?} cannot be set here")),
@@ -273,7 +275,7 @@ impl Context for ClientView<'_> {
     }
 
     fn hash_data(&mut self, data: &str) {
-        self.hash.push(data.to_string());
+        self.hash.push(data);
     }
 
     fn synthetic(&mut self, body: &str) {
