@@ -36,8 +36,10 @@ pub(crate) type Groups<'s> = dyn Fn(usize) -> Option<&'s str> + 's;
 pub(crate) enum Pattern {
     /// Linear time: the pattern needs nothing PCRE-only. With the quick
     /// form of a plain-text or one-character pattern, which answers
-    /// `is_match` without the engine.
-    Linear(regex::Regex, Option<Quick>),
+    /// `is_match` without the engine, and whether it matches the empty
+    /// text (what an unset header is matched as: `req.http.Cookie ~ …` on
+    /// a request without cookies is answered without the engine).
+    Linear(regex::Regex, Option<Quick>, bool),
     /// Backtracking, bounded by [`BACKTRACK_LIMIT`].
     Backtrack(fancy_regex::Regex),
 }
@@ -58,7 +60,10 @@ impl Pattern {
             .nest_limit(NEST_LIMIT)
             .build()
         {
-            Ok(re) => return Ok(Pattern::Linear(re, Quick::of(pattern))),
+            Ok(re) => {
+                let empty = re.is_match("");
+                return Ok(Pattern::Linear(re, Quick::of(pattern), empty));
+            }
             Err(regex::Error::CompiledTooBig(_)) => return Err(too_big()),
             Err(e) => last_line(&e.to_string()),
         };
@@ -84,8 +89,9 @@ impl Pattern {
     /// no match.
     pub(crate) fn is_match(&self, s: &str) -> bool {
         match self {
-            Pattern::Linear(_, Some(quick)) => quick.is_match(s),
-            Pattern::Linear(re, None) => re.is_match(s),
+            Pattern::Linear(_, _, empty) if s.is_empty() => *empty,
+            Pattern::Linear(_, Some(quick), _) => quick.is_match(s),
+            Pattern::Linear(re, None, _) => re.is_match(s),
             Pattern::Backtrack(re) => re.is_match(s).unwrap_or_else(|e| {
                 gave_up(re, &e);
                 false
@@ -115,7 +121,7 @@ impl Pattern {
             // `regsub(req.http.Host, ":[0-9]+$", "")`, `regsuball(cookie,
             // "; +", ";")`: the match's bounds are all the replacement
             // needs, and finding them costs a fraction of captures.
-            Pattern::Linear(re, _) if !groups => {
+            Pattern::Linear(re, _, _) if !groups => {
                 for m in re.find_iter(&s) {
                     let whole = (m.start(), m.end());
                     out.replace(|g| (g == 0).then_some(whole), &expand);
@@ -124,7 +130,7 @@ impl Pattern {
                     }
                 }
             }
-            Pattern::Linear(re, _) => {
+            Pattern::Linear(re, _, _) => {
                 for caps in re.captures_iter(&s) {
                     out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand);
                     if !all {
@@ -500,6 +506,25 @@ mod tests {
         assert!(!p(r"(?<!www\.)example\.com").is_match("www.example.com"));
         assert!(p(r"(?<!www\.)example\.com").is_match("api.example.com"));
         assert!(p("(?i)(?=.*MOBILE)").is_match("x mobile y"));
+    }
+
+    #[test]
+    fn the_empty_text_is_answered_as_the_engine_would() {
+        for re in [
+            "^$",
+            "x*",
+            "a",
+            r"^\s*$",
+            "(?i)(ipad|tablet)",
+            "^",
+            "b?$",
+            "[^a]",
+        ] {
+            let engine = regex::Regex::new(re).expect("valid").is_match("");
+            assert_eq!(p(re).is_match(""), engine, "{re}");
+        }
+        assert!(p("^$").is_match(""));
+        assert!(!p("a").is_match(""));
     }
 
     #[test]
