@@ -9,13 +9,16 @@
 # needs: valgrind, wrk, a release build (cargo build --release), and the
 # bench origin: cargo bench --bench load -- --serve-origin 127.0.0.1:8080
 # env:   BIN (lacquer binary), ORIGIN (default 127.0.0.1:8080),
-#        PORT (lacquer's, default 6085)
+#        PORT (lacquer's, default 6085), HEADER (one request header for
+#        wrk, e.g. HEADER='Accept-Encoding: gzip')
 set -euo pipefail
 label=$1 url=$2
 shift 2
 bin=${BIN:-target/release/lacquer}
 origin=${ORIGIN:-127.0.0.1:8080}
 port=${PORT:-6085}
+header=()
+if [ -n "${HEADER:-}" ]; then header=(-H "$HEADER"); fi
 out=$(mktemp -d)/cg
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out.%p" \
     "$bin" run -a "127.0.0.1:$port" -b "$origin" --storage 256MiB "$@" >/dev/null 2>"$out.err" &
@@ -31,9 +34,9 @@ if [ "$status" -ge 500 ] || [ "$status" = 000 ]; then
     echo "$label: $url answered $status; is the origin up at $origin?" >&2
     exit 1
 fi
-wrk -t1 -c4 -d2s "http://127.0.0.1:$port$url" >/dev/null # warm: cache filled, connections pooled
+wrk -t1 -c4 -d2s "${header[@]}" "http://127.0.0.1:$port$url" >/dev/null # warm: cache filled, connections pooled
 callgrind_control -i on "$vpid" >/dev/null
-n=$(wrk -t1 -c4 -d5s "http://127.0.0.1:$port$url" | awk '/requests in/{print $1}')
+n=$(wrk -t1 -c4 -d5s "${header[@]}" "http://127.0.0.1:$port$url" | awk '/requests in/{print $1}')
 callgrind_control -i off "$vpid" >/dev/null
 callgrind_control -d "$vpid" >/dev/null
 sleep 1

@@ -117,8 +117,8 @@ impl Context for Ctx {
         }
         made_up(var, self.mode)
     }
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
-        self.vars.insert(var.clone(), value);
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
+        self.vars.insert(var.clone(), value.into_owned());
         Ok(())
     }
     fn unset(&mut self, var: &Var) {

@@ -34,7 +34,7 @@ impl Context for Req {
             _ => None,
         }
     }
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         let text = value.to_string();
         match var {
             Var::ReqUrl => self.url = text,

@@ -458,8 +458,8 @@ mod tests {
         fn get(&self, var: &Var) -> Option<Value<'_>> {
             self.0.get(var).cloned()
         }
-        fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
-            self.0.insert(var.clone(), value);
+        fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
+            self.0.insert(var.clone(), value.into_owned());
             Ok(())
         }
         fn unset(&mut self, var: &Var) {

@@ -121,7 +121,7 @@ pub trait Context {
     /// Sets a variable (always with a value of the variable's type). An
     /// `Err` (for instance a header value the host refuses) fails the
     /// subroutine with a [`RuntimeError`].
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String>;
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String>;
 
     /// Removes a header (`unset req.http.Cookie;`). Only header variables
     /// are ever unset.
@@ -387,7 +387,7 @@ impl Program {
             fn get(&self, _: &Var) -> Option<Value<'_>> {
                 None
             }
-            fn set(&mut self, _: &Var, _: Value<'static>) -> Result<(), String> {
+            fn set(&mut self, _: &Var, _: Value<'_>) -> Result<(), String> {
                 Err("no variables in vcl_init".to_string())
             }
             fn unset(&mut self, _: &Var) {}
@@ -468,6 +468,11 @@ impl Program {
                     if *fallible && failed() {
                         return Err(self.expr_failed(*at));
                     }
+                    // Most conditions are false and have no `else`: no call
+                    // (this function's frame is large) for an empty body.
+                    if body.is_empty() {
+                        continue;
+                    }
                     if let Flow::Return(a) = self.stmts(body, ctx, depth, scratch)? {
                         return Ok(Flow::Return(a));
                     }
@@ -479,7 +484,12 @@ impl Program {
                     at,
                     fallible,
                 } => {
-                    let value = self.value(value, *ty, &*ctx);
+                    let value = match value {
+                        // A literal is lent, not copied: the host copies it
+                        // once where it keeps it (a header value).
+                        Expr::Str(text) if *ty == Type::String => Value::Str(Cow::Borrowed(text)),
+                        other => self.value(other, *ty, &*ctx),
+                    };
                     if *fallible && failed() {
                         return Err(self.expr_failed(*at));
                     }
@@ -1315,11 +1325,11 @@ mod tests {
                 other => other.clone(),
             })
         }
-        fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+        fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
             if self.refuse {
                 return Err("refused".to_string());
             }
-            self.vars.insert(var.clone(), value);
+            self.vars.insert(var.clone(), value.into_owned());
             Ok(())
         }
         fn unset(&mut self, var: &Var) {
@@ -2234,7 +2244,7 @@ sub vcl_recv { return (hash); }"#,
             fn get(&self, _: &Var) -> Option<Value<'_>> {
                 None
             }
-            fn set(&mut self, _: &Var, _: Value<'static>) -> Result<(), String> {
+            fn set(&mut self, _: &Var, _: Value<'_>) -> Result<(), String> {
                 Ok(())
             }
             fn unset(&mut self, _: &Var) {}

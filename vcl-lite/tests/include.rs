@@ -114,7 +114,7 @@ fn runtime_errors_name_the_included_file() {
         fn get(&self, _: &Var) -> Option<Value<'_>> {
             None
         }
-        fn set(&mut self, _: &Var, _: Value<'static>) -> Result<(), String> {
+        fn set(&mut self, _: &Var, _: Value<'_>) -> Result<(), String> {
             Err("no".into())
         }
         fn unset(&mut self, _: &Var) {}

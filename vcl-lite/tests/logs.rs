@@ -50,7 +50,7 @@ impl Context for Req {
             _ => None,
         }
     }
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         if let Var::ReqHttp(_) = var {
             self.header = Some(value.to_string());
         }

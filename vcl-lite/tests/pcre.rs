@@ -33,7 +33,7 @@ impl Context for Req {
     fn get(&self, var: &Var) -> Option<Value<'_>> {
         self.vars.get(var).map(|s| Value::Str(s.as_str().into()))
     }
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         self.vars.insert(var.clone(), value.to_string());
         Ok(())
     }

@@ -267,7 +267,7 @@ fn deepest_allowed_policy_runs() {
         fn get(&self, _: &vcl_lite::Var) -> Option<vcl_lite::Value<'_>> {
             None
         }
-        fn set(&mut self, _: &vcl_lite::Var, _: vcl_lite::Value<'static>) -> Result<(), String> {
+        fn set(&mut self, _: &vcl_lite::Var, _: vcl_lite::Value<'_>) -> Result<(), String> {
             Ok(())
         }
         fn unset(&mut self, _: &vcl_lite::Var) {}

@@ -183,7 +183,7 @@ impl Context for BackendView<'_, '_> {
         }
     }
 
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         match var {
             Var::BereqUrl => {
                 let url = value.into_string();

@@ -171,7 +171,7 @@ impl Context for ClientView<'_> {
         }
     }
 
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         let req = &mut *self.req;
         match var {
             // `set req.url = std.querysort(req.url)` mostly changes nothing.

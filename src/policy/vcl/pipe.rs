@@ -27,7 +27,7 @@ impl Context for PipeView<'_> {
         }
     }
 
-    fn set(&mut self, var: &Var, value: Value<'static>) -> Result<(), String> {
+    fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         match var {
             Var::BereqHttp(h) => header_set(self.bereq, h, value, "bereq.http"),
             _ => self.client.set(var, value),

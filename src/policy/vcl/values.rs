@@ -37,7 +37,7 @@ pub(super) fn header_unset(map: &mut HeaderMap, h: &Header) {
 pub(super) fn header_set(
     map: &mut HeaderMap,
     h: &Header,
-    value: Value<'static>,
+    value: Value<'_>,
     family: &str,
 ) -> Result<(), String> {
     let name = header_name(h).ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?;
@@ -48,11 +48,12 @@ pub(super) fn header_set(
 }
 
 /// A value as a header value; a string the policy built is taken over
-/// without a copy. `None` when it holds bytes a header may not.
-fn header_value(value: Value<'static>) -> Option<HeaderValue> {
+/// without a copy, a borrowed one copied once. `None` when it holds bytes a header may not.
+fn header_value(value: Value<'_>) -> Option<HeaderValue> {
     let bytes = match value {
         Value::Str(Cow::Owned(s)) => bytes::Bytes::from(s),
-        Value::Str(Cow::Borrowed(s)) => bytes::Bytes::from_static(s.as_bytes()),
+        // A policy's literal (`set req.http.X-Device = "mobile"`): one copy.
+        Value::Str(Cow::Borrowed(s)) => return HeaderValue::from_bytes(s.as_bytes()).ok(),
         other => bytes::Bytes::from(other.to_string()),
     };
     HeaderValue::from_maybe_shared(bytes).ok()
@@ -282,6 +283,11 @@ mod tests {
         )
         .expect_err("a line break is no header value");
         assert_eq!(err, "req.http.x-device: not a valid header value");
+        // A policy's literal is lent: checked the same way.
+        let err = header_set(&mut map, &h, Value::Str(Cow::Borrowed("a\rb")), "req.http")
+            .expect_err("a carriage return is no header value");
+        assert_eq!(err, "req.http.x-device: not a valid header value");
+        assert_eq!(map.get("x-device").map(|v| v.as_bytes()), Some(&b"3"[..]));
         header_unset(&mut map, &h);
         assert!(map.is_empty());
     }
