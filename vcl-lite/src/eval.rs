@@ -477,37 +477,6 @@ impl Program {
                         return Ok(Flow::Return(a));
                     }
                 }
-                Stmt::Set {
-                    var,
-                    ty,
-                    value,
-                    at,
-                    fallible,
-                } => {
-                    let value = match value {
-                        // A literal is lent, not copied: the host copies it
-                        // once where it keeps it (a header value).
-                        Expr::Str(text) if *ty == Type::String => Value::Str(Cow::Borrowed(text)),
-                        other => self.value(other, *ty, &*ctx),
-                    };
-                    if *fallible && failed() {
-                        return Err(self.expr_failed(*at));
-                    }
-                    ctx.set(var, value)
-                        .map_err(|m| self.runtime_error(m, *at))?;
-                }
-                Stmt::Unset(var) => ctx.unset(var),
-                Stmt::Return {
-                    action,
-                    at,
-                    fallible,
-                } => {
-                    let action = self.action(action, &*ctx, *at)?;
-                    if *fallible && failed() {
-                        return Err(self.expr_failed(*at));
-                    }
-                    return Ok(Flow::Return(action));
-                }
                 Stmt::Call(index) => {
                     let body = self.customs.get(*index).map_or(&[][..], Vec::as_slice);
                     if depth >= MAX_CALL_DEPTH {
@@ -526,32 +495,90 @@ impl Program {
                         return Ok(Flow::Return(a));
                     }
                 }
-                Stmt::HashData(e, at) => {
-                    scratch.clear();
-                    self.append(e, Type::String, &*ctx, scratch);
-                    if let Some(at) = at.filter(|_| failed()) {
-                        return Err(self.expr_failed(at));
-                    }
-                    ctx.hash_data(scratch);
-                }
-                Stmt::Synthetic(e, at) => {
-                    scratch.clear();
-                    self.append(e, Type::String, &*ctx, scratch);
-                    if let Some(at) = at.filter(|_| failed()) {
-                        return Err(self.expr_failed(at));
-                    }
-                    ctx.synthetic(scratch);
-                }
-                Stmt::Effect { call, at } => {
-                    self.effect(call, ctx, scratch)
-                        .map_err(|m| self.runtime_error(m, *at))?;
-                    if failed() {
-                        return Err(self.expr_failed(*at));
+                // Statements that do not nest: evaluated in a frame of their
+                // own, so that the frame of this recursive function stays
+                // small (nesting depth is bounded by a small stack in the
+                // robustness tests, unoptimised).
+                leaf => {
+                    if let Some(a) = self.leaf(leaf, ctx, scratch)? {
+                        return Ok(Flow::Return(a));
                     }
                 }
             }
         }
         Ok(Flow::Next)
+    }
+
+    /// A statement that holds no other: `set`, `unset`, `return`,
+    /// `hash_data`, `synthetic`, a function called for its effect.
+    /// `Some` for `return`. Inlined in optimised builds (one call site, and
+    /// a call per statement measured +4% instructions on production.vcl);
+    /// a frame of its own in unoptimised ones, where nothing is inlined.
+    #[inline]
+    fn leaf(
+        &self,
+        stmt: &Stmt,
+        ctx: &mut dyn Context,
+        scratch: &mut String,
+    ) -> Result<Option<Action>, RuntimeError> {
+        match stmt {
+            Stmt::Set {
+                var,
+                ty,
+                value,
+                at,
+                fallible,
+            } => {
+                let value = match value {
+                    // A literal is lent, not copied: the host copies it
+                    // once where it keeps it (a header value).
+                    Expr::Str(text) if *ty == Type::String => Value::Str(Cow::Borrowed(text)),
+                    other => self.value(other, *ty, &*ctx),
+                };
+                if *fallible && failed() {
+                    return Err(self.expr_failed(*at));
+                }
+                ctx.set(var, value)
+                    .map_err(|m| self.runtime_error(m, *at))?;
+            }
+            Stmt::Unset(var) => ctx.unset(var),
+            Stmt::Return {
+                action,
+                at,
+                fallible,
+            } => {
+                let action = self.action(action, &*ctx, *at)?;
+                if *fallible && failed() {
+                    return Err(self.expr_failed(*at));
+                }
+                return Ok(Some(action));
+            }
+            Stmt::HashData(e, at) => {
+                scratch.clear();
+                self.append(e, Type::String, &*ctx, scratch);
+                if let Some(at) = at.filter(|_| failed()) {
+                    return Err(self.expr_failed(at));
+                }
+                ctx.hash_data(scratch);
+            }
+            Stmt::Synthetic(e, at) => {
+                scratch.clear();
+                self.append(e, Type::String, &*ctx, scratch);
+                if let Some(at) = at.filter(|_| failed()) {
+                    return Err(self.expr_failed(at));
+                }
+                ctx.synthetic(scratch);
+            }
+            Stmt::Effect { call, at } => {
+                self.effect(call, ctx, scratch)
+                    .map_err(|m| self.runtime_error(m, *at))?;
+                if failed() {
+                    return Err(self.expr_failed(*at));
+                }
+            }
+            Stmt::If { .. } | Stmt::Call(_) | Stmt::Builtin(_) => {}
+        }
+        Ok(None)
     }
 
     /// A function called as a statement.
