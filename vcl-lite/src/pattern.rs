@@ -554,6 +554,48 @@ mod tests {
         assert_eq!(sub(r"(a)|(?=b)(b)", "b", "[\\1\\2]", false), "[b]");
     }
 
+    /// Random linear patterns, subjects and group-free replacements: the
+    /// substitution found without captures is the one found with them.
+    #[test]
+    fn random_substitutions_agree_with_and_without_captures() {
+        const PIECES: [&str; 16] = [
+            "a", "b", "x*", r"\b", "^", "$", "(?m)", "(?i)", "[ab]", "|", "é", "a?", "(b)", ".",
+            r"\s", "{0,2}",
+        ];
+        const LETTERS: [&str; 7] = ["a", "b", "B", " ", "é", "\n", "x"];
+        const WITH: [&str; 3] = ["", "-", "<\\0>"];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut checked = 0;
+        for _ in 0..2_000 {
+            let pattern: String = (0..next(4) + 1)
+                .map(|_| PIECES[next(PIECES.len())])
+                .collect();
+            let Ok(re) = Pattern::new(&pattern) else {
+                continue;
+            };
+            if re.is_backtracking() {
+                continue;
+            }
+            for _ in 0..4 {
+                let subject: String = (0..next(6)).map(|_| LETTERS[next(LETTERS.len())]).collect();
+                let with = WITH[next(WITH.len())];
+                for all in [false, true] {
+                    let captures = re.substitute(subject.as_str().into(), all, true, expand(with));
+                    let bounds = re.substitute(subject.as_str().into(), all, false, expand(with));
+                    assert_eq!(captures, bounds, "{pattern:?} on {subject:?} with {with:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 4_000, "only {checked} checks");
+    }
+
     #[test]
     fn runaway_backtracking_is_no_match() {
         // Exponential in a backtracking engine: must give up, not hang.
