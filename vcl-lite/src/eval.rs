@@ -554,19 +554,11 @@ impl Program {
                 return Ok(Some(action));
             }
             Stmt::HashData(e, at) => {
-                scratch.clear();
-                self.append(e, Type::String, &*ctx, scratch);
-                if let Some(at) = at.filter(|_| failed()) {
-                    return Err(self.expr_failed(at));
-                }
+                self.text_into(e, *at, &*ctx, scratch)?;
                 ctx.hash_data(scratch);
             }
             Stmt::Synthetic(e, at) => {
-                scratch.clear();
-                self.append(e, Type::String, &*ctx, scratch);
-                if let Some(at) = at.filter(|_| failed()) {
-                    return Err(self.expr_failed(at));
-                }
+                self.text_into(e, *at, &*ctx, scratch)?;
                 ctx.synthetic(scratch);
             }
             Stmt::Effect { call, at } => {
@@ -579,6 +571,23 @@ impl Program {
             Stmt::If { .. } | Stmt::Call(_) | Stmt::Builtin(_) => {}
         }
         Ok(None)
+    }
+
+    /// `e`'s STRING form in `scratch`; `Err` when an expression of the
+    /// statement at `at` (a fallible one) failed.
+    fn text_into(
+        &self,
+        e: &Expr,
+        at: Option<usize>,
+        ctx: &dyn Context,
+        scratch: &mut String,
+    ) -> Result<(), RuntimeError> {
+        scratch.clear();
+        self.append(e, Type::String, ctx, scratch);
+        match at.filter(|_| failed()) {
+            Some(at) => Err(self.expr_failed(at)),
+            None => Ok(()),
+        }
     }
 
     /// A function called as a statement.

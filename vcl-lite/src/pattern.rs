@@ -399,6 +399,18 @@ fn gave_up(re: &fancy_regex::Regex, e: &fancy_regex::Error) {
     );
 }
 
+/// A test's source of numbers below `n` (xorshift from `seed`): the same
+/// sequence on every run.
+#[cfg(test)]
+pub(crate) fn test_numbers(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,13 +576,7 @@ mod tests {
         ];
         const LETTERS: [&str; 7] = ["a", "b", "B", " ", "é", "\n", "x"];
         const WITH: [&str; 3] = ["", "-", "<\\0>"];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = test_numbers(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for _ in 0..2_000 {
             let pattern: String = (0..next(4) + 1)

@@ -193,13 +193,7 @@ mod tests {
             "é", "-", "ab", "(?m)",
         ];
         const LETTERS: [&str; 8] = ["a", "b", "A", ".", "/", "?", "é", "\n"];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::pattern::test_numbers(0x9e37_79b9_7f4a_7c15);
         let (mut checked, mut quick) = (0, 0);
         for _ in 0..5_000 {
             let pattern: String = (0..next(4) + 1)
