@@ -1445,10 +1445,11 @@ impl<'p> Checker<'p> {
                 for item in items {
                     out.push(self.condition(item, scope)?);
                 }
-                let x = if matches!(e.kind, ExprKind::And(_)) {
-                    ir::Expr::And(out)
-                } else {
-                    ir::Expr::Or(out)
+                let and = matches!(e.kind, ExprKind::And(_));
+                let x = match among(&mut out, and) {
+                    Some(x) => x,
+                    None if and => ir::Expr::And(out),
+                    None => ir::Expr::Or(out),
                 };
                 (x, Type::Bool)
             }
@@ -1658,6 +1659,35 @@ impl<'p> Checker<'p> {
             },
         })
     }
+}
+
+/// `v != "a" && v != "b" …` (`and`) or `v == "a" || v == "b" …` over one
+/// STRING variable as one [`ir::Expr::VarAmong`]; `None` (and `items`
+/// left as they are) for anything else.
+fn among(items: &mut Vec<ir::Expr>, and: bool) -> Option<ir::Expr> {
+    let first_var = match items.first()? {
+        ir::Expr::VarIsText { var, negate, .. } if *negate == and => var.clone(),
+        _ => return None,
+    };
+    let same = items.len() > 1
+        && items.iter().all(|i| {
+            matches!(i, ir::Expr::VarIsText { var, negate, .. } if *var == first_var && *negate == and)
+        });
+    if !same {
+        return None;
+    }
+    let texts = std::mem::take(items)
+        .into_iter()
+        .filter_map(|i| match i {
+            ir::Expr::VarIsText { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    Some(ir::Expr::VarAmong {
+        var: first_var,
+        texts,
+        negate: and,
+    })
 }
 
 /// The type of `a op b`, when VCL allows it.

@@ -990,6 +990,17 @@ impl Program {
                 };
                 equal != *negate
             }
+            Expr::VarAmong { var, texts, negate } => {
+                let among = match ctx.get(var) {
+                    Some(Value::Str(s)) => texts.iter().any(|t| **t == *s),
+                    Some(other) => {
+                        let s = other.to_string();
+                        texts.iter().any(|t| **t == s)
+                    }
+                    None => false,
+                };
+                among != *negate
+            }
             Expr::Call(call) => matches!(self.call(call, ctx), Some(Value::Bool(true))),
             _ => false,
         }
@@ -1575,6 +1586,42 @@ mod tests {
             status(&mut TestCtx::default().header("a", "X").header("b", "y")),
             704
         );
+    }
+
+    #[test]
+    fn a_variable_among_texts_is_read_once_and_answers_as_the_chain() {
+        let p = program(
+            r#"sub vcl_recv {
+                if (req.method == "PURGE" || req.method == "BAN") { return (synth(701)); }
+                if (req.method != "GET" && req.method != "HEAD") { return (synth(702)); }
+                if (req.http.a != "x" && req.http.a != "y" && req.http.a != "z") {
+                    return (synth(703));
+                }
+                if (req.http.b == "1" || req.http.c == "1") { return (synth(704)); }
+                return (synth(705));
+            }"#,
+        );
+        // The lists became one test each; the last (two variables) did not.
+        let mut amongs = 0;
+        let body = p.subs[Sub::Recv.index()].as_ref().expect("vcl_recv");
+        for stmt in body {
+            if let Stmt::If { branches, .. } = stmt {
+                amongs += usize::from(matches!(branches[0].0, Expr::VarAmong { .. }));
+            }
+        }
+        assert_eq!(amongs, 3);
+        let status = |ctx: &mut TestCtx| match recv(&p, ctx) {
+            Some(Action::Synth { status, .. }) => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(&mut TestCtx::default().method("BAN")), 701);
+        assert_eq!(status(&mut TestCtx::default().method("POST")), 702);
+        assert_eq!(status(&mut TestCtx::default().method("get")), 702);
+        // Unset: among no texts, so "not among" holds.
+        assert_eq!(status(&mut TestCtx::default().method("GET")), 703);
+        let base = || TestCtx::default().method("HEAD").header("a", "y");
+        assert_eq!(status(&mut base()), 705);
+        assert_eq!(status(&mut base().header("c", "1")), 704);
     }
 
     #[test]

@@ -59,6 +59,15 @@ pub(crate) enum Expr {
         text: Box<str>,
         negate: bool,
     },
+    /// `var == "a" || var == "b" || …` (`negate: false`) or
+    /// `var != "a" && var != "b" && …` (`negate: true`): the method lists
+    /// of the built-in `vcl_recv` and of most policies, the variable read
+    /// once. An unset variable is among none.
+    VarAmong {
+        var: Var,
+        texts: Box<[Box<str>]>,
+        negate: bool,
+    },
     /// `s ~ "re"` / `s !~ "re"`
     Regex {
         subject: Box<Expr>,
