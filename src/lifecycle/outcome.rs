@@ -97,7 +97,7 @@ impl ObjMeta {
             id: freshness
                 .response_time
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| (d.as_micros() % 1_000_000_000) as u64),
+                .map_or(0, object_id),
         }
     }
 
@@ -115,6 +115,37 @@ impl ObjMeta {
             uncacheable: true,
             outcome,
             ..ObjMeta::default()
+        }
+    }
+}
+
+/// An object's number in `X-Varnish`: when it arrived, in microseconds,
+/// modulo 10^9. Written without 128-bit arithmetic (`as_micros() % 10^9`
+/// divides a `u128` on every delivery under a policy): whole seconds
+/// modulo 1000 are the same microseconds modulo 10^9.
+fn object_id(since_epoch: std::time::Duration) -> u64 {
+    (since_epoch.as_secs() % 1000) * 1_000_000 + u64::from(since_epoch.subsec_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_id;
+    use std::time::Duration;
+
+    #[test]
+    fn object_ids_are_arrival_microseconds_modulo_a_billion() {
+        for d in [
+            Duration::ZERO,
+            Duration::new(999, 999_999_999),
+            Duration::new(1000, 1_000),
+            Duration::new(1_764_892_800, 123_456_789),
+            Duration::new(u64::MAX, 999_999_999),
+        ] {
+            assert_eq!(
+                object_id(d),
+                (d.as_micros() % 1_000_000_000) as u64,
+                "{d:?}"
+            );
         }
     }
 }
