@@ -41,12 +41,7 @@ fn hit_value(n: u64) -> HeaderValue {
     if let Some(v) = HITS.value(n) {
         return v;
     }
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n);
-    let mut text = bytes::BytesMut::with_capacity(4 + digits.len());
-    text.extend_from_slice(b"HIT ");
-    text.extend_from_slice(digits.as_bytes());
-    HeaderValue::from_maybe_shared(text.freeze()).unwrap_or(HeaderValue::from_static("HIT"))
+    crate::http::small_numbers::numbers_value("HIT ", &[n])
 }
 
 fn age_value(age: Duration) -> HeaderValue {

@@ -547,16 +547,11 @@ const X_VARNISH: http::HeaderName = http::HeaderName::from_static("x-varnish");
 /// The `X-Varnish` value for request `xid` (and object `obj` on a hit),
 /// written without the formatter (this runs on every delivery under VCL).
 fn x_varnish(xid: u64, obj: Option<u64>) -> http::HeaderValue {
-    let mut digits = itoa::Buffer::new();
-    let mut text = bytes::BytesMut::with_capacity(41);
-    text.extend_from_slice(digits.format(xid).as_bytes());
-    if let Some(obj) = obj {
-        text.extend_from_slice(b" ");
-        text.extend_from_slice(digits.format(obj).as_bytes());
+    use crate::http::small_numbers::numbers_value;
+    match obj {
+        Some(obj) => numbers_value("", &[xid, obj]),
+        None => numbers_value("", &[xid]),
     }
-    // Digits and a space: always a valid value.
-    http::HeaderValue::from_maybe_shared(text.freeze())
-        .unwrap_or_else(|_| http::HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]

@@ -48,7 +48,8 @@ pub(super) fn header_set(
 }
 
 /// A value as a header value; a string the policy built is taken over
-/// without a copy, a borrowed one copied once. `None` when it holds bytes a header may not.
+/// without a copy, a borrowed one copied once. `None` when it holds bytes
+/// a header may not.
 fn header_value(value: Value<'_>) -> Option<HeaderValue> {
     let bytes = match value {
         Value::Str(Cow::Owned(s)) => bytes::Bytes::from(s),
