@@ -3,7 +3,9 @@
 # this file's vcl_recv (and likewise for each hook). As in Varnish, none
 # ends with a `return` of its own: the calling subroutine goes on unless
 # one of the checks below returns. What differs from Varnish is listed in
-# README.md ("Calling the built-in subroutines").
+# README.md ("Calling the built-in subroutines"). lacquer runs this
+# vcl_recv, where a policy's own falls through to it, as Rust
+# (src/policy/vcl/builtin_recv.rs, tested against this text): change both.
 vcl 4.1;
 
 sub vcl_recv {

@@ -15,6 +15,7 @@
 //! 503, as in Varnish.
 
 mod backend;
+mod builtin_recv;
 mod client;
 mod declared;
 mod directors;
@@ -252,7 +253,13 @@ impl Policy for VclPolicy {
 
     fn recv(&self, req: &mut Task) -> RecvAction {
         let mut view = ClientView::of(req, &self.shared);
-        match self.run(Sub::Recv, &mut view) {
+        // Varnish's built-in vcl_recv in Rust (builtin_recv.rs): it runs on
+        // every request whose vcl_recv does not return.
+        let ran = match self.program.run(Sub::Recv, &mut view) {
+            Ok(None) => Ok(builtin_recv::run(&mut view)),
+            other => other,
+        };
+        match ran {
             // Varnish's built-in vcl_recv ends with `return (hash)`.
             Ok(None) => RecvAction::Hash,
             Ok(Some(action)) => match action {

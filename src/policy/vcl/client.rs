@@ -92,7 +92,9 @@ impl<'a> ClientView<'a> {
     }
 }
 
-fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
+/// A `req.*` variable as the policy reads it (`req.http.host` is the
+/// request's host key while it has one).
+pub(super) fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
     match var {
         Var::ReqMethod => Some(Value::Str(Cow::Borrowed(r.method.as_str()))),
         Var::ReqUrl => Some(Value::Str(Cow::Borrowed(&r.url))),
