@@ -9,8 +9,10 @@
 
 use std::borrow::Cow;
 
+mod per_thread;
 mod quick;
 
+use per_thread::PerThread;
 use quick::Quick;
 
 /// Compiled size limit of one regular expression (and, for a backtracking
@@ -38,8 +40,9 @@ pub(crate) enum Pattern {
     /// form of a plain-text or one-character pattern, which answers
     /// `is_match` without the engine, and whether it matches the empty
     /// text (what an unset header is matched as: `req.http.Cookie ~ …` on
-    /// a request without cookies is answered without the engine).
-    Linear(regex::Regex, Option<Quick>, bool),
+    /// a request without cookies is answered without the engine). A copy
+    /// of the engine per thread ([`PerThread`]).
+    Linear(PerThread, Option<Quick>, bool),
     /// Backtracking, bounded by [`BACKTRACK_LIMIT`].
     Backtrack(fancy_regex::Regex),
 }
@@ -62,7 +65,11 @@ impl Pattern {
         {
             Ok(re) => {
                 let empty = re.is_match("");
-                return Ok(Pattern::Linear(re, Quick::of(pattern), empty));
+                return Ok(Pattern::Linear(
+                    PerThread::new(re),
+                    Quick::of(pattern),
+                    empty,
+                ));
             }
             Err(regex::Error::CompiledTooBig(_)) => return Err(too_big()),
             Err(e) => last_line(&e.to_string()),
@@ -91,7 +98,7 @@ impl Pattern {
         match self {
             Pattern::Linear(_, _, empty) if s.is_empty() => *empty,
             Pattern::Linear(_, Some(quick), _) => quick.is_match(s),
-            Pattern::Linear(re, None, _) => re.is_match(s),
+            Pattern::Linear(re, None, _) => re.get().is_match(s),
             Pattern::Backtrack(re) => re.is_match(s).unwrap_or_else(|e| {
                 gave_up(re, &e);
                 false
@@ -122,7 +129,7 @@ impl Pattern {
             // "; +", ";")`: the match's bounds are all the replacement
             // needs, and finding them costs a fraction of captures.
             Pattern::Linear(re, _, _) if !groups => {
-                for m in re.find_iter(&s) {
+                for m in re.get().find_iter(&s) {
                     let whole = (m.start(), m.end());
                     out.replace(|g| (g == 0).then_some(whole), &expand);
                     if !all {
@@ -131,7 +138,7 @@ impl Pattern {
                 }
             }
             Pattern::Linear(re, _, _) => {
-                for caps in re.captures_iter(&s) {
+                for caps in re.get().captures_iter(&s) {
                     out.replace(|g| caps.get(g).map(|m| (m.start(), m.end())), &expand);
                     if !all {
                         break;

