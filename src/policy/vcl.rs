@@ -3,7 +3,8 @@
 //! built-in VCL to every VCL it loads, a subroutine that is not defined or
 //! ends without `return` goes on with Varnish's built-in subroutine
 //! (`vcl-lite/builtin.vcl`: requests with `Cookie` or `Authorization`
-//! passed, unknown methods piped, uncacheable answers made hit-for-miss),
+//! passed, unknown methods piped, uncacheable answers made hit-for-miss;
+//! its `vcl_recv` runs as Rust, `builtin_recv.rs`),
 //! then with lacquer's own behaviour for that step. Without a policy file
 //! lacquer runs its RFC 9111-first policy instead (`Builtin`,
 //! `vcl-lite/default.vcl`). Only the subroutines the program or the
