@@ -31,10 +31,13 @@ pub(super) fn run(view: &mut ClientView<'_>) -> Option<Action> {
         .filter(|h| h.bytes().any(|b| b.is_ascii_uppercase()))
         .map(str::to_ascii_lowercase)
     {
-        // Through the view, which also re-keys the request's host. It
-        // cannot fail: lower-cased, a header's text is still one.
-        let set = view.set(&HOST_VAR, Value::Str(Cow::Owned(lower)));
-        debug_assert!(set.is_ok(), "{set:?}");
+        // Through the view, which also re-keys the request's host. A host
+        // key is made from a valid field, so this does not fail; if it
+        // did, the interpreted text's run-time error is a 503 as `fail`.
+        if let Err(e) = view.set(&HOST_VAR, Value::Str(Cow::Owned(lower))) {
+            tracing::warn!(error = %e, "built-in vcl_recv: lower-casing Host failed");
+            return Some(Action::Fail);
+        }
     }
     let req = &*view.req;
     match req.method.as_str() {
@@ -136,16 +139,27 @@ mod tests {
         // (host key, Host field): as intake leaves them (the field in the
         // key's form), and as only a policy can (no key; a field with
         // capitals, none, or not text).
-        let hosts: [(&str, Option<&[u8]>); 7] = [
+        let hosts: [(&str, Option<&[u8]>); 8] = [
             ("a.example", Some(b"a.example")),
             ("a.example:8080", Some(b"a.example:8080")),
+            // After `set req.http.host = "A.Example:80"`: the key is read.
+            ("a.example", Some(b"A.Example:80")),
             ("", None),
             ("", Some(b"A.example")),
             ("", Some(b"WWW.A.EXAMPLE:8080")),
             ("", Some(b"")),
             ("", Some(b"b\xffC")),
         ];
-        let credentials: [Option<&[u8]>; 4] = [None, Some(b""), Some(b"Basic YTpi"), Some(b"\xff")];
+        // One value each: absent, empty, text, not text; two: the first
+        // not text and the second text, and the other way round.
+        let credentials: [&[&[u8]]; 6] = [
+            &[],
+            &[b""],
+            &[b"Basic YTpi"],
+            &[b"\xff"],
+            &[b"\xff", b"a"],
+            &[b"a", b"\xff"],
+        ];
         let mut passed = 0;
         for method in methods {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
@@ -154,8 +168,8 @@ mod tests {
                     for cookie in credentials {
                         let mut fields = Vec::new();
                         fields.extend(host.map(|h| ("host", h)));
-                        fields.extend(auth.map(|a| ("authorization", a)));
-                        fields.extend(cookie.map(|c| ("cookie", c)));
+                        fields.extend(auth.iter().map(|a| ("authorization", *a)));
+                        fields.extend(cookie.iter().map(|c| ("cookie", *c)));
                         fields.push(("x-other", b"1"));
                         let want = after(&policy, &live, &method, key, &fields, false);
                         let got = after(&policy, &live, &method, key, &fields, true);

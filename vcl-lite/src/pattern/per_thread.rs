@@ -5,51 +5,55 @@
 //! takes a cache from the pool and puts it back through a mutex on each
 //! search (~440 instructions a search on lacquer's second worker, counted
 //! with callgrind). A host runs one policy on several worker threads, so
-//! each thread gets a copy of its own: a copy shares the compiled program
-//! and has its own pool, owned by the thread that searches with it first.
+//! each thread searches with a copy of its own: a copy shares the compiled
+//! program and has its own pool, owned by the thread that searches with it
+//! first. Copies are made on a thread's first search (an idle copy with its
+//! pool is ~1.6 KiB), so a pattern costs one slot per possible thread
+//! (~40 bytes) until then.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+
+/// Threads that get a copy of their own; beyond, threads share copies
+/// (correct, only slower: all but one of the sharers take the pool's slow
+/// path).
+const SLOTS: usize = 64;
 
 /// Threads numbered in the order they first search, from 0.
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// This thread's number ([`NEXT_THREAD`] when it first searched).
-    static THREAD: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-}
-
-/// How many copies a pattern keeps: the machine's threads and a few more
-/// (a host's main and admin threads), at most 64. Threads beyond share
-/// copies, which is correct, only slower.
-fn copies() -> usize {
-    static COPIES: OnceLock<usize> = OnceLock::new();
-    *COPIES.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(4, |n| n.get() + 2)
-            .min(64)
-    })
+    /// This thread's slot.
+    static SLOT: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed) % SLOTS;
 }
 
 /// A `regex::Regex` with a copy per thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct PerThread {
-    copies: Box<[regex::Regex]>,
+    re: regex::Regex,
+    copies: Box<[OnceLock<regex::Regex>]>,
+}
+
+impl std::fmt::Debug for PerThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PerThread").field(&self.re.as_str()).finish()
+    }
 }
 
 impl PerThread {
-    /// Copies of `re`, one for each of the first threads that search.
+    /// `re`, to be copied for each thread that searches with it.
     pub(crate) fn new(re: regex::Regex) -> PerThread {
         PerThread {
-            copies: (0..copies()).map(|_| re.clone()).collect(),
+            re,
+            copies: (0..SLOTS).map(|_| OnceLock::new()).collect(),
         }
     }
 
-    /// This thread's copy.
+    /// This thread's copy, made on its first search.
     #[inline]
     pub(crate) fn get(&self) -> &regex::Regex {
-        let n = THREAD.with(|t| *t);
-        &self.copies[n % self.copies.len()]
+        let slot = SLOT.with(|s| *s);
+        self.copies[slot].get_or_init(|| self.re.clone())
     }
 }
 
@@ -58,21 +62,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_thread_finds_what_the_pattern_finds() {
+    fn each_thread_searches_with_its_own_copy() {
         let re = PerThread::new(regex::Regex::new(r"^/(admin|cart)(/|$)").unwrap());
-        // More threads than copies: shared copies answer alike.
-        let threads = 2 * copies() + 1;
-        std::thread::scope(|s| {
-            for i in 0..threads {
-                let re = &re;
-                s.spawn(move || {
-                    for _ in 0..100 {
-                        assert!(re.get().is_match("/admin/x"), "thread {i}");
-                        assert!(!re.get().is_match("/shop"), "thread {i}");
-                        assert_eq!(re.get().find("/cart").map(|m| m.end()), Some(5));
-                    }
-                });
-            }
+        let threads = 8;
+        let copies: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|i| {
+                    let re = &re;
+                    s.spawn(move || {
+                        for _ in 0..100 {
+                            assert!(re.get().is_match("/admin/x"), "thread {i}");
+                            assert!(!re.get().is_match("/shop"), "thread {i}");
+                            assert_eq!(re.get().find("/cart").map(|m| m.end()), Some(5));
+                        }
+                        // The same copy on every search of this thread.
+                        let mine = std::ptr::from_ref(re.get()) as usize;
+                        assert_eq!(mine, std::ptr::from_ref(re.get()) as usize);
+                        mine
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
+        let mut distinct = copies.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        // Threads are numbered as they first search; these eight get
+        // numbers within a few of each other (other tests' threads may
+        // take some between), so they fall in distinct slots.
+        assert_eq!(distinct.len(), threads, "{copies:?}");
+        // Copies are made only for the threads that searched.
+        let made = re.copies.iter().filter(|c| c.get().is_some()).count();
+        assert_eq!(made, threads);
     }
 }
