@@ -10,6 +10,7 @@ use super::backend_response::{apply_policy, decide, Decision, Fetched, Verdict};
 use super::bereq::{Exchange, Next};
 use super::deliver;
 use super::esi::{EsiPage, Keep};
+use super::lookup::{lookup, Lookup};
 use super::{Live, Proxy, Served, Task};
 use crate::cache::merge_304::{head_matches, merge_304};
 use crate::cache::object::Provenance;
@@ -62,7 +63,23 @@ impl Proxy {
     ) -> Served {
         for _ in 0..MAX_FOLLOW_ATTEMPTS {
             let flight = match self.inflight.join_or_lead(&key) {
-                Role::Leader(guard) => return self.fetch(ctx, key, stale, Some(guard)).await,
+                Role::Leader(guard) => {
+                    // The lookup that found nothing ran before this request
+                    // joined the table: a fetch that ended in between has
+                    // stored its object (it stores, then leaves the table),
+                    // so look once more rather than fetch it again. Not
+                    // when an object was in hand (`stale`: one to
+                    // revalidate, or a hit the policy sent to the backend
+                    // with `return (miss)`): that request means to fetch.
+                    if stale.is_none() {
+                        if let Lookup::Hit(obj) = lookup(&self.store, &self.bans, &key, ctx) {
+                            guard.finish(Some(FlightState::Stored));
+                            self.decode_for(ctx, &key, &obj).await;
+                            return self.deliver_object(ctx, &obj, CacheOutcome::Hit);
+                        }
+                    }
+                    return self.fetch(ctx, key, stale, Some(guard)).await;
+                }
                 Role::Follower(flight) => {
                     self.metrics.count_coalesced();
                     flight
@@ -831,4 +848,91 @@ fn has_body(h: &HeaderMap) -> bool {
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An origin on 127.0.0.1 that answers every request with a
+    /// cacheable `hello` and counts the requests.
+    async fn counting_origin() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let hits = counted.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n) = conn.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\
+                                          cache-control: max-age=60\r\n\r\nhello";
+                            if conn.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, hits)
+    }
+
+    #[tokio::test]
+    async fn a_miss_that_leads_after_another_fetch_stored_the_object_delivers_it() {
+        let (origin, hits) = counting_origin().await;
+        let mut config = crate::config::Config::default();
+        config.backend = vec![crate::config::BackendConfig {
+            address: origin.to_string(),
+            ..Default::default()
+        }];
+        let proxy = Proxy::new(Arc::new(config)).expect("proxy");
+        let task = || {
+            Task::internal(
+                proxy.live(),
+                "test.example".into(),
+                "/a".into(),
+                HeaderMap::new(),
+                "127.0.0.1:1".parse().unwrap(),
+                http::Version::HTTP_11,
+            )
+        };
+        let mut first = task();
+        let key = proxy.live().policy.hash(&mut first);
+        assert!(matches!(
+            proxy.miss(&mut first, key.clone(), None).await,
+            Served::Response(_, meta) if meta.outcome == CacheOutcome::Miss
+        ));
+        for _ in 0..200 {
+            if matches!(
+                proxy.store.lookup(&key, &HeaderMap::new()),
+                Found::Object(_)
+            ) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // A request whose lookup missed just before the first fetch stored
+        // its object and left the table: it leads, finds the object, and
+        // does not fetch it again.
+        let mut second = task();
+        assert!(matches!(
+            proxy.miss(&mut second, key, None).await,
+            Served::Response(_, meta) if meta.outcome == CacheOutcome::Hit
+        ));
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched again");
+    }
 }
