@@ -301,6 +301,16 @@ fn fail(message: impl FnOnce() -> String) {
     }
 }
 
+/// `test` of a variable's text (read once; a non-STRING value as its
+/// text); false when it is unset, which, as in Varnish, equals nothing.
+fn text_of(ctx: &dyn Context, var: &Var, test: impl Fn(&str) -> bool) -> bool {
+    match ctx.get(var) {
+        Some(Value::Str(s)) => test(&s),
+        Some(other) => test(&other.to_string()),
+        None => false,
+    }
+}
+
 fn failed() -> bool {
     FAILED.with(Cell::get)
 }
@@ -982,24 +992,9 @@ impl Program {
             }
             Expr::Cmp { op, ty, lhs, rhs } => self.compare(*op, *ty, lhs, rhs, ctx),
             // As in Varnish, an unset string equals nothing.
-            Expr::VarIsText { var, text, negate } => {
-                let equal = match ctx.get(var) {
-                    Some(Value::Str(s)) => *s == **text,
-                    Some(other) => other.to_string() == **text,
-                    None => false,
-                };
-                equal != *negate
-            }
+            Expr::VarIsText { var, text, negate } => text_of(ctx, var, |s| s == &**text) != *negate,
             Expr::VarAmong { var, texts, negate } => {
-                let among = match ctx.get(var) {
-                    Some(Value::Str(s)) => texts.iter().any(|t| **t == *s),
-                    Some(other) => {
-                        let s = other.to_string();
-                        texts.iter().any(|t| **t == s)
-                    }
-                    None => false,
-                };
-                among != *negate
+                text_of(ctx, var, |s| texts.iter().any(|t| &**t == s)) != *negate
             }
             Expr::Call(call) => matches!(self.call(call, ctx), Some(Value::Bool(true))),
             _ => false,

@@ -12,9 +12,13 @@ use crate::lifecycle::ConnInfo;
 /// A header's value (the first when there are several); `None` when absent
 /// or not text.
 pub(super) fn header_get<'a>(map: &'a HeaderMap, h: &Header) -> Option<Value<'a>> {
-    map.get(header_name(h)?)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| Value::Str(Cow::Borrowed(v)))
+    header_text(map, header_name(h)?).map(|v| Value::Str(Cow::Borrowed(v)))
+}
+
+/// What a policy reads as `req.http.NAME`: the first value, `None` when
+/// absent or not text (the native built-in `vcl_recv` reads the same).
+pub(super) fn header_text<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    map.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The parsed name of a policy's header, made once per compiled policy
