@@ -90,9 +90,17 @@ impl StoredFields {
     /// (what delivery adds: `Age`, `X-Cache`, `Via`, …), so that adding
     /// them does not grow it.
     pub fn delivered_map(&self, more: usize) -> HeaderMap {
+        self.delivered_map_without(more, &[])
+    }
+
+    /// [`StoredFields::delivered_map`] without the fields named in
+    /// `leave_out`.
+    pub fn delivered_map_without(&self, more: usize, leave_out: &[HeaderName]) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.delivered + more);
         for (name, v) in self.delivered() {
-            map.append(name.clone(), v.clone());
+            if !leave_out.contains(name) {
+                map.append(name.clone(), v.clone());
+            }
         }
         map
     }

@@ -77,6 +77,10 @@ pub struct ObjMeta {
     /// A number naming the stored object (the same on every hit on it; 0
     /// when there is none): the second number of `X-Varnish` on hits.
     pub id: u64,
+    /// The response was made without the headers `vcl_deliver` removes
+    /// first ([`super::Policy::deliver_removes`]): the policy runs it
+    /// without those removals.
+    pub removed_early: bool,
 }
 
 impl ObjMeta {
@@ -98,6 +102,7 @@ impl ObjMeta {
                 .response_time
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, object_id),
+            removed_early: false,
         }
     }
 

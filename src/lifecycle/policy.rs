@@ -155,6 +155,15 @@ pub trait Policy: Send + Sync + 'static {
         Some(name.to_string())
     }
 
+    /// The response headers `vcl_deliver` removes before anything could
+    /// see them (`unset resp.http.Server;` at its top): a response made
+    /// for it may leave them out, and say so in
+    /// [`ObjMeta::removed_early`](super::ObjMeta::removed_early). None by
+    /// default.
+    fn deliver_removes(&self) -> &[http::HeaderName] {
+        &[]
+    }
+
     /// `vcl_recv`: cache lookup, pass, or synthetic answer.
     ///
     /// Built-in: PURGE purges, BAN bans, a request asking to switch

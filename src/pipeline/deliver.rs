@@ -51,34 +51,51 @@ fn age_value(age: Duration) -> HeaderValue {
 }
 
 /// A response from a stored object.
+///
+/// `leave_out`: headers `vcl_deliver` would remove first
+/// ([`removed_by_vcl_deliver`]), left out of the response.
 pub fn from_cache(
     ctx: &Task,
     obj: &CachedObject,
     outcome: CacheOutcome,
     via: &HeaderValue,
+    leave_out: &[HeaderName],
 ) -> Response<RespBody> {
-    let mut headers = obj.fields.delivered_map(DELIVERY_FIELDS);
+    let mut headers = obj.fields.delivered_map_without(DELIVERY_FIELDS, leave_out);
+    // The usual 200 (and the 304) add fields only when not left out; the
+    // other answers are made whole, then the left-out fields removed.
+    let without = |mut resp: Response<RespBody>| {
+        remove_all(resp.headers_mut(), leave_out);
+        resp
+    };
     // A coded body for a client that does not accept its coding: the
     // decoded bytes (decoded before, see `Proxy::decode_for`).
     let decoded;
     let mut body = &obj.body;
-    if needs_decoding(ctx, obj) {
+    let decoding = needs_decoding(ctx, obj);
+    if decoding {
         match obj.identity().get() {
             Some(Some(identity)) => {
                 decoded = identity.clone();
                 body = &decoded;
                 uncoded_headers(obj, &mut headers, decoded.len(), ctx.live.hooks.varnish);
             }
-            _ => return undecodable(headers, via),
+            _ => return without(undecodable(headers, via)),
         }
     }
-    headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
+    if !leave_out.contains(&AGE) {
+        headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
+    }
     let x_cache = match outcome {
         CacheOutcome::Hit => hit_value(obj.record_hit()),
         other => HeaderValue::from_static(other.as_str()),
     };
-    headers.insert(X_CACHE, x_cache);
-    headers.append(VIA, via.clone());
+    if !leave_out.contains(&X_CACHE) {
+        headers.insert(X_CACHE, x_cache);
+    }
+    if !leave_out.contains(&VIA) {
+        headers.append(VIA, via.clone());
+    }
     if obj.status == StatusCode::OK
         && is_conditional(&ctx.headers)
         && is_not_modified(
@@ -88,6 +105,7 @@ pub fn from_cache(
             obj.header(&DATE),
         )
     {
+        // Removes fields only: nothing left out comes back.
         return not_modified(headers);
     }
     // Ranges of stored 200s only; an ESI page (a template) is assembled at
@@ -101,12 +119,16 @@ pub fn from_cache(
         let len = body.len() as u64;
         match range::answer(&ctx.headers, len, max_ranges(ctx), validators) {
             range::Answer::Whole => {}
-            range::Answer::Unsatisfiable => return unsatisfiable(headers, len),
+            range::Answer::Unsatisfiable => return without(unsatisfiable(headers, len)),
             range::Answer::Partial(ranges) => match partial(ctx, headers, body, &ranges) {
-                Ok(resp) => return resp,
+                Ok(resp) => return without(resp),
                 Err(whole) => headers = whole,
             },
         }
+    }
+    // What else this path may have added.
+    if decoding || leave_out.contains(&ACCEPT_RANGES) {
+        remove_all(&mut headers, leave_out);
     }
     let body = if ctx.method == Method::HEAD {
         RespBody::empty()
@@ -114,6 +136,30 @@ pub fn from_cache(
         RespBody::Full(Some(body.clone()).filter(|b| !b.is_empty()))
     };
     respond(obj.status, headers, body)
+}
+
+/// Removes every field named in `names`.
+fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+/// Whether `vcl_deliver` runs on the response to `ctx` (not for ESI
+/// fragments, of which only the body is used).
+pub(super) fn runs_vcl_deliver(ctx: &Task) -> bool {
+    ctx.live.hooks.deliver && ctx.esi.is_none()
+}
+
+/// The headers a response from the cache to `ctx` may leave out: those
+/// `vcl_deliver` removes before anything could see them
+/// ([`crate::lifecycle::Policy::deliver_removes`]), when it runs.
+fn removed_by_vcl_deliver(ctx: &Task) -> &[HeaderName] {
+    if runs_vcl_deliver(ctx) {
+        ctx.live.policy.deliver_removes()
+    } else {
+        &[]
+    }
 }
 
 /// Whether `obj`'s body must be decoded for this client: coded with a
@@ -438,12 +484,14 @@ impl Proxy {
         obj: &CachedObject,
         outcome: CacheOutcome,
     ) -> Served {
-        let resp = self.object_response(ctx, obj, outcome);
-        let meta = if ctx.live.hooks.deliver {
+        let leave_out = removed_by_vcl_deliver(ctx);
+        let resp = self.object_response(ctx, obj, outcome, leave_out);
+        let mut meta = if ctx.live.hooks.deliver {
             ObjMeta::of(&obj.freshness, obj.hits(), ctx.live.clock.now(), outcome)
         } else {
             ObjMeta::served(outcome)
         };
+        meta.removed_early = !leave_out.is_empty();
         Served::Response(resp, meta)
     }
 
@@ -480,6 +528,7 @@ impl Proxy {
         ctx: &Task,
         obj: &CachedObject,
         outcome: CacheOutcome,
+        leave_out: &[HeaderName],
     ) -> Response<RespBody> {
         // The hit path decoded it already (`decode_for`); the rarer ways
         // here (a stale object on an error, a 304 refresh) decode now.
@@ -490,13 +539,25 @@ impl Proxy {
                 self.metrics.count_body_decode();
             }
         }
-        let mut resp = from_cache(ctx, obj, outcome, &ctx.live.via);
+        let resp = from_cache(ctx, obj, outcome, &ctx.live.via, leave_out);
         let Some(template) = &obj.esi else {
             return resp;
         };
         if resp.status() == StatusCode::NOT_MODIFIED {
             return resp;
         }
+        let mut resp = self.esi_page(ctx, resp, template);
+        remove_all(resp.headers_mut(), leave_out);
+        resp
+    }
+
+    /// `resp`, a stored ESI page, with its body assembled from `template`.
+    fn esi_page(
+        self: &Arc<Self>,
+        ctx: &Task,
+        mut resp: Response<RespBody>,
+        template: &crate::esi::parse::Template,
+    ) -> Response<RespBody> {
         resp.headers_mut().remove(CONTENT_LENGTH);
         // Ranges of an assembled page are not served (see docs/ESI.md).
         resp.headers_mut().remove(ACCEPT_RANGES);

@@ -364,11 +364,14 @@ impl Proxy {
         meta: &ObjMeta,
     ) -> Result<http::Response<RespBody>, Served> {
         // A pipe has left the state machine (as in Varnish: no vcl_deliver).
-        if !ctx.live.hooks.deliver || ctx.esi.is_some() || meta.outcome == CacheOutcome::Pipe {
+        if !deliver::runs_vcl_deliver(ctx) || meta.outcome == CacheOutcome::Pipe {
             return Ok(resp);
         }
         let live = ctx.live.clone();
-        if live.hooks.varnish {
+        // Not when vcl_deliver removes it first and the response was made
+        // without such headers (`ObjMeta::removed_early`).
+        let removed = meta.removed_early && live.policy.deliver_removes().contains(&X_VARNISH);
+        if live.hooks.varnish && !removed {
             // What Varnish adds before vcl_deliver, and what policies test
             // for hits (`resp.http.X-Varnish ~ " "`): the request's number,
             // and the object's on a hit.

@@ -61,6 +61,8 @@ pub enum PolicyError {
 pub struct VclPolicy {
     program: Program,
     shared: Shared,
+    /// `program.early_unsets(Sub::Deliver)` as header names.
+    deliver_removes: Vec<http::HeaderName>,
 }
 
 /// What every subroutine's view reads besides the request.
@@ -93,7 +95,16 @@ impl VclPolicy {
             .into_iter()
             .next()
             .map(|b| b.name);
+        // All or none: a name left out of the list would be neither left
+        // out of the response nor removed by the policy.
+        let deliver_removes = program
+            .early_unsets(Sub::Deliver)
+            .iter()
+            .map(|h| values::header_name(h).cloned())
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
         Ok(VclPolicy {
+            deliver_removes,
             shared: Shared {
                 hostname: values::hostname(),
                 directors: directors::Directors::new(&program, default),
@@ -126,7 +137,23 @@ impl VclPolicy {
         sub: Sub,
         ctx: &mut dyn vcl_lite::Context,
     ) -> Result<Option<Action>, RuntimeError> {
-        match self.program.run(sub, ctx)? {
+        self.run_then_builtin(sub, ctx, false)
+    }
+
+    /// [`VclPolicy::run`]; `removed_early`: the response has none of
+    /// `deliver_removes`, and `sub` runs without removing them.
+    fn run_then_builtin(
+        &self,
+        sub: Sub,
+        ctx: &mut dyn vcl_lite::Context,
+        removed_early: bool,
+    ) -> Result<Option<Action>, RuntimeError> {
+        let ran = if removed_early && !self.deliver_removes.is_empty() {
+            self.program.run_after_early_unsets(sub, ctx)
+        } else {
+            self.program.run(sub, ctx)
+        };
+        match ran? {
             Some(action) => Ok(Some(action)),
             None => match vcl_lite::builtin_program() {
                 Some(builtin) => builtin.run(sub, ctx),
@@ -136,7 +163,18 @@ impl VclPolicy {
     }
 
     fn client(&self, sub: Sub, view: &mut ClientView<'_>) -> ClientAction {
-        match self.run(sub, view) {
+        self.client_after(sub, view, false)
+    }
+
+    /// [`VclPolicy::client`], without the early removals when
+    /// `removed_early`.
+    fn client_after(
+        &self,
+        sub: Sub,
+        view: &mut ClientView<'_>,
+        removed_early: bool,
+    ) -> ClientAction {
+        match self.run_then_builtin(sub, view, removed_early) {
             Ok(None) => ClientAction::Builtin,
             Ok(Some(action)) => client_action(sub, action),
             Err(e) => failed(sub, &e, ClientAction::Fail),
@@ -347,7 +385,11 @@ impl Policy for VclPolicy {
         let mut view = ClientView::of(req, &self.shared);
         view.meta = Some(*obj);
         view.resp = Some(RespPart::Delivered(resp));
-        self.client(Sub::Deliver, &mut view)
+        self.client_after(Sub::Deliver, &mut view, obj.removed_early)
+    }
+
+    fn deliver_removes(&self) -> &[http::HeaderName] {
+        &self.deliver_removes
     }
 
     fn synth(&self, req: &mut Task, resp: &mut Synthetic) -> ClientAction {

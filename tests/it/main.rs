@@ -33,6 +33,7 @@ mod cluster;
 mod coalescing;
 mod compression;
 mod conformance;
+mod deliver_removals;
 mod directors;
 mod drain;
 mod esi;

@@ -12,12 +12,13 @@ use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::decl::{Backend, Probe};
 use crate::directors::Director;
+use crate::early_unset::EarlyUnsets;
 use crate::error::{Location, RuntimeError, SourceMap};
 use crate::funcs::{Func, HttpPart};
 use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
 use crate::stdlib;
-use crate::vars::{Sub, Type, Var};
+use crate::vars::{Header, Sub, Type, Var};
 use crate::vmods::{Globals, ProxyField, SoftPurge, TaskState};
 
 mod vmods;
@@ -274,6 +275,9 @@ pub struct Program {
     pub(crate) imported: Vec<String>,
     /// Every function the program calls, in statements or expressions.
     pub(crate) used: Vec<Func>,
+    /// `vcl_deliver`'s early removals of response headers
+    /// ([`Program::early_unsets`]).
+    pub(crate) deliver_early: Option<EarlyUnsets>,
 }
 
 enum Flow {
@@ -378,6 +382,39 @@ impl Program {
         let Some(Some(body)) = self.subs.get(sub.index()) else {
             return Ok(None);
         };
+        self.run_body(body, ctx)
+    }
+
+    /// The response headers `vcl_deliver` removes before anything in it
+    /// could read or write them, leave it or call a function
+    /// (`unset resp.http.Server;` at its top): the response is the same
+    /// whether they were there or not. Empty for other subroutines.
+    pub fn early_unsets(&self, sub: Sub) -> &[Header] {
+        match (&self.deliver_early, sub) {
+            (Some(early), Sub::Deliver) => &early.headers,
+            _ => &[],
+        }
+    }
+
+    /// Runs `sub` without its [`Program::early_unsets`]: for a host whose
+    /// response has none of those headers (it left them out). The same as
+    /// [`Program::run`] when there are none.
+    pub fn run_after_early_unsets(
+        &self,
+        sub: Sub,
+        ctx: &mut dyn Context,
+    ) -> Result<Option<Action>, RuntimeError> {
+        match (&self.deliver_early, sub) {
+            (Some(early), Sub::Deliver) => self.run_body(&early.body, ctx),
+            _ => self.run(sub, ctx),
+        }
+    }
+
+    fn run_body(
+        &self,
+        body: &[Stmt],
+        ctx: &mut dyn Context,
+    ) -> Result<Option<Action>, RuntimeError> {
         let mut scratch = String::new();
         FAILED.with(|f| f.set(false));
         BAN_ERROR.with(|e| e.borrow_mut().clear());

@@ -23,6 +23,7 @@ mod check;
 mod decl;
 mod directors;
 mod dynamic;
+mod early_unset;
 pub mod error;
 mod eval;
 mod funcs;

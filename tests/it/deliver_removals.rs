@@ -1,0 +1,142 @@
+//! Headers `vcl_deliver` removes before anything in it could see them
+//! (`unset resp.http.Server;` at its top) are left out of responses from
+//! the cache and the policy runs without those removals: the client must
+//! see what it would with every statement run, on misses, hits, ranges,
+//! 304s and ESI pages alike.
+use crate::common::*;
+
+const EARLY: &str = r#"
+sub vcl_backend_response {
+    set beresp.http.X-Url = bereq.url;
+    if (bereq.url == "/page") {
+        set beresp.do_esi = true;
+    }
+}
+sub vcl_deliver {
+    # Read before its removal: removed where it stands, not left out.
+    set resp.http.X-Url-Was = resp.http.X-Url;
+    unset resp.http.X-Url;
+    unset resp.http.Server;
+    unset resp.http.X-Powered-By;
+    unset resp.http.X-Varnish;
+    unset resp.http.Via;
+    unset resp.http.Age;
+    unset resp.http.Accept-Ranges;
+    unset resp.http.Vary;
+    unset resp.http.Content-Range;
+    set resp.http.X-After = "v=" + resp.http.Via + ",s=" + resp.http.Server + ",x=" + resp.http.X-Varnish;
+}
+"#;
+
+/// The headers `EARLY` removes, absent; what it set, as it set it
+/// (`url_was`: the object's `X-Url` as vcl_deliver read it).
+fn removed_as_vcl_deliver_says(g: &Got, url_was: &str) {
+    for name in [
+        "x-url",
+        "server",
+        "x-powered-by",
+        "x-varnish",
+        "via",
+        "age",
+        "accept-ranges",
+        "vary",
+        "content-range",
+    ] {
+        assert_eq!(g.header(name), None, "{name} in {:?}", g.headers);
+    }
+    assert_eq!(g.header("x-url-was"), Some(url_was), "{:?}", g.headers);
+    assert_eq!(g.header("x-after"), Some("v=,s=,x="), "{:?}", g.headers);
+}
+
+#[tokio::test]
+async fn headers_vcl_deliver_removes_first_are_absent_from_every_answer() {
+    let origin = Origin::start().await;
+    let app = [
+        ("server", "app/1.0"),
+        ("x-powered-by", "php"),
+        ("etag", "\"e1\""),
+    ];
+    cacheable_with(&origin, "/e", &app);
+    origin.route("/page", |_, _| {
+        Reply::ok("a<esi:include src=\"/frag\"/>c")
+            .header("cache-control", "max-age=600")
+            .header("content-type", "text/html")
+            .header("server", "app/1.0")
+    });
+    cacheable_with(&origin, "/frag", &app);
+    let lq = with_policy(origin.addr, EARLY).await;
+    let a = lq.addr();
+
+    let miss = get(a, "/e").await;
+    assert_eq!(miss.text(), "/e v1");
+    removed_as_vcl_deliver_says(&miss, "/e");
+    wait_stored(&lq, "/e").await;
+    let hit = get(a, "/e").await;
+    assert!(is_hit(&hit), "{:?}", hit.headers);
+    assert_eq!(hit.text(), "/e v1");
+    removed_as_vcl_deliver_says(&hit, "/e");
+
+    let range = get_with(a, "/e", &[("range", "bytes=0-1")]).await;
+    assert_eq!(range.status, 206);
+    assert_eq!(range.text(), "/e");
+    removed_as_vcl_deliver_says(&range, "/e");
+
+    let unsatisfiable = get_with(a, "/e", &[("range", "bytes=100-200")]).await;
+    assert_eq!(unsatisfiable.status, 416);
+    // A 416 carries none of the object's own fields.
+    removed_as_vcl_deliver_says(&unsatisfiable, "");
+
+    let not_modified = get_with(a, "/e", &[("if-none-match", "\"e1\"")]).await;
+    assert_eq!(not_modified.status, 304);
+    removed_as_vcl_deliver_says(&not_modified, "/e");
+
+    let page = get(a, "/page").await;
+    assert_eq!(page.text(), "a/frag v1c");
+    removed_as_vcl_deliver_says(&page, "/page");
+    wait_stored(&lq, "/page").await;
+    let page = get(a, "/page").await;
+    assert!(is_hit(&page), "{:?}", page.headers);
+    assert_eq!(page.text(), "a/frag v1c");
+    removed_as_vcl_deliver_says(&page, "/page");
+    // Gzip'd at delivery, which adds `Vary: Accept-Encoding`.
+    let gzipped = get_with(a, "/page", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    removed_as_vcl_deliver_says(&gzipped, "/page");
+    assert_eq!(origin.hits("/e"), 1);
+    assert_eq!(origin.hits("/frag"), 1);
+}
+
+#[tokio::test]
+async fn removals_after_a_way_out_of_vcl_deliver_are_not_made_early() {
+    let policy = r#"
+sub vcl_deliver {
+    if (req.http.X-Keep) {
+        return (deliver);
+    }
+    unset resp.http.Server;
+    unset resp.http.Via;
+    unset resp.http.X-Varnish;
+}
+"#;
+    let origin = Origin::start().await;
+    cacheable_with(&origin, "/k", &[("server", "app/1.0")]);
+    let lq = with_policy(origin.addr, policy).await;
+    let a = lq.addr();
+    get(a, "/k").await;
+    wait_stored(&lq, "/k").await;
+    let kept = get_with(a, "/k", &[("x-keep", "1")]).await;
+    assert!(is_hit(&kept));
+    assert_eq!(kept.header("server"), Some("app/1.0"));
+    assert!(kept.header("via").is_some(), "{:?}", kept.headers);
+    assert!(kept.header("x-varnish").is_some(), "{:?}", kept.headers);
+    let removed = get(a, "/k").await;
+    assert!(is_hit(&removed));
+    for name in ["server", "via", "x-varnish"] {
+        assert_eq!(
+            removed.header(name),
+            None,
+            "{name} in {:?}",
+            removed.headers
+        );
+    }
+}
