@@ -13,7 +13,7 @@ use crate::eval::{Program, MAX_CALL_DEPTH};
 use crate::funcs::{self, FuncDef, HttpPart, ParamType, FUNCS};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::pattern::Pattern;
-use crate::vars::{self, closest, Header, Mask, Sub, Type, Var, VarDef};
+use crate::vars::{self, closest, Header, Literal, Mask, Sub, Type, Var, VarDef};
 
 /// The deepest nesting of blocks and calls together, along any call chain.
 pub const MAX_NESTING: usize = 256;
@@ -662,7 +662,16 @@ impl<'p> Checker<'p> {
                 let (def, var) = self.variable(target)?;
                 self.writable(def, target, scope, "set")?;
                 let value = if def.ty == Type::String {
-                    self.text(value, scope)?
+                    match self.text(value, scope)? {
+                        ir::Expr::Str(text) => {
+                            return Ok(ir::Stmt::SetText {
+                                var,
+                                text: Literal::new(text),
+                                at: stmt.span.start,
+                            })
+                        }
+                        other => other,
+                    }
                 } else {
                     let (e, ty) = self.expr(value, scope)?;
                     self.coerce(e, ty, def.ty, value)?

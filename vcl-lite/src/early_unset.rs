@@ -97,7 +97,7 @@ impl<'a> Seen<'a> {
                 self.var(var);
                 self.expr(value)
             }
-            Stmt::Unset(var) => {
+            Stmt::Unset(var) | Stmt::SetText { var, .. } => {
                 self.var(var);
                 true
             }

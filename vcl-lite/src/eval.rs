@@ -18,7 +18,7 @@ use crate::funcs::{Func, HttpPart};
 use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
 use crate::lexer::unit_seconds;
 use crate::stdlib;
-use crate::vars::{Header, Sub, Type, Var};
+use crate::vars::{Header, Literal, Sub, Type, Var};
 use crate::vmods::{Globals, ProxyField, SoftPurge, TaskState};
 
 mod vmods;
@@ -123,6 +123,14 @@ pub trait Context {
     /// `Err` (for instance a header value the host refuses) fails the
     /// subroutine with a [`RuntimeError`].
     fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String>;
+
+    /// Sets a STRING variable to a literal text of the policy (`set
+    /// req.http.X-Device = "mobile";`): the host may keep its own form of
+    /// the text with it ([`Literal::host_form`]). By default
+    /// [`Context::set`] with the text lent.
+    fn set_text(&mut self, var: &Var, text: &Literal) -> Result<(), String> {
+        self.set(var, Value::Str(Cow::Borrowed(text.text())))
+    }
 
     /// Removes a header (`unset req.http.Cookie;`). Only header variables
     /// are ever unset.
@@ -576,18 +584,16 @@ impl Program {
                 at,
                 fallible,
             } => {
-                let value = match value {
-                    // A literal is lent, not copied: the host copies it
-                    // once where it keeps it (a header value).
-                    Expr::Str(text) if *ty == Type::String => Value::Str(Cow::Borrowed(text)),
-                    other => self.value(other, *ty, &*ctx),
-                };
+                let value = self.value(value, *ty, &*ctx);
                 if *fallible && failed() {
                     return Err(self.expr_failed(*at));
                 }
                 ctx.set(var, value)
                     .map_err(|m| self.runtime_error(m, *at))?;
             }
+            Stmt::SetText { var, text, at } => ctx
+                .set_text(var, text)
+                .map_err(|m| self.runtime_error(m, *at))?,
             Stmt::Unset(var) => ctx.unset(var),
             Stmt::Return {
                 action,

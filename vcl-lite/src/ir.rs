@@ -5,7 +5,7 @@ use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::funcs::Func;
 use crate::pattern::Pattern;
-use crate::vars::{Sub, Type, Var};
+use crate::vars::{Literal, Sub, Type, Var};
 
 /// A typed expression.
 #[derive(Debug, Clone)]
@@ -242,6 +242,13 @@ pub(crate) enum Stmt {
         value: Expr,
         at: usize,
         fallible: bool,
+    },
+    /// `set` of a STRING variable to a literal text, handed to the host
+    /// as such ([`crate::Context::set_text`]).
+    SetText {
+        var: Var,
+        text: Literal,
+        at: usize,
     },
     Unset(Var),
     Return {

@@ -27,6 +27,7 @@ mod early_unset;
 pub mod error;
 mod eval;
 mod funcs;
+mod host_form;
 mod include;
 mod ir;
 pub mod lexer;
@@ -46,7 +47,7 @@ pub use eval::{Context, Program, Value, MAX_CALL_DEPTH};
 pub use funcs::HttpPart;
 pub use include::{ReadFile, MAX_INCLUDE_DEPTH};
 pub use pattern::{BACKTRACK_LIMIT, REGEX_SIZE_LIMIT};
-pub use vars::{Header, Sub, Type, Var};
+pub use vars::{Header, Literal, Sub, Type, Var};
 pub use vmods::{ProxyField, SoftPurge, TaskState, MAX_COOKIES, MAX_VARIABLES};
 
 /// The built-in policy (`default.vcl`), written in vcl-lite.

@@ -3,7 +3,8 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::OnceLock;
+
+use crate::host_form::HostForm;
 
 /// The built-in subroutines, one per step of a request's way through lacquer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,9 +212,10 @@ impl fmt::Display for Type {
 /// parsed `http::HeaderName` there, so a policy's header reads and writes do
 /// not parse the name again on every request. Equality and hashing look at
 /// the name only.
+#[derive(Clone)]
 pub struct Header {
     name: Box<str>,
-    host: OnceLock<Box<dyn Any + Send + Sync>>,
+    host: HostForm,
 }
 
 impl Header {
@@ -221,7 +223,7 @@ impl Header {
     pub fn new(name: &str) -> Header {
         Header {
             name: name.to_ascii_lowercase().into_boxed_str(),
-            host: OnceLock::new(),
+            host: HostForm::default(),
         }
     }
 
@@ -233,20 +235,47 @@ impl Header {
     /// The host's own form of this name, made by `make` from the
     /// lower-cased name on first use and kept with the compiled policy.
     /// `None` when an earlier call kept a value of another type.
+    /// A clone has the name; its host's form is made again on first use.
     pub fn host_form<T: Any + Send + Sync>(&self, make: impl FnOnce(&str) -> T) -> Option<&T> {
-        self.host
-            .get_or_init(|| Box::new(make(&self.name)))
-            .downcast_ref()
+        self.host.get(|| make(&self.name))
     }
 }
 
-impl Clone for Header {
-    /// A copy of the name; the host's form is made again on first use.
-    fn clone(&self) -> Header {
-        Header {
-            name: self.name.clone(),
-            host: OnceLock::new(),
+/// A text literal a policy sets a variable to (`set req.http.X-Device =
+/// "mobile";`), with a form of the host's choosing made once
+/// ([`Literal::host_form`]): lacquer keeps the header value, so setting it
+/// on every request does not allocate and check it again.
+#[derive(Clone)]
+pub struct Literal {
+    text: Box<str>,
+    host: HostForm,
+}
+
+impl Literal {
+    /// A literal of this text.
+    pub fn new(text: impl Into<Box<str>>) -> Literal {
+        Literal {
+            text: text.into(),
+            host: HostForm::default(),
         }
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The host's own form of this text, made by `make` on first use and
+    /// kept with the compiled policy. `None` when an earlier call kept a
+    /// value of another type.
+    pub fn host_form<T: Any + Send + Sync>(&self, make: impl FnOnce(&str) -> T) -> Option<&T> {
+        self.host.get(|| make(&self.text))
+    }
+}
+
+impl fmt::Debug for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Literal").field(&self.text).finish()
     }
 }
 

@@ -9,7 +9,7 @@ use vcl_lite::{Context, Value, Var};
 
 use super::values::{
     canonical_reason, common_get, duration, header_all, header_get, header_replace, header_set,
-    header_unset, reason_for_set_status, seconds, status_of, status_value,
+    header_set_literal, header_unset, reason_for_set_status, seconds, status_of, status_value,
 };
 use crate::body::RespBody;
 use crate::cache::CachedObject;
@@ -381,6 +381,20 @@ impl Context for ClientView<'_> {
 
     fn xkey_purge(&self, keys: &str, soft: bool) -> i64 {
         self.xkey_purge_for(keys, soft)
+    }
+
+    fn set_text(&mut self, var: &Var, text: &vcl_lite::Literal) -> Result<(), String> {
+        match var {
+            // `Host` keys the request too: through `set`.
+            Var::ReqHttp(h) if h.name() != "host" => {
+                header_set_literal(&mut self.req.headers, h, text, "req.http")
+            }
+            Var::RespHttp(h) => {
+                let headers = self.resp_headers().ok_or("resp.http cannot be set here")?;
+                header_set_literal(headers, h, text, "resp.http")
+            }
+            other => self.set(other, Value::Str(Cow::Borrowed(text.text()))),
+        }
     }
 
     fn purge(&self, soft: Option<vcl_lite::SoftPurge>) -> Result<i64, String> {

@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Duration;
-use vcl_lite::{Header, Value, Var};
+use vcl_lite::{Header, Literal, Value, Var};
 
 use crate::lifecycle::ConnInfo;
 
@@ -48,6 +48,24 @@ pub(super) fn header_set(
     let v = header_value(value)
         .ok_or_else(|| format!("{family}.{}: not a valid header value", h.name()))?;
     map.insert(name.clone(), v);
+    Ok(())
+}
+
+/// Sets a header to a policy's literal text (`set req.http.X-Device =
+/// "mobile";`): the header value is made once per policy and kept with the
+/// literal, then shared (no allocation, no check on each request).
+pub(super) fn header_set_literal(
+    map: &mut HeaderMap,
+    h: &Header,
+    text: &Literal,
+    family: &str,
+) -> Result<(), String> {
+    let name = header_name(h).ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?;
+    let v = text
+        .host_form(|t| HeaderValue::from_str(t).ok())
+        .and_then(Option::as_ref)
+        .ok_or_else(|| format!("{family}.{}: not a valid header value", h.name()))?;
+    map.insert(name.clone(), v.clone());
     Ok(())
 }
 
@@ -295,6 +313,34 @@ mod tests {
         assert_eq!(map.get("x-device").map(|v| v.as_bytes()), Some(&b"3"[..]));
         header_unset(&mut map, &h);
         assert!(map.is_empty());
+    }
+
+    #[test]
+    fn a_literal_is_made_a_header_value_once_and_checked() {
+        let mut map = HeaderMap::new();
+        let h = Header::new("X-Device");
+        let mobile = Literal::new("mobile");
+        for _ in 0..2 {
+            header_set_literal(&mut map, &h, &mobile, "req.http").expect("set");
+            assert_eq!(map.get_all("x-device").iter().count(), 1);
+            assert_eq!(
+                map.get("x-device").map(|v| v.as_bytes()),
+                Some(&b"mobile"[..])
+            );
+        }
+        // The value kept with the literal is the one set.
+        let kept = mobile.host_form(|_| -> Option<HeaderValue> { None });
+        assert_eq!(
+            kept.and_then(Option::as_ref).map(|v| v.as_bytes()),
+            Some(&b"mobile"[..])
+        );
+        let err = header_set_literal(&mut map, &h, &Literal::new("a\rb"), "req.http")
+            .expect_err("a carriage return is no header value");
+        assert_eq!(err, "req.http.x-device: not a valid header value");
+        assert_eq!(
+            map.get("x-device").map(|v| v.as_bytes()),
+            Some(&b"mobile"[..])
+        );
     }
 
     #[test]
