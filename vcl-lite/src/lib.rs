@@ -46,7 +46,7 @@ pub use error::{Error, Errors, Location, RuntimeError, Span, MAX_ERRORS};
 pub use eval::{Context, Program, Value, MAX_CALL_DEPTH};
 pub use funcs::HttpPart;
 pub use include::{ReadFile, MAX_INCLUDE_DEPTH};
-pub use pattern::{BACKTRACK_LIMIT, REGEX_SIZE_LIMIT};
+pub use pattern::{BACKTRACK_LIMIT, DENSE_SIZE_LIMIT, REGEX_SIZE_LIMIT};
 pub use vars::{Header, Literal, Sub, Type, Var};
 pub use vmods::{ProxyField, SoftPurge, TaskState, MAX_COOKIES, MAX_VARIABLES};
 

@@ -9,9 +9,12 @@
 
 use std::borrow::Cow;
 
+mod dense;
 mod per_thread;
 mod quick;
 
+use dense::Dense;
+pub use dense::DENSE_SIZE_LIMIT;
 use per_thread::PerThread;
 use quick::Quick;
 
@@ -36,15 +39,36 @@ pub(crate) type Groups<'s> = dyn Fn(usize) -> Option<&'s str> + 's;
 /// A compiled regular expression.
 #[derive(Debug, Clone)]
 pub(crate) enum Pattern {
-    /// Linear time: the pattern needs nothing PCRE-only. With the quick
-    /// form of a plain-text or one-character pattern, which answers
-    /// `is_match` without the engine, and whether it matches the empty
-    /// text (what an unset header is matched as: `req.http.Cookie ~ …` on
-    /// a request without cookies is answered without the engine). A copy
-    /// of the engine per thread ([`PerThread`]).
-    Linear(PerThread, Option<Quick>, bool),
+    /// Linear time: the pattern needs nothing PCRE-only. With how
+    /// `is_match` is answered, and whether it matches the empty text (what
+    /// an unset header is matched as: `req.http.Cookie ~ …` on a request
+    /// without cookies is answered without the engine). A copy of the
+    /// engine per thread ([`PerThread`]).
+    Linear(PerThread, Shortcut, bool),
     /// Backtracking, bounded by [`BACKTRACK_LIMIT`].
     Backtrack(fancy_regex::Regex),
+}
+
+/// How a linear pattern answers `is_match`.
+#[derive(Debug, Clone)]
+pub(crate) enum Shortcut {
+    /// Plain text or one character out of a set: a string search.
+    Quick(Quick),
+    /// A fully built automaton ([`Dense`]; boxed: ~900 bytes, and a
+    /// pattern is part of every expression node).
+    Dense(Box<Dense>),
+    /// The engine.
+    Engine,
+}
+
+impl Shortcut {
+    fn of(pattern: &str) -> Shortcut {
+        match Quick::of(pattern) {
+            Some(quick) => Shortcut::Quick(quick),
+            None => Dense::of(pattern, NEST_LIMIT)
+                .map_or(Shortcut::Engine, |dfa| Shortcut::Dense(Box::new(dfa))),
+        }
+    }
 }
 
 impl Pattern {
@@ -67,7 +91,7 @@ impl Pattern {
                 let empty = re.is_match("");
                 return Ok(Pattern::Linear(
                     PerThread::new(re),
-                    Quick::of(pattern),
+                    Shortcut::of(pattern),
                     empty,
                 ));
             }
@@ -97,8 +121,11 @@ impl Pattern {
     pub(crate) fn is_match(&self, s: &str) -> bool {
         match self {
             Pattern::Linear(_, _, empty) if s.is_empty() => *empty,
-            Pattern::Linear(_, Some(quick), _) => quick.is_match(s),
-            Pattern::Linear(re, None, _) => re.get().is_match(s),
+            Pattern::Linear(_, Shortcut::Quick(quick), _) => quick.is_match(s),
+            Pattern::Linear(re, Shortcut::Dense(dfa), _) => {
+                dfa.is_match(s).unwrap_or_else(|| re.get().is_match(s))
+            }
+            Pattern::Linear(re, Shortcut::Engine, _) => re.get().is_match(s),
             Pattern::Backtrack(re) => re.is_match(s).unwrap_or_else(|e| {
                 gave_up(re, &e);
                 false
