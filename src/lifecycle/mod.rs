@@ -36,7 +36,7 @@ pub use failure::{Failure, FailureKind};
 pub use fetch::Fetch;
 pub use live::{BackendHealth, Live, NoBackends};
 pub use outcome::{CacheOutcome, ObjMeta};
-pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction};
+pub use policy::{BackendAction, ClientAction, Hooks, Policy, RecvAction, READ_WHILE_DELIVERING};
 pub use synthetic::{phrase_of, set_phrase, synth, synth_body, SynthText, Synthetic};
 pub use task::{next_xid, ConnInfo, Original, PolicyServices, Task, UpgradeRequest};
 /// Encoding TLVs as a PROXY v2 header carries them (for tests).

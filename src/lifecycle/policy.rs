@@ -125,6 +125,17 @@ pub struct Hooks {
     pub cache_req_body: bool,
 }
 
+/// Response headers the making of a response from the cache reads (the
+/// media type of a multi-range 206's parts and whether an ESI page is
+/// compressed; the coding, which refuses several ranges of a coded body;
+/// `no-transform`): never left out of it, whatever `vcl_deliver` removes
+/// first ([`Policy::deliver_removes`]).
+pub const READ_WHILE_DELIVERING: [http::HeaderName; 3] = [
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_ENCODING,
+    http::header::CACHE_CONTROL,
+];
+
 /// Decisions taken at each phase.
 pub trait Policy: Send + Sync + 'static {
     /// The optional hooks this policy has; the others are never called.
@@ -158,8 +169,8 @@ pub trait Policy: Send + Sync + 'static {
     /// The response headers `vcl_deliver` removes before anything could
     /// see them (`unset resp.http.Server;` at its top): a response made
     /// for it may leave them out, and say so in
-    /// [`ObjMeta::removed_early`](super::ObjMeta::removed_early). None by
-    /// default.
+    /// [`ObjMeta::removed_early`](super::ObjMeta::removed_early). Never one
+    /// of [`READ_WHILE_DELIVERING`]. None by default.
     fn deliver_removes(&self) -> &[http::HeaderName] {
         &[]
     }

@@ -52,6 +52,9 @@ pub struct Task {
     /// A background refresh: its response is dropped, so an ESI page it
     /// fetches is stored but not assembled (no fragment fetched for nobody).
     pub background: bool,
+    /// Piped: its answer leaves without `vcl_deliver` (a pipe without a
+    /// protocol switch is relayed as a pass).
+    pub piped: bool,
     /// The client asked to switch protocols (`Upgrade` with `Connection:
     /// upgrade`): what a pipe needs to take the connection over.
     pub upgrade: Option<UpgradeRequest>,
@@ -231,6 +234,7 @@ impl Task {
             max_ttl: None,
             max_grace: None,
             background: false,
+            piped: false,
             upgrade: None,
             conn: None,
             services: None,
@@ -251,6 +255,7 @@ impl Task {
         Task {
             esi: self.esi.clone(),
             background: true,
+            piped: false,
             conn: self.conn.clone(),
             services: self.services.clone(),
             client_identity: self.client_identity.clone(),

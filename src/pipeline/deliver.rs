@@ -105,8 +105,10 @@ pub fn from_cache(
             obj.header(&DATE),
         )
     {
-        // Removes fields only: nothing left out comes back.
-        return not_modified(headers);
+        // Removes fields only: nothing left out comes back, but for the
+        // decoded body's (`uncoded_headers`).
+        let resp = not_modified(headers);
+        return if decoding { without(resp) } else { resp };
     }
     // Ranges of stored 200s only; an ESI page (a template) is assembled at
     // delivery and sent whole.
@@ -148,7 +150,7 @@ fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
 /// Whether `vcl_deliver` runs on the response to `ctx` (not for ESI
 /// fragments, of which only the body is used).
 pub(super) fn runs_vcl_deliver(ctx: &Task) -> bool {
-    ctx.live.hooks.deliver && ctx.esi.is_none()
+    ctx.live.hooks.deliver && ctx.esi.is_none() && !ctx.piped
 }
 
 /// The headers a response from the cache to `ctx` may leave out: those

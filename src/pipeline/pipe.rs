@@ -41,6 +41,7 @@ impl Proxy {
             }
             // Passed, but still a pipe to the policy: the answer leaves the
             // state machine as Varnish's pipe does (no vcl_deliver).
+            task.piped = true;
             return match Box::pin(self.pass(task)).await {
                 Served::Response(resp, mut meta) => {
                     meta.outcome = CacheOutcome::Pipe;

@@ -138,6 +138,7 @@ impl Task {
             max_ttl: None,
             max_grace: None,
             background: false,
+            piped: false,
             upgrade,
             conn: None,
             services: None,

@@ -89,8 +89,13 @@ impl VclPolicy {
     }
 
     /// Runs `vcl_init` once, then the policy is ready.
-    fn new(program: Program) -> Result<VclPolicy, PolicyError> {
+    fn new(mut program: Program) -> Result<VclPolicy, PolicyError> {
         program.init().map_err(PolicyError::Init)?;
+        program.limit_early_unsets(|h| {
+            !crate::lifecycle::READ_WHILE_DELIVERING
+                .iter()
+                .any(|read| read.as_str() == h.name())
+        });
         let default = declared::backends(program.backends())
             .into_iter()
             .next()

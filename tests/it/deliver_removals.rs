@@ -140,3 +140,141 @@ sub vcl_deliver {
         );
     }
 }
+
+/// `vcl_deliver` removing, first thing, every header a delivery makes or
+/// reads; `{probe}` is where a statement can stop its removals from being
+/// early.
+const EVERYTHING: &str = r#"
+import std;
+sub vcl_recv {
+    if (req.url ~ "^/pipe") {
+        return (pipe);
+    }
+}
+sub vcl_backend_response {
+    set beresp.http.X-Url = bereq.url;
+    if (bereq.url ~ "page") {
+        set beresp.do_esi = true;
+    }
+}
+sub vcl_deliver {
+    {probe}
+    unset resp.http.X-Url;
+    unset resp.http.Server;
+    unset resp.http.Via;
+    unset resp.http.X-Varnish;
+    unset resp.http.Age;
+    unset resp.http.Accept-Ranges;
+    unset resp.http.Vary;
+    unset resp.http.ETag;
+    unset resp.http.Last-Modified;
+    unset resp.http.Content-Type;
+    unset resp.http.Content-Encoding;
+    unset resp.http.Cache-Control;
+    unset resp.http.Content-Range;
+    unset resp.http.Content-Length;
+    unset resp.http.X-Cache;
+    set resp.http.Cache-Control = "private";
+}
+"#;
+
+/// A request's fields.
+type Fields = Vec<(&'static str, &'static str)>;
+
+/// What a client can tell of an answer: status, fields (in name order;
+/// `Date` is the clock's) and body, a multipart boundary (random) named
+/// `BOUNDARY`.
+fn seen_by_client(g: &Got) -> (u16, Vec<(String, String)>, String) {
+    let body = String::from_utf8_lossy(&g.body).into_owned();
+    let boundary = body
+        .strip_prefix("--")
+        .and_then(|rest| rest.split("\r\n").next())
+        .filter(|b| !b.is_empty())
+        .map(str::to_string);
+    let unbound = |text: String| match &boundary {
+        Some(b) => text.replace(b.as_str(), "BOUNDARY"),
+        None => text,
+    };
+    let mut fields: Vec<(String, String)> = g
+        .headers
+        .iter()
+        .filter(|(n, _)| n.as_str() != "date")
+        .map(|(n, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.to_string(), unbound(v))
+        })
+        .collect();
+    fields.sort();
+    (g.status, fields, unbound(body))
+}
+
+#[tokio::test]
+async fn answers_are_those_of_the_whole_vcl_deliver() {
+    let origin = Origin::start().await;
+    let text = "lacquer ".repeat(400);
+    let t = text.clone();
+    origin.route("/t", move |_, _| {
+        Reply::ok(t.clone())
+            .header("content-type", "text/plain")
+            .header("cache-control", "max-age=600")
+            .header("etag", "\"t1\"")
+            .header("last-modified", "Tue, 01 Dec 2026 00:00:00 GMT")
+            .header("server", "app/1.0")
+    });
+    for (path, cc) in [
+        ("/page", "max-age=600"),
+        ("/nt-page", "max-age=600, no-transform"),
+        ("/pipe-page", "max-age=600"),
+    ] {
+        origin.route(path, move |_, _| {
+            Reply::ok("a<esi:include src=\"/frag\"/>c")
+                .header("content-type", "text/html")
+                .header("cache-control", cc)
+                .header("server", "app/1.0")
+        });
+    }
+    // The same bytes for both servers (one origin serves both).
+    origin.route("/frag", |_, _| {
+        Reply::ok("fragment")
+            .header("content-type", "text/html")
+            .header("cache-control", "max-age=600")
+    });
+    // Removals made early (left out of the answers) …
+    let early = with_policy(origin.addr, &EVERYTHING.replace("{probe}", "")).await;
+    // … and the same policy where a function call before them keeps every
+    // statement running on the whole response.
+    let probe = r#"set req.http.X-Probe = std.tolower("A");"#;
+    let whole = with_policy(origin.addr, &EVERYTHING.replace("{probe}", probe)).await;
+    let gzip = ("accept-encoding", "gzip");
+    let requests: Vec<(&str, &str, Fields)> = vec![
+        ("GET", "/t", vec![]),
+        ("GET", "/t", vec![gzip]),
+        ("HEAD", "/t", vec![]),
+        ("GET", "/t", vec![("range", "bytes=0-1")]),
+        ("GET", "/t", vec![("range", "bytes=0-1,4-5")]),
+        ("GET", "/t", vec![("range", "bytes=0-1,4-5"), gzip]),
+        ("GET", "/t", vec![("range", "bytes=5000-6000")]),
+        ("GET", "/t", vec![("if-none-match", "\"t1\"")]),
+        ("GET", "/t", vec![("if-none-match", "W/\"t1\""), gzip]),
+        ("GET", "/page", vec![gzip]),
+        ("GET", "/page", vec![]),
+        ("HEAD", "/page", vec![gzip]),
+        ("GET", "/nt-page", vec![gzip]),
+        ("GET", "/pipe-page", vec![gzip]),
+        ("GET", "/frag", vec![]),
+    ];
+    // Twice: misses (and first hits), then hits.
+    for round in 0..2 {
+        for (method, path, headers) in &requests {
+            let a = send(early.addr(), method, path, headers, "").await;
+            let b = send(whole.addr(), method, path, headers, "").await;
+            assert_eq!(
+                seen_by_client(&a),
+                seen_by_client(&b),
+                "round {round}: {method} {path} {headers:?}"
+            );
+        }
+        wait_stored(&early, "/t").await;
+        wait_stored(&whole, "/t").await;
+    }
+}

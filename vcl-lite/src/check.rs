@@ -13,7 +13,7 @@ use crate::eval::{Program, MAX_CALL_DEPTH};
 use crate::funcs::{self, FuncDef, HttpPart, ParamType, FUNCS};
 use crate::ir::{self, ActionIr, Replacement};
 use crate::pattern::Pattern;
-use crate::vars::{self, closest, Header, Literal, Mask, Sub, Type, Var, VarDef};
+use crate::vars::{self, closest, Literal, Mask, Sub, Type, Var, VarDef};
 
 /// The deepest nesting of blocks and calls together, along any call chain.
 pub const MAX_NESTING: usize = 256;
@@ -265,17 +265,9 @@ pub(crate) fn check(
         used: checker.used.take(),
         deliver_early: subs[Sub::Deliver.index()]
             .as_deref()
-            .and_then(|body| crate::early_unset::find(body, resp_header)),
+            .and_then(|body| crate::early_unset::in_deliver(body, &|_| true)),
         subs,
     })
-}
-
-/// The header of a `resp.http.*` variable.
-fn resp_header(var: &Var) -> Option<&Header> {
-    match var {
-        Var::RespHttp(h) => Some(h),
-        _ => None,
-    }
 }
 
 /// Sorted by place, at most [`MAX_ERRORS`].

@@ -25,9 +25,29 @@ pub(crate) struct EarlyUnsets {
     pub(crate) body: Vec<Stmt>,
 }
 
+/// `vcl_deliver`'s early removals in `body`, of the headers `allowed` lets
+/// be removed early (a host may read some while it makes the response:
+/// those stay in it, and their `unset` runs where it stands); `None` when
+/// there are none.
+pub(crate) fn in_deliver(body: &[Stmt], allowed: &dyn Fn(&Header) -> bool) -> Option<EarlyUnsets> {
+    find(body, resp_header, allowed)
+}
+
+/// The header of a `resp.http.*` variable.
+fn resp_header(var: &Var) -> Option<&Header> {
+    match var {
+        Var::RespHttp(h) => Some(h),
+        _ => None,
+    }
+}
+
 /// The early removals of headers of the family `of` picks (e.g. `resp.http`)
-/// in `body`; `None` when there are none.
-pub(crate) fn find(body: &[Stmt], of: fn(&Var) -> Option<&Header>) -> Option<EarlyUnsets> {
+/// in `body`, of those `allowed`; `None` when there are none.
+fn find(
+    body: &[Stmt],
+    of: fn(&Var) -> Option<&Header>,
+    allowed: &dyn Fn(&Header) -> bool,
+) -> Option<EarlyUnsets> {
     let mut seen = Seen {
         names: Vec::new(),
         of,
@@ -36,7 +56,7 @@ pub(crate) fn find(body: &[Stmt], of: fn(&Var) -> Option<&Header>) -> Option<Ear
     for (i, stmt) in body.iter().enumerate() {
         if let Stmt::Unset(var) = stmt {
             if let Some(h) = of(var) {
-                if !seen.has(h) {
+                if !seen.has(h) && allowed(h) {
                     early.push(i);
                 }
                 seen.add(h);
@@ -209,6 +229,63 @@ mod tests {
             early("set resp.http.Via = \"1.1 me\"; unset resp.http.Via; unset resp.http.Age;"),
             ["age"]
         );
+    }
+
+    #[test]
+    fn every_way_of_reading_a_header_counts() {
+        for before in [
+            // A computed value set into it.
+            r#"set resp.http.Via = "p " + req.url;"#,
+            // Compared with a text, or with several.
+            r#"if (resp.http.Via == "x") { set resp.status = 200; }"#,
+            r#"if (resp.http.Via == "a" || resp.http.Via == "b") { set resp.status = 200; }"#,
+            // Part of a concatenation, either side of a comparison, a
+            // computed replacement.
+            r#"set resp.http.A = "x" + resp.http.Via;"#,
+            r#"if (req.url == resp.http.Via) { set resp.status = 200; }"#,
+            r#"set resp.http.A = regsub(req.url, "a", resp.http.Via);"#,
+            // Tested for presence, matched.
+            r#"if (resp.http.Via) { set resp.status = 200; }"#,
+            r#"if (resp.http.Via ~ "x") { set resp.status = 200; }"#,
+            // Read in a branch not taken.
+            r#"if (req.url == "/") { set resp.http.A = resp.http.Via; }"#,
+        ] {
+            assert_eq!(
+                early(&format!(
+                    "{before} unset resp.http.Via; unset resp.http.Age;"
+                )),
+                ["age"],
+                "{before}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_of_a_subroutine_ends_the_search() {
+        let src = "vcl 4.1;\nbackend b { .host = \"127.0.0.1\"; }\n\
+                   sub mine { set resp.http.A = resp.http.Via; }\n\
+                   sub vcl_deliver { unset resp.http.Age; call mine; unset resp.http.Via; }\n";
+        let program = compile(src, "t.vcl").expect("compiles");
+        let names: Vec<&str> = program
+            .early_unsets(Sub::Deliver)
+            .iter()
+            .map(|h| h.name())
+            .collect();
+        assert_eq!(names, ["age"]);
+    }
+
+    #[test]
+    fn the_host_keeps_the_headers_it_reads() {
+        let src = "vcl 4.1;\nbackend b { .host = \"127.0.0.1\"; }\n\
+                   sub vcl_deliver { unset resp.http.Server; unset resp.http.Content-Type; unset resp.http.Via; }\n";
+        let mut program = compile(src, "t.vcl").expect("compiles");
+        program.limit_early_unsets(|h| h.name() != "content-type");
+        let names: Vec<&str> = program
+            .early_unsets(Sub::Deliver)
+            .iter()
+            .map(|h| h.name())
+            .collect();
+        assert_eq!(names, ["server", "via"]);
     }
 
     #[test]

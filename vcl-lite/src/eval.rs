@@ -404,6 +404,16 @@ impl Program {
         }
     }
 
+    /// Lets only the headers `allowed` says be among `vcl_deliver`'s
+    /// [`Program::early_unsets`]: a host that reads some of a response's
+    /// headers while it makes it (after they would have been left out) keeps
+    /// them, and their `unset` runs in `vcl_deliver` where it stands.
+    pub fn limit_early_unsets(&mut self, allowed: impl Fn(&Header) -> bool) {
+        self.deliver_early = self.subs[Sub::Deliver.index()]
+            .as_deref()
+            .and_then(|body| crate::early_unset::in_deliver(body, &allowed));
+    }
+
     /// Runs `sub` without its [`Program::early_unsets`]: for a host whose
     /// response has none of those headers (it left them out). The same as
     /// [`Program::run`] when there are none.
