@@ -48,6 +48,19 @@ fn removed_as_vcl_deliver_says(g: &Got, url_was: &str) {
     assert_eq!(g.header("x-after"), Some("v=,s=,x="), "{:?}", g.headers);
 }
 
+/// `path` fetched (`body`), stored, then served from the cache, each
+/// answer as `EARLY` leaves it.
+async fn miss_then_hit(lq: &lacquer::server::Running, path: &str, body: &str) {
+    let miss = get(lq.addr(), path).await;
+    assert_eq!(miss.text(), body);
+    removed_as_vcl_deliver_says(&miss, path);
+    wait_stored(lq, path).await;
+    let hit = get(lq.addr(), path).await;
+    assert!(is_hit(&hit), "{:?}", hit.headers);
+    assert_eq!(hit.text(), body);
+    removed_as_vcl_deliver_says(&hit, path);
+}
+
 #[tokio::test]
 async fn headers_vcl_deliver_removes_first_are_absent_from_every_answer() {
     let origin = Origin::start().await;
@@ -67,14 +80,7 @@ async fn headers_vcl_deliver_removes_first_are_absent_from_every_answer() {
     let lq = with_policy(origin.addr, EARLY).await;
     let a = lq.addr();
 
-    let miss = get(a, "/e").await;
-    assert_eq!(miss.text(), "/e v1");
-    removed_as_vcl_deliver_says(&miss, "/e");
-    wait_stored(&lq, "/e").await;
-    let hit = get(a, "/e").await;
-    assert!(is_hit(&hit), "{:?}", hit.headers);
-    assert_eq!(hit.text(), "/e v1");
-    removed_as_vcl_deliver_says(&hit, "/e");
+    miss_then_hit(&lq, "/e", "/e v1").await;
 
     let range = get_with(a, "/e", &[("range", "bytes=0-1")]).await;
     assert_eq!(range.status, 206);
@@ -90,14 +96,7 @@ async fn headers_vcl_deliver_removes_first_are_absent_from_every_answer() {
     assert_eq!(not_modified.status, 304);
     removed_as_vcl_deliver_says(&not_modified, "/e");
 
-    let page = get(a, "/page").await;
-    assert_eq!(page.text(), "a/frag v1c");
-    removed_as_vcl_deliver_says(&page, "/page");
-    wait_stored(&lq, "/page").await;
-    let page = get(a, "/page").await;
-    assert!(is_hit(&page), "{:?}", page.headers);
-    assert_eq!(page.text(), "a/frag v1c");
-    removed_as_vcl_deliver_says(&page, "/page");
+    miss_then_hit(&lq, "/page", "a/frag v1c").await;
     // Gzip'd at delivery, which adds `Vary: Accept-Encoding`.
     let gzipped = get_with(a, "/page", &[("accept-encoding", "gzip")]).await;
     assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
