@@ -445,6 +445,39 @@ pub(crate) fn test_numbers(mut seed: u64) -> impl FnMut(usize) -> usize {
     }
 }
 
+/// Random patterns for tests that check a shortcut against the engine:
+/// `rounds` patterns of one to `max_pieces` of `pieces`, each the engine
+/// accepts with the engine's answer and eight subjects of up to
+/// `max_letters` of `letters` (the same on every run).
+#[cfg(test)]
+pub(crate) fn random_cases(
+    seed: u64,
+    pieces: &[&str],
+    letters: &[&str],
+    rounds: usize,
+    (max_pieces, max_letters): (usize, usize),
+) -> Vec<(String, regex::Regex, Vec<String>)> {
+    let mut next = test_numbers(seed);
+    let mut cases = Vec::new();
+    for _ in 0..rounds {
+        let pattern: String = (0..next(max_pieces) + 1)
+            .map(|_| pieces[next(pieces.len())])
+            .collect();
+        let Ok(re) = regex::Regex::new(&pattern) else {
+            continue;
+        };
+        let subjects = (0..8)
+            .map(|_| {
+                (0..next(max_letters + 1))
+                    .map(|_| letters[next(letters.len())])
+                    .collect()
+            })
+            .collect();
+        cases.push((pattern, re, subjects));
+    }
+    cases
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,24 +203,18 @@ mod tests {
             "?", "é", r"\d", r"\s", "(?m)", "(?s)",
         ];
         const LETTERS: [&str; 9] = ["a", "b", "A", ".", "/", "é", "\n", "1", " "];
-        let mut next = crate::pattern::test_numbers(0x2545_f491_4f6c_dd1d);
         let (mut checked, mut dense) = (0, 0);
-        for _ in 0..3_000 {
-            let pattern: String = (0..next(5) + 1)
-                .map(|_| PIECES[next(PIECES.len())])
-                .collect();
-            let Ok(re) = regex::Regex::new(&pattern) else {
-                continue;
-            };
+        let cases =
+            crate::pattern::random_cases(0x2545_f491_4f6c_dd1d, &PIECES, &LETTERS, 3_000, (5, 5));
+        for (pattern, re, subjects) in cases {
             let Some(dfa) = Dense::of(&pattern, 64) else {
                 continue;
             };
             dense += 1;
-            for _ in 0..8 {
-                let subject: String = (0..next(6)).map(|_| LETTERS[next(LETTERS.len())]).collect();
+            for subject in &subjects {
                 assert_eq!(
-                    dfa.is_match(&subject),
-                    Some(re.is_match(&subject)),
+                    dfa.is_match(subject),
+                    Some(re.is_match(subject)),
                     "{pattern:?} on {subject:?}"
                 );
                 checked += 1;

@@ -193,24 +193,18 @@ mod tests {
             "é", "-", "ab", "(?m)",
         ];
         const LETTERS: [&str; 8] = ["a", "b", "A", ".", "/", "?", "é", "\n"];
-        let mut next = crate::pattern::test_numbers(0x9e37_79b9_7f4a_7c15);
         let (mut checked, mut quick) = (0, 0);
-        for _ in 0..5_000 {
-            let pattern: String = (0..next(4) + 1)
-                .map(|_| PIECES[next(PIECES.len())])
-                .collect();
-            let Ok(re) = regex::Regex::new(&pattern) else {
-                continue;
-            };
+        let cases =
+            crate::pattern::random_cases(0x9e37_79b9_7f4a_7c15, &PIECES, &LETTERS, 5_000, (4, 4));
+        for (pattern, re, subjects) in cases {
             let Some(q) = Quick::of(&pattern) else {
                 continue;
             };
             quick += 1;
-            for _ in 0..8 {
-                let subject: String = (0..next(5)).map(|_| LETTERS[next(LETTERS.len())]).collect();
+            for subject in &subjects {
                 assert_eq!(
-                    q.is_match(&subject),
-                    re.is_match(&subject),
+                    q.is_match(subject),
+                    re.is_match(subject),
                     "{pattern:?} on {subject:?}"
                 );
                 checked += 1;
