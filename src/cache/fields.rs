@@ -9,6 +9,7 @@
 //! Measured on the load bench's `zipf` scenario (1 KiB bodies): see
 //! `OVERHEAD` in `object.rs`.
 
+use crate::http::name_set::NameSet;
 use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, ETAG};
 use http::HeaderMap;
@@ -90,12 +91,12 @@ impl StoredFields {
     /// (what delivery adds: `Age`, `X-Cache`, `Via`, …), so that adding
     /// them does not grow it.
     pub fn delivered_map(&self, more: usize) -> HeaderMap {
-        self.delivered_map_without(more, &[])
+        self.delivered_map_without(more, NameSet::empty())
     }
 
     /// [`StoredFields::delivered_map`] without the fields named in
     /// `leave_out`.
-    pub fn delivered_map_without(&self, more: usize, leave_out: &[HeaderName]) -> HeaderMap {
+    pub fn delivered_map_without(&self, more: usize, leave_out: &NameSet) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.delivered + more);
         for (name, v) in self.delivered() {
             if !leave_out.contains(name) {

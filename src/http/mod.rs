@@ -4,6 +4,7 @@ pub mod coding;
 pub mod conditional;
 pub mod gzip;
 pub mod headers;
+pub mod name_set;
 pub mod range;
 pub mod small_numbers;
 pub(crate) mod structured;

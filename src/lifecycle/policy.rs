@@ -171,8 +171,8 @@ pub trait Policy: Send + Sync + 'static {
     /// for it may leave them out, and say so in
     /// [`ObjMeta::removed_early`](super::ObjMeta::removed_early). Never one
     /// of [`READ_WHILE_DELIVERING`]. None by default.
-    fn deliver_removes(&self) -> &[http::HeaderName] {
-        &[]
+    fn deliver_removes(&self) -> &crate::http::name_set::NameSet {
+        crate::http::name_set::NameSet::empty()
     }
 
     /// `vcl_recv`: cache lookup, pass, or synthetic answer.

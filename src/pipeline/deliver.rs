@@ -23,6 +23,7 @@ use crate::fetch::pool::BackendBody;
 use crate::http::coding::{self, Accepted, Coding};
 use crate::http::conditional::{is_conditional, is_not_modified, strip_for_304};
 use crate::http::headers::remove_named;
+use crate::http::name_set::NameSet;
 use crate::http::range::{self, ByteRange, Validators};
 use crate::http::small_numbers::SmallNumbers;
 use crate::lifecycle::{CacheOutcome, ObjMeta, Task};
@@ -59,7 +60,7 @@ pub fn from_cache(
     obj: &CachedObject,
     outcome: CacheOutcome,
     via: &HeaderValue,
-    leave_out: &[HeaderName],
+    leave_out: &NameSet,
 ) -> Response<RespBody> {
     let mut headers = obj.fields.delivered_map_without(DELIVERY_FIELDS, leave_out);
     // The usual 200 (and the 304) add fields only when not left out; the
@@ -141,8 +142,8 @@ pub fn from_cache(
 }
 
 /// Removes every field named in `names`.
-fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
-    for name in names {
+fn remove_all(headers: &mut HeaderMap, names: &NameSet) {
+    for name in names.names() {
         headers.remove(name);
     }
 }
@@ -156,11 +157,11 @@ pub(super) fn runs_vcl_deliver(ctx: &Task) -> bool {
 /// The headers a response from the cache to `ctx` may leave out: those
 /// `vcl_deliver` removes before anything could see them
 /// ([`crate::lifecycle::Policy::deliver_removes`]), when it runs.
-fn removed_by_vcl_deliver(ctx: &Task) -> &[HeaderName] {
+fn removed_by_vcl_deliver(ctx: &Task) -> &NameSet {
     if runs_vcl_deliver(ctx) {
         ctx.live.policy.deliver_removes()
     } else {
-        &[]
+        NameSet::empty()
     }
 }
 
@@ -530,7 +531,7 @@ impl Proxy {
         ctx: &Task,
         obj: &CachedObject,
         outcome: CacheOutcome,
-        leave_out: &[HeaderName],
+        leave_out: &NameSet,
     ) -> Response<RespBody> {
         // The hit path decoded it already (`decode_for`); the rarer ways
         // here (a stale object on an error, a 304 refresh) decode now.

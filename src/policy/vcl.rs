@@ -62,7 +62,7 @@ pub struct VclPolicy {
     program: Program,
     shared: Shared,
     /// `program.early_unsets(Sub::Deliver)` as header names.
-    deliver_removes: Vec<http::HeaderName>,
+    deliver_removes: crate::http::name_set::NameSet,
 }
 
 /// What every subroutine's view reads besides the request.
@@ -107,6 +107,7 @@ impl VclPolicy {
             .iter()
             .map(|h| values::header_name(h).cloned())
             .collect::<Option<Vec<_>>>()
+            .map(crate::http::name_set::NameSet::new)
             .unwrap_or_default();
         Ok(VclPolicy {
             deliver_removes,
@@ -393,7 +394,7 @@ impl Policy for VclPolicy {
         self.client_after(Sub::Deliver, &mut view, obj.removed_early)
     }
 
-    fn deliver_removes(&self) -> &[http::HeaderName] {
+    fn deliver_removes(&self) -> &crate::http::name_set::NameSet {
         &self.deliver_removes
     }
 
