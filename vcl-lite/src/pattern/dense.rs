@@ -15,7 +15,9 @@ use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::{nfa::thompson, util::syntax, Input};
 
 /// Largest automaton built for one pattern (and largest memory its
-/// building may use). The URL patterns of real policies take 10–60 KiB.
+/// building may use). The 20 patterns of `benches/production.vcl` take
+/// 0.2–25 KiB each, ~120 KiB in all; a pattern over the limit (a long
+/// case-insensitive list of user agents, say) keeps the engine.
 pub const DENSE_SIZE_LIMIT: usize = 256 << 10;
 
 /// A pattern's automaton.
