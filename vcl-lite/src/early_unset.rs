@@ -30,34 +30,15 @@ pub(crate) struct EarlyUnsets {
 /// those stay in it, and their `unset` runs where it stands); `None` when
 /// there are none.
 pub(crate) fn in_deliver(body: &[Stmt], allowed: &dyn Fn(&Header) -> bool) -> Option<EarlyUnsets> {
-    find(body, resp_header, allowed)
-}
-
-/// The header of a `resp.http.*` variable.
-fn resp_header(var: &Var) -> Option<&Header> {
-    match var {
-        Var::RespHttp(h) => Some(h),
-        _ => None,
-    }
-}
-
-/// The early removals of headers of the family `of` picks (e.g. `resp.http`)
-/// in `body`, of those `allowed`; `None` when there are none.
-fn find(
-    body: &[Stmt],
-    of: fn(&Var) -> Option<&Header>,
-    allowed: &dyn Fn(&Header) -> bool,
-) -> Option<EarlyUnsets> {
-    let mut seen = Seen {
-        names: Vec::new(),
-        of,
-    };
+    let mut seen = Seen { names: Vec::new() };
     let mut early = Vec::new();
+    let mut headers = Vec::new();
     for (i, stmt) in body.iter().enumerate() {
         if let Stmt::Unset(var) = stmt {
-            if let Some(h) = of(var) {
+            if let Some(h) = resp_header(var) {
                 if !seen.has(h) && allowed(h) {
                     early.push(i);
+                    headers.push(h.clone());
                 }
                 seen.add(h);
             }
@@ -70,13 +51,6 @@ fn find(
     if early.is_empty() {
         return None;
     }
-    let headers = early
-        .iter()
-        .filter_map(|&i| match &body[i] {
-            Stmt::Unset(var) => of(var).cloned(),
-            _ => None,
-        })
-        .collect();
     let body = body
         .iter()
         .enumerate()
@@ -86,10 +60,17 @@ fn find(
     Some(EarlyUnsets { headers, body })
 }
 
-/// The headers of the family something before has read or written.
+/// The header of a `resp.http.*` variable.
+fn resp_header(var: &Var) -> Option<&Header> {
+    match var {
+        Var::RespHttp(h) => Some(h),
+        _ => None,
+    }
+}
+
+/// The response headers something before has read or written.
 struct Seen<'a> {
     names: Vec<&'a str>,
-    of: fn(&Var) -> Option<&Header>,
 }
 
 impl<'a> Seen<'a> {
@@ -104,7 +85,7 @@ impl<'a> Seen<'a> {
     }
 
     fn var(&mut self, var: &'a Var) {
-        if let Some(h) = (self.of)(var) {
+        if let Some(h) = resp_header(var) {
             self.add(h);
         }
     }

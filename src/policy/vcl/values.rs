@@ -44,11 +44,7 @@ pub(super) fn header_set(
     value: Value<'_>,
     family: &str,
 ) -> Result<(), String> {
-    let name = header_name(h).ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?;
-    let v = header_value(value)
-        .ok_or_else(|| format!("{family}.{}: not a valid header value", h.name()))?;
-    map.insert(name.clone(), v);
-    Ok(())
+    insert_checked(map, h, header_value(value), family)
 }
 
 /// Sets a header to a policy's literal text (`set req.http.X-Device =
@@ -60,12 +56,21 @@ pub(super) fn header_set_literal(
     text: &Literal,
     family: &str,
 ) -> Result<(), String> {
+    let kept = text.host_form(|t| HeaderValue::from_str(t).ok());
+    insert_checked(map, h, kept.and_then(Option::as_ref).cloned(), family)
+}
+
+/// Puts `value` in as the only value of `h`; `Err` when the name or the
+/// value (`None`: bytes a header may not hold) is refused.
+fn insert_checked(
+    map: &mut HeaderMap,
+    h: &Header,
+    value: Option<HeaderValue>,
+    family: &str,
+) -> Result<(), String> {
     let name = header_name(h).ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?;
-    let v = text
-        .host_form(|t| HeaderValue::from_str(t).ok())
-        .and_then(Option::as_ref)
-        .ok_or_else(|| format!("{family}.{}: not a valid header value", h.name()))?;
-    map.insert(name.clone(), v.clone());
+    let v = value.ok_or_else(|| format!("{family}.{}: not a valid header value", h.name()))?;
+    map.insert(name.clone(), v);
     Ok(())
 }
 
