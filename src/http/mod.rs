@@ -7,6 +7,7 @@ pub mod headers;
 pub mod name_set;
 pub mod range;
 pub mod small_numbers;
+pub mod static_text;
 pub(crate) mod structured;
 pub(crate) mod syntax;
 #[cfg(test)]

@@ -22,10 +22,10 @@ pub(super) fn header_text<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&
 }
 
 /// The parsed name of a policy's header, made once per compiled policy
-/// (kept in the `Header`); `None` when the name is no header name (the
+/// (kept in the `Header`, `'static`: see `http::static_text`); `None` when the name is no header name (the
 /// checker lets only header-name characters through, so never in practice).
 pub(super) fn header_name(h: &Header) -> Option<&HeaderName> {
-    h.host_form(|name| HeaderName::from_bytes(name.as_bytes()).ok())?
+    h.host_form(|name| crate::http::static_text::header_name(name))?
         .as_ref()
 }
 
@@ -49,14 +49,15 @@ pub(super) fn header_set(
 
 /// Sets a header to a policy's literal text (`set req.http.X-Device =
 /// "mobile";`): the header value is made once per policy and kept with the
-/// literal, then shared (no allocation, no check on each request).
+/// literal (`'static`: see `http::static_text`), then put in as it is (no
+/// allocation, no check, no reference count on each request).
 pub(super) fn header_set_literal(
     map: &mut HeaderMap,
     h: &Header,
     text: &Literal,
     family: &str,
 ) -> Result<(), String> {
-    let kept = text.host_form(|t| HeaderValue::from_str(t).ok());
+    let kept = text.host_form(|t| crate::http::static_text::header_value(t));
     insert_checked(map, h, kept.and_then(Option::as_ref).cloned(), family)
 }
 
