@@ -845,9 +845,10 @@ impl<'p> Checker<'p> {
                     }
                 }
                 let reason = match args.get(1) {
-                    Some(r) => Some(self.text(r, scope)?),
+                    Some(r) => Some(Box::new(self.text(r, scope)?)),
                     None => None,
                 };
+                let status = Box::new(status);
                 Ok(if name == "synth" {
                     ActionIr::Synth { status, reason }
                 } else {
@@ -1308,7 +1309,7 @@ impl<'p> Checker<'p> {
             };
             return Ok(ir::Expr::Regsub {
                 subject: Box::new(subject),
-                re,
+                re: Box::new(re),
                 sub,
                 all: def.func == funcs::Func::Regsuball,
             });
@@ -1575,7 +1576,9 @@ impl<'p> Checker<'p> {
             return match lty {
                 Type::String => Ok(ir::Expr::Regex {
                     subject: Box::new(l),
-                    re: self.regex_literal(rhs, &format!("the right side of `{}`", op.symbol()))?,
+                    re: Box::new(
+                        self.regex_literal(rhs, &format!("the right side of `{}`", op.symbol()))?,
+                    ),
                     negate,
                 }),
                 Type::Ip => {

@@ -25,8 +25,7 @@ pub(super) fn header_text<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&
 /// (kept in the `Header`, `'static`: see `http::static_text`); `None` when the name is no header name (the
 /// checker lets only header-name characters through, so never in practice).
 pub(super) fn header_name(h: &Header) -> Option<&HeaderName> {
-    h.host_form(|name| crate::http::static_text::header_name(name))?
-        .as_ref()
+    h.host_form(crate::http::static_text::header_name)?.as_ref()
 }
 
 /// Removes every value of a header.
@@ -57,7 +56,7 @@ pub(super) fn header_set_literal(
     text: &Literal,
     family: &str,
 ) -> Result<(), String> {
-    let kept = text.host_form(|t| crate::http::static_text::header_value(t));
+    let kept = text.host_form(crate::http::static_text::header_value);
     insert_checked(map, h, kept.and_then(Option::as_ref).cloned(), family)
 }
 
