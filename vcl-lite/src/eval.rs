@@ -84,6 +84,14 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// The text of a STRING value that lends it.
+    pub fn into_lent_str(self) -> Option<&'a str> {
+        match self {
+            Value::Str(Cow::Borrowed(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The text of a STRING value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -118,6 +126,23 @@ pub trait Context {
     /// subroutine. A value of another type than the variable's is converted
     /// where possible (to STRING), otherwise taken as unset.
     fn get(&self, var: &Var) -> Option<Value<'_>>;
+
+    /// Whether [`Context::text`] answers every header, URL and method
+    /// variable ([`Var::is_text`]) as [`Context::get`] would. Asked once
+    /// per run; by default no, and those variables are read through `get`.
+    fn lends_text(&self) -> bool {
+        false
+    }
+
+    /// The text of a header, URL or method variable ([`Var::is_text`]),
+    /// borrowed from where the host keeps it; `None` when unset. Asked
+    /// only of a host that [lends text](Context::lends_text): a `&str`
+    /// comes back in two registers, a [`Value`] through memory, and moving
+    /// it out again stalled on every read (store forwarding, seen with
+    /// `perf annotate` under production.vcl).
+    fn text(&self, var: &Var) -> Option<&str> {
+        self.get(var)?.into_lent_str()
+    }
 
     /// Sets a variable (always with a value of the variable's type). An
     /// `Err` (for instance a header value the host refuses) fails the
@@ -301,6 +326,8 @@ enum Flow {
 // `std.ban` error. Reset when a run starts.
 thread_local! {
     static FAILED: Cell<bool> = const { Cell::new(false) };
+    /// The running host's [`Context::lends_text`].
+    static LENDS_TEXT: Cell<bool> = const { Cell::new(false) };
     static MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
     static BAN_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
@@ -316,11 +343,19 @@ fn fail(message: impl FnOnce() -> String) {
 /// `test` of a variable's text (read once; a non-STRING value as its
 /// text); false when it is unset, which, as in Varnish, equals nothing.
 fn text_of(ctx: &dyn Context, var: &Var, test: impl Fn(&str) -> bool) -> bool {
+    if lent(var) {
+        return ctx.text(var).is_some_and(test);
+    }
     match ctx.get(var) {
         Some(Value::Str(s)) => test(&s),
         Some(other) => test(&other.to_string()),
         None => false,
     }
+}
+
+/// Whether `var` is read through [`Context::text`] in this run.
+fn lent(var: &Var) -> bool {
+    var.is_text() && LENDS_TEXT.with(Cell::get)
 }
 
 fn failed() -> bool {
@@ -435,6 +470,7 @@ impl Program {
     ) -> Result<Option<Action>, RuntimeError> {
         let mut scratch = String::new();
         FAILED.with(|f| f.set(false));
+        LENDS_TEXT.with(|l| l.set(ctx.lends_text()));
         BAN_ERROR.with(|e| e.borrow_mut().clear());
         match self.stmts(body, ctx, 0, &mut scratch)? {
             Flow::Next => Ok(None),
@@ -809,6 +845,7 @@ impl Program {
             // unaligned loads over the host's narrower stores, a store-
             // forwarding stall on every variable read (~1% of a hit's
             // cycles under production.vcl, by perf annotate).
+            Expr::Var(var) if lent(var) => ctx.text(var).map(Cow::Borrowed),
             Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Str(s)) => Some(s),
                 Some(other) => Some(Cow::Owned(other.to_string())),
@@ -1035,6 +1072,7 @@ impl Program {
             Expr::Bool(b) => *b,
             Expr::Var(var) => matches!(ctx.get(var), Some(Value::Bool(true))),
             Expr::Defined(inner) => match &**inner {
+                Expr::Var(var) if lent(var) => ctx.text(var).is_some(),
                 Expr::Var(var) => ctx.get(var).is_some(),
                 other => self.string(other, ctx).is_some(),
             },
@@ -1400,6 +1438,8 @@ mod tests {
         now: f64,
         state: TaskState,
         purged: std::cell::RefCell<Vec<String>>,
+        /// Answers [`Context::lends_text`].
+        lend: bool,
     }
 
     impl TestCtx {
@@ -1428,6 +1468,9 @@ mod tests {
     }
 
     impl Context for TestCtx {
+        fn lends_text(&self) -> bool {
+            self.lend
+        }
         fn get(&self, var: &Var) -> Option<Value<'_>> {
             self.vars.get(var).map(|v| match v {
                 Value::Str(s) => Value::Str(Cow::Borrowed(s)),
@@ -1528,6 +1571,54 @@ mod tests {
 
     fn recv(p: &Program, ctx: &mut TestCtx) -> Option<Action> {
         p.run(Sub::Recv, ctx).unwrap()
+    }
+
+    /// Reading headers, URL and method through `Context::text` answers as
+    /// reading them through `get`: the same actions, writes and key.
+    #[test]
+    fn lent_text_answers_as_values() {
+        let src = r#"vcl 4.1;
+            sub vcl_recv {
+                if (req.http.X-A) { set req.http.Seen-A = "1"; }
+                if (!req.http.X-Missing) { set req.http.Seen-Missing = "no"; }
+                if (req.http.X-A ~ "^b") { set req.http.Starts-B = req.http.X-A; }
+                if (req.http.X-A == "bee") { set req.http.Is-Bee = "yes"; }
+                if (req.method != "GET" && req.method != "HEAD") { return (pass); }
+                if (req.url ~ "\.css$") { set req.http.Static = "1"; }
+                set req.http.Joined = req.method + " " + req.url + " " + req.http.X-A + "|" + req.http.X-Missing;
+                set req.http.Sub = regsub(req.http.X-A, "e+", "E");
+                if (req.http.X-A != "other") { set req.http.Not-Other = "1"; }
+                return (hash);
+            }
+            sub vcl_hash { hash_data(req.url); hash_data(req.http.X-A); hash_data(req.http.X-Missing); }
+        "#;
+        let p = program(src);
+        let inputs = [
+            ("GET", "/a.css", Some("bee")),
+            ("POST", "/", Some("x")),
+            ("HEAD", "/b", None),
+        ];
+        for (method, url, a) in inputs {
+            let mut runs = Vec::new();
+            for lend in [false, true] {
+                let mut ctx = TestCtx {
+                    lend,
+                    ..TestCtx::default()
+                }
+                .method(method)
+                .url(url);
+                if let Some(a) = a {
+                    ctx = ctx.header("X-A", a);
+                }
+                let action = recv(&p, &mut ctx);
+                p.run(Sub::Hash, &mut ctx).unwrap();
+                let mut vars: Vec<String> =
+                    ctx.vars.iter().map(|(k, v)| format!("{k:?}={v}")).collect();
+                vars.sort();
+                runs.push((format!("{action:?}"), vars, ctx.hashed.clone()));
+            }
+            assert_eq!(runs[0], runs[1], "{method} {url} {a:?}");
+        }
     }
 
     #[test]

@@ -455,6 +455,25 @@ pub enum Var {
     BereqBackend,
 }
 
+impl Var {
+    /// A header, URL or method: text the host keeps as it is, read through
+    /// [`crate::Context::text`].
+    pub fn is_text(&self) -> bool {
+        matches!(
+            self,
+            Var::ReqHttp(_)
+                | Var::BereqHttp(_)
+                | Var::BerespHttp(_)
+                | Var::ObjHttp(_)
+                | Var::RespHttp(_)
+                | Var::ReqUrl
+                | Var::BereqUrl
+                | Var::ReqMethod
+                | Var::BereqMethod
+        )
+    }
+}
+
 /// How a variable is made from its name (header families take the header).
 #[derive(Clone, Copy)]
 pub(crate) enum Make {

@@ -2,6 +2,7 @@
 //! and where the subroutine has them the object (`obj.*`) and the response
 //! (`resp.*`).
 
+use http::header::{CONNECTION, HOST, UPGRADE};
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -101,24 +102,7 @@ pub(super) fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
         Var::ReqMethod => Some(Value::Str(Cow::Borrowed(r.method.as_str()))),
         Var::ReqUrl => Some(Value::Str(Cow::Borrowed(&r.url))),
         Var::ReqProto => Some(Value::Str(Cow::Owned(format!("{:?}", r.version)))),
-        Var::ReqHttp(h) if h.name() == "host" && !r.host.is_empty() => {
-            Some(Value::Str(Cow::Borrowed(&r.host)))
-        }
-        // A request asking to switch protocols keeps its `Upgrade` and
-        // `Connection` aside (hop-by-hop, taken off at intake); the policy
-        // sees them as Varnish shows them (`req.http.Upgrade ~ "websocket"`).
-        Var::ReqHttp(h) if r.upgrade.is_some() && !r.headers.contains_key(h.name()) => {
-            match (h.name(), &r.upgrade) {
-                ("upgrade", Some(u)) => u
-                    .protocol
-                    .to_str()
-                    .ok()
-                    .map(|p| Value::Str(Cow::Borrowed(p))),
-                ("connection", _) => Some(Value::Str(Cow::Borrowed("Upgrade"))),
-                _ => None,
-            }
-        }
-        Var::ReqHttp(h) => header_get(&r.headers, h),
+        Var::ReqHttp(h) => req_header(r, h).map(|v| Value::Str(Cow::Borrowed(v))),
         Var::ReqHashAlwaysMiss => Some(Value::Bool(r.always_miss)),
         Var::ReqRestarts => Some(Value::Int(i64::from(r.restarts))),
         Var::ReqEsiLevel => Some(Value::Int(
@@ -130,7 +114,53 @@ pub(super) fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
     }
 }
 
+/// `req.http.NAME` as the policy reads it: `Host` is the request's host
+/// key while it has one; a request asking to switch protocols keeps its
+/// `Upgrade` and `Connection` aside (hop-by-hop, taken off at intake) and
+/// the policy sees them as Varnish shows them (`req.http.Upgrade ~
+/// "websocket"`).
+#[inline(always)]
+fn req_header<'r>(r: &'r Task, h: &vcl_lite::Header) -> Option<&'r str> {
+    let name = super::values::header_name(h)?;
+    if name == HOST && !r.host.is_empty() {
+        return Some(&r.host);
+    }
+    if let Some(v) = r.headers.get(name) {
+        return v.to_str().ok();
+    }
+    match &r.upgrade {
+        Some(u) if name == UPGRADE => u.protocol.to_str().ok(),
+        Some(_) if name == CONNECTION => Some("Upgrade"),
+        _ => None,
+    }
+}
+
 impl Context for ClientView<'_> {
+    fn lends_text(&self) -> bool {
+        true
+    }
+
+    fn text(&self, var: &Var) -> Option<&str> {
+        match var {
+            Var::ReqHttp(h) => req_header(self.req, h),
+            Var::ReqUrl => Some(&self.req.url),
+            Var::ReqMethod => Some(self.req.method.as_str()),
+            Var::RespHttp(h) => {
+                let headers = match self.resp.as_ref()? {
+                    RespPart::Delivered(r) => r.headers(),
+                    RespPart::Synth(s) => &s.headers,
+                };
+                super::values::header_text(headers, super::values::header_name(h)?)
+            }
+            Var::ObjHttp(h) => self
+                .obj?
+                .header(super::values::header_name(h)?)
+                .and_then(|v| v.to_str().ok()),
+            // Other variables are not asked here (`Var::is_text`).
+            _ => self.get(var)?.into_lent_str(),
+        }
+    }
+
     fn get(&self, var: &Var) -> Option<Value<'_>> {
         match var {
             Var::ReqMethod
