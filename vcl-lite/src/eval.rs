@@ -313,9 +313,22 @@ pub struct Program {
     pub(crate) deliver_early: Option<EarlyUnsets>,
 }
 
+/// How a list of statements ended; the action of a `return` is in
+/// [`Run::returned`] (carried here, it was moved through memory at every
+/// level it came back through).
+#[derive(Clone, Copy)]
 enum Flow {
     Next,
-    Return(Action),
+    Return,
+}
+
+/// What a run carries down its statements.
+#[derive(Default)]
+struct Run {
+    /// Texts handed to the host (`hash_data`, `std.log`, …).
+    scratch: String,
+    /// What `return` gave.
+    returned: Option<Action>,
 }
 
 // What one run of a subroutine remembers besides the host's state, kept
@@ -468,13 +481,13 @@ impl Program {
         body: &[Stmt],
         ctx: &mut dyn Context,
     ) -> Result<Option<Action>, RuntimeError> {
-        let mut scratch = String::new();
+        let mut run = Run::default();
         FAILED.with(|f| f.set(false));
         LENDS_TEXT.with(|l| l.set(ctx.lends_text()));
         BAN_ERROR.with(|e| e.borrow_mut().clear());
-        match self.stmts(body, ctx, 0, &mut scratch)? {
+        match self.stmts(body, ctx, 0, &mut run)? {
             Flow::Next => Ok(None),
-            Flow::Return(action) => Ok(Some(action)),
+            Flow::Return => Ok(run.returned),
         }
     }
 
@@ -516,13 +529,13 @@ impl Program {
         sub: Sub,
         ctx: &mut dyn Context,
         depth: usize,
-        scratch: &mut String,
+        run: &mut Run,
     ) -> Result<Flow, RuntimeError> {
         let Some(program) = crate::builtin_program() else {
             return Ok(Flow::Next);
         };
         match program.subs.get(sub.index()).and_then(Option::as_ref) {
-            Some(body) => program.stmts(body, ctx, depth + 1, scratch),
+            Some(body) => program.stmts(body, ctx, depth + 1, run),
             None => Ok(Flow::Next),
         }
     }
@@ -552,7 +565,7 @@ impl Program {
         stmts: &[Stmt],
         ctx: &mut dyn Context,
         depth: usize,
-        scratch: &mut String,
+        run: &mut Run,
     ) -> Result<Flow, RuntimeError> {
         for stmt in stmts {
             match stmt {
@@ -574,8 +587,8 @@ impl Program {
                     if body.is_empty() {
                         continue;
                     }
-                    if let Flow::Return(a) = self.stmts(body, ctx, depth, scratch)? {
-                        return Ok(Flow::Return(a));
+                    if let Flow::Return = self.stmts(body, ctx, depth, run)? {
+                        return Ok(Flow::Return);
                     }
                 }
                 Stmt::Call(index) => {
@@ -587,25 +600,25 @@ impl Program {
                             location: Location::default(),
                         });
                     }
-                    if let Flow::Return(a) = self.stmts(body, ctx, depth + 1, scratch)? {
-                        return Ok(Flow::Return(a));
+                    if let Flow::Return = self.stmts(body, ctx, depth + 1, run)? {
+                        return Ok(Flow::Return);
                     }
                 }
                 Stmt::Builtin(sub) => {
-                    if let Flow::Return(a) = Program::builtin(*sub, ctx, depth, scratch)? {
-                        return Ok(Flow::Return(a));
+                    if let Flow::Return = Program::builtin(*sub, ctx, depth, run)? {
+                        return Ok(Flow::Return);
                     }
                 }
                 Stmt::Return {
                     action,
                     at,
                     fallible,
-                } => return self.ret(action, &*ctx, *at, *fallible),
+                } => return self.ret(action, &*ctx, *at, *fallible, run),
                 // Statements that do not nest: evaluated in a frame of their
                 // own, so that the frame of this recursive function stays
                 // small (nesting depth is bounded by a small stack in the
                 // robustness tests, unoptimised).
-                leaf => self.leaf(leaf, ctx, scratch)?,
+                leaf => self.leaf(leaf, ctx, &mut run.scratch)?,
             }
         }
         Ok(Flow::Next)
@@ -621,12 +634,14 @@ impl Program {
         ctx: &dyn Context,
         at: usize,
         fallible: bool,
+        run: &mut Run,
     ) -> Result<Flow, RuntimeError> {
         let action = self.action(action, ctx, at)?;
         if fallible && failed() {
             return Err(self.expr_failed(at));
         }
-        Ok(Flow::Return(action))
+        run.returned = Some(action);
+        Ok(Flow::Return)
     }
 
     /// A statement that holds no other and does not return: `set`,
