@@ -483,9 +483,13 @@ impl Program {
     ) -> Result<Option<Action>, RuntimeError> {
         let mut run = Run::default();
         FAILED.with(|f| f.set(false));
-        LENDS_TEXT.with(|l| l.set(ctx.lends_text()));
+        // A host's callback may run another policy with another host on
+        // this thread: the outer run reads its own host's way again after.
+        let outer = LENDS_TEXT.with(|l| l.replace(ctx.lends_text()));
         BAN_ERROR.with(|e| e.borrow_mut().clear());
-        match self.stmts(body, ctx, 0, &mut run)? {
+        let flow = self.stmts(body, ctx, 0, &mut run);
+        LENDS_TEXT.with(|l| l.set(outer));
+        match flow? {
             Flow::Next => Ok(None),
             Flow::Return => Ok(run.returned),
         }
