@@ -357,7 +357,7 @@ fn fail(message: impl FnOnce() -> String) {
 /// text); false when it is unset, which, as in Varnish, equals nothing.
 fn text_of(ctx: &dyn Context, var: &Var, test: impl Fn(&str) -> bool) -> bool {
     if lent(var) {
-        return ctx.text(var).is_some_and(test);
+        return lent_text(ctx, var).is_some_and(test);
     }
     match ctx.get(var) {
         Some(Value::Str(s)) => test(&s),
@@ -369,6 +369,17 @@ fn text_of(ctx: &dyn Context, var: &Var, test: impl Fn(&str) -> bool) -> bool {
 /// Whether `var` is read through [`Context::text`] in this run.
 fn lent(var: &Var) -> bool {
     var.is_text() && LENDS_TEXT.with(Cell::get)
+}
+
+/// [`Context::text`]; in debug builds (the tests) checked against
+/// [`Context::get`] on every read.
+fn lent_text<'c>(ctx: &'c dyn Context, var: &Var) -> Option<&'c str> {
+    let text = ctx.text(var);
+    debug_assert!(
+        text == ctx.get(var).as_ref().and_then(Value::as_str),
+        "{var:?}: the host's text and value differ"
+    );
+    text
 }
 
 fn failed() -> bool {
@@ -864,7 +875,7 @@ impl Program {
             // unaligned loads over the host's narrower stores, a store-
             // forwarding stall on every variable read (~1% of a hit's
             // cycles under production.vcl, by perf annotate).
-            Expr::Var(var) if lent(var) => ctx.text(var).map(Cow::Borrowed),
+            Expr::Var(var) if lent(var) => lent_text(ctx, var).map(Cow::Borrowed),
             Expr::Var(var) => match ctx.get(var) {
                 Some(Value::Str(s)) => Some(s),
                 Some(other) => Some(Cow::Owned(other.to_string())),
@@ -1091,7 +1102,7 @@ impl Program {
             Expr::Bool(b) => *b,
             Expr::Var(var) => matches!(ctx.get(var), Some(Value::Bool(true))),
             Expr::Defined(inner) => match &**inner {
-                Expr::Var(var) if lent(var) => ctx.text(var).is_some(),
+                Expr::Var(var) if lent(var) => lent_text(ctx, var).is_some(),
                 Expr::Var(var) => ctx.get(var).is_some(),
                 other => self.string(other, ctx).is_some(),
             },

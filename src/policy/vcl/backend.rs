@@ -9,7 +9,7 @@ use vcl_lite::{Context, Value, Var};
 
 use super::values::{
     canonical_reason, common_get, duration, header_all, header_get, header_replace, header_set,
-    header_unset, reason_for_set_status, seconds, status_of, status_value,
+    header_str, header_unset, reason_for_set_status, seconds, status_of, status_value,
 };
 use crate::lifecycle::{Bereq, Beresp, Synthetic};
 
@@ -153,6 +153,27 @@ impl BackendView<'_, '_> {
 }
 
 impl Context for BackendView<'_, '_> {
+    fn lends_text(&self) -> bool {
+        true
+    }
+
+    fn text(&self, var: &Var) -> Option<&str> {
+        match var {
+            Var::BereqHttp(h) => header_str(&self.bereq.headers, h),
+            Var::BereqUrl => Some(&self.bereq.url),
+            Var::BereqMethod => Some(self.bereq.method.as_str()),
+            Var::BerespHttp(h) => {
+                let headers = match self.beresp.as_ref()? {
+                    BerespPart::Fetched(b) => &*b.headers,
+                    BerespPart::Error(s) => &s.headers,
+                };
+                header_str(headers, h)
+            }
+            // Not asked in backend subroutines; answered as `get` would.
+            _ => self.get(var)?.into_lent_str(),
+        }
+    }
+
     fn get(&self, var: &Var) -> Option<Value<'_>> {
         match var {
             Var::BereqMethod

@@ -150,7 +150,7 @@ impl Context for ClientView<'_> {
                     RespPart::Delivered(r) => r.headers(),
                     RespPart::Synth(s) => &s.headers,
                 };
-                super::values::header_text(headers, super::values::header_name(h)?)
+                super::values::header_str(headers, h)
             }
             Var::ObjHttp(h) => self
                 .obj?

@@ -17,6 +17,12 @@ pub(super) struct PipeView<'a> {
 }
 
 impl Context for PipeView<'_> {
+    /// Every text variable `get` answers is lent (the backend request's
+    /// headers, method and URL; the client's through its view).
+    fn lends_text(&self) -> bool {
+        true
+    }
+
     fn get(&self, var: &Var) -> Option<Value<'_>> {
         match var {
             Var::BereqHttp(h) => header_get(self.bereq, h),

@@ -12,7 +12,12 @@ use crate::lifecycle::ConnInfo;
 /// A header's value (the first when there are several); `None` when absent
 /// or not text.
 pub(super) fn header_get<'a>(map: &'a HeaderMap, h: &Header) -> Option<Value<'a>> {
-    header_text(map, header_name(h)?).map(|v| Value::Str(Cow::Borrowed(v)))
+    header_str(map, h).map(|v| Value::Str(Cow::Borrowed(v)))
+}
+
+/// [`header_get`]'s text, lent (`Context::text`).
+pub(super) fn header_str<'a>(map: &'a HeaderMap, h: &Header) -> Option<&'a str> {
+    header_text(map, header_name(h)?)
 }
 
 /// What a policy reads as `req.http.NAME`: the first value, `None` when
