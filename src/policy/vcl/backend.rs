@@ -70,8 +70,7 @@ impl BackendView<'_, '_> {
             (BerespPart::Fetched(_), Var::BerespDoStream) => Some(Value::Bool(true)),
             (BerespPart::Error(s), Var::BerespReason) => Some(Value::Str(Cow::Borrowed(&s.reason))),
             (_, Var::BerespProto) => Some(Value::Str(Cow::Borrowed("HTTP/1.1"))),
-            (BerespPart::Fetched(b), Var::BerespHttp(h)) => header_get(b.headers, h),
-            (BerespPart::Error(s), Var::BerespHttp(h)) => header_get(&s.headers, h),
+            (_, Var::BerespHttp(h)) => header_get(self.beresp_map()?, h),
             (BerespPart::Fetched(b), Var::BerespTtl) => Some(duration(b.ttl)),
             (BerespPart::Fetched(b), Var::BerespGrace) => Some(duration(b.grace)),
             (BerespPart::Fetched(b), Var::BerespKeep) => Some(duration(b.keep)),
@@ -89,6 +88,13 @@ impl BackendView<'_, '_> {
                 .as_deref()
                 .map(|n| Value::Str(Cow::Borrowed(n))),
             _ => None,
+        }
+    }
+
+    fn beresp_map(&self) -> Option<&HeaderMap> {
+        match self.beresp.as_ref()? {
+            BerespPart::Fetched(b) => Some(&*b.headers),
+            BerespPart::Error(s) => Some(&s.headers),
         }
     }
 
@@ -162,13 +168,7 @@ impl Context for BackendView<'_, '_> {
             Var::BereqHttp(h) => header_str(&self.bereq.headers, h),
             Var::BereqUrl => Some(&self.bereq.url),
             Var::BereqMethod => Some(self.bereq.method.as_str()),
-            Var::BerespHttp(h) => {
-                let headers = match self.beresp.as_ref()? {
-                    BerespPart::Fetched(b) => &*b.headers,
-                    BerespPart::Error(s) => &s.headers,
-                };
-                header_str(headers, h)
-            }
+            Var::BerespHttp(h) => header_str(self.beresp_map()?, h),
             // Not asked in backend subroutines; answered as `get` would.
             _ => self.get(var)?.into_lent_str(),
         }

@@ -59,9 +59,15 @@ impl<'a> ClientView<'a> {
             }
             (RespPart::Synth(s), Var::RespReason) => Some(Value::Str(Cow::Borrowed(&s.reason))),
             (_, Var::RespProto) => Some(Value::Str(Cow::Owned(format!("{:?}", self.req.version)))),
-            (RespPart::Delivered(r), Var::RespHttp(h)) => header_get(r.headers(), h),
-            (RespPart::Synth(s), Var::RespHttp(h)) => header_get(&s.headers, h),
+            (_, Var::RespHttp(h)) => header_get(self.resp_map()?, h),
             _ => None,
+        }
+    }
+
+    fn resp_map(&self) -> Option<&HeaderMap> {
+        match self.resp.as_ref()? {
+            RespPart::Delivered(r) => Some(r.headers()),
+            RespPart::Synth(s) => Some(&s.headers),
         }
     }
 
@@ -83,13 +89,16 @@ impl<'a> ClientView<'a> {
             Var::ObjUncacheable => Some(Value::Bool(meta?.uncacheable)),
             Var::ObjStatus => Some(status_value(self.obj?.status)),
             Var::ObjReason => Some(canonical_reason(self.obj?.status)),
-            Var::ObjHttp(h) => self
-                .obj?
-                .header(super::values::header_name(h)?)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| Value::Str(Cow::Borrowed(v))),
+            Var::ObjHttp(h) => self.obj_header(h).map(|v| Value::Str(Cow::Borrowed(v))),
             _ => None,
         }
+    }
+
+    /// `obj.http.NAME`'s text.
+    fn obj_header(&self, h: &vcl_lite::Header) -> Option<&str> {
+        self.obj?
+            .header(super::values::header_name(h)?)
+            .and_then(|v| v.to_str().ok())
     }
 }
 
@@ -145,17 +154,8 @@ impl Context for ClientView<'_> {
             Var::ReqHttp(h) => req_header(self.req, h),
             Var::ReqUrl => Some(&self.req.url),
             Var::ReqMethod => Some(self.req.method.as_str()),
-            Var::RespHttp(h) => {
-                let headers = match self.resp.as_ref()? {
-                    RespPart::Delivered(r) => r.headers(),
-                    RespPart::Synth(s) => &s.headers,
-                };
-                super::values::header_str(headers, h)
-            }
-            Var::ObjHttp(h) => self
-                .obj?
-                .header(super::values::header_name(h)?)
-                .and_then(|v| v.to_str().ok()),
+            Var::RespHttp(h) => super::values::header_str(self.resp_map()?, h),
+            Var::ObjHttp(h) => self.obj_header(h),
             // Other variables are not asked here (`Var::is_text`).
             _ => self.get(var)?.into_lent_str(),
         }

@@ -27,8 +27,9 @@ pub(super) fn header_text<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&
 }
 
 /// The parsed name of a policy's header, made once per compiled policy
-/// (kept in the `Header`, `'static`: see `http::static_text`); `None` when the name is no header name (the
-/// checker lets only header-name characters through, so never in practice).
+/// (kept in the `Header`, `'static`: see `http::static_text`); `None` when
+/// the name is no header name (the checker lets only header-name
+/// characters through, so never in practice).
 pub(super) fn header_name(h: &Header) -> Option<&HeaderName> {
     h.host_form(crate::http::static_text::header_name)?.as_ref()
 }
