@@ -265,6 +265,12 @@ pub struct BackendConfig {
     pub max_connections: usize,
     /// How long an idle pooled connection is kept for reuse.
     pub idle_timeout: Seconds,
+    /// Largest response head (status line and fields) read from it; a
+    /// larger one is a 502 (Varnish's `http_resp_size`).
+    pub max_response_head: ByteSize,
+    /// Most response header fields read from it; more is a 502 (Varnish's
+    /// `http_max_hdr`).
+    pub max_response_headers: usize,
     /// Health probe (Varnish's `.probe`); absent: always healthy.
     pub probe: Option<ProbeConfig>,
 }
@@ -363,6 +369,8 @@ impl Default for BackendConfig {
             between_bytes_timeout: Seconds(Duration::from_secs(60)),
             max_connections: 0,
             idle_timeout: Seconds(Duration::from_secs(60)),
+            max_response_head: ByteSize(64 << 10),
+            max_response_headers: 100,
             probe: None,
         }
     }
@@ -449,6 +457,12 @@ impl Config {
             if self.backend[..i].iter().any(|o| o.name == b.name) {
                 return Err(invalid(format!(
                     "backend[{i}]: name {:?} is used twice",
+                    b.name
+                )));
+            }
+            if b.max_response_head.0 < 1024 || !(1..=10_000).contains(&b.max_response_headers) {
+                return Err(invalid(format!(
+                    "backend[{i}] ({}): max_response_head must be at least 1KiB and max_response_headers 1 to 10000",
                     b.name
                 )));
             }

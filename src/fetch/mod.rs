@@ -2,6 +2,7 @@
 //! request coalescing, and the shared streaming body of a coalesced fetch.
 pub mod broadcast;
 pub mod director;
+pub mod h1;
 pub mod inflight;
 pub mod oneshot;
 pub mod pool;

@@ -1,13 +1,12 @@
 //! A backend: its keep-alive connection pool and the request/response exchange
 //! with timeouts.
 //!
-//! Why not hyper-util's `legacy::Client`: lacquer needs to know whether a
-//! request went out on a reused connection (a backend that closed an idle
-//! connection must never surface as a 502 — such requests are retried on a
-//! fresh connection), a per-backend connection limit, and the first-byte /
-//! between-bytes timeouts of Varnish. All three sit naturally in a small pool
-//! built on `hyper::client::conn::http1`, with hyper-util supplying the tokio
-//! glue (`TokioIo`).
+//! Why a pool of lacquer's own: it needs to know whether a request went out
+//! on a reused connection (a backend that closed an idle connection must
+//! never surface as a 502 — such requests are retried on a fresh
+//! connection), a per-backend connection limit, and the first-byte /
+//! between-bytes timeouts of Varnish. The exchanges themselves are
+//! lacquer's HTTP/1.1 client (`fetch::h1`), run by the request's own task.
 
 /// Timeouts one request sets for itself (VCL's `bereq.connect_timeout`,
 /// `bereq.first_byte_timeout`, `bereq.between_bytes_timeout`), carried in
@@ -26,8 +25,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -38,6 +35,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
 use crate::config::BackendConfig;
+use crate::fetch::h1::{self, H1Conn, H1Error};
 use crate::fetch::req_body::ReqBody;
 
 /// Why a backend exchange failed.
@@ -68,8 +66,8 @@ pub enum FetchError {
     Protocol {
         /// Backend name.
         backend: String,
-        /// hyper's description.
-        source: hyper::Error,
+        /// What went wrong.
+        source: H1Error,
     },
 }
 
@@ -93,13 +91,16 @@ pub enum BodyError {
     /// No data for longer than `between_bytes_timeout`.
     #[error("backend body stalled beyond the between-bytes timeout")]
     BetweenBytesTimeout,
-    /// The connection broke mid-body.
+    /// The connection broke mid-body, or the body's framing was bad.
+    #[error("backend body: {0}")]
+    Backend(#[from] H1Error),
+    /// The same, on a connection hyper reads (a pipe's answer).
     #[error("backend body: {0}")]
     Hyper(#[from] hyper::Error),
 }
 
 struct Conn {
-    sender: SendRequest<ReqBody>,
+    h1: H1Conn,
     /// The pool shard of the thread that opened it (where its I/O task runs).
     shard: usize,
     _permit: Option<OwnedSemaphorePermit>,
@@ -139,6 +140,7 @@ pub struct Backend {
     first_byte_timeout: Duration,
     between_bytes_timeout: Duration,
     idle_timeout: Duration,
+    limits: h1::Limits,
     /// Idle connections, one stack per worker thread (see [`shard`]).
     idle: Box<[Mutex<Vec<Idle>>]>,
     limit: Option<Arc<Semaphore>>,
@@ -172,6 +174,10 @@ impl Backend {
             first_byte_timeout: cfg.first_byte_timeout.0,
             between_bytes_timeout: cfg.between_bytes_timeout.0,
             idle_timeout: cfg.idle_timeout.0,
+            limits: h1::Limits {
+                max_head: usize::try_from(cfg.max_response_head.0).unwrap_or(usize::MAX),
+                max_headers: cfg.max_response_headers,
+            },
             idle: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
             limit: (cfg.max_connections > 0).then(|| Arc::new(Semaphore::new(cfg.max_connections))),
             released: Notify::new(),
@@ -207,9 +213,8 @@ impl Backend {
                 let now = Instant::now();
                 for shard in backend.idle.iter() {
                     let mut idle = shard.lock().unwrap_or_else(|p| p.into_inner());
-                    idle.retain(|i| {
-                        now.duration_since(i.since) < backend.idle_timeout
-                            && !i.conn.sender.is_closed()
+                    idle.retain_mut(|i| {
+                        now.duration_since(i.since) < backend.idle_timeout && !i.conn.h1.is_closed()
                     });
                 }
             }
@@ -283,8 +288,7 @@ impl Backend {
     /// between-bytes timeout.
     pub fn unpooled_body(&self, inner: Incoming) -> BackendBody {
         BackendBody {
-            inner,
-            conn: None,
+            inner: Inner::Hyper(inner),
             backend: None,
             timeout: self.between_bytes_timeout,
             sleep: None,
@@ -332,30 +336,16 @@ impl Backend {
             let sent = within_first_byte(
                 first_byte_timeout,
                 body_sent,
-                conn.sender.try_send_request(req),
+                conn.h1.exchange(req, self.limits),
             )
             .await;
             match sent {
                 Err(_) => return Err(FetchError::FirstByteTimeout(self.name.clone())),
-                Ok(Ok(resp)) => return Ok(self.wrap(resp, conn, between_bytes)),
-                Ok(Err(mut e)) => {
-                    if attempts >= 3 {
-                        return Err(self.protocol(e.into_error()));
-                    }
-                    if let Some(unsent) = e.take_message() {
-                        // Never written: any method may go again.
-                        tracing::debug!(backend = %self.name, "connection not ready; resending");
-                        req = unsent;
-                        continue;
-                    }
-                    let err = e.into_error();
+                Ok(Ok(head)) => return Ok(self.wrap(head, conn, between_bytes)),
+                Ok(Err(err)) => {
                     // Only a reused connection can have been closed under us.
-                    let retryable = reused
-                        && idempotent
-                        && (err.is_incomplete_message()
-                            || err.is_canceled()
-                            || err.is_closed()
-                            || is_reset(&err));
+                    let retryable =
+                        attempts < 3 && reused && idempotent && err.is_stale_connection();
                     match retryable.then(&mut remake).flatten() {
                         Some(anew) => {
                             tracing::debug!(backend = %self.name, error = %err,
@@ -369,7 +359,7 @@ impl Backend {
         }
     }
 
-    fn protocol(&self, source: hyper::Error) -> FetchError {
+    fn protocol(&self, source: H1Error) -> FetchError {
         FetchError::Protocol {
             backend: self.name.clone(),
             source,
@@ -378,22 +368,24 @@ impl Backend {
 
     fn wrap(
         self: &Arc<Self>,
-        resp: Response<Incoming>,
+        head: h1::Head,
         conn: Conn,
         between_bytes: Duration,
     ) -> Response<BackendBody> {
-        let (parts, inner) = resp.into_parts();
+        let h1::Head {
+            response, decoder, ..
+        } = head;
         let mut body = BackendBody {
-            inner,
-            conn: Some(conn),
+            inner: Inner::Own {
+                conn: Some(conn),
+                decoder,
+            },
             backend: Some(self.clone()),
             timeout: between_bytes,
             sleep: None,
         };
-        if body.inner.is_end_stream() {
-            body.release();
-        }
-        Response::from_parts(parts, body)
+        body.release_if_done();
+        response.map(|()| body)
     }
 
     /// Takes an idle connection, or opens one, honouring `max_connections`.
@@ -405,10 +397,8 @@ impl Backend {
         let deadline = Instant::now() + connect_timeout;
         loop {
             if !fresh_only {
-                while let Some(mut conn) = self.pop_idle(Some(shard())) {
-                    if conn.sender.ready().await.is_ok() {
-                        return Ok((conn, true));
-                    }
+                if let Some(conn) = self.pop_idle(Some(shard())) {
+                    return Ok((conn, true));
                 }
             }
             let permit = match &self.limit {
@@ -416,17 +406,14 @@ impl Backend {
                 Some(sem) => match sem.clone().try_acquire_owned() {
                     Ok(p) => Some(p),
                     Err(_) => {
-                        if let Some(mut idle) = self.pop_idle(None) {
+                        if let Some(idle) = self.pop_idle(None) {
                             if fresh_only {
                                 // Make room: an idle connection is worth less than this request.
                                 drop(idle);
                                 continue;
                             }
                             // At the limit: use another worker's idle connection.
-                            if idle.sender.ready().await.is_ok() {
-                                return Ok((idle, true));
-                            }
-                            continue;
+                            return Ok((idle, true));
                         }
                         let wait = deadline.saturating_duration_since(Instant::now());
                         // Wait for a connection to be closed (permit) or pooled (notify).
@@ -441,10 +428,10 @@ impl Backend {
                 },
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let sender = self.connect(remaining).await?;
+            let h1 = self.connect(remaining).await?;
             return Ok((
                 Conn {
-                    sender,
+                    h1,
                     shard: shard(),
                     _permit: permit,
                 },
@@ -462,9 +449,8 @@ impl Backend {
         };
         for shard in shards {
             let mut idle = shard.lock().unwrap_or_else(|p| p.into_inner());
-            while let Some(entry) = idle.pop() {
-                if now.duration_since(entry.since) < self.idle_timeout
-                    && !entry.conn.sender.is_closed()
+            while let Some(mut entry) = idle.pop() {
+                if now.duration_since(entry.since) < self.idle_timeout && !entry.conn.h1.is_closed()
                 {
                     return Some(entry.conn);
                 }
@@ -474,7 +460,7 @@ impl Backend {
     }
 
     fn checkin(&self, conn: Conn) {
-        if conn.sender.is_closed() || self.idle_timeout.is_zero() {
+        if !conn.h1.can_reuse() || self.idle_timeout.is_zero() {
             drop(conn);
         } else {
             let mut idle = self.idle[conn.shard]
@@ -488,7 +474,7 @@ impl Backend {
         self.released.notify_one();
     }
 
-    async fn connect(&self, within: Duration) -> Result<SendRequest<ReqBody>, FetchError> {
+    async fn connect(&self, within: Duration) -> Result<H1Conn, FetchError> {
         let connect = async {
             let stream =
                 TcpStream::connect(&self.address)
@@ -498,17 +484,7 @@ impl Backend {
                         source,
                     })?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::Builder::new()
-                .handshake(TokioIo::new(stream))
-                .await
-                .map_err(|source| self.protocol(source))?;
-            let name = self.name.clone();
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(backend = %name, error = %e, "backend connection ended");
-                }
-            });
-            Ok(sender)
+            Ok(H1Conn::new(stream))
         };
         match tokio::time::timeout(within, connect).await {
             Ok(r) => r,
@@ -544,38 +520,66 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-fn is_reset(err: &hyper::Error) -> bool {
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::UnexpectedEof
-            );
-        }
-        source = s.source();
-    }
-    false
-}
-
 /// A backend response body: streams the backend's bytes with the
 /// between-bytes timeout, and gives the connection back to the pool once the
 /// body has been read to its end.
 pub struct BackendBody {
-    inner: Incoming,
-    conn: Option<Conn>,
+    inner: Inner,
     backend: Option<Arc<Backend>>,
     timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
+enum Inner {
+    /// Read by lacquer's client; the connection rides along until the end.
+    Own {
+        conn: Option<Conn>,
+        decoder: h1::Decoder,
+    },
+    /// Read by hyper (a pipe's answer on a connection of its own).
+    Hyper(Incoming),
+}
+
 impl BackendBody {
-    fn release(&mut self) {
-        if let (Some(conn), Some(backend)) = (self.conn.take(), self.backend.take()) {
-            backend.checkin(conn);
+    /// Back to the pool once the body has been read whole.
+    fn release_if_done(&mut self) {
+        if let Inner::Own { conn, decoder } = &mut self.inner {
+            if decoder.is_done() {
+                if let (Some(conn), Some(backend)) = (conn.take(), self.backend.take()) {
+                    backend.checkin(conn);
+                }
+            }
+        }
+    }
+
+    /// The next piece, without the timeout.
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+        match &mut self.inner {
+            Inner::Own { conn, decoder } => {
+                let Some(c) = conn.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match decoder.poll_data(&mut c.h1, cx) {
+                    Poll::Ready(Ok(Some(data))) => Poll::Ready(Some(Ok(data))),
+                    Poll::Ready(Ok(None)) => Poll::Ready(None),
+                    Poll::Ready(Err(e)) => {
+                        *conn = None;
+                        Poll::Ready(Some(Err(BodyError::Backend(e))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Inner::Hyper(inner) => loop {
+                match std::task::ready!(Pin::new(&mut *inner).poll_frame(cx)) {
+                    None => return Poll::Ready(None),
+                    Some(Err(e)) => return Poll::Ready(Some(Err(BodyError::Hyper(e)))),
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Poll::Ready(Some(Ok(data)));
+                        }
+                    }
+                }
+            },
         }
     }
 }
@@ -589,22 +593,17 @@ impl Body for BackendBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match this.poll_inner(cx) {
             Poll::Ready(None) => {
-                this.release();
+                this.release_if_done();
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(Ok(frame))) => {
+            Poll::Ready(Some(Ok(data))) => {
                 this.sleep = None;
-                if this.inner.is_end_stream() {
-                    this.release();
-                }
-                Poll::Ready(Some(Ok(frame)))
+                this.release_if_done();
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            Poll::Ready(Some(Err(e))) => {
-                this.conn = None;
-                Poll::Ready(Some(Err(BodyError::Hyper(e))))
-            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Pending => {
                 let timeout = this.timeout;
                 let sleep = this
@@ -612,7 +611,9 @@ impl Body for BackendBody {
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
-                        this.conn = None;
+                        if let Inner::Own { conn, .. } = &mut this.inner {
+                            *conn = None;
+                        }
                         Poll::Ready(Some(Err(BodyError::BetweenBytesTimeout)))
                     }
                     Poll::Pending => Poll::Pending,
@@ -622,11 +623,20 @@ impl Body for BackendBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Own { decoder, .. } => decoder.is_done(),
+            Inner::Hyper(inner) => inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Own { decoder, .. } => match decoder.remaining() {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            },
+            Inner::Hyper(inner) => inner.size_hint(),
+        }
     }
 }
 

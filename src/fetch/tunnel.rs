@@ -40,7 +40,7 @@ pub async fn open(
             .await
             .map_err(|source| FetchError::Protocol {
                 backend: backend.name().to_string(),
-                source,
+                source: source.into(),
             })
     };
     let (mut sender, conn) = tokio::time::timeout(connect_timeout, connect)
@@ -56,7 +56,7 @@ pub async fn open(
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(source)) => Err(FetchError::Protocol {
             backend: backend.name().to_string(),
-            source,
+            source: source.into(),
         }),
         Err(_) => Err(FetchError::FirstByteTimeout(backend.name().to_string())),
     }

@@ -25,6 +25,7 @@ mod process;
 // Test modules, one per topic.
 mod access_log;
 mod backend_answers;
+mod backend_wire;
 mod bad_input;
 mod ban;
 mod ban_limits;

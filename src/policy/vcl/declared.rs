@@ -37,6 +37,7 @@ fn backend(decl: &vcl_lite::Backend) -> Option<BackendConfig> {
             .unwrap_or(defaults.max_connections),
         idle_timeout: defaults.idle_timeout,
         probe: decl.probe.as_ref().map(probe),
+        ..defaults
     })
 }
 

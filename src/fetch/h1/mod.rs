@@ -1,0 +1,306 @@
+//! lacquer's own HTTP/1.1 client for backend exchanges.
+//!
+//! Why not hyper's client connection (used until session 14): hyper runs
+//! each backend connection as a task of its own and hands it every request
+//! through a channel, so a pass crossed tasks twice (request over, response
+//! back) with a wake-up each way, and the channel's blocks were new memory
+//! every 32 requests (`Backend::send`'s hottest instruction was the atomic
+//! on that block; benches/README "Session 13"). Here the request's own task
+//! writes the request and reads the response: the connection (its socket
+//! and read buffer) travels inside the response body and goes back to the
+//! pool once the body has been read to its end. Pingora's HTTP/1 client is
+//! built the same way.
+//!
+//! Scope: requests with no body, a body held in memory, or the client's
+//! body streamed (with `Content-Length` or chunked); responses framed by
+//! length, chunked coding or the connection's close; interim `1xx`
+//! responses skipped. Upgrades (pipes) keep hyper (`fetch/tunnel.rs`):
+//! they need the connection handed over after a `101`.
+
+mod body;
+mod request;
+mod response;
+
+pub use body::Decoder;
+pub use response::Head;
+
+use bytes::BytesMut;
+use std::future::poll_fn;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::fetch::req_body::ReqBody;
+use crate::http::BoxError;
+
+/// Bounds on a backend's response head (`[[backend]]`'s
+/// `max_response_head` and `max_response_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of the status line and header fields together.
+    pub max_head: usize,
+    /// Header fields.
+    pub max_headers: usize,
+}
+
+/// Why an exchange with a backend failed at the HTTP level.
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    /// The connection ended (closed, reset) before any byte of a response:
+    /// on a reused connection, the backend closed it while it was idle.
+    #[error("connection closed before the response{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    ClosedBeforeHead(Option<std::io::Error>),
+    /// Reading or writing the connection failed.
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The response head did not fit in `max_response_head`.
+    #[error("response head larger than {0} bytes (max_response_head)")]
+    HeadTooLarge(usize),
+    /// The response head had more fields than `max_response_headers`.
+    #[error("response head with more than {0} fields (max_response_headers)")]
+    TooManyHeaders(usize),
+    /// The response head is not HTTP/1.x.
+    #[error("malformed response head: {0}")]
+    Malformed(httparse::Error),
+    /// The head ended with the connection, part-way.
+    #[error("connection closed inside the response head")]
+    HeadCut,
+    /// The response's length cannot be told (bad or conflicting
+    /// `Content-Length`, `Transfer-Encoding` on HTTP/1.0).
+    #[error("invalid response framing: {0}")]
+    Framing(&'static str),
+    /// Bad chunked coding in the response body.
+    #[error("malformed chunked body: {0}")]
+    Chunk(&'static str),
+    /// The connection ended before the body's announced end.
+    #[error("connection closed before the end of the response body")]
+    BodyCut,
+    /// The client's request body failed while it was being sent (its
+    /// fault, if any, is in the request's fault slot).
+    #[error("request body: {0}")]
+    RequestBody(BoxError),
+    /// The request body did not match its `Content-Length`.
+    #[error("request body {0} its Content-Length")]
+    RequestBodyLength(&'static str),
+    /// hyper's error, for the exchanges that still use it (pipes).
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+}
+
+impl H1Error {
+    /// Whether the request may not have reached the backend's application:
+    /// the connection was found closed before any byte of an answer came.
+    pub fn is_stale_connection(&self) -> bool {
+        matches!(self, H1Error::ClosedBeforeHead(_))
+    }
+}
+
+/// A connection to a backend: the socket and the bytes read from it that
+/// no response has consumed yet.
+#[derive(Debug)]
+pub struct H1Conn {
+    io: TcpStream,
+    buf: BytesMut,
+    /// The request head being written (kept: no allocation per request).
+    out: Vec<u8>,
+    /// Scratch space for parsing response heads (kept likewise).
+    spans: response::Spans,
+    /// False once something makes the connection unfit for another
+    /// request (`Connection: close`, a body sent or read only in part).
+    reusable: bool,
+}
+
+/// What a read buffer grows by when it is full.
+const READ_SIZE: usize = 8 << 10;
+/// Most a read asks for while a body's length is known to be larger.
+const BODY_READ_SIZE: usize = 64 << 10;
+
+impl H1Conn {
+    /// A fresh connection.
+    pub fn new(io: TcpStream) -> H1Conn {
+        H1Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_SIZE),
+            out: Vec::with_capacity(1024),
+            spans: Vec::new(),
+            reusable: true,
+        }
+    }
+
+    /// Whether the backend closed this idle connection (or sent bytes
+    /// nobody asked for). Costs no system call while the socket has not
+    /// been reported readable.
+    pub fn is_closed(&mut self) -> bool {
+        if !self.reusable || !self.buf.is_empty() {
+            return true;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => false,
+            Poll::Ready(Err(_)) => true,
+            // End of stream, bytes nobody asked for, or an error: closed.
+            Poll::Ready(Ok(())) => !matches!(
+                self.io.try_read_buf(&mut self.buf),
+                Err(e) if e.kind() == ErrorKind::WouldBlock
+            ),
+        }
+    }
+
+    /// Sends `req` and reads the response head. `Err` before any byte of
+    /// an answer came is [`H1Error::ClosedBeforeHead`].
+    pub async fn exchange(
+        &mut self,
+        req: http::Request<ReqBody>,
+        limits: Limits,
+    ) -> Result<Head, H1Error> {
+        let (parts, body) = req.into_parts();
+        self.out.clear();
+        let plan = request::encode_head(&parts, &body, &mut self.out);
+        if request::asks_close(&parts.headers) {
+            self.reusable = false;
+        }
+        let method = parts.method;
+        let head = match body {
+            ReqBody::Stream(_) => {
+                let (mut rd, mut wr) = self.io.split();
+                let writing = request::write_streamed(&mut wr, &self.out, body, plan);
+                let reading = read_head(&mut rd, &mut self.buf, &mut self.spans, &method, limits);
+                tokio::pin!(writing, reading);
+                tokio::select! {
+                    biased;
+                    sent = &mut writing => {
+                        match sent {
+                            Ok(()) => reading.await?,
+                            // The backend may have answered and closed
+                            // (a 413 to an upload): its answer wins.
+                            Err(e @ (H1Error::ClosedBeforeHead(_) | H1Error::Io(_))) => {
+                                self.reusable = false;
+                                reading.await.map_err(|_| e)?
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    head = &mut reading => {
+                        // An answer before the whole body was sent (a 413,
+                        // a redirect): the rest stays unsent, so the
+                        // connection cannot carry another request.
+                        self.reusable = false;
+                        head?
+                    }
+                }
+            }
+            ReqBody::Full(Some(bytes)) if !bytes.is_empty() => {
+                if bytes.len() <= READ_SIZE {
+                    self.out.extend_from_slice(&bytes);
+                    write_all(&mut self.io, &self.out).await?;
+                } else {
+                    write_all(&mut self.io, &self.out).await?;
+                    write_all(&mut self.io, &bytes).await?;
+                }
+                read_head(
+                    &mut self.io,
+                    &mut self.buf,
+                    &mut self.spans,
+                    &method,
+                    limits,
+                )
+                .await?
+            }
+            ReqBody::Empty | ReqBody::Full(_) => {
+                write_all(&mut self.io, &self.out).await?;
+                read_head(
+                    &mut self.io,
+                    &mut self.buf,
+                    &mut self.spans,
+                    &method,
+                    limits,
+                )
+                .await?
+            }
+        };
+        if !head.keep_alive {
+            self.reusable = false;
+        }
+        Ok(head)
+    }
+
+    /// Whether the connection may carry another request: nothing made it
+    /// unfit and no byte is left over from the last response.
+    pub fn can_reuse(&self) -> bool {
+        self.reusable && self.buf.is_empty()
+    }
+
+    /// Reads more bytes into the buffer, room for `want` made first;
+    /// `Ready(Ok(0))` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<std::io::Result<usize>> {
+        poll_fill(&mut self.io, &mut self.buf, cx, want)
+    }
+}
+
+fn poll_fill<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+    want: usize,
+) -> Poll<std::io::Result<usize>> {
+    if buf.capacity() - buf.len() < want.min(READ_SIZE) / 2 + 1 {
+        buf.reserve(want.clamp(READ_SIZE, BODY_READ_SIZE));
+    }
+    // tokio's `poll_read` (under `read_buf`) forgets the socket's readiness
+    // after a short read, so the next read waits for the next event instead
+    // of starting with a system call that only says "would block".
+    let read = io.read_buf(buf);
+    std::pin::pin!(read).poll(cx)
+}
+
+/// Reads until a final (not `1xx`) response head is complete.
+async fn read_head<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    spans: &mut response::Spans,
+    method: &http::Method,
+    limits: Limits,
+) -> Result<Head, H1Error> {
+    let mut received = !buf.is_empty();
+    loop {
+        if !buf.is_empty() {
+            if let Some(head) = response::parse(buf, method, limits, spans)? {
+                if head.interim {
+                    continue;
+                }
+                return Ok(head);
+            }
+        }
+        match poll_fn(|cx| poll_fill(&mut *io, &mut *buf, cx, READ_SIZE)).await {
+            Ok(0) if !received => return Err(H1Error::ClosedBeforeHead(None)),
+            Ok(0) => return Err(H1Error::HeadCut),
+            Ok(_) => received = true,
+            Err(e) if !received && is_reset(&e) => return Err(H1Error::ClosedBeforeHead(Some(e))),
+            Err(e) => return Err(H1Error::Io(e)),
+        }
+    }
+}
+
+/// Writes all of `data`; a connection found reset or closed while writing
+/// is [`H1Error::ClosedBeforeHead`] (nothing can have been answered yet).
+async fn write_all<W: AsyncWrite + Unpin>(io: &mut W, data: &[u8]) -> Result<(), H1Error> {
+    io.write_all(data).await.map_err(|e| {
+        if is_reset(&e) {
+            H1Error::ClosedBeforeHead(Some(e))
+        } else {
+            H1Error::Io(e)
+        }
+    })
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset
+            | ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::UnexpectedEof
+    )
+}
