@@ -9,8 +9,8 @@
 //! lacquer's HTTP/1.1 client (`fetch::h1`), run by the request's own task.
 
 /// Timeouts one request sets for itself (VCL's `bereq.connect_timeout`,
-/// `bereq.first_byte_timeout`, `bereq.between_bytes_timeout`), carried in
-/// the request's extensions; those left `None` are the backend's.
+/// `bereq.first_byte_timeout`, `bereq.between_bytes_timeout`), given to
+/// [`Backend::send`]; those left `None` are the backend's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestTimeouts {
     /// For opening a connection.
@@ -22,7 +22,7 @@ pub struct RequestTimeouts {
 }
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{Method, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::future::Future;
@@ -99,6 +99,11 @@ pub enum BodyError {
     Hyper(#[from] hyper::Error),
 }
 
+/// A pooled connection. Kept boxed from its opening to its close: it
+/// travels in every response body and through the pool, and a pointer
+/// moves where 150 bytes would be copied at each step (futures, results).
+type Pooled = Box<Conn>;
+
 struct Conn {
     h1: H1Conn,
     /// The pool shard of the thread that opened it (where its I/O task runs).
@@ -128,7 +133,7 @@ fn shard() -> usize {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Pooled,
     since: Instant,
 }
 
@@ -300,7 +305,8 @@ impl Backend {
         (self.connect_timeout, self.first_byte_timeout)
     }
 
-    /// Sends `req` and returns the response head with a streaming body.
+    /// Sends `req` with `body` (and the request's own timeouts, `own`) and
+    /// returns the response head with a streaming body.
     ///
     /// A request that fails on a reused connection before any response byte
     /// arrived (the backend closed it while idle) is sent again on a fresh
@@ -310,33 +316,30 @@ impl Backend {
     /// for no copy.
     pub async fn send(
         self: &Arc<Self>,
-        req: Request<ReqBody>,
-        mut remake: impl FnMut() -> Option<Request<ReqBody>> + Send,
+        req: h1::RequestHead<'_>,
+        own: RequestTimeouts,
+        body: ReqBody,
+        mut remake: impl FnMut() -> Option<ReqBody> + Send,
     ) -> Result<Response<BackendBody>, FetchError> {
-        let idempotent = is_idempotent(req.method());
+        let idempotent = is_idempotent(req.method);
         // A streamed body cannot be replayed, so it never rides on a
         // connection that may have been closed while idle.
-        let fresh_only = matches!(req.body(), ReqBody::Stream(_)) && idempotent;
-        let own = req
-            .extensions()
-            .get::<RequestTimeouts>()
-            .copied()
-            .unwrap_or_default();
+        let fresh_only = matches!(body, ReqBody::Stream(_)) && idempotent;
         let first_byte_timeout = own.first_byte.unwrap_or(self.first_byte_timeout);
         let between_bytes = own.between_bytes.unwrap_or(self.between_bytes_timeout);
         let connect_timeout = own.connect.unwrap_or(self.connect_timeout);
-        let mut req = req;
+        let mut body = body;
         let mut attempts = 0;
         loop {
             attempts += 1;
             let (mut conn, reused) = self
                 .checkout(fresh_only || attempts > 1, connect_timeout)
                 .await?;
-            let body_sent = req.body().sent();
+            let body_sent = body.sent();
             let sent = within_first_byte(
                 first_byte_timeout,
                 body_sent,
-                conn.h1.exchange(req, self.limits),
+                conn.h1.exchange(req, body, self.limits),
             )
             .await;
             match sent {
@@ -350,7 +353,7 @@ impl Backend {
                         Some(anew) => {
                             tracing::debug!(backend = %self.name, error = %err,
                                 "reused connection was closed by the backend; retrying");
-                            req = anew;
+                            body = anew;
                         }
                         None => return Err(self.protocol(err)),
                     }
@@ -369,7 +372,7 @@ impl Backend {
     fn wrap(
         self: &Arc<Self>,
         head: h1::Head,
-        conn: Conn,
+        conn: Pooled,
         between_bytes: Duration,
     ) -> Response<BackendBody> {
         let h1::Head {
@@ -393,7 +396,7 @@ impl Backend {
         &self,
         fresh_only: bool,
         connect_timeout: Duration,
-    ) -> Result<(Conn, bool), FetchError> {
+    ) -> Result<(Pooled, bool), FetchError> {
         let deadline = Instant::now() + connect_timeout;
         loop {
             if !fresh_only {
@@ -430,18 +433,18 @@ impl Backend {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let h1 = self.connect(remaining).await?;
             return Ok((
-                Conn {
+                Box::new(Conn {
                     h1,
                     shard: shard(),
                     _permit: permit,
-                },
+                }),
                 false,
             ));
         }
     }
 
     /// An idle connection from `shard`, or from any shard.
-    fn pop_idle(&self, shard: Option<usize>) -> Option<Conn> {
+    fn pop_idle(&self, shard: Option<usize>) -> Option<Pooled> {
         let now = Instant::now();
         let shards: &[Mutex<Vec<Idle>>] = match shard {
             Some(i) => std::slice::from_ref(&self.idle[i]),
@@ -459,7 +462,7 @@ impl Backend {
         None
     }
 
-    fn checkin(&self, conn: Conn) {
+    fn checkin(&self, conn: Pooled) {
         if !conn.h1.can_reuse() || self.idle_timeout.is_zero() {
             drop(conn);
         } else {
@@ -533,7 +536,7 @@ pub struct BackendBody {
 enum Inner {
     /// Read by lacquer's client; the connection rides along until the end.
     Own {
-        conn: Option<Conn>,
+        conn: Option<Pooled>,
         decoder: h1::Decoder,
     },
     /// Read by hyper (a pipe's answer on a connection of its own).

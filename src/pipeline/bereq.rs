@@ -4,15 +4,16 @@
 //! [`MAX_RETRIES`] times in all) or answer with a synthetic response.
 
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Response, StatusCode};
 use std::time::SystemTime;
 
 use super::esi::SURROGATE_CAPABILITY;
 use super::Proxy;
 use crate::body::RespBody;
 use crate::cache::CachedObject;
+use crate::fetch::h1::{is_wire_target, RequestHead};
 use crate::fetch::pool::{BackendBody, FetchError};
-use crate::fetch::req_body::{BodyFault, FaultSlot, ReqBody};
+use crate::fetch::req_body::{BodyFault, FaultSlot};
 use crate::http::conditional::CONDITIONAL_AND_RANGE;
 use crate::http::headers::{append_forwarded_for_cached, append_via, remove_named};
 use crate::lifecycle::{Bereq, Failure, FailureKind, Fetch, Synthetic, Task};
@@ -26,17 +27,15 @@ const SURROGATE_CAPABILITY_NAME: http::HeaderName =
 pub const MAX_RETRIES: u32 = 4;
 
 impl Bereq {
-    /// The request to send; `None` when the policy left an invalid URL.
-    fn to_request(&self, body: ReqBody) -> Option<Request<ReqBody>> {
-        let uri: Uri = self.url.parse().ok()?;
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = self.headers.clone();
-        if self.timeouts != Default::default() {
-            req.extensions_mut().insert(self.timeouts);
-        }
-        Some(req)
+    /// The request as it goes on the wire, borrowed; `None` when the URL
+    /// cannot go on a request line (the policy's setter and the client's
+    /// parser only let valid targets through: a last guard).
+    fn head(&self) -> Option<RequestHead<'_>> {
+        is_wire_target(&self.url).then_some(RequestHead {
+            method: &self.method,
+            target: &self.url,
+            headers: &self.headers,
+        })
     }
 }
 
@@ -61,6 +60,15 @@ pub(super) enum Next {
     Retry,
     /// Stop here.
     Done(Exchange),
+}
+
+/// The answer when the backend request's URL cannot be sent.
+fn invalid_target(bereq: &Bereq) -> Exchange {
+    Exchange::Failed(
+        Failure::new(FailureKind::BadRequest)
+            .telling("invalid request target")
+            .because(format!("the policy left bereq.url {:?}", bereq.url)),
+    )
 }
 
 /// What a backend exchange's error is, for the client: a timeout (504),
@@ -204,13 +212,9 @@ impl Proxy {
             ));
         };
         *body = this_body.try_clone();
-        let Some(request) = bereq.to_request(this_body) else {
-            return Ok(Exchange::Failed(
-                Failure::new(FailureKind::BadRequest)
-                    .telling("invalid request target")
-                    .because(format!("the policy left bereq.url {:?}", bereq.url)),
-            ));
-        };
+        if bereq.head().is_none() {
+            return Ok(invalid_target(bereq));
+        }
         let sent = live.clock.now();
         let chosen = match &bereq.backend {
             Some(name) => self.named_backend(live, name, &bereq.url, &bereq.headers),
@@ -221,11 +225,17 @@ impl Proxy {
             Some(backend) => {
                 // A resend on a fresh connection (`Backend::send`) is made
                 // from the backend request and the body's replayable copy.
-                let (bereq, replayable) = (&*bereq, &*body);
-                let remake = move || bereq.to_request(replayable.as_ref()?.try_clone()?);
-                backend.send(request, remake).await.inspect_err(|e| {
-                    backend.note_error(e);
-                })
+                let replayable = &*body;
+                let remake = move || replayable.as_ref()?.try_clone();
+                let Some(head) = bereq.head() else {
+                    return Ok(invalid_target(bereq));
+                };
+                backend
+                    .send(head, bereq.timeouts, this_body, remake)
+                    .await
+                    .inspect_err(|e| {
+                        backend.note_error(e);
+                    })
             }
             None => Err(FetchError::NoHealthyBackend),
         };

@@ -35,6 +35,26 @@ use tokio::net::TcpStream;
 use crate::fetch::req_body::ReqBody;
 use crate::http::BoxError;
 
+/// A request as it goes to a backend, borrowed from what it is made of
+/// (no copy of the fields per attempt).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// Its method.
+    pub method: &'a http::Method,
+    /// Its request-target as written on the request line; must pass
+    /// [`is_wire_target`].
+    pub target: &'a str,
+    /// Its fields (framing fields are set by the client for the body).
+    pub headers: &'a http::HeaderMap,
+}
+
+/// Whether `target` can go on a request line as it is: not empty, and
+/// visible ASCII only (RFC 9112 §3.2: no space, no control byte that could
+/// end the line early).
+pub fn is_wire_target(target: &str) -> bool {
+    !target.is_empty() && target.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Bounds on a backend's response head (`[[backend]]`'s
 /// `max_response_head` and `max_response_headers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,21 +172,21 @@ impl H1Conn {
     /// an answer came is [`H1Error::ClosedBeforeHead`].
     pub async fn exchange(
         &mut self,
-        req: http::Request<ReqBody>,
+        req: RequestHead<'_>,
+        body: ReqBody,
         limits: Limits,
     ) -> Result<Head, H1Error> {
-        let (parts, body) = req.into_parts();
         self.out.clear();
-        let plan = request::encode_head(&parts, &body, &mut self.out);
-        if request::asks_close(&parts.headers) {
+        let plan = request::encode_head(&req, &body, &mut self.out);
+        if request::asks_close(req.headers) {
             self.reusable = false;
         }
-        let method = parts.method;
+        let method = req.method;
         let head = match body {
             ReqBody::Stream(_) => {
                 let (mut rd, mut wr) = self.io.split();
                 let writing = request::write_streamed(&mut wr, &self.out, body, plan);
-                let reading = read_head(&mut rd, &mut self.buf, &mut self.spans, &method, limits);
+                let reading = read_head(&mut rd, &mut self.buf, &mut self.spans, method, limits);
                 tokio::pin!(writing, reading);
                 tokio::select! {
                     biased;
@@ -203,7 +223,7 @@ impl H1Conn {
                     &mut self.io,
                     &mut self.buf,
                     &mut self.spans,
-                    &method,
+                    method,
                     limits,
                 )
                 .await?
@@ -214,7 +234,7 @@ impl H1Conn {
                     &mut self.io,
                     &mut self.buf,
                     &mut self.spans,
-                    &method,
+                    method,
                     limits,
                 )
                 .await?

@@ -2,14 +2,13 @@
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::request::Parts;
 use http::{HeaderMap, Method};
 use http_body::Body;
 use std::future::poll_fn;
 use std::pin::Pin;
 use tokio::io::AsyncWrite;
 
-use super::{write_all, H1Error};
+use super::{write_all, H1Error, RequestHead};
 use crate::fetch::req_body::ReqBody;
 
 /// How a request body is framed on the wire.
@@ -29,13 +28,13 @@ pub(super) enum Framing {
 /// chunked; no body with no framing fields but those the request carries
 /// (a `Transfer-Encoding` without a body is dropped). As hyper's client did,
 /// a streamed body of unknown length on GET, HEAD or CONNECT is not sent.
-pub(super) fn encode_head(parts: &Parts, body: &ReqBody, out: &mut Vec<u8>) -> Framing {
+pub(super) fn encode_head(parts: &RequestHead<'_>, body: &ReqBody, out: &mut Vec<u8>) -> Framing {
     let framing = match body {
         ReqBody::Empty | ReqBody::Full(None) => Framing::Whole,
         ReqBody::Full(Some(_)) => Framing::Whole,
-        ReqBody::Stream(_) => match content_length(&parts.headers) {
+        ReqBody::Stream(_) => match content_length(parts.headers) {
             Some(n) if !parts.headers.contains_key(TRANSFER_ENCODING) => Framing::Length(n),
-            _ if matches!(parts.method, Method::GET | Method::HEAD | Method::CONNECT)
+            _ if matches!(*parts.method, Method::GET | Method::HEAD | Method::CONNECT)
                 && !parts.headers.contains_key(TRANSFER_ENCODING) =>
             {
                 Framing::Length(0)
@@ -45,13 +44,10 @@ pub(super) fn encode_head(parts: &Parts, body: &ReqBody, out: &mut Vec<u8>) -> F
     };
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
-    match (parts.uri.scheme(), parts.uri.path_and_query()) {
-        (None, Some(pq)) => out.extend_from_slice(pq.as_str().as_bytes()),
-        _ => out.extend_from_slice(parts.uri.to_string().as_bytes()),
-    }
+    out.extend_from_slice(parts.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let own_length = matches!(body, ReqBody::Full(Some(_))) || framing == Framing::Chunked;
-    for (name, value) in &parts.headers {
+    for (name, value) in parts.headers {
         if name == TRANSFER_ENCODING || (own_length && name == CONTENT_LENGTH) {
             continue;
         }
@@ -151,8 +147,14 @@ mod tests {
 
     fn wire(req: http::Request<ReqBody>) -> (String, Framing) {
         let (parts, body) = req.into_parts();
+        let target = parts.uri.to_string();
+        let head = RequestHead {
+            method: &parts.method,
+            target: &target,
+            headers: &parts.headers,
+        };
         let mut out = Vec::new();
-        let framing = encode_head(&parts, &body, &mut out);
+        let framing = encode_head(&head, &body, &mut out);
         (String::from_utf8(out).expect("text"), framing)
     }
 
