@@ -182,68 +182,64 @@ impl H1Conn {
             self.reusable = false;
         }
         let method = req.method;
-        let head = match body {
-            ReqBody::Stream(_) => {
-                let (mut rd, mut wr) = self.io.split();
-                let writing = request::write_streamed(&mut wr, &self.out, body, plan);
-                let reading = read_head(&mut rd, &mut self.buf, &mut self.spans, method, limits);
-                tokio::pin!(writing, reading);
-                tokio::select! {
-                    biased;
-                    sent = &mut writing => {
-                        match sent {
-                            Ok(()) => reading.await?,
-                            // The backend may have answered and closed
-                            // (a 413 to an upload): its answer wins.
-                            Err(e @ (H1Error::ClosedBeforeHead(_) | H1Error::Io(_))) => {
-                                self.reusable = false;
-                                reading.await.map_err(|_| e)?
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    head = &mut reading => {
-                        // An answer before the whole body was sent (a 413,
-                        // a redirect): the rest stays unsent, so the
-                        // connection cannot carry another request.
-                        self.reusable = false;
-                        head?
-                    }
-                }
-            }
-            ReqBody::Full(Some(bytes)) if !bytes.is_empty() => {
-                if bytes.len() <= READ_SIZE {
-                    self.out.extend_from_slice(&bytes);
+        let head = if let ReqBody::Stream(_) = body {
+            // Uploads are the rare case, and their future (body and answer
+            // watched at once) the large one: boxed, so that every other
+            // exchange's future, moved through the caller's, stays small.
+            Box::pin(self.send_streamed(body, plan, method, limits)).await?
+        } else {
+            match &body {
+                ReqBody::Full(Some(bytes)) if bytes.len() > READ_SIZE => {
                     write_all(&mut self.io, &self.out).await?;
-                } else {
-                    write_all(&mut self.io, &self.out).await?;
-                    write_all(&mut self.io, &bytes).await?;
+                    write_all(&mut self.io, bytes).await?;
                 }
-                read_head(
-                    &mut self.io,
-                    &mut self.buf,
-                    &mut self.spans,
-                    method,
-                    limits,
-                )
-                .await?
+                ReqBody::Full(Some(bytes)) => {
+                    self.out.extend_from_slice(bytes);
+                    write_all(&mut self.io, &self.out).await?;
+                }
+                _ => write_all(&mut self.io, &self.out).await?,
             }
-            ReqBody::Empty | ReqBody::Full(_) => {
-                write_all(&mut self.io, &self.out).await?;
-                read_head(
-                    &mut self.io,
-                    &mut self.buf,
-                    &mut self.spans,
-                    method,
-                    limits,
-                )
-                .await?
-            }
+            read_head(&mut self.io, &mut self.buf, &mut self.spans, method, limits).await?
         };
         if !head.keep_alive {
             self.reusable = false;
         }
         Ok(head)
+    }
+
+    /// Writes the head in `self.out` and the streamed `body` while watching
+    /// for the answer, which may come before the body's end.
+    async fn send_streamed(
+        &mut self,
+        body: ReqBody,
+        plan: request::Framing,
+        method: &http::Method,
+        limits: Limits,
+    ) -> Result<Head, H1Error> {
+        let (mut rd, mut wr) = self.io.split();
+        let writing = request::write_streamed(&mut wr, &self.out, body, plan);
+        let reading = read_head(&mut rd, &mut self.buf, &mut self.spans, method, limits);
+        tokio::pin!(writing, reading);
+        tokio::select! {
+            biased;
+            sent = &mut writing => match sent {
+                Ok(()) => reading.await,
+                // The backend may have answered and closed (a 413 to an
+                // upload): its answer wins.
+                Err(e @ (H1Error::ClosedBeforeHead(_) | H1Error::Io(_))) => {
+                    self.reusable = false;
+                    reading.await.map_err(|_| e)
+                }
+                Err(e) => Err(e),
+            },
+            head = &mut reading => {
+                // An answer before the whole body was sent (a 413, a
+                // redirect): the rest stays unsent, so the connection
+                // cannot carry another request.
+                self.reusable = false;
+                head
+            }
+        }
     }
 
     /// Whether the connection may carry another request: nothing made it
