@@ -6,6 +6,7 @@
 //! numeric directive counts as zero (stale), a broken targeted field is
 //! ignored as if absent.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use ::http::header::{self, HeaderMap};
@@ -125,39 +126,44 @@ pub fn directives(resp_headers: &HeaderMap) -> CacheDirectives {
     if values.peek().is_none() {
         return CacheDirectives::default();
     }
-    let mut raw = Vec::new();
-    for value in values {
-        for member in split_list(value.as_bytes()) {
-            if let Some(d) = parse_cache_control_member(member) {
-                raw.push(d);
-            }
-        }
-    }
+    // Read in place: names and values are borrowed from the field unless
+    // they need lowercasing or unquoting (this runs for every response).
+    let raw = values
+        .flat_map(|value| split_list(value.as_bytes()).filter_map(parse_cache_control_member));
     interpret(raw, DirectiveSource::CacheControl)
 }
 
 /// A directive argument, before interpretation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Arg {
+enum Arg<'a> {
     /// No `=value`.
     Absent,
     /// A token, a legacy quoted-string (unquoted), or an sf-integer.
-    Value(String),
+    Value(Cow<'a, str>),
     /// An sf-string: valid for field lists, not for numeric directives.
-    SfString(String),
+    SfString(Cow<'a, str>),
     /// Present but unusable (unterminated quote, decimal, inner list...).
     Invalid,
 }
 
 /// One directive, name lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct RawDirective {
-    name: String,
-    arg: Arg,
+struct RawDirective<'a> {
+    name: Cow<'a, str>,
+    arg: Arg<'a>,
+}
+
+/// `bytes` as text, borrowed when it is UTF-8 (a header value nearly
+/// always is).
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(bytes).into_owned()),
+    }
 }
 
 /// Parse one `Cache-Control` list member: `token [ "=" ( token / quoted-string ) ]`.
-fn parse_cache_control_member(member: &[u8]) -> Option<RawDirective> {
+fn parse_cache_control_member(member: &[u8]) -> Option<RawDirective<'_>> {
     let member = trim_ows(member);
     let (name, value) = match member.iter().position(|&b| b == b'=') {
         Some(eq) => (trim_ows(&member[..eq]), Some(trim_ows(&member[eq + 1..]))),
@@ -166,15 +172,21 @@ fn parse_cache_control_member(member: &[u8]) -> Option<RawDirective> {
     if name.is_empty() {
         return None;
     }
-    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let name = match text(name) {
+        Cow::Borrowed(n) if n.bytes().any(|b| b.is_ascii_uppercase()) => {
+            Cow::Owned(n.to_ascii_lowercase())
+        }
+        Cow::Owned(n) => Cow::Owned(n.to_ascii_lowercase()),
+        borrowed => borrowed,
+    };
     let arg = match value {
         None => Arg::Absent,
         Some([]) => Arg::Invalid,
         Some([b'"', rest @ ..]) => match unquote(rest) {
-            Some(s) => Arg::Value(s),
+            Some(s) => Arg::Value(Cow::Owned(s)),
             None => Arg::Invalid,
         },
-        Some(v) => Arg::Value(String::from_utf8_lossy(v).into_owned()),
+        Some(v) => Arg::Value(text(v)),
     };
     Some(RawDirective { name, arg })
 }
@@ -208,7 +220,7 @@ fn unquote(rest: &[u8]) -> Option<String> {
 fn targeted_directives(
     headers: &HeaderMap,
     name: &header::HeaderName,
-) -> Option<Vec<RawDirective>> {
+) -> Option<Vec<RawDirective<'static>>> {
     let mut combined: Vec<u8> = Vec::new();
     for (i, value) in headers.get_all(name).iter().enumerate() {
         if i > 0 {
@@ -223,12 +235,15 @@ fn targeted_directives(
             sf::Value::Boolean(true) => Arg::Absent,
             // `?0`: the directive is explicitly off.
             sf::Value::Boolean(false) => continue,
-            sf::Value::Integer(n) => Arg::Value(n.to_string()),
-            sf::Value::Token(t) => Arg::Value(t),
-            sf::Value::String(s) => Arg::SfString(s),
+            sf::Value::Integer(n) => Arg::Value(Cow::Owned(n.to_string())),
+            sf::Value::Token(t) => Arg::Value(Cow::Owned(t)),
+            sf::Value::String(s) => Arg::SfString(Cow::Owned(s)),
             sf::Value::Other => Arg::Invalid,
         };
-        raw.push(RawDirective { name: key, arg });
+        raw.push(RawDirective {
+            name: Cow::Owned(key),
+            arg,
+        });
     }
     Some(raw)
 }
@@ -255,13 +270,16 @@ fn set_first(slot: &mut Option<Duration>, arg: &Arg) {
     }
 }
 
-fn interpret(raw: Vec<RawDirective>, source: DirectiveSource) -> CacheDirectives {
+fn interpret<'a>(
+    raw: impl IntoIterator<Item = RawDirective<'a>>,
+    source: DirectiveSource,
+) -> CacheDirectives {
     let mut d = CacheDirectives {
         source,
         ..CacheDirectives::default()
     };
     for RawDirective { name, arg } in raw {
-        match name.as_str() {
+        match &*name {
             "max-age" => set_first(&mut d.max_age, &arg),
             "s-maxage" => set_first(&mut d.s_maxage, &arg),
             "stale-while-revalidate" => set_first(&mut d.stale_while_revalidate, &arg),
