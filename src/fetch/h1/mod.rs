@@ -177,10 +177,11 @@ impl H1Conn {
         limits: Limits,
     ) -> Result<Head, H1Error> {
         self.out.clear();
-        let plan = request::encode_head(&req, &body, &mut self.out);
-        if request::asks_close(req.headers) {
+        let written = request::encode_head(&req, &body, &mut self.out);
+        if written.close {
             self.reusable = false;
         }
+        let plan = written.framing;
         let method = req.method;
         let head = if let ReqBody::Stream(_) = body {
             // Uploads are the rare case, and their future (body and answer

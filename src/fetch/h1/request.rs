@@ -11,6 +11,14 @@ use tokio::io::AsyncWrite;
 use super::{write_all, H1Error, RequestHead};
 use crate::fetch::req_body::ReqBody;
 
+/// What [`encode_head`] wrote: the body's framing, and whether the
+/// request asked for the connection to close after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Written {
+    pub framing: Framing,
+    pub close: bool,
+}
+
 /// How a request body is framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Framing {
@@ -28,7 +36,7 @@ pub(super) enum Framing {
 /// chunked; no body with no framing fields but those the request carries
 /// (a `Transfer-Encoding` without a body is dropped). As hyper's client did,
 /// a streamed body of unknown length on GET, HEAD or CONNECT is not sent.
-pub(super) fn encode_head(parts: &RequestHead<'_>, body: &ReqBody, out: &mut Vec<u8>) -> Framing {
+pub(super) fn encode_head(parts: &RequestHead<'_>, body: &ReqBody, out: &mut Vec<u8>) -> Written {
     let framing = match body {
         ReqBody::Empty | ReqBody::Full(None) => Framing::Whole,
         ReqBody::Full(Some(_)) => Framing::Whole,
@@ -47,9 +55,13 @@ pub(super) fn encode_head(parts: &RequestHead<'_>, body: &ReqBody, out: &mut Vec
     out.extend_from_slice(parts.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let own_length = matches!(body, ReqBody::Full(Some(_))) || framing == Framing::Chunked;
+    let mut close = false;
     for (name, value) in parts.headers {
         if name == TRANSFER_ENCODING || (own_length && name == CONTENT_LENGTH) {
             continue;
+        }
+        if name == CONNECTION {
+            close |= says_close(value);
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -68,34 +80,45 @@ pub(super) fn encode_head(parts: &RequestHead<'_>, body: &ReqBody, out: &mut Vec
         _ => {}
     }
     out.extend_from_slice(b"\r\n");
-    framing
+    Written { framing, close }
 }
 
 /// The one length the `Content-Length` fields agree on, if any.
 pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
     let mut found = None;
     for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.to_str().ok()?.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let n: u64 = part.parse().ok()?;
-            if found.is_some_and(|f| f != n) {
-                return None;
-            }
-            found = Some(n);
+        let n = length_value(value)?;
+        if found.is_some_and(|f| f != n) {
+            return None;
         }
+        found = Some(n);
     }
     found
 }
 
-/// Whether the request asks for the connection to close after it.
-pub(super) fn asks_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    })
+/// One `Content-Length` field's length: digits only, a list of equal
+/// lengths (`5, 5`) allowed; `None` for anything else.
+pub(super) fn length_value(value: &http::HeaderValue) -> Option<u64> {
+    let mut found = None;
+    for part in value.to_str().ok()?.split(',') {
+        let part = part.trim();
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u64 = part.parse().ok()?;
+        if found.is_some_and(|f| f != n) {
+            return None;
+        }
+        found = Some(n);
+    }
+    found
+}
+
+/// Whether a `Connection` field names `close`.
+fn says_close(value: &http::HeaderValue) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
 }
 
 /// Writes `head`, then the streamed `body` as it arrives, framed as
@@ -154,8 +177,8 @@ mod tests {
             headers: &parts.headers,
         };
         let mut out = Vec::new();
-        let framing = encode_head(&head, &body, &mut out);
-        (String::from_utf8(out).expect("text"), framing)
+        let written = encode_head(&head, &body, &mut out);
+        (String::from_utf8(out).expect("text"), written.framing)
     }
 
     #[test]
@@ -190,9 +213,18 @@ mod tests {
         assert_eq!(content_length(&h), Some(5));
         h.append(CONTENT_LENGTH, "6".parse().expect("value"));
         assert_eq!(content_length(&h), None);
-        let mut h = HeaderMap::new();
-        h.append(CONNECTION, "keep-alive, Close".parse().expect("value"));
-        assert!(asks_close(&h));
-        assert!(!asks_close(&HeaderMap::new()));
+        assert!(says_close(&"keep-alive, Close".parse().expect("value")));
+        assert!(!says_close(&"keep-alive".parse().expect("value")));
+        let req = http::Request::get("/")
+            .header("connection", "close")
+            .body(ReqBody::Empty)
+            .expect("request");
+        let (parts, body) = req.into_parts();
+        let head = RequestHead {
+            method: &parts.method,
+            target: "/",
+            headers: &parts.headers,
+        };
+        assert!(encode_head(&head, &body, &mut Vec::new()).close);
     }
 }

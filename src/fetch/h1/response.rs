@@ -95,16 +95,17 @@ pub(super) fn parse(
     }));
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut fields = FramingFields::default();
     for &(name, name_len, value, value_len) in spans.iter() {
         let name = HeaderName::from_bytes(&head[name..name + name_len])
             .map_err(|_| H1Error::Framing("invalid field name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))
             .map_err(|_| H1Error::Framing("invalid field value"))?;
+        fields.note(&name, &value);
         headers.append(name, value);
     }
     let interim = status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS;
-    let (decoder, mut keep_alive) = framing(status, version, method, &headers)?;
-    keep_alive &= keeps_alive(version, &headers);
+    let (decoder, keep_alive) = fields.framing(status, version, method)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -122,64 +123,86 @@ pub(super) fn parse(
     }))
 }
 
-/// How the body is delimited (RFC 9112 §6.3), and whether the framing lets
-/// the connection be reused.
-fn framing(
-    status: StatusCode,
-    version: Version,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<(Decoder, bool), H1Error> {
-    match status.as_u16() {
-        101 => return Ok((Decoder::empty(), false)),
-        100..=199 | 204 | 304 => return Ok((Decoder::empty(), true)),
-        _ => {}
-    }
-    if method == Method::HEAD {
-        return Ok((Decoder::empty(), true));
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        if version == Version::HTTP_10 {
-            return Err(H1Error::Framing("Transfer-Encoding on HTTP/1.0"));
-        }
-        return Ok(if ends_chunked(headers) {
-            (Decoder::chunked(), true)
-        } else {
-            (Decoder::until_close(), false)
-        });
-    }
-    if headers.contains_key(CONTENT_LENGTH) {
-        let n = super::request::content_length(headers)
-            .ok_or(H1Error::Framing("invalid or conflicting Content-Length"))?;
-        return Ok((Decoder::length(n), true));
-    }
-    Ok((Decoder::until_close(), false))
+/// What the framing fields said, noted as the head's fields are read
+/// (no lookup in the map afterwards).
+#[derive(Debug, Default)]
+struct FramingFields {
+    /// A `Transfer-Encoding` was present.
+    transfer_encoding: bool,
+    /// The last transfer coding named is `chunked`.
+    chunked_last: bool,
+    /// `Content-Length`: absent, one agreed length, or unusable.
+    length: Length,
+    /// `Connection: close` / `keep-alive` seen.
+    close: bool,
+    keep_alive: bool,
 }
 
-/// Whether `chunked` is the last transfer coding.
-fn ends_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Length {
+    #[default]
+    Absent,
+    Is(u64),
+    Invalid,
 }
 
-/// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 only
-/// with `Connection: keep-alive`.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep = false;
-    for value in headers.get_all(CONNECTION) {
-        let Ok(value) = value.to_str() else { continue };
-        for token in value.split(',').map(str::trim) {
-            close |= token.eq_ignore_ascii_case("close");
-            keep |= token.eq_ignore_ascii_case("keep-alive");
+impl FramingFields {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
+        if name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            self.chunked_last = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.rsplit(',').next())
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        } else if name == CONTENT_LENGTH {
+            self.length = match (self.length, super::request::length_value(value)) {
+                (Length::Absent, Some(n)) => Length::Is(n),
+                (Length::Is(m), Some(n)) if m == n => Length::Is(n),
+                _ => Length::Invalid,
+            };
+        } else if name == CONNECTION {
+            for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
+                self.close |= token.eq_ignore_ascii_case("close");
+                self.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
         }
     }
-    !close && (version == Version::HTTP_11 || keep)
+
+    /// How the body is delimited (RFC 9112 §6.3), and whether the
+    /// connection may be reused after it: HTTP/1.1 keeps it unless
+    /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`, and
+    /// a body delimited by the close never does.
+    fn framing(
+        &self,
+        status: StatusCode,
+        version: Version,
+        method: &Method,
+    ) -> Result<(Decoder, bool), H1Error> {
+        let keeps = !self.close && (version == Version::HTTP_11 || self.keep_alive);
+        let decoder = match status.as_u16() {
+            101 => return Ok((Decoder::empty(), false)),
+            100..=199 | 204 | 304 => Decoder::empty(),
+            _ if method == Method::HEAD => Decoder::empty(),
+            _ if self.transfer_encoding => {
+                if version == Version::HTTP_10 {
+                    return Err(H1Error::Framing("Transfer-Encoding on HTTP/1.0"));
+                }
+                if !self.chunked_last {
+                    return Ok((Decoder::until_close(), false));
+                }
+                Decoder::chunked()
+            }
+            _ => match self.length {
+                Length::Is(n) => Decoder::length(n),
+                Length::Invalid => {
+                    return Err(H1Error::Framing("invalid or conflicting Content-Length"))
+                }
+                Length::Absent => return Ok((Decoder::until_close(), false)),
+            },
+        };
+        Ok((decoder, keeps))
+    }
 }
 
 #[cfg(test)]
