@@ -339,11 +339,15 @@ impl Backend {
             let sent = within_first_byte(
                 first_byte_timeout,
                 body_sent,
-                conn.h1.exchange(req, body, self.limits),
+                conn.h1.exchange(req, body, self.limits, first_byte_timeout),
             )
             .await;
             match sent {
-                Err(_) => return Err(FetchError::FirstByteTimeout(self.name.clone())),
+                // A backend that takes no more of the request body and
+                // answers nothing is as late as one that never answers.
+                Err(_) | Ok(Err(H1Error::SendStalled(_))) => {
+                    return Err(FetchError::FirstByteTimeout(self.name.clone()))
+                }
                 Ok(Ok(head)) => return Ok(self.wrap(head, conn, between_bytes)),
                 Ok(Err(err)) => {
                     // Only a reused connection can have been closed under us.

@@ -26,6 +26,7 @@ mod process;
 mod access_log;
 mod backend_answers;
 mod backend_wire;
+mod backend_wire_edges;
 mod bad_input;
 mod ban;
 mod ban_limits;

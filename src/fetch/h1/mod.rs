@@ -97,6 +97,10 @@ pub enum H1Error {
     /// The connection ended before the body's announced end.
     #[error("connection closed before the end of the response body")]
     BodyCut,
+    /// The backend took no request bytes for this long (it reads nothing
+    /// and answers nothing): the exchange's first-byte timeout.
+    #[error("the backend took no request bytes for {0:?}")]
+    SendStalled(std::time::Duration),
     /// The client's request body failed while it was being sent (its
     /// fault, if any, is in the request's fault slot).
     #[error("request body: {0}")]
@@ -170,36 +174,42 @@ impl H1Conn {
 
     /// Sends `req` and reads the response head. `Err` before any byte of
     /// an answer came is [`H1Error::ClosedBeforeHead`].
+    /// A body that cannot be written at once is written while the answer
+    /// is watched for (a backend may answer before reading it all), each
+    /// write within `send_stall` (a backend that neither reads nor answers
+    /// is given up on).
     pub async fn exchange(
         &mut self,
         req: RequestHead<'_>,
         body: ReqBody,
         limits: Limits,
+        send_stall: std::time::Duration,
     ) -> Result<Head, H1Error> {
         self.out.clear();
         let written = request::encode_head(&req, &body, &mut self.out);
         if written.close {
             self.reusable = false;
         }
-        let plan = written.framing;
         let method = req.method;
-        let head = if let ReqBody::Stream(_) = body {
-            // Uploads are the rare case, and their future (body and answer
-            // watched at once) the large one: boxed, so that every other
-            // exchange's future, moved through the caller's, stays small.
-            Box::pin(self.send_streamed(body, plan, method, limits)).await?
-        } else {
-            match &body {
-                ReqBody::Full(Some(bytes)) if bytes.len() > READ_SIZE => {
-                    write_all(&mut self.io, &self.out).await?;
-                    write_all(&mut self.io, bytes).await?;
-                }
-                ReqBody::Full(Some(bytes)) => {
-                    self.out.extend_from_slice(bytes);
-                    write_all(&mut self.io, &self.out).await?;
-                }
-                _ => write_all(&mut self.io, &self.out).await?,
+        let plan = match &body {
+            ReqBody::Stream(_) => Some(written.framing),
+            ReqBody::Full(Some(bytes)) if bytes.len() > READ_SIZE => {
+                Some(request::Framing::Length(bytes.len() as u64))
             }
+            _ => None,
+        };
+        let head = if let Some(plan) = plan {
+            // Uploads and large bodies are the rare case, and their future
+            // (body and answer watched at once) the large one: boxed, so
+            // that every other exchange's future, moved through the
+            // caller's, stays small.
+            Box::pin(self.send_watching(body, plan, method, limits, send_stall)).await?
+        } else {
+            // Small enough for the socket's buffer: written at once.
+            if let ReqBody::Full(Some(bytes)) = &body {
+                self.out.extend_from_slice(bytes);
+            }
+            write_all(&mut self.io, &self.out).await?;
             read_head(&mut self.io, &mut self.buf, &mut self.spans, method, limits).await?
         };
         if !head.keep_alive {
@@ -208,17 +218,18 @@ impl H1Conn {
         Ok(head)
     }
 
-    /// Writes the head in `self.out` and the streamed `body` while watching
-    /// for the answer, which may come before the body's end.
-    async fn send_streamed(
+    /// Writes the head in `self.out` and `body` while watching for the
+    /// answer, which may come before the body's end.
+    async fn send_watching(
         &mut self,
         body: ReqBody,
         plan: request::Framing,
         method: &http::Method,
         limits: Limits,
+        stall: std::time::Duration,
     ) -> Result<Head, H1Error> {
         let (mut rd, mut wr) = self.io.split();
-        let writing = request::write_streamed(&mut wr, &self.out, body, plan);
+        let writing = request::write_streamed(&mut wr, &self.out, body, plan, stall);
         let reading = read_head(&mut rd, &mut self.buf, &mut self.spans, method, limits);
         tokio::pin!(writing, reading);
         tokio::select! {

@@ -6,6 +6,7 @@ use http::{HeaderMap, Method};
 use http_body::Body;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::time::Duration;
 use tokio::io::AsyncWrite;
 
 use super::{write_all, H1Error, RequestHead};
@@ -121,15 +122,17 @@ fn says_close(value: &http::HeaderValue) -> bool {
         .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
 }
 
-/// Writes `head`, then the streamed `body` as it arrives, framed as
-/// `framing` says.
+/// Writes `head`, then `body` as it arrives, framed as `framing` says;
+/// each write within `stall`.
 pub(super) async fn write_streamed<W: AsyncWrite + Unpin>(
     io: &mut W,
     head: &[u8],
     mut body: ReqBody,
     framing: Framing,
+    stall: Duration,
 ) -> Result<(), H1Error> {
-    write_all(&mut *io, head).await?;
+    let mut io = Stalling { io, stall };
+    io.write(head).await?;
     let mut sent: u64 = 0;
     let mut frame_head = Vec::with_capacity(20);
     loop {
@@ -145,22 +148,36 @@ pub(super) async fn write_streamed<W: AsyncWrite + Unpin>(
                 if sent > n {
                     return Err(H1Error::RequestBodyLength("is longer than"));
                 }
-                write_all(io, &data).await?;
+                io.write(&data).await?;
             }
             Framing::Chunked => {
                 frame_head.clear();
                 frame_head.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                write_all(io, &frame_head).await?;
-                write_all(io, &data).await?;
-                write_all(io, b"\r\n").await?;
+                io.write(&frame_head).await?;
+                io.write(&data).await?;
+                io.write(b"\r\n").await?;
             }
             Framing::Whole => {}
         }
     }
     match framing {
         Framing::Length(n) if sent < n => Err(H1Error::RequestBodyLength("is shorter than")),
-        Framing::Chunked => write_all(io, b"0\r\n\r\n").await,
+        Framing::Chunked => io.write(b"0\r\n\r\n").await,
         _ => Ok(()),
+    }
+}
+
+/// A writer whose every write must be done within `stall`.
+struct Stalling<'a, W> {
+    io: &'a mut W,
+    stall: Duration,
+}
+
+impl<W: AsyncWrite + Unpin> Stalling<'_, W> {
+    async fn write(&mut self, data: &[u8]) -> Result<(), H1Error> {
+        tokio::time::timeout(self.stall, write_all(&mut *self.io, data))
+            .await
+            .map_err(|_| H1Error::SendStalled(self.stall))?
     }
 }
 
