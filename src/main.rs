@@ -391,12 +391,13 @@ fn origin_only(listen: SocketAddr, name: Option<String>) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     rt.block_on(async move {
+        // Watched before it listens (see `serve`).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
         let addr = lacquer::demo::start_named_origin(listen, name)
             .await
             .map_err(|e| format!("demo origin on {listen}: {e}"))?;
         tracing::info!(%addr, "demo origin listening");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -487,6 +488,15 @@ fn serve(
         n => n,
     };
     rt.block_on(async move {
+        // Watched before anything listens: a SIGTERM or SIGHUP that came
+        // between the first request served and the watch would otherwise
+        // take the default action and end the process without a drain.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| format!("cannot watch SIGINT: {e}"))?;
         if demo.is_some() {
             let origin = lacquer::demo::start_origin(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
@@ -515,13 +525,9 @@ fn serve(
         if let Some(source) = source {
             running.proxy.set_settings_source(source);
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
+                _ = int.recv() => {
                     tracing::info!("interrupted; draining");
                     break;
                 }

@@ -421,6 +421,49 @@ fn sigterm_drains_and_exits_cleanly() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Signals are watched before the listener opens: a SIGHUP the moment the
+/// port answers (a reload right after start) reloads, and does not end the
+/// process by the signal's default action.
+#[test]
+fn a_signal_right_after_start_is_handled() {
+    for _ in 0..5 {
+        let listen = free_addr().to_string();
+        let mut child = Command::new(BIN)
+            .args([
+                "run",
+                "-a",
+                &listen,
+                "-b",
+                "127.0.0.1:9",
+                "-T",
+                &free_addr().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_listening(&listen);
+        let hup = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "SIGHUP ended the process"
+        );
+        assert!(fetch(&listen, "/healthz").starts_with("HTTP/1.1 200"));
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = wait_exit(&mut child, Duration::from_secs(10));
+        assert!(status.success(), "{status:?}");
+    }
+}
+
 #[test]
 fn access_log_and_stats() {
     let dir = scratch_dir("log");
