@@ -392,14 +392,14 @@ fn the_demo_serves_the_fixture_site_and_prints_curl_lines() {
     assert!(printed.contains("/shop"), "{printed}");
 }
 
-#[test]
-fn sigterm_drains_and_exits_cleanly() {
-    let listen = free_addr().to_string();
-    let mut child = Command::new(BIN)
+/// `lacquer run` on `listen`, its backend a port nothing listens on,
+/// once it accepts connections.
+fn run_without_backend(listen: &str) -> std::process::Child {
+    let child = Command::new(BIN)
         .args([
             "run",
             "-a",
-            &listen,
+            listen,
             "-b",
             "127.0.0.1:9",
             "-T",
@@ -409,16 +409,24 @@ fn sigterm_drains_and_exits_cleanly() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_listening(&listen);
-    let health = fetch(&listen, "/healthz");
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    wait_listening(listen);
+    child
+}
+
+/// SIGTERM, then a clean exit.
+fn terminates_cleanly(mut child: std::process::Child) {
+    signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let listen = free_addr().to_string();
+    let child = run_without_backend(&listen);
+    let health = fetch(&listen, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    terminates_cleanly(child);
 }
 
 /// Signals are watched before the listener opens: a SIGHUP the moment the
@@ -428,39 +436,15 @@ fn sigterm_drains_and_exits_cleanly() {
 fn a_signal_right_after_start_is_handled() {
     for _ in 0..5 {
         let listen = free_addr().to_string();
-        let mut child = Command::new(BIN)
-            .args([
-                "run",
-                "-a",
-                &listen,
-                "-b",
-                "127.0.0.1:9",
-                "-T",
-                &free_addr().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_listening(&listen);
-        let hup = Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(hup.success());
+        let mut child = run_without_backend(&listen);
+        signal(&child, "HUP");
         std::thread::sleep(Duration::from_millis(100));
         assert!(
             child.try_wait().unwrap().is_none(),
             "SIGHUP ended the process"
         );
         assert!(fetch(&listen, "/healthz").starts_with("HTTP/1.1 200"));
-        let term = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success());
-        let status = wait_exit(&mut child, Duration::from_secs(10));
-        assert!(status.success(), "{status:?}");
+        terminates_cleanly(child);
     }
 }
 

@@ -52,11 +52,7 @@ fn start(backend: &str) -> (Child, String) {
 }
 
 fn sigterm(child: &Child) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(child, "TERM");
 }
 
 /// Sends one GET and reads the whole answer (the connection closes after it).

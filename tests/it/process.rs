@@ -50,6 +50,15 @@ fn reserved_ports() -> (usize, usize) {
     (first_ephemeral.saturating_sub(SPAN).max(1024), SPAN)
 }
 
+/// Sends signal `name` (`TERM`, `HUP`, …) to `child` with kill(1).
+pub fn signal(child: &Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill -{name} failed");
+}
+
 /// Waits (up to [`DEADLINE`]) until something accepts connections on
 /// `addr`.
 pub fn wait_listening(addr: &str) {

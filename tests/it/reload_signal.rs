@@ -3,7 +3,7 @@
 use crate::common::*;
 use std::process::{Command, Stdio};
 
-use crate::process::{free_addr, scratch_dir, Running, BIN};
+use crate::process::{free_addr, scratch_dir, signal, Running, BIN};
 
 #[tokio::test]
 async fn sighup_reloads_settings_and_policy_keeping_command_line_flags() {
@@ -51,11 +51,7 @@ async fn sighup_reloads_settings_and_policy_keeping_command_line_flags() {
 
     write_settings("second");
     write_policy("p2");
-    let hup = Command::new("kill")
-        .args(["-HUP", &lq.0.id().to_string()])
-        .status()
-        .expect("kill -HUP");
-    assert!(hup.success());
+    signal(&lq.0, "HUP");
     wait_until("the reload", async || {
         get(addr, "/x").await.header("via") == Some("1.1 second")
     })
