@@ -98,15 +98,22 @@ pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// One `Content-Length` field's length: digits only, a list of equal
-/// lengths (`5, 5`) allowed; `None` for anything else.
+/// lengths (`5, 5`) allowed; `None` for anything else (a byte loop: this
+/// runs for nearly every response).
 pub(super) fn length_value(value: &http::HeaderValue) -> Option<u64> {
-    let mut found = None;
-    for part in value.to_str().ok()?.split(',') {
-        let part = part.trim();
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    let mut found: Option<u64> = None;
+    for part in value.as_bytes().split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() {
             return None;
         }
-        let n: u64 = part.parse().ok()?;
+        let mut n: u64 = 0;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        }
         if found.is_some_and(|f| f != n) {
             return None;
         }
@@ -230,6 +237,29 @@ mod tests {
         assert_eq!(content_length(&h), Some(5));
         h.append(CONTENT_LENGTH, "6".parse().expect("value"));
         assert_eq!(content_length(&h), None);
+        for bad in [
+            "",
+            " ",
+            "+5",
+            "-5",
+            "5x",
+            "0x5",
+            "5 5",
+            "5,",
+            "18446744073709551616",
+        ] {
+            let v = http::HeaderValue::from_str(bad).expect("value");
+            assert_eq!(length_value(&v), None, "{bad:?}");
+        }
+        for (good, n) in [
+            ("0", 0),
+            (" 0005 ", 5),
+            ("7,7", 7),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            let v = http::HeaderValue::from_str(good).expect("value");
+            assert_eq!(length_value(&v), Some(n), "{good:?}");
+        }
         assert!(says_close(&"keep-alive, Close".parse().expect("value")));
         assert!(!says_close(&"keep-alive".parse().expect("value")));
         let req = http::Request::get("/")
