@@ -176,19 +176,33 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Appends this proxy to `Via` (RFC 9110 §7.6.3).
+///
+/// The value (`1.1 lacquer`) is the same for nearly every backend request:
+/// each worker keeps the last one it made, `'static` (see `static_text`),
+/// so appending it copies a pointer and touches no shared counter.
 pub fn append_via(headers: &mut HeaderMap, version: Version, name: &str) {
-    let proto = match version {
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    };
-    // Built without `format!`: this runs for every backend request.
-    let mut value = bytes::BytesMut::with_capacity(proto.len() + 1 + name.len());
-    value.extend_from_slice(proto.as_bytes());
-    value.extend_from_slice(b" ");
-    value.extend_from_slice(name.as_bytes());
-    if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<Option<(Version, String, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let value = LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((v, n, value)) = last.as_ref() {
+            if *v == version && n == name {
+                return Some(value.clone());
+            }
+        }
+        let proto = match version {
+            Version::HTTP_10 => "1.0",
+            Version::HTTP_2 => "2",
+            Version::HTTP_3 => "3",
+            _ => "1.1",
+        };
+        let value = crate::http::static_text::header_value(&format!("{proto} {name}"))?;
+        *last = Some((version, name.to_string(), value.clone()));
+        Some(value)
+    });
+    if let Some(v) = value {
         headers.append(VIA, v);
     }
 }
