@@ -37,7 +37,7 @@ enum State {
 }
 
 /// What one step over the buffered bytes gave.
-enum Step {
+pub(super) enum Step {
     Data(Bytes),
     NeedMore,
     End,
@@ -128,7 +128,7 @@ impl Decoder {
 
     /// One step over `buf`: up to the next piece of data, or with
     /// `framing_only` up to where data would start.
-    fn step(&mut self, buf: &mut BytesMut, framing_only: bool) -> Result<Step, H1Error> {
+    pub(super) fn step(&mut self, buf: &mut BytesMut, framing_only: bool) -> Result<Step, H1Error> {
         loop {
             match self.state {
                 State::Done => return Ok(Step::End),

@@ -267,6 +267,60 @@ impl H1Conn {
     }
 }
 
+/// What [`read_response`] read: the final head, the body's pieces as
+/// decoded, and whether the body's end was found.
+#[derive(Debug)]
+pub struct ReadResponse {
+    /// The final (not `1xx`) response head.
+    pub head: Head,
+    /// The body as it was decoded, piece by piece.
+    pub body: Vec<bytes::Bytes>,
+    /// Whether the framing's end was reached (a close-delimited body never
+    /// is: its end is the connection's).
+    pub ended: bool,
+}
+
+/// A response read from `pieces` (the bytes as successive reads of a
+/// connection would give them) the way an exchange reads one, without a
+/// connection: for the `backend_response` fuzz target and tests. `Ok(None)`
+/// when the pieces end before the head does.
+pub fn read_response(
+    pieces: &[&[u8]],
+    method: &http::Method,
+    limits: Limits,
+) -> Result<Option<ReadResponse>, H1Error> {
+    let mut buf = BytesMut::new();
+    let mut spans = response::Spans::new();
+    let mut read: Option<ReadResponse> = None;
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        if read.is_none() {
+            while let Some(head) = response::parse(&mut buf, method, limits, &mut spans)? {
+                if !head.interim {
+                    read = Some(ReadResponse {
+                        head,
+                        body: Vec::new(),
+                        ended: false,
+                    });
+                    break;
+                }
+            }
+        }
+        let Some(r) = read.as_mut() else { continue };
+        loop {
+            match r.head.decoder.step(&mut buf, false)? {
+                body::Step::Data(data) => r.body.push(data),
+                body::Step::NeedMore => break,
+                body::Step::End => {
+                    r.ended = true;
+                    return Ok(read);
+                }
+            }
+        }
+    }
+    Ok(read)
+}
+
 fn poll_fill<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
@@ -331,4 +385,60 @@ fn is_reset(e: &std::io::Error) -> bool {
             | ErrorKind::ConnectionAborted
             | ErrorKind::UnexpectedEof
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_head: 4096,
+        max_headers: 20,
+    };
+
+    /// The status, body and end of a read, comparable across cuts.
+    fn outcome(r: Result<Option<ReadResponse>, H1Error>) -> String {
+        match r {
+            Err(e) => format!("error {e}"),
+            Ok(None) => "incomplete".into(),
+            Ok(Some(r)) => {
+                let body: Vec<u8> = r.body.iter().flat_map(|b| b.iter().copied()).collect();
+                format!("{} {} {:?}", r.head.response.status(), r.ended, body)
+            }
+        }
+    }
+
+    #[test]
+    fn where_reads_cut_a_response_changes_nothing() {
+        let answers: [&[u8]; 7] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil the close",
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        ];
+        for wire in answers {
+            let whole = outcome(read_response(&[wire], &http::Method::GET, LIMITS));
+            for cut in 0..=wire.len() {
+                let split =
+                    read_response(&[&wire[..cut], &wire[cut..]], &http::Method::GET, LIMITS);
+                assert_eq!(
+                    outcome(split),
+                    whole,
+                    "{:?} cut at {cut}",
+                    String::from_utf8_lossy(wire)
+                );
+            }
+        }
+        assert_eq!(
+            outcome(read_response(&[answers[0]], &http::Method::GET, LIMITS)),
+            "200 OK true [104, 101, 108, 108, 111]"
+        );
+        assert_eq!(
+            outcome(read_response(&[answers[0]], &http::Method::HEAD, LIMITS)),
+            "200 OK true []"
+        );
+    }
 }
