@@ -153,15 +153,6 @@ struct RawDirective<'a> {
     arg: Arg<'a>,
 }
 
-/// `bytes` as text, borrowed when it is UTF-8 (a header value nearly
-/// always is).
-fn text(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => Cow::Owned(String::from_utf8_lossy(bytes).into_owned()),
-    }
-}
-
 /// Parse one `Cache-Control` list member: `token [ "=" ( token / quoted-string ) ]`.
 fn parse_cache_control_member(member: &[u8]) -> Option<RawDirective<'_>> {
     let member = trim_ows(member);
@@ -172,13 +163,11 @@ fn parse_cache_control_member(member: &[u8]) -> Option<RawDirective<'_>> {
     if name.is_empty() {
         return None;
     }
-    let name = match text(name) {
-        Cow::Borrowed(n) if n.bytes().any(|b| b.is_ascii_uppercase()) => {
-            Cow::Owned(n.to_ascii_lowercase())
-        }
-        Cow::Owned(n) => Cow::Owned(n.to_ascii_lowercase()),
-        borrowed => borrowed,
-    };
+    // Borrowed from the field unless it is not UTF-8 or not lowercase.
+    let mut name = String::from_utf8_lossy(name);
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name = Cow::Owned(name.to_ascii_lowercase());
+    }
     let arg = match value {
         None => Arg::Absent,
         Some([]) => Arg::Invalid,
@@ -186,7 +175,7 @@ fn parse_cache_control_member(member: &[u8]) -> Option<RawDirective<'_>> {
             Some(s) => Arg::Value(Cow::Owned(s)),
             None => Arg::Invalid,
         },
-        Some(v) => Arg::Value(text(v)),
+        Some(v) => Arg::Value(String::from_utf8_lossy(v)),
     };
     Some(RawDirective { name, arg })
 }

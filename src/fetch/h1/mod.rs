@@ -157,7 +157,7 @@ impl H1Conn {
     /// nobody asked for). Costs no system call while the socket has not
     /// been reported readable.
     pub fn is_closed(&mut self) -> bool {
-        if !self.reusable || !self.buf.is_empty() {
+        if !self.can_reuse() {
             return true;
         }
         let mut cx = Context::from_waker(Waker::noop());
@@ -174,6 +174,7 @@ impl H1Conn {
 
     /// Sends `req` and reads the response head. `Err` before any byte of
     /// an answer came is [`H1Error::ClosedBeforeHead`].
+    ///
     /// A body that cannot be written at once is written while the answer
     /// is watched for (a backend may answer before reading it all), each
     /// write within `send_stall` (a backend that neither reads nor answers
@@ -295,16 +296,13 @@ pub fn read_response(
     for piece in pieces {
         buf.extend_from_slice(piece);
         if read.is_none() {
-            while let Some(head) = response::parse(&mut buf, method, limits, &mut spans)? {
-                if !head.interim {
-                    read = Some(ReadResponse {
-                        head,
-                        body: Vec::new(),
-                        ended: false,
-                    });
-                    break;
+            read = response::parse_final(&mut buf, method, limits, &mut spans)?.map(|head| {
+                ReadResponse {
+                    head,
+                    body: Vec::new(),
+                    ended: false,
                 }
-            }
+            });
         }
         let Some(r) = read.as_mut() else { continue };
         loop {
@@ -347,13 +345,8 @@ async fn read_head<R: AsyncRead + Unpin>(
 ) -> Result<Head, H1Error> {
     let mut received = !buf.is_empty();
     loop {
-        if !buf.is_empty() {
-            if let Some(head) = response::parse(buf, method, limits, spans)? {
-                if head.interim {
-                    continue;
-                }
-                return Ok(head);
-            }
+        if let Some(head) = response::parse_final(buf, method, limits, spans)? {
+            return Ok(head);
         }
         match poll_fn(|cx| poll_fill(&mut *io, &mut *buf, cx, READ_SIZE)).await {
             Ok(0) if !received => return Err(H1Error::ClosedBeforeHead(None)),

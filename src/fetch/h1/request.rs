@@ -5,6 +5,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 use http_body::Body;
 use std::future::poll_fn;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncWrite;
@@ -39,8 +40,7 @@ pub(super) enum Framing {
 /// a streamed body of unknown length on GET, HEAD or CONNECT is not sent.
 pub(super) fn encode_head(parts: &RequestHead<'_>, body: &ReqBody, out: &mut Vec<u8>) -> Written {
     let framing = match body {
-        ReqBody::Empty | ReqBody::Full(None) => Framing::Whole,
-        ReqBody::Full(Some(_)) => Framing::Whole,
+        ReqBody::Empty | ReqBody::Full(_) => Framing::Whole,
         ReqBody::Stream(_) => match content_length(parts.headers) {
             Some(n) if !parts.headers.contains_key(TRANSFER_ENCODING) => Framing::Length(n),
             _ if matches!(*parts.method, Method::GET | Method::HEAD | Method::CONNECT)
@@ -159,7 +159,7 @@ pub(super) async fn write_streamed<W: AsyncWrite + Unpin>(
             }
             Framing::Chunked => {
                 frame_head.clear();
-                frame_head.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                let _ = write!(frame_head, "{:x}\r\n", data.len());
                 io.write(&frame_head).await?;
                 io.write(&data).await?;
                 io.write(b"\r\n").await?;

@@ -33,6 +33,22 @@ const STACK_HEADERS: usize = 100;
 /// values can be slices of it rather than copies.
 pub(super) type Spans = Vec<(usize, usize, usize, usize)>;
 
+/// The final (not `1xx`) head at the start of `buf`, interim ones read
+/// past; `Ok(None)` until it is complete.
+pub(super) fn parse_final(
+    buf: &mut BytesMut,
+    method: &Method,
+    limits: Limits,
+    spans: &mut Spans,
+) -> Result<Option<Head>, H1Error> {
+    while let Some(head) = parse(buf, method, limits, spans)? {
+        if !head.interim {
+            return Ok(Some(head));
+        }
+    }
+    Ok(None)
+}
+
 /// Parses the head at the start of `buf` and takes it out of `buf`;
 /// `Ok(None)` when it is not complete yet.
 /// `spans` is scratch space kept by the connection (where each field sits
