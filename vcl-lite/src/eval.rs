@@ -672,6 +672,28 @@ impl Program {
         scratch: &mut String,
     ) -> Result<(), RuntimeError> {
         match stmt {
+            // `set req.url = std.querysort(req.url);` (most policies): when
+            // the result is the URL itself, nothing changes, and the copy an
+            // owned value costs is not made.
+            Stmt::Set {
+                var: var @ (Var::ReqUrl | Var::BereqUrl),
+                value,
+                at,
+                fallible,
+                ..
+            } if lent(var) => {
+                let text = self.string(value, &*ctx).unwrap_or_default();
+                let unchanged = matches!(&text, Cow::Borrowed(t)
+                    if lent_text(&*ctx, var).is_some_and(|now| std::ptr::eq(now, *t)));
+                let text = (!unchanged).then(|| text.into_owned());
+                if *fallible && failed() {
+                    return Err(self.expr_failed(*at));
+                }
+                if let Some(text) = text {
+                    ctx.set(var, Value::Str(Cow::Owned(text)))
+                        .map_err(|m| self.runtime_error(m, *at))?;
+                }
+            }
             Stmt::Set {
                 var,
                 ty,
@@ -1114,7 +1136,12 @@ impl Program {
                 re,
                 negate,
             } => {
-                let s = self.string(subject, ctx);
+                // Most subjects are a header or the URL: read in place, not
+                // through `string`'s frame (a call per test).
+                let s = match &**subject {
+                    Expr::Var(var) if lent(var) => lent_text(ctx, var).map(Cow::Borrowed),
+                    other => self.string(other, ctx),
+                };
                 re.is_match(s.as_deref().unwrap_or("")) != *negate
             }
             Expr::Acl {
@@ -1608,7 +1635,11 @@ mod tests {
     #[test]
     fn lent_text_answers_as_values() {
         let src = r#"vcl 4.1;
+            import std;
             sub vcl_recv {
+                set req.url = std.querysort(req.url);
+                set req.url = req.url;
+                if (req.url ~ "^/b") { set req.url = regsub(req.url, "^/b", "/c"); }
                 if (req.http.X-A) { set req.http.Seen-A = "1"; }
                 if (!req.http.X-Missing) { set req.http.Seen-Missing = "no"; }
                 if (req.http.X-A ~ "^b") { set req.http.Starts-B = req.http.X-A; }
@@ -1627,6 +1658,8 @@ mod tests {
             ("GET", "/a.css", Some("bee")),
             ("POST", "/", Some("x")),
             ("HEAD", "/b", None),
+            ("GET", "/q?z=1&a=2", Some("bee")),
+            ("GET", "/b?a=1&z=2", None),
         ];
         for (method, url, a) in inputs {
             let mut runs = Vec::new();
