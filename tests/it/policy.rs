@@ -327,3 +327,41 @@ async fn reload_applies_settings_reports_restart_only_keys_and_refuses_bad_files
     );
     assert_eq!(get(addr, "/plain").await.header("via"), Some("1.1 two"));
 }
+
+/// The commonest line of production policies, on a Host already in its
+/// normal form (left as it is: lacquer skips the set) and on ones that are
+/// not (capitals, a port): one object per host, and the backend sees the
+/// Host the policy made.
+#[tokio::test]
+async fn a_policy_normalising_host_keys_by_the_host_it_made() {
+    let origin = Origin::start().await;
+    origin.route("/h", |seen, n| {
+        let host = seen.header_or_none("host");
+        Reply::ok(format!("v{n} host={host}")).header("cache-control", "max-age=60")
+    });
+    let policy = r#"vcl 4.1;
+        import std;
+        sub vcl_recv {
+            set req.http.Host = regsub(std.tolower(req.http.Host), ":[0-9]+$", "");
+        }
+        sub vcl_deliver { set resp.http.X-Req-Host = req.http.Host; }
+    "#;
+    let lq = with_policy(origin.addr, policy).await;
+    let a = lq.addr();
+    let first = get_with(a, "/h", &[("host", "shop.example")]).await;
+    assert_eq!(first.text(), "v1 host=shop.example");
+    assert_eq!(first.header("x-req-host"), Some("shop.example"));
+    for host in [
+        "Shop.Example",
+        "shop.example:8080",
+        "SHOP.example:81",
+        "shop.example",
+    ] {
+        let r = get_with(a, "/h", &[("host", host)]).await;
+        assert_eq!(r.text(), "v1 host=shop.example", "Host: {host}");
+        assert_eq!(r.header("x-req-host"), Some("shop.example"), "Host: {host}");
+    }
+    let other = get_with(a, "/h", &[("host", "Other.example:8080")]).await;
+    assert_eq!(other.text(), "v2 host=other.example");
+    assert_eq!(origin.hits("/h"), 2, "one object per host");
+}

@@ -144,6 +144,20 @@ fn req_header<'r>(r: &'r Task, h: &vcl_lite::Header) -> Option<&'r str> {
     }
 }
 
+/// Whether setting `Host` to `text` would change nothing: the request has
+/// one `Host` field, its text is `text`, and so is the key's host, which
+/// setting it would make `text`'s normal form: `text` itself when it has no
+/// capital and no port (a host or not, `normalize_host` or lowercasing).
+fn only_host_is(req: &Task, text: &str) -> bool {
+    let mut hosts = req.headers.get_all(HOST).iter();
+    req.host == text
+        && !text.bytes().any(|b| b == b':' || b.is_ascii_uppercase())
+        && hosts
+            .next()
+            .is_some_and(|h| h.as_bytes() == text.as_bytes())
+        && hosts.next().is_none()
+}
+
 impl Context for ClientView<'_> {
     fn lends_text(&self) -> bool {
         true
@@ -229,6 +243,11 @@ impl Context for ClientView<'_> {
                     }
                 };
             }
+            // `set req.http.Host = regsub(std.tolower(req.http.Host), …)`
+            // (most policies) on a Host already in that form: nothing to
+            // change (one Host field, the key's host made from it).
+            Var::ReqHttp(h)
+                if h.name() == "host" && value.as_str().is_some_and(|v| only_host_is(req, v)) => {}
             Var::ReqHttp(h) if h.name() == "host" => {
                 // Keyed as recv keys a client's Host; a value that is no
                 // host is kept as it is, lowercased. Made before the value
