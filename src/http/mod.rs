@@ -6,6 +6,7 @@ pub mod gzip;
 pub mod headers;
 pub mod name_set;
 pub mod range;
+pub mod req_fields;
 pub mod small_numbers;
 pub mod static_text;
 pub(crate) mod structured;

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use super::Live;
 use crate::esi::chain::IncludeChain;
+use crate::http::req_fields::ReqFields;
 
 /// One client request being served.
 #[derive(Debug)]
@@ -27,8 +28,10 @@ pub struct Task {
     pub host: String,
     /// Path and query, as received.
     pub url: String,
-    /// Request headers, hop-by-hop ones removed.
-    pub headers: HeaderMap,
+    /// Request headers, hop-by-hop ones removed (a `HeaderMap` with a
+    /// summary of the names it holds for the policy's reads: see
+    /// `http::req_fields`).
+    pub headers: ReqFields,
     /// Client address.
     pub client: SocketAddr,
     /// Request body, for passes.
@@ -119,7 +122,7 @@ impl Task {
             version: self.version,
             host: self.host.clone(),
             url: self.url.clone(),
-            headers: self.headers.clone(),
+            headers: (*self.headers).clone(),
         }));
     }
 
@@ -133,7 +136,7 @@ impl Task {
         self.version = o.version;
         self.host = o.host.clone();
         self.url = o.url.clone();
-        self.headers = o.headers.clone();
+        self.headers = o.headers.clone().into();
         true
     }
 }
@@ -224,7 +227,7 @@ impl Task {
             version,
             host,
             url,
-            headers,
+            headers: headers.into(),
             client,
             body: None,
             always_miss: false,
@@ -266,7 +269,7 @@ impl Task {
                 self.live.clone(),
                 self.host.clone(),
                 self.url.clone(),
-                self.headers.clone(),
+                (*self.headers).clone(),
                 self.client,
                 self.version,
             )

@@ -102,7 +102,7 @@ impl FragmentSource for Fragments {
                 template: template.clone(),
                 host: fctx.host,
                 url: fctx.url,
-                headers: fctx.headers,
+                headers: fctx.headers.into_map(),
             };
         }
         if !obj.coding.decodable() {

@@ -404,7 +404,7 @@ impl Proxy {
             RecvAction::Hash => {
                 // As Varnish does after vcl_recv, for lookups only.
                 if live.config.compression.enabled {
-                    crate::http::coding::normalise_request(&mut ctx.headers);
+                    ctx.headers.normalise_accept_encoding();
                 }
             }
             RecvAction::Pass => return Box::pin(self.pass_step(ctx)).await,

@@ -132,7 +132,7 @@ impl Proxy {
 
 /// The backend request of a pipe: the client's, with its `Upgrade` back.
 fn upgrade_request(task: &Task, protocol: &HeaderValue) -> Option<Request<Empty<Bytes>>> {
-    let mut headers = task.headers.clone();
+    let mut headers = (*task.headers).clone();
     if !headers.contains_key(HOST) {
         headers.insert(HOST, HeaderValue::from_str(&task.host).ok()?);
     }

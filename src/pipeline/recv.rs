@@ -128,7 +128,7 @@ impl Task {
             version: parts.version,
             host,
             url,
-            headers,
+            headers: headers.into(),
             client,
             body: Some(body),
             always_miss,

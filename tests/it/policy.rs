@@ -365,3 +365,77 @@ async fn a_policy_normalising_host_keys_by_the_host_it_made() {
     assert_eq!(other.text(), "v2 host=other.example");
     assert_eq!(origin.hits("/h"), 2, "one object per host");
 }
+
+/// A policy reads the request's fields as they are at each hook, whatever
+/// changed them since the last (its own `set` and `unset`, lacquer's
+/// `Accept-Encoding` normalisation after `vcl_recv`): lacquer answers reads
+/// of absent fields from a summary of the names present, which every
+/// change must keep true.
+#[tokio::test]
+async fn policy_reads_see_every_change_to_the_fields() {
+    let origin = Origin::start().await;
+    origin.route("/f", |seen, n| {
+        let ae = seen.header_or_none("accept-encoding");
+        let c = seen.header_or_none("x-c");
+        let b = seen.header_or_none("x-b");
+        Reply::ok(format!("v{n} ae={ae} c={c} b={b}")).header("cache-control", "max-age=60")
+    });
+    let policy = r#"vcl 4.1;
+        sub vcl_recv {
+            if (req.http.X-A) { set req.http.X-Seen = "a:" + req.http.X-A; }
+            if (!req.http.X-B) { set req.http.X-Was-Absent = "b"; }
+            unset req.http.X-B;
+            set req.http.X-C = "c";
+            return (hash);
+        }
+        sub vcl_hash {
+            hash_data(req.url);
+            hash_data(req.http.Accept-Encoding);
+            hash_data(req.http.X-C);
+            hash_data(req.http.X-B);
+            return (lookup);
+        }
+        sub vcl_deliver {
+            set resp.http.X-AE = req.http.Accept-Encoding;
+            set resp.http.X-Seen = req.http.X-Seen;
+            set resp.http.X-Was-Absent = req.http.X-Was-Absent;
+            set resp.http.X-C = req.http.X-C;
+            set resp.http.X-B-Left = req.http.X-B;
+        }
+    "#;
+    let lq = with_policy(origin.addr, policy).await;
+    let a = lq.addr();
+    let plain = get_with(a, "/f", &[("x-b", "1")]).await;
+    assert_eq!(plain.text(), "v1 ae=gzip c=c b=none");
+    assert_eq!(plain.header("x-ae"), Some(""), "unset reads as empty");
+    assert_eq!(plain.header("x-seen"), Some(""), "unset reads as empty");
+    assert_eq!(
+        plain.header("x-was-absent"),
+        Some(""),
+        "unset reads as empty"
+    );
+    assert_eq!(plain.header("x-c"), Some("c"));
+    assert_eq!(plain.header("x-b-left"), Some(""), "unset reads as empty");
+    let gzip = get_with(
+        a,
+        "/f",
+        &[("accept-encoding", "br;q=0, gzip"), ("x-a", "yes")],
+    )
+    .await;
+    assert_eq!(gzip.header("x-ae"), Some("gzip"));
+    assert_eq!(gzip.header("x-seen"), Some("a:yes"));
+    assert_eq!(gzip.header("x-was-absent"), Some("b"));
+    assert_eq!(gzip.header("x-c"), Some("c"));
+    assert_eq!(
+        origin.hits("/f"),
+        2,
+        "keyed by the normalised Accept-Encoding"
+    );
+    let again = get_with(a, "/f", &[("accept-encoding", "gzip;q=1")]).await;
+    assert_eq!(again.header("x-ae"), Some("gzip"));
+    assert_eq!(
+        origin.hits("/f"),
+        2,
+        "same normalised Accept-Encoding: a hit"
+    );
+}

@@ -40,6 +40,9 @@ pub(super) struct ClientView<'a> {
 impl<'a> ClientView<'a> {
     /// A view of the request only.
     pub(super) fn of(req: &'a mut Task, shared: &'a super::Shared) -> ClientView<'a> {
+        // Fields the policy asks for and the request lacks are then told
+        // without the map (made once; a change from outside forgets it).
+        req.headers.summarise();
         ClientView {
             req,
             obj: None,
@@ -130,11 +133,11 @@ pub(super) fn req_get<'r>(r: &'r Task, var: &Var) -> Option<Value<'r>> {
 /// "websocket"`).
 #[inline(always)]
 fn req_header<'r>(r: &'r Task, h: &vcl_lite::Header) -> Option<&'r str> {
-    let name = super::values::header_name(h)?;
+    let super::values::PolicyName { name, bit } = super::values::policy_name(h)?;
     if name == HOST && !r.host.is_empty() {
         return Some(&r.host);
     }
-    if let Some(v) = r.headers.get(name) {
+    if let Some(v) = r.headers.first(name, *bit) {
         return v.to_str().ok();
     }
     match &r.upgrade {

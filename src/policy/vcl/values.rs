@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 use vcl_lite::{Header, Literal, Value, Var};
 
+use crate::http::req_fields::ReqFields;
 use crate::lifecycle::ConnInfo;
 
 /// A header's value (the first when there are several); `None` when absent
@@ -31,20 +32,66 @@ pub(super) fn header_text<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&
 /// the name is no header name (the checker lets only header-name
 /// characters through, so never in practice).
 pub(super) fn header_name(h: &Header) -> Option<&HeaderName> {
-    h.host_form(crate::http::static_text::header_name)?.as_ref()
+    policy_name(h).map(|p| &p.name)
+}
+
+/// A policy's header name as lacquer keeps it with the compiled policy: the
+/// parsed name and its bit in a request's summary of names
+/// (`ReqFields`), both made once.
+pub(super) struct PolicyName {
+    pub(super) name: HeaderName,
+    pub(super) bit: u64,
+}
+
+/// [`PolicyName`] of `h`; `None` as for [`header_name`].
+pub(super) fn policy_name(h: &Header) -> Option<&PolicyName> {
+    h.host_form(|text| {
+        crate::http::static_text::header_name(text).map(|name| PolicyName {
+            bit: crate::http::req_fields::name_bit(&name),
+            name,
+        })
+    })?
+    .as_ref()
+}
+
+/// Where a policy's `set` and `unset` of a header land: a `HeaderMap`, or
+/// a request's fields (which keep their summary of the names present).
+pub(super) trait Fields {
+    /// `name` set to `value` alone.
+    fn put(&mut self, name: &PolicyName, value: HeaderValue);
+    /// Every value of `name` removed.
+    fn drop_all(&mut self, name: &PolicyName);
+}
+
+impl Fields for HeaderMap {
+    fn put(&mut self, name: &PolicyName, value: HeaderValue) {
+        self.insert(name.name.clone(), value);
+    }
+    fn drop_all(&mut self, name: &PolicyName) {
+        self.remove(&name.name);
+    }
+}
+
+impl Fields for ReqFields {
+    fn put(&mut self, name: &PolicyName, value: HeaderValue) {
+        self.insert_known(name.name.clone(), value, name.bit);
+    }
+    fn drop_all(&mut self, name: &PolicyName) {
+        self.remove_known(&name.name, name.bit);
+    }
 }
 
 /// Removes every value of a header.
-pub(super) fn header_unset(map: &mut HeaderMap, h: &Header) {
-    if let Some(name) = header_name(h) {
-        map.remove(name);
+pub(super) fn header_unset(map: &mut impl Fields, h: &Header) {
+    if let Some(name) = policy_name(h) {
+        map.drop_all(name);
     }
 }
 
 /// Sets a header (replacing every value it had). `family` names the
 /// variable in errors (`req.http`).
 pub(super) fn header_set(
-    map: &mut HeaderMap,
+    map: &mut impl Fields,
     h: &Header,
     value: Value<'_>,
     family: &str,
@@ -57,7 +104,7 @@ pub(super) fn header_set(
 /// literal (`'static`: see `http::static_text`), then put in as it is (no
 /// allocation, no check, no reference count on each request).
 pub(super) fn header_set_literal(
-    map: &mut HeaderMap,
+    map: &mut impl Fields,
     h: &Header,
     text: &Literal,
     family: &str,
@@ -69,14 +116,14 @@ pub(super) fn header_set_literal(
 /// Puts `value` in as the only value of `h`; `Err` when the name or the
 /// value (`None`: bytes a header may not hold) is refused.
 fn insert_checked(
-    map: &mut HeaderMap,
+    map: &mut impl Fields,
     h: &Header,
     value: Option<HeaderValue>,
     family: &str,
 ) -> Result<(), String> {
-    let name = header_name(h).ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?;
+    let name = policy_name(h).ok_or_else(|| format!("{family}.{}: not a header name", h.name()))?;
     let v = value.ok_or_else(|| format!("{family}.{}: not a valid header value", h.name()))?;
-    map.insert(name.clone(), v);
+    map.put(name, v);
     Ok(())
 }
 
