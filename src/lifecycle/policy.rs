@@ -249,10 +249,16 @@ pub trait Policy: Send + Sync + 'static {
     }
 
     /// `vcl_pipe`: the request is about to be piped; `bereq` is the head
-    /// going to the backend (`bereq.http.*`; `bereq.method` and
-    /// `bereq.url` are the request's). Only `Continue` (`pipe`),
-    /// `Synth` and `Fail` are given. Built-in: pipe.
-    fn pipe(&self, _req: &mut Task, _bereq: &mut http::HeaderMap) -> ClientAction {
+    /// going to the backend (`bereq.http.*`) and `bereq_url` its target
+    /// (`bereq.url`, the request's until the policy sets it; `bereq.method`
+    /// is the request's). Only `Continue` (`pipe`), `Synth` and `Fail` are
+    /// given. Built-in: pipe.
+    fn pipe(
+        &self,
+        _req: &mut Task,
+        _bereq: &mut http::HeaderMap,
+        _bereq_url: &mut String,
+    ) -> ClientAction {
         ClientAction::Builtin
     }
 

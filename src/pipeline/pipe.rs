@@ -31,13 +31,17 @@ impl Proxy {
         let Some(upgrade) = task.upgrade.take() else {
             if task.live.hooks.pipe {
                 let mut headers = task.headers.clone();
+                let mut url = task.url.clone();
                 let live = task.live.clone();
                 if let Some(served) =
-                    super::client_detour(live.policy.pipe(task, &mut headers), "vcl_pipe")
+                    super::client_detour(live.policy.pipe(task, &mut headers, &mut url), "vcl_pipe")
                 {
                     return served;
                 }
+                // Relayed as a pass: what vcl_pipe made of the backend
+                // request is what the pass sends.
                 task.headers = headers;
+                task.url = url;
             }
             // Passed, but still a pipe to the policy: the answer leaves the
             // state machine as Varnish's pipe does (no vcl_deliver).
@@ -69,10 +73,18 @@ impl Proxy {
         };
         if task.live.hooks.pipe {
             let live = task.live.clone();
-            if let Some(served) =
-                super::client_detour(live.policy.pipe(task, req.headers_mut()), "vcl_pipe")
-            {
+            let mut url = task.url.clone();
+            if let Some(served) = super::client_detour(
+                live.policy.pipe(task, req.headers_mut(), &mut url),
+                "vcl_pipe",
+            ) {
                 return served;
+            }
+            if url != task.url {
+                // Checked as a request target when the policy set it.
+                if let Ok(uri) = url.parse() {
+                    *req.uri_mut() = uri;
+                }
             }
         }
         let resp = match tunnel::open(&backend, req).await {

@@ -409,10 +409,16 @@ impl Policy for VclPolicy {
         }
     }
 
-    fn pipe(&self, req: &mut Task, bereq: &mut http::HeaderMap) -> ClientAction {
+    fn pipe(
+        &self,
+        req: &mut Task,
+        bereq: &mut http::HeaderMap,
+        bereq_url: &mut String,
+    ) -> ClientAction {
         let mut view = pipe::PipeView {
             client: ClientView::of(req, &self.shared),
             bereq,
+            url: bereq_url,
         };
         match self.run(Sub::Pipe, &mut view) {
             Ok(None) | Ok(Some(Action::Pipe)) => ClientAction::Continue,

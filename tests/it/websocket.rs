@@ -226,6 +226,7 @@ sub vcl_pipe {
     }
     set bereq.http.X-Piped = "yes";
     unset bereq.http.X-Forwarded-For;
+    set bereq.url = regsub(bereq.url, "^/room", "/ws/room");
 }
 "#,
     )
@@ -236,6 +237,7 @@ sub vcl_pipe {
     let seen = heads.lock().unwrap()[0].to_ascii_lowercase();
     assert!(seen.contains("x-piped: yes"), "{seen}");
     assert!(!seen.contains("x-forwarded-for"), "{seen}");
+    assert!(seen.starts_with("get /ws/room http/1.1"), "{seen}");
 
     let (_, head) = handshake(lq.addr(), "/closed").await;
     assert!(head.starts_with("HTTP/1.1 403 Closed room"), "{head}");

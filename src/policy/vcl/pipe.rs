@@ -1,5 +1,6 @@
 //! `vcl_pipe`'s view: the client request (`req.*`, as in the client
-//! subroutines) and the head going to the backend (`bereq.http.*`).
+//! subroutines) and the head going to the backend (`bereq.http.*`,
+//! `bereq.url`).
 
 use http::HeaderMap;
 use std::borrow::Cow;
@@ -14,6 +15,8 @@ pub(super) struct PipeView<'a> {
     pub(super) client: ClientView<'a>,
     /// The backend request's headers.
     pub(super) bereq: &'a mut HeaderMap,
+    /// The backend request's target (the client's until the policy sets it).
+    pub(super) url: &'a mut String,
 }
 
 impl Context for PipeView<'_> {
@@ -28,7 +31,7 @@ impl Context for PipeView<'_> {
             Var::BereqHttp(h) => header_get(self.bereq, h),
             // A pipe sends the request line as the client sent it.
             Var::BereqMethod => Some(Value::Str(Cow::Borrowed(self.client.req.method.as_str()))),
-            Var::BereqUrl => Some(Value::Str(Cow::Borrowed(&self.client.req.url))),
+            Var::BereqUrl => Some(Value::Str(Cow::Borrowed(self.url.as_str()))),
             _ => self.client.get(var),
         }
     }
@@ -36,6 +39,13 @@ impl Context for PipeView<'_> {
     fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         match var {
             Var::BereqHttp(h) => header_set(self.bereq, h, value, "bereq.http"),
+            Var::BereqUrl => {
+                let url = value.into_string();
+                url.parse::<http::Uri>()
+                    .map_err(|_| format!("bereq.url: {url:?} is not a valid request target"))?;
+                *self.url = url;
+                Ok(())
+            }
             _ => self.client.set(var, value),
         }
     }
