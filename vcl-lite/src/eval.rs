@@ -167,6 +167,15 @@ pub trait Context {
     /// `hash_data(...)` in `vcl_hash`: one part of the cache key.
     fn hash_data(&mut self, data: &str);
 
+    /// `hash_data(var)` for a text variable ([`Var::is_text`]) read where
+    /// it is, without copying it first: what [`Context::hash_data`] of its
+    /// [`Context::text`] (`""` when unset) does. `false` when the host does
+    /// not offer it (the default; the evaluator then copies).
+    fn hash_text_of(&mut self, var: &Var) -> bool {
+        let _ = var;
+        false
+    }
+
     /// `synthetic(...)` in `vcl_synth` / `vcl_backend_error`: appends to the
     /// synthetic body.
     fn synthetic(&mut self, body: &str);
@@ -712,6 +721,9 @@ impl Program {
                 .set_text(var, text)
                 .map_err(|m| self.runtime_error(m, *at))?,
             Stmt::Unset(var) => ctx.unset(var),
+            // `hash_data(req.url);`, `hash_data(req.http.host);` (every
+            // vcl_hash): read in place by a host that offers it.
+            Stmt::HashData(Expr::Var(var), _) if lent(var) && ctx.hash_text_of(var) => {}
             Stmt::HashData(e, at) => {
                 self.text_into(e, *at, &*ctx, scratch)?;
                 ctx.hash_data(scratch);
@@ -1549,6 +1561,16 @@ mod tests {
         }
         fn hash_data(&mut self, data: &str) {
             self.hashed.push(data.to_string());
+        }
+        /// Offered when lending, so `lent_text_answers_as_values` compares
+        /// it with the copying way.
+        fn hash_text_of(&mut self, var: &Var) -> bool {
+            if !self.lend {
+                return false;
+            }
+            let text = self.str(var).unwrap_or_default().to_string();
+            self.hashed.push(text);
+            true
         }
         fn synthetic(&mut self, body: &str) {
             self.body.push_str(body);

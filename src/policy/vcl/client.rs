@@ -340,6 +340,16 @@ impl Context for ClientView<'_> {
         self.hash.push(data);
     }
 
+    fn hash_text_of(&mut self, var: &Var) -> bool {
+        let text = match var {
+            Var::ReqUrl => Some(self.req.url.as_str()),
+            Var::ReqHttp(h) => req_header(self.req, h),
+            _ => return false,
+        };
+        self.hash.push(text.unwrap_or(""));
+        true
+    }
+
     fn synthetic(&mut self, body: &str) {
         if let Some(RespPart::Synth(s)) = self.resp.as_mut() {
             s.body.push_str(body);
