@@ -9,8 +9,9 @@
 # needs: valgrind, wrk, a release build (cargo build --release), and the
 # bench origin: cargo bench --bench load -- --serve-origin 127.0.0.1:8080
 # env:   BIN (lacquer binary), ORIGIN (default 127.0.0.1:8080),
-#        PORT (lacquer's, default 6085), HEADER (one request header for
-#        wrk, e.g. HEADER='Accept-Encoding: gzip')
+#        PORT (lacquer's, default 6085), HEADER (request headers for
+#        wrk, several separated by '|', e.g. HEADER='Accept-Encoding: gzip'
+#        or HEADER='User-Agent: Mozilla/5.0|Cookie: a=1')
 set -euo pipefail
 label=$1 url=$2
 shift 2
@@ -18,7 +19,10 @@ bin=${BIN:-target/release/lacquer}
 origin=${ORIGIN:-127.0.0.1:8080}
 port=${PORT:-6085}
 header=()
-if [ -n "${HEADER:-}" ]; then header=(-H "$HEADER"); fi
+if [ -n "${HEADER:-}" ]; then
+    IFS='|' read -r -a fields <<<"$HEADER"
+    for f in "${fields[@]}"; do header+=(-H "$f"); done
+fi
 out=$(mktemp -d)/cg
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out.%p" \
     "$bin" run -a "127.0.0.1:$port" -b "$origin" --storage 256MiB "$@" >/dev/null 2>"$out.err" &
