@@ -48,11 +48,11 @@ impl ReqFields {
         }
     }
 
-    /// Whether `name` is certainly absent (the filter says so); false when
-    /// not summarised.
+    /// Whether the name whose [`name_bit`] is `bit` is certainly absent
+    /// (the filter says so); false when not summarised.
     #[inline]
-    pub fn surely_absent(&self, name: &HeaderName) -> bool {
-        self.present.is_some_and(|bits| bits & name_bit(name) == 0)
+    fn absent(&self, bit: u64) -> bool {
+        self.present.is_some_and(|bits| bits & bit == 0)
     }
 
     /// The first value of `name`, whose [`name_bit`] is `bit`, answered by
@@ -60,7 +60,7 @@ impl ReqFields {
     #[inline]
     pub fn first(&self, name: &HeaderName, bit: u64) -> Option<&HeaderValue> {
         debug_assert_eq!(bit, name_bit(name));
-        if self.present.is_some_and(|bits| bits & bit == 0) {
+        if self.absent(bit) {
             return None;
         }
         self.map.get(name)
@@ -81,7 +81,7 @@ impl ReqFields {
     /// too often).
     pub fn remove_known(&mut self, name: &HeaderName, bit: u64) {
         debug_assert_eq!(bit, name_bit(name));
-        if self.present.is_none_or(|bits| bits & bit != 0) {
+        if !self.absent(bit) {
             self.map.remove(name);
         }
     }
@@ -158,16 +158,16 @@ mod tests {
                 Some(&b"v"[..]),
                 "{name}"
             );
-            assert!(!f.surely_absent(name), "{name}");
+            assert!(!f.absent(name_bit(name)), "{name}");
         }
     }
 
     #[test]
     fn absent_fields_are_told_without_the_map() {
         let mut f = fields(&[("host", "h")]);
-        assert!(!f.surely_absent(&COOKIE), "not summarised: no answer");
+        assert!(!f.absent(name_bit(&COOKIE)), "not summarised: no answer");
         f.summarise();
-        assert!(f.surely_absent(&COOKIE));
+        assert!(f.absent(name_bit(&COOKIE)));
         assert_eq!(f.first(&COOKIE, name_bit(&COOKIE)), None);
         assert_eq!(
             f.first(&HOST, name_bit(&HOST)).map(|v| v.as_bytes()),
@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(f.first(&device, name_bit(&device)), None);
         // A change as a map: the summary is gone, and made again right.
         f.insert(COOKIE, HeaderValue::from_static("a=1"));
-        assert!(!f.surely_absent(&COOKIE));
+        assert!(!f.absent(name_bit(&COOKIE)));
         f.summarise();
         assert_eq!(
             f.first(&COOKIE, name_bit(&COOKIE)).map(|v| v.as_bytes()),

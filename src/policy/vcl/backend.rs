@@ -206,12 +206,7 @@ impl Context for BackendView<'_, '_> {
 
     fn set(&mut self, var: &Var, value: Value<'_>) -> Result<(), String> {
         match var {
-            Var::BereqUrl => {
-                let url = value.into_string();
-                url.parse::<http::Uri>()
-                    .map_err(|_| format!("bereq.url: {url:?} is not a valid request target"))?;
-                self.bereq.url = url;
-            }
+            Var::BereqUrl => self.bereq.url = super::values::request_target(value, "bereq.url")?,
             Var::BereqMethod => {
                 self.bereq.method = Method::from_bytes(value.to_string().as_bytes())
                     .map_err(|_| "bereq.method: not a valid method".to_string())?;

@@ -147,6 +147,18 @@ fn req_header<'r>(r: &'r Task, h: &vcl_lite::Header) -> Option<&'r str> {
     }
 }
 
+/// The request's text variables (`req.http.*`, `req.url`, `req.method`)
+/// as the policy reads them; `None` for other variables.
+#[inline(always)]
+fn req_text<'r>(r: &'r Task, var: &Var) -> Option<Option<&'r str>> {
+    match var {
+        Var::ReqHttp(h) => Some(req_header(r, h)),
+        Var::ReqUrl => Some(Some(&r.url)),
+        Var::ReqMethod => Some(Some(r.method.as_str())),
+        _ => None,
+    }
+}
+
 /// Whether setting `Host` to `text` would change nothing: the request has
 /// one `Host` field, its text is `text`, and so is the key's host, which
 /// setting it would make `text`'s normal form: `text` itself when it has no
@@ -167,10 +179,10 @@ impl Context for ClientView<'_> {
     }
 
     fn text(&self, var: &Var) -> Option<&str> {
+        if let Some(text) = req_text(self.req, var) {
+            return text;
+        }
         match var {
-            Var::ReqHttp(h) => req_header(self.req, h),
-            Var::ReqUrl => Some(&self.req.url),
-            Var::ReqMethod => Some(self.req.method.as_str()),
             Var::RespHttp(h) => super::values::header_str(self.resp_map()?, h),
             Var::ObjHttp(h) => self.obj_header(h),
             // Other variables are not asked here (`Var::is_text`).
@@ -227,12 +239,7 @@ impl Context for ClientView<'_> {
         match var {
             // `set req.url = std.querysort(req.url)` mostly changes nothing.
             Var::ReqUrl if value.as_str() == Some(req.url.as_str()) => {}
-            Var::ReqUrl => {
-                let url = value.into_string();
-                url.parse::<http::Uri>()
-                    .map_err(|_| format!("req.url: {url:?} is not a valid request target"))?;
-                req.url = url;
-            }
+            Var::ReqUrl => req.url = super::values::request_target(value, "req.url")?,
             Var::ReqMethod => {
                 req.method = Method::from_bytes(value.to_string().as_bytes())
                     .map_err(|_| "req.method: not a valid method".to_string())?;
@@ -341,10 +348,8 @@ impl Context for ClientView<'_> {
     }
 
     fn hash_text_of(&mut self, var: &Var) -> bool {
-        let text = match var {
-            Var::ReqUrl => Some(self.req.url.as_str()),
-            Var::ReqHttp(h) => req_header(self.req, h),
-            _ => return false,
+        let Some(text) = req_text(self.req, var) else {
+            return false;
         };
         self.hash.push(text.unwrap_or(""));
         true

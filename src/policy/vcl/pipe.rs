@@ -40,10 +40,7 @@ impl Context for PipeView<'_> {
         match var {
             Var::BereqHttp(h) => header_set(self.bereq, h, value, "bereq.http"),
             Var::BereqUrl => {
-                let url = value.into_string();
-                url.parse::<http::Uri>()
-                    .map_err(|_| format!("bereq.url: {url:?} is not a valid request target"))?;
-                *self.url = url;
+                *self.url = super::values::request_target(value, "bereq.url")?;
                 Ok(())
             }
             _ => self.client.set(var, value),

@@ -140,6 +140,16 @@ fn header_value(value: Value<'_>) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(bytes).ok()
 }
 
+/// A value set to `req.url` / `bereq.url` (`var`), checked as a request
+/// target.
+pub(super) fn request_target(value: Value<'_>, var: &str) -> Result<String, String> {
+    let url = value.into_string();
+    match url.parse::<http::Uri>() {
+        Ok(_) => Ok(url),
+        Err(_) => Err(format!("{var}: {url:?} is not a valid request target")),
+    }
+}
+
 /// A DURATION as a non-negative `Duration` (negative counts as zero).
 pub(super) fn seconds(v: &Value<'_>) -> Option<Duration> {
     match v {

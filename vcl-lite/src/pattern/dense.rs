@@ -227,14 +227,16 @@ mod tests {
         }
     }
 
+    /// The pieces random patterns are made of, and their subjects' letters.
+    const PIECES: [&str; 20] = [
+        "a", "b", "A", r"\.", ".", "/", "^", "$", "(?i)", "[ab]", "[^a]", "(a|b)", "*", "+", "?",
+        "é", r"\d", r"\s", "(?m)", "(?s)",
+    ];
+    const LETTERS: [&str; 9] = ["a", "b", "A", ".", "/", "é", "\n", "1", " "];
+
     /// Random patterns over the dialect's pieces on random subjects.
     #[test]
     fn random_patterns_answer_as_the_engine() {
-        const PIECES: [&str; 20] = [
-            "a", "b", "A", r"\.", ".", "/", "^", "$", "(?i)", "[ab]", "[^a]", "(a|b)", "*", "+",
-            "?", "é", r"\d", r"\s", "(?m)", "(?s)",
-        ];
-        const LETTERS: [&str; 9] = ["a", "b", "A", ".", "/", "é", "\n", "1", " "];
         let (mut checked, mut dense) = (0, 0);
         let cases =
             crate::pattern::random_cases(0x2545_f491_4f6c_dd1d, &PIECES, &LETTERS, 3_000, (5, 5));
@@ -262,11 +264,6 @@ mod tests {
     /// `\B`, case folding, multi-byte letters).
     #[test]
     fn random_patterns_on_long_subjects_answer_as_the_engine() {
-        const PIECES: [&str; 20] = [
-            "a", "b", "A", r"\.", ".", "/", "^", "$", "(?i)", "[ab]", "[^a]", "(a|b)", "*", "+",
-            "?", "é", r"\d", r"\s", "(?m)", "(?s)",
-        ];
-        const LETTERS: [&str; 9] = ["a", "b", "A", ".", "/", "é", "\n", "1", " "];
         let filler = "x1 /é\nx".repeat(8);
         let (mut prefiltered, mut checked) = (0, 0);
         let cases =
