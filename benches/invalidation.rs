@@ -171,6 +171,7 @@ fn lookup_loop(store: Store, bans: Arc<BanList>, n: u64, seed: u64, stats: Arc<L
     let mut rng = Rng(seed);
     let mut req = HeaderMap::new();
     req.insert(HOST, HeaderValue::from_static(HOST_NAME));
+    let req = lacquer::http::req_fields::ReqFields::new(req);
     let mut url = String::with_capacity(16);
     loop {
         let (mut hits, mut banned) = (0, 0);

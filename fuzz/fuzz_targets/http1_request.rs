@@ -11,6 +11,7 @@
 //! timeout, and one that outlives `HANG` is a hang (a panic).
 #![no_main]
 
+use lacquer::http::req_fields::FieldsRead;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

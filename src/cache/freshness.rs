@@ -19,6 +19,7 @@
 //! short, so they live here as pure functions with one test per rule, and a
 //! stored object carries only the few numbers in [`Freshness`].
 
+use crate::http::req_fields::FieldsRead;
 use std::time::{Duration, SystemTime};
 
 use ::http::header::{self, HeaderMap};
@@ -195,7 +196,7 @@ impl Freshness {
 /// when the response (headers) arrived.
 pub fn evaluate(
     method: &Method,
-    req_headers: &HeaderMap,
+    req_headers: &impl FieldsRead,
     status: StatusCode,
     resp_headers: &HeaderMap,
     request_time: SystemTime,

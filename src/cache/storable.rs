@@ -2,6 +2,7 @@
 //! not ([`NoCacheReason`], for logs and metrics). How long a stored response
 //! stays fresh is [`super::freshness`]'s job.
 
+use crate::http::req_fields::FieldsRead;
 use std::fmt;
 
 use ::http::header::{self, HeaderMap};
@@ -79,7 +80,7 @@ impl fmt::Display for NoCacheReason {
 /// [`super::freshness::evaluate`].
 pub fn check(
     method: &Method,
-    req_headers: &HeaderMap,
+    req_headers: &impl FieldsRead,
     status: StatusCode,
     resp_headers: &HeaderMap,
     cache_set_cookie: bool,

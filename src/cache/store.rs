@@ -3,6 +3,7 @@
 //! the end of the objects' TTL + grace + keep. The surrogate-key index
 //! follows the objects stored exactly (see `tags`).
 
+use crate::http::req_fields::FieldsRead;
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
 use moka::sync::Cache;
@@ -14,7 +15,6 @@ use super::tags::TagIndex;
 
 use super::key::CacheKey;
 use super::object::CachedObject;
-use http::HeaderMap;
 
 /// Everything stored under one key: the Vary variants, and a hit-for-miss
 /// marker when the last answer was uncacheable.
@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// The variant of `key` that `req` selects, if stored.
-    pub fn lookup(&self, key: &CacheKey, req: &HeaderMap) -> Found {
+    pub fn lookup(&self, key: &CacheKey, req: &impl FieldsRead) -> Found {
         let Some(entry) = self.cache.get(key) else {
             return Found::Nothing;
         };

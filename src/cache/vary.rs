@@ -1,6 +1,7 @@
 //! Vary (RFC 9111 §4.1): one URL, several stored variants, each selected by
 //! the request headers its response names.
 
+use crate::http::req_fields::FieldsRead;
 use bytes::Bytes;
 use http::header::{HeaderName, VARY};
 use http::HeaderMap;
@@ -51,8 +52,8 @@ const CASE_INSENSITIVE: [&str; 3] = ["accept-language", "accept-encoding", "acce
 /// empty ones dropped, joined by `", "`; lowercased for
 /// [`CASE_INSENSITIVE`] fields. Member order is kept: it can carry
 /// preference.
-fn normalised(req: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
-    let mut lines = req.get_all(name).iter().peekable();
+fn normalised(req: &impl FieldsRead, name: &HeaderName) -> Option<Bytes> {
+    let mut lines = req.get_all(name).peekable();
     lines.peek()?;
     let fold = CASE_INSENSITIVE.contains(&name.as_str());
     let mut out = Vec::new();
@@ -77,7 +78,7 @@ fn normalised(req: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
 
 impl Variant {
     /// Captures the request's values for `names`.
-    pub fn capture(names: &[HeaderName], req: &HeaderMap) -> Variant {
+    pub fn capture(names: &[HeaderName], req: &impl FieldsRead) -> Variant {
         Variant(
             names
                 .iter()
@@ -87,7 +88,7 @@ impl Variant {
     }
 
     /// Whether `req` selects this variant.
-    pub fn matches(&self, req: &HeaderMap) -> bool {
+    pub fn matches(&self, req: &impl FieldsRead) -> bool {
         self.0.iter().all(|(n, v)| normalised(req, n) == *v)
     }
 

@@ -1,6 +1,7 @@
 //! Directors: which backend a request goes to — round-robin, random, or by
 //! hash of the URL (or a header) — skipping sick backends.
 
+use crate::http::req_fields::FieldsRead;
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,7 +71,7 @@ impl Director {
 
     /// The backend for a request with this URL and headers, or `None` when
     /// all are sick.
-    pub fn pick(&self, url: &str, headers: &http::HeaderMap) -> Option<Arc<Backend>> {
+    pub fn pick(&self, url: &str, headers: &impl FieldsRead) -> Option<Arc<Backend>> {
         if let [only] = self.backends.as_slice() {
             return only.is_healthy().then(|| only.clone());
         }

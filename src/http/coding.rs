@@ -8,6 +8,7 @@ use http::HeaderMap;
 use std::io::Write;
 
 use crate::http::gzip::{gunzip, GunzipError, INLINE_MAX};
+use crate::http::req_fields::FieldsRead;
 use crate::http::syntax::{split_list, trim_ows};
 
 /// A body's content coding, as far as lacquer can transform it.
@@ -88,7 +89,7 @@ impl Accepted {
     /// Reads `Accept-Encoding` (RFC 9110 §12.5.3): a coding with `q=0` is
     /// refused, `*` stands for the codings not named; absent or empty:
     /// none (identity only).
-    pub fn of(headers: &HeaderMap) -> Accepted {
+    pub fn of(headers: &impl FieldsRead) -> Accepted {
         let (mut yes, mut no, mut star) = (0u8, 0u8, false);
         for line in headers.get_all(ACCEPT_ENCODING) {
             for member in split_list(line.as_bytes()) {
@@ -141,17 +142,36 @@ impl Accepted {
 /// the one form lookups, `Vary` and the origin see (Varnish does the same
 /// with `http_gzip_support`).
 pub fn normalise_request(headers: &mut HeaderMap) {
-    let accepted = Accepted::of(headers);
-    let tokens: Vec<&str> = DECODABLE
-        .iter()
-        .filter(|c| accepted.allows(**c))
-        .map(|c| c.token())
-        .collect();
-    if tokens.is_empty() {
-        headers.remove(ACCEPT_ENCODING);
-    } else if let Ok(v) = HeaderValue::from_str(&tokens.join(", ")) {
-        headers.insert(ACCEPT_ENCODING, v);
+    match normal_accept_encoding(headers) {
+        Some(v) => {
+            headers.insert(ACCEPT_ENCODING, v);
+        }
+        None => {
+            headers.remove(ACCEPT_ENCODING);
+        }
     }
+}
+
+/// The value [`normalise_request`] gives `Accept-Encoding` (`None`: no
+/// field), read from any fields (a request's, with a policy's changes).
+pub fn normal_accept_encoding(headers: &impl FieldsRead) -> Option<HeaderValue> {
+    let accepted = Accepted::of(headers);
+    // Every subset of `DECODABLE`, in its order: made without allocating.
+    let text = match (
+        accepted.allows(Coding::Gzip),
+        accepted.allows(Coding::Br),
+        accepted.allows(Coding::Zstd),
+    ) {
+        (false, false, false) => return None,
+        (true, false, false) => "gzip",
+        (false, true, false) => "br",
+        (false, false, true) => "zstd",
+        (true, true, false) => "gzip, br",
+        (true, false, true) => "gzip, zstd",
+        (false, true, true) => "br, zstd",
+        (true, true, true) => "gzip, br, zstd",
+    };
+    Some(HeaderValue::from_static(text))
 }
 
 /// A fetch for the cache asks for the coding lacquer stores (`gzip` by

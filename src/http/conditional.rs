@@ -5,6 +5,7 @@
 //! stored headers down to what a 304 carries. Pure functions; header values
 //! are untrusted and malformed ones never produce a 304 by accident.
 
+use crate::http::req_fields::FieldsRead;
 use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::syntax::{parse_http_date, trim_ows};
@@ -24,7 +25,7 @@ pub const CONDITIONAL_AND_RANGE: [HeaderName; 6] = [
 /// Whether the request is conditional on what a stored response holds
 /// (`If-None-Match` or `If-Modified-Since`): when it is not, there is no
 /// need to look its validators up.
-pub fn is_conditional(req_headers: &HeaderMap) -> bool {
+pub fn is_conditional(req_headers: &impl FieldsRead) -> bool {
     req_headers.contains_key(header::IF_NONE_MATCH)
         || req_headers.contains_key(header::IF_MODIFIED_SINCE)
 }
@@ -44,7 +45,7 @@ pub fn is_conditional(req_headers: &HeaderMap) -> bool {
 ///   304. The answer is 304 when that time is not later than the
 ///   `If-Modified-Since` date.
 pub fn is_not_modified(
-    req_headers: &HeaderMap,
+    req_headers: &impl FieldsRead,
     etag: Option<&HeaderValue>,
     last_modified: Option<&HeaderValue>,
     date: Option<&HeaderValue>,
@@ -52,7 +53,7 @@ pub fn is_not_modified(
     if req_headers.contains_key(header::IF_NONE_MATCH) {
         return if_none_match_matches(req_headers, etag);
     }
-    let mut ims_lines = req_headers.get_all(header::IF_MODIFIED_SINCE).iter();
+    let mut ims_lines = req_headers.get_all(header::IF_MODIFIED_SINCE);
     let (Some(ims), None) = (ims_lines.next(), ims_lines.next()) else {
         return false;
     };
@@ -224,10 +225,9 @@ fn if_none_match_members(s: &[u8]) -> Vec<Member<'_>> {
 
 /// Evaluate `If-None-Match` (present): true when the condition is false,
 /// i.e. a 304 is due.
-fn if_none_match_matches(req_headers: &HeaderMap, etag: Option<&HeaderValue>) -> bool {
+fn if_none_match_matches(req_headers: &impl FieldsRead, etag: Option<&HeaderValue>) -> bool {
     let members: Vec<Member<'_>> = req_headers
         .get_all(header::IF_NONE_MATCH)
-        .iter()
         .flat_map(|v| if_none_match_members(v.as_bytes()))
         .collect();
     if members == [Member::Star] {

@@ -6,7 +6,8 @@
 //! bodies (§14.6). Pure functions on untrusted values: anything lacquer
 //! cannot read makes it ignore the `Range` field and send the whole 200.
 
-use ::http::header::{self, HeaderMap, HeaderValue};
+use crate::http::req_fields::FieldsRead;
+use ::http::header::{self, HeaderValue};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -161,7 +162,7 @@ pub fn resolve(specs: &[Spec], len: u64) -> Answer {
 /// most `max_ranges` ranges (0: ranges are not served). One `Range` line
 /// only; `If-Range` must hold (see [`if_range_holds`]).
 pub fn answer(
-    req_headers: &HeaderMap,
+    req_headers: &impl FieldsRead,
     len: u64,
     max_ranges: usize,
     validators: Validators<'_>,
@@ -169,7 +170,7 @@ pub fn answer(
     if max_ranges == 0 {
         return Answer::Whole;
     }
-    let mut lines = req_headers.get_all(header::RANGE).iter();
+    let mut lines = req_headers.get_all(header::RANGE);
     let (Some(range), None) = (lines.next(), lines.next()) else {
         return Answer::Whole;
     };
@@ -199,8 +200,8 @@ pub struct Validators<'a> {
 /// strong — the response's `Date` at least one second later. Anything else
 /// (a weak tag, a date that is not exactly `Last-Modified`, several lines,
 /// an unreadable value) does not hold: the whole 200 is sent.
-pub fn if_range_holds(req_headers: &HeaderMap, v: Validators<'_>) -> bool {
-    let mut lines = req_headers.get_all(header::IF_RANGE).iter();
+pub fn if_range_holds(req_headers: &impl FieldsRead, v: Validators<'_>) -> bool {
+    let mut lines = req_headers.get_all(header::IF_RANGE);
     let Some(cond) = lines.next() else {
         return true;
     };
@@ -296,6 +297,7 @@ pub fn boundary() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::http::header::HeaderMap;
 
     fn p(s: &str) -> Option<Vec<Spec>> {
         parse(s.as_bytes(), 16)

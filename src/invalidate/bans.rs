@@ -16,7 +16,7 @@
 //! ([`BanRegex::charge`]). A ban over either limit is refused
 //! ([`BanLimitError`]); nothing already in force is dropped for it.
 
-use http::HeaderMap;
+use crate::http::req_fields::{FieldsRead, ReqFields};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -146,7 +146,7 @@ fn own_charge(expr: &BanExpr) -> u64 {
 /// lookup) or `None` (the lurker: only object-decidable bans apply).
 struct Target<'a> {
     obj: &'a CachedObject,
-    req: Option<&'a HeaderMap>,
+    req: Option<&'a ReqFields>,
 }
 
 impl BanTarget for Target<'_> {
@@ -263,7 +263,7 @@ impl BanList {
     /// Whether `obj` is banned. With `req`, every ban is decided (lookup);
     /// without, only bans decidable from the object alone (the lurker).
     /// Records how far the object has been checked.
-    pub fn is_banned(&self, obj: &CachedObject, req: Option<&HeaderMap>) -> bool {
+    pub fn is_banned(&self, obj: &CachedObject, req: Option<&ReqFields>) -> bool {
         let checked = obj.ban_checked.load(Ordering::Acquire);
         let newest = self.newest();
         if checked >= newest {

@@ -122,7 +122,7 @@ impl Task {
             version: self.version,
             host: self.host.clone(),
             url: self.url.clone(),
-            headers: (*self.headers).clone(),
+            headers: self.headers.to_map(),
         }));
     }
 
@@ -269,7 +269,7 @@ impl Task {
                 self.live.clone(),
                 self.host.clone(),
                 self.url.clone(),
-                (*self.headers).clone(),
+                self.headers.to_map(),
                 self.client,
                 self.version,
             )

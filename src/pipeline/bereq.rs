@@ -3,6 +3,7 @@
 //! failure given to `vcl_backend_error`, which may retry (at most
 //! [`MAX_RETRIES`] times in all) or answer with a synthetic response.
 
+use crate::http::req_fields::FieldsRead;
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use http::{HeaderMap, Method, Response, StatusCode};
 use std::time::SystemTime;
@@ -101,7 +102,8 @@ impl Proxy {
         // (`try_`: a request with more fields than a map's largest size
         // less six, possible only with limits raised far past their
         // defaults, gets a map that grows instead of a panic.)
-        let mut headers = HeaderMap::try_with_capacity(ctx.headers.len() + 6).unwrap_or_default();
+        let mut headers =
+            HeaderMap::try_with_capacity(ctx.headers.size_hint() + 6).unwrap_or_default();
         headers.extend(ctx.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
         if for_cache {
             remove_named(&mut headers, &CONDITIONAL_AND_RANGE);
@@ -277,7 +279,7 @@ impl Proxy {
         live: &crate::lifecycle::Live,
         name: &str,
         url: &str,
-        headers: &http::HeaderMap,
+        headers: &impl FieldsRead,
     ) -> Option<std::sync::Arc<crate::fetch::pool::Backend>> {
         let host = headers
             .get(HOST)

@@ -3,6 +3,7 @@
 //! `X-Cache`, 304s to conditional requests, range requests (206, 416), and
 //! HEAD.
 
+use crate::http::req_fields::FieldsRead;
 use bytes::Bytes;
 use http::header::{
     HeaderValue, ACCEPT_RANGES, AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,

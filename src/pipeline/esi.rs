@@ -274,7 +274,7 @@ impl Proxy {
         let page = PageRequest {
             host: &ctx.host,
             url: &ctx.url,
-            headers: &ctx.headers,
+            headers: ctx.headers.to_map(),
             above: ctx.esi.as_deref(),
         };
         let fragments = Fragments::new(self.clone(), ctx);

@@ -1,5 +1,6 @@
 //! fetch: misses (coalesced), revalidations, background refreshes and passes.
 
+use crate::http::req_fields::FieldsRead;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
@@ -842,11 +843,11 @@ fn invalidates(method: &Method) -> bool {
 }
 
 /// Whether a request head announces a body.
-fn has_body(h: &HeaderMap) -> bool {
+fn has_body(h: &impl FieldsRead) -> bool {
     h.contains_key(http::header::TRANSFER_ENCODING) || content_length(h).is_some_and(|n| n > 0)
 }
 
-fn content_length(h: &HeaderMap) -> Option<u64> {
+fn content_length(h: &impl FieldsRead) -> Option<u64> {
     h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 

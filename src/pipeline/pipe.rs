@@ -33,9 +33,10 @@ impl Proxy {
                 let mut headers = task.headers.clone();
                 let mut url = task.url.clone();
                 let live = task.live.clone();
-                if let Some(served) =
-                    super::client_detour(live.policy.pipe(task, &mut headers, &mut url), "vcl_pipe")
-                {
+                if let Some(served) = super::client_detour(
+                    live.policy.pipe(task, headers.map_mut(), &mut url),
+                    "vcl_pipe",
+                ) {
                     return served;
                 }
                 // Relayed as a pass: what vcl_pipe made of the backend
@@ -144,7 +145,7 @@ impl Proxy {
 
 /// The backend request of a pipe: the client's, with its `Upgrade` back.
 fn upgrade_request(task: &Task, protocol: &HeaderValue) -> Option<Request<Empty<Bytes>>> {
-    let mut headers = (*task.headers).clone();
+    let mut headers = task.headers.to_map();
     if !headers.contains_key(HOST) {
         headers.insert(HOST, HeaderValue::from_str(&task.host).ok()?);
     }

@@ -5,6 +5,7 @@
 //! (RFC 9111 §4.4). A URL's cache key is computed in one place,
 //! [`key_for`], with the policy's `vcl_hash`.
 
+use crate::http::req_fields::FieldsRead;
 use http::header::{CONTENT_LOCATION, HOST, LOCATION};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, Version};
 use std::net::SocketAddr;
@@ -434,7 +435,7 @@ impl crate::lifecycle::PolicyServices for Proxy {
 }
 
 /// `soft` when `config`'s soft-purge header says so.
-fn purge_mode(config: &crate::config::Config, headers: &HeaderMap) -> PurgeMode {
+fn purge_mode(config: &crate::config::Config, headers: &impl FieldsRead) -> PurgeMode {
     match headers.get(config.invalidation.soft_purge_header.as_str()) {
         Some(v) if v.as_bytes().eq_ignore_ascii_case(b"soft") => PurgeMode::Soft,
         _ => PurgeMode::Hard,

@@ -439,3 +439,80 @@ async fn policy_reads_see_every_change_to_the_fields() {
         "same normalised Accept-Encoding: a hit"
     );
 }
+
+/// The policy's changes to the request's fields are kept beside them until
+/// a whole set is needed: the backend request must carry every change, in
+/// the order a header map would hold them, and the readers of a hit
+/// (`Range`, conditionals) must see them as well.
+#[tokio::test]
+async fn the_policys_field_changes_reach_the_backend_and_the_readers_of_a_hit() {
+    let origin = Origin::start().await;
+    origin.route("/order", |seen, n| {
+        let names: Vec<String> = seen
+            .headers
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("x-") || k.as_str() == "cookie")
+            .filter(|(k, _)| k.as_str() != "x-forwarded-for")
+            .map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?")))
+            .collect();
+        Reply::ok(format!("{n}: {}", names.join(" ")))
+    });
+    origin.route("/doc", |_, n| {
+        Reply::ok(format!("document {n:03}"))
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"d1\"")
+    });
+    let policy = r#"vcl 4.1;
+        sub vcl_recv {
+            if (req.url == "/order") {
+                set req.http.X-New = "n";
+                set req.http.Cookie = "only=1";
+                unset req.http.X-Gone;
+                unset req.http.X-Moved;
+                set req.http.X-Later = "l";
+                set req.http.X-Moved = "m2";
+                set req.http.X-Kept = "k2";
+                return (pass);
+            }
+            if (req.http.X-Want-Range) {
+                set req.http.Range = "bytes=0-7";
+            }
+            if (req.http.X-No-Range) {
+                unset req.http.Range;
+            }
+            if (req.http.X-Revalidate) {
+                set req.http.If-None-Match = {""d1""};
+            }
+            return (hash);
+        }
+    "#;
+    let lq = with_policy(origin.addr, policy).await;
+    let a = lq.addr();
+    let got = get_with(
+        a,
+        "/order",
+        &[
+            ("x-kept", "k1"),
+            ("cookie", "a=1"),
+            ("x-gone", "g"),
+            ("cookie", "b=2"),
+            ("x-moved", "m1"),
+            ("x-last", "z"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        got.text(),
+        "1: x-kept=k2 cookie=only=1 x-last=z x-new=n x-later=l x-moved=m2"
+    );
+
+    // Fill, then hits whose answer depends on what the policy set.
+    assert_eq!(get(a, "/doc").await.text(), "document 001");
+    let part = get_with(a, "/doc", &[("x-want-range", "1")]).await;
+    assert_eq!((part.status, part.text().as_str()), (206, "document"));
+    let whole = get_with(a, "/doc", &[("range", "bytes=0-1"), ("x-no-range", "1")]).await;
+    assert_eq!((whole.status, whole.text().as_str()), (200, "document 001"));
+    let not_modified = get_with(a, "/doc", &[("x-revalidate", "1")]).await;
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(origin.hits("/doc"), 1);
+}

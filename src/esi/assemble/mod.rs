@@ -245,14 +245,14 @@ pub trait FragmentSource: Send + Sync + 'static {
 }
 
 /// The page being assembled, as its client asked for it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PageRequest<'a> {
     /// Its host.
     pub host: &'a str,
     /// Its path and query.
     pub url: &'a str,
     /// The client's headers (for variables, and fragment requests).
-    pub headers: &'a HeaderMap,
+    pub headers: HeaderMap,
     /// The pages above it (`None` for a client's own request).
     pub above: Option<&'a IncludeChain>,
 }
@@ -312,7 +312,7 @@ pub fn assemble<S: FragmentSource>(
     let page = Arc::new(plan::Page::new(
         page.host.to_owned(),
         page.url.to_owned(),
-        page.headers.clone(),
+        page.headers,
         page.above,
         settings.concurrency,
     ));

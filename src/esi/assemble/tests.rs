@@ -268,7 +268,7 @@ impl Case {
         let page = PageRequest {
             host: "a.test",
             url: "/page",
-            headers: &headers,
+            headers,
             above: None,
         };
         let out = assemble(source, self.settings, page, &template, log.gauge.clone());

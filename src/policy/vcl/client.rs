@@ -2,6 +2,7 @@
 //! and where the subroutine has them the object (`obj.*`) and the response
 //! (`resp.*`).
 
+use crate::http::req_fields::FieldsRead;
 use http::header::{CONNECTION, HOST, UPGRADE};
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use std::borrow::Cow;
@@ -164,7 +165,7 @@ fn req_text<'r>(r: &'r Task, var: &Var) -> Option<Option<&'r str>> {
 /// setting it would make `text`'s normal form: `text` itself when it has no
 /// capital and no port (a host or not, `normalize_host` or lowercasing).
 fn only_host_is(req: &Task, text: &str) -> bool {
-    let mut hosts = req.headers.get_all(HOST).iter();
+    let mut hosts = req.headers.get_all(HOST);
     req.host == text
         && !text.bytes().any(|b| b == b':' || b.is_ascii_uppercase())
         && hosts
@@ -398,7 +399,7 @@ impl Context for ClientView<'_> {
 
     fn collect(&mut self, header: &Var, separator: &str) {
         match header {
-            Var::ReqHttp(h) => super::values::collect(&mut self.req.headers, h, separator),
+            Var::ReqHttp(h) => super::values::collect(self.req.headers.map_mut(), h, separator),
             Var::RespHttp(h) => {
                 if let Some(headers) = self.resp_headers() {
                     super::values::collect(headers, h, separator);
@@ -529,7 +530,7 @@ impl ClientView<'_> {
                     None => Ok(()),
                 }
             }
-            Var::ReqHttp(h) => header_replace(&mut self.req.headers, h, &values, "req.http"),
+            Var::ReqHttp(h) => header_replace(self.req.headers.map_mut(), h, &values, "req.http"),
             Var::RespHttp(h) => {
                 let headers = self
                     .resp_headers()

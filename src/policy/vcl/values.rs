@@ -7,23 +7,23 @@ use std::net::IpAddr;
 use std::time::Duration;
 use vcl_lite::{Header, Literal, Value, Var};
 
-use crate::http::req_fields::ReqFields;
+use crate::http::req_fields::{FieldsRead, ReqFields};
 use crate::lifecycle::ConnInfo;
 
 /// A header's value (the first when there are several); `None` when absent
 /// or not text.
-pub(super) fn header_get<'a>(map: &'a HeaderMap, h: &Header) -> Option<Value<'a>> {
+pub(super) fn header_get<'a>(map: &'a impl FieldsRead, h: &Header) -> Option<Value<'a>> {
     header_str(map, h).map(|v| Value::Str(Cow::Borrowed(v)))
 }
 
 /// [`header_get`]'s text, lent (`Context::text`).
-pub(super) fn header_str<'a>(map: &'a HeaderMap, h: &Header) -> Option<&'a str> {
+pub(super) fn header_str<'a>(map: &'a impl FieldsRead, h: &Header) -> Option<&'a str> {
     header_text(map, header_name(h)?)
 }
 
 /// What a policy reads as `req.http.NAME`: the first value, `None` when
 /// absent or not text (the native built-in `vcl_recv` reads the same).
-pub(super) fn header_text<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+pub(super) fn header_text<'a>(map: &'a impl FieldsRead, name: &HeaderName) -> Option<&'a str> {
     map.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -253,12 +253,11 @@ pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
 }
 
 /// Every value of a header (those that are text), in order (vmod header).
-pub(super) fn header_all(map: &HeaderMap, h: &Header) -> Vec<String> {
+pub(super) fn header_all(map: &impl FieldsRead, h: &Header) -> Vec<String> {
     let Some(name) = header_name(h) else {
         return Vec::new();
     };
     map.get_all(name)
-        .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::to_string)
         .collect()
