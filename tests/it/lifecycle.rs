@@ -37,6 +37,42 @@ async fn shutdown_lets_requests_in_flight_finish_and_stops_accepting() {
     );
 }
 
+/// A client holding an idle keep-alive connection must see it closed at
+/// shutdown (each connection watches the stop signal; it wakes the idle
+/// ones), not kept until the drain gives up.
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start().await;
+    cacheable(&origin, "/idle");
+    let lq = lacquer_for(&origin).await;
+    let mut conn = tokio::net::TcpStream::connect(lq.addr()).await.unwrap();
+    conn.write_all(b"GET /idle HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&head).contains("\r\n\r\n") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert_eq!(
+        lq.shutdown(Duration::from_secs(5)).await,
+        0,
+        "idle connection left open"
+    );
+    // Whatever of the body was not read yet, then the end.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(_))), "connection not closed: {read:?}");
+}
+
 #[tokio::test]
 async fn shutdown_gives_up_after_the_drain_timeout() {
     let origin = Origin::start().await;
