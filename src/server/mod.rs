@@ -3,7 +3,7 @@
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub mod admin;
+pub mod coarse_timer;
 pub mod descriptors;
 pub mod proxy_protocol;
 pub mod services;
@@ -332,7 +333,9 @@ fn worker(
 pub fn http1_builder(settings: &ServerConfig) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(coarse_timer::CoarseTimer::new(
+            settings.header_read_timeout.0,
+        ))
         .keep_alive(true)
         .header_read_timeout(settings.header_read_timeout.0)
         .max_headers(settings.max_headers)
