@@ -279,10 +279,12 @@ impl ReqFields {
     /// a policy that set `Accept-Encoding: gzip` has done the work).
     pub fn normalise_accept_encoding(&mut self) {
         let ae = http::header::ACCEPT_ENCODING;
+        if !self.contains_key(&ae) {
+            // None: nothing to normalise.
+            return;
+        }
         let bit = name_bit(&ae);
-        let normal = crate::http::coding::normal_accept_encoding(self);
-        match normal {
-            None if self.get(&ae).is_none() => {}
+        match crate::http::coding::normal_accept_encoding(self) {
             None => self.remove_known(&ae, bit),
             Some(v) => {
                 let mut values = self.get_all(&ae);
