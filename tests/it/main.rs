@@ -25,6 +25,7 @@ mod process;
 // Test modules, one per topic.
 mod access_log;
 mod adversarial_s15;
+mod adversarial_s16;
 mod backend_answers;
 mod backend_wire;
 mod backend_wire_edges;
