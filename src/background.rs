@@ -5,6 +5,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// One piece of background work, not yet started: a name for logs and the
 /// future to run until stopped (or until what it serves is gone).
@@ -22,6 +24,25 @@ impl Background {
             name: name.into(),
             work: Box::pin(work),
         }
+    }
+}
+
+/// Runs `each` every `period` (the first time at once; a late tick is
+/// delayed, not bunched) for as long as `owner` lives: the loop of the
+/// health probes, the idle-connection reaper and the header-read timer.
+pub async fn every_while_alive<T, F, Fut>(owner: Weak<T>, period: Duration, mut each: F)
+where
+    F: FnMut(Arc<T>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(owner) = owner.upgrade() else {
+            return;
+        };
+        each(owner).await;
     }
 }
 

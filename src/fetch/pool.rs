@@ -206,24 +206,16 @@ impl Backend {
     /// server to run (it ends when the backend is dropped).
     pub fn reaper(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let period = (self.idle_timeout / 2).max(Duration::from_millis(50));
-        let weak = Arc::downgrade(self);
-        async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(backend) = weak.upgrade() else {
-                    return;
-                };
-                let now = Instant::now();
-                for shard in backend.idle.iter() {
-                    let mut idle = shard.lock().unwrap_or_else(|p| p.into_inner());
-                    idle.retain_mut(|i| {
-                        now.duration_since(i.since) < backend.idle_timeout && !i.conn.h1.is_closed()
-                    });
-                }
+        crate::background::every_while_alive(Arc::downgrade(self), period, |backend| {
+            let now = Instant::now();
+            for shard in backend.idle.iter() {
+                let mut idle = shard.lock().unwrap_or_else(|p| p.into_inner());
+                idle.retain_mut(|i| {
+                    now.duration_since(i.since) < backend.idle_timeout && !i.conn.h1.is_closed()
+                });
             }
-        }
+            std::future::ready(())
+        })
     }
 
     /// Whether the probe (if any) says the backend is healthy.

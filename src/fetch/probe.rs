@@ -13,17 +13,15 @@ use crate::config::ProbeConfig;
 /// Probes `backend` until stopped (a background service the server starts,
 /// see `Director::background`) or until the backend is dropped.
 pub async fn run(backend: std::sync::Weak<Backend>, cfg: ProbeConfig) {
-    let mut tick = tokio::time::interval(cfg.interval.0);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(b) = backend.upgrade() else { return };
+    let cfg = &cfg;
+    crate::background::every_while_alive(backend, cfg.interval.0, |b| async move {
         let ok = matches!(
-            tokio::time::timeout(cfg.timeout.0, probe_once(&b, &cfg)).await,
+            tokio::time::timeout(cfg.timeout.0, probe_once(&b, cfg)).await,
             Ok(Ok(status)) if status == cfg.expected_status
         );
         b.record_probe(ok, cfg.window, cfg.threshold);
-    }
+    })
+    .await;
 }
 
 /// One probe on a fresh connection (so it tests connecting too).

@@ -119,16 +119,12 @@ impl Wheel {
 
 /// Wakes due sleeps every tick while the timer lives.
 async fn tick(wheel: Weak<Wheel>, period: Duration) {
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let Some(wheel) = wheel.upgrade() else {
-            return;
-        };
+    crate::background::every_while_alive(wheel, period, |wheel| {
         let now = wheel.advance();
         wheel.fire(now);
-    }
+        std::future::ready(())
+    })
+    .await;
 }
 
 impl Timer for CoarseTimer {

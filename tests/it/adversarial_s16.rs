@@ -6,7 +6,7 @@
 //! origin must see.
 use crate::common::*;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,37 +25,6 @@ fn last(origin: &Origin, path: &str) -> Seen {
     origin
         .last(path)
         .unwrap_or_else(|| panic!("{path} not fetched"))
-}
-
-/// Sends one request on an open connection and reads the whole answer.
-async fn send_on(
-    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Got {
-    let mut req = http::Request::get(path).header("host", "test.example");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = sender
-        .send_request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .expect("response");
-    let (parts, body) = resp.into_parts();
-    Got {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
-}
-
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .expect("valid gzip");
-    out
 }
 
 /// A set, an unset and a set again of one name written in three cases,
@@ -724,12 +693,26 @@ async fn changes_do_not_leak_to_the_next_request_on_the_connection() {
     .await;
     let mut sender = connect::<Full<Bytes>>(lq.addr()).await;
     for round in 0..3 {
-        let m = send_on(&mut sender, "/mark", &[("x-keep", "k"), ("cookie", "c=1")]).await;
+        let m = send_on(
+            &mut sender,
+            "GET",
+            "/mark",
+            &[("x-keep", "k"), ("cookie", "c=1")],
+            "",
+        )
+        .await;
         assert_eq!(m.header("x-saw-set"), Some("yes"), "round {round}");
         let seen = last(&origin, "/mark");
         assert!(values(&seen, "x-keep").is_empty());
         assert_eq!(values(&seen, "cookie"), ["policy"]);
-        let p = send_on(&mut sender, "/plain", &[("x-keep", "k"), ("cookie", "c=1")]).await;
+        let p = send_on(
+            &mut sender,
+            "GET",
+            "/plain",
+            &[("x-keep", "k"), ("cookie", "c=1")],
+            "",
+        )
+        .await;
         assert_eq!(p.header("x-saw-set"), None, "round {round}");
         let seen = last(&origin, "/plain");
         assert!(values(&seen, "x-set").is_empty(), "round {round}");

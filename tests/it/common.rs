@@ -621,6 +621,17 @@ pub async fn send(
     body: impl Into<Bytes>,
 ) -> Got {
     let mut sender = connect(addr).await;
+    send_on(&mut sender, method, path, headers, body).await
+}
+
+/// [`send`] on a connection already open (keep-alive reuse).
+pub async fn send_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Got {
     let mut req = Request::builder().method(method).uri(path);
     let mut has_host = false;
     for (k, v) in headers {
@@ -790,4 +801,14 @@ pub fn in_own_process(name: &str) -> bool {
         out.status
     );
     false
+}
+
+/// The decoded bytes of a gzip body (the test fails on a bad one).
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
 }

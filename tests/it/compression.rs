@@ -11,15 +11,6 @@ fn text(n: usize) -> Vec<u8> {
     line.iter().copied().cycle().take(n).collect()
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .expect("valid gzip");
-    out
-}
-
 /// An origin route that gzips when asked (as nginx with `gzip on`),
 /// with `Vary: Accept-Encoding` and a strong `ETag`.
 fn gzipping_origin(origin: &Origin, path: &str, body: Vec<u8>) {
