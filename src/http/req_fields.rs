@@ -14,7 +14,7 @@
 //! **The pending changes**: a policy's `set req.http.X-Device = "mobile"`
 //! and `unset req.http.Cookie` are kept in a short list beside the map
 //! instead of being made in it (an insert into a `HeaderMap` hashes the
-//! name, probes, and grows the map: ~350 instructions, against ~30 to
+//! name, probes, and grows the map: ~350 instructions, against ~50 to
 //! note the change). Every read goes through [`FieldsRead`], which answers
 //! from the list first, so no reader can see the map without the changes;
 //! the list is folded into the map only where a whole map is needed

@@ -399,7 +399,7 @@ impl Context for ClientView<'_> {
 
     fn collect(&mut self, header: &Var, separator: &str) {
         match header {
-            Var::ReqHttp(h) => super::values::collect(self.req.headers.map_mut(), h, separator),
+            Var::ReqHttp(h) => super::values::collect(&mut self.req.headers, h, separator),
             Var::RespHttp(h) => {
                 if let Some(headers) = self.resp_headers() {
                     super::values::collect(headers, h, separator);

@@ -233,14 +233,14 @@ pub(super) fn log(priority: Option<i64>, message: &str, url: &str) {
     }
 }
 
-/// `std.collect`: the header's values joined into one.
-pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
-    let Some(name) = header_name(h) else {
+/// `std.collect`: the header's values joined into one (on a request's
+/// fields, a change like the policy's own `set`: nothing is folded).
+pub(super) fn collect(map: &mut (impl FieldsRead + Fields), h: &Header, separator: &str) {
+    let Some(name) = policy_name(h) else {
         return;
     };
     let values: Vec<&str> = map
-        .get_all(name)
-        .iter()
+        .get_all(&name.name)
         .filter_map(|v| v.to_str().ok())
         .collect();
     if values.len() < 2 {
@@ -248,7 +248,7 @@ pub(super) fn collect(map: &mut HeaderMap, h: &Header, separator: &str) {
     }
     let joined = values.join(separator);
     if let Ok(v) = HeaderValue::from_str(&joined) {
-        map.insert(name.clone(), v);
+        map.put(name, v);
     }
 }
 
