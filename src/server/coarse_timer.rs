@@ -192,10 +192,15 @@ impl Future for CoarseSleep {
                     }
                 };
                 this.slot = Some(i);
-                if !slots.ticking {
-                    slots.ticking = true;
-                    tokio::spawn(tick(Arc::downgrade(&this.wheel), this.wheel.tick));
-                }
+            }
+        }
+        if !slots.ticking {
+            // On the runtime polling this (hyper's connections run on
+            // one); without one there is nothing to tick on, and the next
+            // poll tries again rather than panicking.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                slots.ticking = true;
+                runtime.spawn(tick(Arc::downgrade(&this.wheel), this.wheel.tick));
             }
         }
         Poll::Pending
@@ -285,5 +290,24 @@ mod tests {
         assert_eq!(fired, 1, "only the kept sleep fired");
         let mut late = timer.sleep_until(clock() - Duration::from_millis(50));
         assert!(late.as_mut().poll(&mut cx).is_ready());
+    }
+
+    /// Polled where no tokio runtime runs, a sleep waits (nothing can
+    /// tick) instead of panicking, and starts ticking once polled on one.
+    #[test]
+    fn polled_outside_a_runtime_it_waits_without_a_panic() {
+        let timer = CoarseTimer::new(Duration::from_millis(80));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut s = timer.sleep_until(clock() + Duration::from_millis(20));
+        assert!(s.as_mut().poll(&mut cx).is_pending());
+        assert!(!timer.wheel.slots().ticking);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        // The same sleep, polled on a runtime, starts the ticking and fires.
+        runtime.block_on(s);
+        assert!(timer.wheel.slots().ticking);
     }
 }
