@@ -1,14 +1,14 @@
-//! Content codings on arbitrary bytes: `Accepted::of` and
-//! `normalise_request` on the input as an `Accept-Encoding` value, and the
+//! Content codings on arbitrary bytes: `Accepted::of` and the request's
+//! normalisation (`ReqFields::normalise_accept_encoding`) on the input as
+//! an `Accept-Encoding` value, and the
 //! gzip, br and zstd decoders (whole, and streamed in pieces) on it as a
 //! body, under a 1 MiB limit; and the encoders (whole, and gzip streamed
 //! in pieces) round-trip it through those decoders.
 #![no_main]
 
 use http::header::{HeaderMap, HeaderValue, ACCEPT_ENCODING};
-use lacquer::http::coding::{
-    decode, normalise_request, Accepted, Coding, Encoder, StreamDecoder, StreamGzip,
-};
+use lacquer::http::coding::{decode, Accepted, Coding, Encoder, StreamDecoder, StreamGzip};
+use lacquer::http::req_fields::ReqFields;
 use libfuzzer_sys::fuzz_target;
 
 const LIMIT: u64 = 1 << 20;
@@ -18,15 +18,16 @@ fuzz_target!(|data: &[u8]| {
         let mut h = HeaderMap::new();
         h.insert(ACCEPT_ENCODING, v);
         let accepted = Accepted::of(&h);
-        normalise_request(&mut h);
+        let mut f = ReqFields::new(h);
+        f.normalise_accept_encoding();
         // Normalising keeps what was accepted, and is idempotent.
-        let again = Accepted::of(&h);
+        let again = Accepted::of(&f);
         for c in [Coding::Gzip, Coding::Br, Coding::Zstd] {
             assert_eq!(accepted.allows(c), again.allows(c), "{c:?}");
         }
-        let once = h.clone();
-        normalise_request(&mut h);
-        assert_eq!(once, h);
+        let once = f.to_map();
+        f.normalise_accept_encoding();
+        assert_eq!(once, f.to_map());
     }
     for coding in [Coding::Gzip, Coding::Br, Coding::Zstd] {
         let whole = decode(coding, data, LIMIT);

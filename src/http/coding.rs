@@ -137,23 +137,11 @@ impl Accepted {
     }
 }
 
-/// Replaces the request's `Accept-Encoding` with the codings it accepts
-/// that lacquer can decode, in a fixed order (`"gzip"`), or removes it:
-/// the one form lookups, `Vary` and the origin see (Varnish does the same
-/// with `http_gzip_support`).
-pub fn normalise_request(headers: &mut HeaderMap) {
-    match normal_accept_encoding(headers) {
-        Some(v) => {
-            headers.insert(ACCEPT_ENCODING, v);
-        }
-        None => {
-            headers.remove(ACCEPT_ENCODING);
-        }
-    }
-}
-
-/// The value [`normalise_request`] gives `Accept-Encoding` (`None`: no
-/// field), read from any fields (a request's, with a policy's changes).
+/// The request's `Accept-Encoding` as lacquer normalises it after
+/// `vcl_recv` (`ReqFields::normalise_accept_encoding`): the codings it
+/// accepts that lacquer can decode, in a fixed order (`"gzip"`), or `None`
+/// for no field: the one form lookups, `Vary` and the origin see (Varnish
+/// does the same with `http_gzip_support`).
 pub fn normal_accept_encoding(headers: &impl FieldsRead) -> Option<HeaderValue> {
     let accepted = Accepted::of(headers);
     // Every subset of `DECODABLE`, in its order: made without allocating.
@@ -535,15 +523,12 @@ mod tests {
 
     #[test]
     fn requests_normalise_to_what_lacquer_decodes() {
-        let mut h = map(&[("accept-encoding", "zstd, br;q=1.0, GZIP;q=0.8, deflate")]);
-        normalise_request(&mut h);
-        assert_eq!(h.get(ACCEPT_ENCODING).unwrap(), "gzip, br, zstd");
-        let mut h = map(&[("accept-encoding", "br, deflate")]);
-        normalise_request(&mut h);
-        assert_eq!(h.get(ACCEPT_ENCODING).unwrap(), "br");
-        let mut h = map(&[("accept-encoding", "deflate, compress")]);
-        normalise_request(&mut h);
-        assert!(h.get(ACCEPT_ENCODING).is_none());
+        let h = map(&[("accept-encoding", "zstd, br;q=1.0, GZIP;q=0.8, deflate")]);
+        assert_eq!(normal_accept_encoding(&h).unwrap(), "gzip, br, zstd");
+        let h = map(&[("accept-encoding", "br, deflate")]);
+        assert_eq!(normal_accept_encoding(&h).unwrap(), "br");
+        let h = map(&[("accept-encoding", "deflate, compress")]);
+        assert!(normal_accept_encoding(&h).is_none());
     }
 
     /// `data` as brotli uncompressed meta-blocks (RFC 7932 §9.2): window

@@ -189,15 +189,16 @@ impl ReqFields {
             .find(|p| p.bit == bit && p.name.as_str().eq_ignore_ascii_case(name))
     }
 
-    /// The pending change of `name`, whose [`name_bit`] is `bit`.
+    /// Where in the list the change of `name` (whose [`name_bit`] is
+    /// `bit`) is, if it has one.
     #[inline]
-    fn pending_known(&mut self, name: &HeaderName, bit: u64) -> Option<&mut Pending> {
+    fn position(&self, name: &HeaderName, bit: u64) -> Option<usize> {
         if self.pending_bits & bit == 0 {
             return None;
         }
         self.pending
-            .iter_mut()
-            .find(|p| p.bit == bit && p.name == *name)
+            .iter()
+            .position(|p| p.bit == bit && p.name == *name)
     }
 
     /// The first value of `name`, whose [`name_bit`] is `bit` (a policy's
@@ -206,14 +207,8 @@ impl ReqFields {
     #[inline]
     pub fn first(&self, name: &HeaderName, bit: u64) -> Option<&HeaderValue> {
         debug_assert_eq!(bit, name_bit(name));
-        if self.pending_bits & bit != 0 {
-            if let Some(p) = self
-                .pending
-                .iter()
-                .find(|p| p.bit == bit && p.name == *name)
-            {
-                return p.value.as_ref();
-            }
+        if let Some(i) = self.position(name, bit) {
+            return self.pending[i].value.as_ref();
         }
         if self.absent(bit) {
             return None;
@@ -232,31 +227,25 @@ impl ReqFields {
     /// pending change unless the name is certainly absent.
     pub fn remove_known(&mut self, name: &HeaderName, bit: u64) {
         debug_assert_eq!(bit, name_bit(name));
-        if let Some(p) = self.pending_known(name, bit) {
-            p.value = None;
+        if let Some(i) = self.position(name, bit) {
+            self.pending[i].value = None;
         } else if !self.absent(bit) {
             self.note(name.clone(), bit, None);
         }
     }
 
     fn note(&mut self, name: HeaderName, bit: u64, value: Option<HeaderValue>) {
-        if self.pending_bits & bit != 0 {
-            if let Some(i) = self
-                .pending
-                .iter()
-                .position(|p| p.bit == bit && p.name == name)
-            {
-                if self.pending[i].value.is_none() && value.is_some() {
-                    // Set again after a removal: last in the order.
-                    let mut p = self.pending.remove(i);
-                    p.value = value;
-                    p.moved = true;
-                    self.pending.push(p);
-                } else {
-                    self.pending[i].value = value;
-                }
-                return;
+        if let Some(i) = self.position(&name, bit) {
+            if self.pending[i].value.is_none() && value.is_some() {
+                // Set again after a removal: last in the order.
+                let mut p = self.pending.remove(i);
+                p.value = value;
+                p.moved = true;
+                self.pending.push(p);
+            } else {
+                self.pending[i].value = value;
             }
+            return;
         }
         if self.pending.len() == MAX_PENDING {
             self.fold_pending();
@@ -274,7 +263,7 @@ impl ReqFields {
         });
     }
 
-    /// [`crate::http::coding::normalise_request`] on these fields, as a
+    /// [`crate::http::coding::normal_accept_encoding`] on these fields, as a
     /// pending change (and none when the value is already the normal one:
     /// a policy that set `Accept-Encoding: gzip` has done the work).
     pub fn normalise_accept_encoding(&mut self) {
@@ -307,15 +296,7 @@ impl ReqFields {
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> + '_ {
         let mut replaced_seen: u64 = 0;
         let from_map = self.map.iter().filter_map(move |(name, value)| {
-            let bit = name_bit(name);
-            if self.pending_bits & bit == 0 {
-                return Some((name, value));
-            }
-            let Some(i) = self
-                .pending
-                .iter()
-                .position(|p| p.bit == bit && p.name == *name)
-            else {
+            let Some(i) = self.position(name, name_bit(name)) else {
                 return Some((name, value));
             };
             if self.pending[i].moved {

@@ -28,9 +28,8 @@ pub struct Task {
     pub host: String,
     /// Path and query, as received.
     pub url: String,
-    /// Request headers, hop-by-hop ones removed (a `HeaderMap` with a
-    /// summary of the names it holds for the policy's reads: see
-    /// `http::req_fields`).
+    /// Request headers, hop-by-hop ones removed, with the policy's changes
+    /// (read through `FieldsRead`: see `http::req_fields`).
     pub headers: ReqFields,
     /// Client address.
     pub client: SocketAddr,

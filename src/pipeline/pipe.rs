@@ -30,18 +30,17 @@ impl Proxy {
     pub(super) async fn pipe(self: &Arc<Self>, task: &mut Task) -> Served {
         let Some(upgrade) = task.upgrade.take() else {
             if task.live.hooks.pipe {
-                let mut headers = task.headers.clone();
+                let mut headers = task.headers.to_map();
                 let mut url = task.url.clone();
                 let live = task.live.clone();
-                if let Some(served) = super::client_detour(
-                    live.policy.pipe(task, headers.map_mut(), &mut url),
-                    "vcl_pipe",
-                ) {
+                if let Some(served) =
+                    super::client_detour(live.policy.pipe(task, &mut headers, &mut url), "vcl_pipe")
+                {
                     return served;
                 }
                 // Relayed as a pass: what vcl_pipe made of the backend
                 // request is what the pass sends.
-                task.headers = headers;
+                task.headers = headers.into();
                 task.url = url;
             }
             // Passed, but still a pipe to the policy: the answer leaves the

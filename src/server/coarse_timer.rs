@@ -37,8 +37,7 @@ pub struct CoarseTimer {
 struct Wheel {
     /// Time zero of the ticks.
     origin: Instant,
-    tick: Duration,
-    /// `tick` in nanoseconds (at least 10 ms: never 0).
+    /// The tick in nanoseconds (10 ms to 500 ms: never 0).
     tick_nanos: u64,
     /// Ticks since `origin` as last seen by the ticking task.
     now: AtomicU64,
@@ -68,7 +67,6 @@ impl CoarseTimer {
         CoarseTimer {
             wheel: Arc::new(Wheel {
                 origin: clock(),
-                tick,
                 tick_nanos: u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX),
                 now: AtomicU64::new(0),
                 slots: Mutex::new(Slots::default()),
@@ -200,7 +198,8 @@ impl Future for CoarseSleep {
             // poll tries again rather than panicking.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 slots.ticking = true;
-                runtime.spawn(tick(Arc::downgrade(&this.wheel), this.wheel.tick));
+                let period = Duration::from_nanos(this.wheel.tick_nanos);
+                runtime.spawn(tick(Arc::downgrade(&this.wheel), period));
             }
         }
         Poll::Pending
