@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod esi;
 pub mod fetch;
+pub mod h1;
 pub mod http;
 pub mod invalidate;
 pub mod lifecycle;

@@ -1,6 +1,6 @@
-//! Arbitrary bytes from a client, through a hyper HTTP/1 server connection
-//! built as lacquer builds its own (`lacquer::server::http1_builder`, the
-//! default `[server]` settings), over an in-memory duplex stream. Each
+//! Arbitrary bytes from a client, through lacquer's HTTP/1 server
+//! connection (`lacquer::h1::serve` with the default `[server]` settings),
+//! over an in-memory duplex stream. Each
 //! request goes through lacquer's recv (`Task::from_parts`: CONNECT,
 //! Host / absolute-form normalisation, `server.default_host`), then its body
 //! is read to the end through `ClientBody`, as a pass sends it to a backend
@@ -12,7 +12,6 @@
 #![no_main]
 
 use lacquer::http::req_fields::FieldsRead;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,9 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use lacquer::h1::RequestBody;
 use lacquer::config::{BackendConfig, Config};
 use lacquer::fetch::req_body::{ClientBody, FaultSlot, ReqBody};
 use lacquer::pipeline::{Live, Task};
@@ -75,7 +72,7 @@ fn lives() -> &'static [Arc<Live>; 2] {
 
 /// recv, then the whole body through `ClientBody`; the status says how it
 /// ended.
-async fn serve(req: Request<Incoming>, live: Arc<Live>) -> StatusCode {
+async fn serve(req: Request<RequestBody>, live: Arc<Live>) -> StatusCode {
     let client = SocketAddr::from(([192, 0, 2, 1], 40000));
     let connect = req.method() == http::Method::CONNECT;
     let (parts, body) = req.into_parts();
@@ -123,17 +120,20 @@ async fn serve(req: Request<Incoming>, live: Arc<Live>) -> StatusCode {
 async fn exchange(data: &[u8], live: Arc<Live>) {
     let (client, server) = tokio::io::duplex(64 * 1024);
     let settings = live.config.server.clone();
-    let builder = lacquer::server::http1_builder(&settings);
-    let service = service_fn(move |req| {
+    let h1 = lacquer::h1::Settings::of(&settings);
+    let handler = move |req| {
         let live = live.clone();
         async move {
             let status = serve(req, live).await;
             let mut resp = Response::new(Full::new(Bytes::new()));
             *resp.status_mut() = status;
-            Ok::<_, Infallible>(resp)
+            resp
         }
-    });
-    let conn = builder.serve_connection(TokioIo::new(server), service);
+    };
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let conn = async {
+        let _ = lacquer::h1::serve(server, &h1, handler, stop).await;
+    };
     let (mut rx, mut tx) = tokio::io::split(client);
     let write = async move {
         let _ = tx.write_all(data).await;

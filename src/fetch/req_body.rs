@@ -2,10 +2,10 @@
 //! on a retry), or the client's streamed body with its idle timeout, the
 //! fault it ended with, and the signal that it was sent whole.
 
+use crate::h1::RequestBody;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -84,7 +84,7 @@ impl FaultSlot {
 /// sends nothing for longer than the idle timeout (a slow-body client would
 /// otherwise hold a backend connection forever).
 pub struct ClientBody {
-    inner: Incoming,
+    inner: RequestBody,
     idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
     fault: Arc<FaultSlot>,
@@ -124,7 +124,7 @@ impl BodySent {
 
 impl ClientBody {
     /// Wraps `inner`; `fault` records why it failed, if it does.
-    pub fn new(inner: Incoming, idle: Duration, fault: Arc<FaultSlot>) -> ClientBody {
+    pub fn new(inner: RequestBody, idle: Duration, fault: Arc<FaultSlot>) -> ClientBody {
         ClientBody {
             inner,
             idle,

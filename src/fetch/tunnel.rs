@@ -11,11 +11,10 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Empty;
 use hyper::body::Incoming;
-use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -93,9 +92,13 @@ pub struct Carried {
 /// Copies bytes both ways between `client` and `backend` until both have
 /// closed, a write fails, or nothing moved in either direction for `idle`
 /// (Varnish's `pipe_timeout`).
-pub async fn splice(client: Upgraded, backend: Upgraded, idle: Duration) -> Carried {
-    let (mut client_rd, mut client_wr) = tokio::io::split(TokioIo::new(client));
-    let (mut backend_rd, mut backend_wr) = tokio::io::split(TokioIo::new(backend));
+pub async fn splice<C, B>(client: C, backend: B, idle: Duration) -> Carried
+where
+    C: AsyncRead + AsyncWrite,
+    B: AsyncRead + AsyncWrite,
+{
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (mut backend_rd, mut backend_wr) = tokio::io::split(backend);
     let mut from_client = vec![0u8; 16 << 10];
     let mut from_backend = vec![0u8; 16 << 10];
     let mut carried = Carried::default();

@@ -5,8 +5,8 @@
 //! Built by `pipeline::recv`, carried through every step; each fetch it
 //! starts has its own [`super::Fetch`].
 
+use crate::h1::RequestBody;
 use http::{HeaderMap, Method, Version};
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -34,7 +34,7 @@ pub struct Task {
     /// Client address.
     pub client: SocketAddr,
     /// Request body, for passes.
-    pub body: Option<Incoming>,
+    pub body: Option<RequestBody>,
     /// The request body read whole before `vcl_recv` (`std.cache_req_body`):
     /// sent, again on restarts and retries, in place of `body`.
     pub cached_body: Option<bytes::Bytes>,
@@ -206,7 +206,7 @@ pub struct UpgradeRequest {
     /// The `Upgrade` header's value (`websocket`, …).
     pub protocol: http::HeaderValue,
     /// The client connection, once lacquer has answered `101`.
-    pub connection: hyper::upgrade::OnUpgrade,
+    pub connection: crate::h1::OnUpgrade,
 }
 
 impl Task {

@@ -23,9 +23,9 @@ pub use lookup::Lookup;
 pub use purge::{answer, bare_get, key_for, Applied, InvalidationError, InvalidationSource};
 pub use reload::{ReloadError, Reloaded, SettingsSource};
 
+use crate::h1::RequestBody;
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -264,7 +264,7 @@ impl Proxy {
     /// the lifecycle decided, whatever the policy did to `X-Cache`).
     pub async fn handle(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         client: SocketAddr,
     ) -> (http::Response<RespBody>, CacheOutcome) {
         self.handle_on(req, client, None).await
@@ -274,7 +274,7 @@ impl Proxy {
     /// addresses are `server.ip`, `local.ip` and `remote.ip` in VCL).
     pub async fn handle_on(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         client: SocketAddr,
         conn: Option<Arc<crate::lifecycle::ConnInfo>>,
     ) -> (http::Response<RespBody>, CacheOutcome) {
@@ -285,7 +285,7 @@ impl Proxy {
 
     async fn lifecycle(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         client: SocketAddr,
         conn: Option<Arc<crate::lifecycle::ConnInfo>>,
     ) -> (http::Response<RespBody>, CacheOutcome) {

@@ -125,13 +125,15 @@ impl Proxy {
         let url = task.url.clone();
         let (end, report) = tunnel::PipeEnd::new();
         tokio::spawn(async move {
-            match tokio::try_join!(upgrade.connection, backend_side) {
-                Ok((client, backend)) => {
+            match tokio::join!(upgrade.connection, backend_side) {
+                (Ok(client), Ok(backend)) => {
+                    let backend = hyper_util::rt::TokioIo::new(backend);
                     let carried = tunnel::splice(client, backend, idle).await;
                     tracing::debug!(%url, up = carried.up, down = carried.down, "pipe closed");
                     let _ = report.send(carried);
                 }
-                Err(e) => tracing::debug!(%url, error = %e, "pipe: upgrade failed"),
+                (Err(e), _) => tracing::debug!(%url, error = %e, "pipe: client side not upgraded"),
+                (_, Err(e)) => tracing::debug!(%url, error = %e, "pipe: backend side not upgraded"),
             }
         });
         let mut head = Response::new(RespBody::empty());

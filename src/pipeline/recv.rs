@@ -1,10 +1,10 @@
-//! recv: turn a hyper request into a [`Task`], refusing what cannot be
+//! recv: turn a client's request into a [`Task`], refusing what cannot be
 //! served.
 
+use crate::h1::RequestBody;
 use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, HOST, PRAGMA, UPGRADE};
 use http::request::Parts;
 use http::{HeaderMap, Method, Uri, Version};
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ impl Task {
     /// Builds the context, refusing requests that are malformed for a proxy.
     pub fn from_parts(
         parts: Parts,
-        body: Incoming,
+        body: RequestBody,
         client: SocketAddr,
         conn: Option<&crate::lifecycle::ConnInfo>,
         live: Arc<Live>,
@@ -99,10 +99,10 @@ impl Task {
             Some(pq) => pq.as_str().to_string(),
             None => "/".to_string(),
         };
-        // hyper leaves the means to take the connection over in the
-        // extensions (servers built `with_upgrades`).
+        // The server leaves the means to take the connection over in the
+        // extensions of a request asking to upgrade (`server::h1`).
         let upgrade = upgrade_protocol(&headers).and_then(|protocol| {
-            let connection = extensions.remove::<hyper::upgrade::OnUpgrade>()?;
+            let connection = extensions.remove::<crate::h1::OnUpgrade>()?;
             Some(UpgradeRequest {
                 protocol,
                 connection,

@@ -1,22 +1,16 @@
 //! The client-facing listeners: HTTP/1.1 with keep-alive, header limits and
 //! timeouts, each connection served by the [`Proxy`].
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub mod admin;
-pub mod coarse_timer;
 pub mod descriptors;
+
 pub mod proxy_protocol;
 pub mod services;
 
@@ -24,6 +18,7 @@ pub use services::Services;
 
 use crate::config::{Config, ServerConfig};
 use crate::fetch::tunnel::PipeEnd;
+use crate::h1;
 use crate::log_limited;
 use crate::observe::access_log::RequestLine;
 use crate::pipeline::{Proxy, SetupError};
@@ -328,28 +323,13 @@ fn worker(
     });
 }
 
-/// The hyper HTTP/1 server settings every client connection is served
-/// with (public for the `http1_request` fuzz target).
-pub fn http1_builder(settings: &ServerConfig) -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(coarse_timer::CoarseTimer::new(
-            settings.header_read_timeout.0,
-        ))
-        .keep_alive(true)
-        .header_read_timeout(settings.header_read_timeout.0)
-        .max_headers(settings.max_headers)
-        .max_header_size(usize::try_from(settings.max_header_bytes.0).unwrap_or(usize::MAX));
-    builder
-}
-
 async fn accept_loop(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     settings: ServerConfig,
     life: Lifecycle,
 ) {
-    let builder = Arc::new(http1_builder(&settings));
+    let h1 = Arc::new(h1::Settings::of(&settings));
     let proxy_sources = proxy.config().proxy_sources();
     let mut stop = life.stop.clone();
     let mut backoff = descriptors::AcceptBackoff::new("client", &listener);
@@ -382,7 +362,7 @@ async fn accept_loop(
             })
         });
         let proxy = proxy.clone();
-        let builder = builder.clone();
+        let h1 = h1.clone();
         let life = life.clone();
         let settings_proxy_protocol = settings.proxy_protocol;
         let header_timeout = settings.header_read_timeout.0;
@@ -403,7 +383,7 @@ async fn accept_loop(
             let _active = active;
             let mut conn = conn;
             if !settings_proxy_protocol {
-                serve(stream, peer, conn, proxy, &builder, life.stop).await;
+                serve(stream, peer, conn, proxy, &h1, life.stop).await;
                 return;
             }
             // Behind HAProxy: the real client address comes first.
@@ -430,7 +410,7 @@ async fn accept_loop(
                     return;
                 }
             };
-            serve(io, client, conn, proxy, &builder, life.stop).await;
+            serve(io, client, conn, proxy, &h1, life.stop).await;
         });
     }
 }
@@ -460,19 +440,19 @@ async fn serve<I>(
     client: SocketAddr,
     conn: Option<Arc<crate::lifecycle::ConnInfo>>,
     proxy: Arc<Proxy>,
-    builder: &http1::Builder,
-    mut stop: watch::Receiver<bool>,
+    settings: &h1::Settings,
+    stop: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let access_log = proxy.config().server.access_log;
     let queue = proxy.config().server.access_log_queue;
-    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+    let handler = move |req: http::Request<h1::RequestBody>| {
         let proxy = proxy.clone();
         let conn = conn.clone();
         async move {
             if !access_log {
-                return Ok::<_, Infallible>(proxy.handle_on(req, client, conn).await.0);
+                return proxy.handle_on(req, client, conn).await.0;
             }
             let line = RequestLine::capture(
                 req.method(),
@@ -494,46 +474,12 @@ async fn serve<I>(
                 }
                 None => line.log(client, &resp, outcome, start.elapsed(), queue),
             }
-            Ok(resp)
-        }
-    });
-    // With upgrades: a pipe (WebSockets) takes the connection over after
-    // its 101 (`pipeline::pipe`).
-    let conn = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    // Served until shutdown is signalled. Not a `select!`: that polls the
-    // signal's future on every wake-up of the connection (~350
-    // instructions a pass); here it is polled once to register the task
-    // and again only when the signal has changed (an atomic read).
-    let probe = stop.clone();
-    let signal = stopped(&mut stop);
-    tokio::pin!(signal);
-    let mut registered = false;
-    let served = std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-            return Poll::Ready(Some(r));
-        }
-        if !registered || !matches!(probe.has_changed(), Ok(false)) {
-            registered = true;
-            if signal.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-        }
-        Poll::Pending
-    })
-    .await;
-    let result = match served {
-        Some(r) => r,
-        None => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            resp
         }
     };
-    if let Err(e) = result {
-        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
-            // hyper has answered 400 / 431 or closed a slow client.
+    if let Err(e) = h1::serve(io, settings, handler, stop).await {
+        if e.is_bad_request() {
+            // Answered 400 / 431, or a slow client closed.
             log_limited!(10, info, client = %client, error = %e, "bad request refused");
         } else {
             tracing::debug!(client = %client, error = %e, "client connection ended");

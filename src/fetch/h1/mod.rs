@@ -21,15 +21,16 @@ mod body;
 mod request;
 mod response;
 
-pub use body::Decoder;
+pub use crate::h1::Decoder;
 pub use response::Head;
+
+use crate::h1::{poll_fill, READ_SIZE};
 
 use bytes::BytesMut;
 use std::future::poll_fn;
-use std::future::Future;
 use std::io::ErrorKind;
 use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::fetch::req_body::ReqBody;
@@ -92,8 +93,8 @@ pub enum H1Error {
     #[error("invalid response framing: {0}")]
     Framing(&'static str),
     /// Bad chunked coding in the response body.
-    #[error("malformed chunked body: {0}")]
-    Chunk(&'static str),
+    #[error(transparent)]
+    Chunk(#[from] crate::h1::ChunkError),
     /// The connection ended before the body's announced end.
     #[error("connection closed before the end of the response body")]
     BodyCut,
@@ -135,11 +136,6 @@ pub struct H1Conn {
     /// request (`Connection: close`, a body sent or read only in part).
     reusable: bool,
 }
-
-/// What a read buffer grows by when it is full.
-const READ_SIZE: usize = 8 << 10;
-/// Most a read asks for while a body's length is known to be larger.
-const BODY_READ_SIZE: usize = 64 << 10;
 
 impl H1Conn {
     /// A fresh connection.
@@ -307,9 +303,9 @@ pub fn read_response(
         let Some(r) = read.as_mut() else { continue };
         loop {
             match r.head.decoder.step(&mut buf, false)? {
-                body::Step::Data(data) => r.body.push(data),
-                body::Step::NeedMore => break,
-                body::Step::End => {
+                crate::h1::Step::Data(data) => r.body.push(data),
+                crate::h1::Step::NeedMore => break,
+                crate::h1::Step::End => {
                     r.ended = true;
                     return Ok(read);
                 }
@@ -317,22 +313,6 @@ pub fn read_response(
         }
     }
     Ok(read)
-}
-
-fn poll_fill<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut BytesMut,
-    cx: &mut Context<'_>,
-    want: usize,
-) -> Poll<std::io::Result<usize>> {
-    if buf.capacity() - buf.len() < want.min(READ_SIZE) / 2 + 1 {
-        buf.reserve(want.clamp(READ_SIZE, BODY_READ_SIZE));
-    }
-    // tokio's `poll_read` (under `read_buf`) forgets the socket's readiness
-    // after a short read, so the next read waits for the next event instead
-    // of starting with a system call that only says "would block".
-    let read = io.read_buf(buf);
-    std::pin::pin!(read).poll(cx)
 }
 
 /// Reads until a final (not `1xx`) response head is complete.

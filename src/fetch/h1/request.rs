@@ -12,6 +12,7 @@ use tokio::io::AsyncWrite;
 
 use super::{write_all, H1Error, RequestHead};
 use crate::fetch::req_body::ReqBody;
+use crate::h1::length_value;
 
 /// What [`encode_head`] wrote: the body's framing, and whether the
 /// request asked for the connection to close after it.
@@ -89,31 +90,6 @@ pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
     let mut found = None;
     for value in headers.get_all(CONTENT_LENGTH) {
         let n = length_value(value)?;
-        if found.is_some_and(|f| f != n) {
-            return None;
-        }
-        found = Some(n);
-    }
-    found
-}
-
-/// One `Content-Length` field's length: digits only, a list of equal
-/// lengths (`5, 5`) allowed; `None` for anything else (a byte loop: this
-/// runs for nearly every response).
-pub(super) fn length_value(value: &http::HeaderValue) -> Option<u64> {
-    let mut found: Option<u64> = None;
-    for part in value.as_bytes().split(|&b| b == b',') {
-        let part = part.trim_ascii();
-        if part.is_empty() {
-            return None;
-        }
-        let mut n: u64 = 0;
-        for &b in part {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        }
         if found.is_some_and(|f| f != n) {
             return None;
         }

@@ -7,8 +7,8 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use std::mem::MaybeUninit;
 
-use super::body::Decoder;
 use super::{H1Error, Limits};
+use crate::h1::{length_value, Decoder};
 
 /// A parsed response head.
 #[derive(Debug)]
@@ -172,7 +172,7 @@ impl FramingFields {
                 .and_then(|v| v.rsplit(',').next())
                 .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         } else if name == CONTENT_LENGTH {
-            self.length = match (self.length, super::request::length_value(value)) {
+            self.length = match (self.length, length_value(value)) {
                 (Length::Absent, Some(n)) => Length::Is(n),
                 (Length::Is(m), Some(n)) if m == n => Length::Is(n),
                 _ => Length::Invalid,

@@ -1,17 +1,17 @@
-//! The timer hyper's server connections run their header-read timeout on
+//! The timer client connections run their header-read timeout on
 //! (`server.header_read_timeout`: the slow-client guard and the idle
 //! keep-alive limit).
 //!
-//! hyper arms that timeout for every request: a `sleep_until` when it
-//! starts reading a head, polled while the next request has not arrived,
-//! dropped once it has. On tokio's timer that is a timer-wheel entry
-//! registered and removed per request, plus a clock read: ~700
-//! instructions of a ~18,000-instruction cache hit (callgrind). A timeout
-//! of seconds needs no such precision, so this timer keeps its deadlines
-//! in ticks of an eighth of the timeout (10 ms to 500 ms) in a slab, and
-//! one task per timer walks the slab each tick and wakes the connections
-//! whose deadline has passed. Registering is a slab slot under an
-//! uncontended lock (each worker thread has its own timer).
+//! The timeout is armed for every request: when the connection starts
+//! waiting for a head, dropped once it has come. On tokio's timer that is
+//! a timer-wheel entry registered and removed per request, plus a clock
+//! read: ~700 instructions of a ~18,000-instruction cache hit (callgrind,
+//! with hyper's server side). A timeout of seconds needs no such
+//! precision, so this timer keeps its deadlines in ticks of an eighth of
+//! the timeout (10 ms to 500 ms) in a slab, and one task per timer walks
+//! the slab each tick and wakes the connections whose deadline has passed.
+//! Registering is a slab slot under an uncontended lock (each worker
+//! thread has its own timer).
 //!
 //! A deadline never fires early: it is rounded up to the next tick and
 //! compared with the clock read by the ticking task; it fires at most
@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-use hyper::rt::{Sleep, Timer};
 
 /// A timer with ticks fit for a timeout of `timeout` (see the module's
 /// documentation). Cheap to clone: clones share one slab and one ticking
@@ -125,28 +123,26 @@ async fn tick(wheel: Weak<Wheel>, period: Duration) {
     .await;
 }
 
-impl Timer for CoarseTimer {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+impl CoarseTimer {
+    /// A sleep of `duration` from now.
+    pub fn sleep(&self, duration: Duration) -> CoarseSleep {
         self.sleep_until(clock() + duration)
     }
 
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+    /// A sleep until `deadline`.
+    pub fn sleep_until(&self, deadline: Instant) -> CoarseSleep {
         // Rounded up: a deadline inside a tick fires at its end.
         let ticks = self.wheel.ticks_at(deadline).saturating_add(1);
-        Box::pin(CoarseSleep {
+        CoarseSleep {
             wheel: self.wheel.clone(),
             deadline: ticks,
             slot: None,
-        })
-    }
-
-    fn now(&self) -> Instant {
-        clock()
+        }
     }
 }
 
-/// A deadline on a [`CoarseTimer`].
-struct CoarseSleep {
+/// A deadline on a [`CoarseTimer`]: resolves once it has passed.
+pub struct CoarseSleep {
     wheel: Arc<Wheel>,
     deadline: u64,
     /// Its slab entry, once polled before the deadline.
@@ -220,8 +216,6 @@ impl Drop for CoarseSleep {
     }
 }
 
-impl Sleep for CoarseSleep {}
-
 /// The time, from tokio's clock (the system's, or a test's paused one).
 fn clock() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -258,7 +252,7 @@ mod tests {
             let mut held = Vec::new();
             for _ in 0..100 {
                 let mut s = timer.sleep_until(clock() + Duration::from_secs(60));
-                assert!(s.as_mut().poll(&mut cx).is_pending());
+                assert!(Pin::new(&mut s).poll(&mut cx).is_pending());
                 held.push(s);
             }
         }
@@ -274,11 +268,11 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut kept = timer.sleep_until(clock() + Duration::from_millis(80));
         let mut gone = timer.sleep_until(clock() + Duration::from_millis(80));
-        assert!(kept.as_mut().poll(&mut cx).is_pending());
-        assert!(gone.as_mut().poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut kept).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut gone).poll(&mut cx).is_pending());
         drop(gone);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(kept.as_mut().poll(&mut cx).is_ready());
+        assert!(Pin::new(&mut kept).poll(&mut cx).is_ready());
         let fired = timer
             .wheel
             .slots()
@@ -288,7 +282,7 @@ mod tests {
             .count();
         assert_eq!(fired, 1, "only the kept sleep fired");
         let mut late = timer.sleep_until(clock() - Duration::from_millis(50));
-        assert!(late.as_mut().poll(&mut cx).is_ready());
+        assert!(Pin::new(&mut late).poll(&mut cx).is_ready());
     }
 
     /// Polled where no tokio runtime runs, a sleep waits (nothing can
@@ -299,7 +293,7 @@ mod tests {
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut s = timer.sleep_until(clock() + Duration::from_millis(20));
-        assert!(s.as_mut().poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut s).poll(&mut cx).is_pending());
         assert!(!timer.wheel.slots().ticking);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
