@@ -3,13 +3,17 @@
 //! [`crate::fetch::req_body::ReqBody`].)
 
 use bytes::Bytes;
+use http::HeaderName;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::cache::object::CachedObject;
 use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
+use crate::h1;
 use crate::http::coding::{Coding, StreamDecoder, StreamGzip};
 use crate::http::BoxError;
 
@@ -17,6 +21,11 @@ use crate::http::BoxError;
 pub enum RespBody {
     /// A stored body, or a synthetic one.
     Full(Option<Bytes>),
+    /// A stored object's body, its delivered fields written from the
+    /// object as the response's head goes out ([`h1::ResponseBody`]) rather
+    /// than copied into the response's map: the usual hit (see
+    /// `pipeline::deliver::stored_as_is`).
+    Stored(Arc<CachedObject>, Option<Bytes>),
     /// Streamed straight from a backend (pass, or a miss not shared).
     Backend(BackendBody),
     /// Streamed from a shared fetch (a coalesced miss).
@@ -60,6 +69,9 @@ impl std::fmt::Debug for RespBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RespBody::Full(b) => write!(f, "Full({} bytes)", b.as_ref().map_or(0, |b| b.len())),
+            RespBody::Stored(_, b) => {
+                write!(f, "Stored({} bytes)", b.as_ref().map_or(0, |b| b.len()))
+            }
             RespBody::Backend(_) => f.write_str("Backend"),
             RespBody::Shared(_) => f.write_str("Shared"),
             RespBody::SharedRange(w) => write!(f, "SharedRange({} bytes)", w.take),
@@ -80,7 +92,9 @@ impl Body for RespBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RespBody::Full(b) | RespBody::Stored(_, b) => {
+                Poll::Ready(b.take().map(|b| Ok(Frame::data(b))))
+            }
             RespBody::Backend(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
             RespBody::Shared(s) => Pin::new(s).poll_frame(cx),
             RespBody::SharedRange(w) => w.poll_frame(cx),
@@ -95,7 +109,7 @@ impl Body for RespBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RespBody::Full(b) => b.is_none(),
+            RespBody::Full(b) | RespBody::Stored(_, b) => b.is_none(),
             RespBody::Backend(s) => s.is_end_stream(),
             RespBody::Shared(s) => s.is_end_stream(),
             RespBody::SharedRange(w) => w.take == 0,
@@ -108,13 +122,43 @@ impl Body for RespBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RespBody::Full(b) | RespBody::Stored(_, b) => {
+                SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
             RespBody::Backend(s) => s.size_hint(),
             RespBody::Shared(s) => s.size_hint(),
             RespBody::SharedRange(w) => SizeHint::with_exact(w.take),
             RespBody::Parts(p) => SizeHint::with_exact(p.iter().map(|b| b.len() as u64).sum()),
             RespBody::Assembled(_) | RespBody::Decode(_) | RespBody::Gzip(_) => SizeHint::default(),
         }
+    }
+}
+
+/// Fields a stored object's head does not carry when it is delivered:
+/// the body's length is written by the server, the others are set at each
+/// delivery (`pipeline::deliver::stored_as_is`).
+const SET_AT_DELIVERY: [HeaderName; 4] = [
+    http::header::CONTENT_LENGTH,
+    http::header::AGE,
+    // `pipeline::deliver::X_CACHE` (this module is below the pipeline).
+    HeaderName::from_static("x-cache"),
+    http::header::ACCEPT_RANGES,
+];
+
+impl h1::ResponseBody for RespBody {
+    fn write_fields(&self, out: &mut Vec<u8>) -> bool {
+        let RespBody::Stored(obj, _) = self else {
+            return false;
+        };
+        let mut date = false;
+        for (name, value) in obj.fields.delivered() {
+            if SET_AT_DELIVERY.contains(name) {
+                continue;
+            }
+            date |= name == http::header::DATE;
+            h1::write_field(out, name.as_str(), value.as_bytes());
+        }
+        date
     }
 }
 

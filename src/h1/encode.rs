@@ -72,12 +72,16 @@ pub struct Encoded {
 pub struct BadLength;
 
 /// Writes `resp`'s status line and fields into `out` (appended) and
-/// decides the body's framing.
+/// decides the body's framing. `first` writes fields that go before the
+/// response's own (a stored object's, see [`super::ResponseBody`]) and
+/// says whether a `Date` was among them; they must not include framing
+/// fields (`Content-Length`, `Transfer-Encoding`, `Connection`).
 pub fn encode_head(
     resp: &http::response::Parts,
     size: BodySize,
     asked: Asked<'_>,
     out: &mut Vec<u8>,
+    first: impl FnOnce(&mut Vec<u8>) -> bool,
 ) -> Result<Encoded, BadLength> {
     let start = out.len();
     let status = resp.status;
@@ -88,10 +92,10 @@ pub fn encode_head(
         && status != StatusCode::NOT_MODIFIED;
     let can_body = can_length && !head;
     status_line(resp, http10, out);
+    let mut date_said = first(out);
     let mut framing = None;
     let mut close = !asked.keep_alive;
     let mut keep_alive_said = false;
-    let mut date_said = false;
     for (name, value) in &resp.headers {
         if name == CONTENT_LENGTH {
             if head {
@@ -208,7 +212,8 @@ fn status_line(resp: &http::response::Parts, http10: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+/// Appends the field line `name: value`.
+pub fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -278,7 +283,7 @@ mod tests {
             version,
             keep_alive,
         };
-        let e = encode_head(&parts, size, asked, &mut out).expect("encodes");
+        let e = encode_head(&parts, size, asked, &mut out, |_| false).expect("encodes");
         let text = String::from_utf8(out).expect("ASCII");
         let text = text
             .lines()
@@ -356,7 +361,7 @@ mod tests {
         };
         let mut out = b"kept".to_vec();
         assert_eq!(
-            encode_head(&parts, BodySize::Unknown, asked, &mut out),
+            encode_head(&parts, BodySize::Unknown, asked, &mut out, |_| false),
             Err(BadLength)
         );
         assert_eq!(out, b"kept");
@@ -460,7 +465,7 @@ mod tests {
             version: V11,
             keep_alive: true,
         };
-        encode_head(&parts, BodySize::Empty, asked, &mut out).expect("encodes");
+        encode_head(&parts, BodySize::Empty, asked, &mut out, |_| false).expect("encodes");
         let text = String::from_utf8(out).expect("ASCII");
         assert!(text.starts_with("HTTP/1.1 599 <none>\r\n"), "{text}");
         let date = text
@@ -470,7 +475,7 @@ mod tests {
         assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
         let (parts, ()) = resp(200, &[("date", "Sun, 06 Nov 1994 08:49:37 GMT")]).into_parts();
         let mut out = Vec::new();
-        encode_head(&parts, BodySize::Empty, asked, &mut out).expect("encodes");
+        encode_head(&parts, BodySize::Empty, asked, &mut out, |_| false).expect("encodes");
         assert_eq!(
             String::from_utf8(out)
                 .expect("ASCII")

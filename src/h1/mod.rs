@@ -29,7 +29,7 @@ mod upgrade;
 
 pub use body::{BodyError, RequestBody};
 pub use decoder::{ChunkError, Decoder, Step};
-pub use encode::{Asked, BodySize, Framing};
+pub use encode::{field as write_field, Asked, BodySize, Framing};
 pub use head::{HeadError, Limits};
 pub use upgrade::{NotUpgraded, OnUpgrade, Upgraded};
 
@@ -106,6 +106,20 @@ pub(crate) fn length_value(value: &http::HeaderValue) -> Option<u64> {
     found
 }
 
+/// A response body as the server writes it: it may write some of its
+/// response's fields itself, from where they are kept (a stored object's
+/// fields, without copying them into the response's map first).
+pub trait ResponseBody: Body<Data = Bytes> + Unpin {
+    /// Writes fields that go before the response's own (with
+    /// [`write_field`]); whether a `Date` was among them. Never framing
+    /// fields (`Content-Length`, `Transfer-Encoding`, `Connection`).
+    fn write_fields(&self, _out: &mut Vec<u8>) -> bool {
+        false
+    }
+}
+
+impl ResponseBody for http_body_util::Full<Bytes> {}
+
 /// How client connections are served.
 #[derive(Clone)]
 pub struct Settings {
@@ -177,7 +191,7 @@ where
     I: Io + 'static,
     H: FnMut(Request<RequestBody>) -> F,
     F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes> + Unpin,
+    B: ResponseBody,
     B::Error: Into<BoxError>,
 {
     let mut conn = Conn {
@@ -217,7 +231,8 @@ where
                 None => BodySize::Unknown,
             }
         };
-        let encoded = match encode::encode_head(&parts, size, asked, &mut conn.wbuf) {
+        let first = |out: &mut Vec<u8>| body.write_fields(out);
+        let encoded = match encode::encode_head(&parts, size, asked, &mut conn.wbuf, first) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, status = %parts.status, "response not written");
@@ -483,7 +498,7 @@ impl<I: Io> Conn<I> {
             version: http::Version::HTTP_11,
             keep_alive: false,
         };
-        if encode::encode_head(&parts, BodySize::Empty, asked, &mut self.wbuf).is_ok() {
+        if encode::encode_head(&parts, BodySize::Empty, asked, &mut self.wbuf, |_| false).is_ok() {
             let _ = self.flush(None).await;
         }
         let _ = self.io.shutdown().await;

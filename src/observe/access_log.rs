@@ -68,11 +68,19 @@ impl RequestLine {
         ttfb: Duration,
         queue: usize,
     ) {
-        let bytes = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
+        // The field when the response has it in its map; else the body's
+        // size (a stored object's fields are written from the object).
+        let length;
+        let bytes = match resp.headers().get(http::header::CONTENT_LENGTH) {
+            Some(v) => v.to_str().unwrap_or("-"),
+            None => match http_body::Body::size_hint(resp.body()).exact() {
+                Some(n) => {
+                    length = n.to_string();
+                    &length
+                }
+                None => "-",
+            },
+        };
         let mut line = self.format(
             client,
             resp.status(),

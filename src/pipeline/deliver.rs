@@ -142,6 +142,52 @@ pub fn from_cache(
     respond(obj.status, headers, body)
 }
 
+/// The usual hit, when nothing will read or change the response's fields
+/// before the server writes them: a GET of a stored object (not an ESI
+/// page, not for an ESI include, no `vcl_deliver` to run) that is neither
+/// conditional nor a range request and needs no decoding. Its stored
+/// fields are written from the object as the head goes out
+/// (`RespBody::Stored`); the response's map holds only what each delivery
+/// sets (`Age`, `X-Cache`, `Via`, `Accept-Ranges`), not a copy of every
+/// stored field (callgrind, session 17: building and dropping that map was
+/// ~2,500 of a 1 KiB hit's ~16,400 instructions). `None`: the general way
+/// (`from_cache`).
+fn stored_as_is(
+    ctx: &Task,
+    obj: &Arc<CachedObject>,
+    outcome: CacheOutcome,
+    via: &HeaderValue,
+) -> Option<Response<RespBody>> {
+    if ctx.method != Method::GET
+        || ctx.esi.is_some()
+        || obj.esi.is_some()
+        || runs_vcl_deliver(ctx)
+        || needs_decoding(ctx, obj)
+        || ctx.headers.contains_key(RANGE)
+        || is_conditional(&ctx.headers)
+    {
+        return None;
+    }
+    let mut headers = HeaderMap::with_capacity(DELIVERY_FIELDS);
+    headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
+    let x_cache = match outcome {
+        CacheOutcome::Hit => hit_value(obj.record_hit()),
+        other => HeaderValue::from_static(other.as_str()),
+    };
+    headers.insert(X_CACHE, x_cache);
+    headers.append(VIA, via.clone());
+    if obj.status == StatusCode::OK {
+        // Sets `Accept-Ranges` (or not); a `Range` was ruled out above.
+        accept_ranges(ctx, &mut headers);
+    }
+    let body = Some(obj.body.clone()).filter(|b| !b.is_empty());
+    Some(respond(
+        obj.status,
+        headers,
+        RespBody::Stored(obj.clone(), body),
+    ))
+}
+
 /// Removes every field named in `names`.
 fn remove_all(headers: &mut HeaderMap, names: &NameSet) {
     for name in names.names() {
@@ -485,7 +531,7 @@ impl Proxy {
     pub(super) fn deliver_object(
         self: &Arc<Self>,
         ctx: &Task,
-        obj: &CachedObject,
+        obj: &Arc<CachedObject>,
         outcome: CacheOutcome,
     ) -> Served {
         let leave_out = removed_by_vcl_deliver(ctx);
@@ -530,10 +576,13 @@ impl Proxy {
     fn object_response(
         self: &Arc<Self>,
         ctx: &Task,
-        obj: &CachedObject,
+        obj: &Arc<CachedObject>,
         outcome: CacheOutcome,
         leave_out: &NameSet,
     ) -> Response<RespBody> {
+        if let Some(resp) = stored_as_is(ctx, obj, outcome, &ctx.live.via) {
+            return resp;
+        }
         // The hit path decoded it already (`decode_for`); the rarer ways
         // here (a stale object on an error, a 304 refresh) decode now.
         if needs_decoding(ctx, obj) && !obj.identity().initialized() {

@@ -242,7 +242,7 @@ impl Proxy {
     /// synthetic answer of `vcl_backend_error`, else lacquer's error.
     fn fetch_failed(self: &Arc<Self>, ctx: &Task, f: Fetch, failed: Exchange) -> Served {
         let Fetch { stale, guard, .. } = f;
-        let stale = stale.as_deref();
+        let stale = stale.as_ref();
         let failure = match failed {
             Exchange::Synthetic(resp) => {
                 if let Some(g) = guard {
@@ -269,7 +269,7 @@ impl Proxy {
             FailureKind::BackendUnavailable | FailureKind::BackendTimeout | FailureKind::BadGateway
         );
         let now = self.clock().now();
-        let usable = |o: &&CachedObject| {
+        let usable = |o: &&Arc<CachedObject>| {
             self.usable_on_error(o) || (disconnected && o.freshness.usable_when_disconnected(now))
         };
         if let Some(obj) = stale.filter(usable) {
@@ -489,7 +489,7 @@ impl Proxy {
                 } else {
                     obj
                 };
-                self.deliver_object(ctx, &obj, CacheOutcome::Miss)
+                self.deliver_object(ctx, &Arc::new(obj), CacheOutcome::Miss)
             }
         }
     }

@@ -49,6 +49,7 @@ mod file_descriptors;
 mod grace;
 mod haproxy;
 mod head;
+mod hit_heads;
 mod invalidation_paths;
 mod large_bodies;
 mod layout;

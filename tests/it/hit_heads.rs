@@ -1,0 +1,119 @@
+//! The head of a hit as the client gets it: since session 17 the usual hit
+//! writes its stored fields from the object (`RespBody::Stored`), the
+//! response's own map holding only what each delivery sets. Each field
+//! the origin sent comes once, in its order; `Age`, `X-Cache`,
+//! `Accept-Ranges` and `Content-Length` are lacquer's, once each, on every
+//! way a stored object is delivered.
+use crate::common::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The field lines of a raw answer named `name` (any case), in order.
+fn lines_named<'a>(answer: &'a str, name: &str) -> Vec<&'a str> {
+    let head = answer.split("\r\n\r\n").next().unwrap_or("");
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hit_carries_each_stored_field_once_and_its_own_delivery_fields() {
+    let origin = Origin::start().await;
+    let date = http_date(-3);
+    let date_sent = date.clone();
+    origin.route("/f", move |_, _| {
+        Reply::ok("hello")
+            .header("cache-control", "max-age=60")
+            .header("x-cache", "origin-cache")
+            .header("age", "5")
+            .header("accept-ranges", "none")
+            .header("x-custom", "a")
+            .header("content-type", "text/plain")
+            .header("x-custom", "b")
+            .header("date", &date_sent)
+    });
+    let lq = lacquer_for(&origin).await;
+    let get = b"GET /f HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n";
+    let miss = raw(lq.addr(), get, WAIT).await;
+    assert!(miss.starts_with("HTTP/1.1 200"), "{miss}");
+    wait_stored(&lq, "/f").await;
+    for round in 0..2 {
+        let hit = raw(lq.addr(), get, WAIT).await;
+        assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
+        assert!(hit.ends_with("\r\n\r\nhello"), "{hit}");
+        assert_eq!(origin.hits("/f"), 1, "round {round}: {hit}");
+        let x_cache = lines_named(&hit, "x-cache");
+        assert_eq!(x_cache.len(), 1, "{hit}");
+        assert!(x_cache[0].starts_with("HIT"), "{hit}");
+        let age = lines_named(&hit, "age");
+        assert_eq!(age.len(), 1, "{hit}");
+        assert!(age[0].parse::<u64>().expect("a number") >= 5, "{hit}");
+        assert_eq!(lines_named(&hit, "accept-ranges"), ["bytes"], "{hit}");
+        assert_eq!(lines_named(&hit, "content-length"), ["5"], "{hit}");
+        assert_eq!(lines_named(&hit, "x-custom"), ["a", "b"], "{hit}");
+        assert_eq!(lines_named(&hit, "content-type"), ["text/plain"], "{hit}");
+        assert_eq!(lines_named(&hit, "date"), [date.as_str()], "{hit}");
+        assert_eq!(lines_named(&hit, "connection"), ["close"], "{hit}");
+        assert_eq!(lines_named(&hit, "via").len(), 1, "{hit}");
+    }
+    // The other ways of delivering the same object agree on those fields.
+    let head = raw(
+        lq.addr(),
+        b"HEAD /f HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    assert_eq!(lines_named(&head, "content-length"), ["5"], "{head}");
+    assert_eq!(lines_named(&head, "x-cache").len(), 1, "{head}");
+    assert_eq!(lines_named(&head, "x-custom"), ["a", "b"], "{head}");
+    let range = raw(
+        lq.addr(),
+        b"GET /f HTTP/1.1\r\nHost: h.test\r\nRange: bytes=1-2\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(range.starts_with("HTTP/1.1 206"), "{range}");
+    assert!(range.ends_with("\r\n\r\nel"), "{range}");
+    assert_eq!(lines_named(&range, "content-length"), ["2"], "{range}");
+    assert_eq!(lines_named(&range, "x-custom"), ["a", "b"], "{range}");
+    assert_eq!(origin.hits("/f"), 1);
+}
+
+#[tokio::test]
+async fn hits_on_one_keep_alive_connection_are_framed_by_their_own_length() {
+    let origin = Origin::start().await;
+    for (path, body) in [("/a", "first"), ("/b", ""), ("/c", "the third one")] {
+        origin.route(path, move |_, _| {
+            Reply::ok(body).header("cache-control", "max-age=60")
+        });
+    }
+    let lq = lacquer_for(&origin).await;
+    for path in ["/a", "/b", "/c"] {
+        let miss = format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        raw(lq.addr(), miss.as_bytes(), WAIT).await;
+        wait_stored(&lq, path).await;
+    }
+    // Three hits pipelined on one connection: each answer whole, in order.
+    let pipelined = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    let all = raw(lq.addr(), pipelined, WAIT).await;
+    let answers: Vec<&str> = all.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 3, "{all}");
+    for (answer, body) in answers.iter().zip(["first", "", "the third one"]) {
+        assert!(answer.starts_with("200 OK\r\n"), "{all}");
+        assert!(answer.ends_with(&format!("\r\n\r\n{body}")), "{all}");
+        assert_eq!(
+            lines_named(&format!("HTTP/1.1 {answer}"), "content-length"),
+            [body.len().to_string()],
+            "{all}"
+        );
+    }
+    assert_eq!(origin.total(), 3);
+}
