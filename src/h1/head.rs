@@ -131,6 +131,17 @@ pub fn parse(
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target_span.0..target_span.0 + target_span.1))
         .map_err(|_| HeadError::Malformed("request target"))?;
+    // RFC 9112 §3.2: origin-form (`/…`) or absolute-form; authority-form
+    // only for CONNECT, `*` only for OPTIONS. `GET foo` is not a request
+    // for `/`.
+    let target = &head[target_span.0..target_span.0 + target_span.1];
+    let form_ok = target.first() == Some(&b'/')
+        || uri.scheme().is_some()
+        || method == Method::CONNECT
+        || (method == Method::OPTIONS && target == b"*");
+    if !form_ok {
+        return Err(HeadError::Malformed("request target form"));
+    }
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut noted = Noted::default();
     for &(name, name_len, value, value_len) in spans.iter() {
@@ -303,6 +314,14 @@ mod tests {
         assert_eq!(h.decoder, Decoder::chunked());
         let h = whole(b"POST / HTTP/1.1\r\nContent-Length: 4, 4\r\n\r\n");
         assert_eq!(h.decoder.remaining(), Some(4));
+        for target in [
+            &b"OPTIONS * "[..],
+            b"CONNECT a.test:443 ",
+            b"GET http://a.test/x ",
+        ] {
+            let wire = [target, b"HTTP/1.1\r\n\r\n"].concat();
+            assert!(head(&wire).is_ok_and(|h| h.is_some()), "{wire:?}");
+        }
     }
 
     #[test]
@@ -334,6 +353,12 @@ mod tests {
             (b"GET / HTTP/2.0\r\n\r\n", "version"),
             (b"GET /a b HTTP/1.1\r\n\r\n", "space in the target"),
             (b"G(T / HTTP/1.1\r\n\r\n", "method"),
+            (b"GET foo HTTP/1.1\r\n\r\n", "a target in no form"),
+            (
+                b"GET example.com:80 HTTP/1.1\r\n\r\n",
+                "authority-form on GET",
+            ),
+            (b"GET * HTTP/1.1\r\n\r\n", "asterisk on GET"),
         ] {
             let got = head(wire);
             assert!(

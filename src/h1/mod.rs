@@ -33,7 +33,7 @@ pub use encode::{field as write_field, Asked, BodySize, Framing};
 pub use head::{HeadError, Limits};
 pub use upgrade::{NotUpgraded, OnUpgrade, Upgraded};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use std::future::{poll_fn, Future};
@@ -291,6 +291,15 @@ impl<I: Io> Conn<I> {
     ) -> Result<Option<head::Head>, ConnError> {
         let mut timer = None;
         loop {
+            // Empty lines before a request line are ignored (RFC 9112
+            // §2.2; some clients send one after a body): dropped here, so
+            // that a connection holding only them counts as idle.
+            let blank = self
+                .rbuf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            self.rbuf.advance(blank);
             if !self.rbuf.is_empty() {
                 match head::parse(&mut self.rbuf, settings.limits, &mut self.spans) {
                     Ok(Some(h)) => return Ok(Some(h)),

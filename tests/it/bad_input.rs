@@ -29,6 +29,9 @@ async fn malformed_request_line_gets_400() {
     for request in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n",
+        // Not origin-form, not absolute-form (RFC 9112 §3.2): not `/`.
+        b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET a.test:80 HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
         assert_answer(lq.addr(), request, "HTTP/1.1 400").await;
     }

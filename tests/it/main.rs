@@ -26,6 +26,7 @@ mod process;
 mod access_log;
 mod adversarial_s15;
 mod adversarial_s16;
+mod adversarial_s17;
 mod backend_answers;
 mod backend_wire;
 mod backend_wire_edges;
