@@ -3,7 +3,7 @@
 //! [`crate::fetch::req_body::ReqBody`].)
 
 use bytes::Bytes;
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
 use crate::h1;
 use crate::http::coding::{Coding, StreamDecoder, StreamGzip};
+use crate::http::name_set::NameSet;
 use crate::http::BoxError;
 
 /// A response body sent to a client.
@@ -25,7 +26,9 @@ pub enum RespBody {
     /// object as the response's head goes out ([`h1::ResponseBody`]) rather
     /// than copied into the response's map: the usual hit (see
     /// `pipeline::deliver::stored_as_is`).
-    Stored(Arc<CachedObject>, Option<Bytes>),
+    /// The names are the fields its policy's `vcl_deliver` removes before
+    /// anything could see them (left out here too).
+    Stored(Arc<CachedObject>, Option<Bytes>, NameSet),
     /// Streamed straight from a backend (pass, or a miss not shared).
     Backend(BackendBody),
     /// Streamed from a shared fetch (a coalesced miss).
@@ -69,7 +72,7 @@ impl std::fmt::Debug for RespBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RespBody::Full(b) => write!(f, "Full({} bytes)", b.as_ref().map_or(0, |b| b.len())),
-            RespBody::Stored(_, b) => {
+            RespBody::Stored(_, b, _) => {
                 write!(f, "Stored({} bytes)", b.as_ref().map_or(0, |b| b.len()))
             }
             RespBody::Backend(_) => f.write_str("Backend"),
@@ -92,7 +95,7 @@ impl Body for RespBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            RespBody::Full(b) | RespBody::Stored(_, b) => {
+            RespBody::Full(b) | RespBody::Stored(_, b, _) => {
                 Poll::Ready(b.take().map(|b| Ok(Frame::data(b))))
             }
             RespBody::Backend(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
@@ -109,7 +112,7 @@ impl Body for RespBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RespBody::Full(b) | RespBody::Stored(_, b) => b.is_none(),
+            RespBody::Full(b) | RespBody::Stored(_, b, _) => b.is_none(),
             RespBody::Backend(s) => s.is_end_stream(),
             RespBody::Shared(s) => s.is_end_stream(),
             RespBody::SharedRange(w) => w.take == 0,
@@ -122,7 +125,7 @@ impl Body for RespBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RespBody::Full(b) | RespBody::Stored(_, b) => {
+            RespBody::Full(b) | RespBody::Stored(_, b, _) => {
                 SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
             }
             RespBody::Backend(s) => s.size_hint(),
@@ -134,28 +137,49 @@ impl Body for RespBody {
     }
 }
 
-/// Fields a stored object's head does not carry when it is delivered:
-/// the body's length is written by the server, the others are set at each
-/// delivery (`pipeline::deliver::stored_as_is`).
-const SET_AT_DELIVERY: [HeaderName; 4] = [
-    http::header::CONTENT_LENGTH,
-    http::header::AGE,
+impl RespBody {
+    /// For a stored object's response ([`RespBody::Stored`]): the
+    /// object's delivered fields, and the names left out of them.
+    pub fn stored_fields(&self) -> Option<(&[(HeaderName, HeaderValue)], &NameSet)> {
+        match self {
+            RespBody::Stored(obj, _, leave_out) => Some((obj.fields.delivered(), leave_out)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a stored field of `name` is part of the response delivered:
+/// not one a delivery sets anew (`Age`, `X-Cache`, `Accept-Ranges`:
+/// `pipeline::deliver::stored_as_is` puts them in the response's map), not
+/// left out. Asked for every stored field on every such hit: compared
+/// with names in statics (a `HeaderName` constant compared with `==` is
+/// built and dropped each time; a standard name's text is a lookup).
+#[inline(always)]
+pub fn stored_field_shown(name: &HeaderName, leave_out: &NameSet) -> bool {
+    static AGE: HeaderName = http::header::AGE;
+    static ACCEPT_RANGES: HeaderName = http::header::ACCEPT_RANGES;
     // `pipeline::deliver::X_CACHE` (this module is below the pipeline).
-    HeaderName::from_static("x-cache"),
-    http::header::ACCEPT_RANGES,
-];
+    static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+    let set_anew = *name == AGE || *name == ACCEPT_RANGES || *name == X_CACHE;
+    !set_anew && (leave_out.is_empty() || !leave_out.contains(name))
+}
+
+/// `Content-Length` and `Date`, compared without building the constants.
+static CONTENT_LENGTH: HeaderName = http::header::CONTENT_LENGTH;
+static DATE: HeaderName = http::header::DATE;
 
 impl h1::ResponseBody for RespBody {
     fn write_fields(&self, out: &mut Vec<u8>) -> bool {
-        let RespBody::Stored(obj, _) = self else {
+        let Some((fields, leave_out)) = self.stored_fields() else {
             return false;
         };
         let mut date = false;
-        for (name, value) in obj.fields.delivered() {
-            if SET_AT_DELIVERY.contains(name) {
+        for (name, value) in fields {
+            // The server writes the length of the body it sends.
+            if *name == CONTENT_LENGTH || !stored_field_shown(name, leave_out) {
                 continue;
             }
-            date |= name == http::header::DATE;
+            date |= *name == DATE;
             h1::write_field(out, name.as_str(), value.as_bytes());
         }
         date

@@ -3,11 +3,13 @@
 //! says so without comparing names.
 
 use http::HeaderName;
+use std::sync::Arc;
 
-/// Header names, with the lengths they have.
+/// Header names, with the lengths they have. Cheap to clone (a stored
+/// hit's response keeps the names its policy leaves out).
 #[derive(Debug, Clone, Default)]
 pub struct NameSet {
-    names: Vec<HeaderName>,
+    names: Option<Arc<[HeaderName]>>,
     /// Bit `n` set when a name is `n` bytes long (bit 63: 63 or more).
     lengths: u64,
 }
@@ -16,7 +18,7 @@ impl NameSet {
     /// The empty set.
     pub fn empty() -> &'static NameSet {
         static EMPTY: NameSet = NameSet {
-            names: Vec::new(),
+            names: None,
             lengths: 0,
         };
         &EMPTY
@@ -25,23 +27,25 @@ impl NameSet {
     /// The set of `names`.
     pub fn new(names: Vec<HeaderName>) -> NameSet {
         let lengths = names.iter().fold(0, |bits, n| bits | length_bit(n));
+        let names = (!names.is_empty()).then(|| names.into());
         NameSet { names, lengths }
     }
 
     /// Whether it holds `name`.
     #[inline]
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.lengths & length_bit(name) != 0 && self.names.contains(name)
+        self.lengths & length_bit(name) != 0 && self.names().contains(name)
     }
 
     /// Whether it holds no name.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.names.is_none()
     }
 
     /// The names.
     pub fn names(&self) -> &[HeaderName] {
-        &self.names
+        self.names.as_deref().unwrap_or(&[])
     }
 }
 

@@ -102,6 +102,52 @@ pub enum FieldValues<'a> {
     Map(http::header::ValueIter<'a, HeaderValue>),
     /// One value or none (a pending change).
     One(Option<&'a HeaderValue>),
+    /// The values of a list of fields (a stored object's), then a map's.
+    Listed(ListedValues<'a>, http::header::ValueIter<'a, HeaderValue>),
+}
+
+/// The values of one name in a list of fields, in order.
+pub struct ListedValues<'a> {
+    rest: &'a [(HeaderName, HeaderValue)],
+    name: &'a str,
+}
+
+impl<'a> ListedValues<'a> {
+    /// The values named `name` (any case) in `fields`, when `shown`
+    /// holds for that name.
+    pub fn of(
+        fields: &'a [(HeaderName, HeaderValue)],
+        name: &str,
+        shown: impl Fn(&HeaderName) -> bool,
+    ) -> ListedValues<'a> {
+        match fields
+            .iter()
+            .position(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+        {
+            Some(i) if shown(&fields[i].0) => ListedValues {
+                rest: &fields[i..],
+                name: fields[i].0.as_str(),
+            },
+            _ => ListedValues {
+                rest: &[],
+                name: "",
+            },
+        }
+    }
+}
+
+impl<'a> Iterator for ListedValues<'a> {
+    type Item = &'a HeaderValue;
+
+    fn next(&mut self) -> Option<&'a HeaderValue> {
+        while let Some(((n, v), rest)) = self.rest.split_first() {
+            self.rest = rest;
+            if n.as_str() == self.name {
+                return Some(v);
+            }
+        }
+        None
+    }
 }
 
 impl<'a> Iterator for FieldValues<'a> {
@@ -112,6 +158,7 @@ impl<'a> Iterator for FieldValues<'a> {
         match self {
             FieldValues::Map(values) => values.next(),
             FieldValues::One(value) => value.take(),
+            FieldValues::Listed(listed, map) => listed.next().or_else(|| map.next()),
         }
     }
 }

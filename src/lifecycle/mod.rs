@@ -25,6 +25,7 @@ mod fetch;
 mod live;
 mod outcome;
 mod policy;
+pub mod resp_fields;
 mod synthetic;
 mod task;
 mod tlvs;

@@ -142,16 +142,16 @@ pub fn from_cache(
     respond(obj.status, headers, body)
 }
 
-/// The usual hit, when nothing will read or change the response's fields
-/// before the server writes them: a GET of a stored object (not an ESI
-/// page, not for an ESI include, no `vcl_deliver` to run) that is neither
-/// conditional nor a range request and needs no decoding. Its stored
-/// fields are written from the object as the head goes out
-/// (`RespBody::Stored`); the response's map holds only what each delivery
-/// sets (`Age`, `X-Cache`, `Via`, `Accept-Ranges`), not a copy of every
-/// stored field (callgrind, session 17: building and dropping that map was
-/// ~2,500 of a 1 KiB hit's ~16,400 instructions). `None`: the general way
-/// (`from_cache`).
+/// The usual hit: a GET of a stored 200 (not an ESI page, not for an ESI
+/// include) that is neither conditional nor a range request and needs no
+/// decoding. Its stored fields are written from the object as the head
+/// goes out (`RespBody::Stored`); the response's map holds only what each
+/// delivery sets (`Age`, `X-Cache`, `Via`, `Accept-Ranges`), not a copy of
+/// every stored field (callgrind, session 17: building and dropping that
+/// map was ~2,500 of a 1 KiB hit's ~16,400 instructions). `vcl_deliver`
+/// reads the stored fields through the response
+/// (`lifecycle::resp_fields`); a change to one of them copies them into
+/// the map first. `None`: the general way (`from_cache`).
 fn stored_as_is(
     ctx: &Task,
     obj: &Arc<CachedObject>,
@@ -159,33 +159,40 @@ fn stored_as_is(
     via: &HeaderValue,
 ) -> Option<Response<RespBody>> {
     if ctx.method != Method::GET
+        || obj.status != StatusCode::OK
         || ctx.esi.is_some()
         || obj.esi.is_some()
-        || runs_vcl_deliver(ctx)
         || needs_decoding(ctx, obj)
         || ctx.headers.contains_key(RANGE)
         || is_conditional(&ctx.headers)
     {
         return None;
     }
+    // What `vcl_deliver` removes first is left out here too (as in
+    // `from_cache`); the stored fields leave it out when written.
+    let leave_out = removed_by_vcl_deliver(ctx);
     let mut headers = HeaderMap::with_capacity(DELIVERY_FIELDS);
-    headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
+    if !leave_out.contains(&AGE) {
+        headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
+    }
     let x_cache = match outcome {
         CacheOutcome::Hit => hit_value(obj.record_hit()),
         other => HeaderValue::from_static(other.as_str()),
     };
-    headers.insert(X_CACHE, x_cache);
-    headers.append(VIA, via.clone());
-    if obj.status == StatusCode::OK {
-        // Sets `Accept-Ranges` (or not); a `Range` was ruled out above.
-        accept_ranges(ctx, &mut headers);
+    if !leave_out.contains(&X_CACHE) {
+        headers.insert(X_CACHE, x_cache);
+    }
+    if !leave_out.contains(&VIA) {
+        headers.append(VIA, via.clone());
+    }
+    // Sets `Accept-Ranges` (or not); a `Range` was ruled out above.
+    accept_ranges(ctx, &mut headers);
+    if leave_out.contains(&ACCEPT_RANGES) {
+        headers.remove(ACCEPT_RANGES);
     }
     let body = Some(obj.body.clone()).filter(|b| !b.is_empty());
-    Some(respond(
-        obj.status,
-        headers,
-        RespBody::Stored(obj.clone(), body),
-    ))
+    let stored = RespBody::Stored(obj.clone(), body, leave_out.clone());
+    Some(respond(obj.status, headers, stored))
 }
 
 /// Removes every field named in `names`.

@@ -117,3 +117,63 @@ async fn hits_on_one_keep_alive_connection_are_framed_by_their_own_length() {
     }
     assert_eq!(origin.total(), 3);
 }
+
+/// `vcl_deliver` on a hit whose stored fields are written from the object:
+/// it reads them (the length too), adds fields, and replaces or removes
+/// stored ones (which then come out once, changed); what it removes
+/// unconditionally is left out from the start.
+#[tokio::test]
+async fn vcl_deliver_reads_and_changes_the_stored_fields_of_a_hit() {
+    let origin = Origin::start().await;
+    for path in ["/keep", "/change"] {
+        origin.route(path, |_, _| {
+            Reply::ok("hello")
+                .header("cache-control", "max-age=60")
+                .header("content-type", "text/plain")
+                .header("server", "origin/1.0")
+                .header("x-custom", "a")
+                .header("x-custom", "b")
+                .header("x-gone", "1")
+        });
+    }
+    let policy = r#"
+sub vcl_deliver {
+    set resp.http.X-Seen-Type = resp.http.Content-Type;
+    set resp.http.X-Seen-Length = resp.http.Content-Length;
+    set resp.http.X-Seen-Age = resp.http.Age;
+    if (req.url ~ "change") {
+        set resp.http.X-Custom = "replaced";
+        unset resp.http.X-Gone;
+    }
+    unset resp.http.Server;
+    return (deliver);
+}
+"#;
+    let lq = with_policy(origin.addr, policy).await;
+    for path in ["/keep", "/change"] {
+        let get = format!("GET {path} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");
+        raw(lq.addr(), get.as_bytes(), WAIT).await;
+        wait_stored(&lq, path).await;
+        let hit = raw(lq.addr(), get.as_bytes(), WAIT).await;
+        assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
+        assert!(hit.ends_with("\r\n\r\nhello"), "{hit}");
+        assert_eq!(lines_named(&hit, "x-cache").len(), 1, "{hit}");
+        assert!(lines_named(&hit, "x-cache")[0].starts_with("HIT"), "{hit}");
+        assert_eq!(lines_named(&hit, "x-seen-type"), ["text/plain"], "{hit}");
+        assert_eq!(lines_named(&hit, "x-seen-length"), ["5"], "{hit}");
+        let age = lines_named(&hit, "age");
+        assert_eq!(age.len(), 1, "{hit}");
+        assert_eq!(lines_named(&hit, "x-seen-age"), age, "{hit}");
+        assert_eq!(lines_named(&hit, "content-length"), ["5"], "{hit}");
+        assert_eq!(lines_named(&hit, "content-type"), ["text/plain"], "{hit}");
+        assert!(lines_named(&hit, "server").is_empty(), "{hit}");
+        if path == "/keep" {
+            assert_eq!(lines_named(&hit, "x-custom"), ["a", "b"], "{hit}");
+            assert_eq!(lines_named(&hit, "x-gone"), ["1"], "{hit}");
+        } else {
+            assert_eq!(lines_named(&hit, "x-custom"), ["replaced"], "{hit}");
+            assert!(lines_named(&hit, "x-gone").is_empty(), "{hit}");
+        }
+        assert_eq!(origin.hits(path), 1, "{hit}");
+    }
+}

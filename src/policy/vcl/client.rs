@@ -63,21 +63,28 @@ impl<'a> ClientView<'a> {
             }
             (RespPart::Synth(s), Var::RespReason) => Some(Value::Str(Cow::Borrowed(&s.reason))),
             (_, Var::RespProto) => Some(Value::Str(Cow::Owned(format!("{:?}", self.req.version)))),
-            (_, Var::RespHttp(h)) => header_get(self.resp_map()?, h),
+            (RespPart::Delivered(r), Var::RespHttp(h)) => header_get(&**r, h),
+            (RespPart::Synth(s), Var::RespHttp(h)) => header_get(&s.headers, h),
             _ => None,
         }
     }
 
-    fn resp_map(&self) -> Option<&HeaderMap> {
+    /// `resp.http.<h>` as text.
+    fn resp_str(&self, h: &vcl_lite::Header) -> Option<&str> {
         match self.resp.as_ref()? {
-            RespPart::Delivered(r) => Some(r.headers()),
-            RespPart::Synth(s) => Some(&s.headers),
+            RespPart::Delivered(r) => super::values::header_str(&**r, h),
+            RespPart::Synth(s) => super::values::header_str(&s.headers, h),
         }
     }
 
+    /// The response's whole map to change (a stored response's fields
+    /// copied into it first: `lifecycle::resp_fields`).
     fn resp_headers(&mut self) -> Option<&mut HeaderMap> {
         match self.resp.as_mut()? {
-            RespPart::Delivered(r) => Some(r.headers_mut()),
+            RespPart::Delivered(r) => {
+                crate::lifecycle::resp_fields::into_map(r);
+                Some(r.headers_mut())
+            }
             RespPart::Synth(s) => Some(&mut s.headers),
         }
     }
@@ -184,7 +191,7 @@ impl Context for ClientView<'_> {
             return text;
         }
         match var {
-            Var::RespHttp(h) => super::values::header_str(self.resp_map()?, h),
+            Var::RespHttp(h) => self.resp_str(h),
             Var::ObjHttp(h) => self.obj_header(h),
             // Other variables are not asked here (`Var::is_text`).
             _ => self.get(var)?.into_lent_str(),
@@ -310,10 +317,11 @@ impl Context for ClientView<'_> {
                     None => return Err("resp.reason cannot be set here".into()),
                 }
             }
-            Var::RespHttp(h) => {
-                let headers = self.resp_headers().ok_or("resp.http cannot be set here")?;
-                header_set(headers, h, value, "resp.http")?;
-            }
+            Var::RespHttp(h) => match self.resp.as_mut() {
+                Some(RespPart::Delivered(r)) => header_set(&mut **r, h, value, "resp.http")?,
+                Some(RespPart::Synth(s)) => header_set(&mut s.headers, h, value, "resp.http")?,
+                None => return Err("resp.http cannot be set here".into()),
+            },
             Var::RespBody => match self.resp.as_mut() {
                 Some(RespPart::Synth(s)) => s.body = value.into_string(),
                 _ => return Err("resp.body cannot be set here".into()),
@@ -331,11 +339,11 @@ impl Context for ClientView<'_> {
                     self.req.host.clear();
                 }
             }
-            Var::RespHttp(h) => {
-                if let Some(headers) = self.resp_headers() {
-                    header_unset(headers, h);
-                }
-            }
+            Var::RespHttp(h) => match self.resp.as_mut() {
+                Some(RespPart::Delivered(r)) => header_unset(&mut **r, h),
+                Some(RespPart::Synth(s)) => header_unset(&mut s.headers, h),
+                None => {}
+            },
             _ => {}
         }
     }
@@ -457,10 +465,13 @@ impl Context for ClientView<'_> {
             Var::ReqHttp(h) if h.name() != "host" => {
                 header_set_literal(&mut self.req.headers, h, text, "req.http")
             }
-            Var::RespHttp(h) => {
-                let headers = self.resp_headers().ok_or("resp.http cannot be set here")?;
-                header_set_literal(headers, h, text, "resp.http")
-            }
+            Var::RespHttp(h) => match self.resp.as_mut() {
+                Some(RespPart::Delivered(r)) => header_set_literal(&mut **r, h, text, "resp.http"),
+                Some(RespPart::Synth(s)) => {
+                    header_set_literal(&mut s.headers, h, text, "resp.http")
+                }
+                None => Err("resp.http cannot be set here".into()),
+            },
             other => self.set(other, Value::Str(Cow::Borrowed(text.text()))),
         }
     }
@@ -505,7 +516,7 @@ impl ClientView<'_> {
             }
             Var::ReqHttp(h) => header_all(&self.req.headers, h),
             Var::RespHttp(h) => match self.resp.as_ref() {
-                Some(RespPart::Delivered(r)) => header_all(r.headers(), h),
+                Some(RespPart::Delivered(r)) => header_all(&**r, h),
                 Some(RespPart::Synth(s)) => header_all(&s.headers, h),
                 None => Vec::new(),
             },

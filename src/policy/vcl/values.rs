@@ -72,6 +72,17 @@ impl Fields for HeaderMap {
     }
 }
 
+/// A delivered response: a change to a name its stored fields have copies
+/// them into its map first (`lifecycle::resp_fields`).
+impl Fields for http::Response<crate::body::RespBody> {
+    fn put(&mut self, name: &PolicyName, value: HeaderValue) {
+        crate::lifecycle::resp_fields::map_for(self, &name.name).insert(name.name.clone(), value);
+    }
+    fn drop_all(&mut self, name: &PolicyName) {
+        crate::lifecycle::resp_fields::map_for(self, &name.name).remove(&name.name);
+    }
+}
+
 impl Fields for ReqFields {
     fn put(&mut self, name: &PolicyName, value: HeaderValue) {
         self.insert_known(name.name.clone(), value, name.bit);
