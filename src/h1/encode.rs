@@ -14,10 +14,11 @@
 //! - `Date` when the response has none.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
-use http::{HeaderValue, Method, StatusCode, Version};
+use http::{Method, StatusCode, Version};
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::framing::{connection_tokens, last_coding_is_chunked};
 use super::length_value;
 
 /// What the request said that the response's head depends on.
@@ -122,7 +123,7 @@ pub fn encode_head(
             }
             framing = Some(Framing::Chunked);
             field(out, name.as_str(), value.as_bytes());
-            if !is_chunked(value) {
+            if !last_coding_is_chunked(value) {
                 out.truncate(out.len() - 2);
                 out.extend_from_slice(b", chunked\r\n");
             }
@@ -220,25 +221,6 @@ pub fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Whether a `Transfer-Encoding` value's last coding is `chunked`.
-fn is_chunked(value: &HeaderValue) -> bool {
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
-}
-
-/// Whether a `Connection` value names `close`, and `keep-alive`.
-fn connection_tokens(value: &HeaderValue) -> (bool, bool) {
-    let mut found = (false, false);
-    for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
-        found.0 |= token.eq_ignore_ascii_case("close");
-        found.1 |= token.eq_ignore_ascii_case("keep-alive");
-    }
-    found
-}
-
 /// Appends the current time as an HTTP date, formatted once a second per
 /// thread.
 fn date(out: &mut Vec<u8>) {
@@ -266,6 +248,7 @@ fn date(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     /// The head written for `resp` with `size` to a request of `method`
     /// and `version`, with the `date` field's value left out.

@@ -4,11 +4,12 @@
 //! `Expect: 100-continue`, an upgrade).
 
 use bytes::BytesMut;
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::header::{EXPECT, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use std::mem::MaybeUninit;
 
-use super::{length_value, Decoder};
+use super::framing::{FramingFields, Length};
+use super::Decoder;
 
 /// A parsed request head.
 #[derive(Debug)]
@@ -163,7 +164,7 @@ pub fn parse(
     Ok(Some(Head {
         parts,
         decoder,
-        keep_alive: !noted.close && (http11 || noted.keep_alive),
+        keep_alive: !noted.framing.close && (http11 || noted.framing.keep_alive),
         expect_continue: http11 && noted.expect_continue,
         upgrade: http11 && noted.upgrade,
     }))
@@ -185,47 +186,17 @@ fn malformed(e: httparse::Error) -> &'static str {
 /// (no lookup in the map afterwards).
 #[derive(Debug, Default)]
 struct Noted {
-    /// A `Transfer-Encoding` was present.
-    transfer_encoding: bool,
-    /// The last transfer coding named is `chunked`.
-    chunked_last: bool,
-    /// `Content-Length`: absent, one agreed length, or unusable.
-    length: Length,
-    close: bool,
-    keep_alive: bool,
+    framing: FramingFields,
     expect_continue: bool,
     upgrade: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Length {
-    #[default]
-    Absent,
-    Is(u64),
-    Invalid,
-}
-
 impl Noted {
     fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
-        if name == TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-            self.chunked_last = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.rsplit(',').next())
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        } else if name == CONTENT_LENGTH {
-            self.length = match (self.length, length_value(value)) {
-                (Length::Absent, Some(n)) => Length::Is(n),
-                (Length::Is(m), Some(n)) if m == n => Length::Is(n),
-                _ => Length::Invalid,
-            };
-        } else if name == CONNECTION {
-            for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
-                self.close |= token.eq_ignore_ascii_case("close");
-                self.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-            }
-        } else if name == EXPECT {
+        if self.framing.note(name, value) {
+            return;
+        }
+        if name == EXPECT {
             self.expect_continue |= value.as_bytes().eq_ignore_ascii_case(b"100-continue");
         } else if name == UPGRADE {
             self.upgrade = true;
@@ -235,23 +206,24 @@ impl Noted {
     /// How the request's body is delimited (RFC 9112 §6.3): chunked when
     /// the last transfer coding is, else by `Content-Length`, else none.
     fn framing(&self, version: Version) -> Result<Decoder, HeadError> {
-        if self.transfer_encoding {
+        let f = &self.framing;
+        if f.transfer_encoding {
             if version == Version::HTTP_10 {
                 return Err(HeadError::Framing("Transfer-Encoding on HTTP/1.0"));
             }
-            if self.length != Length::Absent {
+            if f.length != Length::Absent {
                 return Err(HeadError::Framing(
                     "both Transfer-Encoding and Content-Length",
                 ));
             }
-            if !self.chunked_last {
+            if !f.chunked_last {
                 return Err(HeadError::Framing(
                     "Transfer-Encoding not ending in chunked",
                 ));
             }
             return Ok(Decoder::chunked());
         }
-        match self.length {
+        match f.length {
             Length::Is(n) => Ok(Decoder::length(n)),
             Length::Invalid => Err(HeadError::Framing("invalid or conflicting Content-Length")),
             Length::Absent => Ok(Decoder::empty()),

@@ -24,6 +24,7 @@ mod body;
 pub mod coarse_timer;
 mod decoder;
 mod encode;
+pub mod framing;
 mod head;
 mod upgrade;
 

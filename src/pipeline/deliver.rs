@@ -85,19 +85,7 @@ pub fn from_cache(
             _ => return without(undecodable(headers, via)),
         }
     }
-    if !leave_out.contains(&AGE) {
-        headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
-    }
-    let x_cache = match outcome {
-        CacheOutcome::Hit => hit_value(obj.record_hit()),
-        other => HeaderValue::from_static(other.as_str()),
-    };
-    if !leave_out.contains(&X_CACHE) {
-        headers.insert(X_CACHE, x_cache);
-    }
-    if !leave_out.contains(&VIA) {
-        headers.append(VIA, via.clone());
-    }
+    add_delivery_fields(ctx, obj, outcome, via, leave_out, &mut headers);
     if obj.status == StatusCode::OK
         && is_conditional(&ctx.headers)
         && is_not_modified(
@@ -172,6 +160,27 @@ fn stored_as_is(
     // `from_cache`); the stored fields leave it out when written.
     let leave_out = removed_by_vcl_deliver(ctx);
     let mut headers = HeaderMap::with_capacity(DELIVERY_FIELDS);
+    add_delivery_fields(ctx, obj, outcome, via, leave_out, &mut headers);
+    // Sets `Accept-Ranges` (or not); a `Range` was ruled out above.
+    accept_ranges(ctx, &mut headers);
+    if leave_out.contains(&ACCEPT_RANGES) {
+        headers.remove(ACCEPT_RANGES);
+    }
+    let body = Some(obj.body.clone()).filter(|b| !b.is_empty());
+    let stored = RespBody::Stored(obj.clone(), body, leave_out.clone());
+    Some(respond(obj.status, headers, stored))
+}
+
+/// The fields each delivery of a stored object sets (unless left out):
+/// `Age`, `X-Cache` (the hit counted), `Via` appended.
+fn add_delivery_fields(
+    ctx: &Task,
+    obj: &CachedObject,
+    outcome: CacheOutcome,
+    via: &HeaderValue,
+    leave_out: &NameSet,
+    headers: &mut HeaderMap,
+) {
     if !leave_out.contains(&AGE) {
         headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
     }
@@ -185,14 +194,6 @@ fn stored_as_is(
     if !leave_out.contains(&VIA) {
         headers.append(VIA, via.clone());
     }
-    // Sets `Accept-Ranges` (or not); a `Range` was ruled out above.
-    accept_ranges(ctx, &mut headers);
-    if leave_out.contains(&ACCEPT_RANGES) {
-        headers.remove(ACCEPT_RANGES);
-    }
-    let body = Some(obj.body.clone()).filter(|b| !b.is_empty());
-    let stored = RespBody::Stored(obj.clone(), body, leave_out.clone());
-    Some(respond(obj.status, headers, stored))
 }
 
 /// Removes every field named in `names`.

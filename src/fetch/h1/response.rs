@@ -3,12 +3,12 @@
 //! §6.3).
 
 use bytes::BytesMut;
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use std::mem::MaybeUninit;
 
 use super::{H1Error, Limits};
-use crate::h1::{length_value, Decoder};
+use crate::h1::framing::{FramingFields, Length};
+use crate::h1::Decoder;
 
 /// A parsed response head.
 #[derive(Debug)]
@@ -139,52 +139,17 @@ pub(super) fn parse(
     }))
 }
 
-/// What the framing fields said, noted as the head's fields are read
-/// (no lookup in the map afterwards).
-#[derive(Debug, Default)]
-struct FramingFields {
-    /// A `Transfer-Encoding` was present.
-    transfer_encoding: bool,
-    /// The last transfer coding named is `chunked`.
-    chunked_last: bool,
-    /// `Content-Length`: absent, one agreed length, or unusable.
-    length: Length,
-    /// `Connection: close` / `keep-alive` seen.
-    close: bool,
-    keep_alive: bool,
+/// How a response's body is delimited, from its framing fields.
+trait ResponseFraming {
+    fn framing(
+        &self,
+        status: StatusCode,
+        version: Version,
+        method: &Method,
+    ) -> Result<(Decoder, bool), H1Error>;
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Length {
-    #[default]
-    Absent,
-    Is(u64),
-    Invalid,
-}
-
-impl FramingFields {
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
-        if name == TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-            self.chunked_last = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.rsplit(',').next())
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        } else if name == CONTENT_LENGTH {
-            self.length = match (self.length, length_value(value)) {
-                (Length::Absent, Some(n)) => Length::Is(n),
-                (Length::Is(m), Some(n)) if m == n => Length::Is(n),
-                _ => Length::Invalid,
-            };
-        } else if name == CONNECTION {
-            for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
-                self.close |= token.eq_ignore_ascii_case("close");
-                self.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-            }
-        }
-    }
-
+impl ResponseFraming for FramingFields {
     /// How the body is delimited (RFC 9112 §6.3), and whether the
     /// connection may be reused after it: HTTP/1.1 keeps it unless
     /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`, and
