@@ -328,12 +328,12 @@ impl<I: Io> Conn<I> {
             .await;
             match waited {
                 Waited::Read(Ok(n)) if n > 0 => {}
-                Waited::Stop | Waited::Read(_) if idle => return Ok(None),
-                Waited::Timeout if idle => return Ok(None),
+                // The stop is only awaited while idle.
+                Waited::Stop => return Ok(None),
+                Waited::Read(_) | Waited::Timeout if idle => return Ok(None),
                 Waited::Read(Ok(_)) => return Err(ConnError::HeadCut),
                 Waited::Read(Err(e)) => return Err(e.into()),
                 Waited::Timeout => return Err(ConnError::HeadTimeout),
-                Waited::Stop => unreachable!("the stop is only awaited while idle"),
             }
         }
     }
