@@ -99,13 +99,7 @@ impl Body for RequestBody {
             return Poll::Ready(Some(Err(e)));
         }
         state.want = true;
-        if !state
-            .reader
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            state.reader = Some(cx.waker().clone());
-        }
+        super::remember(&mut state.reader, cx.waker());
         let feeder = state.feeder.take();
         drop(state);
         // Not when the feeder is this task: it looks at the slot after
@@ -160,15 +154,6 @@ pub struct Feed {
 /// The interim response `Expect: 100-continue` waits for.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// What one turn of [`Feed::poll_feed`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Fed {
-    /// A piece (or the end, or an error) went to the reader: it may go on.
-    Progress,
-    /// Nothing to do until the reader asks or the client sends.
-    Idle,
-}
-
 impl Feed {
     /// A body read with `decoder`, and the reader's end of it; `None` for
     /// a request without a body.
@@ -193,29 +178,20 @@ impl Feed {
 
     /// Feeds the reader when it waits: the next piece from `buf`, reading
     /// from `io` when `buf` has none (after the `100 Continue` owed).
-    pub fn poll_feed<I>(
-        &mut self,
-        io: &mut I,
-        buf: &mut BytesMut,
-        cx: &mut Context<'_>,
-    ) -> Poll<Fed>
+    /// Whether the reader got something (a piece, the end or an error) and
+    /// may go on; else `cx` is woken when there is something to do.
+    pub fn feed<I>(&mut self, io: &mut I, buf: &mut BytesMut, cx: &mut Context<'_>) -> bool
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         {
             let mut state = self.shared.state();
             if state.dropped || state.error.is_some() || self.decoder.is_done() {
-                return Poll::Ready(Fed::Idle);
+                return false;
             }
-            if !state
-                .feeder
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                state.feeder = Some(cx.waker().clone());
-            }
+            super::remember(&mut state.feeder, cx.waker());
             if !state.want || state.piece.is_some() {
-                return Poll::Pending;
+                return false;
             }
         }
         loop {
@@ -230,16 +206,16 @@ impl Feed {
                         end,
                         framing.err().map(|_| BodyError::Malformed),
                     );
-                    return Poll::Ready(Fed::Progress);
+                    return true;
                 }
                 Ok(Step::End) => {
                     self.deliver(None, true, None);
-                    return Poll::Ready(Fed::Progress);
+                    return true;
                 }
                 Ok(Step::NeedMore) => {}
                 Err(_) => {
                     self.deliver(None, false, Some(BodyError::Malformed));
-                    return Poll::Ready(Fed::Progress);
+                    return true;
                 }
             }
             if let Some(written) = self.continue_written {
@@ -249,21 +225,22 @@ impl Feed {
                         Poll::Ready(Ok(n)) if n > 0 => written += n,
                         Poll::Ready(_) => {
                             self.deliver(None, false, Some(BodyError::Cut));
-                            return Poll::Ready(Fed::Progress);
+                            return true;
                         }
                         Poll::Pending => {
                             self.continue_written = Some(written);
-                            return Poll::Pending;
+                            return false;
                         }
                     }
                 }
                 self.continue_written = None;
             }
-            match std::task::ready!(poll_fill(io, buf, cx, BODY_READ_SIZE)) {
-                Ok(n) if n > 0 => {}
-                _ => {
+            match poll_fill(io, buf, cx, BODY_READ_SIZE) {
+                Poll::Pending => return false,
+                Poll::Ready(Ok(n)) if n > 0 => {}
+                Poll::Ready(_) => {
                     self.deliver(None, false, Some(BodyError::Cut));
-                    return Poll::Ready(Fed::Progress);
+                    return true;
                 }
             }
         }

@@ -161,10 +161,7 @@ impl Future for CoarseSleep {
                 if slot.fired {
                     return Poll::Ready(());
                 }
-                match &slot.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => slot.waker = Some(cx.waker().clone()),
-                }
+                super::remember(&mut slot.waker, cx.waker());
             }
             None => {
                 if this.wheel.now.load(Ordering::Relaxed) >= this.deadline {

@@ -97,6 +97,7 @@ pub fn encode_head(
     let mut framing = None;
     let mut close = !asked.keep_alive;
     let mut keep_alive_said = false;
+    let mut close_said = false;
     for (name, value) in &resp.headers {
         if name == CONTENT_LENGTH {
             if head {
@@ -130,7 +131,7 @@ pub fn encode_head(
             continue;
         } else if name == CONNECTION {
             let (c, k) = connection_tokens(value);
-            close |= c;
+            close_said |= c;
             keep_alive_said |= k;
         } else if name == DATE {
             date_said = true;
@@ -169,17 +170,12 @@ pub fn encode_head(
     if framing == Framing::UntilClose {
         close = true;
     }
+    close |= close_said;
     if http10 {
         if !close && !keep_alive_said {
             out.extend_from_slice(b"connection: keep-alive\r\n");
         }
-    } else if close
-        && !resp
-            .headers
-            .get_all(CONNECTION)
-            .iter()
-            .any(|v| connection_tokens(v).0)
-    {
+    } else if close && !close_said {
         out.extend_from_slice(b"connection: close\r\n");
     }
     if !date_said {

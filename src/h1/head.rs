@@ -73,13 +73,42 @@ impl HeadError {
 }
 
 /// Header fields parsed on the stack up to this many; more (a raised
-/// `server.max_headers`) take an allocation.
-const STACK_HEADERS: usize = 100;
+/// `server.max_headers`, a backend's `max_response_headers`) take an
+/// allocation.
+pub const STACK_HEADERS: usize = 100;
 
 /// Where each field's name and value sit in the read buffer (offset and
 /// length of each): once the head is taken out of the buffer, the values
 /// are slices of it rather than copies. Kept by the connection.
 pub type Spans = Vec<(usize, usize, usize, usize)>;
+
+/// The slots httparse parses at most `max` fields into: on the stack, or
+/// (more than [`STACK_HEADERS`]) in `heap`. Left uninitialised: httparse
+/// writes the fields it finds (an initialised array would be cleared for
+/// every head).
+pub fn field_slots<'s, 'b>(
+    stack: &'s mut [MaybeUninit<httparse::Header<'b>>; STACK_HEADERS],
+    heap: &'s mut Vec<MaybeUninit<httparse::Header<'b>>>,
+    max: usize,
+) -> &'s mut [MaybeUninit<httparse::Header<'b>>] {
+    if max <= STACK_HEADERS {
+        &mut stack[..max]
+    } else {
+        heap.resize_with(max, MaybeUninit::uninit);
+        heap
+    }
+}
+
+/// Notes in `spans` where each of `fields` sits in the buffer starting at
+/// address `base`.
+pub fn note_spans(fields: &[httparse::Header<'_>], base: usize, spans: &mut Spans) {
+    spans.clear();
+    spans.extend(fields.iter().map(|h| {
+        let name = h.name.as_ptr() as usize - base;
+        let value = h.value.as_ptr() as usize - base;
+        (name, h.name.len(), value, h.value.len())
+    }));
+}
 
 /// Parses the head at the start of `buf` and takes it out of `buf`;
 /// `Ok(None)` while it is not complete. Empty lines before it are skipped
@@ -89,15 +118,9 @@ pub fn parse(
     limits: Limits,
     spans: &mut Spans,
 ) -> Result<Option<Head>, HeadError> {
-    // Left uninitialised: httparse writes the fields it finds.
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap = Vec::new();
-    let fields: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
-        &mut heap
-    };
+    let fields = field_slots(&mut stack, &mut heap, limits.max_headers);
     let mut parsed = httparse::Request::new(&mut []);
     let len = match parsed.parse_with_uninit_headers(buf, fields) {
         Ok(httparse::Status::Complete(len)) => len,
@@ -123,12 +146,7 @@ pub fn parse(
     let base = buf.as_ptr() as usize;
     let target = parsed.path.unwrap_or("");
     let target_span = (target.as_ptr() as usize - base, target.len());
-    spans.clear();
-    spans.extend(parsed.headers.iter().map(|h| {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        (name, h.name.len(), value, h.value.len())
-    }));
+    note_spans(parsed.headers, base, spans);
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target_span.0..target_span.0 + target_span.1))
         .map_err(|_| HeadError::Malformed("request target"))?;

@@ -31,7 +31,7 @@ mod upgrade;
 pub use body::{BodyError, RequestBody};
 pub use decoder::{ChunkError, Decoder, Step};
 pub use encode::{field as write_field, Asked, BodySize, Framing};
-pub use head::{HeadError, Limits};
+pub use head::{field_slots, note_spans, HeadError, Limits, Spans, STACK_HEADERS};
 pub use upgrade::{NotUpgraded, OnUpgrade, Upgraded};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -40,13 +40,13 @@ use http_body::Body;
 use std::future::{poll_fn, Future};
 use std::io::IoSlice;
 use std::pin::{pin, Pin};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::http::BoxError;
-use body::{Fed, Feed};
+use body::Feed;
 use coarse_timer::CoarseTimer;
 use upgrade::Io;
 
@@ -357,13 +357,8 @@ impl<I: Io> Conn<I> {
     /// One turn of the request body's feed; whether it gave the reader
     /// something.
     fn feed(&mut self, feed: &mut Option<Feed>, cx: &mut Context<'_>) -> bool {
-        match feed {
-            Some(f) => matches!(
-                f.poll_feed(&mut self.io, &mut self.rbuf, cx),
-                Poll::Ready(Fed::Progress)
-            ),
-            None => false,
-        }
+        feed.as_mut()
+            .is_some_and(|f| f.feed(&mut self.io, &mut self.rbuf, cx))
     }
 
     /// Writes the response's body framed as `framing` (the head is in
@@ -513,6 +508,15 @@ impl<I: Io> Conn<I> {
             let _ = self.flush(None).await;
         }
         let _ = self.io.shutdown().await;
+    }
+}
+
+/// Keeps `waker` in `slot` to be woken later, unless the one there already
+/// wakes the same task (no clone per poll).
+fn remember(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
     }
 }
 

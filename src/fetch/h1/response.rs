@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 
 use super::{H1Error, Limits};
 use crate::h1::framing::{FramingFields, Length};
-use crate::h1::Decoder;
+use crate::h1::{field_slots, note_spans, Decoder, STACK_HEADERS};
 
 /// A parsed response head.
 #[derive(Debug)]
@@ -24,14 +24,7 @@ pub struct Head {
     pub(super) interim: bool,
 }
 
-/// Header fields parsed on the stack up to this many; more (a raised
-/// `max_response_headers`) take an allocation.
-const STACK_HEADERS: usize = 100;
-
-/// Where each field's name and value sit in the read buffer (offset and
-/// length of each), so that once the head is taken out of the buffer the
-/// values can be slices of it rather than copies.
-pub(super) type Spans = Vec<(usize, usize, usize, usize)>;
+pub(super) use crate::h1::Spans;
 
 /// The final (not `1xx`) head at the start of `buf`, interim ones read
 /// past; `Ok(None)` until it is complete.
@@ -59,16 +52,9 @@ pub(super) fn parse(
     limits: Limits,
     spans: &mut Spans,
 ) -> Result<Option<Head>, H1Error> {
-    // Left uninitialised: httparse writes the fields it finds (an
-    // initialised array would be cleared on every response).
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut heap = Vec::new();
-    let fields: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
-        &mut heap
-    };
+    let fields = field_slots(&mut stack, &mut heap, limits.max_headers);
     let mut parsed = httparse::Response::new(&mut []);
     let parsing = httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut parsed,
@@ -103,12 +89,7 @@ pub(super) fn parse(
         .map(|r| r.as_bytes().to_vec());
     // Where each field's name and value sit in `buf`, so that the values
     // can be slices of the head once it is taken out.
-    spans.clear();
-    spans.extend(parsed.headers.iter().map(|h| {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        (name, h.name.len(), value, h.value.len())
-    }));
+    note_spans(parsed.headers, base, spans);
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut fields = FramingFields::default();
@@ -121,7 +102,7 @@ pub(super) fn parse(
         headers.append(name, value);
     }
     let interim = status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS;
-    let (decoder, keep_alive) = fields.framing(status, version, method)?;
+    let (decoder, keep_alive) = framing(&fields, status, version, method)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -139,51 +120,39 @@ pub(super) fn parse(
     }))
 }
 
-/// How a response's body is delimited, from its framing fields.
-trait ResponseFraming {
-    fn framing(
-        &self,
-        status: StatusCode,
-        version: Version,
-        method: &Method,
-    ) -> Result<(Decoder, bool), H1Error>;
-}
-
-impl ResponseFraming for FramingFields {
-    /// How the body is delimited (RFC 9112 §6.3), and whether the
-    /// connection may be reused after it: HTTP/1.1 keeps it unless
-    /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`, and
-    /// a body delimited by the close never does.
-    fn framing(
-        &self,
-        status: StatusCode,
-        version: Version,
-        method: &Method,
-    ) -> Result<(Decoder, bool), H1Error> {
-        let keeps = !self.close && (version == Version::HTTP_11 || self.keep_alive);
-        let decoder = match status.as_u16() {
-            101 => return Ok((Decoder::empty(), false)),
-            100..=199 | 204 | 304 => Decoder::empty(),
-            _ if method == Method::HEAD => Decoder::empty(),
-            _ if self.transfer_encoding => {
-                if version == Version::HTTP_10 {
-                    return Err(H1Error::Framing("Transfer-Encoding on HTTP/1.0"));
-                }
-                if !self.chunked_last {
-                    return Ok((Decoder::until_close(), false));
-                }
-                Decoder::chunked()
+/// How the body is delimited (RFC 9112 §6.3), and whether the
+/// connection may be reused after it: HTTP/1.1 keeps it unless
+/// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`, and
+/// a body delimited by the close never does.
+fn framing(
+    fields: &FramingFields,
+    status: StatusCode,
+    version: Version,
+    method: &Method,
+) -> Result<(Decoder, bool), H1Error> {
+    let keeps = !fields.close && (version == Version::HTTP_11 || fields.keep_alive);
+    let decoder = match status.as_u16() {
+        101 => return Ok((Decoder::empty(), false)),
+        100..=199 | 204 | 304 => Decoder::empty(),
+        _ if method == Method::HEAD => Decoder::empty(),
+        _ if fields.transfer_encoding => {
+            if version == Version::HTTP_10 {
+                return Err(H1Error::Framing("Transfer-Encoding on HTTP/1.0"));
             }
-            _ => match self.length {
-                Length::Is(n) => Decoder::length(n),
-                Length::Invalid => {
-                    return Err(H1Error::Framing("invalid or conflicting Content-Length"))
-                }
-                Length::Absent => return Ok((Decoder::until_close(), false)),
-            },
-        };
-        Ok((decoder, keeps))
-    }
+            if !fields.chunked_last {
+                return Ok((Decoder::until_close(), false));
+            }
+            Decoder::chunked()
+        }
+        _ => match fields.length {
+            Length::Is(n) => Decoder::length(n),
+            Length::Invalid => {
+                return Err(H1Error::Framing("invalid or conflicting Content-Length"))
+            }
+            Length::Absent => return Ok((Decoder::until_close(), false)),
+        },
+    };
+    Ok((decoder, keeps))
 }
 
 #[cfg(test)]
