@@ -79,7 +79,7 @@ impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
 /// The shared cache.
 #[derive(Clone)]
 pub struct Store {
-    cache: Cache<CacheKey, Arc<Entry>>,
+    cache: Cache<CacheKey, Arc<Entry>, foldhash::fast::RandomState>,
     max_variants: usize,
     tags: Arc<TagIndex>,
     removals: Arc<Removals>,
@@ -146,7 +146,7 @@ impl Store {
                     }
                 }
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Store {
             cache,
             max_variants: max_variants.max(1),

@@ -179,11 +179,36 @@ impl ConnError {
     }
 }
 
+/// What a handler's future gives: its response, alone or with something
+/// of the handler's own beside it (which the server drops). The second
+/// form lets a handler hand over a future as it is, not wrapped in one
+/// that takes the response out (moved into it, a few KiB, per request).
+pub trait Answer {
+    /// The response's body.
+    type Body;
+    /// The response.
+    fn into_response(self) -> Response<Self::Body>;
+}
+
+impl<B> Answer for Response<B> {
+    type Body = B;
+    fn into_response(self) -> Response<B> {
+        self
+    }
+}
+
+impl<B, T> Answer for (Response<B>, T) {
+    type Body = B;
+    fn into_response(self) -> Response<B> {
+        self.0
+    }
+}
+
 /// Serves the connection `io` until it closes: each request is given to
 /// `handler`, its response written. Once `stop` turns true, an idle
 /// connection closes and one with a request in flight closes after
 /// answering it.
-pub async fn serve<I, H, F, B>(
+pub async fn serve<I, H, F>(
     io: I,
     settings: &Settings,
     mut handler: H,
@@ -192,9 +217,10 @@ pub async fn serve<I, H, F, B>(
 where
     I: Io + 'static,
     H: FnMut(Request<RequestBody>) -> F,
-    F: Future<Output = Response<B>>,
-    B: ResponseBody,
-    B::Error: Into<BoxError>,
+    F: Future,
+    F::Output: Answer,
+    <F::Output as Answer>::Body: ResponseBody,
+    <<F::Output as Answer>::Body as Body>::Error: Into<BoxError>,
 {
     let mut conn = Conn {
         io,
@@ -218,7 +244,10 @@ where
             req.extensions_mut().insert(on);
             upgrade = Some(tx);
         }
-        let resp = conn.respond(handler(req), &mut feed).await;
+        // Pinned where it is made: the handler's future (the whole
+        // request's state, a few KiB) is not moved again into `respond`'s.
+        let fut = pin!(handler(req));
+        let resp = conn.respond(fut, &mut feed).await.into_response();
         let asked = Asked {
             method: &method,
             version,
@@ -341,8 +370,11 @@ impl<I: Io> Conn<I> {
 
     /// Polls the handler's future to its response, feeding the request's
     /// body to it meanwhile.
-    async fn respond<F: Future>(&mut self, fut: F, feed: &mut Option<Feed>) -> F::Output {
-        let mut fut = pin!(fut);
+    async fn respond<F: Future>(
+        &mut self,
+        mut fut: Pin<&mut F>,
+        feed: &mut Option<Feed>,
+    ) -> F::Output {
         poll_fn(|cx| loop {
             if let Poll::Ready(r) = fut.as_mut().poll(cx) {
                 return Poll::Ready(r);

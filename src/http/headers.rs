@@ -18,6 +18,32 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     http::header::PROXY_AUTHORIZATION,
 ];
 
+/// What [`normalize_host`] notes of a byte: nothing for a lowercase host
+/// name's or an IPv4 address's bytes.
+const UPPER: u8 = 1;
+const COLON: u8 = 2;
+const BRACKET: u8 = 4;
+const AT: u8 = 8;
+const BAD: u8 = 16;
+
+static HOST_BYTE: [u8; 256] = {
+    let mut table = [BAD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => 0,
+            b'A'..=b'Z' => UPPER,
+            b':' => COLON,
+            b'[' | b']' => BRACKET,
+            b'@' => AT,
+            _ => BAD,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// Why a `Host` value or a request target's authority is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
@@ -45,21 +71,20 @@ pub fn default_port(scheme: Option<&http::uri::Scheme>) -> u16 {
 /// the port as a plain number and dropped when it is `default_port` or
 /// empty (RFC 9110 §4.2.3). An IPv6 literal keeps its brackets.
 pub fn normalize_host(raw: &str, default_port: u16) -> Result<String, HostError> {
-    // One pass over the bytes (this runs on every request): what is there.
-    let (mut at, mut bad, mut upper, mut brackets) = (false, false, false, false);
-    let mut colons = 0usize;
-    let mut last_colon = 0usize;
-    for (i, b) in raw.bytes().enumerate() {
-        match b {
-            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {}
-            b'A'..=b'Z' => upper = true,
-            b':' => {
+    // One pass over the bytes (this runs on every request): which kinds
+    // are there, from a table (a branch per byte cost ~10 instructions).
+    let seen = raw
+        .bytes()
+        .fold(0u8, |seen, b| seen | HOST_BYTE[usize::from(b)]);
+    let (at, bad, upper) = (seen & AT != 0, seen & BAD != 0, seen & UPPER != 0);
+    let brackets = seen & BRACKET != 0;
+    let (mut colons, mut last_colon) = (0usize, 0usize);
+    if seen & COLON != 0 {
+        for (i, b) in raw.bytes().enumerate() {
+            if b == b':' {
                 colons += 1;
                 last_colon = i;
             }
-            b'[' | b']' => brackets = true,
-            b'@' => at = true,
-            _ => bad = true,
         }
     }
     if at {

@@ -278,17 +278,8 @@ impl Proxy {
         client: SocketAddr,
         conn: Option<Arc<crate::lifecycle::ConnInfo>>,
     ) -> (http::Response<RespBody>, CacheOutcome) {
-        let (resp, outcome) = self.lifecycle(req, client, conn).await;
-        self.metrics.count_served(outcome);
-        (resp, outcome)
-    }
-
-    async fn lifecycle(
-        self: &Arc<Self>,
-        req: Request<RequestBody>,
-        client: SocketAddr,
-        conn: Option<Arc<crate::lifecycle::ConnInfo>>,
-    ) -> (http::Response<RespBody>, CacheOutcome) {
+        // One future for the whole request, not one wrapping another: each
+        // level would be moved into its caller's (a few KiB) per request.
         let live = self.live.load_full();
         if req.uri().path() == live.config.server.health_path {
             let resp = if self.draining.load(std::sync::atomic::Ordering::Acquire) {
@@ -296,7 +287,7 @@ impl Proxy {
             } else {
                 synth(http::StatusCode::OK, "ok")
             };
-            return (resp, CacheOutcome::Synth);
+            return self.counted(resp, CacheOutcome::Synth);
         }
         let (parts, body) = req.into_parts();
         let mut ctx = match Task::from_parts(parts, body, client, conn.as_deref(), live) {
@@ -305,7 +296,7 @@ impl Proxy {
             // answered without vcl_synth.
             Err(refused) => {
                 self.note_failure(&refused, client, None);
-                return (failure_response(&refused), CacheOutcome::Synth);
+                return self.counted(failure_response(&refused), CacheOutcome::Synth);
             }
         };
         ctx.conn = conn;
@@ -314,10 +305,21 @@ impl Proxy {
         if ctx.live.hooks.cache_req_body {
             if let Err(refused) = cache_req_body(&mut ctx).await {
                 self.note_failure(&refused, client, Some(&ctx.url));
-                return (failure_response(&refused), CacheOutcome::Synth);
+                return self.counted(failure_response(&refused), CacheOutcome::Synth);
             }
         }
-        self.process(&mut ctx).await
+        let (resp, outcome) = self.process(&mut ctx).await;
+        self.counted(resp, outcome)
+    }
+
+    /// A client request's answer, counted in the metrics.
+    fn counted(
+        &self,
+        resp: http::Response<RespBody>,
+        outcome: CacheOutcome,
+    ) -> (http::Response<RespBody>, CacheOutcome) {
+        self.metrics.count_served(outcome);
+        (resp, outcome)
     }
 
     /// One request to its response and how it was served, for client

@@ -447,37 +447,42 @@ async fn serve<I>(
 {
     let access_log = proxy.config().server.access_log;
     let queue = proxy.config().server.access_log_queue;
-    let handler = move |req: http::Request<h1::RequestBody>| {
-        let proxy = proxy.clone();
-        let conn = conn.clone();
-        async move {
-            if !access_log {
-                return proxy.handle_on(req, client, conn).await.0;
-            }
-            let line = RequestLine::capture(
-                req.method(),
-                &req.uri().to_string(),
-                req.version(),
-                req.headers(),
-            );
-            let start = std::time::Instant::now();
-            let (resp, outcome) = proxy.handle_on(req, client, conn).await;
-            match resp.extensions().get::<PipeEnd>().cloned() {
-                // A pipe's line is written when it closes, with its bytes.
-                Some(end) => {
-                    let ttfb = start.elapsed();
-                    tokio::spawn(async move {
-                        if let Some(carried) = end.closed().await {
-                            line.log_pipe(client, carried, ttfb, queue);
-                        }
-                    });
+    let result = if access_log {
+        let handler = |req: http::Request<h1::RequestBody>| {
+            let proxy = &proxy;
+            let conn = conn.clone();
+            async move {
+                let line = RequestLine::capture(
+                    req.method(),
+                    &req.uri().to_string(),
+                    req.version(),
+                    req.headers(),
+                );
+                let start = std::time::Instant::now();
+                let (resp, outcome) = proxy.handle_on(req, client, conn).await;
+                match resp.extensions().get::<PipeEnd>().cloned() {
+                    // A pipe's line is written when it closes, with its bytes.
+                    Some(end) => {
+                        let ttfb = start.elapsed();
+                        tokio::spawn(async move {
+                            if let Some(carried) = end.closed().await {
+                                line.log_pipe(client, carried, ttfb, queue);
+                            }
+                        });
+                    }
+                    None => line.log(client, &resp, outcome, start.elapsed(), queue),
                 }
-                None => line.log(client, &resp, outcome, start.elapsed(), queue),
+                resp
             }
-            resp
-        }
+        };
+        h1::serve(io, settings, handler, stop).await
+    } else {
+        // The pipeline's future as it is (`h1::Answer`), the proxy
+        // borrowed: nothing wraps, moves or counts references per request.
+        let handler = |req| proxy.handle_on(req, client, conn.clone());
+        h1::serve(io, settings, handler, stop).await
     };
-    if let Err(e) = h1::serve(io, settings, handler, stop).await {
+    if let Err(e) = result {
         if e.is_bad_request() {
             // Answered 400 / 431, or a slow client closed.
             log_limited!(10, info, client = %client, error = %e, "bad request refused");
