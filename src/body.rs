@@ -3,7 +3,7 @@
 //! [`crate::fetch::req_body::ReqBody`].)
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use crate::fetch::broadcast::BodyReader;
 use crate::fetch::pool::BackendBody;
 use crate::h1;
 use crate::http::coding::{Coding, StreamDecoder, StreamGzip};
+use crate::http::few_fields::FewFields;
 use crate::http::name_set::NameSet;
 use crate::http::BoxError;
 
@@ -22,13 +23,12 @@ use crate::http::BoxError;
 pub enum RespBody {
     /// A stored body, or a synthetic one.
     Full(Option<Bytes>),
-    /// A stored object's body, its delivered fields written from the
-    /// object as the response's head goes out ([`h1::ResponseBody`]) rather
-    /// than copied into the response's map: the usual hit (see
-    /// `pipeline::deliver::stored_as_is`).
-    /// The names are the fields its policy's `vcl_deliver` removes before
-    /// anything could see them (left out here too).
-    Stored(Arc<CachedObject>, Option<Bytes>, NameSet),
+    /// A stored object's body, its delivered fields and those the delivery
+    /// sets written as the response's head goes out ([`h1::ResponseBody`])
+    /// rather than put into the response's map: the usual hit (see
+    /// `pipeline::deliver::stored_as_is`). Boxed: the rest of the variants
+    /// are a few words, and responses are moved several times.
+    Stored(Box<StoredResponse>),
     /// Streamed straight from a backend (pass, or a miss not shared).
     Backend(BackendBody),
     /// Streamed from a shared fetch (a coalesced miss).
@@ -49,6 +49,21 @@ pub enum RespBody {
     /// A body gzip'd as it streams (an ESI page assembled for a client
     /// that accepts gzip).
     Gzip(Box<Gzip>),
+}
+
+/// A stored object's response written from the object
+/// ([`RespBody::Stored`]).
+pub struct StoredResponse {
+    /// The object.
+    pub obj: Arc<CachedObject>,
+    /// Its body, until sent.
+    pub body: Option<Bytes>,
+    /// The fields its policy's `vcl_deliver` removes before anything could
+    /// see them (left out here too).
+    pub leave_out: NameSet,
+    /// The fields this delivery sets (`Age`, `X-Cache`, `Via`,
+    /// `Accept-Ranges`), written after the object's.
+    pub delivery: FewFields,
 }
 
 // The pieces of an assembled ESI page are the ESI engine's (`esi` cannot
@@ -72,8 +87,12 @@ impl std::fmt::Debug for RespBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RespBody::Full(b) => write!(f, "Full({} bytes)", b.as_ref().map_or(0, |b| b.len())),
-            RespBody::Stored(_, b, _) => {
-                write!(f, "Stored({} bytes)", b.as_ref().map_or(0, |b| b.len()))
+            RespBody::Stored(s) => {
+                write!(
+                    f,
+                    "Stored({} bytes)",
+                    s.body.as_ref().map_or(0, |b| b.len())
+                )
             }
             RespBody::Backend(_) => f.write_str("Backend"),
             RespBody::Shared(_) => f.write_str("Shared"),
@@ -95,9 +114,8 @@ impl Body for RespBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            RespBody::Full(b) | RespBody::Stored(_, b, _) => {
-                Poll::Ready(b.take().map(|b| Ok(Frame::data(b))))
-            }
+            RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RespBody::Stored(s) => Poll::Ready(s.body.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Backend(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
             RespBody::Shared(s) => Pin::new(s).poll_frame(cx),
             RespBody::SharedRange(w) => w.poll_frame(cx),
@@ -112,7 +130,8 @@ impl Body for RespBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RespBody::Full(b) | RespBody::Stored(_, b, _) => b.is_none(),
+            RespBody::Full(b) => b.is_none(),
+            RespBody::Stored(s) => s.body.is_none(),
             RespBody::Backend(s) => s.is_end_stream(),
             RespBody::Shared(s) => s.is_end_stream(),
             RespBody::SharedRange(w) => w.take == 0,
@@ -125,8 +144,9 @@ impl Body for RespBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RespBody::Full(b) | RespBody::Stored(_, b, _) => {
-                SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RespBody::Stored(s) => {
+                SizeHint::with_exact(s.body.as_ref().map_or(0, |b| b.len() as u64))
             }
             RespBody::Backend(s) => s.size_hint(),
             RespBody::Shared(s) => s.size_hint(),
@@ -139,10 +159,18 @@ impl Body for RespBody {
 
 impl RespBody {
     /// For a stored object's response ([`RespBody::Stored`]): the
-    /// object's delivered fields, and the names left out of them.
-    pub fn stored_fields(&self) -> Option<(&[(HeaderName, HeaderValue)], &NameSet)> {
+    /// object, its fields left out and those the delivery sets.
+    pub fn stored(&self) -> Option<&StoredResponse> {
         match self {
-            RespBody::Stored(obj, _, leave_out) => Some((obj.fields.delivered(), leave_out)),
+            RespBody::Stored(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// [`RespBody::stored`], to change.
+    pub fn stored_mut(&mut self) -> Option<&mut StoredResponse> {
+        match self {
+            RespBody::Stored(s) => Some(s),
             _ => None,
         }
     }
@@ -150,7 +178,7 @@ impl RespBody {
 
 /// Whether a stored field of `name` is part of the response delivered:
 /// not one a delivery sets anew (`Age`, `X-Cache`, `Accept-Ranges`:
-/// `pipeline::deliver::stored_as_is` puts them in the response's map), not
+/// `pipeline::deliver::stored_as_is` puts them in its own fields), not
 /// left out. Asked for every stored field on every such hit: compared
 /// with names in statics (a `HeaderName` constant compared with `==` is
 /// built and dropped each time; a standard name's text is a lookup).
@@ -170,16 +198,19 @@ static DATE: HeaderName = http::header::DATE;
 
 impl h1::ResponseBody for RespBody {
     fn write_fields(&self, out: &mut Vec<u8>) -> bool {
-        let Some((fields, leave_out)) = self.stored_fields() else {
+        let Some(stored) = self.stored() else {
             return false;
         };
         let mut date = false;
-        for (name, value) in fields {
+        for (name, value) in stored.obj.fields.delivered() {
             // The server writes the length of the body it sends.
-            if *name == CONTENT_LENGTH || !stored_field_shown(name, leave_out) {
+            if *name == CONTENT_LENGTH || !stored_field_shown(name, &stored.leave_out) {
                 continue;
             }
             date |= *name == DATE;
+            h1::write_field(out, name.as_str(), value.as_bytes());
+        }
+        for (name, value) in stored.delivery.as_slice() {
             h1::write_field(out, name.as_str(), value.as_bytes());
         }
         date

@@ -2,6 +2,7 @@
 //! share; none needs I/O.
 pub mod coding;
 pub mod conditional;
+pub mod few_fields;
 pub mod gzip;
 pub mod headers;
 pub mod name_set;

@@ -102,8 +102,13 @@ pub enum FieldValues<'a> {
     Map(http::header::ValueIter<'a, HeaderValue>),
     /// One value or none (a pending change).
     One(Option<&'a HeaderValue>),
-    /// The values of a list of fields (a stored object's), then a map's.
-    Listed(ListedValues<'a>, http::header::ValueIter<'a, HeaderValue>),
+    /// The values of two lists of fields (a stored object's, then its
+    /// delivery's), then a map's.
+    Listed(
+        ListedValues<'a>,
+        ListedValues<'a>,
+        http::header::ValueIter<'a, HeaderValue>,
+    ),
 }
 
 /// The values of one name in a list of fields, in order.
@@ -158,7 +163,10 @@ impl<'a> Iterator for FieldValues<'a> {
         match self {
             FieldValues::Map(values) => values.next(),
             FieldValues::One(value) => value.take(),
-            FieldValues::Listed(listed, map) => listed.next().or_else(|| map.next()),
+            FieldValues::Listed(first, second, map) => first
+                .next()
+                .or_else(|| second.next())
+                .or_else(|| map.next()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A delivered response's fields when a stored object's are written from
-//! the object (`RespBody::Stored`): the response's map holds only what the
-//! delivery set, and readers (the policy's `resp.http.*`) see the stored
+//! the object (`RespBody::Stored`): the response's map holds only what was
+//! set after the delivery made it (the delivery's own fields are kept
+//! beside the object's), and readers (the policy's `resp.http.*`) see the stored
 //! fields through its [`FieldsRead`]. A change to a name the stored fields have
 //! first copies them into the map ([`map_for`]): the response is then an
 //! ordinary one.
@@ -8,17 +9,17 @@
 use http::header::AsHeaderName;
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
-use crate::body::{stored_field_shown, RespBody};
+use crate::body::{stored_field_shown, RespBody, StoredResponse};
 use crate::http::req_fields::{FieldValues, FieldsRead, ListedValues};
 
 /// A delivered response's fields as they will be written: its stored
-/// fields (when kept with its body) first, then its map's.
+/// fields and the delivery's own (when kept with its body) first, then its
+/// map's.
 impl FieldsRead for Response<RespBody> {
     fn get<K: AsHeaderName + AsRef<str>>(&self, name: K) -> Option<&HeaderValue> {
-        if let Some((fields, leave_out)) = self.body().stored_fields() {
-            let mut listed =
-                ListedValues::of(fields, name.as_ref(), |n| stored_field_shown(n, leave_out));
-            if let Some(v) = listed.next() {
+        if let Some(stored) = self.body().stored() {
+            let (mut listed, mut own) = listed(stored, name.as_ref());
+            if let Some(v) = listed.next().or_else(|| own.next()) {
                 return Some(v);
             }
         }
@@ -26,48 +27,71 @@ impl FieldsRead for Response<RespBody> {
     }
 
     fn get_all<K: AsHeaderName + AsRef<str>>(&self, name: K) -> FieldValues<'_> {
-        match self.body().stored_fields() {
-            Some((fields, leave_out)) => {
-                let listed =
-                    ListedValues::of(fields, name.as_ref(), |n| stored_field_shown(n, leave_out));
-                FieldValues::Listed(listed, self.headers().get_all(name).into_iter())
+        match self.body().stored() {
+            Some(stored) => {
+                let (listed, own) = listed(stored, name.as_ref());
+                FieldValues::Listed(listed, own, self.headers().get_all(name).into_iter())
             }
             None => FieldValues::Map(self.headers().get_all(name).into_iter()),
         }
     }
 }
 
+/// The values of `name` among a stored response's object fields shown,
+/// and among the delivery's.
+fn listed<'a>(stored: &'a StoredResponse, name: &str) -> (ListedValues<'a>, ListedValues<'a>) {
+    let leave_out = &stored.leave_out;
+    (
+        ListedValues::of(stored.obj.fields.delivered(), name, |n| {
+            stored_field_shown(n, leave_out)
+        }),
+        ListedValues::of(stored.delivery.as_slice(), name, |_| true),
+    )
+}
+
 /// The map to change `name` in: the response's own, after the stored
 /// fields have been copied into it when they have `name` (so that the
-/// change replaces or removes them).
+/// change replaces or removes them); a field of `name` the delivery set is
+/// moved into it.
 pub fn map_for<'a>(resp: &'a mut Response<RespBody>, name: &HeaderName) -> &'a mut HeaderMap {
-    let stored_has = resp
-        .body()
-        .stored_fields()
-        .is_some_and(|(fields, leave_out)| {
-            stored_field_shown(name, leave_out) && fields.iter().any(|(n, _)| n == name)
-        });
+    let (stored_has, delivery_has) = match resp.body().stored() {
+        Some(stored) => (
+            stored_field_shown(name, &stored.leave_out)
+                && stored.obj.fields.delivered().iter().any(|(n, _)| n == name),
+            stored.delivery.contains(name),
+        ),
+        None => (false, false),
+    };
     if stored_has {
         into_map(resp);
+    } else if delivery_has {
+        // `Response` lends its map and its body one at a time.
+        let mut body = std::mem::replace(resp.body_mut(), RespBody::empty());
+        if let Some(stored) = body.stored_mut() {
+            stored.delivery.move_into(name, resp.headers_mut());
+        }
+        *resp.body_mut() = body;
     }
     resp.headers_mut()
 }
-
 /// Copies a stored response's fields into its map (first, in their order,
 /// then what the delivery set) and makes its body an ordinary one.
 pub fn into_map(resp: &mut Response<RespBody>) {
     let taken = std::mem::replace(resp.body_mut(), RespBody::empty());
-    let RespBody::Stored(obj, body, leave_out) = taken else {
+    let RespBody::Stored(mut stored) = taken else {
         *resp.body_mut() = taken;
         return;
     };
     let own = std::mem::take(resp.headers_mut());
-    let mut map = HeaderMap::with_capacity(obj.fields.delivered().len() + own.len());
-    for (n, v) in obj.fields.delivered() {
-        if stored_field_shown(n, &leave_out) {
+    let delivered = stored.obj.fields.delivered();
+    let mut map =
+        HeaderMap::with_capacity(delivered.len() + stored.delivery.as_slice().len() + own.len());
+    for (n, v) in delivered {
+        if stored_field_shown(n, &stored.leave_out) {
             map.append(n.clone(), v.clone());
         }
     }
+    stored.delivery.drain_into(&mut map);
     let mut last: Option<HeaderName> = None;
     for (n, v) in own {
         // `None`: another value of the name before.
@@ -79,5 +103,5 @@ pub fn into_map(resp: &mut Response<RespBody>) {
         }
     }
     *resp.headers_mut() = map;
-    *resp.body_mut() = RespBody::Full(body);
+    *resp.body_mut() = RespBody::Full(stored.body.take());
 }

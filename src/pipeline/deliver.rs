@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Proxy, Served};
-use crate::body::{RespBody, Window};
+use crate::body::{RespBody, StoredResponse, Window};
 use crate::cache::directives::NOT_DELIVERED;
 use crate::cache::object::KeySpec;
 use crate::cache::{CacheKey, CachedObject};
@@ -23,6 +23,7 @@ use crate::fetch::inflight::SharedHead;
 use crate::fetch::pool::BackendBody;
 use crate::http::coding::{self, Accepted, Coding};
 use crate::http::conditional::{is_conditional, is_not_modified, strip_for_304};
+use crate::http::few_fields::FewFields;
 use crate::http::headers::remove_named;
 use crate::http::name_set::NameSet;
 use crate::http::range::{self, ByteRange, Validators};
@@ -159,16 +160,51 @@ fn stored_as_is(
     // What `vcl_deliver` removes first is left out here too (as in
     // `from_cache`); the stored fields leave it out when written.
     let leave_out = removed_by_vcl_deliver(ctx);
-    let mut headers = HeaderMap::with_capacity(DELIVERY_FIELDS);
-    add_delivery_fields(ctx, obj, outcome, via, leave_out, &mut headers);
-    // Sets `Accept-Ranges` (or not); a `Range` was ruled out above.
-    accept_ranges(ctx, &mut headers);
-    if leave_out.contains(&ACCEPT_RANGES) {
-        headers.remove(ACCEPT_RANGES);
+    let mut delivery = FewFields::default();
+    add_delivery_fields(ctx, obj, outcome, via, leave_out, &mut delivery);
+    // `Accept-Ranges` as `accept_ranges` sets it; a `Range` was ruled out
+    // above.
+    if ranges_served(ctx) && !leave_out.contains(&ACCEPT_RANGES) {
+        delivery.set(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
-    let body = Some(obj.body.clone()).filter(|b| !b.is_empty());
-    let stored = RespBody::Stored(obj.clone(), body, leave_out.clone());
-    Some(respond(obj.status, headers, stored))
+    let stored = RespBody::Stored(Box::new(StoredResponse {
+        obj: obj.clone(),
+        body: Some(obj.body.clone()).filter(|b| !b.is_empty()),
+        leave_out: leave_out.clone(),
+        delivery,
+    }));
+    // The map stays empty (no allocation) unless `vcl_deliver` sets fields.
+    Some(respond(obj.status, HeaderMap::new(), stored))
+}
+
+/// Where the fields a delivery sets go: a response's map, or the few
+/// fields kept beside a stored object's (`stored_as_is`).
+trait DeliveryFields {
+    /// `name` set to `value`, replacing any other value.
+    fn set(&mut self, name: HeaderName, value: HeaderValue);
+    /// `value` added after `name`'s other values.
+    fn add(&mut self, name: HeaderName, value: HeaderValue);
+}
+
+impl DeliveryFields for HeaderMap {
+    fn set(&mut self, name: HeaderName, value: HeaderValue) {
+        self.insert(name, value);
+    }
+    fn add(&mut self, name: HeaderName, value: HeaderValue) {
+        self.append(name, value);
+    }
+}
+
+/// A fresh list, each name set once: `set` has nothing to replace. It
+/// holds the four a delivery sets (`few_fields::CAPACITY`).
+impl DeliveryFields for FewFields {
+    fn set(&mut self, name: HeaderName, value: HeaderValue) {
+        let pushed = self.push(name, value);
+        debug_assert!(pushed.is_ok(), "more delivery fields than FewFields holds");
+    }
+    fn add(&mut self, name: HeaderName, value: HeaderValue) {
+        self.set(name, value);
+    }
 }
 
 /// The fields each delivery of a stored object sets (unless left out):
@@ -179,20 +215,20 @@ fn add_delivery_fields(
     outcome: CacheOutcome,
     via: &HeaderValue,
     leave_out: &NameSet,
-    headers: &mut HeaderMap,
+    headers: &mut impl DeliveryFields,
 ) {
     if !leave_out.contains(&AGE) {
-        headers.insert(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
+        headers.set(AGE, age_value(obj.freshness.age(ctx.live.clock.now())));
     }
     let x_cache = match outcome {
         CacheOutcome::Hit => hit_value(obj.record_hit()),
         other => HeaderValue::from_static(other.as_str()),
     };
     if !leave_out.contains(&X_CACHE) {
-        headers.insert(X_CACHE, x_cache);
+        headers.set(X_CACHE, x_cache);
     }
     if !leave_out.contains(&VIA) {
-        headers.append(VIA, via.clone());
+        headers.add(VIA, via.clone());
     }
 }
 

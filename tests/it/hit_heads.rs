@@ -177,3 +177,77 @@ sub vcl_deliver {
         assert_eq!(origin.hits(path), 1, "{hit}");
     }
 }
+
+/// The fields each delivery sets (`X-Cache`, `Age`, `Via`, kept beside the
+/// object's on the usual hit since session 18) as `vcl_deliver` sees and
+/// changes them: read like any other, replaced or removed once, and a
+/// stored `Via` goes with the delivery's when it is removed.
+#[tokio::test]
+async fn vcl_deliver_reads_and_changes_the_fields_a_hit_sets() {
+    let origin = Origin::start().await;
+    for path in ["/plain", "/set", "/via-gone", "/up-kept", "/up-gone"] {
+        let upstream = path.starts_with("/up");
+        origin.route(path, move |_, _| {
+            let reply = Reply::ok("hello").header("cache-control", "max-age=60");
+            if upstream {
+                reply.header("via", "1.0 up")
+            } else {
+                reply
+            }
+        });
+    }
+    let policy = r#"
+sub vcl_deliver {
+    set resp.http.X-Seen-Cache = resp.http.X-Cache;
+    set resp.http.X-Seen-Via = resp.http.Via;
+    if (req.url ~ "set") {
+        set resp.http.X-Cache = "policy";
+        unset resp.http.Age;
+    }
+    if (req.url ~ "gone") {
+        unset resp.http.Via;
+    }
+    return (deliver);
+}
+"#;
+    let lq = with_policy(origin.addr, policy).await;
+    for path in ["/plain", "/set", "/via-gone", "/up-kept", "/up-gone"] {
+        let get = format!("GET {path} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");
+        raw(lq.addr(), get.as_bytes(), WAIT).await;
+        wait_stored(&lq, path).await;
+        let hit = raw(lq.addr(), get.as_bytes(), WAIT).await;
+        assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
+        assert!(hit.ends_with("\r\n\r\nhello"), "{hit}");
+        assert_eq!(origin.hits(path), 1, "{hit}");
+        let seen_cache = lines_named(&hit, "x-seen-cache");
+        assert_eq!(seen_cache.len(), 1, "{hit}");
+        assert!(seen_cache[0].starts_with("HIT"), "{hit}");
+        if path == "/set" {
+            assert_eq!(lines_named(&hit, "x-cache"), ["policy"], "{hit}");
+            assert!(lines_named(&hit, "age").is_empty(), "{hit}");
+        } else {
+            assert_eq!(lines_named(&hit, "x-cache"), seen_cache, "{hit}");
+            assert_eq!(lines_named(&hit, "age").len(), 1, "{hit}");
+        }
+        let via = lines_named(&hit, "via");
+        let seen_via = lines_named(&hit, "x-seen-via");
+        match path {
+            "/via-gone" | "/up-gone" => assert!(via.is_empty(), "{hit}"),
+            "/up-kept" => {
+                assert_eq!(via.len(), 2, "{hit}");
+                assert_eq!(via[0], "1.0 up", "{hit}");
+                assert!(via[1].contains("lacquer"), "{hit}");
+            }
+            _ => {
+                assert_eq!(via.len(), 1, "{hit}");
+                assert!(via[0].contains("lacquer"), "{hit}");
+            }
+        }
+        if path.starts_with("/up") {
+            assert_eq!(seen_via, ["1.0 up"], "{hit}");
+        } else {
+            assert_eq!(seen_via.len(), 1, "{hit}");
+            assert!(seen_via[0].contains("lacquer"), "{hit}");
+        }
+    }
+}
