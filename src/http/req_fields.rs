@@ -186,36 +186,51 @@ impl FieldsRead for HeaderMap {
     }
 }
 
+/// Names the filter rules out are answered without a look into the map
+/// (most names asked on a request's way are absent: `Range`, the
+/// conditionals, `Cookie`…; a map lookup hashes the name).
 impl FieldsRead for ReqFields {
     #[inline]
     fn get<K: AsHeaderName + AsRef<str>>(&self, name: K) -> Option<&HeaderValue> {
-        if self.pending_bits != 0 {
+        let bit = text_bit(name.as_ref());
+        if self.pending_bits & bit != 0 {
             if let Some(p) = self.pending_of(name.as_ref()) {
                 return p.value.as_ref();
             }
+        }
+        if self.absent(bit) {
+            return None;
         }
         self.map.get(name)
     }
     #[inline]
     fn get_all<K: AsHeaderName + AsRef<str>>(&self, name: K) -> FieldValues<'_> {
-        if self.pending_bits != 0 {
+        let bit = text_bit(name.as_ref());
+        if self.pending_bits & bit != 0 {
             if let Some(p) = self.pending_of(name.as_ref()) {
                 return FieldValues::One(p.value.as_ref());
             }
+        }
+        if self.absent(bit) {
+            return FieldValues::One(None);
         }
         FieldValues::Map(self.map.get_all(name).into_iter())
     }
 }
 
 impl ReqFields {
-    /// The fields of `map`, not summarised yet, with no changes pending.
+    /// The fields of `map`, summarised, with no changes pending.
     pub fn new(map: HeaderMap) -> ReqFields {
-        ReqFields {
+        let mut fields = ReqFields {
             map,
             present: None,
             pending: Vec::new(),
             pending_bits: 0,
-        }
+        };
+        // A few instructions a name, against a hashed lookup for each name
+        // asked and absent.
+        fields.summarise();
+        fields
     }
 
     /// Makes the filter if there is none (one pass over the map's names).
@@ -502,13 +517,28 @@ mod tests {
                 "{name}"
             );
             assert!(!f.absent(name_bit(name)), "{name}");
+            let upper = name.as_str().to_ascii_uppercase();
+            assert_eq!(f.get(upper.as_str()).map(|v| v.as_bytes()), Some(&b"v"[..]));
+            assert_eq!(f.get_all(name).count(), 1, "{name}");
         }
     }
 
     #[test]
     fn absent_fields_are_told_without_the_map() {
         let mut f = fields(&[("host", "h")]);
-        assert!(!f.absent(name_bit(&COOKIE)), "not summarised: no answer");
+        // Summarised when made.
+        assert!(f.absent(name_bit(&COOKIE)));
+        assert_eq!(f.get(&COOKIE), None);
+        assert_eq!(f.get("COOKIE"), None);
+        assert_eq!(f.get_all(&COOKIE).count(), 0);
+        assert_eq!(f.get("Host").map(|v| v.as_bytes()), Some(&b"h"[..]));
+        assert_eq!(f.get_all("HOST").count(), 1);
+        f.map_mut().insert(COOKIE, HeaderValue::from_static("c"));
+        assert!(!f.absent(name_bit(&COOKIE)), "changed: no answer");
+        assert_eq!(f.get(&COOKIE).map(|v| v.as_bytes()), Some(&b"c"[..]));
+        f.summarise();
+        assert!(!f.absent(name_bit(&COOKIE)));
+        f.map_mut().remove(COOKIE);
         f.summarise();
         assert!(f.absent(name_bit(&COOKIE)));
         assert_eq!(f.first(&COOKIE, name_bit(&COOKIE)), None);
