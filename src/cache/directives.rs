@@ -146,11 +146,62 @@ enum Arg<'a> {
     Invalid,
 }
 
-/// One directive, name lowercased.
+/// One directive: which it is (`None`: one this cache does not know, or
+/// may ignore), and its argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RawDirective<'a> {
-    name: Cow<'a, str>,
+    name: Option<Directive>,
     arg: Arg<'a>,
+}
+
+/// The directives lacquer acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Directive {
+    MaxAge,
+    SMaxage,
+    StaleWhileRevalidate,
+    StaleIfError,
+    NoStore,
+    NoCache,
+    Private,
+    Public,
+    MustRevalidate,
+    ProxyRevalidate,
+    MustUnderstand,
+    NoTransform,
+    Immutable,
+}
+
+impl Directive {
+    /// The directive named `name`, in any case (names are tokens: compared
+    /// as bytes, with no text made of them; this runs for every response).
+    fn named(name: &[u8]) -> Option<Directive> {
+        const LONGEST: usize = "stale-while-revalidate".len();
+        if name.len() > LONGEST {
+            return None;
+        }
+        let mut lower = [0u8; LONGEST];
+        let lower = &mut lower[..name.len()];
+        for (l, b) in lower.iter_mut().zip(name) {
+            *l = b.to_ascii_lowercase();
+        }
+        Some(match &*lower {
+            b"max-age" => Directive::MaxAge,
+            b"s-maxage" => Directive::SMaxage,
+            b"stale-while-revalidate" => Directive::StaleWhileRevalidate,
+            b"stale-if-error" => Directive::StaleIfError,
+            b"no-store" => Directive::NoStore,
+            b"no-cache" => Directive::NoCache,
+            b"private" => Directive::Private,
+            b"public" => Directive::Public,
+            b"must-revalidate" => Directive::MustRevalidate,
+            b"proxy-revalidate" => Directive::ProxyRevalidate,
+            b"must-understand" => Directive::MustUnderstand,
+            b"no-transform" => Directive::NoTransform,
+            b"immutable" => Directive::Immutable,
+            _ => return None,
+        })
+    }
 }
 
 /// Parse one `Cache-Control` list member: `token [ "=" ( token / quoted-string ) ]`.
@@ -163,11 +214,7 @@ fn parse_cache_control_member(member: &[u8]) -> Option<RawDirective<'_>> {
     if name.is_empty() {
         return None;
     }
-    // Borrowed from the field unless it is not UTF-8 or not lowercase.
-    let mut name = String::from_utf8_lossy(name);
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        name = Cow::Owned(name.to_ascii_lowercase());
-    }
+    let name = Directive::named(name);
     let arg = match value {
         None => Arg::Absent,
         Some([]) => Arg::Invalid,
@@ -230,7 +277,7 @@ fn targeted_directives(
             sf::Value::Other => Arg::Invalid,
         };
         raw.push(RawDirective {
-            name: Cow::Owned(key),
+            name: Directive::named(key.as_bytes()),
             arg,
         });
     }
@@ -268,30 +315,30 @@ fn interpret<'a>(
         ..CacheDirectives::default()
     };
     for RawDirective { name, arg } in raw {
-        match &*name {
-            "max-age" => set_first(&mut d.max_age, &arg),
-            "s-maxage" => set_first(&mut d.s_maxage, &arg),
-            "stale-while-revalidate" => set_first(&mut d.stale_while_revalidate, &arg),
-            "stale-if-error" => set_first(&mut d.stale_if_error, &arg),
-            "no-store" => d.no_store = true,
-            "no-cache" => match arg {
+        let Some(name) = name else { continue };
+        match name {
+            Directive::MaxAge => set_first(&mut d.max_age, &arg),
+            Directive::SMaxage => set_first(&mut d.s_maxage, &arg),
+            Directive::StaleWhileRevalidate => set_first(&mut d.stale_while_revalidate, &arg),
+            Directive::StaleIfError => set_first(&mut d.stale_if_error, &arg),
+            Directive::NoStore => d.no_store = true,
+            Directive::NoCache => match arg {
                 Arg::Value(v) | Arg::SfString(v) => d.no_cache_fields.extend(field_names(&v)),
                 // A broken argument is treated as the stricter, unqualified form.
                 Arg::Absent | Arg::Invalid => d.no_cache = true,
             },
-            "private" => {
+            Directive::Private => {
                 d.private = true;
                 if let Arg::Value(v) | Arg::SfString(v) = arg {
                     d.private_fields.extend(field_names(&v));
                 }
             }
-            "public" => d.public = true,
-            "must-revalidate" => d.must_revalidate = true,
-            "proxy-revalidate" => d.proxy_revalidate = true,
-            "must-understand" => d.must_understand = true,
-            "no-transform" => d.no_transform = true,
-            "immutable" => d.immutable = true,
-            _ => {}
+            Directive::Public => d.public = true,
+            Directive::MustRevalidate => d.must_revalidate = true,
+            Directive::ProxyRevalidate => d.proxy_revalidate = true,
+            Directive::MustUnderstand => d.must_understand = true,
+            Directive::NoTransform => d.no_transform = true,
+            Directive::Immutable => d.immutable = true,
         }
     }
     d

@@ -144,6 +144,18 @@ impl<'a> Iterator for ListMembers<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let s = self.rest?;
+        // Most lists hold no quoted string: straight to the next comma.
+        match s.iter().position(|&b| b == b',' || b == b'"') {
+            None => {
+                self.rest = None;
+                return Some(s);
+            }
+            Some(i) if s[i] == b',' => {
+                self.rest = Some(&s[i + 1..]);
+                return Some(&s[..i]);
+            }
+            Some(_) => {}
+        }
         let mut in_quotes = false;
         let mut escaped = false;
         for (i, &b) in s.iter().enumerate() {

@@ -233,7 +233,15 @@ impl Proxy {
                 Next::Retry => continue,
                 Next::Done(failed) => return self.fetch_failed(ctx, f, failed),
             }
-            return self.store_and_deliver(ctx, f, answer, verdict).await;
+            // Not an async fn of its own: its future (with the fetch, the
+            // answer and the verdict) was moved into this one per miss.
+            return match self.store_and_deliver(ctx, f, answer, verdict) {
+                AfterFetch::Served(served) => served,
+                // Boxed: the ESI branch's 2 KiB would otherwise be part of
+                // every fetch's future, copied whole each time one is made
+                // or moved.
+                AfterFetch::Esi(page) => Box::pin(self.process_esi(ctx, *page)).await,
+            };
         }
     }
 
@@ -279,14 +287,15 @@ impl Proxy {
     }
 
     /// Stores what the verdict allows (streaming it to this client and the
-    /// followers meanwhile), or delivers it unstored.
-    async fn store_and_deliver(
+    /// followers meanwhile), or delivers it unstored; an ESI page is handed
+    /// back to be assembled.
+    fn store_and_deliver(
         self: &Arc<Self>,
         ctx: &Task,
         f: Fetch,
         answer: Answer,
         verdict: Verdict,
-    ) -> Served {
+    ) -> AfterFetch {
         let Fetch {
             key,
             guard,
@@ -294,10 +303,10 @@ impl Proxy {
             ..
         } = f;
         let Some(key) = key else {
-            return Served::failed(
+            return AfterFetch::Served(Served::failed(
                 FailureKind::FetchFailed,
                 "a fetch for the cache without a key",
-            );
+            ));
         };
         let live = &ctx.live;
         let cache = &live.config.cache;
@@ -327,7 +336,7 @@ impl Proxy {
                     (Keep::Transient, outcome)
                 }
             };
-            let page = EsiPage {
+            return AfterFetch::Esi(Box::new(EsiPage {
                 status,
                 headers,
                 body,
@@ -335,12 +344,9 @@ impl Proxy {
                 from,
                 guard,
                 outcome,
-            };
-            // Boxed: the ESI branch's 2 KiB would otherwise be part of every
-            // fetch's future, copied whole each time one is made or moved.
-            return Box::pin(self.process_esi(ctx, page)).await;
+            }));
         }
-        match verdict.decision {
+        AfterFetch::Served(match verdict.decision {
             Decision::Store(freshness, variant) => {
                 let size = content_length(&headers);
                 if size.is_some_and(|n| n > cache.max_object_size.0) {
@@ -359,7 +365,10 @@ impl Proxy {
                         &live.via,
                         &live.keys,
                     );
-                    return Served::Response(resp, ObjMeta::uncacheable(CacheOutcome::Miss));
+                    return AfterFetch::Served(Served::Response(
+                        resp,
+                        ObjMeta::uncacheable(CacheOutcome::Miss),
+                    ));
                 }
                 let mut headers = headers;
                 let origin_coding = Coding::of(&headers);
@@ -436,7 +445,7 @@ impl Proxy {
                 );
                 Served::Response(resp, ObjMeta::uncacheable(outcome))
             }
-        }
+        })
     }
 
     /// A 304 answered our revalidation: a new object with the merged
@@ -849,6 +858,17 @@ fn has_body(h: &impl FieldsRead) -> bool {
 
 fn content_length(h: &impl FieldsRead) -> Option<u64> {
     h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// What [`Proxy::store_and_deliver`] made of a fetched answer.
+// Not boxed: the served answer is the usual case and is moved once; the
+// ESI page is boxed because it is the rare one.
+#[allow(clippy::large_enum_variant)]
+enum AfterFetch {
+    /// The answer for the client.
+    Served(Served),
+    /// An ESI page, to be assembled (asynchronously) for the client.
+    Esi(Box<EsiPage>),
 }
 
 #[cfg(test)]
