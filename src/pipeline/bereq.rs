@@ -120,14 +120,17 @@ impl Proxy {
                 headers.insert(IF_MODIFIED_SINCE, lm.clone());
             }
         }
-        if !headers.contains_key(HOST) && !ctx.host.is_empty() {
+        // `headers` has the request's names still (the removals above take
+        // none of these): asked of the request's fields, whose summary
+        // answers an absent name without a lookup.
+        if !ctx.headers.contains_key(HOST) && !ctx.host.is_empty() {
             if let Ok(v) = HeaderValue::from_str(&ctx.host) {
                 headers.insert(HOST, v);
             }
         }
         // The policy's own (`set req.http.Surrogate-Capability = "abc=ESI/1.0"`,
         // which applications look for by their token) is left as it is.
-        if !headers.contains_key(&SURROGATE_CAPABILITY_NAME) {
+        if !ctx.headers.contains_key(&SURROGATE_CAPABILITY_NAME) {
             headers.insert(
                 SURROGATE_CAPABILITY_NAME,
                 HeaderValue::from_static(SURROGATE_CAPABILITY),
@@ -139,7 +142,9 @@ impl Proxy {
             append_forwarded_for_cached(&mut headers, ctx.client.ip(), cache);
         }
         append_via(&mut headers, ctx.version, &ctx.live.config.server.via_name);
-        if method == Method::GET || method == Method::HEAD {
+        if (method == Method::GET || method == Method::HEAD)
+            && ctx.headers.contains_key(CONTENT_LENGTH)
+        {
             headers.remove(CONTENT_LENGTH);
         }
         let mut bereq = Bereq {
