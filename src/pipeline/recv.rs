@@ -100,14 +100,19 @@ impl Task {
             None => "/".to_string(),
         };
         // The server leaves the means to take the connection over in the
-        // extensions of a request asking to upgrade (`server::h1`).
-        let upgrade = upgrade_protocol(&headers).and_then(|protocol| {
-            let connection = extensions.remove::<crate::h1::OnUpgrade>()?;
-            Some(UpgradeRequest {
-                protocol,
-                connection,
+        // extensions of a request asking to upgrade (`h1`): only such a
+        // request's fields are looked at for it.
+        let upgrade = if extensions.get::<crate::h1::OnUpgrade>().is_some() {
+            upgrade_protocol(&headers).and_then(|protocol| {
+                let connection = extensions.remove::<crate::h1::OnUpgrade>()?;
+                Some(UpgradeRequest {
+                    protocol,
+                    connection,
+                })
             })
-        });
+        } else {
+            None
+        };
         remove_hop_by_hop(&mut headers);
         // Under a loaded VCL before the policy sees the request, as Varnish
         // does: `vcl_recv` reads the chain with the client in it, the
