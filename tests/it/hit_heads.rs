@@ -20,6 +20,18 @@ fn lines_named<'a>(answer: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// `path` fetched once, stored, and fetched again: the raw hit, checked to
+/// be a 200 whose body is `hello`.
+async fn hello_hit(lq: &lacquer::server::Running, path: &str) -> String {
+    let get = format!("GET {path} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");
+    raw(lq.addr(), get.as_bytes(), WAIT).await;
+    wait_stored(lq, path).await;
+    let hit = raw(lq.addr(), get.as_bytes(), WAIT).await;
+    assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
+    assert!(hit.ends_with("\r\n\r\nhello"), "{hit}");
+    hit
+}
+
 #[tokio::test]
 async fn a_hit_carries_each_stored_field_once_and_its_own_delivery_fields() {
     let origin = Origin::start().await;
@@ -151,12 +163,7 @@ sub vcl_deliver {
 "#;
     let lq = with_policy(origin.addr, policy).await;
     for path in ["/keep", "/change"] {
-        let get = format!("GET {path} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");
-        raw(lq.addr(), get.as_bytes(), WAIT).await;
-        wait_stored(&lq, path).await;
-        let hit = raw(lq.addr(), get.as_bytes(), WAIT).await;
-        assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
-        assert!(hit.ends_with("\r\n\r\nhello"), "{hit}");
+        let hit = hello_hit(&lq, path).await;
         assert_eq!(lines_named(&hit, "x-cache").len(), 1, "{hit}");
         assert!(lines_named(&hit, "x-cache")[0].starts_with("HIT"), "{hit}");
         assert_eq!(lines_named(&hit, "x-seen-type"), ["text/plain"], "{hit}");
@@ -212,12 +219,7 @@ sub vcl_deliver {
 "#;
     let lq = with_policy(origin.addr, policy).await;
     for path in ["/plain", "/set", "/via-gone", "/up-kept", "/up-gone"] {
-        let get = format!("GET {path} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");
-        raw(lq.addr(), get.as_bytes(), WAIT).await;
-        wait_stored(&lq, path).await;
-        let hit = raw(lq.addr(), get.as_bytes(), WAIT).await;
-        assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
-        assert!(hit.ends_with("\r\n\r\nhello"), "{hit}");
+        let hit = hello_hit(&lq, path).await;
         assert_eq!(origin.hits(path), 1, "{hit}");
         let seen_cache = lines_named(&hit, "x-seen-cache");
         assert_eq!(seen_cache.len(), 1, "{hit}");
