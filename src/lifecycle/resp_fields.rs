@@ -1,10 +1,11 @@
 //! A delivered response's fields when a stored object's are written from
 //! the object (`RespBody::Stored`): the response's map holds only what was
 //! set after the delivery made it (the delivery's own fields are kept
-//! beside the object's), and readers (the policy's `resp.http.*`) see the stored
-//! fields through its [`FieldsRead`]. A change to a name the stored fields have
-//! first copies them into the map ([`map_for`]): the response is then an
-//! ordinary one.
+//! beside the object's), and readers (the policy's `resp.http.*`) see them
+//! all through its [`FieldsRead`]. A change to a name the stored fields
+//! have first copies them into the map ([`map_for`]): the response is then
+//! an ordinary one; a change to a name only the delivery set moves that
+//! field into the map.
 
 use http::header::AsHeaderName;
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
@@ -74,6 +75,7 @@ pub fn map_for<'a>(resp: &'a mut Response<RespBody>, name: &HeaderName) -> &'a m
     }
     resp.headers_mut()
 }
+
 /// Copies a stored response's fields into its map (first, in their order,
 /// then what the delivery set) and makes its body an ordinary one.
 pub fn into_map(resp: &mut Response<RespBody>) {
