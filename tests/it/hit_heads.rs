@@ -253,3 +253,37 @@ sub vcl_deliver {
         }
     }
 }
+
+/// A whole-response operation of `vcl_deliver` (`std.collect`) on a hit
+/// whose fields are written from the object: the object's `Via` and the
+/// delivery's are one field after it, in that order, and the other fields
+/// the delivery set are still there once each.
+#[tokio::test]
+async fn std_collect_in_vcl_deliver_joins_the_objects_and_the_deliverys_fields() {
+    let origin = Origin::start().await;
+    origin.route("/c", |_, _| {
+        Reply::ok("hello")
+            .header("cache-control", "max-age=60")
+            .header("via", "1.0 up")
+    });
+    let policy = r#"
+import std;
+sub vcl_deliver {
+    std.collect(resp.http.Via);
+    return (deliver);
+}
+"#;
+    let lq = with_policy(origin.addr, policy).await;
+    let hit = hello_hit(&lq, "/c").await;
+    let via = lines_named(&hit, "via");
+    assert_eq!(via.len(), 1, "{hit}");
+    assert!(via[0].starts_with("1.0 up, "), "{hit}");
+    assert!(via[0].contains("lacquer"), "{hit}");
+    assert_eq!(lines_named(&hit, "age").len(), 1, "{hit}");
+    assert_eq!(lines_named(&hit, "accept-ranges"), ["bytes"], "{hit}");
+    let x_cache = lines_named(&hit, "x-cache");
+    assert_eq!(x_cache.len(), 1, "{hit}");
+    assert!(x_cache[0].starts_with("HIT"), "{hit}");
+    assert_eq!(lines_named(&hit, "content-length"), ["5"], "{hit}");
+    assert_eq!(origin.hits("/c"), 1, "{hit}");
+}
