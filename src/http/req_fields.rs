@@ -193,10 +193,8 @@ impl FieldsRead for ReqFields {
     #[inline]
     fn get<K: AsHeaderName + AsRef<str>>(&self, name: K) -> Option<&HeaderValue> {
         let bit = text_bit(name.as_ref());
-        if self.pending_bits & bit != 0 {
-            if let Some(p) = self.pending_of(name.as_ref()) {
-                return p.value.as_ref();
-            }
+        if let Some(p) = self.pending_of(name.as_ref(), bit) {
+            return p.value.as_ref();
         }
         if self.absent(bit) {
             return None;
@@ -206,10 +204,8 @@ impl FieldsRead for ReqFields {
     #[inline]
     fn get_all<K: AsHeaderName + AsRef<str>>(&self, name: K) -> FieldValues<'_> {
         let bit = text_bit(name.as_ref());
-        if self.pending_bits & bit != 0 {
-            if let Some(p) = self.pending_of(name.as_ref()) {
-                return FieldValues::One(p.value.as_ref());
-            }
+        if let Some(p) = self.pending_of(name.as_ref(), bit) {
+            return FieldValues::One(p.value.as_ref());
         }
         if self.absent(bit) {
             return FieldValues::One(None);
@@ -247,10 +243,10 @@ impl ReqFields {
         self.present.is_some_and(|bits| bits & bit == 0)
     }
 
-    /// The pending change of `name` (text in any case), if any.
+    /// The pending change of `name` (text in any case), whose
+    /// [`text_bit`] is `bit`, if any.
     #[inline]
-    fn pending_of(&self, name: &str) -> Option<&Pending> {
-        let bit = text_bit(name);
+    fn pending_of(&self, name: &str, bit: u64) -> Option<&Pending> {
         if self.pending_bits & bit == 0 {
             return None;
         }
