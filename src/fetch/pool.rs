@@ -393,7 +393,9 @@ impl Backend {
         fresh_only: bool,
         connect_timeout: Duration,
     ) -> Result<(Pooled, bool), FetchError> {
-        let deadline = Instant::now() + connect_timeout;
+        // Read the clock only when no idle connection is at hand.
+        let mut started: Option<Instant> = None;
+        let mut deadline = || *started.get_or_insert_with(Instant::now) + connect_timeout;
         loop {
             if !fresh_only {
                 if let Some(conn) = self.pop_idle(Some(shard())) {
@@ -414,7 +416,7 @@ impl Backend {
                             // At the limit: use another worker's idle connection.
                             return Ok((idle, true));
                         }
-                        let wait = deadline.saturating_duration_since(Instant::now());
+                        let wait = deadline().saturating_duration_since(Instant::now());
                         // Wait for a connection to be closed (permit) or pooled (notify).
                         tokio::select! {
                             p = sem.clone().acquire_owned() => p.ok(),
@@ -426,7 +428,7 @@ impl Backend {
                     }
                 },
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = deadline().saturating_duration_since(Instant::now());
             let h1 = self.connect(remaining).await?;
             return Ok((
                 Box::new(Conn {

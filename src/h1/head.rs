@@ -164,7 +164,7 @@ pub fn parse(
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut noted = Noted::default();
     for &(name, name_len, value, value_len) in spans.iter() {
-        let name = HeaderName::from_bytes(&head[name..name + name_len])
+        let name = super::field_name(&head[name..name + name_len])
             .map_err(|_| HeadError::Malformed("field name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))
             .map_err(|_| HeadError::Malformed("field value"))?;

@@ -24,6 +24,7 @@ mod body;
 pub mod coarse_timer;
 mod decoder;
 mod encode;
+mod field_name;
 pub mod framing;
 mod head;
 mod upgrade;
@@ -31,6 +32,7 @@ mod upgrade;
 pub use body::{BodyError, RequestBody};
 pub use decoder::{ChunkError, Decoder, Step};
 pub use encode::{field as write_field, Asked, BodySize, Framing};
+pub use field_name::field_name;
 pub use head::{field_slots, note_spans, HeadError, Limits, Spans, STACK_HEADERS};
 pub use upgrade::{NotUpgraded, OnUpgrade, Upgraded};
 

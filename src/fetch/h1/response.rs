@@ -3,12 +3,12 @@
 //! §6.3).
 
 use bytes::BytesMut;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 use std::mem::MaybeUninit;
 
 use super::{H1Error, Limits};
 use crate::h1::framing::{FramingFields, Length};
-use crate::h1::{field_slots, note_spans, Decoder, STACK_HEADERS};
+use crate::h1::{field_name, field_slots, note_spans, Decoder, STACK_HEADERS};
 
 /// A parsed response head.
 #[derive(Debug)]
@@ -94,7 +94,7 @@ pub(super) fn parse(
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut fields = FramingFields::default();
     for &(name, name_len, value, value_len) in spans.iter() {
-        let name = HeaderName::from_bytes(&head[name..name + name_len])
+        let name = field_name(&head[name..name + name_len])
             .map_err(|_| H1Error::Framing("invalid field name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))
             .map_err(|_| H1Error::Framing("invalid field value"))?;
