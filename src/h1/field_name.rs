@@ -19,63 +19,90 @@ pub fn field_name(bytes: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
     }
 }
 
-/// The common names, lowercase, by length. Not in `http`'s standard set
-/// (`X-Forwarded-For`, `Surrogate-Control`, …): statics, so that a clone
-/// shares the text instead of copying it.
-static LEN_2: [HeaderName; 1] = [header::TE];
-static LEN_3: [HeaderName; 2] = [header::AGE, header::DNT];
-static LEN_4: [HeaderName; 4] = [header::HOST, header::DATE, header::ETAG, header::VARY];
-static LEN_5: [HeaderName; 1] = [header::RANGE];
-static LEN_6: [HeaderName; 5] = [
-    header::ACCEPT,
-    header::COOKIE,
-    header::SERVER,
-    header::ORIGIN,
-    header::PRAGMA,
+/// A common name: its lowercase text (the same as `name.as_str()`, kept
+/// beside it so that a comparison reads no table), and the name.
+type Known = (&'static [u8], HeaderName);
+
+/// The common names, by length. Those not in `http`'s standard set
+/// (`X-Forwarded-For`, `Surrogate-Control`, …) are statics, so that a
+/// clone shares the text instead of copying it.
+static LEN_2: [Known; 1] = [(b"te", header::TE)];
+static LEN_3: [Known; 2] = [(b"age", header::AGE), (b"dnt", header::DNT)];
+static LEN_4: [Known; 4] = [
+    (b"host", header::HOST),
+    (b"date", header::DATE),
+    (b"etag", header::ETAG),
+    (b"vary", header::VARY),
 ];
-static LEN_7: [HeaderName; 4] = [
-    header::EXPIRES,
-    header::REFERER,
-    header::UPGRADE,
-    header::TRAILER,
+static LEN_5: [Known; 1] = [(b"range", header::RANGE)];
+static LEN_6: [Known; 5] = [
+    (b"accept", header::ACCEPT),
+    (b"cookie", header::COOKIE),
+    (b"server", header::SERVER),
+    (b"origin", header::ORIGIN),
+    (b"pragma", header::PRAGMA),
 ];
-static LEN_10: [HeaderName; 4] = [
-    header::USER_AGENT,
-    header::CONNECTION,
-    header::SET_COOKIE,
-    HeaderName::from_static("keep-alive"),
+static LEN_7: [Known; 4] = [
+    (b"expires", header::EXPIRES),
+    (b"referer", header::REFERER),
+    (b"upgrade", header::UPGRADE),
+    (b"trailer", header::TRAILER),
 ];
-static LEN_12: [HeaderName; 1] = [header::CONTENT_TYPE];
-static LEN_13: [HeaderName; 7] = [
-    header::CACHE_CONTROL,
-    header::LAST_MODIFIED,
-    header::IF_NONE_MATCH,
-    header::ACCEPT_RANGES,
-    header::AUTHORIZATION,
-    header::CONTENT_RANGE,
-    HeaderName::from_static("surrogate-key"),
+static LEN_10: [Known; 4] = [
+    (b"user-agent", header::USER_AGENT),
+    (b"connection", header::CONNECTION),
+    (b"set-cookie", header::SET_COOKIE),
+    (b"keep-alive", HeaderName::from_static("keep-alive")),
 ];
-static LEN_14: [HeaderName; 2] = [header::CONTENT_LENGTH, header::ACCEPT_CHARSET];
-static LEN_15: [HeaderName; 4] = [
-    header::ACCEPT_ENCODING,
-    header::ACCEPT_LANGUAGE,
-    HeaderName::from_static("x-forwarded-for"),
-    header::X_FRAME_OPTIONS,
+static LEN_12: [Known; 1] = [(b"content-type", header::CONTENT_TYPE)];
+static LEN_13: [Known; 7] = [
+    (b"cache-control", header::CACHE_CONTROL),
+    (b"last-modified", header::LAST_MODIFIED),
+    (b"if-none-match", header::IF_NONE_MATCH),
+    (b"accept-ranges", header::ACCEPT_RANGES),
+    (b"authorization", header::AUTHORIZATION),
+    (b"content-range", header::CONTENT_RANGE),
+    (b"surrogate-key", HeaderName::from_static("surrogate-key")),
 ];
-static LEN_16: [HeaderName; 2] = [header::CONTENT_ENCODING, header::CONTENT_LANGUAGE];
-static LEN_17: [HeaderName; 3] = [
-    header::TRANSFER_ENCODING,
-    header::IF_MODIFIED_SINCE,
-    HeaderName::from_static("surrogate-control"),
+static LEN_14: [Known; 2] = [
+    (b"content-length", header::CONTENT_LENGTH),
+    (b"accept-charset", header::ACCEPT_CHARSET),
 ];
-static LEN_25: [HeaderName; 2] = [
-    header::UPGRADE_INSECURE_REQUESTS,
-    header::STRICT_TRANSPORT_SECURITY,
+static LEN_15: [Known; 4] = [
+    (b"accept-encoding", header::ACCEPT_ENCODING),
+    (b"accept-language", header::ACCEPT_LANGUAGE),
+    (
+        b"x-forwarded-for",
+        HeaderName::from_static("x-forwarded-for"),
+    ),
+    (b"x-frame-options", header::X_FRAME_OPTIONS),
+];
+static LEN_16: [Known; 2] = [
+    (b"content-encoding", header::CONTENT_ENCODING),
+    (b"content-language", header::CONTENT_LANGUAGE),
+];
+static LEN_17: [Known; 3] = [
+    (b"transfer-encoding", header::TRANSFER_ENCODING),
+    (b"if-modified-since", header::IF_MODIFIED_SINCE),
+    (
+        b"surrogate-control",
+        HeaderName::from_static("surrogate-control"),
+    ),
+];
+static LEN_25: [Known; 2] = [
+    (
+        b"upgrade-insecure-requests",
+        header::UPGRADE_INSECURE_REQUESTS,
+    ),
+    (
+        b"strict-transport-security",
+        header::STRICT_TRANSPORT_SECURITY,
+    ),
 ];
 
 /// The table's entry for `bytes`, if any.
 fn known(bytes: &[u8]) -> Option<&'static HeaderName> {
-    let candidates: &'static [HeaderName] = match bytes.len() {
+    let candidates: &'static [Known] = match bytes.len() {
         2 => &LEN_2,
         3 => &LEN_3,
         4 => &LEN_4,
@@ -94,7 +121,8 @@ fn known(bytes: &[u8]) -> Option<&'static HeaderName> {
     };
     candidates
         .iter()
-        .find(|name| folded_eq(bytes, name.as_str().as_bytes()))
+        .find(|(lower, _)| folded_eq(bytes, lower))
+        .map(|(_, name)| name)
 }
 
 /// Whether `bytes` is `lower` in some case, for `bytes` of `lower`'s
@@ -102,35 +130,50 @@ fn known(bytes: &[u8]) -> Option<&'static HeaderName> {
 ///
 /// Bit 5 is set in a byte of `bytes` only where `lower` has a letter
 /// (letters have bit 6 set, digits and `-` do not): that lowercases a
-/// letter, and a digit or `-` must match as it is.
+/// letter, and a digit or `-` must match as it is. Names of eight bytes
+/// or more are compared a word at a time, the last word overlapping the
+/// one before it.
 fn folded_eq(bytes: &[u8], lower: &[u8]) -> bool {
-    const LETTER: u64 = 0x4040_4040_4040_4040;
-    let mut a = bytes.chunks_exact(8);
-    let mut b = lower.chunks_exact(8);
-    for (x, y) in a.by_ref().zip(b.by_ref()) {
-        let y = word(y);
-        if word(x) | ((y & LETTER) >> 1) != y {
+    let n = lower.len();
+    if bytes.len() != n {
+        return false;
+    }
+    if n < 8 {
+        return bytes
+            .iter()
+            .zip(lower)
+            .all(|(x, y)| x | ((y & 0x40) >> 1) == *y);
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if !word_eq(bytes, lower, at) {
             return false;
         }
+        at += 8;
     }
-    a.remainder()
-        .iter()
-        .zip(b.remainder())
-        .all(|(x, y)| x | ((y & 0x40) >> 1) == *y)
+    word_eq(bytes, lower, n - 8)
 }
 
-/// Eight bytes as one word.
-fn word(chunk: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(chunk);
-    u64::from_ne_bytes(w)
+/// [`folded_eq`] of the eight bytes at `at`.
+fn word_eq(bytes: &[u8], lower: &[u8], at: usize) -> bool {
+    const LETTER: u64 = 0x4040_4040_4040_4040;
+    match (word_at(bytes, at), word_at(lower, at)) {
+        (Some(x), Some(y)) => x | ((y & LETTER) >> 1) == y,
+        _ => false,
+    }
+}
+
+/// The eight bytes at `at` as one word.
+fn word_at(s: &[u8], at: usize) -> Option<u64> {
+    let chunk: [u8; 8] = s.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_ne_bytes(chunk))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const TABLES: [&[HeaderName]; 14] = [
+    const TABLES: [&[Known]; 14] = [
         &LEN_2, &LEN_3, &LEN_4, &LEN_5, &LEN_6, &LEN_7, &LEN_10, &LEN_12, &LEN_13, &LEN_14,
         &LEN_15, &LEN_16, &LEN_17, &LEN_25,
     ];
@@ -138,8 +181,9 @@ mod tests {
     #[test]
     fn every_table_name_is_found_in_any_case_and_sits_under_its_length() {
         for table in TABLES {
-            for name in table {
+            for (lower, name) in table {
                 let text = name.as_str();
+                assert_eq!(text.as_bytes(), *lower);
                 assert!(text
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
@@ -157,6 +201,24 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join("-");
                 assert_eq!(field_name(title.as_bytes()).ok().as_ref(), Some(name));
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_one_byte_off_anywhere_is_not_the_table_name() {
+        for table in TABLES {
+            for (lower, name) in table {
+                for at in 0..lower.len() {
+                    let mut off = lower.to_vec();
+                    off[at] = if off[at] == b'x' { b'y' } else { b'x' };
+                    assert_eq!(known(&off), None, "{name} changed at {at}");
+                    // A control byte one bit from the table's byte.
+                    off[at] = lower[at] & !0x20;
+                    if !lower[at].is_ascii_alphabetic() {
+                        assert_eq!(known(&off), None, "{name} control at {at}");
+                    }
+                }
             }
         }
     }

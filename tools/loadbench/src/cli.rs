@@ -61,6 +61,12 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
+    /// each connection waits MS milliseconds between an answer and its next
+    /// request (wrk's `delay()`): every server is offered the same load, at
+    /// most connections x 1000 / MS requests a second, so p99 is measured
+    /// with neither the server nor wrk saturated
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pace: Option<u32>,
     /// wrk threads
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WRK_THREADS,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -88,6 +94,8 @@ pub(crate) struct Options {
     pub(crate) threads: u32,
     /// `--rounds`: full runs, alternating the servers' order.
     pub(crate) rounds: u32,
+    /// `--pace`: milliseconds each connection waits between requests.
+    pub(crate) pace_ms: Option<u32>,
     /// Untimed wrk run before each measured one (0 = none).
     pub(crate) warmup_secs: u64,
     /// `zipf`'s untimed wrk run, instead of `warmup_secs` (0 = none).
@@ -122,6 +130,7 @@ impl Options {
             connections: cli.connections,
             threads: cli.threads,
             rounds: cli.rounds,
+            pace_ms: cli.pace,
             warmup_secs: cli.warmup,
             zipf_warmup_secs: cli.zipf_warmup,
             zipf_budgets: cli.zipf_budget.unwrap_or_default(),

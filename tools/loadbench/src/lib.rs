@@ -98,7 +98,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>, lacquer_bin: PathBuf) -> E
         }
     };
     scratch().push(scripts.0.clone());
-    if let Err(e) = write_scripts(&scripts.0) {
+    if let Err(e) = write_scripts(&scripts.0, opts.pace_ms) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

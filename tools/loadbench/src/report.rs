@@ -165,6 +165,14 @@ pub(crate) fn print_table(opts: &Options, rows: &[Row]) {
          (over {:.0}% skews the figures)",
         OTHER_CPU_WARN * 100.0
     );
+    if let Some(ms) = opts.pace_ms {
+        println!(
+            "paced     = each connection waited {ms} ms between an answer and its next request \
+             (at most connections x {:.0} req/s offered to every server): req/s is the offered \
+             load when a server keeps up; compare p50, p99 and CPU/req",
+            1000.0 / f64::from(ms)
+        );
+    }
 }
 
 pub(crate) fn print_ratios(opts: &Options, rows: &[Row]) {

@@ -14,7 +14,9 @@ use crate::process::{
 };
 use crate::proxies::{server_command, STORAGE_MIB};
 use crate::scenarios::{Load, Scenario, ServerKind};
-use crate::scripts::{MIX_HOT_URLS, MIX_SCRIPT, RANGE_SCRIPT, SCALE_OUT_URLS, ZIPF_SCRIPT};
+use crate::scripts::{
+    MIX_HOT_URLS, MIX_SCRIPT, PACE_SCRIPT, RANGE_SCRIPT, SCALE_OUT_URLS, ZIPF_SCRIPT,
+};
 use crate::wrk::{run_wrk, unique_tag, WrkRun, WrkStats};
 
 /// Pause before each wrk run.
@@ -336,7 +338,7 @@ fn bench_instance(
             Load::Mix => Some(opts.scripts_dir.join(MIX_SCRIPT)),
             Load::Ranges => Some(opts.scripts_dir.join(RANGE_SCRIPT)),
             Load::Zipf => Some(opts.scripts_dir.join(ZIPF_SCRIPT)),
-            _ => None,
+            _ => opts.pace_ms.map(|_| opts.scripts_dir.join(PACE_SCRIPT)),
         };
         let headers = match sc.load {
             Load::Gzip | Load::EsiGzip => vec!["Accept-Encoding: gzip".to_owned()],

@@ -27,6 +27,8 @@ pub(crate) const MIX_SCRIPT: &str = "mix-90-10.lua";
 pub(crate) const ZIPF_SCRIPT: &str = "zipf.lua";
 pub(crate) const RANGE_SCRIPT: &str = "range-64KiB.lua";
 pub(crate) const SCALE_OUT_SCRIPT: &str = "scale-out.lua";
+/// `--pace`: the script of the scenarios that have none of their own.
+pub(crate) const PACE_SCRIPT: &str = "pace.lua";
 
 /// Shared head of the scripts: each wrk thread gets an `id` (0, 1, ...) and
 /// seeds its random numbers with it.
@@ -151,15 +153,29 @@ end
     )
 }
 
-pub(crate) fn write_scripts(dir: &Path) -> Result<(), String> {
+/// `--pace MS`: wrk waits MS milliseconds before each request a
+/// connection sends after its first (the time waited is not in the
+/// latency wrk records).
+fn pace_function(ms: u32) -> String {
+    format!("\nfunction delay()\n   return {ms}\nend\n")
+}
+
+/// Writes the scenarios' scripts into `dir`; with `pace_ms`, each ends
+/// with the pacing `delay()`, and [`PACE_SCRIPT`] holds it alone.
+pub(crate) fn write_scripts(dir: &Path, pace_ms: Option<u32>) -> Result<(), String> {
+    let pace = pace_ms.map(pace_function).unwrap_or_default();
     for (name, text) in [
         (MIX_SCRIPT, mix_script()),
         (RANGE_SCRIPT, range_script()),
         (SCALE_OUT_SCRIPT, scale_out_script()),
         (ZIPF_SCRIPT, zipf_script()),
+        (
+            PACE_SCRIPT,
+            "-- --pace, written by benches/load.rs\n".to_owned(),
+        ),
     ] {
         let path = dir.join(name);
-        fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+        fs::write(&path, text + &pace).map_err(|e| format!("write {}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -185,10 +201,30 @@ mod tests {
     #[test]
     fn all_scripts_written() {
         let dir = crate::process::TempDir::new("scripts-test").unwrap();
-        write_scripts(&dir.0).unwrap();
+        write_scripts(&dir.0, None).unwrap();
         for name in [MIX_SCRIPT, RANGE_SCRIPT, SCALE_OUT_SCRIPT, ZIPF_SCRIPT] {
             let text = std::fs::read_to_string(dir.0.join(name)).unwrap();
             assert!(text.contains("function request()"), "{name}");
+            assert!(!text.contains("function delay()"), "{name}");
+        }
+    }
+
+    #[test]
+    fn paced_scripts_end_with_the_delay() {
+        let dir = crate::process::TempDir::new("scripts-pace-test").unwrap();
+        write_scripts(&dir.0, Some(25)).unwrap();
+        for name in [
+            MIX_SCRIPT,
+            RANGE_SCRIPT,
+            SCALE_OUT_SCRIPT,
+            ZIPF_SCRIPT,
+            PACE_SCRIPT,
+        ] {
+            let text = std::fs::read_to_string(dir.0.join(name)).unwrap();
+            assert!(
+                text.ends_with("\nfunction delay()\n   return 25\nend\n"),
+                "{name}: {text}"
+            );
         }
     }
 
