@@ -220,6 +220,12 @@ pub struct ServerConfig {
     pub via_name: String,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// Send buffer of each client socket (`SO_SNDBUF`; nginx's `listen …
+    /// sndbuf=`). 0: the kernel's, which starts small and grows a
+    /// socket's buffer as it is used. Larger lets a large answer (a 64 KiB
+    /// range) go out in fewer writes, for up to twice this much kernel
+    /// memory per connection, and turns the kernel's growing off.
+    pub send_buffer: ByteSize,
     /// Expect a PROXY protocol header (v1 or v2, e.g. HAProxy's
     /// `send-proxy-v2`) on every client connection; its address becomes the
     /// client address (ACLs, X-Forwarded-For).
@@ -348,6 +354,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             via_name: "lacquer".into(),
             threads: 0,
+            send_buffer: ByteSize(0),
             proxy_protocol: false,
             proxy_protocol_from: None,
             health_path: "/healthz".into(),

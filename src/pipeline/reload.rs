@@ -87,6 +87,7 @@ fn keep_restart_only(started: &Config, fresh: &mut Config) -> Vec<&'static str> 
     restart_only! {
         "server.listen" => server.listen;
         "server.threads" => server.threads;
+        "server.send_buffer" => server.send_buffer;
         "server.max_header_bytes" => server.max_header_bytes;
         "server.max_headers" => server.max_headers;
         "server.header_read_timeout" => server.header_read_timeout;

@@ -352,6 +352,12 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        if settings.send_buffer.0 > 0 {
+            let size = usize::try_from(settings.send_buffer.0).unwrap_or(usize::MAX);
+            if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(size) {
+                crate::log_limited!(1, warn, error = %e, "setting server.send_buffer failed");
+            }
+        }
         // `server.ip` / `local.ip` and `remote.ip` for the policy.
         let conn = stream.local_addr().ok().map(|local| {
             Arc::new(crate::lifecycle::ConnInfo {

@@ -587,3 +587,35 @@ async fn a_content_coded_body_gets_one_range_but_not_several() {
     let several = gzip_ranged("bytes=0-9,20-29").await;
     assert_eq!((several.status, several.body.clone()), (200, body()));
 }
+
+/// `server.send_buffer` set to a small client send buffer (4 KiB: a
+/// 256 KiB answer takes many writes): a miss, a hit and a range of a
+/// large object still arrive byte-exact, and the origin is asked once.
+#[tokio::test]
+async fn a_set_send_buffer_still_delivers_large_answers_whole() {
+    let origin = Origin::start().await;
+    let big: Bytes = (0..(256u32 << 10))
+        .map(|i| (i % 253) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let served = big.clone();
+    origin.route("/big", move |_, _| {
+        Reply::ok(served.clone())
+            .header("cache-control", "max-age=600")
+            .header("content-type", "application/octet-stream")
+    });
+    let lq = lacquer_with(&origin, |c| {
+        c.server.send_buffer = lacquer::config::ByteSize(4 << 10)
+    })
+    .await;
+    let miss = get(lq.addr(), "/big").await;
+    assert_eq!(miss.status, 200);
+    assert_eq!(miss.body, big);
+    wait_stored(&lq, "/big").await;
+    let hit = get(lq.addr(), "/big").await;
+    assert_eq!(hit.body, big);
+    let part = ranged(&lq, "/big", "bytes=65536-131071").await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, big.slice(65536..131072));
+    assert_eq!(origin.hits("/big"), 1);
+}
