@@ -34,6 +34,11 @@ pub const NOT_DELIVERED: [http::HeaderName; 2] = [
     http::HeaderName::from_static("surrogate-control"),
 ];
 
+/// `Surrogate-Control` as a `static`, for lookups on every backend
+/// response (a name given as text is parsed at each lookup, and a `const`
+/// of a non-standard name is made anew at each use).
+pub static SURROGATE_CONTROL: http::HeaderName = http::HeaderName::from_static("surrogate-control");
+
 /// Which header field the effective cache directives came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DirectiveSource {

@@ -46,16 +46,12 @@ pub const SURROGATE_CAPABILITY: &str = "lacquer=\"ESI/1.0\"";
 /// of its connections on one thread).
 const PARSE_INLINE_MAX: usize = 256 << 10;
 
-/// `Surrogate-Control`, looked up on every backend response (a `static`:
-/// a name given as text is parsed at each lookup).
-static SURROGATE_CONTROL: http::HeaderName = http::HeaderName::from_static("surrogate-control");
-
 /// Whether `Surrogate-Control` asks this cache to process ESI 1.0: a
 /// `content` directive listing `ESI/1.0`, untargeted or targeted at
 /// `lacquer` (`content="ESI/1.0";lacquer`).
 pub fn surrogate_control_asks_esi(headers: &HeaderMap) -> bool {
     headers
-        .get_all(&SURROGATE_CONTROL)
+        .get_all(&crate::cache::directives::SURROGATE_CONTROL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

@@ -333,6 +333,9 @@ async fn accept_loop(
     let proxy_sources = proxy.config().proxy_sources();
     let mut stop = life.stop.clone();
     let mut backoff = descriptors::AcceptBackoff::new("client", &listener);
+    // `server.send_buffer`, for each accepted socket (0: left alone).
+    let send_buffer = (settings.send_buffer.0 > 0)
+        .then(|| usize::try_from(settings.send_buffer.0).unwrap_or(usize::MAX));
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -352,8 +355,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        if settings.send_buffer.0 > 0 {
-            let size = usize::try_from(settings.send_buffer.0).unwrap_or(usize::MAX);
+        if let Some(size) = send_buffer {
             if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(size) {
                 crate::log_limited!(1, warn, error = %e, "setting server.send_buffer failed");
             }
