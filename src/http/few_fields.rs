@@ -46,6 +46,30 @@ impl FewFields {
         }
     }
 
+    /// `name` set to `value` alone: the first field of that name takes the
+    /// value where it stands (as `HeaderMap::insert` does) and any others
+    /// go; a name not there is added after the others. A full list without
+    /// the name hands the field back.
+    pub fn put(
+        &mut self,
+        name: HeaderName,
+        value: HeaderValue,
+    ) -> Result<(), (HeaderName, HeaderValue)> {
+        let Some(first) = self.as_slice().iter().position(|(n, _)| *n == name) else {
+            return self.push(name, value);
+        };
+        self.slots[first].1 = value;
+        let mut kept = first + 1;
+        for i in first + 1..self.len {
+            if self.slots[i].0 != name {
+                self.slots.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.len = kept;
+        Ok(())
+    }
+
     /// The fields, in order.
     pub fn as_slice(&self) -> &[(HeaderName, HeaderValue)] {
         &self.slots[..self.len]
@@ -121,6 +145,39 @@ mod tests {
         );
         assert!(f.contains(&HeaderName::from_static("via")));
         assert!(!f.contains(&HeaderName::from_static("accept-ranges")));
+    }
+
+    #[test]
+    fn put_replaces_in_place_or_adds_last() {
+        let mut f = FewFields::default();
+        for (n, v) in [("age", "1"), ("x-cache", "a"), ("via", "v")] {
+            let (n, v) = field(n, v);
+            assert!(f.push(n, v).is_ok());
+        }
+        let (n, v) = field("x-cache", "b");
+        assert!(f.put(n, v).is_ok());
+        let (n, v) = field("x-new", "n");
+        assert!(f.put(n, v).is_ok());
+        assert_eq!(
+            listed(&f),
+            [("age", "1"), ("x-cache", "b"), ("via", "v"), ("x-new", "n")]
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        let (n, v) = field("x-more", "m");
+        assert!(f.put(n, v).is_err(), "full");
+        // A name twice: the first takes the value, the second goes.
+        let mut f = FewFields::default();
+        for (n, v) in [("via", "1"), ("age", "2"), ("via", "3"), ("x-cache", "4")] {
+            let (n, v) = field(n, v);
+            assert!(f.push(n, v).is_ok());
+        }
+        let (n, v) = field("via", "9");
+        assert!(f.put(n, v).is_ok());
+        assert_eq!(
+            listed(&f),
+            [("via", "9"), ("age", "2"), ("x-cache", "4")]
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
     }
 
     #[test]

@@ -50,17 +50,41 @@ fn listed<'a>(stored: &'a StoredResponse, name: &str) -> (ListedValues<'a>, List
     )
 }
 
+/// `name` set to `value` alone on a delivered response. While its map is
+/// still empty, a name not among the object's fields is set among the
+/// delivery's (`set resp.http.X-Cache = "HIT"` in most `vcl_deliver`s:
+/// replacing lacquer's own where it stands, as a map's `insert` would, or
+/// added after them): a map built for one field, grown and dropped, was
+/// ~600 instructions of a policy's hit. Otherwise in the map, as
+/// [`map_for`] makes it.
+pub fn set(resp: &mut Response<RespBody>, name: &HeaderName, value: HeaderValue) {
+    let map_empty = resp.headers().is_empty();
+    let value = match resp.body_mut().stored_mut() {
+        Some(stored) if map_empty && !object_shows(stored, name) => {
+            match stored.delivery.put(name.clone(), value) {
+                Ok(()) => return,
+                // The delivery's list is full: into the map after all.
+                Err((_, value)) => value,
+            }
+        }
+        _ => value,
+    };
+    map_for(resp, name).insert(name.clone(), value);
+}
+
+/// Whether a stored response shows a field of `name` among the object's.
+fn object_shows(stored: &StoredResponse, name: &HeaderName) -> bool {
+    stored_field_shown(name, &stored.leave_out)
+        && stored.obj.fields.delivered().iter().any(|(n, _)| n == name)
+}
+
 /// The map to change `name` in: the response's own, after the stored
 /// fields have been copied into it when they have `name` (so that the
 /// change replaces or removes them); a field of `name` the delivery set is
 /// moved into it.
 pub fn map_for<'a>(resp: &'a mut Response<RespBody>, name: &HeaderName) -> &'a mut HeaderMap {
     let (stored_has, delivery_has) = match resp.body().stored() {
-        Some(stored) => (
-            stored_field_shown(name, &stored.leave_out)
-                && stored.obj.fields.delivered().iter().any(|(n, _)| n == name),
-            stored.delivery.contains(name),
-        ),
+        Some(stored) => (object_shows(stored, name), stored.delivery.contains(name)),
         None => (false, false),
     };
     if stored_has {

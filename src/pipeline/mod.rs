@@ -379,7 +379,7 @@ impl Proxy {
             // and the object's on a hit.
             let obj = matches!(meta.outcome, CacheOutcome::Hit | CacheOutcome::Stale);
             let value = x_varnish(ctx.xid, obj.then_some(meta.id));
-            crate::lifecycle::resp_fields::map_for(&mut resp, &X_VARNISH).insert(X_VARNISH, value);
+            crate::lifecycle::resp_fields::set(&mut resp, &X_VARNISH, value);
         }
         match live.policy.deliver(ctx, &mut resp, meta) {
             ClientAction::Synth(status, reason) => Err(Served::Synth(status, reason)),

@@ -55,6 +55,104 @@ async fn vcl_deliver_changes_hits_misses_and_passes() {
     assert!(tea.starts_with("HTTP/1.1 418 I'm a teapot\r\n"), "{tea}");
 }
 
+/// `vcl_deliver` setting fields on a hit, some new (kept beside the
+/// delivery's own fields while the response's map is empty), some the
+/// object or the delivery has, one set twice, one set then removed, one
+/// read back.
+const DELIVER_SETS: &str = r#"
+sub vcl_deliver {
+    unset resp.http.Via;
+    unset resp.http.X-Varnish;
+    set resp.http.X-Served = "HIT";
+    set resp.http.X-Cache = "policy";
+    set resp.http.X-Twice = "one";
+    set resp.http.X-Twice = "two";
+    set resp.http.X-Gone = "soon";
+    unset resp.http.X-Gone;
+    set resp.http.X-Read = "was " + resp.http.X-Served + "/" + resp.http.X-Twice;
+    if (req.url == "/c2") {
+        set resp.http.Age = "77";
+        set resp.http.Etag = {""changed""};
+        set resp.http.X-Last = "1";
+    }
+}
+"#;
+
+/// The field lines of a raw answer's head, in wire order, without `Date`.
+fn field_lines(answer: &str) -> Vec<String> {
+    let head = answer.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n")
+        .skip(1)
+        .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn fields_vcl_deliver_sets_on_a_hit_are_written_once_in_order() {
+    let origin = Origin::start().await;
+    for path in ["/c1", "/c2"] {
+        origin.route(path, |_, _| {
+            Reply::ok("body")
+                .header("cache-control", "max-age=600")
+                .header("etag", "\"e\"")
+        });
+    }
+    let lq = with_policy(origin.addr, DELIVER_SETS).await;
+    let a = lq.addr();
+    for path in ["/c1", "/c2"] {
+        get(a, path).await;
+        wait_stored(&lq, path).await;
+    }
+    // The `Host` `get` sent: the same object.
+    let req = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n")
+    };
+    let wait = std::time::Duration::from_secs(5);
+    let hit = raw(a, req("/c1").as_bytes(), wait).await;
+    assert!(hit.starts_with("HTTP/1.1 200 OK\r\n"), "{hit}");
+    assert!(hit.ends_with("\r\n\r\nbody"), "{hit}");
+    let lines = field_lines(&hit);
+    // Each once, the policy's after the delivery's own, in the order set.
+    let at = |line: &str| {
+        let found: Vec<usize> = (0..lines.len()).filter(|&i| lines[i] == line).collect();
+        assert_eq!(found.len(), 1, "{line:?} in {hit}");
+        found[0]
+    };
+    let order = [
+        "accept-ranges: bytes",
+        "x-served: HIT",
+        "x-twice: two",
+        "x-read: was HIT/two",
+    ]
+    .map(at);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{hit}");
+    assert!(lines.iter().any(|l| l.starts_with("age: ")), "{hit}");
+    // lacquer's own `X-Cache`, replaced: once, with the policy's value.
+    at("x-cache: policy");
+    assert!(lines.contains(&"etag: \"e\"".to_string()), "{hit}");
+    assert_eq!(origin.hits("/c1"), 1);
+
+    // Fields the object (`ETag`) and the delivery (`Age`) have, replaced:
+    // one of each name, with the policy's value.
+    let hit = raw(a, req("/c2").as_bytes(), wait).await;
+    let lines = field_lines(&hit);
+    for (name, want) in [
+        ("age", "77"),
+        ("etag", "\"changed\""),
+        ("x-served", "HIT"),
+        ("x-last", "1"),
+    ] {
+        let values: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .collect();
+        assert_eq!(values, [want], "{name} in {hit}");
+    }
+    assert!(!hit.to_ascii_lowercase().contains("x-gone"), "{hit}");
+    assert_eq!(origin.hits("/c2"), 1);
+}
+
 const SYNTH: &str = r#"
 sub vcl_recv {
     if (req.url ~ "^/private") {

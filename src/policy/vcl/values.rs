@@ -76,7 +76,7 @@ impl Fields for HeaderMap {
 /// them into its map first (`lifecycle::resp_fields`).
 impl Fields for http::Response<crate::body::RespBody> {
     fn put(&mut self, name: &PolicyName, value: HeaderValue) {
-        crate::lifecycle::resp_fields::map_for(self, &name.name).insert(name.name.clone(), value);
+        crate::lifecycle::resp_fields::set(self, &name.name, value);
     }
     fn drop_all(&mut self, name: &PolicyName) {
         crate::lifecycle::resp_fields::map_for(self, &name.name).remove(&name.name);
