@@ -238,42 +238,62 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     append_forwarded_for_cached(headers, client, None);
 }
 
+/// The name of the client chain a proxy appends to.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client's address as kept for its connection: one header value per
+/// connection, written once.
+pub type ClientText = std::sync::OnceLock<(IpAddr, Option<HeaderValue>)>;
+
 /// [`append_forwarded_for`] with a place to keep the client's address as
 /// a header value (one per connection: the address is written once, and
 /// a request without `X-Forwarded-For` gets a clone of it).
 pub fn append_forwarded_for_cached(
     headers: &mut HeaderMap,
     client: IpAddr,
-    cache: Option<&std::sync::OnceLock<(IpAddr, Option<HeaderValue>)>>,
+    cache: Option<&ClientText>,
 ) {
-    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     // One lookup of the name for both the reading and the writing.
-    match headers.entry(XFF) {
-        // The common case (no proxy in front): the address alone.
+    match headers.entry(X_FORWARDED_FOR) {
         Entry::Vacant(slot) => {
-            let value = match cache.map(|c| c.get_or_init(|| (client, ip_value(client)))) {
-                Some((ip, v)) if *ip == client => v.clone(),
-                _ => ip_value(client),
-            };
-            if let Some(v) = value {
+            if let Some(v) = forwarded_for(std::iter::empty(), client, cache) {
                 slot.insert(v);
             }
         }
         Entry::Occupied(mut lines) => {
-            let mut value = Vec::with_capacity(64);
-            for prev in lines.iter().filter_map(|v| v.to_str().ok()) {
-                let prev = prev.trim();
-                if !prev.is_empty() {
-                    value.extend_from_slice(prev.as_bytes());
-                    value.extend_from_slice(b", ");
-                }
-            }
-            value.extend_from_slice(IpText { buf: [0; 48] }.of(client));
-            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+            if let Some(v) = forwarded_for(lines.iter(), client, cache) {
                 lines.insert(v);
             }
         }
     }
+}
+
+/// The `X-Forwarded-For` value a request with the lines `prev` gets: the
+/// lines joined into one with the client's address after them, or (the
+/// common case, no proxy in front) the address alone, a clone of the
+/// connection's `cache` when given.
+pub fn forwarded_for<'a>(
+    prev: impl Iterator<Item = &'a HeaderValue>,
+    client: IpAddr,
+    cache: Option<&ClientText>,
+) -> Option<HeaderValue> {
+    let mut value = Vec::new();
+    for prev in prev.filter_map(|v| v.to_str().ok()) {
+        let prev = prev.trim();
+        if !prev.is_empty() {
+            value.reserve(64);
+            value.extend_from_slice(prev.as_bytes());
+            value.extend_from_slice(b", ");
+        }
+    }
+    if value.is_empty() {
+        return match cache.map(|c| c.get_or_init(|| (client, ip_value(client)))) {
+            Some((ip, v)) if *ip == client => v.clone(),
+            _ => ip_value(client),
+        };
+    }
+    value.extend_from_slice(IpText { buf: [0; 48] }.of(client));
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()
 }
 
 /// `ip` as a header value, made with one exact allocation.

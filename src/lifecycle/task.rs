@@ -154,7 +154,7 @@ pub struct ConnInfo {
     /// The client's address as a header value, made by the connection's
     /// first request that appends it to `X-Forwarded-For` and cloned by
     /// the others (the client of a connection does not change).
-    pub client_text: std::sync::OnceLock<(std::net::IpAddr, Option<http::HeaderValue>)>,
+    pub client_text: crate::http::headers::ClientText,
 }
 
 /// What a running policy may ask of the proxy.
