@@ -25,6 +25,25 @@ pub(crate) enum Quick {
     /// Any one byte of an ASCII set (`[A-Z]`, `[[:upper:]]`, `[?&]`),
     /// looked up by byte (a table: a few instructions per byte).
     AnyOf(Box<[bool; 256]>),
+    /// Text followed by a greedy run of bytes of an ASCII set, optionally
+    /// anchored at either end: `:[0-9]+$` (a port, in nearly every
+    /// policy's `Host` normalisation), `[?&]+$`, `^/v[0-9]+`.
+    Run(Box<Run>),
+}
+
+/// The parts of a [`Quick::Run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// At the start of the subject only (`^`).
+    start: bool,
+    /// Running to the end of the subject (`$`).
+    end: bool,
+    /// The text before the run (may be empty).
+    lit: Box<str>,
+    /// The bytes the run is made of (ASCII only).
+    set: [bool; 256],
+    /// The fewest bytes the run has (at least 1).
+    min: usize,
 }
 
 impl Quick {
@@ -39,19 +58,8 @@ impl Quick {
         match hir.kind() {
             HirKind::Empty => Some(Quick::Contains("".into())),
             HirKind::Literal(lit) => Some(Quick::Contains(text(&lit.0)?)),
-            HirKind::Class(Class::Unicode(class)) => {
-                let mut set = Box::new([false; 256]);
-                for range in class.iter() {
-                    let (start, end) = (u32::from(range.start()), u32::from(range.end()));
-                    if end > 0x7F {
-                        return None;
-                    }
-                    for b in start..=end {
-                        set[b as usize] = true;
-                    }
-                }
-                Some(Quick::AnyOf(set))
-            }
+            HirKind::Class(_) => Some(Quick::AnyOf(Box::new(ascii_set(hir)?))),
+            HirKind::Repetition(_) => Run::of(false, "".into(), hir, false),
             HirKind::Concat(parts) => {
                 // The parser merges adjacent literals, so plain text between
                 // optional anchors is at most three parts.
@@ -67,6 +75,11 @@ impl Quick {
                     [] => "".into(),
                     [one] => match one.kind() {
                         HirKind::Literal(lit) => text(&lit.0)?,
+                        HirKind::Repetition(_) => return Run::of(start, "".into(), one, end),
+                        _ => return None,
+                    },
+                    [lit, run] => match lit.kind() {
+                        HirKind::Literal(lit) => return Run::of(start, text(&lit.0)?, run, end),
                         _ => return None,
                     },
                     _ => return None,
@@ -78,7 +91,9 @@ impl Quick {
                     (false, false) => Quick::Contains(lit),
                 })
             }
-            HirKind::Look(Look::Start | Look::End) => Some(Quick::Contains("".into())),
+            // Matches everywhere; found at one end (as `find` tells).
+            HirKind::Look(Look::Start) => Some(Quick::Prefix("".into())),
+            HirKind::Look(Look::End) => Some(Quick::Suffix("".into())),
             _ => None,
         }
     }
@@ -91,8 +106,108 @@ impl Quick {
             Quick::Suffix(t) => s.ends_with(&**t),
             Quick::Whole(t) => s == &**t,
             Quick::AnyOf(set) => s.bytes().any(|b| set[usize::from(b)]),
+            Quick::Run(run) => run.find(s).is_some(),
         }
     }
+
+    /// The leftmost-first match's bounds in `s`, as the engine's `find`
+    /// gives them.
+    pub(crate) fn find(&self, s: &str) -> Option<(usize, usize)> {
+        match self {
+            Quick::Contains(t) => s.find(&**t).map(|i| (i, i + t.len())),
+            Quick::Prefix(t) => s.starts_with(&**t).then_some((0, t.len())),
+            Quick::Suffix(t) => s.ends_with(&**t).then(|| (s.len() - t.len(), s.len())),
+            Quick::Whole(t) => (s == &**t).then_some((0, s.len())),
+            // The set is ASCII: a one-byte match.
+            Quick::AnyOf(set) => s
+                .bytes()
+                .position(|b| set[usize::from(b)])
+                .map(|i| (i, i + 1)),
+            Quick::Run(run) => run.find(s),
+        }
+    }
+}
+
+impl Run {
+    /// `lit` followed by `rep` (a greedy, unbounded repetition of an ASCII
+    /// set, at least once) as a [`Quick::Run`]; `None` for other
+    /// repetitions.
+    fn of(start: bool, lit: Box<str>, rep: &Hir, end: bool) -> Option<Quick> {
+        let HirKind::Repetition(r) = rep.kind() else {
+            return None;
+        };
+        if !r.greedy || r.max.is_some() || r.min == 0 {
+            return None;
+        }
+        Some(Quick::Run(Box::new(Run {
+            start,
+            end,
+            lit,
+            set: ascii_set(&r.sub)?,
+            min: usize::try_from(r.min).ok()?,
+        })))
+    }
+
+    /// The leftmost match: the first place the text is found followed by
+    /// at least `min` bytes of the set (at the start only when anchored),
+    /// running as far as the set goes (to the end when anchored there).
+    fn find(&self, s: &str) -> Option<(usize, usize)> {
+        let b = s.as_bytes();
+        let in_set = |i: usize| b.get(i).is_some_and(|&c| self.set[usize::from(c)]);
+        let run_end = |from: usize| (from..b.len()).find(|&i| !in_set(i)).unwrap_or(b.len());
+        let lit = self.lit.as_bytes();
+        // With `$`, the run is the subject's trailing bytes of the set: a
+        // match starts where the text ends at or after the run's start.
+        let tail = if self.end {
+            (0..b.len())
+                .rev()
+                .find(|&i| !in_set(i))
+                .map_or(0, |i| i + 1)
+        } else {
+            0
+        };
+        let first = tail.saturating_sub(lit.len());
+        let last = if self.start { 0 } else { b.len() };
+        for p in first..=last {
+            let after = p + lit.len();
+            if after > b.len() {
+                break;
+            }
+            if &b[p..after] != lit {
+                continue;
+            }
+            let stop = run_end(after);
+            if stop - after >= self.min && (!self.end || stop == b.len()) {
+                return Some((p, stop));
+            }
+        }
+        None
+    }
+}
+
+/// A class (or one ASCII byte) as a table of the bytes it holds; `None`
+/// when it holds anything beyond ASCII.
+fn ascii_set(hir: &Hir) -> Option<[bool; 256]> {
+    let mut set = [false; 256];
+    match hir.kind() {
+        HirKind::Class(Class::Unicode(class)) => {
+            for range in class.iter() {
+                let (start, end) = (u32::from(range.start()), u32::from(range.end()));
+                if end > 0x7F {
+                    return None;
+                }
+                for b in start..=end {
+                    set[b as usize] = true;
+                }
+            }
+        }
+        HirKind::Literal(lit) => match &*lit.0 {
+            [one] if one.is_ascii() => set[usize::from(*one)] = true,
+            _ => return None,
+        },
+        _ => return None,
+    }
+    Some(set)
 }
 
 fn is_look(hir: &Hir, look: Look) -> bool {
@@ -120,9 +235,32 @@ mod tests {
         assert!(matches!(Quick::of("[A-Z]"), Some(Quick::AnyOf(_))));
         assert!(matches!(Quick::of("[[:upper:]]"), Some(Quick::AnyOf(_))));
         assert!(matches!(Quick::of("a|b"), Some(Quick::AnyOf(_))));
+        for p in [
+            ":[0-9]+$",
+            "[?&]+$",
+            "^/v[0-9]+",
+            "[0-9]+",
+            "ab+",
+            "x{2,}",
+            "^a[b-d]+$",
+        ] {
+            assert!(matches!(Quick::of(p), Some(Quick::Run(_))), "{p}");
+        }
         // Not plain: left to the engine.
         for p in [
-            "ESI/1.0", "^https?$", "(?i)gzip", "ab|cd", "[éa]", r"\bx", "(?m)^x", "x+",
+            "ESI/1.0",
+            "^https?$",
+            "(?i)gzip",
+            "ab|cd",
+            "[éa]",
+            r"\bx",
+            "(?m)^x",
+            "x+?",
+            "x*",
+            "x{2,3}",
+            "[é]+",
+            "a[0-9]+b",
+            "(?i)a[0-9]+",
         ] {
             assert_eq!(Quick::of(p), None, "{p}");
         }
@@ -150,6 +288,14 @@ mod tests {
             r"\.",
             "^a.c$",
             "ab|cd",
+            ":[0-9]+$",
+            ":[0-9]+",
+            "[?&]+$",
+            "^/v[0-9]+",
+            "1[0-9]+$",
+            "[0-9]{2,}",
+            "^a[.a]+$",
+            "x+",
         ];
         let subjects = [
             "",
@@ -169,6 +315,20 @@ mod tests {
             "é",
             "\n",
             "a.c",
+            "127.0.0.1:6085",
+            "a:1:2",
+            "a:1:2x",
+            ":",
+            "x1112",
+            "1",
+            "/a?b&&",
+            "?&",
+            "/v12/x",
+            "/v/12",
+            "a..a.",
+            "é:12",
+            "9é12",
+            "xx x",
         ];
         let mut quick = 0;
         for p in patterns {
@@ -177,9 +337,11 @@ mod tests {
             quick += 1;
             for s in subjects {
                 assert_eq!(q.is_match(s), re.is_match(s), "{p:?} on {s:?}");
+                let bounds = re.find(s).map(|m| (m.start(), m.end()));
+                assert_eq!(q.find(s), bounds, "{p:?} found in {s:?}");
             }
         }
-        assert!(quick >= 12, "{quick} of the test patterns were quick");
+        assert!(quick >= 20, "{quick} of the test patterns were quick");
     }
 
     /// Random patterns built from the pieces the quick forms are made of
@@ -188,12 +350,12 @@ mod tests {
     /// found it answers as the engine does.
     #[test]
     fn random_patterns_answer_as_the_engine() {
-        const PIECES: [&str; 18] = [
+        const PIECES: [&str; 22] = [
             "a", "b", "A", r"\.", ".", "/", "^", "$", "(?i)", "[ab]", "[^a]", "[A-Z]", r"\?", "?",
-            "é", "-", "ab", "(?m)",
+            "é", "-", "ab", "(?m)", "+", "[a.]+", "b{2,}", "+?",
         ];
         const LETTERS: [&str; 8] = ["a", "b", "A", ".", "/", "?", "é", "\n"];
-        let (mut checked, mut quick) = (0, 0);
+        let (mut checked, mut quick, mut runs) = (0, 0, 0);
         let cases =
             crate::pattern::random_cases(0x9e37_79b9_7f4a_7c15, &PIECES, &LETTERS, 5_000, (4, 4));
         for (pattern, re, subjects) in cases {
@@ -201,16 +363,20 @@ mod tests {
                 continue;
             };
             quick += 1;
+            runs += usize::from(matches!(q, Quick::Run(_)));
             for subject in &subjects {
                 assert_eq!(
                     q.is_match(subject),
                     re.is_match(subject),
                     "{pattern:?} on {subject:?}"
                 );
+                let bounds = re.find(subject).map(|m| (m.start(), m.end()));
+                assert_eq!(q.find(subject), bounds, "{pattern:?} found in {subject:?}");
                 checked += 1;
             }
         }
         assert!(quick > 500, "only {quick} quick patterns");
+        assert!(runs > 100, "only {runs} runs");
         assert!(checked > 4_000);
     }
 }
