@@ -72,11 +72,19 @@ pub struct Encoded {
 #[error("response with an invalid Content-Length")]
 pub struct BadLength;
 
+/// Whether [`encode_head`] reads a field of `name` among a response's own
+/// to decide the framing, the connection or the `Date`: the fields its
+/// `first` writes must not be one of these.
+pub fn read_by_encoder(name: &http::HeaderName) -> bool {
+    name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION || name == DATE
+}
+
 /// Writes `resp`'s status line and fields into `out` (appended) and
 /// decides the body's framing. `first` writes fields that go before the
 /// response's own (a stored object's, see [`super::ResponseBody`]) and
 /// says whether a `Date` was among them; they must not include framing
-/// fields (`Content-Length`, `Transfer-Encoding`, `Connection`).
+/// fields (`Content-Length`, `Transfer-Encoding`, `Connection`:
+/// [`read_by_encoder`]).
 pub fn encode_head(
     resp: &http::response::Parts,
     size: BodySize,

@@ -31,7 +31,7 @@ mod upgrade;
 
 pub use body::{BodyError, RequestBody};
 pub use decoder::{ChunkError, Decoder, Step};
-pub use encode::{field as write_field, Asked, BodySize, Framing};
+pub use encode::{field as write_field, read_by_encoder, Asked, BodySize, Framing};
 pub use field_name::field_name;
 pub use head::{field_slots, note_spans, HeadError, Limits, Spans, STACK_HEADERS};
 pub use upgrade::{NotUpgraded, OnUpgrade, Upgraded};

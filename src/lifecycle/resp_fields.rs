@@ -56,11 +56,13 @@ fn listed<'a>(stored: &'a StoredResponse, name: &str) -> (ListedValues<'a>, List
 /// replacing lacquer's own where it stands, as a map's `insert` would, or
 /// added after them): a map built for one field, grown and dropped, was
 /// ~600 instructions of a policy's hit. Otherwise in the map, as
-/// [`map_for`] makes it.
+/// [`map_for`] makes it; always there for the fields the server reads
+/// from the map as it writes the head (`Connection: close`, a `Date`, the
+/// framing: `h1::read_by_encoder`), which the delivery's are not.
 pub fn set(resp: &mut Response<RespBody>, name: &HeaderName, value: HeaderValue) {
-    let map_empty = resp.headers().is_empty();
+    let beside = resp.headers().is_empty() && !crate::h1::read_by_encoder(name);
     let value = match resp.body_mut().stored_mut() {
-        Some(stored) if map_empty && !object_shows(stored, name) => {
+        Some(stored) if beside && !object_shows(stored, name) => {
             match stored.delivery.put(name.clone(), value) {
                 Ok(()) => return,
                 // The delivery's list is full: into the map after all.

@@ -27,6 +27,7 @@ mod access_log;
 mod adversarial_s15;
 mod adversarial_s16;
 mod adversarial_s17;
+mod adversarial_s20;
 mod backend_answers;
 mod backend_wire;
 mod backend_wire_edges;
