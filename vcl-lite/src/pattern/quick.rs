@@ -136,7 +136,7 @@ impl Run {
         let HirKind::Repetition(r) = rep.kind() else {
             return None;
         };
-        if !r.greedy || r.max.is_some() || r.min == 0 {
+        if !r.greedy || r.max.is_some() || r.min == 0 || r.min > MAX_RUN_MIN {
             return None;
         }
         Some(Quick::Run(Box::new(Run {
@@ -151,39 +151,47 @@ impl Run {
     /// The leftmost match: the first place the text is found followed by
     /// at least `min` bytes of the set (at the start only when anchored),
     /// running as far as the set goes (to the end when anchored there).
+    /// Linear in the subject: the text is searched for (`memmem`), and a
+    /// place that fails has a run shorter than `min` ([`MAX_RUN_MIN`]) to
+    /// look at.
     fn find(&self, s: &str) -> Option<(usize, usize)> {
         let b = s.as_bytes();
-        let in_set = |i: usize| b.get(i).is_some_and(|&c| self.set[usize::from(c)]);
-        let run_end = |from: usize| (from..b.len()).find(|&i| !in_set(i)).unwrap_or(b.len());
+        let in_set = |c: &u8| self.set[usize::from(*c)];
         let lit = self.lit.as_bytes();
         // With `$`, the run is the subject's trailing bytes of the set: a
         // match starts where the text ends at or after the run's start.
         let tail = if self.end {
-            (0..b.len())
-                .rev()
-                .find(|&i| !in_set(i))
-                .map_or(0, |i| i + 1)
+            b.iter().rposition(|c| !in_set(c)).map_or(0, |i| i + 1)
         } else {
             0
         };
-        let first = tail.saturating_sub(lit.len());
-        let last = if self.start { 0 } else { b.len() };
-        for p in first..=last {
+        let mut from = tail.saturating_sub(lit.len());
+        loop {
+            let p = from + memchr::memmem::find(b.get(from..)?, lit)?;
+            if self.start && p != 0 {
+                return None;
+            }
             let after = p + lit.len();
-            if after > b.len() {
-                break;
+            let run = b.get(after..).map_or(0, |rest| {
+                rest.iter().position(|c| !in_set(c)).unwrap_or(rest.len())
+            });
+            // Past the run's start, a `$`-anchored run always reaches the
+            // end; only its length can fail.
+            if run >= self.min && (!self.end || after + run == b.len()) {
+                return Some((p, after + run));
             }
-            if &b[p..after] != lit {
-                continue;
+            if self.start {
+                return None;
             }
-            let stop = run_end(after);
-            if stop - after >= self.min && (!self.end || stop == b.len()) {
-                return Some((p, stop));
-            }
+            from = p + 1;
         }
-        None
     }
 }
+
+/// The most bytes a [`Quick::Run`] asks for at least (`{n,}`): a place
+/// where the text is found but the run is too short costs up to this many
+/// bytes looked at; larger minimums are left to the engine.
+const MAX_RUN_MIN: u32 = 16;
 
 /// A class (or one ASCII byte) as a table of the bytes it holds; `None`
 /// when it holds anything beyond ASCII.
@@ -261,6 +269,7 @@ mod tests {
             "[é]+",
             "a[0-9]+b",
             "(?i)a[0-9]+",
+            "x{17,}",
         ] {
             assert_eq!(Quick::of(p), None, "{p}");
         }
