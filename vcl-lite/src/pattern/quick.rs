@@ -151,7 +151,7 @@ impl Run {
     /// The leftmost match: the first place the text is found followed by
     /// at least `min` bytes of the set (at the start only when anchored),
     /// running as far as the set goes (to the end when anchored there).
-    /// Linear in the subject: the text is searched for (`memmem`), and a
+    /// Linear in the subject: the text is searched for (`memchr`), and a
     /// place that fails has a run shorter than `min` ([`MAX_RUN_MIN`]) to
     /// look at.
     fn find(&self, s: &str) -> Option<(usize, usize)> {
@@ -167,7 +167,14 @@ impl Run {
         };
         let mut from = tail.saturating_sub(lit.len());
         loop {
-            let p = from + memchr::memmem::find(b.get(from..)?, lit)?;
+            let rest = b.get(from..)?;
+            // Most texts are empty or one byte (`:` before a port).
+            let p = from
+                + match lit {
+                    [] => 0,
+                    [one] => memchr::memchr(*one, rest)?,
+                    _ => memchr::memmem::find(rest, lit)?,
+                };
             if self.start && p != 0 {
                 return None;
             }
