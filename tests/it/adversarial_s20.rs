@@ -14,25 +14,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The field lines of a raw response's head, lowercased names.
-fn field_lines(resp: &str) -> Vec<String> {
-    let head = resp.split("\r\n\r\n").next().unwrap_or("");
-    head.lines()
-        .skip(1)
-        .map(|l| match l.split_once(": ") {
-            Some((n, v)) => format!("{}: {v}", n.to_ascii_lowercase()),
-            None => l.to_string(),
-        })
-        .collect()
+/// A vcl_deliver that removes lacquer's `Via` and `X-Varnish` first
+/// (leaving room among the delivery's fields), then runs `set`.
+fn deliver_setting(set: &str) -> String {
+    format!(
+        "sub vcl_deliver {{\n    unset resp.http.Via;\n    unset resp.http.X-Varnish;\n    {set}\n}}\n"
+    )
 }
-
-const CLOSE_ON_DELIVER: &str = r#"
-sub vcl_deliver {
-    unset resp.http.Via;
-    unset resp.http.X-Varnish;
-    set resp.http.Connection = "close";
-}
-"#;
 
 /// `set resp.http.Connection = "close"` in vcl_deliver: Varnish closes
 /// the connection after the response, on a miss and on a hit alike; a
@@ -41,7 +29,11 @@ sub vcl_deliver {
 async fn connection_close_set_in_vcl_deliver_on_a_hit_closes_the_connection() {
     let origin = Origin::start().await;
     cacheable(&origin, "/c");
-    let lq = with_policy(origin.addr, CLOSE_ON_DELIVER).await;
+    let lq = with_policy(
+        origin.addr,
+        &deliver_setting(r#"set resp.http.Connection = "close";"#),
+    )
+    .await;
     let a = lq.addr();
     let two = b"GET /c HTTP/1.1\r\nHost: test.example\r\n\r\nGET /c HTTP/1.1\r\nHost: test.example\r\n\r\n";
     // The miss: the field is in the response's map, the connection closes.
@@ -62,14 +54,6 @@ async fn connection_close_set_in_vcl_deliver_on_a_hit_closes_the_connection() {
     );
     assert_eq!(origin.hits("/c"), 1);
 }
-
-const DATE_ON_DELIVER: &str = r#"
-sub vcl_deliver {
-    unset resp.http.Via;
-    unset resp.http.X-Varnish;
-    set resp.http.Date = "Mon, 01 Jan 2024 00:00:00 GMT";
-}
-"#;
 
 /// An origin answering without `Date` (the object has none), and a
 /// vcl_deliver that sets one: a response has one `Date`, the policy's
@@ -96,7 +80,11 @@ async fn date_set_in_vcl_deliver_on_a_hit_is_written_once() {
         }
     })
     .await;
-    let lq = with_policy(backend, DATE_ON_DELIVER).await;
+    let lq = with_policy(
+        backend,
+        &deliver_setting(r#"set resp.http.Date = "Mon, 01 Jan 2024 00:00:00 GMT";"#),
+    )
+    .await;
     let a = lq.addr();
     let req = b"GET /d HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n";
     let miss = raw(a, req, Duration::from_secs(3)).await;

@@ -704,6 +704,19 @@ pub async fn get(addr: SocketAddr, path: &str) -> Got {
     get_with(addr, path, &[]).await
 }
 
+/// The field lines of a raw answer's head, in wire order, each as `name:
+/// value` with the name lower-cased.
+pub fn field_lines(answer: &str) -> Vec<String> {
+    let head = answer.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n")
+        .skip(1)
+        .map(|l| match l.split_once(": ") {
+            Some((n, v)) => format!("{}: {v}", n.to_ascii_lowercase()),
+            None => l.to_string(),
+        })
+        .collect()
+}
+
 /// Writes raw bytes, returns whatever comes back until the server closes
 /// or `wait` passes.
 pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {

@@ -78,16 +78,6 @@ sub vcl_deliver {
 }
 "#;
 
-/// The field lines of a raw answer's head, in wire order, without `Date`.
-fn field_lines(answer: &str) -> Vec<String> {
-    let head = answer.split("\r\n\r\n").next().unwrap_or("");
-    head.split("\r\n")
-        .skip(1)
-        .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
-        .map(str::to_string)
-        .collect()
-}
-
 #[tokio::test]
 async fn fields_vcl_deliver_sets_on_a_hit_are_written_once_in_order() {
     let origin = Origin::start().await;
