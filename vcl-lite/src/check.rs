@@ -252,10 +252,10 @@ pub(crate) fn check(
     }
     // After the declared ones: the first declared stays the default.
     backends.append(&mut checker.dynamic_backends.borrow_mut());
-    Ok(Program {
+    let lowered = std::sync::Arc::new(crate::eval::Lowered::of(&subs, &customs));
+    let mut program = Program {
         file: file.to_string(),
         map,
-        customs,
         acls: checker.acls,
         backends,
         probes,
@@ -267,7 +267,11 @@ pub(crate) fn check(
             .as_deref()
             .and_then(|body| crate::early_unset::in_deliver(body, &|_| true)),
         subs,
-    })
+        lowered,
+        deliver_early_lowered: None,
+    };
+    program.deliver_early_lowered = program.lower_deliver_early();
+    Ok(program)
 }
 
 /// Sorted by place, at most [`MAX_ERRORS`].

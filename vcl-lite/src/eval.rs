@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use crate::pattern::Pattern;
 
@@ -21,7 +22,11 @@ use crate::stdlib;
 use crate::vars::{Header, Literal, Sub, Type, Var};
 use crate::vmods::{Globals, ProxyField, SoftPurge, TaskState};
 
+mod lower;
 mod vmods;
+
+pub(crate) use lower::{block as lower_block, Block, Lowered};
+use lower::{Flow, Run};
 
 /// The deepest chain of `call`s (checked when compiling, and again at run time).
 pub const MAX_CALL_DEPTH: usize = 64;
@@ -306,7 +311,6 @@ pub struct Program {
     /// Where each statement's text comes from (files of `include`s).
     pub(crate) map: SourceMap,
     pub(crate) subs: Vec<Option<Vec<Stmt>>>,
-    pub(crate) customs: Vec<Vec<Stmt>>,
     pub(crate) acls: Vec<CompiledAcl>,
     pub(crate) backends: Vec<Backend>,
     pub(crate) probes: Vec<Probe>,
@@ -320,24 +324,10 @@ pub struct Program {
     /// `vcl_deliver`'s early removals of response headers
     /// ([`Program::early_unsets`]).
     pub(crate) deliver_early: Option<EarlyUnsets>,
-}
-
-/// How a list of statements ended; the action of a `return` is in
-/// [`Run::returned`] (carried here, it was moved through memory at every
-/// level it came back through).
-#[derive(Clone, Copy)]
-enum Flow {
-    Next,
-    Return,
-}
-
-/// What a run carries down its statements.
-#[derive(Default)]
-struct Run {
-    /// Texts handed to the host (`hash_data`, `std.log`, …).
-    scratch: String,
-    /// What `return` gave.
-    returned: Option<Action>,
+    /// The bodies lowered to closures: what runs ([`lower`]).
+    pub(crate) lowered: Arc<Lowered>,
+    /// `deliver_early`'s body, lowered.
+    pub(crate) deliver_early_lowered: Option<Arc<Block>>,
 }
 
 // What one run of a subroutine remembers besides the host's state, kept
@@ -455,7 +445,7 @@ impl Program {
     /// defined or ended without `return`; the host goes on with its built-in
     /// behaviour, as Varnish appends its built-in VCL.
     pub fn run(&self, sub: Sub, ctx: &mut dyn Context) -> Result<Option<Action>, RuntimeError> {
-        let Some(Some(body)) = self.subs.get(sub.index()) else {
+        let Some(body) = self.lowered.sub(sub) else {
             return Ok(None);
         };
         self.run_body(body, ctx)
@@ -480,6 +470,14 @@ impl Program {
         self.deliver_early = self.subs[Sub::Deliver.index()]
             .as_deref()
             .and_then(|body| crate::early_unset::in_deliver(body, &allowed));
+        self.deliver_early_lowered = self.lower_deliver_early();
+    }
+
+    /// [`Program::deliver_early`]'s body, lowered.
+    pub(crate) fn lower_deliver_early(&self) -> Option<Arc<Block>> {
+        self.deliver_early
+            .as_ref()
+            .map(|early| Arc::new(lower_block(&early.body)))
     }
 
     /// Runs `sub` without its [`Program::early_unsets`]: for a host whose
@@ -490,15 +488,15 @@ impl Program {
         sub: Sub,
         ctx: &mut dyn Context,
     ) -> Result<Option<Action>, RuntimeError> {
-        match (&self.deliver_early, sub) {
-            (Some(early), Sub::Deliver) => self.run_body(&early.body, ctx),
+        match (&self.deliver_early_lowered, sub) {
+            (Some(body), Sub::Deliver) => self.run_body(body, ctx),
             _ => self.run(sub, ctx),
         }
     }
 
     fn run_body(
         &self,
-        body: &[Stmt],
+        body: &Block,
         ctx: &mut dyn Context,
     ) -> Result<Option<Action>, RuntimeError> {
         let mut run = Run::default();
@@ -507,11 +505,16 @@ impl Program {
         // this thread: the outer run reads its own host's way again after.
         let outer = LENDS_TEXT.with(|l| l.replace(ctx.lends_text()));
         BAN_ERROR.with(|e| e.borrow_mut().clear());
-        let flow = self.stmts(body, ctx, 0, &mut run);
+        let flow = body.run(self, ctx, &mut run, 0);
         LENDS_TEXT.with(|l| l.set(outer));
-        match flow? {
+        match flow {
             Flow::Next => Ok(None),
             Flow::Return => Ok(run.returned),
+            Flow::Failed => Err(run.failure.unwrap_or_else(|| RuntimeError {
+                message: "failed".to_string(),
+                file: self.file.clone(),
+                location: Location::default(),
+            })),
         }
     }
 
@@ -545,26 +548,7 @@ impl Program {
         }
     }
 
-    /// `call vcl_builtin_…;`: that hook's body in `builtin.vcl`. Kept out
-    /// of `stmts` so its frame stays small (deep call chains run on small
-    /// stacks).
-    #[inline(never)]
-    fn builtin(
-        sub: Sub,
-        ctx: &mut dyn Context,
-        depth: usize,
-        run: &mut Run,
-    ) -> Result<Flow, RuntimeError> {
-        let Some(program) = crate::builtin_program() else {
-            return Ok(Flow::Next);
-        };
-        match program.subs.get(sub.index()).and_then(Option::as_ref) {
-            Some(body) => program.stmts(body, ctx, depth + 1, run),
-            None => Ok(Flow::Next),
-        }
-    }
-
-    fn runtime_error(&self, message: String, at: usize) -> RuntimeError {
+    pub(super) fn runtime_error(&self, message: String, at: usize) -> RuntimeError {
         let (file, line, column) = self.map.locate(at);
         RuntimeError {
             message,
@@ -584,83 +568,7 @@ impl Program {
         self.runtime_error(message, at)
     }
 
-    fn stmts(
-        &self,
-        stmts: &[Stmt],
-        ctx: &mut dyn Context,
-        depth: usize,
-        run: &mut Run,
-    ) -> Result<Flow, RuntimeError> {
-        for stmt in stmts {
-            match stmt {
-                Stmt::If {
-                    branches,
-                    otherwise,
-                    at,
-                    fallible,
-                } => {
-                    let body = branches
-                        .iter()
-                        .find(|(cond, _)| self.boolean(cond, &*ctx))
-                        .map_or(otherwise, |(_, body)| body);
-                    if *fallible && failed() {
-                        return Err(self.expr_failed(*at));
-                    }
-                    // Most conditions are false and have no `else`: no call
-                    // (this function's frame is large) for an empty body;
-                    // nor for a body of one `return` or one statement that
-                    // holds no other (`set req.http.X-Device = "mobile";`).
-                    match &body[..] {
-                        [] => {}
-                        [Stmt::Return {
-                            action,
-                            at,
-                            fallible,
-                        }] => return self.ret(action, &*ctx, *at, *fallible, run),
-                        [one] if one.is_leaf() => self.leaf(one, ctx, &mut run.scratch)?,
-                        _ => {
-                            if let Flow::Return = self.stmts(body, ctx, depth, run)? {
-                                return Ok(Flow::Return);
-                            }
-                        }
-                    }
-                }
-                Stmt::Call(index) => {
-                    let body = self.customs.get(*index).map_or(&[][..], Vec::as_slice);
-                    if depth >= MAX_CALL_DEPTH {
-                        return Err(RuntimeError {
-                            message: "call chain too deep".to_string(),
-                            file: self.file.clone(),
-                            location: Location::default(),
-                        });
-                    }
-                    if let Flow::Return = self.stmts(body, ctx, depth + 1, run)? {
-                        return Ok(Flow::Return);
-                    }
-                }
-                Stmt::Builtin(sub) => {
-                    if let Flow::Return = Program::builtin(*sub, ctx, depth, run)? {
-                        return Ok(Flow::Return);
-                    }
-                }
-                Stmt::Return {
-                    action,
-                    at,
-                    fallible,
-                } => return self.ret(action, &*ctx, *at, *fallible, run),
-                // Statements that do not nest: evaluated in a frame of their
-                // own, so that the frame of this recursive function stays
-                // small (nesting depth is bounded by a small stack in the
-                // robustness tests, unoptimised).
-                leaf => self.leaf(leaf, ctx, &mut run.scratch)?,
-            }
-        }
-        Ok(Flow::Next)
-    }
-
-    /// `return (…)`: the action, its arguments evaluated. Out of `stmts`'
-    /// frame (and out of `leaf`'s answer: an `Action` carried back from
-    /// every statement was moved through memory at each one).
+    /// `return (…)`: the action, its arguments evaluated, kept in `run`.
     #[inline(never)]
     fn ret(
         &self,
@@ -669,23 +577,19 @@ impl Program {
         at: usize,
         fallible: bool,
         run: &mut Run,
-    ) -> Result<Flow, RuntimeError> {
+    ) -> Result<(), RuntimeError> {
         let action = self.action(action, ctx, at)?;
         if fallible && failed() {
             return Err(self.expr_failed(at));
         }
         run.returned = Some(action);
-        Ok(Flow::Return)
+        Ok(())
     }
 
     /// A statement that holds no other and does not return: `set`,
     /// `unset`, `hash_data`, `synthetic`, a function called for its
-    /// effect ([`Stmt::is_leaf`]). Inlined in optimised builds (a call per
-    /// statement measured +4% instructions on production.vcl; its second
-    /// call site, an `if` body of one such statement, saves the recursion
-    /// into `stmts`); a frame of its own in unoptimised ones, where nothing
-    /// is inlined.
-    #[inline]
+    /// effect, for the lowered statements that have
+    /// no closure of their own ([`lower`]).
     fn leaf(
         &self,
         stmt: &Stmt,
@@ -1662,6 +1566,93 @@ mod tests {
 
     fn recv(p: &Program, ctx: &mut TestCtx) -> Option<Action> {
         p.run(Sub::Recv, ctx).unwrap()
+    }
+
+    /// Every condition's lowered form ([`lower::test`]) answers as the
+    /// interpreter's [`Program::boolean`], on hosts that lend text and
+    /// hosts that do not, with the variables set, unset and of other
+    /// values, and the client in and out of an ACL.
+    #[test]
+    fn lowered_conditions_answer_as_the_interpreter() {
+        let p = program(
+            r#"acl local { "127.0.0.1"; "10.0.0.0"/8; }
+            sub vcl_recv {
+                if (req.http.a) { }
+                if (!req.http.a) { }
+                if (req.http.a ~ "^x[0-9]+$") { }
+                if (req.http.a !~ "(?i)Y") { }
+                if (req.url ~ "\.css$" && req.http.b) { }
+                if (req.url ~ "^/a" || !req.http.b || req.method == "POST") { }
+                if (req.method == "GET") { }
+                if (req.method != "GET" && req.method != "HEAD") { }
+                if (req.http.a == "x1" || req.http.a == "y") { }
+                if (client.ip ~ local) { }
+                if (client.ip !~ local) { }
+                if (req.http.a == req.http.b) { }
+                if (std.tolower(req.http.a) ~ "y") { }
+                if (req.restarts > 0) { }
+                if (true) { }
+                if (false || req.http.c ~ "") { }
+            }"#,
+        );
+        let mut conds = Vec::new();
+        for stmt in p.subs[Sub::Recv.index()].as_deref().unwrap_or_default() {
+            if let Stmt::If { branches, .. } = stmt {
+                conds.extend(branches.iter().map(|(c, _)| c.clone()));
+            }
+        }
+        assert_eq!(conds.len(), 16);
+        let ips = [[127, 0, 0, 1], [10, 1, 2, 3], [192, 0, 2, 1]];
+        let hosts = [
+            TestCtx::default(),
+            TestCtx::default()
+                .header("a", "x12")
+                .url("/a.css")
+                .method("GET"),
+            TestCtx::default()
+                .header("a", "Y")
+                .header("b", "Y")
+                .method("HEAD"),
+            TestCtx::default()
+                .header("a", "")
+                .header("b", "")
+                .method("POST"),
+            TestCtx::default()
+                .header("c", "é")
+                .url("/b")
+                .with(Var::ReqRestarts, Value::Int(1))
+                .with(Var::ReqHttp(Header::new("a")), Value::Int(7)),
+        ];
+        let mut checked = 0;
+        for (i, host) in hosts.into_iter().enumerate() {
+            for (j, ip) in ips.iter().enumerate() {
+                for lend in [false, true] {
+                    let mut ctx = TestCtx {
+                        vars: host.vars.clone(),
+                        ip: Some(IpAddr::from(*ip)),
+                        lend,
+                        ..TestCtx::default()
+                    };
+                    // A host that lends a non-text value is not a host
+                    // lacquer makes: only text is lent.
+                    if lend && i == 4 {
+                        ctx.vars.remove(&Var::ReqHttp(Header::new("a")));
+                    }
+                    LENDS_TEXT.with(|l| l.set(lend));
+                    for cond in &conds {
+                        let lowered = lower::test(cond)(&p, &ctx);
+                        assert_eq!(
+                            lowered,
+                            p.boolean(cond, &ctx),
+                            "host {i}, ip {j}, lend {lend}: {cond:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        LENDS_TEXT.with(|l| l.set(false));
+        assert_eq!(checked, 5 * 3 * 2 * 16);
     }
 
     /// Reading headers, URL and method through `Context::text` answers as

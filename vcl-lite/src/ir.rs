@@ -278,17 +278,6 @@ pub(crate) enum Stmt {
     },
 }
 
-impl Stmt {
-    /// Whether it holds no other statement and does not leave the
-    /// subroutine (what the evaluator runs in `leaf`).
-    pub(crate) fn is_leaf(&self) -> bool {
-        !matches!(
-            self,
-            Stmt::If { .. } | Stmt::Call(_) | Stmt::Builtin(_) | Stmt::Return { .. }
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,383 @@
+//! The checked statements lowered to closures once, when the policy is
+//! compiled: what runs on every request.
+//!
+//! Walking the IR paid, for every statement and condition, a call into a
+//! large recursive function (its frame saved and restored) and a dispatch
+//! on the node's kind, then on the kind of its parts (~40–60 instructions
+//! before any work; production.vcl runs ~70 statements and conditions per
+//! hit). A lowered statement is a small closure made for its shape, with
+//! its parts' kinds decided when lowering: `if (req.http.X ~ "re")` calls
+//! the host for the header and the pattern, nothing else.
+//!
+//! Shapes without a closure of their own (functions, arithmetic,
+//! comparisons, `synthetic`, …) keep the IR node and are evaluated by the
+//! interpreter's functions ([`Program::boolean`], [`Program::leaf`],
+//! [`Program::ret`]), so both ways share one meaning of every node; the
+//! lowered forms are tested against those functions
+//! (`tests::lowered_conditions_answer_as_the_interpreter`).
+
+use std::fmt;
+
+use crate::action::Action;
+use crate::error::{Location, RuntimeError};
+use crate::ir::{ActionIr, Expr, Stmt};
+use crate::vars::{Sub, Var};
+
+use super::{failed, lent, lent_text, text_of, Context, Program, Value, MAX_CALL_DEPTH};
+
+/// How a lowered statement ended. A failure's error is in
+/// [`Run::failure`]: a byte comes back in a register, a `Result` carrying
+/// a [`RuntimeError`] through memory at every level.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Next,
+    Return,
+    Failed,
+}
+
+/// What a run carries down its statements.
+#[derive(Default)]
+pub(super) struct Run {
+    /// Texts handed to the host (`hash_data`, `std.log`, …).
+    pub(super) scratch: String,
+    /// What `return` gave.
+    pub(super) returned: Option<Action>,
+    /// Why the run stopped, with [`Flow::Failed`].
+    pub(super) failure: Option<RuntimeError>,
+}
+
+impl Run {
+    #[cold]
+    fn fail(&mut self, e: RuntimeError) -> Flow {
+        self.failure = Some(e);
+        Flow::Failed
+    }
+
+    /// `Flow::Next`, or the failure recorded.
+    fn done(&mut self, result: Result<(), RuntimeError>) -> Flow {
+        match result {
+            Ok(()) => Flow::Next,
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+type StepFn = dyn Fn(&Program, &mut dyn Context, &mut Run, usize) -> Flow + Send + Sync;
+type TestFn = dyn Fn(&Program, &dyn Context) -> bool + Send + Sync;
+
+/// A lowered list of statements.
+#[derive(Default)]
+pub(crate) struct Block(Box<[Box<StepFn>]>);
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Block({} statements)", self.0.len())
+    }
+}
+
+impl Block {
+    /// Runs the statements in order until one returns or fails; `depth`
+    /// is the number of `call`s it is inside.
+    pub(super) fn run(
+        &self,
+        p: &Program,
+        ctx: &mut dyn Context,
+        run: &mut Run,
+        depth: usize,
+    ) -> Flow {
+        for step in self.0.iter() {
+            match step(p, ctx, run, depth) {
+                Flow::Next => {}
+                end => return end,
+            }
+        }
+        Flow::Next
+    }
+}
+
+/// A whole program's bodies, lowered.
+#[derive(Debug, Default)]
+pub(crate) struct Lowered {
+    /// By [`Sub::index`].
+    pub(super) subs: Vec<Option<Block>>,
+    /// By custom subroutine index ([`Stmt::Call`]).
+    pub(super) customs: Vec<Block>,
+}
+
+impl Lowered {
+    /// Lowers the built-in subroutines' and the custom ones' bodies.
+    pub(crate) fn of(subs: &[Option<Vec<Stmt>>], customs: &[Vec<Stmt>]) -> Lowered {
+        Lowered {
+            subs: subs.iter().map(|s| s.as_deref().map(block)).collect(),
+            customs: customs.iter().map(|s| block(s)).collect(),
+        }
+    }
+
+    /// The body of `sub`, when the program defines it.
+    pub(super) fn sub(&self, sub: Sub) -> Option<&Block> {
+        self.subs.get(sub.index()).and_then(Option::as_ref)
+    }
+}
+
+/// Lowers a list of statements.
+pub(crate) fn block(stmts: &[Stmt]) -> Block {
+    Block(stmts.iter().map(step).collect())
+}
+
+fn step(stmt: &Stmt) -> Box<StepFn> {
+    match stmt {
+        Stmt::If {
+            branches,
+            otherwise,
+            at,
+            fallible,
+        } => if_step(branches, otherwise, *at, *fallible),
+        Stmt::Call(index) => {
+            let index = *index;
+            Box::new(move |p, ctx, run, depth| {
+                if depth >= MAX_CALL_DEPTH {
+                    return run.fail(RuntimeError {
+                        message: "call chain too deep".to_string(),
+                        file: p.file.clone(),
+                        location: Location::default(),
+                    });
+                }
+                match p.lowered.customs.get(index) {
+                    Some(body) => body.run(p, ctx, run, depth + 1),
+                    None => Flow::Next,
+                }
+            })
+        }
+        Stmt::Builtin(sub) => {
+            let sub = *sub;
+            Box::new(move |_, ctx, run, depth| builtin(sub, ctx, run, depth))
+        }
+        Stmt::Return {
+            action: ActionIr::Plain(action),
+            fallible: false,
+            ..
+        } => {
+            let action = action.clone();
+            Box::new(move |_, _, run, _| {
+                run.returned = Some(action.clone());
+                Flow::Return
+            })
+        }
+        Stmt::Return {
+            action,
+            at,
+            fallible,
+        } => {
+            let (action, at, fallible) = (action.clone(), *at, *fallible);
+            Box::new(
+                move |p, ctx, run, _| match p.ret(&action, &*ctx, at, fallible, run) {
+                    Ok(()) => Flow::Return,
+                    Err(e) => run.fail(e),
+                },
+            )
+        }
+        Stmt::SetText { var, text, at } => {
+            let (var, text, at) = (var.clone(), text.clone(), *at);
+            Box::new(move |p, ctx, run, _| match ctx.set_text(&var, &text) {
+                Ok(()) => Flow::Next,
+                Err(m) => run.fail(p.runtime_error(m, at)),
+            })
+        }
+        Stmt::Unset(var) => {
+            let var = var.clone();
+            Box::new(move |_, ctx, _, _| {
+                ctx.unset(&var);
+                Flow::Next
+            })
+        }
+        // `hash_data(req.url);`: read in place by a host that offers it.
+        Stmt::HashData(Expr::Var(var), _) if var.is_text() => {
+            let stmt = stmt.clone();
+            let var = var.clone();
+            Box::new(move |p, ctx, run, _| {
+                if lent(&var) && ctx.hash_text_of(&var) {
+                    return Flow::Next;
+                }
+                let result = p.leaf(&stmt, ctx, &mut run.scratch);
+                run.done(result)
+            })
+        }
+        // Other statements that hold no other: the interpreter's meaning.
+        leaf => {
+            let stmt = leaf.clone();
+            Box::new(move |p, ctx, run, _| {
+                let result = p.leaf(&stmt, ctx, &mut run.scratch);
+                run.done(result)
+            })
+        }
+    }
+}
+
+/// `if … else if … else …`. Most have one branch and no `else`, and most
+/// of those have a body of one statement: those get closures of their own.
+fn if_step(
+    branches: &[(Expr, Vec<Stmt>)],
+    otherwise: &[Stmt],
+    at: usize,
+    fallible: bool,
+) -> Box<StepFn> {
+    let check = move |p: &Program, run: &mut Run| {
+        if fallible && failed() {
+            run.fail(p.expr_failed(at));
+            return false;
+        }
+        true
+    };
+    match (branches, otherwise) {
+        ([(cond, body)], []) => {
+            let test = test(cond);
+            match &body[..] {
+                [one] => {
+                    let one = step(one);
+                    Box::new(move |p, ctx, run, depth| {
+                        let hit = test(p, &*ctx);
+                        if !check(p, run) {
+                            return Flow::Failed;
+                        }
+                        if hit {
+                            one(p, ctx, run, depth)
+                        } else {
+                            Flow::Next
+                        }
+                    })
+                }
+                _ => {
+                    let body = block(body);
+                    Box::new(move |p, ctx, run, depth| {
+                        let hit = test(p, &*ctx);
+                        if !check(p, run) {
+                            return Flow::Failed;
+                        }
+                        if hit {
+                            body.run(p, ctx, run, depth)
+                        } else {
+                            Flow::Next
+                        }
+                    })
+                }
+            }
+        }
+        _ => {
+            let branches: Box<[(Box<TestFn>, Block)]> = branches
+                .iter()
+                .map(|(cond, body)| (test(cond), block(body)))
+                .collect();
+            let otherwise = block(otherwise);
+            Box::new(move |p, ctx, run, depth| {
+                let body = branches
+                    .iter()
+                    .find(|(test, _)| test(p, &*ctx))
+                    .map_or(&otherwise, |(_, body)| body);
+                if !check(p, run) {
+                    return Flow::Failed;
+                }
+                body.run(p, ctx, run, depth)
+            })
+        }
+    }
+}
+
+/// `call vcl_builtin_…;`: that hook's body in `builtin.vcl`, run as its
+/// own program (its patterns and source).
+#[inline(never)]
+fn builtin(sub: Sub, ctx: &mut dyn Context, run: &mut Run, depth: usize) -> Flow {
+    let Some(program) = crate::builtin_program() else {
+        return Flow::Next;
+    };
+    match program.lowered.sub(sub) {
+        Some(body) => body.run(program, ctx, run, depth + 1),
+        None => Flow::Next,
+    }
+}
+
+/// A condition. The commonest shapes read the host directly; the others
+/// are asked of [`Program::boolean`].
+pub(super) fn test(cond: &Expr) -> Box<TestFn> {
+    match cond {
+        Expr::Bool(b) => {
+            let b = *b;
+            Box::new(move |_, _| b)
+        }
+        Expr::Defined(inner) => match &**inner {
+            Expr::Var(var) if var.is_text() => {
+                let var = var.clone();
+                Box::new(move |_, ctx| match lent(&var) {
+                    true => lent_text(ctx, &var).is_some(),
+                    false => ctx.get(&var).is_some(),
+                })
+            }
+            _ => interpreted(cond),
+        },
+        Expr::Not(inner) => {
+            let inner = test(inner);
+            Box::new(move |p, ctx| !inner(p, ctx))
+        }
+        Expr::And(items) => {
+            let items: Box<[Box<TestFn>]> = items.iter().map(test).collect();
+            Box::new(move |p, ctx| items.iter().all(|t| t(p, ctx)))
+        }
+        Expr::Or(items) => {
+            let items: Box<[Box<TestFn>]> = items.iter().map(test).collect();
+            Box::new(move |p, ctx| items.iter().any(|t| t(p, ctx)))
+        }
+        Expr::Regex {
+            subject,
+            re,
+            negate,
+        } => match &**subject {
+            Expr::Var(var) if var.is_text() => {
+                let (var, re, negate) = (var.clone(), re.clone(), *negate);
+                Box::new(move |_, ctx| {
+                    let matched = match lent(&var) {
+                        true => re.is_match(lent_text(ctx, &var).unwrap_or("")),
+                        false => re.is_match(&text_value(ctx, &var)),
+                    };
+                    matched != negate
+                })
+            }
+            _ => interpreted(cond),
+        },
+        Expr::Acl {
+            subject,
+            acl,
+            negate,
+        } if matches!(**subject, Expr::ClientIp) => {
+            let (acl, negate) = (*acl, *negate);
+            Box::new(move |p, ctx| {
+                p.acls.get(acl).is_some_and(|a| a.matches(ctx.client_ip())) != negate
+            })
+        }
+        Expr::VarIsText { var, text, negate } => {
+            let (var, text, negate) = (var.clone(), text.clone(), *negate);
+            Box::new(move |_, ctx| text_of(ctx, &var, |s| s == &*text) != negate)
+        }
+        Expr::VarAmong { var, texts, negate } => {
+            let (var, texts, negate) = (var.clone(), texts.clone(), *negate);
+            Box::new(move |_, ctx| {
+                text_of(ctx, &var, |s| texts.iter().any(|t| &**t == s)) != negate
+            })
+        }
+        _ => interpreted(cond),
+    }
+}
+
+/// A condition evaluated by the interpreter.
+fn interpreted(cond: &Expr) -> Box<TestFn> {
+    let cond = cond.clone();
+    Box::new(move |p, ctx| p.boolean(&cond, ctx))
+}
+
+/// A text variable's STRING form through [`Context::get`] (a host that
+/// does not lend text); "" when unset.
+fn text_value<'c>(ctx: &'c dyn Context, var: &Var) -> std::borrow::Cow<'c, str> {
+    match ctx.get(var) {
+        Some(Value::Str(s)) => s,
+        Some(other) => std::borrow::Cow::Owned(other.to_string()),
+        None => std::borrow::Cow::Borrowed(""),
+    }
+}
