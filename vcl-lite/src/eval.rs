@@ -1118,18 +1118,7 @@ impl Program {
                 Ordering::Less
             }),
         };
-        let Some(ord) = ordering else {
-            return op == CmpOp::Ne;
-        };
-        match op {
-            CmpOp::Eq => ord == Ordering::Equal,
-            CmpOp::Ne => ord != Ordering::Equal,
-            CmpOp::Lt => ord == Ordering::Less,
-            CmpOp::Gt => ord == Ordering::Greater,
-            CmpOp::Le => ord != Ordering::Greater,
-            CmpOp::Ge => ord != Ordering::Less,
-            CmpOp::Match | CmpOp::NoMatch => false,
-        }
+        lower::ordered(op, ordering)
     }
 }
 
@@ -1591,6 +1580,11 @@ mod tests {
                 if (req.http.a == req.http.b) { }
                 if (std.tolower(req.http.a) ~ "y") { }
                 if (req.restarts > 0) { }
+                if (req.restarts == 2) { }
+                if (req.restarts != 0) { }
+                if (req.ttl >= 0s) { }
+                if (req.ttl < 1s) { }
+                if (req.ttl != 1s) { }
                 if (true) { }
                 if (false || req.http.c ~ "") { }
             }"#,
@@ -1601,7 +1595,7 @@ mod tests {
                 conds.extend(branches.iter().map(|(c, _)| c.clone()));
             }
         }
-        assert_eq!(conds.len(), 16);
+        assert_eq!(conds.len(), 21);
         let ips = [[127, 0, 0, 1], [10, 1, 2, 3], [192, 0, 2, 1]];
         let hosts = [
             TestCtx::default(),
@@ -1612,15 +1606,19 @@ mod tests {
             TestCtx::default()
                 .header("a", "Y")
                 .header("b", "Y")
-                .method("HEAD"),
+                .method("HEAD")
+                .with(Var::ReqRestarts, Value::Int(2))
+                .with(Var::ReqTtl, Value::Duration(f64::NAN)),
             TestCtx::default()
                 .header("a", "")
                 .header("b", "")
-                .method("POST"),
+                .method("POST")
+                .with(Var::ReqTtl, Value::Duration(1.0)),
             TestCtx::default()
                 .header("c", "é")
                 .url("/b")
                 .with(Var::ReqRestarts, Value::Int(1))
+                .with(Var::ReqTtl, Value::Duration(0.5))
                 .with(Var::ReqHttp(Header::new("a")), Value::Int(7)),
         ];
         let mut checked = 0;
@@ -1652,7 +1650,7 @@ mod tests {
             }
         }
         LENDS_TEXT.with(|l| l.set(false));
-        assert_eq!(checked, 5 * 3 * 2 * 16);
+        assert_eq!(checked, 5 * 3 * 2 * 21);
     }
 
     /// Reading headers, URL and method through `Context::text` answers as

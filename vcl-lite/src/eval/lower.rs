@@ -16,12 +16,15 @@
 //! lowered forms are tested against those functions
 //! (`tests::lowered_conditions_answer_as_the_interpreter`).
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use crate::action::Action;
+use crate::ast::CmpOp;
 use crate::error::{Location, RuntimeError};
 use crate::ir::{ActionIr, Expr, Stmt};
-use crate::vars::{Sub, Var};
+use crate::pattern::Pattern;
+use crate::vars::{Sub, Type, Var};
 
 use super::{failed, lent, lent_text, text_of, Context, Program, Value, MAX_CALL_DEPTH};
 
@@ -228,6 +231,21 @@ fn if_step(
         }
         true
     };
+    // `if (req.http.X ~ "re") { one statement }`: the commonest of all,
+    // the pattern asked without a closure of its own between.
+    if let ([(cond, body)], [], false) = (branches, otherwise, fallible) {
+        if let (Some((var, re, negate)), [one]) = (text_pattern(cond), &body[..]) {
+            let (var, re) = (var.clone(), re.clone());
+            let one = step(one);
+            return Box::new(move |p, ctx, run, depth| {
+                if pattern_matches(&*ctx, &var, &re) != negate {
+                    one(p, ctx, run, depth)
+                } else {
+                    Flow::Next
+                }
+            });
+        }
+    }
     match (branches, otherwise) {
         ([(cond, body)], []) => {
             let test = test(cond);
@@ -325,22 +343,12 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
             let items: Box<[Box<TestFn>]> = items.iter().map(test).collect();
             Box::new(move |p, ctx| items.iter().any(|t| t(p, ctx)))
         }
-        Expr::Regex {
-            subject,
-            re,
-            negate,
-        } => match &**subject {
-            Expr::Var(var) if var.is_text() => {
-                let (var, re, negate) = (var.clone(), re.clone(), *negate);
-                Box::new(move |_, ctx| {
-                    let matched = match lent(&var) {
-                        true => re.is_match(lent_text(ctx, &var).unwrap_or("")),
-                        false => re.is_match(&text_value(ctx, &var)),
-                    };
-                    matched != negate
-                })
+        Expr::Regex { .. } => match text_pattern(cond) {
+            Some((var, re, negate)) => {
+                let (var, re) = (var.clone(), re.clone());
+                Box::new(move |_, ctx| pattern_matches(ctx, &var, &re) != negate)
             }
-            _ => interpreted(cond),
+            None => interpreted(cond),
         },
         Expr::Acl {
             subject,
@@ -352,6 +360,31 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
                 p.acls.get(acl).is_some_and(|a| a.matches(ctx.client_ip())) != negate
             })
         }
+        // `obj.ttl >= 0s`, `obj.hits > 0`, `req.restarts == 0`: a
+        // number read once and compared with a literal.
+        Expr::Cmp { op, ty, lhs, rhs } => match (&**lhs, &**rhs, ty) {
+            (Expr::Var(var), Expr::Int(n), Type::Int) => {
+                let (var, n, op) = (var.clone(), *n, *op);
+                Box::new(move |_, ctx| {
+                    let v = match ctx.get(&var) {
+                        Some(Value::Int(i)) => i,
+                        _ => 0,
+                    };
+                    ordered(op, v.partial_cmp(&n))
+                })
+            }
+            (Expr::Var(var), Expr::Dur(d), Type::Duration) => {
+                let (var, d, op) = (var.clone(), *d, *op);
+                Box::new(move |_, ctx| {
+                    let v = match ctx.get(&var) {
+                        Some(Value::Duration(v)) => v,
+                        _ => 0.0,
+                    };
+                    ordered(op, v.partial_cmp(&d))
+                })
+            }
+            _ => interpreted(cond),
+        },
         Expr::VarIsText { var, text, negate } => {
             let (var, text, negate) = (var.clone(), text.clone(), *negate);
             Box::new(move |_, ctx| text_of(ctx, &var, |s| s == &*text) != negate)
@@ -366,10 +399,51 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
     }
 }
 
+/// Whether `ordering` (of the left side to the right; `None`: a NaN)
+/// satisfies `op`, as [`Program::compare`] decides it.
+pub(super) fn ordered(op: CmpOp, ordering: Option<Ordering>) -> bool {
+    let Some(ord) = ordering else {
+        return op == CmpOp::Ne;
+    };
+    match op {
+        CmpOp::Eq => ord == Ordering::Equal,
+        CmpOp::Ne => ord != Ordering::Equal,
+        CmpOp::Lt => ord == Ordering::Less,
+        CmpOp::Gt => ord == Ordering::Greater,
+        CmpOp::Le => ord != Ordering::Greater,
+        CmpOp::Ge => ord != Ordering::Less,
+        CmpOp::Match | CmpOp::NoMatch => false,
+    }
+}
+
 /// A condition evaluated by the interpreter.
 fn interpreted(cond: &Expr) -> Box<TestFn> {
     let cond = cond.clone();
     Box::new(move |p, ctx| p.boolean(&cond, ctx))
+}
+
+/// `var ~ re` (`negate`: `!~`) of a text variable.
+fn text_pattern(cond: &Expr) -> Option<(&Var, &Pattern, bool)> {
+    match cond {
+        Expr::Regex {
+            subject,
+            re,
+            negate,
+        } => match &**subject {
+            Expr::Var(var) if var.is_text() => Some((var, re, *negate)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the text variable `var` (unset: "") matches `re`.
+#[inline]
+fn pattern_matches(ctx: &dyn Context, var: &Var, re: &Pattern) -> bool {
+    match lent(var) {
+        true => re.is_match(lent_text(ctx, var).unwrap_or("")),
+        false => re.is_match(&text_value(ctx, var)),
+    }
 }
 
 /// A text variable's STRING form through [`Context::get`] (a host that
