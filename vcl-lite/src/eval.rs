@@ -367,7 +367,13 @@ fn text_of(ctx: &dyn Context, var: &Var, test: impl Fn(&str) -> bool) -> bool {
 
 /// Whether `var` is read through [`Context::text`] in this run.
 fn lent(var: &Var) -> bool {
-    var.is_text() && LENDS_TEXT.with(Cell::get)
+    var.is_text() && lends()
+}
+
+/// Whether the running host lends text ([`Context::lends_text`]): for a
+/// variable known to be a text one, [`lent`] without looking at it.
+fn lends() -> bool {
+    LENDS_TEXT.with(Cell::get)
 }
 
 /// [`Context::text`]; in debug builds (the tests) checked against

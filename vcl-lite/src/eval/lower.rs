@@ -26,7 +26,7 @@ use crate::ir::{ActionIr, Expr, Stmt};
 use crate::pattern::Pattern;
 use crate::vars::{Sub, Type, Var};
 
-use super::{failed, lent, lent_text, text_of, Context, Program, Value, MAX_CALL_DEPTH};
+use super::{failed, lends, lent_text, text_of, Context, Program, Value, MAX_CALL_DEPTH};
 
 /// How a lowered statement ended. A failure's error is in
 /// [`Run::failure`]: a byte comes back in a register, a `Result` carrying
@@ -198,7 +198,7 @@ fn step(stmt: &Stmt) -> Box<StepFn> {
             let stmt = stmt.clone();
             let var = var.clone();
             Box::new(move |p, ctx, run, _| {
-                if lent(&var) && ctx.hash_text_of(&var) {
+                if lends() && ctx.hash_text_of(&var) {
                     return Flow::Next;
                 }
                 let result = p.leaf(&stmt, ctx, &mut run.scratch);
@@ -324,7 +324,7 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
         Expr::Defined(inner) => match &**inner {
             Expr::Var(var) if var.is_text() => {
                 let var = var.clone();
-                Box::new(move |_, ctx| match lent(&var) {
+                Box::new(move |_, ctx| match lends() {
                     true => lent_text(ctx, &var).is_some(),
                     false => ctx.get(&var).is_some(),
                 })
@@ -440,7 +440,7 @@ fn text_pattern(cond: &Expr) -> Option<(&Var, &Pattern, bool)> {
 /// Whether the text variable `var` (unset: "") matches `re`.
 #[inline]
 fn pattern_matches(ctx: &dyn Context, var: &Var, re: &Pattern) -> bool {
-    match lent(var) {
+    match lends() {
         true => re.is_match(lent_text(ctx, var).unwrap_or("")),
         false => re.is_match(&text_value(ctx, var)),
     }
