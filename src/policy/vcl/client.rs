@@ -172,13 +172,15 @@ fn req_text<'r>(r: &'r Task, var: &Var) -> Option<Option<&'r str>> {
 /// setting it would make `text`'s normal form: `text` itself when it has no
 /// capital and no port (a host or not, `normalize_host` or lowercasing).
 fn only_host_is(req: &Task, text: &str) -> bool {
-    let mut hosts = req.headers.get_all(HOST);
-    req.host == text
-        && !text.bytes().any(|b| b == b':' || b.is_ascii_uppercase())
-        && hosts
+    // The key's host first: when it differs (a port stripped), the
+    // request's fields are not looked up.
+    req.host == text && !text.bytes().any(|b| b == b':' || b.is_ascii_uppercase()) && {
+        let mut hosts = req.headers.get_all(HOST);
+        hosts
             .next()
             .is_some_and(|h| h.as_bytes() == text.as_bytes())
-        && hosts.next().is_none()
+            && hosts.next().is_none()
+    }
 }
 
 impl Context for ClientView<'_> {
