@@ -505,13 +505,13 @@ impl Program {
         body: &Block,
         ctx: &mut dyn Context,
     ) -> Result<Option<Action>, RuntimeError> {
-        let mut run = Run::default();
         FAILED.with(|f| f.set(false));
         // A host's callback may run another policy with another host on
         // this thread: the outer run reads its own host's way again after.
         let outer = LENDS_TEXT.with(|l| l.replace(ctx.lends_text()));
         BAN_ERROR.with(|e| e.borrow_mut().clear());
-        let flow = body.run(self, ctx, &mut run, 0);
+        let mut run = Run::new(self, ctx);
+        let flow = body.run(&mut run);
         LENDS_TEXT.with(|l| l.set(outer));
         match flow {
             Flow::Next => Ok(None),
@@ -574,7 +574,7 @@ impl Program {
         self.runtime_error(message, at)
     }
 
-    /// `return (…)`: the action, its arguments evaluated, kept in `run`.
+    /// `return (…)`: the action, its arguments evaluated.
     #[inline(never)]
     fn ret(
         &self,
@@ -582,14 +582,12 @@ impl Program {
         ctx: &dyn Context,
         at: usize,
         fallible: bool,
-        run: &mut Run,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Action, RuntimeError> {
         let action = self.action(action, ctx, at)?;
         if fallible && failed() {
             return Err(self.expr_failed(at));
         }
-        run.returned = Some(action);
-        Ok(())
+        Ok(action)
     }
 
     /// A statement that holds no other and does not return: `set`,
@@ -1644,10 +1642,10 @@ mod tests {
                     }
                     LENDS_TEXT.with(|l| l.set(lend));
                     for cond in &conds {
-                        let lowered = lower::test(cond)(&p, &ctx);
+                        let interpreted = p.boolean(cond, &ctx);
+                        let lowered = lower::test(cond)(&Run::new(&p, &mut ctx));
                         assert_eq!(
-                            lowered,
-                            p.boolean(cond, &ctx),
+                            lowered, interpreted,
                             "host {i}, ip {j}, lend {lend}: {cond:?}"
                         );
                         checked += 1;

@@ -38,9 +38,16 @@ pub(super) enum Flow {
     Failed,
 }
 
-/// What a run carries down its statements.
-#[derive(Default)]
-pub(super) struct Run {
+/// What a run carries down its statements: the program, the host, the
+/// depth of `call`s, and what the statements leave. Every lowered
+/// statement and condition takes this one pointer (with its own closure):
+/// passed as five arguments (the host a two-word pointer), they made
+/// every closure save and restore six registers around its calls.
+pub(super) struct Run<'a> {
+    pub(super) p: &'a Program,
+    pub(super) ctx: &'a mut dyn Context,
+    /// `call`s it is inside.
+    pub(super) depth: usize,
     /// Texts handed to the host (`hash_data`, `std.log`, …).
     pub(super) scratch: String,
     /// What `return` gave.
@@ -49,7 +56,19 @@ pub(super) struct Run {
     pub(super) failure: Option<RuntimeError>,
 }
 
-impl Run {
+impl<'a> Run<'a> {
+    /// A run of `p` against `ctx`.
+    pub(super) fn new(p: &'a Program, ctx: &'a mut dyn Context) -> Run<'a> {
+        Run {
+            p,
+            ctx,
+            depth: 0,
+            scratch: String::new(),
+            returned: None,
+            failure: None,
+        }
+    }
+
     #[cold]
     fn fail(&mut self, e: RuntimeError) -> Flow {
         self.failure = Some(e);
@@ -63,10 +82,16 @@ impl Run {
             Err(e) => self.fail(e),
         }
     }
+
+    /// The host, to read.
+    #[inline]
+    fn host(&self) -> &dyn Context {
+        &*self.ctx
+    }
 }
 
-type StepFn = dyn Fn(&Program, &mut dyn Context, &mut Run, usize) -> Flow + Send + Sync;
-type TestFn = dyn Fn(&Program, &dyn Context) -> bool + Send + Sync;
+type StepFn = dyn for<'a> Fn(&mut Run<'a>) -> Flow + Send + Sync;
+type TestFn = dyn for<'a> Fn(&Run<'a>) -> bool + Send + Sync;
 
 /// A lowered list of statements.
 #[derive(Default)]
@@ -79,17 +104,10 @@ impl fmt::Debug for Block {
 }
 
 impl Block {
-    /// Runs the statements in order until one returns or fails; `depth`
-    /// is the number of `call`s it is inside.
-    pub(super) fn run(
-        &self,
-        p: &Program,
-        ctx: &mut dyn Context,
-        run: &mut Run,
-        depth: usize,
-    ) -> Flow {
+    /// Runs the statements in order until one returns or fails.
+    pub(super) fn run(&self, run: &mut Run<'_>) -> Flow {
         for step in self.0.iter() {
-            match step(p, ctx, run, depth) {
+            match step(run) {
                 Flow::Next => {}
                 end => return end,
             }
@@ -137,23 +155,30 @@ fn step(stmt: &Stmt) -> Box<StepFn> {
         } => if_step(branches, otherwise, *at, *fallible),
         Stmt::Call(index) => {
             let index = *index;
-            Box::new(move |p, ctx, run, depth| {
-                if depth >= MAX_CALL_DEPTH {
+            Box::new(move |run| {
+                if run.depth >= MAX_CALL_DEPTH {
+                    let file = run.p.file.clone();
                     return run.fail(RuntimeError {
                         message: "call chain too deep".to_string(),
-                        file: p.file.clone(),
+                        file,
                         location: Location::default(),
                     });
                 }
+                let p = run.p;
                 match p.lowered.customs.get(index) {
-                    Some(body) => body.run(p, ctx, run, depth + 1),
+                    Some(body) => {
+                        run.depth += 1;
+                        let flow = body.run(run);
+                        run.depth -= 1;
+                        flow
+                    }
                     None => Flow::Next,
                 }
             })
         }
         Stmt::Builtin(sub) => {
             let sub = *sub;
-            Box::new(move |_, ctx, run, depth| builtin(sub, ctx, run, depth))
+            Box::new(move |run| builtin(sub, run))
         }
         Stmt::Return {
             action: ActionIr::Plain(action),
@@ -161,7 +186,7 @@ fn step(stmt: &Stmt) -> Box<StepFn> {
             ..
         } => {
             let action = action.clone();
-            Box::new(move |_, _, run, _| {
+            Box::new(move |run| {
                 run.returned = Some(action.clone());
                 Flow::Return
             })
@@ -173,23 +198,29 @@ fn step(stmt: &Stmt) -> Box<StepFn> {
         } => {
             let (action, at, fallible) = (action.clone(), *at, *fallible);
             Box::new(
-                move |p, ctx, run, _| match p.ret(&action, &*ctx, at, fallible, run) {
-                    Ok(()) => Flow::Return,
+                move |run| match run.p.ret(&action, run.host(), at, fallible) {
+                    Ok(action) => {
+                        run.returned = Some(action);
+                        Flow::Return
+                    }
                     Err(e) => run.fail(e),
                 },
             )
         }
         Stmt::SetText { var, text, at } => {
             let (var, text, at) = (var.clone(), text.clone(), *at);
-            Box::new(move |p, ctx, run, _| match ctx.set_text(&var, &text) {
+            Box::new(move |run| match run.ctx.set_text(&var, &text) {
                 Ok(()) => Flow::Next,
-                Err(m) => run.fail(p.runtime_error(m, at)),
+                Err(m) => {
+                    let e = run.p.runtime_error(m, at);
+                    run.fail(e)
+                }
             })
         }
         Stmt::Unset(var) => {
             let var = var.clone();
-            Box::new(move |_, ctx, _, _| {
-                ctx.unset(&var);
+            Box::new(move |run| {
+                run.ctx.unset(&var);
                 Flow::Next
             })
         }
@@ -197,23 +228,25 @@ fn step(stmt: &Stmt) -> Box<StepFn> {
         Stmt::HashData(Expr::Var(var), _) if var.is_text() => {
             let stmt = stmt.clone();
             let var = var.clone();
-            Box::new(move |p, ctx, run, _| {
-                if lends() && ctx.hash_text_of(&var) {
+            Box::new(move |run| {
+                if lends() && run.ctx.hash_text_of(&var) {
                     return Flow::Next;
                 }
-                let result = p.leaf(&stmt, ctx, &mut run.scratch);
-                run.done(result)
+                leaf(&stmt, run)
             })
         }
         // Other statements that hold no other: the interpreter's meaning.
-        leaf => {
-            let stmt = leaf.clone();
-            Box::new(move |p, ctx, run, _| {
-                let result = p.leaf(&stmt, ctx, &mut run.scratch);
-                run.done(result)
-            })
+        other => {
+            let stmt = other.clone();
+            Box::new(move |run| leaf(&stmt, run))
         }
     }
+}
+
+/// A statement run by [`Program::leaf`].
+fn leaf(stmt: &Stmt, run: &mut Run<'_>) -> Flow {
+    let result = run.p.leaf(stmt, &mut *run.ctx, &mut run.scratch);
+    run.done(result)
 }
 
 /// `if … else if … else …`. Most have one branch and no `else`, and most
@@ -224,41 +257,43 @@ fn if_step(
     at: usize,
     fallible: bool,
 ) -> Box<StepFn> {
-    let check = move |p: &Program, run: &mut Run| {
-        if fallible && failed() {
-            run.fail(p.expr_failed(at));
-            return false;
-        }
-        true
-    };
     // `if (req.http.X ~ "re") { one statement }`: the commonest of all,
     // the pattern asked without a closure of its own between.
     if let ([(cond, body)], [], false) = (branches, otherwise, fallible) {
         if let (Some((var, re, negate)), [one]) = (text_pattern(cond), &body[..]) {
             let (var, re) = (var.clone(), re.clone());
             let one = step(one);
-            return Box::new(move |p, ctx, run, depth| {
-                if pattern_matches(&*ctx, &var, &re) != negate {
-                    one(p, ctx, run, depth)
+            return Box::new(move |run| {
+                if pattern_matches(run.host(), &var, &re) != negate {
+                    one(run)
                 } else {
                     Flow::Next
                 }
             });
         }
     }
+    // A condition that may fail (a function) fails the statement.
+    let failed_at = move |run: &mut Run<'_>| {
+        if fallible && failed() {
+            let e = run.p.expr_failed(at);
+            run.fail(e);
+            return true;
+        }
+        false
+    };
     match (branches, otherwise) {
         ([(cond, body)], []) => {
             let test = test(cond);
             match &body[..] {
                 [one] => {
                     let one = step(one);
-                    Box::new(move |p, ctx, run, depth| {
-                        let hit = test(p, &*ctx);
-                        if !check(p, run) {
+                    Box::new(move |run| {
+                        let hit = test(run);
+                        if failed_at(run) {
                             return Flow::Failed;
                         }
                         if hit {
-                            one(p, ctx, run, depth)
+                            one(run)
                         } else {
                             Flow::Next
                         }
@@ -266,13 +301,13 @@ fn if_step(
                 }
                 _ => {
                     let body = block(body);
-                    Box::new(move |p, ctx, run, depth| {
-                        let hit = test(p, &*ctx);
-                        if !check(p, run) {
+                    Box::new(move |run| {
+                        let hit = test(run);
+                        if failed_at(run) {
                             return Flow::Failed;
                         }
                         if hit {
-                            body.run(p, ctx, run, depth)
+                            body.run(run)
                         } else {
                             Flow::Next
                         }
@@ -286,15 +321,15 @@ fn if_step(
                 .map(|(cond, body)| (test(cond), block(body)))
                 .collect();
             let otherwise = block(otherwise);
-            Box::new(move |p, ctx, run, depth| {
+            Box::new(move |run| {
                 let body = branches
                     .iter()
-                    .find(|(test, _)| test(p, &*ctx))
+                    .find(|(test, _)| test(run))
                     .map_or(&otherwise, |(_, body)| body);
-                if !check(p, run) {
+                if failed_at(run) {
                     return Flow::Failed;
                 }
-                body.run(p, ctx, run, depth)
+                body.run(run)
             })
         }
     }
@@ -303,14 +338,19 @@ fn if_step(
 /// `call vcl_builtin_…;`: that hook's body in `builtin.vcl`, run as its
 /// own program (its patterns and source).
 #[inline(never)]
-fn builtin(sub: Sub, ctx: &mut dyn Context, run: &mut Run, depth: usize) -> Flow {
+fn builtin(sub: Sub, run: &mut Run<'_>) -> Flow {
     let Some(program) = crate::builtin_program() else {
         return Flow::Next;
     };
-    match program.lowered.sub(sub) {
-        Some(body) => body.run(program, ctx, run, depth + 1),
-        None => Flow::Next,
-    }
+    let Some(body) = program.lowered.sub(sub) else {
+        return Flow::Next;
+    };
+    let outer = std::mem::replace(&mut run.p, program);
+    run.depth += 1;
+    let flow = body.run(run);
+    run.depth -= 1;
+    run.p = outer;
+    flow
 }
 
 /// A condition. The commonest shapes read the host directly; the others
@@ -319,34 +359,34 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
     match cond {
         Expr::Bool(b) => {
             let b = *b;
-            Box::new(move |_, _| b)
+            Box::new(move |_| b)
         }
         Expr::Defined(inner) => match &**inner {
             Expr::Var(var) if var.is_text() => {
                 let var = var.clone();
-                Box::new(move |_, ctx| match lends() {
-                    true => lent_text(ctx, &var).is_some(),
-                    false => ctx.get(&var).is_some(),
+                Box::new(move |run| match lends() {
+                    true => lent_text(run.host(), &var).is_some(),
+                    false => run.host().get(&var).is_some(),
                 })
             }
             _ => interpreted(cond),
         },
         Expr::Not(inner) => {
             let inner = test(inner);
-            Box::new(move |p, ctx| !inner(p, ctx))
+            Box::new(move |run| !inner(run))
         }
         Expr::And(items) => {
             let items: Box<[Box<TestFn>]> = items.iter().map(test).collect();
-            Box::new(move |p, ctx| items.iter().all(|t| t(p, ctx)))
+            Box::new(move |run| items.iter().all(|t| t(run)))
         }
         Expr::Or(items) => {
             let items: Box<[Box<TestFn>]> = items.iter().map(test).collect();
-            Box::new(move |p, ctx| items.iter().any(|t| t(p, ctx)))
+            Box::new(move |run| items.iter().any(|t| t(run)))
         }
         Expr::Regex { .. } => match text_pattern(cond) {
             Some((var, re, negate)) => {
                 let (var, re) = (var.clone(), re.clone());
-                Box::new(move |_, ctx| pattern_matches(ctx, &var, &re) != negate)
+                Box::new(move |run| pattern_matches(run.host(), &var, &re) != negate)
             }
             None => interpreted(cond),
         },
@@ -356,8 +396,12 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
             negate,
         } if matches!(**subject, Expr::ClientIp) => {
             let (acl, negate) = (*acl, *negate);
-            Box::new(move |p, ctx| {
-                p.acls.get(acl).is_some_and(|a| a.matches(ctx.client_ip())) != negate
+            Box::new(move |run| {
+                run.p
+                    .acls
+                    .get(acl)
+                    .is_some_and(|a| a.matches(run.host().client_ip()))
+                    != negate
             })
         }
         // `obj.ttl >= 0s`, `obj.hits > 0`, `req.restarts == 0`: a
@@ -365,8 +409,8 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
         Expr::Cmp { op, ty, lhs, rhs } => match (&**lhs, &**rhs, ty) {
             (Expr::Var(var), Expr::Int(n), Type::Int) => {
                 let (var, n, op) = (var.clone(), *n, *op);
-                Box::new(move |_, ctx| {
-                    let v = match ctx.get(&var) {
+                Box::new(move |run| {
+                    let v = match run.host().get(&var) {
                         Some(Value::Int(i)) => i,
                         _ => 0,
                     };
@@ -375,8 +419,8 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
             }
             (Expr::Var(var), Expr::Dur(d), Type::Duration) => {
                 let (var, d, op) = (var.clone(), *d, *op);
-                Box::new(move |_, ctx| {
-                    let v = match ctx.get(&var) {
+                Box::new(move |run| {
+                    let v = match run.host().get(&var) {
                         Some(Value::Duration(v)) => v,
                         _ => 0.0,
                     };
@@ -387,12 +431,12 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
         },
         Expr::VarIsText { var, text, negate } => {
             let (var, text, negate) = (var.clone(), text.clone(), *negate);
-            Box::new(move |_, ctx| text_of(ctx, &var, |s| s == &*text) != negate)
+            Box::new(move |run| text_of(run.host(), &var, |s| s == &*text) != negate)
         }
         Expr::VarAmong { var, texts, negate } => {
             let (var, texts, negate) = (var.clone(), texts.clone(), *negate);
-            Box::new(move |_, ctx| {
-                text_of(ctx, &var, |s| texts.iter().any(|t| &**t == s)) != negate
+            Box::new(move |run| {
+                text_of(run.host(), &var, |s| texts.iter().any(|t| &**t == s)) != negate
             })
         }
         _ => interpreted(cond),
@@ -419,7 +463,7 @@ pub(super) fn ordered(op: CmpOp, ordering: Option<Ordering>) -> bool {
 /// A condition evaluated by the interpreter.
 fn interpreted(cond: &Expr) -> Box<TestFn> {
     let cond = cond.clone();
-    Box::new(move |p, ctx| p.boolean(&cond, ctx))
+    Box::new(move |run| run.p.boolean(&cond, run.host()))
 }
 
 /// `var ~ re` (`negate`: `!~`) of a text variable.
