@@ -117,10 +117,22 @@ impl Pattern {
     }
 
     /// Whether `s` contains a match. A backtracking match that gives up is
-    /// no match.
+    /// no match. An empty subject (most often an absent header) is answered
+    /// here, inlined where the test is made; the search in a frame of its
+    /// own, which the empty subject no longer pays to enter and leave.
+    #[inline]
     pub(crate) fn is_match(&self, s: &str) -> bool {
         match self {
             Pattern::Linear(_, _, empty) if s.is_empty() => *empty,
+            _ => self.search(s),
+        }
+    }
+
+    /// [`Pattern::is_match`] of a subject that is not empty (or of any, on
+    /// the backtracking engine).
+    #[inline(never)]
+    fn search(&self, s: &str) -> bool {
+        match self {
             Pattern::Linear(_, Shortcut::Quick(quick), _) => quick.is_match(s),
             Pattern::Linear(re, Shortcut::Dense(dfa), _) => {
                 dfa.is_match(s).unwrap_or_else(|| re.get().is_match(s))

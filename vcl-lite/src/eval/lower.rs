@@ -225,14 +225,19 @@ fn step(stmt: &Stmt) -> Box<StepFn> {
             })
         }
         // `hash_data(req.url);`: read in place by a host that offers it.
-        Stmt::HashData(Expr::Var(var), _) if var.is_text() => {
-            let stmt = stmt.clone();
-            let var = var.clone();
+        Stmt::HashData(e @ Expr::Var(var), at) if var.is_text() => {
+            let (e, at, var) = (e.clone(), *at, var.clone());
             Box::new(move |run| {
                 if lends() && run.ctx.hash_text_of(&var) {
                     return Flow::Next;
                 }
-                leaf(&stmt, run)
+                // Not asked again (as `Program::leaf` would): the text
+                // made here.
+                let result = run.p.text_into(&e, at, &*run.ctx, &mut run.scratch);
+                if result.is_ok() {
+                    run.ctx.hash_data(&run.scratch);
+                }
+                run.done(result)
             })
         }
         // Other statements that hold no other: the interpreter's meaning.
