@@ -1190,9 +1190,9 @@ impl<'p> Checker<'p> {
                     regex = Some(self.regex_literal(e, "the regular expression")?);
                     ir::Arg::Absent
                 }
-                ParamType::Regex => {
-                    ir::Arg::Regex(Box::new(self.regex_literal(e, "the regular expression")?))
-                }
+                ParamType::Regex => ir::Arg::Regex(std::sync::Arc::new(
+                    self.regex_literal(e, "the regular expression")?,
+                )),
                 ParamType::Val(Type::String) => ir::Arg::Val(self.text(e, scope)?, Type::String),
                 ParamType::Val(ty) => {
                     let (x, found) = self.expr(e, scope)?;
@@ -1313,7 +1313,7 @@ impl<'p> Checker<'p> {
             };
             return Ok(ir::Expr::Regsub {
                 subject: Box::new(subject),
-                re: Box::new(re),
+                re: std::sync::Arc::new(re),
                 sub,
                 all: def.func == funcs::Func::Regsuball,
             });
@@ -1580,7 +1580,7 @@ impl<'p> Checker<'p> {
             return match lty {
                 Type::String => Ok(ir::Expr::Regex {
                     subject: Box::new(l),
-                    re: Box::new(
+                    re: std::sync::Arc::new(
                         self.regex_literal(rhs, &format!("the right side of `{}`", op.symbol()))?,
                     ),
                     negate,

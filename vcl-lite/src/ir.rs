@@ -71,7 +71,7 @@ pub(crate) enum Expr {
     /// `s ~ "re"` / `s !~ "re"`
     Regex {
         subject: Box<Expr>,
-        re: Box<Pattern>,
+        re: std::sync::Arc<Pattern>,
         negate: bool,
     },
     /// `ip ~ acl` / `ip !~ acl`
@@ -88,7 +88,7 @@ pub(crate) enum Expr {
     /// `regsub` / `regsuball`
     Regsub {
         subject: Box<Expr>,
-        re: Box<Pattern>,
+        re: std::sync::Arc<Pattern>,
         sub: Replacement,
         all: bool,
     },
@@ -170,7 +170,7 @@ pub(crate) enum Arg {
     Http(crate::funcs::HttpPart),
     /// A regular expression compiled when loading (`header.get`,
     /// `cookie.filter_re`).
-    Regex(Box<Pattern>),
+    Regex(std::sync::Arc<Pattern>),
 }
 
 /// Part of a `regsub` replacement: text, or `\N` (a capture group).

@@ -18,6 +18,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::action::Action;
 use crate::ast::CmpOp;
@@ -472,7 +473,7 @@ fn interpreted(cond: &Expr) -> Box<TestFn> {
 }
 
 /// `var ~ re` (`negate`: `!~`) of a text variable.
-fn text_pattern(cond: &Expr) -> Option<(&Var, &Pattern, bool)> {
+fn text_pattern(cond: &Expr) -> Option<(&Var, &Arc<Pattern>, bool)> {
     match cond {
         Expr::Regex {
             subject,
