@@ -14,7 +14,9 @@
 //! interpreter's functions ([`Program::boolean`], [`Program::leaf`],
 //! [`Program::ret`]), so both ways share one meaning of every node; the
 //! lowered forms are tested against those functions
-//! (`tests::lowered_conditions_answer_as_the_interpreter`).
+//! (`tests::lowered_conditions_answer_as_the_interpreter`). The parts a
+//! closure keeps are clones of the IR's; compiled patterns are shared
+//! with it (`Arc`), not copied.
 
 use std::cmp::Ordering;
 use std::fmt;
