@@ -253,7 +253,7 @@ pub(crate) fn check(
     // After the declared ones: the first declared stays the default.
     backends.append(&mut checker.dynamic_backends.borrow_mut());
     let lowered = std::sync::Arc::new(crate::eval::Lowered::of(&subs, &customs));
-    let mut program = Program {
+    Ok(Program {
         file: file.to_string(),
         map,
         acls: checker.acls,
@@ -263,15 +263,10 @@ pub(crate) fn check(
         globals: crate::vmods::Globals::default(),
         imported: checker.imported.iter().map(|s| s.to_string()).collect(),
         used: checker.used.take(),
-        deliver_early: subs[Sub::Deliver.index()]
-            .as_deref()
-            .and_then(|body| crate::early_unset::in_deliver(body, &|_| true)),
+        deliver_early: crate::eval::DeliverEarly::of(&subs, &|_| true),
         subs,
         lowered,
-        deliver_early_lowered: None,
-    };
-    program.deliver_early_lowered = program.lower_deliver_early();
-    Ok(program)
+    })
 }
 
 /// Sorted by place, at most [`MAX_ERRORS`].

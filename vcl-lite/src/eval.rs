@@ -13,7 +13,6 @@ use crate::action::Action;
 use crate::ast::{AddOp, CmpOp};
 use crate::decl::{Backend, Probe};
 use crate::directors::Director;
-use crate::early_unset::EarlyUnsets;
 use crate::error::{Location, RuntimeError, SourceMap};
 use crate::funcs::{Func, HttpPart};
 use crate::ir::{ActionIr, Arg, Call, Expr, Piece, Replacement, Stmt};
@@ -25,7 +24,8 @@ use crate::vmods::{Globals, ProxyField, SoftPurge, TaskState};
 mod lower;
 mod vmods;
 
-pub(crate) use lower::{block as lower_block, Block, Lowered};
+pub(crate) use lower::Lowered;
+use lower::{block as lower_block, Block};
 use lower::{Flow, Run};
 
 /// The deepest chain of `call`s (checked when compiling, and again at run time).
@@ -323,11 +323,33 @@ pub struct Program {
     pub(crate) used: Vec<Func>,
     /// `vcl_deliver`'s early removals of response headers
     /// ([`Program::early_unsets`]).
-    pub(crate) deliver_early: Option<EarlyUnsets>,
+    pub(crate) deliver_early: Option<DeliverEarly>,
     /// The bodies lowered to closures: what runs ([`lower`]).
     pub(crate) lowered: Arc<Lowered>,
-    /// `deliver_early`'s body, lowered.
-    pub(crate) deliver_early_lowered: Option<Arc<Block>>,
+}
+
+/// `vcl_deliver`'s early removals ([`Program::early_unsets`]) and its
+/// body without them, lowered: what runs on a response made without those
+/// headers.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliverEarly {
+    headers: Vec<Header>,
+    body: Arc<Block>,
+}
+
+impl DeliverEarly {
+    /// Those of a program's `subs`, of the headers `allowed` lets go.
+    pub(crate) fn of(
+        subs: &[Option<Vec<Stmt>>],
+        allowed: &dyn Fn(&Header) -> bool,
+    ) -> Option<DeliverEarly> {
+        let body = subs.get(Sub::Deliver.index())?.as_deref()?;
+        let early = crate::early_unset::in_deliver(body, allowed)?;
+        Some(DeliverEarly {
+            headers: early.headers,
+            body: Arc::new(lower_block(&early.body)),
+        })
+    }
 }
 
 // What one run of a subroutine remembers besides the host's state, kept
@@ -473,17 +495,7 @@ impl Program {
     /// headers while it makes it (after they would have been left out) keeps
     /// them, and their `unset` runs in `vcl_deliver` where it stands.
     pub fn limit_early_unsets(&mut self, allowed: impl Fn(&Header) -> bool) {
-        self.deliver_early = self.subs[Sub::Deliver.index()]
-            .as_deref()
-            .and_then(|body| crate::early_unset::in_deliver(body, &allowed));
-        self.deliver_early_lowered = self.lower_deliver_early();
-    }
-
-    /// [`Program::deliver_early`]'s body, lowered.
-    pub(crate) fn lower_deliver_early(&self) -> Option<Arc<Block>> {
-        self.deliver_early
-            .as_ref()
-            .map(|early| Arc::new(lower_block(&early.body)))
+        self.deliver_early = DeliverEarly::of(&self.subs, &allowed);
     }
 
     /// Runs `sub` without its [`Program::early_unsets`]: for a host whose
@@ -494,8 +506,8 @@ impl Program {
         sub: Sub,
         ctx: &mut dyn Context,
     ) -> Result<Option<Action>, RuntimeError> {
-        match (&self.deliver_early_lowered, sub) {
-            (Some(body), Sub::Deliver) => self.run_body(body, ctx),
+        match (&self.deliver_early, sub) {
+            (Some(early), Sub::Deliver) => self.run_body(&early.body, ctx),
             _ => self.run(sub, ctx),
         }
     }

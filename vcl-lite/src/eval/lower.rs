@@ -415,26 +415,14 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
         // `obj.ttl >= 0s`, `obj.hits > 0`, `req.restarts == 0`: a
         // number read once and compared with a literal.
         Expr::Cmp { op, ty, lhs, rhs } => match (&**lhs, &**rhs, ty) {
-            (Expr::Var(var), Expr::Int(n), Type::Int) => {
-                let (var, n, op) = (var.clone(), *n, *op);
-                Box::new(move |run| {
-                    let v = match run.host().get(&var) {
-                        Some(Value::Int(i)) => i,
-                        _ => 0,
-                    };
-                    ordered(op, v.partial_cmp(&n))
-                })
-            }
-            (Expr::Var(var), Expr::Dur(d), Type::Duration) => {
-                let (var, d, op) = (var.clone(), *d, *op);
-                Box::new(move |run| {
-                    let v = match run.host().get(&var) {
-                        Some(Value::Duration(v)) => v,
-                        _ => 0.0,
-                    };
-                    ordered(op, v.partial_cmp(&d))
-                })
-            }
+            (Expr::Var(var), Expr::Int(n), Type::Int) => compared(var, *n, *op, |v| match v {
+                Some(Value::Int(i)) => i,
+                _ => 0,
+            }),
+            (Expr::Var(var), Expr::Dur(d), Type::Duration) => compared(var, *d, *op, |v| match v {
+                Some(Value::Duration(d)) => d,
+                _ => 0.0,
+            }),
             _ => interpreted(cond),
         },
         Expr::VarIsText { var, text, negate } => {
@@ -449,6 +437,17 @@ pub(super) fn test(cond: &Expr) -> Box<TestFn> {
         }
         _ => interpreted(cond),
     }
+}
+
+/// `var op literal` for a number variable, read by `number` (an unset or
+/// other value as the interpreter's `int` / `dur` read it: 0).
+fn compared<T, F>(var: &Var, literal: T, op: CmpOp, number: F) -> Box<TestFn>
+where
+    T: PartialOrd + Copy + Send + Sync + 'static,
+    F: Fn(Option<Value<'_>>) -> T + Send + Sync + 'static,
+{
+    let var = var.clone();
+    Box::new(move |run| ordered(op, number(run.host().get(&var)).partial_cmp(&literal)))
 }
 
 /// Whether `ordering` (of the left side to the right; `None`: a NaN)
